@@ -1,0 +1,41 @@
+// The op list: every tensor-level operation the library offers. Each checks its
+// arguments (dtype, device, shape, disposed state) and dispatches to the backend of
+// its tensors' device. Activation-style outputs are overwritten; see each op.
+#pragma once
+#include "tensor.h"
+
+namespace kfac::ops {
+
+struct MatmulOptions {
+  bool transA = false;
+  bool transB = false;
+  float alpha = 1.f;
+  float beta = 0.f;
+};
+
+// out = alpha·op(a)·op(b) + beta·out. a: [M,K] or [B,M,K]; b: [K,N] or [B,K,N]
+// (2-D operands broadcast over the batch). out, when given, must have the result
+// shape; otherwise a new tensor is returned (beta must then be 0).
+Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const MatmulOptions& opt);
+// The shape matmul would return.
+Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulOptions& opt);
+
+void fill(const Tensor& x, float value);
+// dst = src
+void copy(const Tensor& src, const Tensor& dst);
+// out = a + b
+void add(const Tensor& a, const Tensor& b, const Tensor& out);
+// out = alpha·x
+void scale(const Tensor& x, float alpha, const Tensor& out);
+// y += alpha·x
+void axpy(float alpha, const Tensor& x, const Tensor& y);
+// Swaps the last two dimensions: [..., R, C] -> [..., C, R]. out must not alias x.
+void transpose(const Tensor& x, const Tensor& out);
+Shape transpose_shape(const Tensor& x);
+
+double sum(const Tensor& x);
+double sum_squares(const Tensor& x);
+double norm(const Tensor& x);
+double dot(const Tensor& x, const Tensor& y);
+
+}  // namespace kfac::ops

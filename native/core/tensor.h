@@ -1,0 +1,84 @@
+// Owning tensors (shared storage, row-major, contiguous) and non-owning views.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+#include "error.h"
+
+namespace kfac {
+
+using Shape = std::vector<int64_t>;
+
+constexpr int kMaxRank = 8;
+// Refuse single tensors above this many bytes before trying to allocate (a typed
+// error beats an OOM kill). 16 GiB is far above any factor or activation we use.
+constexpr uint64_t kMaxTensorBytes = uint64_t(16) << 30;
+
+std::string shape_str(const Shape& s);
+// Number of elements; throws Shape / OutOfMemory on negative dims or overflow.
+int64_t shape_numel(const Shape& s);
+
+// Memory owned by one device. Aligned to 64 bytes on the CPU.
+class Storage {
+ public:
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates uninitialised storage.
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return int(shape_.size()); }
+  int64_t dim(int i) const { return shape_[size_t(i < 0 ? i + rank() : i)]; }
+  int64_t numel() const { return numel_; }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  size_t nbytes() const { return size_t(numel_) * dtype_size(dtype_); }
+
+  void* raw() const { return static_cast<char*>(storage_->data()) + offset_bytes_; }
+  float* f32() const { return static_cast<float*>(raw()); }
+
+  // Same storage, new shape with the same number of elements.
+  Tensor reshape(const Shape& shape) const;
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  size_t offset_bytes_ = 0;
+  Shape shape_;
+  int64_t numel_ = 0;
+  DType dtype_ = DType::F32;
+  Device device_ = Device::CPU;
+};
+
+// A non-owning view for kernels: pointer, shape and row-major strides (in elements).
+struct TensorView {
+  void* data = nullptr;
+  Shape shape;
+  Shape strides;
+  DType dtype = DType::F32;
+  Device device = Device::CPU;
+
+  static TensorView of(const Tensor& t);
+  float* f32() const { return static_cast<float*>(data); }
+};
+
+}  // namespace kfac

@@ -1,0 +1,90 @@
+#include "cpu_features.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "../core/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+namespace kfac::cpu {
+
+namespace {
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (__get_cpuid(1, &a, &b, &c, &d)) {
+    bool osxsave = (c >> 27) & 1;
+    bool avx = (c >> 28) & 1;
+    bool fma = (c >> 12) & 1;
+    bool ymm_enabled = false, zmm_enabled = false;
+    if (osxsave) {
+      unsigned lo, hi;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      ymm_enabled = (lo & 0x6) == 0x6;
+      zmm_enabled = (lo & 0xe6) == 0xe6;
+    }
+    if (avx && ymm_enabled && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+      f.avx2 = (b >> 5) & 1;
+      f.fma = fma;
+      f.avx512f = zmm_enabled && ((b >> 16) & 1);
+    }
+  }
+  unsigned regs[12] = {0};
+  if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000004) {
+    for (unsigned i = 0; i < 3; ++i)
+      __get_cpuid(0x80000002 + i, &regs[i * 4], &regs[i * 4 + 1], &regs[i * 4 + 2], &regs[i * 4 + 3]);
+    char brand[49];
+    std::memcpy(brand, regs, 48);
+    brand[48] = 0;
+    f.brand = brand;
+    size_t s = f.brand.find_first_not_of(' ');
+    f.brand = s == std::string::npos ? "" : f.brand.substr(s);
+  }
+#endif
+  return f;
+}
+
+KernelIsa best_isa() {
+  const CpuFeatures& f = cpu_features();
+  if (f.avx2 && f.fma) {
+    const char* env = std::getenv("KFAC_CPU_KERNEL");
+    if (env && std::strcmp(env, "generic") == 0) return KernelIsa::Generic;
+    return KernelIsa::Avx2;
+  }
+  return KernelIsa::Generic;
+}
+
+std::atomic<int> g_forced{-1};
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+KernelIsa kernel_isa() {
+  int forced = g_forced.load(std::memory_order_relaxed);
+  if (forced >= 0) return KernelIsa(forced);
+  static const KernelIsa best = best_isa();
+  return best;
+}
+
+void set_kernel_isa(KernelIsa isa) {
+  if (isa == KernelIsa::Avx2 && !(cpu_features().avx2 && cpu_features().fma))
+    throw Error(ErrorCode::InvalidArgument, "kernel: this CPU has no AVX2/FMA", "kernel", "generic",
+                "avx2");
+  g_forced.store(int(isa), std::memory_order_relaxed);
+}
+
+void reset_kernel_isa() { g_forced.store(-1, std::memory_order_relaxed); }
+
+const char* kernel_isa_name(KernelIsa isa) { return isa == KernelIsa::Avx2 ? "avx2" : "generic"; }
+
+}  // namespace kfac::cpu

@@ -1,0 +1,190 @@
+#include "threadpool.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KFAC_PAUSE() _mm_pause()
+#else
+#define KFAC_PAUSE() std::this_thread::yield()
+#endif
+
+namespace kfac::cpu {
+
+namespace {
+
+thread_local bool t_in_team = false;
+
+int detect_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? int(hc) : 1;
+}
+
+int env_threads() {
+  const char* s = std::getenv("KFAC_NUM_THREADS");
+  if (!s || !*s) return 0;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  if (end == s || *end != '\0' || v < 1) return 0;  // ignore malformed values
+  return int(std::min<long>(v, 256));
+}
+
+class Pool {
+ public:
+  explicit Pool(int n) : n_(n) {
+    for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { loop(i); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  int size() const { return n_; }
+
+  void run(int team, const TeamFn& fn) {
+    std::lock_guard<std::mutex> run_lock(run_mu_);  // one team at a time
+    Barrier barrier(team);
+    job_ = &fn;
+    barrier_ = &barrier;
+    team_ = team;
+    pending_.store(team - 1, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    t_in_team = true;
+    fn(0, team, barrier);
+    t_in_team = false;
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < 4096) KFAC_PAUSE(); else std::this_thread::yield();
+    }
+    job_ = nullptr;
+  }
+
+ private:
+  void loop(int id) {
+    t_in_team = true;
+    uint64_t seen = 0;
+    for (;;) {
+      // Spin briefly for the next job (GEMMs come in bursts), then sleep.
+      uint64_t g = gen_.load(std::memory_order_acquire);
+      for (int spins = 0; g == seen && spins < 20000; ++spins) {
+        KFAC_PAUSE();
+        g = gen_.load(std::memory_order_acquire);
+      }
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+        g = gen_.load(std::memory_order_acquire);
+      }
+      seen = g;
+      if (stop_) return;
+      if (id < team_) {
+        (*job_)(id, team_, *barrier_);
+        pending_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  int n_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_, run_mu_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int> pending_{0};
+  const TeamFn* job_ = nullptr;
+  Barrier* barrier_ = nullptr;
+  int team_ = 1;
+  bool stop_ = false;
+};
+
+std::mutex g_pool_mu;
+std::unique_ptr<Pool> g_pool;
+int g_threads = 0;
+
+Pool& pool() {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (g_threads == 0) g_threads = default_threads();
+  if (!g_pool || g_pool->size() != g_threads) {
+    g_pool.reset();
+    g_pool = std::make_unique<Pool>(g_threads);
+  }
+  return *g_pool;
+}
+
+}  // namespace
+
+void Barrier::wait() {
+  if (n_ <= 1) return;
+  int phase = phase_.load(std::memory_order_acquire);
+  if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    count_.store(0, std::memory_order_relaxed);
+    phase_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  for (int spins = 0; phase_.load(std::memory_order_acquire) == phase; ++spins) {
+    if (spins < 4096) KFAC_PAUSE(); else std::this_thread::yield();
+  }
+}
+
+int default_threads() {
+  int e = env_threads();
+  return e ? e : std::min(detect_cpus(), 256);
+}
+
+int num_threads() {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (g_threads == 0) g_threads = default_threads();
+  return g_threads;
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  g_threads = n <= 0 ? default_threads() : std::min(n, 256);
+}
+
+void run_team(int want, const TeamFn& fn) {
+  int team = std::max(1, want);
+  if (t_in_team) team = 1;
+  if (team > 1) team = std::min(team, num_threads());
+  if (team == 1) {
+    Barrier b(1);
+    fn(0, 1, b);
+    return;
+  }
+  pool().run(team, fn);
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, num_threads());
+  if (chunks <= 1 || t_in_team) {
+    fn(0, n);
+    return;
+  }
+  run_team(int(chunks), [&](int tid, int nt, Barrier&) {
+    int64_t b = n * tid / nt, e = n * (tid + 1) / nt;
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace kfac::cpu

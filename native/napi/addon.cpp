@@ -1,0 +1,24 @@
+// The addon's entry: per-environment state and one registration call per op family.
+#include <napi.h>
+
+#include "errors.h"
+#include "register.h"
+#include "tensor_wrap.h"
+
+namespace kfac::napi {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  TensorWrap::init(env, exports);
+  register_system(env, exports);
+  register_basic_ops(env, exports);
+  return exports;
+}
+
+}  // namespace kfac::napi
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return kfac::napi::Init(env, exports);
+}
+
+NODE_API_MODULE(kfac_peft, InitAddon)

@@ -1,0 +1,112 @@
+#include "args.h"
+
+#include <cfloat>
+#include <cmath>
+
+#include "tensor_wrap.h"
+
+namespace kfac::napi {
+
+std::string describe(Napi::Value v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "a boolean";
+    case napi_number: {
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (std::isnan(d)) return "NaN";
+      return "the number " + v.ToString().Utf8Value();
+    }
+    case napi_string: return "a string";
+    case napi_symbol: return "a symbol";
+    case napi_function: return "a function";
+    case napi_bigint: return "a bigint";
+    case napi_external: return "an external";
+    case napi_object:
+      if (v.IsArray()) return "an array";
+      if (v.IsTypedArray()) return "a typed array";
+      return "an object";
+  }
+  return "an unknown value";
+}
+
+Napi::Value arg(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() ? info[i] : info.Env().Undefined();
+}
+
+kfac::Tensor get_tensor(Napi::Value v, const char* name) {
+  TensorWrap* w = TensorWrap::unwrap(v);
+  if (!w) throw_arg(ErrorCode::InvalidArgument, name, "a Tensor", describe(v));
+  if (w->disposed()) throw_arg(ErrorCode::Disposed, name, "a live tensor", "a disposed tensor");
+  return w->tensor();
+}
+
+bool get_optional_tensor(Napi::Value v, const char* name, kfac::Tensor& out) {
+  if (v.IsUndefined() || v.IsNull()) return false;
+  out = get_tensor(v, name);
+  return true;
+}
+
+double get_number(Napi::Value v, const char* name) {
+  if (!v.IsNumber()) throw_arg(ErrorCode::InvalidArgument, name, "a number", describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+double get_finite(Napi::Value v, const char* name) {
+  double d = get_number(v, name);
+  if (!std::isfinite(d)) throw_arg(ErrorCode::NotFinite, name, "a finite number", describe(v));
+  return d;
+}
+
+float get_float(Napi::Value v, const char* name) {
+  double d = get_finite(v, name);
+  if (std::fabs(d) > double(FLT_MAX))
+    throw_arg(ErrorCode::InvalidArgument, name, "a number within float32 range", describe(v));
+  return float(d);
+}
+
+int64_t get_int(Napi::Value v, const char* name, int64_t lo, int64_t hi) {
+  double d = get_number(v, name);
+  if (!std::isfinite(d) || d != std::floor(d) || d < double(lo) || d > double(hi))
+    throw_arg(ErrorCode::InvalidArgument, name,
+              "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", describe(v));
+  return int64_t(d);
+}
+
+bool get_bool(Napi::Value v, const char* name) {
+  if (!v.IsBoolean()) throw_arg(ErrorCode::InvalidArgument, name, "a boolean", describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+Napi::Object get_options(Napi::Value v, const char* name) {
+  if (v.IsUndefined()) return Napi::Object::New(v.Env());
+  if (!v.IsObject() || v.IsArray() || v.IsFunction())
+    throw_arg(ErrorCode::InvalidArgument, name, "an options object", describe(v));
+  return v.As<Napi::Object>();
+}
+
+Napi::Value field(Napi::Object o, const char* key) { return o.Get(key); }
+
+kfac::Shape get_shape(Napi::Value v, const char* name) {
+  if (!v.IsArray()) throw_arg(ErrorCode::Shape, name, "an array of dimensions", describe(v));
+  Napi::Array a = v.As<Napi::Array>();
+  uint32_t n = a.Length();
+  if (n > uint32_t(kMaxRank))
+    throw_arg(ErrorCode::Shape, name, "at most " + std::to_string(kMaxRank) + " dimensions",
+              std::to_string(n) + " dimensions");
+  kfac::Shape s;
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Value d = a.Get(i);
+    if (!d.IsNumber())
+      throw_arg(ErrorCode::Shape, name, "integer dimensions", "dimension " + std::to_string(i) + " = " + describe(d));
+    double x = d.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(x) || x != std::floor(x) || x < 0 || x > 9007199254740991.0)
+      throw_arg(ErrorCode::Shape, name, "non-negative integer dimensions",
+                "dimension " + std::to_string(i) + " = " + describe(d));
+    s.push_back(int64_t(x));
+  }
+  shape_numel(s);  // rejects overflow
+  return s;
+}
+
+}  // namespace kfac::napi

@@ -1,0 +1,29 @@
+// Reading and validating JS arguments. Every reader names the argument in its error.
+#pragma once
+#include <napi.h>
+
+#include <string>
+
+#include "../core/tensor.h"
+
+namespace kfac::napi {
+
+// The value, or undefined when absent.
+Napi::Value arg(const Napi::CallbackInfo& info, size_t i);
+
+kfac::Tensor get_tensor(Napi::Value v, const char* name);
+// Absent, undefined or null → nullptr-like (returns false); a tensor otherwise.
+bool get_optional_tensor(Napi::Value v, const char* name, kfac::Tensor& out);
+double get_number(Napi::Value v, const char* name);
+double get_finite(Napi::Value v, const char* name);
+float get_float(Napi::Value v, const char* name);  // finite and within float range
+int64_t get_int(Napi::Value v, const char* name, int64_t lo, int64_t hi);
+bool get_bool(Napi::Value v, const char* name);
+// An options object, or an empty one when absent/undefined.
+Napi::Object get_options(Napi::Value v, const char* name);
+// A field of an options object, or undefined.
+Napi::Value field(Napi::Object o, const char* key);
+kfac::Shape get_shape(Napi::Value v, const char* name);
+std::string describe(Napi::Value v);
+
+}  // namespace kfac::napi

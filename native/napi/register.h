@@ -1,0 +1,10 @@
+// One registration function per op family; addon.cpp calls each once.
+#pragma once
+#include <napi.h>
+
+namespace kfac::napi {
+
+void register_system(Napi::Env env, Napi::Object exports);
+void register_basic_ops(Napi::Env env, Napi::Object exports);
+
+}  // namespace kfac::napi
