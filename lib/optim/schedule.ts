@@ -18,24 +18,22 @@ export function warmupConstant(lr: number, warmup: number): Schedule {
   return (s) => (warmup > 0 && s < warmup ? (lr * (s + 1)) / warmup : lr);
 }
 
-/** Linear warm-up, then linear decay to `finalFraction`·lr at `total` steps. */
-export function warmupLinear(lr: number, warmup: number, total: number, finalFraction = 0): Schedule {
+/** Linear warm-up over `warmup` steps, then `decay(t)`·lr with t going from 0 to 1 at `total` steps. */
+function warmupThen(lr: number, warmup: number, total: number, decay: (t: number) => number): Schedule {
   checkPositiveInt(warmup, 'warmup');
   checkPositiveInt(total, 'total');
   return (s) => {
     if (warmup > 0 && s < warmup) return (lr * (s + 1)) / warmup;
-    const t = total > warmup ? Math.min(1, (s - warmup) / (total - warmup)) : 1;
-    return lr * (1 - (1 - finalFraction) * t);
+    return lr * decay(total > warmup ? Math.min(1, (s - warmup) / (total - warmup)) : 1);
   };
+}
+
+/** Linear warm-up, then linear decay to `finalFraction`·lr at `total` steps. */
+export function warmupLinear(lr: number, warmup: number, total: number, finalFraction = 0): Schedule {
+  return warmupThen(lr, warmup, total, (t) => 1 - (1 - finalFraction) * t);
 }
 
 /** Linear warm-up, then cosine decay to `finalFraction`·lr at `total` steps. */
 export function warmupCosine(lr: number, warmup: number, total: number, finalFraction = 0): Schedule {
-  checkPositiveInt(warmup, 'warmup');
-  checkPositiveInt(total, 'total');
-  return (s) => {
-    if (warmup > 0 && s < warmup) return (lr * (s + 1)) / warmup;
-    const t = total > warmup ? Math.min(1, (s - warmup) / (total - warmup)) : 1;
-    return lr * (finalFraction + (1 - finalFraction) * 0.5 * (1 + Math.cos(Math.PI * t)));
-  };
+  return warmupThen(lr, warmup, total, (t) => finalFraction + (1 - finalFraction) * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
