@@ -32,6 +32,19 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
+/** Ticks for a log axis spanning 10^lo … 10^hi: 1-2-5 steps when it covers few decades. */
+export function logTicks(lo: number, hi: number): number[] {
+  const mult = hi - lo <= 3 ? [1, 2, 5] : [1];
+  const out: number[] = [];
+  for (let k = Math.floor(lo); k <= Math.ceil(hi); k++)
+    for (const m of mult) {
+      const v = m * 10 ** k;
+      const l = Math.log10(v);
+      if (l >= lo - 1e-9 && l <= hi + 1e-9) out.push(Number(v.toPrecision(6)));
+    }
+  return out;
+}
+
 function fmt(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
@@ -63,9 +76,7 @@ export function lineChartSvg(o: ChartOptions): string {
     parts.push(`<line x1="${X}" y1="${m.t}" x2="${X}" y2="${H - m.b}" stroke="#eee"/>`);
     parts.push(`<text x="${X}" y="${H - m.b + 16}" text-anchor="middle" fill="#333">${fmt(v)}</text>`);
   }
-  const yt = o.logY ? niceTicks(Math.floor(y0), Math.ceil(y1), Math.max(1, Math.ceil(y1) - Math.floor(y0))).filter((v) => Number.isInteger(v)) : niceTicks(y0, y1, 5);
-  for (const v of yt) {
-    const val = o.logY ? 10 ** v : v;
+  for (const val of o.logY ? logTicks(y0, y1) : niceTicks(y0, y1, 5)) {
     const Y = sy(val);
     if (Y < m.t - 1 || Y > H - m.b + 1) continue;
     parts.push(`<line x1="${m.l}" y1="${Y}" x2="${W - m.r}" y2="${Y}" stroke="#eee"/>`);
@@ -74,16 +85,22 @@ export function lineChartSvg(o: ChartOptions): string {
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#888"/>`);
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}${o.logY ? ' (log)' : ''}</text>`);
+  const color = (s: Series, i: number) => s.color ?? PALETTE[i % PALETTE.length]!;
   o.series.forEach((s, i) => {
-    const color = s.color ?? PALETTE[i % PALETTE.length]!;
     const d = s.points
       .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.logY || y > 0))
       .map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
       .join(' ');
-    if (d) parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    if (d) parts.push(`<path d="${d}" fill="none" stroke="${color(s, i)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+  });
+  // The legend last, so that no line crosses it.
+  const legendW = 24 + 7 * Math.max(0, ...o.series.map((s) => s.name.length)) + 12;
+  if (o.series.length)
+    parts.push(`<rect x="${W - m.r - legendW - 6}" y="${m.t + 2}" width="${legendW}" height="${o.series.length * 16 + 6}" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>`);
+  o.series.forEach((s, i) => {
     const ly = m.t + 14 + i * 16;
-    parts.push(`<line x1="${W - m.r - 150}" y1="${ly - 4}" x2="${W - m.r - 126}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    parts.push(`<text x="${W - m.r - 120}" y="${ly}" fill="#222">${esc(s.name)}</text>`);
+    parts.push(`<line x1="${W - m.r - legendW}" y1="${ly - 4}" x2="${W - m.r - legendW + 20}" y2="${ly - 4}" stroke="${color(s, i)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    parts.push(`<text x="${W - m.r - legendW + 26}" y="${ly}" fill="#222">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
