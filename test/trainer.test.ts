@@ -158,6 +158,7 @@ describe('Trainer', () => {
     setImmediate(() => (ran = true));
     await new Trainer(task, new optim.SGD([task.w, task.b], { lr: 0.1 }), {
       maxSteps: 30,
+      epochs: 3,
       onEvent: (e) => {
         if (e.kind === 'step' && e.step === 30) seenAtLastStep = ran;
       },
