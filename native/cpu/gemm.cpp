@@ -6,6 +6,10 @@
 // panels (its own buffer), and calls the micro-kernel for every MR×NR tile, B panel outer,
 // A panel inner (the B panel stays in L1/L2, the A block in L2). The micro-kernel and the
 // blocking sizes come from the ISA chosen at run time (gemm_kernels.h).
+// Optimised even when the build passes no -O flag (the kernels are useless at -O0).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "gemm.h"
 
 #include <algorithm>

@@ -3,6 +3,10 @@
 // one k-major row of the B panel (32 floats) loaded per step of k.
 // Only the functions marked KFAC_AVX512 use the ISA; the driver calls them after checking
 // the CPU and OS support AVX-512F.
+// Optimised even when the build passes no -O flag (the kernels are useless at -O0).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "gemm_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

@@ -1,5 +1,9 @@
 // Portable micro-kernel of the single-precision GEMM (see gemm_kernels.h for the panel layouts):
 // plain C++ the compiler may vectorise for the baseline ISA. Tile: C[4×16] row-major.
+// Optimised even when the build passes no -O flag (the kernels are useless at -O0).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "gemm_kernels.h"
 
 namespace kfac::cpu::gemm {

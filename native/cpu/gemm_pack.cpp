@@ -1,5 +1,9 @@
 // Portable packing of GEMM operands into the panel layouts of gemm_kernels.h.
 // Row-major throughout; op(A) is M×K, op(B) is K×N.
+// Optimised even when the build passes no -O flag (the kernels are useless at -O0).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include <cstring>
 
 #include "gemm_kernels.h"
