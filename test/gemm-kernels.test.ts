@@ -79,6 +79,10 @@ const DIMS: [number, number, number][] = [
   [101, 103, 1031],
   [7, 2000, 300],
   [257, 257, 257],
+  [1, 37, 1000],
+  [45, 1, 9],
+  [1, 3, 70],
+  [2, 1, 33],
 ];
 const TRANSPOSES: [boolean, boolean][] = [
   [false, false],

@@ -3,7 +3,8 @@
 //
 //   gemm_check check            every kernel path × 1, 2 threads × the case matrix below
 //   gemm_check bench [reps] [sizes...]
-//                               square NN products, median GFLOP/s per kernel and thread count
+//                               square NN products, median GFLOP/s with 1 and 2 threads, on the
+//                               kernel the library picks (KFAC_CPU_KERNEL=... forces one)
 //
 // Error bound. For an inner product of length K evaluated in float32 in any order (blocked,
 // FMA, split over threads), |fl(s) − s| ≤ γ_K · Σ|a_i||b_i| with γ_n = n·u/(1 − n·u),
@@ -119,7 +120,8 @@ std::vector<Case> case_matrix() {
                              {17, 33, 63},  {33, 17, 65},  {63, 65, 127}, {65, 63, 33},
                              {127, 129, 3}, {257, 33, 65}, {31, 257, 17}, {13, 37, 401},
                              {1, 1000, 3},  {1000, 1, 1000}, {5, 4096, 7}, {101, 103, 1031},
-                             {300, 290, 17}, {15, 29, 0},   {7, 2000, 300}, {257, 257, 257}};
+                             {300, 290, 17}, {15, 29, 0},   {7, 2000, 300}, {257, 257, 257},
+                             {1, 37, 1000}, {45, 1, 9},     {1, 3, 70},    {2, 1, 33}};
   const bool tr[][2] = {{false, false}, {true, false}, {false, true}, {true, true}};
   const float ab[][2] = {{1.f, 0.f}, {-0.75f, 0.5f}, {2.f, 1.f}, {0.f, 0.f}, {0.f, -1.5f}};
   int n = 0;
@@ -190,9 +192,8 @@ double now() {
 
 int bench(int reps, std::vector<int64_t> sizes) {
   if (sizes.empty()) sizes = {256, 512, 1024};
-  std::vector<KernelIsa> isas;
-  if (kernel_isa_supported(KernelIsa::Avx512)) isas.push_back(KernelIsa::Avx512);
-  if (kernel_isa_supported(KernelIsa::Avx2)) isas.push_back(KernelIsa::Avx2);
+  // The kernel the library picks (KFAC_CPU_KERNEL=generic|avx2|avx512 chooses another).
+  const std::vector<KernelIsa> isas = {kernel_isa()};
   for (int64_t n : sizes) {
     std::vector<float> A = random_vec(size_t(n * n)), B = random_vec(size_t(n * n)),
                        C(size_t(n * n));

@@ -20,6 +20,7 @@
 #include "../core/error.h"
 #include "cpu_features.h"
 #include "gemm_kernels.h"
+#include "gemm_skinny.h"
 #include "threadpool.h"
 
 namespace kfac::cpu {
@@ -209,6 +210,11 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) {
     scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (gemm::skinny_applies(M, N)) {
+    float* work = t_scratch.reserve(size_t(gemm::skinny_work_floats(M, N, K)));
+    gemm::sgemm_skinny(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, work);
     return;
   }
   Problem P{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
