@@ -194,6 +194,9 @@ int bench(int reps, std::vector<int64_t> sizes) {
   if (sizes.empty()) sizes = {256, 512, 1024};
   // The kernel the library picks (KFAC_CPU_KERNEL=generic|avx2|avx512 chooses another).
   const std::vector<KernelIsa> isas = {kernel_isa()};
+  // GEMM_BENCH_OP=NN|NT|TN|TT picks the transposes (default NN).
+  const char* op = std::getenv("GEMM_BENCH_OP");
+  const bool ta = op && op[0] == 'T', tb = op && op[0] && op[1] == 'T';
   for (int64_t n : sizes) {
     std::vector<float> A = random_vec(size_t(n * n)), B = random_vec(size_t(n * n)),
                        C(size_t(n * n));
@@ -204,16 +207,16 @@ int bench(int reps, std::vector<int64_t> sizes) {
         set_kernel_isa(isa);
         set_num_threads(t);
         for (int w = 0; w < 3; ++w)
-          sgemm(false, false, n, n, n, 1.f, A.data(), n, B.data(), n, 0.f, C.data(), n);
+          sgemm(ta, tb, n, n, n, 1.f, A.data(), n, B.data(), n, 0.f, C.data(), n);
         std::vector<double> ts;
         for (int r = 0; r < reps; ++r) {
           double t0 = now();
           for (int q = 0; q < inner; ++q)
-            sgemm(false, false, n, n, n, 1.f, A.data(), n, B.data(), n, 0.f, C.data(), n);
+            sgemm(ta, tb, n, n, n, 1.f, A.data(), n, B.data(), n, 0.f, C.data(), n);
           ts.push_back((now() - t0) / inner);
         }
         std::sort(ts.begin(), ts.end());
-        std::printf("%-7s n=%-5ld threads=%d  %7.1f GFLOP/s (median of %d)\n", kernel_isa_name(isa),
+        std::printf("%s %-7s n=%-5ld threads=%d  %7.1f GFLOP/s (median of %d)\n", op ? op : "NN", kernel_isa_name(isa),
                     long(n), t, flop / ts[ts.size() / 2] / 1e9, reps);
       }
   }

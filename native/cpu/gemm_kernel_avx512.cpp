@@ -98,7 +98,7 @@ void kernel(APack layout, int mr, int nr, int64_t kc, const float* pa, const flo
 }  // namespace
 
 const KernelSet& kernels_avx512() {
-  static const KernelSet k{"avx512", MR, NR, KCS, 384, 168, 4096, kernel, pack_b_portable};
+  static const KernelSet k{"avx512", MR, NR, KCS, 384, 168, 4096, kernel, pack_b_avx512};
   return k;
 }
 

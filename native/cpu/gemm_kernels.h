@@ -38,6 +38,11 @@ const KernelSet& kernels_generic();
 const KernelSet& kernels_avx2();
 const KernelSet& kernels_avx512();
 
+// Transposed-B packer with 16×16 register transposes (gemm_pack_avx512.cpp); NR = 32 only,
+// AVX-512F CPUs only.
+void pack_b_avx512(bool transB, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
+                   int64_t nc, int nr_panel, float* out);
+
 // Portable packers used by every ISA (gemm_pack.cpp).
 void pack_b_portable(bool transB, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
                      int64_t nc, int nr_panel, float* out);
