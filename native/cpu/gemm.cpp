@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
+#include <thread>
 
 #include "../core/error.h"
 #include "cpu_features.h"
@@ -98,58 +99,90 @@ struct Problem {
   int64_t ldc;
 };
 
+// How one GEMM is cut into units of work. Each (jc, pc) step of the loop nest is two phases:
+// `pack_units` units that pack slices of the shared B block, then `rb × cc` compute units,
+// each a block of rows × a range of B panels that packs its own A rows. Units are numbered in
+// loop order and claimed from an atomic counter; a unit starts once every unit of the earlier
+// phases is done (a count of finished units, which by that rule only reaches a phase's first
+// index after all earlier units finished). A member that is late or never scheduled holds
+// nobody up: whoever is running takes the next unit. The same code runs a team of one.
 struct Plan {
-  int64_t kc, nc, mc;  // blocking actually used (kc, nc balanced; mc the cap per thread)
-  int tm, tn;          // thread grid: tm row groups × tn column groups
-  float* bpack;        // shared B panels: kc × round_up(nc, NR)
-  float* apack;        // per thread: apack + tid · a_stride
+  int64_t kc, nc;       // depth and column blocking (balanced)
+  int64_t steps_k;      // ceil(K / kc)
+  int64_t rb, cc;       // row blocks × column chunks per step
+  int64_t pack_units;   // B-packing units per step
+  int64_t units;        // units per step = pack_units + rb · cc
+  float* bpack;         // shared B block: kc × round_up(nc, NR)
+  float* apack;         // per member: apack + tid · a_stride
   int64_t a_stride;
 };
 
-// One member of the team: packs its share of each B block, then computes its rectangle.
-void gemm_member(const KernelSet& ks, const Problem& P, const Plan& L, int tid, int nt,
-                 Barrier& bar) {
-  const int64_t MR = ks.mr, NR = ks.nr;
-  const int r = tid / L.tn, q = tid % L.tn;
-  const int64_t mt = ceil_div(P.M, MR), ntl = ceil_div(P.N, NR);
-  const int64_t m0 = std::min(P.M, mt * r / L.tm * MR);
-  const int64_t m1 = std::min(P.M, mt * (r + 1) / L.tm * MR);
-  const int64_t n0 = std::min(P.N, ntl * q / L.tn * NR);
-  const int64_t n1 = std::min(P.N, ntl * (q + 1) / L.tn * NR);
-  const int64_t mcb = m1 > m0 ? balanced_block(m1 - m0, L.mc, MR) : 0;
-  float* apack = L.apack + tid * L.a_stride;
+struct alignas(64) Counter {
+  std::atomic<int64_t> v{0};
+  char pad[64 - sizeof(std::atomic<int64_t>)];
+};
 
-  for (int64_t jc = 0; jc < P.N; jc += L.nc) {
-    const int64_t nc = std::min(L.nc, P.N - jc);
+struct Queue {
+  Counter next, done;
+};
+
+inline void wait_for(const std::atomic<int64_t>& done, int64_t target) {
+  for (int spins = 0; done.load(std::memory_order_acquire) < target; ++spins) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (spins < 2000) {
+      __builtin_ia32_pause();
+      continue;
+    }
+#endif
+    std::this_thread::yield();
+  }
+}
+
+// Runs units until none is left.
+void gemm_worker(const KernelSet& ks, const Problem& P, const Plan& L, Queue& q, int tid) {
+  const int64_t MR = ks.mr, NR = ks.nr;
+  const int64_t mt = ceil_div(P.M, MR);
+  const int64_t steps = ceil_div(P.N, L.nc) * L.steps_k;
+  const int64_t total = steps * L.units;
+  float* apack = L.apack + tid * L.a_stride;
+  for (;;) {
+    const int64_t u = q.next.v.fetch_add(1, std::memory_order_relaxed);
+    if (u >= total) return;
+    const int64_t s = u / L.units, r = u % L.units;
+    const int64_t jc = (s / L.steps_k) * L.nc, pc = (s % L.steps_k) * L.kc;
+    const int64_t nc = std::min(L.nc, P.N - jc), kc = std::min(L.kc, P.K - pc);
     const int64_t panels = ceil_div(nc, NR);
-    for (int64_t pc = 0; pc < P.K; pc += L.kc) {
-      const int64_t kc = std::min(L.kc, P.K - pc);
-      // Pack this member's share of the B panels.
-      const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
+    if (r < L.pack_units) {
+      // Pack panels [p0, p1) of B[pc:pc+kc, jc:jc+nc].
+      wait_for(q.done.v, s * L.units);
+      const int64_t p0 = panels * r / L.pack_units, p1 = panels * (r + 1) / L.pack_units;
       if (p1 > p0)
         ks.pack_b(P.tb, P.B, P.ldb, pc, kc, jc + p0 * NR, std::min(nc, p1 * NR) - p0 * NR, ks.nr,
                   L.bpack + p0 * kc * NR);
-      bar.wait();
-      const float beta = pc == 0 ? P.beta : 1.f;
-      const int64_t js = std::max(n0, jc), je = std::min(n1, jc + nc);
-      if (js < je) {
-        for (int64_t ic = m0; ic < m1; ic += mcb) {
-          const int64_t mc = std::min(mcb, m1 - ic);
-          const APack layout =
-              gemm::pack_a(P.ta, P.A, P.lda, ic, mc, pc, kc, ks.mr, ks.kcs, apack);
-          for (int64_t j = js; j < je; j += NR) {
-            const int nr = int(std::min(NR, je - j));
-            const float* pb = L.bpack + ((j - jc) / NR) * kc * NR;
-            for (int64_t i = 0; i < mc; i += MR) {
-              const int mr = int(std::min(MR, mc - i));
-              ks.kernel(layout, mr, nr, kc, apack + (i / MR) * MR * ks.kcs, pb,
-                        P.C + (ic + i) * P.ldc + j, P.ldc, P.alpha, beta);
-            }
+    } else {
+      // C[rows, panels] (+)= A[rows, pc:pc+kc] · Bblock[:, panels]
+      wait_for(q.done.v, s * L.units + L.pack_units);
+      const int64_t c = r - L.pack_units, bi = c / L.cc, bj = c % L.cc;
+      const int64_t i0 = std::min(P.M, mt * bi / L.rb * MR);
+      const int64_t i1 = std::min(P.M, mt * (bi + 1) / L.rb * MR);
+      const int64_t p0 = panels * bj / L.cc, p1 = panels * (bj + 1) / L.cc;
+      if (i1 > i0 && p1 > p0) {
+        const int64_t mc = i1 - i0;
+        const APack layout = gemm::pack_a(P.ta, P.A, P.lda, i0, mc, pc, kc, ks.mr, ks.kcs, apack);
+        const float beta = pc == 0 ? P.beta : 1.f;
+        for (int64_t pj = p0; pj < p1; ++pj) {
+          const int64_t j = jc + pj * NR;
+          const int nr = int(std::min(NR, jc + nc - j));
+          const float* pb = L.bpack + pj * kc * NR;
+          for (int64_t i = 0; i < mc; i += MR) {
+            const int mr = int(std::min(MR, mc - i));
+            ks.kernel(layout, mr, nr, kc, apack + (i / MR) * MR * ks.kcs, pb,
+                      P.C + (i0 + i) * P.ldc + j, P.ldc, P.alpha, beta);
           }
         }
       }
-      bar.wait();  // nobody may repack B while a member still reads it
     }
+    q.done.v.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
@@ -159,47 +192,31 @@ constexpr double kThreadFlops = 3.0e6;
 void sgemm_impl(const Problem& P, int max_threads) {
   const KernelSet& ks = kernels_for(kernel_isa());
   const int64_t MR = ks.mr, NR = ks.nr;
-  const int64_t mt = ceil_div(P.M, MR), ntl = ceil_div(P.N, NR);
+  const int64_t mt = ceil_div(P.M, MR);
 
   int nt = 1;
   const double flops = 2.0 * double(P.M) * double(P.N) * double(P.K);
-  if (flops >= kThreadFlops) nt = int(std::min<int64_t>({int64_t(max_threads), mt * ntl, 256}));
+  if (flops >= kThreadFlops)
+    nt = int(std::min<int64_t>({int64_t(max_threads), mt * ceil_div(P.N, NR), 256}));
 
-  // Thread grid: the split of C with the fewest tiles on the busiest member; ties go to
-  // splitting rows (members then share every packed B panel).
   Plan L{};
-  L.tm = nt;
-  L.tn = 1;
-  int64_t best = -1;
-  for (int tm = nt; tm >= 1; --tm) {
-    if (nt % tm) continue;
-    int tn = nt / tm;
-    int64_t cost = ceil_div(mt, tm) * ceil_div(ntl, tn);
-    if (best < 0 || cost < best) best = cost, L.tm = tm, L.tn = tn;
-  }
-
   L.kc = balanced_block(P.K, ks.kc, 1);
   L.nc = balanced_block(P.N, ks.nc, NR);
-  L.mc = ks.mc;
-  const int64_t rows_per_member = ceil_div(mt, L.tm) * MR;
-  const int64_t mcap = std::min<int64_t>(round_up(L.mc, MR), rows_per_member);
-  L.a_stride = round_up(ceil_div(mcap, MR) * MR * ks.kcs, 16);
+  L.steps_k = ceil_div(P.K, L.kc);
+  // Row blocks of at most mc rows, a multiple of the team size so members share them evenly;
+  // too few row panels for the team: split the columns instead.
+  L.rb = std::min(mt, round_up(ceil_div(P.M, ks.mc), nt));
+  L.cc = L.rb < nt ? std::min<int64_t>(nt, ceil_div(L.nc, NR)) : 1;
+  L.pack_units = nt;
+  L.units = L.pack_units + L.rb * L.cc;
+  L.a_stride = round_up(ceil_div(mt, L.rb) * MR * ks.kcs, 16);
   const int64_t b_floats = L.kc * round_up(L.nc, NR);
   float* buf = t_scratch.reserve(size_t(b_floats + nt * L.a_stride));
   L.bpack = buf;
   L.apack = buf + b_floats;
-  L.mc = mcap;
 
-  run_team(nt, [&](int tid, int n, Barrier& bar) {
-    // run_team may give fewer members than asked (nested call): re-plan for one.
-    if (n == nt) {
-      gemm_member(ks, P, L, tid, n, bar);
-    } else {
-      Plan one = L;
-      one.tm = one.tn = 1;
-      gemm_member(ks, P, one, tid, n, bar);
-    }
-  });
+  Queue q;
+  run_team(nt, [&](int tid, int, Barrier&) { gemm_worker(ks, P, L, q, tid); });
 }
 
 }  // namespace

@@ -10,9 +10,10 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-// GCC 12 reports the intrinsics' own _mm512_undefined_ps() as "maybe uninitialized".
+// GCC 12 reports the intrinsics' own _mm512_undefined_ps() as uninitialized.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #define KFAC_AVX512 __attribute__((target("avx512f")))
