@@ -83,6 +83,8 @@ const DIMS: [number, number, number][] = [
   [45, 1, 9],
   [1, 3, 70],
   [2, 1, 33],
+  [9, 4500, 20],
+  [40, 4200, 40],
 ];
 const TRANSPOSES: [boolean, boolean][] = [
   [false, false],

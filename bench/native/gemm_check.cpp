@@ -1,7 +1,7 @@
 // Standalone correctness check and timing of kfac::cpu::sgemm, built from the project's own
 // sources (see build.sh next to this file).
 //
-//   gemm_check check            every kernel path × 1, 2 threads × the case matrix below
+//   gemm_check check            every kernel path × 1, 2, 3 threads × the case matrix below
 //   gemm_check bench [reps] [sizes...]
 //                               square NN products, median GFLOP/s with 1 and 2 threads, on the
 //                               kernel the library picks (KFAC_CPU_KERNEL=... forces one)
@@ -121,7 +121,8 @@ std::vector<Case> case_matrix() {
                              {127, 129, 3}, {257, 33, 65}, {31, 257, 17}, {13, 37, 401},
                              {1, 1000, 3},  {1000, 1, 1000}, {5, 4096, 7}, {101, 103, 1031},
                              {300, 290, 17}, {15, 29, 0},   {7, 2000, 300}, {257, 257, 257},
-                             {1, 37, 1000}, {45, 1, 9},     {1, 3, 70},    {2, 1, 33}};
+                             {1, 37, 1000}, {45, 1, 9},     {1, 3, 70},    {2, 1, 33},
+                             {9, 4500, 20}, {40, 4200, 40}};
   const bool tr[][2] = {{false, false}, {true, false}, {false, true}, {true, true}};
   const float ab[][2] = {{1.f, 0.f}, {-0.75f, 0.5f}, {2.f, 1.f}, {0.f, 0.f}, {0.f, -1.5f}};
   int n = 0;
@@ -153,7 +154,7 @@ int check() {
   int failures = 0;
   for (KernelIsa isa : isas) {
     set_kernel_isa(isa);
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
       int fails = 0;
       for (const Case& c : cs) {

@@ -187,7 +187,7 @@ void gemm_worker(const KernelSet& ks, const Problem& P, const Plan& L, Queue& q,
 }
 
 // Below this many flops (2·M·N·K) one thread is faster than waking the pool.
-constexpr double kThreadFlops = 3.0e6;
+constexpr double kThreadFlops = 2.0e6;
 
 void sgemm_impl(const Problem& P, int max_threads) {
   const KernelSet& ks = kernels_for(kernel_isa());
