@@ -1,11 +1,13 @@
 // Single-precision GEMM driver, row-major: C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C.
 //
 // GotoBLAS/BLIS structure. For each block of NC columns (jc) and KC depth (pc), the team packs
-// op(B)[pc:pc+kc, jc:jc+nc] into k-major NR-wide panels (shared, one barrier), then every
-// thread walks its own rectangle of C: for each block of MC rows it packs op(A) into MR-row
-// panels (its own buffer), and calls the micro-kernel for every MR×NR tile, B panel outer,
-// A panel inner (the B panel stays in L1/L2, the A block in L2). The micro-kernel and the
-// blocking sizes come from the ISA chosen at run time (gemm_kernels.h).
+// op(B)[pc:pc+kc, jc:jc+nc] into k-major NR-wide panels (one shared buffer), then computes
+// C in blocks of about MC rows: each block packs its rows of op(A) into MR-row panels (the
+// member's own buffer) and calls the micro-kernel for every MR×NR tile, B panel outer, A panel
+// inner (the B panel stays in L1/L2, the A block in L2). Members claim these pieces of work
+// from a shared queue (see Plan). The micro-kernel and the blocking sizes come from the ISA
+// chosen at run time (gemm_kernels.h); M == 1 or N == 1 goes to gemm_skinny.cpp.
+// Scratch: one grow-only, 64-byte aligned buffer per calling thread, no allocation once warm.
 // Optimised even when the build passes no -O flag (the kernels are useless at -O0).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -250,9 +252,10 @@ void sgemm_strided_batched(int64_t batch, bool transA, bool transB, int64_t M, i
   if (batch > 1 && threads > 1 && strideC != 0 && flops < 4.0 * kThreadFlops) {
     std::exception_ptr err;
     std::atomic<int> failed{0};
-    run_team(int(std::min<int64_t>(batch, threads)), [&](int tid, int nt, Barrier&) {
+    std::atomic<int64_t> next{0};
+    run_team(int(std::min<int64_t>(batch, threads)), [&](int, int, Barrier&) {
       try {
-        for (int64_t i = batch * tid / nt; i < batch * (tid + 1) / nt; ++i)
+        for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < batch;)
           sgemm(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
                 C + i * strideC, ldc);
       } catch (...) {
