@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "cpu/eigh.h"
+#include "cpu/eigh_detail.h"
+#include "cpu/eigh_util.h"
+#include "cpu/gemm.h"
 #include "cpu/threadpool.h"
 
 using namespace kfac::cpu;
@@ -127,6 +130,91 @@ int main(int argc, char** argv) {
     std::vector<int> sizes = {1, 2, 3, 7, 24, 25, 33, 64, 100, 129, 200, 257, 300};
     if (argc > 2) { sizes.clear(); for (int i = 2; i < argc; ++i) sizes.push_back(std::atoi(argv[i])); }
     for (int n : sizes) run_acc(n);
+  } else if (mode == "prof") {
+    for (int i = 2; i < argc; ++i) {
+      int n = std::atoi(argv[i]);
+      auto A = randsym(n);
+      std::vector<float> work(size_t(n) * n), d(n), e(n), tau(n), Z(size_t(n) * n);
+      std::vector<double> dd(n), ed(n);
+      for (int rep = 0; rep < 2; ++rep) {
+        double t0 = now_ms();
+        eig::load_symmetric(n, A.data(), 1.0, work.data());
+        double t1 = now_ms();
+        eig::tridiagonalize<float>(n, work.data(), n, d.data(), e.data(), tau.data());
+        double t2 = now_ms();
+        dd.assign(d.begin(), d.end()); ed.assign(e.begin(), e.end());
+        eig::tridiag_eigh<float>(n, dd.data(), ed.data(), Z.data(), n);
+        double t3 = now_ms();
+        eig::apply_q<float>(n, work.data(), n, tau.data(), Z.data(), n, n);
+        double t4 = now_ms();
+        std::vector<float> C(size_t(n) * n);
+        sgemm(false, false, n, n, n, 1.f, A.data(), n, Z.data(), n, 0.f, C.data(), n);
+        double t5 = now_ms();
+        std::printf("n=%d load %.2f tridiag %.2f dc %.2f applyq %.2f | one gemm n^3 %.2f ms\n", n,
+                    t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4);
+      }
+    }
+  } else if (mode == "refresh") {
+    // argv: n R beta
+    int n = argc > 2 ? std::atoi(argv[2]) : 512, R = argc > 3 ? std::atoi(argv[3]) : 512;
+    double beta = argc > 4 ? std::atof(argv[4]) : 0.95;
+    auto factor = [&]() {
+      std::vector<double> X(size_t(R) * n);
+      for (auto& x : X) x = gauss();
+      std::vector<float> F(size_t(n) * n);
+      std::vector<float> Xf(X.begin(), X.end());
+      sgemm(true, false, n, n, R, 1.f / R, Xf.data(), n, Xf.data(), n, 0.f, F.data(), n);
+      return F;
+    };
+    std::vector<float> A = factor();
+    for (int t = 0; t < 5; ++t) {
+      auto F = factor();
+      for (size_t i = 0; i < A.size(); ++i) A[i] = 0.95f * A[i] + 0.05f * F[i];
+    }
+    std::vector<float> w0(n), Q0(size_t(n) * n), w(n), Q(size_t(n) * n), wc(n), Qc(size_t(n) * n);
+    eigh(n, A.data(), w0.data(), Q0.data(), EighOptions());
+    auto F = factor();
+    for (size_t i = 0; i < A.size(); ++i) A[i] = float(beta) * A[i] + float(1 - beta) * F[i];
+    std::vector<double> tc, tr;
+    RefreshReport rep;
+    for (int r = 0; r < 5; ++r) {
+      double t = now_ms();
+      eigh(n, A.data(), wc.data(), Qc.data(), EighOptions());
+      tc.push_back(now_ms() - t);
+      t = now_ms();
+      rep = eigh_refresh(n, A.data(), Q0.data(), w0.data(), w.data(), Q.data(), RefreshOptions());
+      tr.push_back(now_ms() - t);
+    }
+    std::sort(tc.begin(), tc.end());
+    std::sort(tr.begin(), tr.end());
+    std::printf("refresh n=%d R=%d beta=%.3f: cold %.2f ms, refresh %.2f ms (x%.2f) offdiag %.2e "
+                "sweeps %d fell_back %d est.res %.2e\n", n, R, beta, tc[2], tr[2], tc[2] / tr[2],
+                rep.offdiag, rep.sweeps, int(rep.fell_back), rep.residual);
+    check("refresh", n, A, w, Q);
+  } else if (mode == "batched") {
+    for (int r : {8, 16, 32, 64}) {
+      int B = 256;
+      std::vector<float> A(size_t(B) * r * r), w(size_t(B) * r), V(size_t(B) * r * r);
+      for (int b = 0; b < B; ++b) {
+        auto M = randsym(r);
+        std::copy(M.begin(), M.end(), A.begin() + size_t(b) * r * r);
+      }
+      std::vector<double> tl, tb;
+      for (int rep = 0; rep < 7; ++rep) {
+        double t = now_ms();
+        for (int b = 0; b < B; ++b)
+          eigh(r, A.data() + size_t(b) * r * r, w.data() + b * r, V.data() + size_t(b) * r * r, EighOptions());
+        tl.push_back(now_ms() - t);
+        t = now_ms();
+        eigh_batched(B, r, A.data(), w.data(), V.data(), EighOptions());
+        tb.push_back(now_ms() - t);
+      }
+      std::sort(tl.begin(), tl.end());
+      std::sort(tb.begin(), tb.end());
+      std::printf("batched %dx%dx%d: loop %.3f ms, batched %.3f ms (x%.1f)\n", B, r, r, tl[3], tb[3], tl[3] / tb[3]);
+      std::vector<float> a0(A.begin(), A.begin() + r * r), w0(w.begin(), w.begin() + r), v0(V.begin(), V.begin() + r * r);
+      check("batched[0]", r, a0, w0, v0);
+    }
   } else if (mode == "time") {
     std::vector<int> sizes = {128, 256, 512, 1024};
     if (argc > 2) { sizes.clear(); for (int i = 2; i < argc; ++i) sizes.push_back(std::atoi(argv[i])); }

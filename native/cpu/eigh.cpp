@@ -3,6 +3,7 @@
 #include "eigh.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -13,6 +14,8 @@
 namespace kfac::cpu {
 
 namespace {
+
+std::atomic<int> g_fault{0};
 
 // w (n) and Z (n×n, column-major) of scale·sym(A); false when the solve failed.
 template <class T>
@@ -36,6 +39,8 @@ bool eigh_core(int64_t n, const float* A, double scale, std::vector<double>& w, 
 }  // namespace
 
 namespace eig {
+
+void set_fault_injection(int mode) { g_fault.store(mode); }
 
 bool solve_scaled(int64_t n, const float* A, double scale, std::vector<double>& w,
                   std::vector<float>& Zcm, bool& retried) {

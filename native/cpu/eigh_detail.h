@@ -43,10 +43,17 @@ void apply_q(int64_t n, const T* A, int64_t ld, const T* tau, T* Z, int64_t ldz,
 template <class T>
 bool tridiag_eigh(int64_t n, double* d, double* e, T* Z, int64_t ldz);
 
-// Cyclic Jacobi on one small symmetric matrix a (n×n, column-major, full storage,
-// overwritten). On return w holds the eigenvalues ascending and V the eigenvectors in
-// columns (ldv). Returns false when the sweeps did not converge.
-template <class T>
-bool jacobi_eigh(int n, T* a, T* w, T* V, int ldv);
+// Cyclic Jacobi on the symmetric n×n matrix S (row-major, full storage, double,
+// overwritten; its diagonal ends up holding the eigenvalues, unsorted). Vt (n×n,
+// row-major) is multiplied from the left by every rotation, so its rows are the
+// eigenvectors when it starts as the identity. Pairs with |S_pq| <= skip are left alone.
+// Stops when the off-diagonal Frobenius norm is <= tol·‖S‖_F, after max_sweeps, or once
+// more than max_rotations rotations were needed. Returns true when converged.
+struct JacobiStats {
+  int sweeps = 0;
+  int64_t rotations = 0;
+};
+bool jacobi_sweeps(int64_t n, double* S, double* Vt, double tol, double skip, int max_sweeps,
+                   int64_t max_rotations, JacobiStats& st);
 
 }  // namespace kfac::cpu::eig

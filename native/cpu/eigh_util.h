@@ -20,4 +20,8 @@ void transpose_out(int64_t n, const float* Z, float* out);
 bool solve_scaled(int64_t n, const float* A, double scale, std::vector<double>& w,
                   std::vector<float>& Zcm, bool& retried);
 
+// For tests of the failure paths: 1 makes every float32 cold solve report failure,
+// 2 makes the float64 retry fail too, 0 restores normal operation.
+void set_fault_injection(int mode);
+
 }  // namespace kfac::cpu::eig
