@@ -20,9 +20,11 @@ std::atomic<int> g_fault{0};
 // w (n) and Z (n×n, column-major) of scale·sym(A); false when the solve failed.
 template <class T>
 bool eigh_core(int64_t n, const float* A, double scale, std::vector<double>& w, std::vector<T>& Z) {
+  if (g_fault.load() >= (sizeof(T) == sizeof(float) ? 1 : 2)) return false;
   std::vector<T> work(static_cast<size_t>(n) * size_t(n));
   eig::load_symmetric(n, A, scale, work.data());
-  std::vector<T> d(static_cast<size_t>(n)), e(static_cast<size_t>(std::max<int64_t>(n - 1, 1))), tau(static_cast<size_t>(std::max<int64_t>(n - 1, 1)));
+  const size_t m1 = size_t(std::max<int64_t>(n - 1, 1));
+  std::vector<T> d(static_cast<size_t>(n)), e(m1), tau(m1);
   eig::tridiagonalize<T>(n, work.data(), n, d.data(), e.data(), tau.data());
   w.assign(d.begin(), d.end());
   std::vector<double> ed(e.begin(), e.end());
