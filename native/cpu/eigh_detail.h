@@ -47,8 +47,8 @@ bool tridiag_eigh(int64_t n, double* d, double* e, T* Z, int64_t ldz);
 // overwritten; its diagonal ends up holding the eigenvalues, unsorted). Vt (n×n,
 // row-major) is multiplied from the left by every rotation, so its rows are the
 // eigenvectors when it starts as the identity. Pairs with |S_pq| <= skip are left alone.
-// Stops when the off-diagonal Frobenius norm is <= tol·‖S‖_F, after max_sweeps, or once
-// more than max_rotations rotations were needed. Returns true when converged.
+// Converged when the off-diagonal Frobenius norm is <= tol·‖S‖_F or a sweep found nothing
+// above `skip`; gives up (false) after max_sweeps or beyond max_rotations rotations.
 struct JacobiStats {
   int sweeps = 0;
   int64_t rotations = 0;

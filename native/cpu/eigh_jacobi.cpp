@@ -19,6 +19,7 @@ bool jacobi_sweeps(int64_t n, double* S, double* Vt, double tol, double skip, in
   while (off > limit) {
     if (st.sweeps >= max_sweeps) return false;
     ++st.sweeps;
+    const int64_t before = st.rotations;
     for (int64_t p = 0; p + 1 < n; ++p) {
       double* sp = S + p * n;
       for (int64_t q = p + 1; q < n; ++q) {
@@ -54,6 +55,7 @@ bool jacobi_sweeps(int64_t n, double* S, double* Vt, double tol, double skip, in
         }
       }
     }
+    if (st.rotations == before) return true;  // everything left is below `skip`
     off = 0;
     total = 0;
     for (int64_t i = 0; i < n; ++i)

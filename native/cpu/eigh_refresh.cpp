@@ -87,11 +87,14 @@ RefreshReport eigh_refresh(int64_t n, const float* A, const float* prev, const f
   if (warm_ok) {
     Vt.assign(nn, 0.0);
     for (int64_t i = 0; i < n; ++i) Vt[size_t(i * n + i)] = 1.0;
-    // Couplings below `skip` are left: together they move the residual by at most
-    // tol·‖S‖_F/√2. The rotation budget (a few per row) keeps this path far cheaper than
-    // a cold solve; a basis that needs more has rotated for real.
-    const double tol = 1e-7;
-    const double skip = tol * std::sqrt(total) / double(n);
+    // Couplings below `skip` are left alone: together they add at most n·skip/‖S‖_F to
+    // the residual, i.e. max(1e-6, 8·u·√n) — the second term is the float32 rounding
+    // already in S, which no rotation can remove. The rotation budget (a few per row)
+    // keeps this path far cheaper than a cold solve; a basis that needs more has
+    // rotated for real. The residual check below has the last word.
+    const double tol = 1e-6;
+    const double nrm = std::sqrt(total);
+    const double skip = std::max(tol * nrm / double(n), 8.0 * 5.96e-8 * nrm / std::sqrt(double(n)));
     eig::JacobiStats st;
     warm_ok = eig::jacobi_sweeps(n, S.data(), Vt.data(), tol, skip, 8, 8 * n + 64, st);
     rep.sweeps = st.sweeps;
