@@ -1,0 +1,6 @@
+/** Every bench case `kfac-peft bench <case>` knows, loaded on demand. */
+import type { BenchCase } from './types.js';
+
+export const benchCases: Record<string, () => Promise<BenchCase>> = {
+  gemm: async () => (await import('./gemm.js')).gemmBench,
+};

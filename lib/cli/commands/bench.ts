@@ -1,0 +1,121 @@
+/** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
+import { writeFileSync } from 'node:fs';
+
+import { info } from '../../runtime.js';
+import { parseArgs, UsageError } from '../args.js';
+import { benchCases } from '../bench/registry.js';
+import type { BenchRow } from '../bench/types.js';
+import { Progress } from '../progress.js';
+import { formatTable } from '../table.js';
+
+const FLAGS = {
+  sizes: 'int-list',
+  n: 'int-list',
+  threads: 'int-list',
+  repeats: 'int',
+  json: 'boolean',
+  out: 'string',
+  'no-peer': 'boolean',
+  'peer-keep-env': 'boolean',
+} as const;
+
+export function benchUsage(): string {
+  const names = Object.keys(benchCases).join('|');
+  return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env]`;
+}
+
+export async function benchCommand(argv: readonly string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv, FLAGS);
+  const which = positional[0] ?? 'all';
+  if (positional.length > 1) throw new UsageError(`bench takes one case, got ${positional.join(' ')}\n${benchUsage()}`);
+  const names = which === 'all' ? Object.keys(benchCases) : [which];
+  for (const n of names) if (!benchCases[n]) throw new UsageError(`unknown bench case ${JSON.stringify(n)}\n${benchUsage()}`);
+  const maxThreads = info().cpu.defaultThreads;
+  const threads = flags['threads'] as number[] | undefined;
+  if (threads) for (const t of threads) if (t > 256) throw new UsageError(`--threads: at most 256, got ${t}`);
+  const progress = new Progress();
+  const rows: BenchRow[] = [];
+  const started = new Date().toISOString();
+  try {
+    for (const name of names) {
+      const c = await (benchCases[name] as () => Promise<import('../bench/types.js').BenchCase>)();
+      rows.push(
+        ...(await c.run({
+          sizes: (flags['sizes'] ?? flags['n']) as number[] | undefined,
+          threads: threads ?? (maxThreads > 1 ? [1, maxThreads] : [1]),
+          repeats: (flags['repeats'] as number | undefined) ?? 10,
+          peer: !flags['no-peer'],
+          peerKeepEnv: !!flags['peer-keep-env'],
+          progress: (m) => progress.update(m),
+        })),
+      );
+    }
+  } finally {
+    progress.done();
+  }
+  const report = { started, machine: machineInfo(), rows, best: bestOf(rows) };
+  if (flags['out']) writeFileSync(flags['out'] as string, JSON.stringify(report, null, 2) + '\n');
+  if (flags['json']) {
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    return 0;
+  }
+  const peerName = rows.find((r) => r.peer)?.peer;
+  process.stdout.write(
+    formatTable(
+      ['case', 'shape', 'threads', 'ms', 'GFLOP/s', 'GB/s', 'peer ms', 'peer GFLOP/s', 'peer/ours'],
+      rows.map((r) => [r.case, r.shape, r.threads, r.ms, r.gflops, r.gbps, r.peerMs, r.peerGflops, r.ratio]),
+    ) + '\n',
+  );
+  const best = bestOf(rows);
+  if (best.some((b) => b.ratio !== undefined)) {
+    process.stdout.write(`\nbest thread count each (peer: ${peerName ?? 'none'}):\n`);
+    process.stdout.write(
+      formatTable(
+        ['case', 'shape', 'ours ms', 'threads', 'peer ms', 'threads', 'ours/peer speed'],
+        best.map((b) => [b.case, b.shape, b.ms, b.threads, b.peerMs, b.peerThreads, b.ratio]),
+      ) + '\n',
+    );
+  } else if (!flags['no-peer']) {
+    process.stdout.write('\n(no peer column: python3 with numpy was not found)\n');
+  }
+  return 0;
+}
+
+export interface BestRow {
+  case: string;
+  shape: string;
+  ms: number;
+  threads: number;
+  peerMs: number | undefined;
+  peerThreads: number | undefined;
+  /** best peer time / best our time: ≥ 1 means we are at least as fast. */
+  ratio: number | undefined;
+}
+
+/** For each (case, shape): our best time over thread counts against the peer's best. */
+export function bestOf(rows: readonly BenchRow[]): BestRow[] {
+  const groups = new Map<string, BenchRow[]>();
+  for (const r of rows) {
+    const k = `${r.case}\u0000${r.shape}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const ours = g.reduce((a, b) => (b.ms < a.ms ? b : a));
+    const withPeer = g.filter((r) => r.peerMs !== undefined);
+    const peer = withPeer.length ? withPeer.reduce((a, b) => ((b.peerMs as number) < (a.peerMs as number) ? b : a)) : undefined;
+    return {
+      case: ours.case,
+      shape: ours.shape,
+      ms: ours.ms,
+      threads: ours.threads,
+      peerMs: peer?.peerMs,
+      peerThreads: peer?.threads,
+      ratio: peer?.peerMs !== undefined ? peer.peerMs / ours.ms : undefined,
+    };
+  });
+}
+
+function machineInfo(): Record<string, unknown> {
+  const i = info();
+  return { cpu: i.cpu.brand, kernel: i.cpu.kernel, threads: i.cpu.defaultThreads, node: process.version, version: i.version };
+}

@@ -1,0 +1,27 @@
+/** `kfac-peft info [--json]`: version, backends, CPU features, threads. */
+import { info } from '../../runtime.js';
+import { parseArgs } from '../args.js';
+
+export async function infoCommand(argv: readonly string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv, { json: 'boolean' });
+  if (positional.length) throw new (await import('../args.js')).UsageError(`info takes no arguments, got ${positional.join(' ')}`);
+  const i = info();
+  if (flags['json']) {
+    process.stdout.write(JSON.stringify({ ...i, node: process.version, platform: `${process.platform}-${process.arch}` }, null, 2) + '\n');
+    return 0;
+  }
+  const yes = (b: boolean) => (b ? 'yes' : 'no');
+  process.stdout.write(
+    [
+      `kfac-peft ${i.version}`,
+      `node       ${process.version} (${process.platform}-${process.arch}, N-API ${i.napiVersion})`,
+      `binary     ${i.binary}`,
+      `backends   ${i.backends.join(', ')} (cuda: not built into this binary)`,
+      `cpu        ${i.cpu.brand || 'unknown'}`,
+      `features   avx2 ${yes(i.cpu.avx2)}, fma ${yes(i.cpu.fma)}, avx512f ${yes(i.cpu.avx512f)}`,
+      `kernels    ${i.cpu.kernel}`,
+      `threads    ${i.cpu.threads} (default ${i.cpu.defaultThreads}; KFAC_NUM_THREADS overrides)`,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}

@@ -1,0 +1,131 @@
+/**
+ * Typed errors. Every failure the library reports is a KfacError subclass with a stable
+ * `code`; argument errors also name the argument, what was expected and what came.
+ */
+
+export interface KfacErrorDetails {
+  argument?: string;
+  expected?: string;
+  got?: string;
+  hint?: string;
+  cause?: unknown;
+}
+
+export class KfacError extends Error {
+  readonly code: string;
+  readonly argument: string | undefined;
+  readonly expected: string | undefined;
+  readonly got: string | undefined;
+  readonly hint: string | undefined;
+
+  constructor(code: string, message: string, details: KfacErrorDetails = {}) {
+    super(details.hint ? `${message}\n  hint: ${details.hint}` : message, details.cause !== undefined ? { cause: details.cause } : undefined);
+    this.name = new.target.name;
+    this.code = code;
+    this.argument = details.argument || undefined;
+    this.expected = details.expected || undefined;
+    this.got = details.got || undefined;
+    this.hint = details.hint;
+  }
+}
+
+/** A value of the wrong type, or out of its allowed range. */
+export class InvalidArgumentError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_INVALID_ARGUMENT', message, details);
+  }
+}
+/** Shapes that do not fit together. */
+export class ShapeError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_SHAPE', message, details);
+  }
+}
+/** An element type the operation does not take. */
+export class DTypeError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_DTYPE', message, details);
+  }
+}
+/** Tensors on the wrong or on mixed devices. */
+export class DeviceError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_DEVICE', message, details);
+  }
+}
+/** A tensor used after dispose(). */
+export class DisposedError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_DISPOSED', message, details);
+  }
+}
+/** NaN or Inf where finite values are required. */
+export class NotFiniteError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_NOT_FINITE', message, details);
+  }
+}
+/** An allocation that failed, or one refused as absurd before it was tried. */
+export class OutOfMemoryError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_OUT_OF_MEMORY', message, details);
+  }
+}
+/** A decomposition that did not converge or a matrix that is not positive definite. */
+export class NumericalError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_NUMERICAL', message, details);
+  }
+}
+/** A broken invariant inside the library: please report it. */
+export class InternalError extends KfacError {
+  constructor(message: string, details: KfacErrorDetails = {}) {
+    super('ERR_INTERNAL', message, details);
+  }
+}
+/** The native addon could not be loaded; the message lists every attempt and what to do. */
+export class NativeLoadError extends KfacError {
+  readonly attempts: readonly { path: string; error: string }[];
+  constructor(message: string, attempts: readonly { path: string; error: string }[], details: KfacErrorDetails = {}) {
+    super('ERR_NATIVE_LOAD', message, details);
+    this.attempts = attempts;
+  }
+}
+
+type ErrorClass = new (message: string, details?: KfacErrorDetails) => KfacError;
+
+const byCode: Record<string, ErrorClass> = {
+  ERR_INVALID_ARGUMENT: InvalidArgumentError,
+  ERR_SHAPE: ShapeError,
+  ERR_DTYPE: DTypeError,
+  ERR_DEVICE: DeviceError,
+  ERR_DISPOSED: DisposedError,
+  ERR_NOT_FINITE: NotFiniteError,
+  ERR_OUT_OF_MEMORY: OutOfMemoryError,
+  ERR_NUMERICAL: NumericalError,
+  ERR_INTERNAL: InternalError,
+};
+
+/** Builds the typed error for a code reported by native code (used by the loader). */
+export function errorFromCode(code: string, message: string, argument = '', expected = '', got = ''): KfacError {
+  const Cls = byCode[code] ?? InternalError;
+  return new Cls(message, { argument, expected, got });
+}
+
+/** Throws an InvalidArgumentError in the standard "<arg>: expected X, got Y" form. */
+export function invalidArgument(argument: string, expected: string, got: string): never {
+  throw new InvalidArgumentError(`${argument}: expected ${expected}, got ${got}`, { argument, expected, got });
+}
+
+/** A short description of a value for error messages. */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : `the number ${v}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'object') return v.constructor && v.constructor !== Object ? `a ${v.constructor.name}` : 'an object';
+  return `a ${typeof v}`;
+}

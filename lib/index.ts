@@ -1,0 +1,25 @@
+/**
+ * kfac-peft: second-order (K-FAC with Newton-step clipping) parameter-efficient
+ * fine-tuning for Node.js. The single public entry point.
+ */
+export { Tensor } from './tensor/tensor.js';
+export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './tensor/tensor.js';
+export * as linalg from './linalg/index.js';
+export * as ops from './ops/index.js';
+export { info, setNumThreads, setCpuKernel } from './runtime.js';
+export type { RuntimeInfo, CpuKernel } from './runtime.js';
+export {
+  KfacError,
+  InvalidArgumentError,
+  ShapeError,
+  DTypeError,
+  DeviceError,
+  DisposedError,
+  NotFiniteError,
+  OutOfMemoryError,
+  NumericalError,
+  InternalError,
+  NativeLoadError,
+} from './errors.js';
+export type { KfacErrorDetails } from './errors.js';
+export { VERSION } from './version.js';

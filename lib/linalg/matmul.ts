@@ -1,0 +1,53 @@
+/** Matrix products on the native GEMM. */
+import { describe, invalidArgument, ShapeError } from '../errors.js';
+import { native } from '../native/loader.js';
+import { handleOf, Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkFinite, checkOptions } from '../util/validate.js';
+
+export interface MatmulOptions {
+  /** Use aᵀ (the last two dimensions swapped). */
+  transA?: boolean;
+  /** Use bᵀ. */
+  transB?: boolean;
+  /** Scales the product (default 1). */
+  alpha?: number;
+  /** Scales what `out` held before (default 0; needs `out`). With 0, `out` is never read. */
+  beta?: number;
+  /** Where to write the result; it must already have the result's shape. */
+  out?: Tensor;
+}
+
+/**
+ * `alpha · op(a) · op(b) + beta · out`, row-major. a: [M, K] or [B, M, K]; b: [K, N] or
+ * [B, K, N]; a 2-D operand is broadcast over the other's batch. Returns `out` when given,
+ * otherwise a new tensor.
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const ha = handleOf(a, 'a');
+  const hb = handleOf(b, 'b');
+  const o = checkOptions(options);
+  const transA = o['transA'] === undefined ? false : checkBoolean(o['transA'], 'transA');
+  const transB = o['transB'] === undefined ? false : checkBoolean(o['transB'], 'transB');
+  const alpha = o['alpha'] === undefined ? 1 : checkFinite(o['alpha'], 'alpha');
+  const beta = o['beta'] === undefined ? 0 : checkFinite(o['beta'], 'beta');
+  const out = o['out'];
+  if (out !== undefined && !(out instanceof Tensor)) invalidArgument('out', 'a Tensor', describe(out));
+  if (out === undefined && beta !== 0) invalidArgument('beta', '0 when no out tensor is given', describe(beta));
+
+  for (const [t, name] of [[a, 'a'], [b, 'b']] as const)
+    if (t.rank !== 2 && t.rank !== 3)
+      throw new ShapeError(`${name}: expected 2 or 3 dimensions, got shape [${t.shape.join(', ')}]`, { argument: name, expected: '2 or 3 dimensions', got: `[${t.shape.join(', ')}]` });
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const k1 = transA ? ar : ac;
+  const k2 = transB ? bc : br;
+  if (k1 !== k2)
+    throw new ShapeError(`b: expected an inner dimension of ${k1} to match a [${a.shape.join(', ')}]${transA ? ' (transposed)' : ''}, got [${b.shape.join(', ')}]${transB ? ' (transposed)' : ''}`, {
+      argument: 'b',
+      expected: `inner dimension ${k1}`,
+      got: `[${b.shape.join(', ')}]`,
+    });
+
+  const h = native().matmul(ha, hb, out ? handleOf(out, 'out') : null, { transA, transB, alpha, beta });
+  return out ?? Tensor.fromNative(h);
+}

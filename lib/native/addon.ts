@@ -1,0 +1,71 @@
+/**
+ * The typed shape of the raw native addon. Only lib/ talks to it; users get Tensor,
+ * linalg and kfac. Every function validates its arguments natively as well and throws
+ * the library's typed errors.
+ */
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: 'float32' | 'float16' | 'bfloat16';
+  readonly device: 'cpu' | 'cuda';
+  readonly nbytes: number;
+  readonly disposed: boolean;
+  dispose(): void;
+  toFloat32Array(): Float32Array;
+  copyFromFloat32Array(data: Float32Array): void;
+  reshape(shape: readonly number[]): NativeTensor;
+  clone(): NativeTensor;
+}
+
+export interface NativeTensorStatic {
+  fromFloat32Array(data: Float32Array, shape: readonly number[]): NativeTensor;
+  empty(shape: readonly number[]): NativeTensor;
+  zeros(shape: readonly number[]): NativeTensor;
+  randn(shape: readonly number[], seed: number, mean?: number, std?: number): NativeTensor;
+  randUniform(shape: readonly number[], seed: number, lo?: number, hi?: number): NativeTensor;
+}
+
+export interface NativeInfo {
+  version: string;
+  napiVersion: number;
+  backends: string[];
+  cpu: {
+    brand: string;
+    avx2: boolean;
+    fma: boolean;
+    avx512f: boolean;
+    kernel: string;
+    threads: number;
+    defaultThreads: number;
+  };
+}
+
+export interface NativeMatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+}
+
+export interface NativeAddon {
+  NativeTensor: NativeTensorStatic;
+  info(): NativeInfo;
+  setNumThreads(n: number): number;
+  setCpuKernel(kernel: string): string;
+  setErrorFactory(f: (code: string, message: string, argument: string, expected: string, got: string) => Error): void;
+
+  matmul(a: NativeTensor, b: NativeTensor, out: NativeTensor | null, options: NativeMatmulOptions): NativeTensor;
+  fill(x: NativeTensor, value: number): void;
+  copy(src: NativeTensor, dst: NativeTensor): void;
+  add(a: NativeTensor, b: NativeTensor, out: NativeTensor): void;
+  scale(x: NativeTensor, alpha: number, out: NativeTensor): void;
+  axpy(alpha: number, x: NativeTensor, y: NativeTensor): void;
+  transpose(x: NativeTensor, out: NativeTensor | null): NativeTensor;
+  sum(x: NativeTensor): number;
+  sumSquares(x: NativeTensor): number;
+  norm(x: NativeTensor): number;
+  dot(x: NativeTensor, y: NativeTensor): number;
+
+  // Further op families register themselves on the same object.
+  [name: string]: unknown;
+}

@@ -1,0 +1,69 @@
+/**
+ * Elementwise operations and reductions. Outputs are overwritten, except `axpy`, which
+ * accumulates into `y`. Reductions accumulate in float64 and return a JS number.
+ */
+import { native } from '../native/loader.js';
+import { handleOf, Tensor } from '../tensor/tensor.js';
+import { checkFinite } from '../util/validate.js';
+
+/** Sets every element of x to value. */
+export function fill(x: Tensor, value: number): Tensor {
+  native().fill(handleOf(x, 'x'), checkFinite(value, 'value'));
+  return x;
+}
+
+/** dst ← src (same number of elements). */
+export function copy(src: Tensor, dst: Tensor): Tensor {
+  native().copy(handleOf(src, 'src'), handleOf(dst, 'dst'));
+  return dst;
+}
+
+/** out ← a + b (out defaults to a new tensor; it may be a or b). */
+export function add(a: Tensor, b: Tensor, out?: Tensor): Tensor {
+  const ha = handleOf(a, 'a');
+  const hb = handleOf(b, 'b');
+  const o = out ?? Tensor.empty(a.shape);
+  native().add(ha, hb, handleOf(o, 'out'));
+  return o;
+}
+
+/** out ← alpha · x (out defaults to a new tensor; it may be x). */
+export function scale(x: Tensor, alpha: number, out?: Tensor): Tensor {
+  const hx = handleOf(x, 'x');
+  const a = checkFinite(alpha, 'alpha');
+  const o = out ?? Tensor.empty(x.shape);
+  native().scale(hx, a, handleOf(o, 'out'));
+  return o;
+}
+
+/** y ← y + alpha · x (accumulates into y). */
+export function axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
+  native().axpy(checkFinite(alpha, 'alpha'), handleOf(x, 'x'), handleOf(y, 'y'));
+  return y;
+}
+
+/** Swaps the last two dimensions into a new tensor or into `out`. */
+export function transpose(x: Tensor, out?: Tensor): Tensor {
+  const h = native().transpose(handleOf(x, 'x'), out ? handleOf(out, 'out') : null);
+  return out ?? Tensor.fromNative(h);
+}
+
+/** Σ x */
+export function sum(x: Tensor): number {
+  return native().sum(handleOf(x, 'x'));
+}
+
+/** Σ x² */
+export function sumSquares(x: Tensor): number {
+  return native().sumSquares(handleOf(x, 'x'));
+}
+
+/** ‖x‖₂ over all elements. */
+export function norm(x: Tensor): number {
+  return native().norm(handleOf(x, 'x'));
+}
+
+/** Σ x·y over all elements. */
+export function dot(x: Tensor, y: Tensor): number {
+  return native().dot(handleOf(x, 'x'), handleOf(y, 'y'));
+}
