@@ -3,6 +3,9 @@
 #include "factor.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <exception>
 #include <vector>
 
 #include "gemm.h"
@@ -16,6 +19,19 @@ namespace {
 // flops above the diagonal cost less than smaller, less efficient GEMM calls).
 constexpr int64_t kSyrkBase = 128;
 
+// Rows per slab of syrk_lower_t: about a tenth of n in multiples of 42 (whole register
+// tiles for both 14- and 6-row micro-kernels), or all of n when it is small. Overridable
+// for tuning with KFAC_SYRK_SLAB.
+int64_t slab_rows(int64_t n) {
+  static const int64_t forced = [] {
+    const char* s = std::getenv("KFAC_SYRK_SLAB");
+    return s ? std::atoll(s) : 0LL;
+  }();
+  if (forced > 0) return forced;
+  if (n <= 96) return n;
+  return std::max<int64_t>(42, (n / 10 + 21) / 42 * 42);
+}
+
 // Splits n at a multiple of 32 near its middle.
 int64_t split_point(int64_t n) {
   int64_t h = (n / 2 + 31) / 32 * 32;
@@ -24,19 +40,38 @@ int64_t split_point(int64_t n) {
 
 }  // namespace
 
-// C[n×n] (lower) ← beta·C + alpha·XᵀX, X[K×n]: recursive halving; the off-diagonal
-// quadrant C21[n2×n1] = X2ᵀX1 is one GEMM, the diagonal quadrants recurse.
+// C[n×n] (lower) ← beta·C + alpha·XᵀX, X[K×n], in row slabs: slab [i0, i1) is one GEMM
+// C[i0:i1, 0:c1] = X[:, i0:i1]ᵀ X[:, 0:c1] with c1 = i1 rounded up to 32 columns (the
+// few columns past the diagonal land in the scratch upper triangle). The pool's members
+// take slabs largest first from a shared counter, each running its GEMMs on one thread:
+// no barrier between slabs, and a member slowed by another process only takes fewer.
 void syrk_lower_t(int64_t n, int64_t K, float alpha, const float* X, int64_t ldx, float beta,
                   float* C, int64_t ldc) {
   if (n <= 0) return;
-  if (n <= kSyrkBase) {
-    sgemm(true, false, n, n, K, alpha, X, ldx, X, ldx, beta, C, ldc);
+  const int64_t mb = slab_rows(n);
+  const int64_t slabs = (n + mb - 1) / mb;
+  if (slabs == 1 || num_threads() == 1 || 2.0 * double(n) * double(n) * double(K) < 4e6) {
+    for (int64_t s = 0; s < slabs; ++s) {
+      int64_t i0 = s * mb, i1 = std::min(n, i0 + mb), c1 = std::min(n, (i1 + 31) / 32 * 32);
+      sgemm(true, false, i1 - i0, c1, K, alpha, X + i0, ldx, X, ldx, beta, C + i0 * ldc, ldc);
+    }
     return;
   }
-  int64_t n1 = split_point(n), n2 = n - n1;
-  syrk_lower_t(n1, K, alpha, X, ldx, beta, C, ldc);
-  sgemm(true, false, n2, n1, K, alpha, X + n1, ldx, X, ldx, beta, C + n1 * ldc, ldc);
-  syrk_lower_t(n2, K, alpha, X + n1, ldx, beta, C + n1 * ldc + n1, ldc);
+  std::atomic<int64_t> next{0};
+  std::atomic<int> failed{0};
+  std::exception_ptr err;
+  run_team(num_threads(), [&](int, int, Barrier&) {
+    try {
+      for (int64_t t; (t = next.fetch_add(1)) < slabs && !failed.load();) {
+        int64_t s = slabs - 1 - t;  // largest (lowest) slab first
+        int64_t i0 = s * mb, i1 = std::min(n, i0 + mb), c1 = std::min(n, (i1 + 31) / 32 * 32);
+        sgemm(true, false, i1 - i0, c1, K, alpha, X + i0, ldx, X, ldx, beta, C + i0 * ldc, ldc);
+      }
+    } catch (...) {
+      if (failed.exchange(1) == 0) err = std::current_exception();
+    }
+  });
+  if (err) std::rethrow_exception(err);
 }
 
 // C[n×n] (lower) ← beta·C + alpha·X·Xᵀ, X[n×K].
