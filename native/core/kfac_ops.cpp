@@ -1,5 +1,6 @@
 #include "kfac_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -166,17 +167,27 @@ PiDampingResult precondition_inverse_factors(const Tensor& gW, const Tensor* gb,
 ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<Tensor>* grads,
                             const ClipOptions& opt) {
   const size_t n = steps.size();
-  std::vector<std::string> names(n), gnames(n);
+  auto name = [](const char* what, size_t i) { return std::string(what) + "[" + std::to_string(i) + "]"; };
   std::vector<float*> ptrs(n);
   std::vector<const float*> cptrs(n), gptrs(n);
   std::vector<int64_t> sizes(n);
   for (size_t i = 0; i < n; ++i) {
-    names[i] = "tensors[" + std::to_string(i) + "]";
-    check_input(steps[i], names[i].c_str());
-    ptrs[i] = steps[i].f32();
+    const Tensor& t = steps[i];
+    if (!t.defined() || t.dtype() != DType::F32 || t.device() != Device::CPU) check_input(t, name("tensors", i).c_str());
+    ptrs[i] = t.f32();
     cptrs[i] = ptrs[i];
-    sizes[i] = steps[i].numel();
-    for (size_t j = 0; j < i; ++j) check_no_alias(steps[j], names[j].c_str(), steps[i], names[i].c_str());
+    sizes[i] = t.numel();
+  }
+  // No two steps may share memory (each would be scaled twice): sort by address, compare neighbours.
+  {
+    std::vector<size_t> order;
+    for (size_t i = 0; i < n; ++i)
+      if (sizes[i] > 0) order.push_back(i);  // empty tensors hold no memory
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return steps[a].raw() < steps[b].raw(); });
+    for (size_t k = 1; k < order.size(); ++k) {
+      size_t a = std::min(order[k - 1], order[k]), b = std::max(order[k - 1], order[k]);
+      check_no_alias(steps[a], name("tensors", a).c_str(), steps[b], name("tensors", b).c_str());
+    }
   }
   if (opt.mode == ClipMode::Fisher) {
     if (!grads) throw_arg(ErrorCode::InvalidArgument, "grads", "one gradient per step tensor", "none");
@@ -184,10 +195,12 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
       throw_arg(ErrorCode::InvalidArgument, "grads", std::to_string(n) + " tensors like tensors",
                 std::to_string(grads->size()));
     for (size_t i = 0; i < n; ++i) {
-      gnames[i] = "grads[" + std::to_string(i) + "]";
-      check_input((*grads)[i], gnames[i].c_str());
-      check_same_shape(steps[i], names[i].c_str(), (*grads)[i], gnames[i].c_str());
-      gptrs[i] = (*grads)[i].f32();
+      const Tensor& g = (*grads)[i];
+      if (!g.defined() || g.dtype() != DType::F32 || g.device() != Device::CPU || g.shape() != steps[i].shape()) {
+        check_input(g, name("grads", i).c_str());
+        check_same_shape(steps[i], name("tensors", i).c_str(), g, name("grads", i).c_str());
+      }
+      gptrs[i] = g.f32();
     }
     if (!std::isfinite(opt.c) || opt.c <= 0) throw_arg(ErrorCode::InvalidArgument, "c", "a finite number > 0", std::to_string(opt.c));
     if (!std::isfinite(opt.lr) || opt.lr <= 0) throw_arg(ErrorCode::InvalidArgument, "lr", "a finite number > 0", std::to_string(opt.lr));
@@ -205,7 +218,7 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
   cpu::sum_squares_many(cptrs.data(), sizes.data(), int64_t(n), ss.data());
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(ss[i])) throw_arg(ErrorCode::NotFinite, names[i], "a finite step", "NaN or Inf");
+    if (!std::isfinite(ss[i])) throw_arg(ErrorCode::NotFinite, name("tensors", i), "a finite step", "NaN or Inf");
     r.norms[i] = std::sqrt(ss[i]);
     total += ss[i];
   }
@@ -216,7 +229,7 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
     double sum = 0.0;
     for (size_t i = 0; i < n; ++i) {
       if (!std::isfinite(vg[i]))
-        throw_arg(ErrorCode::NotFinite, gnames[i], "a finite gradient", "NaN or Inf (or an overflowing ⟨P, ∇W⟩)");
+        throw_arg(ErrorCode::NotFinite, name("grads", i), "a finite gradient", "NaN or Inf (or an overflowing ⟨P, ∇W⟩)");
       sum += vg[i];
     }
     r.vg = sum;
