@@ -5,10 +5,13 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { InvalidArgumentError, kfac, linalg, NotFiniteError, NumericalError, setNumThreads, ShapeError, Tensor } from '../lib/index.js';
+import { InvalidArgumentError, kfac, linalg, NotFiniteError, NumericalError, setCpuKernel, setNumThreads, ShapeError, Tensor } from '../lib/index.js';
 import { randomF32, rng } from './helpers.js';
 
-afterAll(() => setNumThreads(0));
+afterAll(() => {
+  setNumThreads(0);
+  setCpuKernel('auto');
+});
 
 type M = Float64Array; // row-major square or rectangular, dims passed alongside
 
@@ -433,9 +436,14 @@ describe('kfac.clipNewtonStep', () => {
       return T(v, [n]);
     });
 
-  it('global: no clip below τ, exact norm τ after clipping', () => {
-    for (const threads of [1, 2]) {
+  it('global: no clip below τ, exact norm τ after clipping (every kernel path, 1 and 2 threads)', () => {
+    for (const [threads, kernel] of [
+      [1, 'auto'],
+      [2, 'auto'],
+      [2, 'generic'],
+    ] as const) {
       setNumThreads(threads);
+      setCpuKernel(kernel);
       const ts = make([1, 33, 70_001, 7], [1, 1, 1, 1], 1);
       const before = ts.map((t) => t.toArray());
       const total = norm64(before.flatMap((a) => Array.from(a)));
@@ -452,6 +460,7 @@ describe('kfac.clipNewtonStep', () => {
       expect(r.norms.map((n, i) => n / norm64(before[i]!))).toEqual(r.norms.map(() => expect.closeTo(1, 6)));
       const after = norm64(ts.flatMap((t) => Array.from(t.toArray())));
       expect(Math.abs(after - tau) / tau).toBeLessThan(1e-6);
+      setCpuKernel('auto');
     }
   });
 

@@ -1,3 +1,7 @@
+// Optimised even when the build passes no -O flag (binding.gyp's cflags! strips them).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "kfac_ops.h"
 
 #include <algorithm>

@@ -1,6 +1,10 @@
 // Blocked Cholesky, triangular inverse and LᵀL product (LAPACK's potrf/trtri/lauum
 // structure), each with the bulk of its flops in sgemm calls; small diagonal blocks are
 // handled in float64. A float64 path is the fallback of the damped inverse.
+// Optimised even when the build passes no -O flag (binding.gyp's cflags! strips them).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "cholesky.h"
 
 #include <algorithm>

@@ -1,6 +1,10 @@
 // Multi-tensor reductions (float64 accumulation) and scaling for Newton-step clipping.
 // The inner loops have AVX-512 and AVX2 variants (function target attributes, chosen at
 // run time from the CPU and the kernel ISA setting) and a portable one.
+// Optimised even when the build passes no -O flag (binding.gyp's cflags! strips them).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "clip.h"
 
 #include <algorithm>
@@ -45,6 +49,9 @@ void scale_portable(float* x, int64_t n, float s) {
 }
 
 #ifdef KFAC_X86
+// GCC 12's _mm512_cvtps_pd starts from an "undefined" register and warns about it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 __attribute__((target("avx512f"))) double dot_avx512(const float* x, const float* y, int64_t n) {
   __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd(), a2 = _mm512_setzero_pd(), a3 = _mm512_setzero_pd();
   int64_t i = 0;
@@ -63,9 +70,12 @@ __attribute__((target("avx512f"))) double dot_avx512(const float* x, const float
       a3 = _mm512_fmadd_pd(x3, x3, a3);
     }
   }
-  double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+  double lanes[8];
+  _mm512_storeu_pd(lanes, _mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+  double s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   return s + dot_portable(x + i, y ? y + i : nullptr, n - i);
 }
+#pragma GCC diagnostic pop
 
 __attribute__((target("avx2,fma"))) double dot_avx2(const float* x, const float* y, int64_t n) {
   __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();

@@ -1,5 +1,9 @@
 // K-FAC factor update: a symmetric rank-R update built on sgemm blocks (so it runs at
 // the speed of the GEMM), the bias row from column sums, then a blocked mirror.
+// Optimised even when the build passes no -O flag (binding.gyp's cflags! strips them).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "factor.h"
 
 #include <algorithm>

@@ -1,4 +1,8 @@
 // Fused K-FAC preconditioning: a handful of sgemm calls on one reused scratch area.
+// Optimised even when the build passes no -O flag (binding.gyp's cflags! strips them).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
 #include "precondition.h"
 
 #include <algorithm>
