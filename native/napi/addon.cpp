@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_basic_ops(env, exports);
   register_optim_ops(env, exports);
   register_eigh_ops(env, exports);
+  register_kfac_ops(env, exports);
   return exports;
 }
 
