@@ -12,3 +12,8 @@ export type {
 } from './precondition.js';
 export { clipNewtonStep } from './clip.js';
 export type { ClipNewtonStepOptions, ClipNewtonStepResult } from './clip.js';
+export { KfacPreconditioner } from './preconditioner.js';
+export type { KfacPreconditionerOptions, KfacTelemetry, NewtonClip, StepContext } from './preconditioner.js';
+export { KFAC } from './kfac-optimizer.js';
+export type { KfacOptions } from './kfac-optimizer.js';
+export type { KfacLayer } from './layer.js';
