@@ -47,6 +47,12 @@ export interface NativeMatmulOptions {
   beta?: number;
 }
 
+export interface NativeEighResult {
+  values: NativeTensor;
+  vectors: NativeTensor;
+  retriedFloat64: boolean;
+}
+
 export interface NativeAddon {
   NativeTensor: NativeTensorStatic;
   info(): NativeInfo;
@@ -65,6 +71,19 @@ export interface NativeAddon {
   sumSquares(x: NativeTensor): number;
   norm(x: NativeTensor): number;
   dot(x: NativeTensor, y: NativeTensor): number;
+
+  eigh(a: NativeTensor, values: NativeTensor | null, vectors: NativeTensor | null, options: { clampNonNegative?: boolean }): NativeEighResult;
+  eighRefresh(
+    a: NativeTensor,
+    previousVectors: NativeTensor,
+    previousValues: NativeTensor | null,
+    values: NativeTensor | null,
+    vectors: NativeTensor | null,
+    options: { clampNonNegative?: boolean; maxResidual?: number; maxOffDiagonal?: number },
+  ): NativeEighResult & { residual: number; offDiagonal: number; fellBack: boolean; keptPrevious: boolean; sweeps: number };
+  eighBatched(a: NativeTensor, values: NativeTensor | null, vectors: NativeTensor | null, options: { clampNonNegative?: boolean }): { values: NativeTensor; vectors: NativeTensor; retried: number };
+  /** Test hook: 1 makes float32 eigensolves fail, 2 makes the float64 retry fail too, 0 restores. */
+  _eighFaultInjection(mode: number): void;
 
   adamwStep(
     param: NativeTensor,

@@ -51,16 +51,20 @@ CpuFeatures detect() {
 }
 
 KernelIsa best_isa() {
-  const CpuFeatures& f = cpu_features();
-  if (f.avx2 && f.fma) {
-    const char* env = std::getenv("KFAC_CPU_KERNEL");
-    if (env && std::strcmp(env, "generic") == 0) return KernelIsa::Generic;
+  const char* env = std::getenv("KFAC_CPU_KERNEL");
+  if (env && std::strcmp(env, "generic") == 0) return KernelIsa::Generic;
+  if (env && std::strcmp(env, "avx2") == 0 && kernel_isa_supported(KernelIsa::Avx2))
     return KernelIsa::Avx2;
-  }
+  if (kernel_isa_supported(KernelIsa::Avx512)) return KernelIsa::Avx512;
+  if (kernel_isa_supported(KernelIsa::Avx2)) return KernelIsa::Avx2;
   return KernelIsa::Generic;
 }
 
 std::atomic<int> g_forced{-1};
+
+const char* supported_kernels() {
+  return kernel_isa_supported(KernelIsa::Avx2) ? "generic or avx2" : "generic";
+}
 
 }  // namespace
 
@@ -76,15 +80,33 @@ KernelIsa kernel_isa() {
   return best;
 }
 
+bool kernel_isa_supported(KernelIsa isa) {
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case KernelIsa::Avx512: return f.avx512f;
+    case KernelIsa::Avx2: return f.avx2 && f.fma;
+    default: return true;
+  }
+}
+
 void set_kernel_isa(KernelIsa isa) {
-  if (isa == KernelIsa::Avx2 && !(cpu_features().avx2 && cpu_features().fma))
+  if (isa == KernelIsa::Avx2 && !kernel_isa_supported(isa))
     throw Error(ErrorCode::InvalidArgument, "kernel: this CPU has no AVX2/FMA", "kernel", "generic",
                 "avx2");
+  if (isa == KernelIsa::Avx512 && !kernel_isa_supported(isa))
+    throw Error(ErrorCode::InvalidArgument, "kernel: this CPU has no AVX-512F", "kernel",
+                supported_kernels(), "avx512");
   g_forced.store(int(isa), std::memory_order_relaxed);
 }
 
 void reset_kernel_isa() { g_forced.store(-1, std::memory_order_relaxed); }
 
-const char* kernel_isa_name(KernelIsa isa) { return isa == KernelIsa::Avx2 ? "avx2" : "generic"; }
+const char* kernel_isa_name(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::Avx512: return "avx512";
+    case KernelIsa::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
 
 }  // namespace kfac::cpu

@@ -13,12 +13,15 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 
-enum class KernelIsa { Generic = 0, Avx2 = 1 };
+enum class KernelIsa { Generic = 0, Avx2 = 1, Avx512 = 2 };
 
-// The ISA the kernels dispatch to: the best the CPU supports, unless
-// KFAC_CPU_KERNEL=generic or set_kernel_isa() asked for the portable path.
+// The ISA the kernels dispatch to: the best the CPU supports (AVX-512F, then AVX2+FMA, then
+// the portable path), unless KFAC_CPU_KERNEL=generic|avx2|avx512 or set_kernel_isa() asked for
+// another one the CPU has. An environment value the CPU lacks falls back to the best one.
 KernelIsa kernel_isa();
-// Forces an ISA (for tests of the fallback). Asking for one the CPU lacks throws.
+// Whether this CPU (and OS) can run the kernels of `isa`.
+bool kernel_isa_supported(KernelIsa isa);
+// Forces an ISA (for tests of every path). Asking for one the CPU lacks throws.
 void set_kernel_isa(KernelIsa isa);
 // Back to the automatic choice.
 void reset_kernel_isa();

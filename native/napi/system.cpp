@@ -42,15 +42,16 @@ KFAC_BINDING(SetNumThreads) {
   return Napi::Number::New(info.Env(), cpu::num_threads());
 }
 
-// setCpuKernel('auto' | 'avx2' | 'generic')
+// setCpuKernel('auto' | 'avx512' | 'avx2' | 'generic')
 KFAC_BINDING(SetCpuKernel) {
   Napi::Value v = arg(info, 0);
-  if (!v.IsString()) throw_arg(ErrorCode::InvalidArgument, "kernel", "'auto', 'avx2' or 'generic'", describe(v));
+  if (!v.IsString()) throw_arg(ErrorCode::InvalidArgument, "kernel", "'auto', 'avx512', 'avx2' or 'generic'", describe(v));
   std::string s = v.As<Napi::String>().Utf8Value();
   if (s == "auto") cpu::reset_kernel_isa();
+  else if (s == "avx512") cpu::set_kernel_isa(cpu::KernelIsa::Avx512);
   else if (s == "avx2") cpu::set_kernel_isa(cpu::KernelIsa::Avx2);
   else if (s == "generic") cpu::set_kernel_isa(cpu::KernelIsa::Generic);
-  else throw_arg(ErrorCode::InvalidArgument, "kernel", "'auto', 'avx2' or 'generic'", "'" + s + "'");
+  else throw_arg(ErrorCode::InvalidArgument, "kernel", "'auto', 'avx512', 'avx2' or 'generic'", "'" + s + "'");
   return Napi::String::New(info.Env(), cpu::kernel_isa_name(cpu::kernel_isa()));
 }
 

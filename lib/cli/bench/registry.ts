@@ -3,4 +3,7 @@ import type { BenchCase } from './types.js';
 
 export const benchCases: Record<string, () => Promise<BenchCase>> = {
   gemm: async () => (await import('./gemm.js')).gemmBench,
+  factor: async () => (await import('./kfac.js')).factorBench,
+  precondition: async () => (await import('./kfac.js')).preconditionBench,
+  clip: async () => (await import('./kfac.js')).clipBench,
 };

@@ -1,0 +1,87 @@
+// K-FAC curvature ops at the tensor level: argument checks, then the backend kernel.
+// Each op states whether its outputs are overwritten (=) or accumulated.
+#pragma once
+#include <vector>
+
+#include "tensor.h"
+
+namespace kfac::ops {
+
+struct FactorUpdateOptions {
+  float beta = 0.f;     // EMA decay in [0, 1]; 0 replaces F without reading it
+  double scale = 1.0;   // multiplies XᵀX/R (see factor_update)
+  bool bias = false;    // append an implicit column of ones to X
+};
+
+// F ← beta·F + (1−beta)·scale/R · X̃ᵀX̃, X̃ = X or [X | 1] (bias).
+// x: [R, d] or [..., d] (leading dimensions are rows); F: [D, D], D = d (+1 with bias).
+// F is overwritten through the EMA (read only when beta ≠ 0, and then only its lower
+// triangle); the result is exactly symmetric.
+// Scale convention: for the A factor scale = 1. For the G factor, x holds the output
+// gradients of a loss that was mean-reduced over a batch of N examples; the per-example
+// gradient is N·g, so G = (1/R) Σ (N g)(N g)ᵀ needs scale = N². A sum-reduced loss
+// needs scale = 1.
+void factor_update(const Tensor& x, const Tensor& F, const FactorUpdateOptions& opt);
+
+// out = (a + delta·I)⁻¹ for symmetric positive definite a [n, n] (lower triangle read);
+// out [n, n] is overwritten and may be a itself. Float32 Cholesky, float64 retry, then
+// a Numerical error naming "a". Returns true when the float64 retry was needed.
+bool damped_inverse(const Tensor& a, float delta, const Tensor& out);
+
+// Eigen-method preconditioning (see cpu/precondition.h). gW [dout, din]; gb [dout] or
+// null; QA [Da, Da], dA [Da] with Da = din (+1 with gb); QG [dout, dout], dG [dout].
+// PW [dout, din] and Pb [dout] (given exactly when gb is) are overwritten.
+void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& dA,
+                        const Tensor& QG, const Tensor& dG, float lambda, const Tensor& PW,
+                        const Tensor* Pb);
+
+// Inverse-method preconditioning with precomputed inverses Ainv [Da, Da], Ginv [dout, dout]:
+// [PW | Pb] = Ginv [gW | gb] Ainv (overwritten).
+void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv,
+                          const Tensor& Ginv, const Tensor& PW, const Tensor* Pb);
+
+struct PiDampingResult {
+  double pi = 1.0, damp_A = 0.0, damp_G = 0.0;
+  bool used_f64 = false;  // one of the inverses needed the float64 retry
+};
+
+// π, damp_A = π√λ, damp_G = √λ/π for factors A [Da, Da], G [dout, dout].
+PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda);
+
+// Inverse method from the factors: P = (G + damp_G I)⁻¹ [gW|gb] (A + damp_A I)⁻¹ with π
+// damping. The inverses live in per-thread scratch; use damped_inverse + the inverse
+// overload to keep them between refreshes.
+PiDampingResult precondition_inverse_factors(const Tensor& gW, const Tensor* gb, const Tensor& A,
+                                             const Tensor& G, float lambda, const Tensor& PW,
+                                             const Tensor* Pb);
+
+enum class ClipMode { Global, PerTensor, Fisher };
+
+struct ClipOptions {
+  ClipMode mode = ClipMode::Global;
+  double max_norm = 0.0;  // τ (global, per-tensor)
+  double c = 0.0;         // KL bound (fisher)
+  double lr = 0.0;        // η (fisher)
+};
+
+struct ClipResult {
+  std::vector<double> norms;   // pre-clip ‖P_i‖
+  double total_norm = 0.0;     // pre-clip ‖P‖ over all tensors
+  std::vector<double> scales;  // the factor applied to each tensor
+  std::vector<bool> clipped;   // whether tensor i was scaled (scale < 1)
+  bool any_clipped = false;
+  double vg = 0.0;             // Σ⟨P_i, ∇W_i⟩ (fisher only)
+};
+
+// Newton-step clipping, in place on `steps` (scaled by at most 1, never enlarged).
+//   global:     s = min(1, τ/‖P‖) for all tensors
+//   per-tensor: s_i = min(1, τ/‖P_i‖)
+//   fisher:     s = min(1, sqrt(c / (η²·|vg|))), vg = Σ⟨P_i, ∇W_i⟩; vg = 0 → s = 1.
+//               A negative vg (a step that is not a descent direction, possible only
+//               through round-off or broken factors) is bounded by its magnitude, as
+//               kfac-pytorch's kl_clip does.
+// NaN or Inf in a step (or a grad) throws NotFinite naming that tensor; nothing is scaled.
+ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<Tensor>* grads,
+                            const ClipOptions& opt);
+
+}  // namespace kfac::ops

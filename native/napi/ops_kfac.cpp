@@ -1,0 +1,177 @@
+// Bindings of the K-FAC curvature ops (factor update, damped inverse, preconditioning,
+// Newton-step clipping). Validation of meaning lives in TypeScript; shapes, dtypes and
+// ranges are re-checked natively.
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "../core/kfac_ops.h"
+#include "args.h"
+#include "errors.h"
+#include "register.h"
+#include "tensor_wrap.h"
+
+namespace kfac::napi {
+
+namespace {
+
+Napi::Object pi_object(Napi::Env env, const ops::PiDampingResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pi", Napi::Number::New(env, r.pi));
+  o.Set("dampA", Napi::Number::New(env, r.damp_A));
+  o.Set("dampG", Napi::Number::New(env, r.damp_G));
+  o.Set("usedFloat64", Napi::Boolean::New(env, r.used_f64));
+  return o;
+}
+
+// factorUpdate(x, factor, { beta, scale, bias }) → undefined; factor is overwritten (EMA)
+KFAC_BINDING(FactorUpdate) {
+  Tensor x = get_tensor(arg(info, 0), "x");
+  Tensor F = get_tensor(arg(info, 1), "factor");
+  Napi::Object o = get_options(arg(info, 2), "options");
+  ops::FactorUpdateOptions opt;
+  Napi::Value v;
+  if (!(v = field(o, "beta")).IsUndefined()) opt.beta = get_float(v, "beta");
+  if (!(v = field(o, "scale")).IsUndefined()) opt.scale = get_finite(v, "scale");
+  if (!(v = field(o, "bias")).IsUndefined()) opt.bias = get_bool(v, "bias");
+  ops::factor_update(x, F, opt);
+  return info.Env().Undefined();
+}
+
+// dampedInverse(a, damping, out | null) → { out, usedFloat64 }
+KFAC_BINDING(DampedInverse) {
+  Tensor a = get_tensor(arg(info, 0), "a");
+  float delta = get_float(arg(info, 1), "damping");
+  Tensor out;
+  bool has_out = get_optional_tensor(arg(info, 2), "out", out);
+  if (!has_out) {
+    if (a.rank() != 2) throw_arg(ErrorCode::Shape, "a", "2 dimensions", "shape " + shape_str(a.shape()));
+    out = Tensor::empty(a.shape());
+  }
+  bool f64 = ops::damped_inverse(a, delta, out);
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("out", has_out ? arg(info, 2) : Napi::Value(TensorWrap::wrap(info.Env(), out)));
+  r.Set("usedFloat64", Napi::Boolean::New(info.Env(), f64));
+  return r;
+}
+
+// preconditionEigen(grad, gradBias | null, QA, dA, QG, dG, damping, out, outBias | null)
+KFAC_BINDING(PreconditionEigen) {
+  Tensor gW = get_tensor(arg(info, 0), "grad");
+  Tensor gb, Pb;
+  bool has_b = get_optional_tensor(arg(info, 1), "gradBias", gb);
+  Tensor QA = get_tensor(arg(info, 2), "QA");
+  Tensor dA = get_tensor(arg(info, 3), "dA");
+  Tensor QG = get_tensor(arg(info, 4), "QG");
+  Tensor dG = get_tensor(arg(info, 5), "dG");
+  float lambda = get_float(arg(info, 6), "damping");
+  Tensor PW = get_tensor(arg(info, 7), "out");
+  bool has_pb = get_optional_tensor(arg(info, 8), "outBias", Pb);
+  ops::precondition_eigen(gW, has_b ? &gb : nullptr, QA, dA, QG, dG, lambda, PW, has_pb ? &Pb : nullptr);
+  return info.Env().Undefined();
+}
+
+// preconditionInverse(grad, gradBias | null, Ainv, Ginv, out, outBias | null)
+KFAC_BINDING(PreconditionInverse) {
+  Tensor gW = get_tensor(arg(info, 0), "grad");
+  Tensor gb, Pb;
+  bool has_b = get_optional_tensor(arg(info, 1), "gradBias", gb);
+  Tensor Ainv = get_tensor(arg(info, 2), "Ainv");
+  Tensor Ginv = get_tensor(arg(info, 3), "Ginv");
+  Tensor PW = get_tensor(arg(info, 4), "out");
+  bool has_pb = get_optional_tensor(arg(info, 5), "outBias", Pb);
+  ops::precondition_inverse(gW, has_b ? &gb : nullptr, Ainv, Ginv, PW, has_pb ? &Pb : nullptr);
+  return info.Env().Undefined();
+}
+
+// preconditionInverseFactors(grad, gradBias | null, A, G, damping, out, outBias | null)
+//   → { pi, dampA, dampG, usedFloat64 }
+KFAC_BINDING(PreconditionInverseFactors) {
+  Tensor gW = get_tensor(arg(info, 0), "grad");
+  Tensor gb, Pb;
+  bool has_b = get_optional_tensor(arg(info, 1), "gradBias", gb);
+  Tensor A = get_tensor(arg(info, 2), "A");
+  Tensor G = get_tensor(arg(info, 3), "G");
+  float lambda = get_float(arg(info, 4), "damping");
+  Tensor PW = get_tensor(arg(info, 5), "out");
+  bool has_pb = get_optional_tensor(arg(info, 6), "outBias", Pb);
+  ops::PiDampingResult r =
+      ops::precondition_inverse_factors(gW, has_b ? &gb : nullptr, A, G, lambda, PW, has_pb ? &Pb : nullptr);
+  return pi_object(info.Env(), r);
+}
+
+// piDamping(A, G, damping) → { pi, dampA, dampG, usedFloat64: false }
+KFAC_BINDING(PiDamping) {
+  Tensor A = get_tensor(arg(info, 0), "A");
+  Tensor G = get_tensor(arg(info, 1), "G");
+  float lambda = get_float(arg(info, 2), "damping");
+  return pi_object(info.Env(), ops::pi_damping(A, G, lambda));
+}
+
+std::vector<Tensor> get_tensor_list(Napi::Value v, const char* name) {
+  if (!v.IsArray()) throw_arg(ErrorCode::InvalidArgument, name, "an array of tensors", describe(v));
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<Tensor> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    std::string n = std::string(name) + "[" + std::to_string(i) + "]";
+    out.push_back(get_tensor(a.Get(i), n.c_str()));
+  }
+  return out;
+}
+
+Napi::Array number_array(Napi::Env env, const std::vector<double>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, v[i]));
+  return a;
+}
+
+// clipNewtonStep(tensors, { mode: 'global' | 'per-tensor' | 'fisher', maxNorm, c, lr, grads })
+//   → { norms, totalNorm, scales, clipped, anyClipped, vg }; tensors are scaled in place
+KFAC_BINDING(ClipNewtonStep) {
+  Napi::Env env = info.Env();
+  std::vector<Tensor> steps = get_tensor_list(arg(info, 0), "tensors");
+  Napi::Object o = get_options(arg(info, 1), "options");
+  ops::ClipOptions opt;
+  Napi::Value m = field(o, "mode");
+  std::string mode = m.IsUndefined() ? "global" : (m.IsString() ? m.As<Napi::String>().Utf8Value() : "");
+  if (mode == "global") opt.mode = ops::ClipMode::Global;
+  else if (mode == "per-tensor") opt.mode = ops::ClipMode::PerTensor;
+  else if (mode == "fisher") opt.mode = ops::ClipMode::Fisher;
+  else throw_arg(ErrorCode::InvalidArgument, "mode", "'global', 'per-tensor' or 'fisher'", m.IsString() ? "'" + mode + "'" : describe(m));
+  std::vector<Tensor> grads;
+  if (opt.mode == ops::ClipMode::Fisher) {
+    opt.c = get_number(field(o, "c"), "c");
+    opt.lr = get_number(field(o, "lr"), "lr");
+    grads = get_tensor_list(field(o, "grads"), "grads");
+  } else {
+    opt.max_norm = get_number(field(o, "maxNorm"), "maxNorm");
+  }
+  ops::ClipResult r = ops::clip_newton_step(steps, opt.mode == ops::ClipMode::Fisher ? &grads : nullptr, opt);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("norms", number_array(env, r.norms));
+  out.Set("totalNorm", Napi::Number::New(env, r.total_norm));
+  out.Set("scales", number_array(env, r.scales));
+  Napi::Array clipped = Napi::Array::New(env, r.clipped.size());
+  for (size_t i = 0; i < r.clipped.size(); ++i) clipped.Set(uint32_t(i), Napi::Boolean::New(env, r.clipped[i]));
+  out.Set("clipped", clipped);
+  out.Set("anyClipped", Napi::Boolean::New(env, r.any_clipped));
+  out.Set("vg", Napi::Number::New(env, r.vg));
+  return out;
+}
+
+}  // namespace
+
+void register_kfac_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("factorUpdate", Napi::Function::New(env, FactorUpdate, "factorUpdate"));
+  exports.Set("dampedInverse", Napi::Function::New(env, DampedInverse, "dampedInverse"));
+  exports.Set("preconditionEigen", Napi::Function::New(env, PreconditionEigen, "preconditionEigen"));
+  exports.Set("preconditionInverse", Napi::Function::New(env, PreconditionInverse, "preconditionInverse"));
+  exports.Set("preconditionInverseFactors",
+              Napi::Function::New(env, PreconditionInverseFactors, "preconditionInverseFactors"));
+  exports.Set("piDamping", Napi::Function::New(env, PiDamping, "piDamping"));
+  exports.Set("clipNewtonStep", Napi::Function::New(env, ClipNewtonStep, "clipNewtonStep"));
+}
+
+}  // namespace kfac::napi
