@@ -23,9 +23,10 @@ namespace {
 // flops above the diagonal cost less than smaller, less efficient GEMM calls).
 constexpr int64_t kSyrkBase = 128;
 
-// Rows per slab of syrk_lower_t: about a tenth of n in multiples of 42 (whole register
-// tiles for both 14- and 6-row micro-kernels), or all of n when it is small. Overridable
-// for tuning with KFAC_SYRK_SLAB.
+// Rows per slab of syrk_lower_t: about a sixth of n in multiples of 42 (whole register
+// tiles for both 14- and 6-row micro-kernels), or all of n when it is small. Fewer, larger
+// GEMMs repack X less often; the price is the slab's triangle above the diagonal (about
+// mb/(2n) of the work). Overridable for tuning with KFAC_SYRK_SLAB.
 int64_t slab_rows(int64_t n) {
   static const int64_t forced = [] {
     const char* s = std::getenv("KFAC_SYRK_SLAB");
@@ -33,16 +34,16 @@ int64_t slab_rows(int64_t n) {
   }();
   if (forced > 0) return forced;
   if (n <= 96) return n;
-  return std::max<int64_t>(42, (n / 10 + 21) / 42 * 42);
-}
-
-// Splits n at a multiple of 32 near its middle.
-int64_t split_point(int64_t n) {
-  int64_t h = (n / 2 + 31) / 32 * 32;
-  return std::min(std::max<int64_t>(h, 32), n - 1);
+  return std::max<int64_t>(42, (n / 6 + 21) / 42 * 42);
 }
 
 }  // namespace
+
+// Splits n at a multiple of 32 near its middle.
+static int64_t split_point(int64_t n) {
+  int64_t h = (n / 2 + 31) / 32 * 32;
+  return std::min(std::max<int64_t>(h, 32), n - 1);
+}
 
 // C[n×n] (lower) ← beta·C + alpha·XᵀX, X[K×n], in row slabs: slab [i0, i1) is one GEMM
 // C[i0:i1, 0:c1] = X[:, i0:i1]ᵀ X[:, 0:c1] with c1 = i1 rounded up to 32 columns (the
