@@ -122,10 +122,10 @@ export abstract class Module implements Disposable {
     return out;
   }
 
-  /** Sets every trainable parameter's gradient to zero (allocating it on first use). */
+  /** Sets every trainable parameter's gradient to zero (allocating it on first use), and any existing gradient of a frozen one. */
   zeroGrad(): void {
     for (const p of this.#params.values()) {
-      const g = p.gradTarget();
+      const g = p.trainable ? p.gradTarget() : p.grad && !p.grad.disposed ? p.grad : null;
       if (g) native().fill(g.handle, 0);
     }
     for (const m of this.#children.values()) m.zeroGrad();
