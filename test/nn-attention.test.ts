@@ -47,6 +47,8 @@ const CASES: Case[] = [
   { B: 2, Tq: 5, Tk: 5, H: 3, Hkv: 1, D: 7, causal: true, masked: true },
   { B: 1, Tq: 33, Tk: 33, H: 2, Hkv: 2, D: 5, causal: true, masked: false },
   { B: 2, Tq: 3, Tk: 7, H: 4, Hkv: 2, D: 3, causal: true, masked: false }, // KV cache: 4 cached keys
+  // Longer than the 32-row query blocks of the causal kernel, with a cache and padding.
+  { B: 1, Tq: 35, Tk: 40, H: 2, Hkv: 1, D: 3, causal: true, masked: true },
 ];
 
 describe('attention kernel', () => {
@@ -56,7 +58,7 @@ describe('attention kernel', () => {
     expect(a.lse.toArray().every(Number.isFinite)).toBe(true);
   });
 
-  it.each(CASES.filter((c) => c.Tq <= 7).map((c) => [JSON.stringify(c), c] as const))('dq, dk, dv by finite differences %s', (_, c) => {
+  it.each(CASES.map((c) => [JSON.stringify(c), c] as const))('dq, dk, dv by finite differences %s', (_, c) => {
     const a = runAttention(c, 23);
     const r = input(a.out.size, 99);
     const dq = poisoned(a.tq.shape);

@@ -40,47 +40,63 @@ void for_units(int64_t units, F&& fn) {
 
 }  // namespace
 
+// Causal attention works on blocks of query rows: a block only needs the keys its last row
+// may see, so the GEMMs skip most of the masked upper triangle (about half the work at Tq = Tk).
+constexpr int64_t kCausalBlock = 32;
+
+inline int64_t block_rows(const AttentionDims& d, bool causal) { return causal ? kCausalBlock : std::max<int64_t>(d.Tq, 1); }
+
+// Keys needed by query rows [i0, i1): 0 .. last_key(i1 − 1), clamped to [0, Tk].
+inline int64_t block_keys(const AttentionDims& d, bool causal, int64_t i1) {
+  return std::max<int64_t>(0, std::min<int64_t>(d.Tk, last_key(d, causal, i1 - 1) + 1));
+}
+
 void attention_forward(const float* q, const float* k, const float* v, const float* mask, float* out,
                        float* lse, const AttentionDims& d, bool causal, float scale) {
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Tq <= 0 || H <= 0) return;
   const float inf = std::numeric_limits<float>::infinity();
+  const int64_t QB = block_rows(d, causal);
   for_units(B * H, [&](int64_t u) {
     const int64_t b = u / H, h = u % H, g = h / R;
-    const float* qp = q + (b * Tq * H + h) * D;
     const float* kp = k + (b * Tk * Hkv + g) * D;
     const float* vp = v + (b * Tk * Hkv + g) * D;
-    float* op = out + (b * Tq * H + h) * D;
-    float* lp = lse + (b * H + h) * Tq;
-    float* S = scratch(0, size_t(Tq) * size_t(std::max<int64_t>(Tk, 1)));
-    // S[Tq, Tk] = scale · Q[Tq, D] · K[Tk, D]ᵀ
-    sgemm(false, true, Tq, Tk, D, scale, qp, H * D, kp, Hkv * D, 0.f, S, Tk);
     const float* mb = mask ? mask + b * Tk : nullptr;
-    parallel_for(Tq, std::max<int64_t>(1, 4096 / std::max<int64_t>(Tk, 1)), [&](int64_t s, int64_t e) {
-      for (int64_t i = s; i < e; ++i) {
-        float* row = S + i * Tk;
-        int64_t last = last_key(d, causal, i);
-        float mx = -inf;
-        for (int64_t j = 0; j <= last; ++j)
-          if (!mb || mb[j] != 0.f) mx = std::max(mx, row[j]);
-        if (mx == -inf) {  // no visible key
-          std::fill(row, row + Tk, 0.f);
-          lp[i] = inf;
-          continue;
+    float* lp = lse + (b * H + h) * Tq;
+    float* S = scratch(0, size_t(std::min(QB, Tq)) * size_t(std::max<int64_t>(Tk, 1)));
+    for (int64_t i0 = 0; i0 < Tq; i0 += QB) {
+      const int64_t i1 = std::min(Tq, i0 + QB), m = i1 - i0, nk = block_keys(d, causal, i1);
+      const float* qp = q + ((b * Tq + i0) * H + h) * D;
+      float* op = out + ((b * Tq + i0) * H + h) * D;
+      // S[m, nk] = scale · Q[i0:i1, D] · K[0:nk, D]ᵀ
+      sgemm(false, true, m, nk, D, scale, qp, H * D, kp, Hkv * D, 0.f, S, nk);
+      parallel_for(m, std::max<int64_t>(1, 4096 / std::max<int64_t>(nk, 1)), [&](int64_t s, int64_t e) {
+        for (int64_t r = s; r < e; ++r) {
+          const int64_t i = i0 + r;
+          float* row = S + r * nk;
+          const int64_t last = std::min(last_key(d, causal, i), nk - 1);
+          float mx = -inf;
+          for (int64_t j = 0; j <= last; ++j)
+            if (!mb || mb[j] != 0.f) mx = std::max(mx, row[j]);
+          if (mx == -inf) {  // no visible key: the row outputs 0
+            std::fill(row, row + nk, 0.f);
+            lp[i] = inf;
+            continue;
+          }
+          double sum = 0;
+          for (int64_t j = 0; j < nk; ++j) {
+            float p = (j <= last && (!mb || mb[j] != 0.f)) ? std::exp(row[j] - mx) : 0.f;
+            row[j] = p;
+            sum += p;
+          }
+          const float inv = float(1.0 / sum);
+          for (int64_t j = 0; j <= last; ++j) row[j] *= inv;
+          lp[i] = float(double(mx) + std::log(sum));
         }
-        double sum = 0;
-        for (int64_t j = 0; j < Tk; ++j) {
-          float p = (j <= last && (!mb || mb[j] != 0.f)) ? std::exp(row[j] - mx) : 0.f;
-          row[j] = p;
-          sum += p;
-        }
-        float inv = float(1.0 / sum);
-        for (int64_t j = 0; j <= last; ++j) row[j] *= inv;
-        lp[i] = float(double(mx) + std::log(sum));
-      }
-    });
-    // O[Tq, D] = P[Tq, Tk] · V[Tk, D]
-    sgemm(false, false, Tq, D, Tk, 1.f, S, Tk, vp, Hkv * D, 0.f, op, H * D);
+      });
+      // O[i0:i1, D] = P[m, nk] · V[0:nk, D]   (nk = 0 writes zeros)
+      sgemm(false, false, m, D, nk, 1.f, S, nk, vp, Hkv * D, 0.f, op, H * D);
+    }
   });
 }
 
@@ -90,7 +106,9 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Hkv <= 0) return;
   const float inf = std::numeric_limits<float>::infinity();
-  // One unit per (batch, kv head): it owns dk/dv of that head and walks its query heads in order.
+  const int64_t QB = block_rows(d, causal);
+  // One unit per (batch, kv head): it owns dk/dv of that head, zeroes them, then adds the
+  // contributions of its query heads and row blocks in a fixed order.
   for_units(B * Hkv, [&](int64_t u) {
     const int64_t b = u / Hkv, g = u % Hkv;
     const float* kp = k + (b * Tk * Hkv + g) * D;
@@ -98,44 +116,45 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     float* dkp = dk + (b * Tk * Hkv + g) * D;
     float* dvp = dv + (b * Tk * Hkv + g) * D;
     const float* mb = mask ? mask + b * Tk : nullptr;
-    if (Tq <= 0 || R <= 0) {  // no queries: nothing flows into k and v
-      for (int64_t j = 0; j < Tk; ++j)
-        for (int64_t c = 0; c < D; ++c) dkp[j * Hkv * D + c] = dvp[j * Hkv * D + c] = 0.f;
-      return;
-    }
-    size_t tt = size_t(Tq) * size_t(std::max<int64_t>(Tk, 1));
+    for (int64_t j = 0; j < Tk; ++j)
+      for (int64_t c = 0; c < D; ++c) dkp[j * Hkv * D + c] = dvp[j * Hkv * D + c] = 0.f;
+    if (Tq <= 0 || R <= 0) return;
+    const size_t tt = size_t(std::min(QB, Tq)) * size_t(std::max<int64_t>(Tk, 1));
     float* P = scratch(0, tt);
     float* dS = scratch(1, tt);
     for (int64_t r = 0; r < R; ++r) {
       const int64_t h = g * R + r;
-      const float* qp = q + (b * Tq * H + h) * D;
-      const float* dop = dout + (b * Tq * H + h) * D;
-      float* dqp = dq + (b * Tq * H + h) * D;
       const float* lp = lse + (b * H + h) * Tq;
-      const float beta = r == 0 ? 0.f : 1.f;  // first head of the group overwrites dk/dv
-      sgemm(false, true, Tq, Tk, D, scale, qp, H * D, kp, Hkv * D, 0.f, P, Tk);
-      // dP[Tq, Tk] = dO[Tq, D] · V[Tk, D]ᵀ
-      sgemm(false, true, Tq, Tk, D, 1.f, dop, H * D, vp, Hkv * D, 0.f, dS, Tk);
-      parallel_for(Tq, std::max<int64_t>(1, 4096 / std::max<int64_t>(Tk, 1)), [&](int64_t s, int64_t e) {
-        for (int64_t i = s; i < e; ++i) {
-          float* prow = P + i * Tk;
-          float* drow = dS + i * Tk;
-          int64_t last = last_key(d, causal, i);
-          float l = lp[i];
-          double dot = 0;
-          for (int64_t j = 0; j < Tk; ++j) {
-            float p = (l != inf && j <= last && (!mb || mb[j] != 0.f)) ? std::exp(prow[j] - l) : 0.f;
-            prow[j] = p;
-            dot += double(p) * drow[j];
+      for (int64_t i0 = 0; i0 < Tq; i0 += QB) {
+        const int64_t i1 = std::min(Tq, i0 + QB), m = i1 - i0, nk = block_keys(d, causal, i1);
+        const float* qp = q + ((b * Tq + i0) * H + h) * D;
+        const float* dop = dout + ((b * Tq + i0) * H + h) * D;
+        float* dqp = dq + ((b * Tq + i0) * H + h) * D;
+        sgemm(false, true, m, nk, D, scale, qp, H * D, kp, Hkv * D, 0.f, P, nk);
+        // dP[m, nk] = dO[i0:i1, D] · V[0:nk, D]ᵀ
+        sgemm(false, true, m, nk, D, 1.f, dop, H * D, vp, Hkv * D, 0.f, dS, nk);
+        parallel_for(m, std::max<int64_t>(1, 4096 / std::max<int64_t>(nk, 1)), [&](int64_t s, int64_t e) {
+          for (int64_t rr = s; rr < e; ++rr) {
+            const int64_t i = i0 + rr;
+            float* prow = P + rr * nk;
+            float* drow = dS + rr * nk;
+            const int64_t last = std::min(last_key(d, causal, i), nk - 1);
+            const float l = lp[i];
+            double dot = 0;
+            for (int64_t j = 0; j < nk; ++j) {
+              float p = (l != inf && j <= last && (!mb || mb[j] != 0.f)) ? std::exp(prow[j] - l) : 0.f;
+              prow[j] = p;
+              dot += double(p) * drow[j];
+            }
+            const float di = float(dot);
+            for (int64_t j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);  // dS = P ⊙ (dP − Σ P·dP)
           }
-          float di = float(dot);
-          for (int64_t j = 0; j < Tk; ++j) drow[j] = prow[j] * (drow[j] - di);  // dS = P ⊙ (dP − Σ P·dP)
-        }
-      });
-      // dV[Tk, D] (=|+=) Pᵀ · dO ;  dQ[Tq, D] = scale · dS · K ;  dK[Tk, D] (=|+=) scale · dSᵀ · Q
-      sgemm(true, false, Tk, D, Tq, 1.f, P, Tk, dop, H * D, beta, dvp, Hkv * D);
-      sgemm(false, false, Tq, D, Tk, scale, dS, Tk, kp, Hkv * D, 0.f, dqp, H * D);
-      sgemm(true, false, Tk, D, Tq, scale, dS, Tk, qp, H * D, beta, dkp, Hkv * D);
+        });
+        // dV[0:nk] += Pᵀ · dO ;  dQ[i0:i1] = scale · dS · K[0:nk] ;  dK[0:nk] += scale · dSᵀ · Q
+        sgemm(true, false, nk, D, m, 1.f, P, nk, dop, H * D, 1.f, dvp, Hkv * D);
+        sgemm(false, false, m, D, nk, scale, dS, nk, kp, Hkv * D, 0.f, dqp, H * D);
+        sgemm(true, false, nk, D, m, scale, dS, nk, qp, H * D, 1.f, dkp, Hkv * D);
+      }
     }
   });
 }

@@ -28,7 +28,7 @@ async function run(o: BenchOptions): Promise<BenchRow[]> {
   using dq = Tensor.empty([B, T, H, D]);
   using dk = Tensor.empty([B, T, Hkv, D]);
   using dv = Tensor.empty([B, T, Hkv, D]);
-  const repeats = Math.max(o.repeats, 5);
+  const repeats = Math.max(o.repeats, 1);
   try {
     for (const t of threads) {
       setNumThreads(t);
