@@ -43,6 +43,16 @@ export class Linear extends Module {
   /** Compute the input gradient in backward (set false for a first layer whose input needs none). */
   computeInputGrad = true;
   #x: Tensor | null = null;
+  #dy: Tensor | null = null;
+
+  /** The input of the last forward (K-FAC's `a`); valid until the producer's next forward. */
+  get input(): Tensor | null {
+    return this.#x;
+  }
+  /** The output gradient of the last backward (K-FAC's `g`); valid until the caller reuses it. */
+  get outputGrad(): Tensor | null {
+    return this.#dy;
+  }
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -79,6 +89,7 @@ export class Linear extends Module {
     const x = saved(this.#x, 'Linear');
     lastDim(dy, this.outFeatures, 'dy');
     const dx = into ? into.dx : this.computeInputGrad ? this.workspace('dx', x.shape) : null;
+    this.#dy = dy;
     F.linearBackward(x, this.weight.tensor, dy, { dx, dW: this.weight.gradTarget(), db: this.bias?.gradTarget() ?? null, accumulateDx: into?.accumulate ?? false }, this.layout);
     return dx;
   }
