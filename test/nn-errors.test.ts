@@ -103,3 +103,37 @@ describe('typed errors from the modules', () => {
     expect(() => ce.forward(Tensor.randn([2, 3]), [0, 1] as never)).toThrow(InvalidArgumentError);
   });
 });
+
+describe('random well-typed but mismatched calls to the nn bindings', () => {
+  it('every call returns or throws a typed error (never crashes)', async () => {
+    const { rng } = await import('./helpers.js');
+    const a = native() as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const names = [
+      'linearForward', 'linearBackward', 'embeddingForward', 'embeddingBackward', 'layerNormForward', 'layerNormBackward',
+      'rmsNormForward', 'rmsNormBackward', 'geluForward', 'geluBackward', 'siluForward', 'siluBackward', 'swigluForward',
+      'swigluBackward', 'crossEntropy', 'attentionForward', 'attentionBackward', 'ropeForward', 'ropeBackward',
+      'dropoutForward', 'dropoutBackward',
+    ];
+    const shapes = [[2, 3], [3], [3, 2], [2, 2, 2, 2], [2, 3, 2, 2], [1, 3, 1, 2], [2, 3, 1, 2], [2, 2, 1, 2], [2, 4], [0, 3], [2, 0], [1], [2, 2, 2], [1, 1, 1, 0]];
+    const pool: unknown[] = [
+      ...shapes.map((s, i) => Tensor.randn(s, { seed: i }).handle),
+      ...shapes.map((s, i) => Tensor.randn(s, { seed: 50 + i }).handle),
+      Int32Array.from([0, 1]), Int32Array.from([1, 0, 2]), Int32Array.from([5, -1]), Int32Array.from([-100, 1]), new Int32Array(0), new Int32Array(6),
+      null, undefined, 0, 0.5, 1, 1e-5, -1, 2, NaN, 'erf', 'tanh', 'half', 'interleaved', {}, { causal: true }, { conv1d: true },
+      { accumulateDx: true }, { offset: 3, convention: 'interleaved' }, { ignoreIndex: 1, dscale: 2 }, { scale: 0.1, causal: false },
+    ];
+    const r = rng(12345);
+    for (const name of names) {
+      const fn = a[name]!;
+      for (let i = 0; i < 400; i++) {
+        const n = 2 + Math.floor(r() * 9);
+        const args = Array.from({ length: n }, () => pool[Math.floor(r() * pool.length)]);
+        try {
+          fn(...args);
+        } catch (e) {
+          if (!(e instanceof KfacError)) throw new Error(`${name} threw an untyped error: ${String(e)}`);
+        }
+      }
+    }
+  });
+});
