@@ -59,9 +59,9 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
   const int64_t QB = block_rows(d, causal);
   for_units(B * H, [&](int64_t u) {
     const int64_t b = u / H, h = u % H, g = h / R;
-    const float* kp = k + (b * Tk * Hkv + g) * D;
-    const float* vp = v + (b * Tk * Hkv + g) * D;
-    const float* mb = mask ? mask + b * Tk : nullptr;
+    const float* kp = k + (b * d.Tcap * Hkv + g) * D;
+    const float* vp = v + (b * d.Tcap * Hkv + g) * D;
+    const float* mb = mask ? mask + b * d.Tcap : nullptr;
     float* lp = lse + (b * H + h) * Tq;
     float* S = scratch(0, size_t(std::min(QB, Tq)) * size_t(std::max<int64_t>(Tk, 1)));
     for (int64_t i0 = 0; i0 < Tq; i0 += QB) {
@@ -111,12 +111,13 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   // contributions of its query heads and row blocks in a fixed order.
   for_units(B * Hkv, [&](int64_t u) {
     const int64_t b = u / Hkv, g = u % Hkv;
-    const float* kp = k + (b * Tk * Hkv + g) * D;
-    const float* vp = v + (b * Tk * Hkv + g) * D;
-    float* dkp = dk + (b * Tk * Hkv + g) * D;
-    float* dvp = dv + (b * Tk * Hkv + g) * D;
-    const float* mb = mask ? mask + b * Tk : nullptr;
-    for (int64_t j = 0; j < Tk; ++j)
+    const float* kp = k + (b * d.Tcap * Hkv + g) * D;
+    const float* vp = v + (b * d.Tcap * Hkv + g) * D;
+    float* dkp = dk + (b * d.Tcap * Hkv + g) * D;
+    float* dvp = dv + (b * d.Tcap * Hkv + g) * D;
+    const float* mb = mask ? mask + b * d.Tcap : nullptr;
+    // Zero the whole capacity of this head (rows past Tk receive no gradient).
+    for (int64_t j = 0; j < d.Tcap; ++j)
       for (int64_t c = 0; c < D; ++c) dkp[j * Hkv * D + c] = dvp[j * Hkv * D + c] = 0.f;
     if (Tq <= 0 || R <= 0) return;
     const size_t tt = size_t(std::min(QB, Tq)) * size_t(std::max<int64_t>(Tk, 1));
@@ -155,6 +156,16 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         sgemm(false, false, m, D, nk, scale, dS, nk, kp, Hkv * D, 0.f, dqp, H * D);
         sgemm(true, false, nk, D, m, scale, dS, nk, qp, H * D, 1.f, dkp, Hkv * D);
       }
+    }
+  });
+}
+
+void kv_cache_write(const float* src, float* cache, int64_t B, int64_t T, int64_t Tcap, int64_t HD,
+                    int64_t offset) {
+  parallel_for(B * T, std::max<int64_t>(1, 16384 / std::max<int64_t>(HD, 1)), [=](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; ++r) {
+      const int64_t b = r / T, t = r % T;
+      std::copy(src + r * HD, src + (r + 1) * HD, cache + (b * Tcap + offset + t) * HD);
     }
   });
 }
