@@ -6,6 +6,7 @@ export { Tensor } from './tensor/tensor.js';
 export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './tensor/tensor.js';
 export * as linalg from './linalg/index.js';
 export * as ops from './ops/index.js';
+export * as io from './io/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';
 export type { RuntimeInfo, CpuKernel } from './runtime.js';
 export {
@@ -20,6 +21,9 @@ export {
   NumericalError,
   InternalError,
   NativeLoadError,
+  FormatError,
+  ConfigError,
+  FileError,
 } from './errors.js';
 export type { KfacErrorDetails } from './errors.js';
 export { VERSION } from './version.js';
