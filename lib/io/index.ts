@@ -2,3 +2,5 @@
 export { MAX_HEADER_BYTES, SafetensorsFile, ShardedSafetensors, loadSafetensors, openSafetensors, readJsonFile, saveSafetensors, serializeSafetensors } from './safetensors.js';
 export type { FloatDType, SafetensorsDType, SaveOptions, TensorInfo, TensorSource, WritableTensor } from './safetensors.js';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './bytes.js';
+export { Tokenizer, longestFirstLengths } from './tokenizer.js';
+export type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, TokenizerOptions } from './tokenizer.js';
