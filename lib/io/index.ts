@@ -4,3 +4,5 @@ export type { FloatDType, SafetensorsDType, SaveOptions, TensorInfo, TensorSourc
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './bytes.js';
 export { Tokenizer, longestFirstLengths } from './tokenizer.js';
 export type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, TokenizerOptions } from './tokenizer.js';
+export { MODEL_FAMILIES, loadModelConfig, parseModelConfig } from './config.js';
+export type { ModelConfig, ModelFamily, RopeConfig } from './config.js';
