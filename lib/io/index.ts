@@ -6,3 +6,5 @@ export { Tokenizer, longestFirstLengths } from './tokenizer.js';
 export type { BatchEncoding, DecodeOptions, EncodeOptions, Encoding, TokenizerOptions } from './tokenizer.js';
 export { MODEL_FAMILIES, loadModelConfig, parseModelConfig } from './config.js';
 export type { ModelConfig, ModelFamily, RopeConfig } from './config.js';
+export { Llama2cCheckpoint, Llama2cTokenizer, llama2cModelConfig, openLlama2c } from './llama2c.js';
+export type { Llama2cEncodeOptions, Llama2cHeader } from './llama2c.js';
