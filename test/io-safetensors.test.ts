@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DTypeError, FormatError, KfacError, Tensor } from '../lib/index.js';
 import { loadSafetensors, MAX_HEADER_BYTES, openSafetensors, SafetensorsFile, saveSafetensors, serializeSafetensors, ShardedSafetensors } from '../lib/io/index.js';
 import { rng } from './helpers.js';
+import { sharedData } from './shared-data.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'io', 'safetensors');
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as {
@@ -22,6 +23,7 @@ const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as
   special: number[];
   converted: Record<'F16' | 'BF16', Record<string, (number | string)[]>>;
   sharded_files: string[];
+  adapters: Record<string, { metadata: Record<string, string>; tensors: Record<string, { dtype: string; shape: number[]; first: number[]; sum: number }> }>;
 };
 
 /** The formula of the fixture script, in float64 then rounded to float32. */
@@ -243,3 +245,24 @@ describe('safetensors reader on malformed files', () => {
     expect(() => openSafetensors(tmp)).toThrow(KfacError);
   });
 });
+
+const PEFT = sharedData('peft');
+describe.skipIf(PEFT === undefined)('real PEFT adapters of the shared data', () => {
+  it.each(Object.keys(expected.adapters))('%s reads as the reference reader sees it', (name) => {
+    const want = expected.adapters[name]!;
+    const f = SafetensorsFile.open(join(PEFT!, name, 'adapter_model.safetensors'));
+    expect(f.metadata).toEqual(want.metadata);
+    expect([...f.names].sort()).toEqual(Object.keys(want.tensors).sort());
+    const dt: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+    for (const [t, w] of Object.entries(want.tensors)) {
+      expect(f.info(t).dtype).toBe(dt[w.dtype]);
+      expect(f.info(t).shape).toEqual(w.shape);
+      const v = f.readFloat32(t);
+      expect(Array.from(v.subarray(0, 3))).toEqual(w.first);
+      let sum = 0;
+      for (const x of v) sum += x;
+      expect(Math.abs(sum - w.sum)).toBeLessThanOrEqual(1e-9 * v.length);
+    }
+  });
+});
+

@@ -2,7 +2,7 @@
 `safetensors` and `huggingface_hub` libraries. Never run in CI; rerun by hand:
 
     python -m venv .venv && .venv/bin/pip install torch safetensors huggingface_hub
-    .venv/bin/python tools/make_io_fixtures_safetensors.py
+    [KFAC_PEFT_DATA=/path/to/shared/data] .venv/bin/python tools/make_io_fixtures_safetensors.py
 
 Values follow a formula that test/io-safetensors.test.ts recomputes in JavaScript:
 element i of tensor k is ((i * 37 + k * 11) % 101 - 50) / 7.3 (a float64 division, then
@@ -76,6 +76,18 @@ def main():
         os.remove(os.path.join(shard_dir, f))
     big = {f"model.layers.{i}.w": torch.tensor(values(i, 64), dtype=torch.float32).reshape(8, 8) for i in range(5)}
     save_torch_state_dict(big, shard_dir, max_shard_size=600, metadata=meta)
+    # the real PEFT adapters of the shared data, as the reference reader sees them
+    from safetensors import safe_open
+    shared = os.environ.get("KFAC_PEFT_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    adapters = {}
+    for name in ("gpt2-lora", "distilbert-lora-imdb"):
+        path = os.path.join(shared, "peft", name, "adapter_model.safetensors")
+        with safe_open(path, "pt") as f:
+            tensors = {}
+            for k in f.keys():
+                t = f.get_tensor(k)
+                tensors[k] = {"dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape), "first": [float(x) for x in t.reshape(-1)[:3].float().tolist()], "sum": float(t.double().sum())}
+            adapters[name] = {"metadata": f.metadata(), "tensors": tensors}
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(
             {
@@ -84,6 +96,7 @@ def main():
                 "special": SPECIAL,
                 "converted": conv,
                 "sharded_files": sorted(os.listdir(shard_dir)),
+                "adapters": adapters,
             },
             f,
             indent=1,
