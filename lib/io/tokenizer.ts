@@ -94,6 +94,7 @@ export class Tokenizer {
   readonly #tk: HfTokenizer;
   readonly #post: PostProcessorFn | null;
   readonly #unkId: number | undefined;
+  readonly #unkToken: string | undefined;
   readonly #special: Set<number>;
   readonly #specialSingle: number;
   readonly #specialPair: number;
@@ -117,7 +118,9 @@ export class Tokenizer {
     const ppType = isObject(json['post_processor']) ? json['post_processor']['type'] : undefined;
     // The reference RobertaProcessing gives every token type id 0 (RoBERTa has one token type).
     this.#robertaTypes = ppType === 'RobertaProcessing';
-    this.#unkId = tk.model?.unk_token_id;
+    const unkToken = isObject(json['model']) && typeof json['model']['unk_token'] === 'string' ? json['model']['unk_token'] : undefined;
+    this.#unkId = tk.model?.unk_token_id ?? (unkToken === undefined ? undefined : tk.token_to_id(unkToken));
+    this.#unkToken = unkToken ?? (this.#unkId === undefined ? undefined : tk.id_to_token(this.#unkId));
     this.#special = new Set<number>();
     for (const [id, t] of tk.get_added_tokens_decoder()) if (t.special) this.#special.add(id);
     this.#specialSingle = pp ? pp([], null, true).tokens.length : 0;
@@ -239,10 +242,12 @@ export class Tokenizer {
       types = [...new Array<number>(a.length).fill(0), ...new Array<number>(tokens.length - a.length).fill(1)];
     }
     if (this.#robertaTypes) types = types.map(() => 0);
-    const ids = tokens.map((t) => {
-      const id = this.#tk.token_to_id(t) ?? this.#unkId;
-      if (id === undefined) throw new FormatError('<tokenizer.json>', `token ${JSON.stringify(t)} has no id and the model has no unknown token`);
-      return id;
+    const ids = tokens.map((t, i) => {
+      const known = this.#tk.token_to_id(t);
+      if (known !== undefined) return known;
+      if (this.#unkId === undefined) throw new FormatError('<tokenizer.json>', `token ${JSON.stringify(t)} has no id and the model has no unknown token`);
+      tokens[i] = this.#unkToken ?? t;
+      return this.#unkId;
     });
     return { ids, tokenTypeIds: types, attentionMask: new Array<number>(ids.length).fill(1), tokens };
   }
