@@ -66,6 +66,7 @@ describe.skipIf(BERT === undefined)('bert-base-uncased tokenizer against the ref
       expect(e.tokenTypeIds).toEqual(c.tokenTypeIds);
       expect(e.attentionMask).toEqual(c.attentionMask);
       expect(tok.decode(c.ids)).toBe(c.decoded);
+      expect(tok.decode(c.ids, { skipSpecialTokens: false })).toBe(c.decodedWithSpecial);
     },
   );
 
