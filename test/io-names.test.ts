@@ -6,7 +6,8 @@
  * config) written by tools/make_io_fixtures_configs.py; plus the llama2.c checkpoint of the
  * shared data for the tied-embedding alias.
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -19,6 +20,8 @@ import {
   canonicalWeightName,
   type ModelFamily,
   openLlama2c,
+  openPretrained,
+  saveSafetensors,
   SafetensorsFile,
   serializeSafetensors,
   tiedWeightNames,
@@ -84,3 +87,27 @@ describe.skipIf(LLAMA2C === undefined)('llama2.c weights are already canonical L
     expect(Array.from(w.readFloat32('lm_head.weight').subarray(0, 8))).toEqual(Array.from(ck.readFloat32('model.embed_tokens.weight').subarray(0, 8)));
   });
 });
+
+describe('openPretrained', () => {
+  it('opens a folder with config.json, unprefixed legacy-named weights and a tokenizer', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfac-io-pre-'));
+    try {
+      copyFileSync(join(import.meta.dirname, 'fixtures', 'io', 'configs', 'v4', 'bert-base-uncased.json'), join(dir, 'config.json'));
+      saveSafetensors(join(dir, 'model.safetensors'), {
+        'embeddings.word_embeddings.weight': { data: Float32Array.from([1, 2, 3, 4]), shape: [2, 2] },
+        'embeddings.LayerNorm.gamma': { data: Float32Array.from([1, 1]), shape: [2] },
+      });
+      copyFileSync(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', 'wordlevel-roberta.json'), join(dir, 'tokenizer.json'));
+      writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ pad_token: '<pad>' }));
+      const m = openPretrained(dir);
+      expect(m.config.family).toBe('bert');
+      expect([...m.weights.names].sort()).toEqual(['bert.embeddings.LayerNorm.weight', 'bert.embeddings.word_embeddings.weight', 'cls.predictions.decoder.weight']);
+      expect(m.tokenizer?.padTokenId).toBe(1);
+      rmSync(join(dir, 'model.safetensors'));
+      expect(() => openPretrained(dir)).toThrow(/neither model\.safetensors/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -4,7 +4,9 @@
  * Expected values: the files under test/fixtures/io/safetensors were written by the reference
  * `safetensors` library (and `huggingface_hub` for the sharded checkpoint) through
  * tools/make_io_fixtures_safetensors.py; tensor values follow a formula recomputed here, and the
- * float16/bfloat16 → float32 values in expected.json are torch's own conversions.
+ * float16/bfloat16 → float32 values in expected.json are torch's own conversions. The files in
+ * malformed/ are written by the same script, which records the reference reader's verdict on each;
+ * the real PEFT adapters of ../shared/data/peft are compared with what the reference reader returns.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
