@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 
-import { describe, FileError, FormatError, invalidArgument, InvalidArgumentError } from '../errors.js';
+import { describe, FileError, FormatError, InternalError, invalidArgument, InvalidArgumentError } from '../errors.js';
 import { checkBoolean, checkInteger, checkOptions } from '../util/validate.js';
 import { readJsonFile } from './safetensors.js';
 
@@ -99,6 +99,8 @@ export class Tokenizer {
   readonly #specialSingle: number;
   readonly #specialPair: number;
   readonly #robertaTypes: boolean;
+  /** The tokenizer.json it was read from (or a label). */
+  readonly path: string;
   /** model_max_length from tokenizer_config.json, when sensible. */
   readonly modelMaxLength: number | undefined;
   readonly padToken: string | undefined;
@@ -113,6 +115,7 @@ export class Tokenizer {
       throw new FormatError(source, `not a tokenizer the library can load (${e instanceof Error ? e.message : String(e)})`, { cause: e });
     }
     this.#tk = tk;
+    this.path = source;
     const pp = tk.post_processor as unknown as PostProcessorFn | null;
     this.#post = pp;
     const ppType = isObject(json['post_processor']) ? json['post_processor']['type'] : undefined;
@@ -195,7 +198,11 @@ export class Tokenizer {
   }
 
   #pieces(text: string): string[] {
-    return this.#tk.tokenize(text, { add_special_tokens: false });
+    try {
+      return this.#tk.tokenize(text, { add_special_tokens: false });
+    } catch (e) {
+      throw new InternalError(`${this.path}: the tokenizer failed on a text of ${text.length} characters (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
   }
 
   #resolve(o: Record<string, unknown>): Resolved {
@@ -245,7 +252,7 @@ export class Tokenizer {
     const ids = tokens.map((t, i) => {
       const known = this.#tk.token_to_id(t);
       if (known !== undefined) return known;
-      if (this.#unkId === undefined) throw new FormatError('<tokenizer.json>', `token ${JSON.stringify(t)} has no id and the model has no unknown token`);
+      if (this.#unkId === undefined) throw new FormatError(this.path, `token ${JSON.stringify(t)} has no id and the model has no unknown token`);
       tokens[i] = this.#unkToken ?? t;
       return this.#unkId;
     });
@@ -285,7 +292,7 @@ export class Tokenizer {
       }
       return this.#encodeOne(x, undefined, r);
     });
-    const length = r.padding === 'max_length' ? r.maxLength! : r.padding === 'longest' ? Math.max(0, ...encs.map((e) => e.ids.length)) : 0;
+    const length = r.padding === 'max_length' ? r.maxLength! : r.padding === 'longest' ? encs.reduce((m, e) => Math.max(m, e.ids.length), 0) : 0;
     const padded = r.padding === false ? encs : encs.map((e) => this.#pad(e, length));
     return {
       ids: padded.map((e) => e.ids),
