@@ -6,6 +6,7 @@ export { Tensor } from './tensor/tensor.js';
 export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './tensor/tensor.js';
 export * as linalg from './linalg/index.js';
 export * as ops from './ops/index.js';
+export * as optim from './optim/index.js';
 export * as io from './io/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';
 export type { RuntimeInfo, CpuKernel } from './runtime.js';
