@@ -29,7 +29,7 @@ interface Case {
   decoded: string;
   decodedWithSpecial: string;
 }
-const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', 'bert-base-uncased.json'), 'utf8')) as {
+const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', 'expected.json'), 'utf8')) as {
   vocabSize: number;
   cases: Case[];
   pairSplit: [number, number, number, number, number][];

@@ -6,7 +6,7 @@ Never run in CI; rerun by hand:
 Each case is encoded twice, by the Rust `tokenizers` library (Tokenizer.from_file with
 enable_truncation / enable_padding) and by `transformers` (AutoTokenizer on the folder, the fast
 tokenizer); the script stops if the two disagree, then writes
-test/fixtures/io/tokenizer/bert-base-uncased.json.
+test/fixtures/io/tokenizer/expected.json (with the word-level and byte-level cases below).
 """
 import json
 import os
@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # <package root>/../shared/data, or KFAC_PEFT_DATA when the package is checked out elsewhere
 SHARED = os.environ.get("KFAC_PEFT_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
 DATA = os.path.join(SHARED, "tokenizers", "bert-base-uncased")
-OUT = os.path.join(HERE, "..", "test", "fixtures", "io", "tokenizer", "bert-base-uncased.json")
+OUT = os.path.join(HERE, "..", "test", "fixtures", "io", "tokenizer", "expected.json")
 
 SENTENCES = [
     "Hello, world!",
