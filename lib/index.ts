@@ -7,6 +7,7 @@ export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './te
 export * as linalg from './linalg/index.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
+export * as io from './io/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';
 export type { RuntimeInfo, CpuKernel } from './runtime.js';
 export {
@@ -21,6 +22,9 @@ export {
   NumericalError,
   InternalError,
   NativeLoadError,
+  FormatError,
+  ConfigError,
+  FileError,
 } from './errors.js';
 export type { KfacErrorDetails } from './errors.js';
 export { VERSION } from './version.js';
