@@ -255,6 +255,15 @@ export function configFromHf(json: unknown, file?: string): ModelConfig {
       if (act !== 'silu') bad('hidden_act', "'silu'", act, f);
       const scaling = get('rope_scaling');
       if (scaling !== null && scaling !== undefined) bad('rope_scaling', 'null (rope scaling is not implemented)', scaling, f);
+      // Newer configs keep θ in rope_parameters ({ rope_type: 'default', rope_theta }).
+      let theta = get('rope_theta');
+      const rp = get('rope_parameters');
+      if (rp !== null && rp !== undefined) {
+        if (typeof rp !== 'object' || Array.isArray(rp)) bad('rope_parameters', 'an object', rp, f);
+        const r = rp as Record<string, unknown>;
+        if (r['rope_type'] !== undefined && r['rope_type'] !== 'default') bad('rope_parameters.rope_type', "'default' (rope scaling is not implemented)", r['rope_type'], f);
+        if (r['rope_theta'] !== undefined) theta = r['rope_theta'];
+      }
       const hidden = positiveInt(get('hidden_size'), 'hidden_size', f);
       const heads = positiveInt(get('num_attention_heads'), 'num_attention_heads', f);
       const kv = get('num_key_value_heads') === undefined || get('num_key_value_heads') === null ? heads : positiveInt(get('num_key_value_heads'), 'num_key_value_heads', f);
@@ -274,7 +283,7 @@ export function configFromHf(json: unknown, file?: string): ModelConfig {
         numKvHeads: kv,
         headDim,
         rmsNormEps: get('rms_norm_eps') === undefined ? 1e-6 : positive(get('rms_norm_eps'), 'rms_norm_eps', f),
-        ropeTheta: get('rope_theta') === undefined ? 10000 : positive(get('rope_theta'), 'rope_theta', f),
+        ropeTheta: theta === undefined ? 10000 : positive(theta, 'rope_theta', f),
         ropeConvention: 'half',
         maxPositions: get('max_position_embeddings') === undefined ? 2048 : positiveInt(get('max_position_embeddings'), 'max_position_embeddings', f),
         qkvBias: type === 'qwen2' ? true : attnBias,

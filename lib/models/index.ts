@@ -8,3 +8,8 @@ export type { BertConfig, BertModelType, Gpt2Config, LlamaConfig, LlamaModelType
 export { createLlama, LlamaModel } from './llama.js';
 export { BertModel, createBert } from './bert.js';
 export { createGpt2, Gpt2Model } from './gpt2.js';
+export { createModel, LoadError, loadModel, loadWeights } from './load.js';
+export type { LoadedModel, LoadOptions, LoadReport } from './load.js';
+export { openLlama2c } from './llama2c.js';
+export { generate } from './generate.js';
+export type { GenerateOptions } from './generate.js';
