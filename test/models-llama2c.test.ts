@@ -7,7 +7,7 @@
  * and second-best logit over the 64 steps is 0.07, far above float32 noise). The decoded text
  * must begin with the sentence llama2.c documents for this model.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,13 +15,14 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 
 import { FormatError } from '../lib/errors.js';
+import { Llama2cTokenizer } from '../lib/io/llama2c.js';
 import { generate, loadModel } from '../lib/models/index.js';
+import { sharedData } from './shared-data.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const DATA = join(HERE, '..', '..', 'shared', 'data', 'llama2c');
-const CKPT = join(DATA, 'stories260K.bin');
-const TOK = join(DATA, 'tok512.bin');
-const haveData = existsSync(CKPT) && existsSync(TOK);
+const DATA = sharedData('llama2c');
+const CKPT = join(DATA ?? '', 'stories260K.bin');
+const TOK = join(DATA ?? '', 'tok512.bin');
 
 interface Fixture {
   prompt: string;
@@ -32,30 +33,7 @@ interface Fixture {
 
 const fixture = JSON.parse(readFileSync(join(HERE, 'fixtures', 'llama2c', 'stories260K-greedy.json'), 'utf8')) as Fixture;
 
-/** llama2.c's decode(): strip the leading space after BOS, map <0xXX> pieces to bytes. */
-function decoder(path: string): (ids: readonly number[], prev: number) => string {
-  const buf = readFileSync(path);
-  const pieces: Buffer[] = [];
-  let off = 4;
-  while (off < buf.length) {
-    const n = buf.readInt32LE(off + 4);
-    pieces.push(buf.subarray(off + 8, off + 8 + n));
-    off += 8 + n;
-  }
-  return (ids, prev) => {
-    const out: Buffer[] = [];
-    for (const id of ids) {
-      let p = pieces[id]!;
-      if (prev === 1 && p[0] === 0x20) p = p.subarray(1);
-      const m = /^<0x([0-9A-F]{2})>$/.exec(p.toString('latin1'));
-      out.push(m ? Buffer.from([parseInt(m[1]!, 16)]) : p);
-      prev = id;
-    }
-    return Buffer.concat(out).toString('utf8');
-  };
-}
-
-describe.skipIf(!haveData)('stories260K (llama2.c) — needs ../shared/data/llama2c', () => {
+describe.skipIf(DATA === undefined)('stories260K (llama2.c) — needs ../shared/data/llama2c', () => {
   test('loads every weight of the checkpoint under Hugging Face names', () => {
     using model = loadModel(CKPT);
     expect(model.task).toBe('causal-lm');
@@ -70,10 +48,11 @@ describe.skipIf(!haveData)('stories260K (llama2.c) — needs ../shared/data/llam
 
   test('greedy continuation of "Once upon a time" matches llama2.c for 64 tokens', () => {
     using model = loadModel(CKPT);
-    const ids = generate(model, fixture.promptIds, { maxNewTokens: 64 });
+    const tok = Llama2cTokenizer.open(TOK, model.config.vocabSize);
+    expect(tok.encode(fixture.prompt)).toEqual(fixture.promptIds);
+    const ids = generate(model, tok.encode('Once upon a time'), { maxNewTokens: 64 });
     expect(Array.from(ids)).toEqual(fixture.generatedIds);
-    const decode = decoder(TOK);
-    const text = decode([...fixture.promptIds.slice(1), ...ids], 1);
+    const text = tok.decode([...fixture.promptIds, ...ids]);
     expect(text.startsWith('Once upon a time, there was a little girl named Lily.')).toBe(true);
     expect(text).toBe(fixture.text);
     console.log(`stories260K: ${JSON.stringify(text)}`);

@@ -12,6 +12,7 @@
  * ConfigError naming the field, never a silent approximation.
  */
 import { ConfigError, describe } from '../errors.js';
+import { type ModelConfig as IoModelConfig, parseModelConfig } from '../io/config.js';
 import type { GeluApproximate, RopeConvention } from '../nn/functional.js';
 
 export type LlamaModelType = 'llama' | 'mistral' | 'qwen2';
@@ -110,19 +111,14 @@ function probability(v: unknown, field: string, file?: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v >= 1) bad(field, 'a probability in [0, 1)', v, file);
   return v;
 }
-function tokenId(v: unknown, field: string, file?: string): number | null {
-  if (v === null || v === undefined) return null;
-  if (Array.isArray(v)) return v.length === 0 ? null : tokenId(v[0], field, file);
-  return nonNegInt(v, field, file);
-}
 function bad(field: string, expected: string, got: unknown, file?: string): never {
   throw new ConfigError(`${field}: expected ${expected}, got ${describe(got)}`, { argument: field, expected, got: describe(got), ...(file === undefined ? {} : { file }) });
 }
 
-function checkHeads(hidden: number, heads: number, kv: number, headDim: number, file?: string): void {
-  if (heads % kv !== 0) bad('num_key_value_heads', `a divisor of num_attention_heads (${heads})`, kv, file);
-  if (headDim < 1) bad('head_dim', 'a positive integer', headDim, file);
-  if (hidden < 1) bad('hidden_size', 'a positive integer', hidden, file);
+function checkHeads(hidden: number, heads: number, kv: number, headDim: number): void {
+  if (heads % kv !== 0) bad('numKvHeads', `a divisor of numHeads (${heads})`, kv);
+  if (headDim < 1) bad('headDim', 'a positive integer', headDim);
+  if (hidden < 1) bad('hiddenSize', 'a positive integer', hidden);
 }
 
 /** A LLaMA-family config with defaults for the fields not given (LLaMA's own defaults). */
@@ -219,8 +215,8 @@ const GELU_BY_NAME: Record<string, GeluApproximate> = {
   gelu_fast: 'tanh',
 };
 
-function activationOf(v: unknown, field: string, file?: string): GeluApproximate {
-  const a = typeof v === 'string' ? GELU_BY_NAME[v] : undefined;
+function activationOf(v: string, field: string, file?: string): GeluApproximate {
+  const a = GELU_BY_NAME[v];
   if (a === undefined) bad(field, `one of ${Object.keys(GELU_BY_NAME).join(', ')}`, v, file);
   return a;
 }
@@ -238,131 +234,98 @@ export function numLabelsOf(json: Record<string, unknown>): number | undefined {
 }
 
 /**
- * Reads a Hugging Face config.json object (already parsed) into a ModelConfig.
- * `file` only names the source in errors.
+ * The architecture config of a parsed Hugging Face / llama2.c ModelConfig (lib/io). `raw`, the
+ * config.json object, supplies what only training needs (dropout rates) and options this
+ * library refuses rather than approximates; without it the dropouts take transformers' defaults.
  */
-export function configFromHf(json: unknown, file?: string): ModelConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(`expected a JSON object, got ${describe(json)}`, file === undefined ? {} : { file });
-  const j = json as Record<string, unknown>;
-  const type = j['model_type'];
+export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> = {}, file?: string): ModelConfig {
   const f = file;
-  const get = (k: string): unknown => j[k];
-  switch (type) {
+  const rate = (keys: readonly string[], fallback: number): number => {
+    for (const k of keys) {
+      const v = raw[k];
+      if (v !== undefined && v !== null) return probability(v, k, f);
+    }
+    return fallback;
+  };
+  switch (m.family) {
     case 'llama':
     case 'mistral':
     case 'qwen2': {
-      const act = get('hidden_act') ?? 'silu';
-      if (act !== 'silu') bad('hidden_act', "'silu'", act, f);
-      const scaling = get('rope_scaling');
-      if (scaling !== null && scaling !== undefined) bad('rope_scaling', 'null (rope scaling is not implemented)', scaling, f);
-      // Newer configs keep θ in rope_parameters ({ rope_type: 'default', rope_theta }).
-      let theta = get('rope_theta');
-      const rp = get('rope_parameters');
-      if (rp !== null && rp !== undefined) {
-        if (typeof rp !== 'object' || Array.isArray(rp)) bad('rope_parameters', 'an object', rp, f);
-        const r = rp as Record<string, unknown>;
-        if (r['rope_type'] !== undefined && r['rope_type'] !== 'default') bad('rope_parameters.rope_type', "'default' (rope scaling is not implemented)", r['rope_type'], f);
-        if (r['rope_theta'] !== undefined) theta = r['rope_theta'];
-      }
-      const hidden = positiveInt(get('hidden_size'), 'hidden_size', f);
-      const heads = positiveInt(get('num_attention_heads'), 'num_attention_heads', f);
-      const kv = get('num_key_value_heads') === undefined || get('num_key_value_heads') === null ? heads : positiveInt(get('num_key_value_heads'), 'num_key_value_heads', f);
-      const headDim = get('head_dim') === undefined || get('head_dim') === null ? hidden / heads : positiveInt(get('head_dim'), 'head_dim', f);
-      if (!Number.isInteger(headDim)) bad('num_attention_heads', `a divisor of hidden_size (${hidden})`, heads, f);
-      checkHeads(hidden, heads, kv, headDim, f);
-      const attnBias = get('attention_bias') === true;
-      const useSliding = type === 'mistral' || get('use_sliding_window') === true;
-      const sw = get('sliding_window');
+      if (m.hiddenAct !== 'silu') bad('hidden_act', "'silu'", m.hiddenAct, f);
+      const rope = m.rope;
+      if (rope === undefined) bad('rope', 'a rotary position configuration', rope, f);
+      if (rope.type !== 'default') bad('rope_scaling', "the 'default' rope (scaling is not implemented)", rope.type, f);
       return llamaConfig({
-        modelType: type,
-        vocabSize: positiveInt(get('vocab_size'), 'vocab_size', f),
-        hiddenSize: hidden,
-        intermediateSize: positiveInt(get('intermediate_size'), 'intermediate_size', f),
-        numLayers: positiveInt(get('num_hidden_layers'), 'num_hidden_layers', f),
-        numHeads: heads,
-        numKvHeads: kv,
-        headDim,
-        rmsNormEps: get('rms_norm_eps') === undefined ? 1e-6 : positive(get('rms_norm_eps'), 'rms_norm_eps', f),
-        ropeTheta: theta === undefined ? 10000 : positive(theta, 'rope_theta', f),
-        ropeConvention: 'half',
-        maxPositions: get('max_position_embeddings') === undefined ? 2048 : positiveInt(get('max_position_embeddings'), 'max_position_embeddings', f),
-        qkvBias: type === 'qwen2' ? true : attnBias,
-        outputBias: type === 'qwen2' ? false : attnBias,
-        mlpBias: get('mlp_bias') === true,
-        tieWordEmbeddings: get('tie_word_embeddings') === true,
-        padTokenId: tokenId(get('pad_token_id'), 'pad_token_id', f),
-        bosTokenId: tokenId(get('bos_token_id'), 'bos_token_id', f),
-        eosTokenId: tokenId(get('eos_token_id'), 'eos_token_id', f),
-        slidingWindow: useSliding && typeof sw === 'number' ? positiveInt(sw, 'sliding_window', f) : null,
+        modelType: m.family,
+        vocabSize: m.vocabSize,
+        hiddenSize: m.hiddenSize,
+        intermediateSize: m.intermediateSize,
+        numLayers: m.numLayers,
+        numHeads: m.numHeads,
+        numKvHeads: m.numKvHeads,
+        headDim: m.headDim,
+        rmsNormEps: m.normEps,
+        ropeTheta: rope.theta,
+        ropeConvention: rope.style,
+        maxPositions: m.maxPositionEmbeddings,
+        qkvBias: m.qkvBias,
+        outputBias: m.attentionOutputBias,
+        mlpBias: m.mlpBias,
+        tieWordEmbeddings: m.tieWordEmbeddings,
+        padTokenId: m.padTokenId ?? null,
+        bosTokenId: m.bosTokenId ?? null,
+        eosTokenId: m.eosTokenIds[0] ?? null,
+        slidingWindow: m.slidingWindow ?? null,
       });
     }
     case 'bert':
-    case 'roberta': {
-      const pet = get('position_embedding_type') ?? 'absolute';
-      if (pet !== 'absolute') bad('position_embedding_type', "'absolute'", pet, f);
-      const hd = get('hidden_dropout_prob') === undefined ? 0.1 : probability(get('hidden_dropout_prob'), 'hidden_dropout_prob', f);
-      const cd = get('classifier_dropout');
-      return bertConfig({
-        modelType: type,
-        vocabSize: positiveInt(get('vocab_size'), 'vocab_size', f),
-        hiddenSize: positiveInt(get('hidden_size'), 'hidden_size', f),
-        intermediateSize: positiveInt(get('intermediate_size'), 'intermediate_size', f),
-        numLayers: positiveInt(get('num_hidden_layers'), 'num_hidden_layers', f),
-        numHeads: positiveInt(get('num_attention_heads'), 'num_attention_heads', f),
-        maxPositions: positiveInt(get('max_position_embeddings') ?? 512, 'max_position_embeddings', f),
-        typeVocabSize: nonNegInt(get('type_vocab_size') ?? 2, 'type_vocab_size', f),
-        layerNormEps: positive(get('layer_norm_eps') ?? 1e-12, 'layer_norm_eps', f),
-        activation: activationOf(get('hidden_act') ?? 'gelu', 'hidden_act', f),
-        hiddenDropout: hd,
-        classifierDropout: cd === null || cd === undefined ? hd : probability(cd, 'classifier_dropout', f),
-        padTokenId: nonNegInt(get('pad_token_id') ?? (type === 'roberta' ? 1 : 0), 'pad_token_id', f),
-      });
-    }
+    case 'roberta':
     case 'distilbert': {
-      const dim = positiveInt(get('dim'), 'dim', f);
+      const distil = m.family === 'distilbert';
+      const hidden = rate(distil ? ['dropout'] : ['hidden_dropout_prob'], 0.1);
       return bertConfig({
-        modelType: 'distilbert',
-        vocabSize: positiveInt(get('vocab_size'), 'vocab_size', f),
-        hiddenSize: dim,
-        intermediateSize: positiveInt(get('hidden_dim'), 'hidden_dim', f),
-        numLayers: positiveInt(get('n_layers'), 'n_layers', f),
-        numHeads: positiveInt(get('n_heads'), 'n_heads', f),
-        maxPositions: positiveInt(get('max_position_embeddings') ?? 512, 'max_position_embeddings', f),
-        typeVocabSize: 0,
-        layerNormEps: 1e-12,
-        activation: activationOf(get('activation') ?? 'gelu', 'activation', f),
-        hiddenDropout: probability(get('dropout') ?? 0.1, 'dropout', f),
-        classifierDropout: probability(get('seq_classif_dropout') ?? 0.2, 'seq_classif_dropout', f),
-        padTokenId: nonNegInt(get('pad_token_id') ?? 0, 'pad_token_id', f),
+        modelType: m.family,
+        vocabSize: m.vocabSize,
+        hiddenSize: m.hiddenSize,
+        intermediateSize: m.intermediateSize,
+        numLayers: m.numLayers,
+        numHeads: m.numHeads,
+        maxPositions: m.maxPositionEmbeddings,
+        typeVocabSize: m.typeVocabSize,
+        layerNormEps: m.normEps,
+        activation: activationOf(m.hiddenAct, distil ? 'activation' : 'hidden_act', f),
+        hiddenDropout: hidden,
+        classifierDropout: rate(distil ? ['seq_classif_dropout'] : ['classifier_dropout'], distil ? 0.2 : hidden),
+        padTokenId: m.padTokenId ?? (m.family === 'roberta' ? 1 : 0),
+        positionOffset: m.positionOffset,
       });
     }
     case 'gpt2': {
-      if (get('scale_attn_by_inverse_layer_idx') === true) bad('scale_attn_by_inverse_layer_idx', 'false', true, f);
-      if (get('reorder_and_upcast_attn') === true) bad('reorder_and_upcast_attn', 'false', true, f);
-      if (get('scale_attn_weights') === false) bad('scale_attn_weights', 'true', false, f);
-      const nInner = get('n_inner');
+      if (raw['scale_attn_by_inverse_layer_idx'] === true) bad('scale_attn_by_inverse_layer_idx', 'false (not implemented)', true, f);
+      if (raw['scale_attn_weights'] === false) bad('scale_attn_weights', 'true (not implemented otherwise)', false, f);
       return gpt2Config({
-        vocabSize: positiveInt(get('vocab_size'), 'vocab_size', f),
-        hiddenSize: positiveInt(get('n_embd'), 'n_embd', f),
-        ...(nInner === null || nInner === undefined ? {} : { intermediateSize: positiveInt(nInner, 'n_inner', f) }),
-        numLayers: positiveInt(get('n_layer'), 'n_layer', f),
-        numHeads: positiveInt(get('n_head'), 'n_head', f),
-        maxPositions: positiveInt(get('n_positions') ?? 1024, 'n_positions', f),
-        layerNormEps: positive(get('layer_norm_epsilon') ?? 1e-5, 'layer_norm_epsilon', f),
-        activation: activationOf(get('activation_function') ?? 'gelu_new', 'activation_function', f),
-        residDropout: probability(get('resid_pdrop') ?? 0.1, 'resid_pdrop', f),
-        embdDropout: probability(get('embd_pdrop') ?? 0.1, 'embd_pdrop', f),
-        padTokenId: tokenId(get('pad_token_id'), 'pad_token_id', f),
-        bosTokenId: tokenId(get('bos_token_id'), 'bos_token_id', f),
-        eosTokenId: tokenId(get('eos_token_id'), 'eos_token_id', f),
+        vocabSize: m.vocabSize,
+        hiddenSize: m.hiddenSize,
+        intermediateSize: m.intermediateSize,
+        numLayers: m.numLayers,
+        numHeads: m.numHeads,
+        maxPositions: m.maxPositionEmbeddings,
+        layerNormEps: m.normEps,
+        activation: activationOf(m.hiddenAct, 'activation_function', f),
+        residDropout: rate(['resid_pdrop'], 0.1),
+        embdDropout: rate(['embd_pdrop'], 0.1),
+        padTokenId: m.padTokenId ?? null,
+        bosTokenId: m.bosTokenId ?? null,
+        eosTokenId: m.eosTokenIds[0] ?? null,
       });
     }
     default:
-      throw new ConfigError(`model_type: expected one of llama, mistral, qwen2, bert, roberta, distilbert, gpt2, got ${describe(type)}`, {
-        argument: 'model_type',
-        expected: 'a supported model_type',
-        got: describe(type),
-        ...(f === undefined ? {} : { file: f }),
-      });
+      return bad('family', 'a supported model family', (m as { family: unknown }).family, f);
   }
+}
+
+/** Reads a parsed Hugging Face config.json object (lib/io's parser) into an architecture config. */
+export function configFromHf(json: unknown, file?: string): ModelConfig {
+  const m = parseModelConfig(json, file);
+  return fromModelConfig(m, json as Record<string, unknown>, file);
 }

@@ -13,14 +13,15 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
+import { parseModelConfig } from '../io/config.js';
+import { openLlama2c } from '../io/llama2c.js';
 import { openSafetensors, readJsonFile, type TensorSource } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkInteger } from '../util/validate.js';
 import type { ModelOptions, TransformerModel } from './base.js';
 import { BertModel } from './bert.js';
-import { configFromHf, type ModelConfig, numLabelsOf, type Task } from './config.js';
+import { fromModelConfig, type ModelConfig, numLabelsOf, type Task } from './config.js';
 import { Gpt2Model } from './gpt2.js';
-import { openLlama2c } from './llama2c.js';
 import { LlamaModel } from './llama.js';
 
 /** A checkpoint whose tensors do not match the model: a missing, unexpected or misshapen weight. */
@@ -196,15 +197,15 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   if (isDir) {
     const cfgPath = join(path, 'config.json');
     const json = readJsonFile(cfgPath);
-    config = configFromHf(json, cfgPath);
     const j = json as Record<string, unknown>;
+    config = fromModelConfig(parseModelConfig(json, cfgPath), j, cfgPath);
     task = options.task ?? taskFromConfig(j) ?? (config.family === 'bert' ? 'sequence-classification' : 'causal-lm');
     if (numLabels === undefined && task !== 'causal-lm') numLabels = numLabelsOf(j);
     src = openSafetensors(path);
   } else {
     const l = openLlama2c(path);
-    config = l.config;
-    src = l.source;
+    config = fromModelConfig(l.config);
+    src = l;
     task = options.task ?? 'causal-lm';
   }
   const model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true });
