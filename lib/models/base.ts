@@ -8,7 +8,7 @@ import type { LinearLayout } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkInteger } from '../util/validate.js';
-import { type Batch, classificationLoss, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
+import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
 import type { ModelConfig, Task } from './config.js';
 
 export interface ModelOptions {
@@ -117,31 +117,45 @@ export abstract class TransformerModel extends Container {
     return d;
   }
 
-  /** Loss of the task head. logits: [B, T, V] (causal-lm) or [B, L]. */
+  /** Validates the batch's labels for the task (before any native work). */
+  protected checkLabels(batch: Batch, B: number, T: number): void {
+    const labels = batch.labels;
+    if (labels === undefined || labels === null) return;
+    const fail = (expected: string, got: string): never => invalidArgument('batch.labels', expected, got);
+    const count = (n: number, what: string): void => {
+      if (labels.length !== n) throw new ShapeError(`batch.labels: expected ${n} ${what}, got ${labels.length}`, { argument: 'batch.labels', expected: `${n} ${what}`, got: `${labels.length}` });
+    };
+    if (this.task === 'regression') {
+      if (!(labels instanceof Float32Array)) fail('a Float32Array of regression targets', describe(labels));
+      count(B * this.numLabels, 'targets (B·numLabels)');
+      for (let i = 0; i < labels.length; i++) if (!Number.isFinite(labels[i]!)) fail('finite targets', `${labels[i]} at index ${i}`);
+      return;
+    }
+    if (!(labels instanceof Int32Array)) fail(this.task === 'causal-lm' ? 'an Int32Array of token ids (or −100)' : 'an Int32Array of class ids (or −100)', describe(labels));
+    const causal = this.task === 'causal-lm';
+    count(causal ? B * T : B, causal ? 'labels (B·T)' : 'labels (one per sequence)');
+    const hi = causal ? this.config.vocabSize : this.numLabels;
+    for (let i = 0; i < labels.length; i++) {
+      const v = labels[i]!;
+      if (v !== -100 && (v < 0 || v >= hi)) fail(`values in [0, ${hi}) or −100`, `${v} at index ${i}`);
+    }
+  }
+
+  /** Loss of the task head (labels already checked by checkLabels). logits: [B, T, V] (causal-lm) or [B, L]. */
   protected headLoss(logits: Tensor, batch: Batch, B: number, T: number): ForwardOutput {
     const labels = batch.labels;
     if (labels === undefined || labels === null) return (this.last = { logits, loss: null, dLogits: null, count: 0 });
     const d = this.workspace('dlogits', logits.shape);
     let r: { loss: number; count: number };
     if (this.task === 'causal-lm') {
-      if (!(labels instanceof Int32Array)) invalidArgument('batch.labels', 'an Int32Array of token ids (or −100)', describe(labels));
-      if (labels.length !== B * T)
-        throw new ShapeError(`batch.labels: expected ${B * T} labels, got ${labels.length}`, { argument: 'batch.labels', expected: `${B * T} labels`, got: `${labels.length}` });
       // Position t predicts labels[t + 1]; the last position of each row has no target.
       if (this.#targets.length !== B * T) this.#targets = new Int32Array(B * T);
-      const V = logits.shape[2]!;
-      for (let b = 0; b < B; b++) {
-        for (let t = 0; t < T; t++) {
-          const v = t + 1 < T ? labels[b * T + t + 1]! : -100;
-          if (v !== -100 && (v < 0 || v >= V)) invalidArgument('batch.labels', `token ids in [0, ${V}) or −100`, `${v} at index ${b * T + t + 1}`);
-          this.#targets[b * T + t] = v;
-        }
-      }
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#targets[b * T + t] = t + 1 < T ? labels[b * T + t + 1]! : -100;
       r = F.crossEntropy(logits, this.#targets, d);
     } else if (this.task === 'sequence-classification') {
-      r = classificationLoss(logits, labels, B, this.numLabels, d, 'class ids');
+      r = F.crossEntropy(logits, labels as Int32Array, d);
     } else {
-      r = mseLoss(logits, labels, d);
+      r = mseLoss(logits, labels as Float32Array, d);
     }
     return (this.last = { logits, loss: r.loss, dLogits: d, count: r.count });
   }

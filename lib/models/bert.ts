@@ -193,6 +193,7 @@ export class BertModel extends TransformerModel {
   forward(batch: Batch): ForwardOutput {
     const c = this.config;
     const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions - c.positionOffset);
+    this.checkLabels(batch, B, T);
     const n = B * T;
     if (this.#pos.length !== n) {
       this.#pos = new Int32Array(n);

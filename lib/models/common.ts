@@ -318,28 +318,14 @@ export class SmallActivation extends Module {
 
 // ---------------------------------------------------------------- losses of the heads
 
-/** Cross-entropy of logits [N, V] against targets [N] (−100 ignored), dLogits written. */
-export function classificationLoss(logits: Tensor, labels: unknown, rows: number, classes: number, dLogits: Tensor, what: string): { loss: number; count: number } {
-  if (!(labels instanceof Int32Array)) invalidArgument('batch.labels', `an Int32Array of ${what}`, describe(labels));
-  if (labels.length !== rows) throw new ShapeError(`batch.labels: expected ${rows} labels, got ${labels.length}`, { argument: 'batch.labels', expected: `${rows} labels`, got: `${labels.length}` });
-  for (let i = 0; i < labels.length; i++) {
-    const v = labels[i]!;
-    if (v !== -100 && (v < 0 || v >= classes)) invalidArgument('batch.labels', `values in [0, ${classes}) or −100`, `${v} at index ${i}`);
-  }
-  return F.crossEntropy(logits, labels, dLogits);
-}
-
-/** Mean squared error of predictions [N] against targets (Hugging Face's regression loss). */
-export function mseLoss(pred: Tensor, labels: unknown, dPred: Tensor): { loss: number; count: number } {
-  if (!(labels instanceof Float32Array)) invalidArgument('batch.labels', 'a Float32Array of regression targets', describe(labels));
+/** Mean squared error of predictions [N] against targets [N] (Hugging Face's regression loss), ∂/∂pred written. */
+export function mseLoss(pred: Tensor, labels: Float32Array, dPred: Tensor): { loss: number; count: number } {
   const n = pred.size;
-  if (labels.length !== n) throw new ShapeError(`batch.labels: expected ${n} targets, got ${labels.length}`, { argument: 'batch.labels', expected: `${n} targets`, got: `${labels.length}` });
   const p = pred.toArray();
   const d = new Float32Array(n);
   let s = 0;
   for (let i = 0; i < n; i++) {
     const y = labels[i]!;
-    if (!Number.isFinite(y)) invalidArgument('batch.labels', 'finite targets', `${y} at index ${i}`);
     const e = p[i]! - y;
     s += e * e;
     d[i] = (2 * e) / n;

@@ -166,6 +166,7 @@ export class Gpt2Model extends TransformerModel {
   forward(batch: Batch): ForwardOutput {
     const c = this.config;
     const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions);
+    this.checkLabels(batch, B, T);
     const maskT = mask === null ? null : this.workspace('mask', [B, T]).set(mask);
     const h = this.#trunk(ids, B, T, { mask: maskT, offset: 0, cache: null });
     let logits: Tensor;

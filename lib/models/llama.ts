@@ -185,6 +185,7 @@ export class LlamaModel extends TransformerModel {
   forward(batch: Batch): ForwardOutput {
     const c = this.config;
     const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions);
+    this.checkLabels(batch, B, T);
     if (c.slidingWindow !== null && T > c.slidingWindow) invalidArgument('batch.shape', `at most ${c.slidingWindow} positions (the sliding window is not implemented)`, `T = ${T}`);
     const h = this.#trunk(ids, B, T, { mask: this.#mask(B, T, mask), offset: 0, cache: null });
     let logits: Tensor;
