@@ -8,6 +8,7 @@ export * as linalg from './linalg/index.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
 export * as io from './io/index.js';
+export * as models from './models/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';
 export type { RuntimeInfo, CpuKernel } from './runtime.js';
 export {
