@@ -29,60 +29,33 @@ export class KfacError extends Error {
   }
 }
 
+/** A KfacError subclass with a fixed code. */
+function coded(code: string) {
+  return class extends KfacError {
+    constructor(message: string, details: KfacErrorDetails = {}) {
+      super(code, message, details);
+    }
+  };
+}
+
 /** A value of the wrong type, or out of its allowed range. */
-export class InvalidArgumentError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_INVALID_ARGUMENT', message, details);
-  }
-}
+export class InvalidArgumentError extends coded('ERR_INVALID_ARGUMENT') {}
 /** Shapes that do not fit together. */
-export class ShapeError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_SHAPE', message, details);
-  }
-}
+export class ShapeError extends coded('ERR_SHAPE') {}
 /** An element type the operation does not take. */
-export class DTypeError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_DTYPE', message, details);
-  }
-}
+export class DTypeError extends coded('ERR_DTYPE') {}
 /** Tensors on the wrong or on mixed devices. */
-export class DeviceError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_DEVICE', message, details);
-  }
-}
+export class DeviceError extends coded('ERR_DEVICE') {}
 /** A tensor used after dispose(). */
-export class DisposedError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_DISPOSED', message, details);
-  }
-}
+export class DisposedError extends coded('ERR_DISPOSED') {}
 /** NaN or Inf where finite values are required. */
-export class NotFiniteError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_NOT_FINITE', message, details);
-  }
-}
+export class NotFiniteError extends coded('ERR_NOT_FINITE') {}
 /** An allocation that failed, or one refused as absurd before it was tried. */
-export class OutOfMemoryError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_OUT_OF_MEMORY', message, details);
-  }
-}
+export class OutOfMemoryError extends coded('ERR_OUT_OF_MEMORY') {}
 /** A decomposition that did not converge or a matrix that is not positive definite. */
-export class NumericalError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_NUMERICAL', message, details);
-  }
-}
+export class NumericalError extends coded('ERR_NUMERICAL') {}
 /** A broken invariant inside the library: please report it. */
-export class InternalError extends KfacError {
-  constructor(message: string, details: KfacErrorDetails = {}) {
-    super('ERR_INTERNAL', message, details);
-  }
-}
+export class InternalError extends coded('ERR_INTERNAL') {}
 /**
  * A file that does not follow its format (truncated, inconsistent offsets, bad header …).
  * Names the file and, where known, the byte offset at which the problem was found.

@@ -7,6 +7,7 @@ export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './te
 export * as linalg from './linalg/index.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
 export * as io from './io/index.js';
 export * as models from './models/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';

@@ -1,11 +1,16 @@
-// Before `npm pack`: put the freshly built CPU binary into prebuilds/<platform>-<arch>/,
+// Before `npm pack` (and with --clean after it): put the freshly built CPU binary into prebuilds/<platform>-<arch>/,
 // so the tarball installs without a compiler on the same platform.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (process.argv.includes('--clean')) {
+  // After `npm pack`: a source checkout must load its own fresh build, not this copy.
+  rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
+  process.exit(0);
+}
 const built = join(root, 'build', 'Release', 'kfac_peft.node');
 if (!existsSync(built)) {
   const r = spawnSync('npx', ['node-gyp', 'rebuild', '-j', 'max'], { cwd: root, stdio: 'inherit' });

@@ -61,6 +61,35 @@ describe('LayerNorm', () => {
   });
 });
 
+describe('in-place calls', () => {
+  it('norm backward with dx = dout, activations with out = x, give the out-of-place results', () => {
+    const [N, C] = [5, 9];
+    const x = Tensor.randn([N, C], { seed: 1 });
+    const w = Tensor.randn([C], { seed: 2 });
+    const b = Tensor.randn([C], { seed: 3 });
+    const g = Tensor.randn([N, C], { seed: 4 });
+    const [out, mean, rstd] = [Tensor.empty([N, C]), Tensor.empty([N]), Tensor.empty([N])];
+    F.layerNormForward(x, w, b, 1e-5, out, mean, rstd);
+    const dx = Tensor.empty([N, C]);
+    const dw1 = Tensor.zeros([C]);
+    F.layerNormBackward(x, w, mean, rstd, g, { dx, dw: dw1, db: null });
+    const gi = g.clone();
+    const dw2 = Tensor.zeros([C]);
+    F.layerNormBackward(x, w, mean, rstd, gi, { dx: gi, dw: dw2, db: null });
+    expect(Array.from(gi.toArray())).toEqual(Array.from(dx.toArray()));
+    expect(Array.from(dw2.toArray())).toEqual(Array.from(dw1.toArray()));
+    F.rmsNormForward(x, w, 1e-6, out, rstd);
+    F.rmsNormBackward(x, w, rstd, g, { dx, dw: null });
+    const gr = g.clone();
+    F.rmsNormBackward(x, w, rstd, gr, { dx: gr, dw: null });
+    expect(Array.from(gr.toArray())).toEqual(Array.from(dx.toArray()));
+    const xi = x.clone();
+    F.geluForward(x, out, 'tanh');
+    F.geluForward(xi, xi, 'tanh');
+    expect(Array.from(xi.toArray())).toEqual(Array.from(out.toArray()));
+  });
+});
+
 describe('RMSNorm', () => {
   it.each(SIZES)('N=%i C=%i forward, rstd, dx, dw', (N, C) => {
     const eps = 1e-6;

@@ -66,6 +66,21 @@ export interface NativeAddon {
   norm(x: NativeTensor): number;
   dot(x: NativeTensor, y: NativeTensor): number;
 
+  adamwStep(
+    param: NativeTensor,
+    grad: NativeTensor,
+    expAvg: NativeTensor,
+    expAvgSq: NativeTensor,
+    maxExpAvgSq: NativeTensor | null,
+    options: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; amsgrad: boolean; maximize: boolean },
+  ): void;
+  sgdStep(
+    param: NativeTensor,
+    grad: NativeTensor,
+    momentumBuffer: NativeTensor | null,
+    options: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; maximize: boolean; firstStep: boolean },
+  ): void;
+
   // Further op families register themselves on the same object.
   [name: string]: unknown;
 }

@@ -38,7 +38,8 @@ interface NativeNn {
   swigluForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
   swigluBackward(gate: NativeTensor, up: NativeTensor, dout: NativeTensor, dgate: NativeTensor, dup: NativeTensor): void;
   crossEntropy(logits: NativeTensor, targets: Int32Array, dlogits: NativeTensor | null, o: { ignoreIndex: number; dscale: number }): { loss: number; count: number };
-  attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: { causal: boolean; scale: number }): void;
+  attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: { causal: boolean; scale: number; kvLength?: number }): void;
+  kvCacheWrite(src: NativeTensor, cache: NativeTensor, offset: number): void;
   attentionBackward(
     q: NativeTensor,
     k: NativeTensor,
@@ -49,7 +50,7 @@ interface NativeNn {
     dq: NativeTensor,
     dk: NativeTensor,
     dv: NativeTensor,
-    o: { causal: boolean; scale: number },
+    o: { causal: boolean; scale: number; kvLength?: number },
   ): void;
   ropeForward(x: NativeTensor, out: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
   ropeBackward(dout: NativeTensor, dx: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
@@ -213,11 +214,16 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Score scale (default 1/sqrt(D)). */
   scale?: number;
-  /** [B, Tk], 1 for real tokens and 0 for padding (padded keys are never attended). */
+  /** [B, Tk] (or [B, Tcap] with kvLength), 1 for real tokens and 0 for padding (padded keys are never attended). */
   mask?: Tensor | null;
+  /**
+   * KV cache: k and v are [B, Tcap, Hkv, D] buffers of which only the first kvLength time steps
+   * are used (default: all).
+   */
+  kvLength?: number;
 }
 
-function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): { causal: boolean; scale: number } {
+function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): { causal: boolean; scale: number; kvLength?: number } {
   checkRank(q, 'q', 4);
   checkRank(k, 'k', 4);
   const causal = options.causal === undefined ? false : checkBoolean(options.causal, 'causal');
@@ -226,7 +232,14 @@ function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): { causa
   const H = q.shape[2]!;
   const Hkv = k.shape[2]!;
   if (Hkv < 1 || H % Hkv !== 0) shapeError('k', `a number of key/value heads dividing the ${H} query heads`, k.shape);
-  return { causal, scale };
+  if (options.kvLength === undefined) return { causal, scale };
+  return { causal, scale, kvLength: checkInteger(options.kvLength, 'kvLength', 0, k.shape[1]!) };
+}
+
+/** KV cache: time steps offset … offset + T − 1 of cache [B, Tcap, Hkv, D] ← src [B, T, Hkv, D]. */
+export function kvCacheWrite(src: Tensor, cache: Tensor, offset: number): Tensor {
+  nn().kvCacheWrite(handleOf(src, 'src'), handleOf(cache, 'cache'), checkInteger(offset, 'offset', 0, 2 ** 40));
+  return cache;
 }
 
 /**

@@ -43,6 +43,16 @@ export class Linear extends Module {
   /** Compute the input gradient in backward (set false for a first layer whose input needs none). */
   computeInputGrad = true;
   #x: Tensor | null = null;
+  #dy: Tensor | null = null;
+
+  /** The input of the last forward (K-FAC's `a`); valid until the producer's next forward. */
+  get input(): Tensor | null {
+    return this.#x;
+  }
+  /** The output gradient of the last backward (K-FAC's `g`); valid until the caller reuses it. */
+  get outputGrad(): Tensor | null {
+    return this.#dy;
+  }
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -79,6 +89,7 @@ export class Linear extends Module {
     const x = saved(this.#x, 'Linear');
     lastDim(dy, this.outFeatures, 'dy');
     const dx = into ? into.dx : this.computeInputGrad ? this.workspace('dx', x.shape) : null;
+    this.#dy = dy;
     F.linearBackward(x, this.weight.tensor, dy, { dx, dW: this.weight.gradTarget(), db: this.bias?.gradTarget() ?? null, accumulateDx: into?.accumulate ?? false }, this.layout);
     return dx;
   }
@@ -391,6 +402,16 @@ export interface AttentionModuleOptions {
   seed?: number;
 }
 
+/** Keys and values of earlier steps for incremental decoding (see Attention.createCache). */
+export interface KVCache {
+  /** [B, capacity, Hkv, D] */
+  readonly k: Tensor;
+  /** [B, capacity, Hkv, D] */
+  readonly v: Tensor;
+  /** Time steps filled so far. */
+  length: number;
+}
+
 /**
  * Multi-head / grouped-query self-attention: x [B, T, dim] → o_proj(attn(q, k, v)) [B, T, dim]
  * with q_proj [H·D ← dim], k_proj and v_proj [Hkv·D ← dim], o_proj [dim ← H·D].
@@ -436,14 +457,28 @@ export class Attention extends Module {
     this.o_proj = this.registerModule('o_proj', new Linear(H, dim, { bias: outBias, seed: seed + 6 }));
   }
 
-  /** x [B, T, dim]; mask [B, T] (1 real token, 0 padding); offset: first position for RoPE. */
-  forward(x: Tensor, options: { mask?: Tensor | null; offset?: number } = {}): Tensor {
+  /** A KV cache for `batch` sequences of up to `capacity` tokens (dispose it when done). */
+  createCache(batch: number, capacity: number): KVCache {
+    const shape = [checkInteger(batch, 'batch', 1, MAX_DIM), checkInteger(capacity, 'capacity', 1, MAX_DIM), this.kvHeads, this.headDim];
+    return { k: Tensor.zeros(shape), v: Tensor.zeros(shape), length: 0 };
+  }
+
+  /**
+   * x [B, T, dim]; mask [B, T] (1 real token, 0 padding; [B, capacity] with a cache); offset:
+   * first position for RoPE. With `cache` (inference only): positions continue from
+   * cache.length, the new keys/values are appended, attention runs over everything cached, and
+   * cache.length grows by T; backward is not available after such a call.
+   */
+  forward(x: Tensor, options: { mask?: Tensor | null; offset?: number; cache?: KVCache } = {}): Tensor {
     if (!(x instanceof Tensor)) invalidArgument('x', 'a Tensor', describe(x));
     if (x.rank !== 3 || x.shape[2] !== this.dim)
       throw new ShapeError(`x: expected [B, T, ${this.dim}], got [${x.shape.join(', ')}]`, { argument: 'x', expected: `[B, T, ${this.dim}]`, got: `[${x.shape.join(', ')}]` });
     const [B, T] = x.shape as [number, number, number];
     const { heads: H, kvHeads: Hkv, headDim: D } = this;
-    const offset = options.offset ?? 0;
+    const cache = options.cache;
+    if (cache && (cache.k.shape[0] !== B || cache.length + T > cache.k.shape[1]!))
+      invalidArgument('cache', `room for ${T} more steps of batch ${B}`, `a cache [${cache.k.shape.join(', ')}] holding ${cache.length}`);
+    const offset = cache ? cache.length : (options.offset ?? 0);
     let q = this.view('q4', this.q_proj.forward(x), [B, T, H, D]);
     let k = this.view('k4', this.k_proj.forward(x), [B, T, Hkv, D]);
     const v = this.view('v4', this.v_proj.forward(x), [B, T, Hkv, D]);
@@ -453,8 +488,17 @@ export class Attention extends Module {
     }
     const mask = options.mask ?? null;
     const o = this.workspace('o', [B, T, H, D]);
-    F.attentionForward(q, k, v, o, this.workspace('lse', [B, H, T]), { causal: this.causal, scale: this.scale, mask });
-    this.#state = { q, k, v, mask, offset, B, T };
+    const lse = this.workspace('lse', [B, H, T]);
+    if (cache) {
+      F.kvCacheWrite(k, cache.k, cache.length);
+      F.kvCacheWrite(v, cache.v, cache.length);
+      cache.length += T;
+      F.attentionForward(q, cache.k, cache.v, o, lse, { causal: this.causal, scale: this.scale, mask, kvLength: cache.length });
+      this.#state = null;
+    } else {
+      F.attentionForward(q, k, v, o, lse, { causal: this.causal, scale: this.scale, mask });
+      this.#state = { q, k, v, mask, offset, B, T };
+    }
     return this.o_proj.forward(this.view('o3', o, [B, T, H * D]));
   }
 

@@ -354,7 +354,7 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, i
 
 namespace {
 cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                                  float scale) {
+                                  float scale, int64_t kv_len) {
   in(q, "q");
   in(k, "k");
   in(v, "v");
@@ -363,21 +363,27 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
   check_rank(k, "k", 4, 4);
   check_same_shape(k, "k", v, "v");
   check_finite_scalar(scale, "scale");
-  cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3)};
+  cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3), k.dim(1)};
+  if (kv_len >= 0) {
+    if (kv_len > k.dim(1))
+      throw_arg(ErrorCode::InvalidArgument, "kvLength", "at most the " + std::to_string(k.dim(1)) + " time steps of k",
+                std::to_string(kv_len));
+    d.Tk = kv_len;
+  }
   if (k.dim(0) != d.B || k.dim(3) != d.D)
     throw_arg(ErrorCode::Shape, "k", "[" + std::to_string(d.B) + ", Tk, Hkv, " + std::to_string(d.D) + "] like q " + shape_str(q.shape()),
               shape_str(k.shape()));
   if (d.Hkv < 1 || d.H % d.Hkv != 0)
     throw_arg(ErrorCode::Shape, "k", "a number of key/value heads that divides the " + std::to_string(d.H) + " query heads",
               std::to_string(d.Hkv) + " heads");
-  if (mask) check_shape(*mask, "mask", {d.B, d.Tk});
+  if (mask) check_shape(*mask, "mask", {d.B, d.Tcap});
   return d;
 }
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                       const Tensor& out, const Tensor& lse, bool causal, float scale) {
-  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale);
+                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len) {
+  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   in(out, "out");
   in(lse, "lse");
   check_shape(out, "out", q.shape());
@@ -393,8 +399,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                        const Tensor& dv, bool causal, float scale) {
-  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale);
+                        const Tensor& dv, bool causal, float scale, int64_t kv_len) {
+  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   in(lse, "lse");
   in(dout, "dout");
   in(dq, "dq");
@@ -412,6 +418,24 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   no_alias(&dk, "dk", &dv, "dv");
   cpu::attention_backward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, lse.f32(), dout.f32(),
                           dq.f32(), dk.f32(), dv.f32(), d, causal, scale);
+}
+
+void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
+  in(src, "src");
+  in(cache, "cache");
+  check_rank(src, "src", 4, 4);
+  check_rank(cache, "cache", 4, 4);
+  if (src.dim(0) != cache.dim(0) || src.dim(2) != cache.dim(2) || src.dim(3) != cache.dim(3))
+    throw_arg(ErrorCode::Shape, "cache", "[" + std::to_string(src.dim(0)) + ", Tcap, " + std::to_string(src.dim(2)) + ", " +
+                                             std::to_string(src.dim(3)) + "] like src " + shape_str(src.shape()),
+              shape_str(cache.shape()));
+  if (offset < 0 || offset > cache.dim(1) - src.dim(1))
+    throw_arg(ErrorCode::InvalidArgument, "offset",
+              "a position in [0, " + std::to_string(cache.dim(1) - src.dim(1)) + "] so that " +
+                  std::to_string(src.dim(1)) + " steps fit in the cache of " + std::to_string(cache.dim(1)),
+              std::to_string(offset));
+  no_alias(&src, "src", &cache, "cache");
+  cpu::kv_cache_write(src.f32(), cache.f32(), src.dim(0), src.dim(1), cache.dim(1), src.dim(2) * src.dim(3), offset);
 }
 
 // ---------------------------------------------------------------- RoPE

@@ -54,14 +54,17 @@ struct CrossEntropyResult {
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
                                  const Tensor* dlogits, int32_t ignore_index, float dscale);
 
-// q [B, Tq, H, D], k, v [B, Tk, Hkv, D] (Hkv | H, Tk ≥ Tq when causal), mask [B, Tk] | null
-// (0 = padding) → out [B, Tq, H, D] (=), lse [B, H, Tq] (=).
+// q [B, Tq, H, D], k, v [B, Tcap, Hkv, D] (Hkv | H) of which the first Tk = kv_len (all when
+// kv_len < 0) are used, mask [B, Tcap] | null (0 = padding) → out [B, Tq, H, D] (=),
+// lse [B, H, Tq] (=). Causal: query i sees keys j ≤ i + (Tk − Tq).
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                       const Tensor& out, const Tensor& lse, bool causal, float scale);
-// dout [B, Tq, H, D] → dq (=), dk, dv (=).
+                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len = -1);
+// dout [B, Tq, H, D] → dq (=), dk, dv (=, rows ≥ Tk zero).
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                        const Tensor& dv, bool causal, float scale);
+                        const Tensor& dv, bool causal, float scale, int64_t kv_len = -1);
+// KV cache: cache [B, Tcap, Hkv, D] time steps offset .. offset + T − 1 ← src [B, T, Hkv, D] (=).
+void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset);
 
 // x [B, T, H, D], D even → out (=, may alias x). kind: 0 rotate-half (HF), 1 interleaved (Meta).
 void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind);

@@ -4,6 +4,8 @@
 //   queries' own positions.
 //   causal: query i sees keys j ≤ i + (Tk − Tq). mask [B, Tk] or null: keys whose mask value
 //   is 0 are padding and never seen. A query row that sees no key outputs 0 (lse = +inf).
+//   KV cache: k, v (and dk, dv, mask) may be buffers of Tcap ≥ Tk time steps, [B, Tcap, Hkv, D]
+//   and [B, Tcap], of which the first Tk are used.
 #pragma once
 #include <cstdint>
 
@@ -11,6 +13,7 @@ namespace kfac::cpu {
 
 struct AttentionDims {
   int64_t B, Tq, Tk, H, Hkv, D;
+  int64_t Tcap;  // time steps allocated in k/v/mask (≥ Tk)
 };
 
 // → out [B, Tq, H, D] (=), lse [B, H, Tq] (=): the log-sum-exp of each row of scaled scores,
@@ -18,10 +21,14 @@ struct AttentionDims {
 void attention_forward(const float* q, const float* k, const float* v, const float* mask, float* out,
                        float* lse, const AttentionDims& d, bool causal, float scale);
 
-// dout [B, Tq, H, D] → dq [B, Tq, H, D] (=), dk, dv [B, Tk, Hkv, D] (=; the heads of a group
+// dout [B, Tq, H, D] → dq [B, Tq, H, D] (=), dk, dv [B, Tcap, Hkv, D] (=, rows ≥ Tk zero; the heads of a group
 // are summed in head order by one thread, so the result does not depend on the thread count).
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
                         const float* lse, const float* dout, float* dq, float* dk, float* dv,
                         const AttentionDims& d, bool causal, float scale);
+
+// cache [B, Tcap, HD]: rows offset .. offset+T−1 of every batch ← src [B, T, HD] (=).
+void kv_cache_write(const float* src, float* cache, int64_t B, int64_t T, int64_t Tcap, int64_t HD,
+                    int64_t offset);
 
 }  // namespace kfac::cpu

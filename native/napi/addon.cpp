@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_system(env, exports);
   register_basic_ops(env, exports);
   register_nn_ops(env, exports);
+  register_optim_ops(env, exports);
   return exports;
 }
 

@@ -74,6 +74,7 @@ struct AttnArgs {
   bool causal = false;
   float scale = 0.f;
   bool has_scale = false;
+  int64_t kv_len = -1;
 };
 
 AttnArgs attn_args(Napi::Value v) {
@@ -85,6 +86,8 @@ AttnArgs attn_args(Napi::Value v) {
     a.scale = get_float(f, "scale");
     a.has_scale = true;
   }
+  Napi::Value kl = field(o, "kvLength");
+  if (!kl.IsUndefined()) a.kv_len = get_int(kl, "kvLength", 0, int64_t(1) << 40);
   return a;
 }
 
@@ -248,7 +251,7 @@ KFAC_BINDING(AttentionForward) {
   const Tensor* mask = opt(arg(info, 3), "mask", ms);
   Tensor out = get_tensor(arg(info, 4), "out"), lse = get_tensor(arg(info, 5), "lse");
   AttnArgs a = attn_args(arg(info, 6));
-  nn::attention_forward(q, k, v, mask, out, lse, a.causal, default_scale(a, q));
+  nn::attention_forward(q, k, v, mask, out, lse, a.causal, default_scale(a, q), a.kv_len);
   return info.Env().Undefined();
 }
 
@@ -260,7 +263,14 @@ KFAC_BINDING(AttentionBackward) {
   Tensor lse = get_tensor(arg(info, 4), "lse"), dout = get_tensor(arg(info, 5), "dout"),
          dq = get_tensor(arg(info, 6), "dq"), dk = get_tensor(arg(info, 7), "dk"), dv = get_tensor(arg(info, 8), "dv");
   AttnArgs a = attn_args(arg(info, 9));
-  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q));
+  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len);
+  return info.Env().Undefined();
+}
+
+// kvCacheWrite(src, cache, offset)
+KFAC_BINDING(KvCacheWrite) {
+  Tensor src = get_tensor(arg(info, 0), "src"), cache = get_tensor(arg(info, 1), "cache");
+  nn::kv_cache_write(src, cache, get_int(arg(info, 2), "offset", 0, int64_t(1) << 40));
   return info.Env().Undefined();
 }
 
@@ -316,7 +326,7 @@ void register_nn_ops(Napi::Env env, Napi::Object exports) {
       {"crossEntropy", CrossEntropy},           {"attentionForward", AttentionForward},
       {"attentionBackward", AttentionBackward}, {"ropeForward", RopeForward},
       {"ropeBackward", RopeBackward},           {"dropoutForward", DropoutForward},
-      {"dropoutBackward", DropoutBackward},
+      {"dropoutBackward", DropoutBackward},     {"kvCacheWrite", KvCacheWrite},
   };
   for (const Entry& e : entries) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
 }

@@ -7,5 +7,6 @@ namespace kfac::napi {
 void register_system(Napi::Env env, Napi::Object exports);
 void register_basic_ops(Napi::Env env, Napi::Object exports);
 void register_nn_ops(Napi::Env env, Napi::Object exports);
+void register_optim_ops(Napi::Env env, Napi::Object exports);
 
 }  // namespace kfac::napi

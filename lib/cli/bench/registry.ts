@@ -3,4 +3,5 @@ import type { BenchCase } from './types.js';
 
 export const benchCases: Record<string, () => Promise<BenchCase>> = {
   gemm: async () => (await import('./gemm.js')).gemmBench,
+  attention: async () => (await import('./attention.js')).attentionBench,
 };

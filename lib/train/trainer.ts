@@ -1,0 +1,226 @@
+/**
+ * The training loop: steps or epochs, gradient accumulation, evaluation every N steps, the best
+ * checkpoint kept, early stopping, a seeded data order, a JSONL metrics log, a live progress line,
+ * and a clean stop on SIGINT (a checkpoint is saved and `fit()` resolves with `interrupted`).
+ * `fit()` yields to the event loop between steps, so timers and signals are served.
+ *
+ * What is trained is described by a TrainerTask (how to make batches, run forward + loss +
+ * backward, evaluate, save and load); the optimizer is anything with `step(ctx)` — AdamW, SGD
+ * or KFAC — so the loop is the same for every side of a comparison.
+ */
+import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import { describe, invalidArgument } from '../errors.js';
+import * as ops from '../ops/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { checkOptions } from '../util/validate.js';
+
+export interface TrainerTask<B> {
+  /** Training batches of one epoch in a deterministic order for this seed. */
+  batches(epoch: number, seed: number): Iterable<B>;
+  /** Forward, loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
+  lossAndBackward(batch: B): { loss: number; batchSize: number };
+  /** Sets every trainable gradient to zero. */
+  zeroGrad(): void;
+  /** Trainable gradients (for accumulation scaling and norms). */
+  grads(): Tensor[];
+  /** Evaluates on held-out data: the loss and named metrics. */
+  evaluate(): { loss: number; metrics: Record<string, number> };
+  /** Persist / restore everything needed to resume (parameters, optimizer, trainer state). */
+  save?(dir: string, trainerState: TrainerState): void;
+}
+
+export interface StepOptimizer {
+  step(ctx: { batchSize: number }): unknown;
+}
+
+export interface TrainerOptions {
+  /** Stop after this many optimizer steps (default: epochs × batches per epoch). */
+  maxSteps?: number;
+  /** Epochs over the training batches (default 1; ignored when maxSteps ends the run first). */
+  epochs?: number;
+  /** Micro-batches per optimizer step (default 1); gradients are averaged over them. */
+  gradAccumulation?: number;
+  /** Evaluate every this many steps (default: only at the end). */
+  evalEvery?: number;
+  /** The metric that decides the best checkpoint and early stopping (default: 'loss'). */
+  monitor?: string;
+  /** 'max' for metrics that grow (accuracy), 'min' for losses (default: 'min' for 'loss', else 'max'). */
+  mode?: 'min' | 'max';
+  /** Stop after this many evaluations without improvement (default: never). */
+  patience?: number;
+  /** Seed of the data order. */
+  seed?: number;
+  /** Where to save the best checkpoint (task.save), if anywhere. */
+  bestDir?: string;
+  /** Where to save on SIGINT (default: bestDir + '-interrupted'). */
+  interruptDir?: string;
+  /** JSONL file: one line per step and per evaluation. */
+  logFile?: string;
+  /** Called after each step and each evaluation (for a live display). */
+  onEvent?: (e: TrainerEvent) => void;
+  /** Catch SIGINT during fit() (default true). */
+  handleSigint?: boolean;
+  /** Starting point when resuming. */
+  resume?: TrainerState;
+}
+
+export interface TrainerState {
+  step: number;
+  epoch: number;
+  /** Batches of the current epoch already consumed. */
+  batchInEpoch: number;
+  best: { value: number; step: number } | null;
+  evalsWithoutImprovement: number;
+  elapsedMs: number;
+}
+
+export type TrainerEvent =
+  | { kind: 'step'; step: number; epoch: number; loss: number; ms: number; elapsedMs: number; optimizer: unknown }
+  | { kind: 'eval'; step: number; loss: number; metrics: Record<string, number>; best: boolean; elapsedMs: number };
+
+export interface FitResult {
+  state: TrainerState;
+  interrupted: boolean;
+  stoppedEarly: boolean;
+  diverged: boolean;
+  history: TrainerEvent[];
+}
+
+function posInt(o: Record<string, unknown>, k: string, fallback: number | undefined): number | undefined {
+  const v = o[k];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) invalidArgument(k, 'a positive integer', describe(v));
+  return v;
+}
+
+export class Trainer<B> {
+  readonly options: TrainerOptions;
+  #stop: 'interrupt' | null = null;
+
+  constructor(
+    readonly task: TrainerTask<B>,
+    readonly optimizer: StepOptimizer,
+    options: TrainerOptions = {},
+  ) {
+    const o = checkOptions(options);
+    posInt(o, 'maxSteps', undefined);
+    posInt(o, 'epochs', 1);
+    posInt(o, 'gradAccumulation', 1);
+    posInt(o, 'evalEvery', undefined);
+    if (o['patience'] !== undefined) posInt(o, 'patience', undefined);
+    if (o['mode'] !== undefined && o['mode'] !== 'min' && o['mode'] !== 'max') invalidArgument('mode', "'min' or 'max'", describe(o['mode']));
+    if (o['seed'] !== undefined && (typeof o['seed'] !== 'number' || !Number.isInteger(o['seed']))) invalidArgument('seed', 'an integer', describe(o['seed']));
+    this.options = options;
+  }
+
+  /** Asks a running fit() to save and stop after the current step (what SIGINT does). */
+  requestStop(): void {
+    this.#stop = 'interrupt';
+  }
+
+  async fit(): Promise<FitResult> {
+    const o = this.options;
+    const epochs = o.epochs ?? 1;
+    const accum = o.gradAccumulation ?? 1;
+    const monitor = o.monitor ?? 'loss';
+    const mode = o.mode ?? (monitor === 'loss' ? 'min' : 'max');
+    const seed = o.seed ?? 0;
+    const state: TrainerState = o.resume
+      ? { ...o.resume }
+      : { step: 0, epoch: 0, batchInEpoch: 0, best: null, evalsWithoutImprovement: 0, elapsedMs: 0 };
+    const history: TrainerEvent[] = [];
+    const t0 = Date.now() - state.elapsedMs;
+    const elapsed = () => Date.now() - t0;
+    if (o.logFile) mkdirSync(dirname(o.logFile), { recursive: true });
+    const log = (e: TrainerEvent) => {
+      history.push(e);
+      if (o.logFile) appendFileSync(o.logFile, JSON.stringify(e) + '\n');
+      o.onEvent?.(e);
+    };
+    const onSigint = () => this.requestStop();
+    if (o.handleSigint !== false) process.on('SIGINT', onSigint);
+    let stoppedEarly = false;
+    let diverged = false;
+    let interrupted = false;
+
+    const evaluate = () => {
+      const r = this.task.evaluate();
+      const value = monitor === 'loss' ? r.loss : r.metrics[monitor];
+      if (value === undefined) invalidArgument('monitor', `'loss' or one of ${Object.keys(r.metrics).join(', ')}`, JSON.stringify(monitor));
+      const better = state.best === null || (mode === 'min' ? value < state.best.value : value > state.best.value);
+      if (better) {
+        state.best = { value, step: state.step };
+        state.evalsWithoutImprovement = 0;
+        if (o.bestDir && this.task.save) this.task.save(o.bestDir, { ...state, elapsedMs: elapsed() });
+      } else state.evalsWithoutImprovement += 1;
+      log({ kind: 'eval', step: state.step, loss: r.loss, metrics: r.metrics, best: better, elapsedMs: elapsed() });
+      return o.patience !== undefined && state.evalsWithoutImprovement >= o.patience;
+    };
+
+    try {
+      outer: for (; state.epoch < epochs; state.epoch++, state.batchInEpoch = 0) {
+        const it = this.task.batches(state.epoch, seed + state.epoch)[Symbol.iterator]();
+        for (let skip = 0; skip < state.batchInEpoch; skip++) if (it.next().done) break;
+        for (;;) {
+          if (o.maxSteps !== undefined && state.step >= o.maxSteps) break outer;
+          const ts = process.hrtime.bigint();
+          this.task.zeroGrad();
+          let lossSum = 0;
+          let n = 0;
+          let micro = 0;
+          let batchSize = 0;
+          for (; micro < accum; micro++) {
+            const next = it.next();
+            if (next.done) break;
+            state.batchInEpoch += 1;
+            const r = this.task.lossAndBackward(next.value);
+            lossSum += r.loss;
+            batchSize = r.batchSize;
+            n += 1;
+          }
+          if (n === 0) break;
+          if (!Number.isFinite(lossSum)) {
+            diverged = true;
+            log({ kind: 'step', step: state.step, epoch: state.epoch, loss: lossSum / n, ms: 0, elapsedMs: elapsed(), optimizer: { diverged: true } });
+            break outer;
+          }
+          if (n > 1) for (const g of this.task.grads()) ops.scale(g, 1 / n, g);
+          const telemetry = this.optimizer.step({ batchSize });
+          state.step += 1;
+          log({ kind: 'step', step: state.step, epoch: state.epoch, loss: lossSum / n, ms: Number(process.hrtime.bigint() - ts) / 1e6, elapsedMs: elapsed(), optimizer: telemetry });
+          if (o.evalEvery && state.step % o.evalEvery === 0 && evaluate()) {
+            stoppedEarly = true;
+            break outer;
+          }
+          await new Promise((r) => setImmediate(r));
+          if (this.#stop === 'interrupt') {
+            interrupted = true;
+            break outer;
+          }
+          if (n < accum) break; // the epoch ran out mid-accumulation
+        }
+      }
+      if (!interrupted && !stoppedEarly && !diverged && !(o.evalEvery && state.step % o.evalEvery === 0 && history.at(-1)?.kind === 'eval')) evaluate();
+    } finally {
+      if (o.handleSigint !== false) process.off('SIGINT', onSigint);
+      state.elapsedMs = elapsed();
+      if (interrupted && this.task.save) {
+        const dir = o.interruptDir ?? (o.bestDir ? `${o.bestDir}-interrupted` : undefined);
+        if (dir) this.task.save(dir, state);
+      }
+      this.#stop = null;
+    }
+    return { state, interrupted, stoppedEarly, diverged, history };
+  }
+}
+
+/** Writes a JSON file atomically: a temporary file in the same folder, then a rename. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  // rename is atomic within one file system: readers see the old file or the new one.
+  renameSync(tmp, path);
+}
