@@ -14,6 +14,7 @@ import { ConfigError, InvalidArgumentError, KfacError, ShapeError } from '../lib
 import { openSafetensors, saveSafetensors } from '../lib/io/safetensors.js';
 import { configFromHf, createBert, createGpt2, createLlama, generate, LoadError, loadModel } from '../lib/models/index.js';
 import { Linear } from '../lib/nn/layers.js';
+import { sharedData } from './shared-data.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'models');
 const tmp = mkdtempSync(join(tmpdir(), 'kfac-models-api-'));
@@ -199,5 +200,26 @@ describe('generate', () => {
     expect(() => generate(m, [1], { maxNewTokens: 1, temperature: 1, topP: 0 })).toThrow(InvalidArgumentError);
     using b = createBert({ vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2 });
     expect(() => generate(b, [1], { maxNewTokens: 1 })).toThrow(InvalidArgumentError);
+  });
+});
+
+describe.skipIf(sharedData('peft') === undefined)('the real PEFT adapters in ../shared/data/peft name modules of these models', () => {
+  test.each([
+    ['gpt2-lora', () => createGpt2({ vocabSize: 20, hiddenSize: 8, numLayers: 12, numHeads: 2, maxPositions: 8 }, { task: 'sequence-classification' })],
+    ['distilbert-lora-imdb', () => createBert({ modelType: 'distilbert', vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 6, numHeads: 2 })],
+  ] as const)('%s', (name, make) => {
+    using m = make();
+    const modules = new Set(m.namedModules().map(([n]) => n));
+    const params = new Set(m.parameterNames());
+    const keys = openSafetensors(join(sharedData('peft')!, name, 'adapter_model.safetensors')).names;
+    expect(keys.length).toBeGreaterThan(0);
+    for (const k of keys) {
+      const bare = k.replace(/^base_model\.model\./, '');
+      const lora = /^(.*)\.lora_[AB]\.weight$/.exec(bare);
+      if (lora) {
+        expect(modules.has(lora[1]!), `${k}: module ${lora[1]}`).toBe(true);
+        expect(m.namedModules().find(([n]) => n === lora[1])![1]).toBeInstanceOf(Linear);
+      } else expect(params.has(bare), `${k}: parameter ${bare}`).toBe(true);
+    }
   });
 });

@@ -117,31 +117,25 @@ export interface LayerCache {
 }
 
 /**
- * Keys and values of every layer for incremental decoding. Positions [0, length) are filled;
- * `mask` [B, maxT] marks the real ones, so a one-token step attends to the whole buffer with
- * the unfilled tail masked out (no buffer is reallocated while decoding).
+ * Keys and values of every layer for incremental decoding: buffers of maxT positions of which
+ * [0, length) are filled. A step writes its keys/values at `length` and attends over the filled
+ * part only (no buffer is reallocated while decoding).
  */
 export class KVCache implements Disposable {
   readonly B: number;
   readonly maxT: number;
   readonly layers: LayerCache[];
-  readonly mask: Tensor;
-  readonly #maskArr: Float32Array;
   length = 0;
 
   constructor(B: number, maxT: number, numLayers: number, kvHeads: number, headDim: number) {
     this.B = B;
     this.maxT = maxT;
     this.layers = Array.from({ length: numLayers }, () => ({ k: Tensor.zeros([B, maxT, kvHeads, headDim]), v: Tensor.zeros([B, maxT, kvHeads, headDim]) }));
-    this.#maskArr = new Float32Array(B * maxT);
-    this.mask = Tensor.zeros([B, maxT]);
   }
 
-  /** Marks positions [length, length + T) with the batch's padding mask (1 where absent). */
-  extend(T: number, mask: Float32Array | null): void {
+  /** Checks that T more positions fit. */
+  reserve(T: number): void {
     if (this.length + T > this.maxT) invalidArgument('tokens', `at most ${this.maxT - this.length} more positions in this cache`, `${T}`);
-    for (let b = 0; b < this.B; b++) for (let t = 0; t < T; t++) this.#maskArr[b * this.maxT + this.length + t] = mask ? mask[b * T + t]! : 1;
-    this.mask.set(this.#maskArr);
   }
 
   dispose(): void {
@@ -149,7 +143,6 @@ export class KVCache implements Disposable {
       l.k.dispose();
       l.v.dispose();
     }
-    this.mask.dispose();
   }
 
   [Symbol.dispose](): void {
@@ -174,7 +167,7 @@ export interface SdpaCall {
   readonly mask: Tensor | null;
   /** Position of the first token (RoPE; the cache length when decoding). */
   readonly offset: number;
-  /** Write keys/values into this cache and attend over it (no backward then). */
+  /** Write keys/values into this cache at `offset` and attend over its filled part (no backward then). */
   readonly cache: { layer: LayerCache; all: KVCache } | null;
 }
 
@@ -186,8 +179,6 @@ export class SdpaCore extends Module {
   readonly o: SdpaOptions;
   readonly scale: number;
   #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number } | null = null;
-  #ids = new Int32Array(0);
-
   constructor(o: SdpaOptions) {
     super();
     this.o = o;
@@ -208,17 +199,10 @@ export class SdpaCore extends Module {
     const lse = this.workspace('lse', [B, H, T]);
     const cache = call.cache;
     if (cache) {
-      const { maxT } = cache.all;
-      if (this.#ids.length !== B * T) this.#ids = new Int32Array(B * T);
-      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#ids[b * T + t] = b * maxT + offset + t;
-      // The cache rows at these positions are still zero, so the scatter-add writes them.
-      F.embeddingBackward(this.#ids, this.view('k2', k, [B * T, Hkv * D]), this.view('ck', cache.layer.k, [B * maxT, Hkv * D]));
-      F.embeddingBackward(this.#ids, this.view('v2', v, [B * T, Hkv * D]), this.view('cv', cache.layer.v, [B * maxT, Hkv * D]));
-      if (offset === 0) F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask: call.mask });
-      else {
-        if (T !== 1) invalidArgument('tokens', 'one token per step after the prompt', `${T}`);
-        F.attentionForward(q, cache.layer.k, cache.layer.v, o, lse, { causal: false, scale: this.scale, mask: cache.all.mask });
-      }
+      // Keys/values of these positions go into the cache; attention reads its filled prefix.
+      F.kvCacheWrite(k, cache.layer.k, offset);
+      F.kvCacheWrite(v, cache.layer.v, offset);
+      F.attentionForward(q, cache.layer.k, cache.layer.v, o, lse, { causal: this.o.causal, scale: this.scale, mask: null, kvLength: offset + T });
       this.#state = null;
     } else {
       F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask: call.mask });

@@ -210,7 +210,7 @@ export class Gpt2Model extends TransformerModel {
   override forwardCached(ids: Int32Array, B: number, T: number, cache: KVCache): Tensor {
     const offset = cache.length;
     checkBatch({ inputIds: ids, shape: [B, T] }, this.config.vocabSize, cache.maxT, offset);
-    cache.extend(T, null);
+    cache.reserve(T);
     const h = this.#trunk(ids, B, T, { mask: null, offset, cache: { layer: cache.layers[0]!, all: cache } });
     cache.length += T;
     this.#fwd = null;

@@ -228,7 +228,7 @@ export class LlamaModel extends TransformerModel {
     const c = this.config;
     const offset = cache.length;
     checkBatch({ inputIds: ids, shape: [B, T] }, c.vocabSize, cache.maxT, offset);
-    cache.extend(T, null);
+    cache.reserve(T);
     const h = this.#trunk(ids, B, T, { mask: null, offset, cache: { layer: cache.layers[0]!, all: cache } });
     cache.length += T;
     this.#fwd = null;
