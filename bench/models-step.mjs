@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // One training step's forward + backward of a model, timed: loads a checkpoint (default the
 // stories260K llama2.c model from ../shared/data), runs warm-up steps, then prints the median,
-// min and max over the timed steps and writes bench/out/models-step.json.
+// min and max wall time over the timed steps and the CPU time per step (all threads; the wall
+// time on a shared machine depends on its load), and writes bench/out/models-step.json.
 //
 //   npm run build:ts && node bench/models-step.mjs [checkpoint] [--batch 8] [--seq 64] [--steps 20] [--threads N]
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,9 @@ const ids = Int32Array.from({ length: B * T }, () => ((s = (Math.imul(s, 1664525
 const batch = { inputIds: ids, shape: [B, T], labels: ids };
 const times = [];
 let loss = 0;
+let cpu0 = null;
 for (let i = 0; i < steps + 3; i++) {
+  if (i === 3) cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   model.zeroGrad();
   loss = model.forward(batch).loss;
@@ -39,10 +42,12 @@ for (let i = 0; i < steps + 3; i++) {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (i >= 3) times.push(ms);
 }
+const cpu = process.cpuUsage(cpu0);
+const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
 times.sort((a, b) => a - b);
 const params = model.parameters().reduce((n, p) => n + p.tensor.size, 0);
-const r = { model: path, params, B, T, steps, threads: info().cpu?.threads, loss, medianMs: times[times.length >> 1], minMs: times[0], maxMs: times[times.length - 1] };
-console.log(`forward+backward ${model.config.modelType} (${params} parameters) B=${B} T=${T}, ${r.threads} threads: median ${r.medianMs.toFixed(2)} ms, min ${r.minMs.toFixed(2)}, max ${r.maxMs.toFixed(2)} over ${steps} steps (loss ${loss.toFixed(4)})`);
+const r = { model: path, params, B, T, steps, threads: info().cpu?.threads, loss, cpuMsPerStep, medianMs: times[times.length >> 1], minMs: times[0], maxMs: times[times.length - 1] };
+console.log(`forward+backward ${model.config.modelType} (${params} parameters) B=${B} T=${T}, ${r.threads} threads: median ${r.medianMs.toFixed(2)} ms, min ${r.minMs.toFixed(2)}, max ${r.maxMs.toFixed(2)} over ${steps} steps; ${cpuMsPerStep.toFixed(1)} ms of CPU time per step (all threads); loss ${loss.toFixed(4)}`);
 mkdirSync(join(root, 'bench', 'out'), { recursive: true });
 writeFileSync(join(root, 'bench', 'out', 'models-step.json'), JSON.stringify(r, null, 1) + '\n');
 model.dispose();

@@ -88,6 +88,25 @@ describe.skipIf(DATA === undefined)('stories260K (llama2.c) — needs ../shared/
     }
   });
 
+  test('the loss of its own greedy story is low, and one gradient step lowers it', () => {
+    using model = loadModel(CKPT);
+    model.eval();
+    const seq = Int32Array.from([...fixture.promptIds, ...fixture.generatedIds]);
+    const batch = { inputIds: seq, shape: [1, seq.length] as const, labels: seq };
+    model.zeroGrad();
+    const before = model.forward(batch).loss!;
+    expect(before).toBeLessThan(1);
+    model.backward();
+    for (const p of model.parameters()) {
+      const w = p.tensor.toArray();
+      const g = p.grad!.toArray();
+      for (let i = 0; i < w.length; i++) w[i] = w[i]! - 0.05 * g[i]!;
+      p.tensor.set(w);
+    }
+    const after = model.forward(batch).loss!;
+    expect(after).toBeLessThan(before);
+  });
+
   test('sampling is reproducible from its seed and differs across seeds', () => {
     using model = loadModel(CKPT);
     const a = generate(model, fixture.promptIds, { maxNewTokens: 24, temperature: 1, topP: 0.9, seed: 7 });
