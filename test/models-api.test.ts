@@ -3,7 +3,7 @@
  * heads, bare checkpoints), configs it refuses, batch validation, module names for PEFT, and
  * generate()'s arguments.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +102,25 @@ describe('loadModel accounts for every weight', () => {
     using ref = loadModel(join(FIXTURES, 'bert-cls'));
     const batch = { inputIds: Int32Array.of(2, 3, 4, 5), shape: [1, 4] as const };
     expect(Array.from(m.logits(batch))).toEqual(Array.from(ref.logits(batch)));
+  });
+
+  test('a sharded checkpoint (model.safetensors.index.json) loads like the single file', () => {
+    const dir = join(tmp, 'sharded');
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(FIXTURES, 'gpt2-lm', 'config.json'), join(dir, 'config.json'));
+    const src = openSafetensors(join(FIXTURES, 'gpt2-lm'));
+    const shards = [new Map<string, { data: Float32Array; shape: readonly number[] }>(), new Map<string, { data: Float32Array; shape: readonly number[] }>()];
+    const weightMap: Record<string, string> = {};
+    src.names.forEach((n, i) => {
+      shards[i % 2]!.set(n, { data: src.readFloat32(n), shape: src.info(n).shape });
+      weightMap[n] = `model-0000${(i % 2) + 1}-of-00002.safetensors`;
+    });
+    shards.forEach((w, i) => saveSafetensors(join(dir, `model-0000${i + 1}-of-00002.safetensors`), w));
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    using a = loadModel(dir);
+    using b = loadModel(join(FIXTURES, 'gpt2-lm'));
+    const batch = { inputIds: Int32Array.of(5, 6, 7), shape: [1, 3] as const };
+    expect(Array.from(a.logits(batch))).toEqual(Array.from(b.logits(batch)));
   });
 
   test('refused configs are ConfigErrors', () => {

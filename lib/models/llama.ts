@@ -228,6 +228,7 @@ export class LlamaModel extends TransformerModel {
     const c = this.config;
     const offset = cache.length;
     checkBatch({ inputIds: ids, shape: [B, T] }, c.vocabSize, cache.maxT, offset);
+    if (c.slidingWindow !== null && offset + T > c.slidingWindow) invalidArgument('tokens', `at most ${c.slidingWindow} positions in all (the sliding window is not implemented)`, `${offset + T}`);
     cache.reserve(T);
     const h = this.#trunk(ids, B, T, { mask: null, offset, cache: { layer: cache.layers[0]!, all: cache } });
     cache.length += T;
