@@ -4,6 +4,7 @@
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { Embedding, Linear } from '../nn/layers.js';
+import type { Parameter } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -95,6 +96,11 @@ export abstract class TransformerModel extends Container {
   /** Decoders: logits [B, T, V] of new tokens, reading and extending the cache (no backward). */
   forwardCached(_ids: Int32Array, _B: number, _T: number, _cache: KVCache): Tensor {
     return invalidArgument('model', 'a causal language model', `a ${this.config.modelType} model for ${this.task}`);
+  }
+
+  /** The parameters that backward gives gradients to (what an optimizer updates). */
+  trainableParameters(): Parameter[] {
+    return this.parameters().filter((p) => p.trainable);
   }
 
   /** Names of the parameters, trainable or not, in checkpoint order. */
