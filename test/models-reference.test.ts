@@ -47,6 +47,7 @@ const CASES: [string, 'causal-lm' | 'sequence-classification' | 'regression'][] 
   ['distilbert-cls', 'sequence-classification'],
   ['gpt2-lm', 'causal-lm'],
   ['gpt2-cls', 'sequence-classification'],
+  ['mistral-lm', 'causal-lm'],
 ];
 
 describe('models agree with transformers on tiny checkpoints', () => {
@@ -82,4 +83,10 @@ describe('models agree with transformers on tiny checkpoints', () => {
     }
     console.log(`${name}: logits rel err ${logitErr.toExponential(2)}, grads ${Object.values(gradErrs).map((e) => e.toExponential(2)).join(' ')}`);
   });
+});
+
+test('Mistral refuses sequences longer than its sliding window (not implemented)', () => {
+  using m = loadModel(join(FIXTURES, 'mistral-lm'));
+  expect(m.config).toMatchObject({ modelType: 'mistral', slidingWindow: 16, numKvHeads: 1 });
+  expect(() => m.forward({ inputIds: new Int32Array(17), shape: [1, 17] })).toThrow(/sliding window/);
 });

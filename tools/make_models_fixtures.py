@@ -15,7 +15,7 @@ import torch
 import transformers
 from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
                           DistilBertForSequenceClassification, GPT2Config, GPT2ForSequenceClassification,
-                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification,
+                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, MistralConfig, MistralForCausalLM,
                           Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaForSequenceClassification)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures', 'models')
@@ -159,6 +159,15 @@ def main():
     save('gpt2-cls', m, {'shape': [B, T], 'input_ids': ids(64, pad=0, seed=9), 'attention_mask': mask},
          ['score.weight', 'transformer.h.1.attn.c_proj.weight'], {'values': [1, 0], 'dtype': torch.long, 'shape': [B]},
          'GPT2ForSequenceClassification, pad 0')
+
+    # Mistral (same architecture below its sliding window), GQA 4/1.
+    cfg = MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=1, max_position_embeddings=64, sliding_window=16, rms_norm_eps=1e-5,
+                        rope_theta=10000.0, tie_word_embeddings=False, initializer_range=0.1, attn_implementation='eager')
+    m = MistralForCausalLM(cfg).float()
+    x = ids(64, seed=10)
+    save('mistral-lm', m, {'shape': [B, T], 'input_ids': x}, ['model.layers.0.self_attn.k_proj.weight', 'lm_head.weight'],
+         {'values': x, 'dtype': torch.long, 'shape': [B, T]}, 'MistralForCausalLM, GQA 4/1, sliding window 16 > T')
 
 
 if __name__ == '__main__':
