@@ -10,7 +10,7 @@ import * as F from '../nn/functional.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkInteger } from '../util/validate.js';
 import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
-import type { ModelConfig, Task } from './config.js';
+import type { ArchitectureConfig, Task } from './config.js';
 
 export interface ModelOptions {
   /** Default 'causal-lm' for decoders, 'sequence-classification' for encoders. */
@@ -64,7 +64,7 @@ export function resolveTask(o: ModelOptions, fallback: Task, allowed: readonly T
  * parameters get no gradient and cost no weight-gradient work.
  */
 export abstract class TransformerModel extends Container {
-  abstract readonly config: ModelConfig;
+  abstract readonly config: ArchitectureConfig;
   abstract readonly task: Task;
   abstract readonly numLabels: number;
   #targets = new Int32Array(0);

@@ -85,7 +85,8 @@ export interface Gpt2Config {
   readonly eosTokenId: number | null;
 }
 
-export type ModelConfig = LlamaConfig | BertConfig | Gpt2Config;
+/** The architecture of a model (what lib/models builds); lib/io's ModelConfig is the parsed config.json it comes from. */
+export type ArchitectureConfig = LlamaConfig | BertConfig | Gpt2Config;
 
 /** What the model is trained for: next-token prediction, classes, or real-valued targets. */
 export type Task = 'causal-lm' | 'sequence-classification' | 'regression';
@@ -238,7 +239,7 @@ export function numLabelsOf(json: Record<string, unknown>): number | undefined {
  * config.json object, supplies what only training needs (dropout rates) and options this
  * library refuses rather than approximates; without it the dropouts take transformers' defaults.
  */
-export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> = {}, file?: string): ModelConfig {
+export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> = {}, file?: string): ArchitectureConfig {
   const f = file;
   const rate = (keys: readonly string[], fallback: number): number => {
     for (const k of keys) {
@@ -325,7 +326,7 @@ export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> =
 }
 
 /** Reads a parsed Hugging Face config.json object (lib/io's parser) into an architecture config. */
-export function configFromHf(json: unknown, file?: string): ModelConfig {
+export function configFromHf(json: unknown, file?: string): ArchitectureConfig {
   const m = parseModelConfig(json, file);
   return fromModelConfig(m, json as Record<string, unknown>, file);
 }

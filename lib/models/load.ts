@@ -20,7 +20,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { checkInteger } from '../util/validate.js';
 import type { ModelOptions, TransformerModel } from './base.js';
 import { BertModel } from './bert.js';
-import { fromModelConfig, type ModelConfig, numLabelsOf, type Task } from './config.js';
+import { fromModelConfig, type ArchitectureConfig, numLabelsOf, type Task } from './config.js';
 import { Gpt2Model } from './gpt2.js';
 import { LlamaModel } from './llama.js';
 
@@ -53,7 +53,7 @@ export interface LoadReport {
 }
 
 /** A model built from a config (random weights from `seed`). */
-export function createModel(config: ModelConfig, options: ModelOptions = {}): TransformerModel {
+export function createModel(config: ArchitectureConfig, options: ModelOptions = {}): TransformerModel {
   switch (config.family) {
     case 'llama':
       return new LlamaModel(config, options);
@@ -77,7 +77,7 @@ interface Rules {
   freshOk: (name: string) => boolean;
 }
 
-function rulesFor(c: ModelConfig, task: Task): Rules {
+function rulesFor(c: ArchitectureConfig, task: Task): Rules {
   if (c.family === 'llama')
     return {
       prefix: 'model.',
@@ -190,7 +190,7 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   } catch (e) {
     throw new FileError(path, `cannot open: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  let config: ModelConfig;
+  let config: ArchitectureConfig;
   let src: TensorSource;
   let task: Task;
   let numLabels: number | undefined = options.numLabels;
