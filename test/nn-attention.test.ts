@@ -173,6 +173,55 @@ describe('attention kernel', () => {
   });
 });
 
+describe('attention dropout', () => {
+  const cases: Case[] = [
+    { B: 2, Tq: 5, Tk: 5, H: 4, Hkv: 2, D: 3, causal: true, masked: true },
+    { B: 1, Tq: 35, Tk: 35, H: 2, Hkv: 1, D: 2, causal: true, masked: false },
+    { B: 2, Tq: 4, Tk: 6, H: 2, Hkv: 2, D: 3, causal: false, masked: false },
+  ];
+  it.each(cases.map((c) => [JSON.stringify(c), c] as const))('mask = dropoutForward of the same seed; forward and gradients by finite differences %s', (_, c) => {
+    const p = 0.3;
+    const seed = 1234;
+    const { B, Tq, Tk, H } = c;
+    const drop = F.dropoutForward(Tensor.full([B * H * Tq * Tk], 1), Tensor.empty([B * H * Tq * Tk]), p, seed).toArray();
+    const base = runAttention(c, 31);
+    const opts = { ...base.opts, dropout: p, seed };
+    const out = poisoned(base.out.shape);
+    const lse = poisoned(base.lse.shape);
+    F.attentionForward(base.tq, base.tk, base.tv, out, lse, opts);
+    expect(Array.from(lse.toArray())).toEqual(Array.from(base.lse.toArray())); // lse of the undropped softmax
+    const scale = 1 / Math.sqrt(c.D);
+    const ref = () => refAttention(base.q.f64, base.k.f64, base.v.f64, base.m, c, c.causal, scale, drop);
+    expectClose(out.toArray(), ref(), 'out', 1e-5, 1e-5);
+    const r = input(out.size, 7);
+    const [dq, dk, dv] = [poisoned(base.tq.shape), poisoned(base.tk.shape), poisoned(base.tv.shape)];
+    F.attentionBackward(base.tq, base.tk, base.tv, lse, Tensor.from(r.f32, out.shape), dq, dk, dv, opts);
+    expectClose(dq.toArray(), fdGrad(base.q.f64, ref, r.f64), 'dq');
+    expectClose(dk.toArray(), fdGrad(base.k.f64, ref, r.f64), 'dk');
+    expectClose(dv.toArray(), fdGrad(base.v.f64, ref, r.f64), 'dv');
+  });
+
+  it('p = 0 is the plain kernel; the module drops only in training, with a new mask per call', () => {
+    const c: Case = { B: 1, Tq: 6, Tk: 6, H: 2, Hkv: 1, D: 4, causal: true, masked: false };
+    const a = runAttention(c, 3);
+    const o0 = poisoned(a.out.shape);
+    F.attentionForward(a.tq, a.tk, a.tv, o0, Tensor.empty(a.lse.shape), { ...a.opts, dropout: 0, seed: 9 });
+    expect(Array.from(o0.toArray())).toEqual(Array.from(a.out.toArray()));
+    expect(() => F.attentionForward(a.tq, a.tk, a.tv, o0, Tensor.empty(a.lse.shape), { dropout: 1 })).toThrow(/dropout/);
+    const x = Tensor.randn([2, 5, 8], { seed: 1 });
+    const m = new nn.Attention(8, { heads: 2, dropout: 0.5, seed: 4 });
+    const plain = new nn.Attention(8, { heads: 2, seed: 4 });
+    const y0 = Array.from(plain.forward(x).toArray());
+    const y1 = Array.from(m.forward(x).toArray());
+    const y2 = Array.from(m.forward(x).toArray());
+    expect(y1).not.toEqual(y0);
+    expect(y2).not.toEqual(y1);
+    expect(m.backward(Tensor.randn([2, 5, 8], { seed: 2 })).toArray().every(Number.isFinite)).toBe(true);
+    m.eval();
+    expect(Array.from(m.forward(x).toArray())).toEqual(y0);
+  });
+});
+
 describe('KV cache', () => {
   it('kernel over the first kvLength steps of a larger buffer equals the contiguous kernel (forward and backward)', () => {
     const [B, Tq, Tk, Tcap, H, Hkv, D] = [2, 3, 7, 10, 4, 2, 3];

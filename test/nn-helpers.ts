@@ -136,8 +136,11 @@ export interface AttnDims {
   D: number;
 }
 
-/** Dense reference attention (rows that see no key give 0). Returns out [B, Tq, H, D]. */
-export function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, d: AttnDims, causal: boolean, scale: number): Float64Array {
+/**
+ * Dense reference attention (rows that see no key give 0). Returns out [B, Tq, H, D].
+ * drop: optional multipliers [B, H, Tq, Tk] applied to the probabilities (dropout).
+ */
+export function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, d: AttnDims, causal: boolean, scale: number, drop?: ArrayLike<number>): Float64Array {
   const { B, Tq, Tk, H, Hkv, D } = d;
   const R = H / Hkv;
   const out = new Float64Array(B * Tq * H * D);
@@ -163,7 +166,7 @@ export function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: Arra
         for (let j = 0; j < Tk; j++) z += s[j] === -Infinity ? 0 : Math.exp(s[j]! - mx);
         for (let j = 0; j < Tk; j++) {
           if (s[j] === -Infinity) continue;
-          const p = Math.exp(s[j]! - mx) / z;
+          const p = (Math.exp(s[j]! - mx) / z) * (drop ? drop[((b * H + h) * Tq + i) * Tk + j]! : 1);
           for (let c = 0; c < D; c++) out[((b * Tq + i) * H + h) * D + c]! += p * v[((b * Tk + j) * Hkv + g) * D + c]!;
         }
       }

@@ -38,7 +38,7 @@ interface NativeNn {
   swigluForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
   swigluBackward(gate: NativeTensor, up: NativeTensor, dout: NativeTensor, dgate: NativeTensor, dup: NativeTensor): void;
   crossEntropy(logits: NativeTensor, targets: Int32Array, dlogits: NativeTensor | null, o: { ignoreIndex: number; dscale: number }): { loss: number; count: number };
-  attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: { causal: boolean; scale: number; kvLength?: number }): void;
+  attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: AttentionNativeOptions): void;
   kvCacheWrite(src: NativeTensor, cache: NativeTensor, offset: number): void;
   attentionBackward(
     q: NativeTensor,
@@ -50,12 +50,20 @@ interface NativeNn {
     dq: NativeTensor,
     dk: NativeTensor,
     dv: NativeTensor,
-    o: { causal: boolean; scale: number; kvLength?: number },
+    o: AttentionNativeOptions,
   ): void;
   ropeForward(x: NativeTensor, out: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
   ropeBackward(dout: NativeTensor, dx: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
   dropoutForward(x: NativeTensor, out: NativeTensor, p: number, seed: number): void;
   dropoutBackward(dout: NativeTensor, dx: NativeTensor, p: number, seed: number): void;
+}
+
+interface AttentionNativeOptions {
+  causal: boolean;
+  scale: number;
+  kvLength?: number;
+  dropout?: number;
+  seed?: number;
 }
 
 const nn = (): NativeNn => native() as unknown as NativeNn;
@@ -221,9 +229,16 @@ export interface AttentionOptions {
    * are used (default: all).
    */
   kvLength?: number;
+  /**
+   * Dropout on the attention probabilities, p in [0, 1) (default 0). Element (b, h, i, j) is
+   * kept exactly when dropoutForward with the same seed keeps element ((b·H + h)·Tq + i)·Tk + j
+   * of a [B, H, Tq, Tk] tensor. The backward must be given the same dropout and seed.
+   */
+  dropout?: number;
+  seed?: number;
 }
 
-function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): { causal: boolean; scale: number; kvLength?: number } {
+function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): AttentionNativeOptions {
   checkRank(q, 'q', 4);
   checkRank(k, 'k', 4);
   const causal = options.causal === undefined ? false : checkBoolean(options.causal, 'causal');
@@ -232,8 +247,15 @@ function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): { causa
   const H = q.shape[2]!;
   const Hkv = k.shape[2]!;
   if (Hkv < 1 || H % Hkv !== 0) shapeError('k', `a number of key/value heads dividing the ${H} query heads`, k.shape);
-  if (options.kvLength === undefined) return { causal, scale };
-  return { causal, scale, kvLength: checkInteger(options.kvLength, 'kvLength', 0, k.shape[1]!) };
+  const o: AttentionNativeOptions = { causal, scale };
+  if (options.kvLength !== undefined) o.kvLength = checkInteger(options.kvLength, 'kvLength', 0, k.shape[1]!);
+  if (options.dropout !== undefined) {
+    const p = checkFinite(options.dropout, 'dropout');
+    if (p < 0 || p >= 1) invalidArgument('dropout', 'a probability in [0, 1)', describe(p));
+    o.dropout = p;
+  }
+  if (options.seed !== undefined) o.seed = checkInteger(options.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+  return o;
 }
 
 /** KV cache: time steps offset … offset + T − 1 of cache [B, Tcap, Hkv, D] ← src [B, T, Hkv, D]. */

@@ -399,6 +399,9 @@ export interface AttentionModuleOptions {
   rope?: RoPEOptions | null;
   /** Score scale (default 1/sqrt(D)). */
   scale?: number;
+  /** Dropout on the attention probabilities in training mode (GPT-2's attn_pdrop; default 0). */
+  dropout?: number;
+  /** Seed of the weight initialisation and of the dropout masks (call n uses seed + n). */
   seed?: number;
 }
 
@@ -424,11 +427,15 @@ export class Attention extends Module {
   readonly causal: boolean;
   readonly scale: number;
   readonly rope: { base: number; convention: F.RopeConvention } | null;
+  readonly dropout: number;
+  /** Dropout seed; training forwards so far are counted in dropoutCalls. */
+  dropoutSeed: number;
+  dropoutCalls = 0;
   readonly q_proj: Linear;
   readonly k_proj: Linear;
   readonly v_proj: Linear;
   readonly o_proj: Linear;
-  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number } | null = null;
+  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number; drop: { dropout: number; seed: number } | null } | null = null;
 
   constructor(dim: number, options: AttentionModuleOptions) {
     super();
@@ -445,6 +452,9 @@ export class Attention extends Module {
       if (this.headDim % 2 !== 0) invalidArgument('headDim', 'an even head dimension for RoPE', describe(this.headDim));
       this.rope = { base: r.base, convention: r.convention };
     } else this.rope = null;
+    this.dropout = options.dropout === undefined ? 0 : checkFinite(options.dropout, 'dropout');
+    if (this.dropout < 0 || this.dropout >= 1) invalidArgument('dropout', 'a probability in [0, 1)', describe(this.dropout));
+    this.dropoutSeed = options.seed ?? 0;
     const b = options.bias ?? true;
     const qkvBias = typeof b === 'boolean' ? b : b.qkv;
     const outBias = typeof b === 'boolean' ? b : b.out;
@@ -496,8 +506,9 @@ export class Attention extends Module {
       F.attentionForward(q, cache.k, cache.v, o, lse, { causal: this.causal, scale: this.scale, mask, kvLength: cache.length });
       this.#state = null;
     } else {
-      F.attentionForward(q, k, v, o, lse, { causal: this.causal, scale: this.scale, mask });
-      this.#state = { q, k, v, mask, offset, B, T };
+      const drop = this.training && this.dropout > 0 ? { dropout: this.dropout, seed: (this.dropoutSeed + this.dropoutCalls++) % Number.MAX_SAFE_INTEGER } : null;
+      F.attentionForward(q, k, v, o, lse, { causal: this.causal, scale: this.scale, mask, ...drop });
+      this.#state = { q, k, v, mask, offset, B, T, drop };
     }
     return this.o_proj.forward(this.view('o3', o, [B, T, H * D]));
   }
@@ -509,7 +520,7 @@ export class Attention extends Module {
     const dq = this.workspace('dq', [s.B, s.T, H, D]);
     const dk = this.workspace('dk', [s.B, s.T, Hkv, D]);
     const dv = this.workspace('dv', [s.B, s.T, Hkv, D]);
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [s.B, H, s.T]), dO, dq, dk, dv, { causal: this.causal, scale: this.scale, mask: s.mask });
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [s.B, H, s.T]), dO, dq, dk, dv, { causal: this.causal, scale: this.scale, mask: s.mask, ...s.drop });
     if (this.rope) {
       F.ropeBackward(dq, dq, { ...this.rope, offset: s.offset });
       F.ropeBackward(dk, dk, { ...this.rope, offset: s.offset });

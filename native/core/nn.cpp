@@ -379,11 +379,20 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
   if (mask) check_shape(*mask, "mask", {d.B, d.Tcap});
   return d;
 }
+
+void check_attention_dropout(float p) {
+  check_finite_scalar(p, "dropout");
+  if (p < 0.f || p >= 1.f)
+    throw_arg(ErrorCode::InvalidArgument, "dropout", "a probability in [0, 1)", std::to_string(p));
+}
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len) {
+                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
+                       float dropout, uint64_t seed) {
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  check_attention_dropout(dropout);
+  cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   in(out, "out");
   in(lse, "lse");
   check_shape(out, "out", q.shape());
@@ -394,13 +403,16 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
   }
   no_alias(&out, "out", &lse, "lse");
   cpu::attention_forward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, out.f32(), lse.f32(), d,
-                         causal, scale);
+                         causal, scale, dropout > 0.f ? &drop : nullptr);
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                        const Tensor& dv, bool causal, float scale, int64_t kv_len) {
+                        const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
+                        uint64_t seed) {
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  check_attention_dropout(dropout);
+  cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   in(lse, "lse");
   in(dout, "dout");
   in(dq, "dq");
@@ -417,7 +429,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   no_alias(&dq, "dq", &dv, "dv");
   no_alias(&dk, "dk", &dv, "dv");
   cpu::attention_backward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, lse.f32(), dout.f32(),
-                          dq.f32(), dk.f32(), dv.f32(), d, causal, scale);
+                          dq.f32(), dk.f32(), dv.f32(), d, causal, scale, dropout > 0.f ? &drop : nullptr);
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {

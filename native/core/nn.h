@@ -56,13 +56,16 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, i
 
 // q [B, Tq, H, D], k, v [B, Tcap, Hkv, D] (Hkv | H) of which the first Tk = kv_len (all when
 // kv_len < 0) are used, mask [B, Tcap] | null (0 = padding) → out [B, Tq, H, D] (=),
-// lse [B, H, Tq] (=). Causal: query i sees keys j ≤ i + (Tk − Tq).
+// lse [B, H, Tq] (=). Causal: query i sees keys j ≤ i + (Tk − Tq). dropout in [0, 1) on the
+// probabilities with a counter-based mask from seed (the backward must get the same two).
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len = -1);
+                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len = -1,
+                       float dropout = 0.f, uint64_t seed = 0);
 // dout [B, Tq, H, D] → dq (=), dk, dv (=, rows ≥ Tk zero).
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
-                        const Tensor& dv, bool causal, float scale, int64_t kv_len = -1);
+                        const Tensor& dv, bool causal, float scale, int64_t kv_len = -1, float dropout = 0.f,
+                        uint64_t seed = 0);
 // KV cache: cache [B, Tcap, Hkv, D] time steps offset .. offset + T − 1 ← src [B, T, Hkv, D] (=).
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset);
 

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "nn_dropout.h"
+
 namespace kfac::cpu {
 
 struct AttentionDims {
@@ -18,14 +20,18 @@ struct AttentionDims {
 
 // → out [B, Tq, H, D] (=), lse [B, H, Tq] (=): the log-sum-exp of each row of scaled scores,
 // which is all the backward needs to rebuild the softmax probabilities.
+// drop (or null): dropout on the probabilities, element (b, h, i, j) kept iff
+// drop->keep(((b·H + h)·Tq + i)·Tk + j) — the same scheme and indices as dropout_forward on a
+// [B, H, Tq, Tk] tensor — and scaled by 1/(1 − p). lse stays that of the undropped softmax.
 void attention_forward(const float* q, const float* k, const float* v, const float* mask, float* out,
-                       float* lse, const AttentionDims& d, bool causal, float scale);
+                       float* lse, const AttentionDims& d, bool causal, float scale,
+                       const DropoutMask* drop = nullptr);
 
 // dout [B, Tq, H, D] → dq [B, Tq, H, D] (=), dk, dv [B, Tcap, Hkv, D] (=, rows ≥ Tk zero; the heads of a group
 // are summed in head order by one thread, so the result does not depend on the thread count).
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
                         const float* lse, const float* dout, float* dq, float* dk, float* dv,
-                        const AttentionDims& d, bool causal, float scale);
+                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop = nullptr);
 
 // cache [B, Tcap, HD]: rows offset .. offset+T−1 of every batch ← src [B, T, HD] (=).
 void kv_cache_write(const float* src, float* cache, int64_t B, int64_t T, int64_t Tcap, int64_t HD,

@@ -75,6 +75,8 @@ struct AttnArgs {
   float scale = 0.f;
   bool has_scale = false;
   int64_t kv_len = -1;
+  float dropout = 0.f;
+  uint64_t seed = 0;
 };
 
 AttnArgs attn_args(Napi::Value v) {
@@ -88,6 +90,10 @@ AttnArgs attn_args(Napi::Value v) {
   }
   Napi::Value kl = field(o, "kvLength");
   if (!kl.IsUndefined()) a.kv_len = get_int(kl, "kvLength", 0, int64_t(1) << 40);
+  Napi::Value dp = field(o, "dropout");
+  if (!dp.IsUndefined()) a.dropout = get_float(dp, "dropout");
+  Napi::Value sd = field(o, "seed");
+  if (!sd.IsUndefined()) a.seed = uint64_t(get_int(sd, "seed", 0, (int64_t(1) << 53) - 1));
   return a;
 }
 
@@ -251,7 +257,7 @@ KFAC_BINDING(AttentionForward) {
   const Tensor* mask = opt(arg(info, 3), "mask", ms);
   Tensor out = get_tensor(arg(info, 4), "out"), lse = get_tensor(arg(info, 5), "lse");
   AttnArgs a = attn_args(arg(info, 6));
-  nn::attention_forward(q, k, v, mask, out, lse, a.causal, default_scale(a, q), a.kv_len);
+  nn::attention_forward(q, k, v, mask, out, lse, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed);
   return info.Env().Undefined();
 }
 
@@ -263,7 +269,7 @@ KFAC_BINDING(AttentionBackward) {
   Tensor lse = get_tensor(arg(info, 4), "lse"), dout = get_tensor(arg(info, 5), "dout"),
          dq = get_tensor(arg(info, 6), "dq"), dk = get_tensor(arg(info, 7), "dk"), dv = get_tensor(arg(info, 8), "dv");
   AttnArgs a = attn_args(arg(info, 9));
-  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len);
+  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed);
   return info.Env().Undefined();
 }
 
