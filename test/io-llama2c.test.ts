@@ -122,3 +122,110 @@ describe.skipIf(DIR === undefined)('stories260K.bin and tok512.bin', () => {
     expect(() => tok.encode(7 as never)).toThrow(KfacError);
   });
 });
+
+/**
+ * A plain float64 forward pass of llama2.c's run.c, driven only by what the loader returns
+ * (ModelConfig and Hugging Face-named weights). If the weight order, the names, the shared
+ * classifier, the interleaved RoPE or the tokenizer were wrong, the documented greedy story would
+ * not come out.
+ */
+function greedy(model: Llama2cCheckpoint, prompt: number[], steps: number): number[] {
+  const c = model.config;
+  const w = (n: string): Float32Array => model.readFloat32(n);
+  const D = c.hiddenSize;
+  const hs = c.headDim;
+  const kvDim = c.numKvHeads * hs;
+  const kvMul = c.numHeads / c.numKvHeads;
+  const matvec = (m: Float32Array, x: Float64Array, rows: number): Float64Array => {
+    const cols = x.length;
+    const out = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let s = 0;
+      for (let k = 0; k < cols; k++) s += m[r * cols + k]! * x[k]!;
+      out[r] = s;
+    }
+    return out;
+  };
+  const rmsnorm = (x: Float64Array, g: Float32Array): Float64Array => {
+    let ss = 0;
+    for (const v of x) ss += v * v;
+    const scale = 1 / Math.sqrt(ss / x.length + c.normEps);
+    return x.map((v, i) => v * scale * g[i]!);
+  };
+  const layers = Array.from({ length: c.numLayers }, (_, l) => {
+    const p = `model.layers.${l}.`;
+    return {
+      att: w(p + 'input_layernorm.weight'), q: w(p + 'self_attn.q_proj.weight'), k: w(p + 'self_attn.k_proj.weight'), v: w(p + 'self_attn.v_proj.weight'),
+      o: w(p + 'self_attn.o_proj.weight'), ffn: w(p + 'post_attention_layernorm.weight'), gate: w(p + 'mlp.gate_proj.weight'), up: w(p + 'mlp.up_proj.weight'), down: w(p + 'mlp.down_proj.weight'),
+      keys: [] as Float64Array[], values: [] as Float64Array[],
+    };
+  });
+  const emb = w('model.embed_tokens.weight');
+  const head = c.tieWordEmbeddings ? emb : w('lm_head.weight');
+  const norm = w('model.norm.weight');
+  expect(c.rope?.style).toBe('interleaved');
+  const rope = (vec: Float64Array, pos: number): void => {
+    for (let i = 0; i < vec.length; i += 2) {
+      const freq = 1 / Math.pow(c.rope!.theta, (i % hs) / hs);
+      const cos = Math.cos(pos * freq), sin = Math.sin(pos * freq);
+      const a = vec[i]!, b = vec[i + 1]!;
+      vec[i] = a * cos - b * sin;
+      vec[i + 1] = a * sin + b * cos;
+    }
+  };
+  const out: number[] = [];
+  let token = prompt[0]!;
+  for (let pos = 0; pos < prompt.length - 1 + steps; pos++) {
+    let x = Float64Array.from(emb.subarray(token * D, (token + 1) * D));
+    for (const L of layers) {
+      const xb = rmsnorm(x, L.att);
+      const q = matvec(L.q, xb, D), k = matvec(L.k, xb, kvDim), v = matvec(L.v, xb, kvDim);
+      rope(q, pos);
+      rope(k, pos);
+      L.keys.push(k);
+      L.values.push(v);
+      const y = new Float64Array(D);
+      for (let h = 0; h < c.numHeads; h++) {
+        const kh = Math.floor(h / kvMul) * hs;
+        const scores = L.keys.map((kt) => {
+          let s = 0;
+          for (let i = 0; i < hs; i++) s += q[h * hs + i]! * kt[kh + i]!;
+          return s / Math.sqrt(hs);
+        });
+        const m = Math.max(...scores);
+        const e = scores.map((s) => Math.exp(s - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        e.forEach((p, t) => {
+          for (let i = 0; i < hs; i++) y[h * hs + i] = y[h * hs + i]! + (p / z) * L.values[t]![kh + i]!;
+        });
+      }
+      const attnOut = matvec(L.o, y, D);
+      x = x.map((xi, i) => xi + attnOut[i]!);
+      const xb2 = rmsnorm(x, L.ffn);
+      const g = matvec(L.gate, xb2, c.intermediateSize), u = matvec(L.up, xb2, c.intermediateSize);
+      const hb = g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * u[i]!);
+      const down = matvec(L.down, hb, D);
+      x = x.map((xi, i) => xi + down[i]!);
+    }
+    const logits = matvec(head, rmsnorm(x, norm), c.vocabSize);
+    if (pos + 1 < prompt.length) token = prompt[pos + 1]!;
+    else {
+      let best = 0;
+      for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+      token = best;
+      out.push(token);
+    }
+  }
+  return out;
+}
+
+describe.skipIf(DIR === undefined)('stories260K generates the documented greedy story', () => {
+  it('continues "Once upon a time" with ", there was a little girl named Lily."', () => {
+    const model = openLlama2c(join(DIR!, 'stories260K.bin'));
+    const tok = Llama2cTokenizer.open(join(DIR!, 'tok512.bin'), model.header.vocabSize);
+    const prompt = tok.encode('Once upon a time');
+    const text = tok.decode([...prompt, ...greedy(model, prompt, 14)]);
+    expect(text.startsWith('Once upon a time, there was a little girl named Lily.')).toBe(true);
+  });
+});
+

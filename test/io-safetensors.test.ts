@@ -4,7 +4,9 @@
  * Expected values: the files under test/fixtures/io/safetensors were written by the reference
  * `safetensors` library (and `huggingface_hub` for the sharded checkpoint) through
  * tools/make_io_fixtures_safetensors.py; tensor values follow a formula recomputed here, and the
- * float16/bfloat16 → float32 values in expected.json are torch's own conversions.
+ * float16/bfloat16 → float32 values in expected.json are torch's own conversions. The files in
+ * malformed/ are written by the same script, which records the reference reader's verdict on each;
+ * the real PEFT adapters of ../shared/data/peft are compared with what the reference reader returns.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DTypeError, FormatError, KfacError, Tensor } from '../lib/index.js';
 import { loadSafetensors, MAX_HEADER_BYTES, openSafetensors, SafetensorsFile, saveSafetensors, serializeSafetensors, ShardedSafetensors } from '../lib/io/index.js';
 import { rng } from './helpers.js';
+import { sharedData } from './shared-data.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'io', 'safetensors');
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as {
@@ -22,6 +25,8 @@ const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as
   special: number[];
   converted: Record<'F16' | 'BF16', Record<string, (number | string)[]>>;
   sharded_files: string[];
+  malformed: Record<string, string | null>;
+  adapters: Record<string, { metadata: Record<string, string>; tensors: Record<string, { dtype: string; shape: number[]; first: number[]; sum: number }> }>;
 };
 
 /** The formula of the fixture script, in float64 then rounded to float32. */
@@ -211,6 +216,12 @@ describe('safetensors reader on malformed files', () => {
     formatError(fn, pattern);
   });
 
+  it.each(Object.entries(expected.malformed))('agrees with the reference reader on fixture %s', (name, verdict) => {
+    const p = join(FIX, 'malformed', `${name}.safetensors`);
+    if (verdict === null) expect(SafetensorsFile.open(p).names.length).toBeGreaterThan(0);
+    else expect(formatError(() => SafetensorsFile.open(p)).file).toBe(p);
+  });
+
   it('refuses a huge header length without allocating it', () => {
     const bytes = new Uint8Array(16);
     const dv = new DataView(bytes.buffer);
@@ -243,3 +254,24 @@ describe('safetensors reader on malformed files', () => {
     expect(() => openSafetensors(tmp)).toThrow(KfacError);
   });
 });
+
+const PEFT = sharedData('peft');
+describe.skipIf(PEFT === undefined)('real PEFT adapters of the shared data', () => {
+  it.each(Object.keys(expected.adapters))('%s reads as the reference reader sees it', (name) => {
+    const want = expected.adapters[name]!;
+    const f = SafetensorsFile.open(join(PEFT!, name, 'adapter_model.safetensors'));
+    expect(f.metadata).toEqual(want.metadata);
+    expect([...f.names].sort()).toEqual(Object.keys(want.tensors).sort());
+    const dt: Record<string, string> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+    for (const [t, w] of Object.entries(want.tensors)) {
+      expect(f.info(t).dtype).toBe(dt[w.dtype]);
+      expect(f.info(t).shape).toEqual(w.shape);
+      const v = f.readFloat32(t);
+      expect(Array.from(v.subarray(0, 3))).toEqual(w.first);
+      let sum = 0;
+      for (const x of v) sum += x;
+      expect(Math.abs(sum - w.sum)).toBeLessThanOrEqual(1e-9 * v.length);
+    }
+  });
+});
+

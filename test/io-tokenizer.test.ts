@@ -31,6 +31,7 @@ const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'i
   vocabSize: number;
   cases: Case[];
   pairSplit: [number, number, number, number, number][];
+  wordLevel: Record<'roberta' | 'template', { text: string; pair?: string; maxLength?: number; ids: number[]; tokenTypeIds: number[] }[]>;
   batches: { texts: (string | [string, string])[]; padding: 'longest' | 'max_length'; maxLength?: number; ids: number[][]; tokenTypeIds: number[][]; attentionMask: number[][] }[];
 };
 
@@ -65,6 +66,7 @@ describe.skipIf(BERT === undefined)('bert-base-uncased tokenizer against the ref
       expect(e.tokenTypeIds).toEqual(c.tokenTypeIds);
       expect(e.attentionMask).toEqual(c.attentionMask);
       expect(tok.decode(c.ids)).toBe(c.decoded);
+      expect(tok.decode(c.ids, { skipSpecialTokens: false })).toBe(c.decodedWithSpecial);
     },
   );
 
@@ -95,6 +97,21 @@ describe.skipIf(BERT === undefined)('bert-base-uncased tokenizer against the ref
     expect(() => tok.encodeBatch('abc' as never)).toThrow(KfacError);
     expect(() => tok.encodeBatch([['a'] as never])).toThrow(KfacError);
     expect(() => tok.decode([1e9])).toThrow(KfacError);
+  });
+});
+
+describe.each(['roberta', 'template'] as const)('a word-level tokenizer with the %s post-processor (built and encoded by the Rust library)', (kind) => {
+  const tok = Tokenizer.fromFile(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', `wordlevel-${kind}.json`));
+  it.each(fixture.wordLevel[kind].map((c) => [`${c.text}${c.pair === undefined ? '' : ` + ${c.pair}`}${c.maxLength === undefined ? '' : ` ≤ ${c.maxLength}`}`, c] as const))('%s', (_l, c) => {
+    const e = tok.encode(c.text, { ...(c.pair === undefined ? {} : { pair: c.pair }), ...(c.maxLength === undefined ? { truncation: false } : { maxLength: c.maxLength }) });
+    expect(e.ids).toEqual(c.ids);
+    expect(e.tokenTypeIds).toEqual(c.tokenTypeIds);
+  });
+  it('has no padding token unless one is given', () => {
+    expect(tok.padTokenId).toBeUndefined();
+    expect(() => tok.encodeBatch(['the cat', 'a'], { padding: 'longest' })).toThrow(/no padding token/);
+    const padded = Tokenizer.fromFile(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', `wordlevel-${kind}.json`), { padToken: '<pad>' });
+    expect(padded.encodeBatch(['the cat', 'a'], { padding: 'longest' }).attentionMask[1]!.at(-1)).toBe(0);
   });
 });
 

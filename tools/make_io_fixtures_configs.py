@@ -76,8 +76,18 @@ def main():
                 raw = json.load(fh)
             c = AutoConfig.for_model(**raw) if "model_type" in raw else None
             exp[f"{sub}/{f}"] = expected(c)
+    # weight names of the base model and of the task model with a head, from tiny random models
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+    names = {}
+    torch.manual_seed(0)
+    for fam, c in V5.items():
+        head = AutoModelForCausalLM if fam in ("llama", "mistral", "qwen2", "gpt2") else AutoModelForMaskedLM
+        base = AutoModel.from_config(c)
+        task = head.from_config(c)
+        names[fam] = {"base": list(base.state_dict().keys()), "task": list(task.state_dict().keys()), "taskClass": type(task).__name__}
     with open(os.path.join(DIR, "expected.json"), "w") as fh:
-        json.dump({"source": f"python {sys.version.split()[0]}, transformers {transformers.__version__} (AutoConfig)", "configs": exp}, fh, indent=1)
+        json.dump({"source": f"python {sys.version.split()[0]}, transformers {transformers.__version__} (AutoConfig; state_dict names of AutoModel and of the LM-head model)", "configs": exp, "weightNames": names}, fh, indent=1)
 
 
 main()

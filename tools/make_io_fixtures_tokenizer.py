@@ -118,6 +118,29 @@ def main():
                 types = e.type_ids
                 split.append([n1, n2, ml - 3, types.count(0) - 2, types.count(1) - 1])
 
+    # small word-level tokenizers with the RoBERTa and template post-processors, built here
+    from tokenizers import models, pre_tokenizers, processors
+    small = {}
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, **{w: i + 4 for i, w in enumerate("the cat sat on a mat dog ran far away".split())}}
+    for kind in ("roberta", "template"):
+        t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        t.pre_tokenizer = pre_tokenizers.Whitespace()
+        if kind == "roberta":
+            t.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        else:
+            t.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", 0)])
+        t.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>"])
+        path = os.path.join(os.path.dirname(OUT), f"wordlevel-{kind}.json")
+        t.save(path)
+        encs = []
+        for a, b, ml in [("the cat sat", None, None), ("the cat sat on a mat", "a dog ran far away", None), ("the cat sat on a mat", "a dog ran far away", 9), ("the zebra", "sat", None)]:
+            tt = Tokenizer.from_file(path)
+            if ml is not None:
+                tt.enable_truncation(max_length=ml)
+            e = tt.encode(a, b) if b is not None else tt.encode(a)
+            encs.append({"text": a, **({"pair": b} if b is not None else {}), **({"maxLength": ml} if ml is not None else {}), "ids": e.ids, "tokenTypeIds": e.type_ids})
+        small[kind] = encs
+
     with open(OUT, "w") as f:
         json.dump(
             {
@@ -126,6 +149,7 @@ def main():
                 "cases": cases,
                 "batches": batches,
                 "pairSplit": split,
+                "wordLevel": small,
             },
             f,
             ensure_ascii=False,

@@ -8,3 +8,6 @@ export { MODEL_FAMILIES, loadModelConfig, parseModelConfig } from './config.js';
 export type { ModelConfig, ModelFamily, RopeConfig } from './config.js';
 export { Llama2cCheckpoint, Llama2cTokenizer, llama2cModelConfig, openLlama2c } from './llama2c.js';
 export type { Llama2cEncodeOptions, Llama2cHeader } from './llama2c.js';
+export { BASE_MODEL_PREFIX, CanonicalWeights, baseModelWeightName, canonicalNameMap, canonicalWeightName, fixLegacyName, tiedWeightNames } from './names.js';
+export { openPretrained } from './pretrained.js';
+export type { PretrainedFolder } from './pretrained.js';

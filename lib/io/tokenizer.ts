@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 
-import { describe, FileError, FormatError, invalidArgument, InvalidArgumentError } from '../errors.js';
+import { describe, FileError, FormatError, InternalError, invalidArgument, InvalidArgumentError } from '../errors.js';
 import { checkBoolean, checkInteger, checkOptions } from '../util/validate.js';
 import { readJsonFile } from './safetensors.js';
 
@@ -94,10 +94,13 @@ export class Tokenizer {
   readonly #tk: HfTokenizer;
   readonly #post: PostProcessorFn | null;
   readonly #unkId: number | undefined;
+  readonly #unkToken: string | undefined;
   readonly #special: Set<number>;
   readonly #specialSingle: number;
   readonly #specialPair: number;
   readonly #robertaTypes: boolean;
+  /** The tokenizer.json it was read from (or a label). */
+  readonly path: string;
   /** model_max_length from tokenizer_config.json, when sensible. */
   readonly modelMaxLength: number | undefined;
   readonly padToken: string | undefined;
@@ -112,12 +115,15 @@ export class Tokenizer {
       throw new FormatError(source, `not a tokenizer the library can load (${e instanceof Error ? e.message : String(e)})`, { cause: e });
     }
     this.#tk = tk;
+    this.path = source;
     const pp = tk.post_processor as unknown as PostProcessorFn | null;
     this.#post = pp;
     const ppType = isObject(json['post_processor']) ? json['post_processor']['type'] : undefined;
     // The reference RobertaProcessing gives every token type id 0 (RoBERTa has one token type).
     this.#robertaTypes = ppType === 'RobertaProcessing';
-    this.#unkId = tk.model?.unk_token_id;
+    const unkToken = isObject(json['model']) && typeof json['model']['unk_token'] === 'string' ? json['model']['unk_token'] : undefined;
+    this.#unkId = tk.model?.unk_token_id ?? (unkToken === undefined ? undefined : tk.token_to_id(unkToken));
+    this.#unkToken = unkToken ?? (this.#unkId === undefined ? undefined : tk.id_to_token(this.#unkId));
     this.#special = new Set<number>();
     for (const [id, t] of tk.get_added_tokens_decoder()) if (t.special) this.#special.add(id);
     this.#specialSingle = pp ? pp([], null, true).tokens.length : 0;
@@ -192,7 +198,11 @@ export class Tokenizer {
   }
 
   #pieces(text: string): string[] {
-    return this.#tk.tokenize(text, { add_special_tokens: false });
+    try {
+      return this.#tk.tokenize(text, { add_special_tokens: false });
+    } catch (e) {
+      throw new InternalError(`${this.path}: the tokenizer failed on a text of ${text.length} characters (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
   }
 
   #resolve(o: Record<string, unknown>): Resolved {
@@ -239,10 +249,12 @@ export class Tokenizer {
       types = [...new Array<number>(a.length).fill(0), ...new Array<number>(tokens.length - a.length).fill(1)];
     }
     if (this.#robertaTypes) types = types.map(() => 0);
-    const ids = tokens.map((t) => {
-      const id = this.#tk.token_to_id(t) ?? this.#unkId;
-      if (id === undefined) throw new FormatError('<tokenizer.json>', `token ${JSON.stringify(t)} has no id and the model has no unknown token`);
-      return id;
+    const ids = tokens.map((t, i) => {
+      const known = this.#tk.token_to_id(t);
+      if (known !== undefined) return known;
+      if (this.#unkId === undefined) throw new FormatError(this.path, `token ${JSON.stringify(t)} has no id and the model has no unknown token`);
+      tokens[i] = this.#unkToken ?? t;
+      return this.#unkId;
     });
     return { ids, tokenTypeIds: types, attentionMask: new Array<number>(ids.length).fill(1), tokens };
   }
@@ -280,7 +292,7 @@ export class Tokenizer {
       }
       return this.#encodeOne(x, undefined, r);
     });
-    const length = r.padding === 'max_length' ? r.maxLength! : r.padding === 'longest' ? Math.max(0, ...encs.map((e) => e.ids.length)) : 0;
+    const length = r.padding === 'max_length' ? r.maxLength! : r.padding === 'longest' ? encs.reduce((m, e) => Math.max(m, e.ids.length), 0) : 0;
     const padded = r.padding === false ? encs : encs.map((e) => this.#pad(e, length));
     return {
       ids: padded.map((e) => e.ids),
