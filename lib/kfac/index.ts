@@ -17,3 +17,4 @@ export type { KfacPreconditionerOptions, KfacTelemetry, NewtonClip, StepContext 
 export { KFAC } from './kfac-optimizer.js';
 export type { KfacOptions } from './kfac-optimizer.js';
 export type { KfacLayer } from './layer.js';
+export { linearLayer } from './linear-layer.js';
