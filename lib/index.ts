@@ -7,6 +7,7 @@ export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './te
 export * as linalg from './linalg/index.js';
 export * as kfac from './kfac/index.js';
 export * as ops from './ops/index.js';
+export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';
 export type { RuntimeInfo, CpuKernel } from './runtime.js';

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   TensorWrap::init(env, exports);
   register_system(env, exports);
   register_basic_ops(env, exports);
+  register_nn_ops(env, exports);
   register_optim_ops(env, exports);
   register_eigh_ops(env, exports);
   register_kfac_ops(env, exports);

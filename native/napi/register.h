@@ -6,6 +6,7 @@ namespace kfac::napi {
 
 void register_system(Napi::Env env, Napi::Object exports);
 void register_basic_ops(Napi::Env env, Napi::Object exports);
+void register_nn_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_eigh_ops(Napi::Env env, Napi::Object exports);
 void register_kfac_ops(Napi::Env env, Napi::Object exports);

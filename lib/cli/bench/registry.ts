@@ -6,4 +6,5 @@ export const benchCases: Record<string, () => Promise<BenchCase>> = {
   factor: async () => (await import('./kfac.js')).factorBench,
   precondition: async () => (await import('./kfac.js')).preconditionBench,
   clip: async () => (await import('./kfac.js')).clipBench,
+  attention: async () => (await import('./attention.js')).attentionBench,
 };

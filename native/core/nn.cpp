@@ -1,0 +1,504 @@
+#include "nn.h"
+
+#include <cmath>
+#include <string>
+
+#include "../cpu/nn_activation.h"
+#include "../cpu/nn_attention.h"
+#include "../cpu/nn_dropout.h"
+#include "../cpu/nn_embedding.h"
+#include "../cpu/nn_linear.h"
+#include "../cpu/nn_loss.h"
+#include "../cpu/nn_norm.h"
+#include "../cpu/nn_rope.h"
+#include "check.h"
+
+namespace kfac::nn {
+
+namespace {
+
+void in(const Tensor& t, const char* name) {
+  check_f32(t, name);
+  if (t.device() != Device::CPU)
+    throw_arg(ErrorCode::Device, name, "a device this build supports (cpu)", device_name(t.device()));
+}
+
+void in_opt(const Tensor* t, const char* name) {
+  if (t) in(*t, name);
+}
+
+// Rows of a [..., C] tensor: the product of its leading dimensions.
+int64_t rows_of(const Tensor& t) {
+  int64_t n = 1;
+  for (int i = 0; i + 1 < t.rank(); ++i) n *= t.dim(i);
+  return n;
+}
+
+Shape with_last(const Shape& s, int64_t last) {
+  Shape r = s;
+  r.back() = last;
+  return r;
+}
+
+void no_alias(const Tensor* a, const char* an, const Tensor* b, const char* bn) {
+  if (a && b && a->numel() > 0 && b->numel() > 0) check_no_alias(*a, an, *b, bn);
+}
+
+// Either the very same memory (an in-place call) or no overlap at all.
+void same_or_separate(const Tensor& a, const char* an, const Tensor& b, const char* bn) {
+  if (a.raw() == b.raw() && a.nbytes() == b.nbytes()) return;
+  no_alias(&a, an, &b, bn);
+}
+
+void check_numel(const Tensor& t, const char* name, int64_t n) {
+  if (t.numel() != n)
+    throw_arg(ErrorCode::Shape, name, std::to_string(n) + " elements", shape_str(t.shape()));
+}
+
+void check_ids(const int32_t* ids, int64_t n, int64_t V, const char* name, bool allow_ignore,
+               int32_t ignore) {
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t t = ids[i];
+    if (allow_ignore && t == ignore) continue;
+    if (t < 0 || int64_t(t) >= V)
+      throw_arg(ErrorCode::InvalidArgument, name,
+                "integers in [0, " + std::to_string(V) + ")" +
+                    (allow_ignore ? " or the ignore index " + std::to_string(ignore) : std::string()),
+                std::to_string(t) + " at position " + std::to_string(i));
+  }
+}
+
+void check_eps(float eps) {
+  check_finite_scalar(eps, "eps");
+  if (!(eps > 0.f)) throw_arg(ErrorCode::InvalidArgument, "eps", "a positive number", std::to_string(eps));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- linear
+
+void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d) {
+  in(x, "x");
+  in(W, "W");
+  in_opt(b, "b");
+  in(y, "y");
+  check_rank(x, "x", 1, kMaxRank);
+  check_rank(W, "W", 2, 2);
+  const int64_t IN = x.dim(-1);
+  const int64_t OUT = conv1d ? W.dim(1) : W.dim(0);
+  if ((conv1d ? W.dim(0) : W.dim(1)) != IN)
+    throw_arg(ErrorCode::Shape, "W",
+              conv1d ? "shape [" + std::to_string(IN) + ", out] (Conv1D layout) for x " + shape_str(x.shape())
+                     : "shape [out, " + std::to_string(IN) + "] for x " + shape_str(x.shape()),
+              shape_str(W.shape()));
+  if (b) check_shape(*b, "b", {OUT});
+  check_shape(y, "y", with_last(x.shape(), OUT));
+  no_alias(&x, "x", &y, "y");
+  no_alias(&W, "W", &y, "y");
+  no_alias(b, "b", &y, "y");
+  cpu::linear_forward(x.f32(), W.f32(), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT, conv1d);
+}
+
+void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
+                     const Tensor* db, bool conv1d, bool accumulate_dx) {
+  in(x, "x");
+  in(W, "W");
+  in(dy, "dy");
+  in_opt(dx, "dx");
+  in_opt(dW, "dW");
+  in_opt(db, "db");
+  check_rank(x, "x", 1, kMaxRank);
+  check_rank(W, "W", 2, 2);
+  const int64_t IN = x.dim(-1);
+  const int64_t OUT = conv1d ? W.dim(1) : W.dim(0);
+  if ((conv1d ? W.dim(0) : W.dim(1)) != IN)
+    throw_arg(ErrorCode::Shape, "W", "a weight matching x " + shape_str(x.shape()), shape_str(W.shape()));
+  check_shape(dy, "dy", with_last(x.shape(), OUT));
+  if (dx) check_shape(*dx, "dx", x.shape());
+  if (dW) check_shape(*dW, "dW", W.shape());
+  if (db) check_shape(*db, "db", {OUT});
+  for (auto [t, n] : {std::pair{dx, "dx"}, std::pair{dW, "dW"}, std::pair{db, "db"}}) {
+    no_alias(&x, "x", t, n);
+    no_alias(&W, "W", t, n);
+    no_alias(&dy, "dy", t, n);
+  }
+  no_alias(dx, "dx", dW, "dW");
+  no_alias(dx, "dx", db, "db");
+  no_alias(dW, "dW", db, "db");
+  cpu::linear_backward(x.f32(), W.f32(), dy.f32(), dx ? dx->f32() : nullptr, dW ? dW->f32() : nullptr,
+                       db ? db->f32() : nullptr, rows_of(x), IN, OUT, conv1d, accumulate_dx);
+}
+
+// ---------------------------------------------------------------- embedding
+
+void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out) {
+  in(W, "W");
+  in(out, "out");
+  check_rank(W, "W", 2, 2);
+  check_rank(out, "out", 1, kMaxRank);
+  const int64_t V = W.dim(0), C = W.dim(1);
+  if (out.dim(-1) != C || rows_of(out) != n)
+    throw_arg(ErrorCode::Shape, "out", "[..., " + std::to_string(C) + "] with " + std::to_string(n) + " rows",
+              shape_str(out.shape()));
+  check_ids(ids, n, V, "ids", false, 0);
+  no_alias(&W, "W", &out, "out");
+  cpu::embedding_forward(ids, W.f32(), out.f32(), n, C);
+}
+
+void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW) {
+  in(dout, "dout");
+  in(dW, "dW");
+  check_rank(dW, "dW", 2, 2);
+  check_rank(dout, "dout", 1, kMaxRank);
+  const int64_t V = dW.dim(0), C = dW.dim(1);
+  if (dout.dim(-1) != C || rows_of(dout) != n)
+    throw_arg(ErrorCode::Shape, "dout", "[..., " + std::to_string(C) + "] with " + std::to_string(n) + " rows",
+              shape_str(dout.shape()));
+  check_ids(ids, n, V, "ids", false, 0);
+  no_alias(&dout, "dout", &dW, "dW");
+  cpu::embedding_backward(ids, dout.f32(), dW.f32(), n, C);
+}
+
+// ---------------------------------------------------------------- norms
+
+void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
+                       const Tensor& mean, const Tensor& rstd) {
+  in(x, "x");
+  in(w, "w");
+  in_opt(b, "b");
+  in(out, "out");
+  in(mean, "mean");
+  in(rstd, "rstd");
+  check_rank(x, "x", 1, kMaxRank);
+  check_eps(eps);
+  const int64_t C = x.dim(-1), N = rows_of(x);
+  check_shape(w, "w", {C});
+  if (b) check_shape(*b, "b", {C});
+  check_shape(out, "out", x.shape());
+  check_numel(mean, "mean", N);
+  check_numel(rstd, "rstd", N);
+  same_or_separate(x, "x", out, "out");
+  no_alias(&w, "w", &out, "out");
+  no_alias(b, "b", &out, "out");
+  for (const Tensor* t : {&x, &w, b, &out}) {
+    no_alias(t, "an input", &mean, "mean");
+    no_alias(t, "an input", &rstd, "rstd");
+  }
+  no_alias(&mean, "mean", &rstd, "rstd");
+  cpu::layernorm_forward(x.f32(), w.f32(), b ? b->f32() : nullptr, eps, out.f32(), mean.f32(), rstd.f32(), N,
+                         C);
+}
+
+void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                        const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db) {
+  in(x, "x");
+  in(w, "w");
+  in(mean, "mean");
+  in(rstd, "rstd");
+  in(dout, "dout");
+  in_opt(dx, "dx");
+  in_opt(dw, "dw");
+  in_opt(db, "db");
+  check_rank(x, "x", 1, kMaxRank);
+  const int64_t C = x.dim(-1), N = rows_of(x);
+  check_shape(w, "w", {C});
+  check_numel(mean, "mean", N);
+  check_numel(rstd, "rstd", N);
+  check_shape(dout, "dout", x.shape());
+  if (dx) check_shape(*dx, "dx", x.shape());
+  if (dw) check_shape(*dw, "dw", {C});
+  if (db) check_shape(*db, "db", {C});
+  if (dx) {
+    same_or_separate(dout, "dout", *dx, "dx");
+    same_or_separate(x, "x", *dx, "dx");
+    no_alias(&w, "w", dx, "dx");
+    no_alias(&mean, "mean", dx, "dx");
+    no_alias(&rstd, "rstd", dx, "dx");
+  }
+  for (auto [t, n] : {std::pair{dw, "dw"}, std::pair{db, "db"}})
+    for (const Tensor* s : {&x, &w, &mean, &rstd, &dout, dx}) no_alias(s, "another argument", t, n);
+  no_alias(dw, "dw", db, "db");
+  cpu::layernorm_backward(x.f32(), w.f32(), mean.f32(), rstd.f32(), dout.f32(), dx ? dx->f32() : nullptr,
+                          dw ? dw->f32() : nullptr, db ? db->f32() : nullptr, N, C);
+}
+
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
+  in(x, "x");
+  in(w, "w");
+  in(out, "out");
+  in(rstd, "rstd");
+  check_rank(x, "x", 1, kMaxRank);
+  check_eps(eps);
+  const int64_t C = x.dim(-1), N = rows_of(x);
+  check_shape(w, "w", {C});
+  check_shape(out, "out", x.shape());
+  check_numel(rstd, "rstd", N);
+  same_or_separate(x, "x", out, "out");
+  no_alias(&w, "w", &out, "out");
+  for (const Tensor* t : {&x, &w, &out}) no_alias(t, "an input", &rstd, "rstd");
+  cpu::rmsnorm_forward(x.f32(), w.f32(), eps, out.f32(), rstd.f32(), N, C);
+}
+
+void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
+                      const Tensor* dx, const Tensor* dw) {
+  in(x, "x");
+  in(w, "w");
+  in(rstd, "rstd");
+  in(dout, "dout");
+  in_opt(dx, "dx");
+  in_opt(dw, "dw");
+  check_rank(x, "x", 1, kMaxRank);
+  const int64_t C = x.dim(-1), N = rows_of(x);
+  check_shape(w, "w", {C});
+  check_numel(rstd, "rstd", N);
+  check_shape(dout, "dout", x.shape());
+  if (dx) check_shape(*dx, "dx", x.shape());
+  if (dw) check_shape(*dw, "dw", {C});
+  if (dx) {
+    same_or_separate(dout, "dout", *dx, "dx");
+    same_or_separate(x, "x", *dx, "dx");
+    no_alias(&w, "w", dx, "dx");
+    no_alias(&rstd, "rstd", dx, "dx");
+  }
+  for (const Tensor* s : {&x, &w, &rstd, &dout, dx}) no_alias(s, "another argument", dw, "dw");
+  cpu::rmsnorm_backward(x.f32(), w.f32(), rstd.f32(), dout.f32(), dx ? dx->f32() : nullptr,
+                        dw ? dw->f32() : nullptr, N, C);
+}
+
+// ---------------------------------------------------------------- activations
+
+namespace {
+void pointwise(const Tensor& x, const char* xn, const Tensor& o, const char* on) {
+  in(x, xn);
+  in(o, on);
+  check_same_shape(x, xn, o, on);
+  same_or_separate(x, xn, o, on);
+}
+void pointwise3(const Tensor& x, const char* xn, const Tensor& g, const char* gn, const Tensor& o,
+                const char* on) {
+  pointwise(x, xn, o, on);
+  in(g, gn);
+  check_same_shape(x, xn, g, gn);
+  same_or_separate(g, gn, o, on);
+}
+cpu::GeluKind gelu_kind(int kind) {
+  if (kind != 0 && kind != 1) throw_arg(ErrorCode::InvalidArgument, "kind", "'erf' or 'tanh'", std::to_string(kind));
+  return kind == 0 ? cpu::GeluKind::Erf : cpu::GeluKind::Tanh;
+}
+}  // namespace
+
+void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
+  cpu::GeluKind k = gelu_kind(kind);
+  pointwise(x, "x", out, "out");
+  cpu::gelu_forward(x.f32(), out.f32(), x.numel(), k);
+}
+
+void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
+  cpu::GeluKind k = gelu_kind(kind);
+  pointwise3(x, "x", dout, "dout", dx, "dx");
+  cpu::gelu_backward(x.f32(), dout.f32(), dx.f32(), x.numel(), k);
+}
+
+void silu_forward(const Tensor& x, const Tensor& out) {
+  pointwise(x, "x", out, "out");
+  cpu::silu_forward(x.f32(), out.f32(), x.numel());
+}
+
+void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  pointwise3(x, "x", dout, "dout", dx, "dx");
+  cpu::silu_backward(x.f32(), dout.f32(), dx.f32(), x.numel());
+}
+
+void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  pointwise3(gate, "gate", up, "up", out, "out");
+  cpu::swiglu_forward(gate.f32(), up.f32(), out.f32(), gate.numel());
+}
+
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                     const Tensor& dup) {
+  pointwise3(gate, "gate", up, "up", dgate, "dgate");
+  pointwise3(gate, "gate", dout, "dout", dup, "dup");
+  same_or_separate(up, "up", dup, "dup");
+  same_or_separate(dout, "dout", dgate, "dgate");
+  no_alias(&dgate, "dgate", &dup, "dup");
+  cpu::swiglu_backward(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel());
+}
+
+// ---------------------------------------------------------------- cross-entropy
+
+CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
+                                 const Tensor* dlogits, int32_t ignore_index, float dscale) {
+  in(logits, "logits");
+  in_opt(dlogits, "dlogits");
+  check_rank(logits, "logits", 1, kMaxRank);
+  check_finite_scalar(dscale, "dscale");
+  const int64_t V = logits.dim(-1), N = rows_of(logits);
+  if (V < 1) throw_arg(ErrorCode::Shape, "logits", "at least one class", shape_str(logits.shape()));
+  if (n != N)
+    throw_arg(ErrorCode::Shape, "targets", std::to_string(N) + " targets (one per row of logits)",
+              std::to_string(n));
+  if (dlogits) {
+    check_shape(*dlogits, "dlogits", logits.shape());
+    same_or_separate(logits, "logits", *dlogits, "dlogits");
+  }
+  check_ids(targets, n, V, "targets", true, ignore_index);
+  int64_t count = 0;
+  double loss = cpu::cross_entropy(logits.f32(), targets, dlogits ? dlogits->f32() : nullptr, N, V,
+                                   ignore_index, dscale, &count);
+  if (!std::isfinite(loss))
+    throw_arg(ErrorCode::NotFinite, "logits", "finite values", "a row whose loss is NaN or Inf");
+  return {loss, count};
+}
+
+// ---------------------------------------------------------------- attention
+
+namespace {
+cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                                  float scale, int64_t kv_len) {
+  in(q, "q");
+  in(k, "k");
+  in(v, "v");
+  in_opt(mask, "mask");
+  check_rank(q, "q", 4, 4);
+  check_rank(k, "k", 4, 4);
+  check_same_shape(k, "k", v, "v");
+  check_finite_scalar(scale, "scale");
+  cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3), k.dim(1)};
+  if (kv_len >= 0) {
+    if (kv_len > k.dim(1))
+      throw_arg(ErrorCode::InvalidArgument, "kvLength", "at most the " + std::to_string(k.dim(1)) + " time steps of k",
+                std::to_string(kv_len));
+    d.Tk = kv_len;
+  }
+  if (k.dim(0) != d.B || k.dim(3) != d.D)
+    throw_arg(ErrorCode::Shape, "k", "[" + std::to_string(d.B) + ", Tk, Hkv, " + std::to_string(d.D) + "] like q " + shape_str(q.shape()),
+              shape_str(k.shape()));
+  if (d.Hkv < 1 || d.H % d.Hkv != 0)
+    throw_arg(ErrorCode::Shape, "k", "a number of key/value heads that divides the " + std::to_string(d.H) + " query heads",
+              std::to_string(d.Hkv) + " heads");
+  if (mask) check_shape(*mask, "mask", {d.B, d.Tcap});
+  return d;
+}
+
+void check_attention_dropout(float p) {
+  check_finite_scalar(p, "dropout");
+  if (p < 0.f || p >= 1.f)
+    throw_arg(ErrorCode::InvalidArgument, "dropout", "a probability in [0, 1)", std::to_string(p));
+}
+}  // namespace
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
+                       float dropout, uint64_t seed) {
+  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  check_attention_dropout(dropout);
+  cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
+  in(out, "out");
+  in(lse, "lse");
+  check_shape(out, "out", q.shape());
+  check_shape(lse, "lse", {d.B, d.H, d.Tq});
+  for (const Tensor* t : {&q, &k, &v, mask}) {
+    no_alias(t, "an input", &out, "out");
+    no_alias(t, "an input", &lse, "lse");
+  }
+  no_alias(&out, "out", &lse, "lse");
+  cpu::attention_forward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, out.f32(), lse.f32(), d,
+                         causal, scale, dropout > 0.f ? &drop : nullptr);
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                        const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                        const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
+                        uint64_t seed) {
+  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  check_attention_dropout(dropout);
+  cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
+  in(lse, "lse");
+  in(dout, "dout");
+  in(dq, "dq");
+  in(dk, "dk");
+  in(dv, "dv");
+  check_shape(lse, "lse", {d.B, d.H, d.Tq});
+  check_shape(dout, "dout", q.shape());
+  check_shape(dq, "dq", q.shape());
+  check_shape(dk, "dk", k.shape());
+  check_shape(dv, "dv", k.shape());
+  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}})
+    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout}) no_alias(t, "an input", g, gn);
+  no_alias(&dq, "dq", &dk, "dk");
+  no_alias(&dq, "dq", &dv, "dv");
+  no_alias(&dk, "dk", &dv, "dv");
+  cpu::attention_backward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, lse.f32(), dout.f32(),
+                          dq.f32(), dk.f32(), dv.f32(), d, causal, scale, dropout > 0.f ? &drop : nullptr);
+}
+
+void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
+  in(src, "src");
+  in(cache, "cache");
+  check_rank(src, "src", 4, 4);
+  check_rank(cache, "cache", 4, 4);
+  if (src.dim(0) != cache.dim(0) || src.dim(2) != cache.dim(2) || src.dim(3) != cache.dim(3))
+    throw_arg(ErrorCode::Shape, "cache", "[" + std::to_string(src.dim(0)) + ", Tcap, " + std::to_string(src.dim(2)) + ", " +
+                                             std::to_string(src.dim(3)) + "] like src " + shape_str(src.shape()),
+              shape_str(cache.shape()));
+  if (offset < 0 || offset > cache.dim(1) - src.dim(1))
+    throw_arg(ErrorCode::InvalidArgument, "offset",
+              "a position in [0, " + std::to_string(cache.dim(1) - src.dim(1)) + "] so that " +
+                  std::to_string(src.dim(1)) + " steps fit in the cache of " + std::to_string(cache.dim(1)),
+              std::to_string(offset));
+  no_alias(&src, "src", &cache, "cache");
+  cpu::kv_cache_write(src.f32(), cache.f32(), src.dim(0), src.dim(1), cache.dim(1), src.dim(2) * src.dim(3), offset);
+}
+
+// ---------------------------------------------------------------- RoPE
+
+namespace {
+cpu::RopeKind rope_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, int64_t offset,
+                         double base, int kind) {
+  in(x, xn);
+  in(o, on);
+  check_rank(x, xn, 4, 4);
+  check_same_shape(x, xn, o, on);
+  same_or_separate(x, xn, o, on);
+  if (x.dim(3) % 2 != 0)
+    throw_arg(ErrorCode::Shape, xn, "an even head dimension D in [B, T, H, D]", shape_str(x.shape()));
+  if (offset < 0) throw_arg(ErrorCode::InvalidArgument, "offset", "a non-negative position", std::to_string(offset));
+  check_finite_scalar(base, "base");
+  if (!(base > 1.0)) throw_arg(ErrorCode::InvalidArgument, "base", "a number above 1", std::to_string(base));
+  if (kind != 0 && kind != 1)
+    throw_arg(ErrorCode::InvalidArgument, "convention", "'half' or 'interleaved'", std::to_string(kind));
+  return kind == 0 ? cpu::RopeKind::Half : cpu::RopeKind::Interleaved;
+}
+}  // namespace
+
+void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind) {
+  cpu::RopeKind k = rope_check(x, "x", out, "out", offset, base, kind);
+  cpu::rope_forward(x.f32(), out.f32(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), offset, base, k);
+}
+
+void rope_backward(const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind) {
+  cpu::RopeKind k = rope_check(dout, "dout", dx, "dx", offset, base, kind);
+  cpu::rope_backward(dout.f32(), dx.f32(), dout.dim(0), dout.dim(1), dout.dim(2), dout.dim(3), offset, base, k);
+}
+
+// ---------------------------------------------------------------- dropout
+
+namespace {
+void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, float p) {
+  pointwise(x, xn, o, on);
+  check_finite_scalar(p, "p");
+  if (p < 0.f || p > 1.f) throw_arg(ErrorCode::InvalidArgument, "p", "a probability in [0, 1]", std::to_string(p));
+}
+}  // namespace
+
+void dropout_forward(const Tensor& x, const Tensor& out, float p, uint64_t seed) {
+  dropout_check(x, "x", out, "out", p);
+  cpu::dropout_forward(x.f32(), out.f32(), x.numel(), p, seed);
+}
+
+void dropout_backward(const Tensor& dout, const Tensor& dx, float p, uint64_t seed) {
+  dropout_check(dout, "dout", dx, "dx", p);
+  cpu::dropout_backward(dout.f32(), dx.f32(), dout.numel(), p, seed);
+}
+
+}  // namespace kfac::nn

@@ -1,0 +1,80 @@
+// The neural-network op list: checked entry points for the layer kernels (linear, embedding,
+// norms, activations, cross-entropy, attention, RoPE, dropout). Each checks dtype, device,
+// shapes and index ranges, then dispatches to the backend of its tensors' device.
+// Conventions (llm.c style): every op has a paired forward/backward; activations and input
+// gradients are overwritten (=), parameter gradients accumulate (+=). Optional gradients
+// (nullptr) are skipped: a frozen weight costs no work. N = B·T rows; the leading dimensions
+// of row-wise ops may have any shape.
+#pragma once
+#include <cstdint>
+
+#include "tensor.h"
+
+namespace kfac::nn {
+
+// x [..., IN], W [OUT, IN] (or [IN, OUT] when conv1d), b [OUT] | null → y [..., OUT] (=).
+void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d);
+// dy [..., OUT] → dx [..., IN] (= dy·W, or += with accumulate_dx), dW (+=), db (+=); each skipped when null.
+void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
+                     const Tensor* db, bool conv1d, bool accumulate_dx);
+
+// ids [N] in [0, V), W [V, C] → out [..., C] with N·C elements (=).
+void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out);
+// dout [..., C] → dW [V, C] (+=, deterministic scatter-add).
+void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW);
+
+// x [..., C], w [C], b [C] | null → out [..., C] (=, may alias x), mean, rstd [N] (=, any shape of N elements).
+void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
+                       const Tensor& mean, const Tensor& rstd);
+// → dx (=, may alias dout), dw (+=), db (+=); each skipped when null.
+void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                        const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db);
+// x [..., C], w [C] → out [..., C] (=, may alias x), rstd [N] (=).
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd);
+// → dx (=, may alias dout), dw (+=); each skipped when null.
+void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
+                      const Tensor* dx, const Tensor* dw);
+
+// Pointwise, any shape, in place allowed. kind: 0 erf, 1 tanh.
+void gelu_forward(const Tensor& x, const Tensor& out, int kind);
+void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind);
+void silu_forward(const Tensor& x, const Tensor& out);
+void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx);
+// out = silu(gate)·up; gate, up, out the same shape.
+void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out);
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                     const Tensor& dup);
+
+struct CrossEntropyResult {
+  double loss;    // mean over counted rows (0 when none)
+  int64_t count;  // rows whose target is not ignore_index
+};
+// logits [..., V] with N rows, targets [N] in [0, V) or ignore_index → loss; dlogits (=) when
+// given: dscale·∂loss/∂logits (may alias logits).
+CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
+                                 const Tensor* dlogits, int32_t ignore_index, float dscale);
+
+// q [B, Tq, H, D], k, v [B, Tcap, Hkv, D] (Hkv | H) of which the first Tk = kv_len (all when
+// kv_len < 0) are used, mask [B, Tcap] | null (0 = padding) → out [B, Tq, H, D] (=),
+// lse [B, H, Tq] (=). Causal: query i sees keys j ≤ i + (Tk − Tq). dropout in [0, 1) on the
+// probabilities with a counter-based mask from seed (the backward must get the same two).
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                       const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len = -1,
+                       float dropout = 0.f, uint64_t seed = 0);
+// dout [B, Tq, H, D] → dq (=), dk, dv (=, rows ≥ Tk zero).
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                        const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
+                        const Tensor& dv, bool causal, float scale, int64_t kv_len = -1, float dropout = 0.f,
+                        uint64_t seed = 0);
+// KV cache: cache [B, Tcap, Hkv, D] time steps offset .. offset + T − 1 ← src [B, T, Hkv, D] (=).
+void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset);
+
+// x [B, T, H, D], D even → out (=, may alias x). kind: 0 rotate-half (HF), 1 interleaved (Meta).
+void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind);
+void rope_backward(const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind);
+
+// Any shape; p in [0, 1]; out/dx (=), may alias the input.
+void dropout_forward(const Tensor& x, const Tensor& out, float p, uint64_t seed);
+void dropout_backward(const Tensor& dout, const Tensor& dx, float p, uint64_t seed);
+
+}  // namespace kfac::nn

@@ -1,0 +1,90 @@
+#include "nn_activation.h"
+
+#include <cmath>
+
+#include "threadpool.h"
+
+namespace kfac::cpu {
+
+namespace {
+constexpr int64_t kGrain = 1 << 14;
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
+constexpr float kSqrt2OverPi = 0.79788456080286535588f;
+constexpr float kC = 0.044715f;
+
+inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+
+inline float gelu(float x, GeluKind k) {
+  if (k == GeluKind::Erf) return 0.5f * x * (1.f + std::erf(x * kInvSqrt2));
+  float u = kSqrt2OverPi * (x + kC * x * x * x);
+  return 0.5f * x * (1.f + std::tanh(u));
+}
+
+inline float gelu_grad(float x, GeluKind k) {
+  if (k == GeluKind::Erf)
+    return 0.5f * (1.f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
+  // Beyond |x| = 10 tanh(u) is ±1 to float precision; the guard also keeps x³ from
+  // overflowing into inf·0 = NaN.
+  if (x > 10.f) return 1.f;
+  if (x < -10.f) return 0.f;
+  float u = kSqrt2OverPi * (x + kC * x * x * x);
+  float t = std::tanh(u);
+  float du = kSqrt2OverPi * (1.f + 3.f * kC * x * x);
+  return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
+}
+}  // namespace
+
+void gelu_forward(const float* x, float* out, int64_t n, GeluKind kind) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) out[i] = gelu(x[i], kind);
+  });
+}
+
+void gelu_backward(const float* x, const float* dout, float* dx, int64_t n, GeluKind kind) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) dx[i] = dout[i] * gelu_grad(x[i], kind);
+  });
+}
+
+void silu_forward(const float* x, float* out, int64_t n) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      float v = x[i];
+      out[i] = v * sigmoid(v);
+    }
+  });
+}
+
+void silu_backward(const float* x, const float* dout, float* dx, int64_t n) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      float v = x[i], sg = sigmoid(v);
+      dx[i] = dout[i] * sg * (1.f + v * (1.f - sg));
+    }
+  });
+}
+
+void swiglu_forward(const float* gate, const float* up, float* out, int64_t n) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      float g = gate[i];
+      out[i] = g * sigmoid(g) * up[i];
+    }
+  });
+}
+
+void swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
+                     int64_t n) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      float g = gate[i], u = up[i], d = dout[i], sg = sigmoid(g);
+      float silu = g * sg;
+      float dsilu = sg * (1.f + g * (1.f - sg));
+      dgate[i] = d * u * dsilu;
+      dup[i] = d * silu;
+    }
+  });
+}
+
+}  // namespace kfac::cpu
