@@ -56,6 +56,36 @@ export class OutOfMemoryError extends coded('ERR_OUT_OF_MEMORY') {}
 export class NumericalError extends coded('ERR_NUMERICAL') {}
 /** A broken invariant inside the library: please report it. */
 export class InternalError extends coded('ERR_INTERNAL') {}
+/**
+ * A file that does not follow its format (truncated, inconsistent offsets, bad header …).
+ * Names the file and, where known, the byte offset at which the problem was found.
+ */
+export class FormatError extends KfacError {
+  readonly file: string;
+  readonly offset: number | undefined;
+  constructor(file: string, message: string, details: KfacErrorDetails & { offset?: number } = {}) {
+    const where = details.offset === undefined ? file : `${file} (at byte ${details.offset})`;
+    super('ERR_FORMAT', `${where}: ${message}`, details);
+    this.file = file;
+    this.offset = details.offset;
+  }
+}
+/** A model configuration the library cannot use: unknown family, or values that contradict each other. */
+export class ConfigError extends KfacError {
+  readonly file: string | undefined;
+  constructor(message: string, details: KfacErrorDetails & { file?: string } = {}) {
+    super('ERR_CONFIG', details.file === undefined ? message : `${details.file}: ${message}`, details);
+    this.file = details.file;
+  }
+}
+/** A file or folder that could not be opened or read. */
+export class FileError extends KfacError {
+  readonly file: string;
+  constructor(file: string, message: string, details: KfacErrorDetails = {}) {
+    super('ERR_FILE', `${file}: ${message}`, details);
+    this.file = file;
+  }
+}
 /** The native addon could not be loaded; the message lists every attempt and what to do. */
 export class NativeLoadError extends KfacError {
   readonly attempts: readonly { path: string; error: string }[];

@@ -9,6 +9,7 @@ export * as kfac from './kfac/index.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
+export * as io from './io/index.js';
 export { info, setNumThreads, setCpuKernel } from './runtime.js';
 export type { RuntimeInfo, CpuKernel } from './runtime.js';
 export {
@@ -23,6 +24,9 @@ export {
   NumericalError,
   InternalError,
   NativeLoadError,
+  FormatError,
+  ConfigError,
+  FileError,
 } from './errors.js';
 export type { KfacErrorDetails } from './errors.js';
 export { VERSION } from './version.js';
