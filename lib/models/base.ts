@@ -1,0 +1,168 @@
+/**
+ * The base of every model: task heads' losses, parameter initialisation, and the contract
+ * forward(batch) → logits (+ loss and dLogits) / backward(dLogits) → parameter gradients.
+ */
+import { describe, invalidArgument, ShapeError } from '../errors.js';
+import { Embedding, Linear } from '../nn/layers.js';
+import type { Parameter } from '../nn/module.js';
+import type { LinearLayout } from '../nn/functional.js';
+import * as F from '../nn/functional.js';
+import { Tensor } from '../tensor/tensor.js';
+import { checkInteger } from '../util/validate.js';
+import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
+import type { ArchitectureConfig, Task } from './config.js';
+
+export interface ModelOptions {
+  /** Default 'causal-lm' for decoders, 'sequence-classification' for encoders. */
+  task?: Task;
+  /** Classes (sequence-classification, default 2) or outputs (regression, default 1). */
+  numLabels?: number;
+  /** Seed of the random initialisation (default 0). */
+  seed?: number;
+  /** Standard deviation of the normal initialisation of weights (default 0.02, as Hugging Face). */
+  initStd?: number;
+  /** @internal Leave weights uninitialised (they are about to be loaded). */
+  uninitialised?: boolean;
+}
+
+/** @internal Creates weights: normal(0, std) from consecutive seeds, or uninitialised for loading. */
+export class Init {
+  #seed: number;
+  readonly std: number;
+  readonly empty: boolean;
+
+  constructor(o: ModelOptions) {
+    this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0, 2 ** 40);
+    this.std = o.initStd ?? 0.02;
+    this.empty = o.uninitialised === true;
+  }
+
+  weight(shape: readonly number[]): Tensor {
+    return this.empty ? Tensor.empty(shape) : Tensor.randn(shape, { seed: this.#seed++, std: this.std });
+  }
+
+  linear(inF: number, outF: number, bias: boolean, layout: LinearLayout = 'linear'): Linear {
+    const w = this.weight(layout === 'conv1d' ? [inF, outF] : [outF, inF]);
+    return new Linear(inF, outF, bias ? { layout, weight: w, biasInit: Tensor.zeros([outF]) } : { layout, weight: w, bias: false });
+  }
+
+  embedding(n: number, dim: number): Embedding {
+    return new Embedding(n, dim, { weight: this.weight([n, dim]) });
+  }
+}
+
+export function resolveTask(o: ModelOptions, fallback: Task, allowed: readonly Task[], family: string): { task: Task; numLabels: number } {
+  const task = o.task ?? fallback;
+  if (!allowed.includes(task)) invalidArgument('task', `one of ${allowed.map((t) => `'${t}'`).join(', ')} for ${family}`, describe(task));
+  const numLabels = o.numLabels === undefined ? (task === 'regression' ? 1 : 2) : checkInteger(o.numLabels, 'numLabels', 1, 2 ** 20);
+  return { task, numLabels };
+}
+
+/**
+ * A transformer with a task head. `forward` keeps what `backward` needs; `backward` adds
+ * (+=) into the gradients of trainable parameters (call zeroGrad() between steps); frozen
+ * parameters get no gradient and cost no weight-gradient work.
+ */
+export abstract class TransformerModel extends Container {
+  abstract readonly config: ArchitectureConfig;
+  abstract readonly task: Task;
+  abstract readonly numLabels: number;
+  #targets = new Int32Array(0);
+  protected last: ForwardOutput | null = null;
+
+  /** Logits for a batch and, when it has labels, the loss and ∂loss/∂logits. */
+  abstract forward(batch: Batch): ForwardOutput;
+
+  /** Backpropagates dLogits (default: the last forward's) into the parameter gradients. */
+  abstract backward(dLogits?: Tensor): void;
+
+  /** A forward pass in eval mode that only returns a copy of the logits' values. */
+  logits(batch: Batch): Float32Array {
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      const out = this.forward({ ...batch, labels: null });
+      return out.logits.toArray();
+    } finally {
+      this.train(wasTraining);
+    }
+  }
+
+  /** Decoders: an empty KV cache for B sequences of up to maxT positions. */
+  createCache(_B: number, _maxT: number): KVCache {
+    return invalidArgument('model', 'a causal language model (a KV cache needs a decoder)', `a ${this.config.modelType} model for ${this.task}`);
+  }
+
+  /** Decoders: logits [B, T, V] of new tokens, reading and extending the cache (no backward). */
+  forwardCached(_ids: Int32Array, _B: number, _T: number, _cache: KVCache): Tensor {
+    return invalidArgument('model', 'a causal language model', `a ${this.config.modelType} model for ${this.task}`);
+  }
+
+  /** The parameters that backward gives gradients to (what an optimizer updates). */
+  trainableParameters(): Parameter[] {
+    return this.parameters().filter((p) => p.trainable);
+  }
+
+  /** Names of the parameters, trainable or not, in checkpoint order. */
+  parameterNames(): string[] {
+    return this.parameters().map((p) => p.name);
+  }
+
+  /** Resolved dLogits for backward: the argument (checked against the logits' shape) or the last forward's. */
+  protected dLogitsFor(d: Tensor | undefined): Tensor {
+    const last = this.last;
+    if (last === null) invalidArgument('backward', 'a call after forward()', 'no forward pass yet');
+    if (d === undefined) {
+      if (last.dLogits === null) invalidArgument('dLogits', 'a tensor (the last forward had no labels)', 'undefined');
+      return last.dLogits;
+    }
+    if (!(d instanceof Tensor)) invalidArgument('dLogits', 'a Tensor', describe(d));
+    const want = last.logits.shape;
+    if (d.rank !== want.length || d.shape.some((s, i) => s !== want[i]))
+      throw new ShapeError(`dLogits: expected shape [${want.join(', ')}], got [${d.shape.join(', ')}]`, { argument: 'dLogits', expected: `[${want.join(', ')}]`, got: `[${d.shape.join(', ')}]` });
+    return d;
+  }
+
+  /** Validates the batch's labels for the task (before any native work). */
+  protected checkLabels(batch: Batch, B: number, T: number): void {
+    const labels = batch.labels;
+    if (labels === undefined || labels === null) return;
+    const fail = (expected: string, got: string): never => invalidArgument('batch.labels', expected, got);
+    const count = (n: number, what: string): void => {
+      if (labels.length !== n) throw new ShapeError(`batch.labels: expected ${n} ${what}, got ${labels.length}`, { argument: 'batch.labels', expected: `${n} ${what}`, got: `${labels.length}` });
+    };
+    if (this.task === 'regression') {
+      if (!(labels instanceof Float32Array)) fail('a Float32Array of regression targets', describe(labels));
+      count(B * this.numLabels, 'targets (B·numLabels)');
+      for (let i = 0; i < labels.length; i++) if (!Number.isFinite(labels[i]!)) fail('finite targets', `${labels[i]} at index ${i}`);
+      return;
+    }
+    if (!(labels instanceof Int32Array)) fail(this.task === 'causal-lm' ? 'an Int32Array of token ids (or −100)' : 'an Int32Array of class ids (or −100)', describe(labels));
+    const causal = this.task === 'causal-lm';
+    count(causal ? B * T : B, causal ? 'labels (B·T)' : 'labels (one per sequence)');
+    const hi = causal ? this.config.vocabSize : this.numLabels;
+    for (let i = 0; i < labels.length; i++) {
+      const v = labels[i]!;
+      if (v !== -100 && (v < 0 || v >= hi)) fail(`values in [0, ${hi}) or −100`, `${v} at index ${i}`);
+    }
+  }
+
+  /** Loss of the task head (labels already checked by checkLabels). logits: [B, T, V] (causal-lm) or [B, L]. */
+  protected headLoss(logits: Tensor, batch: Batch, B: number, T: number): ForwardOutput {
+    const labels = batch.labels;
+    if (labels === undefined || labels === null) return (this.last = { logits, loss: null, dLogits: null, count: 0 });
+    const d = this.workspace('dlogits', logits.shape);
+    let r: { loss: number; count: number };
+    if (this.task === 'causal-lm') {
+      // Position t predicts labels[t + 1]; the last position of each row has no target.
+      if (this.#targets.length !== B * T) this.#targets = new Int32Array(B * T);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#targets[b * T + t] = t + 1 < T ? labels[b * T + t + 1]! : -100;
+      r = F.crossEntropy(logits, this.#targets, d);
+    } else if (this.task === 'sequence-classification') {
+      r = F.crossEntropy(logits, labels as Int32Array, d);
+    } else {
+      r = mseLoss(logits, labels as Float32Array, d);
+    }
+    return (this.last = { logits, loss: r.loss, dLogits: d, count: r.count });
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * Pieces shared by the model families: a container that builds Hugging Face module paths,
+ * the attention core (RoPE, masks, KV cache), row gathers for pooling, small head
+ * activations, batches and their validation, and the KV cache.
+ */
+import { describe, invalidArgument, ShapeError } from '../errors.js';
+import * as F from '../nn/functional.js';
+import { Module, saved } from '../nn/module.js';
+import { fill } from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+
+// ---------------------------------------------------------------- containers
+
+/**
+ * A module that only holds children. `put('attention.self.query', m)` creates the intermediate
+ * containers, so parameter and module names follow the checkpoint's dotted paths.
+ */
+export class Container extends Module {
+  readonly #sub = new Map<string, Container>();
+
+  /** Registers `m` under a dotted path below this module and returns it. */
+  put<M extends Module>(path: string, m: M): M {
+    const dot = path.indexOf('.');
+    if (dot < 0) return this.registerModule(path, m);
+    const head = path.slice(0, dot);
+    let c = this.#sub.get(head);
+    if (!c) {
+      c = this.registerModule(head, new Container());
+      this.#sub.set(head, c);
+    }
+    return c.put(path.slice(dot + 1), m);
+  }
+}
+
+// ---------------------------------------------------------------- batches
+
+/** One batch of B sequences of T tokens, row-major. */
+export interface Batch {
+  /** Token ids [B·T]. */
+  readonly inputIds: Int32Array;
+  /** [B, T]. */
+  readonly shape: readonly [number, number];
+  /** [B·T], 1 for real tokens and 0 for padding; absent means all real. */
+  readonly attentionMask?: ArrayLike<number> | null;
+  /** [B·T] segment ids (BERT); absent means all 0. */
+  readonly tokenTypeIds?: Int32Array | null;
+  /**
+   * causal-lm: Int32Array [B·T] of token ids or −100 (ignored); the loss predicts labels[t + 1]
+   * from position t, as Hugging Face shifts them. sequence-classification: Int32Array [B] of
+   * classes (or −100). regression: Float32Array [B·numLabels].
+   */
+  readonly labels?: Int32Array | Float32Array | null;
+}
+
+/** What forward returns. Tensors are workspaces valid until the model's next forward. */
+export interface ForwardOutput {
+  /** causal-lm: [B, T, V]; classification and regression: [B, numLabels]. */
+  readonly logits: Tensor;
+  /** Mean loss over the labelled rows when labels were given, else null. */
+  readonly loss: number | null;
+  /** ∂loss/∂logits when labels were given (pass it to backward), else null. */
+  readonly dLogits: Tensor | null;
+  /** Rows that entered the loss (non-ignored targets; B·numLabels values for regression). */
+  readonly count: number;
+}
+
+export interface CheckedBatch {
+  readonly B: number;
+  readonly T: number;
+  readonly ids: Int32Array;
+  /** The padding mask as given (0/1), or null when every token is real. */
+  readonly mask: Float32Array | null;
+}
+
+/** Validates a batch's ids, shape and mask (labels are checked by the head). */
+export function checkBatch(batch: Batch, vocabSize: number, maxPositions: number | null, offset = 0): CheckedBatch {
+  if (batch === null || typeof batch !== 'object') invalidArgument('batch', 'an object with inputIds and shape', describe(batch));
+  const ids = batch.inputIds;
+  if (!(ids instanceof Int32Array)) invalidArgument('batch.inputIds', 'an Int32Array', describe(ids));
+  const shape = batch.shape;
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d >= 1))
+    invalidArgument('batch.shape', '[B, T] with B, T ≥ 1', Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape));
+  const [B, T] = shape as [number, number];
+  if (ids.length !== B * T)
+    throw new ShapeError(`batch.inputIds: expected ${B * T} ids for shape [${B}, ${T}], got ${ids.length}`, { argument: 'batch.inputIds', expected: `${B * T} ids`, got: `${ids.length}` });
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i]!;
+    if (v < 0 || v >= vocabSize) invalidArgument('batch.inputIds', `token ids in [0, ${vocabSize})`, `${v} at index ${i}`);
+  }
+  if (maxPositions !== null && offset + T > maxPositions)
+    invalidArgument('batch.shape', `at most ${maxPositions - offset} positions (the model's maximum is ${maxPositions})`, `T = ${T}`);
+  let mask: Float32Array | null = null;
+  const m = batch.attentionMask;
+  if (m !== undefined && m !== null) {
+    if (typeof m !== 'object' || typeof (m as ArrayLike<number>).length !== 'number') invalidArgument('batch.attentionMask', 'an array of 0/1 values', describe(m));
+    if (m.length !== B * T)
+      throw new ShapeError(`batch.attentionMask: expected ${B * T} values, got ${m.length}`, { argument: 'batch.attentionMask', expected: `${B * T} values`, got: `${m.length}` });
+    let all = true;
+    const f = new Float32Array(B * T);
+    for (let i = 0; i < f.length; i++) {
+      const v = m[i];
+      if (v !== 0 && v !== 1) invalidArgument('batch.attentionMask', 'values 0 or 1', `${describe(v)} at index ${i}`);
+      f[i] = v;
+      if (v === 0) all = false;
+    }
+    mask = all ? null : f;
+  }
+  return { B, T, ids, mask };
+}
+
+// ---------------------------------------------------------------- KV cache
+
+/** Keys and values of one layer: [B, maxT, Hkv, D] each, written position by position. */
+export interface LayerCache {
+  readonly k: Tensor;
+  readonly v: Tensor;
+}
+
+/**
+ * Keys and values of every layer for incremental decoding: buffers of maxT positions of which
+ * [0, length) are filled. A step writes its keys/values at `length` and attends over the filled
+ * part only (no buffer is reallocated while decoding).
+ */
+export class KVCache implements Disposable {
+  readonly B: number;
+  readonly maxT: number;
+  readonly layers: LayerCache[];
+  length = 0;
+
+  constructor(B: number, maxT: number, numLayers: number, kvHeads: number, headDim: number) {
+    this.B = B;
+    this.maxT = maxT;
+    this.layers = Array.from({ length: numLayers }, () => ({ k: Tensor.zeros([B, maxT, kvHeads, headDim]), v: Tensor.zeros([B, maxT, kvHeads, headDim]) }));
+  }
+
+  /** Checks that T more positions fit. */
+  reserve(T: number): void {
+    if (this.length + T > this.maxT) invalidArgument('tokens', `at most ${this.maxT - this.length} more positions in this cache`, `${T}`);
+  }
+
+  dispose(): void {
+    for (const l of this.layers) {
+      l.k.dispose();
+      l.v.dispose();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- attention core
+
+export interface SdpaOptions {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly causal: boolean;
+  readonly rope: { base: number; convention: F.RopeConvention } | null;
+}
+
+export interface SdpaCall {
+  readonly B: number;
+  readonly T: number;
+  /** [B, T] padding mask of the keys, or null. */
+  readonly mask: Tensor | null;
+  /** Position of the first token (RoPE; the cache length when decoding). */
+  readonly offset: number;
+  /** Write keys/values into this cache at `offset` and attend over its filled part (no backward then). */
+  readonly cache: { layer: LayerCache; all: KVCache } | null;
+}
+
+/**
+ * Scaled dot-product attention of projected q [B, T, H·D], k and v [B, T, Hkv·D]: RoPE on q and
+ * k when configured, then softmax(q·kᵀ/√D)·v → [B, T, H·D]. Backward returns dq, dk, dv.
+ */
+export class SdpaCore extends Module {
+  readonly o: SdpaOptions;
+  readonly scale: number;
+  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number } | null = null;
+  constructor(o: SdpaOptions) {
+    super();
+    this.o = o;
+    this.scale = 1 / Math.sqrt(o.headDim);
+  }
+
+  forward(q3: Tensor, k3: Tensor, v3: Tensor, call: SdpaCall): Tensor {
+    const { heads: H, kvHeads: Hkv, headDim: D } = this.o;
+    const { B, T, offset } = call;
+    let q = this.view('q', q3, [B, T, H, D]);
+    let k = this.view('k', k3, [B, T, Hkv, D]);
+    const v = this.view('v', v3, [B, T, Hkv, D]);
+    if (this.o.rope) {
+      q = F.ropeForward(q, this.workspace('qr', q.shape), { ...this.o.rope, offset });
+      k = F.ropeForward(k, this.workspace('kr', k.shape), { ...this.o.rope, offset });
+    }
+    const o = this.workspace('o', [B, T, H, D]);
+    const lse = this.workspace('lse', [B, H, T]);
+    const cache = call.cache;
+    if (cache) {
+      // Keys/values of these positions go into the cache; attention reads its filled prefix.
+      F.kvCacheWrite(k, cache.layer.k, offset);
+      F.kvCacheWrite(v, cache.layer.v, offset);
+      F.attentionForward(q, cache.layer.k, cache.layer.v, o, lse, { causal: this.o.causal, scale: this.scale, mask: null, kvLength: offset + T });
+      this.#state = null;
+    } else {
+      F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask: call.mask });
+      this.#state = { q, k, v, mask: call.mask, offset, B, T };
+    }
+    return this.view('o3', o, [B, T, H * D]);
+  }
+
+  /** dO [B, T, H·D] → dq [B, T, H·D], dk and dv [B, T, Hkv·D] (workspaces, overwritten). */
+  backward(dO3: Tensor): { dq: Tensor; dk: Tensor; dv: Tensor } {
+    const s = saved(this.#state, 'attention (a forward without a KV cache)');
+    const { heads: H, kvHeads: Hkv, headDim: D } = this.o;
+    const { B, T } = s;
+    const dO = this.view('dO', dO3, [B, T, H, D]);
+    const dq = this.workspace('dq', [B, T, H, D]);
+    const dk = this.workspace('dk', [B, T, Hkv, D]);
+    const dv = this.workspace('dv', [B, T, Hkv, D]);
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dk, dv, { causal: this.o.causal, scale: this.scale, mask: s.mask });
+    if (this.o.rope) {
+      F.ropeBackward(dq, dq, { ...this.o.rope, offset: s.offset });
+      F.ropeBackward(dk, dk, { ...this.o.rope, offset: s.offset });
+    }
+    return { dq: this.view('dq3', dq, [B, T, H * D]), dk: this.view('dk3', dk, [B, T, Hkv * D]), dv: this.view('dv3', dv, [B, T, Hkv * D]) };
+  }
+}
+
+// ---------------------------------------------------------------- row gathers
+
+/**
+ * Picks rows of x [N, C] (a gather by the embedding kernel), and scatters their gradient back
+ * into a zeroed [N, C]. Used for pooling one token per sequence and for splitting fused q/k/v.
+ */
+export class RowGather extends Module {
+  #ids = new Int32Array(0);
+  #n = -1;
+  #C = 0;
+  #shape: readonly number[] = [];
+
+  /**
+   * x viewed as [N, C] rows; ids: rows to take → out [ids.length, C]. With `outShape`, C is its
+   * last dimension (x [B, T, 3C] with outShape [B, T, C] splits fused q/k/v rows).
+   */
+  forward(x: Tensor, ids: Int32Array, outShape?: readonly number[]): Tensor {
+    const C = outShape ? outShape[outShape.length - 1]! : x.shape[x.rank - 1]!;
+    const N = x.size / C;
+    const out = this.workspace('out', outShape ?? [ids.length, C]);
+    F.embeddingForward(ids, this.view('x', x, [N, C]), this.view('out2', out, [ids.length, C]));
+    if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
+    this.#ids.set(ids);
+    this.#n = ids.length;
+    this.#C = C;
+    this.#shape = x.shape;
+    return out;
+  }
+
+  /** d(out) → d(x) in x's shape: zero except the gathered rows; `into` (x's shape) is added to instead. */
+  backward(dOut: Tensor, into?: Tensor): Tensor {
+    if (this.#n < 0) saved(null, 'RowGather');
+    const C = this.#C;
+    const N = this.#shape.reduce((a, b) => a * b, 1) / C;
+    const dx = into ?? fill(this.workspace('dx', this.#shape), 0);
+    F.embeddingBackward(this.#ids.subarray(0, this.#n), this.view('dout2', dOut, [this.#n, C]), this.view(into ? 'into2' : 'dx2', dx, [N, C]));
+    return dx;
+  }
+}
+
+// ---------------------------------------------------------------- head activations
+
+/** tanh or ReLU on a small tensor (a pooled [B, C]), computed in JS. */
+export class SmallActivation extends Module {
+  readonly kind: 'tanh' | 'relu';
+  #y: Float32Array | null = null;
+  #shape: readonly number[] = [];
+
+  constructor(kind: 'tanh' | 'relu') {
+    super();
+    this.kind = kind;
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = x.toArray();
+    if (this.kind === 'tanh') for (let i = 0; i < y.length; i++) y[i] = Math.tanh(y[i]!);
+    else for (let i = 0; i < y.length; i++) y[i] = Math.max(0, y[i]!);
+    this.#y = y;
+    this.#shape = x.shape;
+    return this.workspace('out', x.shape).set(y);
+  }
+
+  backward(dOut: Tensor): Tensor {
+    const y = saved(this.#y, 'SmallActivation');
+    const d = dOut.toArray();
+    if (this.kind === 'tanh') for (let i = 0; i < d.length; i++) d[i] = d[i]! * (1 - y[i]! * y[i]!);
+    else for (let i = 0; i < d.length; i++) d[i] = y[i]! > 0 ? d[i]! : 0;
+    return this.workspace('dx', this.#shape).set(d);
+  }
+}
+
+// ---------------------------------------------------------------- losses of the heads
+
+/** Mean squared error of predictions [N] against targets [N] (Hugging Face's regression loss), ∂/∂pred written. */
+export function mseLoss(pred: Tensor, labels: Float32Array, dPred: Tensor): { loss: number; count: number } {
+  const n = pred.size;
+  const p = pred.toArray();
+  const d = new Float32Array(n);
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const y = labels[i]!;
+    const e = p[i]! - y;
+    s += e * e;
+    d[i] = (2 * e) / n;
+  }
+  dPred.set(d);
+  return { loss: s / n, count: n };
+}

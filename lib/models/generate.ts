@@ -1,0 +1,124 @@
+/**
+ * Autoregressive generation with a KV cache: the prompt runs through the model once, then each
+ * new token is one single-position step that attends to the cached keys and values (the prefix
+ * is never recomputed). Greedy (argmax, the lowest id on ties) or sampling with temperature and
+ * nucleus (top-p) from a seeded generator, so a seed reproduces a sample.
+ */
+import { describe, invalidArgument } from '../errors.js';
+import { checkFinite, checkInteger } from '../util/validate.js';
+import type { TransformerModel } from './base.js';
+
+export interface GenerateOptions {
+  /** Tokens to generate after the prompt. */
+  maxNewTokens: number;
+  /** Argmax decoding (default true unless a temperature above 0 is given). */
+  greedy?: boolean;
+  /** Softmax temperature for sampling (> 0). */
+  temperature?: number;
+  /** Nucleus sampling: keep the smallest set of tokens whose probability reaches topP (default 1). */
+  topP?: number;
+  /** Seed of the sampler (default 0). */
+  seed?: number;
+  /** Stop after generating any of these ids (it is included in the output). */
+  stopTokens?: readonly number[];
+}
+
+/** mulberry32: a small seeded generator of uniform numbers in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = (seed >>> 0) ^ 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function argmax(row: Float32Array, off: number, V: number): number {
+  let best = 0;
+  let bv = row[off]!;
+  for (let i = 1; i < V; i++) {
+    const v = row[off + i]!;
+    if (v > bv) {
+      bv = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+function sample(row: Float32Array, off: number, V: number, temperature: number, topP: number, rand: () => number): number {
+  let mx = -Infinity;
+  for (let i = 0; i < V; i++) mx = Math.max(mx, row[off + i]!);
+  const p = new Float64Array(V);
+  let s = 0;
+  for (let i = 0; i < V; i++) s += p[i] = Math.exp((row[off + i]! - mx) / temperature);
+  for (let i = 0; i < V; i++) p[i]! /= s;
+  const r = rand();
+  if (topP >= 1) {
+    let c = 0;
+    for (let i = 0; i < V; i++) {
+      c += p[i]!;
+      if (r < c) return i;
+    }
+    return V - 1;
+  }
+  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+  let mass = 0;
+  let n = 0;
+  while (n < V && mass < topP) mass += p[order[n++]!]!;
+  let c = 0;
+  for (let k = 0; k < n; k++) {
+    c += p[order[k]!]! / mass;
+    if (r < c) return order[k]!;
+  }
+  return order[n - 1]!;
+}
+
+/**
+ * Continues `promptIds` (one sequence) by up to maxNewTokens tokens and returns the new ids.
+ * The model runs in eval mode (dropout off) and is restored afterwards.
+ */
+export function generate(model: TransformerModel, promptIds: Int32Array | readonly number[], options: GenerateOptions): Int32Array {
+  if (options === null || typeof options !== 'object') invalidArgument('options', 'an object with maxNewTokens', describe(options));
+  const maxNew = checkInteger(options.maxNewTokens, 'maxNewTokens', 0, 2 ** 24);
+  const prompt = promptIds instanceof Int32Array ? promptIds : Array.isArray(promptIds) ? Int32Array.from(promptIds as number[]) : invalidArgument('promptIds', 'an Int32Array or an array of ids', describe(promptIds));
+  if (prompt.length === 0) invalidArgument('promptIds', 'at least one token', 'an empty prompt');
+  const temperature = options.temperature === undefined ? 0 : checkFinite(options.temperature, 'temperature');
+  if (temperature < 0) invalidArgument('temperature', 'a number ≥ 0', describe(temperature));
+  const greedy = options.greedy ?? temperature === 0;
+  if (!greedy && !(temperature > 0)) invalidArgument('temperature', 'a number above 0 for sampling (or greedy: true)', describe(options.temperature));
+  const topP = options.topP === undefined ? 1 : checkFinite(options.topP, 'topP');
+  if (!(topP > 0 && topP <= 1)) invalidArgument('topP', 'a number in (0, 1]', describe(topP));
+  const rand = mulberry32(options.seed === undefined ? 0 : checkInteger(options.seed, 'seed', 0, 2 ** 32 - 1));
+  const stop = new Set(options.stopTokens ?? []);
+  const out = new Int32Array(maxNew);
+  if (maxNew === 0) return out;
+
+  const wasTraining = model.training;
+  model.eval();
+  const cache = model.createCache(1, prompt.length + maxNew);
+  if (prompt.length + maxNew > cache.maxT) {
+    cache.dispose();
+    model.train(wasTraining);
+    invalidArgument('maxNewTokens', `at most ${cache.maxT - prompt.length} (the model has ${cache.maxT} positions)`, `${maxNew}`);
+  }
+  try {
+    let logits = model.forwardCached(prompt, 1, prompt.length, cache);
+    let n = 0;
+    for (;;) {
+      const V = logits.shape[logits.rank - 1]!;
+      const row = logits.toArray();
+      const off = row.length - V;
+      const next = greedy ? argmax(row, off, V) : sample(row, off, V, temperature, topP, rand);
+      out[n++] = next;
+      if (n === maxNew || stop.has(next)) break;
+      logits = model.forwardCached(Int32Array.of(next), 1, 1, cache);
+    }
+    return out.slice(0, n);
+  } finally {
+    cache.dispose();
+    model.train(wasTraining);
+  }
+}

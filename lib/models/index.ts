@@ -1,0 +1,14 @@
+/** Transformer models with explicit forward/backward: LLaMA family, BERT family, GPT-2; loading and generation. */
+export { TransformerModel } from './base.js';
+export type { ModelOptions } from './base.js';
+export { KVCache } from './common.js';
+export type { Batch, ForwardOutput } from './common.js';
+export { bertConfig, configFromHf, fromModelConfig, gpt2Config, llamaConfig } from './config.js';
+export type { BertConfig, BertModelType, Gpt2Config, LlamaConfig, LlamaModelType, ArchitectureConfig, Task } from './config.js';
+export { createLlama, LlamaModel } from './llama.js';
+export { BertModel, createBert } from './bert.js';
+export { createGpt2, Gpt2Model } from './gpt2.js';
+export { createModel, LoadError, loadModel, loadWeights } from './load.js';
+export type { LoadedModel, LoadOptions, LoadReport } from './load.js';
+export { generate } from './generate.js';
+export type { GenerateOptions } from './generate.js';

@@ -1,0 +1,220 @@
+/**
+ * loadModel: a Hugging Face folder (config.json + model.safetensors or a sharded index) or a
+ * llama2.c `.bin` checkpoint → a model with every weight accounted for.
+ *
+ * Every parameter of the model must come from the checkpoint, except the head parameters that
+ * the task adds fresh (a classifier on a pretrained trunk): those are initialised from `seed`
+ * and listed in `report.fresh`. Every checkpoint tensor must land in a parameter, except known
+ * non-parameters (position-id and attention-mask buffers, rotary inv_freq) and heads of another
+ * task (an LM or pretraining head when loading for classification): those are listed in
+ * `report.dropped`. Anything else is a LoadError naming the key.
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describe, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
+import { parseModelConfig } from '../io/config.js';
+import { openLlama2c } from '../io/llama2c.js';
+import { openSafetensors, readJsonFile, type TensorSource } from '../io/safetensors.js';
+import { Tensor } from '../tensor/tensor.js';
+import { checkInteger } from '../util/validate.js';
+import type { ModelOptions, TransformerModel } from './base.js';
+import { BertModel } from './bert.js';
+import { fromModelConfig, type ArchitectureConfig, numLabelsOf, type Task } from './config.js';
+import { Gpt2Model } from './gpt2.js';
+import { LlamaModel } from './llama.js';
+
+/** A checkpoint whose tensors do not match the model: a missing, unexpected or misshapen weight. */
+export class LoadError extends KfacError {
+  readonly key: string;
+  constructor(key: string, message: string, details: KfacErrorDetails = {}) {
+    super('ERR_LOAD', message, details);
+    this.key = key;
+  }
+}
+
+export interface LoadOptions {
+  /** Default: from config.json's architectures (…ForCausalLM → 'causal-lm', …ForSequenceClassification → classification), else the family's. */
+  task?: Task;
+  /** Classes or regression outputs (default: config.json's num_labels / id2label, else 2 or 1). */
+  numLabels?: number;
+  /** Seed of the fresh head's initialisation (default 0). */
+  seed?: number;
+}
+
+export interface LoadReport {
+  /** Checkpoint keys loaded, by model parameter name. */
+  readonly loaded: readonly string[];
+  /** Model parameters initialised fresh (the task's new head). */
+  readonly fresh: readonly string[];
+  /** Checkpoint keys deliberately not used (buffers, another task's head). */
+  readonly dropped: readonly string[];
+  readonly source: string;
+}
+
+/** A model built from a config (random weights from `seed`). */
+export function createModel(config: ArchitectureConfig, options: ModelOptions = {}): TransformerModel {
+  switch (config.family) {
+    case 'llama':
+      return new LlamaModel(config, options);
+    case 'bert':
+      return new BertModel(config, options);
+    case 'gpt2':
+      return new Gpt2Model(config, options);
+    default:
+      return invalidArgument('config.family', "'llama', 'bert' or 'gpt2'", describe((config as { family: unknown }).family));
+  }
+}
+
+interface Rules {
+  /** Base-model prefix ('model.', 'transformer.', 'bert.', …) that bare checkpoints lack. */
+  prefix: string;
+  /** Keys that are buffers, never parameters. */
+  buffer: (k: string) => boolean;
+  /** Keys of heads this task does not use. */
+  otherHead: (k: string) => boolean;
+  /** Model parameters that the task may add fresh. */
+  freshOk: (name: string) => boolean;
+}
+
+function rulesFor(c: ArchitectureConfig, task: Task): Rules {
+  if (c.family === 'llama')
+    return {
+      prefix: 'model.',
+      buffer: (k) => k.endsWith('.rotary_emb.inv_freq'),
+      otherHead: (k) => (task === 'causal-lm' ? k === 'score.weight' || (c.tieWordEmbeddings && k === 'lm_head.weight') : k === 'lm_head.weight'),
+      freshOk: (n) => n === 'score.weight',
+    };
+  if (c.family === 'gpt2')
+    return {
+      prefix: 'transformer.',
+      buffer: (k) => /\.attn\.(bias|masked_bias)$/.test(k),
+      otherHead: (k) => k === 'lm_head.weight' || (task === 'causal-lm' && k === 'score.weight'),
+      freshOk: (n) => n === 'score.weight',
+    };
+  const p = c.modelType;
+  return {
+    prefix: `${p}.`,
+    buffer: (k) => k.endsWith('embeddings.position_ids') || k.endsWith('embeddings.token_type_ids'),
+    otherHead: (k) =>
+      k.startsWith('cls.') ||
+      k.startsWith('lm_head.') ||
+      k.startsWith('vocab_transform.') ||
+      k.startsWith('vocab_layer_norm.') ||
+      k.startsWith('vocab_projector.') ||
+      (p === 'roberta' && k.startsWith('roberta.pooler.')),
+    freshOk: (n) => n.startsWith('classifier.') || n.startsWith('pre_classifier.') || n.startsWith('bert.pooler.'),
+  };
+}
+
+/** Old BERT checkpoints name LayerNorm parameters gamma/beta. */
+const legacy = (k: string): string => k.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
+
+function taskFromConfig(json: Record<string, unknown>): Task | undefined {
+  const arch = json['architectures'];
+  const a = Array.isArray(arch) && typeof arch[0] === 'string' ? arch[0] : '';
+  if (/ForCausalLM$|LMHeadModel$/.test(a)) return 'causal-lm';
+  if (/ForSequenceClassification$/.test(a)) return json['problem_type'] === 'regression' || numLabelsOf(json) === 1 ? 'regression' : 'sequence-classification';
+  return undefined;
+}
+
+/**
+ * Copies every checkpoint tensor into the model's parameters, initialises the fresh head, and
+ * throws a LoadError for anything unaccounted for.
+ */
+export function loadWeights(model: TransformerModel, src: TensorSource, sourceName: string, seed = 0, std = 0.02): LoadReport {
+  const rules = rulesFor(model.config, model.task);
+  const params = new Map(model.parameters().map((p) => [p.name, p]));
+  const hasPrefix = src.names.some((k) => k.startsWith(rules.prefix));
+  const loaded: string[] = [];
+  const dropped: string[] = [];
+  const seen = new Set<string>();
+  for (const key of src.names) {
+    let name = legacy(key);
+    if (!hasPrefix && !params.has(name) && params.has(rules.prefix + name)) name = rules.prefix + name;
+    const p = params.get(name);
+    if (!p) {
+      const bare = name.startsWith(rules.prefix) ? name.slice(rules.prefix.length) : name;
+      if (rules.buffer(name) || rules.otherHead(name) || rules.otherHead(bare) || rules.buffer(bare)) {
+        dropped.push(key);
+        continue;
+      }
+      throw new LoadError(key, `${sourceName}: unexpected weight ${JSON.stringify(key)}: the ${model.config.modelType} model for ${model.task} has no parameter ${JSON.stringify(name)}`, {
+        argument: key,
+        hint: 'the checkpoint does not match config.json (another architecture or a modified model)',
+      });
+    }
+    if (seen.has(name)) throw new LoadError(key, `${sourceName}: weight ${JSON.stringify(name)} appears twice (as ${JSON.stringify(key)})`, { argument: key });
+    const info = src.info(key);
+    const want = p.tensor.shape;
+    if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i]))
+      throw new LoadError(key, `${sourceName}: weight ${JSON.stringify(key)} has shape [${info.shape.join(', ')}], the model expects [${want.join(', ')}]`, {
+        argument: key,
+        expected: `[${want.join(', ')}]`,
+        got: `[${info.shape.join(', ')}]`,
+        hint: rules.freshOk(name) ? 'a head of another size: pass numLabels to match it, or drop the head from the checkpoint' : 'the checkpoint does not match config.json',
+      });
+    p.tensor.set(src.readFloat32(key));
+    seen.add(name);
+    loaded.push(name);
+  }
+  const fresh: string[] = [];
+  let s = seed;
+  for (const [name, p] of params) {
+    if (seen.has(name)) continue;
+    if (!rules.freshOk(name)) throw new LoadError(name, `${sourceName}: missing weight ${JSON.stringify(name)}`, { argument: name, hint: 'the checkpoint is incomplete or belongs to another architecture' });
+    if (name.endsWith('.bias')) p.tensor.set(new Float32Array(p.tensor.size));
+    else {
+      using r = Tensor.randn(p.tensor.shape, { seed: s++, std });
+      p.tensor.set(r.toArray());
+    }
+    fresh.push(name);
+  }
+  return { loaded, fresh, dropped, source: sourceName };
+}
+
+/** A model with a report of how its weights were loaded. */
+export type LoadedModel = TransformerModel & { readonly loadReport: LoadReport };
+
+/**
+ * Loads a Hugging Face folder or a llama2.c `.bin` checkpoint for a task.
+ * Weights are read lazily tensor by tensor (F16/BF16 convert to float32).
+ */
+export function loadModel(path: string, options: LoadOptions = {}): LoadedModel {
+  if (typeof path !== 'string' || path.length === 0) invalidArgument('path', 'a folder or a .bin file path', describe(path));
+  if (options === null || typeof options !== 'object') invalidArgument('options', 'an object', describe(options));
+  const seed = options.seed === undefined ? 0 : checkInteger(options.seed, 'seed', 0, 2 ** 40);
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (e) {
+    throw new FileError(path, `cannot open: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  let config: ArchitectureConfig;
+  let src: TensorSource;
+  let task: Task;
+  let numLabels: number | undefined = options.numLabels;
+  if (isDir) {
+    const cfgPath = join(path, 'config.json');
+    const json = readJsonFile(cfgPath);
+    const j = json as Record<string, unknown>;
+    config = fromModelConfig(parseModelConfig(json, cfgPath), j, cfgPath);
+    task = options.task ?? taskFromConfig(j) ?? (config.family === 'bert' ? 'sequence-classification' : 'causal-lm');
+    if (numLabels === undefined && task !== 'causal-lm') numLabels = numLabelsOf(j);
+    src = openSafetensors(path);
+  } else {
+    const l = openLlama2c(path);
+    config = fromModelConfig(l.config);
+    src = l;
+    task = options.task ?? 'causal-lm';
+  }
+  const model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true });
+  try {
+    const report = loadWeights(model, src, path, seed);
+    return Object.assign(model, { loadReport: report });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
