@@ -5,7 +5,7 @@
  * buffers, K-FAC factors, eigenbases and inverses) under their state names; `optimizer.json`
  * holds the JSON metadata (kind, step counters, per-parameter scalars, the preconditioner's
  * counters), the SHA-256 of the files it belongs to, and, in a checkpoint, the LoRA dropout
- * counters, so a resumed run draws the same masks. A checkpoint adds the adapter (PEFT format).
+ * seeds and counters, so a resumed run draws the same masks. A checkpoint adds the adapter (PEFT format).
  *
  * All files of one save are serialized first and then written with writeFilesAtomic (temporary
  * file in the same folder + rename, optimizer.json last): a failure leaves the previous files as
@@ -145,19 +145,19 @@ export interface Checkpoint {
   extra?: Record<string, unknown>;
 }
 
-/** Writes a training checkpoint (adapter + optimizer state + LoRA dropout counters) into `dir`, atomically. */
+/** Writes a training checkpoint (adapter + optimizer state + LoRA dropout seeds and counters) into `dir`, atomically. */
 export function saveCheckpoint(dir: string, ckpt: Checkpoint): void {
   const s = loraState(ckpt.model);
   if (!s) invalidArgument('model', 'a model with LoRA applied', 'a model without LoRA');
   const adapter = adapterFiles(ckpt.model);
-  const dropoutCalls = Object.fromEntries(s.branches.map((b) => [b.path, b.dropout.calls]));
-  const files = [...adapter, ...optimizerFiles(ckpt.optimizer, { lora: { dropoutCalls }, extra: ckpt.extra ?? {} }, adapter)];
+  const dropout = Object.fromEntries(s.branches.map((b) => [b.path, { seed: b.dropout.seed, calls: b.dropout.calls }]));
+  const files = [...adapter, ...optimizerFiles(ckpt.optimizer, { lora: { dropout }, extra: ckpt.extra ?? {} }, adapter)];
   writeFilesAtomic(dir, files);
 }
 
 /**
  * Restores a checkpoint written by saveCheckpoint: the adapter into `model` (applying LoRA when
- * it has none), the optimizer state, the LoRA dropout counters. Returns the stored `extra`.
+ * it has none), the optimizer state, the LoRA dropout seeds and counters. Returns the stored `extra`.
  */
 export function loadCheckpoint(dir: string, ckpt: Omit<Checkpoint, 'extra'>): Record<string, unknown> {
   const meta = readMeta(dir);
@@ -165,8 +165,12 @@ export function loadCheckpoint(dir: string, ckpt: Omit<Checkpoint, 'extra'>): Re
   if (!bytes.has(ADAPTER_WEIGHTS) || !bytes.has(ADAPTER_CONFIG)) throw new FormatError(join(dir, OPTIMIZER_META), 'not a checkpoint: no adapter files recorded');
   loadAdapter(ckpt.model, dir);
   const s = loraState(ckpt.model)!;
-  const calls = ((meta['lora'] as Record<string, unknown> | undefined)?.['dropoutCalls'] ?? {}) as Record<string, number>;
-  for (const b of s.branches) if (typeof calls[b.path] === 'number') b.dropout.calls = calls[b.path]!;
+  const drop = ((meta['lora'] as Record<string, unknown> | undefined)?.['dropout'] ?? {}) as Record<string, { seed?: unknown; calls?: unknown }>;
+  for (const b of s.branches) {
+    const d = drop[b.path];
+    if (typeof d?.seed === 'number') b.dropout.seed = d.seed;
+    if (typeof d?.calls === 'number') b.dropout.calls = d.calls;
+  }
   loadOptimizerFrom(ckpt.optimizer, meta, bytes.get(OPTIMIZER_WEIGHTS)!, join(dir, OPTIMIZER_WEIGHTS));
   return (meta['extra'] as Record<string, unknown> | undefined) ?? {};
 }
