@@ -12,7 +12,7 @@ import { ConfigError, InvalidArgumentError, Tensor } from '../lib/index.js';
 import { createBert, createGpt2, createLlama } from '../lib/models/index.js';
 import { Linear } from '../lib/nn/layers.js';
 import { Module } from '../lib/nn/module.js';
-import { applyLora, countParameters, loraState, mergeLora, removeLora, unmergeLora } from '../lib/peft/index.js';
+import { applyLora, countParameters, loraState, mergeLora, printTrainableParameters, removeLora, unmergeLora } from '../lib/peft/index.js';
 import { expectClose, fdGrad, input } from './nn-helpers.js';
 
 class Net extends Module {
@@ -193,6 +193,7 @@ describe('LoRA layer', () => {
     const lora = 2 * (4 * 16 + 16 * 4 + 4 * 16 + 8 * 4);
     expect(st.counts).toEqual({ trainable: lora, total: totalBefore + lora, percent: (100 * lora) / (totalBefore + lora) });
     expect(st.summary).toBe(`trainable params: ${lora.toLocaleString('en-US')} || all params: ${(totalBefore + lora).toLocaleString('en-US')} || trainable%: ${((100 * lora) / (totalBefore + lora)).toFixed(4)}`);
+    expect(printTrainableParameters(m)).toBe(st.summary);
     m.zeroGrad();
     m.forward(batch);
     m.backward();

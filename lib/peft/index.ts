@@ -6,6 +6,7 @@ export {
   LoraBranch,
   loraState,
   mergeLora,
+  printTrainableParameters,
   removeLora,
   resolveLoraConfig,
   savedHeadParameters,

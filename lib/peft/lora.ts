@@ -116,7 +116,7 @@ export class LoraBranch implements LinearAdapter {
 
   backward(dy: Tensor, dx: Tensor | null): void {
     if (this.#merged)
-      invalidArgument(`backward of ${this.path}`, 'an unmerged LoRA layer', 'a merged one', );
+      invalidArgument(`backward of ${this.path}`, 'an unmerged LoRA layer', 'a merged one');
     if (!this.#gs || this.#gs.disposed || this.#gs.shape.length !== dy.shape.length || this.#gs.shape.some((d, i) => d !== dy.shape[i])) {
       this.#gs?.dispose();
       this.#gs = Tensor.empty(dy.shape);
@@ -209,6 +209,13 @@ export function countParameters(model: Module): ParameterCounts {
 /** PEFT's print_trainable_parameters line. */
 export function formatParameterCounts(c: ParameterCounts): string {
   return `trainable params: ${c.trainable.toLocaleString('en-US')} || all params: ${c.total.toLocaleString('en-US')} || trainable%: ${c.percent.toFixed(4)}`;
+}
+
+/** Prints PEFT's one-line parameter summary of a model to stdout and returns it. */
+export function printTrainableParameters(model: Module): string {
+  const line = formatParameterCounts(countParameters(model));
+  process.stdout.write(`${line}\n`);
+  return line;
 }
 
 const NAME_RE = /^[A-Za-z0-9_.-]+$/;
