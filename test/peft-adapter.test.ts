@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { ConfigError, FileError, ShapeError } from '../lib/index.js';
-import { SafetensorsFile } from '../lib/io/safetensors.js';
+import { SafetensorsFile, saveSafetensors } from '../lib/io/safetensors.js';
 import { createBert, createGpt2, createLlama } from '../lib/models/index.js';
 import type { TransformerModel } from '../lib/models/index.js';
 import { applyLora, loadAdapter, loraState, mergeLora, saveAdapter, unmergeLora } from '../lib/peft/index.js';
@@ -152,6 +152,21 @@ describe('adapter files', () => {
     saveAdapter(m2, d2);
     expectSameFile(join(d2, 'adapter_model.safetensors'), join(d1, 'adapter_model.safetensors'));
     expectSameFile(join(d2, 'adapter_config.json'), join(d1, 'adapter_config.json'));
+    // The key forms of a live PeftModel's state dict (adapter name, modules_to_save wrapper) read the same.
+    const dl = join(tmp, 'live-keys');
+    saveAdapter(m, dl);
+    const src = SafetensorsFile.open(join(d1, 'adapter_model.safetensors'));
+    const renamed = new Map(
+      src.names.map((k) => [k.replace(/\.(lora_[AB])\.weight$/, '.$1.default.weight').replace(/^base_model\.model\.score\./, 'base_model.model.score.modules_to_save.default.'), src.tensor(k)]),
+    );
+    expect([...renamed.keys()]).toContain('base_model.model.score.modules_to_save.default.weight');
+    saveSafetensors(join(dl, 'adapter_model.safetensors'), renamed);
+    for (const t of renamed.values()) t.dispose();
+    using ml = small();
+    loadAdapter(ml, dl);
+    const dl2 = join(tmp, 'live-keys-2');
+    saveAdapter(ml, dl2);
+    expectSameFile(join(dl2, 'adapter_model.safetensors'), join(d1, 'adapter_model.safetensors'));
     // A model with a matching LoRA already applied loads the same values.
     using m3 = small();
     applyLora(m3, { targetModules: ['q_proj', 'v_proj'], r: 2, alpha: 4, useRslora: true });
@@ -180,7 +195,9 @@ describe('adapter files', () => {
     using wide = createLlama({ vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 2 }, { task: 'sequence-classification', numLabels: 5, seed: 4 });
     const before = wide.parameters().map((p) => p.tensor.toArray());
     expect(() => loadAdapter(wide, d)).toThrow(ShapeError);
-    expect(wide.parameters().filter((p) => !p.name.includes('lora_')).map((p) => p.tensor.toArray())).toEqual(before);
+    expect(wide.parameters().map((p) => p.tensor.toArray())).toEqual(before);
+    expect(loraState(wide)).toBeUndefined(); // the LoRA applied for the load was taken off again
+    expect(wide.parameters().every((p) => p.trainable)).toBe(true);
     // Unsupported configs.
     const cfg = JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
     for (const [k, v] of [

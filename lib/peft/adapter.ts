@@ -17,7 +17,7 @@ import { SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from './atomic.js';
-import { applyLora, type LoraConfig, type LoraState, loraState, requireLora, type ResolvedLoraConfig, savedHeadParameters, setRawConfig, type TargetModules } from './lora.js';
+import { applyLora, type LoraConfig, type LoraState, loraState, removeLora, requireLora, type ResolvedLoraConfig, savedHeadParameters, setRawConfig, type TargetModules } from './lora.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -176,13 +176,27 @@ export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
   const cfg = loraConfigFromPeft(raw, cfgPath);
   let state = loraState(model);
   if (!state) {
+    const flags = model.parameters().map((p) => p.trainable);
     state = applyLora(model, cfg);
     setRawConfig(model, raw);
+    try {
+      return loadTensors(model, dir, state);
+    } catch (e) {
+      // Leave the model as it came: no LoRA, the same trainable flags.
+      removeLora(model);
+      model.parameters().forEach((p, i) => (p.trainable = flags[i] ?? p.trainable));
+      throw e;
+    }
   } else {
     const want = cfg.useRslora ? (cfg.alpha ?? 8) / Math.sqrt(cfg.r ?? 8) : (cfg.alpha ?? 8) / (cfg.r ?? 8);
     if (state.config.r !== cfg.r || Math.abs(state.config.scale - want) > 1e-12 * Math.abs(want))
       throw new ConfigError(`the model's LoRA (r ${state.config.r}, scale ${state.config.scale}) differs from the adapter's (r ${cfg.r}, scale ${want})`, { file: cfgPath });
   }
+  return loadTensors(model, dir, state);
+}
+
+/** Checks every key of the weights file against the model, then copies them in (nothing is copied when a check fails). */
+function loadTensors(model: Module, dir: string, state: LoraState): LoadAdapterReport {
   const wpath = join(dir, ADAPTER_WEIGHTS);
   const file = SafetensorsFile.open(wpath);
   const branches = new Map(state.branches.map((b) => [b.path, b]));
@@ -192,8 +206,10 @@ export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
   const plan: { key: string; into: Tensor; onLoad?: () => void }[] = [];
   for (const key of file.names) {
     if (!key.startsWith(PEFT_PREFIX)) throw new FormatError(wpath, `key ${JSON.stringify(key)} does not start with ${JSON.stringify(PEFT_PREFIX)}`);
-    const name = key.slice(PEFT_PREFIX.length);
-    const m = /^(.*)\.(lora_A|lora_B)\.weight$/.exec(name);
+    // Saved files carry neither PEFT's wrapper (`.modules_to_save.default.`) nor the adapter name
+    // (`lora_A.default.weight`); a state dict taken from a live PeftModel does, so both forms are read.
+    const name = key.slice(PEFT_PREFIX.length).replace(/\.modules_to_save\.[^.]+\./, '.');
+    const m = /^(.*)\.(lora_A|lora_B)(?:\.[^.]+)?\.weight$/.exec(name);
     let into: Tensor;
     if (m) {
       const b = branches.get(m[1]!);
