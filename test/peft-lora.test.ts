@@ -235,6 +235,15 @@ describe('LoRA layer', () => {
     // PEFT matches modules_to_save by suffix: "classifier" also takes pre_classifier.
     expect(sd.modulesToSave).toEqual(['pre_classifier', 'classifier']);
 
+    // 'all-linear': every Linear but the output layer (lm_head) and the heads.
+    using all = createLlama({ vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2, tieWordEmbeddings: false });
+    const sa = applyLora(all, { targetModules: 'all-linear', r: 2 });
+    expect(sa.branches.map((b) => b.path.split('.').at(-1))).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
+    using allBert = createBert({ vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2 });
+    const sab = applyLora(allBert, { targetModules: 'all-linear', r: 2 });
+    expect(sab.branches.some((b) => b.path.includes('classifier'))).toBe(false);
+    expect(sab.branches.map((b) => b.path)).toContain('bert.pooler.dense');
+
     using l = createLlama({ vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2 });
     expect(() => applyLora(l, { targetModules: 'query' })).toThrow(ConfigError);
     expect(() => applyLora(l, { targetModules: 'self_attn' })).toThrow(ConfigError); // not a Linear

@@ -31,7 +31,7 @@ function taskType(model: Module): string | null {
 
 function targetsToJson(t: TargetModules): string | string[] {
   if (t instanceof RegExp) return t.source;
-  if (typeof t === 'string') return /^[A-Za-z0-9_.-]+$/.test(t) ? [t] : t;
+  if (typeof t === 'string') return /^[A-Za-z0-9_.-]+$/.test(t) && t !== 'all-linear' ? [t] : t;
   return [...t];
 }
 
@@ -134,7 +134,6 @@ export function loraConfigFromPeft(raw: Record<string, unknown>, file = ADAPTER_
     if (!empty(raw[k])) bad(`${k} is not supported`, `remove ${k} or use a single rank and alpha`);
   const tm = raw['target_modules'];
   if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.length > 0 && tm.every((x) => typeof x === 'string')))) bad(`target_modules must be a string or a list of names, got ${describe(tm)}`);
-  if (tm === 'all-linear') bad('target_modules "all-linear" is not supported', 'list the layers');
   const mts = raw['modules_to_save'];
   if (mts !== undefined && mts !== null && !(Array.isArray(mts) && mts.every((x) => typeof x === 'string'))) bad(`modules_to_save must be a list of names or null, got ${describe(mts)}`);
   const rs = raw['use_rslora'] ?? false;
@@ -143,7 +142,7 @@ export function loraConfigFromPeft(raw: Record<string, unknown>, file = ADAPTER_
   const base = raw['base_model_name_or_path'];
   return {
     // A string is a pattern for PEFT (re.fullmatch); a list is matched by name.
-    targetModules: typeof tm === 'string' ? new RegExp(tm) : (tm as string[]),
+    targetModules: tm === 'all-linear' ? 'all-linear' : typeof tm === 'string' ? new RegExp(tm) : (tm as string[]),
     r: r as number,
     alpha: alpha as number,
     dropout: dropout as number,

@@ -1,5 +1,6 @@
 /** Parameter-efficient fine-tuning: LoRA, the Hugging Face PEFT adapter format, K-FAC views of LoRA layers, checkpoints. */
 export {
+  ALL_LINEAR,
   applyLora,
   countParameters,
   formatParameterCounts,

@@ -25,7 +25,7 @@ import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../util/v
 export type TargetModules = string | RegExp | readonly string[];
 
 export interface LoraConfig {
-  /** Modules to adapt, e.g. ['q_proj', 'v_proj'], 'c_attn', /.*\.(query|value)$/. */
+  /** Modules to adapt, e.g. ['q_proj', 'v_proj'], 'c_attn', /.*\.(query|value)$/, or 'all-linear' (every Linear but the output layer and the modules to save). */
   targetModules: TargetModules;
   /** Rank r (default 8). */
   r?: number;
@@ -219,6 +219,8 @@ export function printTrainableParameters(model: Module): string {
 }
 
 const NAME_RE = /^[A-Za-z0-9_.-]+$/;
+/** PEFT's shorthand for every Linear layer but the output layer. */
+export const ALL_LINEAR = 'all-linear';
 
 /** A predicate over module paths for `targetModules` (PEFT's rules: a list matches by suffix of whole components, a pattern must match the whole path). */
 export function targetMatcher(t: TargetModules): (path: string) => boolean {
@@ -228,6 +230,7 @@ export function targetMatcher(t: TargetModules): (path: string) => boolean {
   }
   if (typeof t === 'string') {
     if (t === '') invalidArgument('targetModules', 'a module name, a list of names or a pattern', '""');
+    if (t === ALL_LINEAR) invalidArgument('targetModules', 'names or a pattern (all-linear is resolved by applyLora)', JSON.stringify(t));
     if (NAME_RE.test(t)) return targetMatcher([t]);
     let re: RegExp;
     try {
@@ -256,7 +259,7 @@ export function resolveLoraConfig(config: LoraConfig, model?: Module): ResolvedL
   const known = ['targetModules', 'r', 'alpha', 'dropout', 'useRslora', 'init', 'fanInFanOut', 'modulesToSave', 'seed', 'baseModelNameOrPath'];
   for (const k of Object.keys(o)) if (!known.includes(k)) invalidArgument(`config.${k}`, `one of ${known.join(', ')}`, JSON.stringify(k));
   const targetModules = o['targetModules'] as TargetModules;
-  targetMatcher(targetModules); // validates
+  if (targetModules !== ALL_LINEAR) targetMatcher(targetModules); // validates
   const r = o['r'] === undefined ? 8 : checkInteger(o['r'], 'r', 1, 1 << 20);
   const alpha = o['alpha'] === undefined ? 8 : checkFinite(o['alpha'], 'alpha');
   const dropout = o['dropout'] === undefined ? 0 : checkFinite(o['dropout'], 'dropout');
@@ -310,10 +313,16 @@ export function applyLora(model: Module, config: LoraConfig): LoraState {
   if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
   if (states.has(model)) invalidArgument('model', 'a model without LoRA (call removeLora first)', 'a model with LoRA already applied');
   const c = resolveLoraConfig(config, model);
-  const match = targetMatcher(c.targetModules);
+  const allLinear = c.targetModules === ALL_LINEAR;
+  const heads = allLinear ? matchModulesToSave(model, c.modulesToSave) : [];
+  // 'all-linear' (PEFT): every Linear except the output layer and the modules to save.
+  const match = allLinear
+    ? (path: string) => !path.endsWith('lm_head') && !heads.some((h) => path === h || path.startsWith(`${h}.`))
+    : targetMatcher(c.targetModules);
   const targets: [string, Linear][] = [];
   for (const [path, m] of model.namedModules()) {
     if (path === '' || !match(path)) continue;
+    if (allLinear && !(m instanceof Linear)) continue;
     if (!(m instanceof Linear))
       throw new ConfigError(`target module ${JSON.stringify(path)} is a ${m.constructor.name}; LoRA adapts Linear layers only`, { hint: 'name the Linear layers (e.g. q_proj, v_proj) in targetModules' });
     if (m.adapter) invalidArgument(`module ${path}`, 'a Linear without an adapter', 'one that already has an adapter');
