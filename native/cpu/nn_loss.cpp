@@ -1,9 +1,14 @@
+// Vectorised exp in the row loops: see nn_softmax.h.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include "nn_loss.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "nn_softmax.h"
 #include "threadpool.h"
 
 namespace kfac::cpu {
@@ -27,15 +32,16 @@ double cross_entropy(const float* logits, const int32_t* targets, float* dlogits
         continue;
       }
       // log-sum-exp with the row maximum subtracted: no overflow for any finite logits.
-      float mx = z[0];
-      for (int64_t v = 1; v < V; ++v) mx = std::max(mx, z[v]);
-      double se = 0;
-      for (int64_t v = 0; v < V; ++v) se += std::exp(z[v] - mx);
-      rl[n] = double(mx) + std::log(se) - double(z[t]);  // NaN/inf here reaches the caller's check
+      const float zt = z[t];  // read before d (which may be z) is written
+      const float mx = softmax::row_max(z, V);
       if (d) {
-        float inv = float(double(g) / se);
-        for (int64_t v = 0; v < V; ++v) d[v] = std::exp(z[v] - mx) * inv;
-        d[t] -= g;  // reads nothing from z after this point, so d may alias z
+        const double se = softmax::exp_shift_sum_to(z, d, V, mx);  // d = exp(z − max)
+        rl[n] = double(mx) + std::log(se) - double(zt);  // NaN/inf here reaches the caller's check
+        const float inv = float(double(g) / se);
+        for (int64_t v = 0; v < V; ++v) d[v] *= inv;
+        d[t] -= g;
+      } else {
+        rl[n] = double(mx) + std::log(softmax::exp_shift_sum_only(z, V, mx)) - double(zt);
       }
     }
   });
