@@ -70,6 +70,7 @@ describe('llama2.c checkpoint format (synthetic files)', () => {
     ['an absurd size', checkpoint([1 << 30, 6, 2, 2, 1, 5, 3], 10), /out of range/],
     ['a truncated file', checkpoint([4, 6, 2, 2, 1, -5, 3], floatsFor(false) - 1), /truncated/],
     ['trailing bytes', checkpoint([4, 6, 2, 2, 1, 5, 3], floatsFor(true) + 1), /trailing/],
+    ['a huge layer count in a small file (no per-layer work before the size check)', checkpoint([4, 6, 1 << 20, 2, 1, 5, 3], 10), /implies/],
   ])('refuses %s with a FormatError', (_l, bytes, pattern) => {
     expect(() => Llama2cCheckpoint.fromBytes(bytes, 'x.bin')).toThrow(FormatError);
     expect(() => Llama2cCheckpoint.fromBytes(bytes, 'x.bin')).toThrow(pattern);

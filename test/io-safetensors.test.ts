@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { DTypeError, FormatError, KfacError, Tensor } from '../lib/index.js';
-import { loadSafetensors, MAX_HEADER_BYTES, openSafetensors, SafetensorsFile, saveSafetensors, serializeSafetensors, ShardedSafetensors } from '../lib/io/index.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, loadSafetensors, MAX_HEADER_BYTES, openSafetensors, SafetensorsFile, saveSafetensors, serializeSafetensors, ShardedSafetensors } from '../lib/io/index.js';
 import { rng } from './helpers.js';
 import { sharedData } from './shared-data.js';
 
@@ -138,6 +138,22 @@ describe('safetensors reader on files written by the reference library', () => {
     expect(() => ShardedSafetensors.open(idx({ 'model.layers.0.w': 'missing.safetensors' }))).toThrow(/missing\.safetensors/);
     writeFileSync(join(dir, 'model.safetensors.index.json'), '{not json');
     formatError(() => openSafetensors(dir), /not valid JSON/);
+  });
+});
+
+describe('16-bit float conversions', () => {
+  it('round-trip every float16 and bfloat16 bit pattern through float32', () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    for (const [to32, from32, isNaN16] of [
+      [f16ToF32, f32ToF16, (h: number) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0],
+      [bf16ToF32, f32ToBf16, (h: number) => (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0],
+    ] as const) {
+      const back = from32(to32(all));
+      for (let h = 0; h < 65536; h++) {
+        if (isNaN16(h)) expect(isNaN16(back[h]!)).toBe(true);
+        else if (back[h] !== h) expect(back[h]).toBe(h);
+      }
+    }
   });
 });
 

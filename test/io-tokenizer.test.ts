@@ -2,9 +2,11 @@
  * Tokenizer (tokenizer.json through @huggingface/tokenizers, with truncation, pairs, padding and
  * masks done by the library).
  *
- * Expected values: test/fixtures/io/tokenizer/bert-base-uncased.json, written by
+ * Expected values: test/fixtures/io/tokenizer/*.json, written by
  * tools/make_io_fixtures_tokenizer.py from the Rust `tokenizers` library and the `transformers`
- * fast tokenizer (the script checks that the two agree) on ../shared/data/tokenizers/bert-base-uncased.
+ * fast tokenizer (the script checks that the two agree) on ../shared/data/tokenizers/bert-base-uncased;
+ * the word-level and byte-level BPE tokenizers are built by the same script with the Rust library,
+ * which also gives their expected encodings.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,10 +29,11 @@ interface Case {
   decoded: string;
   decodedWithSpecial: string;
 }
-const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', 'bert-base-uncased.json'), 'utf8')) as {
+const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', 'expected.json'), 'utf8')) as {
   vocabSize: number;
   cases: Case[];
   pairSplit: [number, number, number, number, number][];
+  byteLevel: { text: string; ids: number[]; decoded: string }[];
   wordLevel: Record<'roberta' | 'template', { text: string; pair?: string; maxLength?: number; ids: number[]; tokenTypeIds: number[] }[]>;
   batches: { texts: (string | [string, string])[]; padding: 'longest' | 'max_length'; maxLength?: number; ids: number[][]; tokenTypeIds: number[][]; attentionMask: number[][] }[];
 };
@@ -112,6 +115,15 @@ describe.each(['roberta', 'template'] as const)('a word-level tokenizer with the
     expect(() => tok.encodeBatch(['the cat', 'a'], { padding: 'longest' })).toThrow(/no padding token/);
     const padded = Tokenizer.fromFile(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', `wordlevel-${kind}.json`), { padToken: '<pad>' });
     expect(padded.encodeBatch(['the cat', 'a'], { padding: 'longest' }).attentionMask[1]!.at(-1)).toBe(0);
+  });
+});
+
+describe('a GPT-2-style byte-level BPE tokenizer (trained, saved and encoded by the Rust library)', () => {
+  const tok = Tokenizer.fromFile(join(import.meta.dirname, 'fixtures', 'io', 'tokenizer', 'bytelevel-bpe.json'));
+  it.each(fixture.byteLevel.map((c) => [JSON.stringify(c.text).slice(0, 50), c] as const))('%s', (_l, c) => {
+    const e = tok.encode(c.text, { truncation: false });
+    expect(e.ids).toEqual(c.ids);
+    expect(tok.decode(c.ids)).toBe(c.decoded);
   });
 });
 

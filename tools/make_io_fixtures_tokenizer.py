@@ -6,7 +6,7 @@ Never run in CI; rerun by hand:
 Each case is encoded twice, by the Rust `tokenizers` library (Tokenizer.from_file with
 enable_truncation / enable_padding) and by `transformers` (AutoTokenizer on the folder, the fast
 tokenizer); the script stops if the two disagree, then writes
-test/fixtures/io/tokenizer/bert-base-uncased.json.
+test/fixtures/io/tokenizer/expected.json (with the word-level and byte-level cases below).
 """
 import json
 import os
@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # <package root>/../shared/data, or KFAC_PEFT_DATA when the package is checked out elsewhere
 SHARED = os.environ.get("KFAC_PEFT_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
 DATA = os.path.join(SHARED, "tokenizers", "bert-base-uncased")
-OUT = os.path.join(HERE, "..", "test", "fixtures", "io", "tokenizer", "bert-base-uncased.json")
+OUT = os.path.join(HERE, "..", "test", "fixtures", "io", "tokenizer", "expected.json")
 
 SENTENCES = [
     "Hello, world!",
@@ -141,6 +141,18 @@ def main():
             encs.append({"text": a, **({"pair": b} if b is not None else {}), **({"maxLength": ml} if ml is not None else {}), "ids": e.ids, "tokenTypeIds": e.type_ids})
         small[kind] = encs
 
+    # a byte-level BPE tokenizer in the GPT-2 style, trained here on the sentences above
+    from tokenizers import ByteLevelBPETokenizer
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([s for s in SENTENCES + [p for pair in PAIRS for p in pair]] * 5, vocab_size=400, min_frequency=2, special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe_path = os.path.join(os.path.dirname(OUT), "bytelevel-bpe.json")
+    bpe.save(bpe_path)
+    t = Tokenizer.from_file(bpe_path)
+    byte_level = []
+    for text in SENTENCES + ["<|endoftext|> after a special token", "  leading spaces and trailing  "]:
+        e = t.encode(text)
+        byte_level.append({"text": text, "ids": e.ids, "decoded": t.decode(e.ids)})
+
     with open(OUT, "w") as f:
         json.dump(
             {
@@ -150,6 +162,7 @@ def main():
                 "batches": batches,
                 "pairSplit": split,
                 "wordLevel": small,
+                "byteLevel": byte_level,
             },
             f,
             ensure_ascii=False,

@@ -35,6 +35,8 @@ export interface Llama2cHeader {
 }
 
 const HEADER_BYTES = 28;
+/** tokenizer.bin files are read whole; real ones are well under 10 MB. */
+const MAX_TOKENIZER_BYTES = 256 * 1024 * 1024;
 /** Limits that no real llama2.c model reaches; they keep the size arithmetic exact. */
 const MAX_DIM = 1 << 20;
 
@@ -136,10 +138,20 @@ export class Llama2cCheckpoint implements TensorSource {
     const h = parseHeader(source);
     this.header = h;
     this.config = llama2cModelConfig(h);
+    // the size the header implies, checked before anything is built from the header
+    const blocks = layout(h);
+    const numel = (b: Block): number => b.shape.reduce((x, y) => x * y, 1) * (b.perLayer ? h.nLayers : 1);
+    const expected = blocks.reduce((n, b) => n + 4 * numel(b), HEADER_BYTES);
+    if (expected !== source.length)
+      throw new FormatError(
+        source.name,
+        `the header (dim ${h.dim}, hidden_dim ${h.hiddenDim}, n_layers ${h.nLayers}, n_heads ${h.nHeads}, n_kv_heads ${h.nKvHeads}, vocab_size ${h.sharedClassifier ? '' : '-'}${h.vocabSize}, seq_len ${h.seqLen}) implies ${expected} bytes, but the file has ${source.length}${expected > source.length ? ' (truncated)' : ' (trailing bytes, or not a v0 checkpoint)'}`,
+        { offset: Math.min(expected, source.length) },
+      );
     const infos = new Map<string, TensorInfo>();
     let at = HEADER_BYTES;
     let params = 0;
-    for (const b of layout(h)) {
+    for (const b of blocks) {
       const n = b.shape.reduce((x, y) => x * y, 1);
       const count = b.perLayer ? h.nLayers : 1;
       if (b.hf !== null) {
@@ -152,12 +164,6 @@ export class Llama2cCheckpoint implements TensorSource {
       }
       at += 4 * n * count;
     }
-    if (at !== source.length)
-      throw new FormatError(
-        source.name,
-        `the header (dim ${h.dim}, hidden_dim ${h.hiddenDim}, n_layers ${h.nLayers}, n_heads ${h.nHeads}, n_kv_heads ${h.nKvHeads}, vocab_size ${h.sharedClassifier ? '' : '-'}${h.vocabSize}, seq_len ${h.seqLen}) implies ${at} bytes, but the file has ${source.length}${at > source.length ? ' (truncated)' : ' (trailing bytes, or not a v0 checkpoint)'}`,
-        { offset: Math.min(at, source.length) },
-      );
     this.#infos = infos;
     this.parameterCount = params;
   }
@@ -231,6 +237,7 @@ export class Llama2cTokenizer {
     const file = source.name;
     this.path = file;
     if (source.length < 4) throw new FormatError(file, 'a llama2.c tokenizer starts with a uint32 max_token_length', { offset: 0 });
+    if (source.length > MAX_TOKENIZER_BYTES) throw new FormatError(file, `${source.length} bytes is too large for a tokenizer.bin (limit ${MAX_TOKENIZER_BYTES}); is this a model file?`);
     const all = new Uint8Array(source.length);
     source.read(0, all);
     const dv = new DataView(all.buffer);

@@ -6,7 +6,8 @@
  * Hub checkpoint: `encoder…`, `layers…`, `h…`), and old BERT checkpoints call LayerNorm
  * parameters `gamma`/`beta`. The canonical name used by the library is the prefixed one of the
  * task model (also the form PEFT adapters refer to). Tied output projections that a checkpoint
- * leaves out are served from the token embedding.
+ * leaves out are served from the token embedding. Only names change, never layouts: GPT-2's
+ * Conv1D weights stay [in, out] (the transpose of nn.Linear's [out, in]).
  */
 import { FormatError, invalidArgument } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';

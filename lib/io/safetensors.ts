@@ -335,12 +335,18 @@ export class ShardedSafetensors implements TensorSource {
   }
 }
 
+/** JSON files (configs, indexes, tokenizers) are read whole; real ones are well under this. */
+const MAX_JSON_BYTES = 256 * 1024 * 1024;
+
 /** Reads and parses a JSON file, with FileError / FormatError naming it. */
 export function readJsonFile(path: string): unknown {
   let text: string;
   try {
+    const size = statSync(path).size;
+    if (size > MAX_JSON_BYTES) throw new FormatError(path, `${size} bytes is too large for a JSON file (limit ${MAX_JSON_BYTES}); is this the right file?`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof KfacError) throw e;
     throw new FileError(path, `cannot read: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   try {
