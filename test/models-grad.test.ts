@@ -12,6 +12,7 @@ import { describe, expect, test } from 'vitest';
 
 import type { Batch, TransformerModel } from '../lib/models/index.js';
 import { createBert, createGpt2, createLlama } from '../lib/models/index.js';
+import { SdpaCore } from '../lib/models/common.js';
 import { Dropout } from '../lib/nn/layers.js';
 
 function ids(n: number, vocab: number, seed: number, lo = 0): Int32Array {
@@ -22,9 +23,12 @@ function ids(n: number, vocab: number, seed: number, lo = 0): Int32Array {
   });
 }
 
-/** Restarts every dropout mask sequence, so repeated forwards draw the same masks. */
+/** Restarts every dropout mask sequence (hidden states and attention probabilities), so repeated forwards draw the same masks. */
 function resetDropout(m: TransformerModel): void {
-  for (const [, mod] of m.namedModules()) if (mod instanceof Dropout) mod.calls = 0;
+  for (const [, mod] of m.namedModules()) {
+    if (mod instanceof Dropout) mod.calls = 0;
+    if (mod instanceof SdpaCore) mod.dropoutCalls = 0;
+  }
 }
 
 function lossOf(m: TransformerModel, batch: Batch): number {
@@ -92,15 +96,15 @@ describe('finite-difference gradients of whole models', () => {
     checkGrads(m, { inputIds: x, shape: [B, T], attentionMask: mask, labels: Int32Array.of(2, 0) }, ['model.layers.0.self_attn.v_proj.bias', 'model.layers.1.self_attn.o_proj.weight', 'score.weight', 'model.embed_tokens.weight']);
   });
 
-  test('GPT-2 LM (tied head, fused c_attn) with padding', () => {
-    using m = createGpt2({ vocabSize: 40, hiddenSize: 16, numLayers: 2, numHeads: 4, maxPositions: 16 }, { seed: 7, initStd: 0.2 });
-    m.eval();
+  test('GPT-2 LM (tied head, fused c_attn) with padding, dropout active (fixed masks)', () => {
+    using m = createGpt2({ vocabSize: 40, hiddenSize: 16, numLayers: 2, numHeads: 4, maxPositions: 16, attnDropout: 0.1, residDropout: 0.1, embdDropout: 0.1 }, { seed: 7, initStd: 0.2 });
+    m.train(); // all three dropouts, with masks fixed by resetDropout
     const x = ids(B * T, 40, 3);
     checkGrads(m, { inputIds: x, shape: [B, T], attentionMask: mask, labels: x }, ['transformer.wte.weight', 'transformer.wpe.weight', 'transformer.h.0.attn.c_attn.weight', 'transformer.h.0.attn.c_attn.bias', 'transformer.h.1.mlp.c_fc.weight', 'transformer.ln_f.weight']);
   });
 
-  test('BERT classification with token types and padding, dropout active (fixed masks)', () => {
-    using m = createBert({ vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, hiddenDropout: 0.2 }, { seed: 9, initStd: 0.2 });
+  test('BERT classification with token types and padding, hidden and attention dropout active (fixed masks)', () => {
+    using m = createBert({ vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, hiddenDropout: 0.2, attentionDropout: 0.2 }, { seed: 9, initStd: 0.2 });
     m.train();
     const x = ids(B * T, 40, 4);
     const tt = Int32Array.from([0, 0, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0]);

@@ -33,7 +33,7 @@ describe('training with AdamW', () => {
   });
 
   test('GPT-2 classification, biases and head only (frozen weights get no gradient)', () => {
-    using m = createGpt2({ vocabSize: 30, hiddenSize: 16, numLayers: 2, numHeads: 4, maxPositions: 16, residDropout: 0, embdDropout: 0 }, { seed: 2, task: 'sequence-classification', initStd: 0.2 });
+    using m = createGpt2({ vocabSize: 30, hiddenSize: 16, numLayers: 2, numHeads: 4, maxPositions: 16, residDropout: 0, embdDropout: 0, attnDropout: 0 }, { seed: 2, task: 'sequence-classification', initStd: 0.2 });
     m.freeze();
     for (const p of m.parameters()) if (p.name.endsWith('.bias') || p.name.startsWith('score.')) p.trainable = true;
     const l = fit(m, { inputIds: ids, shape: [2, 8], labels: Int32Array.of(0, 1) }, 15, 3e-2);

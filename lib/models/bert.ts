@@ -94,7 +94,7 @@ export class BertLayer extends Container {
     this.down = this.put(n.down, init.linear(c.intermediateSize, C, true));
     this.ffnDropout = this.put(n.ffnDrop, new Dropout(c.hiddenDropout, { seed: seed + 1 }));
     this.ln2 = this.put(n.ln2, new LayerNorm(C, { eps: c.layerNormEps }));
-    this.core = new SdpaCore({ heads: c.numHeads, kvHeads: c.numHeads, headDim: C / c.numHeads, causal: false, rope: null });
+    this.core = this.put('attention.core', new SdpaCore({ heads: c.numHeads, kvHeads: c.numHeads, headDim: C / c.numHeads, causal: false, rope: null, dropout: c.attentionDropout, seed: seed + 500 }));
   }
 
   forward(x: Tensor, mask: Tensor | null): Tensor {
@@ -125,7 +125,6 @@ export class BertLayer extends Container {
   }
 
   override dispose(): void {
-    this.core.dispose();
     this.act.dispose();
     super.dispose();
   }

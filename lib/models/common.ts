@@ -158,6 +158,10 @@ export interface SdpaOptions {
   readonly headDim: number;
   readonly causal: boolean;
   readonly rope: { base: number; convention: F.RopeConvention } | null;
+  /** Dropout on the attention probabilities in training mode (default 0). */
+  readonly dropout?: number;
+  /** Seed of those dropout masks (call n of a training forward uses seed + n). */
+  readonly seed?: number;
 }
 
 export interface SdpaCall {
@@ -178,11 +182,18 @@ export interface SdpaCall {
 export class SdpaCore extends Module {
   readonly o: SdpaOptions;
   readonly scale: number;
-  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number } | null = null;
+  readonly dropout: number;
+  dropoutSeed: number;
+  /** Training forwards so far (the next one's dropout mask uses dropoutSeed + dropoutCalls). */
+  dropoutCalls = 0;
+  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number; drop: { dropout: number; seed: number } | null } | null = null;
+
   constructor(o: SdpaOptions) {
     super();
     this.o = o;
     this.scale = 1 / Math.sqrt(o.headDim);
+    this.dropout = o.dropout ?? 0;
+    this.dropoutSeed = o.seed ?? 0;
   }
 
   forward(q3: Tensor, k3: Tensor, v3: Tensor, call: SdpaCall): Tensor {
@@ -205,8 +216,9 @@ export class SdpaCore extends Module {
       F.attentionForward(q, cache.layer.k, cache.layer.v, o, lse, { causal: this.o.causal, scale: this.scale, mask: null, kvLength: offset + T });
       this.#state = null;
     } else {
-      F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask: call.mask });
-      this.#state = { q, k, v, mask: call.mask, offset, B, T };
+      const drop = this.training && this.dropout > 0 ? { dropout: this.dropout, seed: (this.dropoutSeed + this.dropoutCalls++) % Number.MAX_SAFE_INTEGER } : null;
+      F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask: call.mask, ...drop });
+      this.#state = { q, k, v, mask: call.mask, offset, B, T, drop };
     }
     return this.view('o3', o, [B, T, H * D]);
   }
@@ -220,7 +232,7 @@ export class SdpaCore extends Module {
     const dq = this.workspace('dq', [B, T, H, D]);
     const dk = this.workspace('dk', [B, T, Hkv, D]);
     const dv = this.workspace('dv', [B, T, Hkv, D]);
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dk, dv, { causal: this.o.causal, scale: this.scale, mask: s.mask });
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dk, dv, { causal: this.o.causal, scale: this.scale, mask: s.mask, ...s.drop });
     if (this.o.rope) {
       F.ropeBackward(dq, dq, { ...this.o.rope, offset: s.offset });
       F.ropeBackward(dk, dk, { ...this.o.rope, offset: s.offset });

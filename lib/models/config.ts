@@ -44,6 +44,8 @@ export interface LlamaConfig {
   readonly eosTokenId: number | null;
   /** Mistral's sliding window: sequences longer than it are refused (not implemented). */
   readonly slidingWindow: number | null;
+  /** Dropout on the attention probabilities (attention_dropout; 0 in released checkpoints). */
+  readonly attentionDropout: number;
 }
 
 export interface BertConfig {
@@ -60,6 +62,8 @@ export interface BertConfig {
   readonly layerNormEps: number;
   readonly activation: GeluApproximate;
   readonly hiddenDropout: number;
+  /** Dropout on the attention probabilities (attention_probs_dropout_prob; DistilBERT's attention_dropout). */
+  readonly attentionDropout: number;
   /** Dropout before the classifier (classifier_dropout, else hidden_dropout_prob; seq_classif_dropout for DistilBERT). */
   readonly classifierDropout: number;
   readonly padTokenId: number;
@@ -80,6 +84,8 @@ export interface Gpt2Config {
   readonly activation: GeluApproximate;
   readonly residDropout: number;
   readonly embdDropout: number;
+  /** Dropout on the attention probabilities (attn_pdrop). */
+  readonly attnDropout: number;
   readonly padTokenId: number | null;
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
@@ -154,6 +160,7 @@ export function llamaConfig(init: LlamaConfigInit): LlamaConfig {
     bosTokenId: init.bosTokenId ?? null,
     eosTokenId: init.eosTokenId ?? null,
     slidingWindow: init.slidingWindow ?? null,
+    attentionDropout: init.attentionDropout === undefined ? 0 : probability(init.attentionDropout, 'attentionDropout'),
   };
 }
 
@@ -178,6 +185,7 @@ export function bertConfig(init: BertConfigInit): BertConfig {
     layerNormEps: init.layerNormEps === undefined ? 1e-12 : positive(init.layerNormEps, 'layerNormEps'),
     activation: init.activation ?? 'erf',
     hiddenDropout,
+    attentionDropout: init.attentionDropout === undefined ? 0.1 : probability(init.attentionDropout, 'attentionDropout'),
     classifierDropout: init.classifierDropout === undefined ? hiddenDropout : probability(init.classifierDropout, 'classifierDropout'),
     padTokenId,
     positionOffset: init.positionOffset === undefined ? (modelType === 'roberta' ? padTokenId + 1 : 0) : nonNegInt(init.positionOffset, 'positionOffset'),
@@ -201,6 +209,7 @@ export function gpt2Config(init: Gpt2ConfigInit): Gpt2Config {
     activation: init.activation ?? 'tanh',
     residDropout: init.residDropout === undefined ? 0.1 : probability(init.residDropout, 'residDropout'),
     embdDropout: init.embdDropout === undefined ? 0.1 : probability(init.embdDropout, 'embdDropout'),
+    attnDropout: init.attnDropout === undefined ? 0.1 : probability(init.attnDropout, 'attnDropout'),
     padTokenId: init.padTokenId ?? null,
     bosTokenId: init.bosTokenId ?? null,
     eosTokenId: init.eosTokenId ?? null,
@@ -277,6 +286,7 @@ export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> =
         bosTokenId: m.bosTokenId ?? null,
         eosTokenId: m.eosTokenIds[0] ?? null,
         slidingWindow: m.slidingWindow ?? null,
+        attentionDropout: rate(['attention_dropout'], 0),
       });
     }
     case 'bert':
@@ -296,6 +306,7 @@ export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> =
         layerNormEps: m.normEps,
         activation: activationOf(m.hiddenAct, distil ? 'activation' : 'hidden_act', f),
         hiddenDropout: hidden,
+        attentionDropout: rate(distil ? ['attention_dropout'] : ['attention_probs_dropout_prob'], 0.1),
         classifierDropout: rate(distil ? ['seq_classif_dropout'] : ['classifier_dropout'], distil ? 0.2 : hidden),
         padTokenId: m.padTokenId ?? (m.family === 'roberta' ? 1 : 0),
         positionOffset: m.positionOffset,
@@ -315,6 +326,7 @@ export function fromModelConfig(m: IoModelConfig, raw: Record<string, unknown> =
         activation: activationOf(m.hiddenAct, 'activation_function', f),
         residDropout: rate(['resid_pdrop'], 0.1),
         embdDropout: rate(['embd_pdrop'], 0.1),
+        attnDropout: rate(['attn_pdrop'], 0.1),
         padTokenId: m.padTokenId ?? null,
         bosTokenId: m.bosTokenId ?? null,
         eosTokenId: m.eosTokenIds[0] ?? null,

@@ -35,7 +35,7 @@ export class Gpt2Attention extends Container {
     this.c_attn = this.put('c_attn', init.linear(C, 3 * C, true, 'conv1d'));
     this.c_proj = this.put('c_proj', init.linear(C, C, true, 'conv1d'));
     this.resid_dropout = this.put('resid_dropout', new Dropout(c.residDropout, { seed }));
-    this.core = new SdpaCore({ heads: c.numHeads, kvHeads: c.numHeads, headDim: C / c.numHeads, causal: true, rope: null });
+    this.core = this.put('core', new SdpaCore({ heads: c.numHeads, kvHeads: c.numHeads, headDim: C / c.numHeads, causal: true, rope: null, dropout: c.attnDropout, seed: seed + 500 }));
   }
 
   forward(x: Tensor, call: SdpaCall): Tensor {
@@ -59,7 +59,6 @@ export class Gpt2Attention extends Container {
   }
 
   override dispose(): void {
-    this.core.dispose();
     for (const g of this.#split) g.dispose();
     super.dispose();
   }

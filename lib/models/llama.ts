@@ -28,7 +28,7 @@ export class LlamaAttention extends Container {
   readonly o_proj: Linear;
   readonly core: SdpaCore;
 
-  constructor(c: LlamaConfig, init: Init) {
+  constructor(c: LlamaConfig, init: Init, seed = 0) {
     super();
     const H = c.numHeads * c.headDim;
     const Hkv = c.numKvHeads * c.headDim;
@@ -36,7 +36,7 @@ export class LlamaAttention extends Container {
     this.k_proj = this.put('k_proj', init.linear(c.hiddenSize, Hkv, c.qkvBias));
     this.v_proj = this.put('v_proj', init.linear(c.hiddenSize, Hkv, c.qkvBias));
     this.o_proj = this.put('o_proj', init.linear(H, c.hiddenSize, c.outputBias));
-    this.core = new SdpaCore({ heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, causal: true, rope: { base: c.ropeTheta, convention: c.ropeConvention } });
+    this.core = this.put('core', new SdpaCore({ heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, causal: true, rope: { base: c.ropeTheta, convention: c.ropeConvention }, dropout: c.attentionDropout, seed }));
   }
 
   forward(x: Tensor, call: SdpaCall): Tensor {
@@ -53,10 +53,6 @@ export class LlamaAttention extends Container {
     return x;
   }
 
-  override dispose(): void {
-    this.core.dispose();
-    super.dispose();
-  }
 }
 
 /** down_proj(silu(gate_proj(x)) · up_proj(x)). */
@@ -104,10 +100,10 @@ export class LlamaDecoderLayer extends Container {
   readonly post_attention_layernorm: RMSNorm;
   readonly mlp: LlamaMLP;
 
-  constructor(c: LlamaConfig, init: Init) {
+  constructor(c: LlamaConfig, init: Init, seed = 0) {
     super();
     this.input_layernorm = this.put('input_layernorm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
-    this.self_attn = this.put('self_attn', new LlamaAttention(c, init));
+    this.self_attn = this.put('self_attn', new LlamaAttention(c, init, seed));
     this.post_attention_layernorm = this.put('post_attention_layernorm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
     this.mlp = this.put('mlp', new LlamaMLP(c, init));
   }
@@ -155,7 +151,7 @@ export class LlamaModel extends TransformerModel {
     const init = new Init(options);
     this.embed_tokens = this.put('model.embed_tokens', init.embedding(c.vocabSize, c.hiddenSize));
     this.layers = [];
-    for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`model.layers.${i}`, new LlamaDecoderLayer(c, init)));
+    for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`model.layers.${i}`, new LlamaDecoderLayer(c, init, (options.seed ?? 0) + 1001 + i)));
     this.norm = this.put('model.norm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
     this.lm_head = task === 'causal-lm' && !c.tieWordEmbeddings ? this.put('lm_head', init.linear(c.hiddenSize, c.vocabSize, false)) : null;
     this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));

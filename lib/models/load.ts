@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { describe, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
 import { parseModelConfig } from '../io/config.js';
 import { openLlama2c } from '../io/llama2c.js';
+import { canonicalWeightName } from '../io/names.js';
 import { openSafetensors, readJsonFile, type TensorSource } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkInteger } from '../util/validate.js';
@@ -67,8 +68,6 @@ export function createModel(config: ArchitectureConfig, options: ModelOptions = 
 }
 
 interface Rules {
-  /** Base-model prefix ('model.', 'transformer.', 'bert.', …) that bare checkpoints lack. */
-  prefix: string;
   /** Keys that are buffers, never parameters. */
   buffer: (k: string) => boolean;
   /** Keys of heads this task does not use. */
@@ -80,21 +79,18 @@ interface Rules {
 function rulesFor(c: ArchitectureConfig, task: Task): Rules {
   if (c.family === 'llama')
     return {
-      prefix: 'model.',
       buffer: (k) => k.endsWith('.rotary_emb.inv_freq'),
       otherHead: (k) => (task === 'causal-lm' ? k === 'score.weight' || (c.tieWordEmbeddings && k === 'lm_head.weight') : k === 'lm_head.weight'),
       freshOk: (n) => n === 'score.weight',
     };
   if (c.family === 'gpt2')
     return {
-      prefix: 'transformer.',
       buffer: (k) => /\.attn\.(bias|masked_bias)$/.test(k),
       otherHead: (k) => k === 'lm_head.weight' || (task === 'causal-lm' && k === 'score.weight'),
       freshOk: (n) => n === 'score.weight',
     };
   const p = c.modelType;
   return {
-    prefix: `${p}.`,
     buffer: (k) => k.endsWith('embeddings.position_ids') || k.endsWith('embeddings.token_type_ids'),
     otherHead: (k) =>
       k.startsWith('cls.') ||
@@ -106,9 +102,6 @@ function rulesFor(c: ArchitectureConfig, task: Task): Rules {
     freshOk: (n) => n.startsWith('classifier.') || n.startsWith('pre_classifier.') || n.startsWith('bert.pooler.'),
   };
 }
-
-/** Old BERT checkpoints name LayerNorm parameters gamma/beta. */
-const legacy = (k: string): string => k.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
 
 function taskFromConfig(json: Record<string, unknown>): Task | undefined {
   const arch = json['architectures'];
@@ -125,17 +118,15 @@ function taskFromConfig(json: Record<string, unknown>): Task | undefined {
 export function loadWeights(model: TransformerModel, src: TensorSource, sourceName: string, seed = 0, std = 0.02): LoadReport {
   const rules = rulesFor(model.config, model.task);
   const params = new Map(model.parameters().map((p) => [p.name, p]));
-  const hasPrefix = src.names.some((k) => k.startsWith(rules.prefix));
   const loaded: string[] = [];
   const dropped: string[] = [];
   const seen = new Set<string>();
   for (const key of src.names) {
-    let name = legacy(key);
-    if (!hasPrefix && !params.has(name) && params.has(rules.prefix + name)) name = rules.prefix + name;
+    // lib/io's canonical form: the task model's prefix added to bare base-model names, gamma/beta renamed.
+    const name = canonicalWeightName(key, model.config.modelType);
     const p = params.get(name);
     if (!p) {
-      const bare = name.startsWith(rules.prefix) ? name.slice(rules.prefix.length) : name;
-      if (rules.buffer(name) || rules.otherHead(name) || rules.otherHead(bare) || rules.buffer(bare)) {
+      if (rules.buffer(name) || rules.otherHead(name)) {
         dropped.push(key);
         continue;
       }
