@@ -4,7 +4,7 @@
  * Each targeted Linear y = base(x) gains a branch: y = base(x) + s · B(A(dropout(x))) with
  * A = lora_A [r, in], B = lora_B [out, r] (torch.nn.Linear layout, also for GPT-2's Conv1D, as
  * PEFT stores them) and s = alpha / r (or alpha / √r with rsLoRA). A starts Kaiming-uniform with
- * a = √5 (U(±1/√in), PEFT's default) or Gaussian N(0, 1/r²) (PEFT's "gaussian"), B starts at zero,
+ * a = √5 (U(±1/√in), PEFT's default) or Gaussian with std 1/r (PEFT's "gaussian"), B starts at zero,
  * so the adapted model starts equal to the base. Every other parameter is frozen, except the
  * modules listed in `modulesToSave` (a classification head), which stay trainable.
  *
