@@ -198,6 +198,18 @@ describe('adapter files', () => {
     expect(wide.parameters().map((p) => p.tensor.toArray())).toEqual(before);
     expect(loraState(wide)).toBeUndefined(); // the LoRA applied for the load was taken off again
     expect(wide.parameters().every((p) => p.trainable)).toBe(true);
+    // A base weight is not part of an adapter.
+    const dbw = join(tmp, 'bad-base-weight');
+    saveAdapter(m, dbw);
+    {
+      const src = SafetensorsFile.open(join(d, 'adapter_model.safetensors'));
+      const tensors = new Map(src.names.map((k) => [k, src.tensor(k)]));
+      tensors.set('base_model.model.model.norm.weight', m.parameters().find((p) => p.name === 'model.norm.weight')!.tensor.clone());
+      saveSafetensors(join(dbw, 'adapter_model.safetensors'), tensors);
+      for (const t of tensors.values()) t.dispose();
+      using fresh = small();
+      expect(() => loadAdapter(fresh, dbw)).toThrow(/neither a LoRA weight nor in a module to save/);
+    }
     // Unsupported configs.
     const cfg = JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
     for (const [k, v] of [

@@ -166,7 +166,7 @@ export interface LoadAdapterReport {
  * Reads a PEFT LoRA adapter folder into `model`: applies LoRA from adapter_config.json when the
  * model has none (or checks that its LoRA matches: rank, scale, targets), then copies every tensor
  * of adapter_model.safetensors into its parameter. Every key must name an adapted layer or a
- * parameter of the model, with the same shape, and every adapted layer must be in the file.
+ * parameter of a module to save, with the same shape, and every adapted layer must be in the file.
  */
 export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
   if (typeof dir !== 'string') invalidArgument('dir', 'an adapter folder', describe(dir));
@@ -218,8 +218,13 @@ function loadTensors(model: Module, dir: string, state: LoraState): LoadAdapterR
     } else {
       const p = params.get(name);
       if (!p) throw new ConfigError(`${key}: the model has no parameter ${JSON.stringify(name)}`, { file: wpath });
-      into = p.tensor;
       const owner = name.slice(0, name.lastIndexOf('.'));
+      if (!state.modulesToSave.some((h) => owner === h || owner.startsWith(`${h}.`)))
+        throw new ConfigError(`${key}: ${JSON.stringify(name)} is neither a LoRA weight nor in a module to save (${state.modulesToSave.join(', ') || 'none'})`, {
+          file: wpath,
+          hint: 'list its module in modules_to_save',
+        });
+      into = p.tensor;
       plan.push({
         key,
         into,
@@ -245,6 +250,5 @@ function loadTensors(model: Module, dir: string, state: LoraState): LoadAdapterR
     step.into.set(file.readFloat32(step.key));
     step.onLoad?.();
   }
-  for (const h of heads) if (!state.modulesToSave.some((m) => h === m || h.startsWith(`${m}.`))) state.modulesToSave.push(h);
   return { state, keys: [...file.names], modulesToSave: [...heads] };
 }
