@@ -16,7 +16,7 @@ import { ConfigError, FileError, ShapeError } from '../lib/index.js';
 import { SafetensorsFile, saveSafetensors } from '../lib/io/safetensors.js';
 import { createBert, createGpt2, createLlama } from '../lib/models/index.js';
 import type { TransformerModel } from '../lib/models/index.js';
-import { applyLora, loadAdapter, loraState, mergeLora, saveAdapter, unmergeLora } from '../lib/peft/index.js';
+import { applyLora, countParameters, loadAdapter, loraState, mergeLora, saveAdapter, unmergeLora } from '../lib/peft/index.js';
 import { input } from './nn-helpers.js';
 import { sharedData } from './shared-data.js';
 
@@ -33,13 +33,18 @@ function expectSameFile(a: string, b: string): void {
 }
 
 /** Loads a real adapter, checks every key and value, the byte-identical round trips, and merged vs unmerged forward. */
-function checkRealAdapter(dir: string, make: () => TransformerModel, want: { layers: string[]; loraShapes: [number[], number[]]; heads: Record<string, number[]>; scale: number }): void {
+function checkRealAdapter(
+  dir: string,
+  make: () => TransformerModel,
+  want: { layers: string[]; loraShapes: [number[], number[]]; heads: Record<string, number[]>; scale: number; trainable: number; total: number },
+): void {
   const file = SafetensorsFile.open(join(dir, 'adapter_model.safetensors'));
   using model = make();
   const report = loadAdapter(model, dir);
   const st = report.state;
   expect(st.branches.map((b) => b.path)).toEqual(want.layers);
   expect(st.config.scale).toBe(want.scale);
+  expect(countParameters(model)).toMatchObject({ trainable: want.trainable, total: want.total });
   // Every key of the file went somewhere, with its shape and values.
   expect([...report.keys].sort()).toEqual([...file.names].sort());
   const wantKeys = [...want.layers.flatMap((l) => [`base_model.model.${l}.lora_A.weight`, `base_model.model.${l}.lora_B.weight`]), ...Object.keys(want.heads).map((h) => `base_model.model.${h}`)];
@@ -94,9 +99,9 @@ describe('real PEFT adapters', () => {
   const gpt2Dir = sharedData('peft/gpt2-lora');
   const distilDir = sharedData('peft/distilbert-lora-imdb');
 
-  it.skipIf(!gpt2Dir)('gpt2-lora (c_attn, r = 8, fan_in_fan_out) loads into a random GPT-2 small, every key and shape accounted for; round trips byte for byte', () => {
+  it.skipIf(!gpt2Dir)('gpt2-lora (c_attn, r = 8, fan_in_fan_out) loads into a random full-size GPT-2 small, every key and shape accounted for; round trips byte for byte', () => {
     const dir = gpt2Dir!;
-    checkRealAdapter(dir, () => createGpt2({ vocabSize: 64, hiddenSize: 768, numLayers: 12, numHeads: 12, maxPositions: 64 }, { task: 'sequence-classification', numLabels: 6, seed: 1 }), {
+    checkRealAdapter(dir, () => createGpt2({ vocabSize: 50257, hiddenSize: 768, numLayers: 12, numHeads: 12, maxPositions: 1024 }, { task: 'sequence-classification', numLabels: 6, seed: 1 }), {
       layers: Array.from({ length: 12 }, (_, i) => `transformer.h.${i}.attn.c_attn`),
       loraShapes: [
         [8, 768],
@@ -104,12 +109,15 @@ describe('real PEFT adapters', () => {
       ],
       heads: { 'score.weight': [6, 768] },
       scale: 1,
+      // PEFT's figures: 294,912 LoRA parameters for gpt2 c_attn r = 8; GPT-2 small has 124,439,808.
+      trainable: 294_912 + 6 * 768,
+      total: 124_439_808 + 294_912 + 6 * 768,
     });
   });
 
-  it.skipIf(!distilDir)('distilbert-lora-imdb (q_lin, v_lin, r = 8, classifier saved) loads into a random DistilBERT base, every key and shape accounted for; round trips byte for byte', () => {
+  it.skipIf(!distilDir)('distilbert-lora-imdb (q_lin, v_lin, r = 8, classifier saved) loads into a random full-size DistilBERT base, every key and shape accounted for; round trips byte for byte', () => {
     const dir = distilDir!;
-    checkRealAdapter(dir, () => createBert({ modelType: 'distilbert', vocabSize: 64, hiddenSize: 768, intermediateSize: 3072, numLayers: 6, numHeads: 12, maxPositions: 64 }, { numLabels: 2, seed: 2 }), {
+    checkRealAdapter(dir, () => createBert({ modelType: 'distilbert', vocabSize: 30522, hiddenSize: 768, intermediateSize: 3072, numLayers: 6, numHeads: 12, maxPositions: 512 }, { numLabels: 2, seed: 2 }), {
       layers: Array.from({ length: 6 }, (_, i) => [`distilbert.transformer.layer.${i}.attention.q_lin`, `distilbert.transformer.layer.${i}.attention.v_lin`]).flat(),
       loraShapes: [
         [8, 768],
@@ -117,6 +125,11 @@ describe('real PEFT adapters', () => {
       ],
       heads: { 'pre_classifier.weight': [768, 768], 'pre_classifier.bias': [768], 'classifier.weight': [2, 768], 'classifier.bias': [2] },
       scale: 2,
+      // PEFT prints "trainable params: 739,586 || all params: 67,694,596" for this setup; its total
+      // counts the heads twice (the original and the modules_to_save copy: 592,130 parameters), and
+      // DistilBertForSequenceClassification has 66,955,010.
+      trainable: 739_586,
+      total: 67_694_596 - 592_130,
     });
   });
 });
