@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FileError, FormatError, optim } from '../lib/index.js';
+import { FileError, FormatError, InvalidArgumentError, optim } from '../lib/index.js';
 import { KFAC } from '../lib/kfac/kfac-optimizer.js';
 import { createLlama, type LlamaModel } from '../lib/models/index.js';
 import {
@@ -184,6 +184,10 @@ describe('checkpoints', () => {
     copyFileSync(join(b, 'optimizer.json'), join(a, 'optimizer.json'));
     expect(() => loadCheckpoint(a, { model: fresh, optimizer: of })).toThrow(FormatError); // adapter still from save a
     expect(() => loadOptimizerState(of, join(tmp, 'no-such'))).toThrow(FileError);
+    // Another optimizer's state is refused by kind.
+    const adam = new optim.AdamW(fresh.parameters().filter((p) => p.trainable));
+    expect(() => loadOptimizerState(adam, b)).toThrow(InvalidArgumentError);
+    adam.dispose();
     of.dispose();
     opt.dispose();
   });
