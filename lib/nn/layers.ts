@@ -21,6 +21,17 @@ const withLast = (s: readonly number[], last: number): number[] => [...s.slice(0
 
 // ---------------------------------------------------------------- Linear
 
+/**
+ * A branch added to a Linear's output (LoRA, lib/peft): forward adds its output into y, backward
+ * adds its input gradient into dx (when dx is not null; the base has already written it) and
+ * accumulates its own parameters' gradients.
+ */
+export interface LinearAdapter {
+  forward(x: Tensor, y: Tensor): void;
+  backward(dy: Tensor, dx: Tensor | null): void;
+  dispose(): void;
+}
+
 export interface LinearOptions {
   /** Learn a bias (default true). */
   bias?: boolean;
@@ -44,6 +55,8 @@ export class Linear extends Module {
   computeInputGrad = true;
   #x: Tensor | null = null;
   #dy: Tensor | null = null;
+  #adapter: LinearAdapter | null = null;
+  #adapterNames: string[] = [];
 
   /** The input of the last forward (K-FAC's `a`); valid until the producer's next forward. */
   get input(): Tensor | null {
@@ -77,7 +90,35 @@ export class Linear extends Module {
     const y = this.workspace('y', withLast(x.shape, this.outFeatures));
     F.linearForward(x, this.weight.tensor, this.bias?.tensor ?? null, y, this.layout);
     this.#x = x;
+    this.#adapter?.forward(x, y);
     return y;
+  }
+
+  /** The attached adapter branch, or null. */
+  get adapter(): LinearAdapter | null {
+    return this.#adapter;
+  }
+
+  /** Attaches an adapter branch; its modules become children of this layer (so `lora_A.weight` is listed under it). */
+  attachAdapter(adapter: LinearAdapter, modules: Readonly<Record<string, Module>>): void {
+    if (this.#adapter) invalidArgument('adapter', 'a Linear without an adapter', 'a Linear that already has one');
+    for (const [n, m] of Object.entries(modules)) this.registerModule(n, m);
+    this.#adapter = adapter;
+    this.#adapterNames = Object.keys(modules);
+  }
+
+  /** Detaches the adapter branch (its modules are unregistered, not disposed) and returns it. */
+  detachAdapter(): LinearAdapter | null {
+    const a = this.#adapter;
+    for (const n of this.#adapterNames) this.removeModule(n);
+    this.#adapter = null;
+    this.#adapterNames = [];
+    return a;
+  }
+
+  override dispose(): void {
+    this.#adapter?.dispose();
+    super.dispose();
   }
 
   /**
@@ -91,6 +132,7 @@ export class Linear extends Module {
     const dx = into ? into.dx : this.computeInputGrad ? this.workspace('dx', x.shape) : null;
     this.#dy = dy;
     F.linearBackward(x, this.weight.tensor, dy, { dx, dW: this.weight.gradTarget(), db: this.bias?.gradTarget() ?? null, accumulateDx: into?.accumulate ?? false }, this.layout);
+    this.#adapter?.backward(dy, dx);
     return dx;
   }
 }

@@ -65,6 +65,13 @@ export abstract class Module implements Disposable {
     return m;
   }
 
+  /** Unregisters a submodule (for example an adapter detached from a layer) and returns it; it is not disposed. */
+  protected removeModule(name: string): Module | undefined {
+    const m = this.#children.get(name);
+    this.#children.delete(name);
+    return m;
+  }
+
   /**
    * A workspace tensor for `key` of exactly `shape`: the same tensor while the shape repeats,
    * a fresh one (the old one disposed) when it changes. Contents are unspecified.

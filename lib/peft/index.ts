@@ -1,0 +1,25 @@
+/** Parameter-efficient fine-tuning: LoRA, the Hugging Face PEFT adapter format, K-FAC views of LoRA layers, checkpoints. */
+export {
+  ALL_LINEAR,
+  applyLora,
+  countParameters,
+  formatParameterCounts,
+  LoraBranch,
+  loraState,
+  mergeLora,
+  printTrainableParameters,
+  removeLora,
+  resolveLoraConfig,
+  savedHeadParameters,
+  targetMatcher,
+  unmergeLora,
+} from './lora.js';
+export type { LoraConfig, LoraState, ParameterCounts, ResolvedLoraConfig, TargetModules } from './lora.js';
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterTensors, loadAdapter, loraConfigFromPeft, PEFT_PREFIX, peftConfigJson, saveAdapter } from './adapter.js';
+export type { LoadAdapterReport } from './adapter.js';
+export { kfacLayersForLora, untrackedParameters } from './kfac.js';
+export type { KfacLoraOptions } from './kfac.js';
+export { loadCheckpoint, loadOptimizerState, OPTIMIZER_META, OPTIMIZER_WEIGHTS, saveCheckpoint, saveOptimizerState } from './checkpoint.js';
+export type { Checkpoint } from './checkpoint.js';
+export { writeFilesAtomic } from './atomic.js';
+export type { PendingFile } from './atomic.js';
