@@ -107,6 +107,43 @@ __attribute__((target("avx2,fma"))) float symv_col_avx2(int64_t n, const float* 
   }
   return r;
 }
+
+// The same with 16 lanes (AVX-512F).
+__attribute__((target("avx512f,avx2,fma"))) float symv_col_avx512(int64_t n, const float* a, float t,
+                                                                  const float* x, float* y) {
+  __m512 vt = _mm512_set1_ps(t), s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512 a0 = _mm512_loadu_ps(a + i), a1 = _mm512_loadu_ps(a + i + 16);
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(vt, a0, _mm512_loadu_ps(y + i)));
+    _mm512_storeu_ps(y + i + 16, _mm512_fmadd_ps(vt, a1, _mm512_loadu_ps(y + i + 16)));
+    s0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(x + i), s0);
+    s1 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(x + i + 16), s1);
+  }
+  if (i + 16 <= n) {
+    __m512 a0 = _mm512_loadu_ps(a + i);
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(vt, a0, _mm512_loadu_ps(y + i)));
+    s0 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(x + i), s0);
+    i += 16;
+  }
+  float r = 0;
+  for (; i < n; ++i) {
+    y[i] += t * a[i];
+    r += a[i] * x[i];
+  }
+  __m512 s = _mm512_add_ps(s0, s1);
+  __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(s),
+                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  return r + _mm_cvtss_f32(h);
+}
+
+bool has_avx512() {
+  static const bool ok = cpu_features().avx512f;
+  return ok;
+}
 #endif
 
 inline bool use_avx2() {
@@ -136,7 +173,7 @@ T symv_col_generic(int64_t n, const T* a, T t, const T* x, T* y) {
 
 inline float symv_col(int64_t n, const float* a, float t, const float* x, float* y) {
 #ifdef KFAC_EIG_X86
-  if (use_avx2()) return symv_col_avx2(n, a, t, x, y);
+  if (use_avx2()) return has_avx512() ? symv_col_avx512(n, a, t, x, y) : symv_col_avx2(n, a, t, x, y);
 #endif
   return symv_col_generic(n, a, t, x, y);
 }
