@@ -131,13 +131,10 @@ __attribute__((target("avx512f,avx2,fma"))) float symv_col_avx512(int64_t n, con
     y[i] += t * a[i];
     r += a[i] * x[i];
   }
-  __m512 s = _mm512_add_ps(s0, s1);
-  __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(s),
-                            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-  return r + _mm_cvtss_f32(h);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, _mm512_add_ps(s0, s1));
+  for (float v : lanes) r += v;
+  return r;
 }
 
 bool has_avx512() {
