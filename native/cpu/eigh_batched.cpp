@@ -107,7 +107,8 @@ int64_t eigh_batched(int64_t batch, int64_t r, const float* A, float* values, fl
   const int64_t rr = r * r;
   const int64_t grain = std::max<int64_t>(1, 2048 / (rr * r));
 #ifdef KFAC_EIG_LANES
-  if (kernel_isa() == KernelIsa::Avx2 && r <= kMaxLaneSize) {
+  if (cpu_features().avx2 && cpu_features().fma && kernel_isa() != KernelIsa::Generic &&
+      r <= kMaxLaneSize) {
     const int64_t groups = (batch + 7) / 8;
     parallel_for(groups, std::max<int64_t>(1, 512 / (rr * r)), [&](int64_t g0, int64_t g1) {
       std::vector<float> Sbuf(static_cast<size_t>(rr) * 8), Vbuf(static_cast<size_t>(rr) * 8);

@@ -145,7 +145,9 @@ bool has_avx512() {
 
 inline bool use_avx2() {
 #ifdef KFAC_EIG_X86
-  return kernel_isa() == KernelIsa::Avx2;
+  // Any ISA above the portable one implies AVX2+FMA (the list may grow: avx512, …).
+  static const bool avx2 = cpu_features().avx2 && cpu_features().fma;
+  return avx2 && kernel_isa() != KernelIsa::Generic;
 #else
   return false;
 #endif
