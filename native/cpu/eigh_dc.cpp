@@ -38,13 +38,13 @@ bool ql_leaf(int64_t m, double* d, const double* e_in, T* Q, int64_t ldq) {
       if (mm != l) {
         if (iter++ == 60) return false;
         double g = (d[l + 1] - d[l]) / (2.0 * e[size_t(l)]);
-        double r = std::hypot(g, 1.0);
+        double r = std::sqrt(g * g + 1.0);
         g = d[mm] - d[l] + e[size_t(l)] / (g + std::copysign(r, g));
         double s = 1.0, c = 1.0, p = 0.0;
         int64_t i;
         for (i = mm - 1; i >= l; --i) {
           double f = s * e[size_t(i)], b = c * e[size_t(i)];
-          e[size_t(i + 1)] = (r = std::hypot(f, g));
+          e[size_t(i + 1)] = (r = std::sqrt(f * f + g * g));  // block scaled to ~1: no overflow
           if (r == 0.0) {
             d[i + 1] -= p;
             e[size_t(mm)] = 0.0;
