@@ -21,7 +21,9 @@ std::atomic<int> g_fault{0};
 template <class T>
 bool eigh_core(int64_t n, const float* A, double scale, std::vector<double>& w, std::vector<T>& Z) {
   if (g_fault.load() >= (sizeof(T) == sizeof(float) ? 1 : 2)) return false;
-  std::vector<T> work(static_cast<size_t>(n) * size_t(n));
+  // Grow-only per-thread scratch: a fresh n×n block per call costs page faults.
+  thread_local std::vector<T> work;
+  if (work.size() < size_t(n) * size_t(n)) work.resize(size_t(n) * size_t(n));
   eig::load_symmetric(n, A, scale, work.data());
   const size_t m1 = size_t(std::max<int64_t>(n - 1, 1));
   std::vector<T> d(static_cast<size_t>(n)), e(m1), tau(m1);
@@ -68,8 +70,8 @@ EighReport eigh(int64_t n, const float* A, float* values, float* vectors, const 
     return rep;
   }
   double scale = std::ldexp(1.0, -std::ilogb(amax));
-  std::vector<double> w;
-  std::vector<float> Z;
+  thread_local std::vector<double> w;
+  thread_local std::vector<float> Z;
   if (!eig::solve_scaled(n, A, scale, w, Z, rep.retried_double))
     throw Error(ErrorCode::Numerical, "eigh: the eigendecomposition did not converge, even in float64");
   for (int64_t i = 0; i < n; ++i) {

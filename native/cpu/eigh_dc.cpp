@@ -38,13 +38,13 @@ bool ql_leaf(int64_t m, double* d, const double* e_in, T* Q, int64_t ldq) {
       if (mm != l) {
         if (iter++ == 60) return false;
         double g = (d[l + 1] - d[l]) / (2.0 * e[size_t(l)]);
-        double r = std::hypot(g, 1.0);
+        double r = std::sqrt(g * g + 1.0);
         g = d[mm] - d[l] + e[size_t(l)] / (g + std::copysign(r, g));
         double s = 1.0, c = 1.0, p = 0.0;
         int64_t i;
         for (i = mm - 1; i >= l; --i) {
           double f = s * e[size_t(i)], b = c * e[size_t(i)];
-          e[size_t(i + 1)] = (r = std::hypot(f, g));
+          e[size_t(i + 1)] = (r = std::sqrt(f * f + g * g));  // block scaled to ~1: no overflow
           if (r == 0.0) {
             d[i + 1] -= p;
             e[size_t(mm)] = 0.0;
@@ -121,17 +121,18 @@ void secular_root(int64_t k, int64_t i, const double* dl, const double* z2, doub
   for (int it = 0; it < 100; ++it) {
     double psi = 0, dpsi = 0, phi = 0, dphi = 0, erb = 0;
     for (int64_t j = 0; j <= i; ++j) {
-      double t = z2[j] / ((dl[j] - d0) - tau);
+      double inv = 1.0 / ((dl[j] - d0) - tau);
+      double t = z2[j] * inv;
       psi += t;
-      dpsi += t / ((dl[j] - d0) - tau);
-      erb += std::fabs(t);
+      dpsi += t * inv;
     }
     for (int64_t j = i + 1; j < k; ++j) {
-      double t = z2[j] / ((dl[j] - d0) - tau);
+      double inv = 1.0 / ((dl[j] - d0) - tau);
+      double t = z2[j] * inv;
       phi += t;
-      dphi += t / ((dl[j] - d0) - tau);
-      erb += std::fabs(t);
+      dphi += t * inv;
     }
+    erb = phi - psi;  // ψ ≤ 0 ≤ φ termwise, so Σ|t| = φ − ψ
     double f = rb + psi + phi;
     if (f == 0 || std::fabs(f) <= 4.0 * eps * double(k + 2) * (rb + erb)) return;
     if (f > 0) hi = tau; else lo = tau;
@@ -250,7 +251,11 @@ void merge(int64_t m, int64_t n1, double* d, T* Q, int64_t ldq, double rho) {
   if (p >= 0) keep(p);
   const int64_t k = int64_t(s.cols.size());
 
-  std::vector<T> Y(static_cast<size_t>(m) * size_t(m));
+  // Reused between merges (grow-only, never zero-filled again): fresh m×m buffers per
+  // merge cost more in page faults and memset than the merge's own O(m²) work.
+  thread_local std::vector<T> Ybuf, Wbuf, Ubuf;
+  if (Ybuf.size() < size_t(m) * size_t(m)) Ybuf.resize(size_t(m) * size_t(m));
+  T* Y = Ybuf.data();
   std::vector<double> vals(static_cast<size_t>(m));
   if (k > 0) {
     std::vector<double> z2(static_cast<size_t>(k));
@@ -283,7 +288,8 @@ void merge(int64_t m, int64_t n1, double* d, T* Q, int64_t ldq, double rho) {
       k3 += tt == 3;
     }
     // Up(r, i) = u_i[g[r]], u_i[j] = ẑ_j/(dl_j − λ_i) normalised.
-    std::vector<T> Up(static_cast<size_t>(k) * size_t(k));
+    if (Ubuf.size() < size_t(k) * size_t(k)) Ubuf.resize(size_t(k) * size_t(k));
+    T* Up = Ubuf.data();
     std::vector<double> col(static_cast<size_t>(k));
     for (int64_t i = 0; i < k; ++i) {
       double nrm = 0;
@@ -296,31 +302,32 @@ void merge(int64_t m, int64_t n1, double* d, T* Q, int64_t ldq, double rho) {
       for (int64_t r = 0; r < k; ++r) Up[size_t(r + i * k)] = T(col[size_t(g[size_t(r)])] * nrm);
       vals[size_t(i)] = s.dl[size_t(s.org[size_t(i)])] + s.lam_tau[size_t(i)];
     }
-    std::vector<T> W(static_cast<size_t>(m) * size_t(k));
+    if (Wbuf.size() < size_t(m) * size_t(k)) Wbuf.resize(size_t(m) * size_t(k));
+    T* W = Wbuf.data();
     for (int64_t r = 0; r < k; ++r)
       std::copy(Q + s.cols[size_t(g[size_t(r)])] * ldq, Q + s.cols[size_t(g[size_t(r)])] * ldq + m,
-                W.begin() + r * m);
+                W + r * m);
     // Top rows: columns of types 1 and 3; bottom rows: types 3 and 2.
     if (k1 + k3 > 0)
-      gemm_cm<T>(false, false, n1, k, k1 + k3, T(1), W.data(), m, Up.data(), k, T(0), Y.data(), m);
+      gemm_cm<T>(false, false, n1, k, k1 + k3, T(1), W, m, Up, k, T(0), Y, m);
     else
-      for (int64_t i = 0; i < k; ++i) std::fill(Y.begin() + i * m, Y.begin() + i * m + n1, T(0));
+      for (int64_t i = 0; i < k; ++i) std::fill(Y + i * m, Y + i * m + n1, T(0));
     if (k - k1 > 0)
-      gemm_cm<T>(false, false, m - n1, k, k - k1, T(1), W.data() + n1 + k1 * m, m,
-                 Up.data() + k1, k, T(0), Y.data() + n1, m);
+      gemm_cm<T>(false, false, m - n1, k, k - k1, T(1), W + n1 + k1 * m, m,
+                 Up + k1, k, T(0), Y + n1, m);
     else
-      for (int64_t i = 0; i < k; ++i) std::fill(Y.begin() + i * m + n1, Y.begin() + (i + 1) * m, T(0));
+      for (int64_t i = 0; i < k; ++i) std::fill(Y + i * m + n1, Y + (i + 1) * m, T(0));
   }
   for (size_t r = 0; r < defl.size(); ++r) {
     vals[size_t(k) + r] = defl[r].first;
-    std::copy(Q + defl[r].second * ldq, Q + defl[r].second * ldq + m, Y.begin() + (int64_t(k) + int64_t(r)) * m);
+    std::copy(Q + defl[r].second * ldq, Q + defl[r].second * ldq + m, Y + (int64_t(k) + int64_t(r)) * m);
   }
   std::vector<int64_t> perm(static_cast<size_t>(m));
   std::iota(perm.begin(), perm.end(), 0);
   std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return vals[size_t(a)] < vals[size_t(b)]; });
   for (int64_t j = 0; j < m; ++j) {
     d[j] = vals[size_t(perm[size_t(j)])];
-    std::copy(Y.begin() + perm[size_t(j)] * m, Y.begin() + (perm[size_t(j)] + 1) * m, Q + j * ldq);
+    std::copy(Y + perm[size_t(j)] * m, Y + (perm[size_t(j)] + 1) * m, Q + j * ldq);
   }
 }
 

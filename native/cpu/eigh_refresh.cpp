@@ -64,39 +64,67 @@ RefreshReport eigh_refresh(int64_t n, const float* A, const float* prev, const f
   }
   const double scale = std::ldexp(1.0, -std::ilogb(amax));
 
-  // S = Qᵀ (scale·A) Q, symmetrised, in double.
-  std::vector<float> C(nn), Sf(nn);
-  sgemm(false, false, n, n, n, float(scale), A, n, prev, n, 0.f, C.data(), n);
-  sgemm(true, false, n, n, n, 1.f, prev, n, C.data(), n, 0.f, Sf.data(), n);
-  std::vector<double> S(nn);
-  double total = 0, off = 0;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double v = 0.5 * (double(Sf[size_t(i * n + j)]) + double(Sf[size_t(j * n + i)]));
-      S[size_t(i * n + j)] = v;
-      total += v * v;
-      if (i != j) off += v * v;
-    }
-  C = std::vector<float>();
-  rep.offdiag = total > 0 ? std::sqrt(off / total) : 0;
+  // Couplings below `skip` are never rotated: together they add at most n·skip/‖S‖_F to
+  // the residual, i.e. max(1e-6, 8·u·√n) — the second term is the float32 rounding
+  // already in S, which no rotation can remove. ‖S‖_F = ‖A‖_F for an orthogonal Q.
+  double anorm2 = 0;
+  for (int64_t i = 0; i < n * n; ++i) anorm2 += double(A[i]) * double(A[i]);
+  const double nrm = std::sqrt(anorm2) * scale;
+  const double tol = 1e-6;
+  const double skip = std::max(tol * nrm / double(n), 8.0 * 5.96e-8 * nrm / std::sqrt(double(n)));
+  // The rotation budget (a few per row) keeps the warm path far cheaper than a cold
+  // solve; a basis that needs more has rotated for real.
+  const int64_t budget = 8 * n + 64;
 
-  std::vector<double> rayleigh(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) rayleigh[size_t(i)] = S[size_t(i * n + i)];
-  bool warm_ok = rep.offdiag <= opt.max_offdiag;
+  // Cheap look first: k columns of S = Qᵀ A Q (O(n²k)) estimate the off-diagonal mass
+  // and how many couplings would need a rotation. A stale basis goes straight to the
+  // cold solve without paying for the full S.
+  bool warm_ok = true;
+  if (n > 64) {
+    const int64_t k = 16;
+    std::vector<float> Qs(size_t(n) * k), Ys(size_t(n) * k), Ss(size_t(n) * k);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < k; ++c) Qs[size_t(i * k + c)] = prev[i * n + (c * n) / k];
+    sgemm(false, false, n, k, n, float(scale), A, n, Qs.data(), k, 0.f, Ys.data(), k);
+    sgemm(true, false, n, k, n, 1.f, prev, n, Ys.data(), k, 0.f, Ss.data(), k);
+    double off2 = 0;
+    int64_t above = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t c = 0; c < k; ++c) {
+        if (i == (c * n) / k) continue;
+        double v = Ss[size_t(i * k + c)];
+        off2 += v * v;
+        above += std::fabs(v) > skip;
+      }
+    rep.offdiag = std::sqrt(off2 * double(n) / double(k)) / nrm;
+    const double pairs = double(above) * double(n) / double(k) / 2.0;
+    warm_ok = rep.offdiag <= opt.max_offdiag && pairs <= 2.0 * double(budget);
+  }
+
+  // S = Qᵀ (scale·A) Q, symmetrised, in double.
+  std::vector<double> S;
+  if (warm_ok) {
+    std::vector<float> C(nn), Sf(nn);
+    sgemm(false, false, n, n, n, float(scale), A, n, prev, n, 0.f, C.data(), n);
+    sgemm(true, false, n, n, n, 1.f, prev, n, C.data(), n, 0.f, Sf.data(), n);
+    S.resize(nn);
+    double total = 0, off = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double v = 0.5 * (double(Sf[size_t(i * n + j)]) + double(Sf[size_t(j * n + i)]));
+        S[size_t(i * n + j)] = v;
+        total += v * v;
+        if (i != j) off += v * v;
+      }
+    rep.offdiag = total > 0 ? std::sqrt(off / total) : 0;
+    warm_ok = rep.offdiag <= opt.max_offdiag;
+  }
   std::vector<double> Vt;
   if (warm_ok) {
     Vt.assign(nn, 0.0);
     for (int64_t i = 0; i < n; ++i) Vt[size_t(i * n + i)] = 1.0;
-    // Couplings below `skip` are left alone: together they add at most n·skip/‖S‖_F to
-    // the residual, i.e. max(1e-6, 8·u·√n) — the second term is the float32 rounding
-    // already in S, which no rotation can remove. The rotation budget (a few per row)
-    // keeps this path far cheaper than a cold solve; a basis that needs more has
-    // rotated for real. The residual check below has the last word.
-    const double tol = 1e-6;
-    const double nrm = std::sqrt(total);
-    const double skip = std::max(tol * nrm / double(n), 8.0 * 5.96e-8 * nrm / std::sqrt(double(n)));
     eig::JacobiStats st;
-    warm_ok = eig::jacobi_sweeps(n, S.data(), Vt.data(), tol, skip, 8, 8 * n + 64, st);
+    warm_ok = eig::jacobi_sweeps(n, S.data(), Vt.data(), tol, skip, 8, budget, st);
     rep.sweeps = st.sweeps;
   }
   if (warm_ok) {
@@ -144,7 +172,19 @@ RefreshReport eigh_refresh(int64_t n, const float* A, const float* prev, const f
   rep.kept_previous = true;
   if (vectors != prev) std::copy(prev, prev + nn, vectors);
   for (int64_t i = 0; i < n; ++i) {
-    double v = prev_values ? double(prev_values[i]) : rayleigh[size_t(i)] / scale;
+    double v;
+    if (prev_values) {
+      v = double(prev_values[i]);
+    } else {  // Rayleigh quotient q_iᵀ A q_i
+      std::vector<float> Aq(static_cast<size_t>(n));
+      for (int64_t r = 0; r < n; ++r) {
+        double t = 0;
+        for (int64_t c = 0; c < n; ++c) t += double(A[r * n + c]) * double(prev[c * n + i]);
+        Aq[size_t(r)] = float(t);
+      }
+      v = 0;
+      for (int64_t r = 0; r < n; ++r) v += double(prev[r * n + i]) * double(Aq[size_t(r)]);
+    }
     values[i] = float(opt.clamp_nonneg ? std::max(v, 0.0) : v);
   }
   rep.residual = probe_residual(n, A, vectors, values);

@@ -7,4 +7,7 @@ export const benchCases: Record<string, () => Promise<BenchCase>> = {
   precondition: async () => (await import('./kfac.js')).preconditionBench,
   clip: async () => (await import('./kfac.js')).clipBench,
   attention: async () => (await import('./attention.js')).attentionBench,
+  eigh: async () => (await import('./eigh.js')).eighBench,
+  refresh: async () => (await import('./eigh.js')).refreshBench,
+  'batched-eigh': async () => (await import('./eigh.js')).batchedEighBench,
 };
