@@ -218,7 +218,19 @@ void sgemm_impl(const Problem& P, int max_threads) {
   L.apack = buf + b_floats;
 
   Queue q;
-  run_team(nt, [&](int tid, int, Barrier&) { gemm_worker(ks, P, L, q, tid); });
+  if (nt == 1) {
+    gemm_worker(ks, P, L, q, 0);
+    return;
+  }
+  // One pointer of capture keeps the std::function free of heap allocation.
+  struct Ctx {
+    const KernelSet& ks;
+    const Problem& P;
+    const Plan& L;
+    Queue& q;
+  } ctx{ks, P, L, q};
+  const Ctx* c = &ctx;
+  run_team(nt, [c](int tid, int, Barrier&) { gemm_worker(c->ks, c->P, c->L, c->q, tid); });
 }
 
 }  // namespace
