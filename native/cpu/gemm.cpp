@@ -4,9 +4,10 @@
 // (pc), the team packs op(B)[pc:pc+kc, jc:jc+nc] into k-major NR-wide panels (one shared
 // buffer), then computes C in blocks of about MC rows: each block packs its rows of op(A) into
 // MR-row panels (the member's own buffer) and calls the micro-kernel for every MR×NR tile,
-// B panel outer, A panel inner (the B panel stays in L1/L2, the A block in L2). Members claim these pieces of work
-// from a shared queue (see Plan). The micro-kernel and the blocking sizes come from the ISA
-// chosen at run time (gemm_kernels.h); M == 1 or N == 1 goes to gemm_skinny.cpp.
+// B panel outer, A panel inner (the B panel stays in L1/L2, the A block in L2). Members claim
+// these pieces of work from a shared queue (see Plan). The micro-kernel and the blocking sizes
+// come from the ISA chosen at run time (gemm_kernels.h); M == 1 or N == 1 goes to
+// gemm_skinny.cpp.
 // Scratch: one grow-only, 64-byte aligned buffer per calling thread, no allocation once warm.
 // Optimised even when the build passes no -O flag (the kernels are useless at -O0).
 #if defined(__GNUC__) && !defined(__clang__)
