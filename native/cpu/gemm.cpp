@@ -21,6 +21,10 @@
 #include <exception>
 #include <thread>
 
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
+
 #include "../core/error.h"
 #include "cpu_features.h"
 #include "gemm_kernels.h"
@@ -34,17 +38,33 @@ namespace {
 using gemm::APack;
 using gemm::KernelSet;
 
+void* alloc64(size_t bytes) {
+#if defined(_MSC_VER)
+  return _aligned_malloc(bytes, 64);
+#else
+  return std::aligned_alloc(64, bytes);
+#endif
+}
+
+void free64(void* p) {
+#if defined(_MSC_VER)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
 // Grow-only, 64-byte aligned scratch owned by one thread.
 class Scratch {
  public:
-  ~Scratch() { std::free(data_); }
+  ~Scratch() { free64(data_); }
   float* reserve(size_t floats) {
     if (floats > cap_) {
-      std::free(data_);
+      free64(data_);
       data_ = nullptr;
       cap_ = 0;
       size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
-      void* p = std::aligned_alloc(64, bytes);
+      void* p = alloc64(bytes);
       if (!p)
         throw Error(ErrorCode::OutOfMemory, "sgemm: cannot allocate packing buffers", "", "",
                     std::to_string(bytes) + " bytes");
