@@ -8,7 +8,7 @@
 //   openblas-haswell: the environment as given (OPENBLAS_CORETYPE=Haswell here)
 // For each size and thread count, every sample times ours, then each peer, with a short pause
 // between them (OpenBLAS threads keep spinning for a while after a call). One sample is
-// 2n³·inner / seconds for `inner` back-to-back products (about 40 MFLOP per sample), after a
+// 2n³·inner / seconds for `inner` back-to-back products (at least 5 and about 200 MFLOP), after a
 // warm-up. Each cell is the median of its samples. Writes bench/out/gemm-vs-openblas.json.
 // KFAC_ADDON=path loads another build of the addon (default: this checkout's build/Release).
 import { spawn } from 'node:child_process';
@@ -73,7 +73,7 @@ for (const k of kinds) {
 for (const t of threadCounts) {
   const peers = { 'openblas-avx512': startPeer('openblas-avx512', t), 'openblas-haswell': startPeer('openblas-haswell', t) };
   for (const n of sizes) {
-    const inner = Math.max(1, Math.floor(4e7 / (2 * n ** 3)));
+    const inner = Math.max(5, Math.floor(2e8 / (2 * n ** 3)));
     const a = addon.NativeTensor.randUniform([n, n], 1, -1, 1);
     const b = addon.NativeTensor.randUniform([n, n], 2, -1, 1);
     const c = addon.NativeTensor.zeros([n, n]);
