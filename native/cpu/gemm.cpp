@@ -251,7 +251,9 @@ void sgemm_impl(const Problem& P, int max_threads) {
     Queue& q;
   } ctx{ks, P, L, q};
   const Ctx* c = &ctx;
-  run_team(nt, [c](int tid, int, Barrier&) { gemm_worker(c->ks, c->P, c->L, c->q, tid); });
+  run_team_elastic(nt, [c](int tid, int, Barrier&) {
+    gemm_worker(c->ks, c->P, c->L, c->q, tid);
+  });
 }
 
 }  // namespace
@@ -286,7 +288,7 @@ void sgemm_strided_batched(int64_t batch, bool transA, bool transB, int64_t M, i
     std::exception_ptr err;
     std::atomic<int> failed{0};
     std::atomic<int64_t> next{0};
-    run_team(int(std::min<int64_t>(batch, threads)), [&](int, int, Barrier&) {
+    run_team_elastic(int(std::min<int64_t>(batch, threads)), [&](int, int, Barrier&) {
       try {
         for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < batch;)
           sgemm(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
