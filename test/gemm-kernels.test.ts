@@ -5,9 +5,11 @@
  *
  * Error bound: an inner product of length k in float32, summed in any order (blocked, FMA,
  * split over threads), satisfies |ŝ − s| ≤ γ_k Σ|a||b| with γ_n = n·u/(1 − n·u), u = 2⁻²⁴
- * (Higham, §3.1). Scaling by alpha, beta·c and the final addition add three roundings, so each
- * element must satisfy |C − C_ref| ≤ γ_{k+3}·(|alpha|·Σ|a||b| + |beta|·|c|). That is the
- * rigorous worst case for any correct kernel; a packing or edge bug gives O(1) errors.
+ * (the standard forward error bound for summation). Scaling by alpha, beta·c and the final
+ * addition add three roundings, so each element must satisfy
+ *   |C − C_ref| ≤ γ_{k+3}·(|alpha|·Σ|a||b| + |beta|·|c|).
+ * That is the rigorous worst case for any correct kernel; a packing or edge bug gives O(1)
+ * errors.
  */
 import { createRequire } from 'node:module';
 

@@ -83,7 +83,7 @@ KernelIsa kernel_isa() {
 bool kernel_isa_supported(KernelIsa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {
-    case KernelIsa::Avx512: return f.avx512f;
+    case KernelIsa::Avx512: return f.avx512f && f.avx2 && f.fma;
     case KernelIsa::Avx2: return f.avx2 && f.fma;
     default: return true;
   }

@@ -19,6 +19,9 @@ enum class KernelIsa { Generic = 0, Avx2 = 1, Avx512 = 2 };
 // the portable path), unless KFAC_CPU_KERNEL=generic|avx2|avx512 or set_kernel_isa() asked for
 // another one the CPU has. An environment value the CPU lacks falls back to the best one.
 KernelIsa kernel_isa();
+// Whether the dispatch ISA includes `isa` (the ISAs are ordered: Avx512 implies Avx2 and FMA).
+// Code with an AVX2 path should test kernel_isa_at_least(KernelIsa::Avx2), not equality.
+inline bool kernel_isa_at_least(KernelIsa isa) { return int(kernel_isa()) >= int(isa); }
 // Whether this CPU (and OS) can run the kernels of `isa`.
 bool kernel_isa_supported(KernelIsa isa);
 // Forces an ISA (for tests of every path). Asking for one the CPU lacks throws.

@@ -1,12 +1,13 @@
 // Single-precision GEMM driver, row-major: C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C.
 //
-// GotoBLAS/BLIS structure. For each block of NC columns (jc) and KC depth (pc), the team packs
-// op(B)[pc:pc+kc, jc:jc+nc] into k-major NR-wide panels (one shared buffer), then computes
-// C in blocks of about MC rows: each block packs its rows of op(A) into MR-row panels (the
-// member's own buffer) and calls the micro-kernel for every MR×NR tile, B panel outer, A panel
-// inner (the B panel stays in L1/L2, the A block in L2). Members claim these pieces of work
-// from a shared queue (see Plan). The micro-kernel and the blocking sizes come from the ISA
-// chosen at run time (gemm_kernels.h); M == 1 or N == 1 goes to gemm_skinny.cpp.
+// The classic packed structure (as in BLIS). For each block of NC columns (jc) and KC depth
+// (pc), the team packs op(B)[pc:pc+kc, jc:jc+nc] into k-major NR-wide panels (one shared
+// buffer), then computes C in blocks of about MC rows: each block packs its rows of op(A) into
+// MR-row panels (the member's own buffer) and calls the micro-kernel for every MR×NR tile,
+// B panel outer, A panel inner (the B panel stays in L1/L2, the A block in L2). Members claim
+// these pieces of work from a shared queue (see Plan). The micro-kernel and the blocking sizes
+// come from the ISA chosen at run time (gemm_kernels.h); M == 1 or N == 1 goes to
+// gemm_skinny.cpp.
 // Scratch: one grow-only, 64-byte aligned buffer per calling thread, no allocation once warm.
 // Optimised even when the build passes no -O flag (the kernels are useless at -O0).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -19,6 +20,10 @@
 #include <cstdlib>
 #include <exception>
 #include <thread>
+
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
 
 #include "../core/error.h"
 #include "cpu_features.h"
@@ -33,17 +38,33 @@ namespace {
 using gemm::APack;
 using gemm::KernelSet;
 
+void* alloc64(size_t bytes) {
+#if defined(_MSC_VER)
+  return _aligned_malloc(bytes, 64);
+#else
+  return std::aligned_alloc(64, bytes);
+#endif
+}
+
+void free64(void* p) {
+#if defined(_MSC_VER)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
 // Grow-only, 64-byte aligned scratch owned by one thread.
 class Scratch {
  public:
-  ~Scratch() { std::free(data_); }
+  ~Scratch() { free64(data_); }
   float* reserve(size_t floats) {
     if (floats > cap_) {
-      std::free(data_);
+      free64(data_);
       data_ = nullptr;
       cap_ = 0;
       size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
-      void* p = std::aligned_alloc(64, bytes);
+      void* p = alloc64(bytes);
       if (!p)
         throw Error(ErrorCode::OutOfMemory, "sgemm: cannot allocate packing buffers", "", "",
                     std::to_string(bytes) + " bytes");
@@ -218,7 +239,21 @@ void sgemm_impl(const Problem& P, int max_threads) {
   L.apack = buf + b_floats;
 
   Queue q;
-  run_team(nt, [&](int tid, int, Barrier&) { gemm_worker(ks, P, L, q, tid); });
+  if (nt == 1) {
+    gemm_worker(ks, P, L, q, 0);
+    return;
+  }
+  // One pointer of capture keeps the std::function free of heap allocation.
+  struct Ctx {
+    const KernelSet& ks;
+    const Problem& P;
+    const Plan& L;
+    Queue& q;
+  } ctx{ks, P, L, q};
+  const Ctx* c = &ctx;
+  run_team_elastic(nt, [c](int tid, int, Barrier&) {
+    gemm_worker(c->ks, c->P, c->L, c->q, tid);
+  });
 }
 
 }  // namespace
@@ -253,7 +288,7 @@ void sgemm_strided_batched(int64_t batch, bool transA, bool transB, int64_t M, i
     std::exception_ptr err;
     std::atomic<int> failed{0};
     std::atomic<int64_t> next{0};
-    run_team(int(std::min<int64_t>(batch, threads)), [&](int, int, Barrier&) {
+    run_team_elastic(int(std::min<int64_t>(batch, threads)), [&](int, int, Barrier&) {
       try {
         for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < batch;)
           sgemm(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,

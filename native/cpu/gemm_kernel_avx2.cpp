@@ -91,7 +91,7 @@ void kernel(APack layout, int mr, int nr, int64_t kc, const float* pa, const flo
 }  // namespace
 
 const KernelSet& kernels_avx2() {
-  static const KernelSet k{"avx2", MR, NR, KCS, 256, 72, 4096, kernel, pack_b_portable};
+  static const KernelSet k{"avx2", MR, NR, KCS, 256, 72, 4096, kernel, pack_b_avx2};
   return k;
 }
 

@@ -28,6 +28,14 @@ inline KFAC_AVX512 __mmask16 lane_mask(int n) {
 template <int R, bool KMAJ>
 KFAC_AVX512 void tile(int nr, int64_t kc, const float* pa, const float* pb, float* c,
                       int64_t ldc, float alpha, float beta) {
+  // Start fetching the C tile now; it is only read after the k loop.
+  if (beta != 0.f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+  }
   __m512 c0[R], c1[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) {

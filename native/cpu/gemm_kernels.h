@@ -43,6 +43,10 @@ const KernelSet& kernels_avx512();
 void pack_b_avx512(bool transB, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
                    int64_t nc, int nr_panel, float* out);
 
+// The same with 8×8 transposes (gemm_pack_avx2.cpp); NR = 16 only, AVX2 CPUs only.
+void pack_b_avx2(bool transB, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
+                 int64_t nc, int nr_panel, float* out);
+
 // Portable packers used by every ISA (gemm_pack.cpp).
 void pack_b_portable(bool transB, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
                      int64_t nc, int nr_panel, float* out);

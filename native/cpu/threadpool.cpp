@@ -62,13 +62,18 @@ class Pool {
   }
   int size() const { return n_; }
 
-  void run(int team, const TeamFn& fn) {
+  // elastic: members that have not joined by the time member 0 is done are not waited for
+  // (the job must not need them: no Barrier, work claimed dynamically).
+  void run(int team, const TeamFn& fn, bool elastic) {
     std::lock_guard<std::mutex> run_lock(run_mu_);  // one team at a time
     Barrier barrier(team);
     job_ = &fn;
     barrier_ = &barrier;
     team_ = team;
+    elastic_ = elastic;
     pending_.store(team - 1, std::memory_order_relaxed);
+    const uint64_t g = gen_.load(std::memory_order_relaxed) + 1;  // only run() and ~Pool bump it
+    entry_.store((g & kTagMask) << 32, std::memory_order_relaxed);  // open, nobody inside
     {
       std::lock_guard<std::mutex> lk(mu_);
       gen_.fetch_add(1, std::memory_order_release);
@@ -77,9 +82,10 @@ class Pool {
     t_in_team = true;
     fn(0, team, barrier);
     t_in_team = false;
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins < 4096) KFAC_PAUSE(); else std::this_thread::yield();
-    }
+    if (!elastic) spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
+    // Close the job, then wait for whoever joined it to leave.
+    entry_.fetch_or(kClosed, std::memory_order_acq_rel);
+    spin_until([&] { return (entry_.load(std::memory_order_acquire) & kCountMask) == 0; });
     job_ = nullptr;
   }
 
@@ -101,12 +107,35 @@ class Pool {
       }
       seen = g;
       if (stop_) return;
+      // Join job g unless it is closed or already replaced; the job's fields are stable
+      // while we are inside.
+      uint64_t e = entry_.load(std::memory_order_acquire);
+      bool joined = false;
+      while ((e >> 32) == (g & kTagMask) && !(e & kClosed)) {
+        if (entry_.compare_exchange_weak(e, e + 1, std::memory_order_acq_rel)) {
+          joined = true;
+          break;
+        }
+      }
+      if (!joined) continue;
       if (id < team_) {
         (*job_)(id, team_, *barrier_);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        if (!elastic_) pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
+      entry_.fetch_sub(1, std::memory_order_release);
     }
   }
+
+  template <class Done>
+  static void spin_until(Done done) {
+    for (int spins = 0; !done(); ++spins) {
+      if (spins < 4096) KFAC_PAUSE(); else std::this_thread::yield();
+    }
+  }
+
+  static constexpr uint64_t kTagMask = 0xffffffffu;
+  static constexpr uint64_t kClosed = uint64_t(1) << 31;
+  static constexpr uint64_t kCountMask = kClosed - 1;
 
   int n_;
   std::vector<std::thread> workers_;
@@ -114,7 +143,10 @@ class Pool {
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
   std::atomic<int> pending_{0};
+  // Generation tag (high 32 bits) | closed bit | members inside the current job.
+  std::atomic<uint64_t> entry_{kClosed};
   const TeamFn* job_ = nullptr;
+  bool elastic_ = false;
   Barrier* barrier_ = nullptr;
   int team_ = 1;
   bool stop_ = false;
@@ -165,7 +197,9 @@ void set_num_threads(int n) {
   g_threads = n <= 0 ? default_threads() : std::min(n, 256);
 }
 
-void run_team(int want, const TeamFn& fn) {
+namespace {
+
+void run_team_impl(int want, const TeamFn& fn, bool elastic) {
   int team = std::max(1, want);
   if (t_in_team) team = 1;
   if (team > 1) team = std::min(team, num_threads());
@@ -174,8 +208,14 @@ void run_team(int want, const TeamFn& fn) {
     fn(0, 1, b);
     return;
   }
-  pool().run(team, fn);
+  pool().run(team, fn, elastic);
 }
+
+}  // namespace
+
+void run_team(int want, const TeamFn& fn) { run_team_impl(want, fn, false); }
+
+void run_team_elastic(int want, const TeamFn& fn) { run_team_impl(want, fn, true); }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

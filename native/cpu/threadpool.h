@@ -34,6 +34,12 @@ void set_num_threads(int n);
 // A call made from inside a team runs with a team of one.
 void run_team(int want, const TeamFn& fn);
 
+// Like run_team, but members that have not started by the time member 0 returns are not
+// waited for (a member descheduled by other load holds nobody up). Only for jobs whose
+// members claim work dynamically until none is left: no Barrier, no fixed share per tid
+// (tid stays unique, e.g. to index per-member buffers).
+void run_team_elastic(int want, const TeamFn& fn);
+
 // Splits [0, n) into contiguous chunks of at least `grain` items over the pool and
 // calls fn(begin, end) for each.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
