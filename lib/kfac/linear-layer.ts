@@ -1,25 +1,8 @@
 /** K-FAC layers for nn.Linear modules: the weight/bias gradients and the captured a and g. */
 import { describe, invalidArgument } from '../errors.js';
 import type { Linear } from '../nn/layers.js';
-import type { ParamSlot } from '../nn/module.js';
-import type { Param } from '../optim/types.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { parameterView } from '../nn/module.js';
 import type { KfacLayer } from './layer.js';
-
-function param(name: string, slot: ParamSlot): Param {
-  return {
-    name,
-    get tensor() {
-      return slot.tensor;
-    },
-    get grad() {
-      return slot.grad;
-    },
-    set grad(g: Tensor | null) {
-      slot.grad = g;
-    },
-  };
-}
 
 /**
  * A KfacLayer over an nn.Linear (torch layout, W [out, in]). Its input and output gradient are
@@ -32,8 +15,8 @@ export function linearLayer(name: string, linear: Linear, options: { inputKey?: 
     invalidArgument('linear.layout', "'linear' (W stored [out, in]); Conv1D-layout weights are preconditioned through their LoRA layers", `'${linear.layout}'`);
   const layer: KfacLayer = {
     name,
-    weight: param(`${name}.weight`, linear.weight),
-    bias: linear.bias ? param(`${name}.bias`, linear.bias) : null,
+    weight: parameterView(`${name}.weight`, linear.weight),
+    bias: linear.bias ? parameterView(`${name}.bias`, linear.bias) : null,
     input: () => linear.input ?? invalidArgument(`${name}.input`, 'a forward pass before the K-FAC step', 'none'),
     outputGrad: () => linear.outputGrad ?? invalidArgument(`${name}.outputGrad`, 'a backward pass before the K-FAC step', 'none'),
   };

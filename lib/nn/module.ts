@@ -26,6 +26,28 @@ export interface Parameter {
   trainable: boolean;
 }
 
+/** A named, live view of a parameter slot: reads and writes go to the slot. */
+export function parameterView(name: string, slot: ParamSlot): Parameter {
+  return {
+    name,
+    get tensor() {
+      return slot.tensor;
+    },
+    get grad() {
+      return slot.grad;
+    },
+    set grad(g: Tensor | null) {
+      slot.grad = g;
+    },
+    get trainable() {
+      return slot.trainable;
+    },
+    set trainable(v: boolean) {
+      slot.trainable = v;
+    },
+  };
+}
+
 /** @internal A parameter owned by one module. */
 export class ParamSlot {
   grad: Tensor | null = null;
@@ -97,27 +119,7 @@ export abstract class Module implements Disposable {
   /** Named parameters of this module and its submodules, depth first. */
   parameters(prefix = ''): Parameter[] {
     const out: Parameter[] = [];
-    for (const [n, slot] of this.#params) {
-      const name = prefix + n;
-      out.push({
-        name,
-        get tensor() {
-          return slot.tensor;
-        },
-        get grad() {
-          return slot.grad;
-        },
-        set grad(g: Tensor | null) {
-          slot.grad = g;
-        },
-        get trainable() {
-          return slot.trainable;
-        },
-        set trainable(v: boolean) {
-          slot.trainable = v;
-        },
-      });
-    }
+    for (const [n, slot] of this.#params) out.push(parameterView(prefix + n, slot));
     for (const [n, m] of this.#children) out.push(...m.parameters(`${prefix}${n}.`));
     return out;
   }
