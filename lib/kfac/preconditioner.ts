@@ -21,6 +21,7 @@ import { describe, invalidArgument, KfacError } from '../errors.js';
 import { dampedInverse } from '../linalg/cholesky.js';
 import * as ops from '../ops/index.js';
 import { clipGradNorm } from '../optim/clip.js';
+import { hyperAt, hyperOption } from '../optim/optimizer.js';
 import type { Hyper } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
@@ -120,18 +121,10 @@ interface LayerState {
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
-function hyper(o: Record<string, unknown>, key: string, fallback: Hyper): Hyper {
-  const v = o[key];
-  if (v === undefined) return fallback;
-  if (typeof v === 'function') return v as (s: number) => number;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) invalidArgument(key, 'a non-negative number or a function of the step', describe(v));
-  return v;
-}
-
-function at(h: Hyper, step: number, key: string, lo: number, hi: number): number {
-  const v = typeof h === 'function' ? h(step) : h;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) invalidArgument(key, `a number in [${lo}, ${hi}] at step ${step}`, describe(v));
-  return v;
+function normOf(ts: readonly Tensor[]): number {
+  let sq = 0;
+  for (const t of ts) sq += ops.sumSquares(t);
+  return Math.sqrt(sq);
 }
 
 export class KfacPreconditioner {
@@ -158,10 +151,10 @@ export class KfacPreconditioner {
     if (!Array.isArray(layers) || layers.length === 0) invalidArgument('layers', 'a non-empty array of K-FAC layers', describe(layers));
     const o = checkOptions(options);
     this.layers = layers;
-    this.damping = hyper(o, 'damping', 1e-3);
-    this.factorDecay = hyper(o, 'factorDecay', 0.95);
-    this.factorEvery = hyper(o, 'factorEvery', 1);
-    this.inverseEvery = hyper(o, 'inverseEvery', 10);
+    this.damping = hyperOption(o, 'damping', 1e-3, 0, Infinity);
+    this.factorDecay = hyperOption(o, 'factorDecay', 0.95, 0, 1);
+    this.factorEvery = hyperOption(o, 'factorEvery', 1, 1, 1e9);
+    this.inverseEvery = hyperOption(o, 'inverseEvery', 10, 1, 1e9);
     const method = o['method'] ?? 'eigen';
     if (method !== 'eigen' && method !== 'inverse') invalidArgument('method', "'eigen' or 'inverse'", describe(method));
     this.method = method;
@@ -179,7 +172,7 @@ export class KfacPreconditioner {
     this.factorInit = init;
     this.newtonClip = this.#checkNewtonClip(o['newtonClip']);
     const gc = o['gradClip'];
-    this.gradClip = gc === undefined || gc === null ? null : hyper(o, 'gradClip', 0);
+    this.gradClip = gc === undefined || gc === null ? null : hyperOption(o, 'gradClip', 0, 0, Infinity);
 
     const names = new Set<string>();
     layers.forEach((l, i) => {
@@ -216,10 +209,10 @@ export class KfacPreconditioner {
     if (v === undefined || v === null) return null;
     const o = checkOptions(v, 'newtonClip');
     const mode = o['mode'] ?? 'global';
-    if (mode === 'fisher') return { mode, c: hyper(o, 'c', 1e-3) };
+    if (mode === 'fisher') return { mode, c: hyperOption(o, 'c', 1e-3, 0, Infinity) };
     if (mode !== 'global' && mode !== 'per-tensor') invalidArgument('newtonClip.mode', "'global', 'per-tensor' or 'fisher'", describe(mode));
     if (o['maxNorm'] === undefined) invalidArgument('newtonClip.maxNorm', 'a positive number or a function of the step', 'nothing');
-    return { mode, maxNorm: hyper(o, 'maxNorm', 1) };
+    return { mode, maxNorm: hyperOption(o, 'maxNorm', 1, 0, Infinity) };
   }
 
   #factor(key: string, dim: number, where: string): Factor {
@@ -259,10 +252,10 @@ export class KfacPreconditioner {
     const N = c['batchSize'];
     if (typeof N !== 'number' || !Number.isInteger(N) || N < 1) invalidArgument('batchSize', 'a positive integer', describe(N));
     const s = this.stepCount;
-    const damping = at(this.damping, s, 'damping', 0, 1e12);
-    const beta = at(this.factorDecay, s, 'factorDecay', 0, 1);
-    const factorEvery = Math.max(1, Math.round(at(this.factorEvery, s, 'factorEvery', 1, 1e9)));
-    const inverseEvery = Math.max(1, Math.round(at(this.inverseEvery, s, 'inverseEvery', 1, 1e9)));
+    const damping = hyperAt(this.damping, s, 'damping', 0, 1e12);
+    const beta = hyperAt(this.factorDecay, s, 'factorDecay', 0, 1);
+    const factorEvery = Math.max(1, Math.round(hyperAt(this.factorEvery, s, 'factorEvery', 1, 1e9)));
+    const inverseEvery = Math.max(1, Math.round(hyperAt(this.inverseEvery, s, 'inverseEvery', 1, 1e9)));
     const tel: KfacTelemetry = {
       step: s,
       preconditioned: false,
@@ -284,14 +277,12 @@ export class KfacPreconditioner {
     const grads = live.flatMap((st) => [st.layer.weight.grad as Tensor, ...(st.hasBias && st.layer.bias?.grad ? [st.layer.bias.grad] : [])]);
 
     // 1. Gradient clipping before preconditioning (the ablation), and the raw gradient norm.
-    {
-      let sq = 0;
-      for (const g of grads) sq += ops.sumSquares(g);
-      tel.gradNorm = Math.sqrt(sq);
-      if (this.gradClip !== null) {
-        const r = clipGradNorm(grads, at(this.gradClip, s, 'gradClip', 0, 1e12));
-        tel.gradClipScale = r.scale;
-      }
+    if (this.gradClip !== null) {
+      const r = clipGradNorm(grads, hyperAt(this.gradClip, s, 'gradClip', 0, 1e12));
+      tel.gradNorm = r.norm;
+      tel.gradClipScale = r.scale;
+    } else {
+      tel.gradNorm = normOf(grads);
     }
 
     // 2. Factor updates.
@@ -326,17 +317,17 @@ export class KfacPreconditioner {
       tel.timings.preconditionMs = ms(t0);
       t0 = process.hrtime.bigint();
       const steps = live.flatMap((st) => [st.P, ...(st.Pb && st.layer.bias?.grad ? [st.Pb] : [])]);
-      let sq = 0;
-      for (const p of steps) sq += ops.sumSquares(p);
-      tel.preClipNorm = Math.sqrt(sq);
       if (this.newtonClip) {
         const nc = this.newtonClip;
         const r =
           nc.mode === 'fisher'
-            ? clipNewtonStep(steps, { mode: 'fisher', c: at(nc.c, s, 'newtonClip.c', 0, 1e12), lr: this.#lr(c), grads })
-            : clipNewtonStep(steps, { mode: nc.mode ?? 'global', maxNorm: at(nc.maxNorm, s, 'newtonClip.maxNorm', 0, 1e12) });
+            ? clipNewtonStep(steps, { mode: 'fisher', c: hyperAt(nc.c, s, 'newtonClip.c', 0, 1e12), lr: this.#lr(c), grads })
+            : clipNewtonStep(steps, { mode: nc.mode ?? 'global', maxNorm: hyperAt(nc.maxNorm, s, 'newtonClip.maxNorm', 0, 1e12) });
+        tel.preClipNorm = r.norm; // the clip's own reduction: ‖P‖ over all tensors before scaling
         tel.clipScale = r.scale;
         tel.clipped = r.clipped;
+      } else {
+        tel.preClipNorm = normOf(steps);
       }
       for (const st of live) {
         ops.copy(st.P, st.layer.weight.grad as Tensor);

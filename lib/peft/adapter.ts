@@ -16,7 +16,7 @@ import { ConfigError, describe, FileError, FormatError, invalidArgument, ShapeEr
 import { SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
-import { writeFilesAtomic } from './atomic.js';
+import { writeFilesAtomic } from '../util/atomic.js';
 import { applyLora, type LoraConfig, type LoraState, loraState, removeLora, requireLora, type ResolvedLoraConfig, savedHeadParameters, setRawConfig, type TargetModules } from './lora.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';

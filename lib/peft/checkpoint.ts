@@ -22,7 +22,7 @@ import type { Module } from '../nn/module.js';
 import { Optimizer, type OptimizerState } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterFiles, loadAdapter } from './adapter.js';
-import { writeFilesAtomic } from './atomic.js';
+import { writeFilesAtomic } from '../util/atomic.js';
 import { loraState } from './lora.js';
 
 export const OPTIMIZER_WEIGHTS = 'optimizer.safetensors';

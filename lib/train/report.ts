@@ -4,9 +4,7 @@
  * the baseline's best, time per step, divergences). One self-contained HTML page with the SVGs
  * inline, plus each SVG as its own file.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-
+import { writeFilesAtomic } from '../util/atomic.js';
 import { lineChartSvg, type Series } from './plot.js';
 
 export interface RunCurve {
@@ -90,14 +88,8 @@ ${table}
 
 /** Writes report.html and the SVGs into `dir` (each file written to a temporary name, then renamed). */
 export function writeReport(dir: string, input: ReportInput): RunRow[] {
-  mkdirSync(dir, { recursive: true });
   const { html, svgs, rows } = renderReport(input);
-  const put = (name: string, text: string) => {
-    const tmp = join(dir, `.${name}.tmp`);
-    writeFileSync(tmp, text);
-    renameSync(tmp, join(dir, name));
-  };
-  for (const [name, svg] of Object.entries(svgs)) put(name, svg);
-  put('report.html', html);
+  const enc = new TextEncoder();
+  writeFilesAtomic(dir, [...Object.entries(svgs).map(([name, svg]) => ({ name, bytes: enc.encode(svg) })), { name: 'report.html', bytes: enc.encode(html) }]);
   return rows;
 }

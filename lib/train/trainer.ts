@@ -8,12 +8,13 @@
  * backward, evaluate, save and load); the optimizer is anything with `step(ctx)` — AdamW, SGD
  * or KFAC — so the loop is the same for every side of a comparison.
  */
-import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 
 import { describe, invalidArgument } from '../errors.js';
 import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { writeFilesAtomic } from '../util/atomic.js';
 import { checkOptions } from '../util/validate.js';
 
 export interface TrainerTask<B> {
@@ -216,11 +217,7 @@ export class Trainer<B> {
   }
 }
 
-/** Writes a JSON file atomically: a temporary file in the same folder, then a rename. */
+/** Writes a JSON file atomically: a temporary file in the same folder, flushed, then a rename. */
 export function writeJsonAtomic(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  // rename is atomic within one file system: readers see the old file or the new one.
-  renameSync(tmp, path);
+  writeFilesAtomic(dirname(path), [{ name: basename(path), bytes: () => new TextEncoder().encode(JSON.stringify(value, null, 2) + '\n') }]);
 }
