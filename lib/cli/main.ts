@@ -9,17 +9,27 @@ usage: kfac-peft <command> [options]
 
 commands:
   info [--json]                 version, backends, CPU features and threads
+  train --model M --data D [options]
+                                fine-tune LoRA with K-FAC (Newton-step clipping), AdamW or SGD;
+                                live progress, JSONL log, PEFT adapter, HTML/SVG report
+  eval --model M --data D [--adapter DIR]
+                                dev loss and metrics
+  compare --model M --data D --runs adamw:lr=1e-3,kfac:newton-clip=1 [--seeds 1,2,3]
+                                optimizers side by side on the same model, data and seeds; one report
   bench <case|all> [options]    microbenchmarks of the kernels against OpenBLAS/LAPACK
                                 (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer)
-  help                          this text
+  help [command]                this text, or a command's options
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
-      case undefined:
       case 'help':
+        if (rest[0] === 'train' || rest[0] === 'eval' || rest[0] === 'compare') return await main([rest[0], '--help']);
+        process.stdout.write(USAGE);
+        return 0;
+      case undefined:
       case '--help':
       case '-h':
         process.stdout.write(USAGE);
@@ -30,6 +40,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       case 'info':
         return await (await import('./commands/info.js')).infoCommand(rest);
+      case 'train':
+        return await (await import('./commands/train.js')).trainCommand(rest);
+      case 'eval':
+        return await (await import('./commands/eval.js')).evalCommand(rest);
+      case 'compare':
+        return await (await import('./commands/compare.js')).compareCommand(rest);
       case 'bench':
         return await (await import('./commands/bench.js')).benchCommand(rest);
       default:

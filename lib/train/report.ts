@@ -52,6 +52,8 @@ export interface ReportInput {
   runs: RunCurve[];
   /** Lines of context: model, data, seed, commands. */
   details: string[];
+  /** A table to show instead of the default one (e.g. a multi-seed comparison): header cells and rows. */
+  table?: { head: string[]; rows: string[][] };
 }
 
 export function renderReport(input: ReportInput): { html: string; svgs: Record<string, string>; rows: RunRow[] } {
@@ -63,7 +65,9 @@ export function renderReport(input: ReportInput): { html: string; svgs: Record<s
     'metric-steps.svg': lineChartSvg({ title: `Evaluation ${input.metricName}`, xLabel: 'step', yLabel: input.metricName, series: series((r) => r.evals.map(([s, v]) => [s, v])) }),
     'metric-time.svg': lineChartSvg({ title: `Evaluation ${input.metricName} against wall time`, xLabel: 'seconds', yLabel: input.metricName, series: series((r) => r.evals.map(([, v, t]) => [t / 1000, v])) }),
   };
-  const table = [
+  const table = input.table
+    ? ['<table>', `<tr>${input.table.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`, ...input.table.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`), '</table>'].join('\n')
+    : [
     '<table>',
     `<tr><th>run</th><th>final ${esc(input.metricName)}</th><th>best ${esc(input.metricName)}</th><th>steps to reach ${esc(input.runs[0]?.name ?? 'baseline')}'s best</th><th>ms / step</th><th>diverged</th></tr>`,
     ...rows.map((r) => `<tr><td>${esc(r.name)}</td><td>${f(r.finalMetric)}</td><td>${f(r.bestMetric)}</td><td>${r.stepsToBaselineBest ?? 'never'}</td><td>${f(r.msPerStep, 3)}</td><td>${r.diverged ? 'yes' : 'no'}</td></tr>`),

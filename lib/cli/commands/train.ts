@@ -1,0 +1,81 @@
+/** `kfac-peft train --model … --data … [--optimizer kfac|adamw|sgd] [--newton-clip N] …` */
+import { join } from 'node:path';
+
+import { executeRun, prepareRun } from '../../train/run.js';
+import { writeReport } from '../../train/report.js';
+import { curveOf } from '../../train/compare.js';
+import { runSummary, readLog } from '../../train/run.js';
+import { setNumThreads } from '../../runtime.js';
+import { parseArgs, UsageError } from '../args.js';
+import { checkOutDir, defaultOutDir } from '../run-common.js';
+import { completeRun, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
+import { formatDuration, TrainDisplay } from '../train-display.js';
+
+export const TRAIN_USAGE = `usage: kfac-peft train --model <dir|file.bin> --data <dir|file> [options]
+
+Fine-tunes LoRA adapters of the model on the data, with a live display on stderr, and writes to --out:
+metrics.jsonl (one line per step and evaluation), adapter/ (PEFT format), checkpoint-best/,
+run.json (summary), report.html with SVG plots. Ctrl-C saves checkpoint-interrupted/; --resume continues.
+
+options:
+  --peft lora                  the parameter-efficient method (LoRA)
+  --out DIR                    output folder (default runs/train-<date>); must be empty unless --overwrite
+  --overwrite | --resume       write into an existing folder / continue its interrupted run
+  --threads N                  CPU threads (default: all the process may use)
+  --json                       print the summary as JSON on stdout
+  --quiet                      no live display
+${runFlagsHelp()}
+`;
+
+export const COMMON_FLAGS = { peft: 'string', out: 'string', overwrite: 'boolean', threads: 'int', json: 'boolean', quiet: 'boolean' } as const;
+
+export function checkPeft(v: unknown): void {
+  if (v !== undefined && v !== 'lora') throw new UsageError(`--peft: only 'lora' is available, got ${JSON.stringify(v)}`);
+}
+
+export async function trainCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(TRAIN_USAGE);
+    return 0;
+  }
+  const { positional, flags } = parseArgs(argv, { ...runFlagKinds(), ...COMMON_FLAGS, resume: 'boolean' });
+  if (positional.length > 0) throw new UsageError(`train takes no positional arguments, got ${positional.join(' ')}`);
+  checkPeft(flags['peft']);
+  const config = completeRun(runOverrides(flags));
+  if (flags['overwrite'] && flags['resume']) throw new UsageError('--overwrite and --resume exclude each other');
+  const out = (flags['out'] as string | undefined) ?? defaultOutDir('train');
+  checkOutDir(out, { overwrite: !!flags['overwrite'], resume: !!flags['resume'] });
+  if (flags['threads'] !== undefined) setNumThreads(flags['threads'] as number);
+  const prepared = prepareRun(config);
+  const d = prepared.data;
+  const quiet = !!flags['quiet'];
+  if (!quiet)
+    process.stderr.write(
+      `${config.name}: ${config.model} on ${d.source} (${d.kind}, ${d.train.length} train / ${d.dev.length} dev${d.kind === 'causal-lm' ? ' documents' : ''}), LoRA r=${config.loraR}, out ${out}\n`,
+    );
+  const display = new TrainDisplay(config.name, d.kind === 'causal-lm' ? 'perplexity' : (d.spec.metrics[0] ?? 'loss'), process.stderr, quiet);
+  const result = await executeRun(prepared, out, { onEvent: (e, total) => display.event(e, total), resume: !!flags['resume'] });
+  display.clear();
+  const s = runSummary(result);
+  const history = readLog(join(out, 'metrics.jsonl'));
+  writeReport(out, {
+    title: `${config.name} — ${d.source}`,
+    metricName: result.monitor,
+    mode: result.mode,
+    runs: [curveOf(config.name, history, result.monitor)],
+    details: [`model ${config.model}`, `data ${d.source}`, `seed ${config.seed}`, `command kfac-peft train ${argv.join(' ')}`],
+  });
+  if (flags['json']) process.stdout.write(JSON.stringify({ ...s, out }, null, 2) + '\n');
+  else {
+    const best = s.best ? `${s.best.value.toPrecision(4)} at step ${s.best.step}` : '–';
+    process.stdout.write(
+      `${s.name}: ${s.steps} steps in ${formatDuration(result.fit.state.elapsedMs)} (${s.msPerStep.toFixed(1)} ms/step); final ${s.monitor} ${s.final?.toPrecision(4) ?? '–'}, best ${best}\n` +
+        (s.interrupted ? `interrupted: checkpoint saved in ${join(out, 'checkpoint-interrupted')}; continue with --resume --out ${out}\n` : `adapter: ${join(out, 'adapter')}\nreport: ${join(out, 'report.html')}\n`),
+    );
+  }
+  if (s.diverged) {
+    process.stderr.write(`kfac-peft: the run diverged (non-finite loss at step ${s.steps + 1}); lower --lr or add --newton-clip / --grad-clip\n`);
+    return 1;
+  }
+  return s.interrupted ? 130 : 0;
+}

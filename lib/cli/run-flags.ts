@@ -1,0 +1,129 @@
+/**
+ * The options of a fine-tuning run, one table shared by `train`, `eval` and `compare` (whose
+ * `--runs` entries override them as `key=value`): flag name → RunConfig field, kind and range.
+ * Every value is checked here, before a model or a file is touched.
+ */
+import { DEFAULTS, type OptimizerName, type RunConfig } from '../train/run.js';
+import { UsageError } from './args.js';
+
+type Kind =
+  | { t: 'string' }
+  | { t: 'number'; min: number; max: number; open?: 'min' | 'max' | 'both' }
+  | { t: 'int'; min: number }
+  | { t: 'enum'; values: readonly string[] }
+  | { t: 'list' };
+
+interface Spec {
+  key: keyof RunConfig;
+  kind: Kind;
+  help: string;
+}
+
+const num = (min: number, max: number, open?: 'min' | 'max' | 'both'): Kind => ({ t: 'number', min, max, ...(open ? { open } : {}) });
+const int = (min: number): Kind => ({ t: 'int', min });
+
+export const RUN_FLAGS: Record<string, Spec> = {
+  model: { key: 'model', kind: { t: 'string' }, help: 'Hugging Face model folder or llama2.c .bin checkpoint' },
+  tokenizer: { key: 'tokenizer', kind: { t: 'string' }, help: 'tokenizer.json or llama2.c tokenizer .bin (default: beside the model)' },
+  data: { key: 'data', kind: { t: 'string' }, help: 'GLUE folder, folder with task.json, .tsv/.csv/.jsonl, or .txt for causal LM' },
+  dev: { key: 'dev', kind: { t: 'string' }, help: 'dev split file (default: dev.* in the data folder, else 10% held out)' },
+  'text-column': { key: 'textColumn', kind: { t: 'string' }, help: 'column of the text (default sentence / text)' },
+  'text-pair-column': { key: 'textPairColumn', kind: { t: 'string' }, help: 'column of the second text' },
+  'label-column': { key: 'labelColumn', kind: { t: 'string' }, help: 'column of the label (default label)' },
+  'train-limit': { key: 'trainLimit', kind: int(1), help: 'use at most N training examples / documents' },
+  'eval-limit': { key: 'evalLimit', kind: int(1), help: 'use at most N dev examples (causal LM: blocks)' },
+  'lora-r': { key: 'loraR', kind: int(1), help: `LoRA rank (default ${DEFAULTS.loraR})` },
+  'lora-alpha': { key: 'loraAlpha', kind: num(0, 1e6, 'min'), help: `LoRA alpha (default ${DEFAULTS.loraAlpha})` },
+  'lora-dropout': { key: 'loraDropout', kind: num(0, 1, 'max'), help: 'LoRA dropout (default 0)' },
+  'target-modules': { key: 'targets', kind: { t: 'list' }, help: "comma-separated module names or 'all-linear' (default: query and value projections)" },
+  optimizer: { key: 'optimizer', kind: { t: 'enum', values: ['adamw', 'kfac', 'sgd'] }, help: 'adamw | kfac | sgd (default kfac)' },
+  lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd})` },
+  'weight-decay': { key: 'weightDecay', kind: num(0, 1e3), help: 'decoupled (AdamW) or L2 weight decay (default 0)' },
+  schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default constant)' },
+  warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 0)' },
+  momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})` },
+  damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})` },
+  'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
+  'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
+  'newton-clip': { key: 'newtonClip', kind: num(0, 1e12, 'min'), help: 'clip the K-FAC Newton step to this norm' },
+  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global (default) or per-tensor' },
+  'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
+  steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
+  epochs: { key: 'epochs', kind: int(1), help: 'epochs when --steps is not given (default 1)' },
+  'batch-size': { key: 'batchSize', kind: int(1), help: `examples per batch (default ${DEFAULTS.batchSize})` },
+  'grad-accumulation': { key: 'gradAccumulation', kind: int(1), help: 'micro-batches per step (default 1)' },
+  'max-length': { key: 'maxLength', kind: int(2), help: `tokens per example / LM block (default ${DEFAULTS.maxLength})` },
+  'eval-every': { key: 'evalEvery', kind: int(1), help: 'evaluate every N steps (default: at the end)' },
+  patience: { key: 'patience', kind: int(1), help: 'early stopping after N evaluations without improvement' },
+  seed: { key: 'seed', kind: int(0), help: 'seed of the head, LoRA init and data order (default 0)' },
+  name: { key: 'name', kind: { t: 'string' }, help: 'label of the run in logs and reports' },
+};
+
+/** Parses one value of a run option; throws UsageError naming the flag. */
+export function parseRunValue(flag: string, raw: string): unknown {
+  const spec = RUN_FLAGS[flag];
+  if (!spec) throw new UsageError(`unknown option --${flag}`);
+  const k = spec.kind;
+  const bad = (what: string): never => {
+    throw new UsageError(`--${flag}: expected ${what}, got ${JSON.stringify(raw)}`);
+  };
+  switch (k.t) {
+    case 'string':
+      return raw;
+    case 'list':
+      return raw === 'all-linear' ? 'all-linear' : raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0 || bad('comma-separated names'));
+    case 'enum':
+      return k.values.includes(raw) ? raw : bad(k.values.join(' | '));
+    case 'int': {
+      if (!/^\d+$/.test(raw)) bad(`an integer ≥ ${k.min}`);
+      const v = Number(raw);
+      return Number.isSafeInteger(v) && v >= k.min ? v : bad(`an integer ≥ ${k.min}`);
+    }
+    case 'number': {
+      const v = raw.trim() === '' ? NaN : Number(raw);
+      const loOk = k.open === 'min' || k.open === 'both' ? v > k.min : v >= k.min;
+      const hiOk = k.open === 'max' || k.open === 'both' ? v < k.max : v <= k.max;
+      const range = `${k.open === 'min' || k.open === 'both' ? '(' : '['}${k.min}, ${k.max}${k.open === 'max' || k.open === 'both' ? ')' : ']'}`;
+      return Number.isFinite(v) && loOk && hiOk ? v : bad(`a number in ${range}`);
+    }
+  }
+}
+
+/** Flag kinds for parseArgs: every run option takes a string value. */
+export function runFlagKinds(): Record<string, 'string'> {
+  return Object.fromEntries(Object.keys(RUN_FLAGS).map((f) => [f, 'string' as const]));
+}
+
+/** RunConfig fields from parsed string flags (only those given). */
+export function runOverrides(flags: Record<string, unknown>): Partial<RunConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [f, v] of Object.entries(flags)) if (RUN_FLAGS[f] && typeof v === 'string') out[RUN_FLAGS[f].key] = parseRunValue(f, v);
+  return out as Partial<RunConfig>;
+}
+
+/** A full RunConfig: defaults (the learning rate by optimizer), then the given fields. */
+export function completeRun(given: Partial<RunConfig>): RunConfig {
+  if (!given.model) throw new UsageError('--model is required');
+  if (!given.data) throw new UsageError('--data is required');
+  const optimizer: OptimizerName = given.optimizer ?? 'kfac';
+  const { lr: _lr, ...rest } = DEFAULTS;
+  const c = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] } as RunConfig;
+  if (!c.name) c.name = defaultName(c);
+  if (c.newtonClip !== undefined && c.optimizer !== 'kfac') throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
+  if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
+  return c;
+}
+
+/** e.g. "adamw lr=0.001", "kfac+newton-clip=1". */
+export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'>): string {
+  let n = `${c.optimizer} lr=${c.lr}`;
+  if (c.newtonClip !== undefined) n += ` newton-clip=${c.newtonClip}`;
+  if (c.gradClip !== undefined) n += ` grad-clip=${c.gradClip}`;
+  return n;
+}
+
+export function runFlagsHelp(): string {
+  return Object.entries(RUN_FLAGS)
+    .map(([f, s]) => `  --${f.padEnd(20)} ${s.help}`)
+    .join('\n');
+}

@@ -1,0 +1,150 @@
+/**
+ * Side-by-side optimizer comparisons: several run configurations × seeds on the same model and
+ * data. Per seed, every run is measured against the baseline's best metric at that seed (steps
+ * to reach it); per configuration, the seeds are summarised (mean ± standard deviation).
+ * The baseline is, unless named, the AdamW configuration with the best mean best-metric — so an
+ * AdamW learning-rate grid competes as its tuned best.
+ */
+import type { RunCurve } from './report.js';
+import type { RunResult, RunSummary } from './run.js';
+import { runSummary } from './run.js';
+import type { TrainerEvent } from './trainer.js';
+
+export interface CompareRun {
+  /** Name of the configuration (shared by its seeds). */
+  name: string;
+  optimizer: string;
+  seed: number;
+  summary: RunSummary;
+  curve: RunCurve;
+}
+
+export interface ConfigRow {
+  name: string;
+  optimizer: string;
+  seeds: number[];
+  final: { mean: number; std: number };
+  best: { mean: number; std: number };
+  /** Per seed: first evaluated step at which the run reached the baseline's best at that seed. */
+  stepsToBaseline: (number | undefined)[];
+  msPerStep: number;
+  diverged: number;
+  clipRate: number | undefined;
+}
+
+export interface Comparison {
+  baseline: string;
+  monitor: string;
+  mode: 'min' | 'max';
+  rows: ConfigRow[];
+  runs: CompareRun[];
+}
+
+type StepEvent = Extract<TrainerEvent, { kind: 'step' }>;
+type EvalEvent = Extract<TrainerEvent, { kind: 'eval' }>;
+
+/** The curves of a run from its events. */
+export function curveOf(name: string, history: readonly TrainerEvent[], monitor: string): RunCurve {
+  const steps = history.filter((e): e is StepEvent => e.kind === 'step');
+  const evals = history.filter((e): e is EvalEvent => e.kind === 'eval');
+  const timed = steps.filter((s) => s.ms > 0);
+  return {
+    name,
+    train: steps.map((s) => [s.step, s.loss, s.elapsedMs]),
+    evals: evals.map((e) => [e.step, monitor === 'loss' ? e.loss : e.metrics[monitor]!, e.elapsedMs, e.loss]),
+    msPerStep: timed.length ? timed.reduce((a, s) => a + s.ms, 0) / timed.length : NaN,
+    diverged: steps.some((s) => !Number.isFinite(s.loss)),
+  };
+}
+
+export function compareRun(r: RunResult, seed: number): CompareRun {
+  return { name: r.name, optimizer: r.config.optimizer, seed, summary: runSummary(r), curve: curveOf(r.name, r.fit.history, r.monitor) };
+}
+
+const meanStd = (xs: readonly number[]) => {
+  const v = xs.filter(Number.isFinite);
+  if (v.length === 0) return { mean: NaN, std: NaN };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, std };
+};
+
+function bestOf(c: RunCurve, mode: 'min' | 'max'): number {
+  let b = mode === 'max' ? -Infinity : Infinity;
+  for (const e of c.evals) if (Number.isFinite(e[1]) && (mode === 'max' ? e[1] > b : e[1] < b)) b = e[1];
+  return Number.isFinite(b) ? b : NaN;
+}
+
+/** Summarises runs by configuration, against a baseline configuration. */
+export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 'min' | 'max', baseline?: string): Comparison {
+  const names = [...new Set(runs.map((r) => r.name))];
+  const byName = (n: string) => runs.filter((r) => r.name === n);
+  const meanBest = (n: string) => meanStd(byName(n).map((r) => bestOf(r.curve, mode))).mean;
+  const better = (a: number, b: number) => (mode === 'max' ? a > b : a < b);
+  let base = baseline;
+  if (base === undefined) {
+    const adam = names.filter((n) => byName(n)[0]!.optimizer === 'adamw');
+    const pool = adam.length ? adam : names.slice(0, 1);
+    base = pool.reduce((b, n) => (better(meanBest(n), meanBest(b)) || !Number.isFinite(meanBest(b)) ? n : b), pool[0]!);
+  }
+  const reach = (r: CompareRun): number | undefined => {
+    const b = byName(base!).find((x) => x.seed === r.seed);
+    if (!b) return undefined;
+    const target = bestOf(b.curve, mode);
+    if (!Number.isFinite(target)) return undefined;
+    return r.curve.evals.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target))?.[0];
+  };
+  const rows = names.map((n): ConfigRow => {
+    const rs = byName(n);
+    const clip = rs.map((r) => r.summary.clipRate).filter((c): c is number => c !== undefined);
+    return {
+      name: n,
+      optimizer: rs[0]!.optimizer,
+      seeds: rs.map((r) => r.seed),
+      final: meanStd(rs.map((r) => r.summary.final ?? NaN)),
+      best: meanStd(rs.map((r) => bestOf(r.curve, mode))),
+      stepsToBaseline: rs.map(reach),
+      msPerStep: meanStd(rs.map((r) => r.curve.msPerStep)).mean,
+      diverged: rs.filter((r) => r.summary.diverged).length,
+      clipRate: clip.length ? meanStd(clip).mean : undefined,
+    };
+  });
+  return { baseline: base, monitor, mode, rows, runs: [...runs] };
+}
+
+const f = (v: number, d = 4) => (Number.isFinite(v) ? Number(v.toPrecision(d)).toString() : '–');
+const pm = (m: { mean: number; std: number }, seeds: number) => (seeds > 1 ? `${f(m.mean)} ± ${f(m.std, 2)}` : f(m.mean));
+
+/** The comparison as table cells (header + rows), for the terminal, Markdown and the report. */
+export function comparisonTable(c: Comparison): { head: string[]; rows: string[][] } {
+  return {
+    head: ['run', `final ${c.monitor}`, `best ${c.monitor}`, `steps to ${c.baseline}'s best (per seed)`, 'ms / step', 'diverged', 'Newton-clip rate'],
+    rows: c.rows.map((r) => [
+      r.name + (r.name === c.baseline ? ' (baseline)' : ''),
+      pm(r.final, r.seeds.length),
+      pm(r.best, r.seeds.length),
+      r.stepsToBaseline.map((s) => (s === undefined ? 'never' : String(s))).join(' / '),
+      f(r.msPerStep, 3),
+      `${r.diverged}/${r.seeds.length}`,
+      r.clipRate === undefined ? '–' : `${(100 * r.clipRate).toFixed(0)}%`,
+    ]),
+  };
+}
+
+/** Seed-averaged curves per configuration (train loss smoothed over `window` steps), for the plots. */
+export function meanCurves(c: Comparison, window = 10): RunCurve[] {
+  return c.rows.map((row) => {
+    const rs = c.runs.filter((r) => r.name === row.name);
+    const avg = <T extends number[]>(pick: (r: CompareRun) => T[]): T[] => {
+      const first = pick(rs[0]!);
+      return first.map((p, i) => p.map((_, k) => (k === 0 ? p[0]! : rs.reduce((a, r) => a + (pick(r)[i]?.[k] ?? NaN), 0) / rs.length)) as T);
+    };
+    const train = avg((r) => r.curve.train);
+    const smooth = train.map(([s, , t], i) => {
+      const lo = Math.max(0, i - window + 1);
+      const part = train.slice(lo, i + 1);
+      return [s, part.reduce((a, p) => a + p[1], 0) / part.length, t] as [number, number, number];
+    });
+    return { name: row.name, train: smooth, evals: avg((r) => r.curve.evals), msPerStep: row.msPerStep, diverged: row.diverged > 0 };
+  });
+}

@@ -1,0 +1,293 @@
+/**
+ * One fine-tuning run from a plain configuration: load the model and data, apply LoRA, build the
+ * optimizer (AdamW, SGD or K-FAC with optional Newton-step or gradient clipping), train with the
+ * Trainer, save the adapter in PEFT format, and write `run.json` beside the JSONL log.
+ *
+ * Everything that can fail on bad input (model, tokenizer, data, options) is checked by
+ * `prepareRun` before anything is written.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ConfigError } from '../errors.js';
+import { KFAC } from '../kfac/kfac-optimizer.js';
+import { loadModel, type TransformerModel } from '../models/index.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
+import { SGD } from '../optim/sgd.js';
+import { applyLora, kfacLayersForLora, loadCheckpoint, saveAdapter, saveCheckpoint, untrackedParameters } from '../peft/index.js';
+import { DataError } from './data.js';
+import { resolveData, type ResolvedData } from './datasets.js';
+import { CausalLmTask, ClassificationTask } from './tasks.js';
+import { openTextCodec, type TextCodec } from './text.js';
+import { type FitResult, Trainer, type TrainerEvent, type TrainerState, writeJsonAtomic } from './trainer.js';
+
+export type OptimizerName = 'adamw' | 'kfac' | 'sgd';
+
+export interface RunConfig {
+  /** A Hugging Face model folder or a llama2.c .bin checkpoint. */
+  model: string;
+  tokenizer?: string;
+  /** See resolveData: GLUE folder, task folder, table file or text. */
+  data: string;
+  dev?: string;
+  textColumn?: string;
+  textPairColumn?: string;
+  labelColumn?: string;
+  /** Cap on training examples / documents used (default: all). */
+  trainLimit?: number;
+  /** Cap on dev examples (classification) or dev blocks (causal LM). */
+  evalLimit?: number;
+  loraR: number;
+  loraAlpha: number;
+  loraDropout: number;
+  /** 'all-linear', or module names (default: the family's query and value projections). */
+  targets?: string[] | 'all-linear';
+  optimizer: OptimizerName;
+  lr: number;
+  weightDecay: number;
+  schedule: 'constant' | 'linear' | 'cosine';
+  warmup: number;
+  momentum: number;
+  damping: number;
+  factorDecay: number;
+  inverseEvery: number;
+  /** Newton-step clipping threshold (K-FAC only). */
+  newtonClip?: number;
+  newtonClipMode: 'global' | 'per-tensor';
+  /** Gradient clipping by global norm (any optimizer; for K-FAC it clips before preconditioning). */
+  gradClip?: number;
+  steps?: number;
+  epochs: number;
+  batchSize: number;
+  gradAccumulation: number;
+  maxLength: number;
+  evalEvery?: number;
+  patience?: number;
+  seed: number;
+  /** Label used in logs and reports. */
+  name: string;
+}
+
+export const DEFAULTS = {
+  loraR: 8,
+  loraAlpha: 16,
+  loraDropout: 0,
+  lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01 } as Record<OptimizerName, number>,
+  weightDecay: 0,
+  schedule: 'constant' as const,
+  warmup: 0,
+  momentum: 0.9,
+  damping: 1e-3,
+  factorDecay: 0.95,
+  inverseEvery: 10,
+  newtonClipMode: 'global' as const,
+  epochs: 1,
+  batchSize: 16,
+  gradAccumulation: 1,
+  maxLength: 128,
+  seed: 0,
+};
+
+/** PEFT's default LoRA targets per architecture (query and value projections). */
+const DEFAULT_TARGETS: Record<string, string[]> = {
+  llama: ['q_proj', 'v_proj'],
+  bert: ['query', 'value', 'q_lin', 'v_lin'],
+  gpt2: ['c_attn'],
+};
+
+export interface PreparedRun {
+  config: RunConfig;
+  data: ResolvedData;
+  codec: TextCodec;
+}
+
+/** Opens the tokenizer and data (no model weights yet, nothing written); throws typed errors on bad input. */
+export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
+  if (config.newtonClip !== undefined && config.optimizer !== 'kfac') throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
+  if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
+  const codec = shared?.codec ?? openTextCodec(config.model, config.tokenizer);
+  const data = shared?.data ?? resolveData(config.data, { ...pick(config, ['dev', 'textColumn', 'textPairColumn', 'labelColumn']), seed: config.seed });
+  return { config, data, codec };
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pick<T, K>> {
+  const r: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) r[k] = o[k];
+  return r;
+}
+
+export function buildModel(p: PreparedRun): TransformerModel {
+  const c = p.config;
+  const d = p.data;
+  const model = d.kind === 'causal-lm' ? loadModel(c.model, { task: 'causal-lm' }) : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed });
+  if (model.config.vocabSize < p.codec.vocabSize) throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
+  const family = model.config.family;
+  const names = new Set(model.namedModules().map(([n]) => n.slice(n.lastIndexOf('.') + 1)));
+  const targets = c.targets ?? DEFAULT_TARGETS[family]!.filter((t) => names.has(t));
+  applyLora(model, { targetModules: targets, r: c.loraR, alpha: c.loraAlpha, dropout: c.loraDropout, seed: c.seed, baseModelNameOrPath: c.model });
+  return model;
+}
+
+function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
+  if (c.schedule === 'constant') return warmupConstant(c.lr, c.warmup);
+  return c.schedule === 'linear' ? warmupLinear(c.lr, c.warmup, totalSteps) : warmupCosine(c.lr, c.warmup, totalSteps);
+}
+
+export type RunOptimizer = { step(ctx: { batchSize: number }): unknown; inner: AdamW | SGD | KFAC };
+
+export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
+  const lr = schedule(c, totalSteps);
+  if (c.optimizer === 'kfac') {
+    const layers = kfacLayersForLora(model, { heads: true });
+    const inner = new KFAC(layers, untrackedParameters(model, layers), {
+      lr,
+      momentum: c.momentum,
+      weightDecay: c.weightDecay,
+      damping: c.damping,
+      factorDecay: c.factorDecay,
+      inverseEvery: c.inverseEvery,
+      newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },
+      gradClip: c.gradClip ?? null,
+    });
+    return { inner, step: (ctx) => inner.step(ctx) };
+  }
+  const params = model.trainableParameters();
+  const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
+  return {
+    inner,
+    step: () => {
+      const clip = c.gradClip === undefined ? undefined : clipGradNorm(params.map((p) => p.grad), c.gradClip);
+      inner.step();
+      return clip ? { gradNorm: clip.norm, clipped: clip.clipped } : {};
+    },
+  };
+}
+
+export interface RunResult {
+  name: string;
+  config: RunConfig;
+  fit: FitResult;
+  totalSteps: number;
+  monitor: string;
+  mode: 'min' | 'max';
+  outDir: string;
+}
+
+export interface RunHooks {
+  onEvent?: (e: TrainerEvent, totalSteps: number) => void;
+  /** Continue from `<out>/checkpoint-interrupted`. */
+  resume?: boolean;
+  /** Trainer catches SIGINT (default true). */
+  handleSigint?: boolean;
+}
+
+/** Monitor and direction of a task: the first metric (max) or perplexity (min). */
+export function monitorOf(data: ResolvedData): { monitor: string; mode: 'min' | 'max' } {
+  return data.kind === 'causal-lm' ? { monitor: 'perplexity', mode: 'min' } : { monitor: data.spec.metrics[0] ?? 'loss', mode: data.spec.metrics[0] ? 'max' : 'min' };
+}
+
+export function buildTask(p: PreparedRun, model: TransformerModel): CausalLmTask | ClassificationTask {
+  const c = p.config;
+  const d = p.data;
+  if (d.kind === 'causal-lm') {
+    const train = c.trainLimit ? d.train.slice(0, c.trainLimit) : d.train;
+    return new CausalLmTask(model, p.codec, train, d.dev, { batchSize: c.batchSize, blockLength: c.maxLength, ...(c.evalLimit ? { maxEvalBlocks: c.evalLimit } : {}) });
+  }
+  const train = c.trainLimit ? d.train.slice(0, c.trainLimit) : d.train;
+  const dev = c.evalLimit ? d.dev.slice(0, c.evalLimit) : d.dev;
+  return new ClassificationTask(model, p.codec, d.spec, train, dev, { batchSize: c.batchSize, maxLength: c.maxLength });
+}
+
+/** Trains one configuration into `outDir` (created here, after every input was checked). */
+export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks = {}): Promise<RunResult> {
+  const c = p.config;
+  const model = buildModel(p);
+  try {
+    const task = buildTask(p, model);
+    if (task.batchesPerEpoch === 0) throw new DataError(`${p.data.source}: no training ${p.data.kind === 'causal-lm' ? `block of ${c.maxLength} tokens` : 'examples'}`);
+    const perEpoch = Math.ceil(task.batchesPerEpoch / c.gradAccumulation);
+    const totalSteps = c.steps ?? perEpoch * c.epochs;
+    const epochs = c.steps ? Math.max(c.epochs, Math.ceil(c.steps / perEpoch)) : c.epochs;
+    const opt = buildOptimizer(c, model, totalSteps);
+    const { monitor, mode } = monitorOf(p.data);
+    let resume: TrainerState | undefined;
+    const interruptDir = join(outDir, 'checkpoint-interrupted');
+    if (hooks.resume) {
+      if (!existsSync(join(interruptDir, 'optimizer.json'))) throw new ConfigError(`--resume: no checkpoint at ${interruptDir}`);
+      const extra = loadCheckpoint(interruptDir, { model, optimizer: opt.inner });
+      resume = extra['trainer'] as TrainerState;
+    }
+    mkdirSync(outDir, { recursive: true });
+    if (!resume) rmSync(join(outDir, 'metrics.jsonl'), { force: true });
+    writeJsonAtomic(join(outDir, 'config.json'), c);
+    task.save = (dir: string, state: TrainerState) => saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state } });
+    const trainer = new Trainer(task, opt, {
+      maxSteps: totalSteps,
+      epochs,
+      gradAccumulation: c.gradAccumulation,
+      ...(c.evalEvery ? { evalEvery: c.evalEvery } : {}),
+      ...(c.patience ? { patience: c.patience } : {}),
+      monitor,
+      mode,
+      seed: c.seed,
+      bestDir: join(outDir, 'checkpoint-best'),
+      interruptDir,
+      logFile: join(outDir, 'metrics.jsonl'),
+      onEvent: (e) => hooks.onEvent?.(e, totalSteps),
+      handleSigint: hooks.handleSigint ?? true,
+      ...(resume ? { resume } : {}),
+    });
+    const fit = await trainer.fit();
+    if (!fit.interrupted) saveAdapter(model, join(outDir, 'adapter'));
+    const result: RunResult = { name: c.name, config: c, fit, totalSteps, monitor, mode, outDir };
+    writeJsonAtomic(join(outDir, 'run.json'), runSummary(result));
+    if ('dispose' in opt.inner) opt.inner.dispose();
+    return result;
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface RunSummary {
+  name: string;
+  steps: number;
+  monitor: string;
+  final: number | undefined;
+  best: { value: number; step: number } | null;
+  msPerStep: number;
+  diverged: boolean;
+  interrupted: boolean;
+  stoppedEarly: boolean;
+  clipRate: number | undefined;
+}
+
+export function runSummary(r: RunResult): RunSummary {
+  const steps = r.fit.history.filter((e): e is Extract<TrainerEvent, { kind: 'step' }> => e.kind === 'step');
+  const evals = r.fit.history.filter((e): e is Extract<TrainerEvent, { kind: 'eval' }> => e.kind === 'eval');
+  const last = evals.at(-1);
+  const value = (e: Extract<TrainerEvent, { kind: 'eval' }>) => (r.monitor === 'loss' ? e.loss : e.metrics[r.monitor]!);
+  const timed = steps.filter((s) => s.ms > 0);
+  const tele = steps.at(-1)?.optimizer as { clipRate?: number } | undefined;
+  return {
+    name: r.name,
+    steps: r.fit.state.step,
+    monitor: r.monitor,
+    final: last ? value(last) : undefined,
+    best: r.fit.state.best,
+    msPerStep: timed.length ? timed.reduce((s, e) => s + e.ms, 0) / timed.length : NaN,
+    diverged: r.fit.diverged,
+    interrupted: r.fit.interrupted,
+    stoppedEarly: r.fit.stoppedEarly,
+    clipRate: tele?.clipRate,
+  };
+}
+
+/** Reads a run's JSONL log back (for reports). */
+export function readLog(file: string): TrainerEvent[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as TrainerEvent);
+}
