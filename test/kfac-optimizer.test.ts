@@ -275,6 +275,28 @@ describe('K-FAC preconditioner', () => {
     a.forEach((l, i) => expect(maxRel(l.weight.grad!.toArray(), b[i]!.weight.grad!.toArray())).toBeLessThan(1e-6));
   });
 
+  it("sequence 'expand' sums an example's tokens: G is R/N times the per-row G, A is unchanged, a pooled layer is unchanged", () => {
+    const [N, T, din, dout] = [3, 5, 4, 2];
+    const make = (rows: number, seed: number) => {
+      const l = new DenseLayer(`fc${rows}`, randomF32(dout * din, seed), dout, din);
+      l.setInput(Tensor.from(randomF32(rows * din, seed + 1), [rows, din]));
+      l.setOutputGrad(Tensor.from(randomF32(rows * dout, seed + 2), [rows, dout]));
+      l.setGrads(randomF32(dout * din, seed + 3));
+      return l;
+    };
+    const factors = (sequence: 'per-row' | 'expand') => {
+      const p = new KfacPreconditioner([make(N * T, 7), make(N, 17)], { sequence, factorDecay: 0 });
+      p.step({ batchSize: N });
+      return [p.factors(`fc${N * T}`), p.factors(`fc${N}`)] as const;
+    };
+    const [tokRow, headRow] = factors('per-row');
+    const [tokExp, headExp] = factors('expand');
+    expect(maxRel(tokExp.A, tokRow.A)).toBeLessThan(1e-7);
+    expect(maxRel(tokExp.G, Float32Array.from(tokRow.G, (v) => v * T))).toBeLessThan(1e-6);
+    expect(maxRel(headExp.G, headRow.G)).toBeLessThan(1e-7);
+    expect(() => new KfacPreconditioner([make(2, 1)], { sequence: 'sum' as never })).toThrow(InvalidArgumentError);
+  });
+
   it('rejects bad layers and options with typed errors', () => {
     const l = new DenseLayer('fc', randomF32(6, 1), 2, 3);
     expect(() => new KfacPreconditioner([])).toThrow(InvalidArgumentError);

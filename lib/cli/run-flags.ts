@@ -45,6 +45,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})` },
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
   'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
+  'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
   'newton-clip': { key: 'newtonClip', kind: num(0, 1e12, 'min'), help: 'clip the K-FAC Newton step to this norm' },
   'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global (default) or per-tensor' },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },

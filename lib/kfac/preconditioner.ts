@@ -54,6 +54,13 @@ export interface KfacPreconditionerOptions {
   gradClip?: Hyper | null;
   /** How the loss was reduced over the batch: 'mean' (default) scales G by N², 'sum' by 1. */
   lossReduction?: 'mean' | 'sum';
+  /**
+   * How the R rows of a layer that sees every token (R = N·T) make up G: 'per-row' (default,
+   * G = N²·gᵀg/R, every row an example) or 'expand' (K-FAC-expand for weight sharing over a
+   * sequence: an example's gradient is the sum over its tokens, so G = N²·gᵀg/N — R/N times
+   * 'per-row'; layers with one row per example, such as a pooled head, are unchanged).
+   */
+  sequence?: 'per-row' | 'expand';
   /** 'bias-corrected' (default): factors start at 0 and are divided by 1 − Πβ; 'identity': they start at I. */
   factorInit?: 'bias-corrected' | 'identity';
 }
@@ -133,6 +140,7 @@ export class KfacPreconditioner {
   readonly warmRefresh: boolean;
   readonly warmupSteps: number;
   readonly lossReduction: 'mean' | 'sum';
+  readonly sequence: 'per-row' | 'expand';
   readonly factorInit: 'bias-corrected' | 'identity';
   readonly damping: Hyper;
   readonly factorDecay: Hyper;
@@ -167,6 +175,9 @@ export class KfacPreconditioner {
     const red = o['lossReduction'] ?? 'mean';
     if (red !== 'mean' && red !== 'sum') invalidArgument('lossReduction', "'mean' or 'sum'", describe(red));
     this.lossReduction = red;
+    const seq = o['sequence'] ?? 'per-row';
+    if (seq !== 'per-row' && seq !== 'expand') invalidArgument('sequence', "'per-row' or 'expand'", describe(seq));
+    this.sequence = seq;
     const init = o['factorInit'] ?? 'bias-corrected';
     if (init !== 'bias-corrected' && init !== 'identity') invalidArgument('factorInit', "'bias-corrected' or 'identity'", describe(init));
     this.factorInit = init;
@@ -295,7 +306,9 @@ export class KfacPreconditioner {
           doneA.add(st.a.key);
           this.#update(st.a, st.layer.input(), beta, 1, st.hasBias);
         }
-        this.#update(st.g, st.layer.outputGrad(), beta, gScale, false);
+        const g = st.layer.outputGrad();
+        const rows = g.size / Math.max(1, g.shape[g.rank - 1] ?? 1);
+        this.#update(st.g, g, beta, this.sequence === 'expand' ? gScale * Math.max(1, rows / N) : gScale, false);
       }
       tel.factorsUpdated = true;
     }

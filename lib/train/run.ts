@@ -53,6 +53,8 @@ export interface RunConfig {
   damping: number;
   factorDecay: number;
   inverseEvery: number;
+  /** K-FAC's G factor over sequences: 'expand' (an example's gradient sums its tokens) or 'per-row'. */
+  kfacSequence: 'expand' | 'per-row';
   /** Newton-step clipping threshold (K-FAC only). */
   newtonClip?: number;
   newtonClipMode: 'global' | 'per-tensor';
@@ -82,6 +84,7 @@ export const DEFAULTS = {
   damping: 1e-3,
   factorDecay: 0.95,
   inverseEvery: 10,
+  kfacSequence: 'expand' as const,
   newtonClipMode: 'global' as const,
   epochs: 1,
   batchSize: 16,
@@ -148,6 +151,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       damping: c.damping,
       factorDecay: c.factorDecay,
       inverseEvery: c.inverseEvery,
+      sequence: c.kfacSequence,
       newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },
       gradClip: c.gradClip ?? null,
     });

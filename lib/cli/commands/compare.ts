@@ -9,7 +9,7 @@ import { executeRun, monitorOf, prepareRun, type RunConfig } from '../../train/r
 import { writeJsonAtomic } from '../../train/trainer.js';
 import { parseArgs, UsageError } from '../args.js';
 import { checkOutDir, defaultOutDir } from '../run-common.js';
-import { completeRun, defaultName, parseRunValue, RUN_FLAGS, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
+import { completeRun, parseRunValue, RUN_FLAGS, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
 import { formatTable } from '../table.js';
 import { TrainDisplay } from '../train-display.js';
 import { checkPeft, COMMON_FLAGS } from './train.js';
@@ -73,7 +73,7 @@ function runConfigs(shared: Partial<RunConfig>, specs: Record<string, unknown>[]
     const given = { ...shared, ...o } as Partial<RunConfig>;
     if (!('name' in o)) delete given.name;
     const c = completeRun(given);
-    if (!('name' in o)) c.name = defaultName(c);
+    if (!('name' in o)) c.name = [`${c.optimizer} lr=${c.lr}`, ...Object.entries(s).filter(([k]) => k !== 'optimizer' && k !== 'lr').map(([k, v]) => `${k}=${String(v)}`)].join(' ');
     return c;
   });
   const names = configs.map((c) => c.name);

@@ -51,7 +51,7 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
   const quiet = !!flags['quiet'];
   if (!quiet)
     process.stderr.write(
-      `${config.name}: ${config.model} on ${d.source} (${d.kind}, ${d.train.length} train / ${d.dev.length} dev${d.kind === 'causal-lm' ? ' documents' : ''}), LoRA r=${config.loraR}, out ${out}\n`,
+      `${config.name}: ${config.model} on ${d.source} (${d.kind}, ${Math.min(d.train.length, config.trainLimit ?? Infinity)} train / ${Math.min(d.dev.length, config.evalLimit ?? Infinity)} dev${d.kind === 'causal-lm' ? ' documents' : ''}), LoRA r=${config.loraR}, out ${out}\n`,
     );
   const display = new TrainDisplay(config.name, d.kind === 'causal-lm' ? 'perplexity' : (d.spec.metrics[0] ?? 'loss'), process.stderr, quiet);
   const result = await executeRun(prepared, out, { onEvent: (e, total) => display.event(e, total), resume: !!flags['resume'] });
