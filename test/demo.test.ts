@@ -177,6 +177,9 @@ describe('prepareDemo cache', () => {
   it('builds once, reuses an intact cache, rebuilds on other settings or a corrupted file', async () => {
     const cacheDir = join(root, 'cache');
     const opts = { cacheDir, speeches: few, hyperparameters: TINY, task: TINY_TASK, onProgress: quiet };
+    // What an interrupted build of a process that is gone left behind: swept, never used.
+    mkdirSync(join(cacheDir, `.${demo.CACHE_NAME}.tmp-4194305-1`, 'model'), { recursive: true });
+    writeFileSync(join(cacheDir, `.${demo.CACHE_NAME}.tmp-4194305-1`, 'model', 'config.json'), '{');
     const a = await demo.prepareDemo(opts);
     expect(a.reused).toBe(false);
     expect(a.modelDir).toBe(join(cacheDir, demo.CACHE_NAME, 'model'));

@@ -60,7 +60,16 @@ export function checkCache(dir: string, key: unknown): { manifest: Record<string
   return { manifest: m, reason: 'intact' };
 }
 
-/** Removes temporary folders left by interrupted builds. */
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** Removes temporary folders left by interrupted builds (not those of a build still running). */
 function sweep(root: string): void {
   let names: string[] = [];
   try {
@@ -68,7 +77,10 @@ function sweep(root: string): void {
   } catch {
     return;
   }
-  for (const n of names) if (n.startsWith(`.${CACHE_NAME}.tmp-`) || n.startsWith(`.${CACHE_NAME}.old-`)) rmSync(join(root, n), { recursive: true, force: true });
+  for (const n of names) {
+    const m = new RegExp(`^\\.${CACHE_NAME}\\.(tmp|old)-(\\d+)-`).exec(n);
+    if (m && (Number(m[2]) === process.pid || !alive(Number(m[2])))) rmSync(join(root, n), { recursive: true, force: true });
+  }
 }
 
 /**
@@ -101,6 +113,9 @@ export function writeCache(dir: string, files: ReadonlyMap<string, Uint8Array>, 
     rmSync(old, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
+    // Another process may have put an equal cache in place at the same moment.
+    const other = checkCache(dir, manifest['key']).manifest;
+    if (other) return other;
     if (e instanceof FileError) throw e;
     throw new FileError(dir, `cannot write the demo cache: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }

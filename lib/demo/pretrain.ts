@@ -210,7 +210,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       opt.step();
       losses.push(loss);
       recent = step === 0 ? loss : 0.9 * recent + 0.1 * loss;
-      o.onProgress?.({ phase: 'pretrain', step: step + 1, steps: hp.steps, loss: recent, message: `pretraining ${step + 1}/${hp.steps}  loss ${recent.toFixed(3)}` });
+      const eta = ((performance.now() - start) / 1000 / (step + 1)) * (hp.steps - step - 1);
+      o.onProgress?.({ phase: 'pretrain', step: step + 1, steps: hp.steps, loss: recent, message: `pretraining the demo model: step ${step + 1}/${hp.steps}  loss ${recent.toFixed(3)}  ETA ${eta.toFixed(0)}s` });
       await tick();
     }
     o.onProgress?.({ phase: 'evaluate', step: hp.steps, steps: hp.steps, message: 'evaluating on held-out speeches' });
