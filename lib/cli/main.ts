@@ -9,6 +9,8 @@ usage: kfac-peft <command> [options]
 
 commands:
   info [--json]                 version, backends, CPU features and threads
+  demo                          the one-command demo: pretrain a small LLaMA on the State of the
+                                Union addresses (cached), fine-tune AdamW vs K-FAC + Newton clip
   train --model M --data D [options]
                                 fine-tune LoRA with K-FAC (Newton-step clipping), AdamW or SGD;
                                 live progress, JSONL log, PEFT adapter, HTML/SVG report
@@ -26,7 +28,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'help':
-        if (rest[0] === 'train' || rest[0] === 'eval' || rest[0] === 'compare') return await main([rest[0], '--help']);
+        if (rest[0] === 'train' || rest[0] === 'eval' || rest[0] === 'compare' || rest[0] === 'demo') return await main([rest[0], '--help']);
         process.stdout.write(USAGE);
         return 0;
       case undefined:
@@ -46,6 +48,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await (await import('./commands/eval.js')).evalCommand(rest);
       case 'compare':
         return await (await import('./commands/compare.js')).compareCommand(rest);
+      case 'demo':
+        return await (await import('./commands/demo.js')).demoCommand(rest);
       case 'bench':
         return await (await import('./commands/bench.js')).benchCommand(rest);
       default:
