@@ -226,8 +226,8 @@ describe('fine-tuning task', () => {
   it('splits by speech, balances the labels, and keeps the dev speeches out of pretraining', () => {
     const t = demo.buildTask(all);
     expect(t.task).toMatchObject({ name: 'sotu-era', numLabels: 4, metrics: ['accuracy'] });
-    expect([t.train.length, t.dev.length]).toEqual([1024, 256]);
-    for (const [rows, n] of [[t.train, 256], [t.dev, 64]] as const) for (let c = 0; c < 4; c++) expect(rows.filter((r) => r.label === c).length).toBe(n);
+    expect([t.train.length, t.dev.length]).toEqual([2048, 256]);
+    for (const [rows, n] of [[t.train, 512], [t.dev, 64]] as const) for (let c = 0; c < 4; c++) expect(rows.filter((r) => r.label === c).length).toBe(n);
     const trainIds = new Set(t.train.map((r) => r.speechId));
     for (const r of t.dev) {
       expect(trainIds.has(r.speechId)).toBe(false);

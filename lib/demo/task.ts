@@ -15,7 +15,7 @@ export type TaskKind = 'era' | 'party';
 
 export interface TaskOptions {
   kind?: TaskKind;
-  /** Paragraphs per class in train.tsv (default 256). */
+  /** Paragraphs per class in train.tsv (default 512). */
   trainPerClass?: number;
   /** Paragraphs per class in dev.tsv (default 64). */
   devPerClass?: number;
@@ -96,7 +96,7 @@ function spread(groups: readonly (readonly Paragraph[])[], n: number): Paragraph
 export function buildTask(speeches: readonly Speech[], options: TaskOptions = {}): BuiltTask {
   const kind = options.kind ?? 'era';
   if (kind !== 'era' && kind !== 'party') invalidArgument('kind', "'era' or 'party'", String(kind));
-  const trainN = options.trainPerClass ?? 256;
+  const trainN = options.trainPerClass ?? 512;
   const devN = options.devPerClass ?? 64;
   const frac = options.devFraction ?? 0.2;
   const seed = options.seed ?? 0;
