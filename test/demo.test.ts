@@ -169,6 +169,16 @@ describe('pretraining', () => {
     await expect(
       demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: TINY, task: TINY_TASK, signal: AbortSignal.abort(), onProgress: quiet }),
     ).rejects.toThrow(demo.AbortedError);
+    // Aborted in the middle of pretraining (as a Ctrl-C handler would): it stops at the next step.
+    const ac = new AbortController();
+    let last = 0;
+    const onProgress = (p: { phase: string; step: number }) => {
+      if (p.phase !== 'pretrain') return;
+      last = p.step;
+      if (p.step === 3) ac.abort();
+    };
+    await expect(demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: TINY, task: TINY_TASK, signal: ac.signal, onProgress })).rejects.toThrow(demo.AbortedError);
+    expect(last).toBe(3);
     expect(() => readdirSync(cacheDir)).toThrow();
   });
 });
