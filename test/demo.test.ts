@@ -166,6 +166,8 @@ describe('pretraining', () => {
   it('refuses bad hyperparameters and stops on an aborted signal without writing anything', async () => {
     const cacheDir = join(root, 'aborted');
     await expect(demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: { ...TINY, hiddenSize: 15 }, onProgress: quiet })).rejects.toThrow(InvalidArgumentError);
+    await expect(demo.prepareDemo({ cacheDir, hyperparameters: { hidden: 64 } as never, onProgress: quiet })).rejects.toThrow(/hyperparameters\.hidden/);
+    await expect(demo.prepareDemo({ cacheDir, seed: -1 })).rejects.toThrow(InvalidArgumentError);
     await expect(
       demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: TINY, task: TINY_TASK, signal: AbortSignal.abort(), onProgress: quiet }),
     ).rejects.toThrow(demo.AbortedError);

@@ -140,6 +140,11 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) invalidArgument('seed', 'a non-negative integer', describe(seed));
   if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) invalidArgument('cacheDir', 'a folder path', describe(options.cacheDir));
+  const known = (given: object | undefined, allowed: readonly string[], what: string) => {
+    for (const k of Object.keys(given ?? {})) if (!allowed.includes(k)) invalidArgument(`${what}.${k}`, `one of ${allowed.join(', ')}`, 'an unknown setting');
+  };
+  known(options.hyperparameters, Object.keys(DEMO_HYPERPARAMETERS), 'hyperparameters');
+  known(options.task, ['kind', 'trainPerClass', 'devPerClass', 'devFraction', 'seed', 'paragraphs'], 'task');
   const hp: PretrainHyperparameters = { ...DEMO_HYPERPARAMETERS, seed, ...options.hyperparameters };
   checkHyperparameters(hp);
   const taskOptions: TaskOptions = { ...DEMO_TASK, seed, ...options.task };
