@@ -49,11 +49,11 @@ export const DEMO_TASK: Required<Pick<TaskOptions, 'kind' | 'trainPerClass' | 'd
 });
 
 /**
- * Fine-tuning settings measured on the demo task (LoRA on the pretrained model with a fresh
- * `score` head, batches padded to their longest member, dev evaluated on all 256 rows). Seen on
- * 2 shared vCPUs: AdamW 0.21–0.39 s per step, dev accuracy 0.25 → 0.51–0.56 after 150–200 steps
- * (it plateaus after that); K-FAC (these settings, not tuned) 0.33–0.35 s per step, 0.48 at 200
- * steps; one evaluation of dev 2–5 s.
+ * Fine-tuning settings tried on the demo task (LoRA on the pretrained model with a fresh `score`
+ * head, batches padded to their longest member, all 256 dev rows evaluated). Seen on 2 vCPUs
+ * shared with other work (load 3 to 9): AdamW 0.21–0.65 s per step, dev accuracy 0.25 → 0.50–0.56
+ * after 150–200 steps, flat or slightly lower after; K-FAC with these settings (not tuned)
+ * 0.33–0.41 s per step, 0.44–0.52 after 150–200 steps; one evaluation of dev 2–7 s.
  */
 export const DEMO_FINETUNE = Object.freeze({
   maxLength: 128,
