@@ -199,6 +199,9 @@ describe('prepareDemo cache', () => {
     expect(a.task).toEqual(JSON.parse(readFileSync(join(a.dataDir, 'task.json'), 'utf8')));
     expect(a.task.numLabels).toBe(4);
     expect(readFileSync(join(a.dataDir, 'train.tsv'), 'utf8').split('\n')[0]).toBe('sentence\tlabel');
+    const data = demo.loadTaskFolder(a.dataDir);
+    expect([data.train.length, data.dev.length]).toEqual([32, 16]);
+    expect(new Set(data.train.map((e) => e.label))).toEqual(new Set([0, 1, 2, 3]));
     const pre = a.manifest['pretraining'] as Record<string, number>;
     expect(pre['heldOutLoss']).toBeGreaterThan(0);
     using m = models.loadModel(a.modelDir);
@@ -267,5 +270,15 @@ describe('fine-tuning task', () => {
       expect(s.party).toBe(r.label === 0 ? 'd' : 'r');
     }
     expect(() => demo.buildTask(all, { kind: 'nope' as 'era' })).toThrow(InvalidArgumentError);
+  });
+
+  it('a task folder with a label outside its classes, or without a task.json, is a FormatError', () => {
+    const dir = join(root, 'badtask');
+    mkdirSync(dir);
+    expect(() => demo.loadTaskFolder(dir)).toThrow(FormatError);
+    writeFileSync(join(dir, 'task.json'), JSON.stringify({ name: 't', numLabels: 2, labels: ['a', 'b'], metrics: ['accuracy'], source: 's' }));
+    writeFileSync(join(dir, 'train.tsv'), 'sentence\tlabel\nok\t1\n');
+    writeFileSync(join(dir, 'dev.tsv'), 'sentence\tlabel\nbad\t2\n');
+    expect(() => demo.loadTaskFolder(dir)).toThrow(/label 2 is not one of the 2 classes/);
   });
 });

@@ -6,7 +6,7 @@ export type { BpeOptions, BpeResult } from './bpe.js';
 export { CACHE_NAME, MANIFEST, checkCache, defaultCacheRoot, writeCache } from './cache.js';
 export { AbortedError, checkHyperparameters, heldOutLoss, llamaConfigJson, pretrain, rng, shuffled, tokenStream, unigramLoss } from './pretrain.js';
 export type { PretrainHyperparameters, PretrainOptions, PretrainProgress, PretrainResult } from './pretrain.js';
-export { ERAS, buildTask, toTsv } from './task.js';
+export { ERAS, buildTask, loadTaskFolder, toTsv } from './task.js';
 export type { BuiltTask, TaskJson, TaskKind, TaskOptions, TaskRow } from './task.js';
 export { PARTIES, normalizeText, paragraphsOf, readSotu, sotuDataDir, sotuVersion, splitParagraphs, splitSentences } from './sotu.js';
 export type { Paragraph, ParagraphOptions, Speech } from './sotu.js';
