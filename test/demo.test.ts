@@ -166,9 +166,21 @@ describe('pretraining', () => {
   it('refuses bad hyperparameters and stops on an aborted signal without writing anything', async () => {
     const cacheDir = join(root, 'aborted');
     await expect(demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: { ...TINY, hiddenSize: 15 }, onProgress: quiet })).rejects.toThrow(InvalidArgumentError);
+    await expect(demo.prepareDemo({ cacheDir, hyperparameters: { hidden: 64 } as never, onProgress: quiet })).rejects.toThrow(/hyperparameters\.hidden/);
+    await expect(demo.prepareDemo({ cacheDir, seed: -1 })).rejects.toThrow(InvalidArgumentError);
     await expect(
       demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: TINY, task: TINY_TASK, signal: AbortSignal.abort(), onProgress: quiet }),
     ).rejects.toThrow(demo.AbortedError);
+    // Aborted in the middle of pretraining (as a Ctrl-C handler would): it stops at the next step.
+    const ac = new AbortController();
+    let last = 0;
+    const onProgress = (p: { phase: string; step: number }) => {
+      if (p.phase !== 'pretrain') return;
+      last = p.step;
+      if (p.step === 3) ac.abort();
+    };
+    await expect(demo.prepareDemo({ cacheDir, speeches: few, hyperparameters: TINY, task: TINY_TASK, signal: ac.signal, onProgress })).rejects.toThrow(demo.AbortedError);
+    expect(last).toBe(3);
     expect(() => readdirSync(cacheDir)).toThrow();
   });
 });
@@ -187,6 +199,9 @@ describe('prepareDemo cache', () => {
     expect(a.task).toEqual(JSON.parse(readFileSync(join(a.dataDir, 'task.json'), 'utf8')));
     expect(a.task.numLabels).toBe(4);
     expect(readFileSync(join(a.dataDir, 'train.tsv'), 'utf8').split('\n')[0]).toBe('sentence\tlabel');
+    const data = demo.loadTaskFolder(a.dataDir);
+    expect([data.train.length, data.dev.length]).toEqual([32, 16]);
+    expect(new Set(data.train.map((e) => e.label))).toEqual(new Set([0, 1, 2, 3]));
     const pre = a.manifest['pretraining'] as Record<string, number>;
     expect(pre['heldOutLoss']).toBeGreaterThan(0);
     using m = models.loadModel(a.modelDir);
@@ -226,8 +241,8 @@ describe('fine-tuning task', () => {
   it('splits by speech, balances the labels, and keeps the dev speeches out of pretraining', () => {
     const t = demo.buildTask(all);
     expect(t.task).toMatchObject({ name: 'sotu-era', numLabels: 4, metrics: ['accuracy'] });
-    expect([t.train.length, t.dev.length]).toEqual([1024, 256]);
-    for (const [rows, n] of [[t.train, 256], [t.dev, 64]] as const) for (let c = 0; c < 4; c++) expect(rows.filter((r) => r.label === c).length).toBe(n);
+    expect([t.train.length, t.dev.length]).toEqual([2048, 256]);
+    for (const [rows, n] of [[t.train, 512], [t.dev, 64]] as const) for (let c = 0; c < 4; c++) expect(rows.filter((r) => r.label === c).length).toBe(n);
     const trainIds = new Set(t.train.map((r) => r.speechId));
     for (const r of t.dev) {
       expect(trainIds.has(r.speechId)).toBe(false);
@@ -255,5 +270,15 @@ describe('fine-tuning task', () => {
       expect(s.party).toBe(r.label === 0 ? 'd' : 'r');
     }
     expect(() => demo.buildTask(all, { kind: 'nope' as 'era' })).toThrow(InvalidArgumentError);
+  });
+
+  it('a task folder with a label outside its classes, or without a task.json, is a FormatError', () => {
+    const dir = join(root, 'badtask');
+    mkdirSync(dir);
+    expect(() => demo.loadTaskFolder(dir)).toThrow(FormatError);
+    writeFileSync(join(dir, 'task.json'), JSON.stringify({ name: 't', numLabels: 2, labels: ['a', 'b'], metrics: ['accuracy'], source: 's' }));
+    writeFileSync(join(dir, 'train.tsv'), 'sentence\tlabel\nok\t1\n');
+    writeFileSync(join(dir, 'dev.tsv'), 'sentence\tlabel\nbad\t2\n');
+    expect(() => demo.loadTaskFolder(dir)).toThrow(/label 2 is not one of the 2 classes/);
   });
 });

@@ -18,11 +18,14 @@ import { Progress } from '../cli/progress.js';
 import type { TransformerModel } from '../models/base.js';
 import { BOS_ID, BpeEncoder, type BpeResult, EOS_ID, tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.js';
 import { CACHE_NAME, checkCache, defaultCacheRoot, sha256, writeCache } from './cache.js';
-import { checkHyperparameters, type PretrainHyperparameters, type PretrainProgress, pretrain, shuffled, tokenStream } from './pretrain.js';
+import { AbortedError, checkHyperparameters, type PretrainHyperparameters, type PretrainProgress, pretrain, shuffled, tokenStream } from './pretrain.js';
 import { type Paragraph, paragraphsOf, readSotu, sotuVersion, type Speech } from './sotu.js';
 import { buildTask, type TaskJson, type TaskOptions, toTsv } from './task.js';
 
-/** The demo model: measured at about 0.35 s per step on 2 busy vCPUs (see the manifest for the run's time). */
+/**
+ * The demo model (0.94M parameters, the embedding tied to the LM head). 250 steps of 32 × 128 tokens took
+ * 83 s to 174 s on 2 vCPUs shared with other work (load 3 to 7); the manifest records each run's time.
+ */
 export const DEMO_HYPERPARAMETERS: PretrainHyperparameters = Object.freeze({
   vocabSize: 1024,
   hiddenSize: 128,
@@ -40,9 +43,26 @@ export const DEMO_HYPERPARAMETERS: PretrainHyperparameters = Object.freeze({
 
 export const DEMO_TASK: Required<Pick<TaskOptions, 'kind' | 'trainPerClass' | 'devPerClass' | 'devFraction'>> = Object.freeze({
   kind: 'era',
-  trainPerClass: 256,
+  trainPerClass: 512,
   devPerClass: 64,
   devFraction: 0.2,
+});
+
+/**
+ * Fine-tuning settings tried on the demo task (LoRA on the pretrained model with a fresh `score`
+ * head, batches padded to their longest member, all 256 dev rows evaluated). Seen on 2 vCPUs
+ * shared with other work (load 3 to 9): AdamW 0.21–0.65 s per step, dev accuracy 0.25 → 0.50–0.56
+ * after 150–200 steps, flat or slightly lower after; K-FAC with these settings (not tuned)
+ * 0.33–0.41 s per step, 0.44–0.52 after 150–200 steps; one evaluation of dev 2–7 s.
+ */
+export const DEMO_FINETUNE = Object.freeze({
+  maxLength: 128,
+  batchSize: 16,
+  steps: 200,
+  evalEvery: 50,
+  lora: Object.freeze({ targetModules: Object.freeze(['q_proj', 'v_proj']), r: 8, alpha: 16 }),
+  adamw: Object.freeze({ lr: 3e-3, weightDecay: 0 }),
+  kfac: Object.freeze({ lr: 0.05, damping: 1e-2, inverseEvery: 10, newtonClip: Object.freeze({ maxNorm: 1 }) }),
 });
 
 export interface PrepareDemoOptions {
@@ -52,7 +72,7 @@ export interface PrepareDemoOptions {
   force?: boolean;
   /** Progress events; default: a live line on stderr when it is a terminal. */
   onProgress?: (p: PretrainProgress) => void;
-  /** Seed of the pretraining, the tokenizer sampling and the task split (default 0). */
+  /** Seed of the initialisation, the data order, the task split and the sample generation (default 0). */
   seed?: number;
   /** Aborts the pretraining between steps (nothing is written). */
   signal?: AbortSignal;
@@ -75,6 +95,8 @@ export interface DemoResult {
 
 const FORMAT = 1;
 const PROMPT = 'The state of the Union';
+/** Sampling of the manifest's sample: at 0.6 the demo model's words are mostly real ones (0.7 invents more). */
+const SAMPLING = { temperature: 0.6, topP: 0.9 } as const;
 
 const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
 
@@ -89,13 +111,19 @@ export function modelFiles(model: TransformerModel, configJson: Record<string, u
   ]);
 }
 
-/** A seeded sample (temperature 0.7, top-p 0.9) continuing PROMPT, decoded through the tokenizer.json. */
+/** A seeded sample (SAMPLING) continuing PROMPT, decoded through the tokenizer.json. */
 export function sampleText(model: TransformerModel, bpe: BpeResult, seed: number, maxNewTokens = 48): string {
   const tk = Tokenizer.fromJSON(tokenizerJson(bpe), tokenizerConfigJson());
   const prompt = [BOS_ID, ...new BpeEncoder(bpe).encode(PROMPT)];
   const max = Math.min(maxNewTokens, model.config.maxPositions - prompt.length);
-  const out = generate(model, prompt, { maxNewTokens: max, temperature: 0.7, topP: 0.9, seed, stopTokens: [EOS_ID] });
+  const out = generate(model, prompt, { maxNewTokens: max, ...SAMPLING, seed, stopTokens: [EOS_ID] });
   return tk.decode([...prompt, ...out]);
+}
+
+/** Lets the event loop run (signal handlers, timers) and stops when aborted. */
+async function pause(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (signal?.aborted) throw new AbortedError();
 }
 
 function stderrProgress(): { on: (p: PretrainProgress) => void; done: () => void } {
@@ -114,6 +142,11 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) invalidArgument('seed', 'a non-negative integer', describe(seed));
   if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) invalidArgument('cacheDir', 'a folder path', describe(options.cacheDir));
+  const known = (given: object | undefined, allowed: readonly string[], what: string) => {
+    for (const k of Object.keys(given ?? {})) if (!allowed.includes(k)) invalidArgument(`${what}.${k}`, `one of ${allowed.join(', ')}`, 'an unknown setting');
+  };
+  known(options.hyperparameters, Object.keys(DEMO_HYPERPARAMETERS), 'hyperparameters');
+  known(options.task, ['kind', 'trainPerClass', 'devPerClass', 'devFraction', 'seed', 'paragraphs'], 'task');
   const hp: PretrainHyperparameters = { ...DEMO_HYPERPARAMETERS, seed, ...options.hyperparameters };
   checkHyperparameters(hp);
   const taskOptions: TaskOptions = { ...DEMO_TASK, seed, ...options.task };
@@ -139,11 +172,15 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
     const speeches = options.speeches ?? readSotu();
     const built = buildTask(speeches, taskOptions);
     const { pre, held } = pretrainingText(speeches, built.devSpeeches);
+    await pause(options.signal);
     const bpe = trainBpe(pre.map((p) => p.text), { vocabSize: hp.vocabSize, modelMaxLength: hp.seqLen });
     if (bpe.vocab.length !== hp.vocabSize) invalidArgument('hyperparameters.vocabSize', `at most ${bpe.vocab.length} for this corpus`, String(hp.vocabSize));
+    await pause(options.signal);
+    report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'tokenizing the pretraining text' });
     const enc = new BpeEncoder(bpe);
     const trainIds = tokenStream(shuffled(pre, seed + 11).map((p) => enc.encode(p.text)));
     const heldIds = tokenStream(shuffled(held, seed + 12).map((p) => enc.encode(p.text)));
+    await pause(options.signal);
     const run = await pretrain({ hp, train: trainIds, held: heldIds, onProgress: report, ...(options.signal ? { signal: options.signal } : {}) });
     try {
       report({ phase: 'save', step: hp.steps, steps: hp.steps, message: 'saving the model' });
@@ -169,7 +206,7 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
           unigramLoss: run.unigramLoss,
           unigramPerplexity: Math.exp(run.unigramLoss),
         },
-        sample: { prompt: PROMPT, temperature: 0.7, topP: 0.9, seed, text: sample },
+        sample: { prompt: PROMPT, ...SAMPLING, seed, text: sample },
         task: built.task,
         split: { train: built.train.length, dev: built.dev.length, trainSpeeches: [...built.trainSpeeches].sort(), devSpeeches: [...built.devSpeeches].sort() },
         created: new Date().toISOString(),

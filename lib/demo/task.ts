@@ -7,7 +7,11 @@
  * speeches are kept out of the pretraining text by the caller). Each side then takes the same
  * number of paragraphs from every class (balanced labels), spread evenly over its speeches.
  */
-import { invalidArgument } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { FormatError, invalidArgument } from '../errors.js';
+import { type Example, readTable, toExamples } from '../train/data.js';
 import { shuffled } from './pretrain.js';
 import { type Paragraph, type ParagraphOptions, paragraphsOf, type Speech } from './sotu.js';
 
@@ -15,7 +19,7 @@ export type TaskKind = 'era' | 'party';
 
 export interface TaskOptions {
   kind?: TaskKind;
-  /** Paragraphs per class in train.tsv (default 256). */
+  /** Paragraphs per class in train.tsv (default 512). */
   trainPerClass?: number;
   /** Paragraphs per class in dev.tsv (default 64). */
   devPerClass?: number;
@@ -96,7 +100,7 @@ function spread(groups: readonly (readonly Paragraph[])[], n: number): Paragraph
 export function buildTask(speeches: readonly Speech[], options: TaskOptions = {}): BuiltTask {
   const kind = options.kind ?? 'era';
   if (kind !== 'era' && kind !== 'party') invalidArgument('kind', "'era' or 'party'", String(kind));
-  const trainN = options.trainPerClass ?? 256;
+  const trainN = options.trainPerClass ?? 512;
   const devN = options.devPerClass ?? 64;
   const frac = options.devFraction ?? 0.2;
   const seed = options.seed ?? 0;
@@ -140,4 +144,29 @@ export function buildTask(speeches: readonly Speech[], options: TaskOptions = {}
 /** A TSV file with a `sentence\tlabel` header (texts are whitespace-normalised, so no tabs or newlines). */
 export function toTsv(rows: readonly TaskRow[]): string {
   return `sentence\tlabel\n${rows.map((r) => `${r.sentence.replace(/[\t\n\r]/g, ' ')}\t${r.label}`).join('\n')}\n`;
+}
+
+/**
+ * Reads a task folder (task.json, train.tsv, dev.tsv) through the library's table readers; every
+ * label must be a class of task.json.
+ */
+export function loadTaskFolder(dir: string): { task: TaskJson; train: Example[]; dev: Example[] } {
+  const file = join(dir, 'task.json');
+  let task: TaskJson;
+  try {
+    task = JSON.parse(readFileSync(file, 'utf8')) as TaskJson;
+  } catch (e) {
+    throw new FormatError(file, `cannot read the task description (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  }
+  if (task === null || typeof task !== 'object' || !Number.isInteger(task.numLabels) || !Array.isArray(task.labels) || task.labels.length !== task.numLabels)
+    throw new FormatError(file, 'expected {name, numLabels, labels (numLabels names), metrics, source}');
+  const read = (split: 'train' | 'dev') => {
+    const path = join(dir, `${split}.tsv`);
+    const rows = toExamples(readTable(path, { format: 'tsv' }), { text: 'sentence', label: 'label' }, 'classification', path);
+    rows.forEach((r, i) => {
+      if (r.label < 0 || r.label >= task.numLabels) throw new FormatError(path, `row ${i + 1}: label ${r.label} is not one of the ${task.numLabels} classes`);
+    });
+    return rows;
+  };
+  return { task, train: read('train'), dev: read('dev') };
 }
