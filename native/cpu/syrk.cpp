@@ -1,0 +1,355 @@
+// Symmetric rank-K update on the GEMM micro-kernels: C (lower) ← beta·C + alpha·X̃ᵀX̃.
+//
+// X is K×d row-major and X̃ = X, or [X | 1] with an implicit ones column (n = d + 1); C is n×n.
+// X̃ is both operands of the product, so each depth block X̃[pc:pc+kc, :] is packed once per
+// block, in the two layouts of gemm_kernels.h: MR-row k-major A micro-panels and NR-column
+// k-major B panels (the ones column is written into the panels, never into memory of X).
+// Only lower-triangle tiles are computed: a tile that crosses the diagonal is computed in full
+// into a local buffer and only its lower part is stored; tiles above it are skipped. alpha and
+// beta are applied in the micro-kernel's store (beta on the first depth block, 1 after).
+//
+// Work of one depth block: `pack_units` units pack slices of both panel sets, then compute
+// units, each a block of up to MC rows × a range of B panels, cut so that units have about the
+// same tile area (the triangle is uneven: the first rows have few columns). Units are claimed
+// from an atomic counter in the order of gemm.cpp's Plan (largest rows first inside a block);
+// a unit starts once every unit of the earlier phases is done, so a member slowed by other
+// load holds nobody up. Each element of C is computed by the same tile whatever the team
+// size, so the result does not depend on the thread count.
+// Optimised even when the build passes no -O flag (the kernels are useless at -O0).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
+
+#include "../core/error.h"
+#include "cpu_features.h"
+#include "factor.h"
+#include "gemm_kernels.h"
+#include "threadpool.h"
+
+namespace kfac::cpu {
+
+namespace {
+
+using gemm::APack;
+using gemm::KernelSet;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+const KernelSet& kernels_now() {
+  switch (kernel_isa()) {
+    case KernelIsa::Avx512: return gemm::kernels_avx512();
+    case KernelIsa::Avx2: return gemm::kernels_avx2();
+    default: return gemm::kernels_generic();
+  }
+}
+
+// Grow-only, 64-byte aligned panel storage of the calling thread.
+class PanelScratch {
+ public:
+  ~PanelScratch() { release(); }
+  float* reserve(size_t floats) {
+    if (floats > cap_) {
+      release();
+      size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
+#if defined(_MSC_VER)
+      void* p = _aligned_malloc(bytes, 64);
+#else
+      void* p = std::aligned_alloc(64, bytes);
+#endif
+      if (!p)
+        throw Error(ErrorCode::OutOfMemory, "syrk: cannot allocate packing buffers", "", "",
+                    std::to_string(bytes) + " bytes");
+      data_ = static_cast<float*>(p);
+      cap_ = bytes / sizeof(float);
+    }
+    return data_;
+  }
+
+ private:
+  void release() {
+#if defined(_MSC_VER)
+    _aligned_free(data_);
+#else
+    std::free(data_);
+#endif
+    data_ = nullptr;
+    cap_ = 0;
+  }
+  float* data_ = nullptr;
+  size_t cap_ = 0;
+};
+
+thread_local PanelScratch t_panels;
+
+// Rows [i0, i1) (i0 a multiple of MR) × B panels [p0, p1) of C.
+struct Unit {
+  int64_t i0, i1, p0, p1;
+};
+thread_local std::vector<Unit> t_units;
+
+struct Job {
+  const KernelSet* ks;
+  int64_t d, n, K;  // columns of X, of X̃ (d or d + 1), depth
+  const float* X;
+  int64_t ldx;
+  float alpha, beta;
+  float* C;
+  int64_t ldc;
+  int64_t kc, steps;          // depth blocking
+  int64_t a_panels, b_panels;  // ceil(n / MR), ceil(n / NR)
+  float* apack;               // A micro-panel q at apack + q·MR·kc
+  float* bpack;               // B panel q at bpack + q·NR·kc
+  const Unit* units;
+  int64_t n_units, pack_units, per_step;
+};
+
+// The packers for one ISA's tile, with the tile sizes known at compile time (so the short
+// row copies are inlined). Columns c >= d of X̃ are the ones column (c == d) when n > d.
+template <int MR, int NR>
+struct Packer {
+  // A micro-panels [q0, q1): panel q holds rows c0 = q·MR … of X̃ᵀ, k-major: dst[p·MR + i].
+  static void pack_a(const Job& J, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t c0 = q * MR, m = std::min<int64_t>(MR, J.n - c0);
+      const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
+      float* dst = J.apack + q * MR * J.kc;
+      const float* src = J.X + pc * J.ldx + c0;
+      if (real == MR) {
+        for (int64_t p = 0; p < kc; ++p)
+          for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[p * J.ldx + i];
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          for (int64_t i = 0; i < real; ++i) dst[p * MR + i] = src[p * J.ldx + i];
+          if (real < m) dst[p * MR + real] = 1.f;
+        }
+      }
+    }
+  }
+  // B panels [q0, q1): panel q holds columns c0 = q·NR … of X̃, k-major: dst[p·NR + j],
+  // zero past the last column (the kernel reads whole panel rows).
+  static void pack_b(const Job& J, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t c0 = q * NR, m = std::min<int64_t>(NR, J.n - c0);
+      const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
+      float* dst = J.bpack + q * NR * J.kc;
+      const float* src = J.X + pc * J.ldx + c0;
+      if (real == NR) {
+        for (int64_t p = 0; p < kc; ++p)
+          for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[p * J.ldx + j];
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          float* row = dst + p * NR;
+          for (int64_t j = 0; j < real; ++j) row[j] = src[p * J.ldx + j];
+          for (int64_t j = real; j < NR; ++j) row[j] = 0.f;
+          if (real < m) row[real] = 1.f;
+        }
+      }
+    }
+  }
+};
+
+using PackFn = void (*)(const Job&, int64_t, int64_t, int64_t, int64_t);
+
+struct Packers {
+  PackFn a, b;
+};
+
+template <int MR, int NR>
+Packers packers_for() {
+  return {&Packer<MR, NR>::pack_a, &Packer<MR, NR>::pack_b};
+}
+
+Packers packers(const KernelSet& ks) {
+  if (ks.mr == 14 && ks.nr == 32) return packers_for<14, 32>();
+  if (ks.mr == 6 && ks.nr == 16) return packers_for<6, 16>();
+  if (ks.mr == 4 && ks.nr == 16) return packers_for<4, 16>();
+  throw Error(ErrorCode::Internal, "syrk: no packer for this micro-kernel tile", "", "",
+              std::to_string(ks.mr) + "x" + std::to_string(ks.nr));
+}
+
+constexpr int kMaxTile = 14 * 32;
+
+// C[unit] (+)= alpha · Apanels · Bpanels of one depth block; beta is the first block's beta,
+// then 1. Tiles above the diagonal are skipped, tiles crossing it are stored masked.
+void compute_unit(const Job& J, const Unit& u, int64_t kc, float beta) {
+  const KernelSet& ks = *J.ks;
+  const int64_t MR = ks.mr, NR = ks.nr;
+  alignas(64) float tmp[kMaxTile];
+  for (int64_t pj = u.p0; pj < u.p1; ++pj) {
+    const int64_t j = pj * NR;
+    const int nr = int(std::min(NR, J.n - j));
+    const float* pb = J.bpack + pj * NR * J.kc;
+    // The first micro-panel with a row on or below the diagonal of this panel.
+    for (int64_t i = std::max(u.i0, j / MR * MR); i < u.i1; i += MR) {
+      const int mr = int(std::min(MR, u.i1 - i));
+      const float* pa = J.apack + (i / MR) * MR * J.kc;
+      float* c = J.C + i * J.ldc + j;
+      if (j + nr - 1 <= i) {
+        ks.kernel(APack::KMajor, mr, nr, kc, pa, pb, c, J.ldc, J.alpha, beta);
+        continue;
+      }
+      if (j > i + mr - 1) continue;  // wholly above the diagonal
+      ks.kernel(APack::KMajor, mr, nr, kc, pa, pb, tmp, NR, J.alpha, 0.f);
+      for (int r = 0; r < mr; ++r) {
+        const int64_t lim = std::min<int64_t>(nr, i + r - j + 1);
+        float* cr = c + r * J.ldc;
+        const float* tr = tmp + r * NR;
+        if (beta == 0.f)
+          for (int64_t q = 0; q < lim; ++q) cr[q] = tr[q];
+        else
+          for (int64_t q = 0; q < lim; ++q) cr[q] = tr[q] + beta * cr[q];
+      }
+    }
+  }
+}
+
+struct alignas(64) Counter {
+  std::atomic<int64_t> v{0};
+  char pad[64 - sizeof(std::atomic<int64_t>)];
+};
+
+struct Queue {
+  Counter next, done;
+};
+
+inline void wait_for(const std::atomic<int64_t>& done, int64_t target) {
+  for (int spins = 0; done.load(std::memory_order_acquire) < target; ++spins) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (spins < 2000) {
+      __builtin_ia32_pause();
+      continue;
+    }
+#endif
+    std::this_thread::yield();
+  }
+}
+
+// Runs units until none is left (allocates nothing, throws nothing).
+void worker(const Job& J, const Packers& pk, Queue& q) {
+  const int64_t total = J.steps * J.per_step;
+  for (;;) {
+    const int64_t u = q.next.v.fetch_add(1, std::memory_order_relaxed);
+    if (u >= total) return;
+    const int64_t s = u / J.per_step, r = u % J.per_step;
+    const int64_t pc = s * J.kc, kc = std::min(J.kc, J.K - pc);
+    if (r < J.pack_units) {
+      wait_for(q.done.v, s * J.per_step);
+      pk.a(J, pc, kc, J.a_panels * r / J.pack_units, J.a_panels * (r + 1) / J.pack_units);
+      pk.b(J, pc, kc, J.b_panels * r / J.pack_units, J.b_panels * (r + 1) / J.pack_units);
+    } else {
+      wait_for(q.done.v, s * J.per_step + J.pack_units);
+      compute_unit(J, J.units[r - J.pack_units], kc, s == 0 ? J.beta : 1.f);
+    }
+    q.done.v.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+// Below this much work (d²·K multiply-adds) one thread is faster than waking the pool.
+constexpr double kThreadWork = 1.0e6;
+
+// Cuts the lower triangle into units: row blocks of MC rows, last (largest) first; with a
+// team, each block's panels are split so that a unit has at most about 1/(4·team) of the
+// triangle's area (and at least four panels), which the dynamic claiming then balances.
+void plan_units(const KernelSet& ks, int64_t n, int nt, std::vector<Unit>& units) {
+  units.clear();
+  const int64_t NR = ks.nr, MC = ks.mc;
+  const double target = std::max(0.5 * double(n) * double(n) / (4.0 * nt), double(MC * NR * 4));
+  for (int64_t b = ceil_div(n, MC) - 1; b >= 0; --b) {
+    const int64_t i0 = b * MC, i1 = std::min(n, i0 + MC);
+    const int64_t panels = ceil_div(i1, NR);
+    const int64_t area_cols = std::min(n, panels * NR);
+    const int64_t chunks =
+        nt == 1 ? 1
+                : std::clamp<int64_t>(int64_t(double(i1 - i0) * double(area_cols) / target + 0.5),
+                                      1, panels);
+    for (int64_t c = 0; c < chunks; ++c) {
+      // Diagonal-side chunks first: they hold the masked tiles.
+      const int64_t p1 = panels - panels * c / chunks, p0 = panels - panels * (c + 1) / chunks;
+      if (p1 > p0) units.push_back({i0, i1, p0, p1});
+    }
+  }
+}
+
+// Lower triangle (diagonal included) of C[n×n] ← beta · C (beta == 0 writes zeros).
+void scale_lower(int64_t n, float beta, float* C, int64_t ldc) {
+  if (beta == 1.f) return;
+  for (int64_t i = 0; i < n; ++i) {
+    float* c = C + i * ldc;
+    if (beta == 0.f)
+      std::fill(c, c + i + 1, 0.f);
+    else
+      for (int64_t j = 0; j <= i; ++j) c[j] *= beta;
+  }
+}
+
+}  // namespace
+
+void syrk_lower_t(int64_t d, int64_t K, float alpha, const float* X, int64_t ldx, float beta,
+                  float* C, int64_t ldc, bool ones) {
+  const int64_t n = d + (ones ? 1 : 0);
+  if (n <= 0) return;
+  if (K <= 0 || alpha == 0.f) {
+    scale_lower(n, beta, C, ldc);
+    return;
+  }
+  const KernelSet& ks = kernels_now();
+  const Packers pk = packers(ks);
+  const int64_t MR = ks.mr, NR = ks.nr;
+
+  Job J{};
+  J.ks = &ks;
+  J.d = d;
+  J.n = n;
+  J.K = K;
+  J.X = X;
+  J.ldx = ldx;
+  J.alpha = alpha;
+  J.beta = beta;
+  J.C = C;
+  J.ldc = ldc;
+  // Depth blocks of near-equal size, at most the kernel's KC.
+  J.steps = ceil_div(K, int64_t(ks.kc));
+  J.kc = ceil_div(K, J.steps);
+  J.a_panels = ceil_div(n, MR);
+  J.b_panels = ceil_div(n, NR);
+
+  int nt = 1;
+  if (double(n) * double(n) * double(K) >= kThreadWork) nt = num_threads();
+  std::vector<Unit>& units = t_units;
+  plan_units(ks, n, nt, units);
+  nt = int(std::min<int64_t>(nt, int64_t(units.size())));
+  J.units = units.data();
+  J.n_units = int64_t(units.size());
+  J.pack_units = nt;
+  J.per_step = J.pack_units + J.n_units;
+
+  const int64_t a_floats = (J.a_panels * MR * J.kc + 15) / 16 * 16;
+  float* buf = t_panels.reserve(size_t(a_floats + J.b_panels * NR * J.kc));
+  J.apack = buf;
+  J.bpack = buf + a_floats;
+
+  Queue q;
+  if (nt == 1) {
+    worker(J, pk, q);
+    return;
+  }
+  struct Ctx {
+    const Job& J;
+    const Packers& pk;
+    Queue& q;
+  } ctx{J, pk, q};
+  const Ctx* cx = &ctx;
+  run_team_elastic(nt, [cx](int, int, Barrier&) { worker(cx->J, cx->pk, cx->q); });
+}
+
+}  // namespace kfac::cpu
