@@ -42,19 +42,34 @@ void syrk_lower_n(int64_t n, int64_t K, float alpha, const float* X, int64_t ldx
   syrk_lower_n(n2, K, alpha, X + n1 * ldx, ldx, beta, C + n1 * ldc + n1, ldc);
 }
 
-// C[n×n]: C[i][j] = C[j][i] for j > i, in 32×32 tiles (one tile row per task).
+// C[n×n]: C[i][j] = C[j][i] for j > i, in 16×16 blocks that go through a local buffer: each
+// cache line of the block's source rows is read once and each line of its destination rows is
+// written once, so rows a power-of-two stride apart (which share cache sets) never have to stay
+// resident together. Block rows are paired (t, last − t) so every task has the same work.
 void mirror_lower(float* C, int64_t n, int64_t ldc) {
-  constexpr int64_t T = 32;
-  int64_t tiles = (n + T - 1) / T;
-  parallel_for(tiles, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, n)), [&](int64_t b, int64_t e) {
-    for (int64_t ti = b; ti < e; ++ti) {
-      int64_t i0 = ti * T, i1 = std::min(n, i0 + T);
-      // Destination rows i0..i1 of the upper triangle read columns i0..i1 of the lower one.
-      for (int64_t j0 = i0; j0 < n; j0 += T) {
-        int64_t j1 = std::min(n, j0 + T);
-        for (int64_t i = i0; i < i1; ++i)
-          for (int64_t j = std::max(j0, i + 1); j < j1; ++j) C[i * ldc + j] = C[j * ldc + i];
+  constexpr int64_t B = 16;
+  const int64_t nb = (n + B - 1) / B;
+  auto block_row = [&](int64_t bi) {
+    const int64_t i0 = bi * B, ni = std::min(B, n - i0);
+    alignas(64) float t[B][B];
+    for (int64_t j0 = i0; j0 < n; j0 += B) {
+      const int64_t nj = std::min(B, n - j0);
+      for (int64_t jj = 0; jj < nj; ++jj) {
+        const float* src = C + (j0 + jj) * ldc + i0;
+        for (int64_t ii = 0; ii < ni; ++ii) t[ii][jj] = src[ii];
       }
+      for (int64_t ii = 0; ii < ni; ++ii) {
+        float* dst = C + (i0 + ii) * ldc + j0;
+        // On the diagonal block only j > i; elsewhere the whole row of the block.
+        for (int64_t jj = j0 == i0 ? ii + 1 : 0; jj < nj; ++jj) dst[jj] = t[ii][jj];
+      }
+    }
+  };
+  const int64_t pairs = (nb + 1) / 2;
+  parallel_for(pairs, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, n)), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      block_row(t);
+      if (nb - 1 - t != t) block_row(nb - 1 - t);
     }
   });
 }

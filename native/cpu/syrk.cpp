@@ -115,44 +115,45 @@ struct Job {
 
 // The packers for one ISA's tile, with the tile sizes known at compile time (so the short
 // row copies are inlined). Columns c >= d of X̃ are the ones column (c == d) when n > d.
+// Both walk X row by row (a column-strip walk would touch kc lines one row stride apart, which
+// alias in the caches when the stride is a power of two) and scatter each row into the panels.
 template <int MR, int NR>
 struct Packer {
   // A micro-panels [q0, q1): panel q holds rows c0 = q·MR … of X̃ᵀ, k-major: dst[p·MR + i].
   static void pack_a(const Job& J, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t c0 = q * MR, m = std::min<int64_t>(MR, J.n - c0);
-      const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
-      float* dst = J.apack + q * MR * J.kc;
-      const float* src = J.X + pc * J.ldx + c0;
-      if (real == MR) {
-        for (int64_t p = 0; p < kc; ++p)
-          for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[p * J.ldx + i];
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int64_t i = 0; i < real; ++i) dst[p * MR + i] = src[p * J.ldx + i];
-          if (real < m) dst[p * MR + real] = 1.f;
-        }
+    const int64_t full = std::min(q1, J.d / MR);  // panels [q0, full) have MR real columns
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = J.X + (pc + p) * J.ldx;
+      for (int64_t q = q0; q < full; ++q) {
+        float* dst = J.apack + q * MR * J.kc + p * MR;
+        for (int i = 0; i < MR; ++i) dst[i] = src[q * MR + i];
+      }
+      for (int64_t q = std::max(q0, full); q < q1; ++q) {
+        const int64_t c0 = q * MR, m = std::min<int64_t>(MR, J.n - c0);
+        const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
+        float* dst = J.apack + q * MR * J.kc + p * MR;
+        for (int64_t i = 0; i < real; ++i) dst[i] = src[c0 + i];
+        if (real < m) dst[real] = 1.f;
       }
     }
   }
   // B panels [q0, q1): panel q holds columns c0 = q·NR … of X̃, k-major: dst[p·NR + j],
   // zero past the last column (the kernel reads whole panel rows).
   static void pack_b(const Job& J, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t c0 = q * NR, m = std::min<int64_t>(NR, J.n - c0);
-      const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
-      float* dst = J.bpack + q * NR * J.kc;
-      const float* src = J.X + pc * J.ldx + c0;
-      if (real == NR) {
-        for (int64_t p = 0; p < kc; ++p)
-          for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[p * J.ldx + j];
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          float* row = dst + p * NR;
-          for (int64_t j = 0; j < real; ++j) row[j] = src[p * J.ldx + j];
-          for (int64_t j = real; j < NR; ++j) row[j] = 0.f;
-          if (real < m) row[real] = 1.f;
-        }
+    const int64_t full = std::min(q1, J.d / NR);
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = J.X + (pc + p) * J.ldx;
+      for (int64_t q = q0; q < full; ++q) {
+        float* dst = J.bpack + q * NR * J.kc + p * NR;
+        for (int j = 0; j < NR; ++j) dst[j] = src[q * NR + j];
+      }
+      for (int64_t q = std::max(q0, full); q < q1; ++q) {
+        const int64_t c0 = q * NR, m = std::min<int64_t>(NR, J.n - c0);
+        const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
+        float* dst = J.bpack + q * NR * J.kc + p * NR;
+        for (int64_t j = 0; j < real; ++j) dst[j] = src[c0 + j];
+        for (int64_t j = real; j < NR; ++j) dst[j] = 0.f;
+        if (real < m) dst[real] = 1.f;
       }
     }
   }
@@ -318,7 +319,8 @@ void syrk_lower_t(int64_t d, int64_t K, float alpha, const float* X, int64_t ldx
   J.C = C;
   J.ldc = ldc;
   // Depth blocks of near-equal size, at most the kernel's KC.
-  J.steps = ceil_div(K, int64_t(ks.kc));
+  static const int64_t kc_env = [] { const char* e = std::getenv("KFAC_SYRK_KC"); return e ? std::atoll(e) : 0LL; }();
+  J.steps = ceil_div(K, kc_env > 0 ? kc_env : int64_t(ks.kc));
   J.kc = ceil_div(K, J.steps);
   J.a_panels = ceil_div(n, MR);
   J.b_panels = ceil_div(n, NR);
