@@ -8,13 +8,13 @@
 // into a local buffer and only its lower part is stored; tiles above it are skipped. alpha and
 // beta are applied in the micro-kernel's store (beta on the first depth block, 1 after).
 //
-// Work of one depth block: `pack_units` units pack slices of both panel sets, then compute
-// units, each a block of up to MC rows × a range of B panels, cut so that units have about the
-// same tile area (the triangle is uneven: the first rows have few columns). Units are claimed
-// from an atomic counter in the order of gemm.cpp's Plan (largest rows first inside a block);
-// a unit starts once every unit of the earlier phases is done, so a member slowed by other
-// load holds nobody up. Each element of C is computed by the same tile whatever the team
-// size, so the result does not depend on the thread count.
+// Work is cut into units, each a block of up to MC rows × a range of B panels; with a team,
+// units are cut so that they have about the same tile area (the triangle is uneven: the first
+// rows have few columns). A team of one packs each depth block once and runs every unit on it;
+// a team claims whole units from an atomic counter (largest rows first) and each member packs
+// its unit's own rows and columns, so members never wait for one another (see worker()).
+// Each element of C is computed by the same tile, with the same depth blocks, whatever the
+// team size, so the result does not depend on the thread count.
 // Optimised even when the build passes no -O flag (the kernels are useless at -O0).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -23,7 +23,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <string>
-#include <thread>
 #include <vector>
 
 #if defined(_MSC_VER)
@@ -107,10 +106,20 @@ struct Job {
   int64_t ldc;
   int64_t kc, steps;          // depth blocking
   int64_t a_panels, b_panels;  // ceil(n / MR), ceil(n / NR)
-  float* apack;               // A micro-panel q at apack + q·MR·kc
-  float* bpack;               // B panel q at bpack + q·NR·kc
+  float* apack;               // shared panels (team of one), or per member:
+  float* bpack;               //   apack + tid·a_stride, bpack + tid·b_stride
+  int64_t a_stride, b_stride;
   const Unit* units;
-  int64_t n_units, pack_units, per_step;
+  int64_t n_units, pack_units;  // pack_units: 0 for a team of one (shared panels)
+};
+
+// Where packed panels live: A micro-panel q at a + (q − a0)·MR·kc, B panel q at
+// b + (q − b0)·NR·kc (a0 = b0 = 0 for the shared panels of a whole depth block).
+struct Panels {
+  float* a;
+  int64_t a0;
+  float* b;
+  int64_t b0;
 };
 
 // The packers for one ISA's tile, with the tile sizes known at compile time (so the short
@@ -120,18 +129,18 @@ struct Job {
 template <int MR, int NR>
 struct Packer {
   // A micro-panels [q0, q1): panel q holds rows c0 = q·MR … of X̃ᵀ, k-major: dst[p·MR + i].
-  static void pack_a(const Job& J, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
+  static void pack_a(const Job& J, const Panels& P, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
     const int64_t full = std::min(q1, J.d / MR);  // panels [q0, full) have MR real columns
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = J.X + (pc + p) * J.ldx;
       for (int64_t q = q0; q < full; ++q) {
-        float* dst = J.apack + q * MR * J.kc + p * MR;
+        float* dst = P.a + (q - P.a0) * MR * J.kc + p * MR;
         for (int i = 0; i < MR; ++i) dst[i] = src[q * MR + i];
       }
       for (int64_t q = std::max(q0, full); q < q1; ++q) {
         const int64_t c0 = q * MR, m = std::min<int64_t>(MR, J.n - c0);
         const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
-        float* dst = J.apack + q * MR * J.kc + p * MR;
+        float* dst = P.a + (q - P.a0) * MR * J.kc + p * MR;
         for (int64_t i = 0; i < real; ++i) dst[i] = src[c0 + i];
         if (real < m) dst[real] = 1.f;
       }
@@ -139,18 +148,18 @@ struct Packer {
   }
   // B panels [q0, q1): panel q holds columns c0 = q·NR … of X̃, k-major: dst[p·NR + j],
   // zero past the last column (the kernel reads whole panel rows).
-  static void pack_b(const Job& J, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
+  static void pack_b(const Job& J, const Panels& P, int64_t pc, int64_t kc, int64_t q0, int64_t q1) {
     const int64_t full = std::min(q1, J.d / NR);
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = J.X + (pc + p) * J.ldx;
       for (int64_t q = q0; q < full; ++q) {
-        float* dst = J.bpack + q * NR * J.kc + p * NR;
+        float* dst = P.b + (q - P.b0) * NR * J.kc + p * NR;
         for (int j = 0; j < NR; ++j) dst[j] = src[q * NR + j];
       }
       for (int64_t q = std::max(q0, full); q < q1; ++q) {
         const int64_t c0 = q * NR, m = std::min<int64_t>(NR, J.n - c0);
         const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
-        float* dst = J.bpack + q * NR * J.kc + p * NR;
+        float* dst = P.b + (q - P.b0) * NR * J.kc + p * NR;
         for (int64_t j = 0; j < real; ++j) dst[j] = src[c0 + j];
         for (int64_t j = real; j < NR; ++j) dst[j] = 0.f;
         if (real < m) dst[real] = 1.f;
@@ -159,7 +168,7 @@ struct Packer {
   }
 };
 
-using PackFn = void (*)(const Job&, int64_t, int64_t, int64_t, int64_t);
+using PackFn = void (*)(const Job&, const Panels&, int64_t, int64_t, int64_t, int64_t);
 
 struct Packers {
   PackFn a, b;
@@ -182,18 +191,18 @@ constexpr int kMaxTile = 14 * 32;
 
 // C[unit] (+)= alpha · Apanels · Bpanels of one depth block; beta is the first block's beta,
 // then 1. Tiles above the diagonal are skipped, tiles crossing it are stored masked.
-void compute_unit(const Job& J, const Unit& u, int64_t kc, float beta) {
+void compute_unit(const Job& J, const Panels& P, const Unit& u, int64_t kc, float beta) {
   const KernelSet& ks = *J.ks;
   const int64_t MR = ks.mr, NR = ks.nr;
   alignas(64) float tmp[kMaxTile];
   for (int64_t pj = u.p0; pj < u.p1; ++pj) {
     const int64_t j = pj * NR;
     const int nr = int(std::min(NR, J.n - j));
-    const float* pb = J.bpack + pj * NR * J.kc;
+    const float* pb = P.b + (pj - P.b0) * NR * J.kc;
     // The first micro-panel with a row on or below the diagonal of this panel.
     for (int64_t i = std::max(u.i0, j / MR * MR); i < u.i1; i += MR) {
       const int mr = int(std::min(MR, u.i1 - i));
-      const float* pa = J.apack + (i / MR) * MR * J.kc;
+      const float* pa = P.a + (i / MR - P.a0) * MR * J.kc;
       float* c = J.C + i * J.ldc + j;
       if (j + nr - 1 <= i) {
         ks.kernel(APack::KMajor, mr, nr, kc, pa, pb, c, J.ldc, J.alpha, beta);
@@ -214,44 +223,35 @@ void compute_unit(const Job& J, const Unit& u, int64_t kc, float beta) {
   }
 }
 
-struct alignas(64) Counter {
-  std::atomic<int64_t> v{0};
-  char pad[64 - sizeof(std::atomic<int64_t>)];
-};
-
-struct Queue {
-  Counter next, done;
-};
-
-inline void wait_for(const std::atomic<int64_t>& done, int64_t target) {
-  for (int spins = 0; done.load(std::memory_order_acquire) < target; ++spins) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (spins < 2000) {
-      __builtin_ia32_pause();
-      continue;
+// Team of one: per depth block, pack all panels once, then every unit (no waiting at all).
+// Team: members claim whole units and run each through every depth block with their own
+// panels (a unit repacks its rows and columns, about 1/MC of its multiply-adds in copies),
+// so nothing is shared and no member ever waits for another: one descheduled by other load
+// delays only the unit it holds. Allocates nothing, throws nothing.
+void worker(const Job& J, const Packers& pk, std::atomic<int64_t>& next, int tid) {
+  if (J.pack_units == 0) {
+    const Panels P{J.apack, 0, J.bpack, 0};
+    for (int64_t s = 0; s < J.steps; ++s) {
+      const int64_t pc = s * J.kc, kc = std::min(J.kc, J.K - pc);
+      pk.a(J, P, pc, kc, 0, J.a_panels);
+      pk.b(J, P, pc, kc, 0, J.b_panels);
+      for (int64_t u = 0; u < J.n_units; ++u) compute_unit(J, P, J.units[u], kc, s == 0 ? J.beta : 1.f);
     }
-#endif
-    std::this_thread::yield();
+    return;
   }
-}
-
-// Runs units until none is left (allocates nothing, throws nothing).
-void worker(const Job& J, const Packers& pk, Queue& q) {
-  const int64_t total = J.steps * J.per_step;
+  const int64_t MR = J.ks->mr;
   for (;;) {
-    const int64_t u = q.next.v.fetch_add(1, std::memory_order_relaxed);
-    if (u >= total) return;
-    const int64_t s = u / J.per_step, r = u % J.per_step;
-    const int64_t pc = s * J.kc, kc = std::min(J.kc, J.K - pc);
-    if (r < J.pack_units) {
-      wait_for(q.done.v, s * J.per_step);
-      pk.a(J, pc, kc, J.a_panels * r / J.pack_units, J.a_panels * (r + 1) / J.pack_units);
-      pk.b(J, pc, kc, J.b_panels * r / J.pack_units, J.b_panels * (r + 1) / J.pack_units);
-    } else {
-      wait_for(q.done.v, s * J.per_step + J.pack_units);
-      compute_unit(J, J.units[r - J.pack_units], kc, s == 0 ? J.beta : 1.f);
+    const int64_t u = next.fetch_add(1, std::memory_order_relaxed);
+    if (u >= J.n_units) return;
+    const Unit& un = J.units[u];
+    const int64_t a0 = un.i0 / MR, a1 = (un.i1 + MR - 1) / MR;
+    const Panels P{J.apack + tid * J.a_stride, a0, J.bpack + tid * J.b_stride, un.p0};
+    for (int64_t s = 0; s < J.steps; ++s) {
+      const int64_t pc = s * J.kc, kc = std::min(J.kc, J.K - pc);
+      pk.a(J, P, pc, kc, a0, a1);
+      pk.b(J, P, pc, kc, un.p0, un.p1);
+      compute_unit(J, P, un, kc, s == 0 ? J.beta : 1.f);
     }
-    q.done.v.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
@@ -332,26 +332,34 @@ void syrk_lower_t(int64_t d, int64_t K, float alpha, const float* X, int64_t ldx
   nt = int(std::min<int64_t>(nt, int64_t(units.size())));
   J.units = units.data();
   J.n_units = int64_t(units.size());
-  J.pack_units = nt;
-  J.per_step = J.pack_units + J.n_units;
-
-  const int64_t a_floats = (J.a_panels * MR * J.kc + 15) / 16 * 16;
-  float* buf = t_panels.reserve(size_t(a_floats + J.b_panels * NR * J.kc));
-  J.apack = buf;
-  J.bpack = buf + a_floats;
-
-  Queue q;
+  J.pack_units = nt == 1 ? 0 : nt;
   if (nt == 1) {
-    worker(J, pk, q);
+    const int64_t a_floats = (J.a_panels * MR * J.kc + 15) / 16 * 16;
+    float* buf = t_panels.reserve(size_t(a_floats + J.b_panels * NR * J.kc));
+    J.apack = buf;
+    J.bpack = buf + a_floats;
+    std::atomic<int64_t> next{0};
+    worker(J, pk, next, 0);
     return;
   }
+  int64_t rows = 0, panels = 0;
+  for (const Unit& u : units) {
+    rows = std::max(rows, u.i1 - u.i0);
+    panels = std::max(panels, u.p1 - u.p0);
+  }
+  J.a_stride = ((rows + MR - 1) / MR * MR * J.kc + 15) / 16 * 16;
+  J.b_stride = panels * NR * J.kc;
+  float* buf = t_panels.reserve(size_t(nt * (J.a_stride + J.b_stride)));
+  J.apack = buf;
+  J.bpack = buf + nt * J.a_stride;
+  std::atomic<int64_t> next{0};
   struct Ctx {
     const Job& J;
     const Packers& pk;
-    Queue& q;
-  } ctx{J, pk, q};
+    std::atomic<int64_t>& next;
+  } ctx{J, pk, next};
   const Ctx* cx = &ctx;
-  run_team_elastic(nt, [cx](int, int, Barrier&) { worker(cx->J, cx->pk, cx->q); });
+  run_team_elastic(nt, [cx](int tid, int, Barrier&) { worker(cx->J, cx->pk, cx->next, tid); });
 }
 
 }  // namespace kfac::cpu
