@@ -10,9 +10,9 @@
 //
 // Work is cut into units, each a block of up to MC rows × a range of B panels; with a team,
 // units are cut so that they have about the same tile area (the triangle is uneven: the first
-// rows have few columns). A team of one packs each depth block once and runs every unit on it;
-// a team claims whole units from an atomic counter (largest rows first) and each member packs
-// its unit's own rows and columns, so members never wait for one another (see worker()).
+// rows have few columns) and claimed from an atomic counter, largest rows first, so a member
+// slowed by other load only takes fewer. Panels are packed once for all units; a team packs
+// many depth blocks at a time so that its members meet only a few times a call (worker()).
 // Each element of C is computed by the same tile, with the same depth blocks, whatever the
 // team size, so the result does not depend on the thread count.
 // Optimised even when the build passes no -O flag (the kernels are useless at -O0).
@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(_MSC_VER)
@@ -106,20 +107,17 @@ struct Job {
   int64_t ldc;
   int64_t kc, steps;          // depth blocking
   int64_t a_panels, b_panels;  // ceil(n / MR), ceil(n / NR)
-  float* apack;               // shared panels (team of one), or per member:
-  float* bpack;               //   apack + tid·a_stride, bpack + tid·b_stride
-  int64_t a_stride, b_stride;
+  int64_t blocks;              // depth blocks per phase (packed together)
+  float* apack;                // phase block t: A panels at apack + t·a_panels·MR·kc,
+  float* bpack;                //   B panels at bpack + t·b_panels·NR·kc
   const Unit* units;
-  int64_t n_units, pack_units;  // pack_units: 0 for a team of one (shared panels)
+  int64_t n_units, pack_units, per_phase, phases;
 };
 
-// Where packed panels live: A micro-panel q at a + (q − a0)·MR·kc, B panel q at
-// b + (q − b0)·NR·kc (a0 = b0 = 0 for the shared panels of a whole depth block).
+// The packed panels of one depth block: A micro-panel q at a + q·MR·kc, B panel q at b + q·NR·kc.
 struct Panels {
   float* a;
-  int64_t a0;
   float* b;
-  int64_t b0;
 };
 
 // The packers for one ISA's tile, with the tile sizes known at compile time (so the short
@@ -134,13 +132,13 @@ struct Packer {
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = J.X + (pc + p) * J.ldx;
       for (int64_t q = q0; q < full; ++q) {
-        float* dst = P.a + (q - P.a0) * MR * J.kc + p * MR;
+        float* dst = P.a + q * MR * J.kc + p * MR;
         for (int i = 0; i < MR; ++i) dst[i] = src[q * MR + i];
       }
       for (int64_t q = std::max(q0, full); q < q1; ++q) {
         const int64_t c0 = q * MR, m = std::min<int64_t>(MR, J.n - c0);
         const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
-        float* dst = P.a + (q - P.a0) * MR * J.kc + p * MR;
+        float* dst = P.a + q * MR * J.kc + p * MR;
         for (int64_t i = 0; i < real; ++i) dst[i] = src[c0 + i];
         if (real < m) dst[real] = 1.f;
       }
@@ -153,13 +151,13 @@ struct Packer {
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = J.X + (pc + p) * J.ldx;
       for (int64_t q = q0; q < full; ++q) {
-        float* dst = P.b + (q - P.b0) * NR * J.kc + p * NR;
+        float* dst = P.b + q * NR * J.kc + p * NR;
         for (int j = 0; j < NR; ++j) dst[j] = src[q * NR + j];
       }
       for (int64_t q = std::max(q0, full); q < q1; ++q) {
         const int64_t c0 = q * NR, m = std::min<int64_t>(NR, J.n - c0);
         const int64_t real = std::clamp<int64_t>(J.d - c0, 0, m);
-        float* dst = P.b + (q - P.b0) * NR * J.kc + p * NR;
+        float* dst = P.b + q * NR * J.kc + p * NR;
         for (int64_t j = 0; j < real; ++j) dst[j] = src[c0 + j];
         for (int64_t j = real; j < NR; ++j) dst[j] = 0.f;
         if (real < m) dst[real] = 1.f;
@@ -198,11 +196,11 @@ void compute_unit(const Job& J, const Panels& P, const Unit& u, int64_t kc, floa
   for (int64_t pj = u.p0; pj < u.p1; ++pj) {
     const int64_t j = pj * NR;
     const int nr = int(std::min(NR, J.n - j));
-    const float* pb = P.b + (pj - P.b0) * NR * J.kc;
+    const float* pb = P.b + pj * NR * J.kc;
     // The first micro-panel with a row on or below the diagonal of this panel.
     for (int64_t i = std::max(u.i0, j / MR * MR); i < u.i1; i += MR) {
       const int mr = int(std::min(MR, u.i1 - i));
-      const float* pa = P.a + (i / MR - P.a0) * MR * J.kc;
+      const float* pa = P.a + (i / MR) * MR * J.kc;
       float* c = J.C + i * J.ldc + j;
       if (j + nr - 1 <= i) {
         ks.kernel(APack::KMajor, mr, nr, kc, pa, pb, c, J.ldc, J.alpha, beta);
@@ -223,40 +221,71 @@ void compute_unit(const Job& J, const Panels& P, const Unit& u, int64_t kc, floa
   }
 }
 
-// Team of one: per depth block, pack all panels once, then every unit (no waiting at all).
-// Team: members claim whole units and run each through every depth block with their own
-// panels (a unit repacks its rows and columns, about 1/MC of its multiply-adds in copies),
-// so nothing is shared and no member ever waits for another: one descheduled by other load
-// delays only the unit it holds. Allocates nothing, throws nothing.
-void worker(const Job& J, const Packers& pk, std::atomic<int64_t>& next, int tid) {
-  if (J.pack_units == 0) {
-    const Panels P{J.apack, 0, J.bpack, 0};
-    for (int64_t s = 0; s < J.steps; ++s) {
-      const int64_t pc = s * J.kc, kc = std::min(J.kc, J.K - pc);
-      pk.a(J, P, pc, kc, 0, J.a_panels);
-      pk.b(J, P, pc, kc, 0, J.b_panels);
-      for (int64_t u = 0; u < J.n_units; ++u) compute_unit(J, P, J.units[u], kc, s == 0 ? J.beta : 1.f);
+struct alignas(64) Counter {
+  std::atomic<int64_t> v{0};
+  char pad[64 - sizeof(std::atomic<int64_t>)];
+};
+
+struct Queue {
+  Counter next, done;
+};
+
+inline void wait_for(const std::atomic<int64_t>& done, int64_t target) {
+  for (int spins = 0; done.load(std::memory_order_acquire) < target; ++spins) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (spins < 2000) {
+      __builtin_ia32_pause();
+      continue;
     }
-    return;
+#endif
+    std::this_thread::yield();
   }
-  const int64_t MR = J.ks->mr;
+}
+
+Panels panels_of(const Job& J, int64_t t) {
+  return {J.apack + t * J.a_panels * J.ks->mr * J.kc, J.bpack + t * J.b_panels * J.ks->nr * J.kc};
+}
+
+// Work of one phase (`blocks` depth blocks): pack units (one per depth block and member, each
+// packing a share of the block's panels), then the compute units, each running its tiles
+// through every depth block of the phase (its C tiles stay in cache meanwhile). A unit starts
+// once every unit of the earlier sub-phases is done (a count of finished units). A team of one
+// packs one depth block per phase (the panels stay in cache); a team packs as many as fit a
+// bounded buffer, so that members meet only a few times per call. Allocates nothing, throws
+// nothing.
+void worker(const Job& J, const Packers& pk, Queue& q) {
+  const int64_t total = J.phases * J.per_phase;
   for (;;) {
-    const int64_t u = next.fetch_add(1, std::memory_order_relaxed);
-    if (u >= J.n_units) return;
-    const Unit& un = J.units[u];
-    const int64_t a0 = un.i0 / MR, a1 = (un.i1 + MR - 1) / MR;
-    const Panels P{J.apack + tid * J.a_stride, a0, J.bpack + tid * J.b_stride, un.p0};
-    for (int64_t s = 0; s < J.steps; ++s) {
-      const int64_t pc = s * J.kc, kc = std::min(J.kc, J.K - pc);
-      pk.a(J, P, pc, kc, a0, a1);
-      pk.b(J, P, pc, kc, un.p0, un.p1);
-      compute_unit(J, P, un, kc, s == 0 ? J.beta : 1.f);
+    const int64_t u = q.next.v.fetch_add(1, std::memory_order_relaxed);
+    if (u >= total) return;
+    const int64_t f = u / J.per_phase, r = u % J.per_phase;
+    if (r < J.pack_units) {
+      wait_for(q.done.v, f * J.per_phase);
+      const int64_t share = J.pack_units / J.blocks, t = r / share, h = r % share;
+      const int64_t s = f * J.blocks + t, pc = s * J.kc;
+      if (s < J.steps) {
+        const int64_t kc = std::min(J.kc, J.K - pc);
+        const Panels P = panels_of(J, t);
+        pk.a(J, P, pc, kc, J.a_panels * h / share, J.a_panels * (h + 1) / share);
+        pk.b(J, P, pc, kc, J.b_panels * h / share, J.b_panels * (h + 1) / share);
+      }
+    } else {
+      wait_for(q.done.v, f * J.per_phase + J.pack_units);
+      const Unit& un = J.units[r - J.pack_units];
+      for (int64_t t = 0; t < J.blocks; ++t) {
+        const int64_t s = f * J.blocks + t, pc = s * J.kc;
+        if (s >= J.steps) break;
+        compute_unit(J, panels_of(J, t), un, std::min(J.kc, J.K - pc), s == 0 ? J.beta : 1.f);
+      }
     }
+    q.done.v.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
 // Below this much work (d²·K multiply-adds) one thread is faster than waking the pool.
 constexpr double kThreadWork = 1.0e6;
+// Panel floats a team packs per phase (16 MiB).
+constexpr int64_t kPhaseFloats = int64_t(4) << 20;
 
 // Cuts the lower triangle into units: row blocks of MC rows, last (largest) first; with a
 // team, each block's panels are split so that a unit has at most about 1/(4·team) of the
@@ -332,34 +361,29 @@ void syrk_lower_t(int64_t d, int64_t K, float alpha, const float* X, int64_t ldx
   nt = int(std::min<int64_t>(nt, int64_t(units.size())));
   J.units = units.data();
   J.n_units = int64_t(units.size());
-  J.pack_units = nt == 1 ? 0 : nt;
+  // Depth blocks per phase: one for a team of one, else as many as kPhaseFloats hold.
+  const int64_t block_floats = (J.a_panels * MR + J.b_panels * NR) * J.kc;
+  J.blocks = nt == 1 ? 1 : std::clamp<int64_t>(kPhaseFloats / block_floats, 1, J.steps);
+  J.phases = ceil_div(J.steps, J.blocks);
+  J.pack_units = J.blocks * nt;
+  J.per_phase = J.pack_units + J.n_units;
+  const int64_t a_floats = (J.blocks * J.a_panels * MR * J.kc + 15) / 16 * 16;  // B 64-byte aligned
+  float* buf = t_panels.reserve(size_t(a_floats + J.blocks * J.b_panels * NR * J.kc));
+  J.apack = buf;
+  J.bpack = buf + a_floats;
+
+  Queue q;
   if (nt == 1) {
-    const int64_t a_floats = (J.a_panels * MR * J.kc + 15) / 16 * 16;
-    float* buf = t_panels.reserve(size_t(a_floats + J.b_panels * NR * J.kc));
-    J.apack = buf;
-    J.bpack = buf + a_floats;
-    std::atomic<int64_t> next{0};
-    worker(J, pk, next, 0);
+    worker(J, pk, q);
     return;
   }
-  int64_t rows = 0, panels = 0;
-  for (const Unit& u : units) {
-    rows = std::max(rows, u.i1 - u.i0);
-    panels = std::max(panels, u.p1 - u.p0);
-  }
-  J.a_stride = ((rows + MR - 1) / MR * MR * J.kc + 15) / 16 * 16;
-  J.b_stride = panels * NR * J.kc;
-  float* buf = t_panels.reserve(size_t(nt * (J.a_stride + J.b_stride)));
-  J.apack = buf;
-  J.bpack = buf + nt * J.a_stride;
-  std::atomic<int64_t> next{0};
   struct Ctx {
     const Job& J;
     const Packers& pk;
-    std::atomic<int64_t>& next;
-  } ctx{J, pk, next};
+    Queue& q;
+  } ctx{J, pk, q};
   const Ctx* cx = &ctx;
-  run_team_elastic(nt, [cx](int tid, int, Barrier&) { worker(cx->J, cx->pk, cx->next, tid); });
+  run_team_elastic(nt, [cx](int, int, Barrier&) { worker(cx->J, cx->pk, cx->q); });
 }
 
 }  // namespace kfac::cpu
