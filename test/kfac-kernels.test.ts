@@ -315,6 +315,51 @@ describe('kfac.updateFactor', () => {
     expect(ran).toBeGreaterThan(0);
   });
 
+  it('a large update (many depth blocks, several packing phases with 2 threads) gives the same bits on 1 and 2 threads and matches float64 entries', () => {
+    const R = 6000;
+    const d = 700;
+    const X = randomF32(R * d, 77);
+    const x = T(X, [R, d]);
+    const F0 = randomF32((d + 1) * (d + 1), 78);
+    for (const kernel of ['auto', 'avx2'] as const) {
+      try {
+        setCpuKernel(kernel);
+      } catch {
+        continue;
+      }
+      const out: Float32Array[] = [];
+      for (const threads of [1, 2]) {
+        setNumThreads(threads);
+        const F = T(F0, [d + 1, d + 1]);
+        kfac.updateFactor(F, x, { beta: 0.9, bias: true });
+        out.push(F.toArray() as Float32Array);
+        F.dispose();
+      }
+      const got = out[0]!;
+      let differ = 0;
+      for (let k = 0; k < got.length; k++) if (!Object.is(out[1]![k], got[k])) differ++;
+      expect(differ).toBe(0);
+      const D = d + 1;
+      const r = rng(5);
+      for (let t = 0; t < 64; t++) {
+        const i = Math.floor(r() * D);
+        const j = Math.floor(r() * D);
+        const [a, b] = j <= i ? [i, j] : [j, i];
+        let sum = 0;
+        let abs = 0;
+        for (let k = 0; k < R; k++) {
+          const p = (a < d ? X[k * d + a]! : 1) * (b < d ? X[k * d + b]! : 1);
+          sum += p;
+          abs += Math.abs(p);
+        }
+        const want = (0.1 / R) * sum + 0.9 * F0[a * D + b]!;
+        expect(Math.abs(got[i * D + j]! - want)).toBeLessThanOrEqual(4e-6 * ((0.1 / R) * abs + 0.9 * Math.abs(F0[a * D + b]!)));
+      }
+    }
+    setCpuKernel('auto');
+    x.dispose();
+  });
+
   it('rejects bad arguments with typed errors naming them', () => {
     const x = T(randomF32(12, 1), [4, 3]);
     const F = Tensor.zeros([3, 3]);

@@ -1,6 +1,6 @@
-// K-FAC factor update: the packed symmetric rank-R update of syrk.cpp on the lower triangle
-// (the implicit bias column included), then a blocked mirror; and the X·Xᵀ variant Cholesky
-// uses, built on sgemm blocks.
+// K-FAC factor update: the packed symmetric rank-R update of syrk.cpp (the implicit bias column
+// and the mirror onto the upper triangle included); the X·Xᵀ variant and the blocked mirror
+// Cholesky uses, built on sgemm blocks.
 // Optimised even when the build passes no -O flag (binding.gyp's cflags! strips them).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
@@ -79,9 +79,9 @@ void factor_update(const float* X, int64_t R, int64_t d, int64_t ldx, bool bias,
                    float alpha, float* F, int64_t ldf) {
   int64_t D = d + (bias ? 1 : 0);
   if (D == 0) return;
-  // The bias row and corner (column sums of X, then R) come out of the same packed product.
-  syrk_lower_t(d, R, alpha, X, ldx, beta, F, ldf, bias);
-  mirror_lower(F, D, ldf);
+  // The bias row and corner (column sums of X, then R) come out of the same packed product;
+  // each block of the lower triangle is mirrored by the thread that computed it, while hot.
+  syrk_lower_t(d, R, alpha, X, ldx, beta, F, ldf, bias, true);
 }
 
 }  // namespace kfac::cpu

@@ -105,6 +105,7 @@ struct Job {
   float alpha, beta;
   float* C;
   int64_t ldc;
+  bool mirror;                 // also write the upper triangle
   int64_t kc, steps;          // depth blocking
   int64_t a_panels, b_panels;  // ceil(n / MR), ceil(n / NR)
   int64_t blocks;              // depth blocks per phase (packed together)
@@ -221,6 +222,31 @@ void compute_unit(const Job& J, const Panels& P, const Unit& u, int64_t kc, floa
   }
 }
 
+// C[j][i] = C[i][j] for the elements j < i of rows [i0, i1) × columns [c0, c1), in 16×16
+// blocks through a local buffer (each source line read once while still in cache from the
+// unit's last depth block, each destination line written once; rows a power-of-two stride
+// apart share cache sets, so neither side has to stay resident). The destinations lie in the
+// strict upper triangle, which no unit computes, so units mirror concurrently.
+void mirror_region(float* C, int64_t ldc, int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+  constexpr int64_t B = 16;
+  alignas(64) float t[B][B];
+  for (int64_t ib = i0; ib < i1; ib += B) {
+    const int64_t ni = std::min(B, i1 - ib);
+    for (int64_t jb = c0; jb < std::min(c1, ib + ni - 1); jb += B) {
+      const int64_t nj = std::min(B, c1 - jb);
+      for (int64_t ii = 0; ii < ni; ++ii) {
+        const float* src = C + (ib + ii) * ldc + jb;
+        for (int64_t jj = 0; jj < nj; ++jj) t[jj][ii] = src[jj];
+      }
+      for (int64_t jj = 0; jj < nj; ++jj) {
+        const int64_t j = jb + jj;
+        float* dst = C + j * ldc + ib;
+        for (int64_t ii = std::max<int64_t>(0, j + 1 - ib); ii < ni; ++ii) dst[ii] = t[jj][ii];
+      }
+    }
+  }
+}
+
 struct alignas(64) Counter {
   std::atomic<int64_t> v{0};
   char pad[64 - sizeof(std::atomic<int64_t>)];
@@ -276,6 +302,8 @@ void worker(const Job& J, const Packers& pk, Queue& q) {
         const int64_t s = f * J.blocks + t, pc = s * J.kc;
         if (s >= J.steps) break;
         compute_unit(J, panels_of(J, t), un, std::min(J.kc, J.K - pc), s == 0 ? J.beta : 1.f);
+        if (J.mirror && s == J.steps - 1)
+          mirror_region(J.C, J.ldc, un.i0, un.i1, un.p0 * J.ks->nr, std::min(J.n, un.p1 * J.ks->nr));
       }
     }
     q.done.v.fetch_add(1, std::memory_order_acq_rel);
@@ -325,11 +353,12 @@ void scale_lower(int64_t n, float beta, float* C, int64_t ldc) {
 }  // namespace
 
 void syrk_lower_t(int64_t d, int64_t K, float alpha, const float* X, int64_t ldx, float beta,
-                  float* C, int64_t ldc, bool ones) {
+                  float* C, int64_t ldc, bool ones, bool mirror) {
   const int64_t n = d + (ones ? 1 : 0);
   if (n <= 0) return;
   if (K <= 0 || alpha == 0.f) {
     scale_lower(n, beta, C, ldc);
+    if (mirror) mirror_lower(C, n, ldc);
     return;
   }
   const KernelSet& ks = kernels_now();
@@ -347,9 +376,9 @@ void syrk_lower_t(int64_t d, int64_t K, float alpha, const float* X, int64_t ldx
   J.beta = beta;
   J.C = C;
   J.ldc = ldc;
+  J.mirror = mirror;
   // Depth blocks of near-equal size, at most the kernel's KC.
-  static const int64_t kc_env = [] { const char* e = std::getenv("KFAC_SYRK_KC"); return e ? std::atoll(e) : 0LL; }();
-  J.steps = ceil_div(K, kc_env > 0 ? kc_env : int64_t(ks.kc));
+  J.steps = ceil_div(K, int64_t(ks.kc));
   J.kc = ceil_div(K, J.steps);
   J.a_panels = ceil_div(n, MR);
   J.b_panels = ceil_div(n, NR);
