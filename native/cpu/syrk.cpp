@@ -316,12 +316,13 @@ constexpr double kThreadWork = 1.0e6;
 constexpr int64_t kPhaseFloats = int64_t(4) << 20;
 
 // Cuts the lower triangle into units: row blocks of MC rows, last (largest) first; with a
-// team, each block's panels are split so that a unit has at most about 1/(4·team) of the
-// triangle's area (and at least four panels), which the dynamic claiming then balances.
+// team, each block's panels are split so that a unit has about 1/(6·team) of the triangle's
+// area (at least MC×NR), which the dynamic claiming then balances. Units share the packed
+// panels, so small ones cost little (an A block re-read from L2).
 void plan_units(const KernelSet& ks, int64_t n, int nt, std::vector<Unit>& units) {
   units.clear();
   const int64_t NR = ks.nr, MC = ks.mc;
-  const double target = std::max(0.5 * double(n) * double(n) / (4.0 * nt), double(MC * NR * 4));
+  const double target = std::max(0.5 * double(n) * double(n) / (6.0 * nt), double(MC * NR));
   for (int64_t b = ceil_div(n, MC) - 1; b >= 0; --b) {
     const int64_t i0 = b * MC, i1 = std::min(n, i0 + MC);
     const int64_t panels = ceil_div(i1, NR);
