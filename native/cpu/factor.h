@@ -14,11 +14,13 @@ namespace kfac::cpu {
 void factor_update(const float* X, int64_t R, int64_t d, int64_t ldx, bool bias, float beta,
                    float alpha, float* F, int64_t ldf);
 
-// C[n×n] lower triangle ← beta·C + alpha·XᵀX for X[K×n] (leading dimension ldx).
-// The strictly upper triangle of C is left as scratch (partly written, partly not):
-// callers that need it mirror it. Built on sgemm blocks.
+// C[D×D] lower triangle (diagonal included) ← beta·C + alpha·X̃ᵀX̃ for X[K×n] (leading
+// dimension ldx), X̃ = X (D = n) or, with `ones`, [X | 1] (D = n + 1, the ones column never
+// built). The strictly upper triangle of C is never read; it is left alone, or with `mirror`
+// written as the mirror of the lower one. beta == 0 never reads C.
+// A packed symmetric driver on the GEMM micro-kernels (syrk.cpp).
 void syrk_lower_t(int64_t n, int64_t K, float alpha, const float* X, int64_t ldx, float beta,
-                  float* C, int64_t ldc);
+                  float* C, int64_t ldc, bool ones = false, bool mirror = false);
 
 // C[n×n] lower triangle ← beta·C + alpha·X·Xᵀ for X[n×K] (leading dimension ldx).
 // Same contract for the upper triangle as syrk_lower_t.
