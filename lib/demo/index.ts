@@ -1,5 +1,5 @@
 /** The demo's model and data: a small LLaMA pretrained on the State of the Union corpus, and a task from the same corpus. */
-export { DEMO_FINETUNE, DEMO_HYPERPARAMETERS, DEMO_TASK, modelFiles, prepareDemo, pretrainingText, sampleText } from './prepare.js';
+export { DEMO_HYPERPARAMETERS, DEMO_TASK, modelFiles, prepareDemo, pretrainingText, sampleText } from './prepare.js';
 export type { DemoResult, PrepareDemoOptions } from './prepare.js';
 export { BOS_ID, BpeEncoder, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.js';
 export type { BpeOptions, BpeResult } from './bpe.js';

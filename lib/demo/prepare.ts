@@ -48,23 +48,6 @@ export const DEMO_TASK: Required<Pick<TaskOptions, 'kind' | 'trainPerClass' | 'd
   devFraction: 0.2,
 });
 
-/**
- * Fine-tuning settings tried on the demo task (LoRA on the pretrained model with a fresh `score`
- * head, batches padded to their longest member, all 256 dev rows evaluated). Seen on 2 vCPUs
- * shared with other work (load 3 to 9): AdamW 0.21–0.65 s per step, dev accuracy 0.25 → 0.50–0.56
- * after 150–200 steps, flat or slightly lower after; K-FAC with these settings (not tuned)
- * 0.33–0.41 s per step, 0.44–0.52 after 150–200 steps; one evaluation of dev 2–7 s.
- */
-export const DEMO_FINETUNE = Object.freeze({
-  maxLength: 128,
-  batchSize: 16,
-  steps: 200,
-  evalEvery: 50,
-  lora: Object.freeze({ targetModules: Object.freeze(['q_proj', 'v_proj']), r: 8, alpha: 16 }),
-  adamw: Object.freeze({ lr: 3e-3, weightDecay: 0 }),
-  kfac: Object.freeze({ lr: 0.05, damping: 1e-2, inverseEvery: 10, newtonClip: Object.freeze({ maxNorm: 1 }) }),
-});
-
 export interface PrepareDemoOptions {
   /** Root of the cache (default: $KFAC_PEFT_CACHE, $XDG_CACHE_HOME/kfac-peft or ~/.cache/kfac-peft). */
   cacheDir?: string;

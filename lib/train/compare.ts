@@ -43,6 +43,22 @@ export interface Comparison {
 type StepEvent = Extract<TrainerEvent, { kind: 'step' }>;
 type EvalEvent = Extract<TrainerEvent, { kind: 'eval' }>;
 
+/**
+ * Whether a run diverged: a non-finite loss, or a training loss (mean over 10 steps) that rose
+ * above 5× its starting value (mean of the first 10 steps) — a blow-up that finite numbers hide.
+ */
+export function blewUp(losses: readonly number[], window = 10, factor = 5): boolean {
+  if (losses.some((l) => !Number.isFinite(l))) return true;
+  if (losses.length < 2 * window) return false;
+  const start = losses.slice(0, window).reduce((a, b) => a + b, 0) / window;
+  let sum = 0;
+  for (let i = 0; i < losses.length; i++) {
+    sum += losses[i]! - (i >= window ? losses[i - window]! : 0);
+    if (i >= 2 * window - 1 && sum / window > factor * start) return true;
+  }
+  return false;
+}
+
 /** The curves of a run from its events. */
 export function curveOf(name: string, history: readonly TrainerEvent[], monitor: string): RunCurve {
   const steps = history.filter((e): e is StepEvent => e.kind === 'step');
@@ -53,7 +69,7 @@ export function curveOf(name: string, history: readonly TrainerEvent[], monitor:
     train: steps.map((s) => [s.step, s.loss, s.elapsedMs]),
     evals: evals.map((e) => [e.step, monitor === 'loss' ? e.loss : e.metrics[monitor]!, e.elapsedMs, e.loss]),
     msPerStep: timed.length ? timed.reduce((a, s) => a + s.ms, 0) / timed.length : NaN,
-    diverged: steps.some((s) => !Number.isFinite(s.loss)),
+    diverged: blewUp(steps.map((s) => s.loss)),
   };
 }
 
@@ -105,7 +121,7 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
       best: meanStd(rs.map((r) => bestOf(r.curve, mode))),
       stepsToBaseline: rs.map(reach),
       msPerStep: meanStd(rs.map((r) => r.curve.msPerStep)).mean,
-      diverged: rs.filter((r) => r.summary.diverged).length,
+      diverged: rs.filter((r) => r.summary.diverged || r.curve.diverged).length,
       clipRate: clip.length ? meanStd(clip).mean : undefined,
     };
   });

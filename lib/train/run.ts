@@ -284,7 +284,7 @@ export function runSummary(r: RunResult): RunSummary {
     diverged: r.fit.diverged,
     interrupted: r.fit.interrupted,
     stoppedEarly: r.fit.stoppedEarly,
-    clipRate: tele?.clipRate,
+    clipRate: r.config.newtonClip === undefined ? undefined : tele?.clipRate,
   };
 }
 

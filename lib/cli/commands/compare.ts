@@ -84,6 +84,11 @@ function runConfigs(shared: Partial<RunConfig>, specs: Record<string, unknown>[]
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9.=+-]+/g, '_').replace(/^_+|_+$/g, '');
 
+/** The folder of one run under `<out>/runs/`. */
+export function runDirName(name: string, seed: number, multiSeed: boolean): string {
+  return `${slug(name)}${multiSeed ? `-seed${seed}` : ''}`;
+}
+
 export interface CompareOutcome {
   comparison: Comparison;
   interrupted: boolean;
@@ -103,7 +108,7 @@ export async function runComparison(configs: RunConfig[], seeds: number[], out: 
       k += 1;
       const label = `[${k}/${total}] ${p.config.name}${seeds.length > 1 ? ` seed ${seed}` : ''}`;
       const display = new TrainDisplay(label, monitor, process.stderr, !!o.quiet);
-      const r = await executeRun({ ...p, config: { ...p.config, seed } }, join(out, 'runs', `${slug(p.config.name)}${seeds.length > 1 ? `-seed${seed}` : ''}`), { onEvent: (e, t) => display.event(e, t) });
+      const r = await executeRun({ ...p, config: { ...p.config, seed } }, join(out, 'runs', runDirName(p.config.name, seed, seeds.length > 1)), { onEvent: (e, t) => display.event(e, t) });
       display.clear();
       runs.push(compareRun(r, seed));
       if (r.fit.interrupted) {
