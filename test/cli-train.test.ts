@@ -8,7 +8,7 @@
  * - `compare` writes the report, the SVGs and compare.json with one row per configuration;
  * - bad arguments exit non-zero with a clear message and write nothing.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -140,6 +140,34 @@ describe('kfac-peft train / eval', () => {
   }, 120_000);
 });
 
+describe('Ctrl-C and --resume', () => {
+  test('SIGINT saves a checkpoint and exits 130; --resume ends with the adapter of an uninterrupted run, byte for byte', async () => {
+    const args = (out: string) => ['train', '--model', model, '--data', data, '--optimizer', 'kfac', '--newton-clip', '1', '--damping', '0.01', '--steps', '300', '--batch-size', '8', '--max-length', '24', '--eval-every', '100', '--seed', '5', '--out', out, '--quiet'];
+    const full = join(tmp, 'sig-full');
+    expect(cli(args(full)).code).toBe(0);
+    const part = join(tmp, 'sig-part');
+    const child = spawn(process.execPath, [BIN, ...args(part)], { cwd: tmp, env: { ...process.env, KFAC_NUM_THREADS: '1' }, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const log = join(part, 'metrics.jsonl');
+    for (let i = 0; i < 2000; i++) {
+      if (existsSync(log) && readFileSync(log, 'utf8').split('\n').length > 20) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const stopped = JSON.parse(readFileSync(join(part, 'checkpoint-interrupted', 'optimizer.json'), 'utf8')) as { extra: { trainer: { step: number } } };
+    expect(stopped.extra.trainer.step).toBeGreaterThan(10);
+    expect(stopped.extra.trainer.step).toBeLessThan(300);
+    expect(existsSync(join(part, 'adapter'))).toBe(false);
+    const r = cli([...args(part), '--resume']);
+    expect(r.code, r.stderr).toBe(0);
+    const steps = lines(log).filter((e) => e.kind === 'step').map((e) => e.step);
+    expect(steps).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    const bytes = (dir: string) => readFileSync(join(dir, 'adapter', 'adapter_model.safetensors'));
+    expect(bytes(part).equals(bytes(full))).toBe(true);
+  }, 180_000);
+});
+
 describe('kfac-peft compare', () => {
   test('two optimizers × two seeds: one report, one row per configuration, steps to the baseline', () => {
     const out = join(tmp, 'cmp');
@@ -171,6 +199,8 @@ describe('bad arguments: a clear message, a non-zero exit, nothing written', () 
     ['missing data', ['train', '--model', 'M', '--data', 'nope'], /nope: no such file or folder/],
     ['bad runs entry', ['compare', '--model', 'M', '--data', 'D', '--runs', 'adamw:lr'], /expected key=value/],
     ['runs overriding data', ['compare', '--model', 'M', '--data', 'D', '--runs', 'adamw:data=x'], /shared by all runs/],
+    ['demo with a bad step count', ['demo', '--steps', '0'], /--steps: expected positive integers/],
+    ['demo with a stray argument', ['demo', 'now'], /demo takes no positional arguments/],
     ['unknown baseline', ['compare', '--model', 'M', '--data', 'D', '--runs', 'adamw,kfac', '--baseline', 'sgd'], /not one of the runs/],
   ];
   test.each(cases)('%s', (_, args, message) => {
