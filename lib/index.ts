@@ -12,8 +12,9 @@ export * as optim from './optim/index.js';
 export * as io from './io/index.js';
 export * as models from './models/index.js';
 export * as peft from './peft/index.js';
-export { info, setNumThreads, setCpuKernel } from './runtime.js';
-export type { RuntimeInfo, CpuKernel } from './runtime.js';
+export { info, setNumThreads, setCpuKernel, setBackend } from './runtime.js';
+export type { RuntimeInfo, CpuKernel, Backend } from './runtime.js';
+export * as cuda from './cuda/index.js';
 export {
   KfacError,
   InvalidArgumentError,

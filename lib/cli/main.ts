@@ -9,8 +9,10 @@ usage: kfac-peft <command> [options]
 
 commands:
   info [--json]                 version, backends, CPU features and threads
+  doctor [--json]               checks the installation (CPU binary, CUDA binary, driver, device)
   bench <case|all> [options]    microbenchmarks of the kernels against OpenBLAS/LAPACK
-                                (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer)
+                                (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer
+                                --backend cpu|cuda)
   help                          this text
 `;
 
@@ -30,6 +32,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       case 'info':
         return await (await import('./commands/info.js')).infoCommand(rest);
+      case 'doctor':
+        return await (await import('./commands/doctor.js')).doctorCommand(rest);
       case 'bench':
         return await (await import('./commands/bench.js')).benchCommand(rest);
       default:
