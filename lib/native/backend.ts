@@ -155,13 +155,13 @@ export function cudaStatus(): CudaStatus {
 export function decideBackend(): { choice: BackendChoice; addon: NativeAddon | undefined; path: string | undefined } {
   const { backend, source } = requestedBackend();
   if (backend === 'cpu') {
-    decided = { requested: backend, source, selected: 'cpu', reason: `asked for the cpu backend (${source === 'env' ? 'KFAC_BACKEND' : 'setBackend'})` };
+    decided = { requested: backend, source, selected: 'cpu', reason: `cpu asked for (${source === 'env' ? 'KFAC_BACKEND' : 'setBackend'})` };
     return { choice: decided, addon: undefined, path: undefined };
   }
   const s = cudaStatus();
   if (s.usable && cudaAddon) {
     const dev = s.info?.devices[0];
-    decided = { requested: backend, source, selected: 'cuda', reason: `the CUDA binary loaded and ${dev ? `${dev.name} (sm_${dev.computeCapability.replace('.', '')})` : 'a device'} answers` };
+    decided = { requested: backend, source, selected: 'cuda', reason: `${backend}: the CUDA binary loaded and ${dev ? `${dev.name} (sm_${dev.computeCapability.replace('.', '')})` : 'a device'} answers` };
     return { choice: decided, addon: cudaAddon, path: s.binary ?? undefined };
   }
   if (backend === 'cuda') {

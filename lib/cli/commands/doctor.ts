@@ -53,8 +53,8 @@ export async function doctorCommand(argv: readonly string[]): Promise<number> {
   }
 
   const s = cudaStatus();
-  for (const a of s.attempts.filter((x) => x.error !== 'not found')) add('cuda candidate', 'warn', `${a.path}: ${a.error}`);
-  add('cuda binary found', s.found ? 'ok' : 'warn', s.found ? (s.binary ?? s.attempts.find((a) => a.error !== 'not found')?.path ?? '') : `no (install ${cudaPackageName()}@${VERSION}, or npm run build:cuda)`);
+  for (const a of s.attempts.filter((x) => x.error !== 'not found' && x.error !== 'package not installed')) add('cuda candidate', 'warn', `${a.path}: ${a.error}`);
+  add('cuda binary found', s.found ? 'ok' : 'warn', s.found ? (s.binary ?? s.attempts.find((a) => a.error !== 'not found' && a.error !== 'package not installed')?.path ?? '') : `no (install ${cudaPackageName()}@${VERSION}, or npm run build:cuda)`);
   if (s.found) add('cuda binary loads', s.loaded ? 'ok' : 'warn', s.loaded ? 'yes' : (s.reason ?? 'no'));
   if (s.info) {
     const i = s.info;

@@ -17,7 +17,7 @@ export async function infoCommand(argv: readonly string[]): Promise<number> {
       `node       ${process.version} (${process.platform}-${process.arch}, N-API ${i.napiVersion})`,
       `binary     ${i.binary}`,
       `backends   ${i.backends.join(', ')}`,
-      `backend    ${i.backend.selected} (${i.backend.requested}: ${i.backend.reason})`,
+      `backend    ${i.backend.selected} (${i.backend.reason})`,
       `cuda       ${i.cuda.usable ? `${i.cuda.info?.devices[0]?.name ?? 'device'}, runtime ${i.cuda.info?.runtimeVersion}, driver ${i.cuda.info?.driverVersion}` : (i.cuda.reason ?? 'unavailable')}`,
       `cpu        ${i.cpu.brand || 'unknown'}`,
       `features   avx2 ${yes(i.cpu.avx2)}, fma ${yes(i.cpu.fma)}, avx512f ${yes(i.cpu.avx512f)}`,

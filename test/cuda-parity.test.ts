@@ -1,0 +1,18 @@
+/**
+ * CPU-vs-CUDA parity of every CUDA op (the checks live in test/cuda/parity.mjs, shared with
+ * `node --test test/cuda/node-test.mjs`). They skip, saying why, without a CUDA device.
+ */
+import { describe, expect, test } from 'vitest';
+
+import { checks, gpuStatus } from './cuda/parity.mjs';
+
+const gpu = gpuStatus();
+
+describe(`cuda parity${gpu.ok ? '' : ` (skipped: ${gpu.reason})`}`, () => {
+  test('the check list covers every CUDA op family', () => {
+    const names = checks.map((c) => c.name).join('\n');
+    for (const op of ['gemm float32', 'TF32', 'bf16', 'factor update', 'eigh (syevd)', 'eighBatched', 'eighRefresh', 'preconditionEigen', 'preconditionInverseFactors', 'clipping', 'AdamW', 'SGD', 'mixed devices'])
+      expect(names).toContain(op);
+  });
+  for (const c of checks) test.skipIf(!gpu.ok)(c.name, () => c.run());
+});
