@@ -35,7 +35,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   if (backend === 'cuda') setBackend('cuda'); // the first op below throws a DeviceError saying why when CUDA is unavailable
   const registry = backend === 'cuda' ? (await import('../bench/cuda.js')).cudaBenchCases : benchCases;
   const names = which === 'all' ? Object.keys(registry) : [which];
-  for (const n of names) if (!registry[n]) throw new UsageError(`unknown ${backend} bench case ${JSON.stringify(n)} (${Object.keys(registry).join('|')})\n${benchUsage()}`);
+  for (const n of names) if (!registry[n]) throw new UsageError(`unknown bench case ${JSON.stringify(n)}${backend === 'cuda' ? ` for --backend cuda (${Object.keys(registry).join('|')})` : ''}\n${benchUsage()}`);
   const maxThreads = info().cpu.defaultThreads;
   const threads = flags['threads'] as number[] | undefined;
   if (threads) for (const t of threads) if (t > 256) throw new UsageError(`--threads: at most 256, got ${t}`);
