@@ -17,14 +17,27 @@ node - "$out/stage/node_modules" cmake-js node-addon-api node-api-headers @huggi
 const fs = require('node:fs');
 const path = require('node:path');
 const [dest, ...roots] = process.argv.slice(2);
-const seen = new Set();
-const visit = (name) => {
-  if (seen.has(name)) return;
-  const dir = path.join('node_modules', name);
-  if (!fs.existsSync(path.join(dir, 'package.json'))) throw new Error(`missing dependency ${name}`);
-  seen.add(name);
+const top = path.resolve('node_modules');
+const seen = new Set(); // top-level package names to copy (nested ones travel with their parent)
+const walked = new Set(); // package folders already walked
+const walk = (dir) => {
+  if (walked.has(dir)) return;
+  walked.add(dir);
   const pj = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
-  for (const d of Object.keys(pj.dependencies ?? {})) if (!fs.existsSync(path.join(dir, 'node_modules', d))) visit(d);
+  for (const d of Object.keys(pj.dependencies ?? {})) {
+    let found;
+    for (let up = dir; ; up = path.dirname(up)) {
+      const cand = path.join(up, 'node_modules', d);
+      if (fs.existsSync(path.join(cand, 'package.json'))) { found = cand; break; }
+      if (up === path.dirname(up)) throw new Error(`missing dependency ${d} of ${dir}`);
+    }
+    if (path.dirname(found) === top || path.dirname(path.dirname(found)) === top && d.startsWith('@')) seen.add(d);
+    walk(found);
+  }
+};
+const visit = (name) => {
+  seen.add(name);
+  walk(path.join(top, name));
 };
 roots.forEach(visit);
 for (const name of seen) fs.cpSync(path.join('node_modules', name), path.join(dest, name), { recursive: true, dereference: true });

@@ -37,7 +37,7 @@ log "gpu: $(cat "$OUT/nvidia-smi.txt")"
 # 2. Build.
 CUDA_ROOT=$(node scripts/find-cuda.mjs 2>"$OUT/find-cuda.err") || { log "no usable toolkit: $(cat "$OUT/find-cuda.err")"; }
 B0=$(date +%s)
-timeout 300 node scripts/build-cuda.mjs -j "$(nproc)" > "$OUT/build.log" 2>&1
+timeout "${GPU_CHECK_BUILD_TIMEOUT:-300}" node scripts/build-cuda.mjs -j "${GPU_CHECK_JOBS:-$(nproc)}" > "$OUT/build.log" 2>&1
 BUILD_RC=$?
 BUILD_S=$(( $(date +%s) - B0 ))
 log "build rc=$BUILD_RC in ${BUILD_S}s (toolkit ${CUDA_ROOT:-none})"

@@ -190,10 +190,11 @@ ops::ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::ve
   std::memcpy(&host[o_chunks], chunks.data(), chunks.size() * sizeof(Chunk));
   Context& c = Context::get();
   unsigned char* meta = static_cast<unsigned char*>(c.scratch(0, meta_bytes));
-  // Work area: counter, Out, partial[2·chunks], ss[n], vg[n], scales[n].
-  const size_t w_out = 8, w_partial = w_out + align8(sizeof(Out)), w_ss = w_partial + 2 * chunks.size() * sizeof(double),
-               w_vg = w_ss + n * sizeof(double), w_scales = w_vg + n * sizeof(double),
-               work_bytes = w_scales + align8(n * sizeof(float));
+  // Work area: counter, Out, ss[n], vg[n], scales[n], partial[2·chunks] (the first four are
+  // what comes back to the host).
+  const size_t w_out = 8, w_ss = w_out + align8(sizeof(Out)), w_vg = w_ss + n * sizeof(double),
+               w_scales = w_vg + n * sizeof(double), w_partial = w_scales + align8(n * sizeof(float)),
+               work_bytes = w_partial + 2 * chunks.size() * sizeof(double);
   unsigned char* work = static_cast<unsigned char*>(c.scratch(1, work_bytes));
   check(cudaMemcpyAsync(meta, host.data(), meta_bytes, cudaMemcpyHostToDevice, c.stream()), "cudaMemcpy (clip layout)");
   check(cudaMemsetAsync(work, 0, 8, c.stream()), "cudaMemset");

@@ -298,6 +298,7 @@ cpu::RefreshReport eigh_refresh(const Tensor& a, const Tensor& prev, const Tenso
     } guard{params};
     check(cusolverDnXsyevjSetMaxSweeps(params, 8), "cusolverDnXsyevjSetMaxSweeps");
     check(cusolverDnXsyevjSetTolerance(params, 1e-7), "cusolverDnXsyevjSetTolerance");
+    check(cusolverDnXsyevjSetSortEig(params, 1), "cusolverDnXsyevjSetSortEig");  // ascending, as the CPU
     int lwork = 0;
     check(cusolverDnSsyevj_bufferSize(c.solver(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, int(n), S.as<float>(),
                                       int(n), w.as<float>(), &lwork, params),

@@ -255,8 +255,8 @@ export const checks = [
       const prev = Tensor.fromNative(base.vectors);
       const g = cuda.eighRefresh(up(A2), up(prev), {});
       const c = cpu().eighRefresh(A2.handle, prev.handle, null, null, null, {});
-      assert.equal(g.fellBack, c.fellBack, 'warm/cold decision like the CPU');
-      assert.equal(g.fellBack, false, 'a nearby basis refreshes warm');
+      assert.equal(g.fellBack, false, 'a nearby basis refreshes warm (Jacobi on QᵀAQ)');
+      assert.equal(g.keptPrevious, false);
       assert.ok(g.residual <= 1e-4, `residual ${g.residual}`);
       const w = down(g.values), wc = c.values.toFloat32Array();
       let norm = 0;
@@ -325,8 +325,13 @@ export const checks = [
         assert.ok(rg.anyClipped, `${mode}: the options are chosen so that clipping fires`);
         assert.ok(Math.abs(rg.totalNorm - rc.totalNorm) <= 1e-12 * rc.totalNorm);
         if (mode === 'fisher') assert.ok(Math.abs(rg.vg - rc.vg) <= 1e-10 * Math.abs(rc.vg) + 1e-12);
-        // Scaled values: the same float32 multiply by the same float32 scale — bitwise equal.
-        for (let i = 0; i < sizes.length; i++) assert.deepEqual(down(ds[i]), cpuCopies[i].toArray(), `${mode} values ${i}`);
+        // Scaled values: one float32 multiply by float32(scale). The float64 scales agree to 1e-12, so
+        // float32(scale) is the same float or one ulp apart: the values are equal or within 1 ulp.
+        for (let i = 0; i < sizes.length; i++) {
+          const same = Math.fround(rg.scales[i]) === Math.fround(rc.scales[i]);
+          if (same) assert.deepEqual(down(ds[i]), cpuCopies[i].toArray(), `${mode} values ${i}`);
+          else ulpClose(down(ds[i]), cpuCopies[i].toArray(), 1, `${mode} values ${i}`);
+        }
       }
       // A NaN anywhere: NotFiniteError naming the tensor, nothing scaled.
       const a = randn([100]), b = Tensor.from(new Float32Array([1, NaN, 2]), [3]);
