@@ -4,7 +4,8 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { checks, gpuStatus } from './cuda/parity.mjs';
+import { loopbackApi } from './cuda/loopback.mjs';
+import { checks, gpuStatus, useApi } from './cuda/parity.mjs';
 
 const gpu = gpuStatus();
 
@@ -15,4 +16,19 @@ describe(`cuda parity${gpu.ok ? '' : ` (skipped: ${gpu.reason})`}`, () => {
       expect(names).toContain(op);
   });
   for (const c of checks) test.skipIf(!gpu.ok)(c.name, () => c.run());
+});
+
+// The checks themselves, run through a CPU stand-in for the cuda namespace: their float64
+// references, tolerances and option choices must hold for the CPU kernels, so that a failure on
+// a GPU machine points at the CUDA code, not at the test.
+describe('the parity checks, through the CPU loopback', () => {
+  for (const c of checks)
+    test(c.name, () => {
+      useApi(loopbackApi, true);
+      try {
+        c.run();
+      } finally {
+        useApi(undefined, false);
+      }
+    });
 });

@@ -5,3 +5,4 @@ export interface ParityCheck {
 }
 export declare const checks: ParityCheck[];
 export declare function gpuStatus(): { ok: boolean; reason: string };
+export declare function useApi(api?: unknown, isLoopback?: boolean): void;
