@@ -23,9 +23,10 @@ void sgemm(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha, const
   if (M <= 0 || N <= 0) return;
   Context& c = Context::get();
   cublasOperation_t oa = tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
-  if (K <= 0) {  // C = beta·C
+  if (K <= 0) {  // C = beta·C (in place: geam with C as A, and B weighted by 0)
+    const float zero = 0.f;
     check(cublasSgeam(c.blas(), CUBLAS_OP_N, CUBLAS_OP_N, to_int(N, "N"), to_int(M, "M"), &beta, C, to_int(ldc, "ldc"),
-                      &beta, C, to_int(ldc, "ldc"), C, to_int(ldc, "ldc")),
+                      &zero, C, to_int(ldc, "ldc"), C, to_int(ldc, "ldc")),
           "cublasSgeam");
     return;
   }

@@ -130,6 +130,10 @@ export const checks = [
       const { c, absc } = gemm64(a.toArray(), b.toArray(), 9, 11, 13, false, false);
       const c0a = c0.toArray();
       close(down(out), c.map((v, i) => 0.5 * v - 2 * c0a[i]), (i) => 4 * 13 * U * (absc[i] + Math.abs(c0a[i])), 'alpha·AB + beta·C');
+      // K = 0: the product is empty, out = beta·out exactly.
+      const out0 = up(c0);
+      cuda.matmul(up(Tensor.zeros([9, 0])), up(Tensor.zeros([0, 11])), { beta: 0.5, out: out0 });
+      assert.deepEqual(down(out0), c0a.map((v) => Math.fround(0.5 * v)));
     },
   },
   {
