@@ -31,7 +31,7 @@ export function gpuStatus() {
   return { ok: false, reason: s.reason ?? 'the cuda backend is not in use' };
 }
 
-// ---- helpers -------------------------------------------------------------------------
+// ---- utilities -----------------------------------------------------------------------
 
 let seed = 1000;
 const randn = (shape, std = 1) => Tensor.randn(shape, { seed: seed++, std });
