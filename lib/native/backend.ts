@@ -81,7 +81,7 @@ export function requestedBackend(): { backend: Backend; source: 'api' | 'env' | 
  */
 export function setBackend(backend: Backend): void {
   const b = checkBackend(backend, 'backend');
-  if (decided && decided.requested !== b && !(b === 'auto' && decided.source !== 'api'))
+  if (decided && decided.requested !== b)
     invalidArgument('backend', `the backend already in use (${decided.selected}, chosen before the first op)`, JSON.stringify(b));
   apiChoice = b;
 }
