@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
-import { cuda, DeviceError, Tensor } from '../lib/index.js';
+import { cuda, DeviceError, info, InvalidArgumentError, setBackend, Tensor } from '../lib/index.js';
 import { packageRoot } from '../lib/native/loader.js';
 // @ts-expect-error: a plain ESM script without types
 import { findCuda } from '../scripts/find-cuda.mjs';
@@ -102,6 +102,14 @@ describe('backend choice without a usable CUDA binary', () => {
     expect(j.ok).toBe(false);
     expect(j.checks.find((c) => c.name === 'cpu binary')).toMatchObject({ level: 'fail' });
     expect(j.cuda.found).toBe(false);
+  });
+
+  test('setBackend after the first op accepts only the backend in use', () => {
+    Tensor.zeros([1]).dispose(); // loads the addon: the choice is now fixed
+    const inUse = info().backend;
+    expect(() => setBackend(inUse.requested)).not.toThrow();
+    expect(() => setBackend(inUse.requested === 'cpu' ? 'cuda' : 'cpu')).toThrow(InvalidArgumentError);
+    expect(() => setBackend('gpu' as never)).toThrow(/backend: expected 'auto', 'cpu' or 'cuda', got "gpu"/);
   });
 
   test('the cuda wrappers refuse to run without the CUDA backend, with a DeviceError that says why', () => {
