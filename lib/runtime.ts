@@ -1,17 +1,25 @@
 /** What the native runtime is and how it is configured. */
 import { describe, invalidArgument } from './errors.js';
 import type { NativeInfo } from './native/addon.js';
+import { backendChoice, cudaStatus, type BackendChoice, type CudaStatus } from './native/backend.js';
 import { native, nativePath } from './native/loader.js';
 import { checkInteger } from './util/validate.js';
 
 export interface RuntimeInfo extends NativeInfo {
   /** The addon file that was loaded. */
   binary: string;
+  /** The backend in use and why ('auto' says why it did not pick CUDA). */
+  backend: BackendChoice;
+  /** What was found of the CUDA binary, driver and device. */
+  cuda: Omit<CudaStatus, 'attempts'>;
 }
 
 export function info(): RuntimeInfo {
-  const i = native().info();
-  return { ...i, cpu: { ...i.cpu, brand: i.cpu.brand.trim() }, binary: nativePath() ?? '' };
+  const addon = native();
+  const i = addon.info();
+  const backends = addon['cuda'] && !i.backends.includes('cuda') ? [...i.backends, 'cuda'] : i.backends;
+  const { attempts: _attempts, ...cuda } = cudaStatus();
+  return { ...i, backends, cpu: { ...i.cpu, brand: i.cpu.brand.trim() }, binary: nativePath() ?? '', backend: backendChoice()!, cuda };
 }
 
 /** Threads the CPU kernels use (1–256); 0 restores the default (KFAC_NUM_THREADS or all CPUs). Returns the count now in use. */
@@ -26,3 +34,5 @@ export function setCpuKernel(kernel: CpuKernel): string {
   if (typeof kernel !== 'string') invalidArgument('kernel', "'auto', 'avx512', 'avx2' or 'generic'", describe(kernel));
   return native().setCpuKernel(kernel);
 }
+
+export { setBackend, type Backend } from './native/backend.js';

@@ -18,8 +18,10 @@ commands:
                                 dev loss and metrics
   compare --model M --data D --runs adamw:lr=1e-3,kfac:newton-clip=1 [--seeds 1,2,3]
                                 optimizers side by side on the same model, data and seeds; one report
+  doctor [--json]               checks the installation (CPU binary, CUDA binary, driver, device)
   bench <case|all> [options]    microbenchmarks of the kernels against OpenBLAS/LAPACK
-                                (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer)
+                                (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer
+                                --backend cpu|cuda)
   help [command]                this text, or a command's options
 `;
 
@@ -50,6 +52,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await (await import('./commands/compare.js')).compareCommand(rest);
       case 'demo':
         return await (await import('./commands/demo.js')).demoCommand(rest);
+      case 'doctor':
+        return await (await import('./commands/doctor.js')).doctorCommand(rest);
       case 'bench':
         return await (await import('./commands/bench.js')).benchCommand(rest);
       default:

@@ -4,7 +4,8 @@
  * Order: an explicit KFAC_PEFT_BINARY path; the prebuilt binary shipped inside the package
  * (prebuilds/<platform>-<arch>/kfac_peft.node); the local node-gyp build (build/Release, then
  * build/Debug). The first that loads wins. When none loads, one NativeLoadError lists every
- * attempt with its error and the possible solutions.
+ * attempt with its error and the possible solutions. Before that, the backend choice
+ * (lib/native/backend.ts) may pick the CUDA binary, a superset of this addon.
  */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 import { NativeLoadError, errorFromCode } from '../errors.js';
 import type { NativeAddon } from './addon.js';
+import { decideBackend } from './backend.js';
 
 const require = createRequire(import.meta.url);
 
@@ -51,6 +53,13 @@ export function candidatePaths(root = packageRoot()): string[] {
 /** Loads (once) and returns the native addon. */
 export function native(): NativeAddon {
   if (cached) return cached;
+  const cuda = decideBackend();  // throws DeviceError when 'cuda' was asked for and is unavailable
+  if (cuda.addon) {
+    cuda.addon.setErrorFactory(errorFromCode);
+    cached = cuda.addon;
+    loadedFrom = cuda.path;
+    return cuda.addon;
+  }
   const attempts: { path: string; error: string }[] = [];
   for (const p of candidatePaths()) {
     if (!existsSync(p)) {

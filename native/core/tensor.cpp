@@ -35,7 +35,21 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace {
+DeviceAllocator g_cuda_allocator;
+}
+
+void set_device_allocator(Device device, const DeviceAllocator& allocator) {
+  if (device == Device::CUDA) g_cuda_allocator = allocator;
+}
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  if (device == Device::CUDA && g_cuda_allocator.alloc) {
+    if (bytes > kMaxTensorBytes)
+      throw_arg(ErrorCode::OutOfMemory, "size", "at most 16 GiB per tensor", std::to_string(bytes) + " bytes");
+    ptr_ = g_cuda_allocator.alloc(bytes == 0 ? 256 : bytes);
+    return;
+  }
   if (device != Device::CPU)
     throw Error(ErrorCode::Device, std::string("device '") + device_name(device) +
                                        "' is not available in this build",
@@ -50,7 +64,10 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
     throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes");
 }
 
-Storage::~Storage() { std::free(ptr_); }
+Storage::~Storage() {
+  if (device_ == Device::CPU) std::free(ptr_);
+  else if (ptr_ && g_cuda_allocator.release) g_cuda_allocator.release(ptr_);
+}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   Tensor t;
@@ -67,7 +84,8 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  std::memset(t.raw(), 0, t.nbytes());
+  if (device == Device::CPU) std::memset(t.raw(), 0, t.nbytes());
+  else g_cuda_allocator.zero(t.raw(), t.nbytes());
   return t;
 }
 

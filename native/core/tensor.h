@@ -21,6 +21,16 @@ std::string shape_str(const Shape& s);
 // Number of elements; throws Shape / OutOfMemory on negative dims or overflow.
 int64_t shape_numel(const Shape& s);
 
+// Memory of a non-CPU device comes from an allocator that its backend registers when the
+// addon starts (the CUDA build registers cudaMalloc/cudaFree); the core links no device
+// runtime. alloc throws kfac::Error on failure; release and zero never throw.
+struct DeviceAllocator {
+  void* (*alloc)(size_t bytes) = nullptr;
+  void (*release)(void* ptr) = nullptr;
+  void (*zero)(void* ptr, size_t bytes) = nullptr;
+};
+void set_device_allocator(Device device, const DeviceAllocator& allocator);
+
 // Memory owned by one device. Aligned to 64 bytes on the CPU.
 class Storage {
  public:

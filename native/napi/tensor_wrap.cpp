@@ -11,8 +11,19 @@ namespace kfac::napi {
 
 namespace {
 
-// Type tag of tensor handles (random 128-bit value, fixed for this addon).
+// Type tag of tensor handles (random 128-bit value, fixed for this addon). The CUDA build
+// has its own, so a handle of the other addon (both may be loaded) is refused, not misread.
+#ifdef KFAC_WITH_CUDA
+const napi_type_tag kTensorTag = {0x6b666163a1c0ffeeULL, 0x6375646174656e73ULL};
+#else
 const napi_type_tag kTensorTag = {0x6b666163a1c0ffeeULL, 0x7465736f72b16b1dULL};
+#endif
+
+// Host-side access (copies, views as Float32Array) needs CPU memory.
+void require_host(const kfac::Tensor& t) {
+  if (t.device() != kfac::Device::CPU)
+    throw_arg(ErrorCode::Device, "tensor", "a cpu tensor (download a cuda tensor first)", device_name(t.device()));
+}
 
 Napi::Value guard(const Napi::CallbackInfo& info, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
   return guarded(info, [&] { return fn(info); });
@@ -189,6 +200,7 @@ Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
 Napi::Value TensorWrap::ToFloat32Array(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
+    require_host(tensor_);
     size_t n = size_t(tensor_.numel());
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), n);
     if (n) std::memcpy(out.Data(), tensor_.raw(), n * sizeof(float));
@@ -199,6 +211,7 @@ Napi::Value TensorWrap::ToFloat32Array(const Napi::CallbackInfo& info) {
 Napi::Value TensorWrap::CopyFromFloat32Array(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
+    require_host(tensor_);
     Napi::Value d = arg(info, 0);
     if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
       throw_arg(ErrorCode::InvalidArgument, "data", "a Float32Array", describe(d));
@@ -221,6 +234,7 @@ Napi::Value TensorWrap::Reshape(const Napi::CallbackInfo& info) {
 Napi::Value TensorWrap::Clone(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
+    require_host(tensor_);
     kfac::Tensor t = kfac::Tensor::empty(tensor_.shape(), tensor_.dtype(), tensor_.device());
     cpu::copy(tensor_.f32(), t.f32(), t.numel());
     return wrap(info.Env(), t);

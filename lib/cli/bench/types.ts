@@ -16,6 +16,10 @@ export interface BenchRow {
   peerGflops?: number;
   /** Peer time / our time (> 1: we are faster). */
   ratio?: number;
+  /** 'cuda' for rows of `--backend cuda` (threads is then 0). */
+  backend?: 'cpu' | 'cuda';
+  /** Achieved GB/s or GFLOP/s as a fraction of the ceiling measured in the same run. */
+  ofCeiling?: number;
   /** Free-form extras (accuracy, fallbacks, …). */
   note?: string;
 }

@@ -1,6 +1,7 @@
 /** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
 import { writeFileSync } from 'node:fs';
 
+import { setBackend } from '../../native/backend.js';
 import { info } from '../../runtime.js';
 import { parseArgs, UsageError } from '../args.js';
 import { benchCases } from '../bench/registry.js';
@@ -17,19 +18,24 @@ const FLAGS = {
   out: 'string',
   'no-peer': 'boolean',
   'peer-keep-env': 'boolean',
+  backend: 'string',
 } as const;
 
 export function benchUsage(): string {
   const names = Object.keys(benchCases).join('|');
-  return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env]`;
+  return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
 }
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv, FLAGS);
   const which = positional[0] ?? 'all';
   if (positional.length > 1) throw new UsageError(`bench takes one case, got ${positional.join(' ')}\n${benchUsage()}`);
-  const names = which === 'all' ? Object.keys(benchCases) : [which];
-  for (const n of names) if (!benchCases[n]) throw new UsageError(`unknown bench case ${JSON.stringify(n)}\n${benchUsage()}`);
+  const backend = (flags['backend'] as string | undefined) ?? 'cpu';
+  if (backend !== 'cpu' && backend !== 'cuda') throw new UsageError(`--backend: 'cpu' or 'cuda', got ${JSON.stringify(backend)}`);
+  if (backend === 'cuda') setBackend('cuda'); // the first op below throws a DeviceError saying why when CUDA is unavailable
+  const registry = backend === 'cuda' ? (await import('../bench/cuda.js')).cudaBenchCases : benchCases;
+  const names = which === 'all' ? Object.keys(registry) : [which];
+  for (const n of names) if (!registry[n]) throw new UsageError(`unknown bench case ${JSON.stringify(n)}${backend === 'cuda' ? ` for --backend cuda (${Object.keys(registry).join('|')})` : ''}\n${benchUsage()}`);
   const maxThreads = info().cpu.defaultThreads;
   const threads = flags['threads'] as number[] | undefined;
   if (threads) for (const t of threads) if (t > 256) throw new UsageError(`--threads: at most 256, got ${t}`);
@@ -38,7 +44,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const started = new Date().toISOString();
   try {
     for (const name of names) {
-      const c = await (benchCases[name] as () => Promise<import('../bench/types.js').BenchCase>)();
+      const c = await (registry[name] as () => Promise<import('../bench/types.js').BenchCase>)();
       rows.push(
         ...(await c.run({
           sizes: (flags['sizes'] ?? flags['n']) as number[] | undefined,
@@ -53,7 +59,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   } finally {
     progress.done();
   }
-  const report = { started, machine: machineInfo(), rows, best: bestOf(rows) };
+  const report = { started, machine: machineInfo(), ...(backend === 'cuda' ? { cuda: (await import('../../cuda/index.js')).deviceInfo() } : {}), rows, best: bestOf(rows) };
   if (flags['out']) writeFileSync(flags['out'] as string, JSON.stringify(report, null, 2) + '\n');
   if (flags['json']) {
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -62,8 +68,8 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const peerName = rows.find((r) => r.peer)?.peer;
   process.stdout.write(
     formatTable(
-      ['case', 'shape', 'threads', 'ms', 'GFLOP/s', 'GB/s', 'peer ms', 'peer GFLOP/s', 'peer/ours'],
-      rows.map((r) => [r.case, r.shape, r.threads, r.ms, r.gflops, r.gbps, r.peerMs, r.peerGflops, r.ratio]),
+      ['case', 'shape', 'threads', 'ms', 'GFLOP/s', 'GB/s', 'of ceiling', 'peer ms', 'peer GFLOP/s', 'peer/ours'],
+      rows.map((r) => [r.case, r.shape, r.backend === 'cuda' ? 'gpu' : r.threads, r.ms, r.gflops, r.gbps, r.ofCeiling, r.peerMs, r.peerGflops, r.ratio]),
     ) + '\n',
   );
   const best = bestOf(rows);

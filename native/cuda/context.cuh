@@ -1,0 +1,79 @@
+// The CUDA context of the addon: one device (0), one stream, the cuBLAS and cuSOLVER
+// handles, and the conversion of every CUDA, cuBLAS and cuSOLVER status into kfac::Error.
+// Device memory is plain cudaMalloc (never managed memory). Nothing here exits or aborts.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cusolverDn.h>
+
+#include <cstddef>
+#include <string>
+
+#include "../core/error.h"
+
+namespace kfac::cuda {
+
+// Throw kfac::Error (Internal, or OutOfMemory for allocation failures) naming `what`.
+void check(cudaError_t status, const char* what);
+void check(cublasStatus_t status, const char* what);
+void check(cusolverStatus_t status, const char* what);
+
+// What the runtime says about devices, without throwing: count > 0, or count 0 and
+// `reason` (e.g. "no CUDA driver: ..."). Probed once per process.
+struct Probe {
+  int count = 0;
+  std::string reason;
+  int driver_version = 0, runtime_version = 0;
+};
+const Probe& probe();
+
+class Context {
+ public:
+  // The context of device 0, made on first use. Throws Device when no device answers.
+  static Context& get();
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t blas() const { return blas_; }
+  cusolverDnHandle_t solver() const { return solver_; }
+  // A scratch buffer of at least `bytes`, reused across calls (grows, never shrinks).
+  // Slot 0..3 for ops that need several at once.
+  void* scratch(int slot, size_t bytes);
+  void synchronize();
+
+ private:
+  Context();
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  cusolverDnHandle_t solver_ = nullptr;
+  void* scratch_[4] = {nullptr, nullptr, nullptr, nullptr};
+  size_t scratch_bytes_[4] = {0, 0, 0, 0};
+};
+
+// Registers cudaMalloc/cudaFree/cudaMemset as the core's CUDA allocator.
+void register_allocator();
+
+// A device allocation owned by scope (for temporaries that outlive one scratch slot).
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+};
+
+// Host ↔ device copies on the context's stream, synchronous for the caller.
+void copy_to_device(void* dst, const void* src, size_t bytes);
+void copy_to_host(void* dst, const void* src, size_t bytes);
+void copy_device(void* dst, const void* src, size_t bytes);
+
+constexpr int kThreads = 256;
+inline unsigned blocks_for(long long n, int threads = kThreads) {
+  long long b = (n + threads - 1) / threads;
+  return unsigned(b < 1 ? 1 : (b > 65535LL * 16 ? 65535LL * 16 : b));
+}
+
+}  // namespace kfac::cuda

@@ -1,0 +1,70 @@
+#include "factor.cuh"
+
+#include <cmath>
+#include <string>
+
+#include "../core/check.h"
+#include "context.cuh"
+#include "util.cuh"
+
+namespace kfac::cuda {
+
+namespace {
+
+// Row d of F (row-major [D, D], D = d + 1): F[d][j] = beta·F[d][j] + alpha·Σ_r X[r][j]
+// (float64 sums, one thread per column, rows in order, so adjacent threads read adjacent
+// columns), and the corner F[d][d] = beta·F[d][d] + alpha·R.
+// grid ceil((d + 1) / 256), block 256
+__global__ void bias_row_kernel(const float* __restrict__ X, int64_t R, int64_t d, float beta, double alpha,
+                                float* F, int64_t ldf) {
+  int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j > d) return;
+  double acc = 0;
+  if (j < d)
+    for (int64_t r = 0; r < R; ++r) acc += double(X[r * d + j]);
+  else
+    acc = double(R);
+  float s = float(alpha * acc);
+  float* p = F + d * ldf + j;
+  *p = beta == 0.f ? s : beta * *p + s;
+}
+
+}  // namespace
+
+void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt) {
+  check_device_tensor(x, "x");
+  check_rank(x, "x", 1, kMaxRank);
+  check_device_tensor(F, "factor");
+  const int64_t d = x.dim(-1);
+  const int64_t R = x.rank() == 1 ? 1 : (d > 0 ? x.numel() / d : 0);
+  const int64_t D = d + (opt.bias ? 1 : 0);
+  check_shape(F, "factor", {D, D});
+  check_no_alias(x, "x", F, "factor");
+  if (!std::isfinite(opt.beta) || opt.beta < 0.f || opt.beta > 1.f)
+    throw_arg(ErrorCode::InvalidArgument, "beta", "a number in [0, 1]", std::to_string(opt.beta));
+  if (!std::isfinite(opt.scale) || opt.scale < 0 || opt.scale > 3.4e38)
+    throw_arg(ErrorCode::InvalidArgument, "scale", "a finite number >= 0", std::to_string(opt.scale));
+  if (R == 0) throw_arg(ErrorCode::Shape, "x", "at least one row", "shape " + shape_str(x.shape()));
+  if (d > 2147483647LL || R > 2147483647LL)
+    throw_arg(ErrorCode::Shape, "x", "fewer than 2^31 rows and columns", "shape " + shape_str(x.shape()));
+  if (!all_finite(x.f32(), x.numel())) throw_arg(ErrorCode::NotFinite, "x", "finite values", "NaN or Inf");
+  if (D == 0) return;
+  Context& c = Context::get();
+  const double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);
+  const float a32 = float(alpha), beta = opt.beta;
+  // Row-major X [R, d] is column-major Xc [d, R]; X̃ᵀX̃'s top-left block is Xc·Xcᵀ.
+  // Row-major lower triangle = column-major upper triangle. With beta = 0 neither syrk
+  // nor the bias kernel reads F, so stale NaNs in it cannot leak through.
+  if (d > 0) {
+    check(cublasSsyrk(c.blas(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, int(d), int(R), &a32, x.f32(), int(d), &beta,
+                      F.f32(), int(D)),
+          "cublasSsyrk");
+  }
+  if (opt.bias) {
+    bias_row_kernel<<<blocks_for(D), kThreads, 0, c.stream()>>>(x.f32(), R, d, beta, alpha, F.f32(), D);
+    check(cudaGetLastError(), "bias row kernel");
+  }
+  mirror_lower(F.f32(), D, D);
+}
+
+}  // namespace kfac::cuda

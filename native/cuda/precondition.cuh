@@ -1,0 +1,24 @@
+// K-FAC preconditioning on the GPU (mirrors cpu/precondition.cpp): the eigen method
+// P = Q_G[(Q_Gᵀ [∇W|∇b] Q_A) ⊘ (d_G d_Aᵀ + λ)] Q_Aᵀ, and the inverse method with π
+// damping P = (G + √λ/π I)⁻¹ [∇W|∇b] (A + π√λ I)⁻¹ through cuSOLVER Cholesky (potrf +
+// potrs, float64 retry). Same contracts as ops::precondition_* (see core/kfac_ops.h).
+#pragma once
+#include "../core/kfac_ops.h"
+#include "../core/tensor.h"
+
+namespace kfac::cuda {
+
+void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& dA, const Tensor& QG,
+                        const Tensor& dG, float lambda, const Tensor& PW, const Tensor* Pb);
+
+void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv, const Tensor& Ginv,
+                          const Tensor& PW, const Tensor* Pb);
+
+// out = (a + delta·I)⁻¹ (out may be a). Returns true when the float64 retry was needed.
+bool damped_inverse(const Tensor& a, float delta, const Tensor& out);
+
+ops::PiDampingResult precondition_inverse_factors(const Tensor& gW, const Tensor* gb, const Tensor& A,
+                                                  const Tensor& G, float lambda, const Tensor& PW,
+                                                  const Tensor* Pb);
+
+}  // namespace kfac::cuda

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The GPU check of the CUDA backend, for a machine with an NVIDIA GPU, nvcc, cuBLAS/cuSOLVER
+# and (optionally) PyTorch, but no Node and no network. Prepare the carry on a machine with
+# Node first: scripts/gpu-bundle.sh (writes build-gpu/bundle.tar.xz). Then, in the repository
+# root of the GPU machine:
+#
+#   scripts/gpu-check.sh            (OUT=dir for the results; default build-gpu/out;
+#                                    GPU_CHECK_FORCE_UNPACK=1 uses the bundle even where Node exists)
+#
+# It unpacks node, dist/ and node_modules, builds the CUDA addon (scripts/build-cuda.mjs),
+# runs the CPU-vs-CUDA parity checks with `node --test` (a missing device fails them),
+# runs `kfac-peft bench ceilings|factor|eigh|batched-eigh|precondition|clip --backend cuda`
+# (GB/s and GFLOP/s against the copy and SGEMM ceilings of the same run; torch.linalg.eigh as
+# eigh's peer when PyTorch imports), and writes $OUT/gpu-check.json with everything and the
+# targets met or not. Budget: one 10-minute run (each step has its own timeout).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build-gpu/out}
+mkdir -p "$OUT"
+log() { echo "[gpu-check $(date +%H:%M:%S)] $*" | tee -a "$OUT/gpu-check.log"; }
+T0=$(date +%s)
+
+# 1. Node, dist/ and node_modules from the bundle (unless this machine has them).
+if [ "${GPU_CHECK_FORCE_UNPACK:-0}" = 1 ] || ! command -v node >/dev/null 2>&1 || [ ! -d node_modules/cmake-js ]; then
+  if [ ! -f build-gpu/bundle.tar.xz ]; then log "no node and no build-gpu/bundle.tar.xz: run scripts/gpu-bundle.sh where Node is"; exit 2; fi
+  rm -rf build-gpu/unpacked && mkdir -p build-gpu/unpacked
+  tar -xJf build-gpu/bundle.tar.xz -C build-gpu/unpacked || { log "unpacking failed"; exit 2; }
+  rm -rf dist node_modules
+  mv build-gpu/unpacked/dist dist
+  mv build-gpu/unpacked/node_modules node_modules
+  export PATH="$PWD/build-gpu/unpacked/bin:$PATH"
+fi
+log "node $(node --version) at $(command -v node); cmake $(cmake --version 2>/dev/null | head -1 | awk '{print $3}')"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader > "$OUT/nvidia-smi.txt" 2>&1 || true
+log "gpu: $(cat "$OUT/nvidia-smi.txt")"
+
+# 2. Build.
+CUDA_ROOT=$(node scripts/find-cuda.mjs 2>"$OUT/find-cuda.err") || { log "no usable toolkit: $(cat "$OUT/find-cuda.err")"; }
+B0=$(date +%s)
+timeout "${GPU_CHECK_BUILD_TIMEOUT:-300}" node scripts/build-cuda.mjs -j "${GPU_CHECK_JOBS:-$(nproc)}" > "$OUT/build.log" 2>&1
+BUILD_RC=$?
+BUILD_S=$(( $(date +%s) - B0 ))
+log "build rc=$BUILD_RC in ${BUILD_S}s (toolkit ${CUDA_ROOT:-none})"
+LIBDIR=$(node -e "import('./scripts/find-cuda.mjs').then(m => console.log(m.findCuda().libDir ?? ''))")
+export LD_LIBRARY_PATH="${LIBDIR:+$LIBDIR:}${LD_LIBRARY_PATH:-}"
+export KFAC_PEFT_CUDA_BINARY="$PWD/build-cuda/Release/kfac_peft_cuda.node"
+node bin/kfac-peft.js doctor --json > "$OUT/doctor.json" 2> "$OUT/doctor.err"
+log "doctor: $(node bin/kfac-peft.js doctor 2>&1 | tail -1)"
+
+# 3. Parity (node's own test runner; KFAC_REQUIRE_GPU=1 makes a missing device a failure).
+timeout 240 env KFAC_BACKEND=cuda KFAC_REQUIRE_GPU="${KFAC_REQUIRE_GPU:-1}" node --test --test-reporter=tap test/cuda/node-test.mjs > "$OUT/parity.tap" 2>&1
+PARITY_RC=$?
+log "parity rc=$PARITY_RC: $(grep -E '^# (pass|fail|skipped)' "$OUT/parity.tap" | tr '\n' ' ')"
+
+# 4. Benchmarks (each writes its JSON report).
+for c in ceilings factor eigh batched-eigh precondition clip; do
+  timeout 150 env KFAC_BACKEND=cuda node bin/kfac-peft.js bench "$c" --backend cuda --repeats 10 --json --out "$OUT/bench-$c.json" > /dev/null 2> "$OUT/bench-$c.err"
+  log "bench $c rc=$?"
+done
+
+# 5. Summary.
+node - "$OUT" "$BUILD_RC" "$BUILD_S" "$PARITY_RC" "$(( $(date +%s) - T0 ))" > "$OUT/gpu-check.json" <<'JS'
+const fs = require('node:fs');
+const path = require('node:path');
+const [out, buildRc, buildS, parityRc, totalS] = process.argv.slice(2);
+const read = (f) => { try { return JSON.parse(fs.readFileSync(path.join(out, f), 'utf8')); } catch { return null; } };
+const text = (f) => { try { return fs.readFileSync(path.join(out, f), 'utf8'); } catch { return ''; } };
+const tap = text('parity.tap');
+const count = (k) => Number((tap.match(new RegExp(`^# ${k} (\\d+)`, 'm')) ?? [])[1] ?? NaN);
+const bench = {};
+for (const c of ['ceilings', 'factor', 'eigh', 'batched-eigh', 'precondition', 'clip']) bench[c] = read(`bench-${c}.json`)?.rows ?? { error: text(`bench-${c}.err`).trim().split('\n').slice(-3).join('\n') };
+const rows = (c) => (Array.isArray(bench[c]) ? bench[c] : []);
+const targets = {
+  'clip ≥ 80% of copy bandwidth': rows('clip').filter((r) => /clipping/.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),
+  'factor EMA ≥ 80% of copy bandwidth (bandwidth-bound R=32)': rows('factor').filter((r) => /R=32 /.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),
+  'eigh no slower than torch.linalg.eigh (n = 256…4096)': rows('eigh').map((r) => ({ shape: r.shape, ms: r.ms, torchMs: r.peerMs ?? null, met: r.ratio === undefined ? null : r.ratio >= 1 })),
+  'batched 8×8 and 16×16 ≥ 10× a loop': rows('batched-eigh').filter((r) => /x(8|16)x/.test(r.shape)).map((r) => ({ shape: r.shape, speedup: r.ratio, met: r.ratio >= 10 })),
+};
+console.log(JSON.stringify({
+  when: new Date().toISOString(),
+  gpu: text('nvidia-smi.txt').trim(),
+  node: process.version,
+  seconds: Number(totalS),
+  build: { rc: Number(buildRc), seconds: Number(buildS), log: text('build.log').trim().split('\n').slice(-5) },
+  doctor: read('doctor.json'),
+  parity: { rc: Number(parityRc), pass: count('pass'), fail: count('fail'), skipped: count('skipped'), failures: tap.split('\n').filter((l) => /^not ok/.test(l)) },
+  ceilings: rows('ceilings'),
+  bench,
+  targets,
+}, null, 2));
+JS
+log "summary: $OUT/gpu-check.json ($(( $(date +%s) - T0 ))s in all)"
+[ "$BUILD_RC" = 0 ] && [ "$PARITY_RC" = 0 ]

@@ -1,0 +1,2 @@
+// Types of loopback.mjs for the vitest wrapper.
+export declare const loopbackApi: unknown;
