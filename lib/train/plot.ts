@@ -93,14 +93,23 @@ export function lineChartSvg(o: ChartOptions): string {
       .join(' ');
     if (d) parts.push(`<path d="${d}" fill="none" stroke="${color(s, i)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
   });
-  // The legend last, so that no line crosses it.
+  // The legend last, so that no line crosses it, in the corner that hides the fewest points.
   const legendW = 24 + 7 * Math.max(0, ...o.series.map((s) => s.name.length)) + 12;
-  if (o.series.length)
-    parts.push(`<rect x="${W - m.r - legendW - 6}" y="${m.t + 2}" width="${legendW}" height="${o.series.length * 16 + 6}" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>`);
+  const legendH = o.series.length * 16 + 6;
+  const screen = pts.map(([x, y]) => [sx(x), sy(y)] as const);
+  const corners = [
+    [W - m.r - legendW - 6, m.t + 2],
+    [W - m.r - legendW - 6, H - m.b - legendH - 2],
+    [m.l + 6, m.t + 2],
+    [m.l + 6, H - m.b - legendH - 2],
+  ] as const;
+  const hidden = (c: readonly [number, number]) => screen.filter(([X, Y]) => X >= c[0] && X <= c[0] + legendW && Y >= c[1] && Y <= c[1] + legendH).length;
+  const [lx, ly0] = corners.reduce((best, c) => (hidden(c) < hidden(best) ? c : best), corners[0]);
+  if (o.series.length) parts.push(`<rect x="${lx}" y="${ly0}" width="${legendW}" height="${legendH}" fill="#fff" fill-opacity="0.9" stroke="#ccc"/>`);
   o.series.forEach((s, i) => {
-    const ly = m.t + 14 + i * 16;
-    parts.push(`<line x1="${W - m.r - legendW}" y1="${ly - 4}" x2="${W - m.r - legendW + 20}" y2="${ly - 4}" stroke="${color(s, i)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    parts.push(`<text x="${W - m.r - legendW + 26}" y="${ly}" fill="#222">${esc(s.name)}</text>`);
+    const ly = ly0 + 12 + i * 16;
+    parts.push(`<line x1="${lx + 6}" y1="${ly - 4}" x2="${lx + 26}" y2="${ly - 4}" stroke="${color(s, i)}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    parts.push(`<text x="${lx + 32}" y="${ly}" fill="#222">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
