@@ -24,7 +24,8 @@ for (const dir of process.argv.slice(2)) {
       return blewUp(losses);
     }).length;
     const steps = r.stepsToBaseline.map((s) => (s === null || s === undefined ? 'never' : s)).join(' / ');
-    const clip = r.clipRate === undefined || r.clipRate === null ? '–' : `${(100 * r.clipRate).toFixed(0)}%`;
+    const clipped = c.configs?.find((k) => k.name === r.name)?.newtonClip !== undefined;
+    const clip = !clipped || r.clipRate === undefined || r.clipRate === null ? '–' : `${(100 * r.clipRate).toFixed(0)}%`;
     console.log(`| ${r.name}${r.name === c.baseline ? ' (baseline)' : ''} | ${pm(r.final)} | ${pm(r.best)} | ${steps} | ${f(r.msPerStep, 3)} | ${diverged}/${r.seeds.length} | ${clip} |`);
   }
 }

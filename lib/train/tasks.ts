@@ -9,6 +9,7 @@ import { argmaxRows, METRICS } from './metrics.js';
 import type { TextCodec } from './text.js';
 import type { TrainerState, TrainerTask } from './trainer.js';
 import { DataError } from './data.js';
+import { NotFiniteError } from '../errors.js';
 import type { Batch, TransformerModel } from '../models/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -54,10 +55,16 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
   /** Set by the caller to make checkpoints (best, interrupted). */
   save?: (dir: string, state: TrainerState) => void;
 
+  /** A forward pass whose logits are no longer finite (the weights blew up) reports a NaN loss, which the Trainer records as divergence. */
   lossAndBackward(b: TaskBatch): { loss: number; batchSize: number } {
-    const out = this.model.forward(b.batch);
-    this.model.backward();
-    return { loss: out.loss!, batchSize: b.size };
+    try {
+      const out = this.model.forward(b.batch);
+      this.model.backward();
+      return { loss: out.loss!, batchSize: b.size };
+    } catch (e) {
+      if (e instanceof NotFiniteError) return { loss: NaN, batchSize: b.size };
+      throw e;
+    }
   }
   zeroGrad(): void {
     this.model.zeroGrad();
@@ -65,12 +72,18 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
   grads(): Tensor[] {
     return this.model.trainableParameters().flatMap((p) => (p.grad ? [p.grad] : []));
   }
-  /** Runs `fn` in eval mode (no dropout) and restores the previous mode. */
-  protected inEval<T>(fn: () => T): T {
+  /**
+   * Runs an evaluation in eval mode (no dropout) and restores the previous mode. A model whose
+   * outputs are no longer finite evaluates to a NaN loss and NaN metrics instead of throwing.
+   */
+  protected inEval(fn: () => { loss: number; metrics: Record<string, number> }, metricNames: readonly string[]): { loss: number; metrics: Record<string, number> } {
     const was = this.model.training;
     this.model.eval();
     try {
       return fn();
+    } catch (e) {
+      if (e instanceof NotFiniteError) return { loss: NaN, metrics: Object.fromEntries(metricNames.map((m) => [m, NaN])) };
+      throw e;
     } finally {
       this.model.train(was);
     }
@@ -141,7 +154,7 @@ export class ClassificationTask extends ModelTask {
       const metrics: Record<string, number> = {};
       for (const m of this.spec.metrics) metrics[m] = METRICS[m](pred, labels);
       return { loss: lossSum / this.#dev.length, metrics };
-    });
+    }, this.spec.metrics);
   }
 }
 
@@ -211,6 +224,6 @@ export class CausalLmTask extends ModelTask {
       }
       const loss = sum / this.#dev.length;
       return { loss, metrics: { perplexity: Math.exp(loss) } };
-    });
+    }, ['perplexity']);
   }
 }

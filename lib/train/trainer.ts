@@ -150,7 +150,8 @@ export class Trainer<B> {
       const r = this.task.evaluate();
       const value = monitor === 'loss' ? r.loss : r.metrics[monitor];
       if (value === undefined) invalidArgument('monitor', `'loss' or one of ${Object.keys(r.metrics).join(', ')}`, JSON.stringify(monitor));
-      const better = state.best === null || (mode === 'min' ? value < state.best.value : value > state.best.value);
+      // a NaN metric (a model whose outputs overflowed) is never an improvement
+      const better = !Number.isNaN(value) && (state.best === null || (mode === 'min' ? value < state.best.value : value > state.best.value));
       if (better) {
         state.best = { value, step: state.step };
         state.evalsWithoutImprovement = 0;

@@ -1,0 +1,87 @@
+/**
+ * The model tasks behind `train`: every training example is used exactly once per epoch, in an
+ * order fixed by the seed and different across seeds, with length-bucketed batches; causal-LM
+ * text becomes BOS-prefixed blocks; a model whose outputs overflow reports a NaN loss (which the
+ * Trainer records as divergence) and NaN metrics instead of throwing.
+ */
+import { describe, expect, test } from 'vitest';
+
+import { createLlama } from '../lib/models/index.js';
+import type { Example, TaskSpec } from '../lib/train/data.js';
+import { CausalLmTask, ClassificationTask, tokenBlocks } from '../lib/train/tasks.js';
+import type { TextCodec } from '../lib/train/text.js';
+import { Trainer } from '../lib/train/trainer.js';
+
+/** Ids of the characters of a text (a–z → 3…28), BOS = 1. */
+const codec: TextCodec = {
+  source: 'test',
+  vocabSize: 32,
+  padId: 0,
+  encodeExample: (text, _pair, maxLength) => {
+    const ids = [1, ...[...text].map((c) => c.charCodeAt(0) - 94)].slice(0, maxLength);
+    return { ids, typeIds: ids.map(() => 0) };
+  },
+  encodeDocument: (text) => [1, ...[...text].map((c) => c.charCodeAt(0) - 94)],
+  decode: (ids) => ids.map((i) => String.fromCharCode(i + 94)).join(''),
+};
+const spec: TaskSpec = { name: 't', columns: { text: 'sentence', label: 'label' }, numLabels: 2, kind: 'classification', metrics: ['accuracy'] };
+const examples = (n: number): Example[] => Array.from({ length: n }, (_, i) => ({ text: 'abcdefghij'.slice(0, 1 + (i % 10)), label: i % 2 }));
+const tiny = () => createLlama({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 1, numHeads: 4, numKvHeads: 2 }, { seed: 3, task: 'sequence-classification', numLabels: 2 });
+
+describe('ClassificationTask', () => {
+  test('one epoch uses every example once; the order is seeded; batches are length-bucketed', () => {
+    using m = tiny();
+    const train = examples(203);
+    const t = new ClassificationTask(m, codec, spec, train, examples(8), { batchSize: 16, maxLength: 12 });
+    expect(t.batchesPerEpoch).toBe(13);
+    const firstIds = (seed: number) => [...t.batches(0, seed)].map((b) => Array.from(b.batch.inputIds.slice(0, b.batch.shape[1])));
+    const seen = (seed: number) => {
+      const lengths: number[] = [];
+      let total = 0;
+      for (const b of t.batches(0, seed)) {
+        const [B, T] = b.batch.shape;
+        total += B;
+        const mask = b.batch.attentionMask as Float32Array;
+        const rowLen = Array.from({ length: B }, (_, r) => mask.slice(r * T, r * T + T).reduce((a, v) => a + v, 0));
+        expect(Math.max(...rowLen)).toBe(T); // padded to the longest row only
+        lengths.push(Math.max(...rowLen) - Math.min(...rowLen));
+      }
+      return { total, spread: lengths.reduce((a, v) => a + v, 0) / lengths.length };
+    };
+    const s = seen(5);
+    expect(s.total).toBe(203);
+    expect(s.spread).toBeLessThan(2); // within a chunk rows are sorted by length: batches hold similar lengths
+    expect(firstIds(5)).toEqual(firstIds(5));
+    expect(firstIds(5)).not.toEqual(firstIds(6));
+  });
+
+  test('overflowing outputs give a NaN loss, a diverged fit and NaN metrics, not an exception', async () => {
+    using m = tiny();
+    const t = new ClassificationTask(m, codec, spec, examples(32), examples(8), { batchSize: 8, maxLength: 12 });
+    const emb = m.parameters().find((p) => p.name === 'score.weight')!;
+    emb.tensor.set(new Float32Array(emb.tensor.size).fill(3e38));
+    const first = t.batches(0, 1)[Symbol.iterator]().next().value!;
+    expect(Number.isNaN(t.lossAndBackward(first).loss)).toBe(true);
+    expect(Number.isNaN(t.evaluate().metrics['accuracy']!)).toBe(true);
+    const fit = await new Trainer(t, { step: () => ({}) }, { maxSteps: 3, handleSigint: false }).fit();
+    expect(fit.diverged).toBe(true);
+    expect(fit.state.step).toBe(0);
+  });
+});
+
+describe('CausalLmTask', () => {
+  test('documents become BOS-prefixed blocks of the block length; a partial last block is dropped', () => {
+    const blocks = tokenBlocks(codec, ['abc', 'defgh'], 4);
+    expect(blocks.map((b) => Array.from(b))).toEqual([
+      [1, 3, 4, 5],
+      [1, 6, 7, 8],
+    ]);
+    using m = createLlama({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 1, numHeads: 4, numKvHeads: 2 }, { seed: 3 });
+    const t = new CausalLmTask(m, codec, ['abcdefghij', 'abcdefghij', 'abcdefghij'], ['abcdefghij'], { batchSize: 2, blockLength: 8 });
+    expect(t.trainBlocks).toBe(4);
+    expect(t.devBlocks).toBe(1);
+    const r = t.evaluate();
+    expect(r.metrics['perplexity']).toBeCloseTo(Math.exp(r.loss), 10);
+    expect(r.loss).toBeGreaterThan(0);
+  });
+});
