@@ -18,7 +18,7 @@ import { formatTable } from '../table.js';
 import { comparisonTable } from '../../train/compare.js';
 import { runComparison } from './compare.js';
 
-export const DEMO_STEPS = 150;
+export const DEMO_STEPS = 300;
 
 export const DEMO_USAGE = `usage: kfac-peft demo [--out DIR] [--steps N] [--seed N] [--fresh] [--threads N] [--quiet]
 
