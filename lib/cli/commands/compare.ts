@@ -62,12 +62,15 @@ export function parseRunsSpec(spec: string): Record<string, unknown>[] {
   });
 }
 
+/** Options that define the model and data every run shares (the comparison is on the same model, data and seeds). */
+const SHARED_ONLY = ['model', 'data', 'dev', 'seed', 'tokenizer', 'text-column', 'text-pair-column', 'label-column'];
+
 function runConfigs(shared: Partial<RunConfig>, specs: Record<string, unknown>[]): RunConfig[] {
   const configs = specs.map((s) => {
     const o: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(s)) {
       if (!RUN_FLAGS[k]) throw new UsageError(`--runs: unknown option ${JSON.stringify(k)} (options: ${Object.keys(RUN_FLAGS).join(', ')})`);
-      if (k === 'model' || k === 'data' || k === 'dev' || k === 'seed') throw new UsageError(`--runs: ${k} is shared by all runs; give it once as --${k}`);
+      if (SHARED_ONLY.includes(k)) throw new UsageError(`--runs: ${k} is shared by all runs; give it once as --${k}`);
       o[RUN_FLAGS[k].key] = parseRunValue(k, String(v));
     }
     const given = { ...shared, ...o } as Partial<RunConfig>;
