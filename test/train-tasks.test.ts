@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from 'vitest';
 
+import { InvalidArgumentError, NotFiniteError } from '../lib/errors.js';
 import { createLlama } from '../lib/models/index.js';
 import type { Example, TaskSpec } from '../lib/train/data.js';
 import { CausalLmTask, ClassificationTask, tokenBlocks } from '../lib/train/tasks.js';
@@ -66,6 +67,16 @@ describe('ClassificationTask', () => {
     const fit = await new Trainer(t, { step: () => ({}) }, { maxSteps: 3, handleSigint: false }).fit();
     expect(fit.diverged).toBe(true);
     expect(fit.state.step).toBe(0);
+  });
+
+  test('an optimizer step that meets non-finite values ends the fit as diverged; other errors still throw', async () => {
+    using m = tiny();
+    const t = new ClassificationTask(m, codec, spec, examples(32), examples(8), { batchSize: 8, maxLength: 12 });
+    const failing = (e: Error) => ({ step: () => { throw e; } });
+    const fit = await new Trainer(t, failing(new NotFiniteError('x: expected finite values, got NaN or Inf')), { maxSteps: 3, handleSigint: false }).fit();
+    expect(fit.diverged).toBe(true);
+    expect(fit.history.at(-1)).toMatchObject({ kind: 'step', optimizer: { diverged: true } });
+    await expect(new Trainer(t, failing(new InvalidArgumentError('lr: expected a number, got NaN')), { maxSteps: 3, handleSigint: false }).fit()).rejects.toThrow(InvalidArgumentError);
   });
 });
 

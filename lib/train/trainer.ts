@@ -11,7 +11,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
-import { describe, invalidArgument } from '../errors.js';
+import { describe, invalidArgument, NotFiniteError } from '../errors.js';
 import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
@@ -189,7 +189,16 @@ export class Trainer<B> {
             break outer;
           }
           if (n > 1) for (const g of this.task.grads()) ops.scale(g, 1 / n, g);
-          const telemetry = this.optimizer.step({ batchSize });
+          let telemetry: unknown;
+          try {
+            telemetry = this.optimizer.step({ batchSize });
+          } catch (e) {
+            // the step met non-finite activations or gradients (the weights blew up): a divergence, not a crash
+            if (!(e instanceof NotFiniteError)) throw e;
+            diverged = true;
+            log({ kind: 'step', step: state.step, epoch: state.epoch, loss: lossSum / n, ms: 0, elapsedMs: elapsed(), optimizer: { diverged: true, error: e.message } });
+            break outer;
+          }
           state.step += 1;
           log({ kind: 'step', step: state.step, epoch: state.epoch, loss: lossSum / n, ms: Number(process.hrtime.bigint() - ts) / 1e6, elapsedMs: elapsed(), optimizer: telemetry });
           if (o.evalEvery && state.step % o.evalEvery === 0 && evaluate()) {
