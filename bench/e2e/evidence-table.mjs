@@ -20,8 +20,8 @@ for (const dir of process.argv.slice(2)) {
     const diverged = r.seeds.filter((seed) => {
       const log = join(dir, 'runs', runDirName(r.name, seed, c.seeds.length > 1), 'metrics.jsonl');
       if (!existsSync(log)) return false;
-      const losses = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind === 'step').map((e) => e.loss);
-      return blewUp(losses);
+      const steps = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.kind === 'step');
+      return steps.some((e) => e.optimizer?.diverged === true) || blewUp(steps.map((e) => e.loss));
     }).length;
     const steps = r.stepsToBaseline.map((s) => (s === null || s === undefined ? 'never' : s)).join(' / ');
     const clipped = c.configs?.find((k) => k.name === r.name)?.newtonClip !== undefined;
