@@ -59,11 +59,14 @@ export interface ReportInput {
 export function renderReport(input: ReportInput): { html: string; svgs: Record<string, string>; rows: RunRow[] } {
   const rows = summarize(input.runs, input.mode);
   const series = (pick: (r: RunCurve) => [number, number][]): Series[] => input.runs.map((r) => ({ name: r.name, points: pick(r) }));
+  // a diverged run can sit orders of magnitude above the rest: then the metric axis is logarithmic
+  const values = input.runs.flatMap((r) => r.evals.map((e) => e[1])).filter(Number.isFinite);
+  const logMetric = values.length > 0 && Math.min(...values) > 0 && Math.max(...values) / Math.min(...values) > 100;
   const svgs: Record<string, string> = {
     'loss-steps.svg': lineChartSvg({ title: 'Training loss', xLabel: 'step', yLabel: 'loss', logY: true, series: series((r) => r.train.map(([s, l]) => [s, l])) }),
     'loss-time.svg': lineChartSvg({ title: 'Training loss against wall time', xLabel: 'seconds', yLabel: 'loss', logY: true, series: series((r) => r.train.map(([, l, t]) => [t / 1000, l])) }),
-    'metric-steps.svg': lineChartSvg({ title: `Evaluation ${input.metricName}`, xLabel: 'step', yLabel: input.metricName, series: series((r) => r.evals.map(([s, v]) => [s, v])) }),
-    'metric-time.svg': lineChartSvg({ title: `Evaluation ${input.metricName} against wall time`, xLabel: 'seconds', yLabel: input.metricName, series: series((r) => r.evals.map(([, v, t]) => [t / 1000, v])) }),
+    'metric-steps.svg': lineChartSvg({ title: `Evaluation ${input.metricName}`, xLabel: 'step', yLabel: input.metricName, logY: logMetric, series: series((r) => r.evals.map(([s, v]) => [s, v])) }),
+    'metric-time.svg': lineChartSvg({ title: `Evaluation ${input.metricName} against wall time`, xLabel: 'seconds', yLabel: input.metricName, logY: logMetric, series: series((r) => r.evals.map(([, v, t]) => [t / 1000, v])) }),
   };
   const table = input.table
     ? ['<table>', `<tr>${input.table.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`, ...input.table.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`), '</table>'].join('\n')
