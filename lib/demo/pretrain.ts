@@ -15,6 +15,7 @@ import type { TransformerModel } from '../models/base.js';
 import { AdamW } from '../optim/adamw.js';
 import { warmupCosine } from '../optim/schedule.js';
 import { BOS_ID, EOS_ID, PAD_ID } from './bpe.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface PretrainHyperparameters {
   readonly vocabSize: number;
@@ -60,16 +61,9 @@ export class AbortedError extends KfacError {
   }
 }
 
-/** mulberry32: seeded uniform numbers in [0, 1). */
+/** mulberry32: seeded uniform numbers in [0, 1) (the demo's own stream of the shared generator). */
 export function rng(seed: number): () => number {
-  let a = (seed >>> 0) ^ 0x2545f491;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed, 0x2545f491);
 }
 
 /** A seeded Fisher–Yates shuffle (a new array). */

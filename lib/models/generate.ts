@@ -7,6 +7,7 @@
 import { describe, invalidArgument } from '../errors.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
 import type { TransformerModel } from './base.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface GenerateOptions {
   /** Tokens to generate after the prompt. */
@@ -21,18 +22,6 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop after generating any of these ids (it is included in the output). */
   stopTokens?: readonly number[];
-}
-
-/** mulberry32: a small seeded generator of uniform numbers in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = (seed >>> 0) ^ 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function argmax(row: Float32Array, off: number, V: number): number {

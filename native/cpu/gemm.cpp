@@ -21,12 +21,9 @@
 #include <exception>
 #include <thread>
 
-#if defined(_MSC_VER)
-#include <malloc.h>
-#endif
-
 #include "../core/error.h"
 #include "cpu_features.h"
+#include "aligned_scratch.h"
 #include "gemm_kernels.h"
 #include "gemm_skinny.h"
 #include "threadpool.h"
@@ -38,48 +35,7 @@ namespace {
 using gemm::APack;
 using gemm::KernelSet;
 
-void* alloc64(size_t bytes) {
-#if defined(_MSC_VER)
-  return _aligned_malloc(bytes, 64);
-#else
-  return std::aligned_alloc(64, bytes);
-#endif
-}
-
-void free64(void* p) {
-#if defined(_MSC_VER)
-  _aligned_free(p);
-#else
-  std::free(p);
-#endif
-}
-
-// Grow-only, 64-byte aligned scratch owned by one thread.
-class Scratch {
- public:
-  ~Scratch() { free64(data_); }
-  float* reserve(size_t floats) {
-    if (floats > cap_) {
-      free64(data_);
-      data_ = nullptr;
-      cap_ = 0;
-      size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
-      void* p = alloc64(bytes);
-      if (!p)
-        throw Error(ErrorCode::OutOfMemory, "sgemm: cannot allocate packing buffers", "", "",
-                    std::to_string(bytes) + " bytes");
-      data_ = static_cast<float*>(p);
-      cap_ = bytes / sizeof(float);
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  size_t cap_ = 0;
-};
-
-thread_local Scratch t_scratch;
+thread_local AlignedScratch t_scratch("sgemm");
 
 const KernelSet& kernels_for(KernelIsa isa) {
   switch (isa) {

@@ -26,12 +26,9 @@
 #include <thread>
 #include <vector>
 
-#if defined(_MSC_VER)
-#include <malloc.h>
-#endif
-
 #include "../core/error.h"
 #include "cpu_features.h"
+#include "aligned_scratch.h"
 #include "factor.h"
 #include "gemm_kernels.h"
 #include "threadpool.h"
@@ -53,43 +50,8 @@ const KernelSet& kernels_now() {
   }
 }
 
-// Grow-only, 64-byte aligned panel storage of the calling thread.
-class PanelScratch {
- public:
-  ~PanelScratch() { release(); }
-  float* reserve(size_t floats) {
-    if (floats > cap_) {
-      release();
-      size_t bytes = (floats * sizeof(float) + 63) & ~size_t(63);
-#if defined(_MSC_VER)
-      void* p = _aligned_malloc(bytes, 64);
-#else
-      void* p = std::aligned_alloc(64, bytes);
-#endif
-      if (!p)
-        throw Error(ErrorCode::OutOfMemory, "syrk: cannot allocate packing buffers", "", "",
-                    std::to_string(bytes) + " bytes");
-      data_ = static_cast<float*>(p);
-      cap_ = bytes / sizeof(float);
-    }
-    return data_;
-  }
-
- private:
-  void release() {
-#if defined(_MSC_VER)
-    _aligned_free(data_);
-#else
-    std::free(data_);
-#endif
-    data_ = nullptr;
-    cap_ = 0;
-  }
-  float* data_ = nullptr;
-  size_t cap_ = 0;
-};
-
-thread_local PanelScratch t_panels;
+// Panel storage of the calling thread.
+thread_local AlignedScratch t_panels("syrk");
 
 // Rows [i0, i1) (i0 a multiple of MR) × B panels [p0, p1) of C.
 struct Unit {
