@@ -1,5 +1,5 @@
 /**
- * The K-FAC preconditioner and optimizer, checked by identities (GUIDE §5): a dense solve of
+ * The K-FAC preconditioner and optimizer, checked by identities (docs/KFAC.md#eigen-and-inverse-preconditioning): a dense solve of
  * (A⊗G + λI) vec(P) = vec(∇W); identity factors reduce to SGD; on a deep linear network the
  * Kronecker factors give the exact Gauss-Newton block; clipping semantics; a least-squares
  * problem where K-FAC needs far fewer steps than a tuned AdamW; finite steps on degenerate

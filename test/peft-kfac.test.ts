@@ -1,5 +1,5 @@
 /**
- * K-FAC for LoRA layers (GUIDE §4): lora_A sees input a and output gradient s·Bᵀg (factors
+ * K-FAC for LoRA layers (docs/KFAC.md#lora-blocks): lora_A sees input a and output gradient s·Bᵀg (factors
  * din×din and r×r), lora_B sees A·a and s·g (r×r and dout×dout), checked against explicit
  * products; lora_A layers reading one input (q, k, v) share one A factor, equal to the one each
  * would have built alone, and the sharing is checked at every update; with B = 0 the first KFAC

@@ -46,4 +46,16 @@ describe('report', () => {
     const { html: again } = renderReport({ title: 'SST-2', metricName: 'accuracy', mode: 'max', runs, details: ['model: tiny'] });
     expect(again).toBe(html);
   });
+
+  it('lays the plots out for the window: no fixed-width columns, charts scale with their column', () => {
+    // Checked by eye in headless Chromium at 1280×900 (two columns, no horizontal scroll); here the
+    // rules that make it so: the grid's columns are fractions of the width, each SVG fills its column.
+    const { html } = renderReport({ title: 'SST-2', metricName: 'accuracy', mode: 'max', runs, details: [] });
+    const grid = /\.grid \{[^}]*grid-template-columns: ([^;]+);/.exec(html);
+    expect(grid).not.toBeNull();
+    expect(grid![1]).not.toMatch(/repeat\(\d+, \d+px\)/);
+    expect(grid![1]).toContain('1fr');
+    expect(html).toMatch(/\.grid svg \{[^}]*width: 100%;[^}]*height: auto;/);
+    for (const svg of html.match(/<svg [^>]*>/g)!) expect(svg).toMatch(/viewBox="0 0 \d+ \d+"/);
+  });
 });

@@ -4,7 +4,7 @@ export type { ModelOptions } from './base.js';
 export { KVCache } from './common.js';
 export type { Batch, ForwardOutput } from './common.js';
 export { bertConfig, configFromHf, fromModelConfig, gpt2Config, llamaConfig } from './config.js';
-export type { BertConfig, BertModelType, Gpt2Config, LlamaConfig, LlamaModelType, ArchitectureConfig, Task } from './config.js';
+export type { BertConfig, BertConfigInit, BertModelType, Gpt2Config, Gpt2ConfigInit, LlamaConfig, LlamaConfigInit, LlamaModelType, ArchitectureConfig, Task } from './config.js';
 export { createLlama, LlamaModel } from './llama.js';
 export { BertModel, createBert } from './bert.js';
 export { createGpt2, Gpt2Model } from './gpt2.js';

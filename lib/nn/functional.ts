@@ -103,11 +103,11 @@ export function linearForward(x: Tensor, W: Tensor, b: Tensor | null, y: Tensor,
 }
 
 export interface LinearGrads {
-  /** [..., in]: overwritten with dy·W (or added to when accumulateDx); null skips it. */
+  /** Shape `[..., in]`: overwritten with dy·W (or added to when accumulateDx); null skips it. */
   dx: Tensor | null;
   /** Same shape as W: dyᵀ·x is added (+=); null skips it (frozen weight). */
   dW: Tensor | null;
-  /** [out]: Σ dy over rows is added (+=); null skips it. */
+  /** Shape `[out]`: Σ dy over rows is added (+=); null skips it. */
   db: Tensor | null;
   /** Add into dx instead of overwriting it (for a sum of several branches). */
   accumulateDx?: boolean;

@@ -30,7 +30,8 @@ export const OPTIMIZER_META = 'optimizer.json';
 const FORMAT = 'kfac-peft-optimizer';
 const VERSION = 1;
 
-type AnyOptimizer = Optimizer | KFAC;
+/** The optimizers a checkpoint can hold: AdamW, SGD (any first-order Optimizer) or KFAC. */
+export type AnyOptimizer = Optimizer | KFAC;
 
 interface Snapshot {
   meta: Record<string, unknown>;

@@ -20,6 +20,6 @@ export type { LoadAdapterReport } from './adapter.js';
 export { kfacLayersForLora, untrackedParameters } from './kfac.js';
 export type { KfacLoraOptions } from './kfac.js';
 export { loadCheckpoint, loadOptimizerState, OPTIMIZER_META, OPTIMIZER_WEIGHTS, saveCheckpoint, saveOptimizerState } from './checkpoint.js';
-export type { Checkpoint } from './checkpoint.js';
+export type { AnyOptimizer, Checkpoint } from './checkpoint.js';
 export { writeFilesAtomic } from '../util/atomic.js';
 export type { PendingFile } from '../util/atomic.js';

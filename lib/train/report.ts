@@ -80,9 +80,11 @@ export function renderReport(input: ReportInput): { html: string; svgs: Record<s
 <html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)}</title>
 <style>
 body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 1320px; }
+table { max-width: 100%; overflow-x: auto; display: block; }
 h1 { font-size: 22px; } table { border-collapse: collapse; margin: 12px 0 24px; }
 th, td { border: 1px solid #ccc; padding: 6px 10px; text-align: right; } th:first-child, td:first-child { text-align: left; }
-.grid { display: grid; grid-template-columns: repeat(2, 640px); gap: 16px; } ul { color: #555; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 480px), 1fr)); gap: 16px; } ul { color: #555; }
+.grid svg { width: 100%; height: auto; display: block; }
 </style></head><body>
 <h1>${esc(input.title)}</h1>
 <ul>${input.details.map((d) => `<li>${esc(d)}</li>`).join('')}</ul>
