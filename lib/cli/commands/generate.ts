@@ -86,9 +86,9 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     throw new FileError(modelPath, 'not a model: expected a Hugging Face model folder (config.json + model.safetensors) or a llama2.c .bin checkpoint');
   const model = loadModel(modelPath);
   try {
-    const codec = openTextCodec(modelPath, flags['tokenizer'] as string | undefined);
     if (model.task !== 'causal-lm')
       throw new UsageError(`--model ${modelPath}: a ${model.config.modelType} model for ${model.task} cannot generate text (it has no language-model head); use a causal LM`);
+    const codec = openTextCodec(modelPath, flags['tokenizer'] as string | undefined);
     if (codec.vocabSize > model.config.vocabSize) throw new KfacError('ERR_CONFIG', `the tokenizer ${codec.source} has ${codec.vocabSize} tokens but the model ${modelPath} only ${model.config.vocabSize} embeddings: not this model's tokenizer`);
     const adapter = flags['adapter'] as string | undefined;
     if (adapter !== undefined) {
@@ -108,8 +108,10 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     const n = maxNew ?? Math.min(128, ctx - ids.length);
     const stop = ['eosTokenId' in model.config ? model.config.eosTokenId : null, ...(modelPath.endsWith('.bin') ? [1] : [])].filter((t): t is number => t !== null && t !== undefined);
     const json = !!flags['json'];
+    // ids the tokenizer does not have (a model whose embedding table is padded beyond it) decode to nothing
+    const decode = (x: readonly number[]) => codec.decode(x.filter((id) => id < codec.vocabSize));
     const out: number[] = [];
-    const stream = json ? null : new TextStream((x) => codec.decode(x), ids, (s) => process.stdout.write(s));
+    const stream = json ? null : new TextStream(decode, ids, (s) => process.stdout.write(s));
     if (stream) process.stdout.write(prompt);
     const gen = generate(model, ids, {
       maxNewTokens: n,
@@ -126,7 +128,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     if (stream) {
       stream.push(out, true);
       process.stdout.write('\n');
-    } else process.stdout.write(JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: Array.from(gen), text: codec.decode(out), temperature, topP, seed }, null, 2) + '\n');
+    } else process.stdout.write(JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: Array.from(gen), text: decode(out), temperature, topP, seed }, null, 2) + '\n');
     return 0;
   } finally {
     model.dispose();
