@@ -116,7 +116,7 @@ describe('kfac-peft inspect', () => {
     const t = run('train', '--model', model, '--data', data, '--optimizer', 'kfac', '--steps', '6', '--batch-size', '8', '--max-length', '24', '--save-every', '3', '--out', out, '--quiet');
     expect(t.code, t.stderr).toBe(0);
     const c = JSON.parse(run('inspect', join(out, 'checkpoints', 'step-00000006'), '--json').stdout) as { kind: string; intact: boolean; optimizer: { kind: string; tensors: number }; trainer: { step: number; batchInEpoch: number } };
-    expect(c).toMatchObject({ kind: 'checkpoint', intact: true, optimizer: { kind: 'kfac' }, trainer: { step: 6, batchInEpoch: 6 } });
+    expect(c).toMatchObject({ kind: 'checkpoint', intact: true, optimizer: { kind: 'kfac', step: 6 }, trainer: { step: 6, batchInEpoch: 6 } });
     expect(c.optimizer.tensors).toBeGreaterThan(0);
     const r = JSON.parse(run('inspect', out, '--json').stdout) as { kind: string; checkpoints: { step: number; kind: string }[]; adapter: string | null };
     expect(r.kind).toBe('run');
@@ -150,6 +150,11 @@ describe('help and version', () => {
     const names = /usage: kfac-peft bench <([^>]+)\|all>/.exec(h)![1]!.split('|');
     expect(names.length).toBeGreaterThan(3);
     for (const n of names) expect(h).toMatch(new RegExp(`^  ${n}\\s+\\S.{10,}`, 'm'));
+    const one = run('help', 'bench', names[0]!);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(new RegExp(`^usage: kfac-peft bench ${names[0]}`));
+    expect(h).toContain(one.stdout.split('\n')[2]!.trim());
+    expect(run('help', 'bench', 'nosuch').code).toBe(2);
   });
 
   test('--version, help of an unknown command, the exit codes in the usage', () => {

@@ -25,7 +25,8 @@ commands:
   bench <case|all> [options]    microbenchmarks of the kernels against OpenBLAS/LAPACK
                                 (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer
                                 --backend cpu|cuda)
-  help [command]                this text, or a command's options (also: kfac-peft <command> --help)
+  help [command]                this text, or a command's options (also: kfac-peft <command> --help;
+                                kfac-peft help bench <case>: what a bench case measures)
   --version                     the version
 
 exit codes: 0 success, 1 failure (bad file, diverged run), 2 usage error, 130 interrupted (Ctrl-C)
@@ -40,7 +41,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'help':
         if (rest[0] !== undefined) {
           if (!COMMANDS.includes(rest[0])) throw new UsageError(`help: unknown command ${JSON.stringify(rest[0])} (one of ${COMMANDS.join(', ')})`);
-          return await main([rest[0], '--help']);
+          return await main([...rest, '--help']);
         }
         process.stdout.write(USAGE);
         return 0;

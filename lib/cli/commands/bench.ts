@@ -52,7 +52,10 @@ options:
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(await benchHelp());
+    const which = argv.find((a) => !a.startsWith('-'));
+    const load = which === undefined ? undefined : benchCases[which];
+    if (which !== undefined && which !== 'all' && !load) throw new UsageError(`unknown bench case ${JSON.stringify(which)}\n${benchUsage()}`);
+    process.stdout.write(load ? `usage: kfac-peft bench ${which} [options]\n\n${(await load()).description}\n(options: kfac-peft help bench)\n` : await benchHelp());
     return 0;
   }
   const { positional, flags } = parseArgs(argv, FLAGS);

@@ -102,11 +102,14 @@ function checkpointInfo(dir: string): Record<string, unknown> {
   const extra = (meta['extra'] ?? {}) as Record<string, unknown>;
   const groups: Record<string, number> = {};
   for (const t of state.tensors) {
-    const k = t.name.slice(t.name.lastIndexOf('.') + 1);
+    const k = t.name.split(/[./]/).at(-1)!;
     groups[k] = (groups[k] ?? 0) + 1;
   }
+  const pre = (s['preconditioner'] ?? {}) as Record<string, unknown>;
+  const inner = (s['sgd'] ?? s) as Record<string, unknown>;
+  const counters = Object.fromEntries(['method', 'preconditionedSteps', 'clippedSteps'].filter((k) => pre[k] !== undefined).map((k) => [k, pre[k]]));
   return {
-    optimizer: { kind: meta['kind'] ?? s['kind'] ?? null, step: s['step'] ?? null, tensors: state.tensors.length, values: state.parameters, bytes: state.bytes, byKind: groups },
+    optimizer: { kind: meta['kind'] ?? s['kind'] ?? null, step: inner['step'] ?? pre['step'] ?? null, ...counters, tensors: state.tensors.length, values: state.parameters, bytes: state.bytes, tensorsByKind: groups },
     trainer: extra['trainer'] ?? null,
     intact: mismatched.length === 0,
     ...(mismatched.length ? { mismatched } : {}),
@@ -167,8 +170,17 @@ function text(d: Record<string, unknown>): string {
   if (d['architecture']) for (const [k, v] of Object.entries(d['architecture'] as object)) put(k, v);
   const peft = (d['peft'] ?? (d['adapter'] as Record<string, unknown> | undefined)?.['peft']) as Record<string, unknown> | undefined;
   if (peft) for (const [k, v] of Object.entries(peft)) if (v !== null) put(k, v);
-  for (const k of ['vocabSize', 'maxTokenLength', 'optimizer', 'trainer', 'intact', 'mismatched', 'adapter', 'checkpoints'] as const)
-    if (d[k] !== undefined && !(k === 'adapter' && typeof d[k] === 'object' && d[k] !== null)) put(k, d[k]);
+  for (const k of ['vocabSize', 'maxTokenLength', 'intact', 'mismatched'] as const) if (d[k] !== undefined) put(k, d[k]);
+  const o = d['optimizer'] as Record<string, unknown> | undefined;
+  if (o) {
+    const extra = ['method', 'preconditionedSteps', 'clippedSteps'].filter((k) => o[k] !== undefined).map((k) => `${k} ${o[k]}`);
+    put('optimizer', [`${o['kind']}`, `step ${o['step']}`, ...extra].join(', '));
+    put('  state', `${o['tensors']} tensors, ${fmt(o['values'] as number)} values (${((o['bytes'] as number) / 1024).toFixed(1)} KiB): ${Object.entries(o['tensorsByKind'] as Record<string, number>).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+  }
+  const tr = d['trainer'] as { step: number; epoch: number; batchInEpoch: number; best: { value: number; step: number } | null } | null | undefined;
+  if (tr) put('trainer', `step ${tr.step}, epoch ${tr.epoch}, ${tr.batchInEpoch} batches into the epoch, best ${tr.best ? `${tr.best.value} at step ${tr.best.step}` : '–'}`);
+  if (typeof d['adapter'] === 'string' || d['adapter'] === null) put('adapter', d['adapter'] ?? 'none (the run has not finished)');
+  for (const c of (d['checkpoints'] as { path: string; step: number | null; kind: string }[] | undefined) ?? []) put('checkpoint', `${c.path}  (${c.kind}, step ${c.step ?? '?'})`);
   const t = (d['tensors'] ? d : (d['adapter'] as Record<string, unknown> | undefined)) as { parameters?: number; dtypes?: Record<string, number>; tensors?: TensorRow[] } | undefined;
   if (t?.tensors) {
     put('parameters', `${fmt(t.parameters!)} (${t.parameters})`);
