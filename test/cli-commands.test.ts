@@ -8,7 +8,7 @@
  * - bad input (missing file, wrong kind of file, an adapter for another base model, a prompt
  *   longer than the context, a model with no LM head): one message naming the file, exit 1 or 2.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,10 +27,13 @@ let model = '';
 let data = '';
 let adapter = '';
 let otherAdapter = '';
+let text = '';
 const run = (...args: string[]) => cli(tmp, args);
 
 beforeAll(() => {
   ({ model, data } = tinySetup(tmp));
+  text = join(tmp, 'text.txt');
+  writeFileSync(text, Array.from({ length: 20 }, () => 'the cat sat on the mat. '.repeat(5)).join('\n\n'));
   // an adapter with non-zero weights for the tiny LLaMA, and one for a LLaMA of another width
   using m = loadModel(model);
   const s = applyLora(m, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8, seed: 1 });
@@ -181,8 +184,18 @@ describe('bad input: one message naming the file, exit 1 or 2', () => {
     ['inspect: missing path', () => ['inspect', join(tmp, 'nope')], 1, /nope: cannot open/],
     ['inspect: a file of another kind', () => ['inspect', join(ROOT, 'package.json')], 1, /package\.json: not a model folder/],
     ['inspect: no path', () => ['inspect'], 2, /inspect takes one PATH/],
-    ['eval: an adapter for another base model', () => ['eval', '--model', model, '--data', data, '--adapter', otherAdapter, '--max-length', '24'], 1, /shape/],
+    ['eval: an adapter for another base model', () => ['eval', '--model', model, '--data', data, '--adapter', otherAdapter, '--max-length', '24'], 1, /--adapter .*other-adapter does not fit .*shape/s],
+    ['eval: a file that is no model', () => ['eval', '--model', join(ROOT, 'package.json'), '--data', data], 1, /package\.json: not a model/],
+    ['eval: LM blocks longer than the context', () => ['eval', '--model', model, '--data', text, '--max-length', '100'], 1, /--max-length 100: the model .* has 64 positions/],
   ];
+  test('train: LM blocks longer than the context fail before anything is written', () => {
+    const out = join(tmp, 'too-long');
+    const r = run('train', '--model', model, '--data', text, '--max-length', '100', '--steps', '2', '--out', out);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--max-length 100: the model .* has 64 positions/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   test.each(cases)('%s', (_, args, code, message) => {
     const r = run(...args());
     expect(r.code).toBe(code);

@@ -6,7 +6,7 @@
  * Everything that can fail on bad input (model, tokenizer, data, options) is checked by
  * `prepareRun` before anything is written.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { ConfigError, FormatError, KfacError } from '../errors.js';
@@ -112,6 +112,8 @@ export interface PreparedRun {
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
   if (config.newtonClip !== undefined && config.optimizer !== 'kfac') throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
+  if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
+    throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
   const codec = shared?.codec ?? openTextCodec(config.model, config.tokenizer);
   const data = shared?.data ?? resolveData(config.data, { ...pick(config, ['dev', 'textColumn', 'textPairColumn', 'labelColumn']), seed: config.seed });
   return { config, data, codec };
@@ -202,6 +204,8 @@ export function buildTask(p: PreparedRun, model: TransformerModel): CausalLmTask
   const c = p.config;
   const d = p.data;
   if (d.kind === 'causal-lm') {
+    const ctx = model.config.maxPositions;
+    if (c.maxLength > ctx) throw new ConfigError(`--max-length ${c.maxLength}: the model ${c.model} has ${ctx} positions, so a block can hold at most ${ctx} tokens (use --max-length ${ctx} or less)`);
     const train = c.trainLimit ? d.train.slice(0, c.trainLimit) : d.train;
     return new CausalLmTask(model, p.codec, train, d.dev, { batchSize: c.batchSize, blockLength: c.maxLength, ...(c.evalLimit ? { maxEvalBlocks: c.evalLimit } : {}) });
   }

@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { FileError, KfacError } from '../../errors.js';
 import { generate } from '../../models/generate.js';
 import { loadModel } from '../../models/index.js';
-import { loadAdapter } from '../../peft/index.js';
+import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
 import { openTextCodec } from '../../train/text.js';
 import { parseArgs, UsageError } from '../args.js';
@@ -91,14 +91,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     const codec = openTextCodec(modelPath, flags['tokenizer'] as string | undefined);
     if (codec.vocabSize > model.config.vocabSize) throw new KfacError('ERR_CONFIG', `the tokenizer ${codec.source} has ${codec.vocabSize} tokens but the model ${modelPath} only ${model.config.vocabSize} embeddings: not this model's tokenizer`);
     const adapter = flags['adapter'] as string | undefined;
-    if (adapter !== undefined) {
-      try {
-        loadAdapter(model, adapter);
-      } catch (e) {
-        if (e instanceof KfacError) throw new KfacError(e.code, `--adapter ${adapter} does not fit the model ${modelPath}: ${e.message}`, { cause: e });
-        throw e;
-      }
-    }
+    if (adapter !== undefined) loadAdapterFor(model, adapter, modelPath);
     const ids = codec.encodeDocument(prompt);
     const ctx = model.config.maxPositions;
     if (ids.length === 0) throw new UsageError('--prompt: the prompt encodes to no tokens');
