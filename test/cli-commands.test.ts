@@ -18,6 +18,7 @@ import { generate } from '../lib/models/generate.js';
 import { createLlama, loadModel } from '../lib/models/index.js';
 import { applyLora, loadAdapter, saveAdapter } from '../lib/peft/index.js';
 import { Tokenizer } from '../lib/io/tokenizer.js';
+import { main } from '../lib/cli/main.js';
 import { sharedData } from './shared-data.js';
 import { cli, ROOT, tinySetup } from './tiny-cli.js';
 
@@ -29,6 +30,23 @@ let adapter = '';
 let otherAdapter = '';
 let text = '';
 const run = (...args: string[]) => cli(tmp, args);
+
+/** main() in this process (no child process start-up): its exit code and what it wrote. */
+async function inProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const w1 = process.stdout.write;
+  const w2 = process.stderr.write;
+  process.stdout.write = ((c: string | Uint8Array) => (out.push(String(c)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => (err.push(String(c)), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(args);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.stdout.write = w1;
+    process.stderr.write = w2;
+  }
+}
 
 beforeAll(() => {
   ({ model, data } = tinySetup(tmp));
@@ -141,23 +159,23 @@ describe('kfac-peft inspect', () => {
 
 describe('help and version', () => {
   const commands = ['info', 'demo', 'train', 'eval', 'generate', 'inspect', 'compare', 'doctor', 'bench'];
-  test.each(commands)('%s: --help and help <command>', (c) => {
-    const a = run(c, '--help');
+  test.each(commands)('%s: --help and help <command>', async (c) => {
+    const a = await inProcess(c, '--help');
     expect(a.code, a.stderr).toBe(0);
     expect(a.stdout).toMatch(new RegExp(`^usage: kfac-peft ${c}`));
-    expect(run('help', c).stdout).toBe(a.stdout);
+    expect((await inProcess('help', c)).stdout).toBe(a.stdout);
   });
 
-  test('help bench lists every bench case with its description', () => {
-    const h = run('help', 'bench').stdout;
+  test('help bench lists every bench case with its description', async () => {
+    const h = (await inProcess('help', 'bench')).stdout;
     const names = /usage: kfac-peft bench <([^>]+)\|all>/.exec(h)![1]!.split('|');
     expect(names.length).toBeGreaterThan(3);
     for (const n of names) expect(h).toMatch(new RegExp(`^  ${n}\\s+\\S.{10,}`, 'm'));
-    const one = run('help', 'bench', names[0]!);
+    const one = await inProcess('help', 'bench', names[0]!);
     expect(one.code).toBe(0);
     expect(one.stdout).toMatch(new RegExp(`^usage: kfac-peft bench ${names[0]}`));
     expect(h).toContain(one.stdout.split('\n')[2]!.trim());
-    expect(run('help', 'bench', 'nosuch').code).toBe(2);
+    expect((await inProcess('help', 'bench', 'nosuch')).code).toBe(2);
   });
 
   test('--version, help of an unknown command, the exit codes in the usage', () => {
@@ -196,8 +214,8 @@ describe('bad input: one message naming the file, exit 1 or 2', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  test.each(cases)('%s', (_, args, code, message) => {
-    const r = run(...args());
+  test.each(cases)('%s', async (_, args, code, message) => {
+    const r = await inProcess(...args());
     expect(r.code).toBe(code);
     expect(r.stderr).toMatch(message);
     expect(r.stdout).toBe('');
