@@ -23,7 +23,7 @@ import { publishFolder, saveStepCheckpoint } from './checkpoints.js';
 export interface TrainerTask<B> {
   /** Training batches of one epoch in a deterministic order for this seed. */
   batches(epoch: number, seed: number): Iterable<B>;
-  /** Forward, loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
+  /** Forward with the model in train mode (dropout on), loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
   lossAndBackward(batch: B): { loss: number; batchSize: number };
   /** Sets every trainable gradient to zero. */
   zeroGrad(): void;
