@@ -96,6 +96,12 @@ describe('kfac-peft generate', () => {
     const plain = JSON.parse(run('generate', '--model', model, '--prompt', prompt, '--max-new-tokens', '20', '--json').stdout) as GenJson;
     expect(plain.promptIds).toEqual(ids);
     expect(plain.ids).toEqual(expected(false));
+    // every end-of-sequence id of generation_config.json stops generation (Llama 3 lists several)
+    const gc = join(model, 'generation_config.json');
+    writeFileSync(gc, JSON.stringify({ eos_token_id: [63, plain.ids[1]] }));
+    const stopped = JSON.parse(run('generate', '--model', model, '--prompt', prompt, '--max-new-tokens', '20', '--json').stdout) as GenJson;
+    rmSync(gc);
+    expect(stopped.ids).toEqual(plain.ids.slice(0, plain.ids.indexOf(plain.ids[1]!) + 1));
     const adapted = JSON.parse(run('generate', '--model', model, '--adapter', adapter, '--prompt', prompt, '--max-new-tokens', '20', '--json').stdout) as GenJson;
     expect(adapted.ids).toEqual(expected(true));
     expect(adapted.ids).not.toEqual(plain.ids);

@@ -5,8 +5,11 @@
  * Greedy (argmax) at temperature 0, the default; seeded sampling above it.
  */
 import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { FileError, KfacError } from '../../errors.js';
+import { readJsonFile } from '../../io/safetensors.js';
+import type { ArchitectureConfig } from '../../models/config.js';
 import { generate } from '../../models/generate.js';
 import { loadModel } from '../../models/index.js';
 import { loadAdapterFor } from '../load-adapter.js';
@@ -65,6 +68,24 @@ class TextStream {
   }
 }
 
+/**
+ * The ids that end generation: every end-of-sequence id of config.json and generation_config.json
+ * (Llama 3 lists several), or for a llama2.c checkpoint BOS and EOS (run.c stops at BOS).
+ */
+function stopTokens(modelPath: string, config: ArchitectureConfig): number[] {
+  const ids = new Set<number>();
+  if ('eosTokenId' in config && config.eosTokenId !== null) ids.add(config.eosTokenId);
+  if (statSync(modelPath).isDirectory()) {
+    for (const f of ['config.json', 'generation_config.json']) {
+      const p = join(modelPath, f);
+      if (!existsSync(p)) continue;
+      const v = (readJsonFile(p) as Record<string, unknown> | null)?.['eos_token_id'];
+      for (const id of Array.isArray(v) ? v : [v]) if (Number.isInteger(id) && (id as number) >= 0) ids.add(id as number);
+    }
+  } else ids.add(1);
+  return [...ids];
+}
+
 export async function generateCommand(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(GENERATE_USAGE);
@@ -99,7 +120,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     if (maxNew !== undefined && ids.length + maxNew > ctx)
       throw new UsageError(`--max-new-tokens ${maxNew}: the prompt takes ${ids.length} of the model's ${ctx} positions; at most ${ctx - ids.length} new tokens fit`);
     const n = maxNew ?? Math.min(128, ctx - ids.length);
-    const stop = ['eosTokenId' in model.config ? model.config.eosTokenId : null, ...(modelPath.endsWith('.bin') ? [1] : [])].filter((t): t is number => t !== null && t !== undefined);
+    const stop = stopTokens(modelPath, model.config);
     const json = !!flags['json'];
     // ids the tokenizer does not have (a model whose embedding table is padded beyond it) decode to nothing
     const decode = (x: readonly number[]) => codec.decode(x.filter((id) => id < codec.vocabSize));
