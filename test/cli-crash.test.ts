@@ -150,5 +150,7 @@ describe('SIGKILL at random points, --resume each time', () => {
     expect(r3.stderr).toContain(w);
     expect(r3.stderr).toMatch(/SHA-256 differs/);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(before);
+    const seen = JSON.parse(cli(tmp, ['inspect', join(out, 'checkpoints', 'step-00000008'), '--json']).stdout) as { intact: boolean; mismatched: string[] };
+    expect(seen).toMatchObject({ intact: false, mismatched: ['optimizer.safetensors'] });
   }, 60_000);
 });
