@@ -1,6 +1,6 @@
 /**
  * Crash-safe training through the real binary: a `train --save-every N --keep-last K` process is
- * killed with SIGKILL at seeded random points (and, on every third kill, the moment a checkpoint
+ * killed with SIGKILL at seeded random points (and, on every third kill — every other one until one has landed inside a save — the moment a checkpoint
  * folder starts being written), then resumed with `--resume`, again and again. After every kill:
  * each published checkpoint folder is complete (every file its optimizer.json records, with that
  * SHA-256), at most K are kept, and the newest is at most N steps behind the last logged step.
@@ -73,14 +73,15 @@ describe('SIGKILL at random points, --resume each time', () => {
     const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed / 2 ** 31);
     let kills = 0;
     let killsDuringSave = 0;
-    for (let attempt = 0; attempt < 40 && kills < 12; attempt++) {
+    for (let attempt = 0; attempt < 40 && (kills < 12 || killsDuringSave === 0); attempt++) {
       const resume = publishedSteps(part).length > 0 || existsSync(join(part, 'checkpoint-interrupted'));
       const from = Math.max(0, ...publishedSteps(part));
       const child = spawn(process.execPath, [BIN, ...args(part), ...(resume ? ['--resume'] : ['--overwrite']), '--save-every', String(EVERY), '--keep-last', String(KEEP)], { cwd: tmp, env: ENV, stdio: 'ignore' });
       const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
       let done = false;
       void exited.then(() => (done = true));
-      const duringSave = kills % 3 === 2;
+      // every third kill (every other one while none has landed inside a save yet) waits for a save to begin
+      const duringSave = killsDuringSave === 0 ? kills % 2 === 1 : kills % 3 === 2;
       if (duringSave) {
         // kill the moment a checkpoint folder starts being written under its temporary name
         await new Promise<void>((res) => {
