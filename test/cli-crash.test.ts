@@ -1,7 +1,8 @@
 /**
  * Crash-safe training through the real binary: a `train --save-every N --keep-last K` process is
- * killed with SIGKILL at seeded random points (and, on every third kill — every other one until one has landed inside a save — the moment a checkpoint
- * folder starts being written), then resumed with `--resume`, again and again. After every kill:
+ * killed with SIGKILL at seeded random points (and, on every third kill — every other one until
+ * one has landed inside a save — the moment a checkpoint folder starts being written), then
+ * resumed with `--resume`, again and again. After every kill:
  * each published checkpoint folder is complete (every file its optimizer.json records, with that
  * SHA-256), at most K are kept, and the newest is at most N steps behind the last logged step.
  * At the end the adapter equals an uninterrupted run's byte for byte and the log holds each step
