@@ -191,6 +191,8 @@ export interface RunHooks {
   saveEvery?: number;
   /** Keep the newest K periodic checkpoints (default: all). */
   keepLast?: number;
+  /** Told which checkpoint a resumed run continues from. */
+  onResume?: (dir: string, step: number) => void;
   /** Trainer catches SIGINT (default true). */
   handleSigint?: boolean;
 }
@@ -242,6 +244,7 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
       if (!t || typeof t.step !== 'number') throw new FormatError(join(from.dir, 'optimizer.json'), '--resume: no trainer state in this checkpoint');
       resume = t;
       restoreDropoutState(model, extra['rng']);
+      hooks.onResume?.(from.dir, t.step);
     }
     mkdirSync(outDir, { recursive: true });
     for (const e of readdirSync(outDir)) if (e.startsWith('.tmp-') || e.startsWith('.old-')) rmSync(join(outDir, e), { recursive: true, force: true });

@@ -63,6 +63,7 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
   const result = await executeRun(prepared, out, {
     onEvent: (e, total) => display.event(e, total),
     resume: !!flags['resume'],
+    onResume: (dir, step) => quiet || process.stderr.write(`resuming from ${dir} (step ${step})\n`),
     ...(flags['save-every'] ? { saveEvery: flags['save-every'] as number } : {}),
     ...(flags['keep-last'] ? { keepLast: flags['keep-last'] as number } : {}),
   });
