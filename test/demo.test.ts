@@ -282,3 +282,8 @@ describe('fine-tuning task', () => {
     expect(() => demo.loadTaskFolder(dir)).toThrow(/label 2 is not one of the 2 classes/);
   });
 });
+
+it('the demo library does not reach into the command line (lib/demo imports nothing from lib/cli)', () => {
+  const dir = join(import.meta.dirname, '..', 'lib', 'demo');
+  for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8'), f).not.toMatch(/from '\.\.\/cli\//);
+});

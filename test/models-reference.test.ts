@@ -90,3 +90,23 @@ test('Mistral refuses sequences longer than its sliding window (not implemented)
   expect(m.config).toMatchObject({ modelType: 'mistral', slidingWindow: 16, numKvHeads: 1 });
   expect(() => m.forward({ inputIds: new Int32Array(17), shape: [1, 17] })).toThrow(/sliding window/);
 });
+
+describe('loadModel returns a model in eval mode', () => {
+  // gpt2-lm has dropout 0.1 in attention, residuals and embeddings: in train mode its logits differ from the reference
+  test.each(['gpt2-lm', 'bert-cls'])('%s: the logits equal the reference without calling eval()', (name) => {
+    const dir = join(FIXTURES, name);
+    const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+    using model = loadModel(dir);
+    expect(model.training).toBe(false);
+    const batch = {
+      inputIds: Int32Array.from(exp.inputIds),
+      shape: exp.shape,
+      attentionMask: exp.attentionMask,
+      tokenTypeIds: exp.tokenTypeIds === null ? null : Int32Array.from(exp.tokenTypeIds),
+    };
+    expect(maxRelErr(model.forward(batch).logits.toArray(), exp.logits)).toBeLessThan(1e-4);
+    // the same checkpoint in train mode applies dropout: far from the reference (what eval mode protects against)
+    model.train();
+    expect(maxRelErr(model.forward(batch).logits.toArray(), exp.logits)).toBeGreaterThan(1e-2);
+  });
+});

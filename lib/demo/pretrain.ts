@@ -15,7 +15,8 @@ import type { TransformerModel } from '../models/base.js';
 import { AdamW } from '../optim/adamw.js';
 import { warmupCosine } from '../optim/schedule.js';
 import { BOS_ID, EOS_ID, PAD_ID } from './bpe.js';
-import { mulberry32 } from '../util/random.js';
+import { rng } from '../util/random.js';
+import { Trainer, type TrainerTask } from '../train/trainer.js';
 
 export interface PretrainHyperparameters {
   readonly vocabSize: number;
@@ -61,21 +62,7 @@ export class AbortedError extends KfacError {
   }
 }
 
-/** mulberry32: seeded uniform numbers in [0, 1) (the demo's own stream of the shared generator). */
-export function rng(seed: number): () => number {
-  return mulberry32(seed, 0x2545f491);
-}
-
-/** A seeded Fisher–Yates shuffle (a new array). */
-export function shuffled<T>(xs: readonly T[], seed: number): T[] {
-  const out = [...xs];
-  const r = rng(seed);
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
+export { rng, shuffled } from '../util/random.js';
 
 /** The Hugging Face config.json (transformers v4 spellings) of the demo model. */
 export function llamaConfigJson(hp: PretrainHyperparameters): Record<string, unknown> {
@@ -165,8 +152,6 @@ export function checkHyperparameters(hp: PretrainHyperparameters): void {
     invalidArgument('hyperparameters.hiddenSize', `a multiple of 2·numHeads (${2 * hp.numHeads})`, String(hp.hiddenSize));
 }
 
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 export interface PretrainOptions {
   hp: PretrainHyperparameters;
   train: Int32Array;
@@ -175,7 +160,51 @@ export interface PretrainOptions {
   signal?: AbortSignal;
 }
 
-/** Trains a fresh model; yields to the event loop between steps. */
+/**
+ * The pretraining as a TrainerTask: one endless stream of batches of `batchSize` windows of
+ * `seqLen` tokens at seeded random offsets (the Trainer stops it after `steps`), the next-token
+ * loss in train mode, and the held-out loss as the evaluation.
+ */
+class PretrainTask implements TrainerTask<Int32Array> {
+  constructor(
+    readonly model: TransformerModel,
+    readonly hp: PretrainHyperparameters,
+    readonly train: Int32Array,
+    readonly held: Int32Array,
+    readonly beforeEvaluate: () => void,
+  ) {}
+  *batches(): Iterable<Int32Array> {
+    const r = rng(this.hp.seed + 17);
+    const { seqLen: T, batchSize: B } = this.hp;
+    const ids = new Int32Array(B * T);
+    for (;;) {
+      for (let b = 0; b < B; b++) {
+        const off = Math.floor(r() * (this.train.length - T));
+        ids.set(this.train.subarray(off, off + T), b * T);
+      }
+      yield ids;
+    }
+  }
+  lossAndBackward(ids: Int32Array): { loss: number; batchSize: number } {
+    const { seqLen: T, batchSize: B } = this.hp;
+    if (!this.model.training) this.model.train();
+    const loss = this.model.forward({ inputIds: ids, shape: [B, T], labels: ids }).loss!;
+    if (Number.isFinite(loss)) this.model.backward();
+    return { loss, batchSize: B };
+  }
+  zeroGrad(): void {
+    this.model.zeroGrad();
+  }
+  grads() {
+    return this.model.trainableParameters().flatMap((p) => (p.grad ? [p.grad] : []));
+  }
+  evaluate(): { loss: number; metrics: Record<string, number> } {
+    this.beforeEvaluate();
+    return { loss: heldOutLoss(this.model, this.held, this.hp.seqLen, this.hp.batchSize), metrics: {} };
+  }
+}
+
+/** Trains a fresh model with the Trainer (AdamW, warm-up then cosine decay); yields to the event loop between steps. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { hp, train, held } = o;
   if (train.length < hp.seqLen + 1) invalidArgument('train', `a token stream longer than seqLen (${hp.seqLen})`, `${train.length} tokens`);
@@ -184,46 +213,50 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const model = createModel(configFromHf(configJson), { seed: hp.seed });
   const opt = new AdamW(model.trainableParameters(), { lr: warmupCosine(hp.lr, hp.warmup, hp.steps, 0.1), weightDecay: hp.weightDecay, betas: [0.9, 0.95] });
   const start = performance.now();
-  const r = rng(hp.seed + 17);
-  const { seqLen: T, batchSize: B } = hp;
-  const ids = new Int32Array(B * T);
   const losses: number[] = [];
   let recent = 0;
-  try {
-    model.train();
-    for (let step = 0; step < hp.steps; step++) {
-      if (o.signal?.aborted) throw new AbortedError();
-      for (let b = 0; b < B; b++) {
-        const off = Math.floor(r() * (train.length - T));
-        ids.set(train.subarray(off, off + T), b * T);
-      }
-      model.zeroGrad();
-      const loss = model.forward({ inputIds: ids, shape: [B, T], labels: ids }).loss!;
-      if (!Number.isFinite(loss)) throw new KfacError('ERR_NOT_FINITE', `pretraining diverged at step ${step} (loss ${loss})`);
-      model.backward();
-      opt.step();
-      losses.push(loss);
-      recent = step === 0 ? loss : 0.9 * recent + 0.1 * loss;
+  const task = new PretrainTask(model, hp, train, held, () =>
+    o.onProgress?.({ phase: 'evaluate', step: hp.steps, steps: hp.steps, message: 'evaluating on held-out speeches' }),
+  );
+  const trainer = new Trainer(task, { step: () => opt.step() }, {
+    maxSteps: hp.steps,
+    handleSigint: false,
+    onEvent: (e) => {
+      if (e.kind !== 'step' || !Number.isFinite(e.loss)) return;
+      const step = e.step - 1;
+      losses.push(e.loss);
+      recent = step === 0 ? e.loss : 0.9 * recent + 0.1 * e.loss;
       const eta = ((performance.now() - start) / 1000 / (step + 1)) * (hp.steps - step - 1);
       o.onProgress?.({ phase: 'pretrain', step: step + 1, steps: hp.steps, loss: recent, message: `pretraining the demo model: step ${step + 1}/${hp.steps}  loss ${recent.toFixed(3)}  ETA ${eta.toFixed(0)}s` });
-      await tick();
+    },
+  });
+  const stop = () => trainer.requestStop();
+  o.signal?.addEventListener('abort', stop);
+  try {
+    if (o.signal?.aborted) throw new AbortedError();
+    const fit = await trainer.fit();
+    if (fit.interrupted) throw new AbortedError();
+    if (fit.diverged) {
+      const last = fit.history.at(-1);
+      throw new KfacError('ERR_NOT_FINITE', `pretraining diverged at step ${fit.state.step} (loss ${last?.kind === 'step' ? last.loss : NaN})`);
     }
-    o.onProgress?.({ phase: 'evaluate', step: hp.steps, steps: hp.steps, message: 'evaluating on held-out speeches' });
+    const evaluation = [...fit.history].reverse().find((e) => e.kind === 'eval');
     const tail = losses.slice(-Math.max(1, Math.floor(losses.length / 10)));
     return {
       model,
       configJson,
       trainLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
-      heldOutLoss: heldOutLoss(model, held, T, B),
-      unigramLoss: unigramLoss(train, held, hp.vocabSize, T),
+      heldOutLoss: evaluation?.loss ?? heldOutLoss(model, held, hp.seqLen, hp.batchSize),
+      unigramLoss: unigramLoss(train, held, hp.vocabSize, hp.seqLen),
       firstLoss: losses[0]!,
       seconds: (performance.now() - start) / 1000,
-      tokensSeen: hp.steps * B * T,
+      tokensSeen: hp.steps * hp.batchSize * hp.seqLen,
     };
   } catch (e) {
     model.dispose();
     throw e;
   } finally {
+    o.signal?.removeEventListener('abort', stop);
     opt.dispose();
   }
 }

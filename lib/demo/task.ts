@@ -12,7 +12,7 @@ import { join } from 'node:path';
 
 import { FormatError, invalidArgument } from '../errors.js';
 import { type Example, readTable, toExamples } from '../train/data.js';
-import { shuffled } from './pretrain.js';
+import { shuffled } from '../util/random.js';
 import { type Paragraph, type ParagraphOptions, paragraphsOf, type Speech } from './sotu.js';
 
 export type TaskKind = 'era' | 'party';

@@ -22,6 +22,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop after generating any of these ids (it is included in the output). */
   stopTokens?: readonly number[];
+  /** Called with each new id as soon as it is chosen (for streaming). */
+  onToken?: (id: number) => void;
 }
 
 function argmax(row: Float32Array, off: number, V: number): number {
@@ -102,6 +104,7 @@ export function generate(model: TransformerModel, promptIds: Int32Array | readon
       const off = row.length - V;
       const next = greedy ? argmax(row, off, V) : sample(row, off, V, temperature, topP, rand);
       out[n++] = next;
+      options.onToken?.(next);
       if (n === maxNew || stop.has(next)) break;
       logits = model.forwardCached(Int32Array.of(next), 1, 1, cache);
     }

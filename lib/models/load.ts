@@ -170,6 +170,10 @@ export type LoadedModel = TransformerModel & { readonly loadReport: LoadReport }
 /**
  * Loads a Hugging Face folder or a llama2.c `.bin` checkpoint for a task.
  * Weights are read lazily tensor by tensor (F16/BF16 convert to float32).
+ *
+ * The model is returned in eval mode (dropout off), as transformers' `from_pretrained` does, so
+ * its logits are the checkpoint's; training code switches it to train mode (`model.train()`) —
+ * the Trainer's tasks do so before every training forward.
  */
 export function loadModel(path: string, options: LoadOptions = {}): LoadedModel {
   if (typeof path !== 'string' || path.length === 0) invalidArgument('path', 'a folder or a .bin file path', describe(path));
@@ -202,6 +206,7 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   const model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true });
   try {
     const report = loadWeights(model, src, path, seed);
+    model.eval();
     return Object.assign(model, { loadReport: report });
   } catch (e) {
     model.dispose();

@@ -188,23 +188,5 @@ export function readPlainText(path: string): string[] {
     .filter((d) => d.length > 0);
 }
 
-/** A deterministic permutation of [0, n) from a seed (Fisher–Yates on a splitmix-style generator). */
-export function shuffledIndices(n: number, seed: number): Int32Array {
-  const idx = Int32Array.from({ length: n }, (_, i) => i);
-  let s = BigInt.asUintN(64, BigInt(seed) + 0x9e3779b97f4a7c15n);
-  const next = () => {
-    s = BigInt.asUintN(64, s + 0x9e3779b97f4a7c15n);
-    let z = s;
-    z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
-    z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
-    z = z ^ (z >> 31n);
-    return Number(z >> 11n) / 2 ** 53;
-  };
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1));
-    const t = idx[i]!;
-    idx[i] = idx[j]!;
-    idx[j] = t;
-  }
-  return idx;
-}
+/** A deterministic permutation of [0, n) from a seed (lives in util/random). */
+export { shuffledIndices } from '../util/random.js';

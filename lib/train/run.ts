@@ -6,10 +6,12 @@
  * Everything that can fail on bad input (model, tokenizer, data, options) is checked by
  * `prepareRun` before anything is written.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
-import { ConfigError } from '../errors.js';
+import { ConfigError, FormatError, KfacError } from '../errors.js';
+import { writeFilesAtomic } from '../util/atomic.js';
+import { BEST, CHECKPOINTS, dropoutState, INTERRUPTED, newestCheckpoint, restoreDropoutState } from './checkpoints.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import { loadModel, type TransformerModel } from '../models/index.js';
 import { AdamW } from '../optim/adamw.js';
@@ -110,6 +112,8 @@ export interface PreparedRun {
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
   if (config.newtonClip !== undefined && config.optimizer !== 'kfac') throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
+  if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
+    throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
   const codec = shared?.codec ?? openTextCodec(config.model, config.tokenizer);
   const data = shared?.data ?? resolveData(config.data, { ...pick(config, ['dev', 'textColumn', 'textPairColumn', 'labelColumn']), seed: config.seed });
   return { config, data, codec };
@@ -181,8 +185,14 @@ export interface RunResult {
 
 export interface RunHooks {
   onEvent?: (e: TrainerEvent, totalSteps: number) => void;
-  /** Continue from `<out>/checkpoint-interrupted`. */
+  /** Continue from the newest complete checkpoint in `<out>` (checkpoints/step-* or checkpoint-interrupted). */
   resume?: boolean;
+  /** Publish a full checkpoint every N steps into `<out>/checkpoints/step-<N>` (crash-safe). */
+  saveEvery?: number;
+  /** Keep the newest K periodic checkpoints (default: all). */
+  keepLast?: number;
+  /** Told which checkpoint a resumed run continues from. */
+  onResume?: (dir: string, step: number) => void;
   /** Trainer catches SIGINT (default true). */
   handleSigint?: boolean;
 }
@@ -196,6 +206,8 @@ export function buildTask(p: PreparedRun, model: TransformerModel): CausalLmTask
   const c = p.config;
   const d = p.data;
   if (d.kind === 'causal-lm') {
+    const ctx = model.config.maxPositions;
+    if (c.maxLength > ctx) throw new ConfigError(`--max-length ${c.maxLength}: the model ${c.model} has ${ctx} positions, so a block can hold at most ${ctx} tokens (use --max-length ${ctx} or less)`);
     const train = c.trainLimit ? d.train.slice(0, c.trainLimit) : d.train;
     return new CausalLmTask(model, p.codec, train, d.dev, { batchSize: c.batchSize, blockLength: c.maxLength, ...(c.evalLimit ? { maxEvalBlocks: c.evalLimit } : {}) });
   }
@@ -217,16 +229,30 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     const opt = buildOptimizer(c, model, totalSteps);
     const { monitor, mode } = monitorOf(p.data);
     let resume: TrainerState | undefined;
-    const interruptDir = join(outDir, 'checkpoint-interrupted');
+    const interruptDir = join(outDir, INTERRUPTED);
     if (hooks.resume) {
-      if (!existsSync(join(interruptDir, 'optimizer.json'))) throw new ConfigError(`--resume: no checkpoint at ${interruptDir}`);
-      const extra = loadCheckpoint(interruptDir, { model, optimizer: opt.inner });
-      resume = extra['trainer'] as TrainerState;
+      const from = newestCheckpoint(outDir);
+      if (!from) throw new ConfigError(`--resume: no checkpoint in ${outDir} (neither ${join(outDir, CHECKPOINTS, 'step-*')} nor ${interruptDir})`);
+      let extra: Record<string, unknown>;
+      try {
+        extra = loadCheckpoint(from.dir, { model, optimizer: opt.inner });
+      } catch (e) {
+        if (e instanceof KfacError) throw new KfacError(e.code, `--resume: the checkpoint ${from.dir} cannot be used: ${e.message}`, { cause: e });
+        throw e;
+      }
+      const t = extra['trainer'] as TrainerState | undefined;
+      if (!t || typeof t.step !== 'number') throw new FormatError(join(from.dir, 'optimizer.json'), '--resume: no trainer state in this checkpoint');
+      resume = t;
+      restoreDropoutState(model, extra['rng']);
+      hooks.onResume?.(from.dir, t.step);
     }
     mkdirSync(outDir, { recursive: true });
-    if (!resume) rmSync(join(outDir, 'metrics.jsonl'), { force: true });
+    for (const e of readdirSync(outDir)) if (e.startsWith('.tmp-') || e.startsWith('.old-')) rmSync(join(outDir, e), { recursive: true, force: true });
+    const logFile = join(outDir, 'metrics.jsonl');
+    if (!resume) rmSync(logFile, { force: true });
+    else truncateLog(logFile, resume.step);
     writeJsonAtomic(join(outDir, 'config.json'), c);
-    task.save = (dir: string, state: TrainerState) => saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state } });
+    task.save = (dir: string, state: TrainerState) => saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state, rng: dropoutState(model) } });
     const trainer = new Trainer(task, opt, {
       maxSteps: totalSteps,
       epochs,
@@ -236,9 +262,10 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
       monitor,
       mode,
       seed: c.seed,
-      bestDir: join(outDir, 'checkpoint-best'),
+      bestDir: join(outDir, BEST),
       interruptDir,
-      logFile: join(outDir, 'metrics.jsonl'),
+      ...(hooks.saveEvery ? { saveEvery: hooks.saveEvery, checkpointDir: join(outDir, CHECKPOINTS), ...(hooks.keepLast ? { keepLast: hooks.keepLast } : {}) } : {}),
+      logFile,
       onEvent: (e) => hooks.onEvent?.(e, totalSteps),
       handleSigint: hooks.handleSigint ?? true,
       ...(resume ? { resume } : {}),
@@ -286,6 +313,21 @@ export function runSummary(r: RunResult): RunSummary {
     stoppedEarly: r.fit.stoppedEarly,
     clipRate: r.config.newtonClip === undefined ? undefined : tele?.clipRate,
   };
+}
+
+/** Keeps the log lines of steps up to `step` (a resumed run logs the later ones again); a torn last line is dropped. */
+function truncateLog(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const kept = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      try {
+        return (JSON.parse(l) as { step: number }).step <= step;
+      } catch {
+        return false;
+      }
+    });
+  writeFilesAtomic(dirname(file), [{ name: basename(file), bytes: new TextEncoder().encode(kept.map((l) => l + '\n').join('')) }]);
 }
 
 /** Reads a run's JSONL log back (for reports). */

@@ -55,8 +55,13 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
   /** Set by the caller to make checkpoints (best, interrupted). */
   save?: (dir: string, state: TrainerState) => void;
 
-  /** A forward pass whose logits are no longer finite (the weights blew up) reports a NaN loss, which the Trainer records as divergence. */
+  /**
+   * Forward (in train mode: the model is switched to it, since a loaded model starts in eval
+   * mode), loss and backward. A forward pass whose logits are no longer finite (the weights blew
+   * up) reports a NaN loss, which the Trainer records as divergence.
+   */
   lossAndBackward(b: TaskBatch): { loss: number; batchSize: number } {
+    if (!this.model.training) this.model.train();
     try {
       const out = this.model.forward(b.batch);
       this.model.backward();

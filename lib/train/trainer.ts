@@ -2,7 +2,9 @@
  * The training loop: steps or epochs, gradient accumulation, evaluation every N steps, the best
  * checkpoint kept, early stopping, a seeded data order, a JSONL metrics log, a live progress line,
  * and a clean stop on SIGINT (a checkpoint is saved and `fit()` resolves with `interrupted`).
- * `fit()` yields to the event loop between steps, so timers and signals are served.
+ * `fit()` yields to the event loop between steps, so timers and signals are served. With
+ * `saveEvery`, full checkpoints are published every N steps (see checkpoints.ts: a folder is
+ * there whole or not at all), so a crash or a kill loses at most N steps.
  *
  * What is trained is described by a TrainerTask (how to make batches, run forward + loss +
  * backward, evaluate, save and load); the optimizer is anything with `step(ctx)` — AdamW, SGD
@@ -16,11 +18,12 @@ import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { checkOptions } from '../util/validate.js';
+import { publishFolder, saveStepCheckpoint } from './checkpoints.js';
 
 export interface TrainerTask<B> {
   /** Training batches of one epoch in a deterministic order for this seed. */
   batches(epoch: number, seed: number): Iterable<B>;
-  /** Forward, loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
+  /** Forward with the model in train mode (dropout on), loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
   lossAndBackward(batch: B): { loss: number; batchSize: number };
   /** Sets every trainable gradient to zero. */
   zeroGrad(): void;
@@ -28,7 +31,10 @@ export interface TrainerTask<B> {
   grads(): Tensor[];
   /** Evaluates on held-out data: the loss and named metrics. */
   evaluate(): { loss: number; metrics: Record<string, number> };
-  /** Persist / restore everything needed to resume (parameters, optimizer, trainer state). */
+  /**
+   * Writes everything needed to resume (parameters, optimizer, trainer state) into the fresh
+   * folder `dir`; the Trainer publishes it under its final name by one rename (publishFolder).
+   */
   save?(dir: string, trainerState: TrainerState): void;
 }
 
@@ -57,6 +63,12 @@ export interface TrainerOptions {
   bestDir?: string;
   /** Where to save on SIGINT (default: bestDir + '-interrupted'). */
   interruptDir?: string;
+  /** Save a full checkpoint (task.save) every this many steps into checkpointDir/step-<step>. */
+  saveEvery?: number;
+  /** Folder of the periodic checkpoints (required with saveEvery). */
+  checkpointDir?: string;
+  /** Keep only the newest this many periodic checkpoints (default: all). */
+  keepLast?: number;
   /** JSONL file: one line per step and per evaluation. */
   logFile?: string;
   /** Called after each step and each evaluation (for a live display). */
@@ -110,10 +122,17 @@ export class Trainer<B> {
     posInt(o, 'epochs', 1);
     posInt(o, 'gradAccumulation', 1);
     posInt(o, 'evalEvery', undefined);
+    posInt(o, 'saveEvery', undefined);
+    posInt(o, 'keepLast', undefined);
+    if (o['saveEvery'] !== undefined && (typeof o['checkpointDir'] !== 'string' || o['checkpointDir'] === '')) invalidArgument('checkpointDir', 'a folder path (saveEvery needs one)', describe(o['checkpointDir']));
     if (o['patience'] !== undefined) posInt(o, 'patience', undefined);
     if (o['mode'] !== undefined && o['mode'] !== 'min' && o['mode'] !== 'max') invalidArgument('mode', "'min' or 'max'", describe(o['mode']));
     if (o['seed'] !== undefined && (typeof o['seed'] !== 'number' || !Number.isInteger(o['seed']))) invalidArgument('seed', 'an integer', describe(o['seed']));
     this.options = options;
+  }
+
+  #publish(dir: string, state: TrainerState): void {
+    publishFolder(dir, (tmp) => this.task.save!(tmp, state));
   }
 
   /** Asks a running fit() to save and stop after the current step (what SIGINT does). */
@@ -155,7 +174,7 @@ export class Trainer<B> {
       if (better) {
         state.best = { value, step: state.step };
         state.evalsWithoutImprovement = 0;
-        if (o.bestDir && this.task.save) this.task.save(o.bestDir, { ...state, elapsedMs: elapsed() });
+        if (o.bestDir && this.task.save) this.#publish(o.bestDir, { ...state, elapsedMs: elapsed() });
       } else state.evalsWithoutImprovement += 1;
       log({ kind: 'eval', step: state.step, loss: r.loss, metrics: r.metrics, best: better, elapsedMs: elapsed() });
       return o.patience !== undefined && state.evalsWithoutImprovement >= o.patience;
@@ -205,6 +224,10 @@ export class Trainer<B> {
             stoppedEarly = true;
             break outer;
           }
+          if (o.saveEvery && this.task.save && state.step % o.saveEvery === 0) {
+            const snap = { ...state, elapsedMs: elapsed() };
+            saveStepCheckpoint(o.checkpointDir!, state.step, (dir) => this.task.save!(dir, snap), o.keepLast);
+          }
           await new Promise((r) => setImmediate(r));
           if (this.#stop === 'interrupt') {
             interrupted = true;
@@ -219,7 +242,7 @@ export class Trainer<B> {
       state.elapsedMs = elapsed();
       if (interrupted && this.task.save) {
         const dir = o.interruptDir ?? (o.bestDir ? `${o.bestDir}-interrupted` : undefined);
-        if (dir) this.task.save(dir, state);
+        if (dir) this.#publish(dir, state);
       }
       this.#stop = null;
     }

@@ -26,7 +26,38 @@ export function benchUsage(): string {
   return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
 }
 
+/** `bench --help`: the options and every case of the registry with its description. */
+export async function benchHelp(): Promise<string> {
+  const cases = await Promise.all(Object.entries(benchCases).map(async ([n, load]) => [n, (await load()).description] as const));
+  return `${benchUsage()}
+
+Microbenchmarks of the kernels, each timed against a NumPy/SciPy (OpenBLAS/LAPACK) peer in the same run
+when python3 with numpy is available. Prints a table (or JSON rows) of median times and ratios.
+
+cases:
+${cases.map(([n, d]) => `  ${n.padEnd(14)} ${d}`).join('\n')}
+  all            every case above
+
+options:
+  --sizes N,…        problem sizes (meaning per case; default: the case's)
+  --threads T,…      thread counts (default: 1 and all)
+  --repeats N        timed repeats per measurement
+  --json             rows as JSON on stdout
+  --out FILE         also write the JSON report to FILE
+  --no-peer          do not time the peer
+  --peer-keep-env    keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the peer
+  --backend cpu|cuda the backend to time (cuda: the CUDA cases)
+`;
+}
+
 export async function benchCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    const which = argv.find((a) => !a.startsWith('-'));
+    const load = which === undefined ? undefined : benchCases[which];
+    if (which !== undefined && which !== 'all' && !load) throw new UsageError(`unknown bench case ${JSON.stringify(which)}\n${benchUsage()}`);
+    process.stdout.write(load ? `usage: kfac-peft bench ${which} [options]\n\n${(await load()).description}\n(options: kfac-peft help bench)\n` : await benchHelp());
+    return 0;
+  }
   const { positional, flags } = parseArgs(argv, FLAGS);
   const which = positional[0] ?? 'all';
   if (positional.length > 1) throw new UsageError(`bench takes one case, got ${positional.join(' ')}\n${benchUsage()}`);

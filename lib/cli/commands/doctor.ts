@@ -35,7 +35,21 @@ function cpuAddon(): { path: string; info: NativeInfo } | { error: string } {
   return { error: errors.length ? errors.join('; ') : `no CPU binary found (tried ${candidatePaths(packageRoot()).join(', ')})` };
 }
 
+export const DOCTOR_USAGE = `usage: kfac-peft doctor [--json]
+
+Checks the installation: the CPU binary (loads? its ISA, threads, version), the CUDA binary
+(found? loads?), the driver and device, cuBLAS/cuSOLVER, and the backend 'auto' picks. Exits 1
+only when the CPU path itself is broken (CUDA is optional).
+
+options:
+  --json    the checks as JSON
+`;
+
 export async function doctorCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(DOCTOR_USAGE);
+    return 0;
+  }
   const { positional, flags } = parseArgs(argv, { json: 'boolean' });
   if (positional.length) throw new UsageError(`doctor takes no arguments, got ${positional.join(' ')}`);
   const checks: Check[] = [];

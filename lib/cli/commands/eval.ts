@@ -1,6 +1,6 @@
 /** `kfac-peft eval --model … --data … [--adapter DIR]`: dev loss and metrics of a model (with a PEFT adapter). */
 import { loadModel } from '../../models/index.js';
-import { loadAdapter } from '../../peft/index.js';
+import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
 import { buildTask, monitorOf, prepareRun } from '../../train/run.js';
 import { parseArgs, UsageError } from '../args.js';
@@ -42,7 +42,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   const d = p.data;
   const model = d.kind === 'causal-lm' ? loadModel(config.model, { task: 'causal-lm' }) : loadModel(config.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: config.seed });
   try {
-    if (adapter !== undefined) loadAdapter(model, adapter);
+    if (adapter !== undefined) loadAdapterFor(model, adapter, config.model);
     const task = buildTask(p, model);
     const t0 = Date.now();
     const r = task.evaluate();

@@ -2,7 +2,20 @@
 import { info } from '../../runtime.js';
 import { parseArgs } from '../args.js';
 
+export const INFO_USAGE = `usage: kfac-peft info [--json]
+
+Prints the version, the native binary in use, the backends (cpu, cuda) and the selected one, the
+CPU's features and kernels, and the thread count (KFAC_NUM_THREADS overrides it).
+
+options:
+  --json    the same as a JSON object
+`;
+
 export async function infoCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(INFO_USAGE);
+    return 0;
+  }
   const { positional, flags } = parseArgs(argv, { json: 'boolean' });
   if (positional.length) throw new (await import('../args.js')).UsageError(`info takes no arguments, got ${positional.join(' ')}`);
   const i = info();

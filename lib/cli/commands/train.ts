@@ -15,12 +15,17 @@ export const TRAIN_USAGE = `usage: kfac-peft train --model <dir|file.bin> --data
 
 Fine-tunes LoRA adapters of the model on the data, with a live display on stderr, and writes to --out:
 metrics.jsonl (one line per step and evaluation), adapter/ (PEFT format), checkpoint-best/,
-run.json (summary), report.html with SVG plots. Ctrl-C saves checkpoint-interrupted/; --resume continues.
+run.json (summary), report.html with SVG plots. Ctrl-C saves checkpoint-interrupted/ (exit 130);
+--save-every N publishes full checkpoints to checkpoints/step-<N>/ (a crash or kill loses at most N
+steps); --resume continues from the newest complete one.
 
 options:
   --peft lora                  the parameter-efficient method (LoRA)
   --out DIR                    output folder (default runs/train-<date>); must be empty unless --overwrite
-  --overwrite | --resume       write into an existing folder / continue its interrupted run
+  --overwrite | --resume       write into an existing folder / continue its run from the newest checkpoint
+  --save-every N               a full checkpoint (adapter, optimizer, trainer state, data position,
+                               RNG state) every N steps, each folder published by one rename
+  --keep-last K                keep only the newest K periodic checkpoints (default: all)
   --threads N                  CPU threads (default: all the process may use)
   --json                       print the summary as JSON on stdout
   --quiet                      no live display
@@ -38,11 +43,12 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(TRAIN_USAGE);
     return 0;
   }
-  const { positional, flags } = parseArgs(argv, { ...runFlagKinds(), ...COMMON_FLAGS, resume: 'boolean' });
+  const { positional, flags } = parseArgs(argv, { ...runFlagKinds(), ...COMMON_FLAGS, resume: 'boolean', 'save-every': 'int', 'keep-last': 'int' });
   if (positional.length > 0) throw new UsageError(`train takes no positional arguments, got ${positional.join(' ')}`);
   checkPeft(flags['peft']);
   const config = completeRun(runOverrides(flags));
   if (flags['overwrite'] && flags['resume']) throw new UsageError('--overwrite and --resume exclude each other');
+  if (flags['keep-last'] !== undefined && flags['save-every'] === undefined) throw new UsageError('--keep-last needs --save-every');
   const out = (flags['out'] as string | undefined) ?? defaultOutDir('train');
   checkOutDir(out, { overwrite: !!flags['overwrite'], resume: !!flags['resume'] });
   if (flags['threads'] !== undefined) setNumThreads(flags['threads'] as number);
@@ -54,7 +60,13 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
       `${config.name}: ${config.model} on ${d.source} (${d.kind}, ${Math.min(d.train.length, config.trainLimit ?? Infinity)} train / ${Math.min(d.dev.length, config.evalLimit ?? Infinity)} dev${d.kind === 'causal-lm' ? ' documents' : ''}), LoRA r=${config.loraR}, out ${out}\n`,
     );
   const display = new TrainDisplay(config.name, d.kind === 'causal-lm' ? 'perplexity' : (d.spec.metrics[0] ?? 'loss'), process.stderr, quiet);
-  const result = await executeRun(prepared, out, { onEvent: (e, total) => display.event(e, total), resume: !!flags['resume'] });
+  const result = await executeRun(prepared, out, {
+    onEvent: (e, total) => display.event(e, total),
+    resume: !!flags['resume'],
+    onResume: (dir, step) => quiet || process.stderr.write(`resuming from ${dir} (step ${step})\n`),
+    ...(flags['save-every'] ? { saveEvery: flags['save-every'] as number } : {}),
+    ...(flags['keep-last'] ? { keepLast: flags['keep-last'] as number } : {}),
+  });
   display.clear();
   const s = runSummary(result);
   const history = readLog(join(out, 'metrics.jsonl'));
