@@ -1,4 +1,4 @@
-/** Matrix products on the native GEMM. */
+/** Matrix products on the native GEMM of the operands' device (cpu, or cuBLAS on cuda). */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { native } from '../native/loader.js';
 import { handleOf, Tensor } from '../tensor/tensor.js';
@@ -15,6 +15,8 @@ export interface MatmulOptions {
   beta?: number;
   /** Where to write the result; it must already have the result's shape. */
   out?: Tensor;
+  /** cuda: TF32 tensor cores for float32 inputs (about 10 mantissa bits in the products); the CPU ignores it. */
+  tf32?: boolean;
 }
 
 /**
@@ -30,6 +32,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const transB = o['transB'] === undefined ? false : checkBoolean(o['transB'], 'transB');
   const alpha = o['alpha'] === undefined ? 1 : checkFinite(o['alpha'], 'alpha');
   const beta = o['beta'] === undefined ? 0 : checkFinite(o['beta'], 'beta');
+  const tf32 = o['tf32'] === undefined ? false : checkBoolean(o['tf32'], 'tf32');
   const out = o['out'];
   if (out !== undefined && !(out instanceof Tensor)) invalidArgument('out', 'a Tensor', describe(out));
   if (out === undefined && beta !== 0) invalidArgument('beta', '0 when no out tensor is given', describe(beta));
@@ -48,6 +51,6 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
       got: `[${b.shape.join(', ')}]`,
     });
 
-  const h = native().matmul(ha, hb, out ? handleOf(out, 'out') : null, { transA, transB, alpha, beta });
+  const h = native().matmul(ha, hb, out ? handleOf(out, 'out') : null, { transA, transB, alpha, beta, tf32 });
   return out ?? Tensor.fromNative(h);
 }
