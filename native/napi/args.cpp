@@ -126,20 +126,27 @@ std::vector<kfac::Tensor> get_tensor_list(Napi::Value v, const char* name) {
   return out;
 }
 
-kfac::Device get_device(Napi::Value v, const char* name, kfac::Device fallback) {
+int get_choice(Napi::Value v, const char* name, std::initializer_list<const char*> choices, int fallback) {
   if (v.IsUndefined()) return fallback;
   std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "cpu") return kfac::Device::CPU;
-  if (s == "cuda") return kfac::Device::CUDA;
-  throw_arg(ErrorCode::InvalidArgument, name, "'cpu' or 'cuda'", v.IsString() ? "'" + s.substr(0, 40) + "'" : describe(v));
+  std::string want;
+  int i = 0;
+  for (const char* c : choices) {
+    if (s == c) return i;
+    want += (i == 0 ? "'" : i + 1 == int(choices.size()) ? " or '" : ", '") + std::string(c) + "'";
+    ++i;
+  }
+  throw_arg(ErrorCode::InvalidArgument, name, want, v.IsString() ? "'" + s.substr(0, 40) + "'" : describe(v));
+}
+
+kfac::Device get_device(Napi::Value v, const char* name, kfac::Device fallback) {
+  return get_choice(v, name, {"cpu", "cuda"}, fallback == kfac::Device::CPU ? 0 : 1) == 0 ? kfac::Device::CPU
+                                                                                       : kfac::Device::CUDA;
 }
 
 kfac::DType get_dtype(Napi::Value v, const char* name, kfac::DType fallback) {
-  if (v.IsUndefined()) return fallback;
-  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "float32") return kfac::DType::F32;
-  if (s == "bfloat16") return kfac::DType::BF16;
-  throw_arg(ErrorCode::InvalidArgument, name, "'float32' or 'bfloat16'", v.IsString() ? "'" + s.substr(0, 40) + "'" : describe(v));
+  return get_choice(v, name, {"float32", "bfloat16"}, fallback == kfac::DType::F32 ? 0 : 1) == 0 ? kfac::DType::F32
+                                                                                                : kfac::DType::BF16;
 }
 
 double opt_number(Napi::Object o, const char* key, double fallback) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <napi.h>
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ std::string describe(Napi::Value v);
 std::string get_string(Napi::Value v, const char* name);
 // An array of tensors; element i is named "<name>[i]" in errors.
 std::vector<kfac::Tensor> get_tensor_list(Napi::Value v, const char* name);
+// The index of the string v among `choices` (undefined → fallback); anything else is an
+// InvalidArgument error listing the choices.
+int get_choice(Napi::Value v, const char* name, std::initializer_list<const char*> choices, int fallback);
 // 'cpu' | 'cuda'; 'float32' | 'bfloat16' (undefined → the fallback).
 kfac::Device get_device(Napi::Value v, const char* name, kfac::Device fallback);
 kfac::DType get_dtype(Napi::Value v, const char* name, kfac::DType fallback);

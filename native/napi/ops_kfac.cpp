@@ -115,12 +115,8 @@ KFAC_BINDING(ClipNewtonStep) {
   std::vector<Tensor> steps = get_tensor_list(arg(info, 0), "tensors");
   Napi::Object o = get_options(arg(info, 1), "options");
   ops::ClipOptions opt;
-  Napi::Value m = field(o, "mode");
-  std::string mode = m.IsUndefined() ? "global" : (m.IsString() ? m.As<Napi::String>().Utf8Value() : "");
-  if (mode == "global") opt.mode = ops::ClipMode::Global;
-  else if (mode == "per-tensor") opt.mode = ops::ClipMode::PerTensor;
-  else if (mode == "fisher") opt.mode = ops::ClipMode::Fisher;
-  else throw_arg(ErrorCode::InvalidArgument, "mode", "'global', 'per-tensor' or 'fisher'", m.IsString() ? "'" + mode + "'" : describe(m));
+  const ops::ClipMode modes[] = {ops::ClipMode::Global, ops::ClipMode::PerTensor, ops::ClipMode::Fisher};
+  opt.mode = modes[get_choice(field(o, "mode"), "mode", {"global", "per-tensor", "fisher"}, 0)];
   std::vector<Tensor> grads;
   if (opt.mode == ops::ClipMode::Fisher) {
     opt.c = get_number(field(o, "c"), "c");
