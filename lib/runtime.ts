@@ -1,7 +1,7 @@
 /** What the native runtime is and how it is configured. */
 import { describe, invalidArgument } from './errors.js';
 import type { NativeInfo } from './native/addon.js';
-import { backendChoice, cudaStatus, type BackendChoice, type CudaStatus } from './native/backend.js';
+import { backendChoice, cudaStatus, type BackendChoice, type CudaStatus } from './native/loader.js';
 import { native, nativePath } from './native/loader.js';
 import { checkInteger } from './util/validate.js';
 
@@ -35,4 +35,4 @@ export function setCpuKernel(kernel: CpuKernel): string {
   return native().setCpuKernel(kernel);
 }
 
-export { setBackend, type Backend } from './native/backend.js';
+export { setBackend, type Backend } from './native/loader.js';

@@ -112,12 +112,20 @@ describe('backend choice without a usable CUDA binary', () => {
     expect(() => setBackend('gpu' as never)).toThrow(/backend: expected 'auto', 'cpu' or 'cuda', got "gpu"/);
   });
 
-  test('the cuda wrappers refuse to run without the CUDA backend, with a DeviceError that says why', () => {
-    // In this process the backend is whatever 'auto' found; without a device it is the CPU.
-    if (cuda.available()) return; // a GPU machine: covered by the parity tests
-    const t = Tensor.zeros([2]);
-    expect(() => cuda.toDevice(t)).toThrow(DeviceError);
-    expect(() => cuda.toDevice(t)).toThrow(/the cuda backend is not in use/);
+  test('tensors move to cuda exactly when the backend has the device; otherwise a DeviceError says why', () => {
+    // In this process the backend is whatever 'auto' found (the CPU without a device).
+    const t = Tensor.from([1, 2, 3], [3]);
+    if (cuda.available()) {
+      const d = t.to('cuda');
+      expect(d.device).toBe('cuda');
+      expect(() => d.toArray()).toThrow(DeviceError);
+      expect(Array.from(d.to('cpu').toArray())).toEqual([1, 2, 3]);
+      const m = cuda.memory();
+      if (m) expect(m.allocated).toBeGreaterThan(0);
+    } else {
+      expect(() => t.to('cuda')).toThrow(DeviceError);
+      expect(() => Tensor.zeros([2], { device: 'cuda' })).toThrow(/device 'cuda' is not available in this build/);
+    }
   });
 });
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
-import { cudaPackageName } from '../lib/native/backend.js';
+import { cudaPackageName } from '../lib/native/loader.js';
 import { packageRoot } from '../lib/native/loader.js';
 // @ts-expect-error: a plain ESM script without types
 import { findCuda } from '../scripts/find-cuda.mjs';

@@ -1,34 +1,26 @@
 /**
- * CPU-vs-CUDA parity of every CUDA op (the checks live in test/cuda/parity.mjs, shared with
- * `node --test test/cuda/node-test.mjs`). They skip, saying why, without a CUDA device.
+ * Backend parity (test/cuda/parity.mjs, shared with `node --test test/cuda/node-test.mjs`):
+ * every case runs on the CPU and on the second device — the GPU where one answers, otherwise
+ * the CPU loopback (the CPU kernels registered under the cuda id), so that dispatch,
+ * transfers, typed errors, references and tolerances are exercised on every machine.
  */
-import { describe, expect, test } from 'vitest';
+import { describe, test } from 'vitest';
 
-import { loopbackApi } from './cuda/loopback.mjs';
-import { checks, gpuStatus, useApi } from './cuda/parity.mjs';
+import { cases, checkCoverage, deviceCases, enableLoopback, gpuStatus } from './cuda/parity.mjs';
 
 const gpu = gpuStatus();
+if (!gpu.ok) enableLoopback();
+const second = gpu.ok ? 'cuda (GPU)' : `cuda (CPU loopback: ${gpu.reason})`;
 
-describe(`cuda parity${gpu.ok ? '' : ` (skipped: ${gpu.reason})`}`, () => {
-  test('the check list covers every CUDA op family', () => {
-    const names = checks.map((c) => c.name).join('\n');
-    for (const op of ['gemm float32', 'TF32', 'bf16', 'factor update', 'eigh (syevd)', 'eighBatched', 'eighRefresh', 'preconditionEigen', 'preconditionInverseFactors', 'clipping', 'AdamW', 'SGD', 'mixed devices'])
-      expect(names).toContain(op);
-  });
-  for (const c of checks) test.skipIf(!gpu.ok)(c.name, () => c.run());
+describe('the op list', () => {
+  test('every op has a parity case or is listed as CPU-only', () => checkCoverage());
 });
 
-// The checks themselves, run through a CPU stand-in for the cuda namespace: their float64
-// references, tolerances and option choices must hold for the CPU kernels, so that a failure on
-// a GPU machine points at the CUDA code, not at the test.
-describe('the parity checks, through the CPU loopback', () => {
-  for (const c of checks)
-    test(c.name, () => {
-      useApi(loopbackApi, true);
-      try {
-        c.run();
-      } finally {
-        useApi(undefined, false);
-      }
-    });
+for (const [label, dev] of [['cpu', 'cpu'], [second, 'cuda']] as const)
+  describe(`parity on ${label}`, () => {
+    for (const c of cases) test(c.name, () => c.run(dev));
+  });
+
+describe(`device errors on ${second}`, () => {
+  for (const c of deviceCases) test(c.name, () => c.run());
 });

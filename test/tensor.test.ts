@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { DisposedError, InvalidArgumentError, KfacError, ShapeError, Tensor } from '../lib/index.js';
+import { DisposedError, DTypeError, InvalidArgumentError, KfacError, ShapeError, Tensor } from '../lib/index.js';
 
 describe('Tensor', () => {
   it('round-trips a Float32Array with one shape', () => {
@@ -134,5 +134,24 @@ describe('Tensor', () => {
     const g = (globalThis as { gc?: () => void }).gc;
     if (g) g();
     expect(Tensor.zeros([2]).size).toBe(2);
+  });
+
+  it('places tensors by { device, dtype } and converts with to(); bad placements are typed errors', () => {
+    const t = Tensor.from([1.00390625, -2, 3.5], [3]);
+    const same = t.to('cpu');
+    expect(same).not.toBe(t); // always a copy
+    same.set(Float32Array.from([0, 0, 0]));
+    expect(Array.from(t.toArray())).toEqual([1.00390625, -2, 3.5]);
+    const b = t.to('cpu', { dtype: 'bfloat16' });
+    expect(b.dtype).toBe('bfloat16');
+    expect(b.nbytes).toBe(6);
+    expect(() => b.toArray()).toThrow(DTypeError); // host reads are float32 only
+    expect(Array.from(b.to('cpu', { dtype: 'float32' }).toArray())).toEqual([1, -2, 3.5]); // rounded to bf16
+    expect(Tensor.zeros([2, 2], { device: 'cpu' }).device).toBe('cpu');
+    expect(Tensor.zeros([2], { dtype: 'bfloat16' }).dtype).toBe('bfloat16');
+    expect(() => Tensor.zeros([2], { device: 'tpu' as never })).toThrow(/device: expected 'cpu' or 'cuda'/);
+    expect(() => t.to('cpu', { dtype: 'float64' as never })).toThrow(InvalidArgumentError);
+    t.dispose();
+    expect(() => t.to('cpu')).toThrow(DisposedError);
   });
 });

@@ -1,58 +1,14 @@
 /** @internal The typed shape of the native K-FAC ops (registered by native/napi/ops_kfac.cpp). */
 import { describe, ShapeError } from '../errors.js';
 import { native } from '../native/loader.js';
-import type { NativeTensor } from '../native/addon.js';
+import type { NativeKfacOps } from '../native/addon.js';
 import { Tensor } from '../tensor/tensor.js';
 
-export interface NativePiDamping {
-  pi: number;
-  dampA: number;
-  dampG: number;
-  usedFloat64: boolean;
-}
+export type { NativeClipResult, NativeKfacOps, NativePiDamping } from '../native/addon.js';
 
-export interface NativeClipResult {
-  norms: number[];
-  totalNorm: number;
-  scales: number[];
-  clipped: boolean[];
-  anyClipped: boolean;
-  vg: number;
-}
-
-export interface NativeKfacOps {
-  factorUpdate(x: NativeTensor, factor: NativeTensor, options: { beta: number; scale: number; bias: boolean }): void;
-  dampedInverse(a: NativeTensor, damping: number, out: NativeTensor | null): { out: NativeTensor; usedFloat64: boolean };
-  preconditionEigen(
-    grad: NativeTensor,
-    gradBias: NativeTensor | null,
-    QA: NativeTensor,
-    dA: NativeTensor,
-    QG: NativeTensor,
-    dG: NativeTensor,
-    damping: number,
-    out: NativeTensor,
-    outBias: NativeTensor | null,
-  ): void;
-  preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
-  preconditionInverseFactors(
-    grad: NativeTensor,
-    gradBias: NativeTensor | null,
-    A: NativeTensor,
-    G: NativeTensor,
-    damping: number,
-    out: NativeTensor,
-    outBias: NativeTensor | null,
-  ): NativePiDamping;
-  piDamping(A: NativeTensor, G: NativeTensor, damping: number): NativePiDamping;
-  clipNewtonStep(
-    tensors: NativeTensor[],
-    options: { mode: 'global' | 'per-tensor'; maxNorm: number } | { mode: 'fisher'; c: number; lr: number; grads: NativeTensor[] },
-  ): NativeClipResult;
-}
-
+/** The K-FAC kernels of the addon (every one takes tensors on either device). */
 export function kfacNative(): NativeKfacOps {
-  return native() as unknown as NativeKfacOps;
+  return native();
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;

@@ -103,8 +103,8 @@ function common(args: unknown): { o: Record<string, unknown>; io: Io } {
     io: {
       grad: hg,
       gradBias: hb,
-      out: (out as Tensor | undefined) ?? Tensor.empty([dout, din]),
-      outBias: gb === undefined ? undefined : ((outBias as Tensor | undefined) ?? Tensor.empty([dout])),
+      out: (out as Tensor | undefined) ?? Tensor.empty([dout, din], { device: hg.device }),
+      outBias: gb === undefined ? undefined : ((outBias as Tensor | undefined) ?? Tensor.empty([dout], { device: hg.device })),
       dout,
       din,
       Da,

@@ -61,9 +61,7 @@ export interface EighBatchedResult {
 function checkMatrixTensor(t: unknown, name: string, rank: number): Tensor {
   handleOf(t, name);
   const x = t as Tensor;
-  if (x.dtype !== 'float32') throw new DTypeError(`${name}: expected float32, got ${x.dtype}`, { argument: name, expected: 'float32', got: x.dtype });
-  if (x.device !== 'cpu')
-    throw new DeviceError(`${name}: expected a tensor on the cpu (eigh runs on the CPU), got ${x.device}`, { argument: name, expected: 'cpu', got: x.device });
+  // dtype and device are checked natively, once (native/core/ops_eigh.cpp)
   const s = x.shape;
   if (s.length !== rank || s[rank - 1] !== s[rank - 2])
     throw new ShapeError(`${name}: expected ${rank === 2 ? 'a square matrix [n, n]' : 'square matrices [B, r, r]'}, got shape [${s.join(', ')}]`, {

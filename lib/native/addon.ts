@@ -1,7 +1,8 @@
 /**
- * The typed shape of the raw native addon. Only lib/ talks to it; users get Tensor,
- * linalg and kfac. Every function validates its arguments natively as well and throws
- * the library's typed errors.
+ * The typed shape of the raw native addon, both builds: one binding per op, and each op's
+ * tensors may live on either device (results come back on that device). Only lib/ talks
+ * to it; users get Tensor, linalg, ops, kfac and optim. Every function validates its
+ * arguments natively and throws the library's typed errors.
  */
 
 export interface NativeTensor {
@@ -15,12 +16,22 @@ export interface NativeTensor {
   copyFromFloat32Array(data: Float32Array): void;
   reshape(shape: readonly number[]): NativeTensor;
   clone(): NativeTensor;
+  /** A copy on `device` in `dtype` (default: this tensor's dtype). */
+  to(device: NativeDevice, options: { dtype?: NativeStorage | undefined }): NativeTensor;
+}
+
+export type NativeDevice = 'cpu' | 'cuda';
+export type NativeStorage = 'float32' | 'bfloat16';
+
+export interface NativePlacement {
+  device?: NativeDevice;
+  dtype?: NativeStorage;
 }
 
 export interface NativeTensorStatic {
   fromFloat32Array(data: Float32Array, shape: readonly number[]): NativeTensor;
-  empty(shape: readonly number[]): NativeTensor;
-  zeros(shape: readonly number[]): NativeTensor;
+  empty(shape: readonly number[], options?: NativePlacement): NativeTensor;
+  zeros(shape: readonly number[], options?: NativePlacement): NativeTensor;
   randn(shape: readonly number[], seed: number, mean?: number, std?: number): NativeTensor;
   randUniform(shape: readonly number[], seed: number, lo?: number, hi?: number): NativeTensor;
 }
@@ -45,6 +56,8 @@ export interface NativeMatmulOptions {
   transB?: boolean;
   alpha?: number;
   beta?: number;
+  /** cuda: TF32 tensor cores for float32 inputs. */
+  tf32?: boolean;
 }
 
 export interface NativeEighResult {
@@ -53,8 +66,99 @@ export interface NativeEighResult {
   retriedFloat64: boolean;
 }
 
-export interface NativeAddon {
+export interface NativePiDamping {
+  pi: number;
+  dampA: number;
+  dampG: number;
+  usedFloat64: boolean;
+}
+
+export interface NativeClipResult {
+  norms: number[];
+  totalNorm: number;
+  scales: number[];
+  clipped: boolean[];
+  anyClipped: boolean;
+  vg: number;
+}
+
+/** The K-FAC kernels (native/napi/ops_kfac.cpp). */
+export interface NativeKfacOps {
+  factorUpdate(x: NativeTensor, factor: NativeTensor, options: { beta: number; scale: number; bias: boolean }): void;
+  dampedInverse(a: NativeTensor, damping: number, out: NativeTensor | null): { out: NativeTensor; usedFloat64: boolean };
+  preconditionEigen(
+    grad: NativeTensor,
+    gradBias: NativeTensor | null,
+    QA: NativeTensor,
+    dA: NativeTensor,
+    QG: NativeTensor,
+    dG: NativeTensor,
+    damping: number,
+    out: NativeTensor,
+    outBias: NativeTensor | null,
+  ): void;
+  preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
+  preconditionInverseFactors(
+    grad: NativeTensor,
+    gradBias: NativeTensor | null,
+    A: NativeTensor,
+    G: NativeTensor,
+    damping: number,
+    out: NativeTensor,
+    outBias: NativeTensor | null,
+  ): NativePiDamping;
+  piDamping(A: NativeTensor, G: NativeTensor, damping: number): NativePiDamping;
+  clipNewtonStep(
+    tensors: NativeTensor[],
+    options: { mode: 'global' | 'per-tensor'; maxNorm: number } | { mode: 'fisher'; c: number; lr: number; grads: NativeTensor[] },
+  ): NativeClipResult;
+}
+
+/** One entry of the op list (native/core/dispatch.h) and the devices with a kernel for it. */
+export interface NativeOpEntry {
+  name: string;
+  cpu: boolean;
+  cuda: boolean;
+}
+
+/** What the CUDA runtime says (`addon.cuda.info()`, CUDA build only). */
+export interface NativeCudaInfo {
+  built: true;
+  /** The CUDA architectures compiled in, e.g. "80-real,90-real,90-virtual". */
+  architectures: string;
+  runtimeVersion: string;
+  driverVersion: string | null;
+  cublasVersion: string;
+  cusolverVersion: string;
+  deviceCount: number;
+  /** Why no device answers (null when one does). */
+  reason: string | null;
+  devices: { name: string; computeCapability: string; memoryBytes: number; multiprocessors: number }[];
+}
+
+/** Device memory in bytes: held by this process's tensors and scratch now and at peak; free/total of the device. */
+export interface NativeCudaMemory {
+  allocated: number;
+  peak: number;
+  free: number;
+  total: number;
+}
+
+/** `addon.cuda`: device information only — every op is the same binding for both devices. */
+export interface NativeCuda {
+  info(): NativeCudaInfo;
+  memory(): NativeCudaMemory;
+}
+
+export interface NativeAddon extends NativeKfacOps {
   NativeTensor: NativeTensorStatic;
+  /** Only in the CUDA build. */
+  cuda?: NativeCuda;
+  opList(): NativeOpEntry[];
+  synchronize(device?: NativeDevice): void;
+  deviceAvailable(device: NativeDevice): boolean;
+  /** Test hook: registers the CPU kernels and host memory under the cuda id (CPU build only). */
+  _cpuLoopback(): boolean;
   info(): NativeInfo;
   setNumThreads(n: number): number;
   setCpuKernel(kernel: string): string;
@@ -99,7 +203,4 @@ export interface NativeAddon {
     momentumBuffer: NativeTensor | null,
     options: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; maximize: boolean; firstStep: boolean },
   ): void;
-
-  // Further op families register themselves on the same object.
-  [name: string]: unknown;
 }

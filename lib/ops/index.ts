@@ -1,6 +1,7 @@
 /**
  * Elementwise operations and reductions. Outputs are overwritten, except `axpy`, which
- * accumulates into `y`. Reductions accumulate in float64 and return a JS number.
+ * accumulates into `y`. Reductions accumulate in float64 and return a JS number. Tensors may
+ * live on either device (all on the same one); new outputs are made there.
  */
 import { native } from '../native/loader.js';
 import { handleOf, Tensor } from '../tensor/tensor.js';
@@ -22,7 +23,7 @@ export function copy(src: Tensor, dst: Tensor): Tensor {
 export function add(a: Tensor, b: Tensor, out?: Tensor): Tensor {
   const ha = handleOf(a, 'a');
   const hb = handleOf(b, 'b');
-  const o = out ?? Tensor.empty(a.shape);
+  const o = out ?? Tensor.empty(a.shape, { device: a.device });
   native().add(ha, hb, handleOf(o, 'out'));
   return o;
 }
@@ -31,7 +32,7 @@ export function add(a: Tensor, b: Tensor, out?: Tensor): Tensor {
 export function scale(x: Tensor, alpha: number, out?: Tensor): Tensor {
   const hx = handleOf(x, 'x');
   const a = checkFinite(alpha, 'alpha');
-  const o = out ?? Tensor.empty(x.shape);
+  const o = out ?? Tensor.empty(x.shape, { device: x.device });
   native().scale(hx, a, handleOf(o, 'out'));
   return o;
 }

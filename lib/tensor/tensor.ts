@@ -1,5 +1,7 @@
 /**
- * Tensor: an n-dimensional float32 array in native memory.
+ * Tensor: an n-dimensional array in native memory on one device ('cpu', or 'cuda' in the
+ * CUDA build). Every op takes tensors on either device and returns results on that device;
+ * `t.to(device)` moves a copy, and `toArray()` reads cpu float32 tensors only.
  *
  * Memory is freed by dispose() (idempotent) or `using t = …` (Symbol.dispose); a finalizer
  * frees it as a backstop when the object is garbage collected, and native bytes are reported
@@ -13,6 +15,26 @@ import { checkFinite, checkInteger, checkOptions, checkShape, numel } from '../u
 export type DType = 'float32' | 'float16' | 'bfloat16';
 export type Device = 'cpu' | 'cuda';
 export type NestedArray = number | readonly NestedArray[];
+
+/** Where a new tensor lives and its element type (default cpu, float32). */
+export interface PlacementOptions {
+  device?: Device;
+  /** float32, or bfloat16 storage (cuda matmul operands). */
+  dtype?: 'float32' | 'bfloat16';
+}
+
+const DEVICES: readonly Device[] = ['cpu', 'cuda'];
+const STORAGE: readonly string[] = ['float32', 'bfloat16'];
+
+/** Reads { device, dtype } options; invalid values are InvalidArgumentErrors naming the field. */
+export function placement(options: PlacementOptions | undefined, fallback: Device = 'cpu'): { device: Device; dtype: 'float32' | 'bfloat16' } {
+  const o = checkOptions(options ?? {});
+  const device = o['device'] ?? fallback;
+  if (!(DEVICES as readonly unknown[]).includes(device)) invalidArgument('device', "'cpu' or 'cuda'", describe(device));
+  const dtype = o['dtype'] ?? 'float32';
+  if (!STORAGE.includes(dtype as string)) invalidArgument('dtype', "'float32' or 'bfloat16'", describe(dtype));
+  return { device: device as Device, dtype: dtype as 'float32' | 'bfloat16' };
+}
 
 export interface RandnOptions {
   /** Seed of the counter-based generator (same values on every machine and thread count). */
@@ -72,18 +94,20 @@ export class Tensor implements Disposable {
     return new Tensor(native().NativeTensor.fromFloat32Array(flat, s));
   }
 
-  static zeros(shape: readonly number[]): Tensor {
-    return new Tensor(native().NativeTensor.zeros(checkShape(shape)));
+  /** Zeros on `options.device` (default cpu): `Tensor.zeros(w.shape, { device: w.device })`. */
+  static zeros(shape: readonly number[], options?: PlacementOptions): Tensor {
+    return new Tensor(native().NativeTensor.zeros(checkShape(shape), placement(options)));
   }
 
   /** Uninitialised memory: for outputs that an op overwrites completely. */
-  static empty(shape: readonly number[]): Tensor {
-    return new Tensor(native().NativeTensor.empty(checkShape(shape)));
+  static empty(shape: readonly number[], options?: PlacementOptions): Tensor {
+    return new Tensor(native().NativeTensor.empty(checkShape(shape), placement(options)));
   }
 
-  static full(shape: readonly number[], value: number): Tensor {
-    const t = Tensor.empty(shape);
-    native().fill(t.handle, checkFinite(value, 'value'));
+  static full(shape: readonly number[], value: number, options?: { device?: Device }): Tensor {
+    const v = checkFinite(value, 'value');
+    const t = Tensor.empty(shape, { device: placement(options).device });
+    native().fill(t.handle, v);
     return t;
   }
 
@@ -144,7 +168,16 @@ export class Tensor implements Disposable {
     return h;
   }
 
-  /** A copy of the values (row-major). */
+  /**
+   * A copy on `device` (and in `options.dtype`, default this tensor's): always a new tensor,
+   * even when nothing changes. The only way values cross between devices.
+   */
+  to(device: Device, options: { dtype?: 'float32' | 'bfloat16' } = {}): Tensor {
+    const p = placement({ ...checkOptions(options), device });
+    return new Tensor(this.handle.to(p.device, { dtype: options.dtype === undefined ? undefined : p.dtype }));
+  }
+
+  /** A copy of the values (row-major). A DeviceError for a cuda tensor: call `t.to('cpu')` first. */
   toArray(): Float32Array {
     return this.handle.toFloat32Array();
   }

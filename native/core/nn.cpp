@@ -12,6 +12,7 @@
 #include "../cpu/nn_norm.h"
 #include "../cpu/nn_rope.h"
 #include "check.h"
+#include "dispatch.h"
 
 namespace kfac::nn {
 
@@ -78,6 +79,7 @@ void check_eps(float eps) {
 // ---------------------------------------------------------------- linear
 
 void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d) {
+  require_cpu_kernel(x.device(), "linear_forward");
   in(x, "x");
   in(W, "W");
   in_opt(b, "b");
@@ -101,6 +103,7 @@ void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Ten
 
 void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
                      const Tensor* db, bool conv1d, bool accumulate_dx) {
+  require_cpu_kernel(x.device(), "linear_backward");
   in(x, "x");
   in(W, "W");
   in(dy, "dy");
@@ -132,6 +135,7 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const T
 // ---------------------------------------------------------------- embedding
 
 void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out) {
+  require_cpu_kernel(W.device(), "embedding_forward");
   in(W, "W");
   in(out, "out");
   check_rank(W, "W", 2, 2);
@@ -146,6 +150,7 @@ void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Ten
 }
 
 void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW) {
+  require_cpu_kernel(dout.device(), "embedding_backward");
   in(dout, "dout");
   in(dW, "dW");
   check_rank(dW, "dW", 2, 2);
@@ -163,6 +168,7 @@ void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const
 
 void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
                        const Tensor& mean, const Tensor& rstd) {
+  require_cpu_kernel(x.device(), "layernorm_forward");
   in(x, "x");
   in(w, "w");
   in_opt(b, "b");
@@ -191,6 +197,7 @@ void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float 
 
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                         const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db) {
+  require_cpu_kernel(x.device(), "layernorm_backward");
   in(x, "x");
   in(w, "w");
   in(mean, "mean");
@@ -223,6 +230,7 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
 }
 
 void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
+  require_cpu_kernel(x.device(), "rmsnorm_forward");
   in(x, "x");
   in(w, "w");
   in(out, "out");
@@ -241,6 +249,7 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& 
 
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
                       const Tensor* dx, const Tensor* dw) {
+  require_cpu_kernel(x.device(), "rmsnorm_backward");
   in(x, "x");
   in(w, "w");
   in(rstd, "rstd");
@@ -288,34 +297,40 @@ cpu::GeluKind gelu_kind(int kind) {
 }  // namespace
 
 void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
+  require_cpu_kernel(x.device(), "gelu_forward");
   cpu::GeluKind k = gelu_kind(kind);
   pointwise(x, "x", out, "out");
   cpu::gelu_forward(x.f32(), out.f32(), x.numel(), k);
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
+  require_cpu_kernel(x.device(), "gelu_backward");
   cpu::GeluKind k = gelu_kind(kind);
   pointwise3(x, "x", dout, "dout", dx, "dx");
   cpu::gelu_backward(x.f32(), dout.f32(), dx.f32(), x.numel(), k);
 }
 
 void silu_forward(const Tensor& x, const Tensor& out) {
+  require_cpu_kernel(x.device(), "silu_forward");
   pointwise(x, "x", out, "out");
   cpu::silu_forward(x.f32(), out.f32(), x.numel());
 }
 
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  require_cpu_kernel(x.device(), "silu_backward");
   pointwise3(x, "x", dout, "dout", dx, "dx");
   cpu::silu_backward(x.f32(), dout.f32(), dx.f32(), x.numel());
 }
 
 void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  require_cpu_kernel(gate.device(), "swiglu_forward");
   pointwise3(gate, "gate", up, "up", out, "out");
   cpu::swiglu_forward(gate.f32(), up.f32(), out.f32(), gate.numel());
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
                      const Tensor& dup) {
+  require_cpu_kernel(gate.device(), "swiglu_backward");
   pointwise3(gate, "gate", up, "up", dgate, "dgate");
   pointwise3(gate, "gate", dout, "dout", dup, "dup");
   same_or_separate(up, "up", dup, "dup");
@@ -328,6 +343,7 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
 
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
                                  const Tensor* dlogits, int32_t ignore_index, float dscale) {
+  require_cpu_kernel(logits.device(), "cross_entropy");
   in(logits, "logits");
   in_opt(dlogits, "dlogits");
   check_rank(logits, "logits", 1, kMaxRank);
@@ -390,6 +406,7 @@ void check_attention_dropout(float p) {
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
                        float dropout, uint64_t seed) {
+  require_cpu_kernel(q.device(), "attention_forward");
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
@@ -410,6 +427,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
                         uint64_t seed) {
+  require_cpu_kernel(q.device(), "attention_backward");
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
@@ -433,6 +451,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
+  require_cpu_kernel(src.device(), "kv_cache_write");
   in(src, "src");
   in(cache, "cache");
   check_rank(src, "src", 4, 4);
@@ -472,11 +491,13 @@ cpu::RopeKind rope_check(const Tensor& x, const char* xn, const Tensor& o, const
 }  // namespace
 
 void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind) {
+  require_cpu_kernel(x.device(), "rope_forward");
   cpu::RopeKind k = rope_check(x, "x", out, "out", offset, base, kind);
   cpu::rope_forward(x.f32(), out.f32(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), offset, base, k);
 }
 
 void rope_backward(const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind) {
+  require_cpu_kernel(dout.device(), "rope_backward");
   cpu::RopeKind k = rope_check(dout, "dout", dx, "dx", offset, base, kind);
   cpu::rope_backward(dout.f32(), dx.f32(), dout.dim(0), dout.dim(1), dout.dim(2), dout.dim(3), offset, base, k);
 }
@@ -492,11 +513,13 @@ void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char*
 }  // namespace
 
 void dropout_forward(const Tensor& x, const Tensor& out, float p, uint64_t seed) {
+  require_cpu_kernel(x.device(), "dropout_forward");
   dropout_check(x, "x", out, "out", p);
   cpu::dropout_forward(x.f32(), out.f32(), x.numel(), p, seed);
 }
 
 void dropout_backward(const Tensor& dout, const Tensor& dx, float p, uint64_t seed) {
+  require_cpu_kernel(dout.device(), "dropout_backward");
   dropout_check(dout, "dout", dx, "dx", p);
   cpu::dropout_backward(dout.f32(), dx.f32(), dout.numel(), p, seed);
 }

@@ -1,23 +1,13 @@
 #include "ops.h"
 
-#include "../cpu/elementwise.h"
-#include "../cpu/gemm.h"
-#include "../cpu/reduce.h"
+#include <cmath>
+
 #include "check.h"
+#include "dispatch.h"
 
 namespace kfac::ops {
 
 namespace {
-
-void check_cpu(const Tensor& t, const char* name) {
-  if (t.device() != Device::CPU)
-    throw_arg(ErrorCode::Device, name, "a device this build supports (cpu)", device_name(t.device()));
-}
-
-void check_input(const Tensor& t, const char* name) {
-  check_f32(t, name);
-  check_cpu(t, name);
-}
 
 struct MatDims {
   int64_t batch, rows, cols;
@@ -28,11 +18,18 @@ MatDims mat_dims(const Tensor& t) {
   return {t.dim(0), t.dim(1), t.dim(2)};
 }
 
+// float32, or (matmul operands) bfloat16 like the first operand.
+void check_operand(const Tensor& t, const char* name, DType want) {
+  check_defined(t, name);
+  if (t.dtype() != want) throw_arg(ErrorCode::DType, name, dtype_name(want), dtype_name(t.dtype()));
+}
+
 }  // namespace
 
 Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulOptions& opt) {
-  check_input(a, "a");
-  check_input(b, "b");
+  common_device({{&a, "a"}, {&b, "b"}});
+  if (a.dtype() != DType::BF16) check_f32(a, "a");
+  check_operand(b, "b", a.dtype());
   check_rank(a, "a", 2, 3);
   check_rank(b, "b", 2, 3);
   MatDims da = mat_dims(a), db = mat_dims(b);
@@ -52,11 +49,12 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulOptions& opt) {
 
 Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const MatmulOptions& opt) {
   Shape shape = matmul_shape(a, b, opt);
+  const Device dev = common_device({{&a, "a"}, {&b, "b"}, {out, "out"}});
   check_finite_scalar(opt.alpha, "alpha");
   check_finite_scalar(opt.beta, "beta");
   Tensor c;
   if (out) {
-    check_input(*out, "out");
+    check_f32(*out, "out");
     check_shape(*out, "out", shape);
     check_no_alias(a, "a", *out, "out");
     check_no_alias(b, "b", *out, "out");
@@ -65,57 +63,66 @@ Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const MatmulO
     if (opt.beta != 0.f)
       throw_arg(ErrorCode::InvalidArgument, "beta", "0 when no out tensor is given",
                 std::to_string(opt.beta));
-    c = Tensor::empty(shape);
+    c = Tensor::empty(shape, DType::F32, dev);
   }
-  MatDims da = mat_dims(a), db = mat_dims(b);
-  int64_t batch = shape.size() == 3 ? shape[0] : 1;
-  int64_t M = shape[shape.size() - 2], N = shape[shape.size() - 1];
-  int64_t K = opt.transA ? da.rows : da.cols;
-  int64_t lda = da.cols, ldb = db.cols;
-  int64_t sa = a.rank() == 3 ? da.rows * da.cols : 0;
-  int64_t sb = b.rank() == 3 ? db.rows * db.cols : 0;
-  cpu::sgemm_strided_batched(batch, opt.transA, opt.transB, M, N, K, opt.alpha, a.f32(), lda, sa,
-                             b.f32(), ldb, sb, opt.beta, c.f32(), N, M * N);
+  KFAC_DISPATCH(dev, matmul)(a, b, c, opt);
   return c;
 }
 
 void fill(const Tensor& x, float value) {
-  check_input(x, "x");
-  cpu::fill(x.f32(), x.numel(), value);
+  const Device dev = common_device({{&x, "x"}});
+  check_f32(x, "x");
+  KFAC_DISPATCH(dev, fill)(x, value);
 }
 
 void copy(const Tensor& src, const Tensor& dst) {
-  check_input(src, "src");
-  check_input(dst, "dst");
+  const Device dev = common_device({{&src, "src"}, {&dst, "dst"}});
+  check_f32(src, "src");
+  check_f32(dst, "dst");
   if (src.numel() != dst.numel()) check_same_shape(src, "src", dst, "dst");
-  cpu::copy(src.f32(), dst.f32(), src.numel());
+  if (src.raw() != dst.raw()) check_no_alias(src, "src", dst, "dst");
+  KFAC_DISPATCH(dev, copy)(src, dst);
+}
+
+Tensor cast(const Tensor& src, DType dtype) {
+  const Device dev = common_device({{&src, "tensor"}});
+  if (src.dtype() == dtype) return src;
+  for (DType d : {src.dtype(), dtype})
+    if (d != DType::F32 && d != DType::BF16)
+      throw_arg(ErrorCode::DType, "dtype", "float32 or bfloat16", dtype_name(d));
+  Tensor out = Tensor::empty(src.shape(), dtype, dev);
+  KFAC_DISPATCH(dev, cast)(src, out);
+  return out;
 }
 
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
-  check_input(a, "a");
-  check_input(b, "b");
-  check_input(out, "out");
+  const Device dev = common_device({{&a, "a"}, {&b, "b"}, {&out, "out"}});
+  check_f32(a, "a");
+  check_f32(b, "b");
+  check_f32(out, "out");
   check_same_shape(a, "a", b, "b");
   check_same_shape(a, "a", out, "out");
-  cpu::add(a.f32(), b.f32(), out.f32(), a.numel());
+  KFAC_DISPATCH(dev, add)(a, b, out);
 }
 
 void scale(const Tensor& x, float alpha, const Tensor& out) {
-  check_input(x, "x");
-  check_input(out, "out");
+  const Device dev = common_device({{&x, "x"}, {&out, "out"}});
+  check_f32(x, "x");
+  check_f32(out, "out");
   check_same_shape(x, "x", out, "out");
-  cpu::scale(x.f32(), alpha, out.f32(), x.numel());
+  KFAC_DISPATCH(dev, scale)(x, alpha, out);
 }
 
 void axpy(float alpha, const Tensor& x, const Tensor& y) {
-  check_input(x, "x");
-  check_input(y, "y");
+  const Device dev = common_device({{&x, "x"}, {&y, "y"}});
+  check_f32(x, "x");
+  check_f32(y, "y");
   check_same_shape(x, "x", y, "y");
-  cpu::axpy(alpha, x.f32(), y.f32(), x.numel());
+  KFAC_DISPATCH(dev, axpy)(alpha, x, y);
 }
 
 Shape transpose_shape(const Tensor& x) {
-  check_input(x, "x");
+  check_f32(x, "x");
   check_rank(x, "x", 2, kMaxRank);
   Shape s = x.shape();
   std::swap(s[s.size() - 1], s[s.size() - 2]);
@@ -123,35 +130,35 @@ Shape transpose_shape(const Tensor& x) {
 }
 
 void transpose(const Tensor& x, const Tensor& out) {
+  const Device dev = common_device({{&x, "x"}, {&out, "out"}});
   Shape s = transpose_shape(x);
-  check_input(out, "out");
+  check_f32(out, "out");
   check_shape(out, "out", s);
   check_no_alias(x, "x", out, "out");
-  int64_t rows = x.dim(-2), cols = x.dim(-1);
-  int64_t batch = (rows != 0 && cols != 0) ? x.numel() / (rows * cols) : 0;
-  cpu::transpose(x.f32(), out.f32(), batch, rows, cols);
+  KFAC_DISPATCH(dev, transpose)(x, out);
 }
 
 double sum(const Tensor& x) {
-  check_input(x, "x");
-  return cpu::sum(x.f32(), x.numel());
+  const Device dev = common_device({{&x, "x"}});
+  check_f32(x, "x");
+  return KFAC_DISPATCH(dev, sum)(x);
 }
 
 double sum_squares(const Tensor& x) {
-  check_input(x, "x");
-  return cpu::sum_squares(x.f32(), x.numel());
+  const Device dev = common_device({{&x, "x"}});
+  check_f32(x, "x");
+  return KFAC_DISPATCH(dev, sum_squares)(x);
 }
 
-double norm(const Tensor& x) {
-  check_input(x, "x");
-  return cpu::norm2(x.f32(), x.numel());
-}
+// float32 squares summed in float64 cannot overflow (FLT_MAX² ≈ 1e77 < DBL_MAX).
+double norm(const Tensor& x) { return std::sqrt(sum_squares(x)); }
 
 double dot(const Tensor& x, const Tensor& y) {
-  check_input(x, "x");
-  check_input(y, "y");
+  const Device dev = common_device({{&x, "x"}, {&y, "y"}});
+  check_f32(x, "x");
+  check_f32(y, "y");
   check_same_shape(x, "x", y, "y");
-  return cpu::dot(x.f32(), y.f32(), x.numel());
+  return KFAC_DISPATCH(dev, dot)(x, y);
 }
 
 }  // namespace kfac::ops

@@ -1,6 +1,6 @@
-// The op list: every tensor-level operation the library offers. Each checks its
-// arguments (dtype, device, shape, disposed state) and dispatches to the backend of
-// its tensors' device. Activation-style outputs are overwritten; see each op.
+// The tensor basics of the op list (native/core/dispatch.h): each checks its arguments
+// (dtype, device, shape, disposed state) once and dispatches to the kernel of its tensors'
+// device. Activation-style outputs are overwritten; see each op.
 #pragma once
 #include "tensor.h"
 
@@ -11,9 +11,11 @@ struct MatmulOptions {
   bool transB = false;
   float alpha = 1.f;
   float beta = 0.f;
+  bool tf32 = false;  // cuda: TF32 tensor cores for float32 inputs (the CPU computes in float32)
 };
 
-// out = alpha·op(a)·op(b) + beta·out. a: [M,K] or [B,M,K]; b: [K,N] or [B,K,N]
+// out = alpha·op(a)·op(b) + beta·out (out float32; a and b float32, or both bfloat16 on
+// cuda, accumulated in float32). a: [M,K] or [B,M,K]; b: [K,N] or [B,K,N]
 // (2-D operands broadcast over the batch). out, when given, must have the result
 // shape; otherwise a new tensor is returned (beta must then be 0).
 Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const MatmulOptions& opt);
@@ -23,6 +25,9 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulOptions& opt);
 void fill(const Tensor& x, float value);
 // dst = src
 void copy(const Tensor& src, const Tensor& dst);
+// A copy of src in `dtype` (float32 ↔ bfloat16, round to nearest even); src itself when
+// it already has that dtype.
+Tensor cast(const Tensor& src, DType dtype);
 // out = a + b
 void add(const Tensor& a, const Tensor& b, const Tensor& out);
 // out = alpha·x

@@ -43,17 +43,21 @@ void set_device_allocator(Device device, const DeviceAllocator& allocator) {
   if (device == Device::CUDA) g_cuda_allocator = allocator;
 }
 
+const DeviceAllocator& device_allocator(Device device) {
+  if (device != Device::CUDA || !g_cuda_allocator.alloc)
+    throw Error(ErrorCode::Device, std::string("device '") + device_name(device) + "' is not available in this build",
+                "device", "cpu", device_name(device));
+  return g_cuda_allocator;
+}
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  if (device == Device::CUDA && g_cuda_allocator.alloc) {
+  if (device != Device::CPU) {
+    const DeviceAllocator& a = device_allocator(device);
     if (bytes > kMaxTensorBytes)
       throw_arg(ErrorCode::OutOfMemory, "size", "at most 16 GiB per tensor", std::to_string(bytes) + " bytes");
-    ptr_ = g_cuda_allocator.alloc(bytes == 0 ? 256 : bytes);
+    ptr_ = a.alloc(bytes == 0 ? 256 : bytes);
     return;
   }
-  if (device != Device::CPU)
-    throw Error(ErrorCode::Device, std::string("device '") + device_name(device) +
-                                       "' is not available in this build",
-                "device", "cpu", device_name(device));
   if (bytes > kMaxTensorBytes)
     throw_arg(ErrorCode::OutOfMemory, "size", "at most 16 GiB per tensor",
               std::to_string(bytes) + " bytes");

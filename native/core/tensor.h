@@ -21,15 +21,23 @@ std::string shape_str(const Shape& s);
 // Number of elements; throws Shape / OutOfMemory on negative dims or overflow.
 int64_t shape_numel(const Shape& s);
 
-// Memory of a non-CPU device comes from an allocator that its backend registers when the
-// addon starts (the CUDA build registers cudaMalloc/cudaFree); the core links no device
-// runtime. alloc throws kfac::Error on failure; release and zero never throw.
+// Memory of a non-CPU device comes from functions that its backend registers when the
+// addon starts (the CUDA build registers cudaMalloc/cudaFree/cudaMemcpy; tests may register
+// the CPU loopback); the core links no device runtime. alloc throws kfac::Error (an
+// OutOfMemory error naming the bytes asked and free); release never throws.
 struct DeviceAllocator {
   void* (*alloc)(size_t bytes) = nullptr;
   void (*release)(void* ptr) = nullptr;
   void (*zero)(void* ptr, size_t bytes) = nullptr;
+  void (*upload)(void* dst, const void* host_src, size_t bytes) = nullptr;    // host → device
+  void (*download)(void* host_dst, const void* src, size_t bytes) = nullptr;  // device → host
+  void (*copy)(void* dst, const void* src, size_t bytes) = nullptr;           // device → device
+  void (*synchronize)() = nullptr;
+  bool (*available)() = nullptr;  // a device answers (null: always)
 };
 void set_device_allocator(Device device, const DeviceAllocator& allocator);
+// The registered memory functions of a non-CPU device; Device error when none is registered.
+const DeviceAllocator& device_allocator(Device device);
 
 // Memory owned by one device. Aligned to 64 bytes on the CPU.
 class Storage {

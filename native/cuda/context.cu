@@ -1,6 +1,9 @@
 #include "context.cuh"
 
+#include <atomic>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include "../core/tensor.h"
 
@@ -9,6 +12,8 @@ namespace kfac::cuda {
 void check(cudaError_t status, const char* what) {
   if (status == cudaSuccess) return;
   std::string msg = std::string(what) + ": " + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")";
+  // Errors that are not sticky are cleared, so the context stays usable for the next op.
+  cudaGetLastError();
   if (status == cudaErrorMemoryAllocation) throw Error(ErrorCode::OutOfMemory, "CUDA out of memory in " + msg);
   if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver)
     throw Error(ErrorCode::Device, "CUDA device unavailable in " + msg, "device", "a CUDA device", "none");
@@ -85,32 +90,89 @@ void* Context::scratch(int slot, size_t bytes) {
 void Context::synchronize() { check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
 
 namespace {
+
+std::atomic<size_t> g_allocated{0}, g_peak{0};
+
 void* alloc(size_t bytes) {
   Context::get();
   void* p = nullptr;
-  check(cudaMalloc(&p, bytes), "cudaMalloc");
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // not sticky: clear it so the next call starts clean
+    size_t free = 0, total = 0;
+    cudaMemGetInfo(&free, &total);
+    throw Error(ErrorCode::OutOfMemory,
+                "CUDA out of memory: asked for " + std::to_string(bytes) + " bytes, " + std::to_string(free) +
+                    " of " + std::to_string(total) + " bytes free",
+                "size", "at most " + std::to_string(free) + " bytes", std::to_string(bytes) + " bytes");
+  }
+  check(e, "cudaMalloc");
+  size_t now = g_allocated += bytes;
+  size_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
   return p;
 }
+
+// Sizes of live allocations, for the statistics (cudaFree does not say).
+std::mutex g_sizes_mutex;
+std::unordered_map<void*, size_t> g_sizes;
+
+void* tracked_alloc(size_t bytes) {
+  void* p = alloc(bytes);
+  std::lock_guard<std::mutex> lock(g_sizes_mutex);
+  g_sizes[p] = bytes;
+  return p;
+}
+
 void release(void* p) {
   // Work queued on the stream may still use the memory; cudaFree waits for the device.
   cudaFree(p);
+  std::lock_guard<std::mutex> lock(g_sizes_mutex);
+  auto it = g_sizes.find(p);
+  if (it != g_sizes.end()) {
+    g_allocated -= it->second;
+    g_sizes.erase(it);
+  }
 }
+
 void zero(void* p, size_t bytes) {
   Context& c = Context::get();
   check(cudaMemsetAsync(p, 0, bytes, c.stream()), "cudaMemset");
 }
+
+void synchronize_context() { Context::get().synchronize(); }
+
+bool device_answers() { return probe().count > 0; }
+
 }  // namespace
 
-void register_allocator() {
+DeviceAllocator memory() {
   DeviceAllocator a;
-  a.alloc = alloc;
+  a.alloc = tracked_alloc;
   a.release = release;
   a.zero = zero;
-  set_device_allocator(Device::CUDA, a);
+  a.upload = copy_to_device;
+  a.download = copy_to_host;
+  a.copy = copy_device;
+  a.synchronize = synchronize_context;
+  a.available = device_answers;
+  return a;
 }
 
-DeviceBuffer::DeviceBuffer(size_t bytes) { ptr_ = alloc(bytes ? bytes : 1); }
-DeviceBuffer::~DeviceBuffer() { cudaFree(ptr_); }
+MemoryStats memory_stats() {
+  MemoryStats m;
+  m.allocated = g_allocated.load();
+  m.peak = g_peak.load();
+  if (probe().count > 0) {
+    Context::get();
+    cudaMemGetInfo(&m.free, &m.total);
+  }
+  return m;
+}
+
+DeviceBuffer::DeviceBuffer(size_t bytes) { ptr_ = tracked_alloc(bytes ? bytes : 1); }
+DeviceBuffer::~DeviceBuffer() { release(ptr_); }
 
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;

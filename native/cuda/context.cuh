@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../core/error.h"
+#include "../core/tensor.h"
 
 namespace kfac::cuda {
 
@@ -48,8 +49,17 @@ class Context {
   size_t scratch_bytes_[4] = {0, 0, 0, 0};
 };
 
-// Registers cudaMalloc/cudaFree/cudaMemset as the core's CUDA allocator.
-void register_allocator();
+// The device memory functions for the core (cudaMalloc/cudaFree/cudaMemcpy on the
+// context's stream). A failed cudaMalloc is an OutOfMemory error naming the bytes asked
+// and the bytes free.
+DeviceAllocator memory();
+// Bytes the addon holds on the device now (tensors and scratch), and the peak since start.
+struct MemoryStats {
+  size_t allocated = 0, peak = 0, free = 0, total = 0;
+};
+MemoryStats memory_stats();
+// Registers memory() and the CUDA kernels (kernels.cu) into the op table.
+void register_backend();
 
 // A device allocation owned by scope (for temporaries that outlive one scratch slot).
 class DeviceBuffer {

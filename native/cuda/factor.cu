@@ -32,19 +32,10 @@ __global__ void bias_row_kernel(const float* __restrict__ X, int64_t R, int64_t 
 }  // namespace
 
 void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt) {
-  check_device_tensor(x, "x");
-  check_rank(x, "x", 1, kMaxRank);
-  check_device_tensor(F, "factor");
+  // Shapes, devices, aliasing, beta and scale checked in core (native/core/kfac_ops.cpp).
   const int64_t d = x.dim(-1);
-  const int64_t R = x.rank() == 1 ? 1 : (d > 0 ? x.numel() / d : 0);
+  const int64_t R = x.rank() == 1 ? 1 : x.numel() / d;
   const int64_t D = d + (opt.bias ? 1 : 0);
-  check_shape(F, "factor", {D, D});
-  check_no_alias(x, "x", F, "factor");
-  if (!std::isfinite(opt.beta) || opt.beta < 0.f || opt.beta > 1.f)
-    throw_arg(ErrorCode::InvalidArgument, "beta", "a number in [0, 1]", std::to_string(opt.beta));
-  if (!std::isfinite(opt.scale) || opt.scale < 0 || opt.scale > 3.4e38)
-    throw_arg(ErrorCode::InvalidArgument, "scale", "a finite number >= 0", std::to_string(opt.scale));
-  if (R == 0) throw_arg(ErrorCode::Shape, "x", "at least one row", "shape " + shape_str(x.shape()));
   if (d > 2147483647LL || R > 2147483647LL)
     throw_arg(ErrorCode::Shape, "x", "fewer than 2^31 rows and columns", "shape " + shape_str(x.shape()));
   if (!all_finite(x.f32(), x.numel())) throw_arg(ErrorCode::NotFinite, "x", "finite values", "NaN or Inf");

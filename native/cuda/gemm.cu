@@ -2,7 +2,6 @@
 
 #include <string>
 
-#include "../core/check.h"
 #include "context.cuh"
 #include "util.cuh"
 
@@ -42,50 +41,34 @@ void sgemm(bool tA, bool tB, int64_t M, int64_t N, int64_t K, float alpha, const
   }
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const ops::MatmulOptions& opt, bool tf32) {
-  check_defined(a, "a");
-  check_defined(b, "b");
-  const DType dt = a.dtype();
-  if (dt != DType::F32 && dt != DType::BF16) throw_arg(ErrorCode::DType, "a", "float32 or bfloat16", dtype_name(dt));
-  check_device_tensor(a, "a", dt);
-  check_device_tensor(b, "b", dt);
-  check_rank(a, "a", 2, 2);
-  check_rank(b, "b", 2, 2);
-  check_finite_scalar(opt.alpha, "alpha");
-  check_finite_scalar(opt.beta, "beta");
-  const int64_t M = opt.transA ? a.dim(1) : a.dim(0), K = opt.transA ? a.dim(0) : a.dim(1);
-  const int64_t Kb = opt.transB ? b.dim(1) : b.dim(0), N = opt.transB ? b.dim(0) : b.dim(1);
-  if (K != Kb)
-    throw_arg(ErrorCode::Shape, "b", "an inner dimension of " + std::to_string(K), "shape " + shape_str(b.shape()));
-  Tensor C;
-  if (out) {
-    check_device_tensor(*out, "out");
-    check_shape(*out, "out", {M, N});
-    check_no_alias(a, "a", *out, "out");
-    check_no_alias(b, "b", *out, "out");
-    C = *out;
-  } else {
-    if (opt.beta != 0.f) throw_arg(ErrorCode::InvalidArgument, "beta", "0 when no out tensor is given", std::to_string(opt.beta));
-    C = Tensor::empty({M, N}, DType::F32, Device::CUDA);
-  }
-  if (M == 0 || N == 0) return C;
-  if (dt == DType::F32) {
-    sgemm(opt.transA, opt.transB, M, N, K, opt.alpha, static_cast<const float*>(a.raw()), a.dim(1),
-          static_cast<const float*>(b.raw()), b.dim(1), opt.beta, C.f32(), N, tf32 ? GemmMath::TF32 : GemmMath::F32);
-    return C;
-  }
-  if (K == 0) {
-    sgemm(false, false, M, N, 0, opt.alpha, nullptr, 1, nullptr, 1, opt.beta, C.f32(), N);
-    return C;
-  }
+void matmul(const Tensor& a, const Tensor& b, const Tensor& C, const ops::MatmulOptions& opt) {
+  // Shapes, dtypes, devices and aliasing checked in core (native/core/ops.cpp). a, b: [M, K]
+  // or [B, M, K] (a 2-D operand is shared by every batch); C [M, N] or [B, M, N].
+  const Shape& cs = C.shape();
+  const int64_t batch = cs.size() == 3 ? cs[0] : 1, M = cs[cs.size() - 2], N = cs[cs.size() - 1];
+  const int64_t ar = a.dim(-2), ac = a.dim(-1), br = b.dim(-2), bc = b.dim(-1);
+  const int64_t K = opt.transA ? ar : ac;
+  const int64_t sa = a.rank() == 3 ? ar * ac : 0, sb = b.rank() == 3 ? br * bc : 0;
+  if (M == 0 || N == 0 || batch == 0) return;
+  const bool bf16 = a.dtype() == DType::BF16;
   Context& c = Context::get();
-  cublasOperation_t oa = opt.transA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = opt.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-  float alpha = opt.alpha, beta = opt.beta;
-  check(cublasGemmEx(c.blas(), ob, oa, to_int(N, "N"), to_int(M, "M"), to_int(K, "K"), &alpha, b.raw(), CUDA_R_16BF,
-                     to_int(b.dim(1), "ldb"), a.raw(), CUDA_R_16BF, to_int(a.dim(1), "lda"), &beta, C.raw(), CUDA_R_32F,
-                     to_int(N, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmEx (bf16)");
-  return C;
+  for (int64_t i = 0; i < batch; ++i) {
+    float* Ci = C.f32() + i * M * N;
+    if (!bf16 || K == 0) {
+      sgemm(opt.transA, opt.transB, M, N, K, opt.alpha, static_cast<const float*>(a.raw()) + i * sa, ac,
+            static_cast<const float*>(b.raw()) + i * sb, bc, opt.beta, Ci, N, opt.tf32 ? GemmMath::TF32 : GemmMath::F32);
+      continue;
+    }
+    cublasOperation_t oa = opt.transA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = opt.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    float alpha = opt.alpha, beta = opt.beta;
+    const uint16_t* ap = static_cast<const uint16_t*>(a.raw()) + i * sa;
+    const uint16_t* bp = static_cast<const uint16_t*>(b.raw()) + i * sb;
+    check(cublasGemmEx(c.blas(), ob, oa, to_int(N, "N"), to_int(M, "M"), to_int(K, "K"), &alpha, bp, CUDA_R_16BF,
+                       to_int(bc, "ldb"), ap, CUDA_R_16BF, to_int(ac, "lda"), &beta, Ci, CUDA_R_32F, to_int(N, "ldc"),
+                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmEx (bf16)");
+  }
+  c.synchronize();
 }
 
 }  // namespace kfac::cuda

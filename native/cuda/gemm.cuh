@@ -17,10 +17,8 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc,
            GemmMath math = GemmMath::F32);
 
-// Tensor level: a [M, K] (or [K, M] with transA), b likewise; both float32 or both
-// bfloat16 (then the products accumulate in float32); out [M, N] float32, overwritten
-// through beta, made when null (beta must then be 0). tf32 applies to float32 inputs.
-Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const ops::MatmulOptions& opt,
-              bool tf32);
+// The matmul kernel of the op table: C = alpha·op(a)·op(b) + beta·C, a and b float32 (TF32
+// when opt.tf32) or both bfloat16 (float32 accumulation), 2-D or batched; checked in core.
+void matmul(const Tensor& a, const Tensor& b, const Tensor& C, const ops::MatmulOptions& opt);
 
 }  // namespace kfac::cuda

@@ -55,39 +55,11 @@ __global__ void sgd_kernel(float* param, const float* grad, float* buf_, int64_t
   }
 }
 
-void check_state(const Tensor& param, const Tensor& t, const char* name) {
-  check_device_tensor(t, name);
-  check_same_shape(param, "param", t, name);
-  check_no_alias(param, "param", t, name);
-}
-
-void check_hyper(double v, const char* name, double lo, double hi, bool hi_open) {
-  if (!std::isfinite(v) || v < lo || v > hi || (hi_open && v == hi))
-    throw_arg(ErrorCode::InvalidArgument, name, "a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + (hi_open ? ")" : "]"),
-              std::to_string(v));
-}
-
 }  // namespace
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 const Tensor* max_sq, const cpu::AdamWParams& p) {
-  check_device_tensor(param, "param");
-  check_state(param, grad, "grad");
-  check_state(param, exp_avg, "expAvg");
-  check_state(param, exp_avg_sq, "expAvgSq");
-  check_no_alias(grad, "grad", exp_avg, "expAvg");
-  check_no_alias(grad, "grad", exp_avg_sq, "expAvgSq");
-  check_no_alias(exp_avg, "expAvg", exp_avg_sq, "expAvgSq");
-  if (p.amsgrad) {
-    if (!max_sq) throw_arg(ErrorCode::InvalidArgument, "maxExpAvgSq", "a tensor when amsgrad is on", "none");
-    check_state(param, *max_sq, "maxExpAvgSq");
-  }
-  check_hyper(p.lr, "lr", 0, 1e30, false);
-  check_hyper(p.beta1, "beta1", 0, 1, true);
-  check_hyper(p.beta2, "beta2", 0, 1, true);
-  check_hyper(p.eps, "eps", 0, 1e30, false);
-  check_hyper(p.weight_decay, "weightDecay", 0, 1e30, false);
-  if (p.step < 1) throw_arg(ErrorCode::InvalidArgument, "step", "an integer >= 1", std::to_string(p.step));
+  // Shapes, devices, aliasing and hyperparameter ranges checked in core (native/core/optim_ops.cpp).
   const int64_t n = param.numel();
   if (n == 0) return;
   AdamScalars s;
@@ -110,17 +82,7 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
 }
 
 void sgd_step(const Tensor& param, const Tensor& grad, const Tensor* buf, const cpu::SgdParams& p) {
-  check_device_tensor(param, "param");
-  check_state(param, grad, "grad");
-  check_hyper(p.lr, "lr", 0, 1e30, false);
-  check_hyper(p.momentum, "momentum", 0, 1e30, false);
-  check_hyper(p.dampening, "dampening", 0, 1, false);
-  check_hyper(p.weight_decay, "weightDecay", 0, 1e30, false);
-  if (p.momentum != 0.0) {
-    if (!buf) throw_arg(ErrorCode::InvalidArgument, "momentumBuffer", "a tensor when momentum is not 0", "none");
-    check_state(param, *buf, "momentumBuffer");
-    check_no_alias(grad, "grad", *buf, "momentumBuffer");
-  }
+  // Shapes, devices, aliasing and hyperparameter ranges checked in core (native/core/optim_ops.cpp).
   const int64_t n = param.numel();
   if (n == 0) return;
   SgdScalars s;

@@ -43,30 +43,6 @@ __global__ void add_diag_f64_kernel(double* A, int64_t n, double delta) {
     A[i * n + i] += delta;
 }
 
-void check_io(const Tensor& gW, const Tensor* gb, const Tensor& PW, const Tensor* Pb) {
-  check_device_tensor(gW, "grad");
-  check_rank(gW, "grad", 2, 2);
-  const int64_t dout = gW.dim(0), din = gW.dim(1);
-  if (gb) check_vector(*gb, "gradBias", dout);
-  check_device_tensor(PW, "out");
-  check_shape(PW, "out", {dout, din});
-  check_no_alias(gW, "grad", PW, "out");
-  if (bool(gb) != bool(Pb))
-    throw_arg(ErrorCode::InvalidArgument, gb ? "outBias" : "gradBias", "a bias output exactly when a bias gradient is given",
-              gb ? "none" : "a tensor");
-  if (Pb) {
-    check_vector(*Pb, "outBias", dout);
-    check_no_alias(gW, "grad", *Pb, "outBias");
-    check_no_alias(*gb, "gradBias", *Pb, "outBias");
-    check_no_alias(*gb, "gradBias", PW, "out");
-    check_no_alias(PW, "out", *Pb, "outBias");
-  }
-}
-
-void check_lambda(float lambda) {
-  if (!std::isfinite(lambda) || lambda < 0)
-    throw_arg(ErrorCode::InvalidArgument, "damping", "a finite number >= 0", std::to_string(lambda));
-}
 
 // T[dout, Da] = [∇W | ∇b] · B[Da, Da]
 void right_multiply(const float* gW, const float* gb, int64_t dout, int64_t din, const float* B, int64_t Da, float* T) {
@@ -78,17 +54,7 @@ void right_multiply(const float* gW, const float* gb, int64_t dout, int64_t din,
 
 void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& dA, const Tensor& QG,
                         const Tensor& dG, float lambda, const Tensor& PW, const Tensor* Pb) {
-  check_io(gW, gb, PW, Pb);
-  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);
-  check_square(QA, "QA", Da);
-  check_vector(dA, "dA", Da);
-  check_square(QG, "QG", dout);
-  check_vector(dG, "dG", dout);
-  check_lambda(lambda);
-  for (auto [t, n] : {std::pair{&QA, "QA"}, {&dA, "dA"}, {&QG, "QG"}, {&dG, "dG"}}) {
-    check_no_alias(*t, n, PW, "out");
-    if (Pb) check_no_alias(*t, n, *Pb, "outBias");
-  }
+  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);  // checked in core
   if (dout == 0 || Da == 0) return;
   Context& c = Context::get();
   float* T1 = static_cast<float*>(c.scratch(0, size_t(dout * Da) * sizeof(float)));
@@ -105,14 +71,7 @@ void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, co
 
 void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv, const Tensor& Ginv,
                           const Tensor& PW, const Tensor* Pb) {
-  check_io(gW, gb, PW, Pb);
-  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);
-  check_square(Ainv, "Ainv", Da);
-  check_square(Ginv, "Ginv", dout);
-  for (auto [t, n] : {std::pair{&Ainv, "Ainv"}, {&Ginv, "Ginv"}}) {
-    check_no_alias(*t, n, PW, "out");
-    if (Pb) check_no_alias(*t, n, *Pb, "outBias");
-  }
+  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);  // checked in core
   if (dout == 0 || Da == 0) return;
   Context& c = Context::get();
   float* T1 = static_cast<float*>(c.scratch(0, size_t(dout * Da) * sizeof(float)));
@@ -186,14 +145,22 @@ int inverse_or_throw(const float* A, int64_t n, float delta, float* out, const c
 
 }  // namespace
 
+ops::PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {
+  // π = sqrt((tr A / Da) / (tr G / dout)), 1 when either trace is not positive (cpu::pi_damping).
+  const int64_t Da = A.dim(0), dout = G.dim(0);
+  ops::PiDampingResult r;
+  const double ta = Da ? trace(A.f32(), Da) / double(Da) : 0.0, tg = dout ? trace(G.f32(), dout) / double(dout) : 0.0;
+  double pi = (ta > 0.0 && tg > 0.0) ? std::sqrt(ta / tg) : 1.0;
+  if (!std::isfinite(pi) || pi <= 0.0) pi = 1.0;
+  const double s = std::sqrt(double(lambda));
+  r.pi = pi;
+  r.damp_A = pi * s;
+  r.damp_G = s / pi;
+  return r;
+}
+
 bool damped_inverse(const Tensor& a, float delta, const Tensor& out) {
-  check_device_tensor(a, "a");
-  check_rank(a, "a", 2, 2);
-  const int64_t n = a.dim(0);
-  check_square(a, "a", n);
-  check_square(out, "out", n);
-  check_finite_scalar(delta, "damping");
-  if (a.raw() != out.raw()) check_no_alias(a, "a", out, "out");
+  const int64_t n = a.dim(0);  // shapes, aliasing and damping checked in core
   if (n == 0) return false;
   if (!all_finite(a.f32(), n * n)) throw_arg(ErrorCode::NotFinite, "a", "finite values", "NaN or Inf");
   bool f64 = inverse_or_throw(a.f32(), n, delta, out.f32(), "a") == 1;
@@ -204,26 +171,10 @@ bool damped_inverse(const Tensor& a, float delta, const Tensor& out) {
 ops::PiDampingResult precondition_inverse_factors(const Tensor& gW, const Tensor* gb, const Tensor& A,
                                                   const Tensor& G, float lambda, const Tensor& PW,
                                                   const Tensor* Pb) {
-  check_io(gW, gb, PW, Pb);
-  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);
-  check_square(A, "A", Da);
-  check_square(G, "G", dout);
-  for (auto [t, n] : {std::pair{&A, "A"}, {&G, "G"}}) {
-    check_no_alias(*t, n, PW, "out");
-    if (Pb) check_no_alias(*t, n, *Pb, "outBias");
-  }
-  check_lambda(lambda);
+  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);  // checked in core
   if (!all_finite(A.f32(), A.numel())) throw_arg(ErrorCode::NotFinite, "A", "finite values", "NaN or Inf");
   if (!all_finite(G.f32(), G.numel())) throw_arg(ErrorCode::NotFinite, "G", "finite values", "NaN or Inf");
-  // π = sqrt((tr A / Da) / (tr G / dout)), 1 when either trace is not positive (cpu::pi_damping).
-  ops::PiDampingResult r;
-  const double ta = Da ? trace(A.f32(), Da) / double(Da) : 0.0, tg = dout ? trace(G.f32(), dout) / double(dout) : 0.0;
-  double pi = (ta > 0.0 && tg > 0.0) ? std::sqrt(ta / tg) : 1.0;
-  if (!std::isfinite(pi) || pi <= 0.0) pi = 1.0;
-  const double s = std::sqrt(double(lambda));
-  r.pi = pi;
-  r.damp_A = pi * s;
-  r.damp_G = s / pi;
+  ops::PiDampingResult r = pi_damping(A, G, lambda);
   if (dout == 0 || Da == 0) return r;
   DeviceBuffer Ainv(size_t(Da * Da) * sizeof(float)), Ginv(size_t(dout * dout) * sizeof(float));
   r.used_f64 = inverse_or_throw(A.f32(), Da, float(r.damp_A), Ainv.as<float>(), "A") == 1;

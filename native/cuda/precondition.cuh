@@ -1,7 +1,7 @@
 // K-FAC preconditioning on the GPU (mirrors cpu/precondition.cpp): the eigen method
 // P = Q_G[(Q_Gᵀ [∇W|∇b] Q_A) ⊘ (d_G d_Aᵀ + λ)] Q_Aᵀ, and the inverse method with π
 // damping P = (G + √λ/π I)⁻¹ [∇W|∇b] (A + π√λ I)⁻¹ through cuSOLVER Cholesky (potrf +
-// potrs, float64 retry). Same contracts as ops::precondition_* (see core/kfac_ops.h).
+// potrs, float64 retry). Same contracts as ops::precondition_* (see core/kfac_ops.h); arguments arrive checked.
 #pragma once
 #include "../core/kfac_ops.h"
 #include "../core/tensor.h"
@@ -13,6 +13,9 @@ void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, co
 
 void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv, const Tensor& Ginv,
                           const Tensor& PW, const Tensor* Pb);
+
+// π damping from the factors' traces (see cpu::pi_damping).
+ops::PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda);
 
 // out = (a + delta·I)⁻¹ (out may be a). Returns true when the float64 retry was needed.
 bool damped_inverse(const Tensor& a, float delta, const Tensor& out);

@@ -9,23 +9,6 @@
 
 namespace kfac::cuda {
 
-void check_device_tensor(const Tensor& t, const char* name, DType dtype) {
-  check_defined(t, name);
-  if (t.device() != Device::CUDA)
-    throw_arg(ErrorCode::Device, name, "a cuda tensor (upload it first)", device_name(t.device()));
-  if (t.dtype() != dtype) throw_arg(ErrorCode::DType, name, dtype_name(dtype), dtype_name(t.dtype()));
-}
-
-void check_square(const Tensor& t, const char* name, int64_t n) {
-  check_device_tensor(t, name);
-  check_shape(t, name, {n, n});
-}
-
-void check_vector(const Tensor& t, const char* name, int64_t n) {
-  check_device_tensor(t, name);
-  check_shape(t, name, {n});
-}
-
 namespace {
 
 constexpr int kTile = 32;

@@ -1,16 +1,11 @@
-// Small device kernels every op family shares (row-major [R, C] matrices throughout)
-// and the argument checks of the CUDA ops.
+// Small device kernels every op family shares (row-major [R, C] matrices throughout).
+// Argument checks live in core (native/core), never here.
 #pragma once
 #include <cstdint>
 
 #include "../core/tensor.h"
 
 namespace kfac::cuda {
-
-// Argument checks: defined, float32 (or the dtype named), on the CUDA device.
-void check_device_tensor(const Tensor& t, const char* name, DType dtype = DType::F32);
-void check_square(const Tensor& t, const char* name, int64_t n);
-void check_vector(const Tensor& t, const char* name, int64_t n);
 
 // out[B, C, R] = in[B, R, C]ᵀ per batch (out must not alias in).
 void transpose(const float* in, float* out, int64_t batch, int64_t R, int64_t C);

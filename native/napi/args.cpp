@@ -109,4 +109,70 @@ kfac::Shape get_shape(Napi::Value v, const char* name) {
   return s;
 }
 
+std::string get_string(Napi::Value v, const char* name) {
+  if (!v.IsString()) throw_arg(ErrorCode::InvalidArgument, name, "a string", describe(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<kfac::Tensor> get_tensor_list(Napi::Value v, const char* name) {
+  if (!v.IsArray()) throw_arg(ErrorCode::InvalidArgument, name, "an array of tensors", describe(v));
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<kfac::Tensor> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    std::string n = std::string(name) + "[" + std::to_string(i) + "]";
+    out.push_back(get_tensor(a.Get(i), n.c_str()));
+  }
+  return out;
+}
+
+int get_choice(Napi::Value v, const char* name, std::initializer_list<const char*> choices, int fallback) {
+  if (v.IsUndefined()) return fallback;
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  std::string want;
+  int i = 0;
+  for (const char* c : choices) {
+    if (s == c) return i;
+    want += (i == 0 ? "'" : i + 1 == int(choices.size()) ? " or '" : ", '") + std::string(c) + "'";
+    ++i;
+  }
+  throw_arg(ErrorCode::InvalidArgument, name, want, v.IsString() ? "'" + s.substr(0, 40) + "'" : describe(v));
+}
+
+kfac::Device get_device(Napi::Value v, const char* name, kfac::Device fallback) {
+  return get_choice(v, name, {"cpu", "cuda"}, fallback == kfac::Device::CPU ? 0 : 1) == 0 ? kfac::Device::CPU
+                                                                                       : kfac::Device::CUDA;
+}
+
+kfac::DType get_dtype(Napi::Value v, const char* name, kfac::DType fallback) {
+  return get_choice(v, name, {"float32", "bfloat16"}, fallback == kfac::DType::F32 ? 0 : 1) == 0 ? kfac::DType::F32
+                                                                                                : kfac::DType::BF16;
+}
+
+double opt_number(Napi::Object o, const char* key, double fallback) {
+  Napi::Value v = field(o, key);
+  return v.IsUndefined() ? fallback : get_finite(v, key);
+}
+
+float opt_float(Napi::Object o, const char* key, float fallback) {
+  Napi::Value v = field(o, key);
+  return v.IsUndefined() ? fallback : get_float(v, key);
+}
+
+int64_t opt_int(Napi::Object o, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
+  Napi::Value v = field(o, key);
+  return v.IsUndefined() ? fallback : get_int(v, key, lo, hi);
+}
+
+bool opt_flag(Napi::Object o, const char* key, bool fallback) {
+  Napi::Value v = field(o, key);
+  return v.IsUndefined() ? fallback : get_bool(v, key);
+}
+
+Napi::Array number_array(Napi::Env env, const std::vector<double>& v) {
+  Napi::Array a = Napi::Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, v[i]));
+  return a;
+}
+
 }  // namespace kfac::napi

@@ -11,7 +11,7 @@ namespace kfac::napi {
 
 namespace {
 
-// matmul(a, b, out | null, { transA, transB, alpha, beta }) → out or a new tensor
+// matmul(a, b, out | null, { transA, transB, alpha, beta, tf32 }) → out or a new tensor
 KFAC_BINDING(Matmul) {
   Tensor a = get_tensor(arg(info, 0), "a");
   Tensor b = get_tensor(arg(info, 1), "b");
@@ -19,11 +19,11 @@ KFAC_BINDING(Matmul) {
   bool has_out = get_optional_tensor(arg(info, 2), "out", out);
   Napi::Object o = get_options(arg(info, 3), "options");
   ops::MatmulOptions opt;
-  Napi::Value v;
-  if (!(v = field(o, "transA")).IsUndefined()) opt.transA = get_bool(v, "transA");
-  if (!(v = field(o, "transB")).IsUndefined()) opt.transB = get_bool(v, "transB");
-  if (!(v = field(o, "alpha")).IsUndefined()) opt.alpha = get_float(v, "alpha");
-  if (!(v = field(o, "beta")).IsUndefined()) opt.beta = get_float(v, "beta");
+  opt.transA = opt_flag(o, "transA", false);
+  opt.transB = opt_flag(o, "transB", false);
+  opt.alpha = opt_float(o, "alpha", 1.f);
+  opt.beta = opt_float(o, "beta", 0.f);
+  opt.tf32 = opt_flag(o, "tf32", false);
   Tensor c = ops::matmul(a, b, has_out ? &out : nullptr, opt);
   return has_out ? arg(info, 2) : Napi::Value(TensorWrap::wrap(info.Env(), c));
 }
@@ -70,7 +70,7 @@ KFAC_BINDING(Transpose) {
   Tensor x = get_tensor(arg(info, 0), "x");
   Tensor out;
   bool has_out = get_optional_tensor(arg(info, 1), "out", out);
-  if (!has_out) out = Tensor::empty(ops::transpose_shape(x));
+  if (!has_out) out = Tensor::empty(ops::transpose_shape(x), DType::F32, x.device());
   ops::transpose(x, out);
   return has_out ? arg(info, 1) : Napi::Value(TensorWrap::wrap(info.Env(), out));
 }
@@ -89,20 +89,22 @@ KFAC_BINDING(Dot) {
   return Napi::Number::New(info.Env(), ops::dot(x, y));
 }
 
+const Binding kBindings[] = {
+    {"matmul", Matmul},
+    {"fill", Fill},
+    {"copy", Copy},
+    {"add", Add},
+    {"scale", Scale},
+    {"axpy", Axpy},
+    {"transpose", Transpose},
+    {"sum", Sum},
+    {"sumSquares", SumSquares},
+    {"norm", Norm},
+    {"dot", Dot},
+};
+
 }  // namespace
 
-void register_basic_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
-  exports.Set("fill", Napi::Function::New(env, Fill, "fill"));
-  exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
-  exports.Set("add", Napi::Function::New(env, Add, "add"));
-  exports.Set("scale", Napi::Function::New(env, Scale, "scale"));
-  exports.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
-  exports.Set("transpose", Napi::Function::New(env, Transpose, "transpose"));
-  exports.Set("sum", Napi::Function::New(env, Sum, "sum"));
-  exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
-  exports.Set("norm", Napi::Function::New(env, Norm, "norm"));
-  exports.Set("dot", Napi::Function::New(env, Dot, "dot"));
-}
+void register_basic_ops(Napi::Env env, Napi::Object exports) { register_table(env, exports, kBindings); }
 
 }  // namespace kfac::napi

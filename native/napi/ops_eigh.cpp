@@ -93,13 +93,15 @@ KFAC_BINDING(EighFaultInjection) {
   return info.Env().Undefined();
 }
 
+const Binding kBindings[] = {
+    {"eigh", Eigh},
+    {"eighRefresh", EighRefresh},
+    {"eighBatched", EighBatched},
+    {"_eighFaultInjection", EighFaultInjection},
+};
+
 }  // namespace
 
-void register_eigh_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("eigh", Napi::Function::New(env, Eigh, "eigh"));
-  exports.Set("eighRefresh", Napi::Function::New(env, EighRefresh, "eighRefresh"));
-  exports.Set("eighBatched", Napi::Function::New(env, EighBatched, "eighBatched"));
-  exports.Set("_eighFaultInjection", Napi::Function::New(env, EighFaultInjection, "_eighFaultInjection"));
-}
+void register_eigh_ops(Napi::Env env, Napi::Object exports) { register_table(env, exports, kBindings); }
 
 }  // namespace kfac::napi

@@ -31,10 +31,9 @@ KFAC_BINDING(FactorUpdate) {
   Tensor F = get_tensor(arg(info, 1), "factor");
   Napi::Object o = get_options(arg(info, 2), "options");
   ops::FactorUpdateOptions opt;
-  Napi::Value v;
-  if (!(v = field(o, "beta")).IsUndefined()) opt.beta = get_float(v, "beta");
-  if (!(v = field(o, "scale")).IsUndefined()) opt.scale = get_finite(v, "scale");
-  if (!(v = field(o, "bias")).IsUndefined()) opt.bias = get_bool(v, "bias");
+  opt.beta = opt_float(o, "beta", opt.beta);
+  opt.scale = opt_number(o, "scale", opt.scale);
+  opt.bias = opt_flag(o, "bias", opt.bias);
   ops::factor_update(x, F, opt);
   return info.Env().Undefined();
 }
@@ -47,7 +46,7 @@ KFAC_BINDING(DampedInverse) {
   bool has_out = get_optional_tensor(arg(info, 2), "out", out);
   if (!has_out) {
     if (a.rank() != 2) throw_arg(ErrorCode::Shape, "a", "2 dimensions", "shape " + shape_str(a.shape()));
-    out = Tensor::empty(a.shape());
+    out = Tensor::empty(a.shape(), DType::F32, a.device());
   }
   bool f64 = ops::damped_inverse(a, delta, out);
   Napi::Object r = Napi::Object::New(info.Env());
@@ -109,24 +108,6 @@ KFAC_BINDING(PiDamping) {
   return pi_object(info.Env(), ops::pi_damping(A, G, lambda));
 }
 
-std::vector<Tensor> get_tensor_list(Napi::Value v, const char* name) {
-  if (!v.IsArray()) throw_arg(ErrorCode::InvalidArgument, name, "an array of tensors", describe(v));
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<Tensor> out;
-  out.reserve(a.Length());
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    std::string n = std::string(name) + "[" + std::to_string(i) + "]";
-    out.push_back(get_tensor(a.Get(i), n.c_str()));
-  }
-  return out;
-}
-
-Napi::Array number_array(Napi::Env env, const std::vector<double>& v) {
-  Napi::Array a = Napi::Array::New(env, v.size());
-  for (size_t i = 0; i < v.size(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, v[i]));
-  return a;
-}
-
 // clipNewtonStep(tensors, { mode: 'global' | 'per-tensor' | 'fisher', maxNorm, c, lr, grads })
 //   → { norms, totalNorm, scales, clipped, anyClipped, vg }; tensors are scaled in place
 KFAC_BINDING(ClipNewtonStep) {
@@ -134,12 +115,8 @@ KFAC_BINDING(ClipNewtonStep) {
   std::vector<Tensor> steps = get_tensor_list(arg(info, 0), "tensors");
   Napi::Object o = get_options(arg(info, 1), "options");
   ops::ClipOptions opt;
-  Napi::Value m = field(o, "mode");
-  std::string mode = m.IsUndefined() ? "global" : (m.IsString() ? m.As<Napi::String>().Utf8Value() : "");
-  if (mode == "global") opt.mode = ops::ClipMode::Global;
-  else if (mode == "per-tensor") opt.mode = ops::ClipMode::PerTensor;
-  else if (mode == "fisher") opt.mode = ops::ClipMode::Fisher;
-  else throw_arg(ErrorCode::InvalidArgument, "mode", "'global', 'per-tensor' or 'fisher'", m.IsString() ? "'" + mode + "'" : describe(m));
+  const ops::ClipMode modes[] = {ops::ClipMode::Global, ops::ClipMode::PerTensor, ops::ClipMode::Fisher};
+  opt.mode = modes[get_choice(field(o, "mode"), "mode", {"global", "per-tensor", "fisher"}, 0)];
   std::vector<Tensor> grads;
   if (opt.mode == ops::ClipMode::Fisher) {
     opt.c = get_number(field(o, "c"), "c");
@@ -161,17 +138,18 @@ KFAC_BINDING(ClipNewtonStep) {
   return out;
 }
 
+const Binding kBindings[] = {
+    {"factorUpdate", FactorUpdate},
+    {"dampedInverse", DampedInverse},
+    {"preconditionEigen", PreconditionEigen},
+    {"preconditionInverse", PreconditionInverse},
+    {"preconditionInverseFactors", PreconditionInverseFactors},
+    {"piDamping", PiDamping},
+    {"clipNewtonStep", ClipNewtonStep},
+};
+
 }  // namespace
 
-void register_kfac_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("factorUpdate", Napi::Function::New(env, FactorUpdate, "factorUpdate"));
-  exports.Set("dampedInverse", Napi::Function::New(env, DampedInverse, "dampedInverse"));
-  exports.Set("preconditionEigen", Napi::Function::New(env, PreconditionEigen, "preconditionEigen"));
-  exports.Set("preconditionInverse", Napi::Function::New(env, PreconditionInverse, "preconditionInverse"));
-  exports.Set("preconditionInverseFactors",
-              Napi::Function::New(env, PreconditionInverseFactors, "preconditionInverseFactors"));
-  exports.Set("piDamping", Napi::Function::New(env, PiDamping, "piDamping"));
-  exports.Set("clipNewtonStep", Napi::Function::New(env, ClipNewtonStep, "clipNewtonStep"));
-}
+void register_kfac_ops(Napi::Env env, Napi::Object exports) { register_table(env, exports, kBindings); }
 
 }  // namespace kfac::napi

@@ -27,19 +27,9 @@ Ids get_ids(Napi::Value v, const char* name) {
   return {a.Data(), int64_t(a.ElementLength())};
 }
 
-std::string get_string(Napi::Value v, const char* name) {
-  if (!v.IsString()) throw_arg(ErrorCode::InvalidArgument, name, "a string", describe(v));
-  return v.As<Napi::String>().Utf8Value();
-}
-
 // Optional tensor argument: returns a pointer into `slot` or nullptr.
 const Tensor* opt(Napi::Value v, const char* name, Tensor& slot) {
   return get_optional_tensor(v, name, slot) ? &slot : nullptr;
-}
-
-bool opt_bool(Napi::Object o, const char* key, bool dflt) {
-  Napi::Value v = field(o, key);
-  return v.IsUndefined() ? dflt : get_bool(v, key);
 }
 
 int gelu_kind(Napi::Value v) {
@@ -82,7 +72,7 @@ struct AttnArgs {
 AttnArgs attn_args(Napi::Value v) {
   Napi::Object o = get_options(v, "options");
   AttnArgs a;
-  a.causal = opt_bool(o, "causal", false);
+  a.causal = opt_flag(o, "causal", false);
   Napi::Value f = field(o, "scale");
   if (!f.IsUndefined()) {
     a.scale = get_float(f, "scale");
@@ -109,7 +99,7 @@ KFAC_BINDING(LinearForward) {
   const Tensor* b = opt(arg(info, 2), "b", bs);
   Tensor y = get_tensor(arg(info, 3), "y");
   Napi::Object o = get_options(arg(info, 4), "options");
-  nn::linear_forward(x, W, b, y, opt_bool(o, "conv1d", false));
+  nn::linear_forward(x, W, b, y, opt_flag(o, "conv1d", false));
   return info.Env().Undefined();
 }
 
@@ -121,7 +111,7 @@ KFAC_BINDING(LinearBackward) {
   const Tensor* dW = opt(arg(info, 4), "dW", s1);
   const Tensor* db = opt(arg(info, 5), "db", s2);
   Napi::Object o = get_options(arg(info, 6), "options");
-  nn::linear_backward(x, W, dy, dx, dW, db, opt_bool(o, "conv1d", false), opt_bool(o, "accumulateDx", false));
+  nn::linear_backward(x, W, dy, dx, dW, db, opt_flag(o, "conv1d", false), opt_flag(o, "accumulateDx", false));
   return info.Env().Undefined();
 }
 
@@ -314,27 +304,22 @@ KFAC_BINDING(DropoutBackward) {
   return info.Env().Undefined();
 }
 
+const Binding kBindings[] = {
+    {"linearForward", LinearForward},         {"linearBackward", LinearBackward},
+    {"embeddingForward", EmbeddingForward},   {"embeddingBackward", EmbeddingBackward},
+    {"layerNormForward", LayerNormForward},   {"layerNormBackward", LayerNormBackward},
+    {"rmsNormForward", RmsNormForward},       {"rmsNormBackward", RmsNormBackward},
+    {"geluForward", GeluForward},             {"geluBackward", GeluBackward},
+    {"siluForward", SiluForward},             {"siluBackward", SiluBackward},
+    {"swigluForward", SwigluForward},         {"swigluBackward", SwigluBackward},
+    {"crossEntropy", CrossEntropy},           {"attentionForward", AttentionForward},
+    {"attentionBackward", AttentionBackward}, {"ropeForward", RopeForward},
+    {"ropeBackward", RopeBackward},           {"dropoutForward", DropoutForward},
+    {"dropoutBackward", DropoutBackward},     {"kvCacheWrite", KvCacheWrite},
+};
+
 }  // namespace
 
-void register_nn_ops(Napi::Env env, Napi::Object exports) {
-  struct Entry {
-    const char* name;
-    Napi::Value (*fn)(const Napi::CallbackInfo&);
-  };
-  static const Entry entries[] = {
-      {"linearForward", LinearForward},         {"linearBackward", LinearBackward},
-      {"embeddingForward", EmbeddingForward},   {"embeddingBackward", EmbeddingBackward},
-      {"layerNormForward", LayerNormForward},   {"layerNormBackward", LayerNormBackward},
-      {"rmsNormForward", RmsNormForward},       {"rmsNormBackward", RmsNormBackward},
-      {"geluForward", GeluForward},             {"geluBackward", GeluBackward},
-      {"siluForward", SiluForward},             {"siluBackward", SiluBackward},
-      {"swigluForward", SwigluForward},         {"swigluBackward", SwigluBackward},
-      {"crossEntropy", CrossEntropy},           {"attentionForward", AttentionForward},
-      {"attentionBackward", AttentionBackward}, {"ropeForward", RopeForward},
-      {"ropeBackward", RopeBackward},           {"dropoutForward", DropoutForward},
-      {"dropoutBackward", DropoutBackward},     {"kvCacheWrite", KvCacheWrite},
-  };
-  for (const Entry& e : entries) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
-}
+void register_nn_ops(Napi::Env env, Napi::Object exports) { register_table(env, exports, kBindings); }
 
 }  // namespace kfac::napi

@@ -55,13 +55,15 @@ KFAC_BINDING(SetCpuKernel) {
   return Napi::String::New(info.Env(), cpu::kernel_isa_name(cpu::kernel_isa()));
 }
 
+const Binding kBindings[] = {
+    {"info", Info},
+    {"setNumThreads", SetNumThreads},
+    {"setCpuKernel", SetCpuKernel},
+    {"setErrorFactory", SetErrorFactory},
+};
+
 }  // namespace
 
-void register_system(Napi::Env env, Napi::Object exports) {
-  exports.Set("info", Napi::Function::New(env, Info, "info"));
-  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
-  exports.Set("setCpuKernel", Napi::Function::New(env, SetCpuKernel, "setCpuKernel"));
-  exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory, "setErrorFactory"));
-}
+void register_system(Napi::Env env, Napi::Object exports) { register_table(env, exports, kBindings); }
 
 }  // namespace kfac::napi

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "../core/dispatch.h"
 #include "../cpu/elementwise.h"
 #include "../cpu/random.h"
 #include "args.h"
@@ -19,10 +20,24 @@ const napi_type_tag kTensorTag = {0x6b666163a1c0ffeeULL, 0x6375646174656e73ULL};
 const napi_type_tag kTensorTag = {0x6b666163a1c0ffeeULL, 0x7465736f72b16b1dULL};
 #endif
 
-// Host-side access (copies, views as Float32Array) needs CPU memory.
+// Host-side access (copies into or out of a Float32Array) needs float32 CPU memory.
 void require_host(const kfac::Tensor& t) {
   if (t.device() != kfac::Device::CPU)
-    throw_arg(ErrorCode::Device, "tensor", "a cpu tensor (download a cuda tensor first)", device_name(t.device()));
+    throw_arg(ErrorCode::Device, "tensor", "a cpu tensor (move it with t.to('cpu') first)", device_name(t.device()));
+  if (t.dtype() != kfac::DType::F32)
+    throw_arg(ErrorCode::DType, "tensor", "float32 (convert it with t.to('cpu', { dtype: 'float32' }) first)",
+              dtype_name(t.dtype()));
+}
+
+// { device, dtype } of a factory's options (cpu, float32 by default).
+struct Placement {
+  kfac::Device device = kfac::Device::CPU;
+  kfac::DType dtype = kfac::DType::F32;
+};
+Placement get_placement(Napi::Value v) {
+  Napi::Object o = get_options(v, "options");
+  return {get_device(field(o, "device"), "device", kfac::Device::CPU),
+          get_dtype(field(o, "dtype"), "dtype", kfac::DType::F32)};
 }
 
 Napi::Value guard(const Napi::CallbackInfo& info, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
@@ -54,6 +69,7 @@ void TensorWrap::init(Napi::Env env, Napi::Object exports) {
           InstanceMethod("copyFromFloat32Array", &TensorWrap::CopyFromFloat32Array),
           InstanceMethod("reshape", &TensorWrap::Reshape),
           InstanceMethod("clone", &TensorWrap::Clone),
+          InstanceMethod("to", &TensorWrap::To),
       });
   addon_data(env).tensor_ctor = Napi::Persistent(ctor);
   exports.Set("NativeTensor", ctor);
@@ -120,14 +136,23 @@ Napi::Value TensorWrap::FromFloat32Array(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorWrap::Empty(const Napi::CallbackInfo& info) {
   return guard(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return wrap(info.Env(), kfac::Tensor::empty(get_shape(arg(info, 0), "shape")));
+    Placement p = get_placement(arg(info, 1));
+    return wrap(info.Env(), kfac::Tensor::empty(get_shape(arg(info, 0), "shape"), p.dtype, p.device));
   });
 }
 
 Napi::Value TensorWrap::Zeros(const Napi::CallbackInfo& info) {
   return guard(info, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    kfac::Tensor t = kfac::Tensor::empty(get_shape(arg(info, 0), "shape"));
-    cpu::fill(t.f32(), t.numel(), 0.f);
+    Placement p = get_placement(arg(info, 1));
+    kfac::Shape shape = get_shape(arg(info, 0), "shape");
+    if (p.device != kfac::Device::CPU) {
+      kfac::Tensor t = kfac::Tensor::zeros(shape, p.dtype, p.device);
+      kfac::synchronize(p.device);
+      return wrap(info.Env(), t);
+    }
+    kfac::Tensor t = kfac::Tensor::empty(shape, p.dtype);
+    if (p.dtype == kfac::DType::F32) cpu::fill(t.f32(), t.numel(), 0.f);
+    else std::memset(t.raw(), 0, t.nbytes());
     return wrap(info.Env(), t);
   });
 }
@@ -234,9 +259,36 @@ Napi::Value TensorWrap::Reshape(const Napi::CallbackInfo& info) {
 Napi::Value TensorWrap::Clone(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
-    require_host(tensor_);
     kfac::Tensor t = kfac::Tensor::empty(tensor_.shape(), tensor_.dtype(), tensor_.device());
-    cpu::copy(tensor_.f32(), t.f32(), t.numel());
+    if (tensor_.device() == kfac::Device::CPU) {
+      std::memcpy(t.raw(), tensor_.raw(), t.nbytes());
+    } else {
+      kfac::device_allocator(tensor_.device()).copy(t.raw(), tensor_.raw(), t.nbytes());
+      kfac::synchronize(t.device());
+    }
+    return wrap(info.Env(), t);
+  });
+}
+
+// to(device, { dtype }) → a new tensor on `device` in `dtype` (a copy even when nothing
+// changes). The dtype conversion runs on the device that holds float32 data: before an
+// upload, after a download.
+Napi::Value TensorWrap::To(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
+    kfac::Device dev = get_device(arg(info, 0), "device", tensor_.device());
+    kfac::DType dt = get_dtype(field(get_options(arg(info, 1), "options"), "dtype"), "dtype", tensor_.dtype());
+    kfac::Tensor t = tensor_;
+    if (t.dtype() != dt && dt != kfac::DType::F32) t = kfac::ops::cast(t, dt);  // narrow first: less to move
+    if (t.device() != dev) t = kfac::to_device(t, dev);
+    if (t.dtype() != dt) t = kfac::ops::cast(t, dt);
+    if (t.raw() == tensor_.raw()) {  // nothing changed: still a copy
+      kfac::Tensor c = kfac::Tensor::empty(t.shape(), t.dtype(), t.device());
+      if (dev == kfac::Device::CPU) std::memcpy(c.raw(), t.raw(), t.nbytes());
+      else kfac::device_allocator(dev).copy(c.raw(), t.raw(), t.nbytes());
+      t = c;
+    }
+    kfac::synchronize(dev);
     return wrap(info.Env(), t);
   });
 }

@@ -39,6 +39,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value CopyFromFloat32Array(const Napi::CallbackInfo& info);
   Napi::Value Reshape(const Napi::CallbackInfo& info);
   Napi::Value Clone(const Napi::CallbackInfo& info);
+  Napi::Value To(const Napi::CallbackInfo& info);
 
   void release(Napi::Env env);
 

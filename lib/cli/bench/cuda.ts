@@ -3,14 +3,19 @@
  * its achieved GB/s or GFLOP/s and the fraction of a ceiling measured in the same run: the
  * device-to-device copy bandwidth, or a large cuBLAS SGEMM. eigh is timed against
  * torch.linalg.eigh on the same GPU when PyTorch with CUDA imports (bench/peer_torch.py).
- * Every CUDA op returns after its device work is done, so host wall time is device time
- * plus launch overhead.
+ * Every op on cuda tensors returns after its device work is done, so host wall time is
+ * device time plus launch overhead. The cases call the same functions as the CPU cases.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import * as cuda from '../../cuda/index.js';
+import { clipNewtonStep } from '../../kfac/clip.js';
+import { updateFactor } from '../../kfac/factor.js';
+import { preconditionEigen, preconditionInverseFactors } from '../../kfac/precondition.js';
+import { eigh, eighBatched } from '../../linalg/eigh.js';
+import { matmul } from '../../linalg/matmul.js';
+import { copy } from '../../ops/index.js';
 import { packageRoot } from '../../native/loader.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { timeMs } from './timing.js';
@@ -18,7 +23,7 @@ import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 
 const dev = (shape: number[], seed: number, std = 1): Tensor => {
   const h = Tensor.randn(shape, { seed, std });
-  const d = cuda.toDevice(h);
+  const d = h.to('cuda');
   h.dispose();
   return d;
 };
@@ -26,8 +31,8 @@ const dev = (shape: number[], seed: number, std = 1): Tensor => {
 /** A symmetric positive semi-definite n×n matrix on the device (XᵀX/R from a factor update). */
 function spd(n: number, seed: number): Tensor {
   const x = dev([Math.max(2 * n, 64), n], seed);
-  const F = cuda.zeros([n, n]);
-  cuda.factorUpdate(x, F, { beta: 0 });
+  const F = Tensor.zeros([n, n], { device: 'cuda' });
+  updateFactor(F, x, { beta: 0 });
   x.dispose();
   return F;
 }
@@ -45,16 +50,16 @@ let ceilings: Ceilings | undefined;
 export function measureCeilings(repeats: number): Ceilings {
   if (ceilings) return ceilings;
   const n = 64 << 20; // 256 MiB of float32
-  const a = cuda.zeros([n]);
-  const b = cuda.zeros([n]);
-  const copyMs = timeMs(() => cuda.copy(a, b), repeats, 3);
+  const a = Tensor.zeros([n], { device: 'cuda' });
+  const b = Tensor.zeros([n], { device: 'cuda' });
+  const copyMs = timeMs(() => copy(a, b), repeats, 3);
   a.dispose();
   b.dispose();
   const m = 8192;
   const x = dev([m, m], 1);
   const y = dev([m, m], 2);
-  const out = cuda.zeros([m, m]);
-  const gemmMs = timeMs(() => cuda.matmul(x, y, { out }), Math.max(3, Math.min(repeats, 5)), 2);
+  const out = Tensor.zeros([m, m], { device: 'cuda' });
+  const gemmMs = timeMs(() => matmul(x, y, { out }), Math.max(3, Math.min(repeats, 5)), 2);
   x.dispose();
   y.dispose();
   out.dispose();
@@ -93,8 +98,8 @@ const factorBench: BenchCase = {
       for (const R of [32, 2048]) {
         o.progress(`cuda factor d=${d} R=${R}`);
         const x = dev([R, d], 3);
-        const F = cuda.zeros([d + 1, d + 1]);
-        const ms = timeMs(() => cuda.factorUpdate(x, F, { beta: 0.95, bias: true }), o.repeats);
+        const F = Tensor.zeros([d + 1, d + 1], { device: 'cuda' });
+        const ms = timeMs(() => updateFactor(F, x, { beta: 0.95, bias: true }), o.repeats);
         const bytes = 4 * (R * d + 2 * (d + 1) ** 2);
         const gbps = bytes / (ms * 1e6);
         const gflops = (R * d * (d + 1)) / (ms * 1e6);
@@ -116,16 +121,16 @@ const clipBench: BenchCase = {
     for (const total of o.sizes ?? [1 << 20, 16 << 20, 128 << 20]) {
       o.progress(`cuda clip ${total} elements`);
       const per = Math.ceil(total / 64);
-      const ts = Array.from({ length: 64 }, () => cuda.zeros([per]));
+      const ts = Array.from({ length: 64 }, () => Tensor.zeros([per], { device: 'cuda' }));
       const seedT = dev([per], 4);
-      for (const t of ts) cuda.copy(seedT, t);
+      for (const t of ts) copy(seedT, t);
       seedT.dispose();
       // Reduce only: maxNorm above the norm, so the scale launch skips every chunk.
-      const msNoClip = timeMs(() => cuda.clipNewtonStep(ts, { maxNorm: 1e30 }), o.repeats);
+      const msNoClip = timeMs(() => clipNewtonStep(ts, { mode: 'global', maxNorm: 1e30 }), o.repeats);
       // Clipping every call: maxNorm halves each call (values shrink by 2 per call, far from underflow).
-      const n0 = cuda.clipNewtonStep(ts, { maxNorm: 1e30 }).totalNorm;
+      const n0 = clipNewtonStep(ts, { mode: 'global', maxNorm: 1e30 }).norm;
       let k = 0;
-      const ms = timeMs(() => cuda.clipNewtonStep(ts, { maxNorm: n0 * 0.5 ** ++k }), o.repeats);
+      const ms = timeMs(() => clipNewtonStep(ts, { mode: 'global', maxNorm: n0 * 0.5 ** ++k }), o.repeats);
       const n = per * 64;
       const gbps = (12 * n) / (ms * 1e6); // reduce reads 4n, scale reads and writes 8n
       rows.push(row('clip', `64 tensors, ${n} elements, clipping`, ms, { gbps, ofCeiling: gbps / c.copyGBps }));
@@ -147,14 +152,14 @@ const preconditionBench: BenchCase = {
       o.progress(`cuda precondition n=${n}`);
       const A = spd(n, 5);
       const G = spd(n, 6);
-      const ea = cuda.eigh(A, { clampNonNegative: true });
-      const eg = cuda.eigh(G, { clampNonNegative: true });
+      const ea = eigh(A, { clampNonNegative: true });
+      const eg = eigh(G, { clampNonNegative: true });
       const grad = dev([n, n], 7);
-      const out = cuda.zeros([n, n]);
-      const ms = timeMs(() => cuda.preconditionEigen(grad, { QA: ea.vectors, dA: ea.values, QG: eg.vectors, dG: eg.values }, 1e-3, out), o.repeats);
+      const out = Tensor.zeros([n, n], { device: 'cuda' });
+      const ms = timeMs(() => preconditionEigen({ grad, A: { Q: ea.vectors, d: ea.values }, G: { Q: eg.vectors, d: eg.values }, damping: 1e-3, out }), o.repeats);
       const gflops = (8 * n ** 3) / (ms * 1e6);
       rows.push(row('precondition', `eigen ${n}x${n}`, ms, { gflops, ofCeiling: gflops / c.sgemmGflops, note: '4 GEMMs + the damping kernel' }));
-      const msInv = timeMs(() => cuda.preconditionInverseFactors(grad, A, G, 1e-3, out), Math.max(3, Math.min(o.repeats, 5)));
+      const msInv = timeMs(() => preconditionInverseFactors({ grad, A, G, damping: 1e-3, out }), Math.max(3, Math.min(o.repeats, 5)));
       rows.push(row('precondition', `inverse (π, incl. 2 Cholesky inverses) ${n}x${n}`, msInv, { gflops: (4 * n ** 3) / (msInv * 1e6) }));
       for (const t of [A, G, ea.values, ea.vectors, eg.values, eg.vectors, grad, out]) t.dispose();
     }
@@ -193,7 +198,7 @@ const eighBench: BenchCase = {
       o.progress(`cuda eigh n=${n}`);
       const A = spd(n, 8);
       const ms = timeMs(() => {
-        const r = cuda.eigh(A);
+        const r = eigh(A);
         r.values.dispose();
         r.vectors.dispose();
       }, Math.max(3, Math.min(o.repeats, 10)));
@@ -226,18 +231,18 @@ const batchedEighBench: BenchCase = {
           }
       x.dispose();
       const host = Tensor.from(a, [B, r, r]);
-      const A = cuda.toDevice(host);
+      const A = host.to('cuda');
       const ms = timeMs(() => {
-        const res = cuda.eighBatched(A);
+        const res = eighBatched(A);
         res.values.dispose();
         res.vectors.dispose();
       }, Math.max(3, Math.min(o.repeats, 10)));
       // The loop: L single solves (a slice of the batch), scaled to B.
       const L = 64;
-      const singles = Array.from({ length: L }, (_, i) => cuda.toDevice(Tensor.from(a.subarray(i * r * r, (i + 1) * r * r), [r, r])));
+      const singles = Array.from({ length: L }, (_, i) => Tensor.from(a.subarray(i * r * r, (i + 1) * r * r), [r, r]).to('cuda'));
       const loopMs = (timeMs(() => {
         for (const s of singles) {
-          const res = cuda.eigh(s);
+          const res = eigh(s);
           res.values.dispose();
           res.vectors.dispose();
         }

@@ -1,7 +1,7 @@
 /** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
 import { writeFileSync } from 'node:fs';
 
-import { setBackend } from '../../native/backend.js';
+import { setBackend } from '../../native/loader.js';
 import { info } from '../../runtime.js';
 import { parseArgs, UsageError } from '../args.js';
 import { benchCases } from '../bench/registry.js';

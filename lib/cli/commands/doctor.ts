@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 
 import type { NativeAddon, NativeInfo } from '../../native/addon.js';
-import { cudaPackageName, cudaStatus, requestedBackend } from '../../native/backend.js';
+import { cudaPackageName, cudaStatus, requestedBackend } from '../../native/loader.js';
 import { candidatePaths, packageRoot } from '../../native/loader.js';
 import { VERSION } from '../../version.js';
 import { parseArgs, UsageError } from '../args.js';

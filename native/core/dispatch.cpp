@@ -1,0 +1,140 @@
+#include "dispatch.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "check.h"
+
+namespace kfac {
+
+namespace {
+
+constexpr int kDevices = 2;  // Device::CPU, Device::CUDA
+
+struct Slot {
+  bool registered = false;
+  Kernels kernels;
+};
+
+Slot* slots() {
+  static Slot s[kDevices];
+  static const bool cpu_ready = [] {
+    s[int(Device::CPU)].kernels = cpu_kernels();
+    s[int(Device::CPU)].registered = true;
+    return true;
+  }();
+  (void)cpu_ready;
+  return s;
+}
+
+bool g_loopback = false;
+
+// Host memory posing as device memory (the CPU loopback).
+void* host_alloc(size_t bytes) {
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes");
+  return p;
+}
+void host_release(void* p) { std::free(p); }
+void host_zero(void* p, size_t n) { std::memset(p, 0, n); }
+void host_copy(void* d, const void* s, size_t n) {
+  if (n) std::memmove(d, s, n);
+}
+void host_sync() {}
+
+}  // namespace
+
+void register_backend(Device device, const DeviceAllocator& memory, const Kernels& kernels) {
+  Slot& s = slots()[int(device)];
+  if (device != Device::CPU) set_device_allocator(device, memory);
+  s.kernels = kernels;
+  s.registered = true;
+}
+
+bool backend_registered(Device device) { return slots()[int(device)].registered; }
+
+const Kernels& kernels_of(Device device) { return slots()[int(device)].kernels; }
+
+void enable_cpu_loopback() {
+  if (g_loopback) return;
+  if (backend_registered(Device::CUDA))
+    throw Error(ErrorCode::Device, "the CPU loopback is for builds without a CUDA backend", "device",
+                "a build without CUDA", "a CUDA backend");
+  DeviceAllocator m;
+  m.alloc = host_alloc;
+  m.release = host_release;
+  m.zero = host_zero;
+  m.upload = host_copy;
+  m.download = host_copy;
+  m.copy = host_copy;
+  m.synchronize = host_sync;
+  register_backend(Device::CUDA, m, cpu_kernels());
+  g_loopback = true;
+}
+
+bool cpu_loopback_enabled() { return g_loopback; }
+
+std::vector<OpEntry> op_list(Device device) {
+  std::vector<OpEntry> out;
+  const bool reg = backend_registered(device);
+  const Kernels& k = kernels_of(device);
+#define KFAC_LIST_ENTRY(name, ret, params) out.push_back({#name, reg && k.name != nullptr});
+  KFAC_OP_LIST(KFAC_LIST_ENTRY)
+#undef KFAC_LIST_ENTRY
+#define KFAC_LIST_CPU_ONLY(name) out.push_back({#name, device == Device::CPU});
+  KFAC_CPU_ONLY_OP_LIST(KFAC_LIST_CPU_ONLY)
+#undef KFAC_LIST_CPU_ONLY
+  return out;
+}
+
+void throw_no_kernel(const char* op, Device device) {
+  std::string d = device_name(device);
+  std::string why = backend_registered(device) ? "op " + std::string(op) + " has no " + d + " kernel"
+                                               : "op " + std::string(op) + " has no " + d + " kernel (no " + d +
+                                                     " backend in this build)";
+  throw Error(ErrorCode::Device, why, "device", "a device with a " + std::string(op) + " kernel", d);
+}
+
+void require_cpu_kernel(Device device, const char* op) {
+  if (device != Device::CPU) throw_no_kernel(op, device);
+}
+
+Device common_device(std::initializer_list<NamedTensor> args) {
+  const NamedTensor* first = nullptr;
+  for (const NamedTensor& a : args) {
+    if (!a.t) continue;
+    check_defined(*a.t, a.name);
+    if (!first) first = &a;
+    else check_same_device(*first->t, first->name, *a.t, a.name);
+  }
+  return first ? first->t->device() : Device::CPU;
+}
+
+Tensor to_device(const Tensor& t, Device device) {
+  check_defined(t, "tensor");
+  if (t.device() == device) return t;
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), device);
+  if (t.device() == Device::CPU) {
+    device_allocator(device).upload(out.raw(), t.raw(), t.nbytes());
+  } else if (device == Device::CPU) {
+    device_allocator(t.device()).download(out.raw(), t.raw(), t.nbytes());
+  } else {
+    throw_arg(ErrorCode::Device, "device", "cpu or the tensor's own device", device_name(device));
+  }
+  return out;
+}
+
+bool device_available(Device device) {
+  if (device == Device::CPU) return true;
+  if (!backend_registered(device)) return false;
+  const DeviceAllocator& a = device_allocator(device);
+  return !a.available || a.available();
+}
+
+void synchronize(Device device) {
+  if (device == Device::CPU) return;
+  const DeviceAllocator& a = device_allocator(device);
+  if (a.synchronize) a.synchronize();
+}
+
+}  // namespace kfac

@@ -1,0 +1,89 @@
+// The CUDA build's only binding code (compiled by CMakeLists.txt, never by binding.gyp):
+// registers the CUDA kernels into the op table when the addon loads, and adds
+// exports.cuda = { info, memory } — what the runtime says and how much memory is in use.
+// Every op is the same binding for both devices (native/napi/ops_*.cpp).
+#include <napi.h>
+
+#include <string>
+
+#include "../../cuda/context.cuh"
+#include "../args.h"
+#include "../errors.h"
+#include "../register.h"
+
+#ifndef KFAC_CUDA_ARCHITECTURES
+#define KFAC_CUDA_ARCHITECTURES ""
+#endif
+
+namespace kfac::napi {
+
+namespace {
+
+std::string version_string(int v) {  // 12080 → "12.8"
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+template <class F>
+std::string property_version(F get) {
+  int major = 0, minor = 0, patch = 0;
+  get(MAJOR_VERSION, &major);
+  get(MINOR_VERSION, &minor);
+  get(PATCH_LEVEL, &patch);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
+// info() → never throws: what the runtime, driver and libraries say, and why no device.
+KFAC_BINDING(CudaInfo) {
+  Napi::Env env = info.Env();
+  const cuda::Probe& p = cuda::probe();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("built", true);
+  o.Set("architectures", KFAC_CUDA_ARCHITECTURES);
+  o.Set("runtimeVersion", version_string(p.runtime_version));
+  o.Set("driverVersion", p.driver_version ? Napi::Value(Napi::String::New(env, version_string(p.driver_version))) : env.Null());
+  o.Set("cublasVersion", property_version([](libraryPropertyType t, int* v) { return cublasGetProperty(t, v); }));
+  o.Set("cusolverVersion", property_version([](libraryPropertyType t, int* v) { return cusolverGetProperty(t, v); }));
+  o.Set("deviceCount", p.count);
+  o.Set("reason", p.count ? env.Null() : Napi::Value(Napi::String::New(env, p.reason)));
+  Napi::Array devs = Napi::Array::New(env);
+  for (int d = 0; d < p.count; ++d) {
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) continue;
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("name", prop.name);
+    x.Set("computeCapability", std::to_string(prop.major) + "." + std::to_string(prop.minor));
+    x.Set("memoryBytes", Napi::Number::New(env, double(prop.totalGlobalMem)));
+    x.Set("multiprocessors", prop.multiProcessorCount);
+    devs.Set(uint32_t(d), x);
+  }
+  o.Set("devices", devs);
+  return o;
+}
+
+// memory() → { allocated, peak, free, total } in bytes (free/total 0 without a device).
+KFAC_BINDING(CudaMemory) {
+  Napi::Env env = info.Env();
+  cuda::MemoryStats m = cuda::memory_stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("allocated", Napi::Number::New(env, double(m.allocated)));
+  o.Set("peak", Napi::Number::New(env, double(m.peak)));
+  o.Set("free", Napi::Number::New(env, double(m.free)));
+  o.Set("total", Napi::Number::New(env, double(m.total)));
+  return o;
+}
+
+const Binding kBindings[] = {
+    {"info", CudaInfo},
+    {"memory", CudaMemory},
+};
+
+}  // namespace
+
+void register_cuda(Napi::Env env, Napi::Object exports) {
+  cuda::register_backend();
+  Napi::Object c = Napi::Object::New(env);
+  register_table(env, c, kBindings);
+  exports.Set("cuda", c);
+}
+
+}  // namespace kfac::napi

@@ -1,2 +1,0 @@
-// Types of loopback.mjs for the vitest wrapper.
-export declare const loopbackApi: unknown;
