@@ -13,7 +13,7 @@ export * as io from './io/index.js';
 export * as models from './models/index.js';
 export * as peft from './peft/index.js';
 export * as demo from './demo/index.js';
-export { info, setNumThreads, setCpuKernel, setBackend } from './runtime.js';
+export { info, setNumThreads, setCpuKernel, setBackend, releaseCachedMemory, setHostCacheLimit } from './runtime.js';
 export type { RuntimeInfo, CpuKernel, Backend } from './runtime.js';
 export * as cuda from './cuda/index.js';
 export {

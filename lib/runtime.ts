@@ -27,6 +27,19 @@ export function setNumThreads(n: number): number {
   return native().setNumThreads(checkInteger(n, 'threads', 0, 256));
 }
 
+/**
+ * Returns the host memory blocks the caching allocator keeps for reuse to the system (the
+ * allocator also does this by itself under memory pressure). Returns the bytes released.
+ */
+export function releaseCachedMemory(): number {
+  return native().releaseCachedMemory();
+}
+
+/** Bounds the host block cache in bytes (0 disables caching); default KFAC_HOST_CACHE_BYTES or ¼ of RAM, at most 2 GiB. */
+export function setHostCacheLimit(bytes: number): void {
+  native().setHostCacheLimit(checkInteger(bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER));
+}
+
 export type CpuKernel = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** Forces a CPU micro-kernel family (for testing the fallbacks); 'auto' picks the best the CPU has. */

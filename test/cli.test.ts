@@ -36,7 +36,7 @@ describe('kfac-peft CLI', () => {
     const r = run('bench', 'gemm', '--sizes', '8,33', '--threads', '1', '--repeats', '1', '--no-peer', '--json');
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as { rows: { case: string; shape: string; ms: number; gflops: number }[] };
-    expect(j.rows.map((x) => x.shape)).toEqual(['8x8x8', '33x33x33']);
+    expect(j.rows.map((x) => x.shape)).toEqual(['8x8x8', '8x8x8 new', '33x33x33', '33x33x33 new']);
     for (const row of j.rows) {
       expect(row.ms).toBeGreaterThan(0);
       expect(row.gflops).toBeGreaterThan(0);

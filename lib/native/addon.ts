@@ -38,6 +38,17 @@ export interface NativeInfo {
     threads: number;
     defaultThreads: number;
   };
+  /** The caching allocator of host tensor storage (bytes count size classes). */
+  memory: {
+    allocatedBytes: number;
+    cachedBytes: number;
+    peakAllocatedBytes: number;
+    cacheLimitBytes: number;
+    allocations: number;
+    cacheHits: number;
+    systemAllocations: number;
+    releases: number;
+  };
 }
 
 export interface NativeMatmulOptions {
@@ -58,6 +69,8 @@ export interface NativeAddon {
   info(): NativeInfo;
   setNumThreads(n: number): number;
   setCpuKernel(kernel: string): string;
+  releaseCachedMemory(): number;
+  setHostCacheLimit(bytes: number): void;
   setErrorFactory(f: (code: string, message: string, argument: string, expected: string, got: string) => Error): void;
 
   matmul(a: NativeTensor, b: NativeTensor, out: NativeTensor | null, options: NativeMatmulOptions): NativeTensor;

@@ -1,6 +1,7 @@
 // Bindings that describe and configure the native runtime.
 #include <napi.h>
 
+#include "../core/host_allocator.h"
 #include "../cpu/cpu_features.h"
 #include "../cpu/threadpool.h"
 #include "args.h"
@@ -33,6 +34,17 @@ KFAC_BINDING(Info) {
   cpu.Set("threads", Napi::Number::New(env, cpu::num_threads()));
   cpu.Set("defaultThreads", Napi::Number::New(env, cpu::default_threads()));
   o.Set("cpu", cpu);
+  const HostAllocatorStats m = host_allocator_stats();
+  Napi::Object mem = Napi::Object::New(env);
+  mem.Set("allocatedBytes", Napi::Number::New(env, double(m.allocated_bytes)));
+  mem.Set("cachedBytes", Napi::Number::New(env, double(m.cached_bytes)));
+  mem.Set("peakAllocatedBytes", Napi::Number::New(env, double(m.peak_allocated_bytes)));
+  mem.Set("cacheLimitBytes", Napi::Number::New(env, double(m.cache_limit_bytes)));
+  mem.Set("allocations", Napi::Number::New(env, double(m.allocations)));
+  mem.Set("cacheHits", Napi::Number::New(env, double(m.cache_hits)));
+  mem.Set("systemAllocations", Napi::Number::New(env, double(m.system_allocations)));
+  mem.Set("releases", Napi::Number::New(env, double(m.releases)));
+  o.Set("memory", mem);
   return o;
 }
 
@@ -40,6 +52,20 @@ KFAC_BINDING(Info) {
 KFAC_BINDING(SetNumThreads) {
   cpu::set_num_threads(int(get_int(arg(info, 0), "threads", 0, 256)));
   return Napi::Number::New(info.Env(), cpu::num_threads());
+}
+
+// releaseCachedMemory(): returns the cached host blocks to the system; the bytes released
+KFAC_BINDING(ReleaseCachedMemory) {
+  return Napi::Number::New(info.Env(), double(host_release_cached()));
+}
+
+// setHostCacheLimit(bytes): bounds the host block cache (0 disables it)
+KFAC_BINDING(SetHostCacheLimit) {
+  Napi::Value v = arg(info, 0);
+  if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() >= 0) || v.As<Napi::Number>().DoubleValue() > 9.0e15)
+    throw_arg(ErrorCode::InvalidArgument, "bytes", "a non-negative number of bytes", describe(v));
+  host_set_cache_limit(uint64_t(v.As<Napi::Number>().DoubleValue()));
+  return info.Env().Undefined();
 }
 
 // setCpuKernel('auto' | 'avx512' | 'avx2' | 'generic')
@@ -60,6 +86,8 @@ KFAC_BINDING(SetCpuKernel) {
 void register_system(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("releaseCachedMemory", Napi::Function::New(env, ReleaseCachedMemory, "releaseCachedMemory"));
+  exports.Set("setHostCacheLimit", Napi::Function::New(env, SetHostCacheLimit, "setHostCacheLimit"));
   exports.Set("setCpuKernel", Napi::Function::New(env, SetCpuKernel, "setCpuKernel"));
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory, "setErrorFactory"));
 }

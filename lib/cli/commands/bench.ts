@@ -4,8 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { setBackend } from '../../native/backend.js';
 import { info } from '../../runtime.js';
 import { parseArgs, UsageError } from '../args.js';
-import { benchCases } from '../bench/registry.js';
-import type { BenchRow } from '../bench/types.js';
+import { benchCases } from '../../bench/registry.js';
+import type { BenchRow } from '../../bench/types.js';
 import { Progress } from '../progress.js';
 import { formatTable } from '../table.js';
 
@@ -33,7 +33,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const backend = (flags['backend'] as string | undefined) ?? 'cpu';
   if (backend !== 'cpu' && backend !== 'cuda') throw new UsageError(`--backend: 'cpu' or 'cuda', got ${JSON.stringify(backend)}`);
   if (backend === 'cuda') setBackend('cuda'); // the first op below throws a DeviceError saying why when CUDA is unavailable
-  const registry = backend === 'cuda' ? (await import('../bench/cuda.js')).cudaBenchCases : benchCases;
+  const registry = backend === 'cuda' ? (await import('../../bench/cuda.js')).cudaBenchCases : benchCases;
   const names = which === 'all' ? Object.keys(registry) : [which];
   for (const n of names) if (!registry[n]) throw new UsageError(`unknown bench case ${JSON.stringify(n)}${backend === 'cuda' ? ` for --backend cuda (${Object.keys(registry).join('|')})` : ''}\n${benchUsage()}`);
   const maxThreads = info().cpu.defaultThreads;
@@ -44,7 +44,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const started = new Date().toISOString();
   try {
     for (const name of names) {
-      const c = await (registry[name] as () => Promise<import('../bench/types.js').BenchCase>)();
+      const c = await (registry[name] as () => Promise<import('../../bench/types.js').BenchCase>)();
       rows.push(
         ...(await c.run({
           sizes: (flags['sizes'] ?? flags['n']) as number[] | undefined,

@@ -10,9 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import * as cuda from '../../cuda/index.js';
-import { packageRoot } from '../../native/loader.js';
-import { Tensor } from '../../tensor/tensor.js';
+import * as cuda from '../cuda/index.js';
+import { packageRoot } from '../native/loader.js';
+import { Tensor } from '../tensor/tensor.js';
 import { timeMs } from './timing.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 

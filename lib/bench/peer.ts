@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 
-import { packageRoot } from '../../native/loader.js';
+import { packageRoot } from '../native/loader.js';
 
 export interface PeerHello {
   numpy: string;
