@@ -50,8 +50,22 @@ describe('kfac-peft CLI', () => {
     expect(r.stdout).toMatch(/16x16x16/);
   });
 
+  it('bench step times a LoRA step and profiles it per op family', () => {
+    const r = run('bench', 'step', '--shape', 'stories260k', '--batch', '2', '--seq', '16', '--rounds', '1', '--steps', '1', '--threads', '1', '--profile', '--json');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as { ours: { medianMs: number; loss: number; tokensPerSecond: number }; trainable: number; profile: { family: string; msPerStep: number }[] };
+    expect(j.ours.medianMs).toBeGreaterThan(0);
+    expect(j.ours.tokensPerSecond).toBeGreaterThan(0);
+    expect(Number.isFinite(j.ours.loss)).toBe(true);
+    expect(j.trainable).toBeGreaterThan(0);
+    expect(j.profile.map((p) => p.family)).toContain('gemm (linear, matmul)');
+  });
+
   it.each([
     [['nope'], /unknown command/],
+    [['bench', 'step', '--shape', 'bert-huge'], /--shape: one of/],
+    [['bench', 'step', '--optimizer', 'lion'], /--optimizer: one of/],
+    [['bench', 'step', '--model', '/no/such/dir'], /does not exist/],
     [['bench', 'nope'], /unknown bench case/],
     [['bench', 'gemm', '--sizes', 'abc'], /expected positive integers/],
     [['bench', 'gemm', '--bogus'], /unknown option --bogus/],

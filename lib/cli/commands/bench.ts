@@ -23,10 +23,11 @@ const FLAGS = {
 
 export function benchUsage(): string {
   const names = Object.keys(benchCases).join('|');
-  return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
+  return `usage: kfac-peft bench step [--shape S | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--peer torch] [--profile] [--json]\n       kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
 }
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'step') return (await import('./bench-step.js')).benchStepCommand(argv.slice(1));
   const { positional, flags } = parseArgs(argv, FLAGS);
   const which = positional[0] ?? 'all';
   if (positional.length > 1) throw new UsageError(`bench takes one case, got ${positional.join(' ')}\n${benchUsage()}`);
