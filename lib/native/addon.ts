@@ -34,6 +34,11 @@ export interface NativeInfo {
     avx2: boolean;
     fma: boolean;
     avx512f: boolean;
+    /** AVX512-BF16 (vdpbf16ps) and AMX-BF16 tiles enabled by the OS. */
+    avx512bf16: boolean;
+    amxBf16: boolean;
+    /** The bf16 GEMM kernel in use: 'amx', 'avx512bf16' or 'portable' (widens to float32). */
+    bf16Kernel: string;
     kernel: string;
     threads: number;
     defaultThreads: number;
@@ -68,6 +73,10 @@ export interface NativeAddon {
   NativeTensor: NativeTensorStatic;
   info(): NativeInfo;
   setNumThreads(n: number): number;
+  cast(x: NativeTensor, dtype: string): NativeTensor;
+  gemmBf16(a: NativeTensor, b: NativeTensor): NativeTensor;
+  setBf16Kernel(kernel: string): string;
+  bf16Kernels(): { kernel: string; supported: Record<string, boolean> };
   setCpuKernel(kernel: string): string;
   releaseCachedMemory(): number;
   setHostCacheLimit(bytes: number): void;

@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_optim_ops(env, exports);
   register_eigh_ops(env, exports);
   register_kfac_ops(env, exports);
+  register_dtype_ops(env, exports);
 #ifdef KFAC_WITH_CUDA
   register_cuda(env, exports);
 #endif

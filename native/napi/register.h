@@ -10,6 +10,7 @@ void register_nn_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_eigh_ops(Napi::Env env, Napi::Object exports);
 void register_kfac_ops(Napi::Env env, Napi::Object exports);
+void register_dtype_ops(Napi::Env env, Napi::Object exports);
 // Only in the CUDA build (native/napi/cuda/, compiled by CMakeLists.txt).
 void register_cuda(Napi::Env env, Napi::Object exports);
 

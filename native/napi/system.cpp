@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "../core/host_allocator.h"
+#include "../cpu/bf16.h"
 #include "../cpu/cpu_features.h"
 #include "../cpu/threadpool.h"
 #include "args.h"
@@ -30,7 +31,10 @@ KFAC_BINDING(Info) {
   cpu.Set("avx2", f.avx2);
   cpu.Set("fma", f.fma);
   cpu.Set("avx512f", f.avx512f);
+  cpu.Set("avx512bf16", f.avx512bf16);
+  cpu.Set("amxBf16", f.amx_bf16);
   cpu.Set("kernel", cpu::kernel_isa_name(cpu::kernel_isa()));
+  cpu.Set("bf16Kernel", cpu::bf16_kernel_name(cpu::bf16_kernel()));
   cpu.Set("threads", Napi::Number::New(env, cpu::num_threads()));
   cpu.Set("defaultThreads", Napi::Number::New(env, cpu::default_threads()));
   o.Set("cpu", cpu);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "../cpu/bf16.h"
 #include "../cpu/elementwise.h"
 #include "../cpu/random.h"
 #include "args.h"
@@ -203,7 +204,8 @@ Napi::Value TensorWrap::ToFloat32Array(const Napi::CallbackInfo& info) {
     require_host(tensor_);
     size_t n = size_t(tensor_.numel());
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), n);
-    if (n) std::memcpy(out.Data(), tensor_.raw(), n * sizeof(float));
+    if (n && tensor_.dtype() == kfac::DType::BF16) cpu::convert_bf16_to_f32(static_cast<const uint16_t*>(tensor_.raw()), out.Data(), int64_t(n));
+    else if (n) std::memcpy(out.Data(), tensor_.raw(), n * sizeof(float));
     return out;
   });
 }
@@ -219,7 +221,9 @@ Napi::Value TensorWrap::CopyFromFloat32Array(const Napi::CallbackInfo& info) {
     if (int64_t(data.ElementLength()) != tensor_.numel())
       throw_arg(ErrorCode::Shape, "data", std::to_string(tensor_.numel()) + " values",
                 std::to_string(data.ElementLength()) + " values");
-    if (tensor_.numel()) std::memcpy(tensor_.raw(), data.Data(), tensor_.nbytes());
+    if (tensor_.numel() && tensor_.dtype() == kfac::DType::BF16)
+      cpu::convert_f32_to_bf16(data.Data(), static_cast<uint16_t*>(tensor_.raw()), tensor_.numel());
+    else if (tensor_.numel()) std::memcpy(tensor_.raw(), data.Data(), tensor_.nbytes());
     return info.Env().Undefined();
   });
 }
@@ -236,7 +240,7 @@ Napi::Value TensorWrap::Clone(const Napi::CallbackInfo& info) {
     if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
     require_host(tensor_);
     kfac::Tensor t = kfac::Tensor::empty(tensor_.shape(), tensor_.dtype(), tensor_.device());
-    cpu::copy(tensor_.f32(), t.f32(), t.numel());
+    if (t.nbytes()) std::memcpy(t.raw(), tensor_.raw(), t.nbytes());
     return wrap(info.Env(), t);
   });
 }

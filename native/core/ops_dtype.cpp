@@ -1,0 +1,54 @@
+#include "ops_dtype.h"
+
+#include <cstring>
+#include <string>
+
+#include "../cpu/bf16.h"
+#include "check.h"
+
+namespace kfac::ops {
+
+namespace {
+void host(const Tensor& t, const char* name) {
+  check_defined(t, name);
+  if (t.device() != Device::CPU)
+    throw_arg(ErrorCode::Device, name, "a host (cpu) tensor", device_name(t.device()));
+}
+void storable(DType d, const char* name) {
+  if (d != DType::F32 && d != DType::BF16) throw_arg(ErrorCode::DType, name, "float32 or bfloat16", dtype_name(d));
+}
+}  // namespace
+
+Tensor cast(const Tensor& x, DType to) {
+  host(x, "x");
+  storable(x.dtype(), "x");
+  storable(to, "dtype");
+  Tensor y = Tensor::empty(x.shape(), to);
+  if (x.dtype() == to) {
+    if (x.nbytes()) std::memcpy(y.raw(), x.raw(), x.nbytes());
+  } else if (to == DType::BF16) {
+    cpu::convert_f32_to_bf16(x.f32(), static_cast<uint16_t*>(y.raw()), x.numel());
+  } else {
+    cpu::convert_bf16_to_f32(static_cast<const uint16_t*>(x.raw()), y.f32(), x.numel());
+  }
+  return y;
+}
+
+Tensor gemm_bf16_nt(const Tensor& a, const Tensor& b) {
+  host(a, "a");
+  host(b, "b");
+  if (a.dtype() != DType::BF16) throw_arg(ErrorCode::DType, "a", "bfloat16", dtype_name(a.dtype()));
+  if (b.dtype() != DType::BF16) throw_arg(ErrorCode::DType, "b", "bfloat16", dtype_name(b.dtype()));
+  check_rank(a, "a", 2, 2);
+  check_rank(b, "b", 2, 2);
+  if (b.dim(1) != a.dim(1))
+    throw_arg(ErrorCode::Shape, "b", "shape [n, " + std::to_string(a.dim(1)) + "] for a " + shape_str(a.shape()),
+              shape_str(b.shape()));
+  const int64_t M = a.dim(0), N = b.dim(0), K = a.dim(1);
+  Tensor c = Tensor::empty({M, N});
+  cpu::gemm_bf16_nt(M, N, K, static_cast<const uint16_t*>(a.raw()), K, static_cast<const uint16_t*>(b.raw()), K, c.f32(), N,
+                    false);
+  return c;
+}
+
+}  // namespace kfac::ops

@@ -1,0 +1,14 @@
+// Element-type conversion and the bf16 GEMM entry point (host tensors).
+#pragma once
+#include "tensor.h"
+
+namespace kfac::ops {
+
+// A new tensor of `to` with x's values (float32 → bfloat16 rounds to nearest even; the other
+// way is exact). The same dtype gives a copy. float16 is refused (DType error).
+Tensor cast(const Tensor& x, DType to);
+
+// a [M, K] bf16, b [N, K] bf16 → a·bᵀ [M, N] float32, on the bf16 kernel the dispatch picks.
+Tensor gemm_bf16_nt(const Tensor& a, const Tensor& b);
+
+}  // namespace kfac::ops
