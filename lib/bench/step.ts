@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import { configFromHf, createModel, loadModel, type TransformerModel } from '../models/index.js';
+import { freezeLinearsBf16 } from '../models/load.js';
 import type { Batch } from '../models/common.js';
 import { AdamW } from '../optim/adamw.js';
 import { applyLora, kfacLayersForLora, untrackedParameters } from '../peft/index.js';
@@ -123,7 +124,8 @@ export async function runStep(o: StepOptions): Promise<StepReport> {
     }
     o.progress('building our model');
     const loadOpts = { ...(task ? { task: task as 'causal-lm' | 'sequence-classification' } : {}) };
-    model = o.model || wroteWeights ? loadModel(dir, loadOpts) : createModel(configFromHf(hf), { ...loadOpts, seed: 0 });
+    model = o.model || wroteWeights ? loadModel(dir, { ...loadOpts, dtype: o.dtype }) : createModel(configFromHf(hf), { ...loadOpts, seed: 0 });
+    if (o.dtype === 'bfloat16' && !(o.model || wroteWeights)) freezeLinearsBf16(model);
     model.train();
     const family = model.config.family;
     const targets = TARGETS[family] ?? ['query', 'value'];
