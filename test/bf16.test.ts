@@ -38,8 +38,9 @@ describe('bfloat16 conversion', () => {
     expect(() => ops.cast(x, 'int8' as never)).toThrow(InvalidArgumentError);
     using a = ops.cast(Tensor.zeros([3, 4]), 'bfloat16');
     using b = ops.cast(Tensor.zeros([2, 5]), 'bfloat16');
-    expect(() => linalg.matmulBf16NT(a, b)).toThrow(ShapeError);
-    expect(() => linalg.matmulBf16NT(x, b)).toThrow(DTypeError);
+    expect(() => linalg.matmulBf16(a, b, { transB: true })).toThrow(ShapeError);
+    expect(() => linalg.matmulBf16(a, b)).toThrow(ShapeError);
+    expect(() => linalg.matmulBf16(x, b)).toThrow(DTypeError);
     expect(() => setBf16Kernel('nope' as never)).toThrow(InvalidArgumentError);
   });
 });
@@ -57,16 +58,18 @@ describe.each(['portable', 'avx512bf16', 'amx'] as const)('bf16 GEMM kernel %s',
   const supported = bf16Kernels().supported[kernel] === true;
   if (!supported) console.log(`bf16 kernel ${kernel}: skipped, this CPU/OS/build cannot run it`);
   afterAll(() => setBf16Kernel('auto'));
-  it.skipIf(!supported)('a·bᵀ on odd sizes matches float64 within the float32 summation bound', () => {
+  it.skipIf(!supported).each([true, false])('a·op(b) on odd sizes matches float64 within the float32 summation bound (transB %s)', (transB) => {
     expect(setBf16Kernel(kernel)).toBe(kernel);
     for (const [m, n, k] of SIZES) {
       using af = Tensor.from(randomF32(m * k, m + k), [m, k]);
-      using bf = Tensor.from(randomF32(n * k, n + 2 * k), [n, k]);
+      using bf = Tensor.from(randomF32(n * k, n + 2 * k), transB ? [n, k] : [k, n]);
       using a = ops.cast(af, 'bfloat16');
       using b = ops.cast(bf, 'bfloat16');
       const A = a.toArray();
-      const B = b.toArray();
-      using c = linalg.matmulBf16NT(a, b);
+      const Braw = b.toArray();
+      // B[j * k + p] = element (p, j) of op(b)
+      const B = transB ? Braw : Float32Array.from({ length: n * k }, (_, idx) => Braw[(idx % k) * n + Math.floor(idx / k)]!);
+      using c = linalg.matmulBf16(a, b, { transB });
       expect(c.shape).toEqual([m, n]);
       const C = c.toArray();
       for (let i = 0; i < m; i++)

@@ -1,8 +1,14 @@
-/** The bf16 GEMM (frozen bf16 weights): a·bᵀ of two bfloat16 matrices into float32. */
+/** The bf16 GEMM (frozen bf16 weights): products of bfloat16 matrices into float32. */
 import { native } from '../native/loader.js';
 import { handleOf, Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkOptions } from '../util/validate.js';
 
-/** a [M, K] bfloat16, b [N, K] bfloat16 → a·bᵀ [M, N] float32, on the kernel `info().cpu.bf16Kernel` names. */
-export function matmulBf16NT(a: Tensor, b: Tensor): Tensor {
-  return Tensor.fromNative(native().gemmBf16(handleOf(a, 'a'), handleOf(b, 'b')));
+/**
+ * a [M, K] bfloat16 · b → [M, N] float32, with b [K, N], or b [N, K] and `transB` (a Linear
+ * weight), on the kernel `info().cpu.bf16Kernel` names. Products are exact, sums float32.
+ */
+export function matmulBf16(a: Tensor, b: Tensor, options: { transB?: boolean } = {}): Tensor {
+  const o = checkOptions(options);
+  const transB = o['transB'] === undefined ? false : checkBoolean(o['transB'], 'transB');
+  return Tensor.fromNative(native().gemmBf16(handleOf(a, 'a'), handleOf(b, 'b'), transB));
 }

@@ -34,20 +34,22 @@ Tensor cast(const Tensor& x, DType to) {
   return y;
 }
 
-Tensor gemm_bf16_nt(const Tensor& a, const Tensor& b) {
+Tensor gemm_bf16(const Tensor& a, const Tensor& b, bool trans_b) {
   host(a, "a");
   host(b, "b");
   if (a.dtype() != DType::BF16) throw_arg(ErrorCode::DType, "a", "bfloat16", dtype_name(a.dtype()));
   if (b.dtype() != DType::BF16) throw_arg(ErrorCode::DType, "b", "bfloat16", dtype_name(b.dtype()));
   check_rank(a, "a", 2, 2);
   check_rank(b, "b", 2, 2);
-  if (b.dim(1) != a.dim(1))
-    throw_arg(ErrorCode::Shape, "b", "shape [n, " + std::to_string(a.dim(1)) + "] for a " + shape_str(a.shape()),
+  if (b.dim(trans_b ? 1 : 0) != a.dim(1))
+    throw_arg(ErrorCode::Shape, "b",
+              (trans_b ? "shape [n, " + std::to_string(a.dim(1)) + "]" : "shape [" + std::to_string(a.dim(1)) + ", n]") +
+                  " for a " + shape_str(a.shape()),
               shape_str(b.shape()));
-  const int64_t M = a.dim(0), N = b.dim(0), K = a.dim(1);
+  const int64_t M = a.dim(0), N = b.dim(trans_b ? 0 : 1), K = a.dim(1);
   Tensor c = Tensor::empty({M, N});
-  cpu::gemm_bf16_nt(M, N, K, static_cast<const uint16_t*>(a.raw()), K, static_cast<const uint16_t*>(b.raw()), K, c.f32(), N,
-                    false);
+  cpu::gemm_bf16(M, N, K, static_cast<const uint16_t*>(a.raw()), K, static_cast<const uint16_t*>(b.raw()), trans_b ? K : N,
+                 trans_b, c.f32(), N, false);
   return c;
 }
 

@@ -8,7 +8,8 @@ namespace kfac::ops {
 // way is exact). The same dtype gives a copy. float16 is refused (DType error).
 Tensor cast(const Tensor& x, DType to);
 
-// a [M, K] bf16, b [N, K] bf16 → a·bᵀ [M, N] float32, on the bf16 kernel the dispatch picks.
-Tensor gemm_bf16_nt(const Tensor& a, const Tensor& b);
+// a [M, K] bf16 · (trans_b ? bᵀ for b [N, K] : b [K, N]) bf16 → [M, N] float32, on the bf16
+// kernel the dispatch picks.
+Tensor gemm_bf16(const Tensor& a, const Tensor& b, bool trans_b);
 
 }  // namespace kfac::ops

@@ -39,21 +39,37 @@ void set_bf16_kernel(Bf16Kernel k);        // throws InvalidArgument when unsupp
 void reset_bf16_kernel();
 const char* bf16_kernel_name(Bf16Kernel k);
 
-// C[M×N] (ldc) = A[M×K] (lda) · B[N×K]ᵀ (ldb) + (accumulate ? C : 0). A and B bf16.
-void gemm_bf16_nt(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-                  int64_t ldb, float* C, int64_t ldc, bool accumulate);
+// C[M×N] (ldc) = A[M×K] (lda) · op(B) + (accumulate ? C : 0), A and B bf16; op(B) = Bᵀ for
+// B stored [N, K] (b_nk: a Linear weight in the forward), else B stored [K, N] (the backward).
+void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
+               bool b_nk, float* C, int64_t ldc, bool accumulate);
+inline void gemm_bf16_nt(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
+                         int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  gemm_bf16(M, N, K, A, lda, B, ldb, true, C, ldc, accumulate);
+}
+
+// B as the kernels read it: element (k, j) of op(B).
+struct Bf16B {
+  const uint16_t* p;
+  int64_t ld;
+  bool nk;
+  uint16_t at(int64_t k, int64_t j) const { return nk ? p[j * ld + k] : p[k * ld + j]; }
+};
 
 // The kernels (gemm_bf16*.cpp); each serves a block of rows [m0, m1) of C.
 namespace bf16k {
-void portable(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-              int64_t ldb, float* C, int64_t ldc, bool accumulate);
+void portable(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
+              int64_t ldc, bool accumulate);
 bool avx512bf16_compiled();
-void avx512bf16(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-                int64_t ldb, float* C, int64_t ldc, bool accumulate);
+// op(B) packed by pack_vnni32: panels of 32 columns, each ⌈K/2⌉ rows of 32 (k, k+1) pairs, zero padded.
+int64_t vnni32_size(int64_t N, int64_t K);
+void pack_vnni32(int64_t N, int64_t K, Bf16B B, uint16_t* out);
+void avx512bf16(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* Bp,
+                float* C, int64_t ldc, bool accumulate);
 bool amx_compiled();
 bool amx_request_permission();  // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), once
-void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-         int64_t ldb, float* C, int64_t ldc, bool accumulate);
+void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
+         int64_t ldc, bool accumulate);
 }  // namespace bf16k
 
 }  // namespace kfac::cpu

@@ -27,26 +27,48 @@ void convert_bf16_to_f32(const uint16_t* src, float* dst, int64_t n) {
 
 namespace bf16k {
 
-void portable(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-              int64_t ldb, float* C, int64_t ldc, bool accumulate) {
-  std::vector<float> a(size_t(K > 0 ? K : 1));
-  for (int64_t i = m0; i < m1; ++i) {
-    for (int64_t k = 0; k < K; ++k) a[size_t(k)] = bf16_to_f32(A[i * lda + k]);
-    for (int64_t j = 0; j < N; ++j) {
-      const uint16_t* b = B + j * ldb;
+void portable(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
+              int64_t ldc, bool accumulate) {
+  // Widen a row of A and, column by column, op(B) to float32; sum in float32.
+  std::vector<float> a(size_t(K > 0 ? K : 1)), b(size_t(K > 0 ? K : 1));
+  for (int64_t j = 0; j < N; ++j) {
+    for (int64_t k = 0; k < K; ++k) b[size_t(k)] = bf16_to_f32(B.at(k, j));
+    for (int64_t i = m0; i < m1; ++i) {
+      for (int64_t k = 0; k < K; ++k) a[size_t(k)] = bf16_to_f32(A[i * lda + k]);
       float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
       int64_t k = 0;
       for (; k + 4 <= K; k += 4) {
-        s0 += a[size_t(k)] * bf16_to_f32(b[k]);
-        s1 += a[size_t(k) + 1] * bf16_to_f32(b[k + 1]);
-        s2 += a[size_t(k) + 2] * bf16_to_f32(b[k + 2]);
-        s3 += a[size_t(k) + 3] * bf16_to_f32(b[k + 3]);
+        s0 += a[size_t(k)] * b[size_t(k)];
+        s1 += a[size_t(k) + 1] * b[size_t(k) + 1];
+        s2 += a[size_t(k) + 2] * b[size_t(k) + 2];
+        s3 += a[size_t(k) + 3] * b[size_t(k) + 3];
       }
-      for (; k < K; ++k) s0 += a[size_t(k)] * bf16_to_f32(b[k]);
+      for (; k < K; ++k) s0 += a[size_t(k)] * b[size_t(k)];
       float s = (s0 + s1) + (s2 + s3);
       C[i * ldc + j] = accumulate ? C[i * ldc + j] + s : s;
     }
   }
+}
+
+int64_t vnni32_size(int64_t N, int64_t K) { return (N + 31) / 32 * ((K + 1) / 2) * 64; }
+
+void pack_vnni32(int64_t N, int64_t K, Bf16B B, uint16_t* out) {
+  const int64_t Kp = (K + 1) / 2, panels = (N + 31) / 32;
+  parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      uint16_t* dst = out + p * Kp * 64;
+      const int64_t j0 = p * 32, nj = N - j0 < 32 ? N - j0 : 32;
+      for (int64_t kp = 0; kp < Kp; ++kp) {
+        uint16_t* row = dst + kp * 64;
+        const int64_t k = 2 * kp;
+        for (int64_t j = 0; j < nj; ++j) {
+          row[2 * j] = B.at(k, j0 + j);
+          row[2 * j + 1] = k + 1 < K ? B.at(k + 1, j0 + j) : uint16_t(0);
+        }
+        for (int64_t j = nj; j < 32; ++j) row[2 * j] = row[2 * j + 1] = 0;
+      }
+    }
+  });
 }
 
 }  // namespace bf16k
@@ -101,18 +123,26 @@ const char* bf16_kernel_name(Bf16Kernel k) {
   return "unknown";
 }
 
-void gemm_bf16_nt(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-                  int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
+               bool b_nk, float* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const Bf16Kernel k = bf16_kernel();
-  // Rows of C in blocks of 16 (the AMX tile height), enough work per block to pay a thread.
-  const int64_t grain = k == Bf16Kernel::Amx ? 32 : std::max<int64_t>(4, 4 * ((1 << 17) / std::max<int64_t>(1, N * K) + 1));
+  const Bf16B b{B, ldb, b_nk};
+  // Row blocks of C: multiples of the kernels' tile heights, enough work to pay a thread.
+  const int64_t rows = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, N * K));
+  const int64_t grain = (std::max<int64_t>(rows, 16) + 15) / 16 * 16;
+  if (k == Bf16Kernel::Avx512Bf16) {
+    thread_local std::vector<uint16_t> packed;  // op(B) in VNNI panels, shared by the team
+    const size_t need = size_t(bf16k::vnni32_size(N, K));
+    if (packed.size() < need) packed.resize(need);
+    bf16k::pack_vnni32(N, K, b, packed.data());
+    const uint16_t* bp = packed.data();
+    parallel_for(M, grain, [&](int64_t m0, int64_t m1) { bf16k::avx512bf16(m0, m1, N, K, A, lda, bp, C, ldc, accumulate); });
+    return;
+  }
   parallel_for(M, grain, [&](int64_t m0, int64_t m1) {
-    switch (k) {
-      case Bf16Kernel::Amx: bf16k::amx(m0, m1, N, K, A, lda, B, ldb, C, ldc, accumulate); break;
-      case Bf16Kernel::Avx512Bf16: bf16k::avx512bf16(m0, m1, N, K, A, lda, B, ldb, C, ldc, accumulate); break;
-      default: bf16k::portable(m0, m1, N, K, A, lda, B, ldb, C, ldc, accumulate);
-    }
+    if (k == Bf16Kernel::Amx) bf16k::amx(m0, m1, N, K, A, lda, b, C, ldc, accumulate);
+    else bf16k::portable(m0, m1, N, K, A, lda, b, C, ldc, accumulate);
   });
 }
 

@@ -47,8 +47,8 @@ bool amx_request_permission() {
   return granted;
 }
 
-KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-                  int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
+                  int64_t ldc, bool accumulate) {
   const int64_t Kp = (K + TK - 1) / TK * TK;
   const int64_t Np = (N + TN - 1) / TN * TN;
   // B in VNNI tiles: for column block jb and k block kb, 16 rows (k pairs) × 16 columns × 2.
@@ -56,7 +56,7 @@ KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* 
   for (int64_t j = 0; j < N; ++j)
     for (int64_t k = 0; k < K; ++k) {
       const int64_t jb = j / TN, jj = j % TN, kb = k / TK, kk = k % TK;
-      bp[size_t(((jb * (Kp / TK) + kb) * (TK / 2) + kk / 2) * (TN * 2) + jj * 2 + (kk & 1))] = B[j * ldb + k];
+      bp[size_t(((jb * (Kp / TK) + kb) * (TK / 2) + kk / 2) * (TN * 2) + jj * 2 + (kk & 1))] = B.at(k, j);
     }
   std::vector<uint16_t> ap(size_t(TM * Kp));
   alignas(64) float ct[TM * TN];
@@ -96,9 +96,9 @@ KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* 
 namespace kfac::cpu::bf16k {
 bool amx_compiled() { return false; }
 bool amx_request_permission() { return false; }
-void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
-         int64_t ldb, float* C, int64_t ldc, bool accumulate) {
-  portable(m0, m1, N, K, A, lda, B, ldb, C, ldc, accumulate);
+void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
+         int64_t ldc, bool accumulate) {
+  portable(m0, m1, N, K, A, lda, B, C, ldc, accumulate);
 }
 }  // namespace kfac::cpu::bf16k
 

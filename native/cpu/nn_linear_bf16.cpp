@@ -10,7 +10,7 @@ namespace kfac::cpu {
 namespace {
 // Grow-only conversion buffers of the calling thread (the ops are called from one thread).
 std::vector<uint16_t>& scratch(int which, size_t n) {
-  thread_local std::vector<uint16_t> bufs[2];
+  thread_local std::vector<uint16_t> bufs[1];
   if (bufs[which].size() < n) bufs[which].resize(n);
   return bufs[which];
 }
@@ -33,12 +33,7 @@ void linear_backward_bf16(const uint16_t* W, const float* dy, float* dx, float* 
   if (dx) {
     std::vector<uint16_t>& dyb = scratch(0, size_t(N * OUT));
     convert_f32_to_bf16(dy, dyb.data(), N * OUT);
-    std::vector<uint16_t>& wt = scratch(1, size_t(IN * OUT));  // Wᵀ [IN, OUT]
-    parallel_for(IN, 16, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t o = 0; o < OUT; ++o) wt[size_t(i * OUT + o)] = W[o * IN + i];
-    });
-    gemm_bf16_nt(N, IN, OUT, dyb.data(), OUT, wt.data(), OUT, dx, IN, accumulate_dx);
+    gemm_bf16(N, IN, OUT, dyb.data(), OUT, W, IN, /*b_nk=*/false, dx, IN, accumulate_dx);  // W read as [K=OUT, N=IN]
   }
   if (db)
     for (int64_t r = 0; r < N; ++r)

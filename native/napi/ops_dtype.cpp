@@ -29,11 +29,11 @@ KFAC_BINDING(Cast) {
   return TensorWrap::wrap(info.Env(), ops::cast(x, get_dtype(arg(info, 1), "dtype")));
 }
 
-// gemmBf16(a [M, K] bf16, b [N, K] bf16) → a·bᵀ [M, N] float32
+// gemmBf16(a [M, K] bf16, b bf16, transB) → a·bᵀ (b [N, K]) or a·b (b [K, N]), [M, N] float32
 KFAC_BINDING(GemmBf16) {
   Tensor a = get_tensor(arg(info, 0), "a");
   Tensor b = get_tensor(arg(info, 1), "b");
-  return TensorWrap::wrap(info.Env(), ops::gemm_bf16_nt(a, b));
+  return TensorWrap::wrap(info.Env(), ops::gemm_bf16(a, b, get_bool(arg(info, 2), "transB")));
 }
 
 // setBf16Kernel('auto' | 'portable' | 'avx512bf16' | 'amx') → the kernel now in use
