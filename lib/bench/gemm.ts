@@ -25,9 +25,9 @@ async function run(o: BenchOptions): Promise<BenchRow[]> {
         o.progress(`gemm ${n}×${n}×${n}, ${t} thread${t > 1 ? 's' : ''}`);
         setNumThreads(t);
         const shape = `${n}x${n}x${n}`;
-        rows.push(await measure({ case: 'gemm', shape, threads: t, repeats, warmup: 3, flops, note: 'with out' }, () => matmul(a, b, { out: c }), { pool: peers, req: { op: 'gemm', m: n, n, k: n } }));
+        rows.push(await measure({ case: 'gemm', shape, threads: t, repeats, warmup: 3, rounds: o.rounds ?? 1, flops, note: 'with out' }, () => matmul(a, b, { out: c }), { pool: peers, req: { op: 'gemm', m: n, n, k: n } }));
         // A new output each call, as `linalg.matmul(a, b)` is used in a training step.
-        rows.push(await measure({ case: 'gemm', shape: `${shape} new`, threads: t, repeats, warmup: 3, flops, note: 'new output vs a @ b' }, () => matmul(a, b).dispose(), { pool: peers, req: { op: 'gemm', m: n, n, k: n, new: true } }));
+        rows.push(await measure({ case: 'gemm', shape: `${shape} new`, threads: t, repeats, warmup: 3, rounds: o.rounds ?? 1, flops, note: 'new output vs a @ b' }, () => matmul(a, b).dispose(), { pool: peers, req: { op: 'gemm', m: n, n, k: n, new: true } }));
       }
     }
   } finally {

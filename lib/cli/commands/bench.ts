@@ -1,4 +1,4 @@
-/** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
+/** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--rounds R] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
 import { writeFileSync } from 'node:fs';
 
 import { setBackend } from '../../native/backend.js';
@@ -14,6 +14,7 @@ const FLAGS = {
   n: 'int-list',
   threads: 'int-list',
   repeats: 'int',
+  rounds: 'int',
   json: 'boolean',
   out: 'string',
   'no-peer': 'boolean',
@@ -23,7 +24,7 @@ const FLAGS = {
 
 export function benchUsage(): string {
   const names = Object.keys(benchCases).join('|');
-  return `usage: kfac-peft bench step [--shape S | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--peer torch] [--profile] [--json]\n       kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
+  return `usage: kfac-peft bench step [--shape S | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--peer torch] [--profile] [--json]\n       kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--rounds R] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
 }
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -51,6 +52,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
           sizes: (flags['sizes'] ?? flags['n']) as number[] | undefined,
           threads: threads ?? (maxThreads > 1 ? [1, maxThreads] : [1]),
           repeats: (flags['repeats'] as number | undefined) ?? 10,
+          ...(flags['rounds'] !== undefined ? { rounds: flags['rounds'] as number } : {}),
           peer: !flags['no-peer'],
           peerKeepEnv: !!flags['peer-keep-env'],
           progress: (m) => progress.update(m),
