@@ -58,14 +58,32 @@ void pack_vnni32(int64_t N, int64_t K, Bf16B B, uint16_t* out) {
     for (int64_t p = p0; p < p1; ++p) {
       uint16_t* dst = out + p * Kp * 64;
       const int64_t j0 = p * 32, nj = N - j0 < 32 ? N - j0 : 32;
-      for (int64_t kp = 0; kp < Kp; ++kp) {
-        uint16_t* row = dst + kp * 64;
-        const int64_t k = 2 * kp;
+      if (nj < 32)
+        for (int64_t kp = 0; kp < Kp; ++kp)
+          for (int64_t j = nj; j < 32; ++j) dst[kp * 64 + 2 * j] = dst[kp * 64 + 2 * j + 1] = 0;
+      if (B.nk) {
+        // [N, K]: each column of op(B) is a contiguous row of B; read it in order.
         for (int64_t j = 0; j < nj; ++j) {
-          row[2 * j] = B.at(k, j0 + j);
-          row[2 * j + 1] = k + 1 < K ? B.at(k + 1, j0 + j) : uint16_t(0);
+          const uint16_t* src = B.p + (j0 + j) * B.ld;
+          for (int64_t kp = 0; kp < K / 2; ++kp) {
+            dst[kp * 64 + 2 * j] = src[2 * kp];
+            dst[kp * 64 + 2 * j + 1] = src[2 * kp + 1];
+          }
+          if (K & 1) {
+            dst[(Kp - 1) * 64 + 2 * j] = src[K - 1];
+            dst[(Kp - 1) * 64 + 2 * j + 1] = 0;
+          }
         }
-        for (int64_t j = nj; j < 32; ++j) row[2 * j] = row[2 * j + 1] = 0;
+      } else {
+        // [K, N]: rows of B are rows of op(B); interleave two of them.
+        for (int64_t kp = 0; kp < Kp; ++kp) {
+          const uint16_t* r0 = B.p + 2 * kp * B.ld + j0;
+          const uint16_t* r1 = 2 * kp + 1 < K ? r0 + B.ld : nullptr;
+          for (int64_t j = 0; j < nj; ++j) {
+            dst[kp * 64 + 2 * j] = r0[j];
+            dst[kp * 64 + 2 * j + 1] = r1 ? r1[j] : uint16_t(0);
+          }
+        }
       }
     }
   });
