@@ -5,8 +5,8 @@
 // ratio of the two sides' fastest rounds.
 // Run: npm run build:ts && node bench/factor-interleaved.mjs [d=64,256,512,1024] [R=512,2048,8192] [t=1,2] [rounds=7]
 import { kfac, setNumThreads, Tensor } from '../dist/index.js';
-import { PeerPool } from '../dist/cli/bench/peer.js';
-import { timeMs } from '../dist/cli/bench/timing.js';
+import { PeerPool } from '../dist/bench/peer.js';
+import { timeMs } from '../dist/bench/timing.js';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=')));
 const list = (s, dflt) => (s ?? dflt).split(',').map(Number);

@@ -13,8 +13,8 @@ export * as io from './io/index.js';
 export * as models from './models/index.js';
 export * as peft from './peft/index.js';
 export * as demo from './demo/index.js';
-export { info, setNumThreads, setCpuKernel, setBackend } from './runtime.js';
-export type { RuntimeInfo, CpuKernel, Backend } from './runtime.js';
+export { info, setNumThreads, setCpuKernel, setBackend, releaseCachedMemory, setHostCacheLimit, setBf16Kernel, bf16Kernels } from './runtime.js';
+export type { RuntimeInfo, CpuKernel, Backend, Bf16Kernel } from './runtime.js';
 export * as cuda from './cuda/index.js';
 export {
   KfacError,

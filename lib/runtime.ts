@@ -27,6 +27,32 @@ export function setNumThreads(n: number): number {
   return native().setNumThreads(checkInteger(n, 'threads', 0, 256));
 }
 
+/**
+ * Returns the host memory blocks the caching allocator keeps for reuse to the system (the
+ * allocator also does this by itself under memory pressure). Returns the bytes released.
+ */
+export function releaseCachedMemory(): number {
+  return native().releaseCachedMemory();
+}
+
+/** Bounds the host block cache in bytes (0 disables caching); default KFAC_HOST_CACHE_BYTES or ¼ of RAM, at most 2 GiB. */
+export function setHostCacheLimit(bytes: number): void {
+  native().setHostCacheLimit(checkInteger(bytes, 'bytes', 0, Number.MAX_SAFE_INTEGER));
+}
+
+export type Bf16Kernel = 'auto' | 'portable' | 'avx512bf16' | 'amx';
+
+/** Forces a bf16 GEMM kernel (for testing each); 'auto' picks AMX, then AVX512-BF16, then the portable one. Throws for one this machine lacks. */
+export function setBf16Kernel(kernel: Bf16Kernel): string {
+  if (typeof kernel !== 'string') invalidArgument('kernel', "'auto', 'portable', 'avx512bf16' or 'amx'", describe(kernel));
+  return native().setBf16Kernel(kernel);
+}
+
+/** The bf16 kernel in use and which ones this CPU, OS and build can run. */
+export function bf16Kernels(): { kernel: string; supported: Record<string, boolean> } {
+  return native().bf16Kernels();
+}
+
 export type CpuKernel = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** Forces a CPU micro-kernel family (for testing the fallbacks); 'auto' picks the best the CPU has. */

@@ -36,7 +36,7 @@ describe('kfac-peft CLI', () => {
     const r = run('bench', 'gemm', '--sizes', '8,33', '--threads', '1', '--repeats', '1', '--no-peer', '--json');
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as { rows: { case: string; shape: string; ms: number; gflops: number }[] };
-    expect(j.rows.map((x) => x.shape)).toEqual(['8x8x8', '33x33x33']);
+    expect(j.rows.map((x) => x.shape)).toEqual(['8x8x8', '8x8x8 new', '33x33x33', '33x33x33 new']);
     for (const row of j.rows) {
       expect(row.ms).toBeGreaterThan(0);
       expect(row.gflops).toBeGreaterThan(0);
@@ -50,8 +50,22 @@ describe('kfac-peft CLI', () => {
     expect(r.stdout).toMatch(/16x16x16/);
   });
 
+  it('bench step times a LoRA step and profiles it per op family', () => {
+    const r = run('bench', 'step', '--shape', 'stories260k', '--batch', '2', '--seq', '16', '--rounds', '1', '--steps', '1', '--threads', '1', '--profile', '--json');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as { ours: { medianMs: number; loss: number; tokensPerSecond: number }; trainable: number; profile: { family: string; msPerStep: number }[] };
+    expect(j.ours.medianMs).toBeGreaterThan(0);
+    expect(j.ours.tokensPerSecond).toBeGreaterThan(0);
+    expect(Number.isFinite(j.ours.loss)).toBe(true);
+    expect(j.trainable).toBeGreaterThan(0);
+    expect(j.profile.map((p) => p.family)).toContain('gemm (linear, matmul)');
+  });
+
   it.each([
     [['nope'], /unknown command/],
+    [['bench', 'step', '--shape', 'bert-huge'], /--shape: one of/],
+    [['bench', 'step', '--optimizer', 'lion'], /--optimizer: one of/],
+    [['bench', 'step', '--model', '/no/such/dir'], /does not exist/],
     [['bench', 'nope'], /unknown bench case/],
     [['bench', 'gemm', '--sizes', 'abc'], /expected positive integers/],
     [['bench', 'gemm', '--bogus'], /unknown option --bogus/],

@@ -17,6 +17,8 @@ import { parseModelConfig } from '../io/config.js';
 import { openLlama2c } from '../io/llama2c.js';
 import { canonicalWeightName } from '../io/names.js';
 import { openSafetensors, readJsonFile, type TensorSource } from '../io/safetensors.js';
+import { Linear } from '../nn/layers.js';
+import { cast } from '../ops/cast.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkInteger } from '../util/validate.js';
 import type { ModelOptions, TransformerModel } from './base.js';
@@ -41,6 +43,31 @@ export interface LoadOptions {
   numLabels?: number;
   /** Seed of the fresh head's initialisation (default 0). */
   seed?: number;
+  /**
+   * Storage of the frozen base Linear weights of the transformer blocks (default 'float32').
+   * 'bfloat16' halves their memory and runs them on the bf16 GEMM (info().cpu.bf16Kernel);
+   * they are frozen (no gradient). Embeddings, norms, heads and adapters stay float32.
+   */
+  dtype?: 'float32' | 'bfloat16';
+}
+
+/** Heads and poolers keep float32 weights under `dtype: 'bfloat16'`. */
+const HEAD = /(^|\.)(lm_head|classifier|pre_classifier|score|pooler|cls)(\.|$)/;
+
+/** Stores the base Linear weights of the blocks in bfloat16 and freezes them. */
+export function freezeLinearsBf16(model: TransformerModel): number {
+  let n = 0;
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof Linear) || HEAD.test(name) || m.layout !== 'linear' || m.weight.tensor.dtype !== 'float32') continue;
+    const old = m.weight.tensor;
+    m.weight.tensor = cast(old, 'bfloat16');
+    m.weight.trainable = false;
+    m.weight.grad?.dispose();
+    m.weight.grad = null;
+    old.dispose();
+    n++;
+  }
+  return n;
 }
 
 export interface LoadReport {
@@ -179,6 +206,7 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   if (typeof path !== 'string' || path.length === 0) invalidArgument('path', 'a folder or a .bin file path', describe(path));
   if (options === null || typeof options !== 'object') invalidArgument('options', 'an object', describe(options));
   const seed = options.seed === undefined ? 0 : checkInteger(options.seed, 'seed', 0, 2 ** 40);
+  if (options.dtype !== undefined && options.dtype !== 'float32' && options.dtype !== 'bfloat16') invalidArgument('dtype', "'float32' or 'bfloat16'", describe(options.dtype));
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
@@ -207,6 +235,7 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   try {
     const report = loadWeights(model, src, path, seed);
     model.eval();
+    if (options.dtype === 'bfloat16') freezeLinearsBf16(model);
     return Object.assign(model, { loadReport: report });
   } catch (e) {
     model.dispose();

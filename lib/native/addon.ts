@@ -45,9 +45,25 @@ export interface NativeInfo {
     avx2: boolean;
     fma: boolean;
     avx512f: boolean;
+    /** AVX512-BF16 (vdpbf16ps) and AMX-BF16 tiles enabled by the OS. */
+    avx512bf16: boolean;
+    amxBf16: boolean;
+    /** The bf16 GEMM kernel in use: 'amx', 'avx512bf16' or 'portable' (widens to float32). */
+    bf16Kernel: string;
     kernel: string;
     threads: number;
     defaultThreads: number;
+  };
+  /** The caching allocator of host tensor storage (bytes count size classes). */
+  memory: {
+    allocatedBytes: number;
+    cachedBytes: number;
+    peakAllocatedBytes: number;
+    cacheLimitBytes: number;
+    allocations: number;
+    cacheHits: number;
+    systemAllocations: number;
+    releases: number;
   };
 }
 
@@ -161,7 +177,13 @@ export interface NativeAddon extends NativeKfacOps {
   _cpuLoopback(): boolean;
   info(): NativeInfo;
   setNumThreads(n: number): number;
+  cast(x: NativeTensor, dtype: string): NativeTensor;
+  gemmBf16(a: NativeTensor, b: NativeTensor, transB: boolean): NativeTensor;
+  setBf16Kernel(kernel: string): string;
+  bf16Kernels(): { kernel: string; supported: Record<string, boolean> };
   setCpuKernel(kernel: string): string;
+  releaseCachedMemory(): number;
+  setHostCacheLimit(bytes: number): void;
   setErrorFactory(f: (code: string, message: string, argument: string, expected: string, got: string) => Error): void;
 
   matmul(a: NativeTensor, b: NativeTensor, out: NativeTensor | null, options: NativeMatmulOptions): NativeTensor;

@@ -68,3 +68,4 @@ export function norm(x: Tensor): number {
 export function dot(x: Tensor, y: Tensor): number {
   return native().dot(handleOf(x, 'x'), handleOf(y, 'y'));
 }
+export { cast } from './cast.js';

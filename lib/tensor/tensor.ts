@@ -177,7 +177,7 @@ export class Tensor implements Disposable {
     return new Tensor(this.handle.to(p.device, { dtype: options.dtype === undefined ? undefined : p.dtype }));
   }
 
-  /** A copy of the values (row-major). A DeviceError for a cuda tensor: call `t.to('cpu')` first. */
+  /** A copy of the values (row-major; bfloat16 widened to float32). A DeviceError for a cuda tensor: call `t.to('cpu')` first. */
   toArray(): Float32Array {
     return this.handle.toFloat32Array();
   }

@@ -8,6 +8,7 @@
 #include "../cpu/nn_dropout.h"
 #include "../cpu/nn_embedding.h"
 #include "../cpu/nn_linear.h"
+#include "../cpu/nn_linear_bf16.h"
 #include "../cpu/nn_loss.h"
 #include "../cpu/nn_norm.h"
 #include "../cpu/nn_rope.h"
@@ -26,6 +27,13 @@ void in(const Tensor& t, const char* name) {
 
 void in_opt(const Tensor* t, const char* name) {
   if (t) in(*t, name);
+}
+
+// A Linear weight may be bfloat16 (a frozen base weight, [OUT, IN] layout only).
+bool weight_in(const Tensor& W, bool conv1d) {
+  if (W.defined() && W.dtype() == DType::BF16 && !conv1d && W.device() == Device::CPU) return true;
+  in(W, "W");
+  return false;
 }
 
 // Rows of a [..., C] tensor: the product of its leading dimensions.
@@ -81,7 +89,7 @@ void check_eps(float eps) {
 void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d) {
   require_cpu_kernel(x.device(), "linear_forward");
   in(x, "x");
-  in(W, "W");
+  const bool bf16 = weight_in(W, conv1d);
   in_opt(b, "b");
   in(y, "y");
   check_rank(x, "x", 1, kMaxRank);
@@ -98,14 +106,17 @@ void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Ten
   no_alias(&x, "x", &y, "y");
   no_alias(&W, "W", &y, "y");
   no_alias(b, "b", &y, "y");
-  cpu::linear_forward(x.f32(), W.f32(), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT, conv1d);
+  if (bf16)
+    cpu::linear_forward_bf16(x.f32(), static_cast<const uint16_t*>(W.raw()), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT);
+  else
+    cpu::linear_forward(x.f32(), W.f32(), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT, conv1d);
 }
 
 void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
                      const Tensor* db, bool conv1d, bool accumulate_dx) {
   require_cpu_kernel(x.device(), "linear_backward");
   in(x, "x");
-  in(W, "W");
+  const bool bf16 = weight_in(W, conv1d);
   in(dy, "dy");
   in_opt(dx, "dx");
   in_opt(dW, "dW");
@@ -128,6 +139,12 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const T
   no_alias(dx, "dx", dW, "dW");
   no_alias(dx, "dx", db, "db");
   no_alias(dW, "dW", db, "db");
+  if (bf16 && dW) throw_arg(ErrorCode::DType, "dW", "no weight gradient for a bfloat16 (frozen) weight", "a gradient tensor");
+  if (bf16) {
+    cpu::linear_backward_bf16(static_cast<const uint16_t*>(W.raw()), dy.f32(), dx ? dx->f32() : nullptr, db ? db->f32() : nullptr,
+                              rows_of(x), IN, OUT, accumulate_dx);
+    return;
+  }
   cpu::linear_backward(x.f32(), W.f32(), dy.f32(), dx ? dx->f32() : nullptr, dW ? dW->f32() : nullptr,
                        db ? db->f32() : nullptr, rows_of(x), IN, OUT, conv1d, accumulate_dx);
 }

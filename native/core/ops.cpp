@@ -86,7 +86,6 @@ void copy(const Tensor& src, const Tensor& dst) {
 
 Tensor cast(const Tensor& src, DType dtype) {
   const Device dev = common_device({{&src, "tensor"}});
-  if (src.dtype() == dtype) return src;
   for (DType d : {src.dtype(), dtype})
     if (d != DType::F32 && d != DType::BF16)
       throw_arg(ErrorCode::DType, "dtype", "float32 or bfloat16", dtype_name(d));

@@ -25,8 +25,8 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulOptions& opt);
 void fill(const Tensor& x, float value);
 // dst = src
 void copy(const Tensor& src, const Tensor& dst);
-// A copy of src in `dtype` (float32 ↔ bfloat16, round to nearest even); src itself when
-// it already has that dtype.
+// A new tensor with src's values in `dtype` (float32 ↔ bfloat16, round to nearest even;
+// a copy when src already has that dtype; float16 is a DType error).
 Tensor cast(const Tensor& src, DType dtype);
 // out = a + b
 void add(const Tensor& a, const Tensor& b, const Tensor& out);

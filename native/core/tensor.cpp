@@ -1,5 +1,7 @@
 #include "tensor.h"
 
+#include "host_allocator.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -61,15 +63,11 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (bytes > kMaxTensorBytes)
     throw_arg(ErrorCode::OutOfMemory, "size", "at most 16 GiB per tensor",
               std::to_string(bytes) + " bytes");
-  size_t rounded = (bytes + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  ptr_ = std::aligned_alloc(64, rounded);
-  if (!ptr_)
-    throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes");
+  ptr_ = host_alloc(bytes);  // 64-byte aligned, from the caching allocator
 }
 
 Storage::~Storage() {
-  if (device_ == Device::CPU) std::free(ptr_);
+  if (device_ == Device::CPU) host_free(ptr_, bytes_);
   else if (ptr_ && g_cuda_allocator.release) g_cuda_allocator.release(ptr_);
 }
 

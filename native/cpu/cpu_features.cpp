@@ -22,17 +22,23 @@ CpuFeatures detect() {
     bool osxsave = (c >> 27) & 1;
     bool avx = (c >> 28) & 1;
     bool fma = (c >> 12) & 1;
-    bool ymm_enabled = false, zmm_enabled = false;
+    bool ymm_enabled = false, zmm_enabled = false, tiles_enabled = false;
     if (osxsave) {
       unsigned lo, hi;
       __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
       ymm_enabled = (lo & 0x6) == 0x6;
       zmm_enabled = (lo & 0xe6) == 0xe6;
+      tiles_enabled = (lo & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
     }
-    if (avx && ymm_enabled && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+    unsigned max_leaf = __get_cpuid_max(0, nullptr);
+    if (avx && ymm_enabled && max_leaf >= 7 && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
       f.avx2 = (b >> 5) & 1;
       f.fma = fma;
       f.avx512f = zmm_enabled && ((b >> 16) & 1);
+      bool avx512bw = (b >> 30) & 1;
+      f.amx_bf16 = tiles_enabled && ((d >> 22) & 1) && ((d >> 24) & 1);
+      unsigned a1, b1, c1, d1;
+      if (f.avx512f && avx512bw && a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = (a1 >> 5) & 1;
     }
   }
   unsigned regs[12] = {0};

@@ -8,6 +8,8 @@ struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool avx512f = false;
+  bool avx512bf16 = false;  // vdpbf16ps, vcvtne2ps2bf16 (with AVX512BW)
+  bool amx_bf16 = false;    // AMX tiles with tdpbf16ps, and the OS saves tile state (XCR0)
   std::string brand;
 };
 

@@ -17,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_eigh_ops(env, exports);
   register_kfac_ops(env, exports);
   register_device(env, exports);
+  register_dtype_ops(env, exports);
 #ifdef KFAC_WITH_CUDA
   register_cuda(env, exports);
 #endif

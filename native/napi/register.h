@@ -23,6 +23,7 @@ void register_nn_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_eigh_ops(Napi::Env env, Napi::Object exports);
 void register_kfac_ops(Napi::Env env, Napi::Object exports);
+void register_dtype_ops(Napi::Env env, Napi::Object exports);
 // Device transfers, the op list and the CPU loopback (both builds).
 void register_device(Napi::Env env, Napi::Object exports);
 // Only in the CUDA build (native/napi/cuda/, compiled by CMakeLists.txt): registers the

@@ -1,6 +1,8 @@
 // Bindings that describe and configure the native runtime.
 #include <napi.h>
 
+#include "../core/host_allocator.h"
+#include "../cpu/bf16.h"
 #include "../cpu/cpu_features.h"
 #include "../cpu/threadpool.h"
 #include "args.h"
@@ -29,10 +31,24 @@ KFAC_BINDING(Info) {
   cpu.Set("avx2", f.avx2);
   cpu.Set("fma", f.fma);
   cpu.Set("avx512f", f.avx512f);
+  cpu.Set("avx512bf16", f.avx512bf16);
+  cpu.Set("amxBf16", f.amx_bf16);
   cpu.Set("kernel", cpu::kernel_isa_name(cpu::kernel_isa()));
+  cpu.Set("bf16Kernel", cpu::bf16_kernel_name(cpu::bf16_kernel()));
   cpu.Set("threads", Napi::Number::New(env, cpu::num_threads()));
   cpu.Set("defaultThreads", Napi::Number::New(env, cpu::default_threads()));
   o.Set("cpu", cpu);
+  const HostAllocatorStats m = host_allocator_stats();
+  Napi::Object mem = Napi::Object::New(env);
+  mem.Set("allocatedBytes", Napi::Number::New(env, double(m.allocated_bytes)));
+  mem.Set("cachedBytes", Napi::Number::New(env, double(m.cached_bytes)));
+  mem.Set("peakAllocatedBytes", Napi::Number::New(env, double(m.peak_allocated_bytes)));
+  mem.Set("cacheLimitBytes", Napi::Number::New(env, double(m.cache_limit_bytes)));
+  mem.Set("allocations", Napi::Number::New(env, double(m.allocations)));
+  mem.Set("cacheHits", Napi::Number::New(env, double(m.cache_hits)));
+  mem.Set("systemAllocations", Napi::Number::New(env, double(m.system_allocations)));
+  mem.Set("releases", Napi::Number::New(env, double(m.releases)));
+  o.Set("memory", mem);
   return o;
 }
 
@@ -40,6 +56,20 @@ KFAC_BINDING(Info) {
 KFAC_BINDING(SetNumThreads) {
   cpu::set_num_threads(int(get_int(arg(info, 0), "threads", 0, 256)));
   return Napi::Number::New(info.Env(), cpu::num_threads());
+}
+
+// releaseCachedMemory(): returns the cached host blocks to the system; the bytes released
+KFAC_BINDING(ReleaseCachedMemory) {
+  return Napi::Number::New(info.Env(), double(host_release_cached()));
+}
+
+// setHostCacheLimit(bytes): bounds the host block cache (0 disables it)
+KFAC_BINDING(SetHostCacheLimit) {
+  Napi::Value v = arg(info, 0);
+  if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() >= 0) || v.As<Napi::Number>().DoubleValue() > 9.0e15)
+    throw_arg(ErrorCode::InvalidArgument, "bytes", "a non-negative number of bytes", describe(v));
+  host_set_cache_limit(uint64_t(v.As<Napi::Number>().DoubleValue()));
+  return info.Env().Undefined();
 }
 
 // setCpuKernel('auto' | 'avx512' | 'avx2' | 'generic')
@@ -58,6 +88,8 @@ KFAC_BINDING(SetCpuKernel) {
 const Binding kBindings[] = {
     {"info", Info},
     {"setNumThreads", SetNumThreads},
+    {"releaseCachedMemory", ReleaseCachedMemory},
+    {"setHostCacheLimit", SetHostCacheLimit},
     {"setCpuKernel", SetCpuKernel},
     {"setErrorFactory", SetErrorFactory},
 };

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "../core/dispatch.h"
+#include "../cpu/bf16.h"
 #include "../cpu/elementwise.h"
 #include "../cpu/random.h"
 #include "args.h"
@@ -20,12 +21,13 @@ const napi_type_tag kTensorTag = {0x6b666163a1c0ffeeULL, 0x6375646174656e73ULL};
 const napi_type_tag kTensorTag = {0x6b666163a1c0ffeeULL, 0x7465736f72b16b1dULL};
 #endif
 
-// Host-side access (copies into or out of a Float32Array) needs float32 CPU memory.
+// Host-side access (copies into or out of a Float32Array) needs CPU memory in float32 or
+// bfloat16 (converted on the way: widening is exact, narrowing rounds to nearest even).
 void require_host(const kfac::Tensor& t) {
   if (t.device() != kfac::Device::CPU)
     throw_arg(ErrorCode::Device, "tensor", "a cpu tensor (move it with t.to('cpu') first)", device_name(t.device()));
-  if (t.dtype() != kfac::DType::F32)
-    throw_arg(ErrorCode::DType, "tensor", "float32 (convert it with t.to('cpu', { dtype: 'float32' }) first)",
+  if (t.dtype() != kfac::DType::F32 && t.dtype() != kfac::DType::BF16)
+    throw_arg(ErrorCode::DType, "tensor", "float32 or bfloat16 (convert it with t.to('cpu', { dtype: 'float32' }) first)",
               dtype_name(t.dtype()));
 }
 
@@ -228,7 +230,8 @@ Napi::Value TensorWrap::ToFloat32Array(const Napi::CallbackInfo& info) {
     require_host(tensor_);
     size_t n = size_t(tensor_.numel());
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), n);
-    if (n) std::memcpy(out.Data(), tensor_.raw(), n * sizeof(float));
+    if (n && tensor_.dtype() == kfac::DType::BF16) cpu::convert_bf16_to_f32(static_cast<const uint16_t*>(tensor_.raw()), out.Data(), int64_t(n));
+    else if (n) std::memcpy(out.Data(), tensor_.raw(), n * sizeof(float));
     return out;
   });
 }
@@ -244,7 +247,9 @@ Napi::Value TensorWrap::CopyFromFloat32Array(const Napi::CallbackInfo& info) {
     if (int64_t(data.ElementLength()) != tensor_.numel())
       throw_arg(ErrorCode::Shape, "data", std::to_string(tensor_.numel()) + " values",
                 std::to_string(data.ElementLength()) + " values");
-    if (tensor_.numel()) std::memcpy(tensor_.raw(), data.Data(), tensor_.nbytes());
+    if (tensor_.numel() && tensor_.dtype() == kfac::DType::BF16)
+      cpu::convert_f32_to_bf16(data.Data(), static_cast<uint16_t*>(tensor_.raw()), tensor_.numel());
+    else if (tensor_.numel()) std::memcpy(tensor_.raw(), data.Data(), tensor_.nbytes());
     return info.Env().Undefined();
   });
 }
@@ -260,7 +265,8 @@ Napi::Value TensorWrap::Clone(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     if (disposed()) throw_arg(ErrorCode::Disposed, "tensor", "a live tensor", "a disposed tensor");
     kfac::Tensor t = kfac::Tensor::empty(tensor_.shape(), tensor_.dtype(), tensor_.device());
-    if (tensor_.device() == kfac::Device::CPU) {
+    if (t.nbytes() == 0) {
+    } else if (tensor_.device() == kfac::Device::CPU) {
       std::memcpy(t.raw(), tensor_.raw(), t.nbytes());
     } else {
       kfac::device_allocator(tensor_.device()).copy(t.raw(), tensor_.raw(), t.nbytes());

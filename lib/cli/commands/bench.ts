@@ -1,11 +1,11 @@
-/** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
+/** `kfac-peft bench <case> [--sizes …] [--threads …] [--repeats N] [--rounds R] [--json] [--out file] [--no-peer] [--peer-keep-env]` */
 import { writeFileSync } from 'node:fs';
 
 import { setBackend } from '../../native/loader.js';
 import { info } from '../../runtime.js';
 import { parseArgs, UsageError } from '../args.js';
-import { benchCases } from '../bench/registry.js';
-import type { BenchRow } from '../bench/types.js';
+import { benchCases } from '../../bench/registry.js';
+import type { BenchRow } from '../../bench/types.js';
 import { Progress } from '../progress.js';
 import { formatTable } from '../table.js';
 
@@ -14,6 +14,7 @@ const FLAGS = {
   n: 'int-list',
   threads: 'int-list',
   repeats: 'int',
+  rounds: 'int',
   json: 'boolean',
   out: 'string',
   'no-peer': 'boolean',
@@ -23,7 +24,7 @@ const FLAGS = {
 
 export function benchUsage(): string {
   const names = Object.keys(benchCases).join('|');
-  return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
+  return `usage: kfac-peft bench step [--shape S | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--peer torch] [--profile] [--json]\n       kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--rounds R] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
 }
 
 /** `bench --help`: the options and every case of the registry with its description. */
@@ -51,6 +52,7 @@ options:
 }
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'step') return (await import('./bench-step.js')).benchStepCommand(argv.slice(1));
   if (argv.includes('--help') || argv.includes('-h')) {
     const which = argv.find((a) => !a.startsWith('-'));
     const load = which === undefined ? undefined : benchCases[which];
@@ -64,7 +66,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const backend = (flags['backend'] as string | undefined) ?? 'cpu';
   if (backend !== 'cpu' && backend !== 'cuda') throw new UsageError(`--backend: 'cpu' or 'cuda', got ${JSON.stringify(backend)}`);
   if (backend === 'cuda') setBackend('cuda'); // the first op below throws a DeviceError saying why when CUDA is unavailable
-  const registry = backend === 'cuda' ? (await import('../bench/cuda.js')).cudaBenchCases : benchCases;
+  const registry = backend === 'cuda' ? (await import('../../bench/cuda.js')).cudaBenchCases : benchCases;
   const names = which === 'all' ? Object.keys(registry) : [which];
   for (const n of names) if (!registry[n]) throw new UsageError(`unknown bench case ${JSON.stringify(n)}${backend === 'cuda' ? ` for --backend cuda (${Object.keys(registry).join('|')})` : ''}\n${benchUsage()}`);
   const maxThreads = info().cpu.defaultThreads;
@@ -75,12 +77,13 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   const started = new Date().toISOString();
   try {
     for (const name of names) {
-      const c = await (registry[name] as () => Promise<import('../bench/types.js').BenchCase>)();
+      const c = await (registry[name] as () => Promise<import('../../bench/types.js').BenchCase>)();
       rows.push(
         ...(await c.run({
           sizes: (flags['sizes'] ?? flags['n']) as number[] | undefined,
           threads: threads ?? (maxThreads > 1 ? [1, maxThreads] : [1]),
           repeats: (flags['repeats'] as number | undefined) ?? 10,
+          ...(flags['rounds'] !== undefined ? { rounds: flags['rounds'] as number } : {}),
           peer: !flags['no-peer'],
           peerKeepEnv: !!flags['peer-keep-env'],
           progress: (m) => progress.update(m),

@@ -3,10 +3,10 @@
  * projections and causal attention, nn.Attention) at B=8, T=128, C=256, H=4 (D=64) by default,
  * and the attention kernels alone. --sizes B,T,C[,H[,Hkv]] overrides the shape.
  */
-import { Attention } from '../../nn/layers.js';
-import * as F from '../../nn/functional.js';
-import { setNumThreads } from '../../runtime.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { Attention } from '../nn/layers.js';
+import * as F from '../nn/functional.js';
+import { setNumThreads } from '../runtime.js';
+import { Tensor } from '../tensor/tensor.js';
 import { timeMs } from './timing.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 

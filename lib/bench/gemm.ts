@@ -1,9 +1,9 @@
 /** `kfac-peft bench gemm`: square and LoRA-shaped GEMMs against OpenBLAS sgemm. */
-import { matmul } from '../../linalg/matmul.js';
-import { setNumThreads } from '../../runtime.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { matmul } from '../linalg/matmul.js';
+import { setNumThreads } from '../runtime.js';
+import { Tensor } from '../tensor/tensor.js';
 import { PeerPool } from './peer.js';
-import { timeMs } from './timing.js';
+import { measure } from './measure.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 
 const DEFAULT_SIZES = [256, 512, 1024];
@@ -24,17 +24,10 @@ async function run(o: BenchOptions): Promise<BenchRow[]> {
       for (const t of threads) {
         o.progress(`gemm ${n}×${n}×${n}, ${t} thread${t > 1 ? 's' : ''}`);
         setNumThreads(t);
-        const ms = timeMs(() => matmul(a, b, { out: c }), repeats, 3);
-        const peer = await peers.get(t);
-        const peerMs = peer ? await peer.ms({ op: 'gemm', m: n, n, k: n, repeats }) : undefined;
-        const row: BenchRow = { case: 'gemm', shape: `${n}x${n}x${n}`, threads: t, ms, gflops: flops / ms / 1e6 };
-        if (peer && peerMs !== undefined) {
-          row.peer = peer.name;
-          row.peerMs = peerMs;
-          row.peerGflops = flops / peerMs / 1e6;
-          row.ratio = peerMs / ms;
-        }
-        rows.push(row);
+        const shape = `${n}x${n}x${n}`;
+        rows.push(await measure({ case: 'gemm', shape, threads: t, repeats, warmup: 3, rounds: o.rounds ?? 1, flops, note: 'with out' }, () => matmul(a, b, { out: c }), { pool: peers, req: { op: 'gemm', m: n, n, k: n } }));
+        // A new output each call, as `linalg.matmul(a, b)` is used in a training step.
+        rows.push(await measure({ case: 'gemm', shape: `${shape} new`, threads: t, repeats, warmup: 3, rounds: o.rounds ?? 1, flops, note: 'new output vs a @ b' }, () => matmul(a, b).dispose(), { pool: peers, req: { op: 'gemm', m: n, n, k: n, new: true } }));
       }
     }
   } finally {

@@ -10,14 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { clipNewtonStep } from '../../kfac/clip.js';
-import { updateFactor } from '../../kfac/factor.js';
-import { preconditionEigen, preconditionInverseFactors } from '../../kfac/precondition.js';
-import { eigh, eighBatched } from '../../linalg/eigh.js';
-import { matmul } from '../../linalg/matmul.js';
-import { copy } from '../../ops/index.js';
-import { packageRoot } from '../../native/loader.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { clipNewtonStep } from '../kfac/clip.js';
+import { updateFactor } from '../kfac/factor.js';
+import { preconditionEigen, preconditionInverseFactors } from '../kfac/precondition.js';
+import { eigh, eighBatched } from '../linalg/eigh.js';
+import { matmul } from '../linalg/matmul.js';
+import { copy } from '../ops/index.js';
+import { packageRoot } from '../native/loader.js';
+import { Tensor } from '../tensor/tensor.js';
 import { timeMs } from './timing.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 
-import { packageRoot } from '../../native/loader.js';
+import { packageRoot } from '../native/loader.js';
 
 export interface PeerHello {
   numpy: string;
@@ -38,9 +38,9 @@ export class Peer {
     });
   }
 
-  /** Starts a worker with `threads` OpenBLAS threads; undefined when no usable python/numpy. */
-  static async start(threads: number, keepEnv: boolean): Promise<Peer | undefined> {
-    const script = join(packageRoot(), 'bench', 'peer.py');
+  /** Starts a worker (bench/peer.py unless `scriptName` names another) with `threads` BLAS threads; undefined when no usable python answers. */
+  static async start(threads: number, keepEnv: boolean, scriptName = 'peer.py'): Promise<Peer | undefined> {
+    const script = join(packageRoot(), 'bench', scriptName);
     if (!existsSync(script)) return undefined;
     const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
     if (!keepEnv) {

@@ -2,14 +2,14 @@
  * `kfac-peft bench factor|precondition|clip`: the K-FAC curvature kernels against numpy/scipy
  * (OpenBLAS ssyrk, LAPACK spotrf+spotri, numpy matmul chains) timed in the same run.
  */
-import { dampedInverse } from '../../linalg/cholesky.js';
-import { clipNewtonStep } from '../../kfac/clip.js';
-import { updateFactor } from '../../kfac/factor.js';
-import { preconditionEigen, preconditionInverse } from '../../kfac/precondition.js';
-import { setNumThreads } from '../../runtime.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { dampedInverse } from '../linalg/cholesky.js';
+import { clipNewtonStep } from '../kfac/clip.js';
+import { updateFactor } from '../kfac/factor.js';
+import { preconditionEigen, preconditionInverse } from '../kfac/precondition.js';
+import { setNumThreads } from '../runtime.js';
+import { Tensor } from '../tensor/tensor.js';
 import { PeerPool } from './peer.js';
-import { timeMs } from './timing.js';
+import { measure } from './measure.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 
 /** Enough repeats for a stable median on small problems, bounded on large ones. */
@@ -27,18 +27,6 @@ async function withPeers(o: BenchOptions, body: (peers: PeerPool, rows: BenchRow
   return rows;
 }
 
-async function addPeer(row: BenchRow, peers: PeerPool, threads: number, req: Record<string, unknown>, flops?: number): Promise<BenchRow> {
-  const peer = await peers.get(threads);
-  const peerMs = peer ? await peer.ms(req) : undefined;
-  if (peer && peerMs !== undefined) {
-    row.peer = peer.name;
-    row.peerMs = peerMs;
-    if (flops !== undefined) row.peerGflops = flops / peerMs / 1e6;
-    row.ratio = peerMs / row.ms;
-  }
-  return row;
-}
-
 // factor: F ← βF + (1−β)/R·XᵀX for X [R, d]; --sizes are d (R = 512, 2048, 8192).
 async function runFactor(o: BenchOptions): Promise<BenchRow[]> {
   return withPeers(o, async (peers, rows) => {
@@ -51,9 +39,8 @@ async function runFactor(o: BenchOptions): Promise<BenchRow[]> {
         for (const t of o.threads ?? [1, 2]) {
           o.progress(`factor d=${d} R=${R}, ${t} thread${t > 1 ? 's' : ''}`);
           setNumThreads(t);
-          const ms = timeMs(() => updateFactor(F, x, { beta: 0.95 }), repeats, 3);
-          const row: BenchRow = { case: 'factor', shape: `d=${d} R=${R}`, threads: t, ms, gflops: flops / ms / 1e6, note: 'peer: ssyrk' };
-          rows.push(await addPeer(row, peers, t, { op: 'syrk', d, R, beta: 0.95, repeats }, flops));
+          const c = { case: 'factor', shape: `d=${d} R=${R}`, threads: t, repeats, warmup: 3, flops, note: 'peer: ssyrk' };
+          rows.push(await measure(c, () => updateFactor(F, x, { beta: 0.95 }), { pool: peers, req: { op: 'syrk', d, R, beta: 0.95 } }));
         }
       }
   });
@@ -79,16 +66,16 @@ async function runPrecondition(o: BenchOptions): Promise<BenchRow[]> {
         setNumThreads(t);
         o.progress(`precondition eigen n=${n}, ${t} thread(s)`);
         const eigenFlops = 8 * n * n * n;
-        let ms = timeMs(() => preconditionEigen({ grad, A: { Q: QA, d: dA }, G: { Q: QG, d: dG }, damping: 1e-3, out }), repeats, 3);
-        rows.push(await addPeer({ case: 'precondition', shape: `eigen ${n}x${n}`, threads: t, ms, gflops: eigenFlops / ms / 1e6 }, peers, t, { op: 'precondition_eigen', dout: n, din: n, repeats }, eigenFlops));
+        const eigenCase = { case: 'precondition', shape: `eigen ${n}x${n}`, threads: t, repeats, warmup: 3, flops: eigenFlops };
+        rows.push(await measure(eigenCase, () => preconditionEigen({ grad, A: { Q: QA, d: dA }, G: { Q: QG, d: dG }, damping: 1e-3, out }), { pool: peers, req: { op: 'precondition_eigen', dout: n, din: n } }));
         o.progress(`precondition inverse n=${n}, ${t} thread(s)`);
         const invFlops = 4 * n * n * n;
-        ms = timeMs(() => preconditionInverse({ grad, Ainv: QA, Ginv: QG, out }), repeats, 3);
-        rows.push(await addPeer({ case: 'precondition', shape: `inverse ${n}x${n}`, threads: t, ms, gflops: invFlops / ms / 1e6 }, peers, t, { op: 'precondition_inverse', dout: n, din: n, repeats }, invFlops));
+        const invCase = { case: 'precondition', shape: `inverse ${n}x${n}`, threads: t, repeats, warmup: 3, flops: invFlops };
+        rows.push(await measure(invCase, () => preconditionInverse({ grad, Ainv: QA, Ginv: QG, out }), { pool: peers, req: { op: 'precondition_inverse', dout: n, din: n } }));
         o.progress(`damped inverse n=${n}, ${t} thread(s)`);
         const cholFlops = n * n * n; // potrf n³/3 + trtri n³/3 + lauum n³/3
-        ms = timeMs(() => dampedInverse(A, { damping: 1e-2, out: Ainv }), Math.max(o.repeats, Math.min(100, Math.ceil(1e9 / cholFlops))), 2);
-        rows.push(await addPeer({ case: 'precondition', shape: `dampedInverse ${n}`, threads: t, ms, gflops: cholFlops / ms / 1e6, note: 'peer: spotrf+spotri' }, peers, t, { op: 'damped_inverse', n, repeats: Math.max(o.repeats, Math.min(100, Math.ceil(1e9 / cholFlops))) }, cholFlops));
+        const cholCase = { case: 'precondition', shape: `dampedInverse ${n}`, threads: t, repeats: Math.max(o.repeats, Math.min(100, Math.ceil(1e9 / cholFlops))), flops: cholFlops, note: 'peer: spotrf+spotri' };
+        rows.push(await measure(cholCase, () => dampedInverse(A, { damping: 1e-2, out: Ainv }), { pool: peers, req: { op: 'damped_inverse', n } }));
       }
     }
   });
@@ -108,15 +95,17 @@ async function runClip(o: BenchOptions): Promise<BenchRow[]> {
           let tau = 0.9 * clipNewtonStep(ts, { maxNorm: Number.MAX_VALUE }).norm;
           const bytes = 2 * 2 * 4 * count * size; // read for the norm, read+write to scale
           const repeats = Math.max(o.repeats, Math.min(200, Math.ceil(2e9 / bytes)));
-          const ms = timeMs(
+          const clipCase = { case: 'clip', shape: `${count}x${size}`, threads: t, repeats, warmup: 3, note: 'peer: numpy dot + in-place scale' };
+          const row = await measure(
+            clipCase,
             () => {
               clipNewtonStep(ts, { maxNorm: tau });
               tau *= 0.9;
             },
-            repeats,
-            3,
+            { pool: peers, req: { op: 'clip', count, size } },
           );
-          rows.push(await addPeer({ case: 'clip', shape: `${count}x${size}`, threads: t, ms, gbps: bytes / ms / 1e6, note: 'peer: numpy dot + in-place scale' }, peers, t, { op: 'clip', count, size, repeats }));
+          row.gbps = bytes / row.ms / 1e6;
+          rows.push(row);
         } finally {
           for (const x of ts) x.dispose();
         }

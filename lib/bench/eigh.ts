@@ -4,12 +4,13 @@
  * same thread count. `refresh` times a warm refresh against our own cold solve after one EMA
  * step (β = 0.95) of a fresh batch factor.
  */
-import { eigh, eighBatched, eighRefresh } from '../../linalg/eigh.js';
-import { matmul } from '../../linalg/matmul.js';
-import { axpy, scale, transpose } from '../../ops/index.js';
-import { setNumThreads } from '../../runtime.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { eigh, eighBatched, eighRefresh } from '../linalg/eigh.js';
+import { matmul } from '../linalg/matmul.js';
+import { axpy, scale, transpose } from '../ops/index.js';
+import { setNumThreads } from '../runtime.js';
+import { Tensor } from '../tensor/tensor.js';
 import { PeerPool } from './peer.js';
+import { measure } from './measure.js';
 import { timeMs } from './timing.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 
@@ -34,16 +35,8 @@ async function runEigh(o: BenchOptions): Promise<BenchRow[]> {
       for (const t of threads) {
         o.progress(`eigh ${n}×${n}, ${t} thread${t > 1 ? 's' : ''}`);
         setNumThreads(t);
-        const ms = timeMs(() => eigh(a, { out: { values, vectors } }), repeats, 1);
-        const peer = await peers.get(t);
-        const peerMs = peer ? await peer.ms({ op: 'eigh', n, repeats }) : undefined;
-        const row: BenchRow = { case: 'eigh', shape: `${n}x${n}`, threads: t, ms, gflops: ((4 / 3 + 2) * n ** 3) / ms / 1e6 };
-        if (peer && peerMs !== undefined) {
-          row.peer = `scipy ssyevd, ${peer.name}`;
-          row.peerMs = peerMs;
-          row.ratio = peerMs / ms;
-        }
-        rows.push(row);
+        const c = { case: 'eigh', shape: `${n}x${n}`, threads: t, repeats, warmup: 1, flops: (4 / 3 + 2) * n ** 3, peerLabel: (blas: string) => `scipy ssyevd, ${blas}` };
+        rows.push(await measure(c, () => eigh(a, { out: { values, vectors } }), { pool: peers, req: { op: 'eigh', n } }));
       }
     }
   } finally {
@@ -138,18 +131,12 @@ async function runBatched(o: BenchOptions): Promise<BenchRow[]> {
       for (const t of threads) {
         o.progress(`batched eigh ${batch}×${r}×${r}, ${t} thread${t > 1 ? 's' : ''}`);
         setNumThreads(t);
-        const ms = timeMs(() => eighBatched(a, { out: { values, vectors } }), repeats, 2);
         const loopMs = timeMs(() => {
           for (const s of singles) eigh(s, { out: { values: v1, vectors: q1 } });
         }, repeats, 1);
-        const peer = await peers.get(t);
-        const peerMs = peer ? await peer.ms({ op: 'batched-eigh', batch, r, repeats }) : undefined;
-        const row: BenchRow = { case: 'batched-eigh', shape: `${batch}x${r}x${r}`, threads: t, ms, note: `loop of single eigh ${loopMs.toFixed(3)} ms (×${(loopMs / ms).toFixed(1)})` };
-        if (peer && peerMs !== undefined) {
-          row.peer = `numpy.linalg.eigh, ${peer.name}`;
-          row.peerMs = peerMs;
-          row.ratio = peerMs / ms;
-        }
+        const c = { case: 'batched-eigh', shape: `${batch}x${r}x${r}`, threads: t, repeats, peerLabel: (blas: string) => `numpy.linalg.eigh, ${blas}` };
+        const row = await measure(c, () => eighBatched(a, { out: { values, vectors } }), { pool: peers, req: { op: 'batched-eigh', batch, r } });
+        row.note = `loop of single eigh ${loopMs.toFixed(3)} ms (×${(loopMs / row.ms).toFixed(1)})`;
         rows.push(row);
       }
       for (const s of singles) s.dispose();

@@ -31,6 +31,8 @@ export interface BenchOptions {
   threads: number[] | undefined;
   /** Timed repeats per measurement (after warm-up). */
   repeats: number;
+  /** Alternating rounds of ours and the peer per measurement (cases that support it; default 1). */
+  rounds?: number;
   /** Whether to time the numpy/scipy peer when it is importable. */
   peer: boolean;
   /** Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the peer instead of letting OpenBLAS pick its best kernels. */

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""PyTorch + transformers + PEFT side of `kfac-peft bench step --peer torch`: one LoRA
+training step on the same weights, in a worker process (one JSON request per line on stdin,
+one JSON reply per line on stdout). Thread count comes from the caller (torch.set_num_threads).
+
+  {"op": "init", "dir": model folder, "create": config.json dict or null, "task": "causal-lm"|
+   "sequence-classification", "targets": [...], "r": 8, "alpha": 16, "optimizer": "adamw"|"kfac",
+   "dtype": "float32"|"bfloat16", "ids": [...], "labels": [...], "shape": [B, T], "threads": n,
+   "lr": 1e-4, "seed": 0}
+      -> {"ok": true, "torch": ..., "transformers": ..., "peft": ..., "kfac": version or null}
+      With "create", a model with that config and torch's seeded random weights is written to
+      "dir" first (safetensors), so that the other side loads the very same weights.
+  {"op": "steps", "n": k} -> {"ok": true, "ms": [k step times], "loss": last loss}
+
+bench/peer.py also loads this file for its OPS (there are none here); torch is imported lazily.
+"""
+import json
+import sys
+import time
+
+STATE = {}
+
+
+def op_init(p):
+    import torch
+    import transformers
+    import peft
+
+    torch.set_num_threads(int(p["threads"]))
+    torch.manual_seed(int(p.get("seed", 0)))
+    if p.get("create"):
+        cfg = transformers.AutoConfig.for_model(**p["create"])
+        cls = transformers.AutoModelForCausalLM if p["task"] == "causal-lm" else transformers.AutoModelForSequenceClassification
+        m = cls.from_config(cfg)
+        m.save_pretrained(p["dir"], safe_serialization=True)
+        del m
+    if p["task"] == "causal-lm":
+        model = transformers.AutoModelForCausalLM.from_pretrained(p["dir"], torch_dtype=torch.float32)
+    else:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(p["dir"], torch_dtype=torch.float32, num_labels=int(p.get("num_labels", 2)))
+    model.train()
+    lcfg = peft.LoraConfig(r=int(p["r"]), lora_alpha=float(p["alpha"]), lora_dropout=0.0, target_modules=list(p["targets"]),
+                           task_type="CAUSAL_LM" if p["task"] == "causal-lm" else "SEQ_CLS")
+    model = peft.get_peft_model(model, lcfg)
+    params = [q for q in model.parameters() if q.requires_grad]
+    kfac_version = None
+    precond = None
+    if p["optimizer"] == "kfac":
+        import kfac  # kfac-pytorch; an ImportError tells the caller there is no K-FAC peer
+
+        kfac_version = getattr(kfac, "__version__", "unknown")
+        precond = kfac.preconditioner.KFACPreconditioner(model, factor_update_steps=1, inv_update_steps=10, damping=1e-3)
+    opt = torch.optim.AdamW(params, lr=float(p.get("lr", 1e-4))) if precond is None else torch.optim.SGD(params, lr=float(p.get("lr", 1e-4)), momentum=0.9)
+    B, T = p["shape"]
+    ids = torch.tensor(p["ids"], dtype=torch.long).view(B, T)
+    labels = torch.tensor(p["labels"], dtype=torch.long)
+    if p["task"] == "causal-lm":
+        labels = labels.view(B, T)
+    STATE.update(model=model, opt=opt, precond=precond, ids=ids, labels=labels, bf16=p["dtype"] == "bfloat16")
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "kfac": kfac_version}
+
+
+def one_step():
+    import torch
+
+    s = STATE
+    s["opt"].zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s["bf16"]):
+        out = s["model"](input_ids=s["ids"], labels=s["labels"])
+    out.loss.backward()
+    if s["precond"] is not None:
+        s["precond"].step()
+    s["opt"].step()
+    return float(out.loss.detach())
+
+
+def op_steps(p):
+    ms = []
+    loss = None
+    for _ in range(int(p["n"])):
+        t0 = time.perf_counter()
+        loss = one_step()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return {"ms": ms, "loss": loss}
+
+
+def main():
+    ops = {"init": op_init, "steps": op_steps}
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+            if op == "hello":
+                reply = {"ok": True}
+            elif op in ops:
+                reply = {"ok": True, **ops[op](req)}
+            else:
+                reply = {"ok": False, "error": f"unknown op {op!r}"}
+        except Exception as e:  # report, keep serving
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+/**
+ * `kfac-peft bench step [--shape bert-small|bert-base|llama-125m|stories260k | --model DIR]
+ *   [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--batch B] [--seq T]
+ *   [--rounds R] [--steps S] [--peer torch] [--profile] [--json]`
+ */
+import { existsSync } from 'node:fs';
+
+import { runStep, STEP_SHAPES, type StepReport } from '../../bench/step.js';
+import { info } from '../../runtime.js';
+import { parseArgs, UsageError } from '../args.js';
+import { Progress } from '../progress.js';
+import { formatTable } from '../table.js';
+
+const FLAGS = {
+  shape: 'string',
+  model: 'string',
+  optimizer: 'string',
+  dtype: 'string',
+  threads: 'int',
+  batch: 'int',
+  seq: 'int',
+  rounds: 'int',
+  steps: 'int',
+  peer: 'string',
+  profile: 'boolean',
+  json: 'boolean',
+} as const;
+
+export function benchStepUsage(): string {
+  return `usage: kfac-peft bench step [--shape ${Object.keys(STEP_SHAPES).join('|')} | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--batch B] [--seq T] [--rounds R] [--steps S] [--peer torch] [--profile] [--json]`;
+}
+
+function oneOf<T extends string>(v: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (v === undefined) return fallback;
+  if (!allowed.includes(v as T)) throw new UsageError(`--${name}: one of ${allowed.join('|')}, got ${JSON.stringify(v)}\n${benchStepUsage()}`);
+  return v as T;
+}
+
+function bounded(v: unknown, name: string, lo: number, hi: number, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = v as number;
+  if (n < lo || n > hi) throw new UsageError(`--${name}: ${lo} to ${hi}, got ${n}`);
+  return n;
+}
+
+export async function benchStepCommand(argv: readonly string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv, FLAGS);
+  if (positional.length) throw new UsageError(`bench step takes no positional arguments, got ${positional.join(' ')}\n${benchStepUsage()}`);
+  if (flags['shape'] !== undefined && flags['model'] !== undefined) throw new UsageError('--shape and --model exclude each other');
+  const model = flags['model'] as string | undefined;
+  if (model !== undefined && !existsSync(model)) throw new UsageError(`--model: ${model} does not exist`);
+  const shape = model ? undefined : oneOf(flags['shape'], 'shape', Object.keys(STEP_SHAPES), 'bert-small');
+  const progress = new Progress();
+  let r: StepReport;
+  try {
+    r = await runStep({
+      ...(shape ? { shape } : {}),
+      ...(model ? { model } : {}),
+      optimizer: oneOf(flags['optimizer'], 'optimizer', ['adamw', 'kfac'] as const, 'adamw'),
+      dtype: oneOf(flags['dtype'], 'dtype', ['float32', 'bfloat16'] as const, 'float32'),
+      threads: bounded(flags['threads'], 'threads', 1, 256, info().cpu.defaultThreads),
+      batch: bounded(flags['batch'], 'batch', 1, 4096, 8),
+      seq: bounded(flags['seq'], 'seq', 1, 8192, 128),
+      rounds: bounded(flags['rounds'], 'rounds', 1, 1000, 5),
+      stepsPerRound: bounded(flags['steps'], 'steps', 1, 1000, 2),
+      peer: flags['peer'] === undefined ? undefined : oneOf(flags['peer'], 'peer', ['torch'] as const, 'torch'),
+      profile: !!flags['profile'],
+      progress: (m) => progress.update(m),
+    });
+  } finally {
+    progress.done();
+  }
+  if (flags['json']) {
+    process.stdout.write(JSON.stringify({ machine: { cpu: info().cpu.brand, kernel: info().cpu.kernel, node: process.version }, ...r }, null, 2) + '\n');
+    return 0;
+  }
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+  process.stdout.write(`one LoRA step (r=8) of ${r.what}: ${r.optimizer}, ${r.dtype}, batch ${r.batch} × seq ${r.seq}, ${r.threads} thread(s); ${r.params} parameters, ${r.trainable} trainable\n`);
+  const rows = [[r.ours.name, r.ours.medianMs, r.ours.minMs, r.ours.tokensPerSecond, r.ours.loss]];
+  if (r.peer) rows.push([r.peer.name, r.peer.medianMs, r.peer.minMs, r.peer.tokensPerSecond, r.peer.loss]);
+  process.stdout.write(formatTable(['side', 'median ms', 'min ms', 'tokens/s', 'last loss'], rows) + '\n');
+  if (r.ratio !== undefined) process.stdout.write(`ours/peer speed (peer median / our median): ${r.ratio.toFixed(3)}\n`);
+  if (r.peerMissing) process.stdout.write(`no peer row: ${r.peerMissing}\n`);
+  process.stdout.write(`load average before: ${load(r.loadBefore)}; after: ${load(r.loadAfter)}\n`);
+  if (r.profile) {
+    process.stdout.write('\ntime per op family (ours):\n');
+    process.stdout.write(formatTable(['family', 'ms/step', 'share', 'calls/step'], r.profile.map((p) => [p.family, p.msPerStep, p.share, p.callsPerStep])) + '\n');
+  }
+  return 0;
+}
