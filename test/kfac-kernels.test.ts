@@ -7,6 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, kfac, linalg, NotFiniteError, NumericalError, setCpuKernel, setNumThreads, ShapeError, Tensor } from '../lib/index.js';
 import { randomF32, rng } from './helpers.js';
+import { KERNELS, recordKernel } from './isa.js';
+
+const AVX2 = KERNELS.find((k) => k.name === 'avx2')!;
 
 afterAll(() => {
   setNumThreads(0);
@@ -258,75 +261,67 @@ describe('kfac.updateFactor', () => {
     [385, 168],
     [33, 201],
   ];
-  it.each(edges)('R=%i d=%i: every kernel path, 1 and 2 threads, beta 0/0.95/1, bias, elementwise against float64', (R, d) => {
-    const X = randomF32(R * d, 31 * R + d);
-    // X̃ᵀX̃ and Σ|x̃_i x̃_j| of X̃ = [X | 1] in float64; the no-bias factor is its leading d×d block.
-    const D1 = d + 1;
-    const xtx = new Float64Array(D1 * D1);
-    const abs = new Float64Array(D1 * D1);
-    const row = new Float64Array(D1);
-    for (let r = 0; r < R; r++) {
-      for (let j = 0; j < d; j++) row[j] = X[r * d + j]!;
-      row[d] = 1;
-      for (let i = 0; i < D1; i++)
-        for (let j = 0; j <= i; j++) {
-          xtx[i * D1 + j]! += row[i]! * row[j]!;
-          abs[i * D1 + j]! += Math.abs(row[i]! * row[j]!);
-        }
-    }
-    let ran = 0;
-    for (const kernel of ['generic', 'avx2', 'avx512'] as const) {
-      try {
-        setCpuKernel(kernel);
-      } catch {
-        continue; // this CPU lacks the ISA
-      }
-      ran++;
-      for (const threads of [1, 2]) {
-        setNumThreads(threads);
-        for (const bias of [false, true])
-          for (const beta of [0, 0.95, 1]) {
-            const D = d + (bias ? 1 : 0);
-            // A prior whose strict upper triangle is NaN: only the lower one may be read.
-            const F0 = randomF32(D * D, D + 11);
-            for (let i = 0; i < D; i++) for (let j = i + 1; j < D; j++) F0[i * D + j] = NaN;
-            const x = T(X, [R, d]);
-            const F = T(beta === 0 ? nan(D * D) : F0, [D, D]);
-            const scale = 3;
-            kfac.updateFactor(F, x, { beta, scale, bias });
-            const got = F.toArray();
-            const alpha = ((1 - beta) * scale) / R;
-            let bad = 0;
-            for (let i = 0; i < D; i++)
-              for (let j = 0; j < D; j++) {
-                const [a, b] = j <= i ? [i, j] : [j, i];
-                const prior = beta === 0 ? 0 : beta * F0[a * D + b]!;
-                const want = alpha * xtx[a * D1 + b]! + prior;
-                const tol = 4e-6 * (alpha * abs[a * D1 + b]! + Math.abs(prior)) + 1e-30;
-                if (!(Math.abs(got[i * D + j]! - want) <= tol)) bad++;
-              }
-            expect({ kernel, threads, bias, beta, bad }).toEqual({ kernel, threads, bias, beta, bad: 0 });
-            x.dispose();
-            F.dispose();
+  for (const k of KERNELS)
+    it.skipIf(!k.available).each(edges)(`R=%i d=%i on the ${k.name} kernel${k.skip}: 1 and 2 threads, beta 0/0.95/1, bias, elementwise against float64`, (R, d) => {
+      const X = randomF32(R * d, 31 * R + d);
+      // X̃ᵀX̃ and Σ|x̃_i x̃_j| of X̃ = [X | 1] in float64; the no-bias factor is its leading d×d block.
+      const D1 = d + 1;
+      const xtx = new Float64Array(D1 * D1);
+      const abs = new Float64Array(D1 * D1);
+      const row = new Float64Array(D1);
+      for (let r = 0; r < R; r++) {
+        for (let j = 0; j < d; j++) row[j] = X[r * d + j]!;
+        row[d] = 1;
+        for (let i = 0; i < D1; i++)
+          for (let j = 0; j <= i; j++) {
+            xtx[i * D1 + j]! += row[i]! * row[j]!;
+            abs[i * D1 + j]! += Math.abs(row[i]! * row[j]!);
           }
       }
-    }
-    setCpuKernel('auto');
-    expect(ran).toBeGreaterThan(0);
-  });
+      const kernel = k.name;
+      {
+        expect(setCpuKernel(kernel)).toBe(kernel);
+        for (const threads of [1, 2]) {
+          setNumThreads(threads);
+          for (const bias of [false, true])
+            for (const beta of [0, 0.95, 1]) {
+              const D = d + (bias ? 1 : 0);
+              // A prior whose strict upper triangle is NaN: only the lower one may be read.
+              const F0 = randomF32(D * D, D + 11);
+              for (let i = 0; i < D; i++) for (let j = i + 1; j < D; j++) F0[i * D + j] = NaN;
+              const x = T(X, [R, d]);
+              const F = T(beta === 0 ? nan(D * D) : F0, [D, D]);
+              const scale = 3;
+              kfac.updateFactor(F, x, { beta, scale, bias });
+              const got = F.toArray();
+              const alpha = ((1 - beta) * scale) / R;
+              let bad = 0;
+              for (let i = 0; i < D; i++)
+                for (let j = 0; j < D; j++) {
+                  const [a, b] = j <= i ? [i, j] : [j, i];
+                  const prior = beta === 0 ? 0 : beta * F0[a * D + b]!;
+                  const want = alpha * xtx[a * D1 + b]! + prior;
+                  const tol = 4e-6 * (alpha * abs[a * D1 + b]! + Math.abs(prior)) + 1e-30;
+                  if (!(Math.abs(got[i * D + j]! - want) <= tol)) bad++;
+                }
+              expect({ kernel, threads, bias, beta, bad }).toEqual({ kernel, threads, bias, beta, bad: 0 });
+              x.dispose();
+              F.dispose();
+            }
+        }
+      }
+      setCpuKernel('auto');
+      recordKernel('factor update (syrk)', kernel, '1 and 2 threads');
+    });
 
-  it('a large update (many depth blocks, several packing phases with 2 threads) gives the same bits on 1 and 2 threads and matches float64 entries', () => {
+  it(`a large update (many depth blocks, several packing phases with 2 threads) gives the same bits on 1 and 2 threads and matches float64 entries, on the auto kernel and avx2${AVX2.skip}`, () => {
     const R = 6000;
     const d = 700;
     const X = randomF32(R * d, 77);
     const x = T(X, [R, d]);
     const F0 = randomF32((d + 1) * (d + 1), 78);
-    for (const kernel of ['auto', 'avx2'] as const) {
-      try {
-        setCpuKernel(kernel);
-      } catch {
-        continue;
-      }
+    for (const kernel of ['auto', ...(AVX2.available ? ['avx2'] : [])] as const) {
+      setCpuKernel(kernel as 'auto' | 'avx2');
       const out: Float32Array[] = [];
       for (const threads of [1, 2]) {
         setNumThreads(threads);
