@@ -6,7 +6,7 @@
  *   npm run test:mutate                      # every mutation
  *   npm run test:mutate -- --only a,b        # some of them (ids from --list)
  *   npm run test:mutate -- --list            # the list (and whether every snippet is still there), nothing run
- *   npm run test:mutate -- --only id --tests test/x.test.ts   # other test files for those mutations
+ *   npm run test:mutate -- --only id --tests test/x.test.ts --filter 'name'   # other tests for those mutations
  *   npm run test:mutate -- --verbose         # print the test output of every mutation
  *
  * Each mutation replaces one exact snippet of one file (it must occur exactly once), rebuilds
@@ -246,6 +246,7 @@ if (flag('--list') || flag('--check')) {
 
 const only = value('--only')?.split(',');
 const testsOverride = value('--tests')?.split(',');
+const filterOverride = value('--filter');
 const verbose = flag('--verbose');
 if (only) for (const id of only) if (!MUTATIONS.some((m) => m.id === id)) fail(`unknown mutation ${id} (see --list)`);
 const selected = only ? MUTATIONS.filter((m) => only.includes(m.id)) : MUTATIONS;
@@ -293,7 +294,7 @@ function runTests(files, filter) {
   const a = [vitest, 'run', '--bail', '1', ...files, ...(filter ? ['-t', filter] : [])];
   return new Promise((resolve) => {
     let out = '';
-    child = spawn(process.execPath, a, { cwd: ROOT, env: { ...process.env, FORCE_COLOR: '0' } });
+    child = spawn(process.execPath, a, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     child.on('close', (code) => {
@@ -305,7 +306,8 @@ function runTests(files, filter) {
 
 /** The names of the tests that failed (vitest's FAIL lines). */
 function failedTests(out) {
-  return [...new Set(out.split('\n').filter((l) => /^\s*FAIL\s/.test(l)).map((l) => l.replace(/^\s*FAIL\s+/, '').trim()))];
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+  return [...new Set(plain.split('\n').filter((l) => /^\s*FAIL\s.*>/.test(l)).map((l) => l.replace(/^\s*FAIL\s+/, '').trim()))];
 }
 
 const results = [];
@@ -333,7 +335,7 @@ for (const m of selected) {
       detail = 'does not compile';
       if (verbose) console.log(b.output);
     } else {
-      const r = await runTests(tests, m.filter);
+      const r = await runTests(tests, filterOverride ?? m.filter);
       if (verbose) console.log(r.out);
       status = r.code === 0 ? 'MISSED' : 'caught';
       detail = r.code === 0 ? 'the tests passed' : failedTests(r.out).slice(0, 2).join('; ') || `vitest exit ${r.code}`;
@@ -352,7 +354,7 @@ for (const m of selected) {
   }
   const secs = ((Date.now() - start) / 1000).toFixed(0);
   results.push({ m, status, detail });
-  console.log(`${status.padEnd(7)} ${m.id.padEnd(26)} ${`${secs} s`.padStart(6)}  ${tests.join(' ')}${m.filter ? ` -t "${m.filter}"` : ''}`);
+  console.log(`${status.padEnd(7)} ${m.id.padEnd(26)} ${`${secs} s`.padStart(6)}  ${tests.join(' ')}${(filterOverride ?? m.filter) ? ` -t "${filterOverride ?? m.filter}"` : ''}`);
   console.log(`        ${m.what}${detail ? ` → ${detail}` : ''}`);
 }
 
