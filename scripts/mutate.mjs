@@ -18,7 +18,7 @@
  * update the list when the code moves). See docs/TESTING.md.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -264,16 +264,33 @@ function build(kind) {
   return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
-// The file currently mutated and its original text, for the signal handlers.
+// The file currently mutated and its original text, for the signal handlers; also kept on disk
+// (build/ is ignored by git) so a run killed outright is repaired by the next one.
 let pending = null;
 let child = null;
+const JOURNAL = join(ROOT, 'build', 'mutate-pending.json');
+
+function begin(p) {
+  mkdirSync(dirname(JOURNAL), { recursive: true });
+  writeFileSync(JOURNAL, JSON.stringify(p));
+  pending = p;
+}
 
 function restore() {
   if (!pending) return;
   writeFileSync(join(ROOT, pending.file), pending.text);
+  rmSync(JOURNAL, { force: true });
   const m = pending;
   pending = null;
   return m;
+}
+
+if (existsSync(JOURNAL)) {
+  pending = JSON.parse(readFileSync(JOURNAL, 'utf8'));
+  const m = restore();
+  console.error(`mutate: an earlier run was killed with ${m.file} mutated; restored it`);
+  if (isNative(m.file) && !build('native').ok) fail('the restored native build failed');
+  if (m.dist && !build('ts').ok) fail('the restored dist build failed');
 }
 
 function onSignal(sig) {
@@ -324,7 +341,7 @@ for (const m of selected) {
   }
   const tests = testsOverride ?? m.tests;
   const start = Date.now();
-  pending = { file: m.file, text, dist: m.dist };
+  begin({ file: m.file, text, dist: m.dist });
   let status;
   let detail = '';
   try {
