@@ -7,7 +7,8 @@
  * passed over; each test that ran a kernel calls `recordKernel`.
  */
 import { appendFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+
+import { native } from '../lib/native/loader.js';
 
 export type KernelName = 'generic' | 'avx2' | 'avx512';
 
@@ -18,8 +19,7 @@ interface CpuInfo {
   avx512f: boolean;
 }
 
-const addon = createRequire(import.meta.url)('../build/Release/kfac_peft.node') as { info(): { cpu: CpuInfo } };
-export const CPU: CpuInfo = addon.info().cpu;
+export const CPU: CpuInfo = native().info().cpu;
 
 export interface KernelIsa {
   name: KernelName;
