@@ -59,6 +59,15 @@ const MUTATIONS = [
     tests: ['test/kfac-kernels.test.ts'],
     filter: 'clipNewtonStep',
   },
+  {
+    id: 'clip-avx2-dot',
+    what: "the AVX2 ⟨P, ∇W⟩ reduction reads the wrong ∇W block (only the avx2 kernel's run sees it)",
+    file: 'native/cpu/clip.cpp',
+    from: 'a3 = _mm256_fmadd_pd(x3, _mm256_cvtps_pd(_mm_loadu_ps(y + i + 12)), a3);',
+    to: 'a3 = _mm256_fmadd_pd(x3, _mm256_cvtps_pd(_mm_loadu_ps(y + i + 8)), a3);',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'clipNewtonStep',
+  },
   // Curvature factors
   {
     id: 'factor-scale',

@@ -576,33 +576,49 @@ describe('kfac.clipNewtonStep', () => {
       return T(v, [n]);
     });
 
-  it('global: no clip below τ, exact norm τ after clipping (every kernel path, 1 and 2 threads)', () => {
-    for (const [threads, kernel] of [
-      [1, 'auto'],
-      [2, 'auto'],
-      [2, 'generic'],
-    ] as const) {
-      setNumThreads(threads);
-      setCpuKernel(kernel);
-      const ts = make([1, 33, 70_001, 7], [1, 1, 1, 1], 1);
-      const before = ts.map((t) => t.toArray());
-      const total = Math.hypot(...before.map(norm64));
-      const r0 = kfac.clipNewtonStep(ts, { maxNorm: total * 1.01 });
-      expect(r0.clipped).toBe(false);
-      expect(r0.scale).toBe(1);
-      expect(r0.norm).toBeCloseTo(total, 6);
-      ts.forEach((t, i) => expect(t.toArray()).toEqual(before[i]));
+  for (const k of KERNELS)
+    it.skipIf(!k.available)(`global on the ${k.name} kernel${k.skip}: no clip below τ, exact norm τ after clipping; Σ⟨P, ∇W⟩ in float64 (1 and 2 threads)`, () => {
+      expect(setCpuKernel(k.name)).toBe(k.name);
+      for (const threads of [1, 2]) {
+        setNumThreads(threads);
+        const ts = make([1, 33, 70_001, 7], [1, 1, 1, 1], 1);
+        const before = ts.map((t) => t.toArray());
+        const total = Math.hypot(...before.map(norm64));
+        const r0 = kfac.clipNewtonStep(ts, { maxNorm: total * 1.01 });
+        expect(r0.clipped).toBe(false);
+        expect(r0.scale).toBe(1);
+        expect(r0.norm).toBeCloseTo(total, 6);
+        ts.forEach((t, i) => expect(t.toArray()).toEqual(before[i]));
 
-      const tau = total / 3;
-      const r = kfac.clipNewtonStep(ts, { maxNorm: tau, mode: 'global' });
-      expect(r.clipped).toBe(true);
-      expect(r.scale).toBeCloseTo(1 / 3, 10);
-      expect(r.norms.map((n, i) => n / norm64(before[i]!))).toEqual(r.norms.map(() => expect.closeTo(1, 6)));
-      const after = Math.hypot(...ts.map((t) => norm64(t.toArray())));
-      expect(Math.abs(after - tau) / tau).toBeLessThan(1e-6);
+        const tau = total / 3;
+        const r = kfac.clipNewtonStep(ts, { maxNorm: tau, mode: 'global' });
+        expect(r.clipped).toBe(true);
+        expect(r.scale).toBeCloseTo(1 / 3, 10);
+        expect(r.norms.map((n, i) => n / norm64(before[i]!))).toEqual(r.norms.map(() => expect.closeTo(1, 6)));
+        const after = Math.hypot(...ts.map((t) => norm64(t.toArray())));
+        expect(Math.abs(after - tau) / tau).toBeLessThan(1e-6);
+
+        // the dot-product reduction of the Fisher clip (c large: nothing is scaled)
+        const grads = make([1, 33, 70_001, 7], [1, 1, 1, 1], 41);
+        let vg = 0;
+        let mag = 0;
+        ts.forEach((t, i) => {
+          const a = t.toArray();
+          const g = grads[i]!.toArray();
+          for (let j = 0; j < a.length; j++) {
+            vg += a[j]! * g[j]!;
+            mag += Math.abs(a[j]! * g[j]!);
+          }
+        });
+        const rf = kfac.clipNewtonStep(ts, { mode: 'fisher', c: 1e30, lr: 1, grads });
+        expect(rf.clipped).toBe(false);
+        // products of floats are exact in float64; two float64 sums of n terms differ by at most 2·n·2⁻⁵³·Σ|p·g|
+        expect(Math.abs(rf.vg! - vg)).toBeLessThanOrEqual(2 * (1 + 33 + 70_001 + 7) * 2 ** -53 * mag);
+      }
       setCpuKernel('auto');
-    }
-  });
+      setNumThreads(0);
+      recordKernel('Newton-step clip (norms, dots, scaling)', k.name, '1 and 2 threads');
+    });
 
   it('per-tensor: each tensor clipped on its own', () => {
     const ts = make([10, 20, 30], [0.01, 10, 1], 5);
