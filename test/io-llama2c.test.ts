@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 
 import { FormatError, KfacError } from '../lib/index.js';
 import { Llama2cCheckpoint, Llama2cTokenizer, openLlama2c } from '../lib/io/index.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'io', 'llama2c', 'expected.json'), 'utf8')) as {
   model: Record<string, unknown> & { probes: Record<string, number[]>; parameterCount: number; vocabSize: number; nLayers: number };
@@ -77,7 +77,7 @@ describe('llama2.c checkpoint format (synthetic files)', () => {
   });
 });
 
-describe.skipIf(DIR === undefined)('stories260K.bin and tok512.bin', () => {
+describe.skipIf(DIR === undefined)(`stories260K.bin and tok512.bin${skipNote(DIR, 'llama2c')}`, () => {
   const model = DIR === undefined ? undefined! : openLlama2c(join(DIR, 'stories260K.bin'));
   const tok = DIR === undefined ? undefined! : Llama2cTokenizer.open(join(DIR, 'tok512.bin'), model.header.vocabSize);
 
@@ -220,7 +220,7 @@ function greedy(model: Llama2cCheckpoint, prompt: number[], steps: number): numb
   return out;
 }
 
-describe.skipIf(DIR === undefined)('stories260K generates the documented greedy story', () => {
+describe.skipIf(DIR === undefined)(`stories260K generates the documented greedy story${skipNote(DIR, 'llama2c')}`, () => {
   it('continues "Once upon a time" with ", there was a little girl named Lily."', () => {
     const model = openLlama2c(join(DIR!, 'stories260K.bin'));
     const tok = Llama2cTokenizer.open(join(DIR!, 'tok512.bin'), model.header.vocabSize);

@@ -26,7 +26,7 @@ import {
   serializeSafetensors,
   tiedWeightNames,
 } from '../lib/io/index.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 const weightNames = (
   JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'io', 'configs', 'expected.json'), 'utf8')) as {
@@ -78,7 +78,7 @@ describe('canonical weight names against transformers state_dict names', () => {
 });
 
 const LLAMA2C = sharedData('llama2c/stories260K.bin');
-describe.skipIf(LLAMA2C === undefined)('llama2.c weights are already canonical LLaMA names', () => {
+describe.skipIf(LLAMA2C === undefined)(`llama2.c weights are already canonical LLaMA names${skipNote(LLAMA2C, 'llama2c/stories260K.bin')}`, () => {
   it('maps every name to itself and aliases the shared classifier', () => {
     const ck = openLlama2c(LLAMA2C!);
     for (const n of ck.names) expect(canonicalWeightName(n, 'llama')).toBe(n);

@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DTypeError, FormatError, KfacError, Tensor } from '../lib/index.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, loadSafetensors, MAX_HEADER_BYTES, openSafetensors, SafetensorsFile, saveSafetensors, serializeSafetensors, ShardedSafetensors } from '../lib/io/index.js';
 import { rng } from './helpers.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'io', 'safetensors');
 const expected = JSON.parse(readFileSync(join(FIX, 'expected.json'), 'utf8')) as {
@@ -272,7 +272,7 @@ describe('safetensors reader on malformed files', () => {
 });
 
 const PEFT = sharedData('peft');
-describe.skipIf(PEFT === undefined)('real PEFT adapters of the shared data', () => {
+describe.skipIf(PEFT === undefined)(`real PEFT adapters of the shared data${skipNote(PEFT, 'peft')}`, () => {
   it.each(Object.keys(expected.adapters))('%s reads as the reference reader sees it', (name) => {
     const want = expected.adapters[name]!;
     const f = SafetensorsFile.open(join(PEFT!, name, 'adapter_model.safetensors'));

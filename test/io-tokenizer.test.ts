@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 
 import { FormatError, KfacError } from '../lib/index.js';
 import { longestFirstLengths, Tokenizer } from '../lib/io/index.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 interface Case {
   kind: string;
@@ -48,7 +48,7 @@ describe('longest-first split of a pair', () => {
   });
 });
 
-describe.skipIf(BERT === undefined)('bert-base-uncased tokenizer against the reference libraries', () => {
+describe.skipIf(BERT === undefined)(`bert-base-uncased tokenizer against the reference libraries${skipNote(BERT, 'tokenizers/bert-base-uncased')}`, () => {
   const tok = BERT === undefined ? undefined! : Tokenizer.fromFile(BERT);
 
   it('loads the vocabulary and the special tokens', () => {

@@ -7,6 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, kfac, linalg, NotFiniteError, NumericalError, setCpuKernel, setNumThreads, ShapeError, Tensor } from '../lib/index.js';
 import { randomF32, rng } from './helpers.js';
+import { KERNELS, recordKernel } from './isa.js';
+
+const AVX2 = KERNELS.find((k) => k.name === 'avx2')!;
 
 afterAll(() => {
   setNumThreads(0);
@@ -258,75 +261,67 @@ describe('kfac.updateFactor', () => {
     [385, 168],
     [33, 201],
   ];
-  it.each(edges)('R=%i d=%i: every kernel path, 1 and 2 threads, beta 0/0.95/1, bias, elementwise against float64', (R, d) => {
-    const X = randomF32(R * d, 31 * R + d);
-    // X̃ᵀX̃ and Σ|x̃_i x̃_j| of X̃ = [X | 1] in float64; the no-bias factor is its leading d×d block.
-    const D1 = d + 1;
-    const xtx = new Float64Array(D1 * D1);
-    const abs = new Float64Array(D1 * D1);
-    const row = new Float64Array(D1);
-    for (let r = 0; r < R; r++) {
-      for (let j = 0; j < d; j++) row[j] = X[r * d + j]!;
-      row[d] = 1;
-      for (let i = 0; i < D1; i++)
-        for (let j = 0; j <= i; j++) {
-          xtx[i * D1 + j]! += row[i]! * row[j]!;
-          abs[i * D1 + j]! += Math.abs(row[i]! * row[j]!);
-        }
-    }
-    let ran = 0;
-    for (const kernel of ['generic', 'avx2', 'avx512'] as const) {
-      try {
-        setCpuKernel(kernel);
-      } catch {
-        continue; // this CPU lacks the ISA
-      }
-      ran++;
-      for (const threads of [1, 2]) {
-        setNumThreads(threads);
-        for (const bias of [false, true])
-          for (const beta of [0, 0.95, 1]) {
-            const D = d + (bias ? 1 : 0);
-            // A prior whose strict upper triangle is NaN: only the lower one may be read.
-            const F0 = randomF32(D * D, D + 11);
-            for (let i = 0; i < D; i++) for (let j = i + 1; j < D; j++) F0[i * D + j] = NaN;
-            const x = T(X, [R, d]);
-            const F = T(beta === 0 ? nan(D * D) : F0, [D, D]);
-            const scale = 3;
-            kfac.updateFactor(F, x, { beta, scale, bias });
-            const got = F.toArray();
-            const alpha = ((1 - beta) * scale) / R;
-            let bad = 0;
-            for (let i = 0; i < D; i++)
-              for (let j = 0; j < D; j++) {
-                const [a, b] = j <= i ? [i, j] : [j, i];
-                const prior = beta === 0 ? 0 : beta * F0[a * D + b]!;
-                const want = alpha * xtx[a * D1 + b]! + prior;
-                const tol = 4e-6 * (alpha * abs[a * D1 + b]! + Math.abs(prior)) + 1e-30;
-                if (!(Math.abs(got[i * D + j]! - want) <= tol)) bad++;
-              }
-            expect({ kernel, threads, bias, beta, bad }).toEqual({ kernel, threads, bias, beta, bad: 0 });
-            x.dispose();
-            F.dispose();
+  for (const k of KERNELS)
+    it.skipIf(!k.available).each(edges)(`R=%i d=%i on the ${k.name} kernel${k.skip}: 1 and 2 threads, beta 0/0.95/1, bias, elementwise against float64`, (R, d) => {
+      const X = randomF32(R * d, 31 * R + d);
+      // X̃ᵀX̃ and Σ|x̃_i x̃_j| of X̃ = [X | 1] in float64; the no-bias factor is its leading d×d block.
+      const D1 = d + 1;
+      const xtx = new Float64Array(D1 * D1);
+      const abs = new Float64Array(D1 * D1);
+      const row = new Float64Array(D1);
+      for (let r = 0; r < R; r++) {
+        for (let j = 0; j < d; j++) row[j] = X[r * d + j]!;
+        row[d] = 1;
+        for (let i = 0; i < D1; i++)
+          for (let j = 0; j <= i; j++) {
+            xtx[i * D1 + j]! += row[i]! * row[j]!;
+            abs[i * D1 + j]! += Math.abs(row[i]! * row[j]!);
           }
       }
-    }
-    setCpuKernel('auto');
-    expect(ran).toBeGreaterThan(0);
-  });
+      const kernel = k.name;
+      {
+        expect(setCpuKernel(kernel)).toBe(kernel);
+        for (const threads of [1, 2]) {
+          setNumThreads(threads);
+          for (const bias of [false, true])
+            for (const beta of [0, 0.95, 1]) {
+              const D = d + (bias ? 1 : 0);
+              // A prior whose strict upper triangle is NaN: only the lower one may be read.
+              const F0 = randomF32(D * D, D + 11);
+              for (let i = 0; i < D; i++) for (let j = i + 1; j < D; j++) F0[i * D + j] = NaN;
+              const x = T(X, [R, d]);
+              const F = T(beta === 0 ? nan(D * D) : F0, [D, D]);
+              const scale = 3;
+              kfac.updateFactor(F, x, { beta, scale, bias });
+              const got = F.toArray();
+              const alpha = ((1 - beta) * scale) / R;
+              let bad = 0;
+              for (let i = 0; i < D; i++)
+                for (let j = 0; j < D; j++) {
+                  const [a, b] = j <= i ? [i, j] : [j, i];
+                  const prior = beta === 0 ? 0 : beta * F0[a * D + b]!;
+                  const want = alpha * xtx[a * D1 + b]! + prior;
+                  const tol = 4e-6 * (alpha * abs[a * D1 + b]! + Math.abs(prior)) + 1e-30;
+                  if (!(Math.abs(got[i * D + j]! - want) <= tol)) bad++;
+                }
+              expect({ kernel, threads, bias, beta, bad }).toEqual({ kernel, threads, bias, beta, bad: 0 });
+              x.dispose();
+              F.dispose();
+            }
+        }
+      }
+      setCpuKernel('auto');
+      recordKernel('factor update (syrk)', kernel, '1 and 2 threads');
+    });
 
-  it('a large update (many depth blocks, several packing phases with 2 threads) gives the same bits on 1 and 2 threads and matches float64 entries', () => {
+  it(`a large update (many depth blocks, several packing phases with 2 threads) gives the same bits on 1 and 2 threads and matches float64 entries, on the auto kernel and avx2${AVX2.skip}`, () => {
     const R = 6000;
     const d = 700;
     const X = randomF32(R * d, 77);
     const x = T(X, [R, d]);
     const F0 = randomF32((d + 1) * (d + 1), 78);
-    for (const kernel of ['auto', 'avx2'] as const) {
-      try {
-        setCpuKernel(kernel);
-      } catch {
-        continue;
-      }
+    for (const kernel of ['auto', ...(AVX2.available ? ['avx2'] : [])] as const) {
+      setCpuKernel(kernel as 'auto' | 'avx2');
       const out: Float32Array[] = [];
       for (const threads of [1, 2]) {
         setNumThreads(threads);
@@ -581,33 +576,49 @@ describe('kfac.clipNewtonStep', () => {
       return T(v, [n]);
     });
 
-  it('global: no clip below τ, exact norm τ after clipping (every kernel path, 1 and 2 threads)', () => {
-    for (const [threads, kernel] of [
-      [1, 'auto'],
-      [2, 'auto'],
-      [2, 'generic'],
-    ] as const) {
-      setNumThreads(threads);
-      setCpuKernel(kernel);
-      const ts = make([1, 33, 70_001, 7], [1, 1, 1, 1], 1);
-      const before = ts.map((t) => t.toArray());
-      const total = Math.hypot(...before.map(norm64));
-      const r0 = kfac.clipNewtonStep(ts, { maxNorm: total * 1.01 });
-      expect(r0.clipped).toBe(false);
-      expect(r0.scale).toBe(1);
-      expect(r0.norm).toBeCloseTo(total, 6);
-      ts.forEach((t, i) => expect(t.toArray()).toEqual(before[i]));
+  for (const k of KERNELS)
+    it.skipIf(!k.available)(`global on the ${k.name} kernel${k.skip}: no clip below τ, exact norm τ after clipping; Σ⟨P, ∇W⟩ in float64 (1 and 2 threads)`, () => {
+      expect(setCpuKernel(k.name)).toBe(k.name);
+      for (const threads of [1, 2]) {
+        setNumThreads(threads);
+        const ts = make([1, 33, 70_001, 7], [1, 1, 1, 1], 1);
+        const before = ts.map((t) => t.toArray());
+        const total = Math.hypot(...before.map(norm64));
+        const r0 = kfac.clipNewtonStep(ts, { maxNorm: total * 1.01 });
+        expect(r0.clipped).toBe(false);
+        expect(r0.scale).toBe(1);
+        expect(r0.norm).toBeCloseTo(total, 6);
+        ts.forEach((t, i) => expect(t.toArray()).toEqual(before[i]));
 
-      const tau = total / 3;
-      const r = kfac.clipNewtonStep(ts, { maxNorm: tau, mode: 'global' });
-      expect(r.clipped).toBe(true);
-      expect(r.scale).toBeCloseTo(1 / 3, 10);
-      expect(r.norms.map((n, i) => n / norm64(before[i]!))).toEqual(r.norms.map(() => expect.closeTo(1, 6)));
-      const after = Math.hypot(...ts.map((t) => norm64(t.toArray())));
-      expect(Math.abs(after - tau) / tau).toBeLessThan(1e-6);
+        const tau = total / 3;
+        const r = kfac.clipNewtonStep(ts, { maxNorm: tau, mode: 'global' });
+        expect(r.clipped).toBe(true);
+        expect(r.scale).toBeCloseTo(1 / 3, 10);
+        expect(r.norms.map((n, i) => n / norm64(before[i]!))).toEqual(r.norms.map(() => expect.closeTo(1, 6)));
+        const after = Math.hypot(...ts.map((t) => norm64(t.toArray())));
+        expect(Math.abs(after - tau) / tau).toBeLessThan(1e-6);
+
+        // the dot-product reduction of the Fisher clip (c large: nothing is scaled)
+        const grads = make([1, 33, 70_001, 7], [1, 1, 1, 1], 41);
+        let vg = 0;
+        let mag = 0;
+        ts.forEach((t, i) => {
+          const a = t.toArray();
+          const g = grads[i]!.toArray();
+          for (let j = 0; j < a.length; j++) {
+            vg += a[j]! * g[j]!;
+            mag += Math.abs(a[j]! * g[j]!);
+          }
+        });
+        const rf = kfac.clipNewtonStep(ts, { mode: 'fisher', c: 1e30, lr: 1, grads });
+        expect(rf.clipped).toBe(false);
+        // products of floats are exact in float64; two float64 sums of n terms differ by at most 2·n·2⁻⁵³·Σ|p·g|
+        expect(Math.abs(rf.vg! - vg)).toBeLessThanOrEqual(2 * (1 + 33 + 70_001 + 7) * 2 ** -53 * mag);
+      }
       setCpuKernel('auto');
-    }
-  });
+      setNumThreads(0);
+      recordKernel('Newton-step clip (norms, dots, scaling)', k.name, '1 and 2 threads');
+    });
 
   it('per-tensor: each tensor clipped on its own', () => {
     const ts = make([10, 20, 30], [0.01, 10, 1], 5);

@@ -396,21 +396,29 @@ describe('KFAC optimizer', () => {
     expect(run(7)).toEqual(run(null));
   });
 
-  it('warm eigenbasis refreshes track cold solves', () => {
+  it('warm eigenbasis refreshes track cold solves (and warm refreshes did happen)', () => {
     const traj = (warm: boolean) => {
       const p = problem(13);
       const layer = new DenseLayer('fc', new Float32Array(p.dout * p.din), p.dout, p.din);
       const k = new KFAC([layer], [], { lr: 0.3, damping: 1e-3, inverseEvery: 1, warmRefresh: warm });
       const steps: Float32Array[] = [];
+      const kinds = { cold: 0, warm: 0, fallback: 0, kept: 0 };
       for (let s = 0; s < 8; s++) {
         lossAndGrad(layer, p);
-        k.step({ batchSize: p.R });
+        const t = k.step({ batchSize: p.R });
+        for (const key of Object.keys(kinds) as (keyof typeof kinds)[]) kinds[key] += t.decompositions[key];
         steps.push(layer.weight.grad!.toArray());
       }
-      return steps;
+      return { steps, kinds };
     };
     const w = traj(true);
     const c = traj(false);
-    w.forEach((s, i) => expect(maxRel(s, c[i]!)).toBeLessThan(1e-3));
+    // two factors per step: the first step solves both cold; most later refreshes are warm
+    // (a refresh judged stale falls back to a cold solve)
+    expect(w.kinds.cold).toBe(2);
+    expect(w.kinds.warm).toBeGreaterThanOrEqual(10);
+    expect(w.kinds.warm + w.kinds.fallback + w.kinds.kept).toBe(14);
+    expect(c.kinds).toEqual({ cold: 16, warm: 0, fallback: 0, kept: 0 });
+    w.steps.forEach((s, i) => expect(maxRel(s, c.steps[i]!)).toBeLessThan(1e-3));
   });
 });

@@ -14,7 +14,7 @@ import { ConfigError, InvalidArgumentError, KfacError, ShapeError } from '../lib
 import { openSafetensors, saveSafetensors } from '../lib/io/safetensors.js';
 import { configFromHf, createBert, createGpt2, createLlama, generate, LoadError, loadModel } from '../lib/models/index.js';
 import { Linear } from '../lib/nn/layers.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'models');
 const tmp = mkdtempSync(join(tmpdir(), 'kfac-models-api-'));
@@ -222,7 +222,8 @@ describe('generate', () => {
   });
 });
 
-describe.skipIf(sharedData('peft') === undefined)('the real PEFT adapters in ../shared/data/peft name modules of these models', () => {
+const PEFT_DIR = sharedData('peft');
+describe.skipIf(PEFT_DIR === undefined)(`the real PEFT adapters in the shared data's peft/ name modules of these models${skipNote(PEFT_DIR, 'peft')}`, () => {
   test.each([
     ['gpt2-lora', () => createGpt2({ vocabSize: 20, hiddenSize: 8, numLayers: 12, numHeads: 2, maxPositions: 8 }, { task: 'sequence-classification' })],
     ['distilbert-lora-imdb', () => createBert({ modelType: 'distilbert', vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 6, numHeads: 2 })],

@@ -17,7 +17,7 @@ import { describe, expect, test } from 'vitest';
 import { FormatError } from '../lib/errors.js';
 import { Llama2cTokenizer } from '../lib/io/llama2c.js';
 import { generate, loadModel } from '../lib/models/index.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const DATA = sharedData('llama2c');
@@ -33,7 +33,7 @@ interface Fixture {
 
 const fixture = JSON.parse(readFileSync(join(HERE, 'fixtures', 'llama2c', 'stories260K-greedy.json'), 'utf8')) as Fixture;
 
-describe.skipIf(DATA === undefined)('stories260K (llama2.c) — needs ../shared/data/llama2c', () => {
+describe.skipIf(DATA === undefined)(`stories260K (llama2.c)${skipNote(DATA, 'llama2c')}`, () => {
   test('loads every weight of the checkpoint under Hugging Face names', () => {
     using model = loadModel(CKPT);
     expect(model.task).toBe('causal-lm');

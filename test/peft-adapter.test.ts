@@ -18,7 +18,7 @@ import { createBert, createGpt2, createLlama } from '../lib/models/index.js';
 import type { TransformerModel } from '../lib/models/index.js';
 import { applyLora, countParameters, loadAdapter, loraState, mergeLora, saveAdapter, unmergeLora } from '../lib/peft/index.js';
 import { input } from './nn-helpers.js';
-import { sharedData } from './shared-data.js';
+import { sharedData, skipNote } from './shared-data.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'peft-adapter-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -99,7 +99,7 @@ describe('real PEFT adapters', () => {
   const gpt2Dir = sharedData('peft/gpt2-lora');
   const distilDir = sharedData('peft/distilbert-lora-imdb');
 
-  it.skipIf(!gpt2Dir)('gpt2-lora (c_attn, r = 8, fan_in_fan_out) loads into a random full-size GPT-2 small, every key and shape accounted for; round trips byte for byte', () => {
+  it.skipIf(!gpt2Dir)(`gpt2-lora (c_attn, r = 8, fan_in_fan_out) loads into a random full-size GPT-2 small, every key and shape accounted for; round trips byte for byte${skipNote(gpt2Dir, 'peft/gpt2-lora')}`, () => {
     const dir = gpt2Dir!;
     checkRealAdapter(dir, () => createGpt2({ vocabSize: 50257, hiddenSize: 768, numLayers: 12, numHeads: 12, maxPositions: 1024 }, { task: 'sequence-classification', numLabels: 6, seed: 1 }), {
       layers: Array.from({ length: 12 }, (_, i) => `transformer.h.${i}.attn.c_attn`),
@@ -115,7 +115,7 @@ describe('real PEFT adapters', () => {
     });
   });
 
-  it.skipIf(!distilDir)('distilbert-lora-imdb (q_lin, v_lin, r = 8, classifier saved) loads into a random full-size DistilBERT base, every key and shape accounted for; round trips byte for byte', () => {
+  it.skipIf(!distilDir)(`distilbert-lora-imdb (q_lin, v_lin, r = 8, classifier saved) loads into a random full-size DistilBERT base, every key and shape accounted for; round trips byte for byte${skipNote(distilDir, 'peft/distilbert-lora-imdb')}`, () => {
     const dir = distilDir!;
     checkRealAdapter(dir, () => createBert({ modelType: 'distilbert', vocabSize: 30522, hiddenSize: 768, intermediateSize: 3072, numLayers: 6, numHeads: 12, maxPositions: 512 }, { numLabels: 2, seed: 2 }), {
       layers: Array.from({ length: 6 }, (_, i) => [`distilbert.transformer.layer.${i}.attention.q_lin`, `distilbert.transformer.layer.${i}.attention.v_lin`]).flat(),

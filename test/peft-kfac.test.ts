@@ -72,10 +72,17 @@ describe('K-FAC views of LoRA layers', () => {
     const fa = pre.factors('proj.lora_A');
     const fb = pre.factors('proj.lora_B');
     expect([fa.A.length, fa.G.length, fb.A.length, fb.G.length]).toEqual([din * din, r * r, r * r, dout * dout]);
-    // G of lora_B = (1/R) Σ (s·g)(s·g)ᵀ with batch size 1.
-    const Gb = new Float64Array(dout * dout);
-    for (let n = 0; n < R; n++) for (let i = 0; i < dout; i++) for (let j = 0; j < dout; j++) Gb[i * dout + j]! += (sg[n * dout + i]! * sg[n * dout + j]!) / R;
-    expectClose(fb.G, Gb, 'G factor of lora_B', 1e-6, 1e-5);
+    // Every factor is (1/R) Σ_n u_n u_nᵀ of its rows u (batch size 1, so no N² on G):
+    // lora_A: A from x, G from s·Bᵀg; lora_B: A from A·x, G from s·g.
+    const gram = (u: ArrayLike<number>, d: number) => {
+      const out = new Float64Array(d * d);
+      for (let n = 0; n < R; n++) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j]! += (u[n * d + i]! * u[n * d + j]!) / R;
+      return out;
+    };
+    expectClose(fa.A, gram(x, din), 'A factor of lora_A', 1e-6, 1e-5);
+    expectClose(fa.G, gram(sBg, r), 'G factor of lora_A', 1e-6, 1e-5);
+    expectClose(fb.A, gram(Aa, r), 'A factor of lora_B', 1e-6, 1e-5);
+    expectClose(fb.G, gram(sg, dout), 'G factor of lora_B', 1e-6, 1e-5);
     pre.dispose();
     net.dispose();
   });

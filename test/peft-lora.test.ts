@@ -136,7 +136,20 @@ describe('LoRA layer', () => {
     let worst = 0;
     for (let i = 0; i < un.length; i++) worst = Math.max(worst, Math.abs(un[i]! - me[i]!));
     expect(worst).toBeLessThan(1e-5);
-    expect(worst).toBeGreaterThanOrEqual(0);
+    // the merged weight is W0 + s·B·A (conv1d stores Wᵀ), in float64
+    const A = br.loraA.weight.tensor.toArray();
+    const B = br.loraB.weight.tensor.toArray();
+    const Wm = net.proj.weight.tensor.toArray();
+    const want = new Float64Array(W0.length);
+    for (let o = 0; o < 17; o++)
+      for (let i = 0; i < 33; i++) {
+        let ba = 0;
+        for (let k = 0; k < 4; k++) ba += B[o * 4 + k]! * A[k * 33 + i]!;
+        const at = layout === 'linear' ? o * 33 + i : i * 17 + o;
+        want[at] = W0[at]! + br.scale * ba;
+      }
+    expect(br.scale).toBe(16 / 4);
+    expectClose(Wm, want, 'merged weight', 1e-6, 1e-5);
     expect(() => net.proj.backward(Tensor.zeros([5, 17]))).toThrow(InvalidArgumentError);
     unmergeLora(net);
     const W1 = net.proj.weight.tensor.toArray();

@@ -1,6 +1,11 @@
+import { spawnSync } from 'node:child_process';
+
 import { describe, expect, it } from 'vitest';
 
 import { DisposedError, InvalidArgumentError, KfacError, ShapeError, Tensor } from '../lib/index.js';
+import { native, nativePath } from '../lib/native/loader.js';
+
+native(); // loaded, so nativePath() names the addon file
 
 describe('Tensor', () => {
   it('round-trips a Float32Array with one shape', () => {
@@ -129,11 +134,37 @@ describe('Tensor', () => {
     expect(() => t.set(new Float32Array(5))).toThrow(ShapeError);
   });
 
-  it('survives many unreferenced tensors (finalizers free them)', () => {
-    for (let i = 0; i < 2000; i++) Tensor.zeros([256, 256]); // 512 MB in total if never freed
-    const g = (globalThis as { gc?: () => void }).gc;
-    if (g) g();
-    expect(Tensor.zeros([2]).size).toBe(2);
+  it('finalizers free unreferenced tensors: the native bytes and the resident memory go back down', () => {
+    // A child with --expose-gc so collection is forced: 256 tensors of 1 MiB are made, dropped
+    // and collected. A FinalizationRegistry counts the handles collected; the resident set must
+    // fall back by the native bytes (zeros writes them, so they were resident).
+    const script = `
+      const addon = require(process.argv[1]);
+      const settle = async () => { for (let i = 0; i < 6; i++) { global.gc(); await new Promise((r) => setImmediate(r)); } };
+      let collected = 0;
+      const registry = new FinalizationRegistry(() => collected++);
+      (async () => {
+        await settle();
+        const base = process.memoryUsage();
+        let held = [];
+        for (let i = 0; i < 256; i++) {
+          held.push(addon.NativeTensor.zeros([256, 1024]));
+          registry.register(held[i], i);
+        }
+        const peak = process.memoryUsage();
+        held = null;
+        await settle();
+        const after = process.memoryUsage();
+        process.stdout.write(JSON.stringify({ base, peak, after, collected }));
+      })();`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script, nativePath()!], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    type Usage = { rss: number };
+    const { base, peak, after, collected } = JSON.parse(r.stdout) as { base: Usage; peak: Usage; after: Usage; collected: number };
+    const MiB = 2 ** 20;
+    expect(collected).toBe(256); // every handle was collected
+    expect((peak.rss - base.rss) / MiB).toBeGreaterThan(200); // the 256 MiB were resident
+    expect((peak.rss - after.rss) / MiB).toBeGreaterThan(200); // and their finalizers freed them
   });
 
   it('places tensors by { device, dtype } and converts with to(); bad placements are typed errors', () => {

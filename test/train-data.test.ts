@@ -1,14 +1,14 @@
 /** Metrics against scipy/numpy values, and the data loaders on real GLUE files. */
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { packageRoot } from '../lib/native/loader.js';
 import { DataError, loadGlue, parseCsv, readTable, shuffledIndices, toExamples } from '../lib/train/data.js';
 import { accuracy, argmaxRows, f1, matthews, pearson, perplexity, ranks, spearman } from '../lib/train/metrics.js';
+import { PACKAGE_ROOT, sharedData, sharedDataRoot, skipNote } from './shared-data.js';
 
-const GLUE_DIR = join(packageRoot(), '..', 'shared', 'data', 'glue');
+const GLUE_DIR = sharedData('glue');
 
 describe('metrics', () => {
   // Expected values: scipy 1.17.1 stats.pearsonr / spearmanr, and numpy evaluations of the
@@ -70,13 +70,21 @@ describe('table readers', () => {
   });
 });
 
-describe.skipIf(!existsSync(GLUE_DIR))('GLUE layout (../shared/data/glue)', () => {
+describe('the shared data folder', () => {
+  it('is KFAC_PEFT_DATA when set, else ../shared/data beside the package', () => {
+    expect(sharedDataRoot({ KFAC_PEFT_DATA: '/data/kfac' })).toBe('/data/kfac');
+    expect(sharedDataRoot({ KFAC_PEFT_DATA: '' })).toBe(join(PACKAGE_ROOT, '..', 'shared', 'data'));
+    expect(sharedDataRoot({})).toBe(join(PACKAGE_ROOT, '..', 'shared', 'data'));
+  });
+});
+
+describe.skipIf(GLUE_DIR === undefined)(`GLUE layout (shared data glue/)${skipNote(GLUE_DIR, 'glue')}`, () => {
   it.each([
     ['SST-2', 872, false],
     ['MRPC', 408, true],
     ['RTE', 277, true],
   ] as const)('%s dev loads with no mapping', (name, rows, pair) => {
-    const { task, examples } = loadGlue(join(GLUE_DIR, name), 'dev');
+    const { task, examples } = loadGlue(join(GLUE_DIR!, name), 'dev');
     expect(task.name).toBe(name);
     expect(examples.length).toBe(rows);
     for (const e of examples) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { linalg, ops, optim, Tensor } from '../lib/index.js';
+import { loadOptimizerState, saveOptimizerState } from '../lib/peft/checkpoint.js';
 import { accuracy } from '../lib/train/metrics.js';
 import { Trainer, type TrainerState, type TrainerTask, writeJsonAtomic } from '../lib/train/trainer.js';
 import { rng } from './helpers.js';
@@ -16,6 +17,8 @@ class Blobs implements TrainerTask<number[]> {
   readonly X: Float32Array;
   readonly y: Int32Array;
   saved: string[] = [];
+  /** Saved with the checkpoint when set. */
+  optimizer: optim.SGD | undefined;
   constructor(
     readonly n = 96,
     readonly batch = 8,
@@ -76,6 +79,7 @@ class Blobs implements TrainerTask<number[]> {
   save(dir: string, state: TrainerState) {
     this.saved.push(dir);
     writeJsonAtomic(join(dir, 'trainer.json'), { state, w: Array.from(this.w.tensor.toArray()), b: Array.from(this.b.tensor.toArray()) });
+    if (this.optimizer) saveOptimizerState(this.optimizer, dir);
   }
 }
 
@@ -124,13 +128,15 @@ describe('Trainer', () => {
     expect(r.state.step).toBe(10);
   });
 
-  it('an interrupt saves a checkpoint; resuming reproduces the uninterrupted run bit for bit', async () => {
+  it('an interrupt saves a checkpoint; resuming from disk into a fresh model and optimizer reproduces the uninterrupted run bit for bit', async () => {
+    const sgd = (t: Blobs) => new optim.SGD([t.w, t.b], { lr: 0.2, momentum: 0.9 });
     const full = new Blobs();
-    await new Trainer(full, new optim.SGD([full.w, full.b], { lr: 0.2, momentum: 0.9 }), { epochs: 2, seed: 9 }).fit();
+    await new Trainer(full, sgd(full), { epochs: 2, seed: 9 }).fit();
 
     const part = new Blobs();
     const dir = tmp();
-    const opt = new optim.SGD([part.w, part.b], { lr: 0.2, momentum: 0.9 });
+    const opt = sgd(part);
+    part.optimizer = opt; // saved beside the weights
     let steps = 0;
     const first = await new Trainer(part, opt, {
       epochs: 2,
@@ -142,12 +148,19 @@ describe('Trainer', () => {
     }).fit();
     expect(first.interrupted).toBe(true);
     expect(first.state.step).toBe(15);
-    const saved = JSON.parse(readFileSync(join(dir, 'stop', 'trainer.json'), 'utf8')) as { state: TrainerState };
+    // Everything below comes from the files: a new task (zero weights), a new optimizer (no momentum).
+    const saved = JSON.parse(readFileSync(join(dir, 'stop', 'trainer.json'), 'utf8')) as { state: TrainerState; w: number[]; b: number[] };
     expect(saved.state.step).toBe(15);
-    const resumed = await new Trainer(part, opt, { epochs: 2, seed: 9, resume: saved.state }).fit();
+    const fresh = new Blobs();
+    fresh.w.tensor.set(Float32Array.from(saved.w));
+    fresh.b.tensor.set(Float32Array.from(saved.b));
+    const freshOpt = sgd(fresh);
+    loadOptimizerState(freshOpt, join(dir, 'stop'));
+    expect(freshOpt.stepCount).toBe(15);
+    const resumed = await new Trainer(fresh, freshOpt, { epochs: 2, seed: 9, resume: saved.state }).fit();
     expect(resumed.state.step).toBe(24);
-    expect(part.w.tensor.toArray()).toEqual(full.w.tensor.toArray());
-    expect(part.b.tensor.toArray()).toEqual(full.b.tensor.toArray());
+    expect(fresh.w.tensor.toArray()).toEqual(full.w.tensor.toArray());
+    expect(fresh.b.tensor.toArray()).toEqual(full.b.tensor.toArray());
   });
 
   it('yields to the event loop between steps and flags divergence', async () => {

@@ -118,12 +118,11 @@ void pick(DotFn& dot, ScaleFn& scale) {
   dot = dot_portable;
   scale = scale_portable;
 #ifdef KFAC_X86
-  if (kernel_isa() == KernelIsa::Generic) return;
-  const CpuFeatures& f = cpu_features();
-  if (f.avx512f) {
+  // The dispatch ISA, not the CPU's best: setCpuKernel('avx2') must reach the AVX2 variants.
+  if (kernel_isa_at_least(KernelIsa::Avx512)) {
     dot = dot_avx512;
     scale = scale_avx512;
-  } else if (f.avx2 && f.fma) {
+  } else if (kernel_isa_at_least(KernelIsa::Avx2)) {
     dot = dot_avx2;
     scale = scale_avx2;
   }

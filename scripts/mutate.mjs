@@ -1,0 +1,391 @@
+#!/usr/bin/env node
+/**
+ * Mutation smoke run: breaks the code on purpose at a fixed list of high-value spots, one at a
+ * time, and checks that the tests that should notice do notice.
+ *
+ *   npm run test:mutate                      # every mutation
+ *   npm run test:mutate -- --only a,b        # some of them (ids from --list)
+ *   npm run test:mutate -- --list            # the list (and whether every snippet is still there), nothing run
+ *   npm run test:mutate -- --only id --tests test/x.test.ts --filter 'name'   # other tests for those mutations
+ *   npm run test:mutate -- --verbose         # print the test output of every mutation
+ *
+ * Each mutation replaces one exact snippet of one file (it must occur exactly once), rebuilds
+ * what the tests load (the native addon when a native file changed, dist/ when the tests run the
+ * CLI binary), runs only the listed test files (vitest --bail 1), and restores the file —
+ * always: on success, failure, a thrown error, Ctrl-C or SIGTERM. The addon and dist/ are
+ * rebuilt after a restore, so the tree is left as it was found. A mutation is "caught" when the
+ * tests fail; the run exits 1 if any mutation is missed (or its snippet is no longer found:
+ * update the list when the code moves). See docs/TESTING.md.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * @typedef {{ id: string, file: string, from: string, to: string, tests: string[], filter?: string, dist?: boolean, what: string }} Mutation
+ * `filter`: a vitest -t pattern (only the tests whose names match run). `dist`: the tests run the
+ * CLI binary, so dist/ is rebuilt with the mutation in place.
+ * @type {Mutation[]}
+ */
+const MUTATIONS = [
+  // Newton-step clipping (native/core/kfac_ops.cpp)
+  {
+    id: 'clip-fisher-sign',
+    what: 'Fisher-norm clip uses the signed ⟨P, ∇W⟩ instead of its magnitude',
+    file: 'native/core/kfac_ops.cpp',
+    from: 'double q = opt.lr * opt.lr * std::fabs(sum);',
+    to: 'double q = opt.lr * opt.lr * sum;',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'clipNewtonStep',
+  },
+  {
+    id: 'clip-global-scale',
+    what: 'global clip scales by √(τ/‖P‖) instead of τ/‖P‖',
+    file: 'native/core/kfac_ops.cpp',
+    from: 'double s = r.total_norm > opt.max_norm ? opt.max_norm / r.total_norm : 1.0;',
+    to: 'double s = r.total_norm > opt.max_norm ? std::sqrt(opt.max_norm / r.total_norm) : 1.0;',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'clipNewtonStep',
+  },
+  {
+    id: 'clip-per-tensor-norm',
+    what: 'per-tensor clip judges each tensor by the global norm',
+    file: 'native/core/kfac_ops.cpp',
+    from: 'r.scales[i] = r.norms[i] > opt.max_norm ? opt.max_norm / r.norms[i] : 1.0;',
+    to: 'r.scales[i] = r.total_norm > opt.max_norm ? opt.max_norm / r.total_norm : 1.0;',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'clipNewtonStep',
+  },
+  {
+    id: 'clip-avx2-dot',
+    what: "the AVX2 ⟨P, ∇W⟩ reduction reads the wrong ∇W block (only the avx2 kernel's run sees it)",
+    file: 'native/cpu/clip.cpp',
+    from: 'a3 = _mm256_fmadd_pd(x3, _mm256_cvtps_pd(_mm_loadu_ps(y + i + 12)), a3);',
+    to: 'a3 = _mm256_fmadd_pd(x3, _mm256_cvtps_pd(_mm_loadu_ps(y + i + 8)), a3);',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'clipNewtonStep',
+  },
+  // Curvature factors
+  {
+    id: 'factor-scale',
+    what: 'factor update ignores its scale (G loses the N² of a mean-reduced loss)',
+    file: 'native/core/kfac_ops.cpp',
+    from: 'double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);',
+    to: 'double alpha = (1.0 - double(opt.beta)) / double(R);',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'updateFactor',
+  },
+  {
+    id: 'factor-bias-column',
+    what: 'the implicit ones column of a biased layer is packed as zeros on one side',
+    file: 'native/cpu/syrk.cpp',
+    from: 'if (real < m) dst[real] = 1.f;',
+    to: 'if (real < m) dst[real] = 0.f;',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'updateFactor',
+  },
+  {
+    id: 'factor-beta-zero',
+    what: 'β = 0 multiplies the old factor by 0 instead of never reading it (0·NaN = NaN)',
+    file: 'native/cpu/syrk.cpp',
+    from: 'if (beta == 0.f)\n          for (int64_t q = 0; q < lim; ++q) cr[q] = tr[q];',
+    to: 'if (beta == 0.f)\n          for (int64_t q = 0; q < lim; ++q) cr[q] = tr[q] + beta * cr[q];',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'updateFactor',
+  },
+  // Preconditioning (native/cpu/precondition.cpp)
+  {
+    id: 'damping-add',
+    what: 'eigen preconditioning adds λ/2 instead of λ to d_G·d_A',
+    file: 'native/cpu/precondition.cpp',
+    from: 'float den = g * std::max(dA[j], 0.f) + lambda;',
+    to: 'float den = g * std::max(dA[j], 0.f) + 0.5f * lambda;',
+    tests: ['test/kfac-nn.test.ts'],
+  },
+  {
+    id: 'precondition-bias',
+    what: "the bias gradient's row overwrites ∇W·Q_A instead of adding to it",
+    file: 'native/cpu/precondition.cpp',
+    from: 'if (gb) sgemm(false, false, dout, Da, 1, 1.f, gb, 1, B + din * Da, Da, 1.f, T, Da);',
+    to: 'if (gb) sgemm(false, false, dout, Da, 1, 1.f, gb, 1, B + din * Da, Da, 0.f, T, Da);',
+    tests: ['test/kfac-nn.test.ts'],
+  },
+  {
+    id: 'pi-damping',
+    what: 'π-damping gives A the damping √λ/π meant for G',
+    file: 'native/cpu/precondition.cpp',
+    from: 'p.damp_A = pi * s;',
+    to: 'p.damp_A = s / pi;',
+    tests: ['test/kfac-kernels.test.ts'],
+    filter: 'inverse method',
+  },
+  {
+    id: 'warm-refresh-off',
+    what: 'warm eigenbasis refreshes silently replaced by cold solves',
+    file: 'lib/kfac/decompose.ts',
+    from: 'if (warm && previous) {',
+    to: 'if (false && warm && previous) {',
+    tests: ['test/kfac-optimizer.test.ts'],
+    filter: 'warm eigenbasis',
+  },
+  // Optimizers (native/cpu/optim.cpp, lib/optim)
+  {
+    id: 'adamw-bias-correction',
+    what: "AdamW drops the first moment's bias correction",
+    file: 'native/cpu/optim.cpp',
+    from: 'const double bc1 = 1.0 - std::pow(p.beta1, double(p.step));',
+    to: 'const double bc1 = 1.0;',
+    tests: ['test/optim.test.ts'],
+  },
+  {
+    id: 'adamw-step-count',
+    what: 'AdamW bias-corrects every step as if it were the first',
+    file: 'lib/optim/adamw.ts',
+    from: 's.step += 1;',
+    to: 's.step = 1;',
+    tests: ['test/optim.test.ts'],
+  },
+  {
+    id: 'sgd-nesterov',
+    what: 'Nesterov momentum applies the plain momentum buffer',
+    file: 'native/cpu/optim.cpp',
+    from: 'd = nesterov ? d + mom * buf : buf;',
+    to: 'd = buf;',
+    tests: ['test/optim.test.ts'],
+  },
+  {
+    id: 'sgd-restore-momentum',
+    what: 'SGD.loadStateDict forgets the momentum buffers (a resume restarts momentum)',
+    file: 'lib/optim/sgd.ts',
+    from: 'if (t) this.#buffers.set(p.name, t.clone());',
+    to: 'if (t && false) this.#buffers.set(p.name, t.clone());',
+    tests: ['test/trainer.test.ts'],
+  },
+  // LoRA
+  {
+    id: 'lora-scale',
+    what: 'LoRA scales the branch by alpha/√r without rsLoRA',
+    file: 'lib/peft/lora.ts',
+    from: 'scale: useRslora ? alpha / Math.sqrt(r) : alpha / r,',
+    to: 'scale: alpha / Math.sqrt(r),',
+    tests: ['test/peft-lora.test.ts'],
+  },
+  // Transformer kernels
+  {
+    id: 'attention-causal-mask',
+    what: 'the causal mask lets each query see one future key',
+    file: 'native/cpu/nn_attention.cpp',
+    from: 'return causal ? std::min(d.Tk - 1, i + (d.Tk - d.Tq)) : d.Tk - 1;',
+    to: 'return causal ? std::min(d.Tk - 1, i + 1 + (d.Tk - d.Tq)) : d.Tk - 1;',
+    tests: ['test/nn-attention.test.ts'],
+  },
+  {
+    id: 'attention-padding-mask',
+    what: 'the padding mask is ignored (padded keys get attention)',
+    file: 'native/cpu/nn_attention.cpp',
+    from: 'kb[j] = mb[j] != 0.f ? 0.f : -kInf;',
+    to: 'kb[j] = 0.f;',
+    tests: ['test/nn-attention.test.ts'],
+  },
+  {
+    id: 'loss-ignore-index',
+    what: 'cross-entropy averages over ignored (-100) targets too',
+    file: 'native/cpu/nn_loss.cpp',
+    from: 'cnt += targets[n] != ignore_index;',
+    to: 'cnt += 1;',
+    tests: ['test/nn-loss.test.ts'],
+  },
+  {
+    id: 'gemm-beta-zero',
+    what: 'sgemm with β = 0 multiplies the old C by 0 instead of never reading it',
+    file: 'native/cpu/gemm.cpp',
+    from: 'if (beta == 0.f)\n      std::fill(c, c + N, 0.f);',
+    to: 'if (beta == 0.f)\n      for (int64_t j = 0; j < N; ++j) c[j] *= beta;',
+    tests: ['test/matmul.test.ts', 'test/gemm-kernels.test.ts'],
+  },
+  // Memory
+  {
+    id: 'finalizer-leak',
+    what: 'a collected tensor keeps its native memory (a leaked reference in the finalizer)',
+    file: 'native/napi/tensor_wrap.cpp',
+    from: 'void TensorWrap::Finalize(Napi::Env env) { release(env); }',
+    to: 'void TensorWrap::Finalize(Napi::Env env) { new kfac::Tensor(tensor_); release(env); }',
+    tests: ['test/tensor.test.ts'],
+  },
+  // The CLI and the comparison
+  {
+    id: 'cli-newton-clip-dropped',
+    what: 'train --newton-clip is parsed but never reaches the optimizer',
+    file: 'lib/train/run.ts',
+    from: 'newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },',
+    to: 'newtonClip: null,',
+    tests: ['test/cli-train.test.ts'],
+    filter: 'K-FAC with Newton-step clipping',
+    dist: true,
+  },
+  {
+    id: 'compare-own-best',
+    what: "steps-to-baseline measures each run against its own best, not the baseline's",
+    file: 'lib/train/compare.ts',
+    from: 'const target = bestOf(b.curve, mode);',
+    to: 'const target = bestOf(r.curve, mode);',
+    tests: ['test/compare.test.ts'],
+  },
+];
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const value = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+
+if (flag('--list') || flag('--check')) {
+  let stale = 0;
+  for (const m of MUTATIONS) {
+    const n = readFileSync(join(ROOT, m.file), 'utf8').split(m.from).length - 1;
+    if (n !== 1) stale++;
+    console.log(`${m.id.padEnd(26)} ${m.file.padEnd(30)} ${n === 1 ? m.what : `STALE: snippet found ${n} times`}`);
+  }
+  process.exit(stale ? 1 : 0);
+}
+
+const only = value('--only')?.split(',');
+const testsOverride = value('--tests')?.split(',');
+const filterOverride = value('--filter');
+const verbose = flag('--verbose');
+if (only) for (const id of only) if (!MUTATIONS.some((m) => m.id === id)) fail(`unknown mutation ${id} (see --list)`);
+const selected = only ? MUTATIONS.filter((m) => only.includes(m.id)) : MUTATIONS;
+
+function fail(msg) {
+  console.error(`mutate: ${msg}`);
+  process.exit(2);
+}
+
+const isNative = (f) => f.startsWith('native/');
+
+function build(kind) {
+  const [cmd, cmdArgs] = kind === 'native' ? ['npx', ['node-gyp', 'build', '-j', '2']] : ['npm', ['run', 'build:ts']];
+  const r = spawnSync(cmd, cmdArgs, { cwd: ROOT, encoding: 'utf8' });
+  return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+// The file currently mutated and its original text, for the signal handlers; also kept on disk
+// (build/ is ignored by git) so a run killed outright is repaired by the next one.
+let pending = null;
+let child = null;
+const JOURNAL = join(ROOT, 'build', 'mutate-pending.json');
+
+function begin(p) {
+  mkdirSync(dirname(JOURNAL), { recursive: true });
+  writeFileSync(JOURNAL, JSON.stringify(p));
+  pending = p;
+}
+
+function restore() {
+  if (!pending) return;
+  writeFileSync(join(ROOT, pending.file), pending.text);
+  rmSync(JOURNAL, { force: true });
+  const m = pending;
+  pending = null;
+  return m;
+}
+
+if (existsSync(JOURNAL)) {
+  pending = JSON.parse(readFileSync(JOURNAL, 'utf8'));
+  const m = restore();
+  console.error(`mutate: an earlier run was killed with ${m.file} mutated; restored it`);
+  if (isNative(m.file) && !build('native').ok) fail('the restored native build failed');
+  if (m.dist && !build('ts').ok) fail('the restored dist build failed');
+}
+
+function onSignal(sig) {
+  if (child) child.kill('SIGTERM');
+  const m = restore();
+  if (m) {
+    console.error(`\nmutate: ${sig}: restored ${m.file}; rebuilding what it changed…`);
+    if (isNative(m.file)) build('native');
+    if (m.dist) build('ts');
+  }
+  process.exit(130);
+}
+process.on('SIGINT', () => onSignal('SIGINT'));
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+function runTests(files, filter) {
+  const vitest = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
+  const a = [vitest, 'run', '--bail', '1', ...files, ...(filter ? ['-t', filter] : [])];
+  return new Promise((resolve) => {
+    let out = '';
+    child = spawn(process.execPath, a, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => {
+      child = null;
+      resolve({ code, out });
+    });
+  });
+}
+
+/** The names of the tests that failed (vitest's FAIL lines). */
+function failedTests(out) {
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+  return [...new Set(plain.split('\n').filter((l) => /^\s*FAIL\s.*>/.test(l)).map((l) => l.replace(/^\s*FAIL\s+/, '').trim()))];
+}
+
+const results = [];
+const t0 = Date.now();
+console.log(`mutation run: ${selected.length} mutation(s), one at a time\n`);
+for (const m of selected) {
+  const path = join(ROOT, m.file);
+  const text = readFileSync(path, 'utf8');
+  const count = text.split(m.from).length - 1;
+  if (count !== 1) {
+    results.push({ m, status: 'STALE', detail: `snippet found ${count} times in ${m.file}; update the list` });
+    console.log(`STALE   ${m.id}: snippet found ${count} times in ${m.file}`);
+    continue;
+  }
+  const tests = testsOverride ?? m.tests;
+  const start = Date.now();
+  begin({ file: m.file, text, dist: m.dist });
+  let status;
+  let detail = '';
+  try {
+    writeFileSync(path, text.replace(m.from, m.to));
+    const b = isNative(m.file) ? build('native') : m.dist ? build('ts') : { ok: true, output: '' };
+    if (!b.ok) {
+      status = 'caught';
+      detail = 'does not compile';
+      if (verbose) console.log(b.output);
+    } else {
+      const r = await runTests(tests, filterOverride ?? m.filter);
+      if (verbose) console.log(r.out);
+      status = r.code === 0 ? 'MISSED' : 'caught';
+      detail = r.code === 0 ? 'the tests passed' : failedTests(r.out).slice(0, 2).join('; ') || `vitest exit ${r.code}`;
+    }
+  } finally {
+    restore();
+  }
+  // Back to the real code before the next mutation.
+  if (isNative(m.file)) {
+    const b = build('native');
+    if (!b.ok) fail(`the restored native build failed:\n${b.output}`);
+  }
+  if (m.dist) {
+    const b = build('ts');
+    if (!b.ok) fail(`the restored dist build failed:\n${b.output}`);
+  }
+  const secs = ((Date.now() - start) / 1000).toFixed(0);
+  results.push({ m, status, detail });
+  console.log(`${status.padEnd(7)} ${m.id.padEnd(26)} ${`${secs} s`.padStart(6)}  ${tests.join(' ')}${(filterOverride ?? m.filter) ? ` -t "${filterOverride ?? m.filter}"` : ''}`);
+  console.log(`        ${m.what}${detail ? ` → ${detail}` : ''}`);
+}
+
+const caught = results.filter((r) => r.status === 'caught').length;
+const bad = results.filter((r) => r.status !== 'caught');
+console.log(`\n${caught}/${results.length} mutations caught in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+for (const r of bad) console.log(`  ${r.status}: ${r.m.id} (${r.m.file}) — ${r.detail}`);
+process.exit(bad.length ? 1 : 0);
