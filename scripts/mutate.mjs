@@ -35,7 +35,7 @@ const MUTATIONS = [
   {
     id: 'clip-fisher-sign',
     what: 'Fisher-norm clip uses the signed ⟨P, ∇W⟩ instead of its magnitude',
-    file: 'native/core/kfac_ops.cpp',
+    file: 'native/cpu/kernels.cpp',
     from: 'double q = opt.lr * opt.lr * std::fabs(sum);',
     to: 'double q = opt.lr * opt.lr * sum;',
     tests: ['test/kfac-kernels.test.ts'],
@@ -44,7 +44,7 @@ const MUTATIONS = [
   {
     id: 'clip-global-scale',
     what: 'global clip scales by √(τ/‖P‖) instead of τ/‖P‖',
-    file: 'native/core/kfac_ops.cpp',
+    file: 'native/cpu/kernels.cpp',
     from: 'double s = r.total_norm > opt.max_norm ? opt.max_norm / r.total_norm : 1.0;',
     to: 'double s = r.total_norm > opt.max_norm ? std::sqrt(opt.max_norm / r.total_norm) : 1.0;',
     tests: ['test/kfac-kernels.test.ts'],
@@ -53,7 +53,7 @@ const MUTATIONS = [
   {
     id: 'clip-per-tensor-norm',
     what: 'per-tensor clip judges each tensor by the global norm',
-    file: 'native/core/kfac_ops.cpp',
+    file: 'native/cpu/kernels.cpp',
     from: 'r.scales[i] = r.norms[i] > opt.max_norm ? opt.max_norm / r.norms[i] : 1.0;',
     to: 'r.scales[i] = r.total_norm > opt.max_norm ? opt.max_norm / r.total_norm : 1.0;',
     tests: ['test/kfac-kernels.test.ts'],
@@ -72,7 +72,7 @@ const MUTATIONS = [
   {
     id: 'factor-scale',
     what: 'factor update ignores its scale (G loses the N² of a mean-reduced loss)',
-    file: 'native/core/kfac_ops.cpp',
+    file: 'native/cpu/kernels.cpp',
     from: 'double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);',
     to: 'double alpha = (1.0 - double(opt.beta)) / double(R);',
     tests: ['test/kfac-kernels.test.ts'],
