@@ -32,7 +32,8 @@ interface Addon {
   info(): { cpu: { avx2: boolean; fma: boolean; avx512f: boolean; defaultThreads: number } };
 }
 
-const addon = createRequire(import.meta.url)('../build/Release/kfac_peft.node') as Addon;
+// KFAC_PEFT_BINARY: the binary under test when one is named (the sanitizer run names its own).
+const addon = createRequire(import.meta.url)(process.env['KFAC_PEFT_BINARY'] || '../build/Release/kfac_peft.node') as Addon;
 const cpu = addon.info().cpu;
 const KERNELS = ['generic', ...(cpu.avx2 && cpu.fma ? ['avx2'] : []), ...(cpu.avx512f ? ['avx512'] : [])];
 
