@@ -175,6 +175,7 @@ export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
   const cfg = loraConfigFromPeft(raw, cfgPath);
   let state = loraState(model);
   if (!state) {
+    checkRankAgainstWeights(cfg.r ?? 8, join(dir, ADAPTER_WEIGHTS), cfgPath);
     const flags = model.parameters().map((p) => p.trainable);
     state = applyLora(model, cfg);
     setRawConfig(model, raw);
@@ -192,6 +193,20 @@ export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
       throw new ConfigError(`the model's LoRA (r ${state.config.r}, scale ${state.config.scale}) differs from the adapter's (r ${cfg.r}, scale ${want})`, { file: cfgPath });
   }
   return loadTensors(model, dir, state);
+}
+
+/**
+ * The rank in adapter_config.json sizes the LoRA matrices applyLora allocates: before that, every
+ * lora_A in the weights file (header only) must have that many rows, so a corrupt r (1048576) is a
+ * ConfigError instead of gigabytes allocated and then refused.
+ */
+function checkRankAgainstWeights(r: number, wpath: string, cfgPath: string): void {
+  const file = SafetensorsFile.open(wpath);
+  for (const key of file.names) {
+    if (!/\.lora_A(?:\.[^.]+)?\.weight$/.test(key)) continue;
+    const rows = file.info(key).shape[0];
+    if (rows !== r) throw new ConfigError(`r is ${r}, but ${key} in ${wpath} has ${rows ?? 'no'} rows`, { file: cfgPath });
+  }
 }
 
 /** Checks every key of the weights file against the model, then copies them in (nothing is copied when a check fails). */
