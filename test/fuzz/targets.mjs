@@ -108,6 +108,7 @@ export const TARGETS = {
     },
   },
   config: { files: { 'config.json': JSONF } },
+  model: { files: { 'config.json': JSONF, 'model.safetensors': ST } },
   tokenizer: { files: { 'tokenizer.json': JSONF, 'tokenizer_config.json': JSONF } },
   llama2c: { files: { 'model.bin': { kind: 'binary', fields: llama2cFields } } },
   'llama2c-tokenizer': { files: { 'tokenizer.bin': { kind: 'binary', fields: tokenizerBinFields } } },

@@ -100,6 +100,8 @@ function seeds(target, scratch) {
       for (const m of readdirSync(join(FIX, 'models')).sort()) out.push({ name: `models/${m}`, files: { 'config.json': read('models', m, 'config.json') } });
       return out;
     }
+    case 'model':
+      return ['llama-gqa', 'bert-cls', 'gpt2-lm'].map((m) => ({ name: m, files: { 'config.json': read('models', m, 'config.json'), 'model.safetensors': read('models', m, 'model.safetensors') } }));
     case 'tokenizer': {
       const cfg = new TextEncoder().encode(JSON.stringify({ model_max_length: 32, pad_token: '<pad>' }));
       const out = [];
@@ -186,6 +188,9 @@ function run(target, dir, variant) {
       models.fromModelConfig(c, raw, join(dir, 'config.json'));
       return;
     }
+    case 'model':
+      models.loadModel(dir).dispose();
+      return;
     case 'tokenizer': {
       const tk = io.Tokenizer.fromFile(dir);
       for (const t of TEXTS) {
