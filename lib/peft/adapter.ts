@@ -140,9 +140,17 @@ export function loraConfigFromPeft(raw: Record<string, unknown>, file = ADAPTER_
   if (typeof rs !== 'boolean') bad(`use_rslora must be a boolean, got ${describe(rs)}`);
   const init = raw['init_lora_weights'] ?? true;
   const base = raw['base_model_name_or_path'];
+  // A string is a pattern for PEFT (re.fullmatch); a list is matched by name.
+  let pattern: RegExp | undefined;
+  if (typeof tm === 'string' && tm !== 'all-linear') {
+    try {
+      pattern = new RegExp(tm);
+    } catch (e) {
+      bad(`target_modules ${JSON.stringify(tm)} is not a valid regular expression (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
   return {
-    // A string is a pattern for PEFT (re.fullmatch); a list is matched by name.
-    targetModules: tm === 'all-linear' ? 'all-linear' : typeof tm === 'string' ? new RegExp(tm) : (tm as string[]),
+    targetModules: tm === 'all-linear' ? 'all-linear' : pattern ?? (tm as string[]),
     r: r as number,
     alpha: alpha as number,
     dropout: dropout as number,
