@@ -1,9 +1,10 @@
 // Runs the native-heavy test files against the ASan+UBSan build of the addon
 // (scripts/build-sanitize.mjs) and fails on any sanitizer report.
 //
-//   node scripts/test-sanitize.mjs [--quick] [--no-build] [-j N] [test files...]
+//   node scripts/test-sanitize.mjs [--quick] [--no-build] [-j N] [--max-seconds S] [test files...]
 //
-// --quick: the time-boxed subset CI runs. Without it: every native-heavy file.
+// --quick: the subset CI runs. Without it: every native-heavy file. --max-seconds: the test run
+// is stopped and fails when it takes longer (default 900; CI's time box).
 // The addon is loaded by a Node that is not instrumented, so the ASan runtime must be the first
 // library in the process: LD_PRELOAD=$(g++ -print-file-name=libasan.so). KFAC_PEFT_BINARY with
 // KFAC_PEFT_BINARY_ONLY=1 makes the loader take the sanitized binary or fail (never the normal
@@ -27,7 +28,9 @@ const quick = args.includes('--quick');
 const noBuild = args.includes('--no-build');
 const jIdx = args.indexOf('-j');
 const jobs = jIdx >= 0 ? args[jIdx + 1] : '2';
-const named = args.filter((a, i) => !a.startsWith('-') && !(jIdx >= 0 && i === jIdx + 1));
+const mIdx = args.indexOf('--max-seconds');
+const maxSeconds = mIdx >= 0 ? Number(args[mIdx + 1]) : 900;
+const named = args.filter((a, i) => !a.startsWith('-') && !(jIdx >= 0 && i === jIdx + 1) && !(mIdx >= 0 && i === mIdx + 1));
 
 // The files whose work is mostly native: every op family, the tensor handle, malformed calls.
 const QUICK = [
@@ -120,13 +123,28 @@ if (probe.status !== 0 || probe.stdout.trim() !== binary) {
 console.log(`kfac-peft: ${files.length} test files under ASan+UBSan (${binary})`);
 const t0 = Date.now();
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
-const child = spawn(process.execPath, [vitest, 'run', ...files], { cwd: root, env, stdio: ['ignore', 'inherit', 'pipe'] });
+// Its own process group, so the time box stops vitest's workers too.
+const child = spawn(process.execPath, [vitest, 'run', ...files], { cwd: root, env, stdio: ['ignore', 'inherit', 'pipe'], detached: true });
+const stopGroup = () => {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+};
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => (stopGroup(), process.exit(130)));
 let stderr = '';
 child.stderr.on('data', (d) => {
   process.stderr.write(d);
   stderr += d.toString();
 });
+let timedOut = false;
+const timer = setTimeout(() => {
+  timedOut = true;
+  stopGroup();
+}, maxSeconds * 1000);
 const code = await new Promise((resolve) => child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1))));
+clearTimeout(timer);
 
 const found = readdirSync(reports).map((f) => join(reports, f));
 const inline = /ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer/.test(stderr);
@@ -134,6 +152,10 @@ for (const f of found) console.error(`\n---- ${f} ----\n${readFileSync(f, 'utf8'
 const secs = ((Date.now() - t0) / 1000).toFixed(0);
 if (found.length || inline) {
   console.error(`kfac-peft: SANITIZER REPORT (${found.length} report file(s) in ${reports}) after ${secs} s`);
+  process.exit(1);
+}
+if (timedOut) {
+  console.error(`kfac-peft: the sanitized test run took over ${maxSeconds} s and was stopped`);
   process.exit(1);
 }
 if (code !== 0) {

@@ -31,7 +31,7 @@ const INTERESTING_BYTES = [0x00, 0xff, 0x7f, 0x80, 0x01, 0x20, 0x22, 0x2c, 0x2d,
 /** Integer values for length fields: zero, one, signs, powers of two near the type limits. */
 const INTERESTING_INTS = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 65535, 65536, 2 ** 20, 2 ** 24, 2 ** 30, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
 /** Replacements for a JSON number (or other literal). */
-const INTERESTING_JSON = ['0', '-1', '1', '2', '-0', '0.5', '1e-300', '1e308', '-1e308', '1e999', '65536', '2147483647', '2147483648', '4294967296', '1000000000', '9007199254740993', '100000000000', 'null', 'true', '""', '"x"', '[]', '{}', '[0]', '"("', '"\\u0000"'];
+const INTERESTING_JSON = ['0', '-1', '1', '2', '-0', '0.5', '1e-300', '1e308', '-1e308', '1e999', '65536', '1048576', '2147483647', '2147483648', '4294967296', '1000000000', '9007199254740993', '100000000000', 'null', 'true', '""', '"x"', '[]', '{}', '[0]', '"("', '"\\u0000"'];
 
 function bytesOfText(s) {
   return new TextEncoder().encode(s);
