@@ -13,7 +13,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { FileError, FormatError, optim } from '../lib/index.js';
 import { createLlama } from '../lib/models/index.js';
-import { applyLora, loadOptimizerState, saveOptimizerState } from '../lib/peft/index.js';
+import { SafetensorsFile, serializeSafetensors } from '../lib/io/index.js';
+import { KFAC } from '../lib/kfac/kfac-optimizer.js';
+import { applyLora, kfacLayersForLora, loadOptimizerState, saveOptimizerState, untrackedParameters } from '../lib/peft/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'state-check-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -121,6 +123,42 @@ describe('optimizer state checks', () => {
       expect((e as Error).message).toMatch(/not a regular file/);
     } finally {
       f.dispose();
+    }
+  });
+
+  it.each(['eigen', 'inverse'] as const)('K-FAC (%s): an eigenbasis or inverse shaped unlike its factor is refused; the saved state loads', (method) => {
+    const make = () => {
+      const m = tiny();
+      applyLora(m, lora);
+      const layers = kfacLayersForLora(m);
+      return { m, opt: new KFAC(layers, untrackedParameters(m, layers), { lr: 0.1, damping: 1e-2, inverseEvery: 1, method }) };
+    };
+    const a = make();
+    for (let i = 0; i < 2; i++) {
+      a.m.zeroGrad();
+      a.m.forward({ inputIds: ids, shape: [2, 8], labels: ids });
+      a.m.backward();
+      a.opt.step({ batchSize: 2 });
+    }
+    const dir = join(tmp, `kfac-${method}`);
+    saveOptimizerState(a.opt, dir);
+    a.m.dispose();
+    const b = make();
+    try {
+      loadOptimizerState(b.opt, dir); // the untouched state passes the checks
+      const p = join(dir, 'optimizer.safetensors');
+      const file = SafetensorsFile.open(p);
+      const victim = file.names.find((n) => (method === 'eigen' ? /\/Q$/ : /\/Ainv$/).test(n))!;
+      expect(victim).toBeDefined();
+      const tensors = Object.fromEntries(file.names.map((n) => [n, { data: file.readFloat32(n), shape: [...file.info(n).shape] }]));
+      const n = tensors[victim]!.shape[0]!;
+      tensors[victim] = { data: new Float32Array((n + 1) * (n + 1)), shape: [n + 1, n + 1] };
+      const bytes = serializeSafetensors(tensors);
+      writeFileSync(p, bytes);
+      editMeta(dir, (m) => (m.files['optimizer.safetensors'] = createHash('sha256').update(bytes).digest('hex')));
+      expect(() => loadOptimizerState(b.opt, dir)).toThrow(new RegExp(`${victim.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" has shape \\[${n + 1}, ${n + 1}\\], its factor needs \\[${n}, ${n}\\]`));
+    } finally {
+      b.m.dispose();
     }
   });
 });
