@@ -34,7 +34,8 @@ interface Addon {
   info(): { cpu: { avx2: boolean; fma: boolean; avx512f: boolean; defaultThreads: number } };
 }
 
-const addon = createRequire(import.meta.url)('../build/Release/kfac_peft.node') as Addon;
+// KFAC_PEFT_BINARY: the binary under test when one is named (the sanitizer run names its own).
+const addon = createRequire(import.meta.url)(process.env['KFAC_PEFT_BINARY'] || '../build/Release/kfac_peft.node') as Addon;
 
 /** Seeded uniform values in [-1, 1) as float32 (mulberry32). */
 function randomF32(n: number, seed: number): Float32Array {

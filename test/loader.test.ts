@@ -19,6 +19,22 @@ describe('native loader', () => {
     expect(tail).toEqual([`/pkg/prebuilds/${plat}/kfac_peft.node`, '/pkg/build/Release/kfac_peft.node', '/pkg/build/Debug/kfac_peft.node']);
   });
 
+  it('tries only the explicit path when KFAC_PEFT_BINARY_ONLY=1', () => {
+    const saved = { b: process.env['KFAC_PEFT_BINARY'], o: process.env['KFAC_PEFT_BINARY_ONLY'] };
+    try {
+      process.env['KFAC_PEFT_BINARY'] = '/x/sanitized.node';
+      process.env['KFAC_PEFT_BINARY_ONLY'] = '1';
+      expect(candidatePaths('/pkg')).toEqual(['/x/sanitized.node']);
+      process.env['KFAC_PEFT_BINARY_ONLY'] = '0';
+      expect(candidatePaths('/pkg')).toHaveLength(4);
+    } finally {
+      for (const [k, v] of [['KFAC_PEFT_BINARY', saved.b], ['KFAC_PEFT_BINARY_ONLY', saved.o]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it('loads the addon once and reports where from', () => {
     expect(native()).toBe(native());
     expect(nativePath()).toMatch(/kfac_peft\.node$/);

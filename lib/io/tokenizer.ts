@@ -125,10 +125,16 @@ export class Tokenizer {
     this.#unkId = tk.model?.unk_token_id ?? (unkToken === undefined ? undefined : tk.token_to_id(unkToken));
     this.#unkToken = unkToken ?? (this.#unkId === undefined ? undefined : tk.id_to_token(this.#unkId));
     this.#special = new Set<number>();
-    for (const [id, t] of tk.get_added_tokens_decoder()) if (t.special) this.#special.add(id);
-    this.#specialSingle = pp ? pp([], null, true).tokens.length : 0;
-    this.#specialPair = pp ? pp([], [], true).tokens.length : 0;
-    this.vocabSize = tk.model?.vocab.length ?? 0;
+    // The tokenizer library accepts some malformed post-processors and added-token lists and only
+    // fails when they are used (a TypeError): try them here, where the file can be named.
+    try {
+      for (const [id, t] of tk.get_added_tokens_decoder()) if (t.special) this.#special.add(id);
+      this.#specialSingle = pp ? pp([], null, true).tokens.length : 0;
+      this.#specialPair = pp ? pp([], [], true).tokens.length : 0;
+      this.vocabSize = tk.model?.vocab.length ?? 0;
+    } catch (e) {
+      throw new FormatError(source, `not a tokenizer the library can use (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
     const mml = config['model_max_length'];
     this.modelMaxLength = typeof mml === 'number' && Number.isInteger(mml) && mml > 0 && mml < 1e7 ? mml : undefined;
     // padding token: explicit option, tokenizer.json padding, tokenizer_config.json
@@ -237,7 +243,12 @@ export class Tokenizer {
     let tokens: string[];
     let types: number[];
     if (this.#post) {
-      const out = this.#post(a, b, r.add);
+      let out: PostProcessed;
+      try {
+        out = this.#post(a, b, r.add);
+      } catch (e) {
+        throw new FormatError(this.path, `the post-processor failed (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+      }
       tokens = out.tokens;
       types = out.token_type_ids ?? [...new Array<number>(a.length).fill(0), ...new Array<number>(tokens.length - a.length).fill(1)];
       if (out.tokens_pair) {

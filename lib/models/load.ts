@@ -12,8 +12,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { describe, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
-import { parseModelConfig } from '../io/config.js';
+import { ConfigError, describe, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
+import { type ModelConfig, parseModelConfig } from '../io/config.js';
 import { openLlama2c } from '../io/llama2c.js';
 import { canonicalWeightName } from '../io/names.js';
 import { openSafetensors, readJsonFile, type TensorSource } from '../io/safetensors.js';
@@ -191,6 +191,26 @@ export function loadWeights(model: TransformerModel, src: TensorSource, sourceNa
   return { loaded, fresh, dropped, source: sourceName };
 }
 
+/**
+ * Refuses a config.json that describes a model far larger than its checkpoint before anything is
+ * allocated: the token embedding, the position embeddings, every layer's query projection and
+ * MLP are never fresh, so they are a lower bound on the values the weight files must hold. Without
+ * this, a corrupt size (num_hidden_layers 2147483647) builds the model first and runs out of
+ * memory or time.
+ */
+function checkConfigFitsWeights(c: ModelConfig, src: TensorSource, cfgPath: string): void {
+  const h = c.hiddenSize;
+  const least =
+    c.vocabSize * h + (c.positions === 'rope' ? 0 : c.maxPositionEmbeddings * h) + c.typeVocabSize * h + c.numLayers * (c.numHeads * c.headDim * h + 2 * h * c.intermediateSize);
+  let held = 0;
+  for (const name of src.names) held += src.info(name).shape.reduce((a, b) => a * b, 1);
+  if (least > held)
+    throw new ConfigError(`config.json describes a model of at least ${least} weights, but the checkpoint holds ${held} values`, {
+      file: cfgPath,
+      hint: 'config.json does not belong to these weights, or one of its sizes is corrupt',
+    });
+}
+
 /** A model with a report of how its weights were loaded. */
 export type LoadedModel = TransformerModel & { readonly loadReport: LoadReport };
 
@@ -221,10 +241,12 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
     const cfgPath = join(path, 'config.json');
     const json = readJsonFile(cfgPath);
     const j = json as Record<string, unknown>;
-    config = fromModelConfig(parseModelConfig(json, cfgPath), j, cfgPath);
+    const mc = parseModelConfig(json, cfgPath);
+    config = fromModelConfig(mc, j, cfgPath);
     task = options.task ?? taskFromConfig(j) ?? (config.family === 'bert' ? 'sequence-classification' : 'causal-lm');
     if (numLabels === undefined && task !== 'causal-lm') numLabels = numLabelsOf(j);
     src = openSafetensors(path);
+    checkConfigFitsWeights(mc, src, cfgPath);
   } else {
     const l = openLlama2c(path);
     config = fromModelConfig(l.config);

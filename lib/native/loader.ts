@@ -3,9 +3,10 @@
  *
  * Order: an explicit KFAC_PEFT_BINARY path; the prebuilt binary shipped inside the package
  * (prebuilds/<platform>-<arch>/kfac_peft.node); the local node-gyp build (build/Release, then
- * build/Debug). The first that loads wins. When none loads, one NativeLoadError lists every
- * attempt with its error and the possible solutions. Before that, the backend choice
- * (below) may pick the CUDA binary, a superset of this addon.
+ * build/Debug). The first that loads wins. With KFAC_PEFT_BINARY_ONLY=1 the explicit path is the
+ * only candidate (the sanitizer run uses it, so it never falls back to the normal build). When
+ * none loads, one NativeLoadError lists every attempt with its error and the possible solutions.
+ * Before that, the backend choice (below) may pick the CUDA binary, a superset of this addon.
  */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
@@ -43,6 +44,7 @@ export function candidatePaths(root = packageRoot()): string[] {
   const out: string[] = [];
   const env = process.env['KFAC_PEFT_BINARY'];
   if (env) out.push(env);
+  if (env && process.env['KFAC_PEFT_BINARY_ONLY'] === '1') return out;
   out.push(join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'kfac_peft.node'));
   out.push(join(root, 'build', 'Release', 'kfac_peft.node'));
   out.push(join(root, 'build', 'Debug', 'kfac_peft.node'));

@@ -140,9 +140,17 @@ export function loraConfigFromPeft(raw: Record<string, unknown>, file = ADAPTER_
   if (typeof rs !== 'boolean') bad(`use_rslora must be a boolean, got ${describe(rs)}`);
   const init = raw['init_lora_weights'] ?? true;
   const base = raw['base_model_name_or_path'];
+  // A string is a pattern for PEFT (re.fullmatch); a list is matched by name.
+  let pattern: RegExp | undefined;
+  if (typeof tm === 'string' && tm !== 'all-linear') {
+    try {
+      pattern = new RegExp(tm);
+    } catch (e) {
+      bad(`target_modules ${JSON.stringify(tm)} is not a valid regular expression (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
   return {
-    // A string is a pattern for PEFT (re.fullmatch); a list is matched by name.
-    targetModules: tm === 'all-linear' ? 'all-linear' : typeof tm === 'string' ? new RegExp(tm) : (tm as string[]),
+    targetModules: tm === 'all-linear' ? 'all-linear' : pattern ?? (tm as string[]),
     r: r as number,
     alpha: alpha as number,
     dropout: dropout as number,
@@ -175,6 +183,7 @@ export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
   const cfg = loraConfigFromPeft(raw, cfgPath);
   let state = loraState(model);
   if (!state) {
+    checkRankAgainstWeights(cfg.r ?? 8, join(dir, ADAPTER_WEIGHTS), cfgPath);
     const flags = model.parameters().map((p) => p.trainable);
     state = applyLora(model, cfg);
     setRawConfig(model, raw);
@@ -192,6 +201,20 @@ export function loadAdapter(model: Module, dir: string): LoadAdapterReport {
       throw new ConfigError(`the model's LoRA (r ${state.config.r}, scale ${state.config.scale}) differs from the adapter's (r ${cfg.r}, scale ${want})`, { file: cfgPath });
   }
   return loadTensors(model, dir, state);
+}
+
+/**
+ * The rank in adapter_config.json sizes the LoRA matrices applyLora allocates: before that, every
+ * lora_A in the weights file (header only) must have that many rows, so a corrupt r (1048576) is a
+ * ConfigError instead of gigabytes allocated and then refused.
+ */
+function checkRankAgainstWeights(r: number, wpath: string, cfgPath: string): void {
+  const file = SafetensorsFile.open(wpath);
+  for (const key of file.names) {
+    if (!/\.lora_A(?:\.[^.]+)?\.weight$/.test(key)) continue;
+    const rows = file.info(key).shape[0];
+    if (rows !== r) throw new ConfigError(`r is ${r}, but ${key} in ${wpath} has ${rows ?? 'no'} rows`, { file: cfgPath });
+  }
 }
 
 /** Checks every key of the weights file against the model, then copies them in (nothing is copied when a check fails). */

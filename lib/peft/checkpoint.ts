@@ -12,10 +12,10 @@
  * they were; a reader that finds files from two different saves refuses them (hash mismatch).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
-import { describe, FileError, FormatError, invalidArgument } from '../errors.js';
+import { describe, FileError, FormatError, invalidArgument, KfacError } from '../errors.js';
 import { SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import type { Module } from '../nn/module.js';
@@ -24,6 +24,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterFiles, loadAdapter } from './adapter.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { loraState } from './lora.js';
+import { checkOptimizerState } from './state-check.js';
 
 export const OPTIMIZER_WEIGHTS = 'optimizer.safetensors';
 export const OPTIMIZER_META = 'optimizer.json';
@@ -107,8 +108,12 @@ function checkHashes(dir: string, meta: Record<string, unknown>): Map<string, Ui
   if (!files || typeof files !== 'object') throw new FormatError(join(dir, OPTIMIZER_META), 'no "files" record');
   for (const [name, want] of Object.entries(files)) {
     const path = join(dir, name);
+    // Only plain regular files beside optimizer.json: never a path out of the folder or a device.
+    if (typeof want !== 'string' || name === '' || name === '.' || name === '..' || /[/\\]/.test(name))
+      throw new FormatError(join(dir, OPTIMIZER_META), `"files" must map file names in the folder to SHA-256 hashes, got ${JSON.stringify(name)}: ${describe(want)}`);
     let bytes: Uint8Array;
     try {
+      if (!statSync(path).isFile()) throw new Error('not a regular file');
       bytes = readFileSync(path);
     } catch (e) {
       throw new FileError(path, `cannot read: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
@@ -125,7 +130,13 @@ function loadOptimizerFrom(opt: AnyOptimizer, meta: Record<string, unknown>, wei
   const tensors: Record<string, Tensor> = {};
   try {
     for (const k of file.names) tensors[k] = file.tensor(k);
-    restore(opt, meta['state'] as Record<string, unknown>, tensors);
+    checkOptimizerState(join(dirname(name), OPTIMIZER_META), name, meta['state'], tensors, opt instanceof KFAC ? 'kfac' : opt.kind);
+    try {
+      restore(opt, meta['state'] as Record<string, unknown>, tensors);
+    } catch (e) {
+      if (e instanceof KfacError) throw e;
+      throw new FormatError(join(dirname(name), OPTIMIZER_META), `the optimizer state does not fit this optimizer (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
