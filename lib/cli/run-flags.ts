@@ -11,7 +11,8 @@ type Kind =
   | { t: 'number'; min: number; max: number; open?: 'min' | 'max' | 'both' }
   | { t: 'int'; min: number }
   | { t: 'enum'; values: readonly string[] }
-  | { t: 'list' };
+  | { t: 'list' }
+  | { t: 'number-or-off'; min: number; max: number };
 
 interface Spec {
   key: keyof RunConfig;
@@ -46,8 +47,9 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
   'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
-  'newton-clip': { key: 'newtonClip', kind: num(0, 1e12, 'min'), help: 'clip the K-FAC Newton step to this norm' },
-  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global (default) or per-tensor' },
+  'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)" },
+  'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})` },
+  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global or per-tensor (default: per-tensor for the trust ratio, global for --newton-clip N)' },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
   steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
   epochs: { key: 'epochs', kind: int(1), help: 'epochs when --steps is not given (default 1)' },
@@ -75,6 +77,11 @@ export function parseRunValue(flag: string, raw: string): unknown {
       return raw === 'all-linear' ? 'all-linear' : raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0 || bad('comma-separated names'));
     case 'enum':
       return k.values.includes(raw) ? raw : bad(k.values.join(' | '));
+    case 'number-or-off': {
+      if (raw === 'off') return 'off';
+      const v = raw.trim() === '' ? NaN : Number(raw);
+      return Number.isFinite(v) && v > k.min && v <= k.max ? v : bad(`a number in (${k.min}, ${k.max}] or 'off'`);
+    }
     case 'int': {
       if (!/^\d+$/.test(raw)) bad(`an integer ≥ ${k.min}`);
       const v = Number(raw);
@@ -111,14 +118,17 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   const c = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] } as RunConfig;
   if (!c.name) c.name = defaultName(c);
   if (c.newtonClip !== undefined && c.optimizer !== 'kfac') throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
+  if (given.trustRatio !== undefined && (c.optimizer !== 'kfac' || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
+    throw new UsageError('--trust-ratio sets the default K-FAC Newton clip: it needs --optimizer kfac and no --newton-clip');
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
   return c;
 }
 
 /** e.g. "adamw lr=0.001", "kfac+newton-clip=1". */
-export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'>): string {
+export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'> & { trustRatio?: number }): string {
   let n = `${c.optimizer} lr=${c.lr}`;
   if (c.newtonClip !== undefined) n += ` newton-clip=${c.newtonClip}`;
+  if (c.trustRatio !== undefined && c.trustRatio !== DEFAULTS.trustRatio && c.optimizer === 'kfac' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
   if (c.gradClip !== undefined) n += ` grad-clip=${c.gradClip}`;
   return n;
 }

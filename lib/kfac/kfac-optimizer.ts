@@ -48,6 +48,11 @@ export class KFAC {
     return this.sgd.stepCount;
   }
 
+  /** Pushes the statistics of the micro-batch just back-propagated (see KfacPreconditioner.capture). */
+  capture(ctx: { batchSize: number }): void {
+    this.preconditioner.capture(ctx);
+  }
+
   /** Preconditions the tracked gradients, clips the Newton step, applies SGD. */
   step(ctx: { batchSize: number }): KfacTelemetry {
     const lrH = this.sgd.lr;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 import { ConfigError } from '../errors.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
+import type { NewtonClip } from '../kfac/options.js';
 import { loadModel, type TransformerModel } from '../models/index.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
@@ -55,9 +56,15 @@ export interface RunConfig {
   inverseEvery: number;
   /** K-FAC's G factor over sequences: 'expand' (an example's gradient sums its tokens) or 'per-row'. */
   kfacSequence: 'expand' | 'per-row';
-  /** Newton-step clipping threshold (K-FAC only). */
-  newtonClip?: number;
-  newtonClipMode: 'global' | 'per-tensor';
+  /**
+   * Newton-step clipping (K-FAC only): a norm threshold τ, or 'off'; when absent the default
+   * trust-ratio clip with `trustRatio` κ (docs/KFAC.md#default-threshold).
+   */
+  newtonClip?: number | 'off';
+  /** κ of the default trust-ratio Newton clip (K-FAC only). */
+  trustRatio: number;
+  /** Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold. */
+  newtonClipMode?: 'global' | 'per-tensor';
   /** Gradient clipping by global norm (any optimizer; for K-FAC it clips before preconditioning). */
   gradClip?: number;
   steps?: number;
@@ -85,7 +92,7 @@ export const DEFAULTS = {
   factorDecay: 0.95,
   inverseEvery: 10,
   kfacSequence: 'expand' as const,
-  newtonClipMode: 'global' as const,
+  trustRatio: 0.01,
   epochs: 1,
   batchSize: 16,
   gradAccumulation: 1,
@@ -138,7 +145,14 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
   return c.schedule === 'linear' ? warmupLinear(c.lr, c.warmup, totalSteps) : warmupCosine(c.lr, c.warmup, totalSteps);
 }
 
-export type RunOptimizer = { step(ctx: { batchSize: number }): unknown; inner: AdamW | SGD | KFAC };
+export type RunOptimizer = { step(ctx: { batchSize: number }): unknown; capture?(ctx: { batchSize: number }): void; inner: AdamW | SGD | KFAC };
+
+/** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
+export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode' | 'trustRatio'>): NewtonClip | null {
+  if (c.newtonClip === 'off') return null;
+  if (c.newtonClip !== undefined) return { mode: c.newtonClipMode ?? 'global', maxNorm: c.newtonClip };
+  return { mode: c.newtonClipMode ?? 'per-tensor', trustRatio: c.trustRatio };
+}
 
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
@@ -152,10 +166,10 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       factorDecay: c.factorDecay,
       inverseEvery: c.inverseEvery,
       sequence: c.kfacSequence,
-      newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },
+      newtonClip: kfacNewtonClip(c),
       gradClip: c.gradClip ?? null,
     });
-    return { inner, step: (ctx) => inner.step(ctx) };
+    return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx) };
   }
   const params = model.trainableParameters();
   const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
@@ -284,7 +298,7 @@ export function runSummary(r: RunResult): RunSummary {
     diverged: r.fit.diverged,
     interrupted: r.fit.interrupted,
     stoppedEarly: r.fit.stoppedEarly,
-    clipRate: r.config.newtonClip === undefined ? undefined : tele?.clipRate,
+    clipRate: r.config.optimizer !== 'kfac' || r.config.newtonClip === 'off' ? undefined : tele?.clipRate,
   };
 }
 

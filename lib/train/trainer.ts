@@ -34,6 +34,11 @@ export interface TrainerTask<B> {
 
 export interface StepOptimizer {
   step(ctx: { batchSize: number }): unknown;
+  /**
+   * Called after every micro-batch's backward, before step(): K-FAC pushes that micro-batch's
+   * layer statistics into its factors here (so accumulation sees every micro-batch).
+   */
+  capture?(ctx: { batchSize: number }): void;
 }
 
 export interface TrainerOptions {
@@ -178,6 +183,7 @@ export class Trainer<B> {
             if (next.done) break;
             state.batchInEpoch += 1;
             const r = this.task.lossAndBackward(next.value);
+            if (Number.isFinite(r.loss)) this.optimizer.capture?.({ batchSize: r.batchSize });
             lossSum += r.loss;
             batchSize = r.batchSize;
             n += 1;
