@@ -117,8 +117,9 @@ class Regression implements TrainerTask<number[]> {
     this.layer.weight.grad = null; // DenseLayer.backward disposes and overwrites its grad
     const g = this.layer.backward(Tensor.from(dy, [B, 3]));
     g.dispose();
-    ops.add(this.gw, this.layer.weight.grad as Tensor, this.gw);
-    (this.layer.weight.grad as Tensor).dispose();
+    const got = this.layer.weight.grad as unknown as Tensor;
+    ops.add(this.gw, got, this.gw);
+    got.dispose();
     this.layer.weight.grad = this.gw;
     return { loss, batchSize: B };
   }

@@ -6,7 +6,9 @@
  */
 import { KfacError } from '../errors.js';
 import { dampedInverse } from '../linalg/cholesky.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { matmul } from '../linalg/matmul.js';
+import * as ops from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
@@ -60,6 +62,29 @@ export abstract class LayerBlock {
   abstract ready(): boolean;
   /** P ← the preconditioned gradient. */
   abstract precondition(damping: number): void;
+
+  /**
+   * ⟨δ̃, G δ̃ A⟩ = vec(δ̃)ᵀ(A ⊗ G)vec(δ̃) for a change δ̃ = [δW | δb] of this layer's weights:
+   * the Kronecker model's curvature along δ (docs/KFAC.md#adaptive-damping).
+   */
+  curvature(dW: Tensor, db: Tensor | null): number {
+    const Da = this.a.dim;
+    const w = dW.toArray();
+    const d = new Float32Array(this.dout * Da);
+    const bias = this.hasBias && db ? db.toArray() : null;
+    for (let i = 0; i < this.dout; i++) {
+      d.set(w.subarray(i * this.din, (i + 1) * this.din), i * Da);
+      if (Da > this.din) d[i * Da + this.din] = bias ? bias[i]! : 0;
+    }
+    const D = Tensor.from(d, [this.dout, Da]);
+    const A = this.a.corrected();
+    const G = this.g.corrected();
+    const GD = matmul(G, D);
+    const GDA = matmul(GD, A);
+    const q = ops.dot(D, GDA);
+    for (const t of [D, A, G, GD, GDA]) t.dispose();
+    return q;
+  }
 
   /** Block-level checkpoint tensors (the factors save themselves). */
   stateTensors(): Record<string, Tensor> {

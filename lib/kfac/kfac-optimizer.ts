@@ -2,14 +2,23 @@
  * KFAC: the K-FAC preconditioner followed by SGD with momentum — the standard pairing.
  * Parameters that K-FAC does not track (e.g. a classification head's bias-free extras) are
  * stepped by the same SGD with their raw gradients.
+ *
+ * With `adaptiveDamping`, every `every` steps the optimizer asks for the loss at the new
+ * weights on the same batch (`wantsLoss()` / `observeLoss()`, driven by the Trainer) and adapts
+ * λ by Levenberg–Marquardt from the reduction ratio ρ (docs/KFAC.md#adaptive-damping). A step
+ * whose quadratic model is not finite is undone and reported.
  */
 import { describe, invalidArgument } from '../errors.js';
+import * as ops from '../ops/index.js';
+import type { OptimizerState } from '../optim/optimizer.js';
 import { SGD } from '../optim/sgd.js';
 import type { Hyper, Param } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
+import { type AdaptiveDampingOptions, at, resolveAdaptiveDamping, type ResolvedAdaptiveDamping } from './options.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry } from './preconditioner.js';
+import { stateLike } from './state.js';
 
 export interface KfacOptions extends KfacPreconditionerOptions {
   /** Learning rate (default 0.1 — K-FAC steps are already curvature-scaled). */
@@ -19,19 +28,36 @@ export interface KfacOptions extends KfacPreconditionerOptions {
   /** L2 weight decay added to the preconditioned step (default 0). */
   weightDecay?: Hyper;
   nesterov?: boolean;
+  /** Levenberg–Marquardt damping from the reduction ratio (default off; true: the defaults). */
+  adaptiveDamping?: AdaptiveDampingOptions | boolean;
+}
+
+interface Probe {
+  /** θ before the step, per parameter (in `params` order). */
+  before: Tensor[];
+  /** M(δ): the quadratic model's predicted loss change. */
+  model: number;
+  sgd: OptimizerState | null;
+  tel: KfacTelemetry;
 }
 
 export class KFAC {
   readonly preconditioner: KfacPreconditioner;
   readonly sgd: SGD;
   readonly params: readonly Param[];
+  readonly adaptive: ResolvedAdaptiveDamping | null;
   /** Telemetry of the last step. */
   last: KfacTelemetry | undefined;
+  #lambda: number;
+  #probe: Probe | null = null;
 
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
-    const { lr, momentum, weightDecay, nesterov, ...pre } = o as KfacOptions;
+    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, ...pre } = o as KfacOptions;
     this.preconditioner = new KfacPreconditioner(layers, pre);
+    this.adaptive = resolveAdaptiveDamping(adaptiveDamping);
+    this.#lambda = at(this.preconditioner.damping, 0, 'damping');
+    if (this.adaptive) this.#lambda = Math.min(this.adaptive.max, Math.max(this.adaptive.min, this.#lambda));
     const tracked = layers.flatMap((l) => [l.weight, ...(l.bias ? [l.bias] : [])]);
     for (const p of extraParams)
       if (!p || !(p.tensor instanceof Tensor)) invalidArgument('extraParams', 'parameters { name, tensor, grad }', describe(p));
@@ -48,6 +74,11 @@ export class KFAC {
     return this.sgd.stepCount;
   }
 
+  /** The damping the next step uses (the controller's λ with adaptive damping). */
+  get damping(): number {
+    return this.adaptive ? this.#lambda : at(this.preconditioner.damping, this.preconditioner.stepCount, 'damping');
+  }
+
   /** Pushes the statistics of the micro-batch just back-propagated (see KfacPreconditioner.capture). */
   capture(ctx: { batchSize: number }): void {
     this.preconditioner.capture(ctx);
@@ -55,11 +86,102 @@ export class KFAC {
 
   /** Preconditions the tracked gradients, clips the Newton step, applies SGD. */
   step(ctx: { batchSize: number }): KfacTelemetry {
+    this.#dropProbe();
     const lrH = this.sgd.lr;
     const lr = typeof lrH === 'function' ? lrH(this.sgd.stepCount) : lrH;
-    this.last = this.preconditioner.step({ batchSize: ctx.batchSize, lr });
+    const probing = this.adaptive !== null && this.sgd.stepCount % this.adaptive.every === 0;
+    if (this.adaptive) this.preconditioner.dampingOverride = this.#lambda;
+    let before: Tensor[] = [];
+    let raw: (Tensor | null)[] = [];
+    let sgdState: OptimizerState | null = null;
+    if (probing) {
+      before = this.params.map((p) => {
+        const t = stateLike(p.tensor, p.tensor.shape);
+        ops.copy(p.tensor, t);
+        return t;
+      });
+      raw = this.params.map((p) => (p.grad ? p.grad.clone() : null));
+      sgdState = this.sgd.stateDict(); // restored with the weights when the step is undone
+    }
+    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr });
+    tel.lr = lr;
     this.sgd.step();
-    return this.last;
+    this.last = tel;
+    if (!probing) return tel;
+    // δ = θ_new − θ_old; θ_old stays in `before` for an undo
+    const deltas = this.params.map((p, i) => {
+      const d = stateLike(p.tensor, p.tensor.shape);
+      ops.copy(p.tensor, d);
+      ops.axpy(-1, before[i]!, d);
+      return d;
+    });
+    let model = 0;
+    let sq = 0;
+    this.params.forEach((_, i) => {
+      if (raw[i]) model += ops.dot(deltas[i]!, raw[i]!);
+    });
+    const index = new Map(this.params.map((p, i) => [p, i]));
+    for (const b of this.preconditioner.blocks) {
+      const dW = deltas[index.get(b.layer.weight)!]!;
+      const db = b.layer.bias ? (deltas[index.get(b.layer.bias)!] ?? null) : null;
+      model += 0.5 * b.curvature(dW, db);
+      sq += ops.sumSquares(dW) + (db ? ops.sumSquares(db) : 0);
+    }
+    model += 0.5 * this.#lambda * sq;
+    for (const r of raw) r?.dispose();
+    tel.quadraticModel = model;
+    for (const d of deltas) d.dispose();
+    this.#probe = { before, model, sgd: sgdState, tel };
+    if (!Number.isFinite(model)) {
+      this.#undo();
+      tel.rejected = true;
+      tel.events.push(`the quadratic model of step ${tel.step} is not finite (${model}): the step was undone`);
+      this.#lambda = Math.min(this.adaptive!.max, this.#lambda / this.adaptive!.omega);
+      this.#dropProbe();
+    }
+    return tel;
+  }
+
+  /** Whether the last step waits for the loss at the new weights on the same batch. */
+  wantsLoss(): boolean {
+    return this.#probe !== null;
+  }
+
+  /**
+   * The loss on the step's batch before and after the step: ρ = (after − before)/M(δ) adapts λ
+   * (ρ > 3/4: λω; ρ < 1/4: λ/ω; bounded); with `reject`, a step whose loss rose is undone, and a
+   * non-finite loss after the step always is. Returns the step's telemetry, updated.
+   */
+  observeLoss(o: { before: number; after: number }): KfacTelemetry | undefined {
+    const p = this.#probe;
+    if (!p || !this.adaptive) return undefined;
+    const a = this.adaptive;
+    const rho = (o.after - o.before) / p.model;
+    p.tel.rho = rho;
+    if (!Number.isFinite(o.after) || (a.reject && o.after > o.before)) {
+      this.#undo();
+      p.tel.rejected = true;
+      p.tel.events.push(`step ${p.tel.step} raised the loss from ${o.before} to ${o.after}: undone`);
+    }
+    if (!(rho >= 0.25)) this.#lambda /= a.omega;
+    else if (rho > 0.75) this.#lambda *= a.omega;
+    this.#lambda = Math.min(a.max, Math.max(a.min, this.#lambda));
+    this.preconditioner.dampingOverride = this.#lambda;
+    this.#dropProbe();
+    return p.tel;
+  }
+
+  #undo(): void {
+    const p = this.#probe as Probe;
+    this.params.forEach((q, i) => ops.copy(p.before[i]!, q.tensor));
+    if (p.sgd) this.sgd.loadStateDict(p.sgd);
+  }
+
+  #dropProbe(): void {
+    if (!this.#probe) return;
+    for (const t of this.#probe.before) t.dispose();
+    if (this.#probe.sgd) for (const t of Object.values(this.#probe.sgd.tensors)) t.dispose();
+    this.#probe = null;
   }
 
   stateDict(): { meta: Record<string, unknown>; tensors: Record<string, Tensor> } {
@@ -68,7 +190,7 @@ export class KFAC {
     const tensors: Record<string, Tensor> = {};
     for (const [k, v] of Object.entries(p.tensors)) tensors[`preconditioner/${k}`] = v;
     for (const [k, v] of Object.entries(s.tensors)) tensors[`sgd/${k}`] = v;
-    return { meta: { kind: 'kfac', preconditioner: p.meta, sgd: { kind: s.kind, step: s.step, perParam: s.perParam } }, tensors };
+    return { meta: { kind: 'kfac', preconditioner: p.meta, sgd: { kind: s.kind, step: s.step, perParam: s.perParam }, ...(this.adaptive ? { damping: this.#lambda } : {}) }, tensors };
   }
 
   loadStateDict(state: { meta: Record<string, unknown>; tensors: Record<string, Tensor> }): void {
@@ -78,9 +200,13 @@ export class KFAC {
     this.preconditioner.loadStateDict({ meta: state.meta['preconditioner'] as Record<string, unknown>, tensors: pick('preconditioner/') });
     const sm = state.meta['sgd'] as { kind: string; step: number; perParam: Record<string, Record<string, number>> };
     this.sgd.loadStateDict({ kind: sm.kind, step: sm.step, perParam: sm.perParam, tensors: pick('sgd/') });
+    const d = state.meta['damping'];
+    if (this.adaptive && typeof d === 'number' && Number.isFinite(d)) this.#lambda = d;
+    this.#dropProbe();
   }
 
   dispose(): void {
+    this.#dropProbe();
     this.preconditioner.dispose();
     this.sgd.dispose();
   }

@@ -80,6 +80,52 @@ export interface ResolvedKfacOptions {
   factorInit: 'bias-corrected' | 'identity';
 }
 
+/**
+ * Levenberg–Marquardt damping from the reduction ratio ρ of the quadratic model
+ * (docs/KFAC.md#adaptive-damping): every `every` steps the loss is re-evaluated on the same
+ * batch after the step, ρ = (L(θ+δ) − L(θ)) / M(δ); ρ > 3/4 multiplies λ by ω, ρ < 1/4 divides it
+ * by ω, λ ∈ [min, max]. With `reject`, a step with ρ < 0 (the loss rose) is undone.
+ */
+export interface AdaptiveDampingOptions {
+  /** Steps between two ρ evaluations (default 5). */
+  every?: number;
+  /** ω (default (19/20)^every). */
+  omega?: number;
+  /** Bounds of λ (default [1e-6, 1]). */
+  min?: number;
+  max?: number;
+  /** Undo steps whose loss rose (default false). */
+  reject?: boolean;
+}
+
+export interface ResolvedAdaptiveDamping {
+  every: number;
+  omega: number;
+  min: number;
+  max: number;
+  reject: boolean;
+}
+
+/** `undefined` / false: off; true: the defaults. */
+export function resolveAdaptiveDamping(v: unknown): ResolvedAdaptiveDamping | null {
+  if (v === undefined || v === false || v === null) return null;
+  const o = v === true ? {} : checkOptions(v, 'adaptiveDamping');
+  const every = o['every'] ?? 5;
+  if (typeof every !== 'number' || !Number.isInteger(every) || every < 1) invalidArgument('adaptiveDamping.every', 'a positive integer', describe(every));
+  const num = (k: string, fallback: number, lo: number, hi: number, openLo: boolean): number => {
+    const x = o[k] ?? fallback;
+    if (typeof x !== 'number' || !Number.isFinite(x) || (openLo ? x <= lo : x < lo) || x > hi) invalidArgument(`adaptiveDamping.${k}`, `a number in ${openLo ? '(' : '['}${lo}, ${hi}]`, describe(x));
+    return x;
+  };
+  const omega = num('omega', (19 / 20) ** every, 0, 1, true);
+  const min = num('min', 1e-6, 0, 1e12, true);
+  const max = num('max', 1, min, 1e12, false);
+  const reject = o['reject'] ?? false;
+  if (typeof reject !== 'boolean') invalidArgument('adaptiveDamping.reject', 'a boolean', describe(reject));
+  if (omega === 1) throw new ConfigError('adaptiveDamping.omega: 1 never changes λ; pass adaptiveDamping: false instead', { argument: 'adaptiveDamping.omega' });
+  return { every, omega, min, max, reject };
+}
+
 /** The default trust ratio κ of the Newton-step clip (docs/KFAC.md#default-threshold). */
 export const DEFAULT_TRUST_RATIO = 0.01;
 /** The default Newton clip: global, trust ratio κ. */

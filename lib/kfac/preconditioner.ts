@@ -73,6 +73,8 @@ export class KfacPreconditioner {
   readonly gradClip: Hyper | null;
   /** Steps taken so far. */
   stepCount = 0;
+  /** When set, the damping used instead of the `damping` option (the adaptive-damping controller sets it). */
+  dampingOverride: number | null = null;
   #preconditionedSteps = 0;
   #clippedSteps = 0;
   #refreshRound = 0;
@@ -205,7 +207,7 @@ export class KfacPreconditioner {
     const N = c['batchSize'];
     if (typeof N !== 'number' || !Number.isInteger(N) || N < 1) invalidArgument('batchSize', 'a positive integer', describe(N));
     const s = this.stepCount;
-    const damping = at(this.damping, s, 'damping');
+    const damping = this.dampingOverride ?? at(this.damping, s, 'damping');
     const beta = at(this.factorDecay, s, 'factorDecay');
     const inverseEvery = Math.max(1, Math.round(at(this.inverseEvery, s, 'inverseEvery')));
     const sink: RefreshSink = { decompositions: { cold: 0, warm: 0, fallback: 0, kept: 0 }, events: [], residual: NaN };
@@ -223,6 +225,10 @@ export class KfacPreconditioner {
       clipThreshold: NaN,
       gradClipScale: 1,
       microBatches: 0,
+      lr: typeof c['lr'] === 'number' ? c['lr'] : NaN,
+      quadraticModel: NaN,
+      rho: NaN,
+      rejected: false,
       decompositions: sink.decompositions,
       refreshResidual: NaN,
       timings: { factorsMs: 0, decompositionsMs: 0, preconditionMs: 0, clipMs: 0 },

@@ -25,6 +25,13 @@ export interface KfacTelemetry {
   /** Largest warm-refresh residual ‖AQ − QΛ‖/‖A‖ this step (NaN when none). */
   refreshResidual: number;
   timings: { factorsMs: number; decompositionsMs: number; preconditionMs: number; clipMs: number };
+  /** The learning rate the step was applied with (NaN: the preconditioner alone). */
+  lr: number;
+  /** Adaptive damping: the quadratic model's predicted loss change M(δ) and the reduction ratio ρ (NaN when not evaluated this step). */
+  quadraticModel: number;
+  rho: number;
+  /** The step was undone (adaptive damping's rejection, or a non-finite quadratic model). */
+  rejected: boolean;
   /** Unusual events: decompositions that failed and kept the previous basis, etc. */
   events: string[];
 }

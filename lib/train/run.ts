@@ -61,6 +61,8 @@ export interface RunConfig {
    * trust-ratio clip with `trustRatio` κ (docs/KFAC.md#default-threshold).
    */
   newtonClip?: number | 'off';
+  /** K-FAC: Levenberg–Marquardt damping from the reduction ratio (one extra forward every 5 steps). */
+  adaptiveDamping: 'on' | 'off';
   /** κ of the default trust-ratio Newton clip (K-FAC only). */
   trustRatio: number;
   /** Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold. */
@@ -93,6 +95,7 @@ export const DEFAULTS = {
   inverseEvery: 10,
   kfacSequence: 'expand' as const,
   trustRatio: 0.01,
+  adaptiveDamping: 'off' as const,
   epochs: 1,
   batchSize: 16,
   gradAccumulation: 1,
@@ -145,7 +148,13 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
   return c.schedule === 'linear' ? warmupLinear(c.lr, c.warmup, totalSteps) : warmupCosine(c.lr, c.warmup, totalSteps);
 }
 
-export type RunOptimizer = { step(ctx: { batchSize: number }): unknown; capture?(ctx: { batchSize: number }): void; inner: AdamW | SGD | KFAC };
+export type RunOptimizer = {
+  step(ctx: { batchSize: number }): unknown;
+  capture?(ctx: { batchSize: number }): void;
+  wantsLoss?(): boolean;
+  observeLoss?(o: { before: number; after: number }): unknown;
+  inner: AdamW | SGD | KFAC;
+};
 
 /** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
 export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode' | 'trustRatio'>): NewtonClip | null {
@@ -167,9 +176,10 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       inverseEvery: c.inverseEvery,
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),
+      adaptiveDamping: c.adaptiveDamping === 'on',
       gradClip: c.gradClip ?? null,
     });
-    return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx) };
+    return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
   }
   const params = model.trainableParameters();
   const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
