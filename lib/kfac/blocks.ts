@@ -86,11 +86,23 @@ export abstract class LayerBlock {
     return q;
   }
 
-  /** Block-level checkpoint tensors (the factors save themselves). */
+  /** Per-row statistics of a block beyond its factors (EKFAC's second moments); rows weighted as G's (w, d). */
+  captureRows(_a: Tensor, _g: Tensor, _w: number, _d: number): void {}
+  commitRows(_beta: number): void {}
+  discardRows(): void {}
+  /** Whether captureRows needs the rows (the preconditioner skips reading them otherwise). */
+  get capturesRows(): boolean {
+    return false;
+  }
+
+  /** Block-level checkpoint tensors and scalars (the factors save themselves). */
   stateTensors(): Record<string, Tensor> {
     return {};
   }
-  loadState(_tensors: Record<string, Tensor>): void {}
+  stateMeta(): Record<string, number> | undefined {
+    return undefined;
+  }
+  loadState(_tensors: Record<string, Tensor>, _meta?: Record<string, number>): void {}
 
   dispose(): void {
     this.P.dispose();

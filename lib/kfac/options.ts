@@ -38,6 +38,8 @@ export interface KfacPreconditionerOptions {
    * projected gradients as its eigenvalues).
    */
   method?: KfacMethod;
+  /** Eigenvalue correction (EKFAC) on the eigen method: the same as method 'ekfac'; with 'inverse' a ConfigError. */
+  eigenvalueCorrection?: boolean;
   /** Refresh eigenbases from the previous basis instead of solving from scratch (default true). */
   warmRefresh?: boolean;
   /** Steps during which factors accumulate but gradients pass through unchanged (default 0). */
@@ -198,19 +200,25 @@ export function resolveNewtonClip(v: unknown): ResolvedNewtonClip | null {
 /** Defaults and validation of every preconditioner option. */
 export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
   const o = checkOptions(options);
-  const known = new Set(['damping', 'factorDecay', 'factorEvery', 'inverseEvery', 'method', 'warmRefresh', 'warmupSteps', 'newtonClip', 'gradClip', 'lossReduction', 'sequence', 'factorInit']);
+  const known = new Set(['damping', 'factorDecay', 'factorEvery', 'inverseEvery', 'method', 'eigenvalueCorrection', 'warmRefresh', 'warmupSteps', 'newtonClip', 'gradClip', 'lossReduction', 'sequence', 'factorInit']);
   for (const k of Object.keys(o)) if (!known.has(k) && o[k] !== undefined) invalidArgument(k, `one of the K-FAC options (${[...known].join(', ')})`, 'an unknown option');
   const warm = o['warmRefresh'] ?? true;
   if (typeof warm !== 'boolean') invalidArgument('warmRefresh', 'a boolean', describe(warm));
   const warmup = o['warmupSteps'] ?? 0;
   if (typeof warmup !== 'number' || !Number.isInteger(warmup) || warmup < 0) invalidArgument('warmupSteps', 'a non-negative integer', describe(warmup));
   const gc = o['gradClip'];
+  let method = oneOf(o['method'], 'method', ['eigen', 'inverse', 'ekfac'] as const, 'eigen');
+  const ec = o['eigenvalueCorrection'] ?? false;
+  if (typeof ec !== 'boolean') invalidArgument('eigenvalueCorrection', 'a boolean', describe(ec));
+  if (ec && method === 'inverse')
+    throw new ConfigError("eigenvalueCorrection: EKFAC corrects the eigenvalues of the Kronecker eigenbasis, which the 'inverse' method never computes; use method 'eigen' or 'ekfac'", { argument: 'eigenvalueCorrection' });
+  if (ec) method = 'ekfac';
   return {
     damping: hyper(o['damping'], 'damping', 1e-3),
     factorDecay: hyper(o['factorDecay'], 'factorDecay', 0.95),
     factorEvery: hyper(o['factorEvery'], 'factorEvery', 1),
     inverseEvery: hyper(o['inverseEvery'], 'inverseEvery', 10),
-    method: oneOf(o['method'], 'method', ['eigen', 'inverse', 'ekfac'] as const, 'eigen'),
+    method,
     warmRefresh: warm,
     warmupSteps: warmup,
     newtonClip: resolveNewtonClip(o['newtonClip']),

@@ -26,6 +26,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink } from './blocks.js';
 import { clipNewtonStep } from './clip.js';
+import { EkfacBlock } from './ekfac-block.js';
 import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
@@ -113,7 +114,7 @@ export class KfacPreconditioner {
         invalidArgument(`layers[${i}].bias`, `a parameter with a tensor of shape [${dout}]`, describe(l.bias.tensor));
       const a = this.#factor(`A:${l.inputKey ?? l.name}${hasBias ? '+1' : ''}`, din + (hasBias ? 1 : 0), hasBias, w, `layers[${i}]`);
       const g = this.#factor(`G:${l.name}`, dout, false, w, `layers[${i}]`);
-      this.#blocks.push(this.method === 'inverse' ? new InverseBlock(l, a, g) : new EigenBlock(l, a, g));
+      this.#blocks.push(this.method === 'inverse' ? new InverseBlock(l, a, g) : this.method === 'ekfac' ? new EkfacBlock(l, a, g) : new EigenBlock(l, a, g));
     });
   }
 
@@ -173,6 +174,7 @@ export class KfacPreconditioner {
         why = e.message;
       }
       for (const f of this.#factors.values()) f.discard();
+      for (const x of this.#blocks) x.discardRows();
       this.#captures = 0;
       throw new ConfigError(
         `K-FAC layer ${b.layer.name} captured nothing in micro-batch ${micro + 1} of step ${this.stepCount} (${what === 'input' ? 'its input' : 'its output gradient'}: ${why}); every tracked layer must take part in every forward and backward`,
@@ -191,7 +193,9 @@ export class KfacPreconditioner {
       }
       const g = read(b, 'outputGrad');
       const R = rows(g);
-      b.g.capture(g, gw, this.sequence === 'expand' ? Math.min(R, N) : R);
+      const dG = this.sequence === 'expand' ? Math.min(R, N) : R;
+      b.g.capture(g, gw, dG);
+      if (b.capturesRows) b.captureRows(read(b, 'input'), g, gw, dG);
     }
     this.#captures += 1;
   }
@@ -252,6 +256,7 @@ export class KfacPreconditioner {
       if (this.#captures === 0) this.capture({ batchSize: N });
       tel.microBatches = this.#captures;
       for (const f of this.#factors.values()) f.commit(beta);
+      for (const b of this.#blocks) b.commitRows(beta);
       tel.factorsUpdated = true;
     }
     this.#captures = 0;
@@ -366,9 +371,22 @@ export class KfacPreconditioner {
       Object.assign(tensors, f.stateTensors());
       factors[f.key] = f.stateMeta();
     }
-    for (const b of this.#blocks) Object.assign(tensors, b.stateTensors());
+    const blocks: Record<string, Record<string, number>> = {};
+    for (const b of this.#blocks) {
+      Object.assign(tensors, b.stateTensors());
+      const bm = b.stateMeta();
+      if (bm) blocks[b.layer.name] = bm;
+    }
     return {
-      meta: { kind: 'kfac-preconditioner', method: this.method, step: this.stepCount, preconditionedSteps: this.#preconditionedSteps, clippedSteps: this.#clippedSteps, factors },
+      meta: {
+        kind: 'kfac-preconditioner',
+        method: this.method,
+        step: this.stepCount,
+        preconditionedSteps: this.#preconditionedSteps,
+        clippedSteps: this.#clippedSteps,
+        factors,
+        ...(Object.keys(blocks).length ? { blocks } : {}),
+      },
       tensors,
     };
   }
@@ -379,7 +397,8 @@ export class KfacPreconditioner {
     const need = (k: string): Tensor => state.tensors[k] ?? invalidArgument(`state.tensors['${k}']`, 'a tensor', 'nothing');
     const factors = m['factors'] as Record<string, ReturnType<KFactor['stateMeta']>>;
     for (const f of this.#factors.values()) f.load(factors[f.key] ?? invalidArgument(`state.meta.factors['${f.key}']`, 'factor metadata', 'nothing'), need);
-    for (const b of this.#blocks) b.loadState(state.tensors);
+    const bm = (m['blocks'] ?? {}) as Record<string, Record<string, number>>;
+    for (const b of this.#blocks) b.loadState(state.tensors, bm[b.layer.name]);
     this.stepCount = m['step'] as number;
     this.#preconditionedSteps = m['preconditionedSteps'] as number;
     this.#clippedSteps = m['clippedSteps'] as number;

@@ -61,6 +61,8 @@ export interface RunConfig {
    * trust-ratio clip with `trustRatio` κ (docs/KFAC.md#default-threshold).
    */
   newtonClip?: number | 'off';
+  /** K-FAC preconditioning: 'eigen' (default), 'inverse' or 'ekfac' (eigenvalue-corrected). */
+  kfacMethod: 'eigen' | 'inverse' | 'ekfac';
   /** K-FAC: Levenberg–Marquardt damping from the reduction ratio (one extra forward every 5 steps). */
   adaptiveDamping: 'on' | 'off';
   /** κ of the default trust-ratio Newton clip (K-FAC only). */
@@ -96,6 +98,7 @@ export const DEFAULTS = {
   kfacSequence: 'expand' as const,
   trustRatio: 0.01,
   adaptiveDamping: 'off' as const,
+  kfacMethod: 'eigen' as const,
   epochs: 1,
   batchSize: 16,
   gradAccumulation: 1,
@@ -177,6 +180,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',
+      method: c.kfacMethod,
       gradClip: c.gradClip ?? null,
     });
     return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
