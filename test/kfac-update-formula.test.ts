@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { Tensor } from '../lib/index.js';
+import { optim, Tensor } from '../lib/index.js';
 import { KFAC } from '../lib/kfac/kfac-optimizer.js';
 import type { Param } from '../lib/optim/types.js';
 import { DenseLayer } from './dense-layer.js';
@@ -39,7 +39,7 @@ describe('KFAC update formula', () => {
       const layer = new DenseLayer('fc', W0, dout, din);
       const extra: Param = { name: 'extra', tensor: Tensor.from(randomF32(5, 2)), grad: null };
       const theta0 = extra.tensor.toArray();
-      const opt = new KFAC([layer], [extra], { lr, momentum: mu, weightDecay: wd, nesterov, damping: lambda, factorInit: 'identity', factorDecay: 1, inverseEvery: 1, newtonClip: null });
+      const opt = new KFAC([layer], [extra], { lr, momentum: mu, weightDecay: wd, nesterov, damping: lambda, factorInit: 'identity', factorDecay: 1, inverseEvery: 1, newtonClip: null, untracked: 'sgd' });
       const gw: Float32Array[] = [];
       const ge: Float32Array[] = [];
       for (let t = 0; t < 3; t++) {
@@ -59,14 +59,53 @@ describe('KFAC update formula', () => {
       opt.dispose();
     });
 
-  it('the default Newton clip bounds the tracked step but leaves untracked parameters alone', () => {
+  it('policy: untracked parameters get AdamW (as optim.AdamW does), bounded by the trust-ratio rule when their update is large', () => {
+    const [dout, din] = [3, 4];
+    for (const untrackedLr of [1e-3, 1]) {
+      const layer = new DenseLayer('fc', randomF32(dout * din, 1), dout, din);
+      const extra: Param = { name: 'extra', tensor: Tensor.from(randomF32(5, 2)), grad: null };
+      const twin: Param = { name: 'extra', tensor: extra.tensor.clone(), grad: null };
+      const ref = new optim.AdamW([twin], { lr: untrackedLr, weightDecay: 0 });
+      const opt = new KFAC([layer], [extra], { lr: 0.1, damping: 1e-3, untrackedLr });
+      expect(opt.adamw).not.toBeNull();
+      const e0 = extra.tensor.toArray();
+      layer.setInput(Tensor.from(randomF32(2 * din, 3), [2, din]));
+      layer.setOutputGrad(Tensor.from(randomF32(2 * dout, 4), [2, dout]));
+      layer.setGrads(randomF32(dout * din, 5));
+      const ge = randomF32(5, 6);
+      extra.grad = Tensor.from(ge);
+      twin.grad = Tensor.from(ge);
+      const tel = opt.step({ batchSize: 2 });
+      ref.step();
+      const got = extra.tensor.toArray();
+      const want = twin.tensor.toArray();
+      const dn = Math.sqrt(got.reduce((s, v, i) => s + (v - e0[i]!) ** 2, 0));
+      const W = layer.weight.tensor.toArray();
+      const rms = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+      const tau = 0.01 * Math.sqrt(5) * Math.max(rms(e0), rms(W));
+      if (untrackedLr === 1e-3) {
+        expect(tel.untrackedClipped).toBe(0);
+        expect(maxAbs(got, want)).toBeLessThan(1e-7);
+      } else {
+        expect(tel.untrackedClipped).toBe(1);
+        expect(dn).toBeCloseTo(tau, 4);
+        // the same direction as AdamW's update
+        const dw = want.map((v, i) => v - e0[i]!);
+        const nw = Math.sqrt(dw.reduce((s, v) => s + v * v, 0));
+        expect(maxAbs(got.map((v, i) => (v - e0[i]!) / dn), dw.map((v) => v / nw))).toBeLessThan(1e-4);
+      }
+      opt.dispose();
+    }
+  });
+
+  it('the default Newton clip bounds the tracked step; policy sgd leaves untracked parameters to raw SGD', () => {
     const [dout, din] = [3, 4];
     const W0 = randomF32(dout * din, 1);
     const layer = new DenseLayer('fc', W0, dout, din);
     const extra: Param = { name: 'extra', tensor: Tensor.from(randomF32(5, 2)), grad: null };
     const e0 = extra.tensor.toArray();
     const lr = 0.1;
-    const opt = new KFAC([layer], [extra], { lr, momentum: 0, damping: 1e-3 });
+    const opt = new KFAC([layer], [extra], { lr, momentum: 0, damping: 1e-3, untracked: 'sgd' });
     layer.setInput(Tensor.from(randomF32(2 * din, 3), [2, din]));
     layer.setOutputGrad(Tensor.from(randomF32(2 * dout, 4), [2, dout]));
     layer.setGrads(randomF32(dout * din, 5).map((v) => 1e3 * v));

@@ -233,6 +233,7 @@ export class KfacPreconditioner {
       quadraticModel: NaN,
       rho: NaN,
       rejected: false,
+      untrackedClipped: 0,
       decompositions: sink.decompositions,
       refreshResidual: NaN,
       timings: { factorsMs: 0, decompositionsMs: 0, preconditionMs: 0, clipMs: 0 },

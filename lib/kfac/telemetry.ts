@@ -32,6 +32,8 @@ export interface KfacTelemetry {
   rho: number;
   /** The step was undone (adaptive damping's rejection, or a non-finite quadratic model). */
   rejected: boolean;
+  /** Untracked parameters whose AdamW update the trust-ratio clip bounded this step. */
+  untrackedClipped: number;
   /** Unusual events: decompositions that failed and kept the previous basis, etc. */
   events: string[];
 }

@@ -181,6 +181,8 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',
       method: c.kfacMethod,
+      // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
+      untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
       gradClip: c.gradClip ?? null,
     });
     return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
