@@ -37,8 +37,8 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'lora-alpha': { key: 'loraAlpha', kind: num(0, 1e6, 'min'), help: `LoRA alpha (default ${DEFAULTS.loraAlpha})` },
   'lora-dropout': { key: 'loraDropout', kind: num(0, 1, 'max'), help: 'LoRA dropout (default 0)' },
   'target-modules': { key: 'targets', kind: { t: 'list' }, help: "comma-separated module names or 'all-linear' (default: query and value projections)" },
-  optimizer: { key: 'optimizer', kind: { t: 'enum', values: ['adamw', 'kfac', 'sgd'] }, help: 'adamw | kfac | sgd (default kfac)' },
-  lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd})` },
+  optimizer: { key: 'optimizer', kind: { t: 'enum', values: ['adamw', 'kfac', 'sgd', 'shampoo', 'soap'] }, help: 'adamw | kfac | sgd | shampoo | soap (default kfac)' },
+  lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd}, shampoo ${DEFAULTS.lr.shampoo}, soap ${DEFAULTS.lr.soap})` },
   'weight-decay': { key: 'weightDecay', kind: num(0, 1e3), help: 'decoupled (AdamW) or L2 weight decay (default 0)' },
   schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default constant)' },
   warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 0)' },
@@ -119,9 +119,10 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   const { lr: _lr, ...rest } = DEFAULTS;
   const c = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] } as RunConfig;
   if (!c.name) c.name = defaultName(c);
-  if (c.newtonClip !== undefined && c.optimizer !== 'kfac') throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
-  if (given.trustRatio !== undefined && (c.optimizer !== 'kfac' || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
-    throw new UsageError('--trust-ratio sets the default K-FAC Newton clip: it needs --optimizer kfac and no --newton-clip');
+  const second = c.optimizer === 'shampoo' || c.optimizer === 'soap';
+  if (c.newtonClip !== undefined && c.optimizer !== 'kfac' && !(second && c.newtonClip === 'off')) throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
+  if (given.trustRatio !== undefined && ((c.optimizer !== 'kfac' && !second) || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
+    throw new UsageError('--trust-ratio sets the default Newton clip: it needs --optimizer kfac, shampoo or soap and no --newton-clip');
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
   return c;
 }
@@ -130,7 +131,7 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
 export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'> & { trustRatio?: number }): string {
   let n = `${c.optimizer} lr=${c.lr}`;
   if (c.newtonClip !== undefined) n += ` newton-clip=${c.newtonClip}`;
-  if (c.trustRatio !== undefined && c.trustRatio !== DEFAULTS.trustRatio && c.optimizer === 'kfac' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
+  if (c.trustRatio !== undefined && c.trustRatio !== DEFAULTS.trustRatio && c.optimizer !== 'adamw' && c.optimizer !== 'sgd' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
   if (c.gradClip !== undefined) n += ` grad-clip=${c.gradClip}`;
   return n;
 }

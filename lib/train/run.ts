@@ -17,6 +17,7 @@ import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
 import { SGD } from '../optim/sgd.js';
+import { Shampoo } from '../optim/shampoo.js';
 import { applyLora, kfacLayersForLora, loadCheckpoint, saveAdapter, saveCheckpoint, untrackedParameters } from '../peft/index.js';
 import { DataError } from './data.js';
 import { resolveData, type ResolvedData } from './datasets.js';
@@ -24,7 +25,7 @@ import { CausalLmTask, ClassificationTask } from './tasks.js';
 import { openTextCodec, type TextCodec } from './text.js';
 import { type FitResult, Trainer, type TrainerEvent, type TrainerState, writeJsonAtomic } from './trainer.js';
 
-export type OptimizerName = 'adamw' | 'kfac' | 'sgd';
+export type OptimizerName = 'adamw' | 'kfac' | 'sgd' | 'shampoo' | 'soap';
 
 export interface RunConfig {
   /** A Hugging Face model folder or a llama2.c .bin checkpoint. */
@@ -87,7 +88,7 @@ export const DEFAULTS = {
   loraR: 8,
   loraAlpha: 16,
   loraDropout: 0,
-  lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01 } as Record<OptimizerName, number>,
+  lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01, shampoo: 1e-3, soap: 3e-3 } as Record<OptimizerName, number>,
   weightDecay: 0,
   schedule: 'constant' as const,
   warmup: 0,
@@ -121,7 +122,7 @@ export interface PreparedRun {
 
 /** Opens the tokenizer and data (no model weights yet, nothing written); throws typed errors on bad input. */
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
-  if (config.newtonClip !== undefined && config.optimizer !== 'kfac') throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
+  if (config.newtonClip !== undefined && config.optimizer !== 'kfac' && !(config.newtonClip === 'off' && (config.optimizer === 'shampoo' || config.optimizer === 'soap'))) throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
   const codec = shared?.codec ?? openTextCodec(config.model, config.tokenizer);
   const data = shared?.data ?? resolveData(config.data, { ...pick(config, ['dev', 'textColumn', 'textPairColumn', 'labelColumn']), seed: config.seed });
@@ -156,7 +157,7 @@ export type RunOptimizer = {
   capture?(ctx: { batchSize: number }): void;
   wantsLoss?(): boolean;
   observeLoss?(o: { before: number; after: number }): unknown;
-  inner: AdamW | SGD | KFAC;
+  inner: AdamW | SGD | KFAC | Shampoo;
 };
 
 /** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
@@ -188,6 +189,17 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
     return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
   }
   const params = model.trainableParameters();
+  if (c.optimizer === 'shampoo' || c.optimizer === 'soap') {
+    if (typeof c.newtonClip === 'number') throw new ConfigError(`--newton-clip ${c.newtonClip}: ${c.optimizer} supports the trust-ratio clip (--trust-ratio) or --newton-clip off`);
+    const inner = new Shampoo(params, { variant: c.optimizer, lr, newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio } });
+    return {
+      inner,
+      step: () => {
+        if (c.gradClip !== undefined) clipGradNorm(params.map((p) => p.grad), c.gradClip);
+        return inner.step();
+      },
+    };
+  }
   const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
   return {
     inner,
@@ -314,7 +326,7 @@ export function runSummary(r: RunResult): RunSummary {
     diverged: r.fit.diverged,
     interrupted: r.fit.interrupted,
     stoppedEarly: r.fit.stoppedEarly,
-    clipRate: r.config.optimizer !== 'kfac' || r.config.newtonClip === 'off' ? undefined : tele?.clipRate,
+    clipRate: !['kfac', 'shampoo', 'soap'].includes(r.config.optimizer) || r.config.newtonClip === 'off' ? undefined : tele?.clipRate,
   };
 }
 
