@@ -1,5 +1,5 @@
 /**
- * K-FAC for LoRA layers (docs/KFAC.md#lora-blocks): lora_A sees input a and output gradient s·Bᵀg (factors
+ * K-FAC for LoRA layers (docs/KFAC.md#lora): lora_A sees input a and output gradient s·Bᵀg (factors
  * din×din and r×r), lora_B sees A·a and s·g (r×r and dout×dout), checked against explicit
  * products; lora_A layers reading one input (q, k, v) share one A factor, equal to the one each
  * would have built alone, and the sharing is checked at every update; with B = 0 the first KFAC
@@ -67,7 +67,7 @@ describe('K-FAC views of LoRA layers', () => {
     expectClose(la.outputGrad().toArray(), sBg, 'lora_A output grad', 1e-6, 1e-5);
     expectClose(lb.input().toArray(), Aa, 'lora_B input', 1e-6, 1e-5);
     expectClose(lb.outputGrad().toArray(), sg, 'lora_B output grad', 1e-6, 1e-6);
-    const pre = new KfacPreconditioner(layers, { factorDecay: 0 });
+    const pre = new KfacPreconditioner(layers, { factorDecay: 0, newtonClip: null });
     pre.step({ batchSize: 1 });
     const fa = pre.factors('proj.lora_A');
     const fb = pre.factors('proj.lora_B');
@@ -106,8 +106,8 @@ describe('K-FAC views of LoRA layers', () => {
     m.zeroGrad();
     m.forward(batch);
     m.backward();
-    const shared = new KfacPreconditioner(layers, { factorDecay: 0 });
-    const separate = new KfacPreconditioner(alone, { factorDecay: 0 });
+    const shared = new KfacPreconditioner(layers, { factorDecay: 0, newtonClip: null });
+    const separate = new KfacPreconditioner(alone, { factorDecay: 0, newtonClip: null });
     shared.step({ batchSize: 2 });
     separate.step({ batchSize: 2 });
     for (const n of ['q_proj', 'k_proj', 'v_proj']) expect(shared.factors(`${p0}.${n}.lora_A`).A).toEqual(separate.factors(`${p0}.${n}.lora_A`).A);

@@ -11,7 +11,8 @@ type Kind =
   | { t: 'number'; min: number; max: number; open?: 'min' | 'max' | 'both' }
   | { t: 'int'; min: number }
   | { t: 'enum'; values: readonly string[] }
-  | { t: 'list' };
+  | { t: 'list' }
+  | { t: 'number-or-off'; min: number; max: number };
 
 interface Spec {
   key: keyof RunConfig;
@@ -36,18 +37,21 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'lora-alpha': { key: 'loraAlpha', kind: num(0, 1e6, 'min'), help: `LoRA alpha (default ${DEFAULTS.loraAlpha})` },
   'lora-dropout': { key: 'loraDropout', kind: num(0, 1, 'max'), help: 'LoRA dropout (default 0)' },
   'target-modules': { key: 'targets', kind: { t: 'list' }, help: "comma-separated module names or 'all-linear' (default: query and value projections)" },
-  optimizer: { key: 'optimizer', kind: { t: 'enum', values: ['adamw', 'kfac', 'sgd'] }, help: 'adamw | kfac | sgd (default kfac)' },
-  lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd})` },
+  optimizer: { key: 'optimizer', kind: { t: 'enum', values: ['adamw', 'kfac', 'sgd', 'shampoo', 'soap'] }, help: 'adamw | kfac | sgd | shampoo | soap (default kfac)' },
+  lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd}, shampoo ${DEFAULTS.lr.shampoo}, soap ${DEFAULTS.lr.soap})` },
   'weight-decay': { key: 'weightDecay', kind: num(0, 1e3), help: 'decoupled (AdamW) or L2 weight decay (default 0)' },
   schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default constant)' },
   warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 0)' },
   momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})` },
   damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})` },
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
+  'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: eigen (default), inverse (π-damped inverses) or ekfac (eigenvalue-corrected)' },
+  'adaptive-damping': { key: 'adaptiveDamping', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt λ by Levenberg–Marquardt from the reduction ratio ρ (one extra forward every 5 steps; default off)' },
   'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
-  'newton-clip': { key: 'newtonClip', kind: num(0, 1e12, 'min'), help: 'clip the K-FAC Newton step to this norm' },
-  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global (default) or per-tensor' },
+  'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)" },
+  'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})` },
+  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global or per-tensor (default: per-tensor for the trust ratio, global for --newton-clip N)' },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
   steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
   epochs: { key: 'epochs', kind: int(1), help: 'epochs when --steps is not given (default 1)' },
@@ -75,6 +79,11 @@ export function parseRunValue(flag: string, raw: string): unknown {
       return raw === 'all-linear' ? 'all-linear' : raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0 || bad('comma-separated names'));
     case 'enum':
       return k.values.includes(raw) ? raw : bad(k.values.join(' | '));
+    case 'number-or-off': {
+      if (raw === 'off') return 'off';
+      const v = raw.trim() === '' ? NaN : Number(raw);
+      return Number.isFinite(v) && v > k.min && v <= k.max ? v : bad(`a number in (${k.min}, ${k.max}] or 'off'`);
+    }
     case 'int': {
       if (!/^\d+$/.test(raw)) bad(`an integer ≥ ${k.min}`);
       const v = Number(raw);
@@ -110,15 +119,19 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   const { lr: _lr, ...rest } = DEFAULTS;
   const c = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] } as RunConfig;
   if (!c.name) c.name = defaultName(c);
-  if (c.newtonClip !== undefined && c.optimizer !== 'kfac') throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
+  const second = c.optimizer === 'shampoo' || c.optimizer === 'soap';
+  if (c.newtonClip !== undefined && c.optimizer !== 'kfac' && !(second && c.newtonClip === 'off')) throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
+  if (given.trustRatio !== undefined && ((c.optimizer !== 'kfac' && !second) || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
+    throw new UsageError('--trust-ratio sets the default Newton clip: it needs --optimizer kfac, shampoo or soap and no --newton-clip');
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
   return c;
 }
 
 /** e.g. "adamw lr=0.001", "kfac+newton-clip=1". */
-export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'>): string {
+export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'> & { trustRatio?: number }): string {
   let n = `${c.optimizer} lr=${c.lr}`;
   if (c.newtonClip !== undefined) n += ` newton-clip=${c.newtonClip}`;
+  if (c.trustRatio !== undefined && c.trustRatio !== DEFAULTS.trustRatio && c.optimizer !== 'adamw' && c.optimizer !== 'sgd' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
   if (c.gradClip !== undefined) n += ` grad-clip=${c.gradClip}`;
   return n;
 }

@@ -1,15 +1,28 @@
 /**
- * KFAC: the K-FAC preconditioner followed by SGD with momentum — the standard pairing.
- * Parameters that K-FAC does not track (e.g. a classification head's bias-free extras) are
- * stepped by the same SGD with their raw gradients.
+ * KFAC: the K-FAC preconditioner followed by SGD with momentum — the standard pairing — and a
+ * per-parameter policy (docs/KFAC.md#per-parameter-policy): parameters K-FAC does not track
+ * (norms, embedding-like or other saved modules) get AdamW by default (`untracked: 'adamw'`,
+ * lr `untrackedLr`), or the same SGD on their raw gradients (`untracked: 'sgd'`). With the
+ * trust-ratio Newton clip, their updates are bounded by the same rule, so the clip covers the
+ * whole update.
+ *
+ * With `adaptiveDamping`, every `every` steps the optimizer asks for the loss at the new
+ * weights on the same batch (`wantsLoss()` / `observeLoss()`, driven by the Trainer) and adapts
+ * λ by Levenberg–Marquardt from the reduction ratio ρ (docs/KFAC.md#adaptive-damping). A step
+ * whose quadratic model is not finite is undone and reported.
  */
 import { describe, invalidArgument } from '../errors.js';
+import * as ops from '../ops/index.js';
+import type { OptimizerState } from '../optim/optimizer.js';
+import { AdamW } from '../optim/adamw.js';
 import { SGD } from '../optim/sgd.js';
 import type { Hyper, Param } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
-import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry } from './preconditioner.js';
+import { type AdaptiveDampingOptions, at, resolveAdaptiveDamping, type ResolvedAdaptiveDamping } from './options.js';
+import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
+import { stateLike } from './state.js';
 
 export interface KfacOptions extends KfacPreconditionerOptions {
   /** Learning rate (default 0.1 — K-FAC steps are already curvature-scaled). */
@@ -19,24 +32,55 @@ export interface KfacOptions extends KfacPreconditionerOptions {
   /** L2 weight decay added to the preconditioned step (default 0). */
   weightDecay?: Hyper;
   nesterov?: boolean;
+  /** The optimizer of parameters K-FAC does not track: 'adamw' (default) or 'sgd' (the K-FAC SGD on raw gradients). */
+  untracked?: 'adamw' | 'sgd';
+  /** AdamW's learning rate for untracked parameters (default 1e-3). */
+  untrackedLr?: Hyper;
+  /** Levenberg–Marquardt damping from the reduction ratio (default off; true: the defaults). */
+  adaptiveDamping?: AdaptiveDampingOptions | boolean;
+}
+
+interface Probe {
+  /** θ before the step, per parameter (in `params` order). */
+  before: Tensor[];
+  /** M(δ): the quadratic model's predicted loss change. */
+  model: number;
+  sgd: OptimizerState | null;
+  adamw: OptimizerState | null;
+  tel: KfacTelemetry;
 }
 
 export class KFAC {
   readonly preconditioner: KfacPreconditioner;
   readonly sgd: SGD;
+  /** AdamW over the untracked parameters (policy 'adamw' with at least one untracked parameter). */
+  readonly adamw: AdamW | null;
   readonly params: readonly Param[];
+  readonly untracked: 'adamw' | 'sgd';
+  #extraPrev: Tensor[] = [];
+  readonly adaptive: ResolvedAdaptiveDamping | null;
   /** Telemetry of the last step. */
   last: KfacTelemetry | undefined;
+  #lambda: number;
+  #probe: Probe | null = null;
 
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
-    const { lr, momentum, weightDecay, nesterov, ...pre } = o as KfacOptions;
+    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, ...pre } = o as KfacOptions;
+    if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
+    this.untracked = untracked ?? 'adamw';
     this.preconditioner = new KfacPreconditioner(layers, pre);
+    this.adaptive = resolveAdaptiveDamping(adaptiveDamping);
+    this.#lambda = at(this.preconditioner.damping, 0, 'damping');
+    if (this.adaptive) this.#lambda = Math.min(this.adaptive.max, Math.max(this.adaptive.min, this.#lambda));
     const tracked = layers.flatMap((l) => [l.weight, ...(l.bias ? [l.bias] : [])]);
     for (const p of extraParams)
       if (!p || !(p.tensor instanceof Tensor)) invalidArgument('extraParams', 'parameters { name, tensor, grad }', describe(p));
     this.params = [...tracked, ...extraParams];
-    this.sgd = new SGD(this.params, {
+    const byAdam = this.untracked === 'adamw' && extraParams.length > 0;
+    this.adamw = byAdam ? new AdamW(extraParams, { lr: untrackedLr ?? 1e-3, weightDecay: weightDecay ?? 0 }) : null;
+    if (byAdam) this.#extraPrev = extraParams.map((p) => stateLike(p.tensor, p.tensor.shape));
+    this.sgd = new SGD(byAdam ? tracked : this.params, {
       lr: lr ?? 0.1,
       momentum: momentum ?? 0.9,
       weightDecay: weightDecay ?? 0,
@@ -48,13 +92,148 @@ export class KFAC {
     return this.sgd.stepCount;
   }
 
+  /** The damping the next step uses (the controller's λ with adaptive damping). */
+  get damping(): number {
+    return this.adaptive ? this.#lambda : at(this.preconditioner.damping, this.preconditioner.stepCount, 'damping');
+  }
+
+  /** Pushes the statistics of the micro-batch just back-propagated (see KfacPreconditioner.capture). */
+  capture(ctx: { batchSize: number }): void {
+    this.preconditioner.capture(ctx);
+  }
+
   /** Preconditions the tracked gradients, clips the Newton step, applies SGD. */
   step(ctx: { batchSize: number }): KfacTelemetry {
+    this.#dropProbe();
     const lrH = this.sgd.lr;
     const lr = typeof lrH === 'function' ? lrH(this.sgd.stepCount) : lrH;
-    this.last = this.preconditioner.step({ batchSize: ctx.batchSize, lr });
+    const probing = this.adaptive !== null && this.sgd.stepCount % this.adaptive.every === 0;
+    if (this.adaptive) this.preconditioner.dampingOverride = this.#lambda;
+    let before: Tensor[] = [];
+    let raw: (Tensor | null)[] = [];
+    let sgdState: OptimizerState | null = null;
+    let adamState: OptimizerState | null = null;
+    if (probing) {
+      before = this.params.map((p) => {
+        const t = stateLike(p.tensor, p.tensor.shape);
+        ops.copy(p.tensor, t);
+        return t;
+      });
+      raw = this.params.map((p) => (p.grad ? p.grad.clone() : null));
+      sgdState = this.sgd.stateDict(); // restored with the weights when the step is undone
+      adamState = this.adamw?.stateDict() ?? null;
+    }
+    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr });
+    tel.lr = lr;
     this.sgd.step();
-    return this.last;
+    if (this.adamw) this.#stepUntracked(tel);
+    this.last = tel;
+    if (!probing) return tel;
+    // δ = θ_new − θ_old; θ_old stays in `before` for an undo
+    const deltas = this.params.map((p, i) => {
+      const d = stateLike(p.tensor, p.tensor.shape);
+      ops.copy(p.tensor, d);
+      ops.axpy(-1, before[i]!, d);
+      return d;
+    });
+    let model = 0;
+    let sq = 0;
+    this.params.forEach((_, i) => {
+      if (raw[i]) model += ops.dot(deltas[i]!, raw[i]!);
+    });
+    const index = new Map(this.params.map((p, i) => [p, i]));
+    for (const b of this.preconditioner.blocks) {
+      const dW = deltas[index.get(b.layer.weight)!]!;
+      const db = b.layer.bias ? (deltas[index.get(b.layer.bias)!] ?? null) : null;
+      model += 0.5 * b.curvature(dW, db);
+      sq += ops.sumSquares(dW) + (db ? ops.sumSquares(db) : 0);
+    }
+    model += 0.5 * this.#lambda * sq;
+    for (const r of raw) r?.dispose();
+    tel.quadraticModel = model;
+    for (const d of deltas) d.dispose();
+    this.#probe = { before, model, sgd: sgdState, adamw: adamState, tel };
+    if (!Number.isFinite(model)) {
+      this.#undo();
+      tel.rejected = true;
+      tel.events.push(`the quadratic model of step ${tel.step} is not finite (${model}): the step was undone`);
+      this.#lambda = Math.min(this.adaptive!.max, this.#lambda / this.adaptive!.omega);
+      this.#dropProbe();
+    }
+    return tel;
+  }
+
+  /** Whether the last step waits for the loss at the new weights on the same batch. */
+  wantsLoss(): boolean {
+    return this.#probe !== null;
+  }
+
+  /**
+   * The loss on the step's batch before and after the step: ρ = (after − before)/M(δ) adapts λ
+   * (ρ > 3/4: λω; ρ < 1/4: λ/ω; bounded); with `reject`, a step whose loss rose is undone, and a
+   * non-finite loss after the step always is. Returns the step's telemetry, updated.
+   */
+  observeLoss(o: { before: number; after: number }): KfacTelemetry | undefined {
+    const p = this.#probe;
+    if (!p || !this.adaptive) return undefined;
+    const a = this.adaptive;
+    const rho = (o.after - o.before) / p.model;
+    p.tel.rho = rho;
+    if (!Number.isFinite(o.after) || (a.reject && o.after > o.before)) {
+      this.#undo();
+      p.tel.rejected = true;
+      p.tel.events.push(`step ${p.tel.step} raised the loss from ${o.before} to ${o.after}: undone`);
+    }
+    if (!(rho >= 0.25)) this.#lambda /= a.omega;
+    else if (rho > 0.75) this.#lambda *= a.omega;
+    this.#lambda = Math.min(a.max, Math.max(a.min, this.#lambda));
+    this.preconditioner.dampingOverride = this.#lambda;
+    this.#dropProbe();
+    return p.tel;
+  }
+
+  #undo(): void {
+    const p = this.#probe as Probe;
+    this.params.forEach((q, i) => ops.copy(p.before[i]!, q.tensor));
+    if (p.sgd) this.sgd.loadStateDict(p.sgd);
+    if (p.adamw) this.adamw?.loadStateDict(p.adamw);
+  }
+
+  /** AdamW on the untracked parameters; with the trust-ratio clip, each update is bounded as a K-FAC tensor's. */
+  #stepUntracked(tel: KfacTelemetry): void {
+    const adamw = this.adamw as AdamW;
+    const nc = this.preconditioner.newtonClip;
+    const trust = nc?.kind === 'trustRatio' ? at(nc.value, tel.step, 'newtonClip.trustRatio') : null;
+    if (trust === null) return adamw.step();
+    adamw.params.forEach((p, i) => ops.copy(p.tensor, this.#extraPrev[i]!));
+    adamw.step();
+    // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
+    let sq = 0;
+    let n = 0;
+    for (const b of this.preconditioner.blocks) {
+      sq += ops.sumSquares(b.layer.weight.tensor);
+      n += b.layer.weight.tensor.size;
+    }
+    const rmsAll = Math.max(Math.sqrt(sq / Math.max(1, n)), TRUST_FLOOR_RMS);
+    adamw.params.forEach((p, i) => {
+      const prev = this.#extraPrev[i]!;
+      const ni = p.tensor.size;
+      const tau = trust * Math.sqrt(ni) * Math.max(Math.sqrt(ops.sumSquares(prev) / ni), rmsAll);
+      ops.axpy(-1, p.tensor, prev); // prev ← θ_old − θ_new = −δ
+      const norm = Math.sqrt(ops.sumSquares(prev));
+      if (norm > tau) {
+        ops.axpy(1 - tau / norm, prev, p.tensor); // θ ← θ_new + (1 − τ/‖δ‖)(θ_old − θ_new)
+        tel.untrackedClipped += 1;
+      }
+    });
+  }
+
+  #dropProbe(): void {
+    if (!this.#probe) return;
+    for (const t of this.#probe.before) t.dispose();
+    if (this.#probe.sgd) for (const t of Object.values(this.#probe.sgd.tensors)) t.dispose();
+    if (this.#probe.adamw) for (const t of Object.values(this.#probe.adamw.tensors)) t.dispose();
+    this.#probe = null;
   }
 
   stateDict(): { meta: Record<string, unknown>; tensors: Record<string, Tensor> } {
@@ -63,7 +242,18 @@ export class KFAC {
     const tensors: Record<string, Tensor> = {};
     for (const [k, v] of Object.entries(p.tensors)) tensors[`preconditioner/${k}`] = v;
     for (const [k, v] of Object.entries(s.tensors)) tensors[`sgd/${k}`] = v;
-    return { meta: { kind: 'kfac', preconditioner: p.meta, sgd: { kind: s.kind, step: s.step, perParam: s.perParam } }, tensors };
+    const a = this.adamw?.stateDict();
+    if (a) for (const [k, v] of Object.entries(a.tensors)) tensors[`adamw/${k}`] = v;
+    return {
+      meta: {
+        kind: 'kfac',
+        preconditioner: p.meta,
+        sgd: { kind: s.kind, step: s.step, perParam: s.perParam },
+        ...(a ? { adamw: { kind: a.kind, step: a.step, perParam: a.perParam } } : {}),
+        ...(this.adaptive ? { damping: this.#lambda } : {}),
+      },
+      tensors,
+    };
   }
 
   loadStateDict(state: { meta: Record<string, unknown>; tensors: Record<string, Tensor> }): void {
@@ -73,10 +263,18 @@ export class KFAC {
     this.preconditioner.loadStateDict({ meta: state.meta['preconditioner'] as Record<string, unknown>, tensors: pick('preconditioner/') });
     const sm = state.meta['sgd'] as { kind: string; step: number; perParam: Record<string, Record<string, number>> };
     this.sgd.loadStateDict({ kind: sm.kind, step: sm.step, perParam: sm.perParam, tensors: pick('sgd/') });
+    const am = state.meta['adamw'] as { kind: string; step: number; perParam: Record<string, Record<string, number>> } | undefined;
+    if (this.adamw && am) this.adamw.loadStateDict({ kind: am.kind, step: am.step, perParam: am.perParam, tensors: pick('adamw/') });
+    const d = state.meta['damping'];
+    if (this.adaptive && typeof d === 'number' && Number.isFinite(d)) this.#lambda = d;
+    this.#dropProbe();
   }
 
   dispose(): void {
+    this.#dropProbe();
     this.preconditioner.dispose();
     this.sgd.dispose();
+    this.adamw?.dispose();
+    for (const t of this.#extraPrev) t.dispose();
   }
 }

@@ -1,5 +1,5 @@
 /**
- * K-FAC views of LoRA layers (docs/KFAC.md#lora-blocks). For y = base(x) + s·B(A(x)) with g = ∂L/∂y:
+ * K-FAC views of LoRA layers (docs/KFAC.md#lora). For y = base(x) + s·B(A(x)) with g = ∂L/∂y:
  * - lora_A (r×din) sees input a = x (after the branch's dropout) and output gradient s·Bᵀg:
  *   factors din×din and r×r;
  * - lora_B (dout×r) sees input A·a and output gradient s·g: factors r×r and dout×dout.

@@ -13,11 +13,13 @@ import { ConfigError, FormatError, KfacError } from '../errors.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { BEST, CHECKPOINTS, dropoutState, INTERRUPTED, newestCheckpoint, restoreDropoutState } from './checkpoints.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
+import type { NewtonClip } from '../kfac/options.js';
 import { loadModel, type TransformerModel } from '../models/index.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
 import { SGD } from '../optim/sgd.js';
+import { Shampoo } from '../optim/shampoo.js';
 import { applyLora, kfacLayersForLora, loadCheckpoint, saveAdapter, saveCheckpoint, untrackedParameters } from '../peft/index.js';
 import { DataError } from './data.js';
 import { resolveData, type ResolvedData } from './datasets.js';
@@ -25,7 +27,7 @@ import { CausalLmTask, ClassificationTask } from './tasks.js';
 import { openTextCodec, type TextCodec } from './text.js';
 import { type FitResult, Trainer, type TrainerEvent, type TrainerState, writeJsonAtomic } from './trainer.js';
 
-export type OptimizerName = 'adamw' | 'kfac' | 'sgd';
+export type OptimizerName = 'adamw' | 'kfac' | 'sgd' | 'shampoo' | 'soap';
 
 export interface RunConfig {
   /** A Hugging Face model folder or a llama2.c .bin checkpoint. */
@@ -57,9 +59,19 @@ export interface RunConfig {
   inverseEvery: number;
   /** K-FAC's G factor over sequences: 'expand' (an example's gradient sums its tokens) or 'per-row'. */
   kfacSequence: 'expand' | 'per-row';
-  /** Newton-step clipping threshold (K-FAC only). */
-  newtonClip?: number;
-  newtonClipMode: 'global' | 'per-tensor';
+  /**
+   * Newton-step clipping (K-FAC only): a norm threshold τ, or 'off'; when absent the default
+   * trust-ratio clip with `trustRatio` κ (docs/KFAC.md#default-threshold).
+   */
+  newtonClip?: number | 'off';
+  /** K-FAC preconditioning: 'eigen' (default), 'inverse' or 'ekfac' (eigenvalue-corrected). */
+  kfacMethod: 'eigen' | 'inverse' | 'ekfac';
+  /** K-FAC: Levenberg–Marquardt damping from the reduction ratio (one extra forward every 5 steps). */
+  adaptiveDamping: 'on' | 'off';
+  /** κ of the default trust-ratio Newton clip (K-FAC only). */
+  trustRatio: number;
+  /** Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold. */
+  newtonClipMode?: 'global' | 'per-tensor';
   /** Gradient clipping by global norm (any optimizer; for K-FAC it clips before preconditioning). */
   gradClip?: number;
   steps?: number;
@@ -78,7 +90,7 @@ export const DEFAULTS = {
   loraR: 8,
   loraAlpha: 16,
   loraDropout: 0,
-  lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01 } as Record<OptimizerName, number>,
+  lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01, shampoo: 1e-3, soap: 3e-3 } as Record<OptimizerName, number>,
   weightDecay: 0,
   schedule: 'constant' as const,
   warmup: 0,
@@ -87,7 +99,9 @@ export const DEFAULTS = {
   factorDecay: 0.95,
   inverseEvery: 10,
   kfacSequence: 'expand' as const,
-  newtonClipMode: 'global' as const,
+  trustRatio: 0.01,
+  adaptiveDamping: 'off' as const,
+  kfacMethod: 'eigen' as const,
   epochs: 1,
   batchSize: 16,
   gradAccumulation: 1,
@@ -110,7 +124,7 @@ export interface PreparedRun {
 
 /** Opens the tokenizer and data (no model weights yet, nothing written); throws typed errors on bad input. */
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
-  if (config.newtonClip !== undefined && config.optimizer !== 'kfac') throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
+  if (config.newtonClip !== undefined && config.optimizer !== 'kfac' && !(config.newtonClip === 'off' && (config.optimizer === 'shampoo' || config.optimizer === 'soap'))) throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
   if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
     throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
@@ -142,7 +156,20 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
   return c.schedule === 'linear' ? warmupLinear(c.lr, c.warmup, totalSteps) : warmupCosine(c.lr, c.warmup, totalSteps);
 }
 
-export type RunOptimizer = { step(ctx: { batchSize: number }): unknown; inner: AdamW | SGD | KFAC };
+export type RunOptimizer = {
+  step(ctx: { batchSize: number }): unknown;
+  capture?(ctx: { batchSize: number }): void;
+  wantsLoss?(): boolean;
+  observeLoss?(o: { before: number; after: number }): unknown;
+  inner: AdamW | SGD | KFAC | Shampoo;
+};
+
+/** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
+export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode' | 'trustRatio'>): NewtonClip | null {
+  if (c.newtonClip === 'off') return null;
+  if (c.newtonClip !== undefined) return { mode: c.newtonClipMode ?? 'global', maxNorm: c.newtonClip };
+  return { mode: c.newtonClipMode ?? 'per-tensor', trustRatio: c.trustRatio };
+}
 
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
@@ -156,12 +183,27 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       factorDecay: c.factorDecay,
       inverseEvery: c.inverseEvery,
       sequence: c.kfacSequence,
-      newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },
+      newtonClip: kfacNewtonClip(c),
+      adaptiveDamping: c.adaptiveDamping === 'on',
+      method: c.kfacMethod,
+      // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
+      untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
       gradClip: c.gradClip ?? null,
     });
-    return { inner, step: (ctx) => inner.step(ctx) };
+    return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
   }
   const params = model.trainableParameters();
+  if (c.optimizer === 'shampoo' || c.optimizer === 'soap') {
+    if (typeof c.newtonClip === 'number') throw new ConfigError(`--newton-clip ${c.newtonClip}: ${c.optimizer} supports the trust-ratio clip (--trust-ratio) or --newton-clip off`);
+    const inner = new Shampoo(params, { variant: c.optimizer, lr, newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio } });
+    return {
+      inner,
+      step: () => {
+        if (c.gradClip !== undefined) clipGradNorm(params.map((p) => p.grad), c.gradClip);
+        return inner.step();
+      },
+    };
+  }
   const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
   return {
     inner,
@@ -311,7 +353,7 @@ export function runSummary(r: RunResult): RunSummary {
     diverged: r.fit.diverged,
     interrupted: r.fit.interrupted,
     stoppedEarly: r.fit.stoppedEarly,
-    clipRate: r.config.newtonClip === undefined ? undefined : tele?.clipRate,
+    clipRate: !['kfac', 'shampoo', 'soap'].includes(r.config.optimizer) || r.config.newtonClip === 'off' ? undefined : tele?.clipRate,
   };
 }
 

@@ -71,6 +71,15 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
       throw e;
     }
   }
+  /** The training loss of a batch, forward only (NaN when the outputs are no longer finite). */
+  loss(b: TaskBatch): number {
+    try {
+      return this.model.forward(b.batch).loss!;
+    } catch (e) {
+      if (e instanceof NotFiniteError) return NaN;
+      throw e;
+    }
+  }
   zeroGrad(): void {
     this.model.zeroGrad();
   }

@@ -25,6 +25,8 @@ export interface TrainerTask<B> {
   batches(epoch: number, seed: number): Iterable<B>;
   /** Forward with the model in train mode (dropout on), loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
   lossAndBackward(batch: B): { loss: number; batchSize: number };
+  /** The loss of a batch without a backward pass (for optimizers that probe the step, e.g. adaptive damping). */
+  loss?(batch: B): number;
   /** Sets every trainable gradient to zero. */
   zeroGrad(): void;
   /** Trainable gradients (for accumulation scaling and norms). */
@@ -40,6 +42,15 @@ export interface TrainerTask<B> {
 
 export interface StepOptimizer {
   step(ctx: { batchSize: number }): unknown;
+  /**
+   * Called after every micro-batch's backward, before step(): K-FAC pushes that micro-batch's
+   * layer statistics into its factors here (so accumulation sees every micro-batch).
+   */
+  capture?(ctx: { batchSize: number }): void;
+  /** True when the step just taken waits for the loss at the new weights on the same batch (adaptive damping). */
+  wantsLoss?(): boolean;
+  /** The loss on the step's batch before and after the step; may update and return the step's telemetry. */
+  observeLoss?(o: { before: number; after: number }): unknown;
 }
 
 export interface TrainerOptions {
@@ -192,11 +203,14 @@ export class Trainer<B> {
           let n = 0;
           let micro = 0;
           let batchSize = 0;
+          const micros: B[] = [];
           for (; micro < accum; micro++) {
             const next = it.next();
             if (next.done) break;
             state.batchInEpoch += 1;
+            micros.push(next.value);
             const r = this.task.lossAndBackward(next.value);
+            if (Number.isFinite(r.loss)) this.optimizer.capture?.({ batchSize: r.batchSize });
             lossSum += r.loss;
             batchSize = r.batchSize;
             n += 1;
@@ -211,6 +225,13 @@ export class Trainer<B> {
           let telemetry: unknown;
           try {
             telemetry = this.optimizer.step({ batchSize });
+            if (this.optimizer.wantsLoss?.()) {
+              // the loss at the new weights on the same batch (a forward only when the task offers it)
+              let after = 0;
+              for (const mb of micros) after += this.task.loss ? this.task.loss(mb) : this.task.lossAndBackward(mb).loss;
+              if (!this.task.loss) this.task.zeroGrad();
+              telemetry = this.optimizer.observeLoss?.({ before: lossSum / n, after: after / micros.length }) ?? telemetry;
+            }
           } catch (e) {
             // the step met non-finite activations or gradients (the weights blew up): a divergence, not a crash
             if (!(e instanceof NotFiniteError)) throw e;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Evidence for the K-FAC defaults (BENCHMARKS.md, "K-FAC at its defaults"): every optimizer at its
+# default settings on the real stories260K model, seed by seed, 200 steps.
+#   sst2    adamw vs kfac (the CLI's default run), seeds from $SEEDS (default 0)
+#   grid    SST-2 seed 0: K-FAC with one setting changed at a time (lr, damping, clip off,
+#           adaptive damping, EKFAC) and AdamW at 3e-3: the robustness cells that fit on 2 vCPUs
+#   lm      LM adaptation (State of the Union prose): adamw vs kfac at defaults, eval every 50
+#   peers   SST-2 seed 0: shampoo and soap at their defaults
+# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers> [OUT_ROOT]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+which="${1:?usage: defaults.sh <sst2|grid|lm|peers> [OUT_ROOT]}"
+out="${2:-runs/defaults}"
+data="${KFAC_PEFT_DATA:-../shared/data}"
+model="$data/llama2c/stories260K.bin"
+[ -f "$model" ] || { echo "no $model (set KFAC_PEFT_DATA to the shared data folder)" >&2; exit 1; }
+run() { echo "+ $*" >&2; uptime >&2; node bin/kfac-peft.js "$@"; uptime >&2; }
+case "$which" in
+  sst2) run compare --model "$model" --data "$data/glue/SST-2" --runs adamw,kfac --seeds "${SEEDS:-0}" --steps 200 --eval-every 50 --out "$out/sst2" --overwrite --quiet --json ;;
+  grid) run compare --model "$model" --data "$data/glue/SST-2" --steps 200 --out "$out/grid" --overwrite --quiet --json \
+          --runs "kfac:adaptive-damping=on,kfac:lr=0.3,kfac:lr=0.03,kfac:damping=1e-2,kfac:damping=1e-4,kfac:newton-clip=off:damping=1e-2,adamw:lr=3e-3" ;;
+  lm)   node bench/e2e/sotu-text.mjs "$out/sotu-text"
+        run compare --model "$model" --data "$out/sotu-text" --runs adamw,kfac --steps 200 --eval-every 50 --eval-limit 64 --out "$out/lm" --overwrite --quiet --json ;;
+  peers) run compare --model "$model" --data "$data/glue/SST-2" --runs shampoo,soap,kfac:kfac-method=ekfac --steps 200 --out "$out/peers" --overwrite --quiet --json ;;
+  *) echo "unknown: $which" >&2; exit 2 ;;
+esac
