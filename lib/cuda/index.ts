@@ -1,7 +1,8 @@
 /**
  * The CUDA device: what the runtime reports and how much device memory is in use. There are
- * no ops here — every op in linalg, ops, kfac, optim and nn takes tensors on either device
- * (`t.to('cuda')`, `Tensor.zeros(shape, { device: 'cuda' })`) and returns results there.
+ * no ops here — the ops of linalg, ops, kfac and optim take tensors on either device
+ * (`t.to('cuda')`, `Tensor.zeros(shape, { device: 'cuda' })`) and return results there; the nn
+ * ops have CPU kernels only (docs/OPS.md).
  *
  * Tensors can live on 'cuda' when the CUDA backend is in use (backend 'cuda', or 'auto'
  * with a device): see setBackend() and `kfac-peft doctor`.

@@ -130,7 +130,7 @@ export function resolveAdaptiveDamping(v: unknown): ResolvedAdaptiveDamping | nu
 
 /** The default trust ratio κ of the Newton-step clip (docs/KFAC.md#default-threshold). */
 export const DEFAULT_TRUST_RATIO = 0.01;
-/** The default Newton clip: global, trust ratio κ. */
+/** The default Newton clip: per-tensor, trust ratio κ. */
 export const DEFAULT_NEWTON_CLIP: NewtonClip = Object.freeze({ mode: 'per-tensor', trustRatio: DEFAULT_TRUST_RATIO });
 
 /** Bounds of every numeric option: [lo, hi], `open` excludes lo. One table, used at construction and per step. */
