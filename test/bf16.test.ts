@@ -38,9 +38,9 @@ describe('bfloat16 conversion', () => {
     expect(() => ops.cast(x, 'int8' as never)).toThrow(InvalidArgumentError);
     using a = ops.cast(Tensor.zeros([3, 4]), 'bfloat16');
     using b = ops.cast(Tensor.zeros([2, 5]), 'bfloat16');
-    expect(() => linalg.matmulBf16(a, b, { transB: true })).toThrow(ShapeError);
-    expect(() => linalg.matmulBf16(a, b)).toThrow(ShapeError);
-    expect(() => linalg.matmulBf16(x, b)).toThrow(DTypeError);
+    expect(() => linalg.matmul(a, b, { transB: true })).toThrow(ShapeError);
+    expect(() => linalg.matmul(a, b)).toThrow(ShapeError);
+    expect(() => linalg.matmul(x, b)).toThrow(DTypeError);
     expect(() => setBf16Kernel('nope' as never)).toThrow(InvalidArgumentError);
   });
 });
@@ -69,7 +69,7 @@ describe.each(['portable', 'avx512bf16', 'amx'] as const)('bf16 GEMM kernel %s',
       const Braw = b.toArray();
       // B[j * k + p] = element (p, j) of op(b)
       const B = transB ? Braw : Float32Array.from({ length: n * k }, (_, idx) => Braw[(idx % k) * n + Math.floor(idx / k)]!);
-      using c = linalg.matmulBf16(a, b, { transB });
+      using c = linalg.matmul(a, b, { transB });
       expect(c.shape).toEqual([m, n]);
       const C = c.toArray();
       for (let i = 0; i < m; i++)

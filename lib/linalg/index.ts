@@ -5,4 +5,3 @@ export { eigh, eighRefresh, eighBatched } from './eigh.js';
 export type { EighOptions, EighOut, EighResult, EighRefreshOptions, EighRefreshResult, EighBatchedResult } from './eigh.js';
 export { dampedInverse } from './cholesky.js';
 export type { DampedInverseOptions } from './cholesky.js';
-export { matmulBf16 } from './bf16.js';

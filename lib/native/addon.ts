@@ -178,7 +178,6 @@ export interface NativeAddon extends NativeKfacOps {
   info(): NativeInfo;
   setNumThreads(n: number): number;
   cast(x: NativeTensor, dtype: string): NativeTensor;
-  gemmBf16(a: NativeTensor, b: NativeTensor, transB: boolean): NativeTensor;
   setBf16Kernel(kernel: string): string;
   bf16Kernels(): { kernel: string; supported: Record<string, boolean> };
   setCpuKernel(kernel: string): string;

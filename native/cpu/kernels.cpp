@@ -8,9 +8,11 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "../core/check.h"
 #include "../core/dispatch.h"
+#include "bf16.h"
 #include "cholesky.h"
 #include "clip.h"
 #include "eigh.h"
@@ -47,8 +49,31 @@ void check_finite_fast(const Tensor& t, const char* name) {
 
 const float* f32_or_null(TensorOpt t) { return t ? t->f32() : nullptr; }
 
+// bfloat16 operands (a and b share the dtype: core checks), float32 C. The bf16 kernels
+// (native/cpu/gemm_bf16*.cpp) take A untransposed with α = 1 and β ∈ {0, 1}; any other case
+// widens the operands of each batch to float32 (exact) and runs sgemm — correct, not fast.
+void matmul_bf16(const Tensor& a, const Tensor& b, const Tensor& c, const ops::MatmulOptions& opt, int64_t batch,
+                 int64_t M, int64_t N, int64_t K, int64_t a_cols, int64_t b_cols, int64_t sa, int64_t sb) {
+  const uint16_t* A = static_cast<const uint16_t*>(a.raw());
+  const uint16_t* B = static_cast<const uint16_t*>(b.raw());
+  if (M == 0 || N == 0) return;
+  const bool direct = !opt.transA && K > 0 && opt.alpha == 1.f && (opt.beta == 0.f || opt.beta == 1.f);
+  const int64_t a_elems = a.rank() == 3 ? sa : a.numel(), b_elems = b.rank() == 3 ? sb : b.numel();
+  std::vector<float> wa(direct ? 0 : size_t(a_elems)), wb(direct ? 0 : size_t(b_elems));
+  for (int64_t i = 0; i < batch; ++i) {
+    float* Ci = c.f32() + i * M * N;
+    if (direct) {
+      cpu::gemm_bf16(M, N, K, A + i * sa, a_cols, B + i * sb, b_cols, opt.transB, Ci, N, opt.beta == 1.f);
+      continue;
+    }
+    if (i == 0 || sa) cpu::convert_bf16_to_f32(A + i * sa, wa.data(), a_elems);
+    if (i == 0 || sb) cpu::convert_bf16_to_f32(B + i * sb, wb.data(), b_elems);
+    cpu::sgemm_strided_batched(1, opt.transA, opt.transB, M, N, K, opt.alpha, wa.data(), a_cols, 0, wb.data(), b_cols, 0,
+                               opt.beta, Ci, N, M * N);
+  }
+}
+
 void matmul(const Tensor& a, const Tensor& b, const Tensor& c, const ops::MatmulOptions& opt) {
-  if (a.dtype() != DType::F32) throw_arg(ErrorCode::DType, "a", "float32 (bfloat16 matmul is cuda only)", dtype_name(a.dtype()));
   auto dims = [](const Tensor& t) {
     struct D { int64_t rows, cols; };
     return t.rank() == 2 ? D{t.dim(0), t.dim(1)} : D{t.dim(1), t.dim(2)};
@@ -60,6 +85,7 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& c, const ops::Matmul
   int64_t K = opt.transA ? da.rows : da.cols;
   int64_t sa = a.rank() == 3 ? da.rows * da.cols : 0;
   int64_t sb = b.rank() == 3 ? db.rows * db.cols : 0;
+  if (a.dtype() == DType::BF16) return matmul_bf16(a, b, c, opt, batch, M, N, K, da.cols, db.cols, sa, sb);
   cpu::sgemm_strided_batched(batch, opt.transA, opt.transB, M, N, K, opt.alpha, a.f32(), da.cols, sa, b.f32(),
                              db.cols, sb, opt.beta, c.f32(), N, M * N);
 }

@@ -1,8 +1,8 @@
-// Bindings of the dtype conversions and the bf16 GEMM (and its kernel choice).
+// Bindings of the dtype conversion and the bf16 GEMM kernel choice (bf16 products run through
+// the op list's matmul).
 #include <napi.h>
 
 #include "../core/ops.h"
-#include "../core/ops_dtype.h"
 #include "../cpu/bf16.h"
 #include "args.h"
 #include "errors.h"
@@ -17,13 +17,6 @@ namespace {
 KFAC_BINDING(Cast) {
   Tensor x = get_tensor(arg(info, 0), "x");
   return TensorWrap::wrap(info.Env(), ops::cast(x, get_dtype(arg(info, 1), "dtype", DType::F32)));
-}
-
-// gemmBf16(a [M, K] bf16, b bf16, transB) → a·bᵀ (b [N, K]) or a·b (b [K, N]), [M, N] float32
-KFAC_BINDING(GemmBf16) {
-  Tensor a = get_tensor(arg(info, 0), "a");
-  Tensor b = get_tensor(arg(info, 1), "b");
-  return TensorWrap::wrap(info.Env(), ops::gemm_bf16(a, b, get_bool(arg(info, 2), "transB")));
 }
 
 // setBf16Kernel('auto' | 'portable' | 'avx512bf16' | 'amx') → the kernel now in use
@@ -55,10 +48,12 @@ KFAC_BINDING(Bf16Kernels) {
 }  // namespace
 
 void register_dtype_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("cast", Napi::Function::New(env, Cast, "cast"));
-  exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16, "gemmBf16"));
-  exports.Set("setBf16Kernel", Napi::Function::New(env, SetBf16Kernel, "setBf16Kernel"));
-  exports.Set("bf16Kernels", Napi::Function::New(env, Bf16Kernels, "bf16Kernels"));
+  static const Binding kBindings[] = {
+      {"cast", Cast},
+      {"setBf16Kernel", SetBf16Kernel},
+      {"bf16Kernels", Bf16Kernels},
+  };
+  register_table(env, exports, kBindings);
 }
 
 }  // namespace kfac::napi

@@ -191,20 +191,30 @@ export const cases = [
     },
   },
   {
-    name: 'matmul with bfloat16 operands (cuda), float32 accumulation; the CPU refuses them with a typed error',
+    name: 'matmul with bfloat16 operands, float32 accumulation (the bf16 kernels, and the widening path for αβ and transposes)',
     ops: ['matmul', 'cast'],
     run(dev) {
       const a = on(host([31, 65]), dev, 'bfloat16'), b = on(host([65, 17]), dev, 'bfloat16');
       assert.equal(a.dtype, 'bfloat16');
       const ah = read(a), bh = read(b); // exactly the stored bf16 values
-      if (dev === 'cpu' || native().cuda === undefined) {
-        assert.throws(() => linalg.matmul(a, b), /bfloat16 matmul is cuda only/);
-        return;
-      }
       const out = poisoned([31, 17], dev);
       linalg.matmul(a, b, { out });
       const { c, absc } = gemm64(ah, bh, 31, 17, 65);
       close(read(out), c, (i) => 2 * 65 * U * absc[i] + 1e-30, 'C bf16');
+      // b stored [N, K] (a Linear weight): op(b) = bᵀ
+      const bt = on(host([17, 65]), dev, 'bfloat16');
+      const r = gemm64(ah, read(bt), 31, 17, 65, false, true);
+      close(read(linalg.matmul(a, bt, { transB: true })), r.c, (i) => 2 * 65 * U * r.absc[i] + 1e-30, 'C bf16 transB');
+      // α = 0.5, β = 1 onto a known C: C ← 0.5·a·b + C
+      const c0 = host([31, 17]);
+      const acc = on(c0, dev);
+      linalg.matmul(a, b, { out: acc, alpha: 0.5, beta: 1 });
+      const c0h = c0.toArray();
+      close(read(acc), c.map((v, i) => 0.5 * v + c0h[i]), (i) => 65 * U * absc[i] + 2 * U * Math.abs(c0h[i]) + 1e-30, 'C bf16 αβ');
+      // op(a) = aᵀ (a stored [K, M]) goes through the widening path
+      const at = on(host([65, 31]), dev, 'bfloat16');
+      const q = gemm64(read(at), bh, 31, 17, 65, true, false);
+      close(read(linalg.matmul(at, b, { transA: true })), q.c, (i) => 2 * 65 * U * q.absc[i] + 1e-30, 'C bf16 transA');
     },
   },
   {
