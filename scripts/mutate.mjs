@@ -220,7 +220,7 @@ const MUTATIONS = [
     id: 'cli-newton-clip-dropped',
     what: 'train --newton-clip is parsed but never reaches the optimizer',
     file: 'lib/train/run.ts',
-    from: 'newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },',
+    from: 'newtonClip: kfacNewtonClip(c),',
     to: 'newtonClip: null,',
     tests: ['test/cli/cli-train.test.ts'],
     filter: 'K-FAC with Newton-step clipping',
