@@ -38,7 +38,7 @@ const MUTATIONS = [
     file: 'native/cpu/kernels.cpp',
     from: 'double q = opt.lr * opt.lr * std::fabs(sum);',
     to: 'double q = opt.lr * opt.lr * sum;',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'clipNewtonStep',
   },
   {
@@ -47,7 +47,7 @@ const MUTATIONS = [
     file: 'native/cpu/kernels.cpp',
     from: 'double s = r.total_norm > opt.max_norm ? opt.max_norm / r.total_norm : 1.0;',
     to: 'double s = r.total_norm > opt.max_norm ? std::sqrt(opt.max_norm / r.total_norm) : 1.0;',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'clipNewtonStep',
   },
   {
@@ -56,7 +56,7 @@ const MUTATIONS = [
     file: 'native/cpu/kernels.cpp',
     from: 'r.scales[i] = r.norms[i] > opt.max_norm ? opt.max_norm / r.norms[i] : 1.0;',
     to: 'r.scales[i] = r.total_norm > opt.max_norm ? opt.max_norm / r.total_norm : 1.0;',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'clipNewtonStep',
   },
   {
@@ -65,7 +65,7 @@ const MUTATIONS = [
     file: 'native/cpu/clip.cpp',
     from: 'a3 = _mm256_fmadd_pd(x3, _mm256_cvtps_pd(_mm_loadu_ps(y + i + 12)), a3);',
     to: 'a3 = _mm256_fmadd_pd(x3, _mm256_cvtps_pd(_mm_loadu_ps(y + i + 8)), a3);',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'clipNewtonStep',
   },
   // Curvature factors
@@ -75,7 +75,7 @@ const MUTATIONS = [
     file: 'native/cpu/kernels.cpp',
     from: 'double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);',
     to: 'double alpha = (1.0 - double(opt.beta)) / double(R);',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'updateFactor',
   },
   {
@@ -84,7 +84,7 @@ const MUTATIONS = [
     file: 'native/cpu/syrk.cpp',
     from: 'if (real < m) dst[real] = 1.f;',
     to: 'if (real < m) dst[real] = 0.f;',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'updateFactor',
   },
   {
@@ -93,7 +93,7 @@ const MUTATIONS = [
     file: 'native/cpu/syrk.cpp',
     from: 'if (beta == 0.f)\n          for (int64_t q = 0; q < lim; ++q) cr[q] = tr[q];',
     to: 'if (beta == 0.f)\n          for (int64_t q = 0; q < lim; ++q) cr[q] = tr[q] + beta * cr[q];',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'updateFactor',
   },
   // Preconditioning (native/cpu/precondition.cpp)
@@ -103,7 +103,7 @@ const MUTATIONS = [
     file: 'native/cpu/precondition.cpp',
     from: 'float den = g * std::max(dA[j], 0.f) + lambda;',
     to: 'float den = g * std::max(dA[j], 0.f) + 0.5f * lambda;',
-    tests: ['test/kfac-nn.test.ts'],
+    tests: ['test/kfac/kfac-nn.test.ts'],
   },
   {
     id: 'precondition-bias',
@@ -111,7 +111,7 @@ const MUTATIONS = [
     file: 'native/cpu/precondition.cpp',
     from: 'if (gb) sgemm(false, false, dout, Da, 1, 1.f, gb, 1, B + din * Da, Da, 1.f, T, Da);',
     to: 'if (gb) sgemm(false, false, dout, Da, 1, 1.f, gb, 1, B + din * Da, Da, 0.f, T, Da);',
-    tests: ['test/kfac-nn.test.ts'],
+    tests: ['test/kfac/kfac-nn.test.ts'],
   },
   {
     id: 'pi-damping',
@@ -119,7 +119,7 @@ const MUTATIONS = [
     file: 'native/cpu/precondition.cpp',
     from: 'p.damp_A = pi * s;',
     to: 'p.damp_A = s / pi;',
-    tests: ['test/kfac-kernels.test.ts'],
+    tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'inverse method',
   },
   {
@@ -128,7 +128,7 @@ const MUTATIONS = [
     file: 'lib/kfac/decompose.ts',
     from: 'if (warm && previous) {',
     to: 'if (false && warm && previous) {',
-    tests: ['test/kfac-optimizer.test.ts'],
+    tests: ['test/kfac/kfac-optimizer.test.ts'],
     filter: 'warm eigenbasis',
   },
   // Optimizers (native/cpu/optim.cpp, lib/optim)
@@ -138,7 +138,7 @@ const MUTATIONS = [
     file: 'native/cpu/optim.cpp',
     from: 'const double bc1 = 1.0 - std::pow(p.beta1, double(p.step));',
     to: 'const double bc1 = 1.0;',
-    tests: ['test/optim.test.ts'],
+    tests: ['test/optim/optim.test.ts'],
   },
   {
     id: 'adamw-step-count',
@@ -146,7 +146,7 @@ const MUTATIONS = [
     file: 'lib/optim/adamw.ts',
     from: 's.step += 1;',
     to: 's.step = 1;',
-    tests: ['test/optim.test.ts'],
+    tests: ['test/optim/optim.test.ts'],
   },
   {
     id: 'sgd-nesterov',
@@ -154,7 +154,7 @@ const MUTATIONS = [
     file: 'native/cpu/optim.cpp',
     from: 'd = nesterov ? d + mom * buf : buf;',
     to: 'd = buf;',
-    tests: ['test/optim.test.ts'],
+    tests: ['test/optim/optim.test.ts'],
   },
   {
     id: 'sgd-restore-momentum',
@@ -162,7 +162,7 @@ const MUTATIONS = [
     file: 'lib/optim/sgd.ts',
     from: 'if (t) this.#buffers.set(p.name, t.clone());',
     to: 'if (t && false) this.#buffers.set(p.name, t.clone());',
-    tests: ['test/trainer.test.ts'],
+    tests: ['test/train/trainer.test.ts'],
   },
   // LoRA
   {
@@ -171,7 +171,7 @@ const MUTATIONS = [
     file: 'lib/peft/lora.ts',
     from: 'scale: useRslora ? alpha / Math.sqrt(r) : alpha / r,',
     to: 'scale: alpha / Math.sqrt(r),',
-    tests: ['test/peft-lora.test.ts'],
+    tests: ['test/peft/peft-lora.test.ts'],
   },
   // Transformer kernels
   {
@@ -180,7 +180,7 @@ const MUTATIONS = [
     file: 'native/cpu/nn_attention.cpp',
     from: 'return causal ? std::min(d.Tk - 1, i + (d.Tk - d.Tq)) : d.Tk - 1;',
     to: 'return causal ? std::min(d.Tk - 1, i + 1 + (d.Tk - d.Tq)) : d.Tk - 1;',
-    tests: ['test/nn-attention.test.ts'],
+    tests: ['test/nn/nn-attention.test.ts'],
   },
   {
     id: 'attention-padding-mask',
@@ -188,7 +188,7 @@ const MUTATIONS = [
     file: 'native/cpu/nn_attention.cpp',
     from: 'kb[j] = mb[j] != 0.f ? 0.f : -kInf;',
     to: 'kb[j] = 0.f;',
-    tests: ['test/nn-attention.test.ts'],
+    tests: ['test/nn/nn-attention.test.ts'],
   },
   {
     id: 'loss-ignore-index',
@@ -196,7 +196,7 @@ const MUTATIONS = [
     file: 'native/cpu/nn_loss.cpp',
     from: 'cnt += targets[n] != ignore_index;',
     to: 'cnt += 1;',
-    tests: ['test/nn-loss.test.ts'],
+    tests: ['test/nn/nn-loss.test.ts'],
   },
   {
     id: 'gemm-beta-zero',
@@ -204,7 +204,7 @@ const MUTATIONS = [
     file: 'native/cpu/gemm.cpp',
     from: 'if (beta == 0.f)\n      std::fill(c, c + N, 0.f);',
     to: 'if (beta == 0.f)\n      for (int64_t j = 0; j < N; ++j) c[j] *= beta;',
-    tests: ['test/matmul.test.ts', 'test/gemm-kernels.test.ts'],
+    tests: ['test/linalg/matmul.test.ts', 'test/linalg/gemm-kernels.test.ts'],
   },
   // Memory
   {
@@ -213,16 +213,16 @@ const MUTATIONS = [
     file: 'native/napi/tensor_wrap.cpp',
     from: 'void TensorWrap::Finalize(Napi::Env env) { release(env); }',
     to: 'void TensorWrap::Finalize(Napi::Env env) { new kfac::Tensor(tensor_); release(env); }',
-    tests: ['test/tensor.test.ts'],
+    tests: ['test/tensor/tensor.test.ts'],
   },
   // The CLI and the comparison
   {
     id: 'cli-newton-clip-dropped',
     what: 'train --newton-clip is parsed but never reaches the optimizer',
     file: 'lib/train/run.ts',
-    from: 'newtonClip: c.newtonClip === undefined ? null : { mode: c.newtonClipMode, maxNorm: c.newtonClip },',
+    from: 'newtonClip: kfacNewtonClip(c),',
     to: 'newtonClip: null,',
-    tests: ['test/cli-train.test.ts'],
+    tests: ['test/cli/cli-train.test.ts'],
     filter: 'K-FAC with Newton-step clipping',
     dist: true,
   },
@@ -232,7 +232,7 @@ const MUTATIONS = [
     file: 'lib/train/compare.ts',
     from: 'const target = bestOf(b.curve, mode);',
     to: 'const target = bestOf(r.curve, mode);',
-    tests: ['test/compare.test.ts'],
+    tests: ['test/train/compare.test.ts'],
   },
 ];
 

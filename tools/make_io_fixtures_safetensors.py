@@ -4,7 +4,7 @@
     python -m venv .venv && .venv/bin/pip install torch safetensors huggingface_hub
     [KFAC_PEFT_DATA=/path/to/shared/data] .venv/bin/python tools/make_io_fixtures_safetensors.py
 
-Values follow a formula that test/io-safetensors.test.ts recomputes in JavaScript:
+Values follow a formula that test/io/io-safetensors.test.ts recomputes in JavaScript:
 element i of tensor k is ((i * 37 + k * 11) % 101 - 50) / 7.3 (a float64 division, then
 rounded to float32), with a few special values written over the first elements.
 """

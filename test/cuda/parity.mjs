@@ -7,7 +7,7 @@
 // The suite runs each case on every available backend: 'cpu' always, 'cuda' on a GPU, and,
 // where no GPU exists, on the CPU loopback (the CPU kernels and host memory registered under
 // the cuda id), so that dispatch, transfers, typed errors, references and tolerances are all
-// exercised here. test/cuda-parity.test.ts runs it under vitest, test/cuda/node-test.mjs under
+// exercised here. test/cuda/cuda-parity.test.ts runs it under vitest, test/cuda/node-test.mjs under
 // `node --test` on GPU machines. Tolerances are stated at each check (u = 2^-24).
 import assert from 'node:assert/strict';
 
@@ -499,7 +499,7 @@ export const cases = [
 ];
 
 /**
- * The neural-network ops have a CPU kernel only; their CPU parity lives in test/nn-*.test.ts
+ * The neural-network ops have a CPU kernel only; their CPU parity lives in test/nn/nn-*.test.ts
  * (float64 references and finite differences). On the second device each must be the typed
  * "no cuda kernel" error, which `missingKernelCase` checks for a representative pair.
  */

@@ -8,7 +8,7 @@
 //
 // Case I of target T under seed S is always the same input: a failing case prints the command
 // that reruns it alone. --save DIR writes each (minimised) failing input with a meta.json, the
-// form the regression test (test/fuzz-readers.test.ts) reads from test/fixtures/fuzz/.
+// form the regression test (test/fuzz/fuzz-readers.test.ts) reads from test/fixtures/fuzz/.
 // docs/ROBUSTNESS.md describes the targets, the mutations and what was found.
 // Needs the compiled library (npm run build:ts).
 import { fork } from 'node:child_process';
