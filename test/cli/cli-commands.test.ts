@@ -182,6 +182,11 @@ describe('help and version', () => {
     expect(one.stdout).toMatch(new RegExp(`^usage: kfac-peft bench ${names[0]}`));
     expect(h).toContain(one.stdout.split('\n')[2]!.trim());
     expect((await inProcess('help', 'bench', 'nosuch')).code).toBe(2);
+    const step = await inProcess('help', 'bench', 'step');
+    expect(step.code).toBe(0);
+    expect(step.stdout).toMatch(/^usage: kfac-peft bench step/);
+    for (const o of ['--shape', '--optimizer', '--dtype', '--peer torch', '--profile']) expect(step.stdout).toContain(o);
+    expect((await inProcess('bench', 'step', '--help')).stdout).toBe(step.stdout);
   });
 
   test('--version, help of an unknown command, the exit codes in the usage', () => {

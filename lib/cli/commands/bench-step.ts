@@ -43,7 +43,34 @@ function bounded(v: unknown, name: string, lo: number, hi: number, fallback: num
   return n;
 }
 
+/** `bench step --help`: the usage and every option. */
+export function benchStepHelp(): string {
+  return `${benchStepUsage()}
+
+One LoRA training step (forward, backward, optimizer) on a named shape with random weights, or on a
+model folder, timed in rounds; with --peer torch, PyTorch + transformers + PEFT on the same weights
+in alternating rounds (KFAC_PEER_PYTHON names the python), and the ratio.
+
+options:
+  --shape S          ${Object.keys(STEP_SHAPES).join(', ')} (default bert-small)
+  --model DIR        a model folder instead of a shape
+  --optimizer O      adamw (default) or kfac
+  --dtype D          float32 (default) or bfloat16 frozen base weights
+  --threads N        worker threads
+  --batch B, --seq T the batch shape
+  --rounds R         timed rounds (alternating with the peer)
+  --steps S          steps per round
+  --peer torch       time PyTorch on the same weights
+  --profile          time per op family
+  --json             the report as JSON on stdout
+`;
+}
+
 export async function benchStepCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(benchStepHelp());
+    return 0;
+  }
   const { positional, flags } = parseArgs(argv, FLAGS);
   if (positional.length) throw new UsageError(`bench step takes no positional arguments, got ${positional.join(' ')}\n${benchStepUsage()}`);
   if (flags['shape'] !== undefined && flags['model'] !== undefined) throw new UsageError('--shape and --model exclude each other');

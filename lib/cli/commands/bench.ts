@@ -24,7 +24,7 @@ const FLAGS = {
 
 export function benchUsage(): string {
   const names = Object.keys(benchCases).join('|');
-  return `usage: kfac-peft bench step [--shape S | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] [--threads N] [--peer torch] [--profile] [--json]\n       kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--rounds R] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]`;
+  return `usage: kfac-peft bench <${names}|all> [--sizes N,…] [--threads T,…] [--repeats N] [--rounds R] [--json] [--out FILE] [--no-peer] [--peer-keep-env] [--backend cpu|cuda]\n       kfac-peft bench step [--shape S | --model DIR] [--optimizer adamw|kfac] [--dtype float32|bfloat16] … (kfac-peft help bench step)`;
 }
 
 /** `bench --help`: the options and every case of the registry with its description. */
@@ -38,6 +38,7 @@ when python3 with numpy is available. Prints a table (or JSON rows) of median ti
 cases:
 ${cases.map(([n, d]) => `  ${n.padEnd(14)} ${d}`).join('\n')}
   all            every case above
+  step           one LoRA training step against PyTorch + PEFT (its own options: kfac-peft help bench step)
 
 options:
   --sizes N,…        problem sizes (meaning per case; default: the case's)
