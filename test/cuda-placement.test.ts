@@ -5,13 +5,13 @@
  * kernels, nn kernels included, registered under the cuda id), so both runs compute the same
  * float32 operations in the same order and their losses and adapter weights must be identical,
  * bit for bit. The loopback counts host↔device copies: after the first step (which allocates
- * the state) the steps make none, and every state tensor (factors, eigenbases, Newton step,
+ * the state) each step makes one, the upload of its attention mask, and every state tensor (factors, eigenbases, Newton step,
  * SGD momentum, AdamW moments) and every parameter and gradient lives on 'cuda'.
  * On a real GPU the nn ops have no cuda kernel, so the step is the typed DeviceError instead.
  */
 import { describe, expect, test } from 'vitest';
 
-import { DeviceError, Tensor } from '../lib/index.js';
+import { DeviceError, ShapeError, Tensor } from '../lib/index.js';
 import { KFAC } from '../lib/kfac/kfac-optimizer.js';
 import { createLlama, loadModel } from '../lib/models/index.js';
 import { native } from '../lib/native/loader.js';
@@ -31,7 +31,7 @@ interface Run {
   losses: number[];
   adapters: Record<string, Float32Array>;
   /** Host↔device copies made by steps 2… (after the state exists). */
-  laterTransfers: { uploads: number; downloads: number };
+  laterTransfers: { uploads: number; downloads: number; uploadBytes: number };
   devices: Set<string>;
 }
 
@@ -41,7 +41,9 @@ function batch(B: number, T: number, V: number, seed: number) {
     s = (s * 1103515245 + 12345) % 2 ** 31;
     return s % V;
   });
-  return { inputIds: ids, shape: [B, T] as const, labels: ids };
+  // one padded position (the mask is uploaded to the device each step, like the ids are read)
+  const attentionMask = Float32Array.from({ length: B * T }, (_, i) => (i === B * T - 1 ? 0 : 1));
+  return { inputIds: ids, shape: [B, T] as const, labels: ids, attentionMask };
 }
 
 const values = (t: Tensor): Float32Array => {
@@ -61,7 +63,7 @@ function train(make: () => Model, device: 'cpu' | 'cuda', vocab: number, steps: 
   const opt = new KFAC(layers, untracked, { lr: 0.05, momentum: 0.9, inverseEvery: 2 });
   const b = batch(2, 12, vocab, 3);
   const losses: number[] = [];
-  let after1 = { uploads: 0, downloads: 0 };
+  let after1 = { uploads: 0, downloads: 0, uploadBytes: 0 };
   for (let i = 0; i < steps; i++) {
     m.zeroGrad();
     losses.push(m.forward(b).loss!); // the one scalar read of the step (cross-entropy's value)
@@ -82,7 +84,7 @@ function train(make: () => Model, device: 'cpu' | 'cuda', vocab: number, steps: 
   const adapters: Record<string, Float32Array> = {};
   for (const p of m.parameters()) if (p.name.includes('lora_')) adapters[p.name] = values(p.tensor);
   opt.dispose();
-  return { losses, adapters, laterTransfers: { uploads: now.uploads - after1.uploads, downloads: now.downloads - after1.downloads }, devices };
+  return { losses, adapters, laterTransfers: { uploads: now.uploads - after1.uploads, downloads: now.downloads - after1.downloads, uploadBytes: now.uploadBytes - after1.uploadBytes }, devices };
 }
 
 function sameStep(make: () => Model, vocab: number, steps: number) {
@@ -97,7 +99,9 @@ function sameStep(make: () => Model, vocab: number, steps: number) {
   expect(Object.keys(dev.adapters).sort()).toEqual(Object.keys(cpu.adapters).sort());
   expect(Object.keys(cpu.adapters).length).toBeGreaterThan(0);
   for (const k of Object.keys(cpu.adapters)) expect(dev.adapters[k], k).toEqual(cpu.adapters[k]);
-  expect(dev.laterTransfers).toEqual({ uploads: 0, downloads: 0 });
+  // after the first step: exactly one upload per step, the [B, T] attention mask (the input),
+  // and no download at all (the loss and the telemetry are scalar results of ops)
+  expect(dev.laterTransfers).toEqual({ uploads: steps - 1, downloads: 0, uploadBytes: (steps - 1) * 2 * 12 * 4 });
   return { cpu, dev };
 }
 
@@ -121,6 +125,16 @@ describe.skipIf(gpu.ok)('one code path for both devices (CPU loopback as the sec
   test.skipIf(STORIES === undefined)(`stories260K: the same K-FAC + LoRA steps on cpu and cuda${skipNote(STORIES, 'llama2c/stories260K.bin')}`, () => {
     const { cpu } = sameStep(() => loadModel(STORIES!) as unknown as Model, 512, 3);
     expect(cpu.losses.length).toBe(3);
+  });
+
+  test('t.set on a device tensor is one upload of exactly its values; a wrong size is a ShapeError', () => {
+    using t = Tensor.zeros([2, 3], { device: 'cuda' });
+    const before = native()._loopbackTransfers();
+    t.set(Float32Array.from([1, 2, 3, 4, 5, 6]));
+    const after = native()._loopbackTransfers();
+    expect([after.uploads - before.uploads, after.uploadBytes - before.uploadBytes, after.downloads - before.downloads]).toEqual([1, 24, 0]);
+    expect(Array.from(values(t))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(() => t.set(new Float32Array(5))).toThrow(ShapeError);
   });
 
   test('Shampoo/SOAP keep host state: a cuda parameter is a DeviceError naming it', () => {
