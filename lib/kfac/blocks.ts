@@ -12,7 +12,28 @@ import { Tensor } from '../tensor/tensor.js';
 import type { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
-import { stateLike } from './state.js';
+import { stateFrom, stateLike } from './state.js';
+
+/** The values of a tensor on any device (a download when it is not on the CPU). */
+function hostValues(t: Tensor): Float32Array {
+  if (t.device === 'cpu') return t.toArray();
+  const h = t.to('cpu');
+  try {
+    return h.toArray();
+  } finally {
+    h.dispose();
+  }
+}
+
+/** `host` moved to `device` (host itself when that is the CPU). */
+function onDevice(host: Tensor, device: Tensor['device']): Tensor {
+  if (device === 'cpu') return host;
+  try {
+    return host.to(device);
+  } finally {
+    host.dispose();
+  }
+}
 
 /** What a refresh reports into the step's telemetry. */
 export interface RefreshSink {
@@ -69,14 +90,16 @@ export abstract class LayerBlock {
    */
   curvature(dW: Tensor, db: Tensor | null): number {
     const Da = this.a.dim;
-    const w = dW.toArray();
+    // [δW | δb] is assembled on the host: on a device this reads δ and writes D across once
+    // per probe (adaptive damping only, every `every` steps).
+    const w = hostValues(dW);
     const d = new Float32Array(this.dout * Da);
-    const bias = this.hasBias && db ? db.toArray() : null;
+    const bias = this.hasBias && db ? hostValues(db) : null;
     for (let i = 0; i < this.dout; i++) {
       d.set(w.subarray(i * this.din, (i + 1) * this.din), i * Da);
       if (Da > this.din) d[i * Da + this.din] = bias ? bias[i]! : 0;
     }
-    const D = Tensor.from(d, [this.dout, Da]);
+    const D = onDevice(Tensor.from(d, [this.dout, Da]), dW.device);
     const A = this.a.corrected();
     const G = this.g.corrected();
     const GD = matmul(G, D);
@@ -189,11 +212,11 @@ export class InverseBlock extends LayerBlock {
     const g = tensors[`${this.layer.name}/Ginv`];
     if (a) {
       this.#Ainv?.dispose();
-      this.#Ainv = a.clone();
+      this.#Ainv = stateFrom(a, this.P);
     }
     if (g) {
       this.#Ginv?.dispose();
-      this.#Ginv = g.clone();
+      this.#Ginv = stateFrom(g, this.P);
     }
   }
 

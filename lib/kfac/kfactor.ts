@@ -14,7 +14,7 @@ import * as ops from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { decompose, type DecomposeOutcome, type Decomposition } from './decompose.js';
 import { updateFactor } from './factor.js';
-import { identityLike, stateLike } from './state.js';
+import { copyInto, identityLike, stateFrom, stateLike } from './state.js';
 
 export class KFactor {
   readonly key: string;
@@ -112,7 +112,7 @@ export class KFactor {
   }
 
   load(meta: { weight: number; updates: number; decomposed: boolean }, need: (k: string) => Tensor): void {
-    ops.copy(need(`${this.key}/ema`), this.ema);
+    copyInto(need(`${this.key}/ema`), this.ema);
     this.weight = meta.weight;
     this.updates = meta.updates;
     this.discard();
@@ -120,8 +120,8 @@ export class KFactor {
       this.decomp?.Q.dispose();
       this.decomp?.d.dispose();
       this.dScaled?.dispose();
-      this.decomp = { Q: need(`${this.key}/Q`).clone(), d: need(`${this.key}/d`).clone() };
-      this.dScaled = need(`${this.key}/d_scaled`).clone();
+      this.decomp = { Q: stateFrom(need(`${this.key}/Q`), this.ema), d: stateFrom(need(`${this.key}/d`), this.ema) };
+      this.dScaled = stateFrom(need(`${this.key}/d_scaled`), this.ema);
     }
   }
 

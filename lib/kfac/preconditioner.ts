@@ -140,7 +140,9 @@ export class KfacPreconditioner {
     if (!b) return invalidArgument('layerName', 'the name of a tracked layer', JSON.stringify(layerName));
     const corr = (f: KFactor) => {
       const t = f.corrected();
-      const v = t.toArray();
+      const h = t.device === 'cpu' ? t : t.to('cpu');
+      const v = h.toArray();
+      if (h !== t) h.dispose();
       t.dispose();
       return v;
     };

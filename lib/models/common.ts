@@ -7,7 +7,7 @@ import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Module, saved } from '../nn/module.js';
 import { fill } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
 
 // ---------------------------------------------------------------- containers
 
@@ -127,10 +127,11 @@ export class KVCache implements Disposable {
   readonly layers: LayerCache[];
   length = 0;
 
-  constructor(B: number, maxT: number, numLayers: number, kvHeads: number, headDim: number) {
+  constructor(B: number, maxT: number, numLayers: number, kvHeads: number, headDim: number, device: Device = 'cpu') {
     this.B = B;
     this.maxT = maxT;
-    this.layers = Array.from({ length: numLayers }, () => ({ k: Tensor.zeros([B, maxT, kvHeads, headDim]), v: Tensor.zeros([B, maxT, kvHeads, headDim]) }));
+    const shape = [B, maxT, kvHeads, headDim];
+    this.layers = Array.from({ length: numLayers }, () => ({ k: Tensor.zeros(shape, { device }), v: Tensor.zeros(shape, { device }) }));
   }
 
   /** Checks that T more positions fit. */

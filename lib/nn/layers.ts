@@ -512,7 +512,7 @@ export class Attention extends Module {
   /** A KV cache for `batch` sequences of up to `capacity` tokens (dispose it when done). */
   createCache(batch: number, capacity: number): KVCache {
     const shape = [checkInteger(batch, 'batch', 1, MAX_DIM), checkInteger(capacity, 'capacity', 1, MAX_DIM), this.kvHeads, this.headDim];
-    return { k: Tensor.zeros(shape), v: Tensor.zeros(shape), length: 0 };
+    return { k: Tensor.zeros(shape, { device: this.device }), v: Tensor.zeros(shape, { device: this.device }), length: 0 };
   }
 
   /**

@@ -11,10 +11,14 @@
  * A tensor returned by forward/backward therefore stays valid only until the same module's
  * next forward/backward; copy it (`clone()`) to keep it. A module instance may be called once
  * per forward pass (weight sharing needs separate handling).
+ *
+ * Device: a module and everything it owns (parameters, gradients, workspaces) live on one
+ * device, 'cpu' at construction; `to(device)` moves them all, and the forward/backward of a
+ * module on 'cuda' runs on the device (inputs must be there too; token ids stay host arrays).
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { native } from '../native/loader.js';
-import { Tensor } from '../tensor/tensor.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
 
 /** One named parameter as listed by `parameters()`. Writes to `trainable` and `grad` go to the module. */
 export interface Parameter {
@@ -59,8 +63,22 @@ export class ParamSlot {
   /** The gradient buffer to accumulate into, or null when frozen (allocated zeroed on first use). */
   gradTarget(): Tensor | null {
     if (!this.trainable) return null;
-    if (this.grad === null || this.grad.disposed) this.grad = Tensor.zeros(this.tensor.shape);
+    if (this.grad === null || this.grad.disposed) this.grad = Tensor.zeros(this.tensor.shape, { device: this.tensor.device });
     return this.grad;
+  }
+
+  /** Moves the parameter and its gradient to `device` (the old tensors are disposed). */
+  moveTo(device: Device): void {
+    if (this.tensor.device !== device) {
+      const t = this.tensor.to(device);
+      this.tensor.dispose();
+      this.tensor = t;
+    }
+    if (this.grad && !this.grad.disposed && this.grad.device !== device) {
+      const g = this.grad.to(device);
+      this.grad.dispose();
+      this.grad = g;
+    }
   }
 }
 
@@ -73,6 +91,32 @@ export abstract class Module implements Disposable {
   readonly #children = new Map<string, Module>();
   readonly #work = new Map<string, Tensor>();
   readonly #views = new Map<string, { base: Tensor; view: Tensor }>();
+  #device: Device = 'cpu';
+
+  /** The device of this module's parameters, gradients and workspaces. */
+  get device(): Device {
+    return this.#device;
+  }
+
+  /**
+   * Moves every parameter, gradient and buffer of this module and its submodules to `device`
+   * (a copy each; the old tensors are disposed), and makes later workspaces there. Returns this.
+   * Tensors held elsewhere (an optimizer's state) are not moved: build optimizers after `to`.
+   */
+  to(device: Device): this {
+    if (device !== 'cpu' && device !== 'cuda') invalidArgument('device', "'cpu' or 'cuda'", describe(device));
+    for (const p of this.#params.values()) p.moveTo(device);
+    for (const t of this.#work.values()) t.dispose();
+    this.#work.clear();
+    this.#views.clear();
+    this.moveBuffers(device);
+    this.#device = device;
+    for (const m of this.#children.values()) m.to(device);
+    return this;
+  }
+
+  /** Moves tensors a subclass holds outside parameters and workspaces (none by default). */
+  protected moveBuffers(_device: Device): void {}
 
   protected registerParameter(name: string, tensor: Tensor, trainable = true): ParamSlot {
     if (this.#params.has(name) || this.#children.has(name)) invalidArgument('name', 'a new parameter name', describe(name));
@@ -102,7 +146,7 @@ export abstract class Module implements Disposable {
     const t = this.#work.get(key);
     if (t && !t.disposed && sameShape(t.shape, shape)) return t;
     t?.dispose();
-    const n = Tensor.empty(shape);
+    const n = Tensor.empty(shape, { device: this.#device });
     this.#work.set(key, n);
     return n;
   }

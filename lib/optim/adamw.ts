@@ -78,9 +78,10 @@ export class AdamW extends Optimizer {
     if (!s) {
       s = {
         step: 0,
-        expAvg: Tensor.zeros(p.tensor.shape),
-        expAvgSq: Tensor.zeros(p.tensor.shape),
-        maxExpAvgSq: this.amsgrad ? Tensor.zeros(p.tensor.shape) : null,
+        // the moments live with their parameter, on its device
+        expAvg: Tensor.zeros(p.tensor.shape, { device: p.tensor.device }),
+        expAvgSq: Tensor.zeros(p.tensor.shape, { device: p.tensor.device }),
+        maxExpAvgSq: this.amsgrad ? Tensor.zeros(p.tensor.shape, { device: p.tensor.device }) : null,
       };
       this.#slots.set(p.name, s);
     }
@@ -111,7 +112,11 @@ export class AdamW extends Optimizer {
         const t = state.tensors[`${p.name}/${key}`];
         if (!into) return;
         if (!t) invalidArgument(`state.tensors['${p.name}/${key}']`, 'a tensor', 'nothing');
-        native().copy(t.handle, into.handle);
+        if (t.device === into.device) native().copy(t.handle, into.handle);
+        else {
+          using moved = t.to(into.device); // a checkpoint loaded on the host, state on the device
+          native().copy(moved.handle, into.handle);
+        }
       };
       copyIn('exp_avg', s.expAvg);
       copyIn('exp_avg_sq', s.expAvgSq);

@@ -51,7 +51,7 @@ export class SGD extends Optimizer {
       let buf = this.#buffers.get(p.name) ?? null;
       const firstStep = buf === null;
       if (momentum !== 0 && !buf) {
-        buf = Tensor.empty(p.tensor.shape);
+        buf = Tensor.empty(p.tensor.shape, { device: p.tensor.device }); // with its parameter
         this.#buffers.set(p.name, buf);
       }
       native().sgdStep(p.tensor.handle, g.handle, momentum !== 0 && buf ? buf.handle : null, {
@@ -82,7 +82,7 @@ export class SGD extends Optimizer {
     this.dispose();
     for (const p of this.params) {
       const t = state.tensors[`${p.name}/momentum_buffer`];
-      if (t) this.#buffers.set(p.name, t.clone());
+      if (t) this.#buffers.set(p.name, t.device === p.tensor.device ? t.clone() : t.to(p.tensor.device));
     }
     this.stepCount = state.step;
   }

@@ -8,9 +8,11 @@
  *   with M' = Q_Lᵀ M Q_R (Vyas et al., 2024).
  * Vectors and other shapes get Adam. The update is θ ← θ − η·D, clipped per tensor by the same
  * trust-ratio rule as K-FAC's default Newton clip (newtonClip: null turns it off).
- * A plain TypeScript implementation in float64 for adapter-sized tensors (LoRA, heads).
+ * A plain TypeScript implementation in float64 for adapter-sized tensors (LoRA, heads); its state
+ * is host memory, so it steps CPU parameters only (a parameter on 'cuda' is a DeviceError, never a
+ * silent copy to the host and back).
  */
-import { describe, invalidArgument } from '../errors.js';
+import { DeviceError, describe, invalidArgument } from '../errors.js';
 import { eigh } from '../linalg/eigh.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
@@ -121,6 +123,14 @@ export class Shampoo extends Optimizer {
     const [b1, b2, bf] = [this.beta1, this.beta2, this.factorDecay];
     const refresh = this.stepCount % this.refreshEvery === 0;
     const live = this.params.filter((p) => this.gradOf(p));
+    for (const p of live)
+      if (p.tensor.device !== 'cpu')
+        throw new DeviceError(`${p.name}: Shampoo/SOAP keep float64 state on the host and step cpu parameters only; got one on ${p.tensor.device}`, {
+          argument: p.name,
+          expected: 'a parameter on cpu',
+          got: p.tensor.device,
+          hint: "use KFAC or AdamW for parameters on 'cuda'",
+        });
     const thetas = live.map((p) => p.tensor.toArray());
     const nAll = thetas.reduce((a, t) => a + t.length, 0);
     const rmsAll = Math.max(Math.sqrt(thetas.reduce((a, t) => a + t.reduce((s, x) => s + x * x, 0), 0) / Math.max(1, nAll)), 1e-3);

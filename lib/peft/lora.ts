@@ -94,11 +94,14 @@ export class LoraBranch implements LinearAdapter {
     const din = base.inFeatures;
     const dout = base.outFeatures;
     // Kaiming-uniform with a = √5: gain √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√fan_in.
+    // Drawn on the host (the same values on every device), then placed with the base layer.
     const a = init === 'gaussian' ? Tensor.randn([r, din], { seed, std: 1 / r }) : Tensor.rand([r, din], { seed, low: -1 / Math.sqrt(din), high: 1 / Math.sqrt(din) });
     this.loraA = new Linear(din, r, { bias: false, weight: a });
     this.loraB = new Linear(r, dout, { bias: false, weight: Tensor.zeros([dout, r]) });
     this.dropout = new Dropout(dropout, { seed: seed + 1 });
     this.dropout.train(base.training);
+    const device = base.weight.tensor.device;
+    if (device !== 'cpu') for (const m of [this.loraA, this.loraB, this.dropout]) m.to(device);
   }
 
   /** Whether the branch is folded into the base weight. */
@@ -119,7 +122,7 @@ export class LoraBranch implements LinearAdapter {
       invalidArgument(`backward of ${this.path}`, 'an unmerged LoRA layer', 'a merged one');
     if (!this.#gs || this.#gs.disposed || this.#gs.shape.length !== dy.shape.length || this.#gs.shape.some((d, i) => d !== dy.shape[i])) {
       this.#gs?.dispose();
-      this.#gs = Tensor.empty(dy.shape);
+      this.#gs = Tensor.empty(dy.shape, { device: dy.device });
     }
     const gs = scaleOp(dy, this.scale, this.#gs); // lora_B's output gradient s·g
     this.loraB.computeInputGrad = true;

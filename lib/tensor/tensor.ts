@@ -194,9 +194,28 @@ export class Tensor implements Disposable {
     return build(0, 0);
   }
 
-  /** Overwrites the values from a Float32Array of the same size. */
+  /**
+   * Overwrites the values from a Float32Array of the same size. On a device this is one
+   * upload (host values staged in a temporary host tensor, copied across, then freed).
+   */
   set(data: Float32Array): this {
-    this.handle.copyFromFloat32Array(data);
+    const h = this.handle;
+    if (h.device === 'cpu') {
+      h.copyFromFloat32Array(data);
+      return this;
+    }
+    const staged = Tensor.empty(this.#shape);
+    try {
+      staged.handle.copyFromFloat32Array(data);
+      const moved = staged.handle.to(h.device, { dtype: h.dtype === 'bfloat16' ? 'bfloat16' : undefined });
+      try {
+        native().copy(moved, h);
+      } finally {
+        moved.dispose();
+      }
+    } finally {
+      staged.dispose();
+    }
     return this;
   }
 

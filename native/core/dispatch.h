@@ -58,8 +58,11 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      TensorOpt max_exp_avg_sq, const cpu::AdamWParams& p))                                               \
   X(sgd_step, void, (const Tensor& param, const Tensor& grad, TensorOpt momentum_buf, const cpu::SgdParams& p))
 
-// The neural-network ops: entries of the op list with a CPU kernel only (native/core/nn.cpp
-// calls native/cpu directly). On any other device they raise "op X has no <device> kernel".
+// The neural-network ops: entries of the op list whose only kernels are the CPU ones
+// (native/core/nn.cpp checks, then calls native/cpu on the tensors' memory). They run on a
+// device whose table sets `cpu_nn` (its memory is host memory): the CPU, and the CPU loopback,
+// which registers the CPU table under the cuda id. On any other device (a real CUDA backend)
+// they raise "op X has no <device> kernel".
 #define KFAC_CPU_ONLY_OP_LIST(X)                                                                     \
   X(linear_forward) X(linear_backward) X(embedding_forward) X(embedding_backward)                    \
   X(layernorm_forward) X(layernorm_backward) X(rmsnorm_forward) X(rmsnorm_backward) X(gelu_forward)   \
@@ -71,6 +74,8 @@ struct Kernels {
 #define KFAC_KERNEL_SLOT(name, ret, params) ret(*name) params = nullptr;
   KFAC_OP_LIST(KFAC_KERNEL_SLOT)
 #undef KFAC_KERNEL_SLOT
+  // The CPU kernels of KFAC_CPU_ONLY_OP_LIST run on this device's memory (set by cpu_kernels()).
+  bool cpu_nn = false;
 };
 
 // Installs a backend: its memory functions and its kernels. Replaces what was there.
@@ -84,6 +89,12 @@ const Kernels& kernels_of(Device device);
 const Kernels& cpu_kernels();
 void enable_cpu_loopback();
 bool cpu_loopback_enabled();
+// Host↔device copies made through the loopback's memory functions since it was enabled
+// (tensor transfers `to`, uploads and downloads); device-to-device copies are not counted.
+struct LoopbackTransfers {
+  int64_t uploads = 0, downloads = 0, upload_bytes = 0, download_bytes = 0;
+};
+LoopbackTransfers loopback_transfers();
 
 // The op list, for the parity suite and the docs: every op's name and whether `device`
 // has a kernel for it.
@@ -104,8 +115,9 @@ F kernel(Device device, F Kernels::*slot, const char* op) {
 }
 #define KFAC_DISPATCH(device, op) ::kfac::kernel(device, &::kfac::Kernels::op, #op)
 
-// For ops with a CPU kernel only (KFAC_CPU_ONLY_OP_LIST).
-void require_cpu_kernel(Device device, const char* op);
+// For the ops of KFAC_CPU_ONLY_OP_LIST: DeviceError "op <name> has no <device> kernel" unless
+// the device's table has the CPU nn kernels (cpu_nn).
+void require_nn_kernels(Device device, const char* op);
 
 // The common device of an op's tensor arguments (nulls skipped). The first tensor sets it;
 // any other on a different device is a DeviceError naming that argument. Each tensor is

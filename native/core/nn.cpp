@@ -19,21 +19,32 @@ namespace kfac::nn {
 
 namespace {
 
-void in(const Tensor& t, const char* name) {
+// A float32 argument on the op's device (`dev`, set by its first tensor): a tensor on another
+// device is a DeviceError naming it.
+void in(const Tensor& t, const char* name, Device dev) {
+  check_defined(t, name);
   check_f32(t, name);
-  if (t.device() != Device::CPU)
-    throw_arg(ErrorCode::Device, name, "a device this build supports (cpu)", device_name(t.device()));
+  if (t.device() != dev)
+    throw_arg(ErrorCode::Device, name, std::string("a tensor on ") + device_name(dev) + " like the op's other arguments",
+              device_name(t.device()));
 }
 
-void in_opt(const Tensor* t, const char* name) {
-  if (t) in(*t, name);
+void in_opt(const Tensor* t, const char* name, Device dev) {
+  if (t) in(*t, name, dev);
 }
 
 // A Linear weight may be bfloat16 (a frozen base weight, [OUT, IN] layout only).
-bool weight_in(const Tensor& W, bool conv1d) {
-  if (W.defined() && W.dtype() == DType::BF16 && !conv1d && W.device() == Device::CPU) return true;
-  in(W, "W");
+bool weight_in(const Tensor& W, bool conv1d, Device dev) {
+  if (W.defined() && W.dtype() == DType::BF16 && !conv1d && W.device() == dev) return true;
+  in(W, "W", dev);
   return false;
+}
+
+// The device of an nn op (that of `first`), once it is known to have the op's kernels.
+Device nn_device(const Tensor& first, const char* first_name, const char* op) {
+  check_defined(first, first_name);
+  require_nn_kernels(first.device(), op);
+  return first.device();
 }
 
 // Rows of a [..., C] tensor: the product of its leading dimensions.
@@ -87,11 +98,11 @@ void check_eps(float eps) {
 // ---------------------------------------------------------------- linear
 
 void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d) {
-  require_cpu_kernel(x.device(), "linear_forward");
-  in(x, "x");
-  const bool bf16 = weight_in(W, conv1d);
-  in_opt(b, "b");
-  in(y, "y");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "linear_forward");
+  in(x, "x", dev);
+  const bool bf16 = weight_in(W, conv1d, dev);
+  in_opt(b, "b", dev);
+  in(y, "y", dev);
   check_rank(x, "x", 1, kMaxRank);
   check_rank(W, "W", 2, 2);
   const int64_t IN = x.dim(-1);
@@ -114,13 +125,13 @@ void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Ten
 
 void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
                      const Tensor* db, bool conv1d, bool accumulate_dx) {
-  require_cpu_kernel(x.device(), "linear_backward");
-  in(x, "x");
-  const bool bf16 = weight_in(W, conv1d);
-  in(dy, "dy");
-  in_opt(dx, "dx");
-  in_opt(dW, "dW");
-  in_opt(db, "db");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "linear_backward");
+  in(x, "x", dev);
+  const bool bf16 = weight_in(W, conv1d, dev);
+  in(dy, "dy", dev);
+  in_opt(dx, "dx", dev);
+  in_opt(dW, "dW", dev);
+  in_opt(db, "db", dev);
   check_rank(x, "x", 1, kMaxRank);
   check_rank(W, "W", 2, 2);
   const int64_t IN = x.dim(-1);
@@ -152,9 +163,9 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const T
 // ---------------------------------------------------------------- embedding
 
 void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out) {
-  require_cpu_kernel(W.device(), "embedding_forward");
-  in(W, "W");
-  in(out, "out");
+  [[maybe_unused]] const Device dev = nn_device(W, "W", "embedding_forward");
+  in(W, "W", dev);
+  in(out, "out", dev);
   check_rank(W, "W", 2, 2);
   check_rank(out, "out", 1, kMaxRank);
   const int64_t V = W.dim(0), C = W.dim(1);
@@ -167,9 +178,9 @@ void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Ten
 }
 
 void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW) {
-  require_cpu_kernel(dout.device(), "embedding_backward");
-  in(dout, "dout");
-  in(dW, "dW");
+  [[maybe_unused]] const Device dev = nn_device(dout, "dout", "embedding_backward");
+  in(dout, "dout", dev);
+  in(dW, "dW", dev);
   check_rank(dW, "dW", 2, 2);
   check_rank(dout, "dout", 1, kMaxRank);
   const int64_t V = dW.dim(0), C = dW.dim(1);
@@ -185,13 +196,13 @@ void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const
 
 void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
                        const Tensor& mean, const Tensor& rstd) {
-  require_cpu_kernel(x.device(), "layernorm_forward");
-  in(x, "x");
-  in(w, "w");
-  in_opt(b, "b");
-  in(out, "out");
-  in(mean, "mean");
-  in(rstd, "rstd");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "layernorm_forward");
+  in(x, "x", dev);
+  in(w, "w", dev);
+  in_opt(b, "b", dev);
+  in(out, "out", dev);
+  in(mean, "mean", dev);
+  in(rstd, "rstd", dev);
   check_rank(x, "x", 1, kMaxRank);
   check_eps(eps);
   const int64_t C = x.dim(-1), N = rows_of(x);
@@ -214,15 +225,15 @@ void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float 
 
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                         const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db) {
-  require_cpu_kernel(x.device(), "layernorm_backward");
-  in(x, "x");
-  in(w, "w");
-  in(mean, "mean");
-  in(rstd, "rstd");
-  in(dout, "dout");
-  in_opt(dx, "dx");
-  in_opt(dw, "dw");
-  in_opt(db, "db");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "layernorm_backward");
+  in(x, "x", dev);
+  in(w, "w", dev);
+  in(mean, "mean", dev);
+  in(rstd, "rstd", dev);
+  in(dout, "dout", dev);
+  in_opt(dx, "dx", dev);
+  in_opt(dw, "dw", dev);
+  in_opt(db, "db", dev);
   check_rank(x, "x", 1, kMaxRank);
   const int64_t C = x.dim(-1), N = rows_of(x);
   check_shape(w, "w", {C});
@@ -247,11 +258,11 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
 }
 
 void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
-  require_cpu_kernel(x.device(), "rmsnorm_forward");
-  in(x, "x");
-  in(w, "w");
-  in(out, "out");
-  in(rstd, "rstd");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "rmsnorm_forward");
+  in(x, "x", dev);
+  in(w, "w", dev);
+  in(out, "out", dev);
+  in(rstd, "rstd", dev);
   check_rank(x, "x", 1, kMaxRank);
   check_eps(eps);
   const int64_t C = x.dim(-1), N = rows_of(x);
@@ -266,13 +277,13 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& 
 
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
                       const Tensor* dx, const Tensor* dw) {
-  require_cpu_kernel(x.device(), "rmsnorm_backward");
-  in(x, "x");
-  in(w, "w");
-  in(rstd, "rstd");
-  in(dout, "dout");
-  in_opt(dx, "dx");
-  in_opt(dw, "dw");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "rmsnorm_backward");
+  in(x, "x", dev);
+  in(w, "w", dev);
+  in(rstd, "rstd", dev);
+  in(dout, "dout", dev);
+  in_opt(dx, "dx", dev);
+  in_opt(dw, "dw", dev);
   check_rank(x, "x", 1, kMaxRank);
   const int64_t C = x.dim(-1), N = rows_of(x);
   check_shape(w, "w", {C});
@@ -295,15 +306,16 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
 
 namespace {
 void pointwise(const Tensor& x, const char* xn, const Tensor& o, const char* on) {
-  in(x, xn);
-  in(o, on);
+  const Device dev = x.device();
+  in(x, xn, dev);
+  in(o, on, dev);
   check_same_shape(x, xn, o, on);
   same_or_separate(x, xn, o, on);
 }
 void pointwise3(const Tensor& x, const char* xn, const Tensor& g, const char* gn, const Tensor& o,
                 const char* on) {
   pointwise(x, xn, o, on);
-  in(g, gn);
+  in(g, gn, x.device());
   check_same_shape(x, xn, g, gn);
   same_or_separate(g, gn, o, on);
 }
@@ -314,40 +326,40 @@ cpu::GeluKind gelu_kind(int kind) {
 }  // namespace
 
 void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
-  require_cpu_kernel(x.device(), "gelu_forward");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "gelu_forward");
   cpu::GeluKind k = gelu_kind(kind);
   pointwise(x, "x", out, "out");
   cpu::gelu_forward(x.f32(), out.f32(), x.numel(), k);
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
-  require_cpu_kernel(x.device(), "gelu_backward");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "gelu_backward");
   cpu::GeluKind k = gelu_kind(kind);
   pointwise3(x, "x", dout, "dout", dx, "dx");
   cpu::gelu_backward(x.f32(), dout.f32(), dx.f32(), x.numel(), k);
 }
 
 void silu_forward(const Tensor& x, const Tensor& out) {
-  require_cpu_kernel(x.device(), "silu_forward");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "silu_forward");
   pointwise(x, "x", out, "out");
   cpu::silu_forward(x.f32(), out.f32(), x.numel());
 }
 
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
-  require_cpu_kernel(x.device(), "silu_backward");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "silu_backward");
   pointwise3(x, "x", dout, "dout", dx, "dx");
   cpu::silu_backward(x.f32(), dout.f32(), dx.f32(), x.numel());
 }
 
 void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  require_cpu_kernel(gate.device(), "swiglu_forward");
+  [[maybe_unused]] const Device dev = nn_device(gate, "gate", "swiglu_forward");
   pointwise3(gate, "gate", up, "up", out, "out");
   cpu::swiglu_forward(gate.f32(), up.f32(), out.f32(), gate.numel());
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
                      const Tensor& dup) {
-  require_cpu_kernel(gate.device(), "swiglu_backward");
+  [[maybe_unused]] const Device dev = nn_device(gate, "gate", "swiglu_backward");
   pointwise3(gate, "gate", up, "up", dgate, "dgate");
   pointwise3(gate, "gate", dout, "dout", dup, "dup");
   same_or_separate(up, "up", dup, "dup");
@@ -360,9 +372,9 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
 
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
                                  const Tensor* dlogits, int32_t ignore_index, float dscale) {
-  require_cpu_kernel(logits.device(), "cross_entropy");
-  in(logits, "logits");
-  in_opt(dlogits, "dlogits");
+  [[maybe_unused]] const Device dev = nn_device(logits, "logits", "cross_entropy");
+  in(logits, "logits", dev);
+  in_opt(dlogits, "dlogits", dev);
   check_rank(logits, "logits", 1, kMaxRank);
   check_finite_scalar(dscale, "dscale");
   const int64_t V = logits.dim(-1), N = rows_of(logits);
@@ -388,10 +400,11 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, i
 namespace {
 cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                                   float scale, int64_t kv_len) {
-  in(q, "q");
-  in(k, "k");
-  in(v, "v");
-  in_opt(mask, "mask");
+  const Device dev = q.device();
+  in(q, "q", dev);
+  in(k, "k", dev);
+  in(v, "v", dev);
+  in_opt(mask, "mask", dev);
   check_rank(q, "q", 4, 4);
   check_rank(k, "k", 4, 4);
   check_same_shape(k, "k", v, "v");
@@ -423,12 +436,12 @@ void check_attention_dropout(float p) {
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
                        float dropout, uint64_t seed) {
-  require_cpu_kernel(q.device(), "attention_forward");
+  [[maybe_unused]] const Device dev = nn_device(q, "q", "attention_forward");
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
-  in(out, "out");
-  in(lse, "lse");
+  in(out, "out", dev);
+  in(lse, "lse", dev);
   check_shape(out, "out", q.shape());
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
   for (const Tensor* t : {&q, &k, &v, mask}) {
@@ -444,15 +457,15 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
                         uint64_t seed) {
-  require_cpu_kernel(q.device(), "attention_backward");
+  [[maybe_unused]] const Device dev = nn_device(q, "q", "attention_backward");
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
-  in(lse, "lse");
-  in(dout, "dout");
-  in(dq, "dq");
-  in(dk, "dk");
-  in(dv, "dv");
+  in(lse, "lse", dev);
+  in(dout, "dout", dev);
+  in(dq, "dq", dev);
+  in(dk, "dk", dev);
+  in(dv, "dv", dev);
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
   check_shape(dout, "dout", q.shape());
   check_shape(dq, "dq", q.shape());
@@ -468,9 +481,9 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
-  require_cpu_kernel(src.device(), "kv_cache_write");
-  in(src, "src");
-  in(cache, "cache");
+  [[maybe_unused]] const Device dev = nn_device(src, "src", "kv_cache_write");
+  in(src, "src", dev);
+  in(cache, "cache", dev);
   check_rank(src, "src", 4, 4);
   check_rank(cache, "cache", 4, 4);
   if (src.dim(0) != cache.dim(0) || src.dim(2) != cache.dim(2) || src.dim(3) != cache.dim(3))
@@ -491,8 +504,9 @@ void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
 namespace {
 cpu::RopeKind rope_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, int64_t offset,
                          double base, int kind) {
-  in(x, xn);
-  in(o, on);
+  const Device dev = x.device();
+  in(x, xn, dev);
+  in(o, on, dev);
   check_rank(x, xn, 4, 4);
   check_same_shape(x, xn, o, on);
   same_or_separate(x, xn, o, on);
@@ -508,13 +522,13 @@ cpu::RopeKind rope_check(const Tensor& x, const char* xn, const Tensor& o, const
 }  // namespace
 
 void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind) {
-  require_cpu_kernel(x.device(), "rope_forward");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "rope_forward");
   cpu::RopeKind k = rope_check(x, "x", out, "out", offset, base, kind);
   cpu::rope_forward(x.f32(), out.f32(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), offset, base, k);
 }
 
 void rope_backward(const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind) {
-  require_cpu_kernel(dout.device(), "rope_backward");
+  [[maybe_unused]] const Device dev = nn_device(dout, "dout", "rope_backward");
   cpu::RopeKind k = rope_check(dout, "dout", dx, "dx", offset, base, kind);
   cpu::rope_backward(dout.f32(), dx.f32(), dout.dim(0), dout.dim(1), dout.dim(2), dout.dim(3), offset, base, k);
 }
@@ -530,13 +544,13 @@ void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char*
 }  // namespace
 
 void dropout_forward(const Tensor& x, const Tensor& out, float p, uint64_t seed) {
-  require_cpu_kernel(x.device(), "dropout_forward");
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "dropout_forward");
   dropout_check(x, "x", out, "out", p);
   cpu::dropout_forward(x.f32(), out.f32(), x.numel(), p, seed);
 }
 
 void dropout_backward(const Tensor& dout, const Tensor& dx, float p, uint64_t seed) {
-  require_cpu_kernel(dout.device(), "dropout_backward");
+  [[maybe_unused]] const Device dev = nn_device(dout, "dout", "dropout_backward");
   dropout_check(dout, "dout", dx, "dx", p);
   cpu::dropout_backward(dout.f32(), dx.f32(), dout.numel(), p, seed);
 }

@@ -269,6 +269,7 @@ const Kernels& cpu_kernels() {
 #define KFAC_CPU_ENTRY(name, ret, params) t.name = name;
     KFAC_OP_LIST(KFAC_CPU_ENTRY)
 #undef KFAC_CPU_ENTRY
+    t.cpu_nn = true;
     return t;
   }();
   return k;

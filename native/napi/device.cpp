@@ -46,11 +46,25 @@ KFAC_BINDING(CpuLoopback) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// _loopbackTransfers() → { uploads, downloads, uploadBytes, downloadBytes }: host↔device
+// copies made through the CPU loopback since it was enabled (tests only).
+KFAC_BINDING(LoopbackTransferCount) {
+  Napi::Env env = info.Env();
+  const kfac::LoopbackTransfers t = loopback_transfers();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("uploads", double(t.uploads));
+  o.Set("downloads", double(t.downloads));
+  o.Set("uploadBytes", double(t.upload_bytes));
+  o.Set("downloadBytes", double(t.download_bytes));
+  return o;
+}
+
 const Binding kBindings[] = {
     {"opList", OpList},
     {"synchronize", Synchronize},
     {"deviceAvailable", DeviceAvailable},
     {"_cpuLoopback", CpuLoopback},
+    {"_loopbackTransfers", LoopbackTransferCount},
 };
 
 }  // namespace

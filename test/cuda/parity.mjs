@@ -499,9 +499,11 @@ export const cases = [
 ];
 
 /**
- * The neural-network ops have a CPU kernel only; their CPU parity lives in test/nn/nn-*.test.ts
- * (float64 references and finite differences). On the second device each must be the typed
- * "no cuda kernel" error, which `missingKernelCase` checks for a representative pair.
+ * The neural-network ops have CPU kernels only; their CPU parity lives in test/nn/nn-*.test.ts
+ * (float64 references and finite differences). On a real GPU each must be the typed "no cuda
+ * kernel" error; the CPU loopback registers the CPU nn kernels under the cuda id, so there they
+ * run and equal the CPU's (the device case below checks a representative pair either way;
+ * test/cuda/cuda-placement.test.ts runs whole training steps through them).
  */
 export const cpuOnly = [
   'linear_forward', 'linear_backward', 'embedding_forward', 'embedding_backward', 'layernorm_forward', 'layernorm_backward',
@@ -522,8 +524,23 @@ export const deviceCases = [
       const gone = a.to('cuda');
       gone.dispose();
       assert.throws(() => ops.sum(gone), DisposedError);
-      assert.throws(() => nn.functional.geluForward(d, d), (e) => e instanceof DeviceError && /op gelu_forward has no cuda kernel/.test(e.message));
-      assert.throws(() => native().linearForward(d.handle, d.handle, null, d.handle, {}), (e) => e instanceof DeviceError && /op linear_forward has no cuda kernel/.test(e.message));
+      if (native().cuda) {
+        assert.throws(() => nn.functional.geluForward(d, d), (e) => e instanceof DeviceError && /op gelu_forward has no cuda kernel/.test(e.message));
+        assert.throws(() => native().linearForward(d.handle, d.handle, null, d.handle, {}), (e) => e instanceof DeviceError && /op linear_forward has no cuda kernel/.test(e.message));
+      } else {
+        // the loopback has the CPU nn kernels: same values as on the CPU, outputs on cuda
+        const y = poisoned([3, 3], 'cuda'), yh = poisoned([3, 3], 'cpu');
+        nn.functional.geluForward(d, y);
+        nn.functional.geluForward(a, yh);
+        assert.deepEqual(read(y), read(yh));
+        const w = host([2, 3]);
+        const out = poisoned([3, 2], 'cuda');
+        nn.functional.linearForward(d, w.to('cuda'), null, out);
+        relClose(read(out), gemm64(read(a), read(w), 3, 2, 3, false, true).c, 1e-6, 'linear_forward on the loopback');
+        assert.ok(native().opList().filter((o) => cpuOnly.includes(o.name)).every((o) => o.cuda), 'the loopback lists the nn kernels under cuda');
+      }
+      // an nn op with arguments on two devices names the odd one
+      assert.throws(() => nn.functional.geluForward(d, Tensor.zeros([3, 3])), (e) => e instanceof DeviceError && e.argument === 'out');
       assert.equal(read(d).length, 9, 'the device keeps working after the errors');
     },
   },
