@@ -20,7 +20,7 @@ describe('kfac-peft train --peft', () => {
     const out = join(tmp, 'run-ia3');
     const r = cli(tmp, ['train', '--model', model, '--data', data, '--peft', 'ia3', '--optimizer', 'kfac', '--lr', '0.1', '--steps', '30', '--batch-size', '16', '--max-length', '24', '--seed', '3', '--out', out, '--json', '--quiet']);
     expect(r.code, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout) as { steps: number; diverged: boolean };
+    const summary = JSON.parse(r.stdout) as { steps: number; diverged: boolean; final: number };
     expect(summary.steps).toBe(30);
     expect(summary.diverged).toBe(false);
     const cfg = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
@@ -32,6 +32,11 @@ describe('kfac-peft train --peft', () => {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(mean(losses.slice(-8))).toBeLessThan(mean(losses.slice(0, 8)));
+    // eval reads the IA3 adapter back
+    const e = cli(tmp, ['eval', '--model', model, '--data', data, '--adapter', join(out, 'adapter'), '--max-length', '24', '--seed', '3', '--json']);
+    expect(e.code, e.stderr).toBe(0);
+    const ev = JSON.parse(e.stdout) as { metrics: { accuracy: number } };
+    expect(ev.metrics.accuracy).toBeCloseTo(summary.final, 6); // the saved adapter (vectors and head) reproduces the run's final dev accuracy
   });
 
   test('bitfit on LLaMA (no biases) exits non-zero naming the problem; a bad --peft is a usage error', () => {
