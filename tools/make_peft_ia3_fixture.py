@@ -5,9 +5,10 @@
       peft's save_pretrained (IA3 on k_proj, v_proj, down_proj; down_proj feed-forward), with
       random ia3_l values so that the adapter changes the outputs, and expected.json: the input
       ids and the float32 eval-mode logits of the adapted model.
-  python tools/make_peft_ia3_fixture.py --check DIR
-      loads DIR (an adapter saved by this library) with peft's PeftModel.from_pretrained onto the
-      same base and prints the largest |logit difference| against DIR/expected.json.
+  python tools/make_peft_ia3_fixture.py --check DIR [BASE]
+      loads DIR (an adapter saved by this library) with peft's PeftModel.from_pretrained onto BASE
+      (default the tiny LLaMA; any causal-LM fixture folder, e.g. test/fixtures/models/gpt2-lm) and
+      prints the largest |logit difference| against DIR/expected.json ({inputIds, logits}, 2 rows).
 
 Needs torch, transformers, peft, safetensors.
 """
@@ -20,7 +21,7 @@ import peft
 import torch
 import transformers
 from peft import IA3Config, PeftModel, get_peft_model
-from transformers import LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASE = os.path.join(HERE, '..', 'test', 'fixtures', 'models', 'llama-gqa')
@@ -64,17 +65,19 @@ def make():
     print('wrote', OUT)
 
 
-def check(d):
-    model = PeftModel.from_pretrained(base(), d).eval()
+def check(d, base_dir=None):
+    b = base() if base_dir is None else AutoModelForCausalLM.from_pretrained(base_dir, attn_implementation='eager').float().eval()
+    model = PeftModel.from_pretrained(b, d).eval()
     exp = json.load(open(os.path.join(d, 'expected.json')))
-    assert exp['inputIds'] == [i for row in IDS for i in row]
-    err = (logits(model).reshape(-1) - torch.tensor(exp['logits'])).abs().max().item()
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(exp['inputIds']).reshape(2, -1)).logits
+    err = (out.reshape(-1) - torch.tensor(exp['logits'])).abs().max().item()
     print(f'peft {peft.__version__} loaded {d}: max |logit diff| = {err:.3g}')
     sys.exit(0 if err < 1e-5 else 1)
 
 
 if __name__ == '__main__':
-    if len(sys.argv) == 3 and sys.argv[1] == '--check':
-        check(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == '--check':
+        check(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else None)
     else:
         make()
