@@ -33,6 +33,8 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'label-column': { key: 'labelColumn', kind: { t: 'string' }, help: 'column of the label (default label)' },
   'train-limit': { key: 'trainLimit', kind: int(1), help: 'use at most N training examples / documents' },
   'eval-limit': { key: 'evalLimit', kind: int(1), help: 'use at most N dev examples (causal LM: blocks)' },
+  peft: { key: 'peft', kind: { t: 'enum', values: ['lora', 'ia3', 'bitfit'] }, help: 'lora (default) | ia3 (scaling vectors) | bitfit (biases only)' },
+  'feedforward-modules': { key: 'feedforwardModules', kind: { t: 'list' }, help: 'IA3: targets whose input is scaled (default: the family\'s FFN output projection)' },
   'lora-r': { key: 'loraR', kind: int(1), help: `LoRA rank (default ${DEFAULTS.loraR})` },
   'lora-alpha': { key: 'loraAlpha', kind: num(0, 1e6, 'min'), help: `LoRA alpha (default ${DEFAULTS.loraAlpha})` },
   'lora-dropout': { key: 'loraDropout', kind: num(0, 1, 'max'), help: 'LoRA dropout (default 0)' },

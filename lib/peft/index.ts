@@ -23,3 +23,10 @@ export { loadCheckpoint, loadOptimizerState, OPTIMIZER_META, OPTIMIZER_WEIGHTS, 
 export type { AnyOptimizer, Checkpoint } from './checkpoint.js';
 export { writeFilesAtomic } from '../util/atomic.js';
 export type { PendingFile } from '../util/atomic.js';
+export { applyIa3, Ia3Branch, ia3HeadParameters, ia3State, mergeIa3, removeIa3, resolveIa3Config, unmergeIa3 } from './ia3.js';
+export type { Ia3Config, Ia3State, ResolvedIa3Config } from './ia3.js';
+export { ia3AdapterTensors, ia3ConfigFromPeft, ia3ConfigJson, loadIa3Adapter, saveIa3Adapter } from './ia3-adapter.js';
+export { columnParam, kfacLayersForIa3 } from './ia3-kfac.js';
+export { applyBitfit, BitfitError, bitfitState, loadBitfit, removeBitfit, saveBitfit } from './bitfit.js';
+export type { BitfitConfig, BitfitState } from './bitfit.js';
+export { kfacLayersForBitfit, untrackedTrainable } from './bitfit-kfac.js';

@@ -20,7 +20,21 @@ import { clipGradNorm } from '../optim/clip.js';
 import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
 import { SGD } from '../optim/sgd.js';
 import { Shampoo } from '../optim/shampoo.js';
-import { applyLora, kfacLayersForLora, loadCheckpoint, saveAdapter, saveCheckpoint, untrackedParameters } from '../peft/index.js';
+import {
+  applyBitfit,
+  applyIa3,
+  applyLora,
+  kfacLayersForBitfit,
+  kfacLayersForIa3,
+  kfacLayersForLora,
+  loadCheckpoint,
+  saveAdapter,
+  saveBitfit,
+  saveCheckpoint,
+  saveIa3Adapter,
+  untrackedParameters,
+  untrackedTrainable,
+} from '../peft/index.js';
 import { DataError } from './data.js';
 import { resolveData, type ResolvedData } from './datasets.js';
 import { CausalLmTask, ClassificationTask } from './tasks.js';
@@ -43,6 +57,10 @@ export interface RunConfig {
   trainLimit?: number;
   /** Cap on dev examples (classification) or dev blocks (causal LM). */
   evalLimit?: number;
+  /** The PEFT method (default 'lora'). */
+  peft?: 'lora' | 'ia3' | 'bitfit';
+  /** IA3: the targets whose input is scaled (default: the family's FFN output projection). */
+  feedforwardModules?: string[] | 'all-linear';
   loraR: number;
   loraAlpha: number;
   loraDropout: number;
@@ -116,6 +134,13 @@ const DEFAULT_TARGETS: Record<string, string[]> = {
   gpt2: ['c_attn'],
 };
 
+/** PEFT's default IA3 targets per architecture, and the feed-forward ones among them. */
+const IA3_TARGETS: Record<string, { targets: string[]; ff: string[] }> = {
+  llama: { targets: ['k_proj', 'v_proj', 'down_proj'], ff: ['down_proj'] },
+  bert: { targets: ['key', 'value', 'output.dense', 'k_lin', 'v_lin', 'lin2'], ff: ['output.dense', 'lin2'] },
+  gpt2: { targets: ['c_attn', 'mlp.c_proj'], ff: ['mlp.c_proj'] },
+};
+
 export interface PreparedRun {
   config: RunConfig;
   data: ResolvedData;
@@ -146,6 +171,20 @@ export function buildModel(p: PreparedRun): TransformerModel {
   if (model.config.vocabSize < p.codec.vocabSize) throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
   const family = model.config.family;
   const names = new Set(model.namedModules().map(([n]) => n.slice(n.lastIndexOf('.') + 1)));
+  const paths = model.namedModules().map(([n]) => n);
+  const present = (t: string) => paths.some((p) => p === t || p.endsWith(`.${t}`));
+  if (c.peft === 'bitfit') {
+    applyBitfit(model, { targetModules: c.targets === 'all-linear' ? null : (c.targets ?? null), baseModelNameOrPath: c.model });
+    return model;
+  }
+  if (c.peft === 'ia3') {
+    const d = IA3_TARGETS[family]!;
+    if (c.targets === 'all-linear' || c.feedforwardModules === 'all-linear') throw new ConfigError("--peft ia3: name the target modules ('all-linear' is a LoRA shorthand)");
+    const targets = c.targets ?? d.targets.filter(present);
+    const ff = c.feedforwardModules ?? d.ff.filter((t) => present(t) && targets.includes(t));
+    applyIa3(model, { targetModules: targets, feedforwardModules: ff.length ? ff : null, baseModelNameOrPath: c.model }, c.seed);
+    return model;
+  }
   const targets = c.targets ?? DEFAULT_TARGETS[family]!.filter((t) => names.has(t));
   applyLora(model, { targetModules: targets, r: c.loraR, alpha: c.loraAlpha, dropout: c.loraDropout, seed: c.seed, baseModelNameOrPath: c.model });
   return model;
@@ -174,8 +213,9 @@ export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
   if (c.optimizer === 'kfac') {
-    const layers = kfacLayersForLora(model, { heads: true });
-    const inner = new KFAC(layers, untrackedParameters(model, layers), {
+    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : kfacLayersForLora(model, { heads: true });
+    const extra = c.peft === 'ia3' || c.peft === 'bitfit' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
+    const inner = new KFAC(layers, extra, {
       lr,
       momentum: c.momentum,
       weightDecay: c.weightDecay,
@@ -272,6 +312,7 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     const { monitor, mode } = monitorOf(p.data);
     let resume: TrainerState | undefined;
     const interruptDir = join(outDir, INTERRUPTED);
+    if (hooks.resume && c.peft !== undefined && c.peft !== 'lora') throw new ConfigError(`--resume: checkpoints of --peft ${c.peft} runs hold the adapter only (resume is available for lora)`);
     if (hooks.resume) {
       const from = newestCheckpoint(outDir);
       if (!from) throw new ConfigError(`--resume: no checkpoint in ${outDir} (neither ${join(outDir, CHECKPOINTS, 'step-*')} nor ${interruptDir})`);
@@ -294,7 +335,9 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     if (!resume) rmSync(logFile, { force: true });
     else truncateLog(logFile, resume.step);
     writeJsonAtomic(join(outDir, 'config.json'), c);
-    task.save = (dir: string, state: TrainerState) => saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state, rng: dropoutState(model) } });
+    const saveMethod = (dir: string) => (c.peft === 'ia3' ? saveIa3Adapter(model, dir) : c.peft === 'bitfit' ? saveBitfit(model, dir) : saveAdapter(model, dir));
+    task.save = (dir: string, state: TrainerState) =>
+      c.peft === 'ia3' || c.peft === 'bitfit' ? saveMethod(dir) : saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state, rng: dropoutState(model) } });
     const trainer = new Trainer(task, opt, {
       maxSteps: totalSteps,
       epochs,
@@ -313,7 +356,7 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
       ...(resume ? { resume } : {}),
     });
     const fit = await trainer.fit();
-    if (!fit.interrupted) saveAdapter(model, join(outDir, 'adapter'));
+    if (!fit.interrupted) saveMethod(join(outDir, 'adapter'));
     const result: RunResult = { name: c.name, config: c, fit, totalSteps, monitor, mode, outDir };
     writeJsonAtomic(join(outDir, 'run.json'), runSummary(result));
     if ('dispose' in opt.inner) opt.inner.dispose();
