@@ -10,16 +10,16 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, KfacError, Tensor } from '../lib/index.js';
-import { KFAC } from '../lib/kfac/kfac-optimizer.js';
-import { KfacPreconditioner } from '../lib/kfac/preconditioner.js';
-import { createGpt2, createLlama } from '../lib/models/index.js';
-import { Linear } from '../lib/nn/layers.js';
-import { Module } from '../lib/nn/module.js';
-import { applyBitfit, BitfitError, bitfitState, loadBitfit, saveBitfit } from '../lib/peft/bitfit.js';
-import { kfacLayersForBitfit, untrackedTrainable } from '../lib/peft/bitfit-kfac.js';
-import { solve } from './dense-layer.js';
-import { expectClose, fdGrad, input } from './nn-helpers.js';
+import { ConfigError, KfacError, Tensor } from '../../lib/index.js';
+import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
+import { createGpt2, createLlama } from '../../lib/models/index.js';
+import { Linear } from '../../lib/nn/layers.js';
+import { Module } from '../../lib/nn/module.js';
+import { applyBitfit, BitfitError, bitfitState, loadBitfit, saveBitfit } from '../../lib/peft/bitfit.js';
+import { kfacLayersForBitfit, untrackedTrainable } from '../../lib/peft/bitfit-kfac.js';
+import { solve } from '../support/dense-layer.js';
+import { expectClose, fdGrad, input } from '../support/nn-helpers.js';
 
 class Net extends Module {
   readonly proj: Linear;

@@ -12,19 +12,19 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, KfacError, Tensor } from '../lib/index.js';
-import { KfacPreconditioner } from '../lib/kfac/preconditioner.js';
-import { loadModel } from '../lib/models/index.js';
-import { Linear } from '../lib/nn/layers.js';
-import { Module } from '../lib/nn/module.js';
-import { applyIa3, ia3State, mergeIa3, removeIa3, unmergeIa3 } from '../lib/peft/ia3.js';
-import { loadIa3Adapter, saveIa3Adapter } from '../lib/peft/ia3-adapter.js';
-import { kfacLayersForIa3 } from '../lib/peft/ia3-kfac.js';
-import { solve } from './dense-layer.js';
-import { expectClose, fdGrad, input } from './nn-helpers.js';
+import { ConfigError, KfacError, Tensor } from '../../lib/index.js';
+import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
+import { loadModel } from '../../lib/models/index.js';
+import { Linear } from '../../lib/nn/layers.js';
+import { Module } from '../../lib/nn/module.js';
+import { applyIa3, ia3State, mergeIa3, removeIa3, unmergeIa3 } from '../../lib/peft/ia3.js';
+import { loadIa3Adapter, saveIa3Adapter } from '../../lib/peft/ia3-adapter.js';
+import { kfacLayersForIa3 } from '../../lib/peft/ia3-kfac.js';
+import { solve } from '../support/dense-layer.js';
+import { expectClose, fdGrad, input } from '../support/nn-helpers.js';
 
-const FIX = join(import.meta.dirname, 'fixtures', 'peft', 'ia3-llama');
-const BASE = join(import.meta.dirname, 'fixtures', 'models', 'llama-gqa');
+const FIX = join(import.meta.dirname, '..', 'fixtures', 'peft', 'ia3-llama');
+const BASE = join(import.meta.dirname, '..', 'fixtures', 'models', 'llama-gqa');
 
 class Net extends Module {
   readonly proj: Linear;

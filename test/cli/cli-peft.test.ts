@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, test } from 'vitest';
 
-import { cli, tinySetup } from './tiny-cli.js';
+import { cli, tinySetup } from '../support/tiny-cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kfac-cli-peft-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
