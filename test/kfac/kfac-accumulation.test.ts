@@ -10,17 +10,7 @@ import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
 import { Trainer, type TrainerTask } from '../../lib/train/trainer.js';
 import { DenseLayer } from '../support/dense-layer.js';
-import { randomF32 } from '../support/helpers.js';
-
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i]! - want[i]!));
-    den = Math.max(den, Math.abs(want[i]!));
-  }
-  return num / den;
-}
+import { maxRel, randomF32 } from '../support/helpers.js';
 
 const rows = (x: Float32Array, d: number, from: number, to: number) => x.slice(from * d, to * d);
 

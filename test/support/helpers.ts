@@ -7,6 +7,17 @@ export function rng(seed: number): () => number {
   return mulberry32(seed, 0);
 }
 
+/** max |got − want| over max |want| (over 1 when `want` is all zero). */
+export function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num = Math.max(num, Math.abs(got[i]! - want[i]!));
+    den = Math.max(den, Math.abs(want[i]!));
+  }
+  return num / (den || 1);
+}
+
 /** n uniform values in [-1, 1) as float32. */
 export function randomF32(n: number, seed: number): Float32Array {
   const r = rng(seed);
