@@ -5,11 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, ops, Tensor } from '../../lib/index.js';
+import { ConfigError, Tensor } from '../../lib/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
 import { Trainer, type TrainerTask } from '../../lib/train/trainer.js';
-import { DenseLayer } from '../support/dense-layer.js';
+import { DenseGradTask, DenseLayer } from '../support/dense-layer.js';
 import { maxRel, randomF32 } from '../support/helpers.js';
 
 const rows = (x: Float32Array, d: number, from: number, to: number) => x.slice(from * d, to * d);
@@ -73,19 +73,18 @@ describe('K-FAC accumulation', () => {
 });
 
 /** y = W x over a fixed data set; loss ½‖y − t‖² averaged over the batch; one DenseLayer. */
-class Regression implements TrainerTask<number[]> {
+class Regression extends DenseGradTask implements TrainerTask<number[]> {
   readonly layer: DenseLayer;
   readonly X: Float32Array;
   readonly Y: Float32Array;
-  readonly gw: Tensor;
   constructor(
     readonly batch: number,
     readonly n = 12,
   ) {
+    super(3, 4);
     this.layer = new DenseLayer('fc', randomF32(3 * 4, 5), 3, 4);
     this.X = randomF32(n * 4, 6);
     this.Y = randomF32(n * 3, 7);
-    this.gw = Tensor.zeros([3, 4]);
     this.layer.weight.grad = this.gw;
   }
   *batches(): Iterable<number[]> {
@@ -104,23 +103,8 @@ class Regression implements TrainerTask<number[]> {
         dy[r * 3 + j] = e / B;
       }
     });
-    this.layer.weight.grad = null; // DenseLayer.backward disposes and overwrites its grad
-    const g = this.layer.backward(Tensor.from(dy, [B, 3]));
-    g.dispose();
-    const got = this.layer.weight.grad as unknown as Tensor;
-    ops.add(this.gw, got, this.gw);
-    got.dispose();
-    this.layer.weight.grad = this.gw;
+    this.accumulate(Tensor.from(dy, [B, 3]));
     return { loss, batchSize: B };
-  }
-  zeroGrad() {
-    ops.fill(this.gw, 0);
-  }
-  grads() {
-    return [this.gw];
-  }
-  evaluate() {
-    return { loss: 0, metrics: {} };
   }
 }
 

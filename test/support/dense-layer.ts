@@ -73,6 +73,33 @@ export class DenseLayer implements KfacLayer {
   }
 }
 
+/** Trainer-task plumbing over one DenseLayer: its weight gradient accumulates across micro-batches in `gw`. */
+export abstract class DenseGradTask {
+  abstract readonly layer: DenseLayer;
+  readonly gw: Tensor;
+  constructor(dout: number, din: number) {
+    this.gw = Tensor.zeros([dout, din]);
+  }
+  /** Backpropagates `dy` ([B, dout]) through the layer and adds its weight gradient into `gw`. */
+  protected accumulate(dy: Tensor): void {
+    this.layer.weight.grad = null; // DenseLayer.backward disposes and overwrites its grad
+    this.layer.backward(dy).dispose();
+    const got = this.layer.weight.grad as unknown as Tensor;
+    ops.add(this.gw, got, this.gw);
+    got.dispose();
+    this.layer.weight.grad = this.gw;
+  }
+  zeroGrad() {
+    ops.fill(this.gw, 0);
+  }
+  grads() {
+    return [this.gw];
+  }
+  evaluate() {
+    return { loss: 0, metrics: {} };
+  }
+}
+
 export function gradNorm(ts: (Tensor | null | undefined)[]): number {
   let s = 0;
   for (const t of ts) if (t) s += ops.sumSquares(t);
