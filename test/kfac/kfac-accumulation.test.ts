@@ -91,20 +91,9 @@ class Regression extends DenseGradTask implements TrainerTask<number[]> {
     for (let i = 0; i + this.batch <= this.n; i += this.batch) yield Array.from({ length: this.batch }, (_, k) => i + k);
   }
   lossAndBackward(idx: number[]) {
-    const B = idx.length;
-    const x = Tensor.from(Float32Array.from(idx.flatMap((i) => Array.from(this.X.subarray(i * 4, i * 4 + 4)))), [B, 4]);
-    const y = this.layer.forward(x).toArray();
-    const dy = new Float32Array(B * 3);
-    let loss = 0;
-    idx.forEach((i, r) => {
-      for (let j = 0; j < 3; j++) {
-        const e = y[r * 3 + j]! - this.Y[i * 3 + j]!;
-        loss += (0.5 * e * e) / B;
-        dy[r * 3 + j] = e / B;
-      }
-    });
-    this.accumulate(Tensor.from(dy, [B, 3]));
-    return { loss, batchSize: B };
+    const { loss, dy } = this.squaredLoss(idx, this.X, (i, j) => this.Y[i * 3 + j]!);
+    this.accumulate(dy);
+    return { loss, batchSize: idx.length };
   }
 }
 

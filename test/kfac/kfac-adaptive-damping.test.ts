@@ -135,21 +135,13 @@ class Regression extends DenseGradTask implements TrainerTask<number[]> {
   }
   #run(idx: number[], backward: boolean) {
     this.forwards += 1;
-    const B = idx.length;
-    const x = Tensor.from(Float32Array.from(idx.flatMap((i) => Array.from(this.X.subarray(i * 4, i * 4 + 4)))), [B, 4]);
-    const y = this.layer.forward(x).toArray();
-    const dy = new Float32Array(B * 3);
-    let loss = 0;
-    idx.forEach((i, r) => {
-      for (let j = 0; j < 3; j++) {
-        let t = 0;
-        for (let k = 0; k < 4; k++) t += this.Wt[j * 4 + k]! * this.X[i * 4 + k]!;
-        const e = y[r * 3 + j]! - t;
-        loss += (0.5 * e * e) / B;
-        dy[r * 3 + j] = e / B;
-      }
+    const { loss, dy } = this.squaredLoss(idx, this.X, (i, j) => {
+      let t = 0;
+      for (let k = 0; k < 4; k++) t += this.Wt[j * 4 + k]! * this.X[i * 4 + k]!;
+      return t;
     });
-    if (backward) this.accumulate(Tensor.from(dy, [B, 3]));
+    if (backward) this.accumulate(dy);
+    else dy.dispose();
     return loss;
   }
   lossAndBackward(idx: number[]) {
