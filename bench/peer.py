@@ -10,12 +10,11 @@ To add a peer for a new bench case, add a function to OPS.
 """
 import ctypes
 import glob
-import json
 import os
-import sys
 import time
 
 import numpy as np
+from peer_serve import serve
 
 try:
     import scipy
@@ -83,6 +82,8 @@ def extra_ops():
     """Peer ops contributed by other bench modules (files named peer_*.py beside this one)."""
     here = os.path.dirname(os.path.abspath(__file__))
     for path in sorted(glob.glob(os.path.join(here, "peer_*.py"))):
+        if os.path.basename(path) == "peer_serve.py":
+            continue
         scope = {"np": np, "scipy": scipy, "timed": timed, "rng": rng}
         with open(path) as f:
             exec(compile(f.read(), path, "exec"), scope)
@@ -91,30 +92,16 @@ def extra_ops():
 
 def main():
     extra_ops()
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            req = json.loads(line)
-            op = req.get("op")
-            if op == "hello":
-                reply = {
-                    "ok": True,
-                    "numpy": np.__version__,
-                    "scipy": getattr(scipy, "__version__", None),
-                    "blas": blas_name(),
-                    "threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-                    "ops": sorted(OPS),
-                }
-            elif op in OPS:
-                reply = {"ok": True, **OPS[op](req)}
-            else:
-                reply = {"ok": False, "error": f"unknown op {op!r}"}
-        except Exception as e:  # report, keep serving
-            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+    serve(
+        OPS,
+        lambda: {
+            "numpy": np.__version__,
+            "scipy": getattr(scipy, "__version__", None),
+            "blas": blas_name(),
+            "threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "ops": sorted(OPS),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ one JSON reply per line on stdout). Thread count comes from the caller (torch.se
 
 bench/peer.py also loads this file for its OPS (there are none here); torch is imported lazily.
 """
-import json
-import sys
 import time
+
+from peer_serve import serve
 
 STATE = {}
 
@@ -85,24 +85,7 @@ def op_steps(p):
 
 
 def main():
-    ops = {"init": op_init, "steps": op_steps}
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            req = json.loads(line)
-            op = req.get("op")
-            if op == "hello":
-                reply = {"ok": True}
-            elif op in ops:
-                reply = {"ok": True, **ops[op](req)}
-            else:
-                reply = {"ok": False, "error": f"unknown op {op!r}"}
-        except Exception as e:  # report, keep serving
-            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+    serve({"init": op_init, "steps": op_steps})
 
 
 if __name__ == "__main__":

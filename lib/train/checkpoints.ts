@@ -13,30 +13,19 @@
  * best value), a checkpoint records the dropout generators of the whole model (seed and call
  * count of every dropout), so a resumed run draws the masks the uninterrupted run would have.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { FileError } from '../errors.js';
 import { Dropout } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
+import { flushDir } from '../util/atomic.js';
 
 export const CHECKPOINTS = 'checkpoints';
 export const INTERRUPTED = 'checkpoint-interrupted';
 export const BEST = 'checkpoint-best';
 
 let counter = 0;
-
-function flushDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // some file systems cannot flush a folder; the rename is still atomic
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /**
  * Writes a folder with `write(tmpDir)` under a hidden temporary name beside `target`, then

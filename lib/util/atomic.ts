@@ -24,7 +24,8 @@ export interface PendingFile {
 
 let counter = 0;
 
-function flushDir(dir: string): void {
+/** Flushes a folder's entries (renames) to disk where the file system allows it; a no-op where it refuses. */
+export function flushDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

@@ -8,79 +8,26 @@
  * - `compare` writes the report, the SVGs and compare.json with one row per configuration;
  * - bad arguments exit non-zero with a clear message and write nothing.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = join(ROOT, 'bin', 'kfac-peft.js');
+import { BIN, ENV, cli as runCli, tinySetup } from '../support/tiny-cli.js';
+
 const tmp = mkdtempSync(join(tmpdir(), 'kfac-cli-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, KFAC_NUM_THREADS: '1' }, timeout: 120_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-
-/** A character-level tokenizer.json: [PAD] [UNK] [BOS], space, a–z and '.'; BOS prepended. */
-function charTokenizer(): object {
-  const vocab: Record<string, number> = { '[PAD]': 0, '[UNK]': 1, '[BOS]': 2 };
-  [...' abcdefghijklmnopqrstuvwxyz.'].forEach((c, i) => (vocab[c] = i + 3));
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '[PAD]'), special(1, '[UNK]'), special(2, '[BOS]')],
-    normalizer: { type: 'Lowercase' },
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[BOS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '[BOS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '[BOS]': { id: '[BOS]', ids: [2], tokens: ['[BOS]'] } },
-    },
-    decoder: null,
-    model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
-  };
-}
-
-/** Seeded words: class 1 draws letters from a–m, class 0 from n–z. */
-function examples(n: number, seed: number): string {
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
-  const rows = ['sentence\tlabel'];
-  for (let i = 0; i < n; i++) {
-    const label = i % 2;
-    const base = label ? 0 : 13;
-    const words = Array.from({ length: 3 + Math.floor(rnd() * 3) }, () => Array.from({ length: 2 + Math.floor(rnd() * 4) }, () => String.fromCharCode(97 + base + Math.floor(rnd() * 13))).join(''));
-    rows.push(`${words.join(' ')}\t${label}`);
-  }
-  return rows.join('\n') + '\n';
-}
+const cli = (args: string[]) => runCli(tmp, args);
 
 let model = '';
 let data = '';
 let text = '';
 
 beforeAll(() => {
-  model = join(tmp, 'tiny-llama');
-  mkdirSync(model);
-  const fx = join(ROOT, 'test', 'fixtures', 'models', 'llama-gqa');
-  copyFileSync(join(fx, 'config.json'), join(model, 'config.json'));
-  copyFileSync(join(fx, 'model.safetensors'), join(model, 'model.safetensors'));
-  writeFileSync(join(model, 'tokenizer.json'), JSON.stringify(charTokenizer()));
-  writeFileSync(join(model, 'tokenizer_config.json'), JSON.stringify({ pad_token: '[PAD]' }));
-  data = join(tmp, 'letters');
-  mkdirSync(data);
-  writeFileSync(join(data, 'train.tsv'), examples(480, 1));
-  writeFileSync(join(data, 'dev.tsv'), examples(96, 2));
-  writeFileSync(join(data, 'task.json'), JSON.stringify({ name: 'letters', numLabels: 2, labels: ['n-z', 'a-m'], metrics: ['accuracy', 'f1'] }));
+  ({ model, data } = tinySetup(tmp, 480, 96, ['accuracy', 'f1']));
   text = join(tmp, 'text');
   mkdirSync(text);
   const para = (k: number) => Array.from({ length: 12 }, (_, i) => 'the cat sat on the mat. '.repeat(1 + ((i + k) % 3))).join('\n\n');
@@ -161,7 +108,7 @@ describe('Ctrl-C and --resume', () => {
     const full = join(tmp, 'sig-full');
     expect(cli(args(full)).code).toBe(0);
     const part = join(tmp, 'sig-part');
-    const child = spawn(process.execPath, [BIN, ...args(part)], { cwd: tmp, env: { ...process.env, KFAC_NUM_THREADS: '1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, ...args(part)], { cwd: tmp, env: ENV, stdio: 'ignore' });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const log = join(part, 'metrics.jsonl');
     for (let i = 0; i < 2000; i++) {

@@ -5,22 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, ops, Tensor } from '../../lib/index.js';
+import { ConfigError, Tensor } from '../../lib/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
 import { Trainer, type TrainerTask } from '../../lib/train/trainer.js';
-import { DenseLayer } from '../support/dense-layer.js';
-import { randomF32 } from '../support/helpers.js';
-
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i]! - want[i]!));
-    den = Math.max(den, Math.abs(want[i]!));
-  }
-  return num / den;
-}
+import { DenseGradTask, DenseLayer } from '../support/dense-layer.js';
+import { maxRel, randomF32 } from '../support/helpers.js';
 
 const rows = (x: Float32Array, d: number, from: number, to: number) => x.slice(from * d, to * d);
 
@@ -83,54 +73,27 @@ describe('K-FAC accumulation', () => {
 });
 
 /** y = W x over a fixed data set; loss ½‖y − t‖² averaged over the batch; one DenseLayer. */
-class Regression implements TrainerTask<number[]> {
+class Regression extends DenseGradTask implements TrainerTask<number[]> {
   readonly layer: DenseLayer;
   readonly X: Float32Array;
   readonly Y: Float32Array;
-  readonly gw: Tensor;
   constructor(
     readonly batch: number,
     readonly n = 12,
   ) {
+    super(3, 4);
     this.layer = new DenseLayer('fc', randomF32(3 * 4, 5), 3, 4);
     this.X = randomF32(n * 4, 6);
     this.Y = randomF32(n * 3, 7);
-    this.gw = Tensor.zeros([3, 4]);
     this.layer.weight.grad = this.gw;
   }
   *batches(): Iterable<number[]> {
     for (let i = 0; i + this.batch <= this.n; i += this.batch) yield Array.from({ length: this.batch }, (_, k) => i + k);
   }
   lossAndBackward(idx: number[]) {
-    const B = idx.length;
-    const x = Tensor.from(Float32Array.from(idx.flatMap((i) => Array.from(this.X.subarray(i * 4, i * 4 + 4)))), [B, 4]);
-    const y = this.layer.forward(x).toArray();
-    const dy = new Float32Array(B * 3);
-    let loss = 0;
-    idx.forEach((i, r) => {
-      for (let j = 0; j < 3; j++) {
-        const e = y[r * 3 + j]! - this.Y[i * 3 + j]!;
-        loss += (0.5 * e * e) / B;
-        dy[r * 3 + j] = e / B;
-      }
-    });
-    this.layer.weight.grad = null; // DenseLayer.backward disposes and overwrites its grad
-    const g = this.layer.backward(Tensor.from(dy, [B, 3]));
-    g.dispose();
-    const got = this.layer.weight.grad as unknown as Tensor;
-    ops.add(this.gw, got, this.gw);
-    got.dispose();
-    this.layer.weight.grad = this.gw;
-    return { loss, batchSize: B };
-  }
-  zeroGrad() {
-    ops.fill(this.gw, 0);
-  }
-  grads() {
-    return [this.gw];
-  }
-  evaluate() {
-    return { loss: 0, metrics: {} };
+    const { loss, dy } = this.squaredLoss(idx, this.X, (i, j) => this.Y[i * 3 + j]!);
+    this.accumulate(dy);
+    return { loss, batchSize: idx.length };
   }
 }
 

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, InvalidArgumentError, ops, Tensor } from '../../lib/index.js';
+import { ConfigError, InvalidArgumentError, Tensor } from '../../lib/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { Trainer, type TrainerTask } from '../../lib/train/trainer.js';
-import { DenseLayer } from '../support/dense-layer.js';
+import { DenseGradTask, DenseLayer } from '../support/dense-layer.js';
 import { randomF32 } from '../support/helpers.js';
 
 const [dout, din] = [3, 4];
@@ -122,39 +122,26 @@ describe('adaptive damping', () => {
   });
 });
 
-class Regression implements TrainerTask<number[]> {
+class Regression extends DenseGradTask implements TrainerTask<number[]> {
   readonly layer = new DenseLayer('fc', randomF32(3 * 4, 5), 3, 4);
   readonly X = randomF32(48 * 4, 6);
   readonly Wt = randomF32(3 * 4, 7);
-  readonly gw = Tensor.zeros([3, 4]);
+  constructor() {
+    super(3, 4);
+  }
   forwards = 0;
   *batches(): Iterable<number[]> {
     for (let i = 0; i + 8 <= 48; i += 8) yield Array.from({ length: 8 }, (_, k) => i + k);
   }
   #run(idx: number[], backward: boolean) {
     this.forwards += 1;
-    const B = idx.length;
-    const x = Tensor.from(Float32Array.from(idx.flatMap((i) => Array.from(this.X.subarray(i * 4, i * 4 + 4)))), [B, 4]);
-    const y = this.layer.forward(x).toArray();
-    const dy = new Float32Array(B * 3);
-    let loss = 0;
-    idx.forEach((i, r) => {
-      for (let j = 0; j < 3; j++) {
-        let t = 0;
-        for (let k = 0; k < 4; k++) t += this.Wt[j * 4 + k]! * this.X[i * 4 + k]!;
-        const e = y[r * 3 + j]! - t;
-        loss += (0.5 * e * e) / B;
-        dy[r * 3 + j] = e / B;
-      }
+    const { loss, dy } = this.squaredLoss(idx, this.X, (i, j) => {
+      let t = 0;
+      for (let k = 0; k < 4; k++) t += this.Wt[j * 4 + k]! * this.X[i * 4 + k]!;
+      return t;
     });
-    if (backward) {
-      this.layer.weight.grad = null;
-      this.layer.backward(Tensor.from(dy, [B, 3])).dispose();
-      const got = this.layer.weight.grad as unknown as Tensor;
-      ops.add(this.gw, got, this.gw);
-      got.dispose();
-      this.layer.weight.grad = this.gw;
-    }
+    if (backward) this.accumulate(dy);
+    else dy.dispose();
     return loss;
   }
   lossAndBackward(idx: number[]) {
@@ -162,15 +149,6 @@ class Regression implements TrainerTask<number[]> {
   }
   loss(idx: number[]) {
     return this.#run(idx, false);
-  }
-  zeroGrad() {
-    ops.fill(this.gw, 0);
-  }
-  grads() {
-    return [this.gw];
-  }
-  evaluate() {
-    return { loss: 0, metrics: {} };
   }
 }
 

@@ -11,7 +11,7 @@ import { InvalidArgumentError, optim, Tensor } from '../../lib/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
 import { DenseLayer, gradNorm, solve } from '../support/dense-layer.js';
-import { randomF32, rng } from '../support/helpers.js';
+import { maxRel, randomF32, rng } from '../support/helpers.js';
 
 /** Column-major Kronecker system (A ⊗ G + λI) for P [dout, Da]: (A⊗G)vec(P) = vec(G P Aᵀ). */
 function denseSolve(A: Float64Array, G: Float64Array, grad: Float64Array, dout: number, Da: number, lambda: number): Float64Array {
@@ -36,16 +36,6 @@ function gram(X: Float32Array, R: number, d: number, bias: boolean, scale: numbe
   const row = (r: number, j: number) => (j === d ? 1 : X[r * d + j]!);
   for (let r = 0; r < R; r++) for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) F[i * D + j]! += (scale * row(r, i) * row(r, j)) / R;
   return F;
-}
-
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i]! - want[i]!));
-    den = Math.max(den, Math.abs(want[i]!));
-  }
-  return num / (den || 1);
 }
 
 describe('K-FAC preconditioner', () => {

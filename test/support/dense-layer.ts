@@ -73,6 +73,53 @@ export class DenseLayer implements KfacLayer {
   }
 }
 
+/** Trainer-task plumbing over one DenseLayer: its weight gradient accumulates across micro-batches in `gw`. */
+export abstract class DenseGradTask {
+  abstract readonly layer: DenseLayer;
+  readonly gw: Tensor;
+  constructor(dout: number, din: number) {
+    this.gw = Tensor.zeros([dout, din]);
+  }
+  /**
+   * ½‖W x_i − t_i‖² averaged over the batch: x_i is row i of `X` (din wide), t_i(j) = `target(i, j)`;
+   * returns the loss and its gradient dy ([B, dout]) with respect to the layer's output.
+   */
+  protected squaredLoss(idx: readonly number[], X: Float32Array, target: (i: number, j: number) => number): { loss: number; dy: Tensor } {
+    const { din, dout } = this.layer;
+    const B = idx.length;
+    const x = Tensor.from(Float32Array.from(idx.flatMap((i) => Array.from(X.subarray(i * din, i * din + din)))), [B, din]);
+    const y = this.layer.forward(x).toArray();
+    const dy = new Float32Array(B * dout);
+    let loss = 0;
+    idx.forEach((i, r) => {
+      for (let j = 0; j < dout; j++) {
+        const e = y[r * dout + j]! - target(i, j);
+        loss += (0.5 * e * e) / B;
+        dy[r * dout + j] = e / B;
+      }
+    });
+    return { loss, dy: Tensor.from(dy, [B, dout]) };
+  }
+  /** Backpropagates `dy` ([B, dout]) through the layer and adds its weight gradient into `gw`. */
+  protected accumulate(dy: Tensor): void {
+    this.layer.weight.grad = null; // DenseLayer.backward disposes and overwrites its grad
+    this.layer.backward(dy).dispose();
+    const got = this.layer.weight.grad as unknown as Tensor;
+    ops.add(this.gw, got, this.gw);
+    got.dispose();
+    this.layer.weight.grad = this.gw;
+  }
+  zeroGrad() {
+    ops.fill(this.gw, 0);
+  }
+  grads() {
+    return [this.gw];
+  }
+  evaluate() {
+    return { loss: 0, metrics: {} };
+  }
+}
+
 export function gradNorm(ts: (Tensor | null | undefined)[]): number {
   let s = 0;
   for (const t of ts) if (t) s += ops.sumSquares(t);

@@ -1,15 +1,21 @@
 /** Shared test utilities: a seeded JS generator and float64 references. */
 
-/** mulberry32: a small seeded PRNG for test inputs (independent of the native generator). */
+import { mulberry32 } from '../../lib/util/random.js';
+
+/** The library's mulberry32 with salt 0 (the seed used as is): seeded test inputs, independent of the native generator. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed, 0);
+}
+
+/** max |got − want| over max |want| (over 1 when `want` is all zero). */
+export function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num = Math.max(num, Math.abs(got[i]! - want[i]!));
+    den = Math.max(den, Math.abs(want[i]!));
+  }
+  return num / (den || 1);
 }
 
 /** n uniform values in [-1, 1) as float32. */

@@ -55,7 +55,7 @@ function examples(n: number, seed: number): string {
 }
 
 /** Writes `<dir>/tiny-llama` (model + tokenizer) and `<dir>/letters` (train/dev/task.json); returns their paths. */
-export function tinySetup(dir: string, trainRows = 160, devRows = 32): { model: string; data: string } {
+export function tinySetup(dir: string, trainRows = 160, devRows = 32, metrics: readonly string[] = ['accuracy']): { model: string; data: string } {
   const model = join(dir, 'tiny-llama');
   mkdirSync(model, { recursive: true });
   const fx = join(ROOT, 'test', 'fixtures', 'models', 'llama-gqa');
@@ -67,6 +67,6 @@ export function tinySetup(dir: string, trainRows = 160, devRows = 32): { model: 
   mkdirSync(data, { recursive: true });
   writeFileSync(join(data, 'train.tsv'), examples(trainRows, 1));
   writeFileSync(join(data, 'dev.tsv'), examples(devRows, 2));
-  writeFileSync(join(data, 'task.json'), JSON.stringify({ name: 'letters', numLabels: 2, labels: ['n-z', 'a-m'], metrics: ['accuracy'] }));
+  writeFileSync(join(data, 'task.json'), JSON.stringify({ name: 'letters', numLabels: 2, labels: ['n-z', 'a-m'], metrics }));
   return { model, data };
 }
