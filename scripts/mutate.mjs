@@ -160,8 +160,8 @@ const MUTATIONS = [
     id: 'sgd-restore-momentum',
     what: 'SGD.loadStateDict forgets the momentum buffers (a resume restarts momentum)',
     file: 'lib/optim/sgd.ts',
-    from: 'if (t) this.#buffers.set(p.name, t.clone());',
-    to: 'if (t && false) this.#buffers.set(p.name, t.clone());',
+    from: 'if (t) this.#buffers.set(p.name, t.device === p.tensor.device ? t.clone() : t.to(p.tensor.device));',
+    to: 'if (t && false) this.#buffers.set(p.name, t.device === p.tensor.device ? t.clone() : t.to(p.tensor.device));',
     tests: ['test/train/trainer.test.ts'],
   },
   // LoRA
