@@ -185,7 +185,8 @@ function oneOf<T extends string>(v: unknown, key: string, values: readonly T[], 
 export function resolveNewtonClip(v: unknown): ResolvedNewtonClip | null {
   if (v === null) return null;
   const o = checkOptions(v === undefined ? DEFAULT_NEWTON_CLIP : v, 'newtonClip');
-  const mode = oneOf(o['mode'], 'newtonClip.mode', ['global', 'per-tensor', 'fisher'] as const, 'global');
+  // Without a mode: a trust ratio is per tensor (as the default clip), a maxNorm global.
+  const mode = oneOf(o['mode'], 'newtonClip.mode', ['global', 'per-tensor', 'fisher'] as const, o['trustRatio'] !== undefined ? 'per-tensor' : 'global');
   if (mode === 'fisher') {
     if (o['maxNorm'] !== undefined || o['trustRatio'] !== undefined) throw new ConfigError("newtonClip: the 'fisher' mode takes c, not maxNorm or trustRatio", { argument: 'newtonClip' });
     return { mode, kind: 'c', value: hyper(o['c'], 'newtonClip.c', 1e-3) };

@@ -108,6 +108,7 @@ export abstract class Module implements Disposable {
     for (const p of this.#params.values()) p.moveTo(device);
     for (const t of this.#work.values()) t.dispose();
     this.#work.clear();
+    for (const v of this.#views.values()) v.view.dispose();
     this.#views.clear();
     this.moveBuffers(device);
     this.#device = device;
@@ -215,6 +216,7 @@ export abstract class Module implements Disposable {
     }
     for (const t of this.#work.values()) t.dispose();
     this.#work.clear();
+    for (const v of this.#views.values()) v.view.dispose();
     this.#views.clear();
     for (const m of this.#children.values()) m.dispose();
   }

@@ -23,7 +23,7 @@ export { loadCheckpoint, loadOptimizerState, OPTIMIZER_META, OPTIMIZER_WEIGHTS, 
 export type { AnyOptimizer, Checkpoint } from './checkpoint.js';
 export { writeFilesAtomic } from '../util/atomic.js';
 export type { PendingFile } from '../util/atomic.js';
-export { applyIa3, Ia3Branch, ia3HeadParameters, ia3State, mergeIa3, removeIa3, resolveIa3Config, unmergeIa3 } from './ia3.js';
+export { applyIa3, Ia3Branch, Ia3Vector, ia3HeadParameters, ia3State, mergeIa3, removeIa3, resolveIa3Config, unmergeIa3 } from './ia3.js';
 export type { Ia3Config, Ia3State, ResolvedIa3Config } from './ia3.js';
 export { ia3AdapterTensors, ia3ConfigFromPeft, ia3ConfigJson, loadIa3Adapter, saveIa3Adapter } from './ia3-adapter.js';
 export { columnParam, kfacLayersForIa3 } from './ia3-kfac.js';

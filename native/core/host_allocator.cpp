@@ -103,6 +103,7 @@ Cache& cache() {
 size_t host_size_class(size_t bytes) {
   if (bytes == 0) return kAlign;
   if (bytes <= kSmall) return (bytes + kAlign - 1) / kAlign * kAlign;
+  if (bytes > SIZE_MAX / 2) return SIZE_MAX;  // no class (host_alloc refuses it): no overflow below
   // Four classes per power of two: 2^k, 1.25·2^k, 1.5·2^k, 1.75·2^k (at most 25% slack).
   size_t p = kSmall;
   while (p * 2 < bytes && p < (SIZE_MAX >> 2)) p *= 2;
@@ -113,6 +114,9 @@ size_t host_size_class(size_t bytes) {
 
 void* host_alloc(size_t bytes) {
   size_t cls = host_size_class(bytes);
+  if (cls == SIZE_MAX)
+    throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes", "size",
+                "memory for the tensor", std::to_string(bytes) + " bytes");
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mu);

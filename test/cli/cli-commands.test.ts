@@ -19,7 +19,7 @@ import { createLlama, loadModel } from '../../lib/models/index.js';
 import { applyLora, loadAdapter, saveAdapter } from '../../lib/peft/index.js';
 import { Tokenizer } from '../../lib/io/tokenizer.js';
 import { main } from '../../lib/cli/main.js';
-import { sharedData } from '../support/shared-data.js';
+import { sharedData, skipNote } from '../support/shared-data.js';
 import { cli, ROOT, tinySetup } from '../support/tiny-cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kfac-cli-commands-'));
@@ -71,9 +71,9 @@ interface GenJson {
 }
 
 describe('kfac-peft generate', () => {
-  test('stories260K: greedy continuation of "Once upon a time" is the documented story', () => {
-    const dir = sharedData('llama2c');
-    if (!dir) return;
+  const llama2c = sharedData('llama2c');
+  test.skipIf(!llama2c)('stories260K: greedy continuation of "Once upon a time" is the documented story' + skipNote(llama2c, 'llama2c'), () => {
+    const dir = llama2c!;
     const ref = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'llama2c', 'stories260K-greedy.json'), 'utf8')) as { promptIds: number[]; generatedIds: number[]; text: string };
     const r = run('generate', '--model', join(dir, 'stories260K.bin'), '--prompt', 'Once upon a time', '--max-new-tokens', String(ref.generatedIds.length));
     expect(r.code, r.stderr).toBe(0);
@@ -154,9 +154,9 @@ describe('kfac-peft inspect', () => {
     expect(text.stdout).toMatch(/model\.layers\.0\.self_attn\.q_proj\.weight\s+F32\s+\[32, 32\]/);
   });
 
-  test('a llama2.c checkpoint and tokenizer', () => {
-    const dir = sharedData('llama2c');
-    if (!dir) return;
+  const llama2cDir = sharedData('llama2c');
+  test.skipIf(!llama2cDir)('a llama2.c checkpoint and tokenizer' + skipNote(llama2cDir, 'llama2c'), () => {
+    const dir = llama2cDir!;
     const m = JSON.parse(run('inspect', join(dir, 'stories260K.bin'), '--json').stdout) as { kind: string; architecture: { hiddenSize: number; vocabSize: number } };
     expect(m).toMatchObject({ kind: 'llama2c', architecture: { hiddenSize: 64, vocabSize: 512 } });
     expect(JSON.parse(run('inspect', join(dir, 'tok512.bin'), '--json').stdout)).toMatchObject({ kind: 'llama2c-tokenizer', vocabSize: 512 });

@@ -62,7 +62,7 @@ export default function setup(): () => Promise<void> {
     ];
     out.push(`  ISAs skipped: ${skipped.length ? skipped.join(', ') : 'none'}`);
     if (flags.size)
-      out.push(`  other extensions (no kernel uses them yet): AVX512-BF16 ${has('avx512_bf16')}, AVX512-VNNI ${has('avx512_vnni')}, AMX ${flags.has('amx_tile') ? 'yes' : 'no'}`);
+      out.push(`  bf16 GEMM extensions (test/linalg/bf16.test.ts runs the kernels they allow): AVX512-BF16 ${has('avx512_bf16')}, AVX512-VNNI ${has('avx512_vnni')}, AMX ${flags.has('amx_tile') ? 'yes' : 'no'}`);
     process.stdout.write(`\n${out.join('\n')}\n`);
   };
 }

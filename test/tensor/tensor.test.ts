@@ -169,6 +169,9 @@ describe('Tensor', () => {
     const MiB = 2 ** 20;
     expect(out.collected).toBe(256); // every handle was collected
     expect((out.peakLive - out.afterLive) / MiB).toBeGreaterThanOrEqual(256); // their native bytes were freed
+    // The resident set is only meaningful without AddressSanitizer, whose quarantine keeps freed
+    // memory resident by design (the sanitizer run preloads it: docs/ROBUSTNESS.md).
+    if (process.env['LD_PRELOAD']?.includes('libasan')) return;
     expect((out.peak.rss - out.base.rss) / MiB).toBeGreaterThan(200); // the 256 MiB were resident
     expect((out.peak.rss - out.after.rss) / MiB).toBeGreaterThan(200); // and went back to the system
   });
