@@ -68,6 +68,15 @@ const MUTATIONS = [
     tests: ['test/kfac/kfac-kernels.test.ts'],
     filter: 'clipNewtonStep',
   },
+  {
+    id: 'eigh-avx2-symv',
+    what: "the AVX2 symmetric product of the tridiagonal reduction reads the wrong x block (only the avx2 kernel's run sees it)",
+    file: 'native/cpu/eigh_blas.cpp',
+    from: 's1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x + i + 8), s1);',
+    to: 's1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x + i), s1);',
+    tests: ['test/linalg/eigh.test.ts'],
+    filter: 'each CPU kernel',
+  },
   // Curvature factors
   {
     id: 'factor-scale',

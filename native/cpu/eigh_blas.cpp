@@ -137,9 +137,11 @@ __attribute__((target("avx512f,avx2,fma"))) float symv_col_avx512(int64_t n, con
   return r;
 }
 
+// AVX-512 where the CPU has it and the kernel choice (setCpuKernel / KFAC_CPU_KERNEL) allows it,
+// so that asking for 'avx2' runs — and tests — the AVX2 path on an AVX-512 machine.
 bool has_avx512() {
   static const bool ok = cpu_features().avx512f;
-  return ok;
+  return ok && kernel_isa() == KernelIsa::Avx512;
 }
 #endif
 

@@ -5,9 +5,10 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { DisposedError, InvalidArgumentError, linalg, NotFiniteError, NumericalError, setNumThreads, ShapeError, Tensor } from '../../lib/index.js';
+import { DisposedError, InvalidArgumentError, linalg, NotFiniteError, NumericalError, setCpuKernel, setNumThreads, ShapeError, Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native/loader.js';
 import { rng } from '../support/helpers.js';
+import { KERNELS, recordKernel } from '../support/isa.js';
 
 afterAll(() => setNumThreads(0));
 afterEach(() => native()._eighFaultInjection(0));
@@ -171,6 +172,25 @@ describe.each([1, 2])('eigh with %i thread(s)', (threads) => {
       r.vectors.dispose();
     }
   });
+});
+
+describe('eigh on each CPU kernel (the tridiagonal reduction\'s symmetric products are ISA-specific)', () => {
+  afterAll(() => setCpuKernel('auto'));
+  for (const k of KERNELS)
+    it.skipIf(!k.available)(`n = 100 and 257 on the ${k.name} kernel${k.skip}: random and clustered spectra`, () => {
+      setNumThreads(1);
+      expect(setCpuKernel(k.name)).toBe(k.name);
+      for (const n of [100, 257])
+        for (const kind of ['random', 'clustered'] as const) {
+          const { A } = makeCase(kind, n, n * 17 + KINDS.indexOf(kind));
+          using a = Tensor.from(A, [n, n]);
+          const r = linalg.eigh(a);
+          expectGood(A, r.values.toArray(), r.vectors.toArray(), n);
+          r.values.dispose();
+          r.vectors.dispose();
+        }
+      recordKernel('eigh (tridiagonal reduction)', k.name, '1 thread');
+    });
 });
 
 describe('eigh: special inputs, outputs, errors', () => {
