@@ -356,6 +356,13 @@ export function readJsonFile(path: string): unknown {
   }
 }
 
+/** readJsonFile for files whose top level must be an object (configs, adapter configs). */
+export function readJsonObject(path: string): Record<string, unknown> {
+  const v = readJsonFile(path);
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new FormatError(path, 'expected a JSON object');
+  return v as Record<string, unknown>;
+}
+
 /**
  * Opens safetensors weights: a `.safetensors` file, a `.index.json` file, or a folder holding
  * `model.safetensors` or `model.safetensors.index.json`.

@@ -13,17 +13,16 @@
  * loadBitfit checks every key and shape, and that every trained bias is present, before copying;
  * a failed load leaves the model as it came.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ConfigError, describe, FileError, FormatError, invalidArgument, ShapeError } from '../errors.js';
-import { SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
+import { ConfigError, describe, FormatError, invalidArgument, ShapeError } from '../errors.js';
+import { readJsonObject, SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
 import type { Module, Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX } from './adapter.js';
 import { ia3State } from './ia3.js';
-import { countParameters, formatParameterCounts, loraState, type ParameterCounts, type TargetModules, targetMatcher } from './lora.js';
+import { installMethod, loraState, type ParameterCounts, type TargetModules, targetMatcher } from './lora.js';
 
 /** A model given to BitFit has no bias to train (among the targets). */
 export class BitfitError extends ConfigError {}
@@ -88,12 +87,10 @@ export function applyBitfit(model: Module, config: BitfitConfig = {}): BitfitSta
       tm === null ? `the model (${model.constructor.name}) has no bias parameters: BitFit has nothing to train` : `no module matching targetModules ${describe(tm instanceof RegExp ? String(tm) : tm)} has a bias`,
       { hint: tm === null ? 'models without biases (LLaMA, Mistral) need another method, e.g. LoRA or IA3' : 'name modules that have a bias, or leave targetModules out' },
     );
-  model.freeze();
-  for (const p of biases) p.trainable = true;
-  const byPath = new Map(model.namedModules());
-  for (const h of heads) byPath.get(h)?.unfreeze();
-  const counts = countParameters(model);
-  const state: BitfitState = { targetModules: tm, biases, modulesToSave: heads, modulesToSaveNames: [...(config.modulesToSave ?? [])], baseModelNameOrPath: base, counts, summary: formatParameterCounts(counts) };
+  const { counts, summary } = installMethod(model, heads, () => {
+    for (const p of biases) p.trainable = true;
+  });
+  const state: BitfitState = { targetModules: tm, biases, modulesToSave: heads, modulesToSaveNames: [...(config.modulesToSave ?? [])], baseModelNameOrPath: base, counts, summary };
   states.set(model, state);
   return state;
 }
@@ -134,23 +131,11 @@ export function saveBitfit(model: Module, dir: string): void {
   ]);
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new FormatError(path, `not valid JSON: ${e.message}`, { cause: e });
-    throw new FileError(path, `cannot read: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new FormatError(path, 'expected a JSON object');
-  return v as Record<string, unknown>;
-}
-
 /** Reads a BitFit folder into a model without a PEFT method: applies BitFit from the config, checks every key, then copies. */
 export function loadBitfit(model: Module, dir: string): BitfitState {
   if (typeof dir !== 'string') invalidArgument('dir', 'a BitFit folder', describe(dir));
   const cfgPath = join(dir, ADAPTER_CONFIG);
-  const raw = readJson(cfgPath);
+  const raw = readJsonObject(cfgPath);
   if (raw['peft_type'] !== 'BITFIT') throw new ConfigError(`peft_type ${describe(raw['peft_type'])} is not a BitFit folder ("BITFIT")`, { file: cfgPath });
   if (raw['format_version'] !== 1) throw new ConfigError(`format_version ${describe(raw['format_version'])} is not supported (1)`, { file: cfgPath });
   const tm = raw['target_modules'];

@@ -6,11 +6,10 @@
  * modules to save. Loading checks every key and shape before anything is applied: a failed load
  * leaves the model as it was.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ConfigError, describe, FileError, FormatError, invalidArgument, ShapeError } from '../errors.js';
-import { SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
+import { ConfigError, describe, FormatError, invalidArgument, ShapeError } from '../errors.js';
+import { readJsonObject, SafetensorsFile, serializeSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
@@ -76,23 +75,6 @@ export function saveIa3Adapter(model: Module, dir: string): void {
   ]);
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new FileError(path, `cannot read: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(path, `not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new FormatError(path, 'expected a JSON object');
-  return v as Record<string, unknown>;
-}
-
 function targetsFromJson(v: unknown, field: string, file: string): TargetModules | null {
   if (v === null || v === undefined) return null;
   if (typeof v === 'string') {
@@ -136,7 +118,7 @@ export function loadIa3Adapter(model: Module, dir: string): { state: Ia3State; k
   if (typeof dir !== 'string') invalidArgument('dir', 'an adapter folder', describe(dir));
   if (ia3State(model)) invalidArgument('model', 'a model without IA3 (call removeIa3 first)', 'a model with IA3 applied');
   const cfgPath = join(dir, ADAPTER_CONFIG);
-  const raw = readJson(cfgPath);
+  const raw = readJsonObject(cfgPath);
   const cfg = ia3ConfigFromPeft(raw, cfgPath);
   const wpath = join(dir, ADAPTER_WEIGHTS);
   const file = SafetensorsFile.open(wpath);

@@ -22,7 +22,7 @@ import { Linear, type LinearAdapter } from '../nn/layers.js';
 import { Module, type Parameter, type ParamSlot } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
-import { countParameters, formatParameterCounts, loraState, type ParameterCounts, type TargetModules, targetMatcher } from './lora.js';
+import { installMethod, loraState, type ParameterCounts, type TargetModules, targetMatcher } from './lora.js';
 
 export interface Ia3Config {
   /** Modules to adapt (names, a list, or a pattern over the whole path), e.g. ['k_proj', 'v_proj', 'down_proj']. */
@@ -293,16 +293,14 @@ export function applyIa3(model: Module, config: Ia3Config, seed = 0): Ia3State {
   const stray = model.namedModules().find(([p]) => p !== '' && ff(p) && !match(p));
   if (stray) throw new ConfigError(`feedforward module ${JSON.stringify(stray[0])} is not among the IA3 targets`, { hint: 'feedforwardModules must be a subset of targetModules (as PEFT requires)' });
   const saveNames = matchModulesToSave(model, c.modulesToSave);
-  model.freeze();
-  const branches = targets.map(([path, m], i) => {
-    const b = new Ia3Branch(path, m, ff(path), c.initIa3Weights, seed + i);
-    m.attachAdapter(b, b.modules());
-    return b;
-  });
-  const byPath = new Map(model.namedModules());
-  for (const p of saveNames) byPath.get(p)?.unfreeze();
-  const counts = countParameters(model);
-  const state: Ia3State = { config: c, branches, modulesToSave: saveNames, rawConfig: null, counts, summary: formatParameterCounts(counts) };
+  const { built: branches, counts, summary } = installMethod(model, saveNames, () =>
+    targets.map(([path, m], i) => {
+      const b = new Ia3Branch(path, m, ff(path), c.initIa3Weights, seed + i);
+      m.attachAdapter(b, b.modules());
+      return b;
+    }),
+  );
+  const state: Ia3State = { config: c, branches, modulesToSave: saveNames, rawConfig: null, counts, summary };
   states.set(model, state);
   return state;
 }

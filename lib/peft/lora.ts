@@ -308,6 +308,19 @@ function matchModulesToSave(model: Module, names: readonly string[]): string[] {
 }
 
 /**
+ * The steps every PEFT method shares when it is applied: freeze the whole model, make the
+ * method's trainable parts (`attach`), unfreeze the modules to save, then count.
+ */
+export function installMethod<T>(model: Module, modulesToSave: readonly string[], attach: () => T): { built: T; counts: ParameterCounts; summary: string } {
+  model.freeze();
+  const built = attach();
+  const byPath = new Map(model.namedModules());
+  for (const p of modulesToSave) byPath.get(p)?.unfreeze();
+  const counts = countParameters(model);
+  return { built, counts, summary: formatParameterCounts(counts) };
+}
+
+/**
  * Adds LoRA branches to the targeted Linear layers of `model`, freezes everything else (the
  * modules to save stay trainable) and returns the state (counts, summary). A model takes one
  * adapter; remove it with removeLora first to apply another.
@@ -349,16 +362,14 @@ export function applyLora(model: Module, config: LoraConfig): LoraState {
   }
   const resolved: ResolvedLoraConfig = { ...c, fanInFanOut: conv };
   const saveNames = matchModulesToSave(model, resolved.modulesToSave);
-  model.freeze();
-  const branches = targets.map(([path, m], i) => {
-    const b = new LoraBranch(path, m, resolved.r, resolved.scale, resolved.init, resolved.dropout, resolved.seed + 2 * i);
-    m.attachAdapter(b, b.modules());
-    return b;
-  });
-  const byPath = new Map(model.namedModules());
-  for (const p of saveNames) byPath.get(p)?.unfreeze();
-  const counts = countParameters(model);
-  const state: LoraState = { config: resolved, branches, modulesToSave: saveNames, rawConfig: null, counts, summary: formatParameterCounts(counts) };
+  const { built: branches, counts, summary } = installMethod(model, saveNames, () =>
+    targets.map(([path, m], i) => {
+      const b = new LoraBranch(path, m, resolved.r, resolved.scale, resolved.init, resolved.dropout, resolved.seed + 2 * i);
+      m.attachAdapter(b, b.modules());
+      return b;
+    }),
+  );
+  const state: LoraState = { config: resolved, branches, modulesToSave: saveNames, rawConfig: null, counts, summary };
   states.set(model, state);
   return state;
 }
