@@ -29,8 +29,8 @@ function refNormBackward(x: Float64Array, w: Float64Array, g: Float64Array, N: n
       const xh = (x[n * C + c]! - m) * r, dh = g[n * C + c]! * w[c]!;
       sg += dh / C;
       sgx += (dh * xh) / C;
-      dw[c] += g[n * C + c]! * xh;
-      db[c] += g[n * C + c]!;
+      dw[c]! += g[n * C + c]! * xh;
+      db[c]! += g[n * C + c]!;
     }
     for (let c = 0; c < C; c++) {
       const xh = (x[n * C + c]! - m) * r;

@@ -83,13 +83,13 @@ describe.skipIf(!emulated)('the CUDA emulation: GEMM ops and index ops', () => {
     for (let n = 0; n < N; n++)
       for (let o = 0; o < OUT; o++) {
         const g = dy[n * OUT + o]!;
-        db[o] += g;
+        db[o]! += g;
         for (let i = 0; i < IN; i++) {
-          dx[n * IN + i] += g * W[o * IN + i]!;
-          dW[o * IN + i] += g * x[n * IN + i]!;
+          dx[n * IN + i]! += g * W[o * IN + i]!;
+          dW[o * IN + i]! += g * x[n * IN + i]!;
         }
       }
-    if (dx0) for (let k = 0; k < dx.length; k++) dx[k] += dx0[k]!;
+    if (dx0) for (let k = 0; k < dx.length; k++) dx[k]! += dx0[k]!;
     return { dx, dW, db };
   }
 
@@ -128,7 +128,7 @@ describe.skipIf(!emulated)('the CUDA emulation: GEMM ops and index ops', () => {
     const want = refLinearBackward(xr, Wr, dyr, N, IN, OUT, null, new Float64Array(OUT * IN), db0.f64);
     // db sums the float32 dy (not rounded)
     const db = Float64Array.from(db0.f64);
-    for (let n = 0; n < N; n++) for (let o = 0; o < OUT; o++) db[o] += dy.f64[n * OUT + o]!;
+    for (let n = 0; n < N; n++) for (let o = 0; o < OUT; o++) db[o]! += dy.f64[n * OUT + o]!;
     onBoth((dev) => {
       const Wb = Tensor.from(W.f32, [OUT, IN]).to(dev, { dtype: 'bfloat16' });
       const y = F.linearForward(put(x.f32, [N, IN], dev), Wb, put(b.f32, [OUT], dev), nanT([N, OUT], dev));
@@ -143,7 +143,7 @@ describe.skipIf(!emulated)('the CUDA emulation: GEMM ops and index ops', () => {
     const ids = Int32Array.from({ length: N }, () => Math.floor(r() * V)); // repeats for N > 5
     const W = input(V * C, C + 3), dout = input(N * C, N + C), dW0 = input(V * C, 99);
     const gathered = new Float64Array(N * C), dW = Float64Array.from(dW0.f64);
-    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) { gathered[n * C + c] = W.f64[ids[n]! * C + c]!; dW[ids[n]! * C + c] += dout.f64[n * C + c]!; }
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) { gathered[n * C + c] = W.f64[ids[n]! * C + c]!; dW[ids[n]! * C + c]! += dout.f64[n * C + c]!; }
     onBoth((dev) => [F.embeddingForward(ids, put(W.f32, [V, C], dev), nanT([N, C], dev))], [gathered], 'embedding forward', 0, 0, true);
     onBoth((dev) => {
       const d = put(dW0.f32, [V, C], dev);
