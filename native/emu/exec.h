@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/tensor.h"
 #include "../cuda/hd.h"
 
 namespace kfac::emu {
@@ -38,11 +39,13 @@ struct Exec {
   }
   // Scratch device memory, reused per slot (0..3) across calls.
   static void* scratch(int slot, size_t bytes);
+  // Host↔device copies go through the registered memory functions, so the loopback's
+  // transfer counter sees the ones a device kernel makes (ids, targets, the loss rows).
   static void upload(void* dst, const void* src, size_t bytes) {
-    if (bytes) std::memcpy(dst, src, bytes);
+    if (bytes) device_allocator(Device::CUDA).upload(dst, src, bytes);
   }
   static void download(void* dst, const void* src, size_t bytes) {
-    if (bytes) std::memcpy(dst, src, bytes);
+    if (bytes) device_allocator(Device::CUDA).download(dst, src, bytes);
   }
   // Row-major C[M, N] = alpha·op(A)·op(B) + beta·C (cuBLAS SGEMM on the device).
   static void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
