@@ -33,6 +33,14 @@ struct BiasGrad {
   }
 };
 
+struct Zero {
+  float* y;
+  int64_t n;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t j = i.global(); j < n; j += i.stride()) y[j] = 0.f;
+  }
+};
+
 struct ToBf16 {
   const float* x;
   uint16_t* y;
@@ -60,7 +68,9 @@ template <class E>
 void linear_forward(const Tensor& x, const Tensor& W, TensorOpt b, const Tensor& y, bool conv1d) {
   const int64_t N = rows_of(x), IN = x.dim(-1), OUT = y.dim(-1);
   if (N == 0 || OUT == 0) return;
-  if (W.dtype() == DType::BF16) {
+  if (IN == 0) {  // an empty product: zeros, written here rather than left to a K = 0 GEMM's β handling
+    E::grid(hd::grid_blocks(N * OUT), hd::kThreads, Zero{y.f32(), N * OUT});
+  } else if (W.dtype() == DType::BF16) {
     const uint16_t* xb = bf16_copy<E>(x.f32(), N * IN, 0);
     E::gemm_bf16(false, true, N, OUT, IN, 1.f, xb, IN, static_cast<const uint16_t*>(W.raw()), IN, 0.f, y.f32(), OUT);
   } else {
@@ -76,7 +86,9 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, TensorO
   const int64_t N = rows_of(x), IN = x.dim(-1), OUT = dy.dim(-1);
   const float beta = accumulate_dx ? 1.f : 0.f;
   if (dx && N > 0 && IN > 0) {
-    if (W.dtype() == DType::BF16) {
+    if (OUT == 0) {
+      if (!accumulate_dx) E::grid(hd::grid_blocks(N * IN), hd::kThreads, Zero{dx->f32(), N * IN});
+    } else if (W.dtype() == DType::BF16) {
       // dx[N, IN] = bf16(dy)[N, OUT] · W[OUT, IN]
       const uint16_t* dyb = bf16_copy<E>(dy.f32(), N * OUT, 0);
       E::gemm_bf16(false, false, N, IN, OUT, 1.f, dyb, OUT, static_cast<const uint16_t*>(W.raw()), IN, beta,
@@ -86,7 +98,7 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, TensorO
       E::sgemm(false, conv1d, N, IN, OUT, 1.f, dy.f32(), OUT, W.f32(), conv1d ? OUT : IN, beta, dx->f32(), IN);
     }
   }
-  if (dW && IN > 0 && OUT > 0) {  // never for a bf16 weight (core refuses)
+  if (dW && IN > 0 && OUT > 0 && N > 0) {  // never for a bf16 weight (core refuses); N = 0 adds nothing
     if (!conv1d)
       E::sgemm(true, false, OUT, IN, N, 1.f, dy.f32(), OUT, x.f32(), IN, 1.f, dW->f32(), IN);  // += dyᵀ·x
     else

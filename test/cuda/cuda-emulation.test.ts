@@ -122,6 +122,21 @@ describe.skipIf(!emulated)('the CUDA emulation: GEMM ops and index ops', () => {
       }, [refLinear(x.f64, W.f64, null, N, IN, OUT, false), want.dx, dWt], 'conv1d forward and backward', 1e-5, 1e-4);
     });
 
+  it('empty extents: linear with IN = 0 gives the bias, OUT = 0 gives dx = 0; zero rows write nothing and do not fail', () => {
+    const b = input(3, 1);
+    for (const dev of ['cpu', 'cuda'] as Dev[]) {
+      expectClose(read(F.linearForward(put(new Float32Array(0), [2, 0], dev), put(new Float32Array(0), [3, 0], dev), put(b.f32, [3], dev), nanT([2, 3], dev))), [...b.f64, ...b.f64], `y = b on ${dev}`, 0, 0);
+      const dx = nanT([2, 4], dev);
+      F.linearBackward(put(new Float32Array(8), [2, 4], dev), put(new Float32Array(0), [0, 4], dev), put(new Float32Array(0), [2, 0], dev), { dx, dW: null, db: null });
+      expect(Array.from(read(dx)), `dx on ${dev}`).toEqual(new Array(8).fill(0));
+      const e = put(new Float32Array(0), [0, 5], dev);
+      F.layerNormForward(e, put(new Float32Array(5), [5], dev), null, 1e-5, e, nanT([0], dev), nanT([0], dev));
+      F.rmsNormForward(e, put(new Float32Array(5), [5], dev), 1e-5, e, nanT([0], dev));
+      expect(F.crossEntropy(e, new Int32Array(0), e)).toEqual({ loss: 0, count: 0 });
+      F.embeddingForward(new Int32Array(0), put(new Float32Array(10), [2, 5], dev), e);
+    }
+  });
+
   it.each(ROWS.flatMap((N) => SHAPES.map(([i, o]) => [N, i, o])))('linear with a bfloat16 weight [%i, %i] → %i: x and dy rounded to bf16, float32 accumulation', (N, IN, OUT) => {
     const x = input(N * IN, N * 7 + IN), W = input(OUT * IN, IN * 3 + OUT), b = input(OUT, 5), dy = input(N * OUT, N + OUT), db0 = input(OUT, 6);
     const xr = Float64Array.from(bf16Round(x.f32)), Wr = Float64Array.from(bf16Round(W.f32)), dyr = Float64Array.from(bf16Round(dy.f32));
