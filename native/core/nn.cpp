@@ -118,7 +118,7 @@ void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Ten
   no_alias(&W, "W", &y, "y");
   no_alias(b, "b", &y, "y");
   if (bf16)
-    cpu::linear_forward_bf16(x.f32(), static_cast<const uint16_t*>(W.raw()), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT);
+    cpu::linear_forward_bf16(x.f32(), W, b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT);
   else
     cpu::linear_forward(x.f32(), W.f32(), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT, conv1d);
 }
@@ -152,7 +152,7 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const T
   no_alias(dW, "dW", db, "db");
   if (bf16 && dW) throw_arg(ErrorCode::DType, "dW", "no weight gradient for a bfloat16 (frozen) weight", "a gradient tensor");
   if (bf16) {
-    cpu::linear_backward_bf16(static_cast<const uint16_t*>(W.raw()), dy.f32(), dx ? dx->f32() : nullptr, db ? db->f32() : nullptr,
+    cpu::linear_backward_bf16(W, dy.f32(), dx ? dx->f32() : nullptr, db ? db->f32() : nullptr,
                               rows_of(x), IN, OUT, accumulate_dx);
     return;
   }
