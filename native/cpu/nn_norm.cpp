@@ -14,6 +14,19 @@ int64_t row_grain(int64_t C) { return std::max<int64_t>(1, 16384 / std::max<int6
 // Parameter gradients are computed before dx, so dx may alias dout or x.
 // Parameter gradients: each thread owns a range of columns and walks every row in order,
 // accumulating in double, so the result does not depend on the thread count.
+// Σ_c f(c) over [0, C) in double with eight independent partial sums (lane c mod 8), added
+// in a fixed tree: no chain of dependent additions (the row sums run at the adder's
+// throughput, not its latency), and the same result for every thread count.
+template <class F>
+double row_sum(int64_t C, F&& f) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= C; c += 8)
+    for (int j = 0; j < 8; ++j) a[j] += f(c + j);
+  for (int j = 0; c < C; ++c, ++j) a[j] += f(c);
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 template <class F>
 void column_reduce(int64_t N, int64_t C, F&& per_row) {
   parallel_for(C, std::max<int64_t>(16, 32768 / std::max<int64_t>(N, 1)), [&](int64_t s, int64_t e) {
@@ -29,14 +42,12 @@ void layernorm_forward(const float* x, const float* w, const float* b, float eps
   parallel_for(N, row_grain(C), [=](int64_t s, int64_t e) {
     for (int64_t n = s; n < e; ++n) {
       const float* xr = x + n * C;
-      double m = 0;
-      for (int64_t c = 0; c < C; ++c) m += xr[c];
+      double m = row_sum(C, [=](int64_t c) { return double(xr[c]); });
       m = C > 0 ? m / double(C) : 0.0;
-      double v = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        double d = xr[c] - m;
-        v += d * d;
-      }
+      double v = row_sum(C, [=](int64_t c) {
+        const double d = xr[c] - m;
+        return d * d;
+      });
       v = C > 0 ? v / double(C) : 0.0;
       float r = float(1.0 / std::sqrt(v + double(eps)));
       float mf = float(m);
@@ -74,12 +85,9 @@ void layernorm_backward(const float* x, const float* w, const float* mean, const
         const float* xr = x + n * C;
         const float* g = dout + n * C;
         float m = mean[n], r = rstd[n];
-        double sg = 0, sgx = 0;  // Σ dxhat, Σ dxhat·xhat
-        for (int64_t c = 0; c < C; ++c) {
-          double dh = double(g[c]) * w[c];
-          sg += dh;
-          sgx += dh * double((xr[c] - m) * r);
-        }
+        // Σ dxhat, Σ dxhat·xhat
+        const double sg = row_sum(C, [=](int64_t c) { return double(g[c]) * w[c]; });
+        const double sgx = row_sum(C, [=](int64_t c) { return double(g[c]) * w[c] * double((xr[c] - m) * r); });
         float a = float(sg / double(C)), bb = float(sgx / double(C));
         float* d = dx + n * C;
         for (int64_t c = 0; c < C; ++c) {
@@ -96,8 +104,7 @@ void rmsnorm_forward(const float* x, const float* w, float eps, float* out, floa
   parallel_for(N, row_grain(C), [=](int64_t s, int64_t e) {
     for (int64_t n = s; n < e; ++n) {
       const float* xr = x + n * C;
-      double ss = 0;
-      for (int64_t c = 0; c < C; ++c) ss += double(xr[c]) * xr[c];
+      const double ss = row_sum(C, [=](int64_t c) { return double(xr[c]) * xr[c]; });
       double ms = C > 0 ? ss / double(C) : 0.0;
       float r = float(1.0 / std::sqrt(ms + double(eps)));
       float* o = out + n * C;
@@ -127,8 +134,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* rstd, const f
         const float* xr = x + n * C;
         const float* g = dout + n * C;
         float r = rstd[n];
-        double sgx = 0;  // Σ dxhat·xhat
-        for (int64_t c = 0; c < C; ++c) sgx += double(g[c]) * w[c] * double(xr[c] * r);
+        const double sgx = row_sum(C, [=](int64_t c) { return double(g[c]) * w[c] * double(xr[c] * r); });  // Σ dxhat·xhat
         float bb = float(sgx / double(C));
         float* d = dx + n * C;
         for (int64_t c = 0; c < C; ++c) d[c] = r * (g[c] * w[c] - xr[c] * r * bb);
