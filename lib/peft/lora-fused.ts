@@ -18,49 +18,44 @@ export function fusable(loraB: Linear): boolean {
   return loraB.bias === null && loraB.adapter === null && loraB.weight.tensor.dtype === 'float32';
 }
 
-const rowsOf = (t: Tensor): number => t.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-
-/** 2-D [rows, last] view of a tensor (itself when already 2-D). */
-function flat(t: Tensor, views: Map<Tensor, Tensor>): Tensor {
-  if (t.rank === 2) return t;
-  const v = views.get(t);
-  if (v && !v.disposed) return v;
-  const n = t.reshape([rowsOf(t), t.shape[t.rank - 1]!]);
-  views.set(t, n);
-  return n;
-}
-
-/** Cached 2-D views of the workspaces a branch sees (the same tensors every step). */
-export class FlatViews {
-  #views = new Map<Tensor, Tensor>();
-  of(t: Tensor): Tensor {
-    if (this.#views.size > 16) this.clear(); // shapes changed: old workspaces are gone
-    return flat(t, this.#views);
-  }
-  clear(): void {
-    for (const v of this.#views.values()) v.dispose();
-    this.#views.clear();
+/**
+ * Runs fn on 2-D [rows, last] views of the tensors (a tensor already 2-D is passed as is); the
+ * views are made for this call and disposed after it (they own no memory; a few microseconds
+ * next to the GEMMs).
+ */
+function flat2d<T>(ts: readonly Tensor[], fn: (...v: Tensor[]) => T): T {
+  const made: Tensor[] = [];
+  try {
+    const vs = ts.map((t) => {
+      if (t.rank === 2) return t;
+      const v = t.reshape([t.shape.slice(0, -1).reduce((a, b) => a * b, 1), t.shape[t.rank - 1]!]);
+      made.push(v);
+      return v;
+    });
+    return fn(...vs);
+  } finally {
+    for (const v of made) v.dispose();
   }
 }
 
 /** y += s·h·op(B): lora_B's product added into the base output by the GEMM itself. */
-export function fusedForward(loraB: Linear, h: Tensor, y: Tensor, s: number, views: FlatViews): void {
+export function fusedForward(loraB: Linear, h: Tensor, y: Tensor, s: number): void {
   loraB.recordInput(h);
   const conv1d = loraB.layout === 'conv1d';
-  matmul(views.of(h), loraB.weight.tensor, { transB: !conv1d, alpha: s, beta: 1, out: views.of(y) });
+  flat2d([h, y], (h2, y2) => matmul(h2!, loraB.weight.tensor, { transB: !conv1d, alpha: s, beta: 1, out: y2! }));
 }
 
-/** dh = s·g·B (returned, in `dh`), dB += s·gᵀ·h; records lora_B's output gradient as s·g. */
-export function fusedBackward(loraB: Linear, g: Tensor, s: number, dh: Tensor, views: FlatViews): Tensor {
+/** dh = s·g·B (written into `dh`, returned), dB += s·gᵀ·h; records lora_B's output gradient as s·g. */
+export function fusedBackward(loraB: Linear, g: Tensor, s: number, dh: Tensor): Tensor {
   const h = saved(loraB.input, 'lora_B');
   loraB.recordOutputGrad(g, s);
   const conv1d = loraB.layout === 'conv1d';
-  const g2 = views.of(g), h2 = views.of(h);
-  matmul(g2, loraB.weight.tensor, { transB: conv1d, alpha: s, out: views.of(dh) });
-  const dB = loraB.weight.gradTarget();
-  if (dB) {
-    if (conv1d) matmul(h2, g2, { transA: true, alpha: s, beta: 1, out: dB });
-    else matmul(g2, h2, { transA: true, alpha: s, beta: 1, out: dB });
-  }
+  flat2d([g, h, dh], (g2, h2, dh2) => {
+    matmul(g2!, loraB.weight.tensor, { transB: conv1d, alpha: s, out: dh2! });
+    const dB = loraB.weight.gradTarget();
+    if (!dB) return;
+    if (conv1d) matmul(h2!, g2!, { transA: true, alpha: s, beta: 1, out: dB });
+    else matmul(g2!, h2!, { transA: true, alpha: s, beta: 1, out: dB });
+  });
   return dh;
 }

@@ -20,7 +20,7 @@ import type { Module, Parameter } from '../nn/module.js';
 import { fusions } from '../nn/fusion.js';
 import { axpy, scale as scaleOp } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
-import { FlatViews, fusable, fusedBackward, fusedForward } from './lora-fused.js';
+import { fusable, fusedBackward, fusedForward } from './lora-fused.js';
 import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../util/validate.js';
 
 /** Which modules to adapt: a name (matched as the last path components, as PEFT does for a list), a list of names, or a pattern matched against the whole dotted path. */
@@ -98,7 +98,6 @@ export class LoraBranch implements LinearAdapter {
   #gs: Tensor | null = null;
   #dh: Tensor | null = null;
   #fused = false;
-  #views = new FlatViews();
 
   constructor(path: string, base: Linear, r: number, scale: number, init: 'kaiming' | 'gaussian', dropout: number, seed: number) {
     this.path = path;
@@ -129,7 +128,7 @@ export class LoraBranch implements LinearAdapter {
     this.#identity = xd === x;
     const h = this.loraA.forward(xd);
     this.#fused = fusions().lora && fusable(this.loraB);
-    if (this.#fused) return fusedForward(this.loraB, h, y, this.scale, this.#views);
+    if (this.#fused) return fusedForward(this.loraB, h, y, this.scale);
     axpy(this.scale, this.loraB.forward(h), y);
   }
 
@@ -139,7 +138,7 @@ export class LoraBranch implements LinearAdapter {
     let dh: Tensor; // s·Bᵀg, lora_A's output gradient
     if (this.#fused) {
       this.#dh = sized(this.#dh, withLast(dy.shape, this.r), dy);
-      dh = fusedBackward(this.loraB, dy, this.scale, this.#dh, this.#views);
+      dh = fusedBackward(this.loraB, dy, this.scale, this.#dh);
     } else {
       this.#gs = sized(this.#gs, dy.shape, dy);
       const gs = scaleOp(dy, this.scale, this.#gs); // lora_B's output gradient s·g
@@ -178,7 +177,6 @@ export class LoraBranch implements LinearAdapter {
     this.#gs = null;
     this.#dh?.dispose();
     this.#dh = null;
-    this.#views.clear();
     this.loraA.dispose();
     this.loraB.dispose();
     this.dropout.dispose();
