@@ -50,6 +50,10 @@ export interface NativeInfo {
     amxBf16: boolean;
     /** The bf16 GEMM kernel in use: 'amx', 'avx512bf16' or 'portable' (widens to float32). */
     bf16Kernel: string;
+    /** KFAC_BF16_KERNEL as given ('' when unset). */
+    bf16KernelRequest: string;
+    /** Present when that request could not be honoured: what was asked and what runs instead. */
+    bf16KernelWarning?: string;
     kernel: string;
     threads: number;
     defaultThreads: number;
@@ -64,6 +68,8 @@ export interface NativeInfo {
     cacheHits: number;
     systemAllocations: number;
     releases: number;
+    /** Packed bf16 GEMM panels of frozen weights, cached with them (KFAC_WEIGHT_PANEL_CACHE=0 turns it off). */
+    weightPanels: { enabled: boolean; entries: number; bytes: number; hits: number; misses: number };
   };
 }
 

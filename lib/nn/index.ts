@@ -5,3 +5,5 @@ export { Linear, Embedding, LayerNorm, RMSNorm, GELU, SiLU, SwiGLUMLP, Dropout, 
 export type { KVCache, LinearAdapter, LinearOptions, EmbeddingOptions, LayerNormOptions, SwiGLUMLPOptions, RoPEOptions, AttentionModuleOptions } from './layers.js';
 export * as functional from './functional.js';
 export type { LinearLayout, GeluApproximate, RopeConvention, AttentionOptions, CrossEntropyOptions } from './functional.js';
+export { fusions, setFusions } from './fusion.js';
+export type { Fusions } from './fusion.js';

@@ -4,6 +4,7 @@
  * gate_proj, up_proj, down_proj) so checkpoints map onto them by name.
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
+import { scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkFinite, checkInteger } from '../util/validate.js';
 import * as F from './functional.js';
@@ -55,6 +56,8 @@ export class Linear extends Module {
   computeInputGrad = true;
   #x: Tensor | null = null;
   #dy: Tensor | null = null;
+  #dyScale = 1;
+  #gReady = false;
   #adapter: LinearAdapter | null = null;
   #adapterNames: string[] = [];
 
@@ -64,7 +67,26 @@ export class Linear extends Module {
   }
   /** The output gradient of the last backward (K-FAC's `g`); valid until the caller reuses it. */
   get outputGrad(): Tensor | null {
-    return this.#dy;
+    if (this.#dy === null || this.#dyScale === 1) return this.#dy;
+    // Recorded by a fused caller as scale·dy: formed on first read only (K-FAC reads it, AdamW never).
+    const g = this.workspace('g', this.#dy.shape);
+    if (!this.#gReady) scale(this.#dy, this.#dyScale, g);
+    this.#gReady = true;
+    return g;
+  }
+
+  /**
+   * For a caller that computed this layer's product itself (a fused LoRA branch, lib/peft):
+   * records the input x and, after its backward, the output gradient as scale·dy, so that
+   * `input`, `outputGrad` and K-FAC see what forward/backward would have recorded.
+   */
+  recordInput(x: Tensor): void {
+    this.#x = x;
+  }
+  recordOutputGrad(dy: Tensor, scale: number): void {
+    this.#dy = dy;
+    this.#dyScale = scale;
+    this.#gReady = false;
   }
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
@@ -130,7 +152,7 @@ export class Linear extends Module {
     const x = saved(this.#x, 'Linear');
     lastDim(dy, this.outFeatures, 'dy');
     const dx = into ? into.dx : this.computeInputGrad ? this.workspace('dx', x.shape) : null;
-    this.#dy = dy;
+    this.recordOutputGrad(dy, 1);
     F.linearBackward(x, this.weight.tensor, dy, { dx, dW: this.weight.gradTarget(), db: this.bias?.gradTarget() ?? null, accumulateDx: into?.accumulate ?? false }, this.layout);
     this.#adapter?.backward(dy, dx);
     return dx;

@@ -17,8 +17,10 @@ import { ConfigError, describe, invalidArgument } from '../errors.js';
 import { matmul } from '../linalg/matmul.js';
 import { Dropout, Linear, type LinearAdapter } from '../nn/layers.js';
 import type { Module, Parameter } from '../nn/module.js';
+import { fusions } from '../nn/fusion.js';
 import { axpy, scale as scaleOp } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
+import { fusable, fusedBackward, fusedForward } from './lora-fused.js';
 import { checkBoolean, checkFinite, checkInteger, checkOptions } from '../util/validate.js';
 
 /** Which modules to adapt: a name (matched as the last path components, as PEFT does for a list), a list of names, or a pattern matched against the whole dotted path. */
@@ -70,6 +72,15 @@ export interface ResolvedLoraConfig {
   readonly scale: number;
 }
 
+/** `t` when it has `shape` (and lives), else a new tensor of that shape on `like`'s device (t disposed). */
+function sized(t: Tensor | null, shape: readonly number[], like: Tensor): Tensor {
+  if (t && !t.disposed && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
+  t?.dispose();
+  return Tensor.empty(shape, { device: like.device });
+}
+
+const withLast = (s: readonly number[], last: number): number[] => [...s.slice(0, -1), last];
+
 /** One adapted layer: the base Linear and its lora_A, lora_B and dropout. */
 export class LoraBranch implements LinearAdapter {
   /** Dotted path of the adapted layer. */
@@ -85,6 +96,8 @@ export class LoraBranch implements LinearAdapter {
   #merged = false;
   #identity = true;
   #gs: Tensor | null = null;
+  #dh: Tensor | null = null;
+  #fused = false;
 
   constructor(path: string, base: Linear, r: number, scale: number, init: 'kaiming' | 'gaussian', dropout: number, seed: number) {
     this.path = path;
@@ -113,20 +126,25 @@ export class LoraBranch implements LinearAdapter {
     if (this.#merged) return;
     const xd = this.dropout.forward(x);
     this.#identity = xd === x;
-    const u = this.loraB.forward(this.loraA.forward(xd));
-    axpy(this.scale, u, y);
+    const h = this.loraA.forward(xd);
+    this.#fused = fusions().lora && fusable(this.loraB);
+    if (this.#fused) return fusedForward(this.loraB, h, y, this.scale);
+    axpy(this.scale, this.loraB.forward(h), y);
   }
 
   backward(dy: Tensor, dx: Tensor | null): void {
     if (this.#merged)
       invalidArgument(`backward of ${this.path}`, 'an unmerged LoRA layer', 'a merged one');
-    if (!this.#gs || this.#gs.disposed || this.#gs.shape.length !== dy.shape.length || this.#gs.shape.some((d, i) => d !== dy.shape[i])) {
-      this.#gs?.dispose();
-      this.#gs = Tensor.empty(dy.shape, { device: dy.device });
+    let dh: Tensor; // s·Bᵀg, lora_A's output gradient
+    if (this.#fused) {
+      this.#dh = sized(this.#dh, withLast(dy.shape, this.r), dy);
+      dh = fusedBackward(this.loraB, dy, this.scale, this.#dh);
+    } else {
+      this.#gs = sized(this.#gs, dy.shape, dy);
+      const gs = scaleOp(dy, this.scale, this.#gs); // lora_B's output gradient s·g
+      this.loraB.computeInputGrad = true;
+      dh = this.loraB.backward(gs) as Tensor;
     }
-    const gs = scaleOp(dy, this.scale, this.#gs); // lora_B's output gradient s·g
-    this.loraB.computeInputGrad = true;
-    const dh = this.loraB.backward(gs) as Tensor; // s·Bᵀg, lora_A's output gradient
     if (this.#identity) {
       if (dx) this.loraA.backward(dh, { dx, accumulate: true });
       else {
@@ -157,6 +175,8 @@ export class LoraBranch implements LinearAdapter {
   dispose(): void {
     this.#gs?.dispose();
     this.#gs = null;
+    this.#dh?.dispose();
+    this.#dh = null;
     this.loraA.dispose();
     this.loraB.dispose();
     this.dropout.dispose();

@@ -55,7 +55,7 @@ export class Tensor implements Disposable {
 
   private constructor(h: NativeTensor) {
     this.#h = h;
-    this.#shape = Object.freeze([...h.shape]);
+    this.#shape = Object.freeze(h.shape); // a fresh array from native code: no copy needed
   }
 
   /** @internal Wraps a native handle (used by the op wrappers). */

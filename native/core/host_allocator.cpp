@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -11,6 +12,9 @@
 #include <malloc.h>
 #else
 #include <unistd.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
 #endif
 
 #include "error.h"
@@ -37,6 +41,51 @@ void system_free(void* p) {
   std::free(p);
 #endif
 }
+
+// Test mode (KFAC_HOST_GUARD_PAGES=1, Linux): every block is mapped on its own with its last
+// byte just before an inaccessible page, so a kernel that reads or writes past the end of a
+// tensor faults at once, whatever the size. Blocks start where that puts them (aligned to 4
+// bytes for float32 tensors, 2 for bfloat16: no kernel may assume more of tensor memory);
+// nothing is cached. Slow (two system calls per block): for tests only.
+bool guard_pages() {
+#if defined(__linux__)
+  static const bool on = [] {
+    const char* env = std::getenv("KFAC_HOST_GUARD_PAGES");
+    return env && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+#else
+  return false;
+#endif
+}
+
+#if defined(__linux__)
+size_t page_size() {
+  static const size_t p = size_t(sysconf(_SC_PAGESIZE));
+  return p;
+}
+size_t guarded_span(size_t bytes) { return (bytes + page_size() - 1) / page_size() * page_size(); }
+
+void* guarded_alloc(size_t bytes) {
+  const size_t span = guarded_span(bytes), page = page_size();
+  void* base = mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return nullptr;
+  char* guard = static_cast<char*>(base) + span;
+  if (mprotect(guard, page, PROT_NONE) != 0) {
+    munmap(base, span + page);
+    return nullptr;
+  }
+  return guard - bytes;
+}
+
+void guarded_free(void* p, size_t bytes) {
+  char* guard = static_cast<char*>(p) + bytes;
+  munmap(guard - guarded_span(bytes), guarded_span(bytes) + page_size());
+}
+#else
+void* guarded_alloc(size_t) { return nullptr; }
+void guarded_free(void*, size_t) {}
+#endif
 
 uint64_t physical_bytes() {
 #if defined(__linux__) || defined(__APPLE__)
@@ -113,6 +162,18 @@ size_t host_size_class(size_t bytes) {
 }
 
 void* host_alloc(size_t bytes) {
+  if (guard_pages()) {
+    void* p = guarded_alloc(bytes);
+    if (!p)
+      throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes", "size",
+                  "memory for the tensor", std::to_string(bytes) + " bytes");
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    ++c.stats.allocations;
+    ++c.stats.system_allocations;
+    c.stats.allocated_bytes += bytes;
+    return p;
+  }
   size_t cls = host_size_class(bytes);
   if (cls == SIZE_MAX)
     throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes", "size",
@@ -154,6 +215,13 @@ void* host_alloc(size_t bytes) {
 
 void host_free(void* ptr, size_t bytes) noexcept {
   if (!ptr) return;
+  if (guard_pages()) {
+    guarded_free(ptr, bytes);
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.stats.allocated_bytes -= bytes;
+    return;
+  }
   size_t cls = host_size_class(bytes);
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);

@@ -6,6 +6,8 @@
 // would exceed the bound returns the block to the system. When the system refuses memory, or
 // reports less free memory than a request needs, the whole cache is released and the request
 // retried once; a final failure is an OutOfMemory kfac::Error naming the bytes.
+// KFAC_HOST_GUARD_PAGES=1 (Linux, tests only) maps every block on its own, its last byte just
+// before an inaccessible page, so a read or write past a tensor faults (see host_allocator.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>

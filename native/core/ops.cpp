@@ -82,6 +82,7 @@ void copy(const Tensor& src, const Tensor& dst) {
   if (src.numel() != dst.numel()) check_same_shape(src, "src", dst, "dst");
   if (src.raw() != dst.raw()) check_no_alias(src, "src", dst, "dst");
   KFAC_DISPATCH(dev, copy)(src, dst);
+  dst.mark_written();
 }
 
 Tensor cast(const Tensor& src, DType dtype) {

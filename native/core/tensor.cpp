@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include "derived.h"
 #include "host_allocator.h"
 
 #include <cstdlib>
@@ -67,6 +68,7 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 }
 
 Storage::~Storage() {
+  if (has_derived.load(std::memory_order_acquire)) derived_forget(this);
   if (device_ == Device::CPU) host_free(ptr_, bytes_);
   else if (ptr_ && g_cuda_allocator.release) g_cuda_allocator.release(ptr_);
 }

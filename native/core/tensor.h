@@ -1,5 +1,6 @@
 // Owning tensors (shared storage, row-major, contiguous) and non-owning views.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,11 +50,18 @@ class Storage {
   void* data() const { return ptr_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  // Bumped by every write into an existing tensor that can hold a frozen weight (host copies
+  // into it); data derived from the contents (native/core/derived.h) records the version it saw.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_acq_rel); }
+  // Set once data derived from this storage is cached; its destructor then drops that data.
+  std::atomic<bool> has_derived{false};
 
  private:
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  std::atomic<uint64_t> version_{0};
 };
 
 class Tensor {
@@ -77,6 +85,13 @@ class Tensor {
 
   // Same storage, new shape with the same number of elements.
   Tensor reshape(const Shape& shape) const;
+
+  Storage* storage() const { return storage_.get(); }
+  size_t offset_bytes() const { return offset_bytes_; }
+  // Records a write into this tensor's memory (see Storage::version).
+  void mark_written() const {
+    if (storage_) storage_->bump_version();
+  }
 
  private:
   std::shared_ptr<Storage> storage_;

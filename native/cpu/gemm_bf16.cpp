@@ -2,10 +2,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <string>
-#include <vector>
 
+#include "../core/derived.h"
 #include "../core/error.h"
 #include "bf16.h"
 #include "cpu_features.h"
@@ -29,23 +28,31 @@ namespace bf16k {
 
 void portable(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
               int64_t ldc, bool accumulate) {
-  // Widen a row of A and, column by column, op(B) to float32; sum in float32.
-  std::vector<float> a(size_t(K > 0 ? K : 1)), b(size_t(K > 0 ? K : 1));
+  // Widen a chunk of op(B)'s column, then of each row of A, to float32 (stack buffers: nothing
+  // is allocated inside the thread pool); each chunk's float32 sum is added into C.
+  constexpr int64_t KC = 256;
+  float a[KC], b[KC];
   for (int64_t j = 0; j < N; ++j) {
-    for (int64_t k = 0; k < K; ++k) b[size_t(k)] = bf16_to_f32(B.at(k, j));
-    for (int64_t i = m0; i < m1; ++i) {
-      for (int64_t k = 0; k < K; ++k) a[size_t(k)] = bf16_to_f32(A[i * lda + k]);
-      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-      int64_t k = 0;
-      for (; k + 4 <= K; k += 4) {
-        s0 += a[size_t(k)] * b[size_t(k)];
-        s1 += a[size_t(k) + 1] * b[size_t(k) + 1];
-        s2 += a[size_t(k) + 2] * b[size_t(k) + 2];
-        s3 += a[size_t(k) + 3] * b[size_t(k) + 3];
+    if (K == 0 && !accumulate)
+      for (int64_t i = m0; i < m1; ++i) C[i * ldc + j] = 0.f;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kn = K - k0 < KC ? K - k0 : KC;
+      for (int64_t k = 0; k < kn; ++k) b[k] = bf16_to_f32(B.at(k0 + k, j));
+      for (int64_t i = m0; i < m1; ++i) {
+        for (int64_t k = 0; k < kn; ++k) a[k] = bf16_to_f32(A[i * lda + k0 + k]);
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        int64_t k = 0;
+        for (; k + 4 <= kn; k += 4) {
+          s0 += a[k] * b[k];
+          s1 += a[k + 1] * b[k + 1];
+          s2 += a[k + 2] * b[k + 2];
+          s3 += a[k + 3] * b[k + 3];
+        }
+        for (; k < kn; ++k) s0 += a[k] * b[k];
+        const float s = (s0 + s1) + (s2 + s3);
+        float& c = C[i * ldc + j];
+        c = (k0 > 0 || accumulate) ? c + s : s;
       }
-      for (; k < K; ++k) s0 += a[size_t(k)] * b[size_t(k)];
-      float s = (s0 + s1) + (s2 + s3);
-      C[i * ldc + j] = accumulate ? C[i * ldc + j] + s : s;
     }
   }
 }
@@ -95,13 +102,39 @@ namespace {
 
 std::atomic<int> g_forced{-1};
 
-Bf16Kernel best() {
-  const char* env = std::getenv("KFAC_BF16_KERNEL");
-  if (env && std::strcmp(env, "portable") == 0) return Bf16Kernel::Portable;
-  if (env && std::strcmp(env, "avx512bf16") == 0 && bf16_kernel_supported(Bf16Kernel::Avx512Bf16)) return Bf16Kernel::Avx512Bf16;
+struct Choice {
+  Bf16Kernel kernel;
+  std::string request, warning;
+};
+
+Bf16Kernel best_supported() {
   if (bf16_kernel_supported(Bf16Kernel::Amx)) return Bf16Kernel::Amx;
   if (bf16_kernel_supported(Bf16Kernel::Avx512Bf16)) return Bf16Kernel::Avx512Bf16;
   return Bf16Kernel::Portable;
+}
+
+// KFAC_BF16_KERNEL parsed once: auto (or unset) takes the best; a named kernel runs when this
+// machine supports it; anything else falls back to the best with a warning naming both.
+const Choice& choice() {
+  static const Choice c = [] {
+    Choice r{best_supported(), "", ""};
+    const char* env = std::getenv("KFAC_BF16_KERNEL");
+    if (!env || !*env) return r;
+    r.request = env;
+    if (r.request == "auto") return r;
+    for (Bf16Kernel k : {Bf16Kernel::Amx, Bf16Kernel::Avx512Bf16, Bf16Kernel::Portable})
+      if (r.request == bf16_kernel_name(k)) {
+        if (bf16_kernel_supported(k)) r.kernel = k;
+        else
+          r.warning = "KFAC_BF16_KERNEL=" + r.request + " is not supported by this CPU, OS or build; running " +
+                      bf16_kernel_name(r.kernel) + " instead";
+        return r;
+      }
+    r.warning = "KFAC_BF16_KERNEL=" + r.request + " is not one of auto, amx, avx512bf16, portable; running " +
+                bf16_kernel_name(r.kernel) + " instead";
+    return r;
+  }();
+  return c;
 }
 
 }  // namespace
@@ -119,9 +152,11 @@ bool bf16_kernel_supported(Bf16Kernel k) {
 Bf16Kernel bf16_kernel() {
   int forced = g_forced.load(std::memory_order_relaxed);
   if (forced >= 0) return Bf16Kernel(forced);
-  static const Bf16Kernel b = best();
-  return b;
+  return choice().kernel;
 }
+
+const char* bf16_kernel_request() { return choice().request.c_str(); }
+std::string bf16_kernel_warning() { return g_forced.load(std::memory_order_relaxed) >= 0 ? std::string() : choice().warning; }
 
 void set_bf16_kernel(Bf16Kernel k) {
   if (!bf16_kernel_supported(k))
@@ -141,27 +176,43 @@ const char* bf16_kernel_name(Bf16Kernel k) {
   return "unknown";
 }
 
+int64_t bf16_packed_elems(Bf16Kernel k, int64_t N, int64_t K) {
+  switch (k) {
+    case Bf16Kernel::Avx512Bf16: return bf16k::vnni32_size(N, K);
+    case Bf16Kernel::Amx: return bf16k::amx_packed_size(N, K);
+    case Bf16Kernel::Portable: return 0;
+  }
+  return 0;
+}
+
+void bf16_pack(Bf16Kernel k, int64_t N, int64_t K, Bf16B B, uint16_t* out) {
+  if (k == Bf16Kernel::Avx512Bf16) bf16k::pack_vnni32(N, K, B, out);
+  else if (k == Bf16Kernel::Amx) bf16k::amx_pack(N, K, B, out);
+}
+
+void gemm_bf16_packed(Bf16Kernel k, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B,
+                      const uint16_t* Bp, float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  // Row blocks of C: multiples of the kernels' tile heights, enough work to pay a thread.
+  const int64_t rows = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, N * K));
+  const int64_t grain = (std::max<int64_t>(rows, 16) + 15) / 16 * 16;
+  parallel_for(M, grain, [&](int64_t m0, int64_t m1) {
+    if (k == Bf16Kernel::Avx512Bf16) bf16k::avx512bf16(m0, m1, N, K, A, lda, Bp, C, ldc, accumulate);
+    else if (k == Bf16Kernel::Amx) bf16k::amx(m0, m1, N, K, A, lda, Bp, C, ldc, accumulate);
+    else bf16k::portable(m0, m1, N, K, A, lda, B, C, ldc, accumulate);
+  });
+}
+
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb,
                bool b_nk, float* C, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const Bf16Kernel k = bf16_kernel();
   const Bf16B b{B, ldb, b_nk};
-  // Row blocks of C: multiples of the kernels' tile heights, enough work to pay a thread.
-  const int64_t rows = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, N * K));
-  const int64_t grain = (std::max<int64_t>(rows, 16) + 15) / 16 * 16;
-  if (k == Bf16Kernel::Avx512Bf16) {
-    thread_local std::vector<uint16_t> packed;  // op(B) in VNNI panels, shared by the team
-    const size_t need = size_t(bf16k::vnni32_size(N, K));
-    if (packed.size() < need) packed.resize(need);
-    bf16k::pack_vnni32(N, K, b, packed.data());
-    const uint16_t* bp = packed.data();
-    parallel_for(M, grain, [&](int64_t m0, int64_t m1) { bf16k::avx512bf16(m0, m1, N, K, A, lda, bp, C, ldc, accumulate); });
-    return;
-  }
-  parallel_for(M, grain, [&](int64_t m0, int64_t m1) {
-    if (k == Bf16Kernel::Amx) bf16k::amx(m0, m1, N, K, A, lda, b, C, ldc, accumulate);
-    else bf16k::portable(m0, m1, N, K, A, lda, b, C, ldc, accumulate);
-  });
+  const int64_t elems = bf16_packed_elems(k, N, K);
+  if (elems == 0) return gemm_bf16_packed(k, M, N, K, A, lda, b, nullptr, C, ldc, accumulate);
+  HostBlock packed(size_t(elems) * sizeof(uint16_t));  // from the host allocator's cache once warm
+  bf16_pack(k, N, K, b, static_cast<uint16_t*>(packed.data()));
+  gemm_bf16_packed(k, M, N, K, A, lda, b, static_cast<const uint16_t*>(packed.data()), C, ldc, accumulate);
 }
 
 }  // namespace kfac::cpu

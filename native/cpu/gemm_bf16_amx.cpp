@@ -1,8 +1,10 @@
-// AMX kernel of gemm_bf16_nt (Intel Sapphire Rapids and later): tdpbf16ps multiplies a 16×32
+// AMX kernel of gemm_bf16 (Intel Sapphire Rapids and later): tdpbf16ps multiplies a 16×32
 // bf16 tile of A by a 32×16 tile of B held in VNNI order (pairs of k side by side) and adds
-// into a 16×16 float tile. Rows of A and B are copied into zero-padded, tile-shaped buffers
-// first (so no tile load reads past a tensor, and tails of M, N and K need no special case);
-// each C tile is stored to a small buffer and added into C for the rows and columns that exist.
+// into a 16×16 float tile. op(B) is packed once (amx_pack, before the thread pool runs, or
+// cached with a frozen weight) into zero-padded tiles; a tile of A is loaded straight from A
+// when it is whole (16 rows, 32 k) and otherwise copied into a zero-padded stack buffer, so no
+// tile load reads past a tensor and nothing is allocated inside the pool. Each C tile is
+// stored to a stack buffer and added into C for the rows and columns that exist.
 // The OS must grant the tile data permission (arch_prctl ARCH_REQ_XCOMP_PERM) before the first
 // tile instruction; bf16_kernel_supported(Amx) asks once and the dispatch never picks AMX
 // without it. The tile configuration is per thread, so every call loads and releases it.
@@ -12,7 +14,8 @@
 #include "bf16.h"
 
 #include <algorithm>
-#include <vector>
+
+#include "threadpool.h"
 
 #if defined(__linux__) && defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11))
 #include <immintrin.h>
@@ -47,18 +50,27 @@ bool amx_request_permission() {
   return granted;
 }
 
-KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
-                  int64_t ldc, bool accumulate) {
-  const int64_t Kp = (K + TK - 1) / TK * TK;
-  const int64_t Np = (N + TN - 1) / TN * TN;
-  // B in VNNI tiles: for column block jb and k block kb, 16 rows (k pairs) × 16 columns × 2.
-  std::vector<uint16_t> bp(size_t(Np * Kp), 0);
-  for (int64_t j = 0; j < N; ++j)
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t jb = j / TN, jj = j % TN, kb = k / TK, kk = k % TK;
-      bp[size_t(((jb * (Kp / TK) + kb) * (TK / 2) + kk / 2) * (TN * 2) + jj * 2 + (kk & 1))] = B.at(k, j);
-    }
-  std::vector<uint16_t> ap(size_t(TM * Kp));
+int64_t amx_packed_size(int64_t N, int64_t K) { return (N + TN - 1) / TN * TN * ((K + TK - 1) / TK * TK); }
+
+void amx_pack(int64_t N, int64_t K, Bf16B B, uint16_t* out) {
+  const int64_t nkb = (K + TK - 1) / TK, njb = (N + TN - 1) / TN;
+  parallel_for(njb, 1, [&](int64_t j0, int64_t j1) {
+    for (int64_t jb = j0; jb < j1; ++jb)
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        uint16_t* t = out + (jb * nkb + kb) * (TK / 2) * (TN * 2);
+        for (int64_t kk = 0; kk < TK; ++kk)
+          for (int64_t jj = 0; jj < TN; ++jj) {
+            const int64_t k = kb * TK + kk, j = jb * TN + jj;
+            t[(kk / 2) * (TN * 2) + jj * 2 + (kk & 1)] = k < K && j < N ? B.at(k, j) : uint16_t(0);
+          }
+      }
+  });
+}
+
+KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* Bp,
+                  float* C, int64_t ldc, bool accumulate) {
+  const int64_t nkb = (K + TK - 1) / TK, njb = (N + TN - 1) / TN;
+  alignas(64) uint16_t at[TM * TK];  // an A tile with tails zero padded
   alignas(64) float ct[TM * TN];
   TileConfig cfg;
   cfg.rows[0] = TM; cfg.colsb[0] = TN * 4;          // tmm0: C
@@ -67,14 +79,19 @@ KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* 
   _tile_loadconfig(&cfg);
   for (int64_t i0 = m0; i0 < m1; i0 += TM) {
     const int64_t mr = m1 - i0 < TM ? m1 - i0 : TM;
-    std::fill(ap.begin(), ap.end(), uint16_t(0));
-    for (int64_t r = 0; r < mr; ++r)
-      for (int64_t k = 0; k < K; ++k) ap[size_t(r * Kp + k)] = A[(i0 + r) * lda + k];
-    for (int64_t jb = 0; jb < Np / TN; ++jb) {
+    for (int64_t jb = 0; jb < njb; ++jb) {
       _tile_zero(0);
-      for (int64_t kb = 0; kb < Kp / TK; ++kb) {
-        _tile_loadd(1, ap.data() + kb * TK, Kp * 2);
-        _tile_loadd(2, bp.data() + (jb * (Kp / TK) + kb) * (TK / 2) * (TN * 2), TN * 4);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = kb * TK, kn = K - k0 < TK ? K - k0 : TK;
+        if (mr == TM && kn == TK) {
+          _tile_loadd(1, A + i0 * lda + k0, lda * 2);
+        } else {
+          std::fill(at, at + TM * TK, uint16_t(0));
+          for (int64_t r = 0; r < mr; ++r)
+            for (int64_t k = 0; k < kn; ++k) at[r * TK + k] = A[(i0 + r) * lda + k0 + k];
+          _tile_loadd(1, at, TK * 2);
+        }
+        _tile_loadd(2, Bp + (jb * nkb + kb) * (TK / 2) * (TN * 2), TN * 4);
         _tile_dpbf16ps(0, 1, 2);
       }
       _tile_stored(0, ct, TN * 4);
@@ -96,10 +113,11 @@ KFAC_AMX void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* 
 namespace kfac::cpu::bf16k {
 bool amx_compiled() { return false; }
 bool amx_request_permission() { return false; }
-void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, Bf16B B, float* C,
-         int64_t ldc, bool accumulate) {
-  portable(m0, m1, N, K, A, lda, B, C, ldc, accumulate);
-}
+// Never called: bf16_kernel_supported(Amx) is false in this build.
+int64_t amx_packed_size(int64_t N, int64_t K) { return 0; }
+void amx_pack(int64_t N, int64_t K, Bf16B B, uint16_t* out) {}
+void amx(int64_t m0, int64_t m1, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* Bp, float* C,
+         int64_t ldc, bool accumulate) {}
 }  // namespace kfac::cpu::bf16k
 
 #endif

@@ -27,7 +27,7 @@ int64_t rows_of(const Tensor& t) {
 void linear_forward(const Tensor& x, const Tensor& W, TensorOpt b, const Tensor& y, bool conv1d) {
   const int64_t IN = x.dim(-1), OUT = y.dim(-1);
   if (W.dtype() == DType::BF16)
-    cpu::linear_forward_bf16(x.f32(), static_cast<const uint16_t*>(W.raw()), f(b), y.f32(), rows_of(x), IN, OUT);
+    cpu::linear_forward_bf16(x.f32(), W, f(b), y.f32(), rows_of(x), IN, OUT);
   else
     cpu::linear_forward(x.f32(), W.f32(), f(b), y.f32(), rows_of(x), IN, OUT, conv1d);
 }
@@ -36,7 +36,7 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, TensorO
                      bool conv1d, bool accumulate_dx) {
   const int64_t IN = x.dim(-1), OUT = dy.dim(-1);
   if (W.dtype() == DType::BF16)
-    cpu::linear_backward_bf16(static_cast<const uint16_t*>(W.raw()), dy.f32(), f(dx), f(db), rows_of(x), IN, OUT,
+    cpu::linear_backward_bf16(W, dy.f32(), f(dx), f(db), rows_of(x), IN, OUT,
                               accumulate_dx);
   else
     cpu::linear_backward(x.f32(), W.f32(), dy.f32(), f(dx), f(dW), f(db), rows_of(x), IN, OUT, conv1d,

@@ -1,6 +1,7 @@
 // Bindings that describe and configure the native runtime.
 #include <napi.h>
 
+#include "../core/derived.h"
 #include "../core/host_allocator.h"
 #include "../cpu/bf16.h"
 #include "../cpu/cpu_features.h"
@@ -35,6 +36,9 @@ KFAC_BINDING(Info) {
   cpu.Set("amxBf16", f.amx_bf16);
   cpu.Set("kernel", cpu::kernel_isa_name(cpu::kernel_isa()));
   cpu.Set("bf16Kernel", cpu::bf16_kernel_name(cpu::bf16_kernel()));
+  cpu.Set("bf16KernelRequest", cpu::bf16_kernel_request());
+  const std::string bf16_warning = cpu::bf16_kernel_warning();
+  if (!bf16_warning.empty()) cpu.Set("bf16KernelWarning", bf16_warning);
   cpu.Set("threads", Napi::Number::New(env, cpu::num_threads()));
   cpu.Set("defaultThreads", Napi::Number::New(env, cpu::default_threads()));
   o.Set("cpu", cpu);
@@ -48,6 +52,14 @@ KFAC_BINDING(Info) {
   mem.Set("cacheHits", Napi::Number::New(env, double(m.cache_hits)));
   mem.Set("systemAllocations", Napi::Number::New(env, double(m.system_allocations)));
   mem.Set("releases", Napi::Number::New(env, double(m.releases)));
+  const DerivedStats d = derived_stats();
+  Napi::Object panels = Napi::Object::New(env);
+  panels.Set("enabled", Napi::Boolean::New(env, derived_enabled()));
+  panels.Set("entries", Napi::Number::New(env, double(d.entries)));
+  panels.Set("bytes", Napi::Number::New(env, double(d.bytes)));
+  panels.Set("hits", Napi::Number::New(env, double(d.hits)));
+  panels.Set("misses", Napi::Number::New(env, double(d.misses)));
+  mem.Set("weightPanels", panels);
   o.Set("memory", mem);
   return o;
 }
@@ -58,8 +70,10 @@ KFAC_BINDING(SetNumThreads) {
   return Napi::Number::New(info.Env(), cpu::num_threads());
 }
 
-// releaseCachedMemory(): returns the cached host blocks to the system; the bytes released
+// releaseCachedMemory(): drops the cached weight panels, then returns the cached host blocks
+// to the system; the bytes released
 KFAC_BINDING(ReleaseCachedMemory) {
+  derived_release();  // their blocks go back to the host cache, released next
   return Napi::Number::New(info.Env(), double(host_release_cached()));
 }
 

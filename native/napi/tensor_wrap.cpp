@@ -250,6 +250,7 @@ Napi::Value TensorWrap::CopyFromFloat32Array(const Napi::CallbackInfo& info) {
     if (tensor_.numel() && tensor_.dtype() == kfac::DType::BF16)
       cpu::convert_f32_to_bf16(data.Data(), static_cast<uint16_t*>(tensor_.raw()), tensor_.numel());
     else if (tensor_.numel()) std::memcpy(tensor_.raw(), data.Data(), tensor_.nbytes());
+    tensor_.mark_written();  // after the write: data derived from the old contents (weight panels) is stale
     return info.Env().Undefined();
   });
 }

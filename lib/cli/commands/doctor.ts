@@ -63,7 +63,7 @@ export async function doctorCommand(argv: readonly string[]): Promise<number> {
     add('cpu version', cpu.info.version === VERSION ? 'ok' : 'fail', `binary ${cpu.info.version}, package ${VERSION}`);
     const c = cpu.info.cpu;
     add('cpu isa', 'ok', `${c.brand.trim() || 'unknown cpu'}: kernels ${c.kernel} (avx2 ${c.avx2}, fma ${c.fma}, avx512f ${c.avx512f})`);
-    add('cpu bf16', c.bf16Kernel === 'portable' ? 'warn' : 'ok', `bf16 GEMM kernel ${c.bf16Kernel} (avx512bf16 ${c.avx512bf16}, amx-bf16 ${c.amxBf16})${c.bf16Kernel === 'portable' ? ': no bf16 instructions, bfloat16 weights run through the float32 fallback' : ''}`);
+    add('cpu bf16', c.bf16Kernel === 'portable' || c.bf16KernelWarning ? 'warn' : 'ok', `bf16 GEMM kernel ${c.bf16Kernel} (avx512bf16 ${c.avx512bf16}, amx-bf16 ${c.amxBf16})${c.bf16Kernel === 'portable' ? ': no bf16 instructions, bfloat16 weights run through the float32 fallback' : ''}${c.bf16KernelWarning ? `; ${c.bf16KernelWarning}` : ''}`);
     add('cpu threads', 'ok', `${c.threads} (default ${c.defaultThreads}; KFAC_NUM_THREADS overrides)`);
   }
 

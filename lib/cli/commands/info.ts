@@ -34,7 +34,7 @@ export async function infoCommand(argv: readonly string[]): Promise<number> {
       `cuda       ${i.cuda.usable ? `${i.cuda.info?.devices[0]?.name ?? 'device'}, runtime ${i.cuda.info?.runtimeVersion}, driver ${i.cuda.info?.driverVersion}` : (i.cuda.reason ?? 'unavailable')}`,
       `cpu        ${i.cpu.brand || 'unknown'}`,
       `features   avx2 ${yes(i.cpu.avx2)}, fma ${yes(i.cpu.fma)}, avx512f ${yes(i.cpu.avx512f)}, avx512bf16 ${yes(i.cpu.avx512bf16)}, amx-bf16 ${yes(i.cpu.amxBf16)}`,
-      `kernels    ${i.cpu.kernel}; bf16 GEMM ${i.cpu.bf16Kernel}${i.cpu.bf16Kernel === 'portable' ? ' (no bf16 instructions: widens to float32)' : ''}`,
+      `kernels    ${i.cpu.kernel}; bf16 GEMM ${i.cpu.bf16Kernel}${i.cpu.bf16Kernel === 'portable' ? ' (no bf16 instructions: widens to float32)' : ''}${i.cpu.bf16KernelWarning ? ` (${i.cpu.bf16KernelWarning})` : ''}`,
       `memory     ${(i.memory.allocatedBytes / 2 ** 20).toFixed(1)} MiB in tensors, ${(i.memory.cachedBytes / 2 ** 20).toFixed(1)} MiB cached (limit ${(i.memory.cacheLimitBytes / 2 ** 20).toFixed(0)} MiB; KFAC_HOST_CACHE_BYTES)`,
       `threads    ${i.cpu.threads} (default ${i.cpu.defaultThreads}; KFAC_NUM_THREADS overrides)`,
     ].join('\n') + '\n',
