@@ -30,3 +30,7 @@ export { columnParam, kfacLayersForIa3 } from './ia3-kfac.js';
 export { applyBitfit, BitfitError, bitfitState, loadBitfit, removeBitfit, saveBitfit } from './bitfit.js';
 export type { BitfitConfig, BitfitState } from './bitfit.js';
 export { kfacLayersForBitfit, untrackedTrainable } from './bitfit-kfac.js';
+export { applyBottleneck, ATTENTION_OUTPUTS, BottleneckBranch, bottleneckHeadParameters, bottleneckParameters, bottleneckState, FFN_OUTPUTS, removeBottleneck, resolveBottleneckConfig } from './bottleneck.js';
+export type { BottleneckActivation, BottleneckConfig, BottleneckKind, BottleneckState, ResolvedBottleneckConfig } from './bottleneck.js';
+export { BOTTLENECK_TYPE, bottleneckConfigFromJson, bottleneckConfigJson, bottleneckTensors, loadBottleneck, saveBottleneck } from './bottleneck-io.js';
+export { kfacLayersForBottleneck } from './bottleneck-kfac.js';
