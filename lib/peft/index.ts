@@ -34,3 +34,7 @@ export { applyBottleneck, ATTENTION_OUTPUTS, BottleneckBranch, bottleneckHeadPar
 export type { BottleneckActivation, BottleneckConfig, BottleneckKind, BottleneckState, ResolvedBottleneckConfig } from './bottleneck.js';
 export { BOTTLENECK_TYPE, bottleneckConfigFromJson, bottleneckConfigJson, bottleneckTensors, loadBottleneck, saveBottleneck } from './bottleneck-io.js';
 export { kfacLayersForBottleneck } from './bottleneck-kfac.js';
+export { applyPromptTuning, extendBatch, PromptEmbedding, PromptHook, promptState, removePromptTuning, wordEmbedding } from './prompt.js';
+export type { PromptTuningConfig, PromptTuningState } from './prompt.js';
+export { loadPromptTuning, PROMPT_HEAD_PREFIX, PROMPT_KEY, promptConfigJson, promptHeadParameters, promptTensors, savePromptTuning } from './prompt-io.js';
+export { kfacLayersForPrompt } from './prompt-kfac.js';
