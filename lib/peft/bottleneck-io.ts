@@ -1,6 +1,6 @@
 /**
  * The bottleneck-adapter folder (no Hugging Face PEFT type exists for it), in PEFT's layout
- * (docs/PEFT-FORMATS.md#bottleneck-adapters):
+ * (docs/PEFT.md#bottleneck-adapters):
  * - `adapter_config.json` (sorted keys, two-space indented): `peft_type` "BOTTLENECK",
  *   `format_version` 1, `kind` ("houlsby" | "pfeiffer"), `reduction_factor`, `non_linearity`,
  *   `residual`, `scaling`, `attention_modules` and `ffn_modules` (the adapted module paths),
