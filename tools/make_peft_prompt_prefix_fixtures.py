@@ -1,9 +1,10 @@
-"""Writes Hugging Face PEFT prompt-tuning adapters for the tiny model fixtures, and checks ours.
+"""Writes Hugging Face PEFT prompt- and prefix-tuning adapters for the tiny model fixtures, and checks ours.
 
   python tools/make_peft_prompt_prefix_fixtures.py
-      test/fixtures/peft/prompt-<name>/ for each case below: adapter_config.json +
-      adapter_model.safetensors written by peft's save_pretrained (PROMPT_TUNING, random init;
-      for SEQ_CLS the classifier is perturbed so that the saved head matters), and expected.json:
+      test/fixtures/peft/<case>/ for each case below: adapter_config.json +
+      adapter_model.safetensors written by peft's save_pretrained (PROMPT_TUNING or PREFIX_TUNING,
+      random init; one prefix with PEFT's projection MLP, which PEFT saves as its output; for
+      SEQ_CLS the classifier is perturbed so that the saved head matters), and expected.json:
       the inputs (ids, attention mask) and the float32 eval-mode logits of the adapted model
       (causal LM: [B, n + T, V], virtual positions included, as PEFT returns them).
   python tools/make_peft_prompt_prefix_fixtures.py --check DIR CASE
@@ -20,7 +21,7 @@ import sys
 import peft
 import torch
 import transformers
-from peft import PeftModel, PromptTuningConfig, get_peft_model
+from peft import PeftModel, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,7 +33,17 @@ CASES = {
     'prompt-llama': ('llama-gqa', 'CAUSAL_LM', 3, [[3, 17, 42, 8, 63, 1, 29], [5, 5, 12, 40, 33, 2, 7]], None),
     'prompt-gpt2': ('gpt2-lm', 'CAUSAL_LM', 4, [[3, 17, 42, 8, 63], [5, 5, 12, 40, 33]], None),
     'prompt-bert': ('bert-cls', 'SEQ_CLS', 2, [[2, 17, 42, 8, 3, 9], [2, 5, 12, 40, 0, 0]], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]),
+    'prefix-llama': ('llama-gqa', 'CAUSAL_LM', 3, [[3, 17, 42, 8, 63, 1, 29], [5, 5, 12, 40, 33, 2, 7]], None),
+    'prefix-gpt2': ('gpt2-lm', 'CAUSAL_LM', 2, [[3, 17, 42, 8, 63], [5, 5, 12, 40, 33]], None),
+    'prefix-bert': ('bert-cls', 'SEQ_CLS', 2, [[2, 17, 42, 8, 3, 9], [2, 5, 12, 40, 0, 0]], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]),
 }
+
+
+def peft_config(case, task, n):
+    if case.startswith('prompt-'):
+        return PromptTuningConfig(task_type=task, num_virtual_tokens=n)
+    proj = case == 'prefix-gpt2'
+    return PrefixTuningConfig(task_type=task, num_virtual_tokens=n, prefix_projection=proj, encoder_hidden_size=12 if proj else None)
 
 
 def base(case):
@@ -53,7 +64,7 @@ def logits(model, case):
 def make(case):
     name, task, n, ids, mask = CASES[case]
     torch.manual_seed(0)
-    model = get_peft_model(base(case), PromptTuningConfig(task_type=task, num_virtual_tokens=n))
+    model = get_peft_model(base(case), peft_config(case, task, n))
     with torch.no_grad():
         for pn, p in model.named_parameters():
             if 'modules_to_save' in pn:
@@ -66,7 +77,7 @@ def make(case):
     model.eval()
     out = logits(model, case)
     exp = {
-        'note': f'PEFT PROMPT_TUNING ({n} virtual tokens) on test/fixtures/models/{name} ({task})',
+        'note': f'PEFT {model.peft_config["default"].peft_type.value} ({n} virtual tokens) on test/fixtures/models/{name} ({task})',
         'versions': {'torch': torch.__version__, 'transformers': transformers.__version__, 'peft': peft.__version__},
         'shape': [len(ids), len(ids[0])],
         'inputIds': [i for row in ids for i in row],

@@ -38,3 +38,7 @@ export { applyPromptTuning, extendBatch, PromptEmbedding, PromptHook, promptStat
 export type { PromptTuningConfig, PromptTuningState } from './prompt.js';
 export { loadPromptTuning, PROMPT_HEAD_PREFIX, PROMPT_KEY, promptConfigJson, promptHeadParameters, promptTensors, savePromptTuning } from './prompt-io.js';
 export { kfacLayersForPrompt } from './prompt-kfac.js';
+export { applyPrefixTuning, attentionCores, PrefixEncoder, PrefixState, prefixState, removePrefixTuning } from './prefix.js';
+export type { PrefixTuningConfig } from './prefix.js';
+export { loadPrefixTuning, prefixConfigJson, prefixHeadParameters, prefixTensors, savePrefixTuning } from './prefix-io.js';
+export { kfacLayersForPrefix } from './prefix-kfac.js';
