@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { KfacError } from '../errors.js';
 import type { Module } from '../nn/module.js';
-import { loadAdapter, loadBitfit, loadBottleneck, loadIa3Adapter, loadPromptTuning } from '../peft/index.js';
+import { loadAdapter, loadBitfit, loadBottleneck, loadIa3Adapter, loadPrefixTuning, loadPromptTuning } from '../peft/index.js';
 
 /** peft_type of the folder's adapter_config.json (null when unreadable: the LoRA loader reports it). */
 function peftType(dir: string): unknown {
@@ -22,6 +22,7 @@ export function loadAdapterFor(model: Module, adapter: string, modelPath: string
     else if (t === 'BITFIT') loadBitfit(model, adapter);
     else if (t === 'BOTTLENECK') loadBottleneck(model, adapter);
     else if (t === 'PROMPT_TUNING') loadPromptTuning(model, adapter);
+    else if (t === 'PREFIX_TUNING') loadPrefixTuning(model, adapter);
     else loadAdapter(model, adapter);
   } catch (e) {
     if (e instanceof KfacError) throw new KfacError(e.code, `--adapter ${adapter} does not fit the model ${modelPath}: ${e.message}`, { cause: e });

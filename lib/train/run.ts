@@ -25,17 +25,20 @@ import {
   applyBottleneck,
   applyIa3,
   applyLora,
+  applyPrefixTuning,
   applyPromptTuning,
   kfacLayersForBitfit,
   kfacLayersForBottleneck,
   kfacLayersForIa3,
   kfacLayersForLora,
+  kfacLayersForPrefix,
   kfacLayersForPrompt,
   loadCheckpoint,
   saveAdapter,
   saveBitfit,
   saveBottleneck,
   saveCheckpoint,
+  savePrefixTuning,
   savePromptTuning,
   saveIa3Adapter,
   untrackedParameters,
@@ -64,13 +67,15 @@ export interface RunConfig {
   /** Cap on dev examples (classification) or dev blocks (causal LM). */
   evalLimit?: number;
   /** The PEFT method (default 'lora'). */
-  peft?: 'lora' | 'ia3' | 'bitfit' | 'adapter' | 'prompt';
+  peft?: 'lora' | 'ia3' | 'bitfit' | 'adapter' | 'prefix' | 'prompt';
   /** Bottleneck adapters: 'houlsby' or 'pfeiffer' (default). */
   adapterKind?: 'houlsby' | 'pfeiffer';
   /** Bottleneck adapters: hidden size / bottleneck size (default 16). */
   reductionFactor?: number;
-  /** Prompt tuning: virtual tokens (default 8). */
+  /** Prompt and prefix tuning: virtual tokens (default 8). */
   numVirtualTokens?: number;
+  /** Prefix tuning: PEFT's reparameterisation MLP (default 'off'). */
+  prefixProjection?: 'on' | 'off';
   /** IA3: the targets whose input is scaled (default: the family's FFN output projection). */
   feedforwardModules?: string[] | 'all-linear';
   loraR: number;
@@ -193,6 +198,10 @@ export function buildModel(p: PreparedRun): TransformerModel {
     applyBottleneck(model, { kind: c.adapterKind ?? 'pfeiffer', reductionFactor: c.reductionFactor ?? 16, seed: c.seed, baseModelNameOrPath: c.model });
     return model;
   }
+  if (c.peft === 'prefix') {
+    applyPrefixTuning(model, { numVirtualTokens: c.numVirtualTokens ?? 8, prefixProjection: c.prefixProjection === 'on', seed: c.seed, baseModelNameOrPath: c.model });
+    return model;
+  }
   if (c.peft === 'prompt') {
     applyPromptTuning(model, { numVirtualTokens: c.numVirtualTokens ?? 8, seed: c.seed, baseModelNameOrPath: c.model });
     return model;
@@ -233,7 +242,7 @@ export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
   if (c.optimizer === 'kfac') {
-    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : c.peft === 'adapter' ? kfacLayersForBottleneck(model) : c.peft === 'prompt' ? kfacLayersForPrompt(model) : kfacLayersForLora(model, { heads: true });
+    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : c.peft === 'adapter' ? kfacLayersForBottleneck(model) : c.peft === 'prompt' ? kfacLayersForPrompt(model) : c.peft === 'prefix' ? kfacLayersForPrefix(model) : kfacLayersForLora(model, { heads: true });
     const extra = c.peft !== undefined && c.peft !== 'lora' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
     const inner = new KFAC(layers, extra, {
       lr,
@@ -356,7 +365,7 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     else truncateLog(logFile, resume.step);
     writeJsonAtomic(join(outDir, 'config.json'), c);
     const saveMethod = (dir: string) =>
-      c.peft === 'ia3' ? saveIa3Adapter(model, dir) : c.peft === 'bitfit' ? saveBitfit(model, dir) : c.peft === 'adapter' ? saveBottleneck(model, dir) : c.peft === 'prompt' ? savePromptTuning(model, dir) : saveAdapter(model, dir);
+      c.peft === 'ia3' ? saveIa3Adapter(model, dir) : c.peft === 'bitfit' ? saveBitfit(model, dir) : c.peft === 'adapter' ? saveBottleneck(model, dir) : c.peft === 'prompt' ? savePromptTuning(model, dir) : c.peft === 'prefix' ? savePrefixTuning(model, dir) : saveAdapter(model, dir);
     task.save = (dir: string, state: TrainerState) =>
       c.peft !== undefined && c.peft !== 'lora' ? saveMethod(dir) : saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state, rng: dropoutState(model) } });
     const trainer = new Trainer(task, opt, {

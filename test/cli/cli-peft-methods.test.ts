@@ -1,7 +1,8 @@
 /**
- * `--peft adapter|prompt` through the real `kfac-peft` binary on the tiny LLaMA classification
+ * `--peft adapter|prefix|prompt` through the real `kfac-peft` binary on the tiny LLaMA classification
  * task (test/support/tiny-cli.ts): each trains with K-FAC (Newton clip at its default) without
- * diverging, writes its folder (BOTTLENECK with the options given; PEFT PROMPT_TUNING), and
+ * diverging, writes its folder (BOTTLENECK with the options given; PEFT PROMPT_TUNING and
+ * PREFIX_TUNING, the projected prefix saved as its values), and
  * `eval --adapter` reads it back to the run's final dev accuracy.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,9 +20,10 @@ const { model, data } = tinySetup(tmp);
 const cases: [string, string[], Record<string, unknown>][] = [
   ['adapter', ['--adapter-kind', 'houlsby', '--reduction-factor', '4'], { peft_type: 'BOTTLENECK', kind: 'houlsby', reduction_factor: 4 }],
   ['prompt', ['--num-virtual-tokens', '4'], { peft_type: 'PROMPT_TUNING', num_virtual_tokens: 4, task_type: 'SEQ_CLS' }],
+  ['prefix', ['--num-virtual-tokens', '3', '--prefix-projection', 'on'], { peft_type: 'PREFIX_TUNING', num_virtual_tokens: 3, prefix_projection: true, task_type: 'SEQ_CLS' }],
 ];
 
-describe('kfac-peft train --peft adapter|prompt', () => {
+describe('kfac-peft train --peft adapter|prefix|prompt', () => {
   for (const [method, opts, want] of cases)
     test(`${method} with K-FAC: trains, saves its folder, eval reproduces the final accuracy`, () => {
       const out = join(tmp, `run-${method}`);
