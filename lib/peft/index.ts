@@ -35,7 +35,7 @@ export type { BottleneckActivation, BottleneckConfig, BottleneckKind, Bottleneck
 export { BOTTLENECK_TYPE, bottleneckConfigFromJson, bottleneckConfigJson, bottleneckTensors, loadBottleneck, saveBottleneck } from './bottleneck-io.js';
 export { kfacLayersForBottleneck } from './bottleneck-kfac.js';
 export { applyPromptTuning, extendBatch, PromptEmbedding, PromptHook, promptState, removePromptTuning, wordEmbedding } from './prompt.js';
-export type { PromptTuningConfig, PromptTuningState } from './prompt.js';
+export type { PromptModel, PromptTuningConfig, PromptTuningState } from './prompt.js';
 export { loadPromptTuning, PROMPT_HEAD_PREFIX, PROMPT_KEY, promptConfigJson, promptHeadParameters, promptTensors, savePromptTuning } from './prompt-io.js';
 export { kfacLayersForPrompt } from './prompt-kfac.js';
 export { applyPrefixTuning, attentionCores, PrefixEncoder, PrefixState, prefixState, removePrefixTuning } from './prefix.js';

@@ -66,8 +66,10 @@ export class PrefixState {
   /** adapter_config.json as loaded (written back verbatim), or null for a fresh prefix. */
   rawConfig: Record<string, unknown> | null = null;
 
+  /** @internal Built by applyPrefixTuning. */
   constructor(
     readonly n: number,
+    /** @internal The attention cores, in layer order. */
     readonly layers: readonly SdpaCore[],
     readonly kvHeads: number,
     readonly headDim: number,
@@ -117,7 +119,7 @@ export class PrefixState {
     return y.toArray();
   }
 
-  /** The AttentionPrefix of layer l. */
+  /** @internal The AttentionPrefix of layer l. */
   attention(l: number): AttentionPrefix {
     const slice = (src: Float32Array, kv: 0 | 1, B: number): Float32Array => {
       const { n, width, tokenDim } = this;
@@ -212,7 +214,7 @@ export function requirePrefix(model: Module): PrefixState {
 const CLASSIFIER_HEADS = ['classifier', 'score'];
 const KNOWN = ['numVirtualTokens', 'prefixProjection', 'encoderHiddenSize', 'modulesToSave', 'seed', 'baseModelNameOrPath'];
 
-/** The attention cores of a model, in layer order; a ConfigError when it exposes none. */
+/** @internal The attention cores of a model, in layer order; a ConfigError when it exposes none. */
 export function attentionCores(model: Module): SdpaCore[] {
   const cores = model.namedModules().filter(([, m]) => m instanceof SdpaCore).map(([, m]) => m as SdpaCore);
   if (cores.length === 0)

@@ -54,7 +54,8 @@ export class PromptEmbedding extends Module {
   }
 }
 
-interface PromptModel extends Module {
+/** What prompt tuning needs of a model: a task, the config's vocabulary and positions, and forward. */
+export interface PromptModel extends Module {
   readonly task: string;
   readonly config: { vocabSize: number; maxPositions?: number | null; padTokenId?: number | null; modelType?: string };
   forward(batch: Batch): ForwardOutput;
