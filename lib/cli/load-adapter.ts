@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { KfacError } from '../errors.js';
 import type { Module } from '../nn/module.js';
-import { loadAdapter, loadBitfit, loadIa3Adapter } from '../peft/index.js';
+import { loadAdapter, loadBitfit, loadBottleneck, loadIa3Adapter, loadPrefixTuning, loadPromptTuning } from '../peft/index.js';
 
 /** peft_type of the folder's adapter_config.json (null when unreadable: the LoRA loader reports it). */
 function peftType(dir: string): unknown {
@@ -20,6 +20,9 @@ export function loadAdapterFor(model: Module, adapter: string, modelPath: string
     const t = peftType(adapter);
     if (t === 'IA3') loadIa3Adapter(model, adapter);
     else if (t === 'BITFIT') loadBitfit(model, adapter);
+    else if (t === 'BOTTLENECK') loadBottleneck(model, adapter);
+    else if (t === 'PROMPT_TUNING') loadPromptTuning(model, adapter);
+    else if (t === 'PREFIX_TUNING') loadPrefixTuning(model, adapter);
     else loadAdapter(model, adapter);
   } catch (e) {
     if (e instanceof KfacError) throw new KfacError(e.code, `--adapter ${adapter} does not fit the model ${modelPath}: ${e.message}`, { cause: e });

@@ -69,6 +69,11 @@ export abstract class TransformerModel extends Container {
   abstract readonly numLabels: number;
   #targets = new Int32Array(0);
   protected last: ForwardOutput | null = null;
+  /**
+   * Position of the first token of a batch in forward (default 0). Prefix tuning (lib/peft) sets
+   * it to its number of virtual positions, which come before every sequence's tokens.
+   */
+  positionShift = 0;
 
   /** Logits for a batch and, when it has labels, the loss and ∂loss/∂logits. */
   abstract forward(batch: Batch): ForwardOutput;

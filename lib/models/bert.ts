@@ -191,7 +191,7 @@ export class BertModel extends TransformerModel {
 
   forward(batch: Batch): ForwardOutput {
     const c = this.config;
-    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions - c.positionOffset);
+    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions - c.positionOffset, this.positionShift);
     this.checkLabels(batch, B, T);
     const n = B * T;
     if (this.#pos.length !== n) {
@@ -202,9 +202,9 @@ export class BertModel extends TransformerModel {
       // Hugging Face numbers real tokens padding_idx + 1, + 2, …; padding tokens get padding_idx.
       for (let b = 0; b < B; b++) {
         let k = 0;
-        for (let t = 0; t < T; t++) this.#pos[b * T + t] = ids[b * T + t] === c.padTokenId ? c.padTokenId : c.padTokenId + ++k;
+        for (let t = 0; t < T; t++) this.#pos[b * T + t] = ids[b * T + t] === c.padTokenId ? c.padTokenId : c.padTokenId + this.positionShift + ++k;
       }
-    } else for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#pos[b * T + t] = t + c.positionOffset;
+    } else for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#pos[b * T + t] = t + c.positionOffset + this.positionShift;
     let e = add(this.word_embeddings.forward(ids, [B, T]), this.position_embeddings.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, c.hiddenSize]));
     if (this.token_type_embeddings) {
       const tt = batch.tokenTypeIds;

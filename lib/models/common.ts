@@ -177,8 +177,22 @@ export interface SdpaCall {
 }
 
 /**
+ * Learned keys and values attended before a layer's own (prefix tuning, lib/peft): n positions,
+ * never masked, not rotated (they stand for keys already in a cache). Host arrays of [B, n, Hkv, D].
+ */
+export interface AttentionPrefix {
+  readonly length: number;
+  /** This forward's prefix keys and values for a batch of B. */
+  kv(B: number): { k: Float32Array; v: Float32Array };
+  /** Adds the gradients of this forward's prefix keys and values. */
+  backward(dk: Float32Array, dv: Float32Array): void;
+}
+
+/**
  * Scaled dot-product attention of projected q [B, T, H·D], k and v [B, T, Hkv·D]: RoPE on q and
  * k when configured, then softmax(q·kᵀ/√D)·v → [B, T, H·D]. Backward returns dq, dk, dv.
+ * With a prefix attached, keys and values are [prefix; own] (n + T positions; query i sees the
+ * whole prefix and, when causal, own keys ≤ i) and the mask gets n ones in front.
  */
 export class SdpaCore extends Module {
   readonly o: SdpaOptions;
@@ -187,7 +201,58 @@ export class SdpaCore extends Module {
   dropoutSeed: number;
   /** Training forwards so far (the next one's dropout mask uses dropoutSeed + dropoutCalls). */
   dropoutCalls = 0;
-  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number; drop: { dropout: number; seed: number } | null } | null = null;
+  #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number; drop: { dropout: number; seed: number } | null; n: number } | null = null;
+  #prefix: AttentionPrefix | null = null;
+  #prefixNames: string[] = [];
+
+  /** The attached prefix, or null. */
+  get prefix(): AttentionPrefix | null {
+    return this.#prefix;
+  }
+
+  /** Attaches a prefix; its modules become children of this core. */
+  attachPrefix(p: AttentionPrefix, modules: Readonly<Record<string, Module>> = {}): void {
+    if (this.#prefix) invalidArgument('prefix', 'an attention without a prefix', 'one that already has one');
+    for (const [n, m] of Object.entries(modules)) this.registerModule(n, m);
+    this.#prefix = p;
+    this.#prefixNames = Object.keys(modules);
+  }
+
+  /** Detaches the prefix (its modules are unregistered, not disposed). */
+  detachPrefix(): void {
+    for (const n of this.#prefixNames) this.removeModule(n);
+    this.#prefix = null;
+    this.#prefixNames = [];
+  }
+
+  /** [prefix; own] along time: [B, n + T, Hkv, D] from the prefix's host rows and x [B, T, Hkv, D]. */
+  #joined(name: string, pre: Float32Array, x: Tensor, n: number): Tensor {
+    const [B, T, Hkv, D] = x.shape as [number, number, number, number];
+    const row = Hkv * D;
+    const xa = x.toArray();
+    const out = new Float32Array(B * (n + T) * row);
+    for (let b = 0; b < B; b++) {
+      out.set(pre.subarray(b * n * row, (b + 1) * n * row), b * (n + T) * row);
+      out.set(xa.subarray(b * T * row, (b + 1) * T * row), (b * (n + T) + n) * row);
+    }
+    return this.workspace(name, [B, n + T, Hkv, D]).set(out);
+  }
+
+  /** Splits a [B, n + T, Hkv, D] gradient: the prefix part (returned) and the own part (into `own`). */
+  #split(full: Tensor, own: Tensor, n: number): Float32Array {
+    const [B, T2, Hkv, D] = full.shape as [number, number, number, number];
+    const T = T2 - n;
+    const row = Hkv * D;
+    const f = full.toArray();
+    const pre = new Float32Array(B * n * row);
+    const o = new Float32Array(B * T * row);
+    for (let b = 0; b < B; b++) {
+      pre.set(f.subarray(b * T2 * row, (b * T2 + n) * row), b * n * row);
+      o.set(f.subarray((b * T2 + n) * row, (b + 1) * T2 * row), b * T * row);
+    }
+    own.set(o);
+    return pre;
+  }
 
   constructor(o: SdpaOptions) {
     super();
@@ -202,7 +267,7 @@ export class SdpaCore extends Module {
     const { B, T, offset } = call;
     let q = this.view('q', q3, [B, T, H, D]);
     let k = this.view('k', k3, [B, T, Hkv, D]);
-    const v = this.view('v', v3, [B, T, Hkv, D]);
+    let v = this.view('v', v3, [B, T, Hkv, D]);
     if (this.o.rope) {
       q = F.ropeForward(q, this.workspace('qr', q.shape), { ...this.o.rope, offset });
       k = F.ropeForward(k, this.workspace('kr', k.shape), { ...this.o.rope, offset });
@@ -218,8 +283,22 @@ export class SdpaCore extends Module {
       this.#state = null;
     } else {
       const drop = this.training && this.dropout > 0 ? { dropout: this.dropout, seed: (this.dropoutSeed + this.dropoutCalls++) % Number.MAX_SAFE_INTEGER } : null;
-      F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask: call.mask, ...drop });
-      this.#state = { q, k, v, mask: call.mask, offset, B, T, drop };
+      const p = this.#prefix;
+      const n = p ? p.length : 0;
+      let mask = call.mask;
+      if (p) {
+        const kv = p.kv(B);
+        k = this.#joined('kp', kv.k, k, n);
+        v = this.#joined('vp', kv.v, v, n);
+        if (mask) {
+          const m = mask.toArray();
+          const out = new Float32Array(B * (n + T)).fill(1);
+          for (let b = 0; b < B; b++) out.set(m.subarray(b * T, (b + 1) * T), b * (n + T) + n);
+          mask = this.workspace('maskp', [B, n + T]).set(out);
+        }
+      }
+      F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask, ...drop });
+      this.#state = { q, k, v, mask, offset, B, T, drop, n };
     }
     return this.view('o3', o, [B, T, H * D]);
   }
@@ -233,7 +312,15 @@ export class SdpaCore extends Module {
     const dq = this.workspace('dq', [B, T, H, D]);
     const dk = this.workspace('dk', [B, T, Hkv, D]);
     const dv = this.workspace('dv', [B, T, Hkv, D]);
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dk, dv, { causal: this.o.causal, scale: this.scale, mask: s.mask, ...s.drop });
+    const n = s.n;
+    const dkf = n ? this.workspace('dkp', [B, n + T, Hkv, D]) : dk;
+    const dvf = n ? this.workspace('dvp', [B, n + T, Hkv, D]) : dv;
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dkf, dvf, { causal: this.o.causal, scale: this.scale, mask: s.mask, ...s.drop });
+    if (n) {
+      const p = this.#prefix;
+      if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
+      p.backward(this.#split(dkf, dk, n), this.#split(dvf, dv, n));
+    }
     if (this.o.rope) {
       F.ropeBackward(dq, dq, { ...this.o.rope, offset: s.offset });
       F.ropeBackward(dk, dk, { ...this.o.rope, offset: s.offset });

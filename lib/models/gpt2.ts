@@ -164,10 +164,10 @@ export class Gpt2Model extends TransformerModel {
 
   forward(batch: Batch): ForwardOutput {
     const c = this.config;
-    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions);
+    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions, this.positionShift);
     this.checkLabels(batch, B, T);
     const maskT = mask === null ? null : this.workspace('mask', [B, T]).set(mask);
-    const h = this.#trunk(ids, B, T, { mask: maskT, offset: 0, cache: null });
+    const h = this.#trunk(ids, B, T, { mask: maskT, offset: this.positionShift, cache: null });
     let logits: Tensor;
     if (this.task === 'causal-lm') {
       logits = this.#lmHead(h);

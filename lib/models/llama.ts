@@ -180,10 +180,10 @@ export class LlamaModel extends TransformerModel {
 
   forward(batch: Batch): ForwardOutput {
     const c = this.config;
-    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions);
+    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions, this.positionShift);
     this.checkLabels(batch, B, T);
     if (c.slidingWindow !== null && T > c.slidingWindow) invalidArgument('batch.shape', `at most ${c.slidingWindow} positions (the sliding window is not implemented)`, `T = ${T}`);
-    const h = this.#trunk(ids, B, T, { mask: this.#mask(B, T, mask), offset: 0, cache: null });
+    const h = this.#trunk(ids, B, T, { mask: this.#mask(B, T, mask), offset: this.positionShift, cache: null });
     let logits: Tensor;
     if (this.task === 'causal-lm') {
       logits = this.#lmHead(h);

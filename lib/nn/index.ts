@@ -2,7 +2,7 @@
 export { Module, ParamSlot } from './module.js';
 export type { Parameter } from './module.js';
 export { Linear, Embedding, LayerNorm, RMSNorm, GELU, SiLU, SwiGLUMLP, Dropout, RoPE, Attention, CrossEntropyLoss } from './layers.js';
-export type { KVCache, LinearAdapter, LinearOptions, EmbeddingOptions, LayerNormOptions, SwiGLUMLPOptions, RoPEOptions, AttentionModuleOptions } from './layers.js';
+export type { KVCache, EmbeddingHook, LinearAdapter, LinearOptions, EmbeddingOptions, LayerNormOptions, SwiGLUMLPOptions, RoPEOptions, AttentionModuleOptions } from './layers.js';
 export * as functional from './functional.js';
 export type { LinearLayout, GeluApproximate, RopeConvention, AttentionOptions, CrossEntropyOptions } from './functional.js';
 export { fusions, setFusions } from './fusion.js';

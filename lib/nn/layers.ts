@@ -168,6 +168,16 @@ export interface EmbeddingOptions {
   seed?: number;
 }
 
+/**
+ * A hook on an Embedding's output (prompt tuning, lib/peft): forward may rewrite rows of the
+ * looked-up [..., C] output in place; backward reads the output gradient first and returns the
+ * gradient the table's scatter should use (dOut itself, or a copy with rewritten rows zeroed).
+ */
+export interface EmbeddingHook {
+  forward(out: Tensor): void;
+  backward(dOut: Tensor, tableTrainable: boolean): Tensor;
+}
+
 /** Token ids → rows of a [V, C] table. Backward scatter-adds into the table's gradient. */
 export class Embedding extends Module {
   readonly numEmbeddings: number;
@@ -175,6 +185,28 @@ export class Embedding extends Module {
   readonly weight: ParamSlot;
   #ids = new Int32Array(0);
   #n = -1;
+  #hook: EmbeddingHook | null = null;
+  #hookNames: string[] = [];
+
+  /** The attached output hook, or null. */
+  get hook(): EmbeddingHook | null {
+    return this.#hook;
+  }
+
+  /** Attaches an output hook; its modules become children of this embedding. */
+  attachHook(hook: EmbeddingHook, modules: Readonly<Record<string, Module>>): void {
+    if (this.#hook) invalidArgument('hook', 'an Embedding without a hook', 'one that already has one');
+    for (const [n, m] of Object.entries(modules)) this.registerModule(n, m);
+    this.#hook = hook;
+    this.#hookNames = Object.keys(modules);
+  }
+
+  /** Detaches the hook (its modules are unregistered, not disposed). */
+  detachHook(): void {
+    for (const n of this.#hookNames) this.removeModule(n);
+    this.#hook = null;
+    this.#hookNames = [];
+  }
 
   constructor(numEmbeddings: number, dim: number, options: EmbeddingOptions = {}) {
     super();
@@ -190,6 +222,7 @@ export class Embedding extends Module {
     if (!(ids instanceof Int32Array)) invalidArgument('ids', 'an Int32Array', describe(ids));
     const out = this.workspace('out', [...shape, this.dim]);
     F.embeddingForward(ids, this.weight.tensor, out);
+    this.#hook?.forward(out);
     if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
     this.#ids.set(ids);
     this.#n = ids.length;
@@ -200,7 +233,8 @@ export class Embedding extends Module {
   backward(dOut: Tensor): null {
     if (this.#n < 0) saved(null, 'Embedding');
     const dW = this.weight.gradTarget();
-    if (dW) F.embeddingBackward(this.#ids.subarray(0, this.#n), dOut, dW);
+    const d = this.#hook ? this.#hook.backward(dOut, dW !== null) : dOut;
+    if (dW) F.embeddingBackward(this.#ids.subarray(0, this.#n), d, dW);
     return null;
   }
 }

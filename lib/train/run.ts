@@ -22,15 +22,24 @@ import { SGD } from '../optim/sgd.js';
 import { Shampoo } from '../optim/shampoo.js';
 import {
   applyBitfit,
+  applyBottleneck,
   applyIa3,
   applyLora,
+  applyPrefixTuning,
+  applyPromptTuning,
   kfacLayersForBitfit,
+  kfacLayersForBottleneck,
   kfacLayersForIa3,
   kfacLayersForLora,
+  kfacLayersForPrefix,
+  kfacLayersForPrompt,
   loadCheckpoint,
   saveAdapter,
   saveBitfit,
+  saveBottleneck,
   saveCheckpoint,
+  savePrefixTuning,
+  savePromptTuning,
   saveIa3Adapter,
   untrackedParameters,
   untrackedTrainable,
@@ -58,7 +67,15 @@ export interface RunConfig {
   /** Cap on dev examples (classification) or dev blocks (causal LM). */
   evalLimit?: number;
   /** The PEFT method (default 'lora'). */
-  peft?: 'lora' | 'ia3' | 'bitfit';
+  peft?: 'lora' | 'ia3' | 'bitfit' | 'adapter' | 'prefix' | 'prompt';
+  /** Bottleneck adapters: 'houlsby' or 'pfeiffer' (default). */
+  adapterKind?: 'houlsby' | 'pfeiffer';
+  /** Bottleneck adapters: hidden size / bottleneck size (default 16). */
+  reductionFactor?: number;
+  /** Prompt and prefix tuning: virtual tokens (default 8). */
+  numVirtualTokens?: number;
+  /** Prefix tuning: PEFT's reparameterisation MLP (default 'off'). */
+  prefixProjection?: 'on' | 'off';
   /** IA3: the targets whose input is scaled (default: the family's FFN output projection). */
   feedforwardModules?: string[] | 'all-linear';
   loraR: number;
@@ -177,6 +194,18 @@ export function buildModel(p: PreparedRun): TransformerModel {
     applyBitfit(model, { targetModules: c.targets === 'all-linear' ? null : (c.targets ?? null), baseModelNameOrPath: c.model });
     return model;
   }
+  if (c.peft === 'adapter') {
+    applyBottleneck(model, { kind: c.adapterKind ?? 'pfeiffer', reductionFactor: c.reductionFactor ?? 16, seed: c.seed, baseModelNameOrPath: c.model });
+    return model;
+  }
+  if (c.peft === 'prefix') {
+    applyPrefixTuning(model, { numVirtualTokens: c.numVirtualTokens ?? 8, prefixProjection: c.prefixProjection === 'on', seed: c.seed, baseModelNameOrPath: c.model });
+    return model;
+  }
+  if (c.peft === 'prompt') {
+    applyPromptTuning(model, { numVirtualTokens: c.numVirtualTokens ?? 8, seed: c.seed, baseModelNameOrPath: c.model });
+    return model;
+  }
   if (c.peft === 'ia3') {
     const d = IA3_TARGETS[family]!;
     if (c.targets === 'all-linear' || c.feedforwardModules === 'all-linear') throw new ConfigError("--peft ia3: name the target modules ('all-linear' is a LoRA shorthand)");
@@ -213,8 +242,8 @@ export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
   if (c.optimizer === 'kfac') {
-    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : kfacLayersForLora(model, { heads: true });
-    const extra = c.peft === 'ia3' || c.peft === 'bitfit' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
+    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : c.peft === 'adapter' ? kfacLayersForBottleneck(model) : c.peft === 'prompt' ? kfacLayersForPrompt(model) : c.peft === 'prefix' ? kfacLayersForPrefix(model) : kfacLayersForLora(model, { heads: true });
+    const extra = c.peft !== undefined && c.peft !== 'lora' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
     const inner = new KFAC(layers, extra, {
       lr,
       momentum: c.momentum,
@@ -335,9 +364,10 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     if (!resume) rmSync(logFile, { force: true });
     else truncateLog(logFile, resume.step);
     writeJsonAtomic(join(outDir, 'config.json'), c);
-    const saveMethod = (dir: string) => (c.peft === 'ia3' ? saveIa3Adapter(model, dir) : c.peft === 'bitfit' ? saveBitfit(model, dir) : saveAdapter(model, dir));
+    const saveMethod = (dir: string) =>
+      c.peft === 'ia3' ? saveIa3Adapter(model, dir) : c.peft === 'bitfit' ? saveBitfit(model, dir) : c.peft === 'adapter' ? saveBottleneck(model, dir) : c.peft === 'prompt' ? savePromptTuning(model, dir) : c.peft === 'prefix' ? savePrefixTuning(model, dir) : saveAdapter(model, dir);
     task.save = (dir: string, state: TrainerState) =>
-      c.peft === 'ia3' || c.peft === 'bitfit' ? saveMethod(dir) : saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state, rng: dropoutState(model) } });
+      c.peft !== undefined && c.peft !== 'lora' ? saveMethod(dir) : saveCheckpoint(dir, { model, optimizer: opt.inner, extra: { trainer: state, rng: dropoutState(model) } });
     const trainer = new Trainer(task, opt, {
       maxSteps: totalSteps,
       epochs,

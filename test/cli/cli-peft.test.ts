@@ -45,7 +45,7 @@ describe('kfac-peft train --peft', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/no bias/);
     expect(existsSync(join(out, 'adapter'))).toBe(false);
-    const u = cli(tmp, ['train', '--model', model, '--data', data, '--peft', 'prefix', '--out', join(tmp, 'x')]);
+    const u = cli(tmp, ['train', '--model', model, '--data', data, '--peft', 'p-tuning', '--out', join(tmp, 'x')]);
     expect(u.code).not.toBe(0);
     expect(u.stderr).toMatch(/--peft/);
   });

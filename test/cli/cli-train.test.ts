@@ -166,7 +166,7 @@ describe('bad arguments: a clear message, a non-zero exit, nothing written', () 
     ['negative clip', ['train', '--model', 'M', '--data', 'D', '--newton-clip', '-1'], /--newton-clip: expected a number/],
     ['newton clip without K-FAC', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'adamw', '--newton-clip', '1'], /--newton-clip applies to --optimizer kfac only/],
     ['unknown optimizer', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'lbfgs'], /adamw \| kfac \| sgd/],
-    ['other PEFT method', ['train', '--model', 'M', '--data', 'D', '--peft', 'prefix'], /--peft: expected lora \| ia3 \| bitfit/],
+    ['other PEFT method', ['train', '--model', 'M', '--data', 'D', '--peft', 'p-tuning'], /--peft: expected lora \| ia3 \| bitfit/],
     ['missing model path', ['train', '--model', 'nope', '--data', 'D'], /no such file or folder/],
     ['missing data', ['train', '--model', 'M', '--data', 'nope'], /nope: no such file or folder/],
     ['bad runs entry', ['compare', '--model', 'M', '--data', 'D', '--runs', 'adamw:lr'], /expected key=value/],

@@ -20,7 +20,7 @@ run.json (summary), report.html with SVG plots. Ctrl-C saves checkpoint-interrup
 steps); --resume continues from the newest complete one.
 
 options:
-  --peft lora|ia3|bitfit       the parameter-efficient method (default lora)
+  --peft lora|ia3|bitfit|adapter|prefix|prompt   the parameter-efficient method (default lora)
   --out DIR                    output folder (default runs/train-<date>); must be empty unless --overwrite
   --overwrite | --resume       write into an existing folder / continue its run from the newest checkpoint
   --save-every N               a full checkpoint (adapter, optimizer, trainer state, data position,
@@ -35,7 +35,7 @@ ${runFlagsHelp()}
 export const COMMON_FLAGS = { peft: 'string', out: 'string', overwrite: 'boolean', threads: 'int', json: 'boolean', quiet: 'boolean' } as const;
 
 export function checkPeft(v: unknown): void {
-  if (v !== undefined && v !== 'lora' && v !== 'ia3' && v !== 'bitfit') throw new UsageError(`--peft: expected lora | ia3 | bitfit, got ${JSON.stringify(v)}`);
+  if (v !== undefined && !['lora', 'ia3', 'bitfit', 'adapter', 'prefix', 'prompt'].includes(v as string)) throw new UsageError(`--peft: expected lora | ia3 | bitfit | adapter | prefix | prompt, got ${JSON.stringify(v)}`);
 }
 
 export async function trainCommand(argv: readonly string[]): Promise<number> {

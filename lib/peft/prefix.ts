@@ -1,0 +1,288 @@
+/**
+ * Prefix tuning (Li & Liang 2021) as Hugging Face PEFT's PREFIX_TUNING does it: every attention
+ * layer attends n learned key/value positions before the sequence's own. The learned values
+ * are one table E [n, L·2·Hkv·D] (PEFT's layout: column ((l·2 + kv)·Hkv + h)·D + d holds layer
+ * l's key (kv = 0) or value (kv = 1) of head h; Hkv the key/value heads, so grouped-query models
+ * learn Hkv heads as PEFT does), or, with `prefixProjection`, the output of PEFT's
+ * reparameterisation MLP `transform.2(tanh(transform.0(embedding)))` over an [n, Hkv·D] embedding.
+ * The prefix keys are not rotated (they stand for cached keys); the sequence's positions start at
+ * n (model.positionShift), its mask gets n ones in front, and causal queries see the whole prefix.
+ * Decoders (LLaMA family, GPT-2) and encoders (BERT family) alike: any model whose attention goes
+ * through SdpaCore. Only the prefix (and the modules to save) train.
+ *
+ * Mechanics: the encoder is registered under the first attention core (so that backward runs down
+ * to it); the model's forward computes the prefix rows for the batch (B·n rows: the MLP sees each
+ * sequence's copy, so K-FAC gets per-sequence statistics), each core reads its slice, and its
+ * backward adds the slice's gradient; the model's backward then ends with the MLP's backward.
+ * Incremental generation (forwardCached) is refused while prefix tuning is applied.
+ */
+import { ConfigError, describe, invalidArgument } from '../errors.js';
+import { type AttentionPrefix, type Batch, Container, type ForwardOutput, SdpaCore, SmallActivation } from '../models/common.js';
+import { linearForward } from '../nn/functional.js';
+import { Linear } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkInteger, checkOptions } from '../util/validate.js';
+import { bitfitState } from './bitfit.js';
+import { bottleneckState } from './bottleneck.js';
+import { ia3State } from './ia3.js';
+import { installMethod, loraState, type ParameterCounts } from './lora.js';
+import { PromptEmbedding, promptState } from './prompt.js';
+
+export interface PrefixTuningConfig {
+  /** Virtual positions n (default 8). */
+  numVirtualTokens?: number;
+  /** PEFT's reparameterisation MLP (default false: the table is learned directly). */
+  prefixProjection?: boolean;
+  /** Width of the MLP's hidden layer (default Hkv·D, PEFT's token_dim). */
+  encoderHiddenSize?: number;
+  modulesToSave?: readonly string[] | null;
+  /** Seed of the initialisation (default 0). */
+  seed?: number;
+  baseModelNameOrPath?: string | null;
+}
+
+/** PEFT's PrefixEncoder: `embedding` [n, width], and with the projection `transform.0` → tanh → `transform.2`. */
+export class PrefixEncoder extends Container {
+  readonly embedding: PromptEmbedding;
+  readonly transform: { l0: Linear; act: SmallActivation; l2: Linear } | null;
+  constructor(n: number, tokenDim: number, width: number, projection: boolean, hidden: number, seed: number) {
+    super();
+    this.embedding = this.put('embedding', new PromptEmbedding(Tensor.randn([n, projection ? tokenDim : width], { seed, std: 1 })));
+    this.transform = projection
+      ? { l0: this.put('transform.0', new Linear(tokenDim, hidden, { seed: seed + 1 })), act: this.put('transform.1', new SmallActivation('tanh')), l2: this.put('transform.2', new Linear(hidden, width, { seed: seed + 3 })) }
+      : null;
+  }
+}
+
+/** The per-model prefix: the encoder, this forward's rows and their gradients. */
+export class PrefixState {
+  #rows: Float32Array = new Float32Array(0);
+  #grad: Float32Array = new Float32Array(0);
+  #B = 0;
+  #fresh = false;
+  #rowGrads: Tensor | null = null;
+  #onehot: Tensor | null = null;
+  /** adapter_config.json as loaded (written back verbatim), or null for a fresh prefix. */
+  rawConfig: Record<string, unknown> | null = null;
+
+  /** @internal Built by applyPrefixTuning. */
+  constructor(
+    readonly n: number,
+    /** @internal The attention cores, in layer order. */
+    readonly layers: readonly SdpaCore[],
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly encoder: PrefixEncoder,
+    readonly modulesToSave: string[],
+    readonly modulesToSaveNames: readonly string[],
+    readonly encoderHiddenSize: number,
+    readonly baseModelNameOrPath: string | null,
+    public counts: ParameterCounts,
+    public summary: string,
+  ) {}
+
+  /** Hkv·D: one layer's key (or value) width, PEFT's token_dim. */
+  get tokenDim(): number {
+    return this.kvHeads * this.headDim;
+  }
+  /** L·2·Hkv·D: the width of a prefix row. */
+  get width(): number {
+    return this.layers.length * 2 * this.tokenDim;
+  }
+
+  /** The prefix rows [B·n, width] of a batch of B (the MLP runs over B copies of the embedding). */
+  prepare(B: number): void {
+    const { n, width } = this;
+    const E = this.encoder.embedding.weight.tensor.toArray();
+    const rep = new Float32Array(B * E.length);
+    for (let b = 0; b < B; b++) rep.set(E, b * E.length);
+    const t = this.encoder.transform;
+    if (!t) this.#rows = rep;
+    else {
+      const x = Tensor.from(rep, [B * n, E.length / n]);
+      this.#rows = t.l2.forward(t.act.forward(t.l0.forward(x))).toArray();
+    }
+    this.#grad = new Float32Array(B * n * width);
+    this.#B = B;
+    this.#fresh = true;
+  }
+
+  /** The prefix's current values [n, width] (computed afresh; the captured rows are left alone). */
+  values(): Float32Array {
+    const E = this.encoder.embedding.weight.tensor;
+    const t = this.encoder.transform;
+    if (!t) return E.toArray();
+    using h = linearForward(E, t.l0.weight.tensor, t.l0.bias?.tensor ?? null, Tensor.empty([this.n, t.l0.outFeatures]));
+    using a = Tensor.from(h.toArray().map(Math.tanh), h.shape);
+    using y = linearForward(a, t.l2.weight.tensor, t.l2.bias?.tensor ?? null, Tensor.empty([this.n, this.width]));
+    return y.toArray();
+  }
+
+  /** @internal The AttentionPrefix of layer l. */
+  attention(l: number): AttentionPrefix {
+    const slice = (src: Float32Array, kv: 0 | 1, B: number): Float32Array => {
+      const { n, width, tokenDim } = this;
+      const out = new Float32Array(B * n * tokenDim);
+      const col = (l * 2 + kv) * tokenDim;
+      for (let r = 0; r < B * n; r++) out.set(src.subarray(r * width + col, r * width + col + tokenDim), r * tokenDim);
+      return out;
+    };
+    const add = (d: Float32Array, kv: 0 | 1): void => {
+      const { width, tokenDim } = this;
+      const col = (l * 2 + kv) * tokenDim;
+      for (let r = 0; r < d.length / tokenDim; r++) for (let i = 0; i < tokenDim; i++) this.#grad[r * width + col + i]! += d[r * tokenDim + i]!;
+    };
+    return {
+      length: this.n,
+      kv: (B) => {
+        if (B !== this.#B) invalidArgument('prefix', `rows prepared for a batch of ${B} (call the model's forward)`, `rows for ${this.#B}`);
+        return { k: slice(this.#rows, 0, B), v: slice(this.#rows, 1, B) };
+      },
+      backward: (dk, dv) => {
+        add(dk, 0);
+        add(dv, 1);
+      },
+    };
+  }
+
+  /** After the model's backward: the gradients of the rows flow into the encoder's parameters. */
+  finish(): void {
+    if (!this.#fresh) return;
+    this.#fresh = false;
+    const { n, width } = this;
+    const B = this.#B;
+    const t = this.encoder.transform;
+    let dE: Float32Array;
+    if (!t) dE = this.#grad;
+    else {
+      const g = Tensor.from(this.#grad, [B * n, width]);
+      t.l0.computeInputGrad = true;
+      dE = (t.l0.backward(t.act.backward(t.l2.backward(g) as Tensor)) as Tensor).toArray();
+    }
+    const C = dE.length / (B * n);
+    const slot = this.encoder.embedding.weight;
+    const acc = slot.gradTarget();
+    if (acc) {
+      const a = acc.toArray();
+      for (let b = 0; b < B; b++) for (let i = 0; i < n * C; i++) a[i]! += dE[b * n * C + i]!;
+      acc.set(a);
+    }
+    this.#rowGrads?.dispose();
+    this.#rowGrads = Tensor.from(dE, [B * n, C]);
+    if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n) {
+      this.#onehot?.dispose();
+      const e = new Float32Array(B * n * n);
+      for (let r = 0; r < B * n; r++) e[r * n + (r % n)] = 1;
+      this.#onehot = Tensor.from(e, [B * n, n]);
+    }
+  }
+
+  /** Per-(sequence, position) gradients of the embedding's rows from the last backward [B·n, C]. */
+  get rowGrads(): Tensor | null {
+    return this.#rowGrads;
+  }
+  get onehots(): Tensor | null {
+    return this.#onehot;
+  }
+
+  dispose(): void {
+    this.#rowGrads?.dispose();
+    this.#onehot?.dispose();
+    this.#rowGrads = this.#onehot = null;
+    this.encoder.dispose();
+  }
+}
+
+interface PrefixModel extends Module {
+  readonly task: string;
+  positionShift: number;
+  forward(batch: Batch): ForwardOutput;
+  backward(d?: Tensor): void;
+}
+
+const states = new WeakMap<Module, PrefixState>();
+export const prefixState = (model: Module): PrefixState | undefined => states.get(model);
+
+/** @internal */
+export function requirePrefix(model: Module): PrefixState {
+  const s = states.get(model);
+  if (!s) invalidArgument('model', 'a model with prefix tuning applied (applyPrefixTuning or loadPrefixTuning)', 'a model without');
+  return s;
+}
+
+const CLASSIFIER_HEADS = ['classifier', 'score'];
+const KNOWN = ['numVirtualTokens', 'prefixProjection', 'encoderHiddenSize', 'modulesToSave', 'seed', 'baseModelNameOrPath'];
+
+/** @internal The attention cores of a model, in layer order; a ConfigError when it exposes none. */
+export function attentionCores(model: Module): SdpaCore[] {
+  const cores = model.namedModules().filter(([, m]) => m instanceof SdpaCore).map(([, m]) => m as SdpaCore);
+  if (cores.length === 0)
+    throw new ConfigError(`prefix tuning needs attention keys and values; this ${model.constructor.name} exposes no attention core (SdpaCore)`, { hint: 'use prompt tuning, LoRA or adapters for this model' });
+  const { kvHeads, headDim } = cores[0]!.o;
+  const odd = cores.find((c) => c.o.kvHeads !== kvHeads || c.o.headDim !== headDim);
+  if (odd) throw new ConfigError('prefix tuning needs the same key/value heads and head size in every attention layer');
+  return cores;
+}
+
+/** Adds n learned key/value positions to every attention layer; only they (and the modules to save) train. */
+export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}): PrefixState {
+  if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
+  const pm = model as PrefixModel;
+  if (typeof pm.positionShift !== 'number' || typeof pm.forward !== 'function') invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT families)', model.constructor.name);
+  if (states.has(model) || loraState(model) || ia3State(model) || bitfitState(model) || bottleneckState(model) || promptState(model))
+    invalidArgument('model', 'a model without a PEFT method', 'a model with one already applied');
+  const o = checkOptions(config, 'config');
+  for (const k of Object.keys(o)) if (!KNOWN.includes(k)) invalidArgument(`config.${k}`, `one of ${KNOWN.join(', ')}`, JSON.stringify(k));
+  const n = o['numVirtualTokens'] === undefined ? 8 : checkInteger(o['numVirtualTokens'], 'numVirtualTokens', 1, 1 << 16);
+  const proj = o['prefixProjection'] === undefined ? false : checkBoolean(o['prefixProjection'], 'prefixProjection');
+  const seed = o['seed'] === undefined ? 0 : checkInteger(o['seed'], 'seed', 0, 2 ** 40);
+  const cores = attentionCores(model);
+  if (cores.some((c) => c.prefix)) invalidArgument('model', 'attention without a prefix', 'a prefix already attached');
+  const { kvHeads, headDim } = cores[0]!.o;
+  const tokenDim = kvHeads * headDim;
+  const hidden = o['encoderHiddenSize'] === undefined ? tokenDim : checkInteger(o['encoderHiddenSize'], 'encoderHiddenSize', 1, 1 << 20);
+  const mts = o['modulesToSave'];
+  if (mts !== undefined && mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string' && x !== ''))) invalidArgument('modulesToSave', 'a list of module names', describe(mts));
+  const names = [...((mts as string[] | null | undefined) ?? [])];
+  if (pm.task === 'sequence-classification' || pm.task === 'regression') for (const h of CLASSIFIER_HEADS) if (!names.includes(h)) names.push(h);
+  const heads: string[] = [];
+  for (const [path, m] of model.namedModules())
+    if (path !== '' && m.parameters().length > 0 && names.some((nm) => path.endsWith(nm)) && !heads.some((q) => path.startsWith(`${q}.`))) heads.push(path);
+  const base = o['baseModelNameOrPath'];
+  if (base !== undefined && base !== null && typeof base !== 'string') invalidArgument('baseModelNameOrPath', 'a string or null', describe(base));
+  const { built: state, counts, summary } = installMethod(model, heads, () => {
+    const enc = new PrefixEncoder(n, tokenDim, cores.length * 2 * tokenDim, proj, hidden, seed);
+    const s = new PrefixState(n, cores, kvHeads, headDim, enc, heads, [...(config.modulesToSave ?? [])], hidden, (base as string | null | undefined) ?? null, { trainable: 0, total: 0, percent: 0 }, '');
+    cores.forEach((c, l) => c.attachPrefix(s.attention(l), l === 0 ? { prompt_encoder: enc } : {}));
+    return s;
+  });
+  state.counts = counts;
+  state.summary = summary;
+  pm.positionShift = n;
+  const forward = Object.getPrototypeOf(model).forward as (b: Batch) => ForwardOutput;
+  const backward = Object.getPrototypeOf(model).backward as (d?: Tensor) => void;
+  const define = (k: string, value: unknown) => Object.defineProperty(model, k, { configurable: true, writable: true, value });
+  define('forward', (b: Batch) => {
+    const B = Array.isArray(b?.shape) ? b.shape[0] : undefined;
+    if (typeof B === 'number' && Number.isInteger(B) && B >= 1) state.prepare(B);
+    return forward.call(model, b);
+  });
+  define('backward', (d?: Tensor) => {
+    backward.call(model, d);
+    state.finish();
+  });
+  define('forwardCached', () => invalidArgument('model', 'a model without prefix tuning for incremental generation', 'a prefix-tuned model (generation with a learned prefix is not implemented)'));
+  states.set(model, state);
+  return state;
+}
+
+/** Takes the prefix off (the model's own forward and positions are restored; the base stays frozen). */
+export function removePrefixTuning(model: Module): void {
+  const s = requirePrefix(model);
+  for (const c of s.layers) c.detachPrefix();
+  s.dispose();
+  for (const k of ['forward', 'backward', 'forwardCached']) delete (model as unknown as Record<string, unknown>)[k];
+  (model as PrefixModel).positionShift = 0;
+  states.delete(model);
+}

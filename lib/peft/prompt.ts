@@ -1,0 +1,278 @@
+/**
+ * Prompt tuning (Lester et al. 2021) as Hugging Face PEFT's PROMPT_TUNING does it: n learned
+ * virtual-token embeddings P [n, C] are put in front of every sequence's word embeddings, and
+ * only P trains (with the modules to save).
+ *
+ * What the model sees for a batch [B, T]: T' = n + T positions, the first n of each row being
+ * the virtual tokens (their word embedding replaced by P's rows; position and token-type
+ * embeddings are added as for any token: positions 0 … n−1, token type 0), the attention mask
+ * extended with ones, causal-LM labels extended with −100 (ignored), so the loss is over the real
+ * tokens only. Causal-LM logits are [B, n + T, V], as PEFT returns them. Classification heads
+ * read the same positions as with PEFT (BERT's first position is then virtual token 0; LLaMA and
+ * GPT-2 read the last real token — PEFT, passing embeddings, reads position T' − 1, which is the
+ * same row unless the batch is right-padded).
+ *
+ * Mechanics: the word Embedding gets a hook (EmbeddingHook) that overwrites the virtual rows
+ * with P and, in backward, sums their gradients into ∂P (keeping the per-row gradients for K-FAC,
+ * prompt-kfac.ts); the model's forward is wrapped to extend the batch. Incremental generation
+ * (forwardCached) is refused while prompt tuning is applied.
+ */
+import { ConfigError, describe, invalidArgument } from '../errors.js';
+import { checkBatch, type Batch, type ForwardOutput } from '../models/common.js';
+import { Embedding, type EmbeddingHook } from '../nn/layers.js';
+import { Module, type ParamSlot } from '../nn/module.js';
+import { Tensor } from '../tensor/tensor.js';
+import { checkInteger, checkOptions } from '../util/validate.js';
+import { bitfitState } from './bitfit.js';
+import { bottleneckState } from './bottleneck.js';
+import { ia3State } from './ia3.js';
+import { installMethod, loraState, type ParameterCounts } from './lora.js';
+
+export interface PromptTuningConfig {
+  /** Virtual tokens n (default 8). */
+  numVirtualTokens?: number;
+  /**
+   * 'random' (default: Normal(0, 1), torch.nn.Embedding's init as PEFT uses it), or the token ids
+   * of an initialisation text (PEFT's TEXT init: the ids repeated or cut to n, then P = their
+   * word embeddings). Tokenize the text with the model's tokenizer, as PEFT does.
+   */
+  init?: 'random' | { textTokenIds: Int32Array | readonly number[]; text?: string };
+  modulesToSave?: readonly string[] | null;
+  /** Seed of the random initialisation (default 0). */
+  seed?: number;
+  baseModelNameOrPath?: string | null;
+  /** Recorded in adapter_config.json for a text initialisation. */
+  tokenizerNameOrPath?: string | null;
+}
+
+/** The virtual-token table: parameter `weight` [n, C]. */
+export class PromptEmbedding extends Module {
+  readonly weight: ParamSlot;
+  constructor(init: Tensor) {
+    super();
+    this.weight = this.registerParameter('weight', init);
+  }
+}
+
+/** What prompt tuning needs of a model: a task, the config's vocabulary and positions, and forward. */
+export interface PromptModel extends Module {
+  readonly task: string;
+  readonly config: { vocabSize: number; maxPositions?: number | null; padTokenId?: number | null; modelType?: string };
+  forward(batch: Batch): ForwardOutput;
+}
+
+/** The hook on the word embedding: rows 0 … n−1 of every sequence are P. */
+export class PromptHook implements EmbeddingHook {
+  readonly prompt: PromptEmbedding;
+  #rows: Tensor | null = null;
+  #onehot: Tensor | null = null;
+
+  constructor(
+    readonly n: number,
+    readonly dim: number,
+    init: Tensor,
+  ) {
+    this.prompt = new PromptEmbedding(init);
+  }
+
+  forward(out: Tensor): void {
+    const [B, T] = out.shape as [number, number, number];
+    if (out.rank !== 3 || T < this.n) invalidArgument('prompt tuning', `an embedding output [B, T ≥ ${this.n}, C]`, `[${out.shape.join(', ')}]`);
+    const o = out.toArray();
+    const p = this.prompt.weight.tensor.toArray();
+    const C = this.dim;
+    for (let b = 0; b < B; b++) o.set(p, b * T * C);
+    out.set(o);
+  }
+
+  backward(dOut: Tensor, tableTrainable: boolean): Tensor {
+    const [B, T] = dOut.shape as [number, number, number];
+    const { n, dim: C } = this;
+    const d = dOut.toArray();
+    const rows = new Float32Array(B * n * C);
+    for (let b = 0; b < B; b++) rows.set(d.subarray(b * T * C, (b * T + n) * C), b * n * C);
+    const dP = this.prompt.weight.gradTarget();
+    if (dP) {
+      const acc = dP.toArray();
+      for (let b = 0; b < B; b++) for (let i = 0; i < n * C; i++) acc[i] = acc[i]! + rows[b * n * C + i]!;
+      dP.set(acc);
+    }
+    this.#rows?.dispose();
+    this.#rows = Tensor.from(rows, [B * n, C]);
+    if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n) {
+      this.#onehot?.dispose();
+      const e = new Float32Array(B * n * n);
+      for (let r = 0; r < B * n; r++) e[r * n + (r % n)] = 1;
+      this.#onehot = Tensor.from(e, [B * n, n]);
+    }
+    if (!tableTrainable) return dOut;
+    for (let b = 0; b < B; b++) d.fill(0, b * T * C, (b * T + n) * C); // virtual rows have no table row
+    return Tensor.from(d, dOut.shape);
+  }
+
+  /** Per-row gradients ∂L/∂P[v] of the last backward, one row per (sequence, virtual token): [B·n, C]. */
+  get rowGrads(): Tensor | null {
+    return this.#rows;
+  }
+  /** The one-hot rows e_v matching rowGrads: [B·n, n]. */
+  get onehots(): Tensor | null {
+    return this.#onehot;
+  }
+
+  dispose(): void {
+    this.#rows?.dispose();
+    this.#onehot?.dispose();
+    this.#rows = this.#onehot = null;
+    this.prompt.dispose();
+  }
+}
+
+export interface PromptTuningState {
+  readonly numVirtualTokens: number;
+  readonly hook: PromptHook;
+  /** The word embedding the prompt is attached to, and its path. */
+  readonly embedding: Embedding;
+  readonly embeddingPath: string;
+  init: 'RANDOM' | 'TEXT';
+  initText: string | null;
+  readonly tokenizerNameOrPath: string | null;
+  readonly modulesToSave: string[];
+  readonly modulesToSaveNames: readonly string[];
+  readonly baseModelNameOrPath: string | null;
+  readonly counts: ParameterCounts;
+  readonly summary: string;
+}
+
+const states = new WeakMap<Module, PromptTuningState>();
+export const promptState = (model: Module): PromptTuningState | undefined => states.get(model);
+
+/** @internal */
+export function requirePrompt(model: Module): PromptTuningState {
+  const s = states.get(model);
+  if (!s) invalidArgument('model', 'a model with prompt tuning applied (applyPromptTuning or loadPromptTuning)', 'a model without');
+  return s;
+}
+
+/** Token-embedding module names of the supported families (LLaMA, GPT-2, BERT, T5). */
+const WORD_EMBEDDINGS = /(?:^|\.)(?:embed_tokens|wte|word_embeddings|shared)$/;
+
+/** The model's word embedding (the first Embedding whose path names one), or a ConfigError. */
+export function wordEmbedding(model: Module): [string, Embedding] {
+  const hit = model.namedModules().find(([p, m]) => m instanceof Embedding && WORD_EMBEDDINGS.test(p));
+  if (!hit) throw new ConfigError(`prompt tuning needs the model's word embedding; this ${model.constructor.name} has no embed_tokens / wte / word_embeddings / shared Embedding`);
+  return hit as [string, Embedding];
+}
+
+const CLASSIFIER_HEADS = ['classifier', 'score'];
+const KNOWN = ['numVirtualTokens', 'init', 'modulesToSave', 'seed', 'baseModelNameOrPath', 'tokenizerNameOrPath'];
+
+/** The extended batch the wrapped forward passes on (see the file comment). */
+export function extendBatch(model: PromptModel, n: number, batch: Batch): Batch {
+  const c = model.config;
+  const { B, T, ids, mask } = checkBatch(batch, c.vocabSize, c.maxPositions ?? null, n);
+  const T2 = n + T;
+  const fill = c.padTokenId === 0 ? 1 : 0; // any id but the pad id: its embedding is overwritten
+  const ids2 = new Int32Array(B * T2).fill(fill);
+  const mask2 = mask ? new Float32Array(B * T2).fill(1) : null;
+  const tt = batch.tokenTypeIds ?? null;
+  const tt2 = tt ? new Int32Array(B * T2) : null;
+  const causal = model.task === 'causal-lm';
+  const labels = batch.labels ?? null;
+  const lab2 = causal && labels instanceof Int32Array && labels.length === B * T ? new Int32Array(B * T2).fill(-100) : null;
+  for (let b = 0; b < B; b++) {
+    ids2.set(ids.subarray(b * T, (b + 1) * T), b * T2 + n);
+    if (mask2 && mask) mask2.set(mask.subarray(b * T, (b + 1) * T), b * T2 + n);
+    if (tt2 && tt) tt2.set(tt.subarray(b * T, (b + 1) * T), b * T2 + n);
+    if (lab2) lab2.set((labels as Int32Array).subarray(b * T, (b + 1) * T), b * T2 + n);
+  }
+  return { inputIds: ids2, shape: [B, T2], attentionMask: mask2, tokenTypeIds: tt2, labels: lab2 ?? labels };
+}
+
+function isPromptModel(m: Module): m is PromptModel {
+  const c = (m as { config?: { vocabSize?: unknown } }).config;
+  return typeof (m as { forward?: unknown }).forward === 'function' && typeof (m as { task?: unknown }).task === 'string' && !!c && typeof c.vocabSize === 'number';
+}
+
+/** Adds n virtual tokens in front of every sequence; only they (and the modules to save) train. */
+export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}): PromptTuningState {
+  if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
+  if (!isPromptModel(model)) invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT families)', model.constructor.name);
+  if (states.has(model) || loraState(model) || ia3State(model) || bitfitState(model) || bottleneckState(model))
+    invalidArgument('model', 'a model without a PEFT method', 'a model with one already applied');
+  const o = checkOptions(config, 'config');
+  for (const k of Object.keys(o)) if (!KNOWN.includes(k)) invalidArgument(`config.${k}`, `one of ${KNOWN.join(', ')}`, JSON.stringify(k));
+  const n = o['numVirtualTokens'] === undefined ? 8 : checkInteger(o['numVirtualTokens'], 'numVirtualTokens', 1, 1 << 16);
+  const seed = o['seed'] === undefined ? 0 : checkInteger(o['seed'], 'seed', 0, 2 ** 40);
+  const [embPath, emb] = wordEmbedding(model);
+  const C = emb.dim;
+  const maxPos = model.config.maxPositions ?? null;
+  if (maxPos !== null && n >= maxPos) invalidArgument('numVirtualTokens', `fewer than the model's ${maxPos} positions`, `${n}`);
+  const init = o['init'] ?? 'random';
+  let table: Float32Array;
+  let initText: string | null = null;
+  if (init === 'random') table = Tensor.randn([n, C], { seed, std: 1 }).toArray();
+  else if (typeof init === 'object' && init !== null && 'textTokenIds' in init) {
+    const ids = Array.from(init.textTokenIds as ArrayLike<number>);
+    if (ids.length === 0 || !ids.every((v) => Number.isInteger(v) && v >= 0 && v < emb.numEmbeddings))
+      invalidArgument('init.textTokenIds', `a non-empty list of token ids in [0, ${emb.numEmbeddings})`, describe(init.textTokenIds));
+    // PEFT: repeat the ids ⌈n / len⌉ times, keep the first n; P = their word embeddings.
+    const W = emb.weight.tensor.device === 'cpu' ? emb.weight.tensor.toArray() : emb.weight.tensor.to('cpu').toArray();
+    table = new Float32Array(n * C);
+    for (let v = 0; v < n; v++) table.set(W.subarray(ids[v % ids.length]! * C, (ids[v % ids.length]! + 1) * C), v * C);
+    const text = (init as { text?: unknown }).text;
+    initText = typeof text === 'string' ? text : null;
+  } else return invalidArgument('init', "'random' or { textTokenIds }", describe(init));
+  const mts = o['modulesToSave'];
+  if (mts !== undefined && mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string' && x !== ''))) invalidArgument('modulesToSave', 'a list of module names', describe(mts));
+  const names = [...((mts as string[] | null | undefined) ?? [])];
+  if (model.task === 'sequence-classification' || model.task === 'regression') for (const h of CLASSIFIER_HEADS) if (!names.includes(h)) names.push(h);
+  const heads: string[] = [];
+  for (const [path, m] of model.namedModules())
+    if (path !== '' && m.parameters().length > 0 && names.some((nm) => path.endsWith(nm)) && !heads.some((q) => path.startsWith(`${q}.`))) heads.push(path);
+  const str = (k: string): string | null => {
+    const v = o[k];
+    if (v !== undefined && v !== null && typeof v !== 'string') invalidArgument(k, 'a string or null', describe(v));
+    return (v as string | null | undefined) ?? null;
+  };
+  const base = str('baseModelNameOrPath');
+  const tok = str('tokenizerNameOrPath');
+  const { built: hook, counts, summary } = installMethod(model, heads, () => {
+    const h = new PromptHook(n, C, Tensor.from(table, [n, C]));
+    if (emb.weight.tensor.device !== 'cpu') h.prompt.to(emb.weight.tensor.device);
+    emb.attachHook(h, { prompt_encoder: h.prompt });
+    return h;
+  });
+  const forward = Object.getPrototypeOf(model).forward as (b: Batch) => ForwardOutput;
+  Object.defineProperty(model, 'forward', { configurable: true, writable: true, value: (b: Batch) => forward.call(model, extendBatch(model, n, b)) });
+  Object.defineProperty(model, 'forwardCached', {
+    configurable: true,
+    writable: true,
+    value: () => invalidArgument('model', 'a model without prompt tuning for incremental generation', 'a prompt-tuned model (generation with virtual tokens is not implemented)'),
+  });
+  const state: PromptTuningState = {
+    numVirtualTokens: n,
+    hook,
+    embedding: emb,
+    embeddingPath: embPath,
+    init: initText !== null || init !== 'random' ? 'TEXT' : 'RANDOM',
+    initText,
+    tokenizerNameOrPath: tok,
+    modulesToSave: heads,
+    modulesToSaveNames: [...(config.modulesToSave ?? [])],
+    baseModelNameOrPath: base,
+    counts,
+    summary,
+  };
+  states.set(model, state);
+  return state;
+}
+
+/** Takes the virtual tokens off (the model's own forward is restored; the base stays frozen). */
+export function removePromptTuning(model: Module): void {
+  const s = requirePrompt(model);
+  s.embedding.detachHook();
+  s.hook.dispose();
+  delete (model as { forward?: unknown }).forward;
+  delete (model as { forwardCached?: unknown }).forwardCached;
+  states.delete(model);
+}
