@@ -233,7 +233,8 @@ export class SdpaCore extends Module {
     const dq = this.workspace('dq', [B, T, H, D]);
     const dk = this.workspace('dk', [B, T, Hkv, D]);
     const dv = this.workspace('dv', [B, T, Hkv, D]);
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dk, dv, { causal: this.o.causal, scale: this.scale, mask: s.mask, ...s.drop });
+    const out = this.workspace('o', [B, T, H, D]);
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dk, dv, { causal: this.o.causal, scale: this.scale, mask: s.mask, out, ...s.drop });
     if (this.o.rope) {
       F.ropeBackward(dq, dq, { ...this.o.rope, offset: s.offset });
       F.ropeBackward(dk, dk, { ...this.o.rope, offset: s.offset });

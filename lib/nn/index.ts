@@ -4,4 +4,4 @@ export type { Parameter } from './module.js';
 export { Linear, Embedding, LayerNorm, RMSNorm, GELU, SiLU, SwiGLUMLP, Dropout, RoPE, Attention, CrossEntropyLoss } from './layers.js';
 export type { KVCache, LinearAdapter, LinearOptions, EmbeddingOptions, LayerNormOptions, SwiGLUMLPOptions, RoPEOptions, AttentionModuleOptions } from './layers.js';
 export * as functional from './functional.js';
-export type { LinearLayout, GeluApproximate, RopeConvention, AttentionOptions, CrossEntropyOptions } from './functional.js';
+export type { LinearLayout, GeluApproximate, RopeConvention, AttentionOptions, AttentionBackwardOptions, CrossEntropyOptions } from './functional.js';
