@@ -18,7 +18,7 @@
 #include "threadpool.h"
 
 // Blocked attention in the FlashAttention-2 order. The scores are only ever held one block
-// at a time: kQBlock query rows × kKBlock keys per thread, whatever T is.
+// at a time: 32 (causal) or 128 query rows × 256 keys per thread, whatever T is.
 //   forward:  query blocks outer, key blocks inner; an online softmax keeps each row's running
 //             maximum m and sum l, rescales the output rows by exp(m_old − m_new) when the
 //             maximum grows, and divides by l at the end; lse = m + log l is saved.
@@ -30,8 +30,11 @@ using namespace softmax;
 
 namespace {
 
-constexpr int64_t kQBlock = 32;   // query rows per block
+// Query rows per block: 32 under a causal mask (a block's GEMMs then skip most of the masked
+// upper triangle), 128 otherwise (fewer, larger GEMMs; each packs its key block once per block).
+constexpr int64_t kQBlockCausal = 32, kQBlockFull = 128;
 constexpr int64_t kKBlock = 256;  // keys per block
+inline int64_t q_block(bool causal) { return causal ? kQBlockCausal : kQBlockFull; }
 
 // Per-thread scratch reused across calls (fixed size: a block of scores, a few rows).
 float* scratch(int which, size_t n) {
@@ -99,20 +102,20 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
                        float* lse, const AttentionDims& d, bool causal, float scale, const DropoutMask* drop) {
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Tq <= 0 || H <= 0) return;
-  const int64_t nqb = (Tq + kQBlock - 1) / kQBlock;
+  const int64_t QB = q_block(causal), nqb = (Tq + QB - 1) / QB;
   // One unit per (batch, head, query block): it owns those output rows and their lse.
   for_units(B * H * nqb, [&](int64_t u) {
-    const int64_t b = u / (H * nqb), h = (u / nqb) % H, i0 = (u % nqb) * kQBlock, g = h / R;
-    const int64_t i1 = std::min(Tq, i0 + kQBlock), m = i1 - i0, nk = block_keys(d, causal, i1);
+    const int64_t b = u / (H * nqb), h = (u / nqb) % H, i0 = (u % nqb) * QB, g = h / R;
+    const int64_t i1 = std::min(Tq, i0 + QB), m = i1 - i0, nk = block_keys(d, causal, i1);
     const float* kp = k + (b * d.Tcap * Hkv + g) * D;
     const float* vp = v + (b * d.Tcap * Hkv + g) * D;
     const float* mb = mask ? mask + b * d.Tcap : nullptr;
     const float* qp = q + ((b * Tq + i0) * H + h) * D;
     float* op = out + ((b * Tq + i0) * H + h) * D;
     float* lp = lse + (b * H + h) * Tq + i0;
-    float* S = scratch(0, size_t(kQBlock * kKBlock));
-    float* mx = scratch(1, size_t(kQBlock));  // running row maxima
-    double* l = scratch_d(size_t(kQBlock));   // running row sums of exp(s − mx)
+    float* S = scratch(0, size_t(QB * kKBlock));
+    float* mx = scratch(1, size_t(QB));  // running row maxima
+    double* l = scratch_d(size_t(QB));   // running row sums of exp(s − mx)
     for (int64_t r = 0; r < m; ++r) {
       mx[r] = -kInf;
       l[r] = 0;
@@ -177,14 +180,15 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
     for (int64_t j = 0; j < d.Tcap; ++j)
       for (int64_t c = 0; c < D; ++c) dkp[j * Hkv * D + c] = dvp[j * Hkv * D + c] = 0.f;
     if (Tq <= 0 || R <= 0) return;
-    float* P = scratch(0, size_t(kQBlock * kKBlock));
-    float* dS = scratch(1, size_t(kQBlock * kKBlock));
-    float* Dr = scratch(3, size_t(kQBlock));  // D = rowsum(dO ∘ O) of the block's rows
+    const int64_t QB = q_block(causal);
+    float* P = scratch(0, size_t(QB * kKBlock));
+    float* dS = scratch(1, size_t(QB * kKBlock));
+    float* Dr = scratch(3, size_t(QB));  // D = rowsum(dO ∘ O) of the block's rows
     for (int64_t r = 0; r < R; ++r) {
       const int64_t h = g * R + r;
       const float* lp = lse + (b * H + h) * Tq;
-      for (int64_t i0 = 0; i0 < Tq; i0 += kQBlock) {
-        const int64_t i1 = std::min(Tq, i0 + kQBlock), m = i1 - i0, nk = block_keys(d, causal, i1);
+      for (int64_t i0 = 0; i0 < Tq; i0 += QB) {
+        const int64_t i1 = std::min(Tq, i0 + QB), m = i1 - i0, nk = block_keys(d, causal, i1);
         const int64_t row0 = ((b * Tq + i0) * H + h) * D;
         const float* qp = q + row0;
         const float* dop = dout + row0;

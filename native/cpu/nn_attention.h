@@ -1,5 +1,5 @@
 // Scaled dot-product attention, multi-head and grouped-query, on the CPU, blocked in the
-// FlashAttention-2 manner (scores held one block of 32 queries × 256 keys at a time).
+// FlashAttention-2 manner (scores held one block of 32 (causal) or 128 queries × 256 keys at a time).
 //   q [B, Tq, H, D], k and v [B, Tk, Hkv, D] with Hkv dividing H: query head h reads key/value
 //   head h / (H / Hkv). Usually Tq = Tk = T; Tk > Tq is a KV cache whose last Tq keys are the
 //   queries' own positions.
