@@ -3,7 +3,7 @@
     {
       "target_name": "kfac_peft",
       "sources": [
-        "<!@(node scripts/native-sources.cjs native/core native/cpu native/napi)"
+        "<!@(node scripts/native-sources.cjs native/core native/cpu native/emu native/napi)"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

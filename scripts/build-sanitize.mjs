@@ -19,7 +19,7 @@ const out = join(root, 'build-sanitize');
 const target = join(out, 'kfac_peft.node');
 const cxx = process.env.CXX || 'g++';
 
-const srcs = spawnSync(process.execPath, [join(root, 'scripts', 'native-sources.cjs'), 'native/core', 'native/cpu', 'native/napi'], { cwd: root, encoding: 'utf8' })
+const srcs = spawnSync(process.execPath, [join(root, 'scripts', 'native-sources.cjs'), 'native/core', 'native/cpu', 'native/emu', 'native/napi'], { cwd: root, encoding: 'utf8' })
   .stdout.split(/\s+/)
   .filter(Boolean);
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;

@@ -175,6 +175,8 @@ export interface NativeAddon extends NativeKfacOps {
   deviceAvailable(device: NativeDevice): boolean;
   /** Test hook: registers the CPU kernels and host memory under the cuda id (CPU build only). */
   _cpuLoopback(): boolean;
+  /** Test hook: the CUDA emulation — host memory under the cuda id, nn ops run by the CUDA kernel bodies on the host (CPU build only). */
+  _cudaEmulation(): boolean;
   /** Host↔device copies made through the CPU loopback since it was enabled (tests only). */
   _loopbackTransfers(): { uploads: number; downloads: number; uploadBytes: number; downloadBytes: number };
   info(): NativeInfo;

@@ -27,8 +27,6 @@ Slot* slots() {
   return s;
 }
 
-bool g_loopback = false;
-
 // Host memory posing as device memory (the CPU loopback).
 void* host_alloc(size_t bytes) {
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -55,6 +53,28 @@ void host_download(void* d, const void* s, size_t n) {
 }
 void host_sync() {}
 
+
+// Which host backend poses as the cuda device, if any (the loopback or the emulation).
+enum class HostCuda { None, Loopback, Emulation };
+HostCuda g_host_cuda = HostCuda::None;
+
+void register_host_cuda(const Kernels& kernels, bool emulation) {
+  const char* what = emulation ? "the CUDA emulation" : "the CPU loopback";
+  if (g_host_cuda == HostCuda::None && backend_registered(Device::CUDA))
+    throw Error(ErrorCode::Device, std::string(what) + " is for builds without a CUDA backend", "device",
+                "a build without CUDA", "a CUDA backend");
+  DeviceAllocator m;
+  m.alloc = host_alloc;
+  m.release = host_release;
+  m.zero = host_zero;
+  m.upload = host_upload;
+  m.download = host_download;
+  m.copy = host_copy;
+  m.synchronize = host_sync;
+  register_backend(Device::CUDA, m, kernels);
+  g_host_cuda = emulation ? HostCuda::Emulation : HostCuda::Loopback;
+}
+
 }  // namespace
 
 void register_backend(Device device, const DeviceAllocator& memory, const Kernels& kernels) {
@@ -69,23 +89,16 @@ bool backend_registered(Device device) { return slots()[int(device)].registered;
 const Kernels& kernels_of(Device device) { return slots()[int(device)].kernels; }
 
 void enable_cpu_loopback() {
-  if (g_loopback) return;
-  if (backend_registered(Device::CUDA))
-    throw Error(ErrorCode::Device, "the CPU loopback is for builds without a CUDA backend", "device",
-                "a build without CUDA", "a CUDA backend");
-  DeviceAllocator m;
-  m.alloc = host_alloc;
-  m.release = host_release;
-  m.zero = host_zero;
-  m.upload = host_upload;
-  m.download = host_download;
-  m.copy = host_copy;
-  m.synchronize = host_sync;
-  register_backend(Device::CUDA, m, cpu_kernels());
-  g_loopback = true;
+  if (g_host_cuda != HostCuda::Loopback) register_host_cuda(cpu_kernels(), false);
 }
 
-bool cpu_loopback_enabled() { return g_loopback; }
+bool cpu_loopback_enabled() { return g_host_cuda == HostCuda::Loopback; }
+
+void enable_cuda_emulation() {
+  if (g_host_cuda != HostCuda::Emulation) register_host_cuda(emulated_cuda_kernels(), true);
+}
+
+bool cuda_emulation_enabled() { return g_host_cuda == HostCuda::Emulation; }
 
 LoopbackTransfers loopback_transfers() { return g_transfers; }
 
@@ -96,9 +109,6 @@ std::vector<OpEntry> op_list(Device device) {
 #define KFAC_LIST_ENTRY(name, ret, params) out.push_back({#name, reg && k.name != nullptr});
   KFAC_OP_LIST(KFAC_LIST_ENTRY)
 #undef KFAC_LIST_ENTRY
-#define KFAC_LIST_CPU_ONLY(name) out.push_back({#name, reg && k.cpu_nn});
-  KFAC_CPU_ONLY_OP_LIST(KFAC_LIST_CPU_ONLY)
-#undef KFAC_LIST_CPU_ONLY
   return out;
 }
 
@@ -108,10 +118,6 @@ void throw_no_kernel(const char* op, Device device) {
                                                : "op " + std::string(op) + " has no " + d + " kernel (no " + d +
                                                      " backend in this build)";
   throw Error(ErrorCode::Device, why, "device", "a device with a " + std::string(op) + " kernel", d);
-}
-
-void require_nn_kernels(Device device, const char* op) {
-  if (!backend_registered(device) || !kernels_of(device).cpu_nn) throw_no_kernel(op, device);
 }
 
 Device common_device(std::initializer_list<NamedTensor> args) {

@@ -13,6 +13,7 @@
 #include "../cpu/eigh.h"
 #include "../cpu/optim.h"
 #include "kfac_ops.h"
+#include "nn.h"
 #include "ops.h"
 #include "tensor.h"
 
@@ -20,8 +21,10 @@ namespace kfac {
 
 using TensorOpt = const Tensor*;  // an optional tensor argument (null when absent)
 
-// X(name, return type, parameter list)
-#define KFAC_OP_LIST(X)                                                                                    \
+// X(name, return type, parameter list). The op list is the tensor ops plus the nn ops.
+#define KFAC_OP_LIST(X) KFAC_TENSOR_OP_LIST(X) KFAC_NN_OP_LIST(X)
+
+#define KFAC_TENSOR_OP_LIST(X)                                                                             \
   X(matmul, void, (const Tensor& a, const Tensor& b, const Tensor& out, const ops::MatmulOptions& opt))   \
   X(fill, void, (const Tensor& x, float value))                                                          \
   X(copy, void, (const Tensor& src, const Tensor& dst))                                                  \
@@ -58,24 +61,55 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      TensorOpt max_exp_avg_sq, const cpu::AdamWParams& p))                                               \
   X(sgd_step, void, (const Tensor& param, const Tensor& grad, TensorOpt momentum_buf, const cpu::SgdParams& p))
 
-// The neural-network ops: entries of the op list whose only kernels are the CPU ones
-// (native/core/nn.cpp checks, then calls native/cpu on the tensors' memory). They run on a
-// device whose table sets `cpu_nn` (its memory is host memory): the CPU, and the CPU loopback,
-// which registers the CPU table under the cuda id. On any other device (a real CUDA backend)
-// they raise "op X has no <device> kernel".
-#define KFAC_CPU_ONLY_OP_LIST(X)                                                                     \
-  X(linear_forward) X(linear_backward) X(embedding_forward) X(embedding_backward)                    \
-  X(layernorm_forward) X(layernorm_backward) X(rmsnorm_forward) X(rmsnorm_backward) X(gelu_forward)   \
-  X(gelu_backward) X(silu_forward) X(silu_backward) X(swiglu_forward) X(swiglu_backward)             \
-  X(cross_entropy) X(attention_forward) X(attention_backward) X(kv_cache_write) X(rope_forward)       \
-  X(rope_backward) X(dropout_forward) X(dropout_backward)
+// The neural-network ops (native/core/nn.h), after nn.cpp's checks. Same conventions as nn.h:
+// activations and input gradients are written (=), parameter gradients accumulate (+=), a
+// null optional is skipped. Token ids and targets stay host arrays (`ids`, `n`): a device
+// kernel uploads them itself. kv_len is resolved (the Tk used, ≥ 0); kinds are the ints of
+// nn.h (gelu 0 erf / 1 tanh; rope 0 rotate-half / 1 interleaved). W of linear may be
+// bfloat16 ([OUT, IN], never with conv1d; then dW is null).
+#define KFAC_NN_OP_LIST(X)                                                                                 \
+  X(linear_forward, void, (const Tensor& x, const Tensor& W, TensorOpt b, const Tensor& y, bool conv1d))   \
+  X(linear_backward, void,                                                                               \
+    (const Tensor& x, const Tensor& W, const Tensor& dy, TensorOpt dx, TensorOpt dW, TensorOpt db,       \
+     bool conv1d, bool accumulate_dx))                                                                   \
+  X(embedding_forward, void, (const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out))        \
+  X(embedding_backward, void, (const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW))     \
+  X(layernorm_forward, void,                                                                             \
+    (const Tensor& x, const Tensor& w, TensorOpt b, float eps, const Tensor& out, const Tensor& mean,    \
+     const Tensor& rstd))                                                                                \
+  X(layernorm_backward, void,                                                                            \
+    (const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Tensor& dout,       \
+     TensorOpt dx, TensorOpt dw, TensorOpt db))                                                          \
+  X(rmsnorm_forward, void, (const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd)) \
+  X(rmsnorm_backward, void,                                                                              \
+    (const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout, TensorOpt dx, TensorOpt dw)) \
+  X(gelu_forward, void, (const Tensor& x, const Tensor& out, int kind))                                  \
+  X(gelu_backward, void, (const Tensor& x, const Tensor& dout, const Tensor& dx, int kind))              \
+  X(silu_forward, void, (const Tensor& x, const Tensor& out))                                            \
+  X(silu_backward, void, (const Tensor& x, const Tensor& dout, const Tensor& dx))                        \
+  X(swiglu_forward, void, (const Tensor& gate, const Tensor& up, const Tensor& out))                     \
+  X(swiglu_backward, void,                                                                               \
+    (const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate, const Tensor& dup))  \
+  X(cross_entropy, nn::CrossEntropyResult,                                                               \
+    (const Tensor& logits, const int32_t* targets, int64_t n, TensorOpt dlogits, int32_t ignore_index,   \
+     float dscale))                                                                                      \
+  X(attention_forward, void,                                                                             \
+    (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,               \
+     const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed))         \
+  X(attention_backward, void,                                                                            \
+    (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse, TensorOpt out, \
+     const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv, bool causal, float scale, \
+     int64_t kv_len, float dropout, uint64_t seed))                                                      \
+  X(kv_cache_write, void, (const Tensor& src, const Tensor& cache, int64_t offset))                      \
+  X(rope_forward, void, (const Tensor& x, const Tensor& out, int64_t offset, double base, int kind))      \
+  X(rope_backward, void, (const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind))  \
+  X(dropout_forward, void, (const Tensor& x, const Tensor& out, float p, uint64_t seed))                 \
+  X(dropout_backward, void, (const Tensor& dout, const Tensor& dx, float p, uint64_t seed))
 
 struct Kernels {
 #define KFAC_KERNEL_SLOT(name, ret, params) ret(*name) params = nullptr;
   KFAC_OP_LIST(KFAC_KERNEL_SLOT)
 #undef KFAC_KERNEL_SLOT
-  // The CPU kernels of KFAC_CPU_ONLY_OP_LIST run on this device's memory (set by cpu_kernels()).
-  bool cpu_nn = false;
 };
 
 // Installs a backend: its memory functions and its kernels. Replaces what was there.
@@ -86,9 +120,18 @@ const Kernels& kernels_of(Device device);
 // The CPU kernels and, for tests, the CPU loopback: the CPU kernels and host memory
 // registered under the cuda id, so that dispatch, transfers and device errors run without
 // a GPU. Refused (Device error) when a real CUDA backend is registered.
+// cpu_nn_kernels fills the nn entries (native/cpu/kernels_nn.cpp).
 const Kernels& cpu_kernels();
+void cpu_nn_kernels(Kernels& k);
 void enable_cpu_loopback();
 bool cpu_loopback_enabled();
+// The CUDA emulation (tests): the loopback's host memory under the cuda id, with the table of
+// emulated_cuda_kernels() (native/emu): the CPU table whose nn entries run the CUDA kernels'
+// own bodies and adapters on the host. Refused like the loopback when a real CUDA backend is
+// registered. The loopback and the emulation replace each other (same memory, other table).
+void enable_cuda_emulation();
+bool cuda_emulation_enabled();
+const Kernels& emulated_cuda_kernels();
 // Host↔device copies made through the loopback's memory functions since it was enabled
 // (tensor transfers `to`, uploads and downloads); device-to-device copies are not counted.
 struct LoopbackTransfers {
@@ -114,10 +157,6 @@ F kernel(Device device, F Kernels::*slot, const char* op) {
   return f;
 }
 #define KFAC_DISPATCH(device, op) ::kfac::kernel(device, &::kfac::Kernels::op, #op)
-
-// For the ops of KFAC_CPU_ONLY_OP_LIST: DeviceError "op <name> has no <device> kernel" unless
-// the device's table has the CPU nn kernels (cpu_nn).
-void require_nn_kernels(Device device, const char* op);
 
 // The common device of an op's tensor arguments (nulls skipped). The first tensor sets it;
 // any other on a different device is a DeviceError naming that argument. Each tensor is

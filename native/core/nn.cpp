@@ -3,15 +3,6 @@
 #include <cmath>
 #include <string>
 
-#include "../cpu/nn_activation.h"
-#include "../cpu/nn_attention.h"
-#include "../cpu/nn_dropout.h"
-#include "../cpu/nn_embedding.h"
-#include "../cpu/nn_linear.h"
-#include "../cpu/nn_linear_bf16.h"
-#include "../cpu/nn_loss.h"
-#include "../cpu/nn_norm.h"
-#include "../cpu/nn_rope.h"
 #include "check.h"
 #include "dispatch.h"
 
@@ -40,10 +31,10 @@ bool weight_in(const Tensor& W, bool conv1d, Device dev) {
   return false;
 }
 
-// The device of an nn op (that of `first`), once it is known to have the op's kernels.
+// The device of an nn op (that of `first`). Whether it has the op's kernel is asked when the
+// op dispatches, after the checks.
 Device nn_device(const Tensor& first, const char* first_name, const char* op) {
   check_defined(first, first_name);
-  require_nn_kernels(first.device(), op);
   return first.device();
 }
 
@@ -98,7 +89,7 @@ void check_eps(float eps) {
 // ---------------------------------------------------------------- linear
 
 void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "linear_forward");
+  const Device dev = nn_device(x, "x", "linear_forward");
   in(x, "x", dev);
   const bool bf16 = weight_in(W, conv1d, dev);
   in_opt(b, "b", dev);
@@ -117,15 +108,13 @@ void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Ten
   no_alias(&x, "x", &y, "y");
   no_alias(&W, "W", &y, "y");
   no_alias(b, "b", &y, "y");
-  if (bf16)
-    cpu::linear_forward_bf16(x.f32(), static_cast<const uint16_t*>(W.raw()), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT);
-  else
-    cpu::linear_forward(x.f32(), W.f32(), b ? b->f32() : nullptr, y.f32(), rows_of(x), IN, OUT, conv1d);
+  (void)bf16;
+  KFAC_DISPATCH(dev, linear_forward)(x, W, b, y, conv1d);
 }
 
 void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
                      const Tensor* db, bool conv1d, bool accumulate_dx) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "linear_backward");
+  const Device dev = nn_device(x, "x", "linear_backward");
   in(x, "x", dev);
   const bool bf16 = weight_in(W, conv1d, dev);
   in(dy, "dy", dev);
@@ -151,19 +140,13 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const T
   no_alias(dx, "dx", db, "db");
   no_alias(dW, "dW", db, "db");
   if (bf16 && dW) throw_arg(ErrorCode::DType, "dW", "no weight gradient for a bfloat16 (frozen) weight", "a gradient tensor");
-  if (bf16) {
-    cpu::linear_backward_bf16(static_cast<const uint16_t*>(W.raw()), dy.f32(), dx ? dx->f32() : nullptr, db ? db->f32() : nullptr,
-                              rows_of(x), IN, OUT, accumulate_dx);
-    return;
-  }
-  cpu::linear_backward(x.f32(), W.f32(), dy.f32(), dx ? dx->f32() : nullptr, dW ? dW->f32() : nullptr,
-                       db ? db->f32() : nullptr, rows_of(x), IN, OUT, conv1d, accumulate_dx);
+  KFAC_DISPATCH(dev, linear_backward)(x, W, dy, dx, dW, db, conv1d, accumulate_dx);
 }
 
 // ---------------------------------------------------------------- embedding
 
 void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out) {
-  [[maybe_unused]] const Device dev = nn_device(W, "W", "embedding_forward");
+  const Device dev = nn_device(W, "W", "embedding_forward");
   in(W, "W", dev);
   in(out, "out", dev);
   check_rank(W, "W", 2, 2);
@@ -174,11 +157,11 @@ void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Ten
               shape_str(out.shape()));
   check_ids(ids, n, V, "ids", false, 0);
   no_alias(&W, "W", &out, "out");
-  cpu::embedding_forward(ids, W.f32(), out.f32(), n, C);
+  KFAC_DISPATCH(dev, embedding_forward)(ids, n, W, out);
 }
 
 void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW) {
-  [[maybe_unused]] const Device dev = nn_device(dout, "dout", "embedding_backward");
+  const Device dev = nn_device(dout, "dout", "embedding_backward");
   in(dout, "dout", dev);
   in(dW, "dW", dev);
   check_rank(dW, "dW", 2, 2);
@@ -189,14 +172,14 @@ void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const
               shape_str(dout.shape()));
   check_ids(ids, n, V, "ids", false, 0);
   no_alias(&dout, "dout", &dW, "dW");
-  cpu::embedding_backward(ids, dout.f32(), dW.f32(), n, C);
+  KFAC_DISPATCH(dev, embedding_backward)(ids, n, dout, dW);
 }
 
 // ---------------------------------------------------------------- norms
 
 void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
                        const Tensor& mean, const Tensor& rstd) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "layernorm_forward");
+  const Device dev = nn_device(x, "x", "layernorm_forward");
   in(x, "x", dev);
   in(w, "w", dev);
   in_opt(b, "b", dev);
@@ -219,13 +202,12 @@ void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float 
     no_alias(t, "an input", &rstd, "rstd");
   }
   no_alias(&mean, "mean", &rstd, "rstd");
-  cpu::layernorm_forward(x.f32(), w.f32(), b ? b->f32() : nullptr, eps, out.f32(), mean.f32(), rstd.f32(), N,
-                         C);
+  KFAC_DISPATCH(dev, layernorm_forward)(x, w, b, eps, out, mean, rstd);
 }
 
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                         const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "layernorm_backward");
+  const Device dev = nn_device(x, "x", "layernorm_backward");
   in(x, "x", dev);
   in(w, "w", dev);
   in(mean, "mean", dev);
@@ -253,12 +235,11 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
   for (auto [t, n] : {std::pair{dw, "dw"}, std::pair{db, "db"}})
     for (const Tensor* s : {&x, &w, &mean, &rstd, &dout, dx}) no_alias(s, "another argument", t, n);
   no_alias(dw, "dw", db, "db");
-  cpu::layernorm_backward(x.f32(), w.f32(), mean.f32(), rstd.f32(), dout.f32(), dx ? dx->f32() : nullptr,
-                          dw ? dw->f32() : nullptr, db ? db->f32() : nullptr, N, C);
+  KFAC_DISPATCH(dev, layernorm_backward)(x, w, mean, rstd, dout, dx, dw, db);
 }
 
 void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "rmsnorm_forward");
+  const Device dev = nn_device(x, "x", "rmsnorm_forward");
   in(x, "x", dev);
   in(w, "w", dev);
   in(out, "out", dev);
@@ -272,12 +253,12 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& 
   same_or_separate(x, "x", out, "out");
   no_alias(&w, "w", &out, "out");
   for (const Tensor* t : {&x, &w, &out}) no_alias(t, "an input", &rstd, "rstd");
-  cpu::rmsnorm_forward(x.f32(), w.f32(), eps, out.f32(), rstd.f32(), N, C);
+  KFAC_DISPATCH(dev, rmsnorm_forward)(x, w, eps, out, rstd);
 }
 
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
                       const Tensor* dx, const Tensor* dw) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "rmsnorm_backward");
+  const Device dev = nn_device(x, "x", "rmsnorm_backward");
   in(x, "x", dev);
   in(w, "w", dev);
   in(rstd, "rstd", dev);
@@ -298,8 +279,7 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
     no_alias(&rstd, "rstd", dx, "dx");
   }
   for (const Tensor* s : {&x, &w, &rstd, &dout, dx}) no_alias(s, "another argument", dw, "dw");
-  cpu::rmsnorm_backward(x.f32(), w.f32(), rstd.f32(), dout.f32(), dx ? dx->f32() : nullptr,
-                        dw ? dw->f32() : nullptr, N, C);
+  KFAC_DISPATCH(dev, rmsnorm_backward)(x, w, rstd, dout, dx, dw);
 }
 
 // ---------------------------------------------------------------- activations
@@ -319,60 +299,60 @@ void pointwise3(const Tensor& x, const char* xn, const Tensor& g, const char* gn
   check_same_shape(x, xn, g, gn);
   same_or_separate(g, gn, o, on);
 }
-cpu::GeluKind gelu_kind(int kind) {
+int gelu_kind(int kind) {
   if (kind != 0 && kind != 1) throw_arg(ErrorCode::InvalidArgument, "kind", "'erf' or 'tanh'", std::to_string(kind));
-  return kind == 0 ? cpu::GeluKind::Erf : cpu::GeluKind::Tanh;
+  return kind;
 }
 }  // namespace
 
 void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "gelu_forward");
-  cpu::GeluKind k = gelu_kind(kind);
+  const Device dev = nn_device(x, "x", "gelu_forward");
+  const int k = gelu_kind(kind);
   pointwise(x, "x", out, "out");
-  cpu::gelu_forward(x.f32(), out.f32(), x.numel(), k);
+  KFAC_DISPATCH(dev, gelu_forward)(x, out, k);
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "gelu_backward");
-  cpu::GeluKind k = gelu_kind(kind);
+  const Device dev = nn_device(x, "x", "gelu_backward");
+  const int k = gelu_kind(kind);
   pointwise3(x, "x", dout, "dout", dx, "dx");
-  cpu::gelu_backward(x.f32(), dout.f32(), dx.f32(), x.numel(), k);
+  KFAC_DISPATCH(dev, gelu_backward)(x, dout, dx, k);
 }
 
 void silu_forward(const Tensor& x, const Tensor& out) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "silu_forward");
+  const Device dev = nn_device(x, "x", "silu_forward");
   pointwise(x, "x", out, "out");
-  cpu::silu_forward(x.f32(), out.f32(), x.numel());
+  KFAC_DISPATCH(dev, silu_forward)(x, out);
 }
 
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "silu_backward");
+  const Device dev = nn_device(x, "x", "silu_backward");
   pointwise3(x, "x", dout, "dout", dx, "dx");
-  cpu::silu_backward(x.f32(), dout.f32(), dx.f32(), x.numel());
+  KFAC_DISPATCH(dev, silu_backward)(x, dout, dx);
 }
 
 void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  [[maybe_unused]] const Device dev = nn_device(gate, "gate", "swiglu_forward");
+  const Device dev = nn_device(gate, "gate", "swiglu_forward");
   pointwise3(gate, "gate", up, "up", out, "out");
-  cpu::swiglu_forward(gate.f32(), up.f32(), out.f32(), gate.numel());
+  KFAC_DISPATCH(dev, swiglu_forward)(gate, up, out);
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
                      const Tensor& dup) {
-  [[maybe_unused]] const Device dev = nn_device(gate, "gate", "swiglu_backward");
+  const Device dev = nn_device(gate, "gate", "swiglu_backward");
   pointwise3(gate, "gate", up, "up", dgate, "dgate");
   pointwise3(gate, "gate", dout, "dout", dup, "dup");
   same_or_separate(up, "up", dup, "dup");
   same_or_separate(dout, "dout", dgate, "dgate");
   no_alias(&dgate, "dgate", &dup, "dup");
-  cpu::swiglu_backward(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel());
+  KFAC_DISPATCH(dev, swiglu_backward)(gate, up, dout, dgate, dup);
 }
 
 // ---------------------------------------------------------------- cross-entropy
 
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
                                  const Tensor* dlogits, int32_t ignore_index, float dscale) {
-  [[maybe_unused]] const Device dev = nn_device(logits, "logits", "cross_entropy");
+  const Device dev = nn_device(logits, "logits", "cross_entropy");
   in(logits, "logits", dev);
   in_opt(dlogits, "dlogits", dev);
   check_rank(logits, "logits", 1, kMaxRank);
@@ -387,18 +367,21 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, i
     same_or_separate(logits, "logits", *dlogits, "dlogits");
   }
   check_ids(targets, n, V, "targets", true, ignore_index);
-  int64_t count = 0;
-  double loss = cpu::cross_entropy(logits.f32(), targets, dlogits ? dlogits->f32() : nullptr, N, V,
-                                   ignore_index, dscale, &count);
-  if (!std::isfinite(loss))
+  CrossEntropyResult r = KFAC_DISPATCH(dev, cross_entropy)(logits, targets, n, dlogits, ignore_index, dscale);
+  if (!std::isfinite(r.loss))
     throw_arg(ErrorCode::NotFinite, "logits", "finite values", "a row whose loss is NaN or Inf");
-  return {loss, count};
+  return r;
 }
 
 // ---------------------------------------------------------------- attention
 
 namespace {
-cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+struct AttentionDims {
+  int64_t B, Tq, Tk, H, Hkv, D;
+  int64_t Tcap;  // time steps allocated in k/v/mask (≥ Tk)
+};
+
+AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                                   float scale, int64_t kv_len) {
   const Device dev = q.device();
   in(q, "q", dev);
@@ -409,7 +392,7 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
   check_rank(k, "k", 4, 4);
   check_same_shape(k, "k", v, "v");
   check_finite_scalar(scale, "scale");
-  cpu::AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3), k.dim(1)};
+  AttentionDims d{q.dim(0), q.dim(1), k.dim(1), q.dim(2), k.dim(2), q.dim(3), k.dim(1)};
   if (kv_len >= 0) {
     if (kv_len > k.dim(1))
       throw_arg(ErrorCode::InvalidArgument, "kvLength", "at most the " + std::to_string(k.dim(1)) + " time steps of k",
@@ -436,10 +419,9 @@ void check_attention_dropout(float p) {
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
                        float dropout, uint64_t seed) {
-  [[maybe_unused]] const Device dev = nn_device(q, "q", "attention_forward");
-  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  const Device dev = nn_device(q, "q", "attention_forward");
+  AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
-  cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   in(out, "out", dev);
   in(lse, "lse", dev);
   check_shape(out, "out", q.shape());
@@ -449,18 +431,16 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
     no_alias(t, "an input", &lse, "lse");
   }
   no_alias(&out, "out", &lse, "lse");
-  cpu::attention_forward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, out.f32(), lse.f32(), d,
-                         causal, scale, dropout > 0.f ? &drop : nullptr);
+  KFAC_DISPATCH(dev, attention_forward)(q, k, v, mask, out, lse, causal, scale, d.Tk, dropout, seed);
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
                         uint64_t seed, const Tensor* out) {
-  [[maybe_unused]] const Device dev = nn_device(q, "q", "attention_backward");
-  cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  const Device dev = nn_device(q, "q", "attention_backward");
+  AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
-  cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   in(lse, "lse", dev);
   in(dout, "dout", dev);
   in(dq, "dq", dev);
@@ -478,13 +458,11 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   no_alias(&dq, "dq", &dk, "dk");
   no_alias(&dq, "dq", &dv, "dv");
   no_alias(&dk, "dk", &dv, "dv");
-  cpu::attention_backward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, lse.f32(),
-                          out ? out->f32() : nullptr, dout.f32(),
-                          dq.f32(), dk.f32(), dv.f32(), d, causal, scale, dropout > 0.f ? &drop : nullptr);
+  KFAC_DISPATCH(dev, attention_backward)(q, k, v, mask, lse, out, dout, dq, dk, dv, causal, scale, d.Tk, dropout, seed);
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
-  [[maybe_unused]] const Device dev = nn_device(src, "src", "kv_cache_write");
+  const Device dev = nn_device(src, "src", "kv_cache_write");
   in(src, "src", dev);
   in(cache, "cache", dev);
   check_rank(src, "src", 4, 4);
@@ -499,13 +477,13 @@ void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
                   std::to_string(src.dim(1)) + " steps fit in the cache of " + std::to_string(cache.dim(1)),
               std::to_string(offset));
   no_alias(&src, "src", &cache, "cache");
-  cpu::kv_cache_write(src.f32(), cache.f32(), src.dim(0), src.dim(1), cache.dim(1), src.dim(2) * src.dim(3), offset);
+  KFAC_DISPATCH(dev, kv_cache_write)(src, cache, offset);
 }
 
 // ---------------------------------------------------------------- RoPE
 
 namespace {
-cpu::RopeKind rope_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, int64_t offset,
+int rope_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, int64_t offset,
                          double base, int kind) {
   const Device dev = x.device();
   in(x, xn, dev);
@@ -520,20 +498,20 @@ cpu::RopeKind rope_check(const Tensor& x, const char* xn, const Tensor& o, const
   if (!(base > 1.0)) throw_arg(ErrorCode::InvalidArgument, "base", "a number above 1", std::to_string(base));
   if (kind != 0 && kind != 1)
     throw_arg(ErrorCode::InvalidArgument, "convention", "'half' or 'interleaved'", std::to_string(kind));
-  return kind == 0 ? cpu::RopeKind::Half : cpu::RopeKind::Interleaved;
+  return kind;
 }
 }  // namespace
 
 void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "rope_forward");
-  cpu::RopeKind k = rope_check(x, "x", out, "out", offset, base, kind);
-  cpu::rope_forward(x.f32(), out.f32(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), offset, base, k);
+  const Device dev = nn_device(x, "x", "rope_forward");
+  const int k = rope_check(x, "x", out, "out", offset, base, kind);
+  KFAC_DISPATCH(dev, rope_forward)(x, out, offset, base, k);
 }
 
 void rope_backward(const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind) {
-  [[maybe_unused]] const Device dev = nn_device(dout, "dout", "rope_backward");
-  cpu::RopeKind k = rope_check(dout, "dout", dx, "dx", offset, base, kind);
-  cpu::rope_backward(dout.f32(), dx.f32(), dout.dim(0), dout.dim(1), dout.dim(2), dout.dim(3), offset, base, k);
+  const Device dev = nn_device(dout, "dout", "rope_backward");
+  const int k = rope_check(dout, "dout", dx, "dx", offset, base, kind);
+  KFAC_DISPATCH(dev, rope_backward)(dout, dx, offset, base, k);
 }
 
 // ---------------------------------------------------------------- dropout
@@ -547,15 +525,15 @@ void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char*
 }  // namespace
 
 void dropout_forward(const Tensor& x, const Tensor& out, float p, uint64_t seed) {
-  [[maybe_unused]] const Device dev = nn_device(x, "x", "dropout_forward");
+  const Device dev = nn_device(x, "x", "dropout_forward");
   dropout_check(x, "x", out, "out", p);
-  cpu::dropout_forward(x.f32(), out.f32(), x.numel(), p, seed);
+  KFAC_DISPATCH(dev, dropout_forward)(x, out, p, seed);
 }
 
 void dropout_backward(const Tensor& dout, const Tensor& dx, float p, uint64_t seed) {
-  [[maybe_unused]] const Device dev = nn_device(dout, "dout", "dropout_backward");
+  const Device dev = nn_device(dout, "dout", "dropout_backward");
   dropout_check(dout, "dout", dx, "dx", p);
-  cpu::dropout_backward(dout.f32(), dx.f32(), dout.numel(), p, seed);
+  KFAC_DISPATCH(dev, dropout_backward)(dout, dx, p, seed);
 }
 
 }  // namespace kfac::nn

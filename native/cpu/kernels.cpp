@@ -267,9 +267,9 @@ const Kernels& cpu_kernels() {
   static const Kernels k = [] {
     Kernels t;
 #define KFAC_CPU_ENTRY(name, ret, params) t.name = name;
-    KFAC_OP_LIST(KFAC_CPU_ENTRY)
+    KFAC_TENSOR_OP_LIST(KFAC_CPU_ENTRY)
 #undef KFAC_CPU_ENTRY
-    t.cpu_nn = true;
+    cpu_nn_kernels(t);
     return t;
   }();
   return k;

@@ -11,6 +11,7 @@
 #include "elementwise.cuh"
 #include "factor.cuh"
 #include "gemm.cuh"
+#include "nn_kernels.h"
 #include "optim.cuh"
 #include "precondition.cuh"
 #include "util.cuh"
@@ -93,6 +94,7 @@ void register_backend() {
   k.eigh_batched = eigh_batched_t;
   k.adamw_step = cuda::adamw_step;
   k.sgd_step = cuda::sgd_step;
+  act_kernels(k);  // the nn families (nn_kernels.h); attention has no cuda kernel yet
   kfac::register_backend(Device::CUDA, memory(), k);
 }
 

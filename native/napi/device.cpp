@@ -46,6 +46,14 @@ KFAC_BINDING(CpuLoopback) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// _cudaEmulation() → true: registers the CUDA emulation under the cuda id: host memory and the
+// CPU kernels, with the nn ops run by the CUDA kernels' bodies on the host (tests only; refused
+// in a build with a CUDA backend; replaces the loopback, and the loopback replaces it).
+KFAC_BINDING(CudaEmulation) {
+  enable_cuda_emulation();
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 // _loopbackTransfers() → { uploads, downloads, uploadBytes, downloadBytes }: host↔device
 // copies made through the CPU loopback since it was enabled (tests only).
 KFAC_BINDING(LoopbackTransferCount) {
@@ -64,6 +72,7 @@ const Binding kBindings[] = {
     {"synchronize", Synchronize},
     {"deviceAvailable", DeviceAvailable},
     {"_cpuLoopback", CpuLoopback},
+    {"_cudaEmulation", CudaEmulation},
     {"_loopbackTransfers", LoopbackTransferCount},
 };
 

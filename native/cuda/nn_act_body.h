@@ -1,0 +1,105 @@
+// GELU (erf / tanh), SiLU and SwiGLU: pointwise bodies (one grid-stride thread each, in place
+// allowed: an element is read before it is written by the same thread) and their adapters,
+// templates over the executor (native/cuda/exec.cuh on the device, native/emu/exec.h on the
+// host). Float32 math with expf/erff/tanhf.
+#pragma once
+#include "../core/dispatch.h"
+#include "hd.h"
+
+namespace kfac::nnk {
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
+constexpr float kSqrt2OverPi = 0.79788456080286535588f;
+constexpr float kGeluC = 0.044715f;
+
+KFAC_HD float sigmoid(float x) { return 1.f / (1.f + hd::expf_(-x)); }
+
+KFAC_HD float gelu(float x, int kind) {
+  if (kind == 0) return 0.5f * x * (1.f + hd::erff_(x * kInvSqrt2));
+  if (x > 10.f) return x;  // tanh(u) = ±1 to float precision; keeps x³ finite
+  if (x < -10.f) return 0.f;
+  return 0.5f * x * (1.f + hd::tanhf_(kSqrt2OverPi * (x + kGeluC * x * x * x)));
+}
+
+KFAC_HD float gelu_grad(float x, int kind) {
+  if (kind == 0) return 0.5f * (1.f + hd::erff_(x * kInvSqrt2)) + x * kInvSqrt2Pi * hd::expf_(-0.5f * x * x);
+  if (x > 10.f) return 1.f;
+  if (x < -10.f) return 0.f;
+  const float t = hd::tanhf_(kSqrt2OverPi * (x + kGeluC * x * x * x));
+  const float du = kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
+  return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
+}
+
+// op 0 gelu, 1 gelu', 2 silu, 3 silu', 4 swiglu, 5 swiglu' (dgate into out, dup into out2).
+struct Pointwise {
+  const float *a, *b, *c;
+  float *out, *out2;
+  int64_t n;
+  int op, kind;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t j = i.global(); j < n; j += i.stride()) {
+      const float x = a[j];
+      switch (op) {
+        case 0: out[j] = gelu(x, kind); break;
+        case 1: out[j] = b[j] * gelu_grad(x, kind); break;
+        case 2: out[j] = x * sigmoid(x); break;
+        case 3: {
+          const float s = sigmoid(x);
+          out[j] = b[j] * s * (1.f + x * (1.f - s));
+          break;
+        }
+        case 4: out[j] = x * sigmoid(x) * b[j]; break;
+        default: {  // gate a, up b, dout c
+          const float s = sigmoid(x), up = b[j], d = c[j];
+          out2[j] = d * x * s;                        // dup (may alias up: up read above)
+          out[j] = d * up * s * (1.f + x * (1.f - s));  // dgate (may alias dout: read above)
+        }
+      }
+    }
+  }
+};
+
+template <class E>
+void run_pointwise(const float* a, const float* b, const float* c, float* out, float* out2, int64_t n, int op,
+                   int kind) {
+  if (n > 0) E::grid(hd::grid_blocks(n), hd::kThreads, Pointwise{a, b, c, out, out2, n, op, kind});
+}
+
+template <class E>
+void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
+  run_pointwise<E>(x.f32(), nullptr, nullptr, out.f32(), nullptr, x.numel(), 0, kind);
+}
+template <class E>
+void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
+  run_pointwise<E>(x.f32(), dout.f32(), nullptr, dx.f32(), nullptr, x.numel(), 1, kind);
+}
+template <class E>
+void silu_forward(const Tensor& x, const Tensor& out) {
+  run_pointwise<E>(x.f32(), nullptr, nullptr, out.f32(), nullptr, x.numel(), 2, 0);
+}
+template <class E>
+void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  run_pointwise<E>(x.f32(), dout.f32(), nullptr, dx.f32(), nullptr, x.numel(), 3, 0);
+}
+template <class E>
+void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  run_pointwise<E>(gate.f32(), up.f32(), nullptr, out.f32(), nullptr, gate.numel(), 4, 0);
+}
+template <class E>
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                     const Tensor& dup) {
+  run_pointwise<E>(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel(), 5, 0);
+}
+
+template <class E>
+void act_kernels(Kernels& k) {
+  k.gelu_forward = gelu_forward<E>;
+  k.gelu_backward = gelu_backward<E>;
+  k.silu_forward = silu_forward<E>;
+  k.silu_backward = silu_backward<E>;
+  k.swiglu_forward = swiglu_forward<E>;
+  k.swiglu_backward = swiglu_backward<E>;
+}
+
+}  // namespace kfac::nnk

@@ -1,0 +1,52 @@
+// The CUDA emulation's op table and executor services: the CPU table with every nn op the
+// CUDA build has a kernel for replaced by the host run of that kernel (native/cuda/nn_kernels.h),
+// scratch memory per slot, and the cuBLAS stand-ins (the CPU GEMM).
+#include <vector>
+
+#include "../core/dispatch.h"
+#include "../cpu/bf16.h"
+#include "../cpu/gemm.h"
+#include "../cuda/nn_kernels.h"
+#include "exec.h"
+
+namespace kfac {
+
+namespace emu {
+
+void* Exec::scratch(int slot, size_t bytes) {
+  static std::vector<double> slots[4];
+  std::vector<double>& s = slots[slot];
+  if (s.size() * sizeof(double) < bytes) s.resize((bytes + sizeof(double) - 1) / sizeof(double));
+  return s.data();
+}
+
+void Exec::sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  cpu::sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void Exec::gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                     int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  // The stored extents of A and B (rows × leading dimension), widened to float32 (exact).
+  const int64_t a_rows = transA ? K : M, a_cols = transA ? M : K, b_rows = transB ? N : K, b_cols = transB ? K : N;
+  std::vector<float> a(size_t(a_rows ? (a_rows - 1) * lda + a_cols : 0)),
+      b(size_t(b_rows ? (b_rows - 1) * ldb + b_cols : 0));
+  cpu::convert_bf16_to_f32(A, a.data(), int64_t(a.size()));
+  cpu::convert_bf16_to_f32(B, b.data(), int64_t(b.size()));
+  cpu::sgemm(transA, transB, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, C, ldc);
+}
+
+}  // namespace emu
+
+const Kernels& emulated_cuda_kernels() {
+  static const Kernels k = [] {
+    Kernels t = cpu_kernels();
+    emu::act_kernels(t);
+    return t;
+  }();
+  return k;
+}
+
+}  // namespace kfac
