@@ -94,7 +94,8 @@ void register_backend() {
   k.eigh_batched = eigh_batched_t;
   k.adamw_step = cuda::adamw_step;
   k.sgd_step = cuda::sgd_step;
-  act_kernels(k);  // the nn families (nn_kernels.h); attention has no cuda kernel yet
+  act_kernels(k);  // the nn families (nn_kernels.h)
+  attention_kernels(k);
   kfac::register_backend(Device::CUDA, memory(), k);
 }
 

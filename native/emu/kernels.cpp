@@ -44,6 +44,7 @@ const Kernels& emulated_cuda_kernels() {
   static const Kernels k = [] {
     Kernels t = cpu_kernels();
     emu::act_kernels(t);
+    emu::attention_kernels(t);
     return t;
   }();
   return k;

@@ -1,57 +1,18 @@
 /**
  * The blocked (FlashAttention-2 order) CPU attention against float64 references on odd sizes:
- * one query block and several (32 rows), one key block and several (256 keys), every head
+ * one query block and several (32 causal / 128 rows), one key block and several (256 keys), every head
  * grouping, padding, causal with Tq < Tk (a KV cache), dropout; backward with the forward's
  * output (D = rowsum(dO ∘ O)) and without it (D rebuilt from the probabilities).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { nn, setNumThreads, Tensor } from '../../lib/index.js';
-import { refAttentionBackward } from '../support/attention-ref.js';
-import type { AttnDims } from '../support/nn-helpers.js';
-import { expectClose, fdGrad, input, poisoned, refAttention, rng } from '../support/nn-helpers.js';
+import type { BlockCase } from '../support/attention-ref.js';
+import { BLOCK_CASES, caseInputs, refAttentionBackward } from '../support/attention-ref.js';
+import { expectClose, fdGrad, poisoned, refAttention } from '../support/nn-helpers.js';
 
 const F = nn.functional;
 afterAll(() => setNumThreads(0));
-
-export interface BlockCase extends AttnDims {
-  causal: boolean;
-  masked: boolean;
-  dropout: number;
-}
-
-export const BLOCK_CASES: BlockCase[] = [
-  { B: 2, Tq: 1, Tk: 1, H: 4, Hkv: 1, D: 8, causal: false, masked: false, dropout: 0 },
-  { B: 2, Tq: 5, Tk: 5, H: 4, Hkv: 2, D: 24, causal: true, masked: true, dropout: 0 },
-  { B: 1, Tq: 67, Tk: 67, H: 4, Hkv: 4, D: 8, causal: true, masked: false, dropout: 0.2 },
-  { B: 1, Tq: 130, Tk: 130, H: 4, Hkv: 2, D: 24, causal: false, masked: true, dropout: 0 },
-  { B: 1, Tq: 67, Tk: 130, H: 4, Hkv: 1, D: 8, causal: true, masked: true, dropout: 0.3 },
-  { B: 1, Tq: 300, Tk: 300, H: 4, Hkv: 2, D: 8, causal: true, masked: true, dropout: 0 },
-  { B: 1, Tq: 40, Tk: 300, H: 4, Hkv: 4, D: 24, causal: false, masked: false, dropout: 0.1 },
-];
-
-/** Some keys of every row padded (never the last, so causal rows always see one). */
-export function padMask(B: number, Tk: number, seed: number): Float32Array {
-  const r = rng(seed);
-  const m = new Float32Array(B * Tk).fill(1);
-  for (let b = 0; b < B; b++) for (let j = 0; j < Tk - 1; j++) if (r() < 0.3) m[b * Tk + j] = 0;
-  return m;
-}
-
-/** Inputs of a case: q, k, v, dO, mask, and the dropout multipliers as dropoutForward draws them. */
-export function caseInputs(c: BlockCase, seed: number) {
-  const { B, Tq, Tk, H, Hkv, D } = c;
-  const q = input(B * Tq * H * D, seed, 1.5);
-  const k = input(B * Tk * Hkv * D, seed + 1, 1.5);
-  const v = input(B * Tk * Hkv * D, seed + 2);
-  const dO = input(B * Tq * H * D, seed + 3);
-  const m = c.masked ? padMask(B, Tk, seed + 4) : null;
-  const dropSeed = 77 + seed;
-  const n = B * H * Tq * Tk;
-  const drop = c.dropout > 0 ? F.dropoutForward(Tensor.full([n], 1), Tensor.empty([n]), c.dropout, dropSeed).toArray() : undefined;
-  const opts = { causal: c.causal, mask: m ? Tensor.from(m, [B, Tk]) : null, ...(c.dropout > 0 ? { dropout: c.dropout, seed: dropSeed } : {}) };
-  return { q, k, v, dO, m, drop, opts, scale: 1 / Math.sqrt(D) };
-}
 
 const label = (c: BlockCase) => JSON.stringify(c);
 

@@ -4,7 +4,11 @@
  * multipliers), O = Pd V; dV += Pdᵀ dO, dP = (dO Vᵀ) ∘ M, dS = P ∘ (dP − Σ P·dP),
  * dQ = scale·dS K, dK += scale·dSᵀ q. Layouts as the kernels: q [B, Tq, H, D], k/v [B, Tk, Hkv, D].
  */
+import { nn, Tensor } from '../../lib/index.js';
 import type { AttnDims } from './nn-helpers.js';
+import { input, rng } from './nn-helpers.js';
+
+const F = nn.functional;
 
 export interface AttnGrads {
   dq: Float64Array;
@@ -71,4 +75,48 @@ export function refAttentionBackward(
       }
     }
   return { dq, dk, dv };
+}
+
+/** An attention case: sizes, masks and dropout. */
+export interface BlockCase extends AttnDims {
+  causal: boolean;
+  masked: boolean;
+  dropout: number;
+}
+
+/**
+ * Odd sizes around the kernels' tiles: one query block and several (CPU: 32 or 128 rows; CUDA: 32),
+ * one key block and several (CPU: 256; CUDA: 32), every head grouping, padding, Tq < Tk, dropout.
+ */
+export const BLOCK_CASES: BlockCase[] = [
+  { B: 2, Tq: 1, Tk: 1, H: 4, Hkv: 1, D: 8, causal: false, masked: false, dropout: 0 },
+  { B: 2, Tq: 5, Tk: 5, H: 4, Hkv: 2, D: 24, causal: true, masked: true, dropout: 0 },
+  { B: 1, Tq: 67, Tk: 67, H: 4, Hkv: 4, D: 8, causal: true, masked: false, dropout: 0.2 },
+  { B: 1, Tq: 130, Tk: 130, H: 4, Hkv: 2, D: 24, causal: false, masked: true, dropout: 0 },
+  { B: 1, Tq: 67, Tk: 130, H: 4, Hkv: 1, D: 8, causal: true, masked: true, dropout: 0.3 },
+  { B: 1, Tq: 300, Tk: 300, H: 4, Hkv: 2, D: 8, causal: true, masked: true, dropout: 0 },
+  { B: 1, Tq: 40, Tk: 300, H: 4, Hkv: 4, D: 24, causal: false, masked: false, dropout: 0.1 },
+];
+
+/** Some keys of every row padded (never the last, so causal rows always see one). */
+export function padMask(B: number, Tk: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const m = new Float32Array(B * Tk).fill(1);
+  for (let b = 0; b < B; b++) for (let j = 0; j < Tk - 1; j++) if (r() < 0.3) m[b * Tk + j] = 0;
+  return m;
+}
+
+/** Inputs of a case: q, k, v, dO, mask, and the dropout multipliers as dropoutForward draws them. */
+export function caseInputs(c: BlockCase, seed: number) {
+  const { B, Tq, Tk, H, Hkv, D } = c;
+  const q = input(B * Tq * H * D, seed, 1.5);
+  const k = input(B * Tk * Hkv * D, seed + 1, 1.5);
+  const v = input(B * Tk * Hkv * D, seed + 2);
+  const dO = input(B * Tq * H * D, seed + 3);
+  const m = c.masked ? padMask(B, Tk, seed + 4) : null;
+  const dropSeed = 77 + seed;
+  const n = B * H * Tq * Tk;
+  const drop = c.dropout > 0 ? F.dropoutForward(Tensor.full([n], 1), Tensor.empty([n]), c.dropout, dropSeed).toArray() : undefined;
+  const opts = { causal: c.causal, mask: m ? Tensor.from(m, [B, Tk]) : null, ...(c.dropout > 0 ? { dropout: c.dropout, seed: dropSeed } : {}) };
+  return { q, k, v, dO, m, drop, opts, scale: 1 / Math.sqrt(D) };
 }
