@@ -92,6 +92,8 @@ export const BLOCK_CASES: BlockCase[] = [
   { B: 2, Tq: 1, Tk: 1, H: 4, Hkv: 1, D: 8, causal: false, masked: false, dropout: 0 },
   { B: 2, Tq: 5, Tk: 5, H: 4, Hkv: 2, D: 24, causal: true, masked: true, dropout: 0 },
   { B: 1, Tq: 67, Tk: 67, H: 4, Hkv: 4, D: 8, causal: true, masked: false, dropout: 0.2 },
+  // 3·32 + 1 rows: the last query tile is one row that sees exactly the first key of its own tile.
+  { B: 1, Tq: 97, Tk: 97, H: 4, Hkv: 2, D: 24, causal: true, masked: false, dropout: 0 },
   { B: 1, Tq: 130, Tk: 130, H: 4, Hkv: 2, D: 24, causal: false, masked: true, dropout: 0 },
   { B: 1, Tq: 67, Tk: 130, H: 4, Hkv: 1, D: 8, causal: true, masked: true, dropout: 0.3 },
   { B: 1, Tq: 300, Tk: 300, H: 4, Hkv: 2, D: 8, causal: true, masked: true, dropout: 0 },
