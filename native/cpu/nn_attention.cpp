@@ -22,8 +22,9 @@
 //   forward:  query blocks outer, key blocks inner; an online softmax keeps each row's running
 //             maximum m and sum l, rescales the output rows by exp(m_old − m_new) when the
 //             maximum grows, and divides by l at the end; lse = m + log l is saved.
-//   backward: per query block, P is rebuilt block by block from lse, D = rowsum(dO ∘ O), and
-//             dS = P ∘ (dP − D) feeds dQ, dK, dV; the five products are GEMMs on the blocks.
+//   backward: per query block, P is rebuilt block by block from lse, D = rowsum(dO ∘ O) (the
+//             row sum Σ P·dP when a single key block holds the row), and dS = P ∘ (dP − D)
+//             feeds dQ, dK, dV; the five products are GEMMs on the blocks.
 namespace kfac::cpu {
 
 using namespace softmax;
@@ -119,7 +120,7 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
     for (int64_t r = 0; r < m; ++r) {
       mx[r] = -kInf;
       l[r] = 0;
-      std::fill(op + r * H * D, op + r * H * D + D, 0.f);
+      if (nk == 0) std::fill(op + r * H * D, op + r * H * D + D, 0.f);  // else the first P V writes them
     }
     for (int64_t j0 = 0; j0 < nk; j0 += kKBlock) {
       const int64_t kb = std::min(kKBlock, nk - j0);
@@ -140,15 +141,15 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
         std::fill(row + n, row + kb, 0.f);
         l[r] = l[r] * alpha + sum;
         mx[r] = mnew;
-        if (alpha != 1.f)
+        if (j0 > 0 && alpha != 1.f)
           for (float *o = op + r * H * D, *oe = o + D; o < oe; ++o) *o *= alpha;
         if (drop) {
           const uint64_t base = uint64_t(((b * H + h) * Tq + i) * Tk + j0);
           for (int64_t j = 0; j < n; ++j) row[j] = drop->keep(base + uint64_t(j)) ? row[j] * drop->scale : 0.f;
         }
       });
-      // O[i0:i1] += P[m, kb] · V[j0:j0+kb]
-      sgemm(false, false, m, D, kb, 1.f, S, kb, vp + j0 * Hkv * D, Hkv * D, 1.f, op, H * D);
+      // O[i0:i1] (+)= P[m, kb] · V[j0:j0+kb]  (the first block writes O)
+      sgemm(false, false, m, D, kb, 1.f, S, kb, vp + j0 * Hkv * D, Hkv * D, j0 > 0 ? 1.f : 0.f, op, H * D);
     }
     for (int64_t r = 0; r < m; ++r) {
       if (mx[r] == -kInf) {  // no visible key: the row outputs 0
@@ -196,6 +197,9 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         // P[m, kb] = exp(scale · Q Kᵀ + bias − lse) (the forward's probabilities) and
         // dS ← dP = dO Vᵀ (the gradient of the dropped P when dropout is on), for keys [j0, j0+kb).
         // With `final`, dS ← P ∘ (dP·M − D) and P ← P·M (the dropped P the forward used).
+        // D = rowsum(dO ∘ O) when the keys span several blocks; when one key block holds the
+        // whole row it is that block's own Σ P·(dP·M), with no read of O.
+        const bool single = nk <= kKBlock;
         auto block = [&](int64_t j0, int64_t kb, bool final) {
           sgemm(false, true, m, kb, D, scale, qp, H * D, kp + j0 * Hkv * D, Hkv * D, 0.f, P, kb);
           sgemm(false, true, m, kb, D, 1.f, dop, H * D, vp + j0 * Hkv * D, Hkv * D, 0.f, dS, kb);
@@ -218,27 +222,28 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
               Dr[rr] += float(row_dot(prow, drow, n));
               return;
             }
-            const float di = Dr[rr];
+            const float di = single ? float(row_dot(prow, drow, n)) : Dr[rr];
             for (int64_t j = 0; j < kb; ++j) drow[j] = prow[j] * (drow[j] - di);  // dS = P ∘ (dP − D)
             if (drop) std::copy(scratch(2, 0), scratch(2, 0) + n, prow);
           });
         };
-        if (out) {
+        if (!single && out) {
           for (int64_t rr = 0; rr < m; ++rr) {
             const int64_t o = rr * H * D;
             Dr[rr] = float(row_dot(dop + o, out + row0 + o, D));
           }
-        } else {  // no forward output given: accumulate D = Σ_j P·M·dP over the key blocks first
+        } else if (!single) {  // no forward output given: accumulate D = Σ_j P·M·dP over the key blocks first
           std::fill(Dr, Dr + m, 0.f);
           for (int64_t j0 = 0; j0 < nk; j0 += kKBlock) block(j0, std::min(kKBlock, nk - j0), false);
         }
-        for (int64_t rr = 0; rr < m; ++rr) std::fill(dqp + rr * H * D, dqp + rr * H * D + D, 0.f);
+        if (nk == 0)  // else the first key block writes dQ
+          for (int64_t rr = 0; rr < m; ++rr) std::fill(dqp + rr * H * D, dqp + rr * H * D + D, 0.f);
         for (int64_t j0 = 0; j0 < nk; j0 += kKBlock) {
           const int64_t kb = std::min(kKBlock, nk - j0);
           block(j0, kb, true);
-          // dV[j0:] += (P·M)ᵀ dO ;  dQ[i0:i1] += scale · dS · K[j0:] ;  dK[j0:] += scale · dSᵀ · Q
+          // dV[j0:] += (P·M)ᵀ dO ;  dQ[i0:i1] (+)= scale · dS · K[j0:] ;  dK[j0:] += scale · dSᵀ · Q
           sgemm(true, false, kb, D, m, 1.f, P, kb, dop, H * D, 1.f, dvp + j0 * Hkv * D, Hkv * D);
-          sgemm(false, false, m, D, kb, scale, dS, kb, kp + j0 * Hkv * D, Hkv * D, 1.f, dqp, H * D);
+          sgemm(false, false, m, D, kb, scale, dS, kb, kp + j0 * Hkv * D, Hkv * D, j0 > 0 ? 1.f : 0.f, dqp, H * D);
           sgemm(true, false, kb, D, m, scale, dS, kb, qp, H * D, 1.f, dkp + j0 * Hkv * D, Hkv * D);
         }
       }

@@ -30,8 +30,9 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
 
 // dout [B, Tq, H, D] → dq [B, Tq, H, D] (=), dk, dv [B, Tcap, Hkv, D] (=, rows ≥ Tk zero; the heads of a group
 // are summed in head order by one thread, so the result does not depend on the thread count).
-// out: the forward's output [B, Tq, H, D], for D = rowsum(dO ∘ O); null costs a first pass over
-// the keys that rebuilds D from the probabilities (two more block products).
+// out: the forward's output [B, Tq, H, D], for D = rowsum(dO ∘ O) when a query block's keys span
+// several key blocks; null then costs a first pass over the keys that rebuilds D from the
+// probabilities (two more block products per key block).
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
                         const float* lse, const float* out, const float* dout, float* dq, float* dk, float* dv,
                         const AttentionDims& d, bool causal, float scale, const DropoutMask* drop = nullptr);
