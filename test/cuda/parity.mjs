@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 
 import { DeviceError, DisposedError, kfac, linalg, NotFiniteError, ops, nn, Tensor } from '../../dist/index.js';
+import { attentionCases } from './parity-attention.mjs';
 import { cudaStatus, native } from '../../dist/native/loader.js';
 
 const U = 2 ** -24;
@@ -496,6 +497,7 @@ export const cases = [
       }
     },
   },
+  ...attentionCases,
 ];
 
 /**
@@ -508,7 +510,7 @@ export const cases = [
 export const cpuOnly = [
   'linear_forward', 'linear_backward', 'embedding_forward', 'embedding_backward', 'layernorm_forward', 'layernorm_backward',
   'rmsnorm_forward', 'rmsnorm_backward', 'gelu_forward', 'gelu_backward', 'silu_forward', 'silu_backward', 'swiglu_forward',
-  'swiglu_backward', 'cross_entropy', 'attention_forward', 'attention_backward', 'kv_cache_write', 'rope_forward', 'rope_backward',
+  'swiglu_backward', 'cross_entropy', 'kv_cache_write', 'rope_forward', 'rope_backward',
   'dropout_forward', 'dropout_backward',
 ];
 
