@@ -267,8 +267,42 @@ const MUTATIONS = [
     to: 'const target = bestOf(r.curve, mode);',
     tests: ['test/train/compare.test.ts'],
   },
+  // The nn ops' CUDA kernel bodies, through the host emulation (native/cuda/nn_*_body.h)
+  {
+    id: 'cuda-tree-step',
+    what: 'the shared-memory tree reduction folds a quarter instead of half of the live range',
+    file: 'native/cuda/hd.h',
+    from: 'const int half = i.threads >> (s + 1);',
+    to: 'const int half = i.threads >> (s + 2);',
+    tests: ['test/cuda/cuda-emulation-norm.test.ts'],
+  },
+  {
+    id: 'cuda-swiglu-gate',
+    what: "SwiGLU's gate gradient drops the (1 + x(1 − σ)) factor of silu'",
+    file: 'native/cuda/nn_act_body.h',
+    from: 'out[j] = d * up * s * (1.f + x * (1.f - s));',
+    to: 'out[j] = d * up * s;',
+    tests: ['test/cuda/cuda-emulation-train.test.ts'],
+  },
+  {
+    id: 'cuda-ce-inplace-target',
+    what: 'cross-entropy reads the target logit after an in-place dlogits overwrote it',
+    file: 'native/cuda/nn_loss_body.h',
+    from: 'row_loss[row] = double(m) + hd::log_(se) - double(zt[0]);',
+    to: 'row_loss[row] = double(m) + hd::log_(se) - double(zr[t]);',
+    tests: ['test/cuda/cuda-emulation-norm.test.ts'],
+    filter: 'cross-entropy',
+  },
+  {
+    id: 'cuda-dropout-key',
+    what: "the device dropout keys its stream by the raw seed, not the CPU's mixed key",
+    file: 'native/cuda/nn_dropout_body.h',
+    from: 'splitmix64(seed ^ 0x3C6EF372FE94F82Bull)',
+    to: 'splitmix64(seed)',
+    tests: ['test/cuda/cuda-emulation.test.ts'],
+    filter: 'dropout',
+  },
 ];
-
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
 const value = (name) => {

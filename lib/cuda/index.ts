@@ -1,8 +1,8 @@
 /**
  * The CUDA device: what the runtime reports and how much device memory is in use. There are
  * no ops here — the ops of linalg, ops, kfac and optim take tensors on either device
- * (`t.to('cuda')`, `Tensor.zeros(shape, { device: 'cuda' })`) and return results there; the nn
- * ops have CPU kernels only (docs/OPS.md).
+ * (`t.to('cuda')`, `Tensor.zeros(shape, { device: 'cuda' })`) and return results there, and so
+ * do the nn ops (docs/OPS.md lists which op has which kernel).
  *
  * Tensors can live on 'cuda' when the CUDA backend is in use (backend 'cuda', or 'auto'
  * with a device): see setBackend() and `kfac-peft doctor`.

@@ -41,9 +41,14 @@ struct Exec {
     check(cudaGetLastError(), "kernel launch");
   }
   static void* scratch(int slot, size_t bytes) { return Context::get().scratch(slot, bytes); }
+  // Stream-ordered and without a host synchronisation: from pageable host memory,
+  // cudaMemcpyAsync returns once the source is staged, so `src` may be reused at once, and the
+  // copy runs after the kernels queued before it (which may still read the scratch it fills).
   static void upload(void* dst, const void* src, size_t bytes) {
-    if (bytes) copy_to_device(dst, src, bytes);
+    if (bytes)
+      check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, Context::get().stream()), "cudaMemcpyAsync (upload)");
   }
+  // Synchronous: the caller reads the result.
   static void download(void* dst, const void* src, size_t bytes) {
     if (bytes) copy_to_host(dst, src, bytes);
   }

@@ -94,8 +94,10 @@ void register_backend() {
   k.eigh_batched = eigh_batched_t;
   k.adamw_step = cuda::adamw_step;
   k.sgd_step = cuda::sgd_step;
-  act_kernels(k);  // the nn families (nn_kernels.h)
-  attention_kernels(k);
+  // The nn families (nn_kernels.h).
+#define KFAC_CUDA_FAMILY(f) f##_kernels(k);
+  KFAC_NN_FAMILIES(KFAC_CUDA_FAMILY)
+#undef KFAC_CUDA_FAMILY
   kfac::register_backend(Device::CUDA, memory(), k);
 }
 

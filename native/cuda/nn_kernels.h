@@ -2,15 +2,31 @@
 // KFAC_NN_OP_LIST with the adapters of native/cuda/nn_<family>_body.h instantiated for one
 // executor — kfac::cuda (native/cuda/nn_<family>.cu, the device) or kfac::emu
 // (native/emu/nn_<family>.cpp, the host emulation).
+// Families: act (gelu, silu, swiglu), linear, embedding (and kv_cache_write), norm (layernorm,
+// rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward).
 #pragma once
 #include "../core/dispatch.h"
 
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention)
+
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
+void linear_kernels(Kernels& k);
+void embedding_kernels(Kernels& k);
+void norm_kernels(Kernels& k);
+void loss_kernels(Kernels& k);
+void rope_kernels(Kernels& k);
+void dropout_kernels(Kernels& k);
 void attention_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
 void act_kernels(Kernels& k);
+void linear_kernels(Kernels& k);
+void embedding_kernels(Kernels& k);
+void norm_kernels(Kernels& k);
+void loss_kernels(Kernels& k);
+void rope_kernels(Kernels& k);
+void dropout_kernels(Kernels& k);
 void attention_kernels(Kernels& k);
 }  // namespace kfac::emu

@@ -9,16 +9,20 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/tensor.h"
 #include "../cuda/hd.h"
 
 namespace kfac::emu {
 
 struct Exec {
   // A grid-stride kernel: f(Idx) for every thread of `blocks` blocks of `threads`.
+  // Threads of a block (or of a phase) run in ascending order or, every other time, descending:
+  // a body whose result depends on the order of threads between two barriers (a race on the
+  // device) then gives different rows different answers, which the tests see.
   template <class F>
   static void grid(int64_t blocks, int threads, const F& f) {
     for (int64_t b = 0; b < blocks; ++b)
-      for (int t = 0; t < threads; ++t) f(hd::Idx{b, t, blocks, threads});
+      for (int k = 0; k < threads; ++k) f(hd::Idx{b, (b & 1) ? threads - 1 - k : k, blocks, threads});
   }
   // A block kernel: per block, phase p for every thread, then phase p + 1 (the barrier).
   template <class F>
@@ -29,16 +33,19 @@ struct Exec {
     for (int64_t b = 0; b < blocks; ++b) {
       std::memset(sh, 0xcd, shared.size() * sizeof(double));  // shared memory starts undefined
       for (int p = 0; p < phases; ++p)
-        for (int t = 0; t < threads; ++t) f.phase(p, hd::Idx{b, t, blocks, threads}, sh);
+        for (int k = 0; k < threads; ++k)
+          f.phase(p, hd::Idx{b, ((b + p) & 1) ? threads - 1 - k : k, blocks, threads}, sh);
     }
   }
   // Scratch device memory, reused per slot (0..3) across calls.
   static void* scratch(int slot, size_t bytes);
+  // Host↔device copies go through the registered memory functions, so the loopback's
+  // transfer counter sees the ones a device kernel makes (ids, targets, the loss rows).
   static void upload(void* dst, const void* src, size_t bytes) {
-    if (bytes) std::memcpy(dst, src, bytes);
+    if (bytes) device_allocator(Device::CUDA).upload(dst, src, bytes);
   }
   static void download(void* dst, const void* src, size_t bytes) {
-    if (bytes) std::memcpy(dst, src, bytes);
+    if (bytes) device_allocator(Device::CUDA).download(dst, src, bytes);
   }
   // Row-major C[M, N] = alpha·op(A)·op(B) + beta·C (cuBLAS SGEMM on the device).
   static void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

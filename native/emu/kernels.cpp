@@ -43,8 +43,9 @@ void Exec::gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, 
 const Kernels& emulated_cuda_kernels() {
   static const Kernels k = [] {
     Kernels t = cpu_kernels();
-    emu::act_kernels(t);
-    emu::attention_kernels(t);
+#define KFAC_EMU_FAMILY(f) emu::f##_kernels(t);
+    KFAC_NN_FAMILIES(KFAC_EMU_FAMILY)
+#undef KFAC_EMU_FAMILY
     return t;
   }();
   return k;

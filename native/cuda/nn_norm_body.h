@@ -1,0 +1,183 @@
+// LayerNorm and RMSNorm, forward and backward. A block per row: partial sums per thread (in
+// double, like the CPU), a fixed-order shared-memory tree, then each thread writes its own
+// columns (so out may alias x and dx may alias dout or x: every element a thread writes was
+// read by that thread only). Parameter gradients (dw, db) are a separate kernel launched before
+// dx, where each thread owns a column and walks the rows in order, in double: deterministic and
+// the CPU's order.
+#pragma once
+#include "../core/dispatch.h"
+#include "hd.h"
+
+namespace kfac::nnk {
+
+// Threads per row: a power of two in [32, 256], enough for C when C is small.
+inline int norm_threads(int64_t C) {
+  int t = 32;
+  while (t < 256 && t < C) t *= 2;
+  return t;
+}
+
+// op: 0 layernorm forward, 1 layernorm dx, 2 rmsnorm forward, 3 rmsnorm dx. Row = block.
+struct NormRow {
+  const float *x, *w, *b, *g;  // g: dout (backward)
+  float *out, *mean, *rstd;    // out: y (forward) or dx (backward); mean/rstd read in the backward
+  int64_t C;
+  float eps;
+  int op;
+  KFAC_HD int phases(int threads) const {
+    const int L = hd::log2i(threads);
+    return op == 0 ? 2 * L + 3 : L + 2;
+  }
+  KFAC_HD void phase(int p, const hd::Idx& i, unsigned char* shared) const {
+    double* a = reinterpret_cast<double*>(shared);
+    double* s = a + i.threads;
+    const int L = hd::log2i(i.threads);
+    const int64_t row = i.block;
+    const float* xr = x + row * C;
+    const float* gr = g ? g + row * C : nullptr;
+    float* o = out + row * C;
+    if (p == 0) {  // first partial sums
+      double acc = 0, acc2 = 0;
+      for (int64_t c = i.thread; c < C; c += i.threads) {
+        if (op == 0) {
+          acc += xr[c];
+        } else if (op == 2) {
+          acc += double(xr[c]) * xr[c];
+        } else if (op == 1) {
+          const float m = mean[row], r = rstd[row];
+          const double dh = double(gr[c]) * w[c];
+          acc += dh;
+          acc2 += dh * double((xr[c] - m) * r);
+        } else {
+          const float r = rstd[row];
+          acc += double(gr[c]) * w[c] * double(xr[c] * r);
+        }
+      }
+      a[i.thread] = acc;
+      s[i.thread] = acc2;
+      return;
+    }
+    if (p <= L) {
+      hd::tree_step(a, i, p - 1);
+      if (op == 1) hd::tree_step(s, i, p - 1);
+      return;
+    }
+    const double n = double(C);
+    if (op == 0 && p == L + 1) {  // variance partials about the mean
+      const double m = C > 0 ? a[0] / n : 0.0;
+      double acc = 0;
+      for (int64_t c = i.thread; c < C; c += i.threads) {
+        const double d = xr[c] - m;
+        acc += d * d;
+      }
+      s[i.thread] = acc;
+      return;
+    }
+    if (op == 0 && p <= 2 * L + 1) {
+      hd::tree_step(s, i, p - L - 2);
+      return;
+    }
+    // the last phase: each thread writes its columns
+    if (op == 0) {
+      const double m = C > 0 ? a[0] / n : 0.0, v = C > 0 ? s[0] / n : 0.0;
+      const float r = float(1.0 / ::sqrt(v + double(eps))), mf = float(m);
+      for (int64_t c = i.thread; c < C; c += i.threads) o[c] = (xr[c] - mf) * r * w[c] + (b ? b[c] : 0.f);
+      if (i.thread == 0) {
+        mean[row] = mf;
+        rstd[row] = r;
+      }
+    } else if (op == 2) {
+      const double ms = C > 0 ? a[0] / n : 0.0;
+      const float r = float(1.0 / ::sqrt(ms + double(eps)));
+      for (int64_t c = i.thread; c < C; c += i.threads) o[c] = xr[c] * r * w[c];
+      if (i.thread == 0) rstd[row] = r;
+    } else if (op == 1) {
+      const float m = mean[row], r = rstd[row];
+      const float A = float(a[0] / n), B = float(s[0] / n);
+      for (int64_t c = i.thread; c < C; c += i.threads) {
+        const float xh = (xr[c] - m) * r;
+        o[c] = r * (gr[c] * w[c] - A - xh * B);
+      }
+    } else {
+      const float r = rstd[row];
+      const float B = float(a[0] / n);
+      for (int64_t c = i.thread; c < C; c += i.threads) o[c] = r * (gr[c] * w[c] - xr[c] * r * B);
+    }
+  }
+};
+
+// dw[c] += Σ_n dout·x̂, db[c] += Σ_n dout (a thread per column, rows in order, double).
+// x̂ = (x − mean)·rstd (layernorm, mean given) or x·rstd (rmsnorm, mean null).
+struct NormParamGrad {
+  const float *x, *g, *mean, *rstd;
+  float *dw, *db;
+  int64_t N, C;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t c = i.global(); c < C; c += i.stride()) {
+      double aw = 0, ab = 0;
+      for (int64_t r = 0; r < N; ++r) {
+        const float xv = x[r * C + c], gv = g[r * C + c];
+        aw += double(gv) * double(mean ? (xv - mean[r]) * rstd[r] : xv * rstd[r]);
+        ab += gv;
+      }
+      if (dw) dw[c] += float(aw);
+      if (db) db[c] += float(ab);
+    }
+  }
+};
+
+inline int64_t norm_rows(const Tensor& t) {
+  int64_t n = 1;
+  for (int i = 0; i + 1 < t.rank(); ++i) n *= t.dim(i);
+  return n;
+}
+
+template <class E>
+void norm_rows_run(const NormRow& f, int64_t N, int64_t C) {
+  const int T = norm_threads(C);
+  if (N > 0) E::block(N, T, size_t(2 * T) * sizeof(double), f);
+}
+
+template <class E>
+void layernorm_forward(const Tensor& x, const Tensor& w, TensorOpt b, float eps, const Tensor& out,
+                       const Tensor& mean, const Tensor& rstd) {
+  const int64_t N = norm_rows(x), C = x.dim(-1);
+  norm_rows_run<E>(NormRow{x.f32(), w.f32(), b ? b->f32() : nullptr, nullptr, out.f32(), mean.f32(), rstd.f32(), C, eps, 0},
+                   N, C);
+}
+
+template <class E>
+void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Tensor& dout,
+                        TensorOpt dx, TensorOpt dw, TensorOpt db) {
+  const int64_t N = norm_rows(x), C = x.dim(-1);
+  if ((dw || db) && C > 0)
+    E::grid(hd::grid_blocks(C), hd::kThreads,
+            NormParamGrad{x.f32(), dout.f32(), mean.f32(), rstd.f32(), dw ? dw->f32() : nullptr, db ? db->f32() : nullptr, N, C});
+  if (dx) norm_rows_run<E>(NormRow{x.f32(), w.f32(), nullptr, dout.f32(), dx->f32(), mean.f32(), rstd.f32(), C, 0.f, 1}, N, C);
+}
+
+template <class E>
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
+  const int64_t N = norm_rows(x), C = x.dim(-1);
+  norm_rows_run<E>(NormRow{x.f32(), w.f32(), nullptr, nullptr, out.f32(), nullptr, rstd.f32(), C, eps, 2}, N, C);
+}
+
+template <class E>
+void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout, TensorOpt dx,
+                      TensorOpt dw) {
+  const int64_t N = norm_rows(x), C = x.dim(-1);
+  if (dw && C > 0)
+    E::grid(hd::grid_blocks(C), hd::kThreads,
+            NormParamGrad{x.f32(), dout.f32(), nullptr, rstd.f32(), dw->f32(), nullptr, N, C});
+  if (dx) norm_rows_run<E>(NormRow{x.f32(), w.f32(), nullptr, dout.f32(), dx->f32(), nullptr, rstd.f32(), C, 0.f, 3}, N, C);
+}
+
+template <class E>
+void norm_kernels(Kernels& k) {
+  k.layernorm_forward = layernorm_forward<E>;
+  k.layernorm_backward = layernorm_backward<E>;
+  k.rmsnorm_forward = rmsnorm_forward<E>;
+  k.rmsnorm_backward = rmsnorm_backward<E>;
+}
+
+}  // namespace kfac::nnk

@@ -1,0 +1,44 @@
+/**
+ * Helpers for the CUDA emulation suites (test/cuda/cuda-emulation*.test.ts): run an op on the
+ * emulated cuda device and on the CPU, compare each with a float64 reference and with each other.
+ */
+import { expect } from 'vitest';
+
+import { Tensor } from '../../lib/index.js';
+import { native } from '../../lib/native/loader.js';
+import { expectClose } from './nn-helpers.js';
+
+export type Dev = 'cpu' | 'cuda';
+
+/** True where no CUDA backend is in the addon, so the emulation can be registered. */
+export const emulationPossible = (): boolean => native().cuda === undefined;
+
+export const put = (a: Float32Array, shape: number[], dev: Dev): Tensor => Tensor.from(a, shape).to(dev);
+export const nanT = (shape: number[], dev: Dev): Tensor =>
+  put(new Float32Array(shape.reduce((p, q) => p * q, 1)).fill(NaN), shape, dev);
+export const read = (t: Tensor): Float32Array => (t.device === 'cpu' ? t.toArray() : t.to('cpu').toArray());
+
+/**
+ * Runs `op` on both devices; result i is checked against refs[i] (float64) and against the CPU's.
+ * `exact` also asks for the same float32 bits as the CPU (ops whose order of operations is the CPU's).
+ */
+export function onBoth(op: (dev: Dev) => Tensor[], refs: ArrayLike<number>[], what: string, atol = 2e-5, rtol = 1e-4, exact = false): Float32Array[] {
+  const cpu = op('cpu').map(read);
+  const dev = op('cuda').map(read);
+  refs.forEach((r, i) => {
+    expectClose(dev[i]!, r, `${what} [${i}] emulated vs float64`, atol, rtol);
+    expectClose(dev[i]!, cpu[i]!, `${what} [${i}] emulated vs cpu`, atol, rtol);
+    if (exact) expect(Array.from(dev[i]!), `${what} [${i}] bits`).toEqual(Array.from(cpu[i]!));
+  });
+  return dev;
+}
+
+/** float32 values rounded to bfloat16 (nearest even), as float32. */
+export function bf16Round(a: Float32Array): Float32Array {
+  const u = new Uint32Array(a.buffer.slice(0));
+  for (let i = 0; i < u.length; i++) u[i] = ((u[i]! + 0x7fff + ((u[i]! >>> 16) & 1)) >>> 16) << 16;
+  return new Float32Array(u.buffer);
+}
+
+export const ROWS = [1, 7, 33];
+export const COLS = [1, 3, 129, 1000];
