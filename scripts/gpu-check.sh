@@ -12,7 +12,7 @@
 # runs 20 steps of K-FAC with Newton-step clipping on LoRA adapters of stories260K on the CPU
 # and on the device (test/cuda/train-check.mjs: losses within 1e-4 relative at step 0 and 1e-2
 # after, argued there; the model from STORIES260K, else ../shared/data/llama2c/stories260K.bin;
-# while the nn ops have no cuda kernel this step fails with "the nn ops have no cuda kernels"),
+# if an nn op lacks a cuda kernel this step fails with "the nn ops have no cuda kernels"),
 # runs `kfac-peft bench ceilings|factor|eigh|batched-eigh|precondition|clip --backend cuda`
 # (GB/s and GFLOP/s against the copy and SGEMM ceilings of the same run; torch.linalg.eigh as
 # eigh's peer when PyTorch imports), and writes $OUT/gpu-check.json with everything and the

@@ -39,7 +39,7 @@ async function run(o: BenchOptions): Promise<BenchRow[]> {
       }, repeats);
       const fwd = timeMs(() => attn.forward(x), repeats);
       const kf = timeMs(() => F.attentionForward(q, k, v, out, lse, { causal: true }), repeats);
-      const kb = timeMs(() => F.attentionBackward(q, k, v, lse, out, dq, dk, dv, { causal: true }), repeats);
+      const kb = timeMs(() => F.attentionBackward(q, k, v, lse, out, dq, dk, dv, { causal: true, out }), repeats);
       rows.push({ case: 'attention', shape: `block fwd+bwd ${shape}`, threads: t, ms: block });
       rows.push({ case: 'attention', shape: `block fwd ${shape}`, threads: t, ms: fwd });
       rows.push({ case: 'attention', shape: `kernel fwd ${shape}`, threads: t, ms: kf });

@@ -2,7 +2,7 @@
  * The CUDA device: what the runtime reports and how much device memory is in use. There are
  * no ops here — the ops of linalg, ops, kfac and optim take tensors on either device
  * (`t.to('cuda')`, `Tensor.zeros(shape, { device: 'cuda' })`) and return results there, and so
- * do the nn ops but attention (docs/OPS.md lists which op has which kernel).
+ * do the nn ops (docs/OPS.md lists which op has which kernel).
  *
  * Tensors can live on 'cuda' when the CUDA backend is in use (backend 'cuda', or 'auto'
  * with a device): see setBackend() and `kfac-peft doctor`.

@@ -313,9 +313,10 @@ export class SdpaCore extends Module {
     const dk = this.workspace('dk', [B, T, Hkv, D]);
     const dv = this.workspace('dv', [B, T, Hkv, D]);
     const n = s.n;
+    const out = this.workspace('o', [B, T, H, D]);
     const dkf = n ? this.workspace('dkp', [B, n + T, Hkv, D]) : dk;
     const dvf = n ? this.workspace('dvp', [B, n + T, Hkv, D]) : dv;
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dkf, dvf, { causal: this.o.causal, scale: this.scale, mask: s.mask, ...s.drop });
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dkf, dvf, { causal: this.o.causal, scale: this.scale, mask: s.mask, out, ...s.drop });
     if (n) {
       const p = this.#prefix;
       if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');

@@ -51,6 +51,7 @@ interface NativeNn {
     dk: NativeTensor,
     dv: NativeTensor,
     o: AttentionNativeOptions,
+    out: NativeTensor | null,
   ): void;
   ropeForward(x: NativeTensor, out: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
   ropeBackward(dout: NativeTensor, dx: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
@@ -275,10 +276,18 @@ export function attentionForward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, l
   return out;
 }
 
-/** dq (=), dk (=), dv (=) from dout and the forward's lse (same options as the forward). */
-export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, dout: Tensor, dq: Tensor, dk: Tensor, dv: Tensor, options: AttentionOptions = {}): void {
+export interface AttentionBackwardOptions extends AttentionOptions {
+  /**
+   * The forward's output [B, Tq, H, D]: the backward needs rowsum(dO ∘ O) per query. Without it
+   * the kernel rebuilds that sum from the probabilities, one more pass over the keys.
+   */
+  out?: Tensor | null;
+}
+
+/** dq (=), dk (=), dv (=) from dout and the forward's lse (same options as the forward, and its output as `out`). */
+export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, dout: Tensor, dq: Tensor, dk: Tensor, dv: Tensor, options: AttentionBackwardOptions = {}): void {
   const o = attentionArgs(q, k, options);
-  nn().attentionBackward(handleOf(q, 'q'), handleOf(k, 'k'), handleOf(v, 'v'), opt(options.mask, 'mask'), handleOf(lse, 'lse'), handleOf(dout, 'dout'), handleOf(dq, 'dq'), handleOf(dk, 'dk'), handleOf(dv, 'dv'), o);
+  nn().attentionBackward(handleOf(q, 'q'), handleOf(k, 'k'), handleOf(v, 'v'), opt(options.mask, 'mask'), handleOf(lse, 'lse'), handleOf(dout, 'dout'), handleOf(dq, 'dq'), handleOf(dk, 'dk'), handleOf(dv, 'dv'), o, opt(options.out, 'out'));
 }
 
 // ---------------------------------------------------------------- RoPE

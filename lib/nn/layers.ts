@@ -618,7 +618,8 @@ export class Attention extends Module {
     const dq = this.workspace('dq', [s.B, s.T, H, D]);
     const dk = this.workspace('dk', [s.B, s.T, Hkv, D]);
     const dv = this.workspace('dv', [s.B, s.T, Hkv, D]);
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [s.B, H, s.T]), dO, dq, dk, dv, { causal: this.causal, scale: this.scale, mask: s.mask, ...s.drop });
+    const out = this.workspace('o', [s.B, s.T, H, D]);
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [s.B, H, s.T]), dO, dq, dk, dv, { causal: this.causal, scale: this.scale, mask: s.mask, out, ...s.drop });
     if (this.rope) {
       F.ropeBackward(dq, dq, { ...this.rope, offset: s.offset });
       F.ropeBackward(dk, dk, { ...this.rope, offset: s.offset });

@@ -97,7 +97,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
     (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,               \
      const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed))         \
   X(attention_backward, void,                                                                            \
-    (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse,               \
+    (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse, TensorOpt out, \
      const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv, bool causal, float scale, \
      int64_t kv_len, float dropout, uint64_t seed))                                                      \
   X(kv_cache_write, void, (const Tensor& src, const Tensor& cache, int64_t offset))                      \

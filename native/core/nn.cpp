@@ -437,7 +437,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
-                        uint64_t seed) {
+                        uint64_t seed, const Tensor* out) {
   const Device dev = nn_device(q, "q", "attention_backward");
   AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
@@ -448,15 +448,17 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   in(dv, "dv", dev);
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
   check_shape(dout, "dout", q.shape());
+  in_opt(out, "out", dev);
+  if (out) check_shape(*out, "out", q.shape());
   check_shape(dq, "dq", q.shape());
   check_shape(dk, "dk", k.shape());
   check_shape(dv, "dv", k.shape());
   for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}})
-    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout}) no_alias(t, "an input", g, gn);
+    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout, out}) no_alias(t, "an input", g, gn);
   no_alias(&dq, "dq", &dk, "dk");
   no_alias(&dq, "dq", &dv, "dv");
   no_alias(&dk, "dk", &dv, "dv");
-  KFAC_DISPATCH(dev, attention_backward)(q, k, v, mask, lse, dout, dq, dk, dv, causal, scale, d.Tk, dropout, seed);
+  KFAC_DISPATCH(dev, attention_backward)(q, k, v, mask, lse, out, dout, dq, dk, dv, causal, scale, d.Tk, dropout, seed);
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {

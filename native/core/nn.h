@@ -61,11 +61,12 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, i
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len = -1,
                        float dropout = 0.f, uint64_t seed = 0);
-// dout [B, Tq, H, D] → dq (=), dk, dv (=, rows ≥ Tk zero).
+// dout [B, Tq, H, D] → dq (=), dk, dv (=, rows ≥ Tk zero). out: the forward's output (or null:
+// the kernel then rebuilds rowsum(dO ∘ O) from the probabilities, which costs a pass over the keys).
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len = -1, float dropout = 0.f,
-                        uint64_t seed = 0);
+                        uint64_t seed = 0, const Tensor* out = nullptr);
 // KV cache: cache [B, Tcap, Hkv, D] time steps offset .. offset + T − 1 ← src [B, T, Hkv, D] (=).
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset);
 

@@ -110,10 +110,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse,
-                        const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv, bool causal,
-                        float scale, int64_t kv_len, float dropout, uint64_t seed) {
+                        TensorOpt out, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
-  cpu::attention_backward(q.f32(), k.f32(), v.f32(), f(mask), lse.f32(), dout.f32(), dq.f32(), dk.f32(), dv.f32(),
+  cpu::attention_backward(q.f32(), k.f32(), v.f32(), f(mask), lse.f32(), f(out), dout.f32(), dq.f32(), dk.f32(), dv.f32(),
                           attention_dims(q, k, kv_len), causal, scale, dropout > 0.f ? &drop : nullptr);
 }
 

@@ -1,4 +1,5 @@
-// Scaled dot-product attention, multi-head and grouped-query, on the CPU.
+// Scaled dot-product attention, multi-head and grouped-query, on the CPU, blocked in the
+// FlashAttention-2 manner (scores held one block of 32 (causal) or 128 queries × 256 keys at a time).
 //   q [B, Tq, H, D], k and v [B, Tk, Hkv, D] with Hkv dividing H: query head h reads key/value
 //   head h / (H / Hkv). Usually Tq = Tk = T; Tk > Tq is a KV cache whose last Tq keys are the
 //   queries' own positions.
@@ -29,8 +30,11 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
 
 // dout [B, Tq, H, D] → dq [B, Tq, H, D] (=), dk, dv [B, Tcap, Hkv, D] (=, rows ≥ Tk zero; the heads of a group
 // are summed in head order by one thread, so the result does not depend on the thread count).
+// out: the forward's output [B, Tq, H, D], for D = rowsum(dO ∘ O) when a query block's keys span
+// several key blocks; null then costs a first pass over the keys that rebuilds D from the
+// probabilities (two more block products per key block).
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
-                        const float* lse, const float* dout, float* dq, float* dk, float* dv,
+                        const float* lse, const float* out, const float* dout, float* dq, float* dk, float* dv,
                         const AttentionDims& d, bool causal, float scale, const DropoutMask* drop = nullptr);
 
 // cache [B, Tcap, HD]: rows offset .. offset+T−1 of every batch ← src [B, T, HD] (=).

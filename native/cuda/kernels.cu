@@ -94,7 +94,7 @@ void register_backend() {
   k.eigh_batched = eigh_batched_t;
   k.adamw_step = cuda::adamw_step;
   k.sgd_step = cuda::sgd_step;
-  // The nn families (nn_kernels.h); attention has no cuda kernel yet.
+  // The nn families (nn_kernels.h).
 #define KFAC_CUDA_FAMILY(f) f##_kernels(k);
   KFAC_NN_FAMILIES(KFAC_CUDA_FAMILY)
 #undef KFAC_CUDA_FAMILY

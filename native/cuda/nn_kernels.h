@@ -1,13 +1,13 @@
 // The nn entries of a CUDA-shaped op table, one function per op family: each fills its slots of
 // KFAC_NN_OP_LIST with the adapters of native/cuda/nn_<family>_body.h instantiated for one
 // executor — kfac::cuda (native/cuda/nn_<family>.cu, the device) or kfac::emu
-// (native/emu/nn_<family>.cpp, the host emulation). Attention is not among them yet.
+// (native/emu/nn_<family>.cpp, the host emulation).
 // Families: act (gelu, silu, swiglu), linear, embedding (and kv_cache_write), norm (layernorm,
-// rmsnorm), loss (cross_entropy), rope, dropout.
+// rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -17,6 +17,7 @@ void norm_kernels(Kernels& k);
 void loss_kernels(Kernels& k);
 void rope_kernels(Kernels& k);
 void dropout_kernels(Kernels& k);
+void attention_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -27,4 +28,5 @@ void norm_kernels(Kernels& k);
 void loss_kernels(Kernels& k);
 void rope_kernels(Kernels& k);
 void dropout_kernels(Kernels& k);
+void attention_kernels(Kernels& k);
 }  // namespace kfac::emu

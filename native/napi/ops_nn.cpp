@@ -251,7 +251,7 @@ KFAC_BINDING(AttentionForward) {
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, mask | null, lse, dout, dq, dk, dv, { causal, scale })
+// attentionBackward(q, k, v, mask | null, lse, dout, dq, dk, dv, { causal, scale }, out | null)
 KFAC_BINDING(AttentionBackward) {
   Tensor q = get_tensor(arg(info, 0), "q"), k = get_tensor(arg(info, 1), "k"), v = get_tensor(arg(info, 2), "v");
   Tensor ms;
@@ -259,7 +259,9 @@ KFAC_BINDING(AttentionBackward) {
   Tensor lse = get_tensor(arg(info, 4), "lse"), dout = get_tensor(arg(info, 5), "dout"),
          dq = get_tensor(arg(info, 6), "dq"), dk = get_tensor(arg(info, 7), "dk"), dv = get_tensor(arg(info, 8), "dv");
   AttnArgs a = attn_args(arg(info, 9));
-  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed);
+  Tensor os;
+  const Tensor* out = opt(arg(info, 10), "out", os);
+  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed, out);
   return info.Env().Undefined();
 }
 

@@ -1,6 +1,6 @@
 /**
  * A K-FAC + LoRA training step of a tiny LLaMA (RMSNorm, RoPE, SwiGLU, GQA attention, tied
- * cross-entropy) on the CUDA emulation: every nn op but attention runs the CUDA kernels' bodies
+ * cross-entropy) on the CUDA emulation: every nn op (attention included) runs the CUDA kernels' bodies
  * and adapters on the host, the rest of the step (K-FAC, AdamW, clipping) the CPU kernels on the
  * same host memory. Its losses must follow the CPU's.
  *

@@ -21,7 +21,7 @@ const emulated = emulationPossible();
 describe.skipIf(!emulated)('the CUDA emulation', () => {
   beforeAll(() => native()._cudaEmulation());
 
-  it('lists every op under cuda (attention: the CPU kernel until it has a body)', () => {
+  it('lists every op under cuda', () => {
     const list = native().opList();
     for (const o of list) expect(o.cuda, o.name).toBe(true);
   });

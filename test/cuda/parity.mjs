@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 
 import { DeviceError, DisposedError, kfac, linalg, NotFiniteError, ops, nn, Tensor } from '../../dist/index.js';
+import { attentionCases } from './parity-attention.mjs';
 import { cudaStatus, native } from '../../dist/native/loader.js';
 import { nnCases } from './parity-nn.mjs';
 
@@ -497,18 +498,17 @@ export const cases = [
       }
     },
   },
+  ...attentionCases,
 ];
 
-// The nn ops' cases (every nn op but attention) live in parity-nn.mjs.
+// The nn ops' cases live in parity-nn.mjs (attention's in parity-attention.mjs, above).
 cases.push(...nnCases);
 
 /**
- * Ops whose parity lives elsewhere: attention's CPU parity is test/nn/nn-attention.test.ts
- * (float64 references and finite differences); the CUDA build has no attention kernel yet, so on
- * a GPU it is the typed "no cuda kernel" error (the device case below checks it). The loopback
- * and the emulation run the CPU attention kernel under the cuda id.
+ * Ops whose parity lives elsewhere: none now — every op of the list has a case here (attention's
+ * are in parity-attention.mjs). An op added without a case fails checkCoverage.
  */
-export const cpuOnly = ['attention_forward', 'attention_backward'];
+export const cpuOnly = [];
 
 /** Device cases: they need a second device (real or loopback) and run once. */
 export const deviceCases = [

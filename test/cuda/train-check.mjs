@@ -7,8 +7,8 @@
 //
 // --loopback runs the cuda side on the CPU loopback (no GPU needed): the losses must then be
 // identical, which checks this script itself. Exit codes: 0 pass, 1 losses out of tolerance,
-// 2 bad usage or missing model, 3 the device run could not start (on a real GPU today: the nn
-// ops have no cuda kernel, a typed DeviceError that names the op).
+// 2 bad usage or missing model, 3 the device run could not start (e.g. an nn op without a cuda
+// kernel: a typed DeviceError that names the op).
 //
 // Tolerance (relative to the CPU loss): step 0 is a forward pass of the initial weights, where
 // the two devices differ only by float32 rounding in a different summation order (cuBLAS vs the

@@ -1,0 +1,429 @@
+// Attention forward and backward in the FlashAttention-2 manner: block bodies (phases between
+// barriers, hd.h) and their adapters, templates over the executor (native/cuda/exec.cuh on the
+// device, native/emu/exec.h on the host). f32, head dimension up to kAttnMaxHeadDim.
+//
+// Tiles of kAttnBQ = 32 queries × kAttnBK = 32 keys, kAttnThreads = 128 threads per block.
+//   forward   block (b, h, query tile): Q in shared memory; per key tile: load K, V; S = scale·Q Kᵀ
+//             (−inf where masked); online softmax, one thread per row (running max m and sum l in
+//             shared memory, the tile's probabilities dropped in place, alpha = exp(m_old − m_new));
+//             O ← alpha·O + P V. Last phase: out = O / l, lse = m + log l.
+//   backward  dQ pass, block (b, h, query tile): D = rowsum(dO ∘ O) (or, without the forward's
+//             output, Σ_j P·M·dP over a first sweep of the keys); per key tile P = exp(S − lse),
+//             dS = P ∘ (dP·M − D), dQ += dS K; D is saved for the second pass.
+//             dK/dV pass, block (b, kv head, key tile of Tcap): over the group's heads and the
+//             query tiles that can see the tile, in order: dV += (P·M)ᵀ dO, dK += dSᵀ Q; rows ≥ Tk
+//             get zeros. Every output element is written by one block in a fixed order: no
+//             atomics, deterministic.
+// The phase count of a launch is the same for every block (hd.h): a block whose causal range
+// needs fewer key (or query) tiles than the longest one leaves the extra phases empty.
+// Shapes, masks, GQA, the capacity Tcap, the causal offset Tk − Tq and the dropout counters are
+// those of native/cpu/nn_attention.h; the dropout mask is DropoutMask's splitmix64 stream.
+#pragma once
+#include <string>
+
+#include "../core/dispatch.h"
+#include "../core/error.h"
+#include "../cpu/nn_dropout.h"
+#include "hd.h"
+
+namespace kfac::nnk {
+
+constexpr int kAttnBQ = 32;
+constexpr int kAttnBK = 32;
+constexpr int kAttnThreads = 128;
+constexpr int64_t kAttnMaxHeadDim = 256;
+
+struct AttnParams {
+  const float *q, *k, *v, *mask;  // mask [B, Tcap] or null
+  const float* out;               // backward: the forward's output, or null
+  const float* dout;
+  float *o, *lse;                 // forward outputs
+  float *dq, *dk, *dv;            // backward outputs
+  float* drow;                    // backward: D of every query row [B, H, Tq] (scratch)
+  int64_t B, Tq, Tk, H, Hkv, D, Tcap;
+  int causal;
+  float scale;
+  int dropout;  // keep iff (mix(key + index) >> 40) ≥ threshold, kept values × drop_scale
+  uint64_t drop_key, drop_threshold;
+  float drop_scale;
+};
+
+KFAC_HD float attn_inf() { return __builtin_huge_valf(); }
+KFAC_HD float attn_logf(float x) { return ::logf(x); }
+KFAC_HD int64_t attn_min(int64_t a, int64_t b) { return a < b ? a : b; }
+KFAC_HD int64_t attn_max(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// splitmix64 as DropoutMask::mix: multiplier of probability (b, h, i, j), element
+// ((b·H + h)·Tq + i)·Tk + j of a [B, H, Tq, Tk] dropout, 0 or 1/(1 − p).
+KFAC_HD uint64_t attn_mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+KFAC_HD float attn_keep(const AttnParams& p, int64_t b, int64_t h, int64_t i, int64_t j) {
+  if (!p.dropout) return 1.f;
+  const uint64_t idx = uint64_t(((b * p.H + h) * p.Tq + i) * p.Tk + j);
+  return (attn_mix(p.drop_key + idx) >> 40) >= p.drop_threshold ? p.drop_scale : 0.f;
+}
+// Last key (inclusive) query i sees before the padding mask; whether it sees key j.
+KFAC_HD int64_t attn_last_key(const AttnParams& p, int64_t i) {
+  return p.causal ? attn_min(p.Tk - 1, i + (p.Tk - p.Tq)) : p.Tk - 1;
+}
+KFAC_HD bool attn_sees(const AttnParams& p, int64_t b, int64_t i, int64_t j) {
+  return j <= attn_last_key(p, i) && (!p.mask || p.mask[b * p.Tcap + j] != 0.f);
+}
+KFAC_HD int64_t attn_query_tiles(const AttnParams& p) { return (p.Tq + kAttnBQ - 1) / kAttnBQ; }
+KFAC_HD int64_t attn_key_tiles(const AttnParams& p) { return (p.Tk + kAttnBK - 1) / kAttnBK; }
+KFAC_HD int64_t attn_cap_tiles(const AttnParams& p) { return (p.Tcap + kAttnBK - 1) / kAttnBK; }
+// Keys [0, n) the query tile [i0, i0 + m) needs.
+KFAC_HD int64_t attn_tile_keys(const AttnParams& p, int64_t i0, int64_t m) {
+  return attn_max(0, attn_min(p.Tk, attn_last_key(p, i0 + m - 1) + 1));
+}
+// Element offsets of row (b, t, head) in q-like [B, Tq, H, D] and k-like [B, Tcap, Hkv, D] tensors.
+KFAC_HD int64_t attn_qrow(const AttnParams& p, int64_t b, int64_t t, int64_t h) { return ((b * p.Tq + t) * p.H + h) * p.D; }
+KFAC_HD int64_t attn_krow(const AttnParams& p, int64_t b, int64_t t, int64_t g) { return ((b * p.Tcap + t) * p.Hkv + g) * p.D; }
+// Key and value tiles keep rows of D + 1 floats: the score phase reads K[j][c] with j varying
+// across a warp, and an odd row stride spreads those reads over the shared-memory banks.
+KFAC_HD int64_t attn_kv_ld(int64_t D) { return D + 1; }
+
+// sX[r·sld + c] ← src[r·ld + c] for r < n, 0 for n ≤ r < rows: thread i's share of a phase.
+KFAC_HD void attn_load(float* sX, int64_t sld, const float* src, int64_t ld, int64_t n, int rows, int64_t D,
+                       const hd::Idx& i) {
+  for (int64_t e = i.thread; e < rows * D; e += i.threads) {
+    const int64_t r = e / D, c = e % D;
+    sX[r * sld + c] = r < n ? src[r * ld + c] : 0.f;
+  }
+}
+
+// S[r][j] = scale·⟨A_r, K_j⟩ where query i0 + r sees key j0 + j, else −inf; with sP also
+// dP[r][j] = ⟨G_r, V_j⟩ (0 where not seen).
+KFAC_HD void attn_scores(const AttnParams& p, int64_t b, int64_t i0, int64_t m, int64_t j0, const float* sA,
+                         const float* sK, float* sS, const float* sG, const float* sV, float* sP, const hd::Idx& i) {
+  const int64_t D = p.D, L = attn_kv_ld(D);
+  for (int e = i.thread; e < kAttnBQ * kAttnBK; e += i.threads) {
+    const int r = e / kAttnBK, j = e % kAttnBK;
+    float s = -attn_inf(), dp = 0.f;
+    if (r < m && j0 + j < p.Tk && attn_sees(p, b, i0 + r, j0 + j)) {
+      float acc = 0.f;
+      for (int64_t c = 0; c < D; ++c) acc += sA[r * D + c] * sK[j * L + c];
+      s = acc * p.scale;
+      if (sP) {
+        float g = 0.f;
+        for (int64_t c = 0; c < D; ++c) g += sG[r * D + c] * sV[j * L + c];
+        dp = g;
+      }
+    }
+    sS[e] = s;
+    if (sP) sP[e] = dp;
+  }
+}
+
+// P = exp(S − lse) (0 where S = −inf or the row saw nothing), then sP ← dS = P ∘ (dP·M − D) and
+// sS ← P·M (the probabilities the forward used).
+KFAC_HD void attn_softmax_grad(const AttnParams& p, int64_t b, int64_t h, int64_t i0, int64_t j0, const float* sLse,
+                               const float* sDr, float* sS, float* sP, const hd::Idx& i) {
+  for (int e = i.thread; e < kAttnBQ * kAttnBK; e += i.threads) {
+    const int r = e / kAttnBK, j = e % kAttnBK;
+    const float s = sS[e];
+    const float pr = (s == -attn_inf() || sLse[r] == attn_inf()) ? 0.f : hd::expf_(s - sLse[r]);
+    const float mk = pr == 0.f ? 0.f : attn_keep(p, b, h, i0 + r, j0 + j);
+    sP[e] = pr * (sP[e] * mk - sDr[r]);
+    sS[e] = pr * mk;
+  }
+}
+
+// A query tile block's coordinates: batch, head, kv head, first row, rows, keys needed.
+struct AttnQTile {
+  int64_t b, h, g, i0, m, nk;
+  KFAC_HD AttnQTile(const AttnParams& p, int64_t blk) {
+    const int64_t nqt = attn_query_tiles(p);
+    h = (blk / nqt) % p.H;
+    b = blk / (nqt * p.H);
+    g = h / (p.H / p.Hkv);
+    i0 = (blk % nqt) * kAttnBQ;
+    m = attn_min(kAttnBQ, p.Tq - i0);
+    nk = attn_tile_keys(p, i0, m);
+  }
+};
+
+// ---------------------------------------------------------------- forward
+
+struct AttnForward {
+  AttnParams p;
+  // Shared: Q [BQ, D], K and V [BK, D + 1], S [BQ, BK], O [BQ, D], m, l, alpha [BQ].
+  static int64_t shared_floats(int64_t D) {
+    return 2 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + kAttnBQ * kAttnBK + 3 * kAttnBQ;
+  }
+  // 0: init; 1 + 4·t + s: key tile t, step s (load, scores, softmax, P V); last: write out.
+  KFAC_HD int phases(int) const { return int(2 + 4 * attn_key_tiles(p)); }
+  KFAC_HD void phase(int ph, const hd::Idx& i, unsigned char* shared) const {
+    const AttnQTile tl(p, i.block);
+    const int64_t D = p.D, L = attn_kv_ld(D);
+    float* sQ = reinterpret_cast<float*>(shared);
+    float *sK = sQ + kAttnBQ * D, *sV = sK + kAttnBK * L, *sS = sV + kAttnBK * L, *sO = sS + kAttnBQ * kAttnBK;
+    float *sM = sO + kAttnBQ * D, *sL = sM + kAttnBQ, *sA = sL + kAttnBQ;
+    if (ph == 0) {
+      attn_load(sQ, D, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
+      for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) sO[e] = 0.f;
+      for (int r = i.thread; r < kAttnBQ; r += i.threads) sM[r] = -attn_inf(), sL[r] = 0.f;
+      return;
+    }
+    if (ph == phases(i.threads) - 1) {
+      for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
+        const int64_t r = e / D, c = e % D;
+        p.o[attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c] = sM[r] == -attn_inf() ? 0.f : sO[e] / sL[r];
+      }
+      for (int r = i.thread; r < tl.m; r += i.threads)
+        p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sM[r] == -attn_inf() ? attn_inf() : sM[r] + attn_logf(sL[r]);
+      return;
+    }
+    const int64_t j0 = int64_t((ph - 1) / 4) * kAttnBK;
+    if (j0 >= tl.nk) return;  // a causal tile that needs fewer keys
+    switch ((ph - 1) % 4) {
+      case 0: {
+        const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
+        attn_load(sK, L, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
+        attn_load(sV, L, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
+        break;
+      }
+      case 1: attn_scores(p, tl.b, tl.i0, tl.m, j0, sQ, sK, sS, nullptr, nullptr, nullptr, i); break;
+      case 2:  // online softmax, one thread per row
+        for (int r = i.thread; r < kAttnBQ; r += i.threads) {
+          float* row = sS + r * kAttnBK;
+          float bm = -attn_inf();
+          for (int j = 0; j < kAttnBK; ++j) bm = row[j] > bm ? row[j] : bm;
+          const float mold = sM[r], mnew = mold > bm ? mold : bm;
+          if (mnew == -attn_inf()) {  // nothing visible so far
+            for (int j = 0; j < kAttnBK; ++j) row[j] = 0.f;
+            sA[r] = 1.f;
+            continue;
+          }
+          const float alpha = mold == -attn_inf() ? 0.f : hd::expf_(mold - mnew);
+          float sum = 0.f;
+          for (int j = 0; j < kAttnBK; ++j) {
+            const float e = row[j] == -attn_inf() ? 0.f : hd::expf_(row[j] - mnew);
+            sum += e;
+            row[j] = e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j);
+          }
+          sL[r] = sL[r] * alpha + sum;
+          sA[r] = alpha;
+          sM[r] = mnew;
+        }
+        break;
+      default:  // O ← alpha·O + P V
+        for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) {
+          const int64_t r = e / D, c = e % D;
+          float acc = sO[e] * sA[r];
+          for (int j = 0; j < kAttnBK; ++j) acc += sS[r * kAttnBK + j] * sV[j * L + c];
+          sO[e] = acc;
+        }
+    }
+  }
+};
+
+// ---------------------------------------------------------------- backward: dQ pass
+
+struct AttnDq {
+  AttnParams p;
+  // Shared: Q, dO, dQ [BQ, D], K and V [BK, D + 1], S and dP [BQ, BK], lse and D [BQ].
+  static int64_t shared_floats(int64_t D) {
+    return 3 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ;
+  }
+  // 0: init; without `out`, 4 phases per key tile summing D; 4 per key tile (load, scores,
+  // dS, dQ += dS K); last: write dq and D.
+  KFAC_HD int pre_tiles() const { return p.out ? 0 : int(attn_key_tiles(p)); }
+  KFAC_HD int phases(int) const { return int(2 + 4 * pre_tiles() + 4 * attn_key_tiles(p)); }
+  KFAC_HD void phase(int ph, const hd::Idx& i, unsigned char* shared) const {
+    const AttnQTile tl(p, i.block);
+    const int64_t D = p.D, L = attn_kv_ld(D);
+    float* sQ = reinterpret_cast<float*>(shared);
+    float *sG = sQ + kAttnBQ * D, *sdQ = sG + kAttnBQ * D, *sK = sdQ + kAttnBQ * D, *sV = sK + kAttnBK * L;
+    float *sS = sV + kAttnBK * L, *sP = sS + kAttnBQ * kAttnBK, *sLse = sP + kAttnBQ * kAttnBK, *sDr = sLse + kAttnBQ;
+    if (ph == 0) {
+      attn_load(sQ, D, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
+      attn_load(sG, D, p.dout + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
+      for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) sdQ[e] = 0.f;
+      for (int r = i.thread; r < kAttnBQ; r += i.threads) {
+        sLse[r] = r < tl.m ? p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] : attn_inf();
+        // From global memory: sG is being filled by the other threads in this phase.
+        float d = 0.f;
+        if (p.out && r < tl.m) {
+          const int64_t o = attn_qrow(p, tl.b, tl.i0 + r, tl.h);
+          for (int64_t c = 0; c < D; ++c) d += p.dout[o + c] * p.out[o + c];
+        }
+        sDr[r] = d;
+      }
+      return;
+    }
+    if (ph == phases(i.threads) - 1) {
+      for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
+        const int64_t r = e / D, c = e % D;
+        p.dq[attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c] = sdQ[e] * p.scale;
+      }
+      for (int r = i.thread; r < tl.m; r += i.threads) p.drow[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sDr[r];
+      return;
+    }
+    const bool pre = ph - 1 < 4 * pre_tiles();
+    const int q = pre ? ph - 1 : ph - 1 - 4 * pre_tiles();
+    const int64_t j0 = int64_t(q / 4) * kAttnBK;
+    if (j0 >= tl.nk) return;
+    switch (q % 4) {
+      case 0: {
+        const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
+        attn_load(sK, L, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
+        attn_load(sV, L, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
+        break;
+      }
+      case 1: attn_scores(p, tl.b, tl.i0, tl.m, j0, sQ, sK, sS, sG, sV, sP, i); break;
+      case 2:
+        if (!pre) {
+          attn_softmax_grad(p, tl.b, tl.h, tl.i0, j0, sLse, sDr, sS, sP, i);
+          break;
+        }
+        for (int e = i.thread; e < kAttnBQ * kAttnBK; e += i.threads) {  // P·M·dP
+          const int r = e / kAttnBK, j = e % kAttnBK;
+          const float pr = (sS[e] == -attn_inf() || sLse[r] == attn_inf()) ? 0.f : hd::expf_(sS[e] - sLse[r]);
+          sS[e] = pr == 0.f ? 0.f : pr * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j) * sP[e];
+        }
+        break;
+      default:
+        if (pre) {  // D += Σ_j P·M·dP, one thread per row
+          for (int r = i.thread; r < kAttnBQ; r += i.threads)
+            for (int j = 0; j < kAttnBK; ++j) sDr[r] += sS[r * kAttnBK + j];
+          break;
+        }
+        for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) {  // dQ += dS K
+          const int64_t r = e / D, c = e % D;
+          float acc = sdQ[e];
+          for (int j = 0; j < kAttnBK; ++j) acc += sP[r * kAttnBK + j] * sK[j * L + c];
+          sdQ[e] = acc;
+        }
+    }
+  }
+};
+
+// ---------------------------------------------------------------- backward: dK/dV pass
+
+struct AttnDkv {
+  AttnParams p;
+  // Shared: K and V [BK, D + 1], dK and dV [BK, D], Q and dO [BQ, D], P·M and dS [BQ, BK], lse and D [BQ].
+  static int64_t shared_floats(int64_t D) {
+    return 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBK * D + 2 * kAttnBQ * D + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ;
+  }
+  // 0: init; 4 per (query head of the group, query tile) (load, scores, dS, accumulate); last: write.
+  KFAC_HD int phases(int) const { return int(2 + 4 * (p.H / p.Hkv) * attn_query_tiles(p)); }
+  KFAC_HD void phase(int ph, const hd::Idx& i, unsigned char* shared) const {
+    const int64_t D = p.D, L = attn_kv_ld(D), nct = attn_cap_tiles(p), nqt = attn_query_tiles(p);
+    const int64_t g = (i.block / nct) % p.Hkv, b = i.block / (nct * p.Hkv), j0 = (i.block % nct) * kAttnBK;
+    const int64_t kb = attn_max(0, attn_min(kAttnBK, p.Tk - j0)), rows = attn_min(kAttnBK, p.Tcap - j0);
+    float* sK = reinterpret_cast<float*>(shared);
+    float *sV = sK + kAttnBK * L, *sdK = sV + kAttnBK * L, *sdV = sdK + kAttnBK * D, *sQ = sdV + kAttnBK * D;
+    float *sG = sQ + kAttnBQ * D, *sS = sG + kAttnBQ * D, *sP = sS + kAttnBQ * kAttnBK, *sLse = sP + kAttnBQ * kAttnBK;
+    float* sDr = sLse + kAttnBQ;
+    if (ph == 0) {
+      attn_load(sK, L, p.k + attn_krow(p, b, j0, g), p.Hkv * D, kb, kAttnBK, D, i);
+      attn_load(sV, L, p.v + attn_krow(p, b, j0, g), p.Hkv * D, kb, kAttnBK, D, i);
+      for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) sdK[e] = 0.f, sdV[e] = 0.f;
+      return;
+    }
+    if (ph == phases(i.threads) - 1) {
+      for (int64_t e = i.thread; e < rows * D; e += i.threads) {
+        const int64_t j = e / D, c = e % D;
+        p.dk[attn_krow(p, b, j0 + j, g) + c] = j < kb ? sdK[e] * p.scale : 0.f;
+        p.dv[attn_krow(p, b, j0 + j, g) + c] = j < kb ? sdV[e] : 0.f;
+      }
+      return;
+    }
+    const int64_t u = (ph - 1) / 4, h = g * (p.H / p.Hkv) + u / nqt, i0 = (u % nqt) * kAttnBQ;
+    const int64_t m = attn_min(kAttnBQ, p.Tq - i0);
+    // Nothing to add when the tile has no key below Tk, or (causal) no row of the query tile
+    // reaches key j0: query i sees j0 only when i + (Tk − Tq) ≥ j0.
+    if (kb == 0 || (p.causal && i0 + m - 1 + (p.Tk - p.Tq) < j0)) return;
+    switch ((ph - 1) % 4) {
+      case 0:
+        attn_load(sQ, D, p.q + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
+        attn_load(sG, D, p.dout + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
+        for (int r = i.thread; r < kAttnBQ; r += i.threads) {
+          sLse[r] = r < m ? p.lse[(b * p.H + h) * p.Tq + i0 + r] : attn_inf();
+          sDr[r] = r < m ? p.drow[(b * p.H + h) * p.Tq + i0 + r] : 0.f;
+        }
+        break;
+      case 1: attn_scores(p, b, i0, m, j0, sQ, sK, sS, sG, sV, sP, i); break;
+      case 2: attn_softmax_grad(p, b, h, i0, j0, sLse, sDr, sS, sP, i); break;
+      default:  // dV += (P·M)ᵀ dO ; dK += dSᵀ Q
+        for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) {
+          const int64_t j = e / D, c = e % D;
+          float av = sdV[e], ak = sdK[e];
+          for (int r = 0; r < kAttnBQ; ++r) {
+            av += sS[r * kAttnBK + j] * sG[r * D + c];
+            ak += sP[r * kAttnBK + j] * sQ[r * D + c];
+          }
+          sdV[e] = av, sdK[e] = ak;
+        }
+    }
+  }
+};
+
+// ---------------------------------------------------------------- adapters
+
+// Executor-specific preparation of a block launch needing `bytes` of shared memory (the CUDA
+// build specialises it to opt in above 48 KiB and to refuse what the device cannot give).
+template <class E, class F>
+struct AttnSharedMemory {
+  static void prepare(size_t) {}
+};
+
+template <class E, class F>
+void attn_launch(int64_t blocks, const F& f) {
+  const size_t bytes = size_t(F::shared_floats(f.p.D)) * sizeof(float);
+  AttnSharedMemory<E, F>::prepare(bytes);
+  E::block(blocks, kAttnThreads, bytes, f);
+}
+
+inline AttnParams attn_params(const Tensor& q, const Tensor& k, TensorOpt mask, bool causal, float scale,
+                              int64_t kv_len, float dropout, uint64_t seed) {
+  AttnParams p{};
+  p.B = q.dim(0), p.Tq = q.dim(1), p.H = q.dim(2), p.D = q.dim(3), p.Hkv = k.dim(2), p.Tcap = k.dim(1), p.Tk = kv_len;
+  if (p.D > kAttnMaxHeadDim)
+    throw_arg(ErrorCode::InvalidArgument, "q", "a head dimension of at most " + std::to_string(kAttnMaxHeadDim) + " on cuda",
+              std::to_string(p.D));
+  p.mask = mask ? mask->f32() : nullptr;
+  p.causal = causal ? 1 : 0;
+  p.scale = scale;
+  if (dropout > 0.f) {
+    const cpu::DropoutMask m = cpu::DropoutMask::make(dropout, seed);
+    p.dropout = 1, p.drop_key = m.key, p.drop_threshold = m.threshold, p.drop_scale = m.scale;
+  }
+  return p;
+}
+
+template <class E>
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,
+                       const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
+  AttnParams p = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
+  p.q = q.f32(), p.k = k.f32(), p.v = v.f32(), p.o = out.f32(), p.lse = lse.f32();
+  if (p.B > 0 && p.H > 0 && p.Tq > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnForward{p});
+}
+
+template <class E>
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse,
+                        TensorOpt out, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
+  AttnParams p = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
+  p.q = q.f32(), p.k = k.f32(), p.v = v.f32(), p.lse = lse.f32(), p.out = out ? out->f32() : nullptr;
+  p.dout = dout.f32(), p.dq = dq.f32(), p.dk = dk.f32(), p.dv = dv.f32();
+  if (p.B <= 0 || p.Hkv <= 0) return;
+  const int64_t rows = p.B * p.H * p.Tq;
+  p.drow = static_cast<float*>(E::scratch(0, size_t(rows > 0 ? rows : 1) * sizeof(float)));
+  if (rows > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnDq{p});
+  attn_launch<E>(p.B * p.Hkv * attn_cap_tiles(p), AttnDkv{p});
+}
+
+template <class E>
+void attention_kernels(Kernels& k) {
+  k.attention_forward = attention_forward<E>;
+  k.attention_backward = attention_backward<E>;
+}
+
+}  // namespace kfac::nnk
