@@ -67,6 +67,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(linear_forward) X(linear_backward) X(embedding_forward) X(embedding_backward)                    \
   X(layernorm_forward) X(layernorm_backward) X(rmsnorm_forward) X(rmsnorm_backward) X(gelu_forward)   \
   X(gelu_backward) X(silu_forward) X(silu_backward) X(swiglu_forward) X(swiglu_backward)             \
+  X(relu_forward) X(relu_backward) X(gated_forward) X(gated_backward)                                \
   X(cross_entropy) X(attention_forward) X(attention_backward) X(kv_cache_write) X(rope_forward)       \
   X(rope_backward) X(dropout_forward) X(dropout_backward)
 

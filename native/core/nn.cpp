@@ -368,6 +368,45 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
   cpu::swiglu_backward(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel());
 }
 
+void relu_forward(const Tensor& x, const Tensor& out) {
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "relu_forward");
+  pointwise(x, "x", out, "out");
+  cpu::relu_forward(x.f32(), out.f32(), x.numel());
+}
+
+void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  [[maybe_unused]] const Device dev = nn_device(x, "x", "relu_backward");
+  pointwise3(x, "x", dout, "dout", dx, "dx");
+  cpu::relu_backward(x.f32(), dout.f32(), dx.f32(), x.numel());
+}
+
+namespace {
+cpu::GateAct gate_act(int act) {
+  if (act < 0 || act > 3)
+    throw_arg(ErrorCode::InvalidArgument, "act", "'gelu', 'gelu_tanh', 'relu' or 'silu'", std::to_string(act));
+  return cpu::GateAct(act);
+}
+}  // namespace
+
+void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act) {
+  [[maybe_unused]] const Device dev = nn_device(gate, "gate", "gated_forward");
+  cpu::GateAct a = gate_act(act);
+  pointwise3(gate, "gate", up, "up", out, "out");
+  cpu::gated_forward(gate.f32(), up.f32(), out.f32(), gate.numel(), a);
+}
+
+void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                    const Tensor& dup, int act) {
+  [[maybe_unused]] const Device dev = nn_device(gate, "gate", "gated_backward");
+  cpu::GateAct a = gate_act(act);
+  pointwise3(gate, "gate", up, "up", dgate, "dgate");
+  pointwise3(gate, "gate", dout, "dout", dup, "dup");
+  same_or_separate(up, "up", dup, "dup");
+  same_or_separate(dout, "dout", dgate, "dgate");
+  no_alias(&dgate, "dgate", &dup, "dup");
+  cpu::gated_backward(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel(), a);
+}
+
 // ---------------------------------------------------------------- cross-entropy
 
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
@@ -426,6 +465,17 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor
   return d;
 }
 
+// bias [H, Tq, Tk] (and dbias [B, H, Tq, Tk]) on the op's device, apart from every other argument.
+void check_attention_bias(const Tensor* bias, const Tensor* dbias, const cpu::AttentionDims& d, Device dev) {
+  in_opt(bias, "bias", dev);
+  in_opt(dbias, "dbias", dev);
+  if (bias) check_shape(*bias, "bias", {d.H, d.Tq, d.Tk});
+  if (dbias) {
+    if (!bias) throw_arg(ErrorCode::InvalidArgument, "dbias", "null when the forward had no bias", "a tensor");
+    check_shape(*dbias, "dbias", {d.B, d.H, d.Tq, d.Tk});
+  }
+}
+
 void check_attention_dropout(float p) {
   check_finite_scalar(p, "dropout");
   if (p < 0.f || p >= 1.f)
@@ -435,31 +485,33 @@ void check_attention_dropout(float p) {
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
-                       float dropout, uint64_t seed) {
+                       float dropout, uint64_t seed, const Tensor* bias) {
   [[maybe_unused]] const Device dev = nn_device(q, "q", "attention_forward");
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
+  check_attention_bias(bias, nullptr, d, dev);
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   in(out, "out", dev);
   in(lse, "lse", dev);
   check_shape(out, "out", q.shape());
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
-  for (const Tensor* t : {&q, &k, &v, mask}) {
+  for (const Tensor* t : {&q, &k, &v, mask, bias}) {
     no_alias(t, "an input", &out, "out");
     no_alias(t, "an input", &lse, "lse");
   }
   no_alias(&out, "out", &lse, "lse");
   cpu::attention_forward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, out.f32(), lse.f32(), d,
-                         causal, scale, dropout > 0.f ? &drop : nullptr);
+                         causal, scale, dropout > 0.f ? &drop : nullptr, bias ? bias->f32() : nullptr);
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
-                        uint64_t seed) {
+                        uint64_t seed, const Tensor* bias, const Tensor* dbias) {
   [[maybe_unused]] const Device dev = nn_device(q, "q", "attention_backward");
   cpu::AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
+  check_attention_bias(bias, dbias, d, dev);
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   in(lse, "lse", dev);
   in(dout, "dout", dev);
@@ -471,13 +523,15 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   check_shape(dq, "dq", q.shape());
   check_shape(dk, "dk", k.shape());
   check_shape(dv, "dv", k.shape());
-  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}})
-    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout}) no_alias(t, "an input", g, gn);
+  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}, std::pair{dbias, "dbias"}})
+    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout, bias}) no_alias(t, "an input", g, gn);
+  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}}) no_alias(dbias, "dbias", g, gn);
   no_alias(&dq, "dq", &dk, "dk");
   no_alias(&dq, "dq", &dv, "dv");
   no_alias(&dk, "dk", &dv, "dv");
   cpu::attention_backward(q.f32(), k.f32(), v.f32(), mask ? mask->f32() : nullptr, lse.f32(), dout.f32(),
-                          dq.f32(), dk.f32(), dv.f32(), d, causal, scale, dropout > 0.f ? &drop : nullptr);
+                          dq.f32(), dk.f32(), dv.f32(), d, causal, scale, dropout > 0.f ? &drop : nullptr,
+                          bias ? bias->f32() : nullptr, dbias ? dbias->f32() : nullptr);
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {

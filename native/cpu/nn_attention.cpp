@@ -76,7 +76,8 @@ void dropout_row(float* mk, int64_t n, const DropoutMask& m, uint64_t base) {
 }
 
 void attention_forward(const float* q, const float* k, const float* v, const float* mask, float* out,
-                       float* lse, const AttentionDims& d, bool causal, float scale, const DropoutMask* drop) {
+                       float* lse, const AttentionDims& d, bool causal, float scale, const DropoutMask* drop,
+                       const float* bias) {
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Tq <= 0 || H <= 0) return;
   const int64_t QB = block_rows(d, causal);
@@ -99,6 +100,10 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
           float* row = S + r * nk;
           // Keys [0, n) are visible before the padding mask; the rest of the block row is not.
           const int64_t n = std::min(last_key(d, causal, i), nk - 1) + 1;
+          if (bias) {
+            const float* br = bias + (h * Tq + i) * Tk;
+            for (int64_t j = 0; j < n; ++j) row[j] += br[j];
+          }
           if (kb)
             for (int64_t j = 0; j < n; ++j) row[j] += kb[j];
           const float mx = n > 0 ? row_max(row, n) : -kInf;
@@ -128,7 +133,8 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
 
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
                         const float* lse, const float* dout, float* dq, float* dk, float* dv,
-                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop) {
+                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop,
+                        const float* bias, float* dbias) {
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Hkv <= 0) return;
   const int64_t QB = block_rows(d, causal);
@@ -165,6 +171,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             float* prow = P + rr * nk;
             float* drow = dS + rr * nk;
             const int64_t n = lp[i] == kInf ? 0 : std::min(last_key(d, causal, i), nk - 1) + 1;
+            if (bias) {
+              const float* br = bias + (h * Tq + i) * Tk;
+              for (int64_t j = 0; j < n; ++j) prow[j] += br[j];
+            }
             if (kb)
               for (int64_t j = 0; j < n; ++j) prow[j] += kb[j];
             exp_shift_sum(prow, n, lp[i]);  // P = exp(S − lse): the forward's probabilities
@@ -177,6 +187,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             }
             const float di = float(row_dot(prow, drow, n));
             for (int64_t j = 0; j < nk; ++j) drow[j] = prow[j] * (drow[j] - di);  // dS = P ⊙ (dP − Σ P·dP)
+            if (dbias) {  // ∂/∂bias of this (b, h, i) row is dS; keys past the block are never seen
+              float* dbr = dbias + ((b * H + h) * Tq + i) * Tk;
+              std::copy(drow, drow + nk, dbr);
+              std::fill(dbr + nk, dbr + Tk, 0.f);
+            }
             if (mk)
               for (int64_t j = 0; j < n; ++j) prow[j] *= mk[j];  // the dropped P the forward used, for dV
           }

@@ -509,7 +509,7 @@ export const cpuOnly = [
   'linear_forward', 'linear_backward', 'embedding_forward', 'embedding_backward', 'layernorm_forward', 'layernorm_backward',
   'rmsnorm_forward', 'rmsnorm_backward', 'gelu_forward', 'gelu_backward', 'silu_forward', 'silu_backward', 'swiglu_forward',
   'swiglu_backward', 'cross_entropy', 'attention_forward', 'attention_backward', 'kv_cache_write', 'rope_forward', 'rope_backward',
-  'dropout_forward', 'dropout_backward',
+  'dropout_forward', 'dropout_backward', 'relu_forward', 'relu_backward', 'gated_forward', 'gated_backward',
 ];
 
 /** Device cases: they need a second device (real or loopback) and run once. */
