@@ -14,5 +14,7 @@ export { generate } from './generate.js';
 export { createT5, Seq2SeqState, T5Model } from './t5.js';
 export type { Seq2SeqBatch } from './t5.js';
 export { t5Config, t5ConfigFromHf } from './t5-config.js';
+export { generateSeq2Seq, greedySeq2Seq } from './t5-generate.js';
+export type { Seq2SeqGenerateOptions } from './t5-generate.js';
 export type { T5Config, T5ConfigInit } from './t5-config.js';
 export type { GenerateOptions } from './generate.js';

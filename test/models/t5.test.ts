@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 
 import { ConfigError } from '../../lib/errors.js';
-import { createT5, loadModel, T5Model } from '../../lib/models/index.js';
+import { createT5, generateSeq2Seq, greedySeq2Seq, loadModel, T5Model } from '../../lib/models/index.js';
 import { relativePositionBucket, t5ConfigFromHf } from '../../lib/models/t5-config.js';
 import { T5Attention } from '../../lib/models/t5-layers.js';
 import type { Seq2SeqBatch } from '../../lib/models/t5.js';
@@ -199,5 +199,59 @@ describe('bad configs and batches', () => {
     expect(() => m.forward({ inputIds: ids(4, 10, 1), shape: [1, 4] })).toThrow(/labels or decoderInputIds/);
     expect(() => m.forward({ inputIds: ids(4, 10, 1), shape: [1, 4], labels: Int32Array.from([3, 10]) } as Seq2SeqBatch)).toThrow(/labels/);
     expect(() => m.forward({ inputIds: ids(4, 10, 1), shape: [2, 2], labels: Int32Array.from([3, 4, 5]) } as Seq2SeqBatch)).toThrow(/multiple of B/);
+  });
+});
+
+interface GenRow {
+  source: number[];
+  greedy: number[];
+  beam3: number[];
+  beam4_lp05_max6: number[];
+  greedy_eos: { eos: number; ids: number[] };
+  beam3_eos: { eos: number; ids: number[] };
+}
+
+describe.each(['t5-v1_0', 't5-v1_1'])('%s generation equals transformers generate()', (name) => {
+  const dir = join(FIXTURES, name);
+  const gen = (JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { generate: Record<string, GenRow> & { batch_greedy: number[][] } }).generate;
+  const withStart = (ids: Int32Array): number[] => [0, ...ids];
+
+  test.each(['row0', 'row1'])('%s: greedy, beam search, length penalty, eos', (row) => {
+    using m = loadModel(dir) as unknown as T5Model & Disposable;
+    const g = gen[row] as GenRow;
+    expect(withStart(generateSeq2Seq(m, g.source, { maxNewTokens: 8 }))).toEqual(g.greedy);
+    expect(withStart(generateSeq2Seq(m, g.source, { maxNewTokens: 8, numBeams: 3 }))).toEqual(g.beam3);
+    expect(withStart(generateSeq2Seq(m, g.source, { maxNewTokens: 6, numBeams: 4, lengthPenalty: 0.5 }))).toEqual(g.beam4_lp05_max6);
+    expect(withStart(generateSeq2Seq(m, g.source, { maxNewTokens: 8, eosTokenId: g.greedy_eos.eos }))).toEqual(g.greedy_eos.ids);
+    expect(withStart(generateSeq2Seq(m, g.source, { maxNewTokens: 8, numBeams: 3, eosTokenId: g.beam3_eos.eos }))).toEqual(g.beam3_eos.ids);
+  });
+
+  test('batched greedy over padded sources equals each row', () => {
+    using m = loadModel(dir) as unknown as T5Model & Disposable;
+    const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+    const out = greedySeq2Seq(m, Int32Array.from(exp.inputIds.flat()), [2, 7], exp.attentionMask.flat(), { maxNewTokens: 8 });
+    expect(out.map(withStart)).toEqual(gen.batch_greedy);
+  });
+});
+
+describe('cached decoding', () => {
+  test('decoding token by token equals the full forward of the same targets', () => {
+    using m = createT5({ vocabSize: 30, hiddenSize: 12, intermediateSize: 16, numLayers: 2, numHeads: 2, numBuckets: 6, maxDistance: 8, gated: true }, { seed: 7, initStd: 0.3 });
+    m.eval();
+    const src = ids(5, 30, 9);
+    const dec = Int32Array.from([0, 4, 17, 9, 22, 3]);
+    const full = m.forward({ inputIds: src, shape: [1, 5], decoderInputIds: dec } as Seq2SeqBatch).logits.toArray();
+    const state = m.startDecoding(src, 1, 5, null, dec.length);
+    try {
+      const V = 30;
+      // Two tokens, then one at a time: the cache continues positions and the causal bias.
+      const a = m.decodeStep(dec.subarray(0, 2), 2, state).toArray();
+      const got = [...a];
+      for (let t = 2; t < dec.length; t++) got.push(...m.decodeStep(dec.subarray(t, t + 1), 1, state).toArray());
+      expect(maxErr(got, full)).toBeLessThan(1e-5);
+      expect(got.length).toBe(dec.length * V);
+    } finally {
+      state.dispose();
+    }
   });
 });
