@@ -4,7 +4,8 @@ For each case, test/fixtures/models/<name>/: config.json and model.safetensors (
 folder holds them), and expected.json with a fixed source/target batch, the logits of the model
 in float32 eval mode, the loss for the batch's labels, the gradients of that loss with respect to
 a few parameters, and the token ids that transformers' generate() returns (greedy and beam).
-Also test/fixtures/models/t5-buckets.json: transformers' relative position buckets for a range of
+Also test/fixtures/peft/t5-v1_1-lora: a PEFT LoRA adapter (q, v) of t5-v1_1 with its logits; and
+test/fixtures/models/t5-buckets.json: transformers' relative position buckets for a range of
 relative positions and bucket settings.
 
 - t5-v1_0: ReLU feed-forward, head tied to the shared embedding (decoder output scaled by
@@ -47,8 +48,13 @@ def build(name, cfg, untie):
             if n.endswith('.weight') and p.dim() == 2 and 'relative_attention_bias' not in n and n != 'shared.weight':
                 p.mul_(p.shape[1] ** -0.5)
     out = os.path.join(ROOT, name)
+    tok = os.path.join(out, 'tokenizer.json')  # written by tools/make_t5_tokenizer_fixture.py; kept
+    tok_json = open(tok, 'rb').read() if os.path.exists(tok) else None
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
+    if tok_json is not None:
+        with open(tok, 'wb') as f:
+            f.write(tok_json)
     sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     for k in ('encoder.embed_tokens.weight', 'decoder.embed_tokens.weight'):
         sd.pop(k, None)
@@ -112,6 +118,40 @@ def reference(out, grads, note):
     print(os.path.basename(out), {f: os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)}, gen)
 
 
+def lora_adapter(base):
+    """A PEFT LoRA adapter (q and v, random non-zero B) on `base`, with the logits it gives."""
+    import peft
+    from peft import LoraConfig, get_peft_model
+    torch.manual_seed(99)
+    model = T5ForConditionalGeneration.from_pretrained(base, attn_implementation='eager')
+    # No task_type: peft 0.21's SEQ_2_SEQ_LM wrapper calls a generation helper transformers 5.18 no
+    # longer has; the generic PeftModel saves the same keys (base_model.model.…) with task_type null.
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=['q', 'v'])
+    pm = get_peft_model(model, cfg)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if 'lora_B' in n:
+                p.copy_(torch.randn_like(p) * 0.3)
+    out = os.path.join(ROOT, '..', 'peft', 't5-v1_1-lora')
+    shutil.rmtree(out, ignore_errors=True)
+    pm.save_pretrained(out)
+    cfg_file = os.path.join(out, 'adapter_config.json')
+    with open(cfg_file) as f:
+        j = json.load(f)
+    j['base_model_name_or_path'] = 'test/fixtures/models/t5-v1_1'  # not this machine's absolute path
+    with open(cfg_file, 'w') as f:
+        json.dump(j, f, indent=2, sort_keys=True)
+    for extra in ('README.md',):
+        if os.path.exists(os.path.join(out, extra)):
+            os.remove(os.path.join(out, extra))
+    pm.eval()
+    with torch.no_grad():
+        res = pm(input_ids=torch.tensor(SRC), attention_mask=torch.tensor(SRC_MASK), labels=torch.tensor(LABELS))
+    with open(os.path.join(out, 'expected.json'), 'w') as f:
+        json.dump({'peft': peft.__version__, 'logits': rounded(res.logits), 'loss': float(res.loss)}, f)
+    print('t5-v1_1-lora', {f: os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)})
+
+
 def buckets():
     from transformers.models.t5.modeling_t5 import T5Attention
     rel = torch.arange(-300, 301)
@@ -137,6 +177,7 @@ def main():
                     'decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', 'decoder.block.2.layer.1.EncDecAttention.q.weight',
                     'decoder.block.1.layer.2.DenseReluDense.wi_0.weight', 'decoder.block.1.layer.2.DenseReluDense.wi_1.weight', 'decoder.final_layer_norm.weight'],
               'T5 v1.1 / Flan-T5: gated-GELU (tanh) FF, untied lm_head')
+    lora_adapter(v11)
     buckets()
 
 

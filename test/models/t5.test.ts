@@ -3,7 +3,8 @@
  * of tiny random checkpoints against transformers (tools/make_t5_fixtures.py), relative position
  * buckets, finite-difference gradients with dropout on, and bad configs.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +16,8 @@ import { relativePositionBucket, t5ConfigFromHf } from '../../lib/models/t5-conf
 import { T5Attention } from '../../lib/models/t5-layers.js';
 import type { Seq2SeqBatch } from '../../lib/models/t5.js';
 import { Dropout } from '../../lib/nn/layers.js';
+import { SafetensorsFile } from '../../lib/io/safetensors.js';
+import { applyLora, loadAdapter, saveAdapter } from '../../lib/peft/index.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'models');
 
@@ -252,6 +255,36 @@ describe('cached decoding', () => {
       expect(got.length).toBe(dec.length * V);
     } finally {
       state.dispose();
+    }
+  });
+});
+
+describe('a PEFT LoRA adapter of T5 (q, v) made by peft', () => {
+  test('loads onto the base folder and gives peft’s logits; saves the same keys; our own T5 LoRA saves as SEQ_2_SEQ_LM', () => {
+    const dir = join(FIXTURES, '..', 'peft', 't5-v1_1-lora');
+    const want = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { logits: number[]; loss: number };
+    const base = JSON.parse(readFileSync(join(FIXTURES, 't5-v1_1', 'expected.json'), 'utf8')) as Expected;
+    using m = loadModel(join(FIXTURES, 't5-v1_1'));
+    const before = m.forward(fixtureBatch(base)).logits.toArray();
+    const report = loadAdapter(m, dir);
+    // q and v of every self- and cross-attention: 2 encoder blocks × 2 + 3 decoder blocks × 4.
+    expect(report.state.branches.length).toBe(16);
+    expect(report.state.branches.map((b) => b.path)).toContain('decoder.block.2.layer.1.EncDecAttention.v');
+    const out = m.forward(fixtureBatch(base));
+    expect(maxErr(out.logits.toArray(), want.logits)).toBeLessThan(1e-5);
+    expect(maxErr(before, want.logits)).toBeGreaterThan(1e-3); // the adapter changes the logits
+    const tmpDir = mkdtempSync(join(tmpdir(), 't5-lora-'));
+    try {
+      saveAdapter(m, tmpDir);
+      const keys = (d: string) => [...SafetensorsFile.open(join(d, 'adapter_model.safetensors')).names].sort();
+      expect(keys(tmpDir)).toEqual(keys(dir));
+      // A LoRA of our own on T5 is saved as PEFT's seq2seq task (the loaded one keeps peft's task_type).
+      using fresh = loadModel(join(FIXTURES, 't5-v1_1'));
+      applyLora(fresh, { targetModules: ['q', 'v'], r: 2 });
+      saveAdapter(fresh, join(tmpDir, 'own'));
+      expect((JSON.parse(readFileSync(join(tmpDir, 'own', 'adapter_config.json'), 'utf8')) as { task_type: string }).task_type).toBe('SEQ_2_SEQ_LM');
+    } finally {
+      rmSync(tmpDir, { recursive: true, force: true });
     }
   });
 });
