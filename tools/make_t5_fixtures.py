@@ -5,7 +5,7 @@ folder holds them), and expected.json with a fixed source/target batch, the logi
 in float32 eval mode, the loss for the batch's labels, the gradients of that loss with respect to
 a few parameters, and the token ids that transformers' generate() returns (greedy and beam).
 Also test/fixtures/peft/t5-v1_1-lora: a PEFT LoRA adapter (q, v) of t5-v1_1 with its logits; and
-test/fixtures/models/t5-buckets.json: transformers' relative position buckets for a range of
+test/fixtures/io/t5-buckets.json: transformers' relative position buckets for a range of
 relative positions and bucket settings.
 
 - t5-v1_0: ReLU feed-forward, head tied to the shared embedding (decoder output scaled by
@@ -160,7 +160,7 @@ def buckets():
         for bi in (True, False):
             b = T5Attention._relative_position_bucket(rel, bidirectional=bi, num_buckets=nb, max_distance=md)
             cases.append({'numBuckets': nb, 'maxDistance': md, 'bidirectional': bi, 'buckets': b.tolist()})
-    with open(os.path.join(ROOT, 't5-buckets.json'), 'w') as f:
+    with open(os.path.join(ROOT, '..', 'io', 't5-buckets.json'), 'w') as f:
         json.dump({'relative': rel.tolist(), 'cases': cases}, f)
 
 

@@ -225,11 +225,11 @@ function checkConfigFitsWeights(c: ModelConfig, src: TensorSource, cfgPath: stri
     });
 }
 
-/** The T5 form of checkConfigFitsWeights: the embedding and every block's attention and FF are never fresh. */
+/** The T5 form of checkConfigFitsWeights: the embedding, every attention's q and every FF's wi and wo are never fresh. */
 function checkT5FitsWeights(c: T5Config, src: TensorSource, cfgPath: string): void {
   const h = c.hiddenSize;
   const inner = c.numHeads * c.headDim;
-  const least = c.vocabSize * h + c.numLayers * (4 * inner * h + 2 * h * c.intermediateSize) + c.numDecoderLayers * (8 * inner * h + 2 * h * c.intermediateSize);
+  const least = c.vocabSize * h + c.numLayers * (inner * h + 2 * h * c.intermediateSize) + c.numDecoderLayers * (2 * inner * h + 2 * h * c.intermediateSize);
   let held = 0;
   for (const name of src.names) held += src.info(name).shape.reduce((a, b) => a * b, 1);
   if (least > held)

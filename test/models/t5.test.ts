@@ -80,7 +80,7 @@ describe.each(['t5-v1_0', 't5-v1_1'])('%s against transformers', (name) => {
 
 describe('relative position buckets', () => {
   test('equal transformers for bidirectional and causal settings over ±300 positions', () => {
-    const f = JSON.parse(readFileSync(join(FIXTURES, 't5-buckets.json'), 'utf8')) as { relative: number[]; cases: { numBuckets: number; maxDistance: number; bidirectional: boolean; buckets: number[] }[] };
+    const f = JSON.parse(readFileSync(join(FIXTURES, '..', 'io', 't5-buckets.json'), 'utf8')) as { relative: number[]; cases: { numBuckets: number; maxDistance: number; bidirectional: boolean; buckets: number[] }[] };
     for (const c of f.cases) {
       const got = f.relative.map((r) => relativePositionBucket(r, c.bidirectional, c.numBuckets, c.maxDistance));
       expect(got, JSON.stringify({ ...c, buckets: undefined })).toEqual(c.buckets);
