@@ -7,7 +7,7 @@
  */
 import { describe, invalidArgument } from '../errors.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
-import type { T5Model } from './t5.js';
+import { hostValues, type T5Model } from './t5.js';
 
 export interface Seq2SeqGenerateOptions {
   /** Tokens to generate after the decoder start token. */
@@ -60,7 +60,7 @@ export function greedySeq2Seq(model: T5Model, inputIds: Int32Array, shape: reado
     const done = new Array<boolean>(B).fill(false);
     let ids = new Int32Array(B).fill(c.decoderStartTokenId);
     for (let step = 0; step < maxNew; step++) {
-      const logits = model.decodeStep(ids, 1, state).toArray();
+      const logits = hostValues(model.decodeStep(ids, 1, state));
       const V = c.vocabSize;
       ids = new Int32Array(B);
       for (let b = 0; b < B; b++) {
@@ -109,7 +109,7 @@ export function generateSeq2Seq(model: T5Model, sourceIds: Int32Array | readonly
     const lp64 = new Float64Array(k * V);
     let next = new Int32Array(k).fill(c.decoderStartTokenId);
     for (;;) {
-      const logits = model.decodeStep(next, 1, state).toArray();
+      const logits = hostValues(model.decodeStep(next, 1, state));
       for (let b = 0; b < k; b++) logSoftmaxRow(logits, b * V, V, lp64, b * V, running[b]!.score);
       // Top K candidates over all beams (ties: the lower flat index first).
       const order: number[] = [];

@@ -26,6 +26,13 @@ import { type T5AttnCall, T5Block } from './t5-layers.js';
 
 const hasTrainable = (m: Module): boolean => m.parameters().some((p) => p.trainable);
 
+/** A copy of a tensor's values on the host (a device tensor is downloaded first). */
+export function hostValues(t: Tensor): Float32Array {
+  if (t.device === 'cpu') return t.toArray();
+  using h = t.to('cpu');
+  return h.toArray();
+}
+
 /** A source/target batch: the encoder reads inputIds, the decoder the targets shifted right. */
 export interface Seq2SeqBatch extends Batch {
   /** Decoder input ids [B·Tt]; default: labels shifted right behind the decoder start token. */
@@ -116,7 +123,7 @@ class PositionBias {
   /** Writes the bias [H, Tq, Tk] into `out`. */
   fill(c: T5Config, Tq: number, Tk: number, offset: number, out: Tensor): Tensor {
     const H = c.numHeads;
-    const w = this.table.weight.tensor.toArray();
+    const w = hostValues(this.table.weight.tensor);
     const b = this.buckets(c, Tq, Tk, offset);
     const v = new Float32Array(H * Tq * Tk);
     for (let h = 0; h < H; h++) for (let p = 0; p < b.length; p++) v[h * b.length + p] = w[b[p]! * H + h]!;
@@ -128,9 +135,9 @@ class PositionBias {
     const dW = this.table.weight.gradTarget();
     if (!dW) return;
     const [B, H, Tq, Tk] = dbias.shape as [number, number, number, number];
-    const d = dbias.toArray();
+    const d = hostValues(dbias);
     const b = this.buckets(c, Tq, Tk, 0);
-    const g = dW.toArray();
+    const g = hostValues(dW);
     const n = Tq * Tk;
     for (let bb = 0; bb < B; bb++)
       for (let h = 0; h < H; h++) {
