@@ -14,6 +14,7 @@
 import { ConfigError, describe } from '../errors.js';
 import { type ModelConfig as IoModelConfig, parseModelConfig } from '../io/config.js';
 import type { GeluApproximate, RopeConvention } from '../nn/functional.js';
+import type { T5Config } from './t5-config.js';
 
 export type LlamaModelType = 'llama' | 'mistral' | 'qwen2';
 export type BertModelType = 'bert' | 'roberta' | 'distilbert';
@@ -92,10 +93,10 @@ export interface Gpt2Config {
 }
 
 /** The architecture of a model (what lib/models builds); lib/io's ModelConfig is the parsed config.json it comes from. */
-export type ArchitectureConfig = LlamaConfig | BertConfig | Gpt2Config;
+export type ArchitectureConfig = LlamaConfig | BertConfig | Gpt2Config | T5Config;
 
 /** What the model is trained for: next-token prediction, classes, or real-valued targets. */
-export type Task = 'causal-lm' | 'sequence-classification' | 'regression';
+export type Task = 'causal-lm' | 'sequence-classification' | 'regression' | 'seq2seq-lm';
 
 /** Fields that a config may override; `family` and `modelType` select the defaults. */
 export type LlamaConfigInit = Partial<Omit<LlamaConfig, 'family'>> & Pick<LlamaConfig, 'vocabSize' | 'hiddenSize' | 'intermediateSize' | 'numLayers' | 'numHeads'>;

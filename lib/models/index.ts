@@ -1,4 +1,4 @@
-/** Transformer models with explicit forward/backward: LLaMA family, BERT family, GPT-2; loading and generation. */
+/** Transformer models with explicit forward/backward: LLaMA family, BERT family, GPT-2, T5; loading and generation. */
 export { TransformerModel } from './base.js';
 export type { ModelOptions } from './base.js';
 export { KVCache } from './common.js';
@@ -11,4 +11,10 @@ export { createGpt2, Gpt2Model } from './gpt2.js';
 export { createModel, LoadError, loadModel, loadWeights } from './load.js';
 export type { LoadedModel, LoadOptions, LoadReport } from './load.js';
 export { generate } from './generate.js';
+export { createT5, Seq2SeqState, T5Model } from './t5.js';
+export type { Seq2SeqBatch } from './t5.js';
+export { t5Config, t5ConfigFromHf } from './t5-config.js';
+export { generateSeq2Seq, greedySeq2Seq } from './t5-generate.js';
+export type { Seq2SeqGenerateOptions } from './t5-generate.js';
+export type { T5Config, T5ConfigInit } from './t5-config.js';
 export type { GenerateOptions } from './generate.js';

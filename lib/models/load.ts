@@ -26,6 +26,8 @@ import { BertModel } from './bert.js';
 import { fromModelConfig, type ArchitectureConfig, numLabelsOf, type Task } from './config.js';
 import { Gpt2Model } from './gpt2.js';
 import { LlamaModel } from './llama.js';
+import { isT5Json, type T5Config, t5ConfigFromHf } from './t5-config.js';
+import { T5Model } from './t5.js';
 
 /** A checkpoint whose tensors do not match the model: a missing, unexpected or misshapen weight. */
 export class LoadError extends KfacError {
@@ -89,8 +91,10 @@ export function createModel(config: ArchitectureConfig, options: ModelOptions = 
       return new BertModel(config, options);
     case 'gpt2':
       return new Gpt2Model(config, options);
+    case 't5':
+      return new T5Model(config, options);
     default:
-      return invalidArgument('config.family', "'llama', 'bert' or 'gpt2'", describe((config as { family: unknown }).family));
+      return invalidArgument('config.family', "'llama', 'bert', 'gpt2' or 't5'", describe((config as { family: unknown }).family));
   }
 }
 
@@ -104,6 +108,13 @@ interface Rules {
 }
 
 function rulesFor(c: ArchitectureConfig, task: Task): Rules {
+  if (c.family === 't5')
+    return {
+      buffer: () => false,
+      // The stacks' embed_tokens are the shared embedding; a tied head is too.
+      otherHead: (k) => k === 'encoder.embed_tokens.weight' || k === 'decoder.embed_tokens.weight' || (c.tieWordEmbeddings && k === 'lm_head.weight'),
+      freshOk: () => false,
+    };
   if (c.family === 'llama')
     return {
       buffer: (k) => k.endsWith('.rotary_emb.inv_freq'),
@@ -148,9 +159,12 @@ export function loadWeights(model: TransformerModel, src: TensorSource, sourceNa
   const loaded: string[] = [];
   const dropped: string[] = [];
   const seen = new Set<string>();
+  const t5 = model.config.family === 't5';
+  // A T5 checkpoint without shared.weight holds the embedding under the encoder's name.
+  const t5Shared = t5 && !src.names.includes('shared.weight') ? 'encoder.embed_tokens.weight' : null;
   for (const key of src.names) {
     // lib/io's canonical form: the task model's prefix added to bare base-model names, gamma/beta renamed.
-    const name = canonicalWeightName(key, model.config.modelType);
+    const name = model.config.family === 't5' ? (key === t5Shared ? 'shared.weight' : key) : canonicalWeightName(key, model.config.modelType);
     const p = params.get(name);
     if (!p) {
       if (rules.buffer(name) || rules.otherHead(name)) {
@@ -211,6 +225,20 @@ function checkConfigFitsWeights(c: ModelConfig, src: TensorSource, cfgPath: stri
     });
 }
 
+/** The T5 form of checkConfigFitsWeights: the embedding, every attention's q and every FF's wi and wo are never fresh. */
+function checkT5FitsWeights(c: T5Config, src: TensorSource, cfgPath: string): void {
+  const h = c.hiddenSize;
+  const inner = c.numHeads * c.headDim;
+  const least = c.vocabSize * h + c.numLayers * (inner * h + 2 * h * c.intermediateSize) + c.numDecoderLayers * (2 * inner * h + 2 * h * c.intermediateSize);
+  let held = 0;
+  for (const name of src.names) held += src.info(name).shape.reduce((a, b) => a * b, 1);
+  if (least > held)
+    throw new ConfigError(`config.json describes a model of at least ${least} weights, but the checkpoint holds ${held} values`, {
+      file: cfgPath,
+      hint: 'config.json does not belong to these weights, or one of its sizes is corrupt',
+    });
+}
+
 /** A model with a report of how its weights were loaded. */
 export type LoadedModel = TransformerModel & { readonly loadReport: LoadReport };
 
@@ -241,6 +269,13 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
     const cfgPath = join(path, 'config.json');
     const json = readJsonFile(cfgPath);
     const j = json as Record<string, unknown>;
+    if (isT5Json(json)) {
+      if (options.task !== undefined && options.task !== 'seq2seq-lm') invalidArgument('task', "'seq2seq-lm' for a T5 model", describe(options.task));
+      src = openSafetensors(path);
+      const t5c = t5ConfigFromHf(j, cfgPath, src.names.includes('lm_head.weight'));
+      checkT5FitsWeights(t5c, src, cfgPath);
+      return finishLoad(t5c, src, 'seq2seq-lm', undefined, seed, path, options);
+    }
     const mc = parseModelConfig(json, cfgPath);
     config = fromModelConfig(mc, j, cfgPath);
     task = options.task ?? taskFromConfig(j) ?? (config.family === 'bert' ? 'sequence-classification' : 'causal-lm');
@@ -253,6 +288,10 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
     src = l;
     task = options.task ?? 'causal-lm';
   }
+  return finishLoad(config, src, task, numLabels, seed, path, options);
+}
+
+function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, numLabels: number | undefined, seed: number, path: string, options: LoadOptions): LoadedModel {
   const model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true });
   try {
     const report = loadWeights(model, src, path, seed);

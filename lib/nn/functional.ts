@@ -37,8 +37,12 @@ interface NativeNn {
   siluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor): void;
   swigluForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
   swigluBackward(gate: NativeTensor, up: NativeTensor, dout: NativeTensor, dgate: NativeTensor, dup: NativeTensor): void;
+  reluForward(x: NativeTensor, out: NativeTensor): void;
+  reluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor): void;
+  gatedForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor, act: GateActivation): void;
+  gatedBackward(gate: NativeTensor, up: NativeTensor, dout: NativeTensor, dgate: NativeTensor, dup: NativeTensor, act: GateActivation): void;
   crossEntropy(logits: NativeTensor, targets: Int32Array, dlogits: NativeTensor | null, o: { ignoreIndex: number; dscale: number }): { loss: number; count: number };
-  attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: AttentionNativeOptions): void;
+  attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: AttentionNativeOptions, bias: NativeTensor | null): void;
   kvCacheWrite(src: NativeTensor, cache: NativeTensor, offset: number): void;
   attentionBackward(
     q: NativeTensor,
@@ -52,6 +56,8 @@ interface NativeNn {
     dv: NativeTensor,
     o: AttentionNativeOptions,
     out: NativeTensor | null,
+    bias: NativeTensor | null,
+    dbias: NativeTensor | null,
   ): void;
   ropeForward(x: NativeTensor, out: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
   ropeBackward(dout: NativeTensor, dx: NativeTensor, o: { offset: number; base: number; convention: RopeConvention }): void;
@@ -196,6 +202,37 @@ export function swigluBackward(gate: Tensor, up: Tensor, dout: Tensor, dgate: Te
   nn().swigluBackward(handleOf(gate, 'gate'), handleOf(up, 'up'), handleOf(dout, 'dout'), handleOf(dgate, 'dgate'), handleOf(dup, 'dup'));
 }
 
+/** out = max(x, 0) (=). */
+export function reluForward(x: Tensor, out: Tensor): Tensor {
+  nn().reluForward(handleOf(x, 'x'), handleOf(out, 'out'));
+  return out;
+}
+
+/** dx = dout where x > 0, else 0 (=). */
+export function reluBackward(x: Tensor, dout: Tensor, dx: Tensor): Tensor {
+  nn().reluBackward(handleOf(x, 'x'), handleOf(dout, 'dout'), handleOf(dx, 'dx'));
+  return dx;
+}
+
+/** The activation of a gated unit: GELU (erf or tanh), ReLU or SiLU. */
+export type GateActivation = 'gelu' | 'gelu_tanh' | 'relu' | 'silu';
+
+function checkGateAct(act: unknown): GateActivation {
+  if (act !== 'gelu' && act !== 'gelu_tanh' && act !== 'relu' && act !== 'silu') invalidArgument('act', "'gelu', 'gelu_tanh', 'relu' or 'silu'", describe(act));
+  return act;
+}
+
+/** Gated unit (T5 v1.1's gated-GELU, ReGLU, SwiGLU): out = act(gate)·up (=). */
+export function gatedForward(gate: Tensor, up: Tensor, out: Tensor, act: GateActivation): Tensor {
+  nn().gatedForward(handleOf(gate, 'gate'), handleOf(up, 'up'), handleOf(out, 'out'), checkGateAct(act));
+  return out;
+}
+
+/** dgate = dout·up·act'(gate) (=), dup = dout·act(gate) (=). */
+export function gatedBackward(gate: Tensor, up: Tensor, dout: Tensor, dgate: Tensor, dup: Tensor, act: GateActivation): void {
+  nn().gatedBackward(handleOf(gate, 'gate'), handleOf(up, 'up'), handleOf(dout, 'dout'), handleOf(dgate, 'dgate'), handleOf(dup, 'dup'), checkGateAct(act));
+}
+
 // ---------------------------------------------------------------- loss
 
 export interface CrossEntropyOptions {
@@ -237,6 +274,13 @@ export interface AttentionOptions {
    */
   dropout?: number;
   seed?: number;
+  /**
+   * [H, Tq, Tk] added to the scaled scores of every batch row before the mask and the softmax
+   * (T5's relative position bias; Tk is kvLength with a KV cache). The backward must get it too.
+   */
+  bias?: Tensor | null;
+  /** Backward only: [B, H, Tq, Tk] receives ∂/∂bias of each batch row (=); sum over B for the bias's gradient. */
+  dbias?: Tensor | null;
 }
 
 function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): AttentionNativeOptions {
@@ -272,7 +316,8 @@ export function kvCacheWrite(src: Tensor, cache: Tensor, offset: number): Tensor
  */
 export function attentionForward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, options: AttentionOptions = {}): Tensor {
   const o = attentionArgs(q, k, options);
-  nn().attentionForward(handleOf(q, 'q'), handleOf(k, 'k'), handleOf(v, 'v'), opt(options.mask, 'mask'), handleOf(out, 'out'), handleOf(lse, 'lse'), o);
+  if (options.dbias !== undefined && options.dbias !== null) invalidArgument('dbias', 'no dbias in a forward call', 'a tensor');
+  nn().attentionForward(handleOf(q, 'q'), handleOf(k, 'k'), handleOf(v, 'v'), opt(options.mask, 'mask'), handleOf(out, 'out'), handleOf(lse, 'lse'), o, opt(options.bias, 'bias'));
   return out;
 }
 
@@ -287,7 +332,21 @@ export interface AttentionBackwardOptions extends AttentionOptions {
 /** dq (=), dk (=), dv (=) from dout and the forward's lse (same options as the forward, and its output as `out`). */
 export function attentionBackward(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, dout: Tensor, dq: Tensor, dk: Tensor, dv: Tensor, options: AttentionBackwardOptions = {}): void {
   const o = attentionArgs(q, k, options);
-  nn().attentionBackward(handleOf(q, 'q'), handleOf(k, 'k'), handleOf(v, 'v'), opt(options.mask, 'mask'), handleOf(lse, 'lse'), handleOf(dout, 'dout'), handleOf(dq, 'dq'), handleOf(dk, 'dk'), handleOf(dv, 'dv'), o, opt(options.out, 'out'));
+  nn().attentionBackward(
+    handleOf(q, 'q'),
+    handleOf(k, 'k'),
+    handleOf(v, 'v'),
+    opt(options.mask, 'mask'),
+    handleOf(lse, 'lse'),
+    handleOf(dout, 'dout'),
+    handleOf(dq, 'dq'),
+    handleOf(dk, 'dk'),
+    handleOf(dv, 'dv'),
+    o,
+    opt(options.out, 'out'),
+    opt(options.bias, 'bias'),
+    opt(options.dbias, 'dbias'),
+  );
 }
 
 // ---------------------------------------------------------------- RoPE

@@ -121,7 +121,7 @@ export function saveBitfit(model: Module, dir: string): void {
     modules_to_save: s.modulesToSaveNames.length ? [...s.modulesToSaveNames] : null,
     peft_type: 'BITFIT',
     target_modules: targetsJson(s.targetModules),
-    task_type: t === 'causal-lm' ? 'CAUSAL_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null,
+    task_type: t === 'causal-lm' ? 'CAUSAL_LM' : t === 'seq2seq-lm' ? 'SEQ_2_SEQ_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null,
   };
   const tensors = new Map<string, Tensor>();
   for (const p of [...s.biases, ...headParams(model, s)]) tensors.set(`${PEFT_PREFIX}${p.name}`, p.tensor);

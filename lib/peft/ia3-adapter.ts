@@ -19,7 +19,7 @@ import type { TargetModules } from './lora.js';
 
 function taskType(model: Module): string | null {
   const t = (model as { task?: unknown }).task;
-  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
+  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'seq2seq-lm' ? 'SEQ_2_SEQ_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
 }
 
 function targetsToJson(t: TargetModules | null): string | string[] | null {

@@ -47,6 +47,11 @@ function groupKey(path: string): string | null {
   const dot = path.lastIndexOf('.');
   const leaf = path.slice(dot + 1);
   const parent = dot < 0 ? '' : path.slice(0, dot);
+  // T5: a self-attention's q, k, v read one input; a cross-attention's k and v read the encoder
+  // output and its q the decoder's; gated feed-forwards' wi_0 and wi_1 read one input.
+  if (parent.endsWith('.EncDecAttention')) return leaf === 'k' || leaf === 'v' ? `${parent}:k|v` : null;
+  if (parent.endsWith('.SelfAttention') && (leaf === 'q' || leaf === 'k' || leaf === 'v')) return `${parent}:q|k|v`;
+  if (parent.endsWith('.DenseReluDense') && (leaf === 'wi_0' || leaf === 'wi_1')) return `${parent}:wi_0|wi_1`;
   const gi = SHARED_INPUT_GROUPS.findIndex((g) => g.includes(leaf));
   return gi < 0 ? null : `${parent}:${SHARED_INPUT_GROUPS[gi]!.join('|')}`;
 }

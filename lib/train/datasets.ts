@@ -12,6 +12,7 @@ import { basename, extname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { DataError, type Example, glueTask, readPlainText, readTable, shuffledIndices, type TableFormat, type TaskSpec, toExamples } from './data.js';
 import { METRICS, type MetricName } from './metrics.js';
+import type { Seq2SeqData } from './seq2seq.js';
 
 export interface DataOptions {
   /** Separate dev file (tables or text). */
@@ -28,11 +29,12 @@ export interface DataOptions {
 
 export type ResolvedData =
   | { kind: 'classification' | 'regression'; spec: TaskSpec; train: Example[]; dev: Example[]; source: string }
-  | { kind: 'causal-lm'; spec: TaskSpec; train: string[]; dev: string[]; source: string };
+  | { kind: 'causal-lm'; spec: TaskSpec; train: string[]; dev: string[]; source: string }
+  | Seq2SeqData;
 
 const TABLES = ['.tsv', '.csv', '.jsonl'];
 
-function formatOf(file: string): TableFormat {
+export function formatOf(file: string): TableFormat {
   const e = extname(file).toLowerCase();
   if (e === '.tsv') return 'tsv';
   if (e === '.csv') return 'csv';
@@ -40,12 +42,12 @@ function formatOf(file: string): TableFormat {
   throw new DataError(`${file}: unknown data format ${JSON.stringify(e)} (expected .tsv, .csv, .jsonl or .txt)`);
 }
 
-function findSplit(dir: string, names: readonly string[], exts: readonly string[]): string | undefined {
+export function findSplit(dir: string, names: readonly string[], exts: readonly string[]): string | undefined {
   for (const n of names) for (const e of exts) if (existsSync(join(dir, n + e))) return join(dir, n + e);
   return undefined;
 }
 
-function holdOut<T>(items: readonly T[], fraction: number, seed: number, source: string): { train: T[]; dev: T[] } {
+export function holdOut<T>(items: readonly T[], fraction: number, seed: number, source: string): { train: T[]; dev: T[] } {
   if (!(fraction > 0 && fraction < 1)) throw new ConfigError(`dev fraction must be in (0, 1), got ${fraction}`);
   const nDev = Math.max(1, Math.round(items.length * fraction));
   if (items.length < 2 || nDev >= items.length) throw new DataError(`${source}: ${items.length} examples are too few to hold out a dev split`);

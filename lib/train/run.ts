@@ -47,6 +47,9 @@ import {
 import { DataError } from './data.js';
 import { resolveData, type ResolvedData } from './datasets.js';
 import { CausalLmTask, ClassificationTask } from './tasks.js';
+import { resolveSeq2SeqData, Seq2SeqTask } from './seq2seq.js';
+import { isT5Json } from '../models/t5-config.js';
+import type { T5Model } from '../models/t5.js';
 import { openTextCodec, type TextCodec } from './text.js';
 import { type FitResult, Trainer, type TrainerEvent, type TrainerState, writeJsonAtomic } from './trainer.js';
 
@@ -149,6 +152,7 @@ const DEFAULT_TARGETS: Record<string, string[]> = {
   llama: ['q_proj', 'v_proj'],
   bert: ['query', 'value', 'q_lin', 'v_lin'],
   gpt2: ['c_attn'],
+  t5: ['q', 'v'],
 };
 
 /** PEFT's default IA3 targets per architecture, and the feed-forward ones among them. */
@@ -156,7 +160,19 @@ const IA3_TARGETS: Record<string, { targets: string[]; ff: string[] }> = {
   llama: { targets: ['k_proj', 'v_proj', 'down_proj'], ff: ['down_proj'] },
   bert: { targets: ['key', 'value', 'output.dense', 'k_lin', 'v_lin', 'lin2'], ff: ['output.dense', 'lin2'] },
   gpt2: { targets: ['c_attn', 'mlp.c_proj'], ff: ['mlp.c_proj'] },
+  t5: { targets: ['k', 'v', 'wo'], ff: ['wo'] },
 };
+
+/** A model folder whose config.json is an encoder-decoder (T5): its data is read as source → target pairs. */
+export function isSeq2SeqModel(model: string): boolean {
+  const file = join(model, 'config.json');
+  if (!existsSync(file)) return false;
+  try {
+    return isT5Json(JSON.parse(readFileSync(file, 'utf8')));
+  } catch {
+    return false;
+  }
+}
 
 export interface PreparedRun {
   config: RunConfig;
@@ -171,7 +187,8 @@ export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; cod
   if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
     throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
   const codec = shared?.codec ?? openTextCodec(config.model, config.tokenizer);
-  const data = shared?.data ?? resolveData(config.data, { ...pick(config, ['dev', 'textColumn', 'textPairColumn', 'labelColumn']), seed: config.seed });
+  const dataOptions = { ...pick(config, ['dev', 'textColumn', 'textPairColumn', 'labelColumn']), seed: config.seed };
+  const data = shared?.data ?? (isSeq2SeqModel(config.model) ? resolveSeq2SeqData(config.data, dataOptions) : resolveData(config.data, dataOptions));
   return { config, data, codec };
 }
 
@@ -184,7 +201,16 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
 export function buildModel(p: PreparedRun): TransformerModel {
   const c = p.config;
   const d = p.data;
-  const model = d.kind === 'causal-lm' ? loadModel(c.model, { task: 'causal-lm' }) : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed });
+  const model =
+    d.kind === 'seq2seq'
+      ? loadModel(c.model)
+      : d.kind === 'causal-lm'
+        ? loadModel(c.model, { task: 'causal-lm' })
+        : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed });
+  if ((model.task === 'seq2seq-lm') !== (d.kind === 'seq2seq')) {
+    model.dispose();
+    throw new ConfigError(`--model ${c.model}: ${d.kind === 'seq2seq' ? 'source → target data needs an encoder-decoder model' : 'an encoder-decoder model needs source → target data'}`);
+  }
   if (model.config.vocabSize < p.codec.vocabSize) throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
   const family = model.config.family;
   const names = new Set(model.namedModules().map(([n]) => n.slice(n.lastIndexOf('.') + 1)));
@@ -310,12 +336,18 @@ export interface RunHooks {
 
 /** Monitor and direction of a task: the first metric (max) or perplexity (min). */
 export function monitorOf(data: ResolvedData): { monitor: string; mode: 'min' | 'max' } {
+  if (data.kind === 'seq2seq') return { monitor: 'exact_match', mode: 'max' };
   return data.kind === 'causal-lm' ? { monitor: 'perplexity', mode: 'min' } : { monitor: data.spec.metrics[0] ?? 'loss', mode: data.spec.metrics[0] ? 'max' : 'min' };
 }
 
-export function buildTask(p: PreparedRun, model: TransformerModel): CausalLmTask | ClassificationTask {
+export function buildTask(p: PreparedRun, model: TransformerModel): CausalLmTask | ClassificationTask | Seq2SeqTask {
   const c = p.config;
   const d = p.data;
+  if (d.kind === 'seq2seq') {
+    const train = c.trainLimit ? d.train.slice(0, c.trainLimit) : d.train;
+    const dev = c.evalLimit ? d.dev.slice(0, c.evalLimit) : d.dev;
+    return new Seq2SeqTask(model as T5Model, p.codec, train, dev, { batchSize: c.batchSize, maxLength: c.maxLength });
+  }
   if (d.kind === 'causal-lm') {
     const ctx = model.config.maxPositions;
     if (c.maxLength > ctx) throw new ConfigError(`--max-length ${c.maxLength}: the model ${c.model} has ${ctx} positions, so a block can hold at most ${ctx} tokens (use --max-length ${ctx} or less)`);

@@ -65,8 +65,9 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
 // activations and input gradients are written (=), parameter gradients accumulate (+=), a
 // null optional is skipped. Token ids and targets stay host arrays (`ids`, `n`): a device
 // kernel uploads them itself. kv_len is resolved (the Tk used, ≥ 0); kinds are the ints of
-// nn.h (gelu 0 erf / 1 tanh; rope 0 rotate-half / 1 interleaved). W of linear may be
-// bfloat16 ([OUT, IN], never with conv1d; then dW is null).
+// nn.h (gelu 0 erf / 1 tanh; gated act 0 GELU erf / 1 GELU tanh / 2 ReLU / 3 SiLU; rope 0
+// rotate-half / 1 interleaved); attention's bias [H, Tq, Tk] and dbias [B, H, Tq, Tk] are
+// null or checked. W of linear may be bfloat16 ([OUT, IN], never with conv1d; then dW is null).
 #define KFAC_NN_OP_LIST(X)                                                                                 \
   X(linear_forward, void, (const Tensor& x, const Tensor& W, TensorOpt b, const Tensor& y, bool conv1d))   \
   X(linear_backward, void,                                                                               \
@@ -90,16 +91,23 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(swiglu_forward, void, (const Tensor& gate, const Tensor& up, const Tensor& out))                     \
   X(swiglu_backward, void,                                                                               \
     (const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate, const Tensor& dup))  \
+  X(relu_forward, void, (const Tensor& x, const Tensor& out))                                            \
+  X(relu_backward, void, (const Tensor& x, const Tensor& dout, const Tensor& dx))                        \
+  X(gated_forward, void, (const Tensor& gate, const Tensor& up, const Tensor& out, int act))             \
+  X(gated_backward, void,                                                                                \
+    (const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate, const Tensor& dup,   \
+     int act))                                                                                           \
   X(cross_entropy, nn::CrossEntropyResult,                                                               \
     (const Tensor& logits, const int32_t* targets, int64_t n, TensorOpt dlogits, int32_t ignore_index,   \
      float dscale))                                                                                      \
   X(attention_forward, void,                                                                             \
     (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,               \
-     const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed))         \
+     const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed,          \
+     TensorOpt bias))                                                                                    \
   X(attention_backward, void,                                                                            \
     (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse, TensorOpt out, \
      const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv, bool causal, float scale, \
-     int64_t kv_len, float dropout, uint64_t seed))                                                      \
+     int64_t kv_len, float dropout, uint64_t seed, TensorOpt bias, TensorOpt dbias))                     \
   X(kv_cache_write, void, (const Tensor& src, const Tensor& cache, int64_t offset))                      \
   X(rope_forward, void, (const Tensor& x, const Tensor& out, int64_t offset, double base, int kind))      \
   X(rope_backward, void, (const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind))  \

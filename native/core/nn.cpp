@@ -348,6 +348,45 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
   KFAC_DISPATCH(dev, swiglu_backward)(gate, up, dout, dgate, dup);
 }
 
+void relu_forward(const Tensor& x, const Tensor& out) {
+  const Device dev = nn_device(x, "x", "relu_forward");
+  pointwise(x, "x", out, "out");
+  KFAC_DISPATCH(dev, relu_forward)(x, out);
+}
+
+void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  const Device dev = nn_device(x, "x", "relu_backward");
+  pointwise3(x, "x", dout, "dout", dx, "dx");
+  KFAC_DISPATCH(dev, relu_backward)(x, dout, dx);
+}
+
+namespace {
+int gate_act(int act) {
+  if (act < 0 || act > 3)
+    throw_arg(ErrorCode::InvalidArgument, "act", "'gelu', 'gelu_tanh', 'relu' or 'silu'", std::to_string(act));
+  return act;
+}
+}  // namespace
+
+void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act) {
+  const Device dev = nn_device(gate, "gate", "gated_forward");
+  const int a = gate_act(act);
+  pointwise3(gate, "gate", up, "up", out, "out");
+  KFAC_DISPATCH(dev, gated_forward)(gate, up, out, a);
+}
+
+void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                    const Tensor& dup, int act) {
+  const Device dev = nn_device(gate, "gate", "gated_backward");
+  const int a = gate_act(act);
+  pointwise3(gate, "gate", up, "up", dgate, "dgate");
+  pointwise3(gate, "gate", dout, "dout", dup, "dup");
+  same_or_separate(up, "up", dup, "dup");
+  same_or_separate(dout, "dout", dgate, "dgate");
+  no_alias(&dgate, "dgate", &dup, "dup");
+  KFAC_DISPATCH(dev, gated_backward)(gate, up, dout, dgate, dup, a);
+}
+
 // ---------------------------------------------------------------- cross-entropy
 
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
@@ -409,6 +448,17 @@ AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, 
   return d;
 }
 
+// bias [H, Tq, Tk] (and dbias [B, H, Tq, Tk]) on the op's device, apart from every other argument.
+void check_attention_bias(const Tensor* bias, const Tensor* dbias, const AttentionDims& d, Device dev) {
+  in_opt(bias, "bias", dev);
+  in_opt(dbias, "dbias", dev);
+  if (bias) check_shape(*bias, "bias", {d.H, d.Tq, d.Tk});
+  if (dbias) {
+    if (!bias) throw_arg(ErrorCode::InvalidArgument, "dbias", "null when the forward had no bias", "a tensor");
+    check_shape(*dbias, "dbias", {d.B, d.H, d.Tq, d.Tk});
+  }
+}
+
 void check_attention_dropout(float p) {
   check_finite_scalar(p, "dropout");
   if (p < 0.f || p >= 1.f)
@@ -418,29 +468,31 @@ void check_attention_dropout(float p) {
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
-                       float dropout, uint64_t seed) {
+                       float dropout, uint64_t seed, const Tensor* bias) {
   const Device dev = nn_device(q, "q", "attention_forward");
   AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
+  check_attention_bias(bias, nullptr, d, dev);
   in(out, "out", dev);
   in(lse, "lse", dev);
   check_shape(out, "out", q.shape());
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
-  for (const Tensor* t : {&q, &k, &v, mask}) {
+  for (const Tensor* t : {&q, &k, &v, mask, bias}) {
     no_alias(t, "an input", &out, "out");
     no_alias(t, "an input", &lse, "lse");
   }
   no_alias(&out, "out", &lse, "lse");
-  KFAC_DISPATCH(dev, attention_forward)(q, k, v, mask, out, lse, causal, scale, d.Tk, dropout, seed);
+  KFAC_DISPATCH(dev, attention_forward)(q, k, v, mask, out, lse, causal, scale, d.Tk, dropout, seed, bias);
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
-                        uint64_t seed, const Tensor* out) {
+                        uint64_t seed, const Tensor* out, const Tensor* bias, const Tensor* dbias) {
   const Device dev = nn_device(q, "q", "attention_backward");
   AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
   check_attention_dropout(dropout);
+  check_attention_bias(bias, dbias, d, dev);
   in(lse, "lse", dev);
   in(dout, "dout", dev);
   in(dq, "dq", dev);
@@ -453,12 +505,14 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   check_shape(dq, "dq", q.shape());
   check_shape(dk, "dk", k.shape());
   check_shape(dv, "dv", k.shape());
-  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}})
-    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout, out}) no_alias(t, "an input", g, gn);
+  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}, std::pair{dbias, "dbias"}})
+    for (const Tensor* t : {&q, &k, &v, mask, &lse, &dout, out, bias}) no_alias(t, "an input", g, gn);
+  for (auto [g, gn] : {std::pair{&dq, "dq"}, std::pair{&dk, "dk"}, std::pair{&dv, "dv"}}) no_alias(dbias, "dbias", g, gn);
   no_alias(&dq, "dq", &dk, "dk");
   no_alias(&dq, "dq", &dv, "dv");
   no_alias(&dk, "dk", &dv, "dv");
-  KFAC_DISPATCH(dev, attention_backward)(q, k, v, mask, lse, out, dout, dq, dk, dv, causal, scale, d.Tk, dropout, seed);
+  KFAC_DISPATCH(dev, attention_backward)(q, k, v, mask, lse, out, dout, dq, dk, dv, causal, scale, d.Tk, dropout, seed,
+                                         bias, dbias);
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {

@@ -44,6 +44,12 @@ void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx);
 void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out);
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
                      const Tensor& dup);
+void relu_forward(const Tensor& x, const Tensor& out);
+void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx);
+// out = act(gate)·up; act: 0 GELU (erf), 1 GELU (tanh), 2 ReLU, 3 SiLU.
+void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act);
+void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
+                    const Tensor& dup, int act);
 
 struct CrossEntropyResult {
   double loss;    // mean over counted rows (0 when none)
@@ -58,15 +64,18 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, i
 // kv_len < 0) are used, mask [B, Tcap] | null (0 = padding) → out [B, Tq, H, D] (=),
 // lse [B, H, Tq] (=). Causal: query i sees keys j ≤ i + (Tk − Tq). dropout in [0, 1) on the
 // probabilities with a counter-based mask from seed (the backward must get the same two).
+// bias [H, Tq, Tk] | null is added to the scaled scores of every batch row (T5's relative
+// position bias); the backward's dbias [B, H, Tq, Tk] | null receives its gradient (=) per row.
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len = -1,
-                       float dropout = 0.f, uint64_t seed = 0);
+                       float dropout = 0.f, uint64_t seed = 0, const Tensor* bias = nullptr);
 // dout [B, Tq, H, D] → dq (=), dk, dv (=, rows ≥ Tk zero). out: the forward's output (or null:
 // the kernel then rebuilds rowsum(dO ∘ O) from the probabilities, which costs a pass over the keys).
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                         const Tensor& lse, const Tensor& dout, const Tensor& dq, const Tensor& dk,
                         const Tensor& dv, bool causal, float scale, int64_t kv_len = -1, float dropout = 0.f,
-                        uint64_t seed = 0, const Tensor* out = nullptr);
+                        uint64_t seed = 0, const Tensor* out = nullptr, const Tensor* bias = nullptr,
+                        const Tensor* dbias = nullptr);
 // KV cache: cache [B, Tcap, Hkv, D] time steps offset .. offset + T − 1 ← src [B, T, Hkv, D] (=).
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset);
 

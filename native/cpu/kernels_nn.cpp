@@ -90,6 +90,17 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
                      const Tensor& dup) {
   cpu::swiglu_backward(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel());
 }
+void relu_forward(const Tensor& x, const Tensor& out) { cpu::relu_forward(x.f32(), out.f32(), x.numel()); }
+void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  cpu::relu_backward(x.f32(), dout.f32(), dx.f32(), x.numel());
+}
+void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act) {
+  cpu::gated_forward(gate.f32(), up.f32(), out.f32(), gate.numel(), cpu::GateAct(act));
+}
+void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate, const Tensor& dup,
+                    int act) {
+  cpu::gated_backward(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel(), cpu::GateAct(act));
+}
 
 nn::CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n, TensorOpt dlogits,
                                      int32_t ignore_index, float dscale) {
@@ -103,18 +114,21 @@ cpu::AttentionDims attention_dims(const Tensor& q, const Tensor& k, int64_t kv_l
 }
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,
-                       const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
+                       const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed,
+                       TensorOpt bias) {
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   cpu::attention_forward(q.f32(), k.f32(), v.f32(), f(mask), out.f32(), lse.f32(), attention_dims(q, k, kv_len), causal,
-                         scale, dropout > 0.f ? &drop : nullptr);
+                         scale, dropout > 0.f ? &drop : nullptr, f(bias));
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse,
                         TensorOpt out, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
+                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed, TensorOpt bias,
+                        TensorOpt dbias) {
   cpu::DropoutMask drop = cpu::DropoutMask::make(dropout, seed);
   cpu::attention_backward(q.f32(), k.f32(), v.f32(), f(mask), lse.f32(), f(out), dout.f32(), dq.f32(), dk.f32(), dv.f32(),
-                          attention_dims(q, k, kv_len), causal, scale, dropout > 0.f ? &drop : nullptr);
+                          attention_dims(q, k, kv_len), causal, scale, dropout > 0.f ? &drop : nullptr, f(bias),
+                          f(dbias));
 }
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {

@@ -157,4 +157,57 @@ void swiglu_backward(const float* gate, const float* up, const float* dout, floa
   });
 }
 
+void relu_forward(const float* x, float* out, int64_t n) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) out[i] = x[i] > 0.f ? x[i] : 0.f;
+  });
+}
+
+void relu_backward(const float* x, const float* dout, float* dx, int64_t n) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) dx[i] = x[i] > 0.f ? dout[i] : 0.f;
+  });
+}
+
+namespace {
+// act(g) and act'(g) of a gated unit.
+KFAC_ALWAYS_INLINE float gate_act(float g, GateAct a) {
+  switch (a) {
+    case GateAct::GeluErf: return gelu(g, GeluKind::Erf);
+    case GateAct::GeluTanh: return gelu(g, GeluKind::Tanh);
+    case GateAct::Relu: return g > 0.f ? g : 0.f;
+    default: return g * sigmoid(g);
+  }
+}
+KFAC_ALWAYS_INLINE float gate_grad(float g, GateAct a) {
+  switch (a) {
+    case GateAct::GeluErf: return gelu_grad(g, GeluKind::Erf);
+    case GateAct::GeluTanh: return gelu_grad(g, GeluKind::Tanh);
+    case GateAct::Relu: return g > 0.f ? 1.f : 0.f;
+    default: {
+      const float sg = sigmoid(g);
+      return sg * (1.f + g * (1.f - sg));
+    }
+  }
+}
+}  // namespace
+
+void gated_forward(const float* gate, const float* up, float* out, int64_t n, GateAct act) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) out[i] = gate_act(gate[i], act) * up[i];
+  });
+}
+
+void gated_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n,
+                    GateAct act) {
+  parallel_for(n, kGrain, [=](int64_t s, int64_t e) {
+    for (int64_t i = s; i < e; ++i) {
+      const float g = gate[i], u = up[i], d = dout[i];
+      const float a = gate_act(g, act), da = gate_grad(g, act);
+      dgate[i] = d * u * da;
+      dup[i] = d * a;
+    }
+  });
+}
+
 }  // namespace kfac::cpu

@@ -24,4 +24,15 @@ void swiglu_forward(const float* gate, const float* up, float* out, int64_t n);
 void swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup,
                      int64_t n);
 
+// out = max(x, 0); dx = dout where x > 0, else 0.
+void relu_forward(const float* x, float* out, int64_t n);
+void relu_backward(const float* x, const float* dout, float* dx, int64_t n);
+
+// Gated units (T5 v1.1's gated-GELU, ReGLU, SwiGLU): out = act(gate)·up (=).
+enum class GateAct { GeluErf = 0, GeluTanh = 1, Relu = 2, Silu = 3 };
+void gated_forward(const float* gate, const float* up, float* out, int64_t n, GateAct act);
+// dout → dgate = dout·up·act'(gate) (=), dup = dout·act(gate) (=).
+void gated_backward(const float* gate, const float* up, const float* dout, float* dgate, float* dup, int64_t n,
+                    GateAct act);
+
 }  // namespace kfac::cpu

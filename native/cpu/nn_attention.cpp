@@ -19,6 +19,8 @@
 
 // Blocked attention in the FlashAttention-2 order. The scores are only ever held one block
 // at a time: 32 (causal) or 128 query rows × 256 keys per thread, whatever T is.
+// An additive score bias [H, Tq, Tk] (T5) is added to each block of scores as it is formed; its
+// gradient (per batch row) is the block's dS, written as the backward forms it.
 //   forward:  query blocks outer, key blocks inner; an online softmax keeps each row's running
 //             maximum m and sum l, rescales the output rows by exp(m_old − m_new) when the
 //             maximum grows, and divides by l at the end; lse = m + log l is saved.
@@ -65,6 +67,12 @@ inline int64_t visible(const AttentionDims& d, bool causal, int64_t i, int64_t j
   return std::clamp<int64_t>(last_key(d, causal, i) - j0 + 1, 0, kb);
 }
 
+// The score bias of the block's row (T5's position bias), added before the padding mask.
+inline void add_bias(float* row, const float* br, int64_t n) {
+  if (br)
+    for (int64_t j = 0; j < n; ++j) row[j] += br[j];
+}
+
 // Padding keys of the block (mask value 0) get score −inf.
 inline void apply_mask(float* row, const float* mb, int64_t n) {
   if (mb)
@@ -100,7 +108,8 @@ void for_rows(int64_t m, int64_t kb, F&& fn) {
 }  // namespace
 
 void attention_forward(const float* q, const float* k, const float* v, const float* mask, float* out,
-                       float* lse, const AttentionDims& d, bool causal, float scale, const DropoutMask* drop) {
+                       float* lse, const AttentionDims& d, bool causal, float scale, const DropoutMask* drop,
+                       const float* bias) {
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Tq <= 0 || H <= 0) return;
   const int64_t QB = q_block(causal), nqb = (Tq + QB - 1) / QB;
@@ -130,6 +139,7 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
         const int64_t i = i0 + r;
         float* row = S + r * kb;
         const int64_t n = visible(d, causal, i, j0, kb);
+        add_bias(row, bias ? bias + (h * Tq + i) * Tk + j0 : nullptr, n);
         apply_mask(row, mb ? mb + j0 : nullptr, n);
         const float mnew = std::max(mx[r], n > 0 ? row_max(row, n) : -kInf);
         if (mnew == -kInf) {  // nothing visible so far
@@ -165,7 +175,8 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
 
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
                         const float* lse, const float* out, const float* dout, float* dq, float* dk, float* dv,
-                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop) {
+                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop,
+                        const float* bias, float* dbias) {
   const int64_t B = d.B, Tq = d.Tq, Tk = d.Tk, H = d.H, Hkv = d.Hkv, D = d.D, R = H / Hkv;
   if (B <= 0 || Hkv <= 0) return;
   // One unit per (batch, kv head): it owns dk/dv of that head, zeroes them, then adds the
@@ -208,6 +219,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             float* prow = P + rr * kb;
             float* drow = dS + rr * kb;
             const int64_t n = lp[i] == kInf ? 0 : visible(d, causal, i, j0, kb);
+            add_bias(prow, bias ? bias + (h * Tq + i) * Tk + j0 : nullptr, n);
             apply_mask(prow, mb ? mb + j0 : nullptr, n);
             exp_shift_sum(prow, n, lp[i]);
             std::fill(prow + n, prow + kb, 0.f);
@@ -224,6 +236,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             }
             const float di = single ? float(row_dot(prow, drow, n)) : Dr[rr];
             for (int64_t j = 0; j < kb; ++j) drow[j] = prow[j] * (drow[j] - di);  // dS = P ∘ (dP − D)
+            if (dbias)  // ∂/∂bias of row (b, h, i) is dS (0 where a key is not seen)
+              std::copy(drow, drow + kb, dbias + ((b * H + h) * Tq + i) * Tk + j0);
             if (drop) std::copy(scratch(2, 0), scratch(2, 0) + n, prow);
           });
         };
@@ -238,6 +252,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         }
         if (nk == 0)  // else the first key block writes dQ
           for (int64_t rr = 0; rr < m; ++rr) std::fill(dqp + rr * H * D, dqp + rr * H * D + D, 0.f);
+        if (dbias)  // keys past the block's last are never seen: their bias gets no gradient
+          for (int64_t rr = 0; rr < m; ++rr) {
+            float* dbr = dbias + ((b * H + h) * Tq + i0 + rr) * Tk;
+            std::fill(dbr + nk, dbr + Tk, 0.f);
+          }
         for (int64_t j0 = 0; j0 < nk; j0 += kKBlock) {
           const int64_t kb = std::min(kKBlock, nk - j0);
           block(j0, kb, true);

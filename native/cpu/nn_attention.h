@@ -7,6 +7,9 @@
 //   is 0 are padding and never seen. A query row that sees no key outputs 0 (lse = +inf).
 //   KV cache: k, v (and dk, dv, mask) may be buffers of Tcap ≥ Tk time steps, [B, Tcap, Hkv, D]
 //   and [B, Tcap], of which the first Tk are used.
+//   bias [H, Tq, Tk] or null: added to the scaled scores of every batch row before the mask and
+//   the softmax (T5's relative position bias); dbias [B, H, Tq, Tk] (=) receives its gradient per
+//   batch row (the caller sums over B), zero where a key is never seen.
 #pragma once
 #include <cstdint>
 
@@ -26,7 +29,7 @@ struct AttentionDims {
 // [B, H, Tq, Tk] tensor — and scaled by 1/(1 − p). lse stays that of the undropped softmax.
 void attention_forward(const float* q, const float* k, const float* v, const float* mask, float* out,
                        float* lse, const AttentionDims& d, bool causal, float scale,
-                       const DropoutMask* drop = nullptr);
+                       const DropoutMask* drop = nullptr, const float* bias = nullptr);
 
 // dout [B, Tq, H, D] → dq [B, Tq, H, D] (=), dk, dv [B, Tcap, Hkv, D] (=, rows ≥ Tk zero; the heads of a group
 // are summed in head order by one thread, so the result does not depend on the thread count).
@@ -35,7 +38,8 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
 // probabilities (two more block products per key block).
 void attention_backward(const float* q, const float* k, const float* v, const float* mask,
                         const float* lse, const float* out, const float* dout, float* dq, float* dk, float* dv,
-                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop = nullptr);
+                        const AttentionDims& d, bool causal, float scale, const DropoutMask* drop = nullptr,
+                        const float* bias = nullptr, float* dbias = nullptr);
 
 // cache [B, Tcap, HD]: rows offset .. offset+T−1 of every batch ← src [B, T, HD] (=).
 void kv_cache_write(const float* src, float* cache, int64_t B, int64_t T, int64_t Tcap, int64_t HD,

@@ -1,4 +1,4 @@
-// GELU, SiLU, SwiGLU on the device: the bodies of nn_act_body.h launched by the CUDA executor.
+// GELU, SiLU, SwiGLU, ReLU, gated units on the device: the bodies of nn_act_body.h launched by the CUDA executor.
 #include "exec.cuh"
 #include "nn_act_body.h"
 #include "nn_kernels.h"

@@ -1,4 +1,4 @@
-// GELU (erf / tanh), SiLU and SwiGLU: pointwise bodies (one grid-stride thread each, in place
+// GELU (erf / tanh), SiLU, SwiGLU, ReLU and gated units act(gate)·up: pointwise bodies (one grid-stride thread each, in place
 // allowed: an element is read before it is written by the same thread) and their adapters,
 // templates over the executor (native/cuda/exec.cuh on the device, native/emu/exec.h on the
 // host). Float32 math with expf/erff/tanhf.
@@ -31,7 +31,21 @@ KFAC_HD float gelu_grad(float x, int kind) {
   return 0.5f * (1.f + t) + 0.5f * x * (1.f - t * t) * du;
 }
 
-// op 0 gelu, 1 gelu', 2 silu, 3 silu', 4 swiglu, 5 swiglu' (dgate into out, dup into out2).
+// act(x) and act'(x) of a gated unit: kind 0 GELU (erf), 1 GELU (tanh), 2 ReLU, 3 SiLU.
+KFAC_HD float gate_act(float x, int kind) {
+  if (kind <= 1) return gelu(x, kind);
+  if (kind == 2) return x > 0.f ? x : 0.f;
+  return x * sigmoid(x);
+}
+KFAC_HD float gate_grad(float x, int kind) {
+  if (kind <= 1) return gelu_grad(x, kind);
+  if (kind == 2) return x > 0.f ? 1.f : 0.f;
+  const float s = sigmoid(x);
+  return s * (1.f + x * (1.f - s));
+}
+
+// op 0 gelu, 1 gelu', 2 silu, 3 silu', 4 swiglu, 5 swiglu' (dgate into out, dup into out2),
+// 6 relu, 7 relu', 8 gated act(a)·b, 9 gated' (as 5, with gate_act of `kind`).
 struct Pointwise {
   const float *a, *b, *c;
   float *out, *out2;
@@ -50,6 +64,16 @@ struct Pointwise {
           break;
         }
         case 4: out[j] = x * sigmoid(x) * b[j]; break;
+        case 6: out[j] = x > 0.f ? x : 0.f; break;
+        case 7: out[j] = x > 0.f ? b[j] : 0.f; break;
+        case 8: out[j] = gate_act(x, kind) * b[j]; break;
+        case 9: {  // gate a, up b, dout c
+          const float up = b[j], d = c[j];
+          const float act = gate_act(x, kind), da = gate_grad(x, kind);
+          out2[j] = d * act;     // dup (may alias up: up read above)
+          out[j] = d * up * da;  // dgate (may alias dout: read above)
+          break;
+        }
         default: {  // gate a, up b, dout c
           const float s = sigmoid(x), up = b[j], d = c[j];
           out2[j] = d * x * s;                        // dup (may alias up: up read above)
@@ -93,6 +117,24 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
 }
 
 template <class E>
+void relu_forward(const Tensor& x, const Tensor& out) {
+  run_pointwise<E>(x.f32(), nullptr, nullptr, out.f32(), nullptr, x.numel(), 6, 0);
+}
+template <class E>
+void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
+  run_pointwise<E>(x.f32(), dout.f32(), nullptr, dx.f32(), nullptr, x.numel(), 7, 0);
+}
+template <class E>
+void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act) {
+  run_pointwise<E>(gate.f32(), up.f32(), nullptr, out.f32(), nullptr, gate.numel(), 8, act);
+}
+template <class E>
+void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate, const Tensor& dup,
+                    int act) {
+  run_pointwise<E>(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel(), 9, act);
+}
+
+template <class E>
 void act_kernels(Kernels& k) {
   k.gelu_forward = gelu_forward<E>;
   k.gelu_backward = gelu_backward<E>;
@@ -100,6 +142,10 @@ void act_kernels(Kernels& k) {
   k.silu_backward = silu_backward<E>;
   k.swiglu_forward = swiglu_forward<E>;
   k.swiglu_backward = swiglu_backward<E>;
+  k.relu_forward = relu_forward<E>;
+  k.relu_backward = relu_backward<E>;
+  k.gated_forward = gated_forward<E>;
+  k.gated_backward = gated_backward<E>;
 }
 
 }  // namespace kfac::nnk

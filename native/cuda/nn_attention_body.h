@@ -16,6 +16,8 @@
 //             atomics, deterministic.
 // The phase count of a launch is the same for every block (hd.h): a block whose causal range
 // needs fewer key (or query) tiles than the longest one leaves the extra phases empty.
+// A score bias [H, Tq, Tk] (T5) is added to each score as it is formed; the dQ pass, which owns
+// every (b, h, i) row, writes that row's dbias [B, H, Tq, Tk] = dS (0 for keys it never sees).
 // Shapes, masks, GQA, the capacity Tcap, the causal offset Tk − Tq and the dropout counters are
 // those of native/cpu/nn_attention.h; the dropout mask is DropoutMask's splitmix64 stream.
 #pragma once
@@ -40,6 +42,8 @@ struct AttnParams {
   float *o, *lse;                 // forward outputs
   float *dq, *dk, *dv;            // backward outputs
   float* drow;                    // backward: D of every query row [B, H, Tq] (scratch)
+  const float* bias;              // [H, Tq, Tk] or null
+  float* dbias;                   // backward: [B, H, Tq, Tk] or null
   int64_t B, Tq, Tk, H, Hkv, D, Tcap;
   int causal;
   float scale;
@@ -98,7 +102,7 @@ KFAC_HD void attn_load(float* sX, int64_t sld, const float* src, int64_t ld, int
 
 // S[r][j] = scale·⟨A_r, K_j⟩ where query i0 + r sees key j0 + j, else −inf; with sP also
 // dP[r][j] = ⟨G_r, V_j⟩ (0 where not seen).
-KFAC_HD void attn_scores(const AttnParams& p, int64_t b, int64_t i0, int64_t m, int64_t j0, const float* sA,
+KFAC_HD void attn_scores(const AttnParams& p, int64_t b, int64_t h, int64_t i0, int64_t m, int64_t j0, const float* sA,
                          const float* sK, float* sS, const float* sG, const float* sV, float* sP, const hd::Idx& i) {
   const int64_t D = p.D, L = attn_kv_ld(D);
   for (int e = i.thread; e < kAttnBQ * kAttnBK; e += i.threads) {
@@ -108,6 +112,7 @@ KFAC_HD void attn_scores(const AttnParams& p, int64_t b, int64_t i0, int64_t m, 
       float acc = 0.f;
       for (int64_t c = 0; c < D; ++c) acc += sA[r * D + c] * sK[j * L + c];
       s = acc * p.scale;
+      if (p.bias) s += p.bias[(h * p.Tq + i0 + r) * p.Tk + j0 + j];
       if (sP) {
         float g = 0.f;
         for (int64_t c = 0; c < D; ++c) g += sG[r * D + c] * sV[j * L + c];
@@ -120,9 +125,9 @@ KFAC_HD void attn_scores(const AttnParams& p, int64_t b, int64_t i0, int64_t m, 
 }
 
 // P = exp(S − lse) (0 where S = −inf or the row saw nothing), then sP ← dS = P ∘ (dP·M − D) and
-// sS ← P·M (the probabilities the forward used).
+// sS ← P·M (the probabilities the forward used). With `dbias`, dS is also its element of dbias.
 KFAC_HD void attn_softmax_grad(const AttnParams& p, int64_t b, int64_t h, int64_t i0, int64_t j0, const float* sLse,
-                               const float* sDr, float* sS, float* sP, const hd::Idx& i) {
+                               const float* sDr, float* sS, float* sP, bool dbias, const hd::Idx& i) {
   for (int e = i.thread; e < kAttnBQ * kAttnBK; e += i.threads) {
     const int r = e / kAttnBK, j = e % kAttnBK;
     const float s = sS[e];
@@ -130,6 +135,7 @@ KFAC_HD void attn_softmax_grad(const AttnParams& p, int64_t b, int64_t h, int64_
     const float mk = pr == 0.f ? 0.f : attn_keep(p, b, h, i0 + r, j0 + j);
     sP[e] = pr * (sP[e] * mk - sDr[r]);
     sS[e] = pr * mk;
+    if (dbias && i0 + r < p.Tq && j0 + j < p.Tk) p.dbias[((b * p.H + h) * p.Tq + i0 + r) * p.Tk + j0 + j] = sP[e];
   }
 }
 
@@ -187,7 +193,7 @@ struct AttnForward {
         attn_load(sV, L, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
         break;
       }
-      case 1: attn_scores(p, tl.b, tl.i0, tl.m, j0, sQ, sK, sS, nullptr, nullptr, nullptr, i); break;
+      case 1: attn_scores(p, tl.b, tl.h, tl.i0, tl.m, j0, sQ, sK, sS, nullptr, nullptr, nullptr, i); break;
       case 2:  // online softmax, one thread per row
         for (int r = i.thread; r < kAttnBQ; r += i.threads) {
           float* row = sS + r * kAttnBK;
@@ -262,6 +268,11 @@ struct AttnDq {
         p.dq[attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c] = sdQ[e] * p.scale;
       }
       for (int r = i.thread; r < tl.m; r += i.threads) p.drow[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sDr[r];
+      if (p.dbias)  // keys past the tile's last are never seen: their bias gets no gradient
+        for (int64_t e = i.thread; e < tl.m * (p.Tk - tl.nk); e += i.threads) {
+          const int64_t r = e / (p.Tk - tl.nk), j = tl.nk + e % (p.Tk - tl.nk);
+          p.dbias[((tl.b * p.H + tl.h) * p.Tq + tl.i0 + r) * p.Tk + j] = 0.f;
+        }
       return;
     }
     const bool pre = ph - 1 < 4 * pre_tiles();
@@ -275,10 +286,10 @@ struct AttnDq {
         attn_load(sV, L, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
         break;
       }
-      case 1: attn_scores(p, tl.b, tl.i0, tl.m, j0, sQ, sK, sS, sG, sV, sP, i); break;
+      case 1: attn_scores(p, tl.b, tl.h, tl.i0, tl.m, j0, sQ, sK, sS, sG, sV, sP, i); break;
       case 2:
         if (!pre) {
-          attn_softmax_grad(p, tl.b, tl.h, tl.i0, j0, sLse, sDr, sS, sP, i);
+          attn_softmax_grad(p, tl.b, tl.h, tl.i0, j0, sLse, sDr, sS, sP, p.dbias != nullptr, i);
           break;
         }
         for (int e = i.thread; e < kAttnBQ * kAttnBK; e += i.threads) {  // P·M·dP
@@ -349,8 +360,8 @@ struct AttnDkv {
           sDr[r] = r < m ? p.drow[(b * p.H + h) * p.Tq + i0 + r] : 0.f;
         }
         break;
-      case 1: attn_scores(p, b, i0, m, j0, sQ, sK, sS, sG, sV, sP, i); break;
-      case 2: attn_softmax_grad(p, b, h, i0, j0, sLse, sDr, sS, sP, i); break;
+      case 1: attn_scores(p, b, h, i0, m, j0, sQ, sK, sS, sG, sV, sP, i); break;
+      case 2: attn_softmax_grad(p, b, h, i0, j0, sLse, sDr, sS, sP, false, i); break;
       default:  // dV += (P·M)ᵀ dO ; dK += dSᵀ Q
         for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) {
           const int64_t j = e / D, c = e % D;
@@ -400,18 +411,22 @@ inline AttnParams attn_params(const Tensor& q, const Tensor& k, TensorOpt mask, 
 
 template <class E>
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,
-                       const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
+                       const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed,
+                       TensorOpt bias) {
   AttnParams p = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
   p.q = q.f32(), p.k = k.f32(), p.v = v.f32(), p.o = out.f32(), p.lse = lse.f32();
+  p.bias = bias ? bias->f32() : nullptr;
   if (p.B > 0 && p.H > 0 && p.Tq > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnForward{p});
 }
 
 template <class E>
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse,
                         TensorOpt out, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed) {
+                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed, TensorOpt bias,
+                        TensorOpt dbias) {
   AttnParams p = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
   p.q = q.f32(), p.k = k.f32(), p.v = v.f32(), p.lse = lse.f32(), p.out = out ? out->f32() : nullptr;
+  p.bias = bias ? bias->f32() : nullptr, p.dbias = dbias ? dbias->f32() : nullptr;
   p.dout = dout.f32(), p.dq = dq.f32(), p.dk = dk.f32(), p.dv = dv.f32();
   if (p.B <= 0 || p.Hkv <= 0) return;
   const int64_t rows = p.B * p.H * p.Tq;

@@ -2,7 +2,7 @@
 // KFAC_NN_OP_LIST with the adapters of native/cuda/nn_<family>_body.h instantiated for one
 // executor — kfac::cuda (native/cuda/nn_<family>.cu, the device) or kfac::emu
 // (native/emu/nn_<family>.cpp, the host emulation).
-// Families: act (gelu, silu, swiglu), linear, embedding (and kv_cache_write), norm (layernorm,
+// Families: act (gelu, silu, swiglu, relu, gated), linear, embedding (and kv_cache_write), norm (layernorm,
 // rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward).
 #pragma once
 #include "../core/dispatch.h"

@@ -1,4 +1,4 @@
-// GELU, SiLU, SwiGLU in the CUDA emulation: the bodies of native/cuda/nn_act_body.h on the host.
+// GELU, SiLU, SwiGLU, ReLU, gated units in the CUDA emulation: the bodies of native/cuda/nn_act_body.h on the host.
 #include "../cuda/nn_act_body.h"
 #include "../cuda/nn_kernels.h"
 #include "exec.h"

@@ -220,6 +220,45 @@ KFAC_BINDING(SwigluBackward) {
   return info.Env().Undefined();
 }
 
+KFAC_BINDING(ReluForward) {
+  Tensor x = get_tensor(arg(info, 0), "x"), out = get_tensor(arg(info, 1), "out");
+  nn::relu_forward(x, out);
+  return info.Env().Undefined();
+}
+
+KFAC_BINDING(ReluBackward) {
+  Tensor x = get_tensor(arg(info, 0), "x"), dout = get_tensor(arg(info, 1), "dout"),
+         dx = get_tensor(arg(info, 2), "dx");
+  nn::relu_backward(x, dout, dx);
+  return info.Env().Undefined();
+}
+
+int gate_act(Napi::Value v) {
+  std::string s = get_string(v, "act");
+  if (s == "gelu") return 0;
+  if (s == "gelu_tanh") return 1;
+  if (s == "relu") return 2;
+  if (s == "silu") return 3;
+  throw_arg(ErrorCode::InvalidArgument, "act", "'gelu', 'gelu_tanh', 'relu' or 'silu'", "'" + s.substr(0, 40) + "'");
+}
+
+// gatedForward(gate, up, out, act)
+KFAC_BINDING(GatedForward) {
+  Tensor gate = get_tensor(arg(info, 0), "gate"), up = get_tensor(arg(info, 1), "up"),
+         out = get_tensor(arg(info, 2), "out");
+  nn::gated_forward(gate, up, out, gate_act(arg(info, 3)));
+  return info.Env().Undefined();
+}
+
+// gatedBackward(gate, up, dout, dgate, dup, act)
+KFAC_BINDING(GatedBackward) {
+  Tensor gate = get_tensor(arg(info, 0), "gate"), up = get_tensor(arg(info, 1), "up"),
+         dout = get_tensor(arg(info, 2), "dout"), dgate = get_tensor(arg(info, 3), "dgate"),
+         dup = get_tensor(arg(info, 4), "dup");
+  nn::gated_backward(gate, up, dout, dgate, dup, gate_act(arg(info, 5)));
+  return info.Env().Undefined();
+}
+
 // crossEntropy(logits, targets: Int32Array, dlogits | null, { ignoreIndex, dscale }) → { loss, count }
 KFAC_BINDING(CrossEntropy) {
   Tensor logits = get_tensor(arg(info, 0), "logits");
@@ -240,18 +279,21 @@ KFAC_BINDING(CrossEntropy) {
   return res;
 }
 
-// attentionForward(q, k, v, mask | null, out, lse, { causal, scale })
+// attentionForward(q, k, v, mask | null, out, lse, { causal, scale }, bias? | null)
 KFAC_BINDING(AttentionForward) {
   Tensor q = get_tensor(arg(info, 0), "q"), k = get_tensor(arg(info, 1), "k"), v = get_tensor(arg(info, 2), "v");
   Tensor ms;
   const Tensor* mask = opt(arg(info, 3), "mask", ms);
   Tensor out = get_tensor(arg(info, 4), "out"), lse = get_tensor(arg(info, 5), "lse");
   AttnArgs a = attn_args(arg(info, 6));
-  nn::attention_forward(q, k, v, mask, out, lse, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed);
+  Tensor bs;
+  const Tensor* bias = opt(arg(info, 7), "bias", bs);
+  nn::attention_forward(q, k, v, mask, out, lse, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed, bias);
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, mask | null, lse, dout, dq, dk, dv, { causal, scale }, out | null)
+// attentionBackward(q, k, v, mask | null, lse, dout, dq, dk, dv, { causal, scale }, out | null, bias? | null,
+//                   dbias? | null)
 KFAC_BINDING(AttentionBackward) {
   Tensor q = get_tensor(arg(info, 0), "q"), k = get_tensor(arg(info, 1), "k"), v = get_tensor(arg(info, 2), "v");
   Tensor ms;
@@ -259,9 +301,12 @@ KFAC_BINDING(AttentionBackward) {
   Tensor lse = get_tensor(arg(info, 4), "lse"), dout = get_tensor(arg(info, 5), "dout"),
          dq = get_tensor(arg(info, 6), "dq"), dk = get_tensor(arg(info, 7), "dk"), dv = get_tensor(arg(info, 8), "dv");
   AttnArgs a = attn_args(arg(info, 9));
-  Tensor os;
+  Tensor os, bs, dbs;
   const Tensor* out = opt(arg(info, 10), "out", os);
-  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len, a.dropout, a.seed, out);
+  const Tensor* bias = opt(arg(info, 11), "bias", bs);
+  const Tensor* dbias = opt(arg(info, 12), "dbias", dbs);
+  nn::attention_backward(q, k, v, mask, lse, dout, dq, dk, dv, a.causal, default_scale(a, q), a.kv_len, a.dropout,
+                         a.seed, out, bias, dbias);
   return info.Env().Undefined();
 }
 
@@ -318,6 +363,8 @@ const Binding kBindings[] = {
     {"attentionBackward", AttentionBackward}, {"ropeForward", RopeForward},
     {"ropeBackward", RopeBackward},           {"dropoutForward", DropoutForward},
     {"dropoutBackward", DropoutBackward},     {"kvCacheWrite", KvCacheWrite},
+    {"reluForward", ReluForward},             {"reluBackward", ReluBackward},
+    {"gatedForward", GatedForward},           {"gatedBackward", GatedBackward},
 };
 
 }  // namespace

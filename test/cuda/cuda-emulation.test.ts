@@ -71,6 +71,32 @@ describe.skipIf(!emulated)('the CUDA emulation', () => {
       expectClose(read(dt), dg, 'swiglu dgate in place', 1e-5, 1e-4);
       expectClose(read(ut), du, 'swiglu dup in place', 1e-5, 1e-4);
     });
+
+    const gates: [nn.functional.GateActivation, (x: number) => number, (x: number) => number][] = [
+      ['gelu', geluErf, (x) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI)],
+      ['gelu_tanh', geluTanh, (x) => numDeriv(geluTanh, x)],
+      ['relu', (x) => Math.max(x, 0), (x) => (x > 0 ? 1 : 0)],
+      ['silu', silu, (x) => numDeriv(silu, x)],
+    ];
+    it.each(gates)('gated unit %s (with relu: relu itself too), forward and backward on odd sizes, against float64 and the CPU', (act, f, df) => {
+      for (const N of ROWS)
+        for (const C of COLS) {
+          const g = input(N * C, N * 5 + C, 2.5), u = input(N * C, N * 3 + C), d = input(N * C, N * 17 + C);
+          const s = [N, C];
+          const ref = Float64Array.from(g.f64, (v, i) => f(v) * u.f64[i]!);
+          const dg = Float64Array.from(g.f64, (v, i) => d.f64[i]! * u.f64[i]! * df(v));
+          const du = Float64Array.from(g.f64, (v, i) => d.f64[i]! * f(v));
+          onBoth((dev) => [F.gatedForward(put(g.f32, s, dev), put(u.f32, s, dev), nanT(s, dev), act)], [ref], `gated ${act}`, 1e-6, 1e-5);
+          onBoth((dev) => {
+            const dgate = nanT(s, dev), dup = nanT(s, dev);
+            F.gatedBackward(put(g.f32, s, dev), put(u.f32, s, dev), put(d.f32, s, dev), dgate, dup, act);
+            return [dgate, dup];
+          }, [dg, du], `gated ${act} backward`, 1e-5, 1e-4);
+          if (act !== 'relu') continue;
+          onBoth((dev) => [F.reluForward(put(g.f32, s, dev), nanT(s, dev))], [Float64Array.from(g.f64, f)], 'relu', 0, 0, true);
+          onBoth((dev) => [F.reluBackward(put(g.f32, s, dev), put(d.f32, s, dev), nanT(s, dev))], [Float64Array.from(g.f64, (v, i) => df(v) * d.f64[i]!)], "relu'", 0, 0, true);
+        }
+    });
   });
 });
 

@@ -2,7 +2,8 @@
 // forward's output) on one device against a float64 reference from the definition, on sizes that
 // cross the kernels' tiles (CUDA: 32 × 32; CPU: 32/128 × 256), GQA, padding, causal with Tq < Tk,
 // dropout (the mask drawn by dropoutForward on the CPU with the same seed), and head dimensions
-// 8 … 128 (from 64 up the CUDA backward opts in to more than 48 KiB of shared memory).
+// 8 … 128 (from 64 up the CUDA backward opts in to more than 48 KiB of shared memory), and T5's
+// additive score bias [H, Tq, Tk] with its per-row gradient dbias [B, H, Tq, Tk].
 import assert from 'node:assert/strict';
 
 import { nn, Tensor } from '../../dist/index.js';
@@ -23,13 +24,13 @@ function relClose(got, want, rel, what) {
   assert.ok(r <= rel, `${what}: relative error ${r} > ${rel}`);
 }
 
-/** Float64 forward and backward by the definition; m: multipliers [B, H, Tq, Tk] or null. */
-function attention64(q, k, v, mask, dO, c, m) {
+/** Float64 forward and backward by the definition; m: multipliers [B, H, Tq, Tk] or null; bias [H, Tq, Tk] or null. */
+function attention64(q, k, v, mask, dO, c, m, bias) {
   const { B, Tq, Tk, H, Hkv, D, causal } = c;
   const R = H / Hkv, scale = 1 / Math.sqrt(D);
   const out = new Float64Array(B * Tq * H * D), dq = new Float64Array(out.length);
   const dk = new Float64Array(B * Tk * Hkv * D), dv = new Float64Array(dk.length);
-  const p = new Float64Array(Tk), dp = new Float64Array(Tk);
+  const p = new Float64Array(Tk), dp = new Float64Array(Tk), dbias = new Float64Array(B * H * Tq * Tk);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
       for (let i = 0; i < Tq; i++) {
@@ -40,7 +41,7 @@ function attention64(q, k, v, mask, dO, c, m) {
           if ((causal && j > i + Tk - Tq) || (mask && mask[b * Tk + j] === 0)) continue;
           let s = 0;
           for (let d = 0; d < D; d++) s += q[qr + d] * k[kr(j) + d];
-          p[j] = s * scale;
+          p[j] = s * scale + (bias ? bias[(h * Tq + i) * Tk + j] : 0);
           mx = Math.max(mx, p[j]);
         }
         let z = 0;
@@ -60,26 +61,28 @@ function attention64(q, k, v, mask, dO, c, m) {
         }
         for (let j = 0; j < Tk; j++) {
           const ds = p[j] * (dp[j] - sum) * scale;
+          dbias[((b * H + h) * Tq + i) * Tk + j] = ds / scale;
           for (let d = 0; d < D; d++) {
             dq[qr + d] += ds * k[kr(j) + d];
             dk[kr(j) + d] += ds * q[qr + d];
           }
         }
       }
-  return { out, dq, dk, dv };
+  return { out, dq, dk, dv, dbias };
 }
 
 const SIZES = [
   { B: 2, Tq: 5, Tk: 5, H: 4, Hkv: 2, D: 24, causal: true, masked: true, dropout: 0 },
-  { B: 1, Tq: 67, Tk: 130, H: 4, Hkv: 1, D: 8, causal: true, masked: true, dropout: 0.2 },
+  { B: 1, Tq: 67, Tk: 130, H: 4, Hkv: 1, D: 8, causal: true, masked: true, dropout: 0.2, bias: true },
   { B: 1, Tq: 97, Tk: 97, H: 4, Hkv: 2, D: 64, causal: true, masked: false, dropout: 0 },
-  { B: 1, Tq: 40, Tk: 150, H: 2, Hkv: 2, D: 64, causal: false, masked: true, dropout: 0.1 },
+  { B: 1, Tq: 40, Tk: 150, H: 2, Hkv: 2, D: 64, causal: false, masked: true, dropout: 0.1, bias: true },
+  { B: 2, Tq: 7, Tk: 9, H: 3, Hkv: 3, D: 16, causal: false, masked: true, dropout: 0, bias: true },
   { B: 1, Tq: 33, Tk: 33, H: 2, Hkv: 1, D: 128, causal: false, masked: false, dropout: 0 },
 ];
 
 export const attentionCases = [
   {
-    name: 'attention forward and backward (with and without the forward output): float64 reference, tiles crossed, GQA, padding, Tq < Tk, dropout, D 8–128',
+    name: 'attention forward and backward (with and without the forward output): float64 reference, tiles crossed, GQA, padding, Tq < Tk, dropout, D 8–128, score bias and dbias',
     ops: ['attention_forward', 'attention_backward'],
     run(dev) {
       let seed = 900;
@@ -91,8 +94,14 @@ export const attentionCases = [
         const mask = c.masked ? Float32Array.from({ length: B * Tk }, (_, i) => (i % Tk === 0 || (i * 7919) % 10 >= 3 ? 1 : 0)) : null;
         const n = B * H * Tq * Tk, dseed = seed++;
         const m = c.dropout > 0 ? F.dropoutForward(Tensor.full([n], 1), Tensor.empty([n]), c.dropout, dseed).toArray() : null;
-        const want = attention64(q.toArray(), k.toArray(), v.toArray(), mask, dO.toArray(), c, m);
-        const opts = { causal: c.causal, mask: mask ? Tensor.from(mask, [B, Tk]).to(dev) : null, ...(m ? { dropout: c.dropout, seed: dseed } : {}) };
+        const bias = c.bias ? Tensor.randn([H, Tq, Tk], { seed: seed++, std: 2 }) : null;
+        const want = attention64(q.toArray(), k.toArray(), v.toArray(), mask, dO.toArray(), c, m, bias ? bias.toArray() : null);
+        const opts = {
+          causal: c.causal,
+          mask: mask ? Tensor.from(mask, [B, Tk]).to(dev) : null,
+          bias: bias ? bias.to(dev) : null,
+          ...(m ? { dropout: c.dropout, seed: dseed } : {}),
+        };
         const [qd, kd, vd, dOd] = [q, k, v, dO].map((t) => t.to(dev));
         const out = poisoned([B, Tq, H, D], dev), lse = poisoned([B, H, Tq], dev);
         F.attentionForward(qd, kd, vd, out, lse, opts);
@@ -100,11 +109,13 @@ export const attentionCases = [
         relClose(read(out), want.out, 1e-5, `out ${what}`);
         for (const withOut of [true, false]) {
           const [dq, dk, dv] = [poisoned(q.shape, dev), poisoned(k.shape, dev), poisoned(v.shape, dev)];
-          F.attentionBackward(qd, kd, vd, lse, dOd, dq, dk, dv, { ...opts, out: withOut ? out : null });
+          const dbias = bias ? poisoned([B, H, Tq, Tk], dev) : null;
+          F.attentionBackward(qd, kd, vd, lse, dOd, dq, dk, dv, { ...opts, out: withOut ? out : null, dbias });
           const w = `${withOut ? 'with' : 'without'} out, ${what}`;
           relClose(read(dq), want.dq, 1e-5, `dq ${w}`);
           relClose(read(dk), want.dk, 1e-5, `dk ${w}`);
           relClose(read(dv), want.dv, 1e-5, `dv ${w}`);
+          if (dbias) relClose(read(dbias), want.dbias, 1e-5, `dbias ${w}`);
         }
       }
     },

@@ -218,6 +218,32 @@ export const nnCases = [
     },
   },
   {
+    name: 'relu, gated units act(gate)·up (gelu erf / tanh, relu, silu): forward and backward, in place',
+    ops: ['relu_forward', 'relu_backward', 'gated_forward', 'gated_backward'],
+    run(dev) {
+      const n = 5 * 131, s = [5, 131], x = uniform(n, 3), u = uniform(n), d = uniform(n);
+      const relu = (v) => Math.max(v, 0);
+      const xi = T(x, s, dev);
+      exact(read(F.reluForward(xi, xi)), Float32Array.from(x, relu), 'relu in place');
+      exact(read(F.reluBackward(T(x, s, dev), T(d, s, dev), nan(s, dev))), Float32Array.from(x, (v, i) => (v > 0 ? d[i] : 0)), "relu'");
+      const acts = {
+        gelu: (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
+        gelu_tanh: (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+        relu,
+        silu: (v) => v * sig(v),
+      };
+      for (const [act, f] of Object.entries(acts)) {
+        const df = act === 'relu' ? (v) => (v > 0 ? 1 : 0) : (v) => d1(f, v);
+        rel(read(F.gatedForward(T(x, s, dev), T(u, s, dev), nan(s, dev), act)), Float64Array.from(x, (v, i) => f(v) * u[i]), 1e-5, `gated ${act}`);
+        // in place: dgate aliases dout, dup aliases up
+        const ut = T(u, s, dev), dt = T(d, s, dev);
+        F.gatedBackward(T(x, s, dev), ut, dt, dt, ut, act);
+        rel(read(dt), Float64Array.from(x, (v, i) => d[i] * u[i] * df(v)), 1e-5, `gated ${act} dgate in place`);
+        rel(read(ut), Float64Array.from(x, (v, i) => d[i] * f(v)), 1e-5, `gated ${act} dup in place`);
+      }
+    },
+  },
+  {
     name: 'cross-entropy with ignored rows: mean loss (double), count, dlogits = dscale·(softmax − onehot)/count, in place',
     ops: ['cross_entropy'],
     run(dev) {

@@ -112,14 +112,14 @@ describe('random well-typed but mismatched calls to the nn bindings', () => {
       'linearForward', 'linearBackward', 'embeddingForward', 'embeddingBackward', 'layerNormForward', 'layerNormBackward',
       'rmsNormForward', 'rmsNormBackward', 'geluForward', 'geluBackward', 'siluForward', 'siluBackward', 'swigluForward',
       'swigluBackward', 'crossEntropy', 'attentionForward', 'attentionBackward', 'ropeForward', 'ropeBackward',
-      'dropoutForward', 'dropoutBackward',
+      'dropoutForward', 'dropoutBackward', 'reluForward', 'reluBackward', 'gatedForward', 'gatedBackward',
     ];
     const shapes = [[2, 3], [3], [3, 2], [2, 2, 2, 2], [2, 3, 2, 2], [1, 3, 1, 2], [2, 3, 1, 2], [2, 2, 1, 2], [2, 4], [0, 3], [2, 0], [1], [2, 2, 2], [1, 1, 1, 0]];
     const pool: unknown[] = [
       ...shapes.map((s, i) => Tensor.randn(s, { seed: i }).handle),
       ...shapes.map((s, i) => Tensor.randn(s, { seed: 50 + i }).handle),
       Int32Array.from([0, 1]), Int32Array.from([1, 0, 2]), Int32Array.from([5, -1]), Int32Array.from([-100, 1]), new Int32Array(0), new Int32Array(6),
-      null, undefined, 0, 0.5, 1, 1e-5, -1, 2, NaN, 'erf', 'tanh', 'half', 'interleaved', {}, { causal: true }, { conv1d: true },
+      null, undefined, 0, 0.5, 1, 1e-5, -1, 2, NaN, 'erf', 'tanh', 'gelu_tanh', 'relu', 'half', 'interleaved', {}, { causal: true }, { conv1d: true },
       { accumulateDx: true }, { offset: 3, convention: 'interleaved' }, { ignoreIndex: 1, dscale: 2 }, { scale: 0.1, causal: false },
     ];
     const r = rng(12345);

@@ -3,6 +3,7 @@
  * softmax): per query row P = softmax(scale·q Kᵀ over the visible keys), Pd = P ∘ M (dropout
  * multipliers), O = Pd V; dV += Pdᵀ dO, dP = (dO Vᵀ) ∘ M, dS = P ∘ (dP − Σ P·dP),
  * dQ = scale·dS K, dK += scale·dSᵀ q. Layouts as the kernels: q [B, Tq, H, D], k/v [B, Tk, Hkv, D].
+ * With a score bias [H, Tq, Tk] (added to scale·q Kᵀ), dbias [B, H, Tq, Tk] is dS per batch row.
  */
 import { nn, Tensor } from '../../lib/index.js';
 import type { AttnDims } from './nn-helpers.js';
@@ -14,6 +15,8 @@ export interface AttnGrads {
   dq: Float64Array;
   dk: Float64Array;
   dv: Float64Array;
+  /** [B, H, Tq, Tk] when a bias was given. */
+  dbias?: Float64Array;
 }
 
 export function refAttentionBackward(
@@ -26,12 +29,14 @@ export function refAttentionBackward(
   causal: boolean,
   scale: number,
   drop?: ArrayLike<number>,
+  bias?: ArrayLike<number>,
 ): AttnGrads {
   const { B, Tq, Tk, H, Hkv, D } = d;
   const R = H / Hkv;
   const dq = new Float64Array(B * Tq * H * D);
   const dk = new Float64Array(B * Tk * Hkv * D);
   const dv = new Float64Array(B * Tk * Hkv * D);
+  const dbias = bias ? new Float64Array(B * H * Tq * Tk) : undefined;
   const p = new Float64Array(Tk);
   const dp = new Float64Array(Tk);
   for (let b = 0; b < B; b++)
@@ -46,7 +51,7 @@ export function refAttentionBackward(
           if ((causal && j > i + (Tk - Tq)) || (mask && mask[b * Tk + j] === 0)) continue;
           let s = 0;
           for (let c = 0; c < D; c++) s += q[qr + c]! * k[kr(j) + c]!;
-          p[j] = s * scale;
+          p[j] = s * scale + (bias ? bias[(h * Tq + i) * Tk + j]! : 0);
           mx = Math.max(mx, p[j]!);
         }
         if (mx === -Infinity) continue; // no visible key: output 0, no gradient
@@ -66,6 +71,7 @@ export function refAttentionBackward(
         }
         for (let j = 0; j < Tk; j++) {
           const ds = p[j]! * (dp[j]! - sum) * scale;
+          if (dbias) dbias[((b * H + h) * Tq + i) * Tk + j] = ds / scale;
           if (ds === 0) continue;
           for (let c = 0; c < D; c++) {
             dq[qr + c]! += ds * k[kr(j) + c]!;
@@ -74,7 +80,7 @@ export function refAttentionBackward(
         }
       }
     }
-  return { dq, dk, dv };
+  return dbias ? { dq, dk, dv, dbias } : { dq, dk, dv };
 }
 
 /** An attention case: sizes, masks and dropout. */

@@ -142,7 +142,7 @@ export interface AttnDims {
  * Dense reference attention (rows that see no key give 0). Returns out [B, Tq, H, D].
  * drop: optional multipliers [B, H, Tq, Tk] applied to the probabilities (dropout).
  */
-export function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, d: AttnDims, causal: boolean, scale: number, drop?: ArrayLike<number>): Float64Array {
+export function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, d: AttnDims, causal: boolean, scale: number, drop?: ArrayLike<number>, bias?: ArrayLike<number>): Float64Array {
   const { B, Tq, Tk, H, Hkv, D } = d;
   const R = H / Hkv;
   const out = new Float64Array(B * Tq * H * D);
@@ -160,7 +160,7 @@ export function refAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: Arra
           }
           let dot = 0;
           for (let c = 0; c < D; c++) dot += q[((b * Tq + i) * H + h) * D + c]! * k[((b * Tk + j) * Hkv + g) * D + c]!;
-          s[j] = dot * scale;
+          s[j] = dot * scale + (bias ? bias[(h * Tq + i) * Tk + j]! : 0);
           mx = Math.max(mx, s[j]!);
         }
         if (mx === -Infinity) continue;

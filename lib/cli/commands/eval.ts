@@ -40,7 +40,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   if (threads !== undefined) setNumThreads(threads as number);
   const p = prepareRun(config);
   const d = p.data;
-  const model = d.kind === 'causal-lm' ? loadModel(config.model, { task: 'causal-lm' }) : loadModel(config.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: config.seed });
+  const model = d.kind === 'seq2seq' ? loadModel(config.model) : d.kind === 'causal-lm' ? loadModel(config.model, { task: 'causal-lm' }) : loadModel(config.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: config.seed });
   try {
     if (adapter !== undefined) loadAdapterFor(model, adapter, config.model);
     const task = buildTask(p, model);

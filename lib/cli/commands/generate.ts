@@ -11,7 +11,7 @@ import { FileError, KfacError } from '../../errors.js';
 import { readJsonFile } from '../../io/safetensors.js';
 import type { ArchitectureConfig } from '../../models/config.js';
 import { generate } from '../../models/generate.js';
-import { loadModel } from '../../models/index.js';
+import { generateSeq2Seq, loadModel, T5Model } from '../../models/index.js';
 import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
 import { openTextCodec } from '../../train/text.js';
@@ -34,11 +34,14 @@ options:
   --top-p P              nucleus sampling: keep the likeliest tokens up to mass P, in (0, 1] (default 1)
   --seed S               seed of the sampler (default 0)
   --threads N            CPU threads
+  --num-beams N          beam search with N beams (encoder-decoder models such as T5; default 1)
   --json                 print {prompt, promptIds, ids, text} as JSON instead of streaming
+
+An encoder-decoder model (T5, Flan-T5) reads TEXT as its source and prints the generated target.
 `;
 
 const FLAGS = {
-  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', threads: 'int', json: 'boolean',
+  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', 'num-beams': 'string', threads: 'int', json: 'boolean',
 } as const;
 
 function number(flag: string, raw: string | undefined, ok: (v: number) => boolean, what: string): number | undefined {
@@ -105,8 +108,22 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
 
   if (existsSync(modelPath) && statSync(modelPath).isFile() && !modelPath.endsWith('.bin'))
     throw new FileError(modelPath, 'not a model: expected a Hugging Face model folder (config.json + model.safetensors) or a llama2.c .bin checkpoint');
+  const beams = number('num-beams', flags['num-beams'] as string | undefined, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'an integer in [1, 64]') ?? 1;
   const model = loadModel(modelPath);
   try {
+    if (model instanceof T5Model) {
+      if (temperature > 0) throw new UsageError('--temperature: an encoder-decoder model decodes greedily or by beam search (--num-beams)');
+      const codec = openTextCodec(modelPath, flags['tokenizer'] as string | undefined);
+      const adapter = flags['adapter'] as string | undefined;
+      if (adapter !== undefined) loadAdapterFor(model, adapter, modelPath);
+      const ids = codec.encodeDocument(prompt);
+      const gen = Array.from(generateSeq2Seq(model, ids, { maxNewTokens: maxNew ?? 32, numBeams: beams }));
+      const end = gen.indexOf(model.config.eosTokenId ?? -1);
+      const text = codec.decode((end < 0 ? gen : gen.slice(0, end)).filter((id) => id < codec.vocabSize && id !== model.config.padTokenId));
+      process.stdout.write(flags['json'] ? JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: gen, text, numBeams: beams }, null, 2) + '\n' : text + '\n');
+      return 0;
+    }
+    if (beams > 1) throw new UsageError('--num-beams: beam search is available for encoder-decoder models (T5)');
     if (model.task !== 'causal-lm')
       throw new UsageError(`--model ${modelPath}: a ${model.config.modelType} model for ${model.task} cannot generate text (it has no language-model head); use a causal LM`);
     const codec = openTextCodec(modelPath, flags['tokenizer'] as string | undefined);

@@ -1,7 +1,7 @@
 /** `kfac-peft train --model … --data … [--optimizer kfac|adamw|sgd] [--newton-clip N] …` */
 import { join } from 'node:path';
 
-import { executeRun, prepareRun } from '../../train/run.js';
+import { executeRun, monitorOf, prepareRun } from '../../train/run.js';
 import { writeReport } from '../../train/report.js';
 import { curveOf } from '../../train/compare.js';
 import { runSummary, readLog } from '../../train/run.js';
@@ -59,7 +59,7 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
     process.stderr.write(
       `${config.name}: ${config.model} on ${d.source} (${d.kind}, ${Math.min(d.train.length, config.trainLimit ?? Infinity)} train / ${Math.min(d.dev.length, config.evalLimit ?? Infinity)} dev${d.kind === 'causal-lm' ? ' documents' : ''}), LoRA r=${config.loraR}, out ${out}\n`,
     );
-  const display = new TrainDisplay(config.name, d.kind === 'causal-lm' ? 'perplexity' : (d.spec.metrics[0] ?? 'loss'), process.stderr, quiet);
+  const display = new TrainDisplay(config.name, monitorOf(d).monitor, process.stderr, quiet);
   const result = await executeRun(prepared, out, {
     onEvent: (e, total) => display.event(e, total),
     resume: !!flags['resume'],
