@@ -117,7 +117,9 @@ export class T5Attention extends Container {
     const dq = this.workspace('dq', s.q.shape);
     const dk = this.workspace('dk', s.k.shape);
     const dv = this.workspace('dv', s.v.shape);
-    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, Tq]), dO, dq, dk, dv, { causal: this.causal, scale: 1, mask: s.call.mask, bias: s.call.bias, dbias: s.call.dbias, ...s.drop });
+    // The forward's output (still in its workspace) spares the kernel a pass over the keys.
+    const out = this.workspace('o', [B, Tq, H, D]);
+    F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, Tq]), dO, dq, dk, dv, { causal: this.causal, scale: 1, mask: s.call.mask, bias: s.call.bias, dbias: s.call.dbias, out, ...s.drop });
     const dxq = this.workspace('dxq', [B, Tq, this.q.inFeatures]);
     this.q.backward(this.view('dq3', dq, [B, Tq, H * D]), { dx: dxq, accumulate: false });
     const T = s.k.shape[1]!;
