@@ -4,11 +4,12 @@
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { Embedding, Linear } from '../nn/layers.js';
-import type { Parameter } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkInteger } from '../util/validate.js';
+import { checkBoolean, checkInteger } from '../util/validate.js';
+import { type BlockBackwardContext, BlockCheckpoints } from './checkpoint.js';
 import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
 import type { ArchitectureConfig, Task } from './config.js';
 
@@ -21,6 +22,13 @@ export interface ModelOptions {
   seed?: number;
   /** Standard deviation of the normal initialisation of weights (default 0.02, as Hugging Face). */
   initStd?: number;
+  /**
+   * Gradient checkpointing per transformer block (default false): the forward keeps only each
+   * block's input and the backward recomputes the block's forward, trading one more forward of
+   * the blocks for their activation memory. Loss and gradients are unchanged. Settable later
+   * through `model.checkpointing`.
+   */
+  checkpointing?: boolean;
   /** @internal Leave weights uninitialised (they are about to be loaded). */
   uninitialised?: boolean;
 }
@@ -69,6 +77,55 @@ export abstract class TransformerModel extends Container {
   abstract readonly numLabels: number;
   #targets = new Int32Array(0);
   protected last: ForwardOutput | null = null;
+  /** Gradient checkpointing per block (ModelOptions.checkpointing); takes effect at the next forward. */
+  checkpointing = false;
+  /**
+   * Called after each checkpointed block's backward, while the block's activations are alive
+   * (they are freed right after): K-FAC captures that block's layers here (`captureBlockwise`).
+   */
+  onBlockBackward: ((ctx: BlockBackwardContext) => void) | null = null;
+  readonly #ckpt = new BlockCheckpoints();
+  #blockPaths: string[] | null = null;
+
+  /** @internal Reads ModelOptions.checkpointing (called by each family's constructor). */
+  protected initCheckpointing(o: ModelOptions): void {
+    this.checkpointing = o.checkpointing === undefined ? false : checkBoolean(o.checkpointing, 'checkpointing');
+  }
+
+  /** Runs the blocks over x: plainly, or checkpointed (when enabled and not decoding with a cache). */
+  protected forwardBlocks(blocks: readonly Module[], x: Tensor, B: number, run: (i: number, x: Tensor) => Tensor, cached: boolean): Tensor {
+    if (!this.checkpointing || cached) {
+      this.#ckpt.reset();
+      let y = x;
+      for (let i = 0; i < blocks.length; i++) y = run(i, y);
+      return y;
+    }
+    return this.#ckpt.forward(blocks, x, B, run);
+  }
+
+  /** Backward through blocks n−1 … lowest (recomputing each one when the forward was checkpointed). */
+  protected backwardBlocks(blocks: readonly Module[], dOut: Tensor, lowest: number, back: (i: number, d: Tensor) => Tensor): Tensor {
+    if (!this.#ckpt.active) {
+      let d = dOut;
+      for (let i = blocks.length - 1; i >= lowest; i--) d = back(i, d);
+      return d;
+    }
+    if (this.#blockPaths === null || this.#blockPaths.length !== blocks.length) {
+      const path = new Map(this.namedModules().map(([n, m]) => [m, n]));
+      this.#blockPaths = blocks.map((b) => `${path.get(b) ?? ''}.`);
+    }
+    return this.#ckpt.backward(blocks, this.#blockPaths, dOut, lowest, back, this.onBlockBackward);
+  }
+
+  /** Bytes the checkpointed forward keeps (the block inputs and two gradient buffers); 0 when not checkpointing. */
+  get checkpointBytes(): number {
+    return this.#ckpt.nbytes;
+  }
+
+  override dispose(): void {
+    this.#ckpt.dispose();
+    super.dispose();
+  }
 
   /** Logits for a batch and, when it has labels, the loss and ∂loss/∂logits. */
   abstract forward(batch: Batch): ForwardOutput;

@@ -164,6 +164,7 @@ export class BertModel extends TransformerModel {
     this.numLabels = numLabels;
     const init = new Init(options);
     const seed = options.seed ?? 0;
+    this.initCheckpointing(options);
     const p = (this.prefix = c.modelType);
     const C = c.hiddenSize;
     this.word_embeddings = this.put(`${p}.embeddings.word_embeddings`, init.embedding(c.vocabSize, C));
@@ -216,7 +217,7 @@ export class BertModel extends TransformerModel {
     }
     let x = this.embDropout.forward(this.embLayerNorm.forward(e));
     const maskT = mask === null ? null : this.workspace('mask', [B, T]).set(mask);
-    for (const layer of this.layers) x = layer.forward(x, maskT);
+    x = this.forwardBlocks(this.layers, x, B, (i, y) => this.layers[i]!.forward(y, maskT), false);
     if (this.#rows.length !== B) this.#rows = Int32Array.from({ length: B }, (_, b) => b * T);
     else for (let b = 0; b < B; b++) this.#rows[b] = b * T;
     const first = this.#first.forward(x, this.#rows);
@@ -237,7 +238,7 @@ export class BertModel extends TransformerModel {
     const embTrainable = hasTrainable(this.word_embeddings) || hasTrainable(this.position_embeddings) || (this.token_type_embeddings !== null && hasTrainable(this.token_type_embeddings)) || hasTrainable(this.embLayerNorm);
     let lowest = embTrainable ? -1 : this.layers.length;
     if (lowest >= 0) for (let i = 0; i < this.layers.length; i++) if (hasTrainable(this.layers[i]!)) { lowest = i; break; }
-    for (let i = this.layers.length - 1; i >= Math.max(lowest, 0); i--) dx = this.layers[i]!.backward(dx);
+    dx = this.backwardBlocks(this.layers, dx, Math.max(lowest, 0), (i, d) => this.layers[i]!.backward(d));
     if (lowest < 0) {
       const de = this.embLayerNorm.backward(this.embDropout.backward(dx));
       this.word_embeddings.backward(de);

@@ -139,6 +139,7 @@ export class Gpt2Model extends TransformerModel {
     this.numLabels = numLabels;
     const init = new Init(options);
     const seed = options.seed ?? 0;
+    this.initCheckpointing(options);
     this.wte = this.put('transformer.wte', init.embedding(c.vocabSize, c.hiddenSize));
     this.wpe = this.put('transformer.wpe', init.embedding(c.maxPositions, c.hiddenSize));
     this.drop = this.put('transformer.drop', new Dropout(c.embdDropout, { seed: seed + 1000 }));
@@ -152,9 +153,9 @@ export class Gpt2Model extends TransformerModel {
     if (this.#pos.length !== B * T) this.#pos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#pos[b * T + t] = call.offset + t;
     const e = add(this.wte.forward(ids, [B, T]), this.wpe.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, this.config.hiddenSize]));
-    let x = this.drop.forward(e);
-    for (let i = 0; i < this.h.length; i++) x = this.h[i]!.forward(x, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
-    return this.ln_f.forward(x);
+    const x = this.drop.forward(e);
+    const run = (i: number, y: Tensor): Tensor => this.h[i]!.forward(y, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
+    return this.ln_f.forward(this.forwardBlocks(this.h, x, B, run, call.cache !== null));
   }
 
   #lmHead(h: Tensor): Tensor {
@@ -192,7 +193,7 @@ export class Gpt2Model extends TransformerModel {
     const embTrainable = hasTrainable(this.wte) || hasTrainable(this.wpe);
     let lowest = embTrainable ? -1 : this.h.length;
     if (lowest >= 0) for (let i = 0; i < this.h.length; i++) if (hasTrainable(this.h[i]!)) { lowest = i; break; }
-    for (let i = this.h.length - 1; i >= Math.max(lowest, 0); i--) dx = this.h[i]!.backward(dx);
+    dx = this.backwardBlocks(this.h, dx, Math.max(lowest, 0), (i, d) => this.h[i]!.backward(d));
     if (lowest < 0) {
       const de = this.drop.backward(dx);
       this.wte.backward(de);

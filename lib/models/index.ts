@@ -10,5 +10,7 @@ export { BertModel, createBert } from './bert.js';
 export { createGpt2, Gpt2Model } from './gpt2.js';
 export { createModel, LoadError, loadModel, loadWeights } from './load.js';
 export type { LoadedModel, LoadOptions, LoadReport } from './load.js';
+export { captureBlockwise } from './checkpoint.js';
+export type { BlockBackwardContext, BlockCapture } from './checkpoint.js';
 export { generate } from './generate.js';
 export type { GenerateOptions } from './generate.js';

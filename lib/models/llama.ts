@@ -149,6 +149,7 @@ export class LlamaModel extends TransformerModel {
     this.task = task;
     this.numLabels = numLabels;
     const init = new Init(options);
+    this.initCheckpointing(options);
     this.embed_tokens = this.put('model.embed_tokens', init.embedding(c.vocabSize, c.hiddenSize));
     this.layers = [];
     for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`model.layers.${i}`, new LlamaDecoderLayer(c, init, (options.seed ?? 0) + 1001 + i)));
@@ -164,12 +165,9 @@ export class LlamaModel extends TransformerModel {
   }
 
   #trunk(ids: Int32Array, B: number, T: number, call: Omit<SdpaCall, 'B' | 'T'>): Tensor {
-    let x = this.embed_tokens.forward(ids, [B, T]);
-    for (let i = 0; i < this.layers.length; i++) {
-      const layer = this.layers[i]!;
-      x = layer.forward(x, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
-    }
-    return this.norm.forward(x);
+    const x = this.embed_tokens.forward(ids, [B, T]);
+    const run = (i: number, y: Tensor): Tensor => this.layers[i]!.forward(y, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
+    return this.norm.forward(this.forwardBlocks(this.layers, x, B, run, call.cache !== null));
   }
 
   #lmHead(h: Tensor): Tensor {
@@ -210,7 +208,7 @@ export class LlamaModel extends TransformerModel {
     // Layers below the lowest one with a trainable parameter need no backward at all.
     let lowest = hasTrainable(this.embed_tokens) ? -1 : this.layers.length;
     if (lowest >= 0) for (let i = 0; i < this.layers.length; i++) if (hasTrainable(this.layers[i]!)) { lowest = i; break; }
-    for (let i = this.layers.length - 1; i >= Math.max(lowest, 0); i--) dx = this.layers[i]!.backward(dx);
+    dx = this.backwardBlocks(this.layers, dx, Math.max(lowest, 0), (i, d) => this.layers[i]!.backward(d));
     if (lowest < 0) this.embed_tokens.backward(dx);
   }
 

@@ -197,7 +197,7 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
 
 export type RunOptimizer = {
   step(ctx: { batchSize: number }): unknown;
-  capture?(ctx: { batchSize: number }): void;
+  capture?(ctx: { batchSize: number; layers?: string }): void;
   wantsLoss?(): boolean;
   observeLoss?(o: { before: number; after: number }): unknown;
   inner: AdamW | SGD | KFAC | Shampoo;
