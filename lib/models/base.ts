@@ -7,7 +7,8 @@ import { Embedding, Linear } from '../nn/layers.js';
 import type { Module, Parameter } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
-import { Tensor } from '../tensor/tensor.js';
+import { cast } from '../ops/cast.js';
+import { type Device, placement, Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkInteger } from '../util/validate.js';
 import { type BlockBackwardContext, BlockCheckpoints } from './checkpoint.js';
 import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
@@ -29,6 +30,17 @@ export interface ModelOptions {
    * through `model.checkpointing`.
    */
   checkpointing?: boolean;
+  /**
+   * Device of the weights (default 'cpu'): each weight is made there as it is created (a random
+   * one is drawn on the host, one tensor at a time, and copied across), never a whole host copy.
+   */
+  device?: Device;
+  /**
+   * Storage of the frozen base Linear weights of the blocks (default 'float32'). 'bfloat16'
+   * halves their memory and runs them on the bf16 GEMM; they are frozen (no gradient).
+   * Embeddings, norms, heads, GPT-2's Conv1D and adapters stay float32.
+   */
+  dtype?: 'float32' | 'bfloat16';
   /** @internal Leave weights uninitialised (they are about to be loaded). */
   uninitialised?: boolean;
 }
@@ -38,25 +50,63 @@ export class Init {
   #seed: number;
   readonly std: number;
   readonly empty: boolean;
+  readonly device: Device;
+  readonly linearDtype: 'float32' | 'bfloat16';
 
   constructor(o: ModelOptions) {
     this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0, 2 ** 40);
     this.std = o.initStd ?? 0.02;
     this.empty = o.uninitialised === true;
+    const p = placement({ ...(o.device === undefined ? {} : { device: o.device }), ...(o.dtype === undefined ? {} : { dtype: o.dtype }) });
+    this.device = p.device;
+    this.linearDtype = p.dtype;
   }
 
-  weight(shape: readonly number[]): Tensor {
-    return this.empty ? Tensor.empty(shape) : Tensor.randn(shape, { seed: this.#seed++, std: this.std });
+  /** A weight on the model's device: uninitialised, or normal(0, std) drawn on the host and copied across (in `dtype`). */
+  weight(shape: readonly number[], dtype: 'float32' | 'bfloat16' = 'float32'): Tensor {
+    if (this.empty) return Tensor.empty(shape, { device: this.device, dtype });
+    const t = Tensor.randn(shape, { seed: this.#seed++, std: this.std });
+    if (this.device === 'cpu' && dtype === 'float32') return t;
+    try {
+      return t.to(this.device, { dtype });
+    } finally {
+      t.dispose();
+    }
   }
 
   linear(inF: number, outF: number, bias: boolean, layout: LinearLayout = 'linear'): Linear {
-    const w = this.weight(layout === 'conv1d' ? [inF, outF] : [outF, inF]);
+    const w = this.weight(layout === 'conv1d' ? [inF, outF] : [outF, inF], layout === 'linear' ? this.linearDtype : 'float32');
     return new Linear(inF, outF, bias ? { layout, weight: w, biasInit: Tensor.zeros([outF]) } : { layout, weight: w, bias: false });
   }
 
   embedding(n: number, dim: number): Embedding {
     return new Embedding(n, dim, { weight: this.weight([n, dim]) });
   }
+}
+
+/** Heads and poolers keep float32 weights under `dtype: 'bfloat16'`. */
+export const HEAD_MODULE = /(^|\.)(lm_head|classifier|pre_classifier|score|pooler|cls)(\.|$)/;
+
+/**
+ * Under `dtype: 'bfloat16'`: the Linear weights of heads (HEAD_MODULE) become float32 again and
+ * the other bfloat16 weights are frozen (no gradient). Returns the frozen count.
+ */
+export function settleBf16Heads(model: Module): number {
+  let n = 0;
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof Linear) || m.weight.tensor.dtype !== 'bfloat16') continue;
+    if (HEAD_MODULE.test(name)) {
+      const old = m.weight.tensor;
+      m.weight.tensor = cast(old, 'float32');
+      old.dispose();
+      continue;
+    }
+    m.weight.trainable = false;
+    m.weight.grad?.dispose();
+    m.weight.grad = null;
+    n++;
+  }
+  return n;
 }
 
 export function resolveTask(o: ModelOptions, fallback: Task, allowed: readonly Task[], family: string): { task: Task; numLabels: number } {
@@ -90,6 +140,16 @@ export abstract class TransformerModel extends Container {
   /** @internal Reads ModelOptions.checkpointing (called by each family's constructor). */
   protected initCheckpointing(o: ModelOptions): void {
     this.checkpointing = o.checkpointing === undefined ? false : checkBoolean(o.checkpointing, 'checkpointing');
+  }
+
+  /**
+   * @internal The end of each family's constructor: the small tensors made on the host (norms,
+   * biases) join the weights on ModelOptions.device, and under dtype 'bfloat16' the heads go
+   * back to float32 and the bfloat16 base weights are frozen.
+   */
+  protected finishInit(init: Init): void {
+    if (init.device !== 'cpu') this.to(init.device);
+    if (init.linearDtype === 'bfloat16') settleBf16Heads(this);
   }
 
   /** Runs the blocks over x: plainly, or checkpointed (when enabled and not decoding with a cache). */

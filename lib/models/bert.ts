@@ -15,7 +15,7 @@ import { Dropout, type Embedding, GELU, LayerNorm, type Linear } from '../nn/lay
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { add, axpy } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, RowGather, SdpaCore, SmallActivation } from './common.js';
 import { type BertConfig, bertConfig, type BertConfigInit, type BertModelType, type Task } from './config.js';
@@ -188,6 +188,7 @@ export class BertModel extends TransformerModel {
     this.poolAct = new SmallActivation(p === 'distilbert' ? 'relu' : 'tanh');
     this.headDropout = this.put(p === 'roberta' ? 'classifier.dropout' : 'dropout', new Dropout(c.classifierDropout, { seed: seed + 999 }));
     this.#preDropout = new Dropout(c.classifierDropout, { seed: seed + 998 });
+    this.finishInit(init);
   }
 
   forward(batch: Batch): ForwardOutput {
@@ -250,6 +251,13 @@ export class BertModel extends TransformerModel {
   override train(on = true): this {
     super.train(on);
     this.#preDropout.train(on);
+    return this;
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    this.#first.to(device);
+    this.#preDropout.to(device);
     return this;
   }
 

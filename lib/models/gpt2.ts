@@ -12,7 +12,7 @@ import * as F from '../nn/functional.js';
 import { Dropout, type Embedding, GELU, LayerNorm, type Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { add, axpy, fill } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, KVCache, RowGather, type SdpaCall, SdpaCore } from './common.js';
 import { type Gpt2Config, gpt2Config, type Gpt2ConfigInit, type Task } from './config.js';
@@ -56,6 +56,17 @@ export class Gpt2Attention extends Container {
     this.#split[1].backward(dk, dqkv);
     this.#split[2].backward(dv, dqkv);
     return this.c_attn.backward(dqkv)!;
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    for (const g of this.#split) g.to(device);
+    return this;
+  }
+
+  override releaseWorkspaces(): void {
+    super.releaseWorkspaces();
+    for (const g of this.#split) g.releaseWorkspaces();
   }
 
   override dispose(): void {
@@ -147,6 +158,7 @@ export class Gpt2Model extends TransformerModel {
     for (let i = 0; i < c.numLayers; i++) this.h.push(this.put(`transformer.h.${i}`, new Gpt2Block(c, init, seed + 1001 + 2 * i)));
     this.ln_f = this.put('transformer.ln_f', new LayerNorm(c.hiddenSize, { eps: c.layerNormEps }));
     this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));
+    this.finishInit(init);
   }
 
   #trunk(ids: Int32Array, B: number, T: number, call: Omit<SdpaCall, 'B' | 'T'>): Tensor {
@@ -216,6 +228,12 @@ export class Gpt2Model extends TransformerModel {
     this.#fwd = null;
     this.last = null;
     return this.#lmHead(h);
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    this.#pick.to(device);
+    return this;
   }
 
   override dispose(): void {

@@ -13,7 +13,7 @@ import * as F from '../nn/functional.js';
 import { type Embedding, type Linear, RMSNorm } from '../nn/layers.js';
 import { type Module, saved } from '../nn/module.js';
 import { add, axpy } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, KVCache, RowGather, type SdpaCall, SdpaCore } from './common.js';
 import { type LlamaConfig, llamaConfig, type Task } from './config.js';
@@ -156,6 +156,7 @@ export class LlamaModel extends TransformerModel {
     this.norm = this.put('model.norm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
     this.lm_head = task === 'causal-lm' && !c.tieWordEmbeddings ? this.put('lm_head', init.linear(c.hiddenSize, c.vocabSize, false)) : null;
     this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));
+    this.finishInit(init);
   }
 
   /** [B, T] mask tensor (reused), or null when every token is real. */
@@ -229,6 +230,12 @@ export class LlamaModel extends TransformerModel {
     this.#fwd = null;
     this.last = null;
     return this.#lmHead(h);
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    this.#pick.to(device);
+    return this;
   }
 
   override dispose(): void {
