@@ -84,6 +84,17 @@ export class Init {
   }
 }
 
+/** The values of a tensor on any device (one download from a device). */
+export function hostArray(t: Tensor): Float32Array {
+  if (t.device === 'cpu' && t.dtype === 'float32') return t.toArray();
+  const h = t.to('cpu', { dtype: 'float32' });
+  try {
+    return h.toArray();
+  } finally {
+    h.dispose();
+  }
+}
+
 /** Heads and poolers keep float32 weights under `dtype: 'bfloat16'`. */
 export const HEAD_MODULE = /(^|\.)(lm_head|classifier|pre_classifier|score|pooler|cls)(\.|$)/;
 
@@ -199,7 +210,7 @@ export abstract class TransformerModel extends Container {
     this.eval();
     try {
       const out = this.forward({ ...batch, labels: null });
-      return out.logits.toArray();
+      return hostArray(out.logits);
     } finally {
       this.train(wasTraining);
     }
