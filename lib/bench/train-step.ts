@@ -70,11 +70,13 @@ export interface TrainStepReport {
   tokensPerSecond: number;
   /** Bytes: the device allocator's peak (cuda) or the host allocator's (cpu), since the process started. */
   peakMemoryBytes: number | null;
-  /** GEMM FLOPs of one step (forward, and the input gradients of the backward; frozen weights get no weight gradient). */
-  gemmFlopsPerStep: number;
+  /** FLOPs of one step (stepFlops): the linear layers' GEMMs and attention's products. */
+  flopsPerStep: { linear: number; attention: number };
   /** Share of the step in GEMM calls (linear, matmul), from a profiled round. */
   gemmShare: number | null;
+  /** (linear + attention FLOPs) / mean step time. */
   stepTflops: number;
+  /** Linear FLOPs / time in the GEMM calls of the profiled round. */
   gemmTflops: number | null;
   peakBf16Tflops: number | null;
   peakNote: string;
@@ -115,17 +117,24 @@ export function shapeConfig(o: Pick<TrainStepOptions, 'shape' | 'layers' | 'hidd
   return c;
 }
 
-/** GEMM FLOPs of one LoRA step: forward and input-gradient GEMMs of the linear layers and the head, and attention's two products each way. */
-export function gemmFlops(m: TransformerModel, B: number, T: number, r: number): number {
-  const c = m.config as unknown as { hiddenSize: number; numLayers: number; vocabSize: number; intermediateSize: number; numHeads: number; family: string };
+/**
+ * FLOPs of one LoRA step, from the shape: `linear` — the forward and input-gradient GEMMs of the
+ * blocks' linear layers and the LM head (2·tokens·weights each way; frozen weights get no weight
+ * gradient) and the adapters' (≈ r·(din + dout) per adapted layer, three GEMMs each way);
+ * `attention` — QKᵀ and PV forward (full square, no causal halving) and twice that backward.
+ */
+export function stepFlops(m: TransformerModel, B: number, T: number, r: number): { linear: number; attention: number } {
+  const c = m.config as unknown as { hiddenSize: number; numLayers: number; vocabSize: number; family: string };
   const tok = B * T;
-  let linear = 0;
-  for (const p of m.parameters()) if (p.tensor.rank === 2 && /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|query|key|value|dense|lin1|lin2)\.weight$/.test(p.name)) linear += p.tensor.size;
-  const lora = linear > 0 ? (r * 2 * linear) / Math.max(1, c.hiddenSize) : 0; // ≈ r·(din + dout) per adapted layer
+  let weights = 0;
+  let adapted = 0;
+  for (const p of m.parameters()) {
+    if (p.tensor.rank !== 2 || !/\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|query|key|value|dense|lin1|lin2|q_lin|k_lin|v_lin|out_lin)\.weight$/.test(p.name)) continue;
+    weights += p.tensor.size;
+    adapted += r * (p.tensor.shape[0]! + p.tensor.shape[1]!);
+  }
   const head = c.family === 'bert' ? 0 : c.vocabSize * c.hiddenSize;
-  const attn = 4 * B * T * T * c.hiddenSize * c.numLayers; // QKᵀ and PV, full square (no causal halving)
-  // forward 2·tok·W, backward input gradient 2·tok·W (frozen W); LoRA adds the weight gradients too
-  return 4 * tok * (linear + head) + 6 * tok * lora + 3 * attn;
+  return { linear: 4 * tok * (weights + head) + 6 * tok * adapted, attention: 3 * 4 * B * T * T * c.hiddenSize * c.numLayers };
 }
 
 /** Times a square bf16 GEMM on the device: cuda matmul with bf16 operands (cuBLAS, f32 accumulate), cpu the bf16 linear kernel. */
@@ -233,9 +242,10 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     o.progress('timing the bf16 GEMM peak');
     const peak = measurePeak(o.device, o.peakSize);
     if (peak.tflops === null) notMeasured.push(`peakBf16Tflops: ${peak.note}`);
-    const flops = gemmFlops(model, B, T, 16);
+    const flops = stepFlops(model, B, T, 16);
     const stepMean = mean(main.ms);
-    const gemmTflops = gemmShare ? flops / (gemmShare * mean(pr.ms) * 1e-3) / 1e12 : null;
+    // the GEMM family of the profile is the linear layers' calls (attention is its own family)
+    const gemmTflops = gemmShare ? flops.linear / (gemmShare * mean(pr.ms) * 1e-3) / 1e12 : null;
     const info = cudaNs.deviceInfo();
     const report: TrainStepReport = {
       shape: o.shape,
@@ -252,9 +262,9 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       stepMs: { median: median(main.ms), mean: stepMean, min: Math.min(...main.ms) },
       tokensPerSecond: (B * T * 1000) / median(main.ms),
       peakMemoryBytes: peakMem,
-      gemmFlopsPerStep: flops,
+      flopsPerStep: flops,
       gemmShare,
-      stepTflops: flops / (stepMean * 1e-3) / 1e12,
+      stepTflops: (flops.linear + flops.attention) / (stepMean * 1e-3) / 1e12,
       gemmTflops,
       peakBf16Tflops: peak.tflops,
       peakNote: peak.note,

@@ -25,8 +25,13 @@ describe('bench train-step', () => {
     expect(j.config).toMatchObject({ num_hidden_layers: 2, hidden_size: 64, num_attention_heads: 1, num_key_value_heads: 1, vocab_size: 256 });
     expect(j).toMatchObject({ device: 'cpu', optimizer: 'kfac', dtype: 'bfloat16', checkpointing: true, batch: 2, seq: 16, peer: null });
     expect(j.stepMs.median).toBeGreaterThan(0);
-    for (const k of ['tokensPerSecond', 'stepTflops', 'gemmTflops', 'peakBf16Tflops', 'kfacOverAdamw', 'adamwStepMs', 'peakMemoryBytes', 'gemmFlopsPerStep', 'lastLoss'])
+    for (const k of ['tokensPerSecond', 'stepTflops', 'gemmTflops', 'peakBf16Tflops', 'kfacOverAdamw', 'adamwStepMs', 'peakMemoryBytes', 'lastLoss'])
       expect(Number.isFinite(j[k]) && (j[k] as number) > 0, `${k}: ${String(j[k])}`).toBe(true);
+    const f = j['flopsPerStep'] as { linear: number; attention: number };
+    // linear: 4·tokens·(blocks' weights + LM head) + 6·tokens·r·(din + dout) per adapted layer; attention: 12·B·T²·C·layers
+    const blockW = 2 * (4 * 64 * 64 + 3 * 64 * 176);
+    expect(f.linear).toBe(4 * 32 * (blockW + 256 * 64) + 6 * 32 * 2 * 16 * (4 * 128 + 3 * 240));
+    expect(f.attention).toBe(12 * 2 * 16 * 16 * 64 * 2);
     expect(j['gemmShare'] as number).toBeGreaterThan(0);
     expect(j['gemmShare'] as number).toBeLessThanOrEqual(1);
     // LoRA r = 16 on the 7 linear layers of each of the 2 blocks

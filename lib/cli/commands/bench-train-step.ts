@@ -115,9 +115,9 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     ['step ms (median / mean / min)', `${r.stepMs.median.toFixed(1)} / ${r.stepMs.mean.toFixed(1)} / ${r.stepMs.min.toFixed(1)}`],
     ['tokens/s', r.tokensPerSecond.toFixed(0)],
     ['peak memory', gib(r.peakMemoryBytes)],
-    ['GEMM share of the step', r.gemmShare === null ? 'not measured' : `${(100 * r.gemmShare).toFixed(1)} %`],
-    ['step TFLOP/s (GEMM FLOPs / step time)', fmt(r.stepTflops, 3)],
-    ['GEMM TFLOP/s (in GEMM calls)', fmt(r.gemmTflops, 3)],
+    ['GEMM share of the step (linear layers)', r.gemmShare === null ? 'not measured' : `${(100 * r.gemmShare).toFixed(1)} %`],
+    ['step TFLOP/s (linear + attention FLOPs / step time)', fmt(r.stepTflops, 3)],
+    ['GEMM TFLOP/s (linear FLOPs / time in GEMM calls)', fmt(r.gemmTflops, 3)],
     ['bf16 GEMM peak TFLOP/s', `${fmt(r.peakBf16Tflops, 3)} (${r.peakNote})`],
     ['K-FAC / AdamW step (means)', r.kfacOverAdamw === null ? 'not measured' : `${r.kfacOverAdamw.toFixed(3)} (AdamW ${r.adamwStepMs!.toFixed(1)} ms)`],
     [
