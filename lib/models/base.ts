@@ -79,6 +79,12 @@ export class Init {
     return new Linear(inF, outF, bias ? { layout, weight: w, biasInit: Tensor.zeros([outF]) } : { layout, weight: w, bias: false });
   }
 
+  /** A head's Linear (LM head, classifier, pooler): float32 under any dtype. */
+  head(inF: number, outF: number, bias: boolean): Linear {
+    const w = this.weight([outF, inF]);
+    return new Linear(inF, outF, bias ? { weight: w, biasInit: Tensor.zeros([outF]) } : { weight: w, bias: false });
+  }
+
   embedding(n: number, dim: number): Embedding {
     return new Embedding(n, dim, { weight: this.weight([n, dim]) });
   }

@@ -176,14 +176,14 @@ export class BertModel extends TransformerModel {
     const layerPath = p === 'distilbert' ? 'distilbert.transformer.layer' : `${p}.encoder.layer`;
     for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`${layerPath}.${i}`, new BertLayer(c, init, seed + 1001 + 2 * i)));
     if (p === 'bert') {
-      this.poolDense = this.put('bert.pooler.dense', init.linear(C, C, true));
-      this.classifier = this.put('classifier', init.linear(C, numLabels, true));
+      this.poolDense = this.put('bert.pooler.dense', init.head(C, C, true));
+      this.classifier = this.put('classifier', init.head(C, numLabels, true));
     } else if (p === 'roberta') {
-      this.poolDense = this.put('classifier.dense', init.linear(C, C, true));
-      this.classifier = this.put('classifier.out_proj', init.linear(C, numLabels, true));
+      this.poolDense = this.put('classifier.dense', init.head(C, C, true));
+      this.classifier = this.put('classifier.out_proj', init.head(C, numLabels, true));
     } else {
-      this.poolDense = this.put('pre_classifier', init.linear(C, C, true));
-      this.classifier = this.put('classifier', init.linear(C, numLabels, true));
+      this.poolDense = this.put('pre_classifier', init.head(C, C, true));
+      this.classifier = this.put('classifier', init.head(C, numLabels, true));
     }
     this.poolAct = new SmallActivation(p === 'distilbert' ? 'relu' : 'tanh');
     this.headDropout = this.put(p === 'roberta' ? 'classifier.dropout' : 'dropout', new Dropout(c.classifierDropout, { seed: seed + 999 }));

@@ -157,7 +157,7 @@ export class Gpt2Model extends TransformerModel {
     this.h = [];
     for (let i = 0; i < c.numLayers; i++) this.h.push(this.put(`transformer.h.${i}`, new Gpt2Block(c, init, seed + 1001 + 2 * i)));
     this.ln_f = this.put('transformer.ln_f', new LayerNorm(c.hiddenSize, { eps: c.layerNormEps }));
-    this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));
+    this.score = task === 'causal-lm' ? null : this.put('score', init.head(c.hiddenSize, numLabels, false));
     this.finishInit(init);
   }
 

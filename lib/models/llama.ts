@@ -154,8 +154,8 @@ export class LlamaModel extends TransformerModel {
     this.layers = [];
     for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`model.layers.${i}`, new LlamaDecoderLayer(c, init, (options.seed ?? 0) + 1001 + i)));
     this.norm = this.put('model.norm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
-    this.lm_head = task === 'causal-lm' && !c.tieWordEmbeddings ? this.put('lm_head', init.linear(c.hiddenSize, c.vocabSize, false)) : null;
-    this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));
+    this.lm_head = task === 'causal-lm' && !c.tieWordEmbeddings ? this.put('lm_head', init.head(c.hiddenSize, c.vocabSize, false)) : null;
+    this.score = task === 'causal-lm' ? null : this.put('score', init.head(c.hiddenSize, numLabels, false));
     this.finishInit(init);
   }
 
