@@ -18,15 +18,17 @@ import { afterAll, describe, expect, test } from 'vitest';
 
 import { DTypeError, OutOfMemoryError } from '../../lib/errors.js';
 import { saveSafetensors } from '../../lib/io/safetensors.js';
-import { checkDeviceFits, createLlama, loadModel, OOM_HINT } from '../../lib/models/index.js';
+import { checkDeviceFits, createLlama, loadModel, OOM_HINT, withOomContext } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
+import { sharedData, skipNote } from '../support/shared-data.js';
 import { ROOT } from '../support/tiny-cli.js';
 import { enableLoopback, gpuStatus } from './parity.mjs';
 
 const gpu = gpuStatus();
 if (!gpu.ok) enableLoopback();
 const loop = !gpu.ok;
+const STORIES = sharedData('llama2c/stories260K.bin');
 const FIX = join(ROOT, 'test', 'fixtures', 'models');
 const tmp = mkdtempSync(join(tmpdir(), 'kfac-load-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -77,6 +79,15 @@ describe('loadModel to the device', () => {
       for (const p of dev.parameters()) expect(p.tensor.device, p.name).toBe('cuda');
       if (name === 'gpt2-lm') expect(logits(dev)).toEqual(logits(cpu));
     }
+  });
+
+  test.skipIf(!STORIES)(`a llama2.c checkpoint (stories260K) loads to the device with the CPU's logits${skipNote(STORIES, 'llama2c/stories260K.bin')}`, () => {
+    using cpu = loadModel(STORIES!);
+    using dev = loadModel(STORIES!, { device: 'cuda' });
+    for (const p of dev.parameters()) expect(p.tensor.device, p.name).toBe('cuda');
+    const b = { inputIds: Int32Array.from({ length: 16 }, (_, i) => (i * 37 + 1) % 512), shape: [2, 8] as [number, number] };
+    const l = (m: typeof cpu) => hostValues(m.forward(b).logits);
+    expect(l(dev)).toEqual(l(cpu));
   });
 
   test.skipIf(!loop)('peak host bytes of a load: a few tensors, never the model (fresh process)', () => {
@@ -160,6 +171,18 @@ describe('loadModel to the device: bad input', () => {
     expect(e!.message).toContain(`${2 ** 30} bytes (1024.0 MiB) of 81920.0 MiB are free`);
     expect(e!.hint).toBe(OOM_HINT);
     expect(OOM_HINT).toMatch(/smaller batch.*--gradient-checkpointing.*--dtype bfloat16/);
+  });
+
+  test('an allocation failing mid-run is rethrown naming what was being done, with the hint', () => {
+    const native = new OutOfMemoryError('CUDA out of memory in cudaMalloc of 1073741824 bytes (512 MiB free)', { argument: 'bytes' });
+    const e = withOomContext('training', native) as OutOfMemoryError;
+    expect(e).toBeInstanceOf(OutOfMemoryError);
+    expect(e.message).toMatch(/^training: CUDA out of memory in cudaMalloc of 1073741824 bytes \(512 MiB free\)/);
+    expect(e.hint).toBe(OOM_HINT);
+    expect(e.cause).toBe(native);
+    expect(withOomContext('training', e)).toBe(e); // not wrapped twice
+    const other = new DTypeError('x');
+    expect(withOomContext('training', other)).toBe(other);
   });
 
   test('createLlama on the device: random weights drawn on the host one at a time, equal to the CPU model', () => {
