@@ -124,6 +124,17 @@ export class BertLayer extends Container {
     return dx;
   }
 
+  override to(device: Device): this {
+    super.to(device);
+    this.act.to(device);
+    return this;
+  }
+
+  override releaseWorkspaces(): void {
+    super.releaseWorkspaces();
+    this.act.releaseWorkspaces();
+  }
+
   override dispose(): void {
     this.act.dispose();
     super.dispose();

@@ -78,6 +78,11 @@ describe('loadModel to the device', () => {
       using dev = loadModel(join(FIX, name), { device: 'cuda', dtype: 'bfloat16' });
       for (const p of dev.parameters()) expect(p.tensor.device, p.name).toBe('cuda');
       if (name === 'gpt2-lm') expect(logits(dev)).toEqual(logits(cpu));
+      else {
+        // the encoder runs on the device up to the pooler, whose tanh is computed in JS over host arrays (docs/OPS.md)
+        const ids = Int32Array.from({ length: 14 }, (_, i) => (i * 7 + 3) % dev.config.vocabSize);
+        expect(() => dev.forward({ inputIds: ids, shape: [2, 7] })).toThrow(/expected a cpu tensor/);
+      }
     }
   });
 
