@@ -14,7 +14,7 @@ import { writeFilesAtomic } from '../util/atomic.js';
 import { BEST, CHECKPOINTS, dropoutState, INTERRUPTED, newestCheckpoint, restoreDropoutState } from './checkpoints.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import type { NewtonClip } from '../kfac/options.js';
-import { loadModel, type TransformerModel } from '../models/index.js';
+import { captureBlockwise, type DeviceRequest, loadModel, type TransformerModel, withOomContext } from '../models/index.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
@@ -119,6 +119,12 @@ export interface RunConfig {
   seed: number;
   /** Label used in logs and reports. */
   name: string;
+  /** Where the model, adapters, optimizer state and batches live (default 'cpu'; 'auto': the GPU when usable). */
+  device?: DeviceRequest;
+  /** Storage of the frozen base Linear weights (default 'float32'; LoadOptions.dtype). */
+  dtype?: 'float32' | 'bfloat16';
+  /** Gradient checkpointing per transformer block (K-FAC captures each block during the backward). */
+  gradientCheckpointing?: boolean;
 }
 
 export const DEFAULTS = {
@@ -181,10 +187,19 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
   return r;
 }
 
+/** loadModel's placement options of a run: device, storage dtype, gradient checkpointing. */
+export function placementOf(c: Pick<RunConfig, 'device' | 'dtype' | 'gradientCheckpointing'>): { device?: DeviceRequest; dtype?: 'float32' | 'bfloat16'; checkpointing?: boolean } {
+  return { ...(c.device ? { device: c.device } : {}), ...(c.dtype ? { dtype: c.dtype } : {}), ...(c.gradientCheckpointing ? { checkpointing: true } : {}) };
+}
+
 export function buildModel(p: PreparedRun): TransformerModel {
   const c = p.config;
   const d = p.data;
-  const model = d.kind === 'causal-lm' ? loadModel(c.model, { task: 'causal-lm' }) : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed });
+  const place = placementOf(c);
+  const model =
+    d.kind === 'causal-lm'
+      ? loadModel(c.model, { task: 'causal-lm', ...place })
+      : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed, ...place });
   if (model.config.vocabSize < p.codec.vocabSize) throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
   const family = model.config.family;
   const names = new Set(model.namedModules().map(([n]) => n.slice(n.lastIndexOf('.') + 1)));
@@ -226,7 +241,7 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
 
 export type RunOptimizer = {
   step(ctx: { batchSize: number }): unknown;
-  capture?(ctx: { batchSize: number }): void;
+  capture?(ctx: { batchSize: number; layers?: string }): void;
   wantsLoss?(): boolean;
   observeLoss?(o: { before: number; after: number }): unknown;
   inner: AdamW | SGD | KFAC | Shampoo;
@@ -338,6 +353,8 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     const totalSteps = c.steps ?? perEpoch * c.epochs;
     const epochs = c.steps ? Math.max(c.epochs, Math.ceil(c.steps / perEpoch)) : c.epochs;
     const opt = buildOptimizer(c, model, totalSteps);
+    // a checkpointed model frees each block's activations after its backward: K-FAC reads them first
+    if (model.checkpointing) captureBlockwise(model, opt);
     const { monitor, mode } = monitorOf(p.data);
     let resume: TrainerState | undefined;
     const interruptDir = join(outDir, INTERRUPTED);
@@ -385,7 +402,12 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
       handleSigint: hooks.handleSigint ?? true,
       ...(resume ? { resume } : {}),
     });
-    const fit = await trainer.fit();
+    let fit: FitResult;
+    try {
+      fit = await trainer.fit();
+    } catch (e) {
+      throw withOomContext('training', e);
+    }
     if (!fit.interrupted) saveMethod(join(outDir, 'adapter'));
     const result: RunResult = { name: c.name, config: c, fit, totalSteps, monitor, mode, outDir };
     writeJsonAtomic(join(outDir, 'run.json'), runSummary(result));

@@ -12,6 +12,7 @@ import { readJsonFile } from '../../io/safetensors.js';
 import type { ArchitectureConfig } from '../../models/config.js';
 import { generate } from '../../models/generate.js';
 import { loadModel } from '../../models/index.js';
+import { cliDevice } from '../device.js';
 import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
 import { openTextCodec } from '../../train/text.js';
@@ -33,12 +34,14 @@ options:
   --temperature T        0 (greedy, default) or a softmax temperature above 0 for sampling
   --top-p P              nucleus sampling: keep the likeliest tokens up to mass P, in (0, 1] (default 1)
   --seed S               seed of the sampler (default 0)
+  --device D             cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason)
+  --dtype T              storage of the frozen base weights: float32 (default) | bfloat16
   --threads N            CPU threads
   --json                 print {prompt, promptIds, ids, text} as JSON instead of streaming
 `;
 
 const FLAGS = {
-  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', threads: 'int', json: 'boolean',
+  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
 } as const;
 
 function number(flag: string, raw: string | undefined, ok: (v: number) => boolean, what: string): number | undefined {
@@ -105,7 +108,10 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
 
   if (existsSync(modelPath) && statSync(modelPath).isFile() && !modelPath.endsWith('.bin'))
     throw new FileError(modelPath, 'not a model: expected a Hugging Face model folder (config.json + model.safetensors) or a llama2.c .bin checkpoint');
-  const model = loadModel(modelPath);
+  const dtype = flags['dtype'] as string | undefined;
+  if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 | bfloat16, got ${JSON.stringify(dtype)}`);
+  const device = cliDevice(flags['device']);
+  const model = loadModel(modelPath, { device, ...(dtype ? { dtype } : {}) });
   try {
     if (model.task !== 'causal-lm')
       throw new UsageError(`--model ${modelPath}: a ${model.config.modelType} model for ${model.task} cannot generate text (it has no language-model head); use a causal LM`);
