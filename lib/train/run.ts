@@ -150,6 +150,9 @@ export interface PreparedRun {
 /** Opens the tokenizer and data (no model weights yet, nothing written); throws typed errors on bad input. */
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
   if (config.newtonClip !== undefined && config.optimizer !== 'kfac' && !(config.newtonClip === 'off' && (config.optimizer === 'shampoo' || config.optimizer === 'soap'))) throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
+  const second = config.optimizer === 'shampoo' || config.optimizer === 'soap';
+  if (config.newtonClipMode !== undefined && config.optimizer !== 'kfac' && !second) throw new ConfigError(`--newton-clip-mode needs --optimizer kfac, shampoo or soap (got ${config.optimizer}): ${config.optimizer} has no Newton-step clip`, { argument: 'newtonClipMode' });
+  if (config.newtonClipMode === 'global' && second) throw new ConfigError(`--newton-clip-mode global: ${config.optimizer} clips per tensor only`, { argument: 'newtonClipMode' });
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
   if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
     throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
