@@ -168,6 +168,7 @@ describe('bad arguments: a clear message, a non-zero exit, nothing written', () 
     ['norm clip with shampoo', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'shampoo', '--newton-clip', '1'], /--newton-clip applies to --optimizer kfac only/],
     ['global clip mode with soap', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'soap', '--newton-clip-mode', 'global'], /newton-clip-mode global: soap clips per tensor only/],
     ['clip mode without a Newton step', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'adamw', '--newton-clip-mode', 'per-tensor'], /--newton-clip-mode needs --optimizer kfac, shampoo or soap/],
+    ['fisher clip without its bound', ['train', '--model', 'M', '--data', 'D', '--newton-clip-mode', 'fisher'], /--newton-clip-mode fisher needs --newton-clip C/],
     ['unknown optimizer', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'lbfgs'], /adamw \| kfac \| sgd/],
     ['other PEFT method', ['train', '--model', 'M', '--data', 'D', '--peft', 'prefix'], /--peft: expected lora \| ia3 \| bitfit/],
     ['missing model path', ['train', '--model', 'nope', '--data', 'D'], /no such file or folder/],
