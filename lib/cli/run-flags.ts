@@ -58,7 +58,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
   'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)" },
   'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})` },
-  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global or per-tensor (default: per-tensor for the trust ratio, global for --newton-clip N)' },
+  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor', 'fisher'] }, help: 'global, per-tensor or fisher (default: per-tensor for the trust ratio, global for --newton-clip N; fisher: --newton-clip is the bound c)' },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
   steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
   epochs: { key: 'epochs', kind: int(1), help: 'epochs when --steps is not given (default 1)' },

@@ -105,8 +105,11 @@ export interface RunConfig {
   adaptiveDamping: 'on' | 'off';
   /** κ of the default trust-ratio Newton clip (K-FAC only). */
   trustRatio: number;
-  /** Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold. */
-  newtonClipMode?: 'global' | 'per-tensor';
+  /**
+   * Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold; 'fisher'
+   * (kfac-pytorch's kl_clip) takes `newtonClip` as its bound c.
+   */
+  newtonClipMode?: 'global' | 'per-tensor' | 'fisher';
   /** Gradient clipping by global norm (any optimizer; for K-FAC it clips before preconditioning). */
   gradClip?: number;
   steps?: number;
@@ -173,6 +176,10 @@ export interface PreparedRun {
 /** Opens the tokenizer and data (no model weights yet, nothing written); throws typed errors on bad input. */
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
   if (config.newtonClip !== undefined && config.optimizer !== 'kfac' && !(config.newtonClip === 'off' && (config.optimizer === 'shampoo' || config.optimizer === 'soap'))) throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
+  const second = config.optimizer === 'shampoo' || config.optimizer === 'soap';
+  if (config.newtonClipMode !== undefined && config.optimizer !== 'kfac' && !second) throw new ConfigError(`--newton-clip-mode needs --optimizer kfac, shampoo or soap (got ${config.optimizer}): ${config.optimizer} has no Newton-step clip`, { argument: 'newtonClipMode' });
+  if (config.newtonClipMode !== undefined && config.newtonClipMode !== 'per-tensor' && second) throw new ConfigError(`--newton-clip-mode ${config.newtonClipMode}: ${config.optimizer} clips per tensor only`, { argument: 'newtonClipMode' });
+  if (config.optimizer === 'kfac') kfacNewtonClip(config); // a Fisher mode without its bound fails here, before anything is written
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
   if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
     throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
@@ -249,6 +256,10 @@ export type RunOptimizer = {
 
 /** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
 export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode' | 'trustRatio'>): NewtonClip | null {
+  if (c.newtonClipMode === 'fisher') {
+    if (typeof c.newtonClip !== 'number') throw new ConfigError('--newton-clip-mode fisher needs --newton-clip C (the bound c of the Fisher clip)', { argument: 'newtonClip' });
+    return { mode: 'fisher', c: c.newtonClip };
+  }
   if (c.newtonClip === 'off') return null;
   if (c.newtonClip !== undefined) return { mode: c.newtonClipMode ?? 'global', maxNorm: c.newtonClip };
   return { mode: c.newtonClipMode ?? 'per-tensor', trustRatio: c.trustRatio };
