@@ -12,7 +12,8 @@ type Kind =
   | { t: 'int'; min: number }
   | { t: 'enum'; values: readonly string[] }
   | { t: 'list' }
-  | { t: 'number-or-off'; min: number; max: number };
+  | { t: 'number-or-off'; min: number; max: number }
+  | { t: 'flag' };
 
 interface Spec {
   key: keyof RunConfig;
@@ -57,7 +58,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
   'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)" },
   'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})` },
-  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor'] }, help: 'global or per-tensor (default: per-tensor for the trust ratio, global for --newton-clip N)' },
+  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor', 'fisher'] }, help: 'global, per-tensor or fisher (default: per-tensor for the trust ratio, global for --newton-clip N; fisher: --newton-clip is the bound c)' },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
   steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
   epochs: { key: 'epochs', kind: int(1), help: 'epochs when --steps is not given (default 1)' },
@@ -68,6 +69,9 @@ export const RUN_FLAGS: Record<string, Spec> = {
   patience: { key: 'patience', kind: int(1), help: 'early stopping after N evaluations without improvement' },
   seed: { key: 'seed', kind: int(0), help: 'seed of the head, LoRA init and data order (default 0)' },
   name: { key: 'name', kind: { t: 'string' }, help: 'label of the run in logs and reports' },
+  device: { key: 'device', kind: { t: 'enum', values: ['cpu', 'cuda', 'auto'] }, help: 'cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason printed)' },
+  dtype: { key: 'dtype', kind: { t: 'enum', values: ['float32', 'bfloat16'] }, help: 'storage of the frozen base weights (default float32; bfloat16 halves their memory)' },
+  'gradient-checkpointing': { key: 'gradientCheckpointing', kind: { t: 'flag' }, help: 'recompute each block in the backward instead of keeping its activations (in --runs: =on|off)' },
 };
 
 /** Parses one value of a run option; throws UsageError naming the flag. */
@@ -81,6 +85,8 @@ export function parseRunValue(flag: string, raw: string): unknown {
   switch (k.t) {
     case 'string':
       return raw;
+    case 'flag':
+      return raw === 'on' || raw === 'true' ? true : raw === 'off' || raw === 'false' ? false : bad('on | off');
     case 'list':
       return raw === 'all-linear' ? 'all-linear' : raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0 || bad('comma-separated names'));
     case 'enum':
@@ -105,15 +111,18 @@ export function parseRunValue(flag: string, raw: string): unknown {
   }
 }
 
-/** Flag kinds for parseArgs: every run option takes a string value. */
-export function runFlagKinds(): Record<string, 'string'> {
-  return Object.fromEntries(Object.keys(RUN_FLAGS).map((f) => [f, 'string' as const]));
+/** Flag kinds for parseArgs: every run option takes a string value, except the on/off flags. */
+export function runFlagKinds(): Record<string, 'string' | 'boolean'> {
+  return Object.fromEntries(Object.entries(RUN_FLAGS).map(([f, s]) => [f, s.kind.t === 'flag' ? ('boolean' as const) : ('string' as const)]));
 }
 
 /** RunConfig fields from parsed string flags (only those given). */
 export function runOverrides(flags: Record<string, unknown>): Partial<RunConfig> {
   const out: Record<string, unknown> = {};
-  for (const [f, v] of Object.entries(flags)) if (RUN_FLAGS[f] && typeof v === 'string') out[RUN_FLAGS[f].key] = parseRunValue(f, v);
+  for (const [f, v] of Object.entries(flags)) {
+    if (RUN_FLAGS[f] && typeof v === 'string') out[RUN_FLAGS[f].key] = parseRunValue(f, v);
+    else if (RUN_FLAGS[f]?.kind.t === 'flag' && v === true) out[RUN_FLAGS[f].key] = true;
+  }
   return out as Partial<RunConfig>;
 }
 

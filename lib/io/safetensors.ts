@@ -443,7 +443,13 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, WritableTensor
     let data: Float32Array;
     let shape: readonly number[];
     if (t instanceof Tensor) {
-      data = t.toArray();
+      if (t.device === 'cpu') data = t.toArray();
+      else {
+        // a device tensor is written from one download of its values
+        const h = t.to('cpu', { dtype: 'float32' });
+        data = h.toArray();
+        h.dispose();
+      }
       shape = t.shape;
     } else if (isObject(t) && t['data'] instanceof Float32Array) {
       data = t.data;

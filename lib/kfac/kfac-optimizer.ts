@@ -98,7 +98,7 @@ export class KFAC {
   }
 
   /** Pushes the statistics of the micro-batch just back-propagated (see KfacPreconditioner.capture). */
-  capture(ctx: { batchSize: number }): void {
+  capture(ctx: { batchSize: number; layers?: string }): void {
     this.preconditioner.capture(ctx);
   }
 

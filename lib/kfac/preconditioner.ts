@@ -45,6 +45,12 @@ export interface StepContext {
 export interface CaptureContext {
   /** Examples in this micro-batch, over which its loss was averaged. */
   batchSize: number;
+  /**
+   * Capture only the layers whose name starts with this prefix (one checkpointed block, while
+   * its activations are alive), without ending the micro-batch; the call without it captures
+   * the layers not captured yet and ends the micro-batch.
+   */
+  layers?: string;
 }
 
 /** The floor of ‖θ‖ in the trust-ratio clip, per element (docs/KFAC.md#default-threshold). */
@@ -83,6 +89,9 @@ export class KfacPreconditioner {
   #blocks: LayerBlock[] = [];
   /** Micro-batches captured since the last step. */
   #captures = 0;
+  /** Blocks (and A factors) captured by partial captures of the micro-batch in progress. */
+  readonly #partial = new Set<LayerBlock>();
+  readonly #partialA = new Set<KFactor>();
 
   constructor(layers: readonly KfacLayer[], options: KfacPreconditionerOptions = {}) {
     if (!Array.isArray(layers) || layers.length === 0) invalidArgument('layers', 'a non-empty array of K-FAC layers', describe(layers));
@@ -163,6 +172,8 @@ export class KfacPreconditioner {
     const c = checkOptions(ctx, 'context');
     const N = c['batchSize'];
     if (typeof N !== 'number' || !Number.isInteger(N) || N < 1) invalidArgument('batchSize', 'a positive integer', describe(N));
+    const only = c['layers'];
+    if (only !== undefined && typeof only !== 'string') invalidArgument('layers', 'a layer name prefix', describe(only));
     if (!this.#factorsDue(this.stepCount)) return;
     const micro = this.#captures;
     const read = (b: LayerBlock, what: 'input' | 'outputGrad'): Tensor => {
@@ -178,6 +189,8 @@ export class KfacPreconditioner {
       for (const f of this.#factors.values()) f.discard();
       for (const x of this.#blocks) x.discardRows();
       this.#captures = 0;
+      this.#partial.clear();
+      this.#partialA.clear();
       throw new ConfigError(
         `K-FAC layer ${b.layer.name} captured nothing in micro-batch ${micro + 1} of step ${this.stepCount} (${what === 'input' ? 'its input' : 'its output gradient'}: ${why}); every tracked layer must take part in every forward and backward`,
         { argument: `layers.${b.layer.name}` },
@@ -185,9 +198,11 @@ export class KfacPreconditioner {
     };
     // G's weight and denominator (docs/KFAC.md#factors): the per-example gradient is N·g for a mean-reduced loss
     const gw = this.lossReduction === 'mean' ? N * N : 1;
-    const doneA = new Set<KFactor>();
+    const doneA = this.#partialA;
     const rows = (x: Tensor) => x.size / Math.max(1, x.shape[x.rank - 1] ?? 1);
     for (const b of this.#blocks) {
+      if (this.#partial.has(b) || (only !== undefined && !b.layer.name.startsWith(only))) continue;
+      if (only !== undefined) this.#partial.add(b);
       if (!doneA.has(b.a)) {
         doneA.add(b.a);
         const x = read(b, 'input');
@@ -199,6 +214,9 @@ export class KfacPreconditioner {
       b.g.capture(g, gw, dG);
       if (b.capturesRows) b.captureRows(read(b, 'input'), g, gw, dG);
     }
+    if (only !== undefined) return;
+    this.#partial.clear();
+    this.#partialA.clear();
     this.#captures += 1;
   }
 
@@ -263,6 +281,8 @@ export class KfacPreconditioner {
       tel.factorsUpdated = true;
     }
     this.#captures = 0;
+    this.#partial.clear();
+    this.#partialA.clear();
     tel.timings.factorsMs = ms(t0);
 
     // 3. Decompositions / inverses.
@@ -406,6 +426,8 @@ export class KfacPreconditioner {
     this.#preconditionedSteps = m['preconditionedSteps'] as number;
     this.#clippedSteps = m['clippedSteps'] as number;
     this.#captures = 0;
+    this.#partial.clear();
+    this.#partialA.clear();
   }
 
   dispose(): void {

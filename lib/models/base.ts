@@ -4,11 +4,13 @@
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { Embedding, Linear } from '../nn/layers.js';
-import type { Parameter } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
-import { Tensor } from '../tensor/tensor.js';
-import { checkInteger } from '../util/validate.js';
+import { cast } from '../ops/cast.js';
+import { type Device, placement, Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkInteger } from '../util/validate.js';
+import { type BlockBackwardContext, BlockCheckpoints } from './checkpoint.js';
 import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
 import type { ArchitectureConfig, Task } from './config.js';
 
@@ -21,6 +23,24 @@ export interface ModelOptions {
   seed?: number;
   /** Standard deviation of the normal initialisation of weights (default 0.02, as Hugging Face). */
   initStd?: number;
+  /**
+   * Gradient checkpointing per transformer block (default false): the forward keeps only each
+   * block's input and the backward recomputes the block's forward, trading one more forward of
+   * the blocks for their activation memory. Loss and gradients are unchanged. Settable later
+   * through `model.checkpointing`.
+   */
+  checkpointing?: boolean;
+  /**
+   * Device of the weights (default 'cpu'): each weight is made there as it is created (a random
+   * one is drawn on the host, one tensor at a time, and copied across), never a whole host copy.
+   */
+  device?: Device;
+  /**
+   * Storage of the frozen base Linear weights of the blocks (default 'float32'). 'bfloat16'
+   * halves their memory and runs them on the bf16 GEMM; they are frozen (no gradient).
+   * Embeddings, norms, heads, GPT-2's Conv1D and adapters stay float32.
+   */
+  dtype?: 'float32' | 'bfloat16';
   /** @internal Leave weights uninitialised (they are about to be loaded). */
   uninitialised?: boolean;
 }
@@ -30,25 +50,80 @@ export class Init {
   #seed: number;
   readonly std: number;
   readonly empty: boolean;
+  readonly device: Device;
+  readonly linearDtype: 'float32' | 'bfloat16';
 
   constructor(o: ModelOptions) {
     this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0, 2 ** 40);
     this.std = o.initStd ?? 0.02;
     this.empty = o.uninitialised === true;
+    const p = placement({ ...(o.device === undefined ? {} : { device: o.device }), ...(o.dtype === undefined ? {} : { dtype: o.dtype }) });
+    this.device = p.device;
+    this.linearDtype = p.dtype;
   }
 
-  weight(shape: readonly number[]): Tensor {
-    return this.empty ? Tensor.empty(shape) : Tensor.randn(shape, { seed: this.#seed++, std: this.std });
+  /** A weight on the model's device: uninitialised, or normal(0, std) drawn on the host and copied across (in `dtype`). */
+  weight(shape: readonly number[], dtype: 'float32' | 'bfloat16' = 'float32'): Tensor {
+    if (this.empty) return Tensor.empty(shape, { device: this.device, dtype });
+    const t = Tensor.randn(shape, { seed: this.#seed++, std: this.std });
+    if (this.device === 'cpu' && dtype === 'float32') return t;
+    try {
+      return t.to(this.device, { dtype });
+    } finally {
+      t.dispose();
+    }
   }
 
   linear(inF: number, outF: number, bias: boolean, layout: LinearLayout = 'linear'): Linear {
-    const w = this.weight(layout === 'conv1d' ? [inF, outF] : [outF, inF]);
+    const w = this.weight(layout === 'conv1d' ? [inF, outF] : [outF, inF], layout === 'linear' ? this.linearDtype : 'float32');
     return new Linear(inF, outF, bias ? { layout, weight: w, biasInit: Tensor.zeros([outF]) } : { layout, weight: w, bias: false });
+  }
+
+  /** A head's Linear (LM head, classifier, pooler): float32 under any dtype. */
+  head(inF: number, outF: number, bias: boolean): Linear {
+    const w = this.weight([outF, inF]);
+    return new Linear(inF, outF, bias ? { weight: w, biasInit: Tensor.zeros([outF]) } : { weight: w, bias: false });
   }
 
   embedding(n: number, dim: number): Embedding {
     return new Embedding(n, dim, { weight: this.weight([n, dim]) });
   }
+}
+
+/** The values of a tensor on any device (one download from a device). */
+export function hostArray(t: Tensor): Float32Array {
+  if (t.device === 'cpu' && t.dtype === 'float32') return t.toArray();
+  const h = t.to('cpu', { dtype: 'float32' });
+  try {
+    return h.toArray();
+  } finally {
+    h.dispose();
+  }
+}
+
+/** Heads and poolers keep float32 weights under `dtype: 'bfloat16'`. */
+export const HEAD_MODULE = /(^|\.)(lm_head|classifier|pre_classifier|score|pooler|cls)(\.|$)/;
+
+/**
+ * Under `dtype: 'bfloat16'`: the Linear weights of heads (HEAD_MODULE) become float32 again and
+ * the other bfloat16 weights are frozen (no gradient). Returns the frozen count.
+ */
+export function settleBf16Heads(model: Module): number {
+  let n = 0;
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof Linear) || m.weight.tensor.dtype !== 'bfloat16') continue;
+    if (HEAD_MODULE.test(name)) {
+      const old = m.weight.tensor;
+      m.weight.tensor = cast(old, 'float32');
+      old.dispose();
+      continue;
+    }
+    m.weight.trainable = false;
+    m.weight.grad?.dispose();
+    m.weight.grad = null;
+    n++;
+  }
+  return n;
 }
 
 export function resolveTask(o: ModelOptions, fallback: Task, allowed: readonly Task[], family: string): { task: Task; numLabels: number } {
@@ -74,6 +149,65 @@ export abstract class TransformerModel extends Container {
    * it to its number of virtual positions, which come before every sequence's tokens.
    */
   positionShift = 0;
+  /** Gradient checkpointing per block (ModelOptions.checkpointing); takes effect at the next forward. */
+  checkpointing = false;
+  /**
+   * Called after each checkpointed block's backward, while the block's activations are alive
+   * (they are freed right after): K-FAC captures that block's layers here (`captureBlockwise`).
+   */
+  onBlockBackward: ((ctx: BlockBackwardContext) => void) | null = null;
+  readonly #ckpt = new BlockCheckpoints();
+  #blockPaths: string[] | null = null;
+
+  /** @internal Reads ModelOptions.checkpointing (called by each family's constructor). */
+  protected initCheckpointing(o: ModelOptions): void {
+    this.checkpointing = o.checkpointing === undefined ? false : checkBoolean(o.checkpointing, 'checkpointing');
+  }
+
+  /**
+   * @internal The end of each family's constructor: the small tensors made on the host (norms,
+   * biases) join the weights on ModelOptions.device, and under dtype 'bfloat16' the heads go
+   * back to float32 and the bfloat16 base weights are frozen.
+   */
+  protected finishInit(init: Init): void {
+    if (init.device !== 'cpu') this.to(init.device);
+    if (init.linearDtype === 'bfloat16') settleBf16Heads(this);
+  }
+
+  /** Runs the blocks over x: plainly, or checkpointed (when enabled and not decoding with a cache). */
+  protected forwardBlocks(blocks: readonly Module[], x: Tensor, B: number, run: (i: number, x: Tensor) => Tensor, cached: boolean): Tensor {
+    if (!this.checkpointing || cached) {
+      this.#ckpt.reset();
+      let y = x;
+      for (let i = 0; i < blocks.length; i++) y = run(i, y);
+      return y;
+    }
+    return this.#ckpt.forward(blocks, x, B, run);
+  }
+
+  /** Backward through blocks n−1 … lowest (recomputing each one when the forward was checkpointed). */
+  protected backwardBlocks(blocks: readonly Module[], dOut: Tensor, lowest: number, back: (i: number, d: Tensor) => Tensor): Tensor {
+    if (!this.#ckpt.active) {
+      let d = dOut;
+      for (let i = blocks.length - 1; i >= lowest; i--) d = back(i, d);
+      return d;
+    }
+    if (this.#blockPaths === null || this.#blockPaths.length !== blocks.length) {
+      const path = new Map(this.namedModules().map(([n, m]) => [m, n]));
+      this.#blockPaths = blocks.map((b) => `${path.get(b) ?? ''}.`);
+    }
+    return this.#ckpt.backward(blocks, this.#blockPaths, dOut, lowest, back, this.onBlockBackward);
+  }
+
+  /** Bytes the checkpointed forward keeps (the block inputs and two gradient buffers); 0 when not checkpointing. */
+  get checkpointBytes(): number {
+    return this.#ckpt.nbytes;
+  }
+
+  override dispose(): void {
+    this.#ckpt.dispose();
+    super.dispose();
+  }
 
   /** Logits for a batch and, when it has labels, the loss and ∂loss/∂logits. */
   abstract forward(batch: Batch): ForwardOutput;
@@ -87,7 +221,7 @@ export abstract class TransformerModel extends Container {
     this.eval();
     try {
       const out = this.forward({ ...batch, labels: null });
-      return out.logits.toArray();
+      return hostArray(out.logits);
     } finally {
       this.train(wasTraining);
     }

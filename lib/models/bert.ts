@@ -15,7 +15,7 @@ import { Dropout, type Embedding, GELU, LayerNorm, type Linear } from '../nn/lay
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { add, axpy } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, RowGather, SdpaCore, SmallActivation } from './common.js';
 import { type BertConfig, bertConfig, type BertConfigInit, type BertModelType, type Task } from './config.js';
@@ -124,6 +124,17 @@ export class BertLayer extends Container {
     return dx;
   }
 
+  override to(device: Device): this {
+    super.to(device);
+    this.act.to(device);
+    return this;
+  }
+
+  override releaseWorkspaces(): void {
+    super.releaseWorkspaces();
+    this.act.releaseWorkspaces();
+  }
+
   override dispose(): void {
     this.act.dispose();
     super.dispose();
@@ -164,6 +175,7 @@ export class BertModel extends TransformerModel {
     this.numLabels = numLabels;
     const init = new Init(options);
     const seed = options.seed ?? 0;
+    this.initCheckpointing(options);
     const p = (this.prefix = c.modelType);
     const C = c.hiddenSize;
     this.word_embeddings = this.put(`${p}.embeddings.word_embeddings`, init.embedding(c.vocabSize, C));
@@ -175,18 +187,19 @@ export class BertModel extends TransformerModel {
     const layerPath = p === 'distilbert' ? 'distilbert.transformer.layer' : `${p}.encoder.layer`;
     for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`${layerPath}.${i}`, new BertLayer(c, init, seed + 1001 + 2 * i)));
     if (p === 'bert') {
-      this.poolDense = this.put('bert.pooler.dense', init.linear(C, C, true));
-      this.classifier = this.put('classifier', init.linear(C, numLabels, true));
+      this.poolDense = this.put('bert.pooler.dense', init.head(C, C, true));
+      this.classifier = this.put('classifier', init.head(C, numLabels, true));
     } else if (p === 'roberta') {
-      this.poolDense = this.put('classifier.dense', init.linear(C, C, true));
-      this.classifier = this.put('classifier.out_proj', init.linear(C, numLabels, true));
+      this.poolDense = this.put('classifier.dense', init.head(C, C, true));
+      this.classifier = this.put('classifier.out_proj', init.head(C, numLabels, true));
     } else {
-      this.poolDense = this.put('pre_classifier', init.linear(C, C, true));
-      this.classifier = this.put('classifier', init.linear(C, numLabels, true));
+      this.poolDense = this.put('pre_classifier', init.head(C, C, true));
+      this.classifier = this.put('classifier', init.head(C, numLabels, true));
     }
     this.poolAct = new SmallActivation(p === 'distilbert' ? 'relu' : 'tanh');
     this.headDropout = this.put(p === 'roberta' ? 'classifier.dropout' : 'dropout', new Dropout(c.classifierDropout, { seed: seed + 999 }));
     this.#preDropout = new Dropout(c.classifierDropout, { seed: seed + 998 });
+    this.finishInit(init);
   }
 
   forward(batch: Batch): ForwardOutput {
@@ -216,7 +229,7 @@ export class BertModel extends TransformerModel {
     }
     let x = this.embDropout.forward(this.embLayerNorm.forward(e));
     const maskT = mask === null ? null : this.workspace('mask', [B, T]).set(mask);
-    for (const layer of this.layers) x = layer.forward(x, maskT);
+    x = this.forwardBlocks(this.layers, x, B, (i, y) => this.layers[i]!.forward(y, maskT), false);
     if (this.#rows.length !== B) this.#rows = Int32Array.from({ length: B }, (_, b) => b * T);
     else for (let b = 0; b < B; b++) this.#rows[b] = b * T;
     const first = this.#first.forward(x, this.#rows);
@@ -237,7 +250,7 @@ export class BertModel extends TransformerModel {
     const embTrainable = hasTrainable(this.word_embeddings) || hasTrainable(this.position_embeddings) || (this.token_type_embeddings !== null && hasTrainable(this.token_type_embeddings)) || hasTrainable(this.embLayerNorm);
     let lowest = embTrainable ? -1 : this.layers.length;
     if (lowest >= 0) for (let i = 0; i < this.layers.length; i++) if (hasTrainable(this.layers[i]!)) { lowest = i; break; }
-    for (let i = this.layers.length - 1; i >= Math.max(lowest, 0); i--) dx = this.layers[i]!.backward(dx);
+    dx = this.backwardBlocks(this.layers, dx, Math.max(lowest, 0), (i, d) => this.layers[i]!.backward(d));
     if (lowest < 0) {
       const de = this.embLayerNorm.backward(this.embDropout.backward(dx));
       this.word_embeddings.backward(de);
@@ -249,6 +262,13 @@ export class BertModel extends TransformerModel {
   override train(on = true): this {
     super.train(on);
     this.#preDropout.train(on);
+    return this;
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    this.#first.to(device);
+    this.#preDropout.to(device);
     return this;
   }
 

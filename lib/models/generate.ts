@@ -6,7 +6,7 @@
  */
 import { describe, invalidArgument } from '../errors.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
-import type { TransformerModel } from './base.js';
+import { hostArray, type TransformerModel } from './base.js';
 import { mulberry32 } from '../util/random.js';
 
 export interface GenerateOptions {
@@ -100,7 +100,7 @@ export function generate(model: TransformerModel, promptIds: Int32Array | readon
     let n = 0;
     for (;;) {
       const V = logits.shape[logits.rank - 1]!;
-      const row = logits.toArray();
+      const row = hostArray(logits); // one download per token on a device
       const off = row.length - V;
       const next = greedy ? argmax(row, off, V) : sample(row, off, V, temperature, topP, rand);
       out[n++] = next;

@@ -12,7 +12,7 @@ import * as F from '../nn/functional.js';
 import { Dropout, type Embedding, GELU, LayerNorm, type Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { add, axpy, fill } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, KVCache, RowGather, type SdpaCall, SdpaCore } from './common.js';
 import { type Gpt2Config, gpt2Config, type Gpt2ConfigInit, type Task } from './config.js';
@@ -56,6 +56,17 @@ export class Gpt2Attention extends Container {
     this.#split[1].backward(dk, dqkv);
     this.#split[2].backward(dv, dqkv);
     return this.c_attn.backward(dqkv)!;
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    for (const g of this.#split) g.to(device);
+    return this;
+  }
+
+  override releaseWorkspaces(): void {
+    super.releaseWorkspaces();
+    for (const g of this.#split) g.releaseWorkspaces();
   }
 
   override dispose(): void {
@@ -139,22 +150,24 @@ export class Gpt2Model extends TransformerModel {
     this.numLabels = numLabels;
     const init = new Init(options);
     const seed = options.seed ?? 0;
+    this.initCheckpointing(options);
     this.wte = this.put('transformer.wte', init.embedding(c.vocabSize, c.hiddenSize));
     this.wpe = this.put('transformer.wpe', init.embedding(c.maxPositions, c.hiddenSize));
     this.drop = this.put('transformer.drop', new Dropout(c.embdDropout, { seed: seed + 1000 }));
     this.h = [];
     for (let i = 0; i < c.numLayers; i++) this.h.push(this.put(`transformer.h.${i}`, new Gpt2Block(c, init, seed + 1001 + 2 * i)));
     this.ln_f = this.put('transformer.ln_f', new LayerNorm(c.hiddenSize, { eps: c.layerNormEps }));
-    this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));
+    this.score = task === 'causal-lm' ? null : this.put('score', init.head(c.hiddenSize, numLabels, false));
+    this.finishInit(init);
   }
 
   #trunk(ids: Int32Array, B: number, T: number, call: Omit<SdpaCall, 'B' | 'T'>): Tensor {
     if (this.#pos.length !== B * T) this.#pos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#pos[b * T + t] = call.offset + t;
     const e = add(this.wte.forward(ids, [B, T]), this.wpe.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, this.config.hiddenSize]));
-    let x = this.drop.forward(e);
-    for (let i = 0; i < this.h.length; i++) x = this.h[i]!.forward(x, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
-    return this.ln_f.forward(x);
+    const x = this.drop.forward(e);
+    const run = (i: number, y: Tensor): Tensor => this.h[i]!.forward(y, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
+    return this.ln_f.forward(this.forwardBlocks(this.h, x, B, run, call.cache !== null));
   }
 
   #lmHead(h: Tensor): Tensor {
@@ -192,7 +205,7 @@ export class Gpt2Model extends TransformerModel {
     const embTrainable = hasTrainable(this.wte) || hasTrainable(this.wpe);
     let lowest = embTrainable ? -1 : this.h.length;
     if (lowest >= 0) for (let i = 0; i < this.h.length; i++) if (hasTrainable(this.h[i]!)) { lowest = i; break; }
-    for (let i = this.h.length - 1; i >= Math.max(lowest, 0); i--) dx = this.h[i]!.backward(dx);
+    dx = this.backwardBlocks(this.h, dx, Math.max(lowest, 0), (i, d) => this.h[i]!.backward(d));
     if (lowest < 0) {
       const de = this.drop.backward(dx);
       this.wte.backward(de);
@@ -215,6 +228,12 @@ export class Gpt2Model extends TransformerModel {
     this.#fwd = null;
     this.last = null;
     return this.#lmHead(h);
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    this.#pick.to(device);
+    return this;
   }
 
   override dispose(): void {

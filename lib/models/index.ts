@@ -8,8 +8,12 @@ export type { BertConfig, BertConfigInit, BertModelType, Gpt2Config, Gpt2ConfigI
 export { createLlama, LlamaModel } from './llama.js';
 export { BertModel, createBert } from './bert.js';
 export { createGpt2, Gpt2Model } from './gpt2.js';
-export { createModel, LoadError, loadModel, loadWeights } from './load.js';
+export { createModel, deviceBytesOf, LoadError, loadModel, loadWeights } from './load.js';
+export { checkDeviceFits, deviceMemory, OOM_HINT, resolveDevice, withOomContext } from './device.js';
+export type { DeviceRequest, ResolvedDevice } from './device.js';
 export type { LoadedModel, LoadOptions, LoadReport } from './load.js';
+export { captureBlockwise } from './checkpoint.js';
+export type { BlockBackwardContext, BlockCapture } from './checkpoint.js';
 export { generate } from './generate.js';
 export { createT5, Seq2SeqState, T5Model } from './t5.js';
 export type { Seq2SeqBatch } from './t5.js';

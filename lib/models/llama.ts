@@ -13,7 +13,7 @@ import * as F from '../nn/functional.js';
 import { type Embedding, type Linear, RMSNorm } from '../nn/layers.js';
 import { type Module, saved } from '../nn/module.js';
 import { add, axpy } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, KVCache, RowGather, type SdpaCall, SdpaCore } from './common.js';
 import { type LlamaConfig, llamaConfig, type Task } from './config.js';
@@ -149,12 +149,14 @@ export class LlamaModel extends TransformerModel {
     this.task = task;
     this.numLabels = numLabels;
     const init = new Init(options);
+    this.initCheckpointing(options);
     this.embed_tokens = this.put('model.embed_tokens', init.embedding(c.vocabSize, c.hiddenSize));
     this.layers = [];
     for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`model.layers.${i}`, new LlamaDecoderLayer(c, init, (options.seed ?? 0) + 1001 + i)));
     this.norm = this.put('model.norm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
-    this.lm_head = task === 'causal-lm' && !c.tieWordEmbeddings ? this.put('lm_head', init.linear(c.hiddenSize, c.vocabSize, false)) : null;
-    this.score = task === 'causal-lm' ? null : this.put('score', init.linear(c.hiddenSize, numLabels, false));
+    this.lm_head = task === 'causal-lm' && !c.tieWordEmbeddings ? this.put('lm_head', init.head(c.hiddenSize, c.vocabSize, false)) : null;
+    this.score = task === 'causal-lm' ? null : this.put('score', init.head(c.hiddenSize, numLabels, false));
+    this.finishInit(init);
   }
 
   /** [B, T] mask tensor (reused), or null when every token is real. */
@@ -164,12 +166,9 @@ export class LlamaModel extends TransformerModel {
   }
 
   #trunk(ids: Int32Array, B: number, T: number, call: Omit<SdpaCall, 'B' | 'T'>): Tensor {
-    let x = this.embed_tokens.forward(ids, [B, T]);
-    for (let i = 0; i < this.layers.length; i++) {
-      const layer = this.layers[i]!;
-      x = layer.forward(x, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
-    }
-    return this.norm.forward(x);
+    const x = this.embed_tokens.forward(ids, [B, T]);
+    const run = (i: number, y: Tensor): Tensor => this.layers[i]!.forward(y, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
+    return this.norm.forward(this.forwardBlocks(this.layers, x, B, run, call.cache !== null));
   }
 
   #lmHead(h: Tensor): Tensor {
@@ -210,7 +209,7 @@ export class LlamaModel extends TransformerModel {
     // Layers below the lowest one with a trainable parameter need no backward at all.
     let lowest = hasTrainable(this.embed_tokens) ? -1 : this.layers.length;
     if (lowest >= 0) for (let i = 0; i < this.layers.length; i++) if (hasTrainable(this.layers[i]!)) { lowest = i; break; }
-    for (let i = this.layers.length - 1; i >= Math.max(lowest, 0); i--) dx = this.layers[i]!.backward(dx);
+    dx = this.backwardBlocks(this.layers, dx, Math.max(lowest, 0), (i, d) => this.layers[i]!.backward(d));
     if (lowest < 0) this.embed_tokens.backward(dx);
   }
 
@@ -231,6 +230,12 @@ export class LlamaModel extends TransformerModel {
     this.#fwd = null;
     this.last = null;
     return this.#lmHead(h);
+  }
+
+  override to(device: Device): this {
+    super.to(device);
+    this.#pick.to(device);
+    return this;
   }
 
   override dispose(): void {

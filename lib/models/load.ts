@@ -12,16 +12,18 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ConfigError, describe, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
+import { ConfigError, describe, DTypeError, FileError, invalidArgument, KfacError, type KfacErrorDetails } from '../errors.js';
 import { type ModelConfig, parseModelConfig } from '../io/config.js';
 import { openLlama2c } from '../io/llama2c.js';
 import { canonicalWeightName } from '../io/names.js';
 import { openSafetensors, readJsonFile, type TensorSource } from '../io/safetensors.js';
 import { Linear } from '../nn/layers.js';
+import type { ParamSlot } from '../nn/module.js';
 import { cast } from '../ops/cast.js';
-import { Tensor } from '../tensor/tensor.js';
-import { checkInteger } from '../util/validate.js';
-import type { ModelOptions, TransformerModel } from './base.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkInteger } from '../util/validate.js';
+import { HEAD_MODULE, type ModelOptions, type TransformerModel } from './base.js';
+import { checkDeviceFits, type DeviceRequest, resolveDevice, withOomContext } from './device.js';
 import { BertModel } from './bert.js';
 import { fromModelConfig, type ArchitectureConfig, numLabelsOf, type Task } from './config.js';
 import { Gpt2Model } from './gpt2.js';
@@ -51,10 +53,52 @@ export interface LoadOptions {
    * they are frozen (no gradient). Embeddings, norms, heads and adapters stay float32.
    */
   dtype?: 'float32' | 'bfloat16';
+  /**
+   * Where the weights go (default 'cpu'; 'auto': the GPU when usable). On a device each tensor
+   * is read, converted to its target dtype and placed there one at a time: the model is never
+   * held whole on the host. Before anything is allocated, a model whose weights exceed the
+   * device's free memory is an OutOfMemoryError; a weight of a dtype other than F32/F16/BF16 is
+   * a DTypeError naming it.
+   */
+  device?: DeviceRequest;
+  /** Gradient checkpointing per block (ModelOptions.checkpointing). */
+  checkpointing?: boolean;
 }
 
-/** Heads and poolers keep float32 weights under `dtype: 'bfloat16'`. */
-const HEAD = /(^|\.)(lm_head|classifier|pre_classifier|score|pooler|cls)(\.|$)/;
+const HEAD = HEAD_MODULE;
+/** Names of embedding tables (float32 under any dtype). */
+const EMBEDDING = /(embed_tokens|tok_embeddings|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings)\.weight$/;
+
+/**
+ * A lower bound of the device bytes a checkpoint's weights take in the model: float32 values,
+ * with 2-D weights other than embeddings and heads in bfloat16 under that dtype (GPT-2's Conv1D
+ * weights stay float32, so the bound is low there, never high).
+ */
+export function deviceBytesOf(src: TensorSource, dtype: 'float32' | 'bfloat16'): number {
+  let n = 0;
+  for (const name of src.names) {
+    const i = src.info(name);
+    const count = i.shape.reduce((a, b) => a * b, 1);
+    n += count * (dtype === 'bfloat16' && i.shape.length === 2 && !HEAD.test(name) && !EMBEDDING.test(name) ? 2 : 4);
+  }
+  return n;
+}
+
+/** Refuses, before anything is allocated, a weight whose dtype cannot be placed on the device. */
+function checkDeviceDtypes(src: TensorSource, sourceName: string, device: Device): void {
+  for (const name of src.names) {
+    const d = src.info(name).dtype;
+    if (d === 'F32' || d === 'F16' || d === 'BF16') continue;
+    // integer buffers (position ids) are dropped by the loader, never placed
+    if (/^(I|U)\d+$|^BOOL$/.test(d) && /(position_ids|token_type_ids|masked_bias|attn\.bias)$/.test(name)) continue;
+    throw new DTypeError(`${sourceName}: tensor ${JSON.stringify(name)} has dtype ${d}, which cannot be placed on ${device}: weights are read as F32, F16 or BF16 and stored as float32 or bfloat16`, {
+      argument: name,
+      expected: 'F32, F16 or BF16',
+      got: d,
+      hint: 'convert the checkpoint to a float dtype (quantized and float64 weights are not read)',
+    });
+  }
+}
 
 /** Stores the base Linear weights of the blocks in bfloat16 and freezes them. */
 export function freezeLinearsBf16(model: TransformerModel): number {
@@ -149,6 +193,19 @@ function taskFromConfig(json: Record<string, unknown>): Task | undefined {
   return undefined;
 }
 
+const slotCache = new WeakMap<TransformerModel, Map<string, ParamSlot>>();
+
+/** The slots of a model's bfloat16 Linear weights, by parameter name. */
+function bf16Slots(model: TransformerModel): Map<string, ParamSlot> {
+  let m = slotCache.get(model);
+  if (!m) {
+    m = new Map();
+    for (const [name, mod] of model.namedModules()) if (mod instanceof Linear && mod.weight.tensor.dtype === 'bfloat16') m.set(`${name}.weight`, mod.weight);
+    slotCache.set(model, m);
+  }
+  return m;
+}
+
 /**
  * Copies every checkpoint tensor into the model's parameters, initialises the fresh head, and
  * throws a LoadError for anything unaccounted for.
@@ -186,7 +243,18 @@ export function loadWeights(model: TransformerModel, src: TensorSource, sourceNa
         got: `[${info.shape.join(', ')}]`,
         hint: rules.freshOk(name) ? 'a head of another size: pass numLabels to match it, or drop the head from the checkpoint' : 'the checkpoint does not match config.json',
       });
-    p.tensor.set(src.readFloat32(key));
+    const slot = p.tensor.dtype === 'bfloat16' && p.tensor.device !== 'cpu' ? bf16Slots(model).get(name) : undefined;
+    if (slot) {
+      // a bfloat16 weight on a device: converted as it is uploaded (Tensor.set writes float32 storage only)
+      const host = Tensor.from(src.readFloat32(key), want);
+      try {
+        const t = host.to(slot.tensor.device, { dtype: 'bfloat16' });
+        slot.tensor.dispose();
+        slot.tensor = t;
+      } finally {
+        host.dispose();
+      }
+    } else p.tensor.set(src.readFloat32(key));
     seen.add(name);
     loaded.push(name);
   }
@@ -255,6 +323,8 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   if (options === null || typeof options !== 'object') invalidArgument('options', 'an object', describe(options));
   const seed = options.seed === undefined ? 0 : checkInteger(options.seed, 'seed', 0, 2 ** 40);
   if (options.dtype !== undefined && options.dtype !== 'float32' && options.dtype !== 'bfloat16') invalidArgument('dtype', "'float32' or 'bfloat16'", describe(options.dtype));
+  const device = options.device === undefined ? 'cpu' : resolveDevice(options.device).device;
+  const checkpointing = options.checkpointing === undefined ? false : checkBoolean(options.checkpointing, 'checkpointing');
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
@@ -274,7 +344,11 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
       src = openSafetensors(path);
       const t5c = t5ConfigFromHf(j, cfgPath, src.names.includes('lm_head.weight'));
       checkT5FitsWeights(t5c, src, cfgPath);
-      return finishLoad(t5c, src, 'seq2seq-lm', undefined, seed, path, options);
+      // T5 loads on the CPU in float32 without checkpointing; model.to(device) moves it afterwards.
+      if (device !== 'cpu') invalidArgument('device', "'cpu' for a T5 model (load it, then move it with model.to(device))", describe(options.device));
+      if ((options.dtype ?? 'float32') !== 'float32') invalidArgument('dtype', "'float32' for a T5 model", describe(options.dtype));
+      if (checkpointing) invalidArgument('checkpointing', 'false for a T5 model (no checkpointed blocks in the encoder-decoder)', 'true');
+      return finishLoad(t5c, src, 'seq2seq-lm', undefined, seed, path, options, device, checkpointing);
     }
     const mc = parseModelConfig(json, cfgPath);
     config = fromModelConfig(mc, j, cfgPath);
@@ -288,19 +362,27 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
     src = l;
     task = options.task ?? 'causal-lm';
   }
-  return finishLoad(config, src, task, numLabels, seed, path, options);
+  return finishLoad(config, src, task, numLabels, seed, path, options, device, checkpointing);
 }
 
-function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, numLabels: number | undefined, seed: number, path: string, options: LoadOptions): LoadedModel {
-  const model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true });
+function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, numLabels: number | undefined, seed: number, path: string, options: LoadOptions, device: Device, checkpointing: boolean): LoadedModel {
+  const dtype = options.dtype ?? 'float32';
+  if (device !== 'cpu') {
+    checkDeviceDtypes(src, path, device);
+    checkDeviceFits(`loading ${path}`, deviceBytesOf(src, dtype));
+  }
+  let model: TransformerModel | null = null;
   try {
+    // On a device the weights are made there in their storage dtype and filled tensor by tensor;
+    // on the CPU the bf16 weights are cast after loading (as before).
+    model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true, checkpointing, ...(device === 'cpu' ? {} : { device, dtype }) });
     const report = loadWeights(model, src, path, seed);
     model.eval();
-    if (options.dtype === 'bfloat16') freezeLinearsBf16(model);
+    if (device === 'cpu' && dtype === 'bfloat16') freezeLinearsBf16(model);
     return Object.assign(model, { loadReport: report });
   } catch (e) {
-    model.dispose();
-    throw e;
+    model?.dispose();
+    throw withOomContext(`loading ${path}`, e);
   }
 }
 

@@ -208,6 +208,19 @@ export abstract class Module implements Disposable {
     return this.train(false);
   }
 
+  /**
+   * Frees the workspaces and cached views of this module and its submodules; parameters and
+   * gradients stay. The next forward allocates them again (gradient checkpointing releases a
+   * block's activations this way between its forward and its recomputation).
+   */
+  releaseWorkspaces(): void {
+    for (const t of this.#work.values()) t.dispose();
+    this.#work.clear();
+    for (const v of this.#views.values()) v.view.dispose();
+    this.#views.clear();
+    for (const m of this.#children.values()) m.releaseWorkspaces();
+  }
+
   /** Frees parameters, gradients and workspaces (recursively). Idempotent. */
   dispose(): void {
     for (const p of this.#params.values()) {

@@ -12,7 +12,7 @@
  * is host memory, so it steps CPU parameters only (a parameter on 'cuda' is a DeviceError, never a
  * silent copy to the host and back).
  */
-import { DeviceError, describe, invalidArgument } from '../errors.js';
+import { ConfigError, DeviceError, describe, invalidArgument } from '../errors.js';
 import { eigh } from '../linalg/eigh.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
@@ -30,7 +30,7 @@ export interface ShampooOptions {
   /** Refresh the eigenbases every this many steps (default 10). */
   refreshEvery?: number;
   /** Trust-ratio clip κ of the update per tensor (default 0.01); null: off. */
-  newtonClip?: { trustRatio: number } | null;
+  newtonClip?: { trustRatio: number; mode?: 'per-tensor' } | null;
 }
 
 interface Slot {
@@ -114,6 +114,11 @@ export class Shampoo extends Optimizer {
     if (nc === null) this.trustRatio = null;
     else {
       const c = checkOptions(nc ?? { trustRatio: 0.01 }, 'newtonClip');
+      // Only the per-tensor trust ratio bounds this update; a norm threshold, a Fisher bound or a
+      // global mode would be silently ignored, so they are refused by name.
+      for (const k of Object.keys(c))
+        if (k !== 'trustRatio' && k !== 'mode') throw new ConfigError(`newtonClip.${k}: ${variant} supports the per-tensor trust-ratio clip ({ trustRatio }) or null, not ${k}`, { argument: `newtonClip.${k}` });
+      if (c['mode'] !== undefined && c['mode'] !== 'per-tensor') throw new ConfigError(`newtonClip.mode: ${variant} clips per tensor only, got ${describe(c['mode'])}`, { argument: 'newtonClip.mode' });
       this.trustRatio = hyperAt(hyperOption(c, 'trustRatio', 0.01, 1e-12, 1e6), 0, 'newtonClip.trustRatio', 1e-12, 1e6);
     }
   }

@@ -14,7 +14,7 @@ import { writeFilesAtomic } from '../util/atomic.js';
 import { BEST, CHECKPOINTS, dropoutState, INTERRUPTED, newestCheckpoint, restoreDropoutState } from './checkpoints.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import type { NewtonClip } from '../kfac/options.js';
-import { loadModel, type TransformerModel } from '../models/index.js';
+import { captureBlockwise, type DeviceRequest, loadModel, type TransformerModel, withOomContext } from '../models/index.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
@@ -108,8 +108,11 @@ export interface RunConfig {
   adaptiveDamping: 'on' | 'off';
   /** κ of the default trust-ratio Newton clip (K-FAC only). */
   trustRatio: number;
-  /** Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold. */
-  newtonClipMode?: 'global' | 'per-tensor';
+  /**
+   * Default: 'per-tensor' for the trust-ratio clip, 'global' for a norm threshold; 'fisher'
+   * (kfac-pytorch's kl_clip) takes `newtonClip` as its bound c.
+   */
+  newtonClipMode?: 'global' | 'per-tensor' | 'fisher';
   /** Gradient clipping by global norm (any optimizer; for K-FAC it clips before preconditioning). */
   gradClip?: number;
   steps?: number;
@@ -122,6 +125,12 @@ export interface RunConfig {
   seed: number;
   /** Label used in logs and reports. */
   name: string;
+  /** Where the model, adapters, optimizer state and batches live (default 'cpu'; 'auto': the GPU when usable). */
+  device?: DeviceRequest;
+  /** Storage of the frozen base Linear weights (default 'float32'; LoadOptions.dtype). */
+  dtype?: 'float32' | 'bfloat16';
+  /** Gradient checkpointing per transformer block (K-FAC captures each block during the backward). */
+  gradientCheckpointing?: boolean;
 }
 
 export const DEFAULTS = {
@@ -183,6 +192,10 @@ export interface PreparedRun {
 /** Opens the tokenizer and data (no model weights yet, nothing written); throws typed errors on bad input. */
 export function prepareRun(config: RunConfig, shared?: { data: ResolvedData; codec: TextCodec }): PreparedRun {
   if (config.newtonClip !== undefined && config.optimizer !== 'kfac' && !(config.newtonClip === 'off' && (config.optimizer === 'shampoo' || config.optimizer === 'soap'))) throw new ConfigError(`--newton-clip needs --optimizer kfac (got ${config.optimizer}): the Newton step exists only for K-FAC`);
+  const second = config.optimizer === 'shampoo' || config.optimizer === 'soap';
+  if (config.newtonClipMode !== undefined && config.optimizer !== 'kfac' && !second) throw new ConfigError(`--newton-clip-mode needs --optimizer kfac, shampoo or soap (got ${config.optimizer}): ${config.optimizer} has no Newton-step clip`, { argument: 'newtonClipMode' });
+  if (config.newtonClipMode !== undefined && config.newtonClipMode !== 'per-tensor' && second) throw new ConfigError(`--newton-clip-mode ${config.newtonClipMode}: ${config.optimizer} clips per tensor only`, { argument: 'newtonClipMode' });
+  if (config.optimizer === 'kfac') kfacNewtonClip(config); // a Fisher mode without its bound fails here, before anything is written
   if (!existsSync(config.model)) throw new ConfigError(`--model ${config.model}: no such file or folder`);
   if (!statSync(config.model).isDirectory() && !config.model.endsWith('.bin'))
     throw new ConfigError(`--model ${config.model}: not a model (expected a Hugging Face model folder or a llama2.c .bin checkpoint)`);
@@ -198,15 +211,21 @@ function pick<T extends object, K extends keyof T>(o: T, keys: K[]): Partial<Pic
   return r;
 }
 
+/** loadModel's placement options of a run: device, storage dtype, gradient checkpointing. */
+export function placementOf(c: Pick<RunConfig, 'device' | 'dtype' | 'gradientCheckpointing'>): { device?: DeviceRequest; dtype?: 'float32' | 'bfloat16'; checkpointing?: boolean } {
+  return { ...(c.device ? { device: c.device } : {}), ...(c.dtype ? { dtype: c.dtype } : {}), ...(c.gradientCheckpointing ? { checkpointing: true } : {}) };
+}
+
 export function buildModel(p: PreparedRun): TransformerModel {
   const c = p.config;
   const d = p.data;
+  const place = placementOf(c);
   const model =
     d.kind === 'seq2seq'
-      ? loadModel(c.model)
+      ? loadModel(c.model, place)
       : d.kind === 'causal-lm'
-        ? loadModel(c.model, { task: 'causal-lm' })
-        : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed });
+        ? loadModel(c.model, { task: 'causal-lm', ...place })
+        : loadModel(c.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: c.seed, ...place });
   if ((model.task === 'seq2seq-lm') !== (d.kind === 'seq2seq')) {
     model.dispose();
     throw new ConfigError(`--model ${c.model}: ${d.kind === 'seq2seq' ? 'source → target data needs an encoder-decoder model' : 'an encoder-decoder model needs source → target data'}`);
@@ -252,7 +271,7 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
 
 export type RunOptimizer = {
   step(ctx: { batchSize: number }): unknown;
-  capture?(ctx: { batchSize: number }): void;
+  capture?(ctx: { batchSize: number; layers?: string }): void;
   wantsLoss?(): boolean;
   observeLoss?(o: { before: number; after: number }): unknown;
   inner: AdamW | SGD | KFAC | Shampoo;
@@ -260,6 +279,10 @@ export type RunOptimizer = {
 
 /** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
 export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode' | 'trustRatio'>): NewtonClip | null {
+  if (c.newtonClipMode === 'fisher') {
+    if (typeof c.newtonClip !== 'number') throw new ConfigError('--newton-clip-mode fisher needs --newton-clip C (the bound c of the Fisher clip)', { argument: 'newtonClip' });
+    return { mode: 'fisher', c: c.newtonClip };
+  }
   if (c.newtonClip === 'off') return null;
   if (c.newtonClip !== undefined) return { mode: c.newtonClipMode ?? 'global', maxNorm: c.newtonClip };
   return { mode: c.newtonClipMode ?? 'per-tensor', trustRatio: c.trustRatio };
@@ -370,6 +393,8 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     const totalSteps = c.steps ?? perEpoch * c.epochs;
     const epochs = c.steps ? Math.max(c.epochs, Math.ceil(c.steps / perEpoch)) : c.epochs;
     const opt = buildOptimizer(c, model, totalSteps);
+    // a checkpointed model frees each block's activations after its backward: K-FAC reads them first
+    if (model.checkpointing) captureBlockwise(model, opt);
     const { monitor, mode } = monitorOf(p.data);
     let resume: TrainerState | undefined;
     const interruptDir = join(outDir, INTERRUPTED);
@@ -417,7 +442,12 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
       handleSigint: hooks.handleSigint ?? true,
       ...(resume ? { resume } : {}),
     });
-    const fit = await trainer.fit();
+    let fit: FitResult;
+    try {
+      fit = await trainer.fit();
+    } catch (e) {
+      throw withOomContext('training', e);
+    }
     if (!fit.interrupted) saveMethod(join(outDir, 'adapter'));
     const result: RunResult = { name: c.name, config: c, fit, totalSteps, monitor, mode, outDir };
     writeJsonAtomic(join(outDir, 'run.json'), runSummary(result));

@@ -11,6 +11,7 @@ import type { TrainerState, TrainerTask } from './trainer.js';
 import { DataError } from './data.js';
 import { NotFiniteError } from '../errors.js';
 import type { Batch, TransformerModel } from '../models/index.js';
+import { hostArray } from '../models/base.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface TaskBatch {
@@ -161,7 +162,7 @@ export class ClassificationTask extends ModelTask {
         const out = this.model.forward(collate(idx.map((i) => this.#dev[i]!), this.codec.padId, this.spec.kind, this.#withTypes));
         lossSum += out.loss! * idx.length;
         const C = this.model.numLabels;
-        const logits = out.logits.toArray();
+        const logits = hostArray(out.logits);
         const p = this.spec.kind === 'regression' ? logits : argmaxRows(logits, idx.length, C);
         idx.forEach((i, r) => (pred[i] = this.spec.kind === 'regression' ? p[r * C]! : p[r]!));
       }

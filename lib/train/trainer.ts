@@ -46,7 +46,7 @@ export interface StepOptimizer {
    * Called after every micro-batch's backward, before step(): K-FAC pushes that micro-batch's
    * layer statistics into its factors here (so accumulation sees every micro-batch).
    */
-  capture?(ctx: { batchSize: number }): void;
+  capture?(ctx: { batchSize: number; layers?: string }): void;
   /** True when the step just taken waits for the loss at the new weights on the same batch (adaptive damping). */
   wantsLoss?(): boolean;
   /** The loss on the step's batch before and after the step; may update and return the step's telemetry. */

@@ -123,4 +123,42 @@ describe('KFAC update formula', () => {
     expect(maxAbs(extra.tensor.toArray(), e0.map((v, i) => v - lr * ge[i]!))).toBeLessThan(1e-3);
     opt.dispose();
   });
+
+  it('while the default clip fires on every step, the applied steps (momentum included) do not depend on the learning rate', () => {
+    // τ = κ√n·rms/η, so η·(P·τ/‖P‖) = κ√n·rms·P/‖P‖ and the momentum buffer's applied sum is η-free:
+    // this is why K-FAC's lr barely matters at its defaults (BENCHMARKS.md, "K-FAC at its defaults").
+    const [dout, din] = [3, 5];
+    const W0 = randomF32(dout * din, 7);
+    const run = (lr: number) => {
+      const layer = new DenseLayer('fc', W0, dout, din);
+      const opt = new KFAC([layer], [], { lr, damping: 1e-3 });
+      for (let t = 0; t < 4; t++) {
+        layer.setInput(Tensor.from(randomF32(4 * din, 50 + t), [4, din]));
+        layer.setOutputGrad(Tensor.from(randomF32(4 * dout, 60 + t), [4, dout]));
+        layer.setGrads(randomF32(dout * din, 70 + t).map((v) => 10 * v));
+        expect(opt.step({ batchSize: 4 }).clipped, `lr ${lr} step ${t}`).toBe(true);
+      }
+      const W = layer.weight.tensor.toArray();
+      opt.dispose();
+      return W;
+    };
+    const [a, b, c] = [run(0.03), run(0.1), run(0.3)];
+    const moved = maxAbs(b, W0);
+    expect(moved).toBeGreaterThan(1e-3);
+    expect(maxAbs(a, b)).toBeLessThan(1e-5 * (1 + moved));
+    expect(maxAbs(c, b)).toBeLessThan(1e-5 * (1 + moved));
+    // without the clip the step scales with η
+    const free = (lr: number) => {
+      const layer = new DenseLayer('fc', W0, dout, din);
+      const opt = new KFAC([layer], [], { lr, damping: 1e-3, newtonClip: null });
+      layer.setInput(Tensor.from(randomF32(4 * din, 50), [4, din]));
+      layer.setOutputGrad(Tensor.from(randomF32(4 * dout, 60), [4, dout]));
+      layer.setGrads(randomF32(dout * din, 70));
+      opt.step({ batchSize: 4 });
+      const W = layer.weight.tensor.toArray();
+      opt.dispose();
+      return maxAbs(W, W0);
+    };
+    expect(free(0.3) / free(0.1)).toBeCloseTo(3, 3);
+  });
 });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, describe, expect, test } from 'vitest';
 
-import { ConfigError } from '../../lib/errors.js';
+import { ConfigError, InvalidArgumentError } from '../../lib/errors.js';
 import { SafetensorsFile, saveSafetensors } from '../../lib/io/safetensors.js';
 import { LoadError, loadModel } from '../../lib/models/index.js';
 
@@ -58,6 +58,19 @@ describe('T5 checkpoint spellings', () => {
     using b = loadModel(dir);
     expect(b.loadReport.dropped).toEqual(['decoder.embed_tokens.weight']);
     expect(Array.from(b.forward(batch).logits.toArray())).toEqual(Array.from(a.forward(batch).logits.toArray()));
+  });
+
+  test('T5 loads in float32 on the CPU without checkpointing: other placements are typed errors naming the option', () => {
+    for (const [opts, arg] of [[{ dtype: 'bfloat16' }, 'dtype'], [{ checkpointing: true }, 'checkpointing']] as const) {
+      let err: unknown;
+      try {
+        loadModel(SRC, opts);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, arg).toBeInstanceOf(InvalidArgumentError);
+      expect((err as InvalidArgumentError).argument).toBe(arg);
+    }
   });
 
   test('unknown, misshapen and missing weights are LoadErrors naming the key; nothing half-loads', () => {

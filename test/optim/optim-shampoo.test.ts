@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { linalg, optim, Tensor } from '../../lib/index.js';
+import { ConfigError, linalg, optim, Tensor } from '../../lib/index.js';
 import type { Param } from '../../lib/optim/types.js';
 import { randomF32 } from '../support/helpers.js';
 
@@ -72,6 +72,27 @@ describe('Shampoo and SOAP', () => {
       expect(norm(dW)).toBeLessThanOrEqual(0.01 * Math.sqrt(W0.length) * Math.max(rms, 1e-3) * (1 + 1e-5));
       expect(norm(dW)).toBeGreaterThan(0.0099 * Math.sqrt(W0.length) * rms);
     });
+
+  it('a clip the update does not support (norm, Fisher bound, global mode) is a ConfigError naming it', () => {
+    const p: Param = { name: 'w', tensor: Tensor.zeros([m, n]), grad: null };
+    const bad: [unknown, RegExp][] = [
+      [{ maxNorm: 1 }, /newtonClip\.maxNorm/],
+      [{ mode: 'fisher', c: 1e-3 }, /newtonClip\.c/],
+      [{ trustRatio: 0.01, mode: 'global' }, /newtonClip\.mode/],
+    ];
+    for (const [newtonClip, name] of bad)
+      for (const variant of ['shampoo', 'soap'] as const) {
+        let err: unknown;
+        try {
+          new optim.Shampoo([p], { variant, newtonClip } as never);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, JSON.stringify(newtonClip)).toBeInstanceOf(ConfigError);
+        expect((err as Error).message).toMatch(name);
+      }
+    expect(new optim.Shampoo([p], { newtonClip: { trustRatio: 0.02, mode: 'per-tensor' } }).trustRatio).toBe(0.02);
+  });
 
   for (const variant of ['shampoo', 'soap'] as const)
     it(`${variant} fits a least-squares problem`, () => {

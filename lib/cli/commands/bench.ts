@@ -39,6 +39,7 @@ cases:
 ${cases.map(([n, d]) => `  ${n.padEnd(14)} ${d}`).join('\n')}
   all            every case above
   step           one LoRA training step against PyTorch + PEFT (its own options: kfac-peft help bench step)
+  train-step     one LoRA step of a real-size random-init shape on cpu or cuda (kfac-peft bench train-step --help)
 
 options:
   --sizes N,…        problem sizes (meaning per case; default: the case's)
@@ -54,6 +55,7 @@ options:
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'step') return (await import('./bench-step.js')).benchStepCommand(argv.slice(1));
+  if (argv[0] === 'train-step') return (await import('./bench-train-step.js')).benchTrainStepCommand(argv.slice(1));
   if (argv.includes('--help') || argv.includes('-h')) {
     const which = argv.find((a) => !a.startsWith('-'));
     const load = which === undefined ? undefined : benchCases[which];

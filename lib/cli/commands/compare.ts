@@ -9,6 +9,7 @@ import { executeRun, monitorOf, prepareRun, type RunConfig } from '../../train/r
 import { writeJsonAtomic } from '../../train/trainer.js';
 import { parseArgs, UsageError } from '../args.js';
 import { checkOutDir, defaultOutDir } from '../run-common.js';
+import { withDevice } from '../device.js';
 import { completeRun, parseRunValue, RUN_FLAGS, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
 import { formatTable } from '../table.js';
 import { TrainDisplay } from '../train-display.js';
@@ -145,7 +146,7 @@ export async function compareCommand(argv: readonly string[]): Promise<number> {
   const shared = runOverrides(flags);
   if (!shared.model) throw new UsageError('--model is required');
   if (!shared.data) throw new UsageError('--data is required');
-  const configs = runConfigs(shared, parseRunsSpec(flags['runs'] as string));
+  const configs = runConfigs(shared, parseRunsSpec(flags['runs'] as string)).map((c) => withDevice(c, !!flags['quiet']));
   const seeds = flags['seeds'] === undefined ? [configs[0]!.seed] : (flags['seeds'] as string).split(',').map((s) => parseRunValue('seed', s.trim()) as number);
   const baseline = flags['baseline'] as string | undefined;
   if (baseline !== undefined && !configs.some((c) => c.name === baseline)) throw new UsageError(`--baseline ${JSON.stringify(baseline)} is not one of the runs (${configs.map((c) => c.name).join(', ')})`);

@@ -2,7 +2,8 @@
 import { loadModel } from '../../models/index.js';
 import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
-import { buildTask, monitorOf, prepareRun } from '../../train/run.js';
+import { buildTask, monitorOf, placementOf, prepareRun } from '../../train/run.js';
+import { withDevice } from '../device.js';
 import { parseArgs, UsageError } from '../args.js';
 import { completeRun, runOverrides } from '../run-flags.js';
 
@@ -18,13 +19,15 @@ options:
   --batch-size N       examples per forward pass (default 16)
   --eval-limit N       at most N dev examples (causal LM: blocks)
   --seed N             seed of the hold-out split and of a fresh head (default 0)
+  --device D           cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason)
+  --dtype T            storage of the frozen base weights: float32 (default) | bfloat16
   --threads N          CPU threads
   --json               print the result as JSON
 `;
 
 const FLAGS = {
   model: 'string', data: 'string', adapter: 'string', tokenizer: 'string', dev: 'string', 'text-column': 'string', 'text-pair-column': 'string', 'label-column': 'string',
-  'max-length': 'string', 'batch-size': 'string', 'eval-limit': 'string', seed: 'string', threads: 'int', json: 'boolean',
+  'max-length': 'string', 'batch-size': 'string', 'eval-limit': 'string', seed: 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
 } as const;
 
 export async function evalCommand(argv: readonly string[]): Promise<number> {
@@ -36,11 +39,17 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   if (positional.length > 0) throw new UsageError(`eval takes no positional arguments, got ${positional.join(' ')}`);
   const adapter = flags['adapter'] as string | undefined;
   const { adapter: _a, threads, json, ...runFlags } = flags;
-  const config = completeRun(runOverrides(runFlags));
+  const config = withDevice(completeRun(runOverrides(runFlags)));
   if (threads !== undefined) setNumThreads(threads as number);
   const p = prepareRun(config);
   const d = p.data;
-  const model = d.kind === 'seq2seq' ? loadModel(config.model) : d.kind === 'causal-lm' ? loadModel(config.model, { task: 'causal-lm' }) : loadModel(config.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: config.seed });
+  const place = placementOf(config);
+  const model =
+    d.kind === 'seq2seq'
+      ? loadModel(config.model, place)
+      : d.kind === 'causal-lm'
+        ? loadModel(config.model, { task: 'causal-lm', ...place })
+        : loadModel(config.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: config.seed, ...place });
   try {
     if (adapter !== undefined) loadAdapterFor(model, adapter, config.model);
     const task = buildTask(p, model);

@@ -12,6 +12,7 @@ import { readJsonFile } from '../../io/safetensors.js';
 import type { ArchitectureConfig } from '../../models/config.js';
 import { generate } from '../../models/generate.js';
 import { generateSeq2Seq, loadModel, T5Model } from '../../models/index.js';
+import { cliDevice } from '../device.js';
 import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
 import { openTextCodec } from '../../train/text.js';
@@ -33,6 +34,8 @@ options:
   --temperature T        0 (greedy, default) or a softmax temperature above 0 for sampling
   --top-p P              nucleus sampling: keep the likeliest tokens up to mass P, in (0, 1] (default 1)
   --seed S               seed of the sampler (default 0)
+  --device D             cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason)
+  --dtype T              storage of the frozen base weights: float32 (default) | bfloat16
   --threads N            CPU threads
   --num-beams N          beam search with N beams (encoder-decoder models such as T5; default 1)
   --json                 print {prompt, promptIds, ids, text} as JSON instead of streaming
@@ -41,7 +44,7 @@ An encoder-decoder model (T5, Flan-T5) reads TEXT as its source and prints the g
 `;
 
 const FLAGS = {
-  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', 'num-beams': 'string', threads: 'int', json: 'boolean',
+  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', 'num-beams': 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
 } as const;
 
 function number(flag: string, raw: string | undefined, ok: (v: number) => boolean, what: string): number | undefined {
@@ -109,7 +112,10 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   if (existsSync(modelPath) && statSync(modelPath).isFile() && !modelPath.endsWith('.bin'))
     throw new FileError(modelPath, 'not a model: expected a Hugging Face model folder (config.json + model.safetensors) or a llama2.c .bin checkpoint');
   const beams = number('num-beams', flags['num-beams'] as string | undefined, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'an integer in [1, 64]') ?? 1;
-  const model = loadModel(modelPath);
+  const dtype = flags['dtype'] as string | undefined;
+  if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 | bfloat16, got ${JSON.stringify(dtype)}`);
+  const device = cliDevice(flags['device']);
+  const model = loadModel(modelPath, { device, ...(dtype ? { dtype } : {}) });
   try {
     if (model instanceof T5Model) {
       if (temperature > 0) throw new UsageError('--temperature: an encoder-decoder model decodes greedily or by beam search (--num-beams)');

@@ -7,6 +7,7 @@ import { curveOf } from '../../train/compare.js';
 import { runSummary, readLog } from '../../train/run.js';
 import { setNumThreads } from '../../runtime.js';
 import { parseArgs, UsageError } from '../args.js';
+import { withDevice } from '../device.js';
 import { checkOutDir, defaultOutDir } from '../run-common.js';
 import { completeRun, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
 import { formatDuration, TrainDisplay } from '../train-display.js';
@@ -46,7 +47,7 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv, { ...runFlagKinds(), ...COMMON_FLAGS, resume: 'boolean', 'save-every': 'int', 'keep-last': 'int' });
   if (positional.length > 0) throw new UsageError(`train takes no positional arguments, got ${positional.join(' ')}`);
   checkPeft(flags['peft']);
-  const config = completeRun(runOverrides(flags));
+  const config = withDevice(completeRun(runOverrides(flags)), !!flags['quiet']);
   if (flags['overwrite'] && flags['resume']) throw new UsageError('--overwrite and --resume exclude each other');
   if (flags['keep-last'] !== undefined && flags['save-every'] === undefined) throw new UsageError('--keep-last needs --save-every');
   const out = (flags['out'] as string | undefined) ?? defaultOutDir('train');

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// The tables of BENCHMARKS.md's "K-FAC at its defaults": pools the runs of one task from one or
+// more `compare` output folders (compare.json), measures every configuration against the best
+// AdamW configuration (the tuned baseline, per seed), and prints per configuration the final and
+// best dev metric (mean ± standard deviation over seeds, then each seed's final), the steps and the
+// wall-clock seconds to the baseline's best at the same seed, ms / step and divergences.
+// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] <compare-out-folder> [more …]
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { compareRuns, curveOf } from '../../dist/train/compare.js';
+
+const args = process.argv.slice(2);
+let baseline;
+if (args[0] === '--baseline') [, baseline] = args.splice(0, 2);
+if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] <compare-out-folder> [more …]');
+// Every finished run under <folder>/runs/*: its summary (run.json), configuration (config.json)
+// and curves with wall-clock (metrics.jsonl) — so folders of interrupted comparisons count too.
+const runs = args.flatMap((d) =>
+  readdirSync(join(d, 'runs'))
+    .map((r) => join(d, 'runs', r))
+    .filter((r) => existsSync(join(r, 'run.json')) && existsSync(join(r, 'config.json')))
+    .map((r) => {
+      const summary = JSON.parse(readFileSync(join(r, 'run.json'), 'utf8'));
+      const config = JSON.parse(readFileSync(join(r, 'config.json'), 'utf8'));
+      const history = readFileSync(join(r, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      return { name: summary.name, optimizer: config.optimizer, seed: config.seed, summary, curve: curveOf(summary.name, history, summary.monitor) };
+    })
+    .filter((r) => !r.summary.interrupted),
+);
+if (runs.length === 0) throw new Error(`no finished runs under ${args.join(', ')}`);
+const monitor = runs[0].summary.monitor;
+const mode = monitor === 'loss' || monitor === 'perplexity' ? 'min' : 'max';
+const c = compareRuns(runs, monitor, mode, baseline);
+
+const f = (v, d = 4) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(d)).toString() : '–');
+const best = (r) => {
+  const v = r.curve.evals.map((e) => e[1]).filter(Number.isFinite);
+  return v.length ? (mode === 'max' ? Math.max(...v) : Math.min(...v)) : NaN;
+};
+const base = (seed) => runs.find((r) => r.name === c.baseline && r.seed === seed);
+const hit = (r) => {
+  const b = base(r.seed);
+  if (!b) return undefined;
+  const t = best(b);
+  return r.curve.evals.find((e) => (mode === 'max' ? e[1] >= t : e[1] <= t));
+};
+console.log(`\n${args.join(' + ')} — ${monitor} (${mode === 'max' ? 'higher' : 'lower'} is better), baseline ${c.baseline} (the best AdamW by mean best ${monitor})\n`);
+console.log(`| run | final ${monitor} | best ${monitor} | final, per seed | steps to baseline's best, per seed | seconds to it, per seed | ms / step | diverged |`);
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const row of c.rows) {
+  const rs = runs.filter((r) => r.name === row.name).sort((a, b) => a.seed - b.seed);
+  const finals = rs.map((r) => f(r.summary.final, 3)).join(' / ');
+  const steps = rs.map((r) => hit(r)?.[0] ?? 'never').join(' / ');
+  const secs = rs.map((r) => { const h = hit(r); return h ? f(h[2] / 1000, 3) : '–'; }).join(' / ');
+  const name = `${row.name}${row.name === c.baseline ? ' (baseline)' : ''}`;
+  console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
+}

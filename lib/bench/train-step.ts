@@ -1,0 +1,311 @@
+/**
+ * `kfac-peft bench train-step`: one LoRA fine-tuning step (r = 16 on every linear layer of the
+ * blocks) of a random-init model of a named real-size shape, on the CPU or the GPU, in float32 or
+ * with bfloat16 base weights, with or without gradient checkpointing. Reports tokens/s, the step
+ * time, peak memory, the share of the step in GEMMs (from the op profile, in a separate profiled
+ * round), the achieved TFLOP/s of the step and of its GEMMs against a bf16 GEMM peak measured in
+ * the same run, and with K-FAC (+ Newton-step clipping at its default) the K-FAC/AdamW step ratio
+ * on the same model. `--peer torch` times PyTorch + PEFT (and kfac-pytorch where it imports) on
+ * the same shape in a worker (bench/peer_train_step.py). Anything not measured is reported as
+ * null with the reason, never estimated.
+ */
+import { loadavg } from 'node:os';
+
+import * as cudaNs from '../cuda/index.js';
+import { KFAC } from '../kfac/kfac-optimizer.js';
+import * as linalg from '../linalg/index.js';
+import { captureBlockwise, configFromHf, createModel, type TransformerModel } from '../models/index.js';
+import type { Batch } from '../models/common.js';
+import * as F from '../nn/functional.js';
+import { native } from '../native/loader.js';
+import { AdamW } from '../optim/adamw.js';
+import { applyLora, kfacLayersForLora, untrackedParameters } from '../peft/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { kfacNewtonClip, DEFAULTS } from '../train/run.js';
+import { Peer } from './peer.js';
+import { OpProfile } from './profile.js';
+import { median } from './timing.js';
+
+/** Hugging Face config.json of each shape (random weights; LLaMA shapes of TinyLlama-1.1B and a 32-layer 2.8B). */
+export const TRAIN_SHAPES: Record<string, Record<string, unknown>> = {
+  'llama-125m': { model_type: 'llama', vocab_size: 32000, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, intermediate_size: 3072, max_position_embeddings: 4096, rms_norm_eps: 1e-5, tie_word_embeddings: false },
+  'llama-1b': { model_type: 'llama', vocab_size: 32000, hidden_size: 2048, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, intermediate_size: 5632, max_position_embeddings: 4096, rms_norm_eps: 1e-5, tie_word_embeddings: false },
+  'llama-3b': { model_type: 'llama', vocab_size: 50304, hidden_size: 2560, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, intermediate_size: 6912, max_position_embeddings: 4096, rms_norm_eps: 1e-5, tie_word_embeddings: false },
+  'bert-base': { model_type: 'bert', vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, max_position_embeddings: 512, type_vocab_size: 2 },
+};
+
+export interface TrainStepOptions {
+  shape: string;
+  device: 'cpu' | 'cuda';
+  optimizer: 'adamw' | 'kfac';
+  dtype: 'float32' | 'bfloat16';
+  checkpointing: boolean;
+  batch: number;
+  seq: number;
+  /** Overrides for small runs: layers, hidden size (heads = hidden / 64), vocabulary. */
+  layers?: number;
+  hidden?: number;
+  vocab?: number;
+  warmup: number;
+  steps: number;
+  /** Side of the square GEMM timed for the bf16 peak. */
+  peakSize: number;
+  peer: 'torch' | undefined;
+  progress(message: string): void;
+}
+
+export interface TrainStepReport {
+  shape: string;
+  config: Record<string, unknown>;
+  device: string;
+  deviceName: string;
+  optimizer: string;
+  dtype: string;
+  checkpointing: boolean;
+  batch: number;
+  seq: number;
+  params: number;
+  trainable: number;
+  stepMs: { median: number; mean: number; min: number };
+  tokensPerSecond: number;
+  /** Bytes: the device allocator's peak (cuda) or the host allocator's (cpu), since the process started. */
+  peakMemoryBytes: number | null;
+  /** FLOPs of one step (stepFlops): the linear layers' GEMMs and attention's products. */
+  flopsPerStep: { linear: number; attention: number };
+  /** Share of the step in GEMM calls (linear, matmul), from a profiled round. */
+  gemmShare: number | null;
+  /** (linear + attention FLOPs) / mean step time. */
+  stepTflops: number;
+  /** Linear FLOPs / time in the GEMM calls of the profiled round. */
+  gemmTflops: number | null;
+  peakBf16Tflops: number | null;
+  peakNote: string;
+  /** K-FAC step mean / AdamW step mean on the same model (K-FAC runs only). */
+  kfacOverAdamw: number | null;
+  adamwStepMs: number | null;
+  peer: null | { name: string; optimizer: string; stepMs: number; tokensPerSecond: number; peakMemoryBytes: number | null; kfac: string | null; kfacMissing: string | null };
+  peerMissing: string | null;
+  lastLoss: number;
+  loadBefore: number[];
+  loadAfter: number[];
+  notMeasured: string[];
+}
+
+function seededIds(n: number, vocab: number, seed: number): Int32Array {
+  let s = seed >>> 0;
+  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s % vocab));
+}
+
+/** The shape's config with the small-run overrides applied. */
+export function shapeConfig(o: Pick<TrainStepOptions, 'shape' | 'layers' | 'hidden' | 'vocab'>): Record<string, unknown> {
+  const base = TRAIN_SHAPES[o.shape];
+  if (!base) throw new Error(`unknown shape ${o.shape}`);
+  const c: Record<string, unknown> = { ...base };
+  if (o.layers !== undefined) c['num_hidden_layers'] = o.layers;
+  if (o.hidden !== undefined) {
+    const ratio = (base['intermediate_size'] as number) / (base['hidden_size'] as number);
+    const heads = Math.max(1, Math.round(o.hidden / 64));
+    c['hidden_size'] = o.hidden;
+    c['intermediate_size'] = Math.round(o.hidden * ratio);
+    c['num_attention_heads'] = heads;
+    if (c['num_key_value_heads'] !== undefined) {
+      const g = (base['num_attention_heads'] as number) / (base['num_key_value_heads'] as number);
+      c['num_key_value_heads'] = heads % g === 0 ? heads / g : heads;
+    }
+  }
+  if (o.vocab !== undefined) c['vocab_size'] = o.vocab;
+  return c;
+}
+
+/**
+ * FLOPs of one LoRA step, from the shape: `linear` — the forward and input-gradient GEMMs of the
+ * blocks' linear layers and the LM head (2·tokens·weights each way; frozen weights get no weight
+ * gradient) and the adapters' (≈ r·(din + dout) per adapted layer, three GEMMs each way);
+ * `attention` — QKᵀ and PV forward (full square, no causal halving) and twice that backward.
+ */
+export function stepFlops(m: TransformerModel, B: number, T: number, r: number): { linear: number; attention: number } {
+  const c = m.config as unknown as { hiddenSize: number; numLayers: number; vocabSize: number; family: string };
+  const tok = B * T;
+  let weights = 0;
+  let adapted = 0;
+  for (const p of m.parameters()) {
+    if (p.tensor.rank !== 2 || !/\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|query|key|value|dense|lin1|lin2|q_lin|k_lin|v_lin|out_lin)\.weight$/.test(p.name)) continue;
+    weights += p.tensor.size;
+    adapted += r * (p.tensor.shape[0]! + p.tensor.shape[1]!);
+  }
+  const head = c.family === 'bert' ? 0 : c.vocabSize * c.hiddenSize;
+  return { linear: 4 * tok * (weights + head) + 6 * tok * adapted, attention: 3 * 4 * B * T * T * c.hiddenSize * c.numLayers };
+}
+
+/** Times a square bf16 GEMM on the device: cuda matmul with bf16 operands (cuBLAS, f32 accumulate), cpu the bf16 linear kernel. */
+function measurePeak(device: 'cpu' | 'cuda', n: number): { tflops: number | null; note: string } {
+  try {
+    const x = Tensor.randn([n, n], { seed: 1 });
+    const w = Tensor.randn([n, n], { seed: 2 });
+    const xb = x.to(device, { dtype: device === 'cuda' ? 'bfloat16' : 'float32' });
+    const wb = w.to(device, { dtype: 'bfloat16' });
+    x.dispose();
+    w.dispose();
+    const y = Tensor.empty([n, n], { device });
+    const run = () => (device === 'cuda' ? linalg.matmul(xb, wb, { transB: true, out: y }) : F.linearForward(xb, wb, null, y));
+    run();
+    const ts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = process.hrtime.bigint();
+      run();
+      if (device === 'cuda') cudaNs.synchronize();
+      ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    for (const t of [xb, wb, y]) t.dispose();
+    const ms = median(ts);
+    return { tflops: (2 * n ** 3) / (ms * 1e-3) / 1e12, note: `${device === 'cuda' ? 'cuBLAS matmul, bf16 operands, f32 accumulate' : `the bf16 linear kernel (${native().info().cpu.bf16Kernel})`}, ${n}×${n}×${n}, median of 5` };
+  } catch (e) {
+    return { tflops: null, note: `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
+  }
+}
+
+function peakMemory(device: 'cpu' | 'cuda'): number | null {
+  if (device === 'cuda') return cudaNs.memory()?.peak ?? null;
+  return native().info().memory.peakAllocatedBytes;
+}
+
+function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac', B: number): { step: () => void; dispose: () => void } {
+  if (optimizer === 'kfac') {
+    const layers = kfacLayersForLora(model);
+    const opt = new KFAC(layers, untrackedParameters(model, layers), { lr: 1e-4, momentum: 0.9, damping: DEFAULTS.damping, inverseEvery: DEFAULTS.inverseEvery, newtonClip: kfacNewtonClip(DEFAULTS) });
+    captureBlockwise(model, opt);
+    return { step: () => void opt.step({ batchSize: B }), dispose: () => opt.dispose() };
+  }
+  model.onBlockBackward = null;
+  const opt = new AdamW(model.trainableParameters(), { lr: 1e-4 });
+  return { step: () => opt.step(), dispose: () => undefined };
+}
+
+function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number } {
+  const s = makeStep(model, optimizer, batch.shape[0]);
+  let loss = NaN;
+  const one = () => {
+    model.zeroGrad();
+    loss = model.forward(batch).loss!;
+    model.backward();
+    s.step();
+    if (device === 'cuda') cudaNs.synchronize();
+  };
+  try {
+    for (let i = 0; i < warmup; i++) one();
+    const ms: number[] = [];
+    profile?.start();
+    for (let i = 0; i < steps; i++) {
+      const t0 = process.hrtime.bigint();
+      one();
+      ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    profile?.stop();
+    return { ms, loss };
+  } finally {
+    s.dispose();
+  }
+}
+
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+
+export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport> {
+  const loadBefore = loadavg();
+  const cfg = shapeConfig(o);
+  const notMeasured: string[] = [];
+  const B = o.batch;
+  const T = o.seq;
+  const causal = cfg['model_type'] !== 'bert';
+  o.progress(`building ${o.shape} on ${o.device}`);
+  const model = createModel(configFromHf(cfg), { task: causal ? 'causal-lm' : 'sequence-classification', seed: 0, device: o.device, dtype: o.dtype, checkpointing: o.checkpointing });
+  let peer: Peer | undefined;
+  try {
+    model.train();
+    applyLora(model, { targetModules: 'all-linear', r: 16, alpha: 32, dropout: 0 });
+    const ids = seededIds(B * T, model.config.vocabSize, 7);
+    const batch: Batch = { inputIds: ids, shape: [B, T], labels: causal ? ids : Int32Array.from({ length: B }, (_, i) => i % 2) };
+    o.progress(`timing ${o.optimizer}`);
+    const main = timeSteps(model, batch, o.optimizer, o.warmup, o.steps, o.device);
+    let adamwMs: number[] | null = null;
+    if (o.optimizer === 'kfac') {
+      o.progress('timing adamw for the ratio');
+      adamwMs = timeSteps(model, batch, 'adamw', o.warmup, o.steps, o.device).ms;
+    } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
+    o.progress('profiling one round');
+    const prof = new OpProfile();
+    const pr = timeSteps(model, batch, o.optimizer, o.warmup, Math.min(3, o.steps), o.device, prof);
+    const rows = prof.rows(pr.ms.length, mean(pr.ms));
+    const gemmRow = rows.find((r) => r.family.startsWith('gemm'));
+    const gemmShare = gemmRow ? gemmRow.share : null;
+    if (gemmShare === null) notMeasured.push('gemmShare: no GEMM call was profiled');
+    const peakMem = peakMemory(o.device);
+    o.progress('timing the bf16 GEMM peak');
+    const peak = measurePeak(o.device, o.peakSize);
+    if (peak.tflops === null) notMeasured.push(`peakBf16Tflops: ${peak.note}`);
+    const flops = stepFlops(model, B, T, 16);
+    const stepMean = mean(main.ms);
+    // the GEMM family of the profile is the linear layers' calls (attention is its own family)
+    const gemmTflops = gemmShare ? flops.linear / (gemmShare * mean(pr.ms) * 1e-3) / 1e12 : null;
+    const info = cudaNs.deviceInfo();
+    const report: TrainStepReport = {
+      shape: o.shape,
+      config: cfg,
+      device: o.device,
+      deviceName: o.device === 'cuda' ? (info?.devices[0]?.name ?? 'cuda (CPU loopback)') : native().info().cpu.brand.trim(),
+      optimizer: o.optimizer,
+      dtype: o.dtype,
+      checkpointing: o.checkpointing,
+      batch: B,
+      seq: T,
+      params: model.parameters().reduce((n, p) => n + p.tensor.size, 0),
+      trainable: model.trainableParameters().reduce((n, p) => n + p.tensor.size, 0),
+      stepMs: { median: median(main.ms), mean: stepMean, min: Math.min(...main.ms) },
+      tokensPerSecond: (B * T * 1000) / median(main.ms),
+      peakMemoryBytes: peakMem,
+      flopsPerStep: flops,
+      gemmShare,
+      stepTflops: (flops.linear + flops.attention) / (stepMean * 1e-3) / 1e12,
+      gemmTflops,
+      peakBf16Tflops: peak.tflops,
+      peakNote: peak.note,
+      kfacOverAdamw: adamwMs ? stepMean / mean(adamwMs) : null,
+      adamwStepMs: adamwMs ? mean(adamwMs) : null,
+      peer: null,
+      peerMissing: null,
+      lastLoss: main.loss,
+      loadBefore,
+      loadAfter: loadavg(),
+      notMeasured,
+    };
+    if (o.peer === 'torch') {
+      o.progress('starting the PyTorch peer');
+      peer = await Peer.start(native().info().cpu.threads, false, 'peer_train_step.py');
+      if (!peer) report.peerMissing = 'no python with the peer worker answered (set KFAC_PEER_PYTHON to a python with torch, transformers and peft)';
+      else {
+        const init = await peer.call({ op: 'init', create: cfg, task: causal ? 'causal-lm' : 'sequence-classification', r: 16, alpha: 32, optimizer: o.optimizer, dtype: o.dtype, device: o.device, checkpointing: o.checkpointing, shape: [B, T], ids: [...ids], threads: native().info().cpu.threads });
+        if (init?.['ok'] !== true) report.peerMissing = `the peer failed: ${String(init?.['error'] ?? 'no reply')}`;
+        else {
+          await peer.call({ op: 'steps', n: o.warmup });
+          const rep = await peer.call({ op: 'steps', n: o.steps });
+          if (rep?.['ok'] === true) {
+            const ms = median(rep['ms'] as number[]);
+            report.peer = {
+              name: `PyTorch ${String(init['torch'])} + transformers ${String(init['transformers'])} + PEFT ${String(init['peft'])}`,
+              optimizer: String(init['optimizer'] ?? o.optimizer),
+              kfacMissing: typeof init['kfacMissing'] === 'string' ? init['kfacMissing'] : null,
+              stepMs: ms,
+              tokensPerSecond: (B * T * 1000) / ms,
+              peakMemoryBytes: typeof rep['peak'] === 'number' ? rep['peak'] : null,
+              kfac: init['kfac'] === null || init['kfac'] === undefined ? null : String(init['kfac']),
+            };
+          } else report.peerMissing = `the peer failed: ${String(rep?.['error'] ?? 'no reply')}`;
+        }
+      }
+    } else notMeasured.push('peer: run with --peer torch');
+    report.loadAfter = loadavg();
+    return report;
+  } finally {
+    peer?.close();
+    model.dispose();
+  }
+}

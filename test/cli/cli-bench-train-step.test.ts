@@ -1,0 +1,47 @@
+/**
+ * `kfac-peft bench train-step` on a shrunken shape (2 layers, hidden 64) on the CPU: the JSON
+ * report has every measured field finite and in range, K-FAC's ratio to AdamW on the same model,
+ * the bf16 GEMM peak of the same run, and the fields it did not measure (no peer asked for) named
+ * in notMeasured rather than filled in. Timings are not asserted (bench/, not a unit test).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, test } from 'vitest';
+
+import { cli as runCli } from '../support/tiny-cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'kfac-bench-ts-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const cli = (args: string[]) => runCli(tmp, args);
+
+describe('bench train-step', () => {
+  test('a shrunken llama-1b step with K-FAC and gradient checkpointing: the report', () => {
+    const r = cli(['bench', 'train-step', '--shape', 'llama-1b', '--layers', '2', '--hidden', '64', '--vocab', '256', '--seq', '16', '--batch', '2', '--steps', '2', '--warmup', '1', '--peak-size', '128', '--optimizer', 'kfac', '--gradient-checkpointing', '--dtype', 'bfloat16', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, unknown> & { stepMs: { median: number }; config: Record<string, number>; notMeasured: string[] };
+    expect(j['shape']).toBe('llama-1b');
+    expect(j.config).toMatchObject({ num_hidden_layers: 2, hidden_size: 64, num_attention_heads: 1, num_key_value_heads: 1, vocab_size: 256 });
+    expect(j).toMatchObject({ device: 'cpu', optimizer: 'kfac', dtype: 'bfloat16', checkpointing: true, batch: 2, seq: 16, peer: null });
+    expect(j.stepMs.median).toBeGreaterThan(0);
+    for (const k of ['tokensPerSecond', 'stepTflops', 'gemmTflops', 'peakBf16Tflops', 'kfacOverAdamw', 'adamwStepMs', 'peakMemoryBytes', 'lastLoss'])
+      expect(Number.isFinite(j[k]) && (j[k] as number) > 0, `${k}: ${String(j[k])}`).toBe(true);
+    const f = j['flopsPerStep'] as { linear: number; attention: number };
+    // linear: 4·tokens·(blocks' weights + LM head) + 6·tokens·r·(din + dout) per adapted layer; attention: 12·B·T²·C·layers
+    const blockW = 2 * (4 * 64 * 64 + 3 * 64 * 176);
+    expect(f.linear).toBe(4 * 32 * (blockW + 256 * 64) + 6 * 32 * 2 * 16 * (4 * 128 + 3 * 240));
+    expect(f.attention).toBe(12 * 2 * 16 * 16 * 64 * 2);
+    expect(j['gemmShare'] as number).toBeGreaterThan(0);
+    expect(j['gemmShare'] as number).toBeLessThanOrEqual(1);
+    // LoRA r = 16 on the 7 linear layers of each of the 2 blocks
+    expect(j['trainable']).toBe(2 * 16 * (4 * (64 + 64) + 3 * (64 + 176)));
+    expect(j.notMeasured).toEqual(['peer: run with --peer torch']);
+  });
+
+  test('bad input: a missing or unknown shape is a usage error', () => {
+    const r = cli(['bench', 'train-step', '--device', 'cpu']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--shape: expected llama-125m \| llama-1b \| llama-3b \| bert-base, got nothing/);
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * `--device`, `--dtype` and `--gradient-checkpointing` on the command line. Without a GPU:
+ * `--device cuda` is the typed error that says why (exit 1, before any file is written),
+ * `--device auto` trains on the CPU and says why once on stderr, and the memory flags train to
+ * the same adapter as without checkpointing (the recomputation changes no value). With a GPU the
+ * device cases are skipped here (scripts/gpu-check.sh runs the device training).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, test } from 'vitest';
+
+import { gpuStatus } from '../cuda/parity.mjs';
+import { cli as runCli, tinySetup } from '../support/tiny-cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'kfac-cli-device-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const cli = (args: string[]) => runCli(tmp, args);
+const { model, data } = tinySetup(tmp, 32, 16);
+const base = ['train', '--model', model, '--data', data, '--steps', '2', '--batch-size', '8', '--max-length', '24', '--lora-r', '2', '--quiet'];
+const noGpu = !gpuStatus().ok;
+
+describe('train --device / --dtype / --gradient-checkpointing', () => {
+  test.skipIf(!noGpu)('--device cuda without a usable GPU: a DeviceError saying why, nothing written', () => {
+    const out = join(tmp, 'cuda');
+    const r = cli([...base, '--device', 'cuda', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/device: cuda is not usable in this process: .+/);
+    expect(r.stderr).toMatch(/hint: run `npx kfac-peft doctor`/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  test.skipIf(!noGpu)('--device auto falls back to the CPU and prints the reason once', () => {
+    const r = cli(['train', '--model', model, '--data', data, '--steps', '2', '--batch-size', '8', '--max-length', '24', '--lora-r', '2', '--device', 'auto', '--out', join(tmp, 'auto')]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('device: '));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^device: cpu \(no usable GPU \(.+\)\)$/);
+  });
+
+  test('--dtype bfloat16 --gradient-checkpointing: the same adapter as --dtype bfloat16 alone', () => {
+    const a = cli([...base, '--dtype', 'bfloat16', '--optimizer', 'kfac', '--out', join(tmp, 'bf16')]);
+    const b = cli([...base, '--dtype', 'bfloat16', '--optimizer', 'kfac', '--gradient-checkpointing', '--out', join(tmp, 'bf16-ckpt')]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const w = (d: string) => readFileSync(join(tmp, d, 'adapter', 'adapter_model.safetensors'));
+    expect(w('bf16-ckpt').equals(w('bf16'))).toBe(true);
+    expect(JSON.parse(readFileSync(join(tmp, 'bf16-ckpt', 'config.json'), 'utf8'))).toMatchObject({ dtype: 'bfloat16', gradientCheckpointing: true });
+  });
+
+  test('bad values are usage errors naming the flag', () => {
+    const r = cli([...base, '--device', 'gpu', '--out', join(tmp, 'bad')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--device: expected cpu \| cuda \| auto, got "gpu"/);
+    const d = cli([...base, '--dtype', 'float16', '--out', join(tmp, 'bad2')]);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/--dtype: expected float32 \| bfloat16/);
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * The run path on the device (CPU loopback without a GPU): `executeRun` with `device: 'cuda'`
+ * loads the model there, and the adapters, the optimizer state and the batches follow, so the
+ * run computes what the CPU run computes, step for step (identical losses, evaluation and saved
+ * adapter). What crosses between host and device in the steady state is counted per step:
+ *  - copies (the loopback's transfer counter): one upload per step, the batch's padding mask,
+ *    and no download;
+ *  - host synchronisations: every op whose result comes back to JS as a number computed from
+ *    device data (the loss of the cross-entropy, sums and norms, the clip's scale, the
+ *    decompositions' residuals) waits for the device. AdamW makes exactly one per step, the
+ *    loss. K-FAC makes the loss, one squared norm per tracked gradient (the telemetry's gradient
+ *    norm) and, for the default trust-ratio clip, the norms of each weight and of its step:
+ *    1 + 3·(tracked tensors) on a step without decompositions (asserted exactly), plus one per
+ *    factor on a decomposition step. Folding them into one read needs a device-side
+ *    multi-tensor reduction (docs/CUDA.md), not done yet.
+ * Gradient checkpointing on the device gives the same losses as without it.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, test } from 'vitest';
+
+import { native } from '../../lib/native/loader.js';
+import { executeRun, prepareRun, type RunConfig } from '../../lib/train/run.js';
+import type { TrainerEvent } from '../../lib/train/trainer.js';
+import { completeRun } from '../../lib/cli/run-flags.js';
+import { tinySetup } from '../support/tiny-cli.js';
+import { enableLoopback, gpuStatus } from './parity.mjs';
+
+const gpu = gpuStatus();
+if (!gpu.ok) enableLoopback();
+const loop = !gpu.ok;
+const tmp = mkdtempSync(join(tmpdir(), 'kfac-devrun-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const setup = tinySetup(tmp, 48, 16);
+
+/** Addon functions whose result is a number read from (possibly device) data: each one is a host synchronisation. */
+const SYNC_OPS = ['sum', 'sumSquares', 'norm', 'dot', 'crossEntropy', 'clipNewtonStep', 'piDamping', 'eigh', 'eighRefresh', 'eighBatched', 'dampedInverse'] as const;
+
+interface Counted {
+  losses: number[];
+  evalLoss: number;
+  adapter: Buffer;
+  /** Per step after the first: [uploads, downloads, syncs]. */
+  perStep: [number, number, number][];
+}
+
+async function run(name: string, over: Partial<RunConfig>): Promise<Counted> {
+  const config = completeRun({ model: setup.model, data: setup.data, steps: 6, batchSize: 8, maxLength: 24, loraR: 2, inverseEvery: 3, seed: 1, ...over });
+  const addon = native() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  let syncs = 0;
+  const saved = new Map<string, (...a: unknown[]) => unknown>();
+  for (const op of SYNC_OPS) {
+    const f = addon[op];
+    if (typeof f !== 'function') continue;
+    saved.set(op, f);
+    addon[op] = (...a: unknown[]) => {
+      syncs++;
+      return f.apply(addon, a);
+    };
+  }
+  const marks: { t: ReturnType<typeof native>['_loopbackTransfers'] extends () => infer R ? R : never; syncs: number }[] = [];
+  const out = join(tmp, name);
+  try {
+    const r = await executeRun(prepareRun(config), out, {
+      handleSigint: false,
+      onEvent: (e: TrainerEvent) => {
+        if (e.kind === 'step') marks.push({ t: loop ? native()._loopbackTransfers() : { uploads: 0, downloads: 0, uploadBytes: 0, downloadBytes: 0 }, syncs });
+      },
+    });
+    const steps = r.fit.history.filter((e): e is Extract<TrainerEvent, { kind: 'step' }> => e.kind === 'step');
+    const ev = r.fit.history.filter((e): e is Extract<TrainerEvent, { kind: 'eval' }> => e.kind === 'eval').at(-1)!;
+    const perStep: [number, number, number][] = [];
+    for (let i = 1; i < marks.length; i++) perStep.push([marks[i]!.t.uploads - marks[i - 1]!.t.uploads, marks[i]!.t.downloads - marks[i - 1]!.t.downloads, marks[i]!.syncs - marks[i - 1]!.syncs]);
+    return { losses: steps.map((s) => s.loss), evalLoss: ev.loss, adapter: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), perStep };
+  } finally {
+    for (const [op, f] of saved) addon[op] = f;
+  }
+}
+
+describe('a run on the device', () => {
+  for (const optimizer of ['adamw', 'kfac'] as const)
+    test(`${optimizer}: the CPU run's losses, evaluation and adapter; copies and host synchronisations per step`, async () => {
+      const cpu = await run(`${optimizer}-cpu`, { optimizer });
+      const dev = await run(`${optimizer}-cuda`, { optimizer, device: 'cuda' });
+      expect(dev.losses).toEqual(cpu.losses);
+      expect(dev.losses.length).toBe(6);
+      expect(dev.evalLoss).toBe(cpu.evalLoss);
+      expect(dev.adapter.equals(cpu.adapter)).toBe(true);
+      if (loop)
+        for (const [up, down] of dev.perStep) {
+          expect(up).toBe(1); // the padding mask
+          expect(down).toBe(0);
+        }
+      // LoRA r=2 on q_proj and v_proj of 2 layers + the classification head: 8 adapter tensors + score
+      const syncs = dev.perStep.map((s) => s[2]);
+      if (optimizer === 'adamw') expect(syncs).toEqual([1, 1, 1, 1, 1]);
+      else {
+        const tensors = 9;
+        // steps 2..6 (indices 0..4 here); the decompositions of step 4 (inverseEvery 3, steps counted from 0) add one read per factor
+        for (const [i, n] of syncs.entries()) if (i !== 2) expect(n, `step ${i + 2}`).toBe(1 + 3 * tensors);
+        expect(syncs[2]).toBeGreaterThan(1 + 3 * tensors);
+      }
+    });
+
+  test('gradient checkpointing on the device: the same losses as without it (K-FAC captures block by block)', async () => {
+    const plain = await run('ckpt-off', { optimizer: 'kfac', device: 'cuda' });
+    const ckpt = await run('ckpt-on', { optimizer: 'kfac', device: 'cuda', gradientCheckpointing: true });
+    expect(ckpt.losses).toEqual(plain.losses);
+    expect(ckpt.adapter.equals(plain.adapter)).toBe(true);
+  });
+});
