@@ -33,6 +33,8 @@ interface NativeNn {
   rmsNormBackward(x: NativeTensor, w: NativeTensor, rstd: NativeTensor, dout: NativeTensor, dx: NativeTensor | null, dw: NativeTensor | null): void;
   geluForward(x: NativeTensor, out: NativeTensor, approximate: string): void;
   geluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor, approximate: string): void;
+  actOutForward(x: NativeTensor, out: NativeTensor, kind: string): void;
+  actOutBackward(y: NativeTensor, dout: NativeTensor, dx: NativeTensor, kind: string): void;
   siluForward(x: NativeTensor, out: NativeTensor): void;
   siluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor): void;
   swigluForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
@@ -174,6 +176,18 @@ export function geluForward(x: Tensor, out: Tensor, approximate: GeluApproximate
 /** dx (=, may be dout) = dout·gelu'(x). */
 export function geluBackward(x: Tensor, dout: Tensor, dx: Tensor, approximate: GeluApproximate = 'erf'): Tensor {
   nn().geluBackward(handleOf(x, 'x'), handleOf(dout, 'dout'), handleOf(dx, 'dx'), checkGelu(approximate));
+  return dx;
+}
+/** An activation whose derivative is read from its output: tanh or relu. */
+export type OutputActivation = 'tanh' | 'relu';
+/** out (=, may be x) = tanh(x) or relu(x). */
+export function activationForward(x: Tensor, out: Tensor, kind: OutputActivation): Tensor {
+  nn().actOutForward(handleOf(x, 'x'), handleOf(out, 'out'), kind);
+  return out;
+}
+/** dx (=, may be dout) = dout·f'(x) from the output y = f(x): 1 − y² (tanh), [y > 0] (relu). */
+export function activationBackward(y: Tensor, dout: Tensor, dx: Tensor, kind: OutputActivation): Tensor {
+  nn().actOutBackward(handleOf(y, 'y'), handleOf(dout, 'dout'), handleOf(dx, 'dx'), kind);
   return dx;
 }
 /** out (=) = x·σ(x). */

@@ -38,6 +38,10 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
 // Pointwise, any shape, in place allowed. kind: 0 erf, 1 tanh.
 void gelu_forward(const Tensor& x, const Tensor& out, int kind);
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind);
+// Pointwise with the derivative read from the output y = f(x) (native/core/nn_outact.cpp), any
+// shape, in place allowed. kind: 0 tanh, 1 relu.
+void act_out_forward(const Tensor& x, const Tensor& out, int kind);
+void act_out_backward(const Tensor& y, const Tensor& dout, const Tensor& dx, int kind);
 void silu_forward(const Tensor& x, const Tensor& out);
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx);
 // out = silu(gate)·up; gate, up, out the same shape.

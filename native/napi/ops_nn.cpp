@@ -203,6 +203,22 @@ KFAC_BINDING(SiluBackward) {
   return info.Env().Undefined();
 }
 
+// actOutForward(x, out, 'tanh' | 'relu'), actOutBackward(y, dout, dx, 'tanh' | 'relu')
+int outact_kind(Napi::Value v) { return get_choice(v, "kind", {"tanh", "relu"}, 0); }
+
+KFAC_BINDING(ActOutForward) {
+  Tensor x = get_tensor(arg(info, 0), "x"), out = get_tensor(arg(info, 1), "out");
+  nn::act_out_forward(x, out, outact_kind(arg(info, 2)));
+  return info.Env().Undefined();
+}
+
+KFAC_BINDING(ActOutBackward) {
+  Tensor y = get_tensor(arg(info, 0), "y"), dout = get_tensor(arg(info, 1), "dout"),
+         dx = get_tensor(arg(info, 2), "dx");
+  nn::act_out_backward(y, dout, dx, outact_kind(arg(info, 3)));
+  return info.Env().Undefined();
+}
+
 // swigluForward(gate, up, out)
 KFAC_BINDING(SwigluForward) {
   Tensor gate = get_tensor(arg(info, 0), "gate"), up = get_tensor(arg(info, 1), "up"),
@@ -312,6 +328,7 @@ const Binding kBindings[] = {
     {"layerNormForward", LayerNormForward},   {"layerNormBackward", LayerNormBackward},
     {"rmsNormForward", RmsNormForward},       {"rmsNormBackward", RmsNormBackward},
     {"geluForward", GeluForward},             {"geluBackward", GeluBackward},
+    {"actOutForward", ActOutForward},         {"actOutBackward", ActOutBackward},
     {"siluForward", SiluForward},             {"siluBackward", SiluBackward},
     {"swigluForward", SwigluForward},         {"swigluBackward", SwigluBackward},
     {"crossEntropy", CrossEntropy},           {"attentionForward", AttentionForward},

@@ -288,4 +288,19 @@ export const nnCases = [
       exact(read(F.kvCacheWrite(T(src, [B, Tn, Hkv, D], dev), T(cache0, [B, Tcap, Hkv, D], dev), off)), want, 'cache');
     },
   },
+  {
+    name: 'tanh, relu (derivative from the output): forward and backward, in place',
+    ops: ['act_out_forward', 'act_out_backward'],
+    run(dev) {
+      const n = 7 * 129, s = [7, 129], x = uniform(n, 3), d = uniform(n);
+      for (const [kind, f, g] of [['tanh', Math.tanh, (y) => 1 - y * y], ['relu', (v) => Math.max(0, v), (y) => (y > 0 ? 1 : 0)]]) {
+        const y = read(F.activationForward(T(x, s, dev), nan(s, dev), kind));
+        rel(y, Float64Array.from(x, f), 1e-7, kind);
+        const xi = T(x, s, dev);
+        exact(read(F.activationForward(xi, xi, kind)), y, `${kind} in place`);
+        const di = T(d, s, dev);
+        rel(read(F.activationBackward(T(y, s, dev), di, di, kind)), Float64Array.from(y, (v, i) => d[i] * g(v)), 1e-7, `${kind}' in place`);
+      }
+    },
+  },
 ];
