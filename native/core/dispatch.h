@@ -107,7 +107,9 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(dropout_forward, void, (const Tensor& x, const Tensor& out, float p, uint64_t seed))                 \
   X(dropout_backward, void, (const Tensor& dout, const Tensor& dx, float p, uint64_t seed))              \
   X(act_out_forward, void, (const Tensor& x, const Tensor& out, int kind))                               \
-  X(act_out_backward, void, (const Tensor& y, const Tensor& dout, const Tensor& dx, int kind))
+  X(act_out_backward, void, (const Tensor& y, const Tensor& dout, const Tensor& dx, int kind))            \
+  X(col_scale, void, (const Tensor& x, const Tensor& l, float shift, const Tensor& out, bool accumulate)) \
+  X(col_scale_backward, void, (const Tensor& a, const Tensor& b, const Tensor& u, TensorOpt dl))
 
 struct Kernels {
 #define KFAC_KERNEL_SLOT(name, ret, params) ret(*name) params = nullptr;

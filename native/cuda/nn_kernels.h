@@ -5,11 +5,11 @@
 // Families: act (gelu, silu, swiglu), linear, embedding (and kv_cache_write), norm (layernorm,
 // rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward), reduce
 // (sum_squares_many, a tensor op of the list written as a body so that the emulation runs it),
-// outact (tanh, relu with the derivative from the output).
+// outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -22,6 +22,7 @@ void dropout_kernels(Kernels& k);
 void attention_kernels(Kernels& k);
 void reduce_kernels(Kernels& k);
 void outact_kernels(Kernels& k);
+void colscale_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -35,4 +36,5 @@ void dropout_kernels(Kernels& k);
 void attention_kernels(Kernels& k);
 void reduce_kernels(Kernels& k);
 void outact_kernels(Kernels& k);
+void colscale_kernels(Kernels& k);
 }  // namespace kfac::emu
