@@ -142,11 +142,18 @@ export class KFAC {
       if (raw[i]) model += ops.dot(deltas[i]!, raw[i]!);
     });
     const index = new Map(this.params.map((p, i) => [p, i]));
-    for (const b of this.preconditioner.blocks) {
+    const pairs = this.preconditioner.blocks.map((b) => {
       const dW = deltas[index.get(b.layer.weight)!]!;
       const db = b.layer.bias ? (deltas[index.get(b.layer.bias)!] ?? null) : null;
+      return { b, dW, db };
+    });
+    // every ‖δW‖², ‖δb‖² in one reduction
+    const dSq = ops.sumSquaresMany(pairs.flatMap(({ dW, db }) => (db ? [dW, db] : [dW])));
+    let k = 0;
+    for (const { b, dW, db } of pairs) {
       model += 0.5 * b.curvature(dW, db);
-      sq += ops.sumSquares(dW) + (db ? ops.sumSquares(db) : 0);
+      const w = dSq[k++]!;
+      sq += w + (db ? dSq[k++]! : 0);
     }
     model += 0.5 * this.#lambda * sq;
     for (const r of raw) r?.dispose();
@@ -208,19 +215,24 @@ export class KFAC {
     adamw.params.forEach((p, i) => ops.copy(p.tensor, this.#extraPrev[i]!));
     adamw.step();
     // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
+    // One reduction for ‖θ_tracked‖² and every ‖θ_old,i‖², one for every ‖δ_i‖² (two host synchronisations).
+    const weights = this.preconditioner.blocks.map((b) => b.layer.weight.tensor);
+    const before = ops.sumSquaresMany([...weights, ...this.#extraPrev]);
     let sq = 0;
     let n = 0;
-    for (const b of this.preconditioner.blocks) {
-      sq += ops.sumSquares(b.layer.weight.tensor);
-      n += b.layer.weight.tensor.size;
-    }
+    weights.forEach((w, i) => {
+      sq += before[i]!;
+      n += w.size;
+    });
     const rmsAll = Math.max(Math.sqrt(sq / Math.max(1, n)), TRUST_FLOOR_RMS);
-    adamw.params.forEach((p, i) => {
+    const params = adamw.params;
+    params.forEach((p, i) => ops.axpy(-1, p.tensor, this.#extraPrev[i]!)); // prev ← θ_old − θ_new = −δ
+    const deltaSq = ops.sumSquaresMany(this.#extraPrev.slice(0, params.length));
+    params.forEach((p, i) => {
       const prev = this.#extraPrev[i]!;
       const ni = p.tensor.size;
-      const tau = trust * Math.sqrt(ni) * Math.max(Math.sqrt(ops.sumSquares(prev) / ni), rmsAll);
-      ops.axpy(-1, p.tensor, prev); // prev ← θ_old − θ_new = −δ
-      const norm = Math.sqrt(ops.sumSquares(prev));
+      const tau = trust * Math.sqrt(ni) * Math.max(Math.sqrt(before[weights.length + i]! / ni), rmsAll);
+      const norm = Math.sqrt(deltaSq[i]!);
       if (norm > tau) {
         ops.axpy(1 - tau / norm, prev, p.tensor); // θ ← θ_new + (1 − τ/‖δ‖)(θ_old − θ_new)
         tel.untrackedClipped += 1;

@@ -58,9 +58,10 @@ export const TRUST_FLOOR_RMS = 1e-3;
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
+/** ‖ts‖ over all tensors: one multi-tensor reduction (one host synchronisation on a device). */
 function normOf(ts: readonly Tensor[]): number {
   let sq = 0;
-  for (const t of ts) sq += ops.sumSquares(t);
+  for (const v of ops.sumSquaresMany(ts)) sq += v;
   return Math.sqrt(sq);
 }
 
@@ -351,7 +352,9 @@ export class KfacPreconditioner {
    */
   #trustClip(steps: Tensor[], live: LayerBlock[], k: number, mode: 'global' | 'per-tensor'): { norm: number; scale: number; clipped: boolean; threshold: number } {
     const params = live.flatMap((b) => [b.layer.weight.tensor, ...(b.Pb && b.biasGrad && b.layer.bias ? [b.layer.bias.tensor] : [])]);
-    const pSq = params.map((t) => ops.sumSquares(t));
+    // ‖θ_i‖² and, per tensor, ‖P_i‖²: one multi-tensor reduction (θ does not change in between)
+    const sums = ops.sumSquaresMany(mode === 'global' ? params : [...params, ...steps]);
+    const pSq = sums.slice(0, params.length);
     const n = params.reduce((acc, t) => acc + t.size, 0);
     const rmsAll = Math.max(Math.sqrt(pSq.reduce((a, b) => a + b, 0) / n), TRUST_FLOOR_RMS);
     if (mode === 'global') {
@@ -359,8 +362,8 @@ export class KfacPreconditioner {
       const r = clipNewtonStep(steps, { mode: 'global', maxNorm: tau });
       return { norm: r.norm, scale: r.scale, clipped: r.clipped, threshold: tau };
     }
-    const norms = steps.map((t, i) => {
-      const v = ops.sumSquares(t);
+    const norms = steps.map((_, i) => {
+      const v = sums[params.length + i]!;
       if (!Number.isFinite(v)) throw new NotFiniteError(`tensors[${i}]: the Newton step of ${live.map((b) => b.layer.name).join(', ')} is not finite`, { argument: `tensors[${i}]` });
       return Math.sqrt(v);
     });

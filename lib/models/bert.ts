@@ -269,6 +269,7 @@ export class BertModel extends TransformerModel {
     super.to(device);
     this.#first.to(device);
     this.#preDropout.to(device);
+    this.poolAct.to(device);
     return this;
   }
 

@@ -372,11 +372,11 @@ export class RowGather extends Module {
 
 // ---------------------------------------------------------------- head activations
 
-/** tanh or ReLU on a small tensor (a pooled [B, C]), computed in JS. */
+/** tanh or ReLU on a small tensor (a pooled [B, C]) by the native op, on the tensor's device. */
 export class SmallActivation extends Module {
   readonly kind: 'tanh' | 'relu';
-  #y: Float32Array | null = null;
-  #shape: readonly number[] = [];
+  /** The forward's output (its workspace), from which the backward reads the derivative. */
+  #y: Tensor | null = null;
 
   constructor(kind: 'tanh' | 'relu') {
     super();
@@ -384,20 +384,14 @@ export class SmallActivation extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = x.toArray();
-    if (this.kind === 'tanh') for (let i = 0; i < y.length; i++) y[i] = Math.tanh(y[i]!);
-    else for (let i = 0; i < y.length; i++) y[i] = Math.max(0, y[i]!);
+    const y = F.activationForward(x, this.workspace('out', x.shape), this.kind);
     this.#y = y;
-    this.#shape = x.shape;
-    return this.workspace('out', x.shape).set(y);
+    return y;
   }
 
   backward(dOut: Tensor): Tensor {
     const y = saved(this.#y, 'SmallActivation');
-    const d = dOut.toArray();
-    if (this.kind === 'tanh') for (let i = 0; i < d.length; i++) d[i] = d[i]! * (1 - y[i]! * y[i]!);
-    else for (let i = 0; i < d.length; i++) d[i] = y[i]! > 0 ? d[i]! : 0;
-    return this.workspace('dx', this.#shape).set(d);
+    return F.activationBackward(y, dOut, this.workspace('dx', y.shape), this.kind);
   }
 }
 
@@ -406,7 +400,10 @@ export class SmallActivation extends Module {
 /** Mean squared error of predictions [N] against targets [N] (Hugging Face's regression loss), ∂/∂pred written. */
 export function mseLoss(pred: Tensor, labels: Float32Array, dPred: Tensor): { loss: number; count: number } {
   const n = pred.size;
-  const p = pred.toArray();
+  // On a device: one download of the N predictions and one upload of their gradient.
+  const host = pred.device === 'cpu' ? null : pred.to('cpu');
+  const p = (host ?? pred).toArray();
+  host?.dispose();
   const d = new Float32Array(n);
   let s = 0;
   for (let i = 0; i < n; i++) {

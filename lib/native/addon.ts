@@ -204,6 +204,7 @@ export interface NativeAddon extends NativeKfacOps {
   transpose(x: NativeTensor, out: NativeTensor | null): NativeTensor;
   sum(x: NativeTensor): number;
   sumSquares(x: NativeTensor): number;
+  sumSquaresMany(tensors: NativeTensor[]): Float64Array;
   norm(x: NativeTensor): number;
   dot(x: NativeTensor, y: NativeTensor): number;
 

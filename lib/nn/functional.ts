@@ -33,6 +33,10 @@ interface NativeNn {
   rmsNormBackward(x: NativeTensor, w: NativeTensor, rstd: NativeTensor, dout: NativeTensor, dx: NativeTensor | null, dw: NativeTensor | null): void;
   geluForward(x: NativeTensor, out: NativeTensor, approximate: string): void;
   geluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor, approximate: string): void;
+  actOutForward(x: NativeTensor, out: NativeTensor, kind: string): void;
+  colScale(x: NativeTensor, l: NativeTensor, shift: number, out: NativeTensor, accumulate: boolean): void;
+  colScaleBackward(a: NativeTensor, b: NativeTensor, u: NativeTensor, dl: NativeTensor | null): void;
+  actOutBackward(y: NativeTensor, dout: NativeTensor, dx: NativeTensor, kind: string): void;
   siluForward(x: NativeTensor, out: NativeTensor): void;
   siluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor): void;
   swigluForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
@@ -180,6 +184,32 @@ export function geluForward(x: Tensor, out: Tensor, approximate: GeluApproximate
 /** dx (=, may be dout) = dout·gelu'(x). */
 export function geluBackward(x: Tensor, dout: Tensor, dx: Tensor, approximate: GeluApproximate = 'erf'): Tensor {
   nn().geluBackward(handleOf(x, 'x'), handleOf(dout, 'dout'), handleOf(dx, 'dx'), checkGelu(approximate));
+  return dx;
+}
+/**
+ * out (= or, with `accumulate`, +=; may be x) = x ⊙ (l + shift), l [n] along the last axis of x
+ * [..., n] (IA3's learned scales; shift −1 gives the scaled part minus x). Each element is the
+ * float64 product rounded once.
+ */
+export function colScale(x: Tensor, l: Tensor, out: Tensor, o: { shift?: number; accumulate?: boolean } = {}): Tensor {
+  nn().colScale(handleOf(x, 'x'), handleOf(l, 'l'), o.shift ?? 0, handleOf(out, 'out'), o.accumulate ?? false);
+  return out;
+}
+/** u (=, may be a or b) = a ⊙ b; dl [n] (+=, when given) = Σ over the rows of u (float32, rows in order). */
+export function colScaleBackward(a: Tensor, b: Tensor, u: Tensor, dl: Tensor | null): Tensor {
+  nn().colScaleBackward(handleOf(a, 'a'), handleOf(b, 'b'), handleOf(u, 'u'), dl ? handleOf(dl, 'dl') : null);
+  return u;
+}
+/** An activation whose derivative is read from its output: tanh or relu. */
+export type OutputActivation = 'tanh' | 'relu';
+/** out (=, may be x) = tanh(x) or relu(x). */
+export function activationForward(x: Tensor, out: Tensor, kind: OutputActivation): Tensor {
+  nn().actOutForward(handleOf(x, 'x'), handleOf(out, 'out'), kind);
+  return out;
+}
+/** dx (=, may be dout) = dout·f'(x) from the output y = f(x): 1 − y² (tanh), [y > 0] (relu). */
+export function activationBackward(y: Tensor, dout: Tensor, dx: Tensor, kind: OutputActivation): Tensor {
+  nn().actOutBackward(handleOf(y, 'y'), handleOf(dout, 'dout'), handleOf(dx, 'dx'), kind);
   return dx;
 }
 /** out (=) = x·σ(x). */

@@ -59,6 +59,16 @@ export function sumSquares(x: Tensor): number {
   return native().sumSquares(handleOf(x, 'x'));
 }
 
+/**
+ * Σ x² of every tensor of the list, in list order (all on one device). Equal, tensor by tensor,
+ * to {@link sumSquares}; on a device it is one reduction and one download for the whole list,
+ * where a loop of `sumSquares` synchronises once per tensor.
+ */
+export function sumSquaresMany(tensors: readonly Tensor[]): number[] {
+  const handles = tensors.map((t, i) => handleOf(t, `tensors[${i}]`));
+  return handles.length === 0 ? [] : Array.from(native().sumSquaresMany(handles));
+}
+
 /** ‖x‖₂ over all elements. */
 export function norm(x: Tensor): number {
   return native().norm(handleOf(x, 'x'));

@@ -21,7 +21,7 @@ export function clipGradNorm(grads: readonly (Tensor | null)[], maxNorm: number,
   const limit = checkFinite(maxNorm, 'maxNorm');
   const live = grads.filter((g): g is Tensor => g !== null);
   let sq = 0;
-  for (const g of live) sq += native().sumSquares(g.handle);
+  if (live.length > 0) for (const v of native().sumSquaresMany(live.map((g) => g.handle))) sq += v;
   const norm = Math.sqrt(sq);
   if (!Number.isFinite(norm) && options.errorIfNonfinite !== false)
     throw new NotFiniteError(`gradients: expected a finite norm, got ${norm}`, { argument: 'grads', expected: 'finite gradients', got: String(norm) });

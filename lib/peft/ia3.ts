@@ -17,7 +17,8 @@
  * The elementwise parts run in TypeScript over float32 arrays (CPU tensors).
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { linearBackward, linearForward } from '../nn/functional.js';
+import { colScale, colScaleBackward, linearBackward, linearForward } from '../nn/functional.js';
+import { add, copy } from '../ops/index.js';
 import { Linear, type LinearAdapter } from '../nn/layers.js';
 import { Module, type Parameter, type ParamSlot } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -58,8 +59,8 @@ export class Ia3Vector extends Module {
 export class Ia3Branch implements LinearAdapter {
   readonly vector: Ia3Vector;
   #merged = false;
-  #h: Float32Array | null = null;
-  #x: Float32Array | null = null;
+  /** Output mode: y before the scaling, from the last forward (on the layer's device). */
+  #h: Tensor | null = null;
   #u: Tensor | null = null;
   #ones: Tensor | null = null;
 
@@ -71,84 +72,77 @@ export class Ia3Branch implements LinearAdapter {
     seed: number,
   ) {
     this.vector = new Ia3Vector(feedforward ? base.inFeatures : base.outFeatures, init, seed);
+    // Drawn on the host (the same values on every device), then placed with the base layer.
+    const device = base.weight.tensor.device;
+    if (device !== 'cpu') this.vector.to(device);
   }
 
   get merged(): boolean {
     return this.#merged;
   }
 
-  /** l as a float32 array. */
+  /** l as a float32 array (one download when the vector is on a device). */
   get l(): Float32Array {
-    return this.vector.weight.tensor.toArray();
+    const t = this.vector.weight.tensor;
+    if (t.device === 'cpu') return t.toArray();
+    const h = t.to('cpu');
+    try {
+      return h.toArray();
+    } finally {
+      h.dispose();
+    }
+  }
+
+  /** A tensor of `shape` on `like`'s device, kept in `slot` while its shape holds. */
+  #keep(slot: Tensor | null, shape: readonly number[], like: Tensor): Tensor {
+    if (slot && !slot.disposed && slot.device === like.device && slot.shape.length === shape.length && slot.shape.every((d, i) => d === shape[i])) return slot;
+    slot?.dispose();
+    return Tensor.empty(shape, { device: like.device });
   }
 
   forward(x: Tensor, y: Tensor): void {
     if (this.#merged) return;
-    const l = this.l;
+    const l = this.vector.weight.tensor;
     if (!this.feedforward) {
-      const h = y.toArray();
-      this.#h = h;
-      const n = l.length;
-      const out = new Float32Array(h.length);
-      for (let i = 0; i < h.length; i++) out[i] = h[i]! * l[i % n]!;
-      y.set(out);
+      this.#h = this.#keep(this.#h, y.shape, y);
+      copy(y, this.#h);
+      colScale(y, l, y); // y ← h ⊙ l
     } else {
-      const xa = x.toArray();
-      this.#x = xa;
-      const n = l.length;
-      const xs = new Float32Array(xa.length);
-      for (let i = 0; i < xa.length; i++) xs[i] = xa[i]! * (l[i % n]! - 1);
-      using xt = Tensor.from(xs, x.shape);
-      using t = Tensor.empty(y.shape);
-      linearForward(xt, this.base.weight.tensor, null, t, this.base.layout);
-      const ya = y.toArray();
-      const ta = t.toArray();
-      for (let i = 0; i < ya.length; i++) ya[i] = ya[i]! + ta[i]!;
-      y.set(ya);
+      // y += W·(x ⊙ (l − 1)): the base layer's output with its input scaled by l
+      using xs = colScale(x, l, Tensor.empty(x.shape, { device: x.device }), { shift: -1 });
+      using t = Tensor.empty(y.shape, { device: y.device });
+      linearForward(xs, this.base.weight.tensor, null, t, this.base.layout);
+      add(y, t, y);
     }
   }
 
   backward(dy: Tensor, dx: Tensor | null): void {
     if (this.#merged) invalidArgument(`backward of ${this.path}`, 'an unmerged IA3 layer', 'a merged one');
-    const l = this.l;
-    const n = l.length;
-    const g = dy.toArray();
-    const rows = g.length / (this.feedforward ? this.base.outFeatures : n);
-    const u = new Float32Array(rows * n);
+    const l = this.vector.weight.tensor;
+    const n = l.size;
+    const rows = dy.size / (this.feedforward ? this.base.outFeatures : n);
     const x = this.base.input;
     if (!x) invalidArgument(`backward of ${this.path}`, 'a forward pass first', 'none');
+    const u = (this.#u = this.#keep(this.#u, [rows, n], dy));
+    const dl = this.vector.weight.gradTarget();
     if (!this.feedforward) {
-      const h = this.#h!;
-      for (let i = 0; i < g.length; i++) u[i] = g[i]! * h[i]!;
+      const h = this.#h ?? invalidArgument(`backward of ${this.path}`, 'a forward pass first', 'none');
+      using g2 = dy.reshape([rows, n]), h2 = h.reshape([rows, n]);
+      colScaleBackward(g2, h2, u, dl); // u = g ⊙ h, dl += Σ u
       if (dx) {
-        const t = new Float32Array(g.length);
-        for (let i = 0; i < g.length; i++) t[i] = g[i]! * (l[i % n]! - 1);
-        using tt = Tensor.from(t, dy.shape);
+        using tt = colScale(dy, l, Tensor.empty(dy.shape, { device: dy.device }), { shift: -1 }); // g ⊙ (l − 1)
         linearBackward(x, this.base.weight.tensor, tt, { dx, dW: null, db: null, accumulateDx: true }, this.base.layout);
       }
     } else {
-      using wt = Tensor.empty(x.shape);
+      using wt = Tensor.empty(x.shape, { device: x.device });
       linearBackward(x, this.base.weight.tensor, dy, { dx: wt, dW: null, db: null }, this.base.layout);
-      const t = wt.toArray();
-      const xa = this.#x!;
-      for (let i = 0; i < t.length; i++) u[i] = xa[i]! * t[i]!;
-      if (dx) {
-        const d = dx.toArray();
-        for (let i = 0; i < d.length; i++) d[i] = d[i]! + (l[i % n]! - 1) * t[i]!;
-        dx.set(d);
-      }
+      using x2 = x.reshape([rows, n]), w2 = wt.reshape([rows, n]);
+      colScaleBackward(x2, w2, u, dl); // u = x ⊙ Wᵀg, dl += Σ u
+      if (dx) colScale(wt, l, dx, { shift: -1, accumulate: true }); // dx += (l − 1) ⊙ Wᵀg
     }
-    const dl = this.vector.weight.gradTarget();
-    if (dl) {
-      const acc = dl.toArray();
-      for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) acc[j] = acc[j]! + u[r * n + j]!;
-      dl.set(acc);
-    }
-    this.#u?.dispose();
-    this.#u = Tensor.from(u, [rows, n]);
-    if (!this.#ones || this.#ones.disposed || this.#ones.shape[0] !== rows) {
+    if (!this.#ones || this.#ones.disposed || this.#ones.shape[0] !== rows || this.#ones.device !== dy.device) {
       this.#ones?.dispose();
-      this.#ones = Tensor.from(new Float32Array(rows).fill(1), [rows, 1]);
+      this.#ones = Tensor.from(new Float32Array(rows).fill(1), [rows, 1]).to(dy.device);
     }
   }
 
@@ -192,6 +186,8 @@ export class Ia3Branch implements LinearAdapter {
   dispose(): void {
     this.#u?.dispose();
     this.#ones?.dispose();
+    this.#h?.dispose();
+    this.#h = null;
     this.#u = null;
     this.#ones = null;
     this.vector.dispose();

@@ -19,7 +19,9 @@
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
 import { checkBatch, type Batch, type ForwardOutput } from '../models/common.js';
+import { embeddingBackward, embeddingForward, kvCacheWrite } from '../nn/functional.js';
 import { Embedding, type EmbeddingHook } from '../nn/layers.js';
+import { copy } from '../ops/index.js';
 import { Module, type ParamSlot } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkInteger, checkOptions } from '../util/validate.js';
@@ -75,39 +77,50 @@ export class PromptHook implements EmbeddingHook {
     this.prompt = new PromptEmbedding(init);
   }
 
+  /** Row ids: v = 0 … n−1 repeated for each of B sequences (the prompt row of each virtual token). */
+  #virtual(B: number): Int32Array {
+    return Int32Array.from({ length: B * this.n }, (_, r) => r % this.n);
+  }
+
   forward(out: Tensor): void {
     const [B, T] = out.shape as [number, number, number];
     if (out.rank !== 3 || T < this.n) invalidArgument('prompt tuning', `an embedding output [B, T ≥ ${this.n}, C]`, `[${out.shape.join(', ')}]`);
-    const o = out.toArray();
-    const p = this.prompt.weight.tensor.toArray();
-    const C = this.dim;
-    for (let b = 0; b < B; b++) o.set(p, b * T * C);
-    out.set(o);
+    const { n, dim: C } = this;
+    // rows 0 … n−1 of every sequence ← P: gather P per sequence, then write it at time 0 (native ops, on out's device)
+    using rep = Tensor.empty([B, n, 1, C], { device: out.device });
+    embeddingForward(this.#virtual(B), this.prompt.weight.tensor, rep);
+    using view = out.reshape([B, T, 1, C]);
+    kvCacheWrite(rep, view, 0);
   }
 
   backward(dOut: Tensor, tableTrainable: boolean): Tensor {
     const [B, T] = dOut.shape as [number, number, number];
     const { n, dim: C } = this;
-    const d = dOut.toArray();
-    const rows = new Float32Array(B * n * C);
-    for (let b = 0; b < B; b++) rows.set(d.subarray(b * T * C, (b * T + n) * C), b * n * C);
-    const dP = this.prompt.weight.gradTarget();
-    if (dP) {
-      const acc = dP.toArray();
-      for (let b = 0; b < B; b++) for (let i = 0; i < n * C; i++) acc[i] = acc[i]! + rows[b * n * C + i]!;
-      dP.set(acc);
+    const dev = dOut.device;
+    // the gradient rows of the virtual tokens, [B·n, C] (a gather of rows b·T + v)
+    if (!this.#rows || this.#rows.disposed || this.#rows.shape[0] !== B * n || this.#rows.device !== dev) {
+      this.#rows?.dispose();
+      this.#rows = Tensor.empty([B * n, C], { device: dev });
     }
-    this.#rows?.dispose();
-    this.#rows = Tensor.from(rows, [B * n, C]);
-    if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n) {
+    const rows = this.#rows;
+    using flat = dOut.reshape([B * T, C]);
+    embeddingForward(Int32Array.from({ length: B * n }, (_, r) => Math.floor(r / n) * T + (r % n)), flat, rows);
+    const dP = this.prompt.weight.gradTarget();
+    if (dP) embeddingBackward(this.#virtual(B), rows, dP); // dP[v] += Σ_b rows[b, v], sequences in order
+    if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n || this.#onehot.device !== dev) {
       this.#onehot?.dispose();
       const e = new Float32Array(B * n * n);
       for (let r = 0; r < B * n; r++) e[r * n + (r % n)] = 1;
-      this.#onehot = Tensor.from(e, [B * n, n]);
+      this.#onehot = Tensor.from(e, [B * n, n]).to(dev);
     }
     if (!tableTrainable) return dOut;
-    for (let b = 0; b < B; b++) d.fill(0, b * T * C, (b * T + n) * C); // virtual rows have no table row
-    return Tensor.from(d, dOut.shape);
+    // virtual rows have no table row: a copy of dOut with rows 0 … n−1 of each sequence zeroed
+    const d = Tensor.empty(dOut.shape, { device: dev });
+    copy(dOut, d);
+    using zeros = Tensor.zeros([B, n, 1, C], { device: dev });
+    using dv = d.reshape([B, T, 1, C]);
+    kvCacheWrite(zeros, dv, 0);
+    return d;
   }
 
   /** Per-row gradients ∂L/∂P[v] of the last backward, one row per (sequence, virtual token): [B·n, C]. */

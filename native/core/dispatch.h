@@ -35,6 +35,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(transpose, void, (const Tensor& x, const Tensor& out))                                               \
   X(sum, double, (const Tensor& x))                                                                      \
   X(sum_squares, double, (const Tensor& x))                                                              \
+  X(sum_squares_many, std::vector<double>, (const std::vector<Tensor>& xs))                              \
   X(dot, double, (const Tensor& x, const Tensor& y))                                                     \
   X(factor_update, void, (const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt))        \
   X(damped_inverse, bool, (const Tensor& a, float delta, const Tensor& out))                             \
@@ -112,7 +113,11 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(rope_forward, void, (const Tensor& x, const Tensor& out, int64_t offset, double base, int kind))      \
   X(rope_backward, void, (const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind))  \
   X(dropout_forward, void, (const Tensor& x, const Tensor& out, float p, uint64_t seed))                 \
-  X(dropout_backward, void, (const Tensor& dout, const Tensor& dx, float p, uint64_t seed))
+  X(dropout_backward, void, (const Tensor& dout, const Tensor& dx, float p, uint64_t seed))              \
+  X(act_out_forward, void, (const Tensor& x, const Tensor& out, int kind))                               \
+  X(act_out_backward, void, (const Tensor& y, const Tensor& dout, const Tensor& dx, int kind))            \
+  X(col_scale, void, (const Tensor& x, const Tensor& l, float shift, const Tensor& out, bool accumulate)) \
+  X(col_scale_backward, void, (const Tensor& a, const Tensor& b, const Tensor& u, TensorOpt dl))
 
 struct Kernels {
 #define KFAC_KERNEL_SLOT(name, ret, params) ret(*name) params = nullptr;

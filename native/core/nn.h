@@ -38,6 +38,14 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
 // Pointwise, any shape, in place allowed. kind: 0 erf, 1 tanh.
 void gelu_forward(const Tensor& x, const Tensor& out, int kind);
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind);
+// Pointwise with the derivative read from the output y = f(x) (native/core/nn_outact.cpp), any
+// shape, in place allowed. kind: 0 tanh, 1 relu.
+void act_out_forward(const Tensor& x, const Tensor& out, int kind);
+void act_out_backward(const Tensor& y, const Tensor& dout, const Tensor& dx, int kind);
+// IA3's column scaling (native/core/nn_colscale.cpp), x [..., n], l [n]: out (= or +=, may be x)
+// = x ⊙ (l + shift); backward u (=, may be a or b) = a ⊙ b and dl [n] (+=, skipped when null) = Σ_rows u.
+void col_scale(const Tensor& x, const Tensor& l, float shift, const Tensor& out, bool accumulate);
+void col_scale_backward(const Tensor& a, const Tensor& b, const Tensor& u, const Tensor* dl);
 void silu_forward(const Tensor& x, const Tensor& out);
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx);
 // out = silu(gate)·up; gate, up, out the same shape.

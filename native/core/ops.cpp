@@ -150,6 +150,18 @@ double sum_squares(const Tensor& x) {
   return KFAC_DISPATCH(dev, sum_squares)(x);
 }
 
+std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
+  if (xs.empty()) return {};
+  // One device for the list: the first tensor's; any other is named.
+  const Device dev = common_device({{&xs[0], "tensors[0]"}});
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const std::string nm = "tensors[" + std::to_string(i) + "]";
+    if (i > 0) common_device({{&xs[0], "tensors[0]"}, {&xs[i], nm.c_str()}});
+    check_f32(xs[i], nm.c_str());
+  }
+  return KFAC_DISPATCH(dev, sum_squares_many)(xs);
+}
+
 // float32 squares summed in float64 cannot overflow (FLT_MAX² ≈ 1e77 < DBL_MAX).
 double norm(const Tensor& x) { return std::sqrt(sum_squares(x)); }
 

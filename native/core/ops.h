@@ -2,6 +2,7 @@
 // (dtype, device, shape, disposed state) once and dispatches to the kernel of its tensors'
 // device. Activation-style outputs are overwritten; see each op.
 #pragma once
+#include <vector>
 #include "tensor.h"
 
 namespace kfac::ops {
@@ -40,6 +41,9 @@ Shape transpose_shape(const Tensor& x);
 
 double sum(const Tensor& x);
 double sum_squares(const Tensor& x);
+// Σx² of every tensor of a list (float32, one device, any shapes) in float64: on a device one
+// download for the whole list. Equal, tensor by tensor, to sum_squares.
+std::vector<double> sum_squares_many(const std::vector<Tensor>& xs);
 double norm(const Tensor& x);
 double dot(const Tensor& x, const Tensor& y);
 

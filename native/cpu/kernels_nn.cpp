@@ -9,7 +9,9 @@
 #include "nn_linear.h"
 #include "nn_linear_bf16.h"
 #include "nn_loss.h"
+#include "nn_colscale.h"
 #include "nn_norm.h"
+#include "nn_outact.h"
 #include "nn_rope.h"
 
 namespace kfac {

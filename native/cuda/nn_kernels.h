@@ -3,11 +3,13 @@
 // executor — kfac::cuda (native/cuda/nn_<family>.cu, the device) or kfac::emu
 // (native/emu/nn_<family>.cpp, the host emulation).
 // Families: act (gelu, silu, swiglu, relu, gated), linear, embedding (and kv_cache_write), norm (layernorm,
-// rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward).
+// rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward), reduce
+// (sum_squares_many, a tensor op of the list written as a body so that the emulation runs it),
+// outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -18,6 +20,9 @@ void loss_kernels(Kernels& k);
 void rope_kernels(Kernels& k);
 void dropout_kernels(Kernels& k);
 void attention_kernels(Kernels& k);
+void reduce_kernels(Kernels& k);
+void outact_kernels(Kernels& k);
+void colscale_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -29,4 +34,7 @@ void loss_kernels(Kernels& k);
 void rope_kernels(Kernels& k);
 void dropout_kernels(Kernels& k);
 void attention_kernels(Kernels& k);
+void reduce_kernels(Kernels& k);
+void outact_kernels(Kernels& k);
+void colscale_kernels(Kernels& k);
 }  // namespace kfac::emu

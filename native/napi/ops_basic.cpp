@@ -81,6 +81,13 @@ KFAC_BINDING(SumSquares) {
   return Napi::Number::New(info.Env(), ops::sum_squares(get_tensor(arg(info, 0), "x")));
 }
 
+KFAC_BINDING(SumSquaresMany) {
+  std::vector<double> r = ops::sum_squares_many(get_tensor_list(arg(info, 0), "tensors"));
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), r.size());
+  for (size_t i = 0; i < r.size(); ++i) out[i] = r[i];
+  return out;
+}
+
 KFAC_BINDING(Norm) { return Napi::Number::New(info.Env(), ops::norm(get_tensor(arg(info, 0), "x"))); }
 
 KFAC_BINDING(Dot) {
@@ -99,6 +106,7 @@ const Binding kBindings[] = {
     {"transpose", Transpose},
     {"sum", Sum},
     {"sumSquares", SumSquares},
+    {"sumSquaresMany", SumSquaresMany},
     {"norm", Norm},
     {"dot", Dot},
 };

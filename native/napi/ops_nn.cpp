@@ -203,6 +203,37 @@ KFAC_BINDING(SiluBackward) {
   return info.Env().Undefined();
 }
 
+// actOutForward(x, out, 'tanh' | 'relu'), actOutBackward(y, dout, dx, 'tanh' | 'relu')
+int outact_kind(Napi::Value v) { return get_choice(v, "kind", {"tanh", "relu"}, 0); }
+
+KFAC_BINDING(ActOutForward) {
+  Tensor x = get_tensor(arg(info, 0), "x"), out = get_tensor(arg(info, 1), "out");
+  nn::act_out_forward(x, out, outact_kind(arg(info, 2)));
+  return info.Env().Undefined();
+}
+
+KFAC_BINDING(ActOutBackward) {
+  Tensor y = get_tensor(arg(info, 0), "y"), dout = get_tensor(arg(info, 1), "dout"),
+         dx = get_tensor(arg(info, 2), "dx");
+  nn::act_out_backward(y, dout, dx, outact_kind(arg(info, 3)));
+  return info.Env().Undefined();
+}
+
+// colScale(x, l, shift, out, accumulate), colScaleBackward(a, b, u, dl | null)
+KFAC_BINDING(ColScale) {
+  Tensor x = get_tensor(arg(info, 0), "x"), l = get_tensor(arg(info, 1), "l"), out = get_tensor(arg(info, 3), "out");
+  nn::col_scale(x, l, float(get_number(arg(info, 2), "shift")), out, get_bool(arg(info, 4), "accumulate"));
+  return info.Env().Undefined();
+}
+
+KFAC_BINDING(ColScaleBackward) {
+  Tensor a = get_tensor(arg(info, 0), "a"), b = get_tensor(arg(info, 1), "b"), u = get_tensor(arg(info, 2), "u");
+  Tensor dl;
+  const bool has_dl = get_optional_tensor(arg(info, 3), "dl", dl);
+  nn::col_scale_backward(a, b, u, has_dl ? &dl : nullptr);
+  return info.Env().Undefined();
+}
+
 // swigluForward(gate, up, out)
 KFAC_BINDING(SwigluForward) {
   Tensor gate = get_tensor(arg(info, 0), "gate"), up = get_tensor(arg(info, 1), "up"),
@@ -357,6 +388,8 @@ const Binding kBindings[] = {
     {"layerNormForward", LayerNormForward},   {"layerNormBackward", LayerNormBackward},
     {"rmsNormForward", RmsNormForward},       {"rmsNormBackward", RmsNormBackward},
     {"geluForward", GeluForward},             {"geluBackward", GeluBackward},
+    {"colScale", ColScale},                   {"colScaleBackward", ColScaleBackward},
+    {"actOutForward", ActOutForward},         {"actOutBackward", ActOutBackward},
     {"siluForward", SiluForward},             {"siluBackward", SiluBackward},
     {"swigluForward", SwigluForward},         {"swigluBackward", SwigluBackward},
     {"crossEntropy", CrossEntropy},           {"attentionForward", AttentionForward},

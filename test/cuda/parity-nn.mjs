@@ -314,4 +314,36 @@ export const nnCases = [
       exact(read(F.kvCacheWrite(T(src, [B, Tn, Hkv, D], dev), T(cache0, [B, Tcap, Hkv, D], dev), off)), want, 'cache');
     },
   },
+  {
+    name: 'colScale (IA3): x ⊙ (l + shift), = and +=, in place; colScaleBackward: a ⊙ b and Σ rows into dl',
+    ops: ['col_scale', 'col_scale_backward'],
+    run(dev) {
+      const R = 7, n = 129, s = [R, n], x = uniform(R * n, 2), l = uniform(n, 1.5), b = uniform(R * n), d0 = uniform(n);
+      const sc = (shift) => Float64Array.from(x, (v, k) => v * (l[k % n] + shift));
+      rel(read(F.colScale(T(x, s, dev), T(l, [n], dev), nan(s, dev), { shift: -1 })), sc(-1), 1e-7, 'colScale shift −1');
+      rel(read(F.colScale(T(x, s, dev), T(l, [n], dev), T(b, s, dev), { accumulate: true })), Float64Array.from(sc(0), (v, k) => v + b[k]), 1e-7, 'colScale +=');
+      const xi = T(x, s, dev);
+      rel(read(F.colScale(xi, T(l, [n], dev), xi)), sc(0), 1e-7, 'colScale in place');
+      const u = nan(s, dev), dl = T(d0, [n], dev);
+      F.colScaleBackward(T(x, s, dev), T(b, s, dev), u, dl);
+      const prod = Float64Array.from(x, (v, k) => v * b[k]);
+      rel(read(u), prod, 1e-7, 'colScaleBackward u');
+      rel(read(dl), Float64Array.from(d0, (v, j) => { let t = v; for (let r = 0; r < R; r++) t += prod[r * n + j]; return t; }), 1e-6, 'colScaleBackward dl');
+    },
+  },
+  {
+    name: 'tanh, relu (derivative from the output): forward and backward, in place',
+    ops: ['act_out_forward', 'act_out_backward'],
+    run(dev) {
+      const n = 7 * 129, s = [7, 129], x = uniform(n, 3), d = uniform(n);
+      for (const [kind, f, g] of [['tanh', Math.tanh, (y) => 1 - y * y], ['relu', (v) => Math.max(0, v), (y) => (y > 0 ? 1 : 0)]]) {
+        const y = read(F.activationForward(T(x, s, dev), nan(s, dev), kind));
+        rel(y, Float64Array.from(x, f), 1e-7, kind);
+        const xi = T(x, s, dev);
+        exact(read(F.activationForward(xi, xi, kind)), y, `${kind} in place`);
+        const di = T(d, s, dev);
+        rel(read(F.activationBackward(T(y, s, dev), di, di, kind)), Float64Array.from(y, (v, i) => d[i] * g(v)), 1e-7, `${kind}' in place`);
+      }
+    },
+  },
 ];

@@ -275,6 +275,24 @@ export const cases = [
     },
   },
   {
+    name: 'sumSquaresMany: every tensor of a list, float64 accumulation (relative 1e-12), equal to sumSquares',
+    ops: ['sum_squares_many'],
+    run(dev) {
+      // empty tensors among others, one spanning several device chunks (2^14 + odd), many small ones
+      const sizes = [0, 1, 7, 16384 * 3 + 5, 0, 33, ...Array.from({ length: 40 }, (_, i) => 2 * i + 1)];
+      const xs = sizes.map((n) => host([n]));
+      const sums = ops.sumSquaresMany(xs.map((x) => on(x, dev)));
+      assert.equal(sums.length, sizes.length);
+      xs.forEach((x, i) => {
+        const v = x.toArray();
+        let ss = 0;
+        for (let k = 0; k < v.length; k++) ss += v[k] * v[k];
+        assert.ok(Math.abs(sums[i] - ss) <= 1e-12 * (ss + v.length) + 1e-300, `sumSquaresMany[${i}] n=${v.length}`);
+      });
+      assert.deepEqual(ops.sumSquaresMany([]), []);
+    },
+  },
+  {
     name: 'factor update: EMA, bias column, scale, folded leading dims; exactly symmetric; β = 0 never reads F',
     ops: ['factor_update'],
     run(dev) {

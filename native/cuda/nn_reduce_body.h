@@ -1,0 +1,105 @@
+// Multi-tensor reductions: sum_squares_many, Σx² of every tensor of a list in float64, with one
+// upload (the pointers and the chunk table), two launches and one download of the sums — the
+// one host synchronisation of a K-FAC step's norms, whatever the number of tensors.
+//
+// Launch 1 (block body): one block per chunk of kChunk elements of one tensor; each thread
+// sums its strided elements' squares in double, a shared-memory tree folds them in a fixed
+// order and thread 0 writes the chunk's partial. Launch 2 (grid body): one thread per tensor
+// adds its chunks' partials in chunk order. The result does not depend on scheduling.
+#pragma once
+#include <vector>
+
+#include "../core/dispatch.h"
+#include "hd.h"
+
+namespace kfac::nnk {
+
+constexpr int64_t kReduceChunk = 1 << 14;  // elements per block
+constexpr int kReduceThreads = 256;
+
+struct ReduceChunk {
+  int64_t tensor, begin, end;
+};
+
+// Σx² of each chunk → partial[chunk].
+struct ChunkSquares {
+  const float* const* xs;
+  const ReduceChunk* chunks;
+  double* partial;
+  KFAC_HD int phases(int threads) const { return 2 + hd::log2i(threads); }
+  KFAC_HD void phase(int p, const hd::Idx& i, unsigned char* shared) const {
+    double* sh = reinterpret_cast<double*>(shared);
+    const int steps = hd::log2i(i.threads);
+    if (p == 0) {
+      const ReduceChunk c = chunks[i.block];
+      const float* x = xs[c.tensor];
+      double a = 0.0;
+      for (int64_t j = c.begin + i.thread; j < c.end; j += i.threads) a += double(x[j]) * double(x[j]);
+      sh[i.thread] = a;
+    } else if (p <= steps) {
+      hd::tree_step(sh, i, p - 1);
+    } else if (i.thread == 0) {
+      partial[i.block] = sh[0];
+    }
+  }
+};
+
+// out[t] = Σ partial[first[t] .. first[t + 1]) in chunk order.
+struct TensorTotals {
+  const int64_t* first;
+  const double* partial;
+  double* out;
+  int64_t count;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t t = i.global(); t < count; t += i.stride()) {
+      double s = 0.0;
+      for (int64_t k = first[t]; k < first[t + 1]; ++k) s += partial[k];
+      out[t] = s;
+    }
+  }
+};
+
+template <class E>
+std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
+  const int64_t count = int64_t(xs.size());
+  std::vector<double> result(static_cast<size_t>(count), 0.0);
+  // The host-side table: pointers, first chunk of each tensor, chunks (empty tensors have none).
+  std::vector<const float*> ptrs(static_cast<size_t>(count), nullptr);
+  std::vector<int64_t> first(static_cast<size_t>(count) + 1, 0);
+  std::vector<ReduceChunk> chunks;
+  for (int64_t t = 0; t < count; ++t) {
+    const Tensor& x = xs[size_t(t)];
+    ptrs[size_t(t)] = x.numel() > 0 ? x.f32() : nullptr;
+    first[size_t(t)] = int64_t(chunks.size());
+    for (int64_t b = 0; b < x.numel(); b += kReduceChunk)
+      chunks.push_back({t, b, b + kReduceChunk < x.numel() ? b + kReduceChunk : x.numel()});
+  }
+  first[size_t(count)] = int64_t(chunks.size());
+  if (chunks.empty()) return result;
+  // One upload of [ptrs | first | chunks], 8-byte aligned pieces.
+  const size_t b_ptrs = ptrs.size() * sizeof(const float*), b_first = first.size() * sizeof(int64_t),
+               b_chunks = chunks.size() * sizeof(ReduceChunk);
+  std::vector<unsigned char> host(b_ptrs + b_first + b_chunks);
+  std::memcpy(host.data(), ptrs.data(), b_ptrs);
+  std::memcpy(host.data() + b_ptrs, first.data(), b_first);
+  std::memcpy(host.data() + b_ptrs + b_first, chunks.data(), b_chunks);
+  unsigned char* meta = static_cast<unsigned char*>(E::scratch(0, host.size()));
+  E::upload(meta, host.data(), host.size());
+  double* work = static_cast<double*>(E::scratch(1, (chunks.size() + size_t(count)) * sizeof(double)));
+  double* partial = work;
+  double* totals = work + chunks.size();
+  const ChunkSquares cs{reinterpret_cast<const float* const*>(meta),
+                        reinterpret_cast<const ReduceChunk*>(meta + b_ptrs + b_first), partial};
+  E::block(int64_t(chunks.size()), kReduceThreads, kReduceThreads * sizeof(double), cs);
+  const TensorTotals tt{reinterpret_cast<const int64_t*>(meta + b_ptrs), partial, totals, count};
+  E::grid(hd::grid_blocks(count), hd::kThreads, tt);
+  E::download(result.data(), totals, size_t(count) * sizeof(double));
+  return result;
+}
+
+template <class E>
+void reduce_kernels(Kernels& k) {
+  k.sum_squares_many = sum_squares_many<E>;
+}
+
+}  // namespace kfac::nnk
