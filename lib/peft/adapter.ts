@@ -18,16 +18,13 @@ import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { applyLora, type LoraConfig, type LoraState, loraState, removeLora, requireLora, type ResolvedLoraConfig, savedHeadParameters, setRawConfig, type TargetModules } from './lora.js';
+import { peftTaskType, sortedJson } from './config-json.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 /** PEFT's prefix of every key in adapter_model.safetensors. */
 export const PEFT_PREFIX = 'base_model.model.';
 
-function taskType(model: Module): string | null {
-  const t = (model as { task?: unknown }).task;
-  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'seq2seq-lm' ? 'SEQ_2_SEQ_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
-}
 
 function targetsToJson(t: TargetModules): string | string[] {
   if (t instanceof RegExp) return t.source;
@@ -56,16 +53,12 @@ export function peftConfigJson(c: ResolvedLoraConfig, model: Module, modulesToSa
     rank_pattern: {},
     revision: null,
     target_modules: targetsToJson(c.targetModules),
-    task_type: taskType(model),
+    task_type: peftTaskType(model),
     use_dora: false,
     use_rslora: c.useRslora,
   };
 }
 
-function sortedJson(o: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
-  return `${JSON.stringify(sorted, null, 2)}\n`;
-}
 
 /** The tensors saveAdapter writes, by PEFT key (views of the live parameters). */
 export function adapterTensors(model: Module): Map<string, Tensor> {

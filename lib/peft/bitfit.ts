@@ -21,6 +21,7 @@ import type { Module, Parameter } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX } from './adapter.js';
+import { peftTaskType } from './config-json.js';
 import { ia3State } from './ia3.js';
 import { installMethod, loraState, type ParameterCounts, type TargetModules, targetMatcher } from './lora.js';
 
@@ -114,14 +115,13 @@ function targetsJson(t: TargetModules | null): string | string[] | null {
 /** Writes the BitFit folder (adapter_config.json + adapter_model.safetensors) atomically. */
 export function saveBitfit(model: Module, dir: string): void {
   const s = requireBitfit(model);
-  const t = (model as { task?: unknown }).task;
   const cfg: Record<string, unknown> = {
     base_model_name_or_path: s.baseModelNameOrPath,
     format_version: 1,
     modules_to_save: s.modulesToSaveNames.length ? [...s.modulesToSaveNames] : null,
     peft_type: 'BITFIT',
     target_modules: targetsJson(s.targetModules),
-    task_type: t === 'causal-lm' ? 'CAUSAL_LM' : t === 'seq2seq-lm' ? 'SEQ_2_SEQ_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null,
+    task_type: peftTaskType(model),
   };
   const tensors = new Map<string, Tensor>();
   for (const p of [...s.biases, ...headParams(model, s)]) tensors.set(`${PEFT_PREFIX}${p.name}`, p.tensor);

@@ -20,13 +20,10 @@ import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX } from './adapter.js';
 import { applyBottleneck, type BottleneckConfig, type BottleneckState, bottleneckHeadParameters, bottleneckParameters, removeBottleneck, requireBottleneck } from './bottleneck.js';
+import { peftTaskType } from './config-json.js';
 
 export const BOTTLENECK_TYPE = 'BOTTLENECK';
 
-function taskType(model: Module): string | null {
-  const t = (model as { task?: unknown }).task;
-  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
-}
 
 /** adapter_config.json of a model with bottleneck adapters. */
 export function bottleneckConfigJson(model: Module): Record<string, unknown> {
@@ -45,7 +42,7 @@ export function bottleneckConfigJson(model: Module): Record<string, unknown> {
     reduction_factor: c.reductionFactor,
     residual: c.residual,
     scaling: c.scaling,
-    task_type: taskType(model),
+    task_type: peftTaskType(model),
   };
 }
 

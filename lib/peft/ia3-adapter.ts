@@ -16,11 +16,8 @@ import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX } from './adapter.js';
 import { applyIa3, type Ia3Config, type Ia3State, ia3HeadParameters, ia3State, removeIa3, requireIa3, setIa3RawConfig } from './ia3.js';
 import type { TargetModules } from './lora.js';
+import { peftTaskType, sortedJson } from './config-json.js';
 
-function taskType(model: Module): string | null {
-  const t = (model as { task?: unknown }).task;
-  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'seq2seq-lm' ? 'SEQ_2_SEQ_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
-}
 
 function targetsToJson(t: TargetModules | null): string | string[] | null {
   if (t === null) return null;
@@ -44,13 +41,10 @@ export function ia3ConfigJson(s: Ia3State, model: Module): Record<string, unknow
     peft_type: 'IA3',
     revision: null,
     target_modules: targetsToJson(c.targetModules),
-    task_type: taskType(model),
+    task_type: peftTaskType(model),
   };
 }
 
-function sortedJson(o: Record<string, unknown>): string {
-  return `${JSON.stringify(Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]])), null, 2)}\n`;
-}
 
 /** The tensors saveIa3Adapter writes, by PEFT key (ia3_l reshaped to PEFT's [out, 1] / [1, in]). */
 export function ia3AdapterTensors(model: Module): Map<string, Tensor> {

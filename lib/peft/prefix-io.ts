@@ -19,15 +19,9 @@ import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from './adapter.js';
 import { applyPrefixTuning, attentionCores, type PrefixState, prefixState, removePrefixTuning, requirePrefix } from './prefix.js';
 import { PROMPT_HEAD_PREFIX, PROMPT_KEY } from './prompt-io.js';
+import { peftTaskType, sortedJson } from './config-json.js';
 
-function taskType(model: Module): string | null {
-  const t = (model as { task?: unknown }).task;
-  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
-}
 
-function sortedJson(o: Record<string, unknown>): string {
-  return `${JSON.stringify(Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]])), null, 2)}\n`;
-}
 
 export function prefixHeadParameters(model: Module, s: PrefixState = requirePrefix(model)): Parameter[] {
   return model.parameters().filter((p) => s.modulesToSave.some((h) => p.name.startsWith(`${h}.`)));
@@ -37,7 +31,7 @@ export function prefixHeadParameters(model: Module, s: PrefixState = requirePref
 export function prefixConfigJson(model: Module): Record<string, unknown> {
   const s = requirePrefix(model);
   if (s.rawConfig) return s.rawConfig;
-  const t = taskType(model);
+  const t = peftTaskType(model);
   const heads = t === 'SEQ_CLS' ? ['classifier', 'score', ...s.modulesToSaveNames.filter((n) => n !== 'classifier' && n !== 'score')] : [...s.modulesToSaveNames];
   return {
     auto_mapping: null,

@@ -16,6 +16,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from './adapter.js';
 import { applyPromptTuning, type PromptTuningState, promptState, removePromptTuning, requirePrompt, wordEmbedding } from './prompt.js';
+import { peftTaskType, sortedJson } from './config-json.js';
 
 export const PROMPT_KEY = 'prompt_embeddings';
 /** Prefix of the modules-to-save keys in PEFT's prompt-learning files. */
@@ -26,14 +27,7 @@ interface ModelShape {
   config?: { numHeads?: number; numLayers?: number };
 }
 
-function taskType(model: Module): string | null {
-  const t = (model as ModelShape).task;
-  return t === 'causal-lm' ? 'CAUSAL_LM' : t === 'sequence-classification' || t === 'regression' ? 'SEQ_CLS' : null;
-}
 
-function sortedJson(o: Record<string, unknown>): string {
-  return `${JSON.stringify(Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]])), null, 2)}\n`;
-}
 
 /** Parameters of the modules to save. */
 export function promptHeadParameters(model: Module, s: PromptTuningState = requirePrompt(model)): Parameter[] {
@@ -44,7 +38,7 @@ export function promptHeadParameters(model: Module, s: PromptTuningState = requi
 export function promptConfigJson(model: Module): Record<string, unknown> {
   const s = requirePrompt(model);
   const c = (model as ModelShape).config ?? {};
-  const t = taskType(model);
+  const t = peftTaskType(model);
   const heads = t === 'SEQ_CLS' ? ['classifier', 'score', ...s.modulesToSaveNames.filter((n) => n !== 'classifier' && n !== 'score')] : [...s.modulesToSaveNames];
   return {
     auto_mapping: null,
