@@ -13,7 +13,7 @@ relative positions and bucket settings.
 - t5-v1_1: gated-GELU feed-forward, untied lm_head, more decoder than encoder layers, d_kv not
   d_model / heads; config.json as a Flan-T5 folder has it (tie_word_embeddings: false).
 
-Run: /work/torch-venv/bin/python tools/make_t5_fixtures.py   (needs torch, transformers, safetensors)
+Run: python3 tools/make_t5_fixtures.py   (needs torch, transformers, safetensors)
 
 generate() runs with use_cache=False: with more decoder than encoder layers, transformers 5.18
 sizes its cache by the encoder and fails; without a cache the tokens are the same by definition.

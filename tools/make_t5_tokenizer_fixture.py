@@ -10,7 +10,7 @@ Writes test/fixtures/io/t5-tokenizer/tokenizer.json and expected.json (ids, toke
 text of a set of strings), and copies tokenizer.json into the T5 model fixtures (their vocabulary
 of 96 ids holds the tokenizer's).
 
-Run: /work/torch-venv/bin/python tools/make_t5_tokenizer_fixture.py   (needs tokenizers)
+Run: python3 tools/make_t5_tokenizer_fixture.py   (needs tokenizers)
 """
 import json
 import os
