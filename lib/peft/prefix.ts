@@ -229,7 +229,7 @@ export function attentionCores(model: Module): SdpaCore[] {
 export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}): PrefixState {
   if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
   if ((model as { task?: unknown }).task === 'seq2seq-lm')
-    throw new ConfigError(`prefix tuning is not wired for encoder-decoder models (T5): this ${model.constructor.name} is one`, { hint: 'use LoRA, IA3, BitFit or bottleneck adapters on T5' });
+    throw new ConfigError(`prefix tuning is not wired for encoder-decoder models (T5): this ${model.constructor.name} is one`, { hint: 'use LoRA, IA3 or bottleneck adapters on T5' });
   const pm = model as PrefixModel;
   if (typeof pm.positionShift !== 'number' || typeof pm.forward !== 'function') invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT families)', model.constructor.name);
   if (states.has(model) || loraState(model) || ia3State(model) || bitfitState(model) || bottleneckState(model) || promptState(model))

@@ -210,7 +210,7 @@ function isPromptModel(m: Module): m is PromptModel {
 export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}): PromptTuningState {
   if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
   if ((model as { task?: unknown }).task === 'seq2seq-lm')
-    throw new ConfigError(`prompt tuning is not wired for encoder-decoder models (T5): this ${model.constructor.name} is one`, { hint: 'use LoRA, IA3, BitFit or bottleneck adapters on T5' });
+    throw new ConfigError(`prompt tuning is not wired for encoder-decoder models (T5): this ${model.constructor.name} is one`, { hint: 'use LoRA, IA3 or bottleneck adapters on T5' });
   if (!isPromptModel(model)) invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT families)', model.constructor.name);
   if (states.has(model) || loraState(model) || ia3State(model) || bitfitState(model) || bottleneckState(model))
     invalidArgument('model', 'a model without a PEFT method', 'a model with one already applied');

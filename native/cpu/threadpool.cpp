@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -225,10 +226,23 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     fn(0, n);
     return;
   }
+  // A body that throws (an allocation failing inside a unit of work, say) must not end the
+  // process on a worker thread nor leave the team open: the first exception is kept, every
+  // member finishes its range, and it is rethrown here on the caller's thread. (parallel_for's
+  // members share no Barrier, so one that stops early cannot strand the others.)
+  std::exception_ptr err;
+  std::mutex err_mu;
   run_team(int(chunks), [&](int tid, int nt, Barrier&) {
     int64_t b = n * tid / nt, e = n * (tid + 1) / nt;
-    if (b < e) fn(b, e);
+    if (b >= e) return;
+    try {
+      fn(b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu);
+      if (!err) err = std::current_exception();
+    }
   });
+  if (err) std::rethrow_exception(err);
 }
 
 }  // namespace kfac::cpu
