@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { DataError, glueTask, readTable, shuffledIndices, type TaskSpec } from './data.js';
 import { type DataOptions, findSplit, formatOf, holdOut, resolveData } from './datasets.js';
 import type { TextCodec } from './text.js';
+import { gradsOf, lossAndBackwardOf, lossOf } from './tasks.js';
 import type { TrainerState, TrainerTask } from './trainer.js';
 
 export interface Seq2SeqExample {
@@ -166,24 +167,11 @@ export class Seq2SeqTask implements TrainerTask<Seq2SeqTaskBatch> {
   }
 
   lossAndBackward(b: Seq2SeqTaskBatch): { loss: number; batchSize: number } {
-    if (!this.model.training) this.model.train();
-    try {
-      const out = this.model.forward(b.batch);
-      this.model.backward();
-      return { loss: out.loss!, batchSize: b.size };
-    } catch (e) {
-      if (e instanceof NotFiniteError) return { loss: NaN, batchSize: b.size };
-      throw e;
-    }
+    return lossAndBackwardOf(this.model, b.batch, b.size);
   }
 
   loss(b: Seq2SeqTaskBatch): number {
-    try {
-      return this.model.forward(b.batch).loss!;
-    } catch (e) {
-      if (e instanceof NotFiniteError) return NaN;
-      throw e;
-    }
+    return lossOf(this.model, b.batch);
   }
 
   zeroGrad(): void {
@@ -191,7 +179,7 @@ export class Seq2SeqTask implements TrainerTask<Seq2SeqTaskBatch> {
   }
 
   grads(): Tensor[] {
-    return this.model.trainableParameters().flatMap((p) => (p.grad ? [p.grad] : []));
+    return gradsOf(this.model);
   }
 
   /** The text of generated ids: up to the first eos, padding dropped. */

@@ -14,6 +14,47 @@ import type { Batch, TransformerModel } from '../models/index.js';
 import { hostArray } from '../models/base.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+/** What the training tasks need of a model: a forward with a loss, its backward, its trainable parameters. */
+interface LossModel<B> {
+  training: boolean;
+  train(): unknown;
+  forward(batch: B): { loss?: number | null };
+  backward(): void;
+  trainableParameters(): { grad: Tensor | null }[];
+}
+
+/**
+ * Forward (in train mode: the model is switched to it, since a loaded model starts in eval
+ * mode), loss and backward of one batch. A forward pass whose outputs are no longer finite (the
+ * weights blew up) reports a NaN loss, which the Trainer records as divergence.
+ */
+export function lossAndBackwardOf<B>(model: LossModel<B>, batch: B, size: number): { loss: number; batchSize: number } {
+  if (!model.training) model.train();
+  try {
+    const out = model.forward(batch);
+    model.backward();
+    return { loss: out.loss!, batchSize: size };
+  } catch (e) {
+    if (e instanceof NotFiniteError) return { loss: NaN, batchSize: size };
+    throw e;
+  }
+}
+
+/** The loss of a batch, forward only (NaN when the outputs are no longer finite). */
+export function lossOf<B>(model: LossModel<B>, batch: B): number {
+  try {
+    return model.forward(batch).loss!;
+  } catch (e) {
+    if (e instanceof NotFiniteError) return NaN;
+    throw e;
+  }
+}
+
+/** The gradients of the model's trainable parameters that have one. */
+export function gradsOf(model: LossModel<never>): Tensor[] {
+  return model.trainableParameters().flatMap((p) => (p.grad ? [p.grad] : []));
+}
+
 export interface TaskBatch {
   batch: Batch;
   size: number;
@@ -62,30 +103,17 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
    * up) reports a NaN loss, which the Trainer records as divergence.
    */
   lossAndBackward(b: TaskBatch): { loss: number; batchSize: number } {
-    if (!this.model.training) this.model.train();
-    try {
-      const out = this.model.forward(b.batch);
-      this.model.backward();
-      return { loss: out.loss!, batchSize: b.size };
-    } catch (e) {
-      if (e instanceof NotFiniteError) return { loss: NaN, batchSize: b.size };
-      throw e;
-    }
+    return lossAndBackwardOf(this.model, b.batch, b.size);
   }
   /** The training loss of a batch, forward only (NaN when the outputs are no longer finite). */
   loss(b: TaskBatch): number {
-    try {
-      return this.model.forward(b.batch).loss!;
-    } catch (e) {
-      if (e instanceof NotFiniteError) return NaN;
-      throw e;
-    }
+    return lossOf(this.model, b.batch);
   }
   zeroGrad(): void {
     this.model.zeroGrad();
   }
   grads(): Tensor[] {
-    return this.model.trainableParameters().flatMap((p) => (p.grad ? [p.grad] : []));
+    return gradsOf(this.model);
   }
   /**
    * Runs an evaluation in eval mode (no dropout) and restores the previous mode. A model whose
