@@ -18,7 +18,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from './adapter.js';
 import { applyPrefixTuning, attentionCores, type PrefixState, prefixState, removePrefixTuning, requirePrefix } from './prefix.js';
-import { PROMPT_HEAD_PREFIX, PROMPT_KEY } from './prompt-io.js';
+import { PROMPT_HEAD_PREFIX, PROMPT_KEY, readPromptFolder } from './prompt-io.js';
 import { peftTaskType, sortedJson } from './config-json.js';
 
 
@@ -109,19 +109,7 @@ export function loadPrefixTuning(model: Module, dir: string): PrefixState {
   const base = raw['base_model_name_or_path'];
   const state = applyPrefixTuning(model, { numVirtualTokens: n as number, modulesToSave: [...new Set((mts as string[] | null | undefined) ?? [])], baseModelNameOrPath: typeof base === 'string' ? base : null });
   try {
-    const params = new Map(prefixHeadParameters(model, state).map((p) => [p.name, p]));
-    const plan: { key: string; into: Tensor }[] = [{ key: PROMPT_KEY, into: state.encoder.embedding.weight.tensor }];
-    for (const key of file.names) {
-      if (key === PROMPT_KEY) continue;
-      const name = key.startsWith(PROMPT_HEAD_PREFIX) ? key.slice(PROMPT_HEAD_PREFIX.length).replace(/\.modules_to_save\.[^.]+\./, '.') : null;
-      const p = name === null ? undefined : params.get(name);
-      if (!p) throw new ConfigError(`${key} is neither ${PROMPT_KEY} nor a parameter of a module to save`, { file: wpath });
-      const i = file.info(key);
-      if (i.shape.length !== p.tensor.rank || i.shape.some((d, k) => d !== p.tensor.shape[k]))
-        throw new ShapeError(`${key}: the file has shape [${i.shape.join(', ')}], the model [${p.tensor.shape.join(', ')}]`, { argument: key, expected: `[${p.tensor.shape.join(', ')}]`, got: `[${i.shape.join(', ')}]` });
-      plan.push({ key, into: p.tensor });
-    }
-    for (const step of plan) step.into.set(file.readFloat32(step.key));
+    readPromptFolder(file, wpath, prefixHeadParameters(model, state), state.encoder.embedding.weight.tensor);
     state.rawConfig = raw;
     return state;
   } catch (e) {

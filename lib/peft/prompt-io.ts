@@ -113,19 +113,7 @@ export function loadPromptTuning(model: Module, dir: string): PromptTuningState 
     tokenizerNameOrPath: str('tokenizer_name_or_path'),
   });
   try {
-    const params = new Map(promptHeadParameters(model, state).map((p) => [p.name, p]));
-    const plan: { key: string; into: Tensor }[] = [{ key: PROMPT_KEY, into: state.hook.prompt.weight.tensor }];
-    for (const key of file.names) {
-      if (key === PROMPT_KEY) continue;
-      const name = key.startsWith(PROMPT_HEAD_PREFIX) ? key.slice(PROMPT_HEAD_PREFIX.length).replace(/\.modules_to_save\.[^.]+\./, '.') : null;
-      const p = name === null ? undefined : params.get(name);
-      if (!p) throw new ConfigError(`${key} is neither ${PROMPT_KEY} nor a parameter of a module to save`, { file: wpath });
-      const i = file.info(key);
-      if (i.shape.length !== p.tensor.rank || i.shape.some((d, k) => d !== p.tensor.shape[k]))
-        throw new ShapeError(`${key}: the file has shape [${i.shape.join(', ')}], the model [${p.tensor.shape.join(', ')}]`, { argument: key, expected: `[${p.tensor.shape.join(', ')}]`, got: `[${i.shape.join(', ')}]` });
-      plan.push({ key, into: p.tensor });
-    }
-    for (const step of plan) step.into.set(file.readFloat32(step.key));
+    readPromptFolder(file, wpath, promptHeadParameters(model, state), state.hook.prompt.weight.tensor);
     state.init = raw['prompt_tuning_init'] === 'TEXT' ? 'TEXT' : 'RANDOM';
     state.initText = str('prompt_tuning_init_text');
     return state;
@@ -140,4 +128,25 @@ export function loadPromptTuning(model: Module, dir: string): PromptTuningState 
 export function promptValues(model: Module): Tensor {
   const t = requirePrompt(model).hook.prompt.weight.tensor;
   return t.device === 'cpu' ? t.clone() : t.to('cpu');
+}
+
+/**
+ * Reads a prompt-style PEFT weights file into the model: PROMPT_KEY into `prompt`, and every other
+ * key into the module-to-save parameter it names (PEFT's `.modules_to_save.<adapter>.` infix
+ * removed). Every key and shape is checked before anything is written, so a bad file changes nothing.
+ */
+export function readPromptFolder(file: SafetensorsFile, wpath: string, heads: Parameter[], prompt: Tensor): void {
+  const params = new Map(heads.map((p) => [p.name, p]));
+  const plan: { key: string; into: Tensor }[] = [{ key: PROMPT_KEY, into: prompt }];
+  for (const key of file.names) {
+    if (key === PROMPT_KEY) continue;
+    const name = key.startsWith(PROMPT_HEAD_PREFIX) ? key.slice(PROMPT_HEAD_PREFIX.length).replace(/\.modules_to_save\.[^.]+\./, '.') : null;
+    const p = name === null ? undefined : params.get(name);
+    if (!p) throw new ConfigError(`${key} is neither ${PROMPT_KEY} nor a parameter of a module to save`, { file: wpath });
+    const i = file.info(key);
+    if (i.shape.length !== p.tensor.rank || i.shape.some((d, k) => d !== p.tensor.shape[k]))
+      throw new ShapeError(`${key}: the file has shape [${i.shape.join(', ')}], the model [${p.tensor.shape.join(', ')}]`, { argument: key, expected: `[${p.tensor.shape.join(', ')}]`, got: `[${i.shape.join(', ')}]` });
+    plan.push({ key, into: p.tensor });
+  }
+  for (const step of plan) step.into.set(file.readFloat32(step.key));
 }
