@@ -24,12 +24,13 @@
  * to it); the model's forward computes the prefix rows for the batch (B·n rows: the MLP sees each
  * sequence's copy, so K-FAC gets per-sequence statistics), each core reads its slice, and its
  * backward adds the slice's gradient; the model's backward then ends with the MLP's backward.
- * Incremental generation (forwardCached) is refused while prefix tuning is applied.
+ * Generation: a decoder's cache (createCache) starts with the n prefix positions filled; T5's
+ * decoding state (startDecoding) likewise.
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { type AttentionPrefix, type Batch, Container, type ForwardOutput, SdpaCore, SmallActivation } from '../models/common.js';
+import { type AttentionPrefix, type Batch, Container, type ForwardOutput, type KVCache, SdpaCore, SmallActivation } from '../models/common.js';
 import { T5Model } from '../models/t5.js';
-import { linearForward } from '../nn/functional.js';
+import { kvCacheWrite, linearForward } from '../nn/functional.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -339,8 +340,31 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
       if (Number.isInteger(B) && B >= 1) state.prepare(B);
       return start.call(model as T5Model, ids, B, Ts, mask, maxT);
     });
-  } else
-    define('forwardCached', () => invalidArgument('model', 'a model without prefix tuning for incremental generation', 'a prefix-tuned model (generation with a learned prefix is not implemented)'));
+  } else {
+    // Incremental decoding (lib/models/generate.ts): the cache gets n more positions and starts
+    // filled with the prefix keys/values (PEFT's past_key_values), so the tokens sit at n, n + 1, ….
+    const proto = Object.getPrototypeOf(model) as { createCache: (B: number, maxT: number) => KVCache };
+    define('createCache', (B: number, maxT: number): KVCache => {
+      const cache = proto.createCache.call(model, B, maxT + n);
+      try {
+        state.prepare(B);
+        cores.forEach((core, l) => {
+          const kv = core.prefix!.kv(B);
+          const layer = cache.layers[l]!;
+          const shape = [B, n, targets.kvHeads, targets.headDim];
+          using k = Tensor.from(kv.k, shape).to(layer.k.device);
+          using v = Tensor.from(kv.v, shape).to(layer.v.device);
+          kvCacheWrite(k, layer.k, 0);
+          kvCacheWrite(v, layer.v, 0);
+        });
+      } catch (e) {
+        cache.dispose();
+        throw e;
+      }
+      cache.length = n;
+      return cache;
+    });
+  }
   states.set(model, state);
   return state;
 }
@@ -350,7 +374,7 @@ export function removePrefixTuning(model: Module): void {
   const s = requirePrefix(model);
   for (const c of s.layers) c.detachPrefix();
   s.dispose();
-  for (const k of ['forward', 'backward', 'forwardCached', 'startDecoding']) delete (model as unknown as Record<string, unknown>)[k];
+  for (const k of ['forward', 'backward', 'createCache', 'startDecoding']) delete (model as unknown as Record<string, unknown>)[k];
   if (!(model instanceof T5Model)) (model as PrefixModel).positionShift = 0;
   states.delete(model);
 }

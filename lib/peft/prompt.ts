@@ -21,10 +21,11 @@
  * with P and, in backward, sums their gradients into ∂P (keeping the per-row gradients for K-FAC,
  * prompt-kfac.ts); the model's forward is wrapped to extend the batch (T5: and startDecoding, so
  * generation reads the virtual tokens too). Incremental generation of decoder-only models
- * (forwardCached) is refused while prompt tuning is applied.
+ * (createCache, forwardCached) gets n more cache positions, and its first step the virtual tokens
+ * in front of the prompt (positions 0 … n − 1, as PEFT's generate() puts them).
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { checkBatch, type Batch, type ForwardOutput } from '../models/common.js';
+import { checkBatch, type Batch, type ForwardOutput, type KVCache } from '../models/common.js';
 import { embeddingBackward, embeddingForward, kvCacheWrite } from '../nn/functional.js';
 import { Embedding, type EmbeddingHook } from '../nn/layers.js';
 import { copy } from '../ops/index.js';
@@ -83,6 +84,8 @@ export class PromptHook implements EmbeddingHook {
 
   /** Rows of the table (n, or PEFT's 2n for an encoder-decoder model; only the first n are read). */
   readonly rows: number;
+  /** False while incremental decoding runs steps after the first (their tokens are all real). */
+  active = true;
 
   constructor(
     readonly n: number,
@@ -99,6 +102,7 @@ export class PromptHook implements EmbeddingHook {
   }
 
   forward(out: Tensor): void {
+    if (!this.active) return;
     const [B, T] = out.shape as [number, number, number];
     if (out.rank !== 3 || T < this.n) invalidArgument('prompt tuning', `an embedding output [B, T ≥ ${this.n}, C]`, `[${out.shape.join(', ')}]`);
     const { n, dim: C } = this;
@@ -291,12 +295,25 @@ export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}
       return start.call(model, e.inputIds, B, n + Ts, e.attentionMask ?? null, maxT);
     };
     Object.defineProperty(model, 'startDecoding', { configurable: true, writable: true, value });
-  } else
-    Object.defineProperty(model, 'forwardCached', {
-      configurable: true,
-      writable: true,
-      value: () => invalidArgument('model', 'a model without prompt tuning for incremental generation', 'a prompt-tuned model (generation with virtual tokens is not implemented)'),
+  } else {
+    // Incremental decoding (lib/models/generate.ts): the cache holds n more positions; its first
+    // step runs the virtual tokens in front of the prompt, the later steps only the new tokens.
+    const proto = Object.getPrototypeOf(model) as { createCache: (B: number, maxT: number) => KVCache; forwardCached: (ids: Int32Array, B: number, T: number, cache: KVCache) => Tensor };
+    const define = (k: string, value: unknown) => Object.defineProperty(model, k, { configurable: true, writable: true, value });
+    define('createCache', (B: number, maxT: number) => proto.createCache.call(model, B, maxT + n));
+    define('forwardCached', (ids: Int32Array, B: number, T: number, cache: KVCache): Tensor => {
+      if (cache?.length === 0) {
+        const e = extendBatch(model, n, { inputIds: ids, shape: [B, T] });
+        return proto.forwardCached.call(model, e.inputIds, B, n + T, cache);
+      }
+      hook.active = false;
+      try {
+        return proto.forwardCached.call(model, ids, B, T, cache);
+      } finally {
+        hook.active = true;
+      }
     });
+  }
   const state: PromptTuningState = {
     numVirtualTokens: n,
     numTransformerSubmodules: subs,
@@ -322,7 +339,6 @@ export function removePromptTuning(model: Module): void {
   s.embedding.detachHook();
   s.hook.dispose();
   delete (model as { forward?: unknown }).forward;
-  delete (model as { startDecoding?: unknown }).startDecoding;
-  delete (model as { forwardCached?: unknown }).forwardCached;
+  for (const k of ['startDecoding', 'forwardCached', 'createCache']) delete (model as unknown as Record<string, unknown>)[k];
   states.delete(model);
 }

@@ -28,7 +28,9 @@ Continues TEXT with a causal language model (LLaMA, Mistral, Qwen2, GPT-2 folder
 options:
   --model PATH           Hugging Face model folder or llama2.c .bin checkpoint (required)
   --prompt TEXT          the text to continue (required)
-  --adapter DIR          a PEFT LoRA adapter folder for this base model
+  --adapter DIR          an adapter folder for this base model, any method (LoRA, IA3, prompt or
+                         prefix tuning, BitFit, bottleneck adapters); virtual tokens and prefixes
+                         are used in generation as PEFT's generate() uses them
   --tokenizer FILE       tokenizer.json or llama2.c tokenizer .bin (default: beside the model)
   --max-new-tokens N     tokens to generate (default: 128, at most what the context leaves)
   --temperature T        0 (greedy, default) or a softmax temperature above 0 for sampling
