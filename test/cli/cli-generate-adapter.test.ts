@@ -2,7 +2,8 @@
  * `kfac-peft generate --adapter` with prompt and prefix tuning on T5: a prompt trained by
  * `train --peft prompt` (K-FAC) and PEFT's prefix fixture load from their folders, and the
  * command prints the ids that the library's generateSeq2Seq gives with the same adapter —
- * which differ from the base model's.
+ * which differ from the base model's. And T5 sampling from the command line: seeded, the same
+ * ids as the library's.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,3 +55,14 @@ describe('kfac-peft generate --adapter on T5', () => {
     expectSame(join(MODELS, 't5-v1_0'), join(ROOT, 'test', 'fixtures', 'peft', 'prefix-t5-v1_0'), 2);
   }, 120_000);
 });
+
+test('kfac-peft generate on T5 samples with --temperature, --top-k, --seed as the library does', () => {
+  const model = join(MODELS, 't5-v1_1');
+  const args = ['generate', '--model', model, '--prompt', 'sst2 sentence: a good movie', '--max-new-tokens', '6', '--temperature', '1.5', '--top-k', '20', '--seed', '4', '--json'];
+  const a = cli(args);
+  expect(a.code, a.stderr).toBe(0);
+  const out = JSON.parse(a.stdout) as Out;
+  using m = loadModel(model) as unknown as T5Model & Disposable;
+  expect(out.ids).toEqual(Array.from(generateSeq2Seq(m, out.promptIds, { maxNewTokens: 6, temperature: 1.5, topK: 20, seed: 4 })));
+  expect(cli([...args.slice(0, -1), '--num-beams', '2']).code, 'sampling with beams is a usage error').not.toBe(0);
+}, 60_000);
