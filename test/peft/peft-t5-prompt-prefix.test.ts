@@ -5,13 +5,13 @@
  * [n, num_layers·2·d_model]) and loads back to the same logits; generation (greedy and beam) uses
  * the virtual tokens / prefix and gives PEFT's generate() ids.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { ConfigError } from '../../lib/errors.js';
+import { ConfigError, KfacError, ShapeError } from '../../lib/errors.js';
 import { createT5, generateSeq2Seq, loadModel, type T5Model } from '../../lib/models/index.js';
 import type { Seq2SeqBatch } from '../../lib/models/t5.js';
 import { SafetensorsFile } from '../../lib/io/safetensors.js';
@@ -19,6 +19,10 @@ import { loadPrefixTuning, savePrefixTuning } from '../../lib/peft/prefix-io.js'
 import { applyPrefixTuning, prefixState } from '../../lib/peft/prefix.js';
 import { loadPromptTuning, savePromptTuning } from '../../lib/peft/prompt-io.js';
 import { applyPromptTuning, promptState } from '../../lib/peft/prompt.js';
+import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
+import { kfacLayersForPrefix } from '../../lib/peft/prefix-kfac.js';
+import { kfacLayersForPrompt } from '../../lib/peft/prompt-kfac.js';
 import { expectClose } from '../support/nn-helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -123,6 +127,30 @@ describe('prompt and prefix tuning on T5: shapes and refusals', () => {
     expect(applyPromptTuning(m1, { numVirtualTokens: 4, numTransformerSubmodules: 1 }).hook.prompt.weight.tensor.shape).toEqual([4, 24]);
   });
 
+  it('bad folders are typed errors and leave the model as it came', () => {
+    const edited = (name: string, edit: Record<string, unknown>): string => {
+      const d = join(tmp, `bad-${name}-${Object.keys(edit).join('-')}`);
+      cpSync(join(FIX, name), d, { recursive: true });
+      const f = join(d, 'adapter_config.json');
+      writeFileSync(f, JSON.stringify({ ...(JSON.parse(readFileSync(f, 'utf8')) as object), ...edit }));
+      return d;
+    };
+    using t5 = loadModel(join(ROOT, 'test', 'fixtures', 'models', 't5-v1_0')) as unknown as T5Model & Disposable;
+    const before = t5.parameters().filter((p) => p.trainable).length;
+    // one submodule: the table should be [n, C] but PEFT's file is [2n, C]
+    expect(() => loadPromptTuning(t5, edited('prompt-t5-v1_0', { num_transformer_submodules: 1 }))).toThrow(ShapeError);
+    expect(() => loadPrefixTuning(t5, edited('prefix-t5-v1_0', { num_transformer_submodules: 1 }))).toThrow(ConfigError);
+    expect(() => loadPrefixTuning(t5, edited('prefix-t5-v1_0', { num_layers: 3 }))).toThrow(/num_layers/);
+    expect(promptState(t5)).toBeUndefined();
+    expect(prefixState(t5)).toBeUndefined();
+    expect(t5.parameters().filter((p) => p.trainable).length).toBe(before);
+    // an encoder-decoder folder on a decoder-only model
+    using llama = loadModel(join(ROOT, 'test', 'fixtures', 'models', 'llama-gqa'));
+    expect(() => loadPromptTuning(llama, join(FIX, 'prompt-t5-v1_0'))).toThrow(KfacError);
+    expect(() => loadPromptTuning(llama, join(FIX, 'prompt-t5-v1_0'))).toThrow(/num_transformer_submodules/);
+    expect(promptState(llama)).toBeUndefined();
+  });
+
   it("prefix tuning refuses a T5 PEFT's layout cannot hold, before the model changes", () => {
     // t5-v1_1: 3 decoder layers for 2 encoder layers, and heads·d_kv = 15 ≠ d_model = 24
     using model = loadModel(join(ROOT, 'test', 'fixtures', 'models', 't5-v1_1')) as unknown as T5Model & Disposable;
@@ -196,5 +224,71 @@ describe('T5 gradients with a prompt or a prefix, by finite differences', () => 
     train(m, extra);
     const enc = 'decoder.block.0.layer.0.SelfAttention.prompt_encoder';
     check(m, [`${enc}.embedding.weight`, ...(proj ? [`${enc}.transform.0.weight`, `${enc}.transform.2.bias`] : []), ...extra]);
+  });
+});
+
+describe('K-FAC on T5 prompt and prefix tuning', () => {
+  const batch: Seq2SeqBatch = {
+    inputIds: Int32Array.from([5, 9, 3, 17, 22, 8, 4, 11, 7, 2, 2, 2]),
+    shape: [2, 6],
+    attentionMask: [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+    labels: Int32Array.from([12, 4, 19, 1, 6, 13, 1, -100]),
+  };
+  const t5 = (): T5Model & Disposable =>
+    createT5({ vocabSize: 30, hiddenSize: 12, intermediateSize: 16, numLayers: 2, numHeads: 2, numBuckets: 6, maxDistance: 8, dropout: 0 }, { seed: 5, initStd: 0.3 }) as T5Model & Disposable;
+  const lossOf = (m: T5Model): number => {
+    m.zeroGrad();
+    const out = m.forward(batch);
+    m.backward();
+    return out.loss!;
+  };
+
+  it("prompt: the one-hot factor is diagonal with each used row's share and zeros for PEFT's unused n rows; steps lower the loss and leave those rows", () => {
+    using m = t5();
+    const n = 3;
+    const s = applyPromptTuning(m, { numVirtualTokens: n, seed: 2 });
+    lossOf(m);
+    const layers = kfacLayersForPrompt(m);
+    const pre = new KfacPreconditioner(layers, { factorDecay: 0, newtonClip: null });
+    pre.step({ batchSize: 2 });
+    const G = pre.factors(layers[0]!.name).G;
+    const R = 2 * n;
+    for (let i = 0; i < R; i++)
+      for (let j = 0; j < R; j++) {
+        const want = i === j && i < n ? G[0]! : 0;
+        expect(G[i * R + j], `G[${i}, ${j}]`).toBeCloseTo(want, 7);
+      }
+    expect(G[0]).toBeGreaterThan(0);
+    pre.dispose();
+    const unused = s.hook.prompt.weight.tensor.toArray().slice(n * 12);
+    const opt = new KFAC(layers, [], { lr: 0.5 });
+    const first = lossOf(m);
+    for (let i = 0; i < 6; i++) {
+      if (i > 0) lossOf(m);
+      opt.step({ batchSize: 2 });
+    }
+    const last = lossOf(m);
+    expect(last).toBeLessThan(first);
+    expect(Array.from(s.hook.prompt.weight.tensor.toArray().slice(n * 12))).toEqual(Array.from(unused));
+  });
+
+  it('prefix (with the projection MLP): the table and both MLP layers are blocks; steps lower the loss', () => {
+    using m = t5();
+    applyPrefixTuning(m, { numVirtualTokens: 3, prefixProjection: true, encoderHiddenSize: 8 });
+    const layers = kfacLayersForPrefix(m);
+    expect(layers.map((l) => [l.name, l.weight.tensor.shape])).toEqual([
+      ['prompt_encoder.embedding', [3, 12]],
+      ['prompt_encoder.transform.0', [8, 12]],
+      ['prompt_encoder.transform.2', [2 * 2 * 12, 8]],
+    ]);
+    const opt = new KFAC(layers, [], { lr: 0.05 });
+    const first = lossOf(m);
+    for (let i = 0; i < 6; i++) {
+      if (i > 0) lossOf(m);
+      opt.step({ batchSize: 2 });
+    }
+    const last = lossOf(m);
+    expect(Number.isFinite(last)).toBe(true);
+    expect(last).toBeLessThan(first);
   });
 });
