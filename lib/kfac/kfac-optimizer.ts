@@ -38,6 +38,13 @@ export interface KfacOptions extends KfacPreconditionerOptions {
   untrackedLr?: Hyper;
   /** Levenberg–Marquardt damping from the reduction ratio (default off; true: the defaults). */
   adaptiveDamping?: AdaptiveDampingOptions | boolean;
+  /**
+   * The learning rate η̄ the trust-ratio clip is relative to (docs/KFAC.md#default-threshold):
+   * the applied step is bounded by (η/η̄)·κ·(…), so a schedule's warm-up and decay shape K-FAC's
+   * clipped step as they shape a first-order step. Default: `lr` when it is a number; with a
+   * schedule, the largest lr it has given so far (pass the schedule's peak for its warm-up to act).
+   */
+  trustLr?: number;
 }
 
 interface Probe {
@@ -63,10 +70,14 @@ export class KFAC {
   last: KfacTelemetry | undefined;
   #lambda: number;
   #probe: Probe | null = null;
+  readonly #trustLr: number | undefined;
+  #peakLr = 0;
 
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
-    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, ...pre } = o as KfacOptions;
+    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, trustLr, ...pre } = o as KfacOptions;
+    if (trustLr !== undefined && (typeof trustLr !== 'number' || !Number.isFinite(trustLr) || trustLr <= 0)) invalidArgument('trustLr', 'a positive learning rate', describe(trustLr));
+    this.#trustLr = trustLr;
     if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
     this.untracked = untracked ?? 'adamw';
     this.preconditioner = new KfacPreconditioner(layers, pre);
@@ -123,10 +134,12 @@ export class KFAC {
       sgdState = this.sgd.stateDict(); // restored with the weights when the step is undone
       adamState = this.adamw?.stateDict() ?? null;
     }
-    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr });
+    if (Number.isFinite(lr) && lr > this.#peakLr) this.#peakLr = lr;
+    const trustLr = this.#trustLr ?? (typeof lrH === 'function' ? this.#peakLr : lr);
+    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, trustLr });
     tel.lr = lr;
     this.sgd.step();
-    if (this.adamw) this.#stepUntracked(tel);
+    if (this.adamw) this.#stepUntracked(tel, lr / trustLr);
     this.last = tel;
     if (!probing) return tel;
     // δ = θ_new − θ_old; θ_old stays in `before` for an undo
@@ -207,14 +220,14 @@ export class KFAC {
   }
 
   /** AdamW on the untracked parameters; with the trust-ratio clip, each update is bounded as a K-FAC tensor's. */
-  #stepUntracked(tel: KfacTelemetry): void {
+  #stepUntracked(tel: KfacTelemetry, lrScale: number): void {
     const adamw = this.adamw as AdamW;
     const nc = this.preconditioner.newtonClip;
-    const trust = nc?.kind === 'trustRatio' ? at(nc.value, tel.step, 'newtonClip.trustRatio') : null;
+    const trust = nc?.kind === 'trustRatio' ? at(nc.value, tel.step, 'newtonClip.trustRatio') * lrScale : null;
     if (trust === null) return adamw.step();
     adamw.params.forEach((p, i) => ops.copy(p.tensor, this.#extraPrev[i]!));
     adamw.step();
-    // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
+    // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ (η/η̄)·κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
     // One reduction for ‖θ_tracked‖² and every ‖θ_old,i‖², one for every ‖δ_i‖² (two host synchronisations).
     const weights = this.preconditioner.blocks.map((b) => b.layer.weight.tensor);
     const before = ops.sumSquaresMany([...weights, ...this.#extraPrev]);
@@ -263,6 +276,7 @@ export class KFAC {
         sgd: { kind: s.kind, step: s.step, perParam: s.perParam },
         ...(a ? { adamw: { kind: a.kind, step: a.step, perParam: a.perParam } } : {}),
         ...(this.adaptive ? { damping: this.#lambda } : {}),
+        peakLr: this.#peakLr,
       },
       tensors,
     };
@@ -279,6 +293,8 @@ export class KFAC {
     if (this.adamw && am) this.adamw.loadStateDict({ kind: am.kind, step: am.step, perParam: am.perParam, tensors: pick('adamw/') });
     const d = state.meta['damping'];
     if (this.adaptive && typeof d === 'number' && Number.isFinite(d)) this.#lambda = d;
+    const pk = state.meta['peakLr'];
+    if (typeof pk === 'number' && Number.isFinite(pk) && pk >= 0) this.#peakLr = pk;
     this.#dropProbe();
   }
 

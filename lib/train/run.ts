@@ -306,6 +306,8 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       method: c.kfacMethod,
       // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
       untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
+      // the trust radius is relative to the peak lr, so the schedule shapes the clipped step too
+      trustLr: c.lr,
       gradClip: c.gradClip ?? null,
     });
     return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
