@@ -53,6 +53,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})` },
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
   'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: eigen (default), inverse (π-damped inverses) or ekfac (eigenvalue-corrected)' },
+  'adaptive-trust': { key: 'adaptiveTrust', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt the trust ratio κ to the agreement of each gradient with the previous step (default off)' },
   'adaptive-damping': { key: 'adaptiveDamping', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt λ by Levenberg–Marquardt from the reduction ratio ρ (one extra forward every 5 steps; default off)' },
   'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },

@@ -89,6 +89,8 @@ export class KfacPreconditioner {
   stepCount = 0;
   /** When set, the damping used instead of the `damping` option (the adaptive-damping controller sets it). */
   dampingOverride: number | null = null;
+  /** Multiplier of the trust ratio κ (the adaptive step-length controller of KFAC sets it; 1 otherwise). */
+  trustScale = 1;
   #preconditionedSteps = 0;
   #clippedSteps = 0;
   #refreshRound = 0;
@@ -259,6 +261,8 @@ export class KfacPreconditioner {
       lr: typeof c['lr'] === 'number' ? c['lr'] : NaN,
       quadraticModel: NaN,
       rho: NaN,
+      trustScale: this.trustScale,
+      stepAgreement: NaN,
       rejected: false,
       untrackedClipped: 0,
       decompositions: sink.decompositions,
@@ -338,7 +342,7 @@ export class KfacPreconditioner {
       r = clipNewtonStep(steps, { mode: 'fisher', c: cv, lr: this.#lr(c, 'Fisher-norm'), grads });
     } else {
       if (nc.kind === 'trustRatio') {
-        r = this.#trustClip(steps, live, at(nc.value, s, 'newtonClip.trustRatio') / this.#trustLr(c), nc.mode);
+        r = this.#trustClip(steps, live, (this.trustScale * at(nc.value, s, 'newtonClip.trustRatio')) / this.#trustLr(c), nc.mode);
         tel.clipThreshold = r.threshold;
       } else {
         const tau = at(nc.value, s, 'newtonClip.maxNorm');

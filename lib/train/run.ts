@@ -106,6 +106,8 @@ export interface RunConfig {
   kfacMethod: 'eigen' | 'inverse' | 'ekfac';
   /** K-FAC: Levenberg–Marquardt damping from the reduction ratio (one extra forward every 5 steps). */
   adaptiveDamping: 'on' | 'off';
+  /** K-FAC's adaptive step length (docs/KFAC.md#adaptive-step-length). */
+  adaptiveTrust: 'on' | 'off';
   /** κ of the default trust-ratio Newton clip (K-FAC only). */
   trustRatio: number;
   /**
@@ -148,6 +150,7 @@ export const DEFAULTS = {
   kfacSequence: 'expand' as const,
   trustRatio: 0.01,
   adaptiveDamping: 'off' as const,
+  adaptiveTrust: 'off' as const,
   kfacMethod: 'eigen' as const,
   epochs: 1,
   batchSize: 16,
@@ -303,6 +306,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',
+      ...(c.adaptiveTrust === 'on' && kfacNewtonClip(c) && !('maxNorm' in kfacNewtonClip(c)!) && !('c' in kfacNewtonClip(c)!) ? { adaptiveTrust: true } : {}),
       method: c.kfacMethod,
       // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
       untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
