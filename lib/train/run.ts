@@ -89,8 +89,10 @@ export interface RunConfig {
   optimizer: OptimizerName;
   lr: number;
   weightDecay: number;
+  /** The lr schedule after warm-up (default 'cosine': decay to 0 at the last step). */
   schedule: 'constant' | 'linear' | 'cosine';
-  warmup: number;
+  /** Linear warm-up steps (default: 10% of the run's steps, rounded). */
+  warmup?: number;
   momentum: number;
   damping: number;
   factorDecay: number;
@@ -141,15 +143,16 @@ export const DEFAULTS = {
   loraDropout: 0,
   lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01, shampoo: 1e-3, soap: 3e-3 } as Record<OptimizerName, number>,
   weightDecay: 0,
-  schedule: 'constant' as const,
-  warmup: 0,
+  schedule: 'cosine' as const,
+  /** The default warm-up as a fraction of the run's steps. */
+  warmupFraction: 0.1,
   momentum: 0.9,
   damping: 1e-3,
   factorDecay: 0.95,
   inverseEvery: 10,
   kfacSequence: 'expand' as const,
   trustRatio: 0.01,
-  adaptiveDamping: 'off' as const,
+  adaptiveDamping: 'on' as const,
   adaptiveTrust: 'off' as const,
   kfacMethod: 'eigen' as const,
   epochs: 1,
@@ -267,9 +270,15 @@ export function buildModel(p: PreparedRun): TransformerModel {
   return model;
 }
 
+/** The run's warm-up steps: `warmup`, or 10% of the steps (docs/KFAC.md#schedule). */
+export function warmupSteps(c: Pick<RunConfig, 'warmup'>, totalSteps: number): number {
+  return c.warmup ?? Math.round(DEFAULTS.warmupFraction * totalSteps);
+}
+
 function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
-  if (c.schedule === 'constant') return warmupConstant(c.lr, c.warmup);
-  return c.schedule === 'linear' ? warmupLinear(c.lr, c.warmup, totalSteps) : warmupCosine(c.lr, c.warmup, totalSteps);
+  const warmup = warmupSteps(c, totalSteps);
+  if (c.schedule === 'constant') return warmupConstant(c.lr, warmup);
+  return c.schedule === 'linear' ? warmupLinear(c.lr, warmup, totalSteps) : warmupCosine(c.lr, warmup, totalSteps);
 }
 
 export type RunOptimizer = {
@@ -306,7 +315,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',
-      ...(c.adaptiveTrust === 'on' && kfacNewtonClip(c) && !('maxNorm' in kfacNewtonClip(c)!) && !('c' in kfacNewtonClip(c)!) ? { adaptiveTrust: true } : {}),
+      adaptiveTrust: c.adaptiveTrust === 'on',
       method: c.kfacMethod,
       // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
       untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
