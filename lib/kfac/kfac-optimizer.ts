@@ -11,7 +11,7 @@
  * λ by Levenberg–Marquardt from the reduction ratio ρ (docs/KFAC.md#adaptive-damping). A step
  * whose quadratic model is not finite is undone and reported.
  */
-import { describe, invalidArgument } from '../errors.js';
+import { ConfigError, describe, invalidArgument } from '../errors.js';
 import * as ops from '../ops/index.js';
 import type { OptimizerState } from '../optim/optimizer.js';
 import { AdamW } from '../optim/adamw.js';
@@ -20,7 +20,7 @@ import type { Hyper, Param } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
-import { type AdaptiveDampingOptions, at, resolveAdaptiveDamping, type ResolvedAdaptiveDamping } from './options.js';
+import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
 import { stateLike } from './state.js';
 
@@ -38,6 +38,15 @@ export interface KfacOptions extends KfacPreconditionerOptions {
   untrackedLr?: Hyper;
   /** Levenberg–Marquardt damping from the reduction ratio (default off; true: the defaults). */
   adaptiveDamping?: AdaptiveDampingOptions | boolean;
+  /**
+   * The learning rate η̄ the trust-ratio clip is relative to (docs/KFAC.md#default-threshold):
+   * the applied step is bounded by (η/η̄)·κ·(…), so a schedule's warm-up and decay shape K-FAC's
+   * clipped step as they shape a first-order step. Default: `lr` when it is a number; with a
+   * schedule, the largest lr it has given so far (pass the schedule's peak for its warm-up to act).
+   */
+  trustLr?: number;
+  /** The adaptive step length: κ follows the gradient's agreement with the previous step (docs/KFAC.md#adaptive-step-length; default off; true: the defaults). */
+  adaptiveTrust?: AdaptiveTrustOptions | boolean;
 }
 
 interface Probe {
@@ -63,10 +72,20 @@ export class KFAC {
   last: KfacTelemetry | undefined;
   #lambda: number;
   #probe: Probe | null = null;
+  readonly #trustLr: number | undefined;
+  #peakLr = 0;
+  readonly adaptiveTrust: ResolvedAdaptiveTrust | null;
+  /** The multiplier m of κ (adaptive step length). */
+  #trustScale = 1;
+  /** P_{t−1} per tracked parameter (adaptive step length; null where a parameter had no step). */
+  #prevP: (Tensor | null)[] = [];
+  readonly #trackedCount: number;
 
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
-    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, ...pre } = o as KfacOptions;
+    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, trustLr, adaptiveTrust, ...pre } = o as KfacOptions;
+    if (trustLr !== undefined && (typeof trustLr !== 'number' || !Number.isFinite(trustLr) || trustLr <= 0)) invalidArgument('trustLr', 'a positive learning rate', describe(trustLr));
+    this.#trustLr = trustLr;
     if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
     this.untracked = untracked ?? 'adamw';
     this.preconditioner = new KfacPreconditioner(layers, pre);
@@ -74,6 +93,10 @@ export class KFAC {
     this.#lambda = at(this.preconditioner.damping, 0, 'damping');
     if (this.adaptive) this.#lambda = Math.min(this.adaptive.max, Math.max(this.adaptive.min, this.#lambda));
     const tracked = layers.flatMap((l) => [l.weight, ...(l.bias ? [l.bias] : [])]);
+    this.#trackedCount = tracked.length;
+    this.adaptiveTrust = resolveAdaptiveTrust(adaptiveTrust);
+    if (this.adaptiveTrust && this.preconditioner.newtonClip?.kind !== 'trustRatio')
+      throw new ConfigError('adaptiveTrust adapts the trust ratio κ of the Newton clip: it needs newtonClip: { trustRatio } (the default clip)', { argument: 'adaptiveTrust' });
     for (const p of extraParams)
       if (!p || !(p.tensor instanceof Tensor)) invalidArgument('extraParams', 'parameters { name, tensor, grad }', describe(p));
     this.params = [...tracked, ...extraParams];
@@ -123,10 +146,16 @@ export class KFAC {
       sgdState = this.sgd.stateDict(); // restored with the weights when the step is undone
       adamState = this.adamw?.stateDict() ?? null;
     }
-    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr });
+    if (Number.isFinite(lr) && lr > this.#peakLr) this.#peakLr = lr;
+    const trustLr = this.#trustLr ?? (typeof lrH === 'function' ? this.#peakLr : lr);
+    const h = this.adaptiveTrust ? this.#adaptTrust() : NaN;
+    this.preconditioner.trustScale = this.#trustScale;
+    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, trustLr });
     tel.lr = lr;
+    tel.stepAgreement = h;
+    if (this.adaptiveTrust && tel.preconditioned) this.#keepStep();
     this.sgd.step();
-    if (this.adamw) this.#stepUntracked(tel);
+    if (this.adamw) this.#stepUntracked(tel, (lr / trustLr) * this.#trustScale);
     this.last = tel;
     if (!probing) return tel;
     // δ = θ_new − θ_old; θ_old stays in `before` for an undo
@@ -199,6 +228,41 @@ export class KFAC {
     return p.tel;
   }
 
+  /**
+   * The adaptive step length, before the step: h = cos(∇W_t, P_{t−1}) over the tracked tensors
+   * (one dot per tensor and one multi-tensor reduction), m ← clamp(m·exp(rate·(h − target))).
+   * Returns h (NaN before the first preconditioned step or when a norm is 0).
+   */
+  #adaptTrust(): number {
+    const a = this.adaptiveTrust!;
+    const pairs: [Tensor, Tensor][] = [];
+    this.params.slice(0, this.#trackedCount).forEach((p, i) => {
+      const prev = this.#prevP[i];
+      if (prev && p.grad) pairs.push([p.grad, prev]);
+    });
+    if (pairs.length === 0) return NaN;
+    let dot = 0;
+    for (const [g, q] of pairs) dot += ops.dot(g, q);
+    const sq = ops.sumSquaresMany(pairs.flat());
+    let gg = 0;
+    let pp = 0;
+    sq.forEach((v, i) => (i % 2 === 0 ? (gg += v) : (pp += v)));
+    const h = dot / Math.sqrt(gg * pp);
+    if (!Number.isFinite(h)) return NaN;
+    this.#trustScale = Math.min(a.max, Math.max(a.min, this.#trustScale * Math.exp(a.rate * (h - a.target))));
+    return h;
+  }
+
+  /** Keeps this step's clipped Newton step P_t (now in the tracked gradients) for the next agreement. */
+  #keepStep(): void {
+    this.params.slice(0, this.#trackedCount).forEach((p, i) => {
+      if (!p.grad) return;
+      let prev = this.#prevP[i] ?? null;
+      if (!prev) prev = this.#prevP[i] = stateLike(p.tensor, p.tensor.shape);
+      ops.copy(p.grad, prev);
+    });
+  }
+
   #undo(): void {
     const p = this.#probe as Probe;
     this.params.forEach((q, i) => ops.copy(p.before[i]!, q.tensor));
@@ -207,14 +271,14 @@ export class KFAC {
   }
 
   /** AdamW on the untracked parameters; with the trust-ratio clip, each update is bounded as a K-FAC tensor's. */
-  #stepUntracked(tel: KfacTelemetry): void {
+  #stepUntracked(tel: KfacTelemetry, lrScale: number): void {
     const adamw = this.adamw as AdamW;
     const nc = this.preconditioner.newtonClip;
-    const trust = nc?.kind === 'trustRatio' ? at(nc.value, tel.step, 'newtonClip.trustRatio') : null;
+    const trust = nc?.kind === 'trustRatio' ? at(nc.value, tel.step, 'newtonClip.trustRatio') * lrScale : null;
     if (trust === null) return adamw.step();
     adamw.params.forEach((p, i) => ops.copy(p.tensor, this.#extraPrev[i]!));
     adamw.step();
-    // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
+    // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ (η/η̄)·κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
     // One reduction for ‖θ_tracked‖² and every ‖θ_old,i‖², one for every ‖δ_i‖² (two host synchronisations).
     const weights = this.preconditioner.blocks.map((b) => b.layer.weight.tensor);
     const before = ops.sumSquaresMany([...weights, ...this.#extraPrev]);
@@ -256,6 +320,9 @@ export class KFAC {
     for (const [k, v] of Object.entries(s.tensors)) tensors[`sgd/${k}`] = v;
     const a = this.adamw?.stateDict();
     if (a) for (const [k, v] of Object.entries(a.tensors)) tensors[`adamw/${k}`] = v;
+    this.#prevP.forEach((t, i) => {
+      if (t) tensors[`trust/prev/${i}`] = t.clone();
+    });
     return {
       meta: {
         kind: 'kfac',
@@ -263,6 +330,8 @@ export class KFAC {
         sgd: { kind: s.kind, step: s.step, perParam: s.perParam },
         ...(a ? { adamw: { kind: a.kind, step: a.step, perParam: a.perParam } } : {}),
         ...(this.adaptive ? { damping: this.#lambda } : {}),
+        peakLr: this.#peakLr,
+        ...(this.adaptiveTrust ? { trustScale: this.#trustScale } : {}),
       },
       tensors,
     };
@@ -279,6 +348,21 @@ export class KFAC {
     if (this.adamw && am) this.adamw.loadStateDict({ kind: am.kind, step: am.step, perParam: am.perParam, tensors: pick('adamw/') });
     const d = state.meta['damping'];
     if (this.adaptive && typeof d === 'number' && Number.isFinite(d)) this.#lambda = d;
+    const ts = state.meta['trustScale'];
+    if (this.adaptiveTrust && typeof ts === 'number' && Number.isFinite(ts) && ts > 0) this.#trustScale = ts;
+    for (const t of this.#prevP) t?.dispose();
+    this.#prevP = [];
+    if (this.adaptiveTrust)
+      this.params.slice(0, this.#trackedCount).forEach((p, i) => {
+        const t = state.tensors[`trust/prev/${i}`];
+        if (t && t.size === p.tensor.size) {
+          const q = stateLike(p.tensor, p.tensor.shape);
+          ops.copy(t.device === q.device ? t : t.to(q.device), q);
+          this.#prevP[i] = q;
+        }
+      });
+    const pk = state.meta['peakLr'];
+    if (typeof pk === 'number' && Number.isFinite(pk) && pk >= 0) this.#peakLr = pk;
     this.#dropProbe();
   }
 
@@ -288,5 +372,6 @@ export class KFAC {
     this.sgd.dispose();
     this.adamw?.dispose();
     for (const t of this.#extraPrev) t.dispose();
+    for (const t of this.#prevP) t?.dispose();
   }
 }

@@ -229,3 +229,45 @@ export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
     factorInit: oneOf(o['factorInit'], 'factorInit', ['bias-corrected', 'identity'] as const, 'bias-corrected'),
   };
 }
+
+/**
+ * The adaptive step length (docs/KFAC.md#adaptive-step-length): κ is multiplied by m, and after
+ * every preconditioned step m ← m·exp(rate·(h − target)), bounded to [min, max], with
+ * h = cos(∇W_t, P_{t−1}) the agreement of the new gradient with the previous (clipped) step —
+ * the sign of the hypergradient of the loss with respect to the step length. Consistent
+ * directions (h above the target) lengthen the step; noise or overshoot (h near or below 0)
+ * shorten it.
+ */
+export interface AdaptiveTrustOptions {
+  /** Rate of the log-multiplier per step (default 0.5). */
+  rate?: number;
+  /** The agreement h at which m stays put (default 0.05). */
+  target?: number;
+  /** Bounds of the multiplier m (default [0.25, 4]). */
+  min?: number;
+  max?: number;
+}
+
+export interface ResolvedAdaptiveTrust {
+  rate: number;
+  target: number;
+  min: number;
+  max: number;
+}
+
+/** `undefined` / false / null: off; true: the defaults. */
+export function resolveAdaptiveTrust(v: unknown): ResolvedAdaptiveTrust | null {
+  if (v === undefined || v === false || v === null) return null;
+  const o = v === true ? {} : checkOptions(v, 'adaptiveTrust');
+  for (const k of Object.keys(o)) if (!['rate', 'target', 'min', 'max'].includes(k)) invalidArgument(`adaptiveTrust.${k}`, 'one of rate, target, min, max', k);
+  const num = (k: string, fallback: number, lo: number, hi: number): number => {
+    const x = o[k] ?? fallback;
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < lo || x > hi) invalidArgument(`adaptiveTrust.${k}`, `a number in [${lo}, ${hi}]`, describe(x));
+    return x;
+  };
+  const rate = num('rate', 0.5, 0, 100);
+  const target = num('target', 0.05, -1, 1);
+  const min = num('min', 0.25, 1e-6, 1);
+  const max = num('max', 4, 1, 1e6);
+  return { rate, target, min, max };
+}

@@ -40,6 +40,12 @@ export interface StepContext {
   batchSize: number;
   /** Learning rate the step will be applied with (needed by the trust-ratio and Fisher-norm clips). */
   lr?: number;
+  /**
+   * The learning rate the trust ratio is relative to (default: `lr`). With a schedule, pass its
+   * peak: the radius on P is then κ·(…)/η̄, so the applied step η·P follows the schedule's shape
+   * (warm-up and decay shrink it) instead of staying at κ whatever η is.
+   */
+  trustLr?: number;
 }
 
 export interface CaptureContext {
@@ -83,6 +89,8 @@ export class KfacPreconditioner {
   stepCount = 0;
   /** When set, the damping used instead of the `damping` option (the adaptive-damping controller sets it). */
   dampingOverride: number | null = null;
+  /** Multiplier of the trust ratio κ (the adaptive step-length controller of KFAC sets it; 1 otherwise). */
+  trustScale = 1;
   #preconditionedSteps = 0;
   #clippedSteps = 0;
   #refreshRound = 0;
@@ -253,6 +261,8 @@ export class KfacPreconditioner {
       lr: typeof c['lr'] === 'number' ? c['lr'] : NaN,
       quadraticModel: NaN,
       rho: NaN,
+      trustScale: this.trustScale,
+      stepAgreement: NaN,
       rejected: false,
       untrackedClipped: 0,
       decompositions: sink.decompositions,
@@ -332,7 +342,7 @@ export class KfacPreconditioner {
       r = clipNewtonStep(steps, { mode: 'fisher', c: cv, lr: this.#lr(c, 'Fisher-norm'), grads });
     } else {
       if (nc.kind === 'trustRatio') {
-        r = this.#trustClip(steps, live, at(nc.value, s, 'newtonClip.trustRatio') / this.#lr(c, 'trust-ratio'), nc.mode);
+        r = this.#trustClip(steps, live, (this.trustScale * at(nc.value, s, 'newtonClip.trustRatio')) / this.#trustLr(c), nc.mode);
         tel.clipThreshold = r.threshold;
       } else {
         const tau = at(nc.value, s, 'newtonClip.maxNorm');
@@ -380,6 +390,14 @@ export class KfacPreconditioner {
       }
     });
     return { norm: Math.sqrt(norms.reduce((a, b) => a + b * b, 0)), scale, clipped: scale < 1, threshold };
+  }
+
+  /** η̄ of the trust-ratio clip: `trustLr` when given (a positive number), else the step's lr. */
+  #trustLr(c: Record<string, unknown>): number {
+    const t = c['trustLr'];
+    if (t === undefined) return this.#lr(c, 'trust-ratio');
+    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) invalidArgument('trustLr', 'a positive learning rate', describe(t));
+    return t;
   }
 
   #lr(c: Record<string, unknown>, which: string): number {

@@ -30,6 +30,12 @@ export interface KfacTelemetry {
   /** Adaptive damping: the quadratic model's predicted loss change M(δ) and the reduction ratio ρ (NaN when not evaluated this step). */
   quadraticModel: number;
   rho: number;
+  /**
+   * Adaptive step length: the multiplier of κ this step used (1 when off) and the agreement
+   * h = cos(∇W_t, P_{t−1}) of this step's gradient with the previous step that set it (NaN when not measured).
+   */
+  trustScale: number;
+  stepAgreement: number;
   /** The step was undone (adaptive damping's rejection, or a non-finite quadratic model). */
   rejected: boolean;
   /** Untracked parameters whose AdamW update the trust-ratio clip bounded this step. */

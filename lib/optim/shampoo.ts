@@ -31,6 +31,11 @@ export interface ShampooOptions {
   refreshEvery?: number;
   /** Trust-ratio clip κ of the update per tensor (default 0.01); null: off. */
   newtonClip?: { trustRatio: number; mode?: 'per-tensor' } | null;
+  /**
+   * The lr η̄ the trust ratio is relative to: the bound is (η/η̄)·κ·(…), so a schedule shapes the
+   * clipped update (default: lr when a number, else the largest lr so far), as K-FAC's trustLr.
+   */
+  trustLr?: number;
 }
 
 interface Slot {
@@ -93,6 +98,8 @@ export class Shampoo extends Optimizer {
   readonly trustRatio: number | null;
   #slots = new Map<string, Slot>();
   #clipped = 0;
+  readonly #trustLr: number | undefined;
+  #peakLr = 0;
   last: ShampooTelemetry | undefined;
 
   constructor(params: readonly Param[], options: ShampooOptions = {}) {
@@ -110,6 +117,9 @@ export class Shampoo extends Optimizer {
     const re = o['refreshEvery'] ?? 10;
     if (typeof re !== 'number' || !Number.isInteger(re) || re < 1) invalidArgument('refreshEvery', 'a positive integer', describe(re));
     this.refreshEvery = re;
+    const tl = o['trustLr'];
+    if (tl !== undefined && (typeof tl !== 'number' || !Number.isFinite(tl) || tl <= 0)) invalidArgument('trustLr', 'a positive learning rate', describe(tl));
+    this.#trustLr = tl as number | undefined;
     const nc = o['newtonClip'];
     if (nc === null) this.trustRatio = null;
     else {
@@ -125,6 +135,9 @@ export class Shampoo extends Optimizer {
 
   step(): ShampooTelemetry {
     const lr = hyperAt(this.lr, this.stepCount, 'lr', 0, 1e6);
+    if (lr > this.#peakLr) this.#peakLr = lr;
+    const ref = this.#trustLr ?? (typeof this.lr === 'function' ? this.#peakLr : lr);
+    const lrScale = ref > 0 ? lr / ref : 1;
     const [b1, b2, bf] = [this.beta1, this.beta2, this.factorDecay];
     const refresh = this.stepCount % this.refreshEvery === 0;
     const live = this.params.filter((p) => this.gradOf(p));
@@ -193,7 +206,7 @@ export class Shampoo extends Optimizer {
       pre += dn * dn;
       let scale = lr;
       if (this.trustRatio !== null) {
-        const tau = this.trustRatio * Math.sqrt(theta.length) * Math.max(Math.sqrt(theta.reduce((a, x) => a + x * x, 0) / theta.length), rmsAll);
+        const tau = lrScale * this.trustRatio * Math.sqrt(theta.length) * Math.max(Math.sqrt(theta.reduce((a, x) => a + x * x, 0) / theta.length), rmsAll);
         if (dn > tau) {
           scale = (lr * tau) / dn;
           anyClipped = true;
@@ -233,7 +246,7 @@ export class Shampoo extends Optimizer {
         if (a) tensors[`${name}/${k}`] = Tensor.from(Float32Array.from(a));
       }
     }
-    return { kind: this.kind, step: this.stepCount, perParam: { ...perParam, '': { clipped: this.#clipped } }, tensors };
+    return { kind: this.kind, step: this.stepCount, perParam: { ...perParam, '': { clipped: this.#clipped, peakLr: this.#peakLr } }, tensors };
   }
 
   loadStateDict(state: OptimizerState): void {
@@ -250,6 +263,7 @@ export class Shampoo extends Optimizer {
       }
     }
     this.#clipped = state.perParam['']?.['clipped'] ?? 0;
+    this.#peakLr = state.perParam['']?.['peakLr'] ?? 0;
     this.stepCount = state.step;
   }
 

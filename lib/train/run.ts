@@ -89,8 +89,10 @@ export interface RunConfig {
   optimizer: OptimizerName;
   lr: number;
   weightDecay: number;
+  /** The lr schedule after warm-up (default 'cosine': decay to 0 at the last step). */
   schedule: 'constant' | 'linear' | 'cosine';
-  warmup: number;
+  /** Linear warm-up steps (default: 10% of the run's steps, rounded). */
+  warmup?: number;
   momentum: number;
   damping: number;
   factorDecay: number;
@@ -106,6 +108,8 @@ export interface RunConfig {
   kfacMethod: 'eigen' | 'inverse' | 'ekfac';
   /** K-FAC: Levenberg–Marquardt damping from the reduction ratio (one extra forward every 5 steps). */
   adaptiveDamping: 'on' | 'off';
+  /** K-FAC's adaptive step length (docs/KFAC.md#adaptive-step-length). */
+  adaptiveTrust: 'on' | 'off';
   /** κ of the default trust-ratio Newton clip (K-FAC only). */
   trustRatio: number;
   /**
@@ -139,15 +143,17 @@ export const DEFAULTS = {
   loraDropout: 0,
   lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01, shampoo: 1e-3, soap: 3e-3 } as Record<OptimizerName, number>,
   weightDecay: 0,
-  schedule: 'constant' as const,
-  warmup: 0,
+  schedule: 'cosine' as const,
+  /** The default warm-up as a fraction of the run's steps. */
+  warmupFraction: 0.1,
   momentum: 0.9,
   damping: 1e-3,
   factorDecay: 0.95,
   inverseEvery: 10,
   kfacSequence: 'expand' as const,
   trustRatio: 0.01,
-  adaptiveDamping: 'off' as const,
+  adaptiveDamping: 'on' as const,
+  adaptiveTrust: 'off' as const,
   kfacMethod: 'eigen' as const,
   epochs: 1,
   batchSize: 16,
@@ -264,9 +270,15 @@ export function buildModel(p: PreparedRun): TransformerModel {
   return model;
 }
 
+/** The run's warm-up steps: `warmup`, or 10% of the steps (docs/KFAC.md#schedule). */
+export function warmupSteps(c: Pick<RunConfig, 'warmup'>, totalSteps: number): number {
+  return c.warmup ?? Math.round(DEFAULTS.warmupFraction * totalSteps);
+}
+
 function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
-  if (c.schedule === 'constant') return warmupConstant(c.lr, c.warmup);
-  return c.schedule === 'linear' ? warmupLinear(c.lr, c.warmup, totalSteps) : warmupCosine(c.lr, c.warmup, totalSteps);
+  const warmup = warmupSteps(c, totalSteps);
+  if (c.schedule === 'constant') return warmupConstant(c.lr, warmup);
+  return c.schedule === 'linear' ? warmupLinear(c.lr, warmup, totalSteps) : warmupCosine(c.lr, warmup, totalSteps);
 }
 
 export type RunOptimizer = {
@@ -303,9 +315,12 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',
+      adaptiveTrust: c.adaptiveTrust === 'on',
       method: c.kfacMethod,
       // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
       untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
+      // the trust radius is relative to the peak lr, so the schedule shapes the clipped step too
+      trustLr: c.lr,
       gradClip: c.gradClip ?? null,
     });
     return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
@@ -313,7 +328,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
   const params = model.trainableParameters();
   if (c.optimizer === 'shampoo' || c.optimizer === 'soap') {
     if (typeof c.newtonClip === 'number') throw new ConfigError(`--newton-clip ${c.newtonClip}: ${c.optimizer} supports the trust-ratio clip (--trust-ratio) or --newton-clip off`);
-    const inner = new Shampoo(params, { variant: c.optimizer, lr, newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio } });
+    const inner = new Shampoo(params, { variant: c.optimizer, lr, trustLr: c.lr, newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio } });
     return {
       inner,
       step: () => {

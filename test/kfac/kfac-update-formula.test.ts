@@ -161,4 +161,39 @@ describe('KFAC update formula', () => {
     };
     expect(free(0.3) / free(0.1)).toBeCloseTo(3, 3);
   });
+
+  it('with a schedule the clipped step follows the lr relative to trustLr (η̄), and the largest lr so far without it', () => {
+    // τ = κ√n·rms/η̄: the applied step η_t·P·τ/‖P‖ = (η_t/η̄)·κ√n·rms (momentum 0, one tensor)
+    const [dout, din] = [3, 5];
+    const W0 = randomF32(dout * din, 8);
+    const nW = Math.sqrt(W0.reduce((a, v) => a + v * v, 0));
+    const moves = (lr: (s: number) => number, trustLr?: number) => {
+      const layer = new DenseLayer('fc', W0, dout, din);
+      const opt = new KFAC([layer], [], { lr, momentum: 0, damping: 1e-3, ...(trustLr === undefined ? {} : { trustLr }) });
+      const out: number[] = [];
+      for (let t = 0; t < 4; t++) {
+        const before = layer.weight.tensor.toArray();
+        layer.setInput(Tensor.from(randomF32(4 * din, 80 + t), [4, din]));
+        layer.setOutputGrad(Tensor.from(randomF32(4 * dout, 90 + t), [4, dout]));
+        layer.setGrads(randomF32(dout * din, 100 + t).map((v) => 1e3 * v));
+        expect(opt.step({ batchSize: 4 }).clipped).toBe(true);
+        const W = layer.weight.tensor.toArray();
+        const n = Math.sqrt(before.reduce((a, v) => a + v * v, 0));
+        out.push(Math.sqrt(W.reduce((a, v, i) => a + (v - before[i]!) ** 2, 0)) / (0.01 * n));
+      }
+      opt.dispose();
+      return out;
+    };
+    const lrs = [0.05, 0.1, 0.05, 0.025];
+    // the step's size relative to κ‖W‖ is η_t/η̄
+    const withPeak = moves((s) => lrs[s]!, 0.1);
+    lrs.forEach((lr, t) => expect(withPeak[t]!, `step ${t}`).toBeCloseTo(lr / 0.1, 4));
+    // without trustLr: η̄ is the largest lr so far, so the warm-up step is not shrunk (ratio 1 at step 0)
+    const running = moves((s) => lrs[s]!);
+    [1, 1, 0.5, 0.25].forEach((r, t) => expect(running[t]!, `step ${t}`).toBeCloseTo(r, 4));
+    // a constant lr keeps the old rule whatever η is
+    expect(moves(() => 0.3)).toEqual(moves(() => 0.3, 0.3));
+    expect(nW).toBeGreaterThan(0);
+    expect(() => new KFAC([new DenseLayer('fc', W0, dout, din)], [], { lr: 0.1, trustLr: 0 })).toThrow(/trustLr/);
+  });
 });

@@ -73,6 +73,22 @@ describe('Shampoo and SOAP', () => {
       expect(norm(dW)).toBeGreaterThan(0.0099 * Math.sqrt(W0.length) * rms);
     });
 
+  for (const variant of ['shampoo', 'soap'] as const)
+    it(`${variant}: with a schedule the clipped update follows η/η̄ (trustLr)`, () => {
+      const W0 = randomF32(m * n, 1);
+      const size = (lr: number | ((s: number) => number), trustLr?: number) => {
+        const p: Param = { name: 'w', tensor: Tensor.from(W0, [m, n]), grad: Tensor.from(randomF32(m * n, 2), [m, n]) };
+        const opt = new optim.Shampoo([p], { variant, lr, ...(trustLr === undefined ? {} : { trustLr }) });
+        const tel = opt.step();
+        expect(tel.clipped).toBe(true);
+        return norm(Float64Array.from(p.tensor.toArray(), (v, i) => v - W0[i]!));
+      };
+      const full = size(10);
+      expect(size(() => 10, 40)).toBeCloseTo(full / 4, 6);
+      expect(size(() => 10)).toBeCloseTo(full, 6); // η̄ = the largest lr so far = η at the first step
+      expect(() => new optim.Shampoo([], { variant, trustLr: -1 })).toThrow(/trustLr/);
+    });
+
   it('a clip the update does not support (norm, Fisher bound, global mode) is a ConfigError naming it', () => {
     const p: Param = { name: 'w', tensor: Tensor.zeros([m, n]), grad: null };
     const bad: [unknown, RegExp][] = [
