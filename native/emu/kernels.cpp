@@ -46,6 +46,7 @@ const Kernels& emulated_cuda_kernels() {
 #define KFAC_EMU_FAMILY(f) emu::f##_kernels(t);
     KFAC_NN_FAMILIES(KFAC_EMU_FAMILY)
 #undef KFAC_EMU_FAMILY
+    t.bf16_activations = true;
     return t;
   }();
   return k;
