@@ -5,7 +5,8 @@
 // deterministic). Activations (x, y, dy, dx) may be stored in bfloat16 on the cuda device: an
 // operand already in the GEMM's type is read as it is, another is converted into scratch
 // (rounded to nearest even, or widened exactly); a bf16 output is the float32 GEMM result with
-// the bias (and, accumulating, the old value) added and rounded once. The weight gradient is a
+// the bias (and, accumulating, the old value) added and rounded once — straight from the GEMM
+// (E::gemm_bf16_bf16c: cuBLASLt with a bf16 D) when the weight is bf16 and there is no bias. The weight gradient is a
 // float32 GEMM of the widened operands.
 #pragma once
 #include "../core/dispatch.h"
@@ -144,6 +145,11 @@ template <class E>
 void linear_forward(const Tensor& x, const Tensor& W, TensorOpt b, const Tensor& y, bool conv1d) {
   const int64_t N = rows_of(x), IN = x.dim(-1), OUT = y.dim(-1);
   if (N == 0 || OUT == 0) return;
+  if (IN > 0 && W.dtype() == DType::BF16 && y.dtype() == DType::BF16 && !b) {  // bf16 straight out of the GEMM
+    E::gemm_bf16_bf16c(false, true, N, OUT, IN, 1.f, as_bf16<E>(x, N * IN, 0), IN,
+                       static_cast<const uint16_t*>(W.raw()), IN, 0.f, static_cast<uint16_t*>(y.raw()), OUT);
+    return;
+  }
   float* acc = gemm_out<E>(y, N * OUT);
   if (IN == 0) {  // an empty product: zeros, written here rather than left to a K = 0 GEMM's β handling
     E::grid(hd::grid_blocks(N * OUT), hd::kThreads, Zero{acc, N * OUT});
@@ -161,6 +167,15 @@ template <class E>
 void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, TensorOpt dx, TensorOpt dW, TensorOpt db,
                      bool conv1d, bool accumulate_dx) {
   const int64_t N = rows_of(x), IN = x.dim(-1), OUT = dy.dim(-1);
+  if (dx && N > 0 && IN > 0) {
+    const bool bf16_dx = dx->dtype() == DType::BF16;
+    if (bf16_dx && OUT > 0 && W.dtype() == DType::BF16) {  // dx = bf16(dy·W (+ dx)), one rounding in the GEMM
+      E::gemm_bf16_bf16c(false, false, N, IN, OUT, 1.f, as_bf16<E>(dy, N * OUT, 0), OUT,
+                         static_cast<const uint16_t*>(W.raw()), IN, accumulate_dx ? 1.f : 0.f,
+                         static_cast<uint16_t*>(dx->raw()), IN);
+      dx = nullptr;  // done
+    }
+  }
   if (dx && N > 0 && IN > 0) {
     const bool bf16_dx = dx->dtype() == DType::BF16;
     // β = 1 accumulates in place into a float32 dx; a bf16 dx gets the sum added as it is rounded

@@ -38,6 +38,17 @@ void Exec::gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, 
   cpu::sgemm(transA, transB, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, C, ldc);
 }
 
+void Exec::gemm_bf16_bf16c(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                           int64_t lda, const uint16_t* B, int64_t ldb, float beta, uint16_t* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  std::vector<float> c(size_t(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) c[size_t(i * N + j)] = beta != 0.f ? cpu::bf16_to_f32(C[i * ldc + j]) : 0.f;
+  gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, c.data(), N);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = cpu::f32_to_bf16(c[size_t(i * N + j)]);
+}
+
 }  // namespace emu
 
 const Kernels& emulated_cuda_kernels() {

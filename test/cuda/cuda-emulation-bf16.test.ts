@@ -167,6 +167,8 @@ describe.skipIf(!emulationPossible())('bf16 activations in the CUDA kernels (emu
     const Wb = Tensor.from(W.f32, [OUT, IN]).to('cuda', { dtype: 'bfloat16' });
     closeBf(F.linearForward(bf(x.f32, [N, IN]), Wb, f32(b, [OUT]), nanBf([N, OUT])), ref, 'y (bf16 W)');
     closeBf(F.linearForward(bf(x.f32, [N, IN]), f32(W.f32, [OUT, IN]), f32(b, [OUT]), nanBf([N, OUT])), ref, 'y (f32 W)');
+    // no bias: the bf16 result straight from the GEMM (gemm_bf16_bf16c, cuBLASLt's bf16 D on a GPU)
+    closeBf(F.linearForward(bf(x.f32, [N, IN]), Wb, null, nanBf([N, OUT])), refLinear(x.f64, W.f64, null, N, IN, OUT, false), 'y (bf16 W, no bias)');
     // float32 y from bf16 x: no output rounding
     const y32 = F.linearForward(bf(x.f32, [N, IN]), Wb, null, f32(new Float32Array(N * OUT).fill(NaN), [N, OUT]));
     expectClose(read(y32), refLinear(x.f64, W.f64, null, N, IN, OUT, false), 'y float32 from bf16 x', ATOL, 1e-5);
