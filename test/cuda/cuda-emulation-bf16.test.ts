@@ -16,7 +16,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { DTypeError, nn, Tensor } from '../../lib/index.js';
+import { DTypeError, kfac, nn, Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native/loader.js';
 import { BLOCK_CASES, caseInputs, refAttentionBackward } from '../support/attention-ref.js';
 import { bf16Round, emulationPossible } from '../support/emulation.js';
@@ -235,6 +235,30 @@ describe.skipIf(!emulationPossible())('bf16 activations in the CUDA kernels (emu
     }
   });
 
+  // The K-FAC factor of a layer whose input is a bf16 activation: F ← βF + (1 − β)·scale/R·x̃ᵀx̃
+  // in float32 from the bf16 values (products exact, float32 sums: the float32 tolerance); the
+  // device's GEMM is cuBLASLt with bf16 inputs, here the CPU kernel on the exactly widened copy.
+  it.each([
+    [1, 7, false],
+    [33, 5, true],
+    [67, 33, true],
+  ])('factor update from a bf16 x [%i, %i], bias %s', (R, d, bias) => {
+    const x = rin(R * d, R + d);
+    const D = d + (bias ? 1 : 0);
+    const F0 = input(D * D, 4).f32;
+    for (let i = 0; i < D; i++) for (let j = 0; j < i; j++) F0[i * D + j] = F0[j * D + i]!;
+    const F = f32(F0, [D, D]);
+    kfac.updateFactor(F, bf(x.f32, [R, d]), { beta: 0.9, scale: 2, bias });
+    const ref = new Float64Array(D * D);
+    for (let i = 0; i < D; i++)
+      for (let j = 0; j < D; j++) {
+        let s = 0;
+        for (let r = 0; r < R; r++) s += (i < d ? x.f64[r * d + i]! : 1) * (j < d ? x.f64[r * d + j]! : 1);
+        ref[i * D + j] = 0.9 * F0[i * D + j]! + (0.1 * 2 * s) / R;
+      }
+    expectClose(read(F), ref, 'factor', ATOL, 1e-5);
+  });
+
   it('bf16 activations on the CPU are a DTypeError naming the op and the argument', () => {
     const x = Tensor.from(new Float32Array(6), [2, 3]).to('cpu', { dtype: 'bfloat16' });
     const y = Tensor.from(new Float32Array(6), [2, 3]).to('cpu', { dtype: 'bfloat16' });
@@ -244,5 +268,6 @@ describe.skipIf(!emulationPossible())('bf16 activations in the CUDA kernels (emu
     // and on the cuda device, one storage type per call
     const xb = bf(new Float32Array(6), [2, 3]);
     expect(() => F.siluForward(xb, f32(new Float32Array(6), [2, 3]))).toThrow(DTypeError);
+    expect(() => kfac.updateFactor(Tensor.zeros([3, 3]), x)).toThrow(/factor_update takes bfloat16 inputs only on cuda/);
   });
 });

@@ -1,5 +1,6 @@
 // cuBLASLt against the cublasGemmEx path (KFAC_CUBLASLT=0), on a GPU only: the bf16 GEMMs of
-// matmul and of linear forward/backward (bf16 activations, bf16 weight) run with Lt on and off
+// matmul, of linear forward/backward (bf16 activations, bf16 weight) and of the K-FAC factor
+// update from a bf16 x (against syrk on the widened copy) run with Lt on and off
 // on the same inputs. Both take the same bf16 operands and accumulate in float32, in different
 // orders: float32 results agree to K·2^-24 of Σ|a||b| (bounded here by 4·K·2^-24 of the
 // row's |A|·|B|); bf16 results may land on either side of a rounding boundary, so one bf16
@@ -7,7 +8,7 @@
 // hook) the case passes after saying it did not run.
 import assert from 'node:assert/strict';
 
-import { linalg, nn, Tensor } from '../../dist/index.js';
+import { kfac, linalg, nn, Tensor } from '../../dist/index.js';
 import { native } from '../../dist/native/loader.js';
 
 const F = nn.functional;
@@ -35,7 +36,7 @@ function absProduct(a, b, M, N, K, tB) {
 
 export const ltCases = [
   {
-    name: 'cuBLASLt bf16 GEMMs match the cublasGemmEx path (matmul, linear forward and backward)',
+    name: 'cuBLASLt bf16 GEMMs match the cublasGemmEx / syrk path (matmul, linear forward and backward, factor update)',
     run() {
       const lt = native().cuda?.cublasLt;
       if (!lt) {
@@ -59,6 +60,22 @@ export const ltCases = [
             F.linearBackward(ad, bd, dy, { dx, dW: null, db: null });
             return { c, y: y.to('cpu', { dtype: 'float32' }).toArray(), dx: dx.to('cpu', { dtype: 'float32' }).toArray() };
           };
+          const factor = (lt_) => {
+            lt(lt_);
+            const Fd = Tensor.zeros([K + 1, K + 1], { device: 'cuda' });
+            kfac.updateFactor(Fd, ad, { beta: 0, bias: true });
+            return Fd.to('cpu').toArray();
+          };
+          // xᵀx / M from bf16 x: cuBLASLt (bf16 in, float32 sums) against syrk on the widened copy
+          const fOn = factor(true), fOff = factor(false);
+          const fs = new Float64Array(fOn.length);
+          for (let i = 0; i <= K; i++)
+            for (let j = 0; j <= K; j++) {
+              let t = 0;
+              for (let r = 0; r < M; r++) t += Math.abs((i < K ? ah[r * K + i] : 1) * (j < K ? ah[r * K + j] : 1));
+              fs[i * (K + 1) + j] = (4 * M * 2 ** -24 * t) / M;
+            }
+          close(fOn, fOff, fs, 0, `factor update [${M}, ${K}]`);
           const on = run(true), off = run(false);
           const s = absProduct(ah, bh, M, N, K, true).map((v) => 4 * K * 2 ** -24 * v);
           close(on.c, off.c, s, 0, `matmul [${M}, ${N}, ${K}]`);
