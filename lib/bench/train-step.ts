@@ -11,6 +11,7 @@
  */
 import { loadavg } from 'node:os';
 
+import { invalidArgument } from '../errors.js';
 import * as cudaNs from '../cuda/index.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import * as linalg from '../linalg/index.js';
@@ -39,6 +40,8 @@ export interface TrainStepOptions {
   device: 'cpu' | 'cuda';
   optimizer: 'adamw' | 'kfac';
   dtype: 'float32' | 'bfloat16';
+  /** Storage of the activations (ModelOptions.activations; LLaMA shapes on cuda). Default float32. */
+  activations?: 'float32' | 'bfloat16';
   checkpointing: boolean;
   batch: number;
   seq: number;
@@ -61,6 +64,7 @@ export interface TrainStepReport {
   deviceName: string;
   optimizer: string;
   dtype: string;
+  activations: string;
   checkpointing: boolean;
   batch: number;
   seq: number;
@@ -216,8 +220,11 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
   const B = o.batch;
   const T = o.seq;
   const causal = cfg['model_type'] !== 'bert';
+  const activations = o.activations ?? 'float32';
+  if (activations !== 'float32' && (cfg['model_type'] !== 'llama' || o.device !== 'cuda'))
+    invalidArgument('activations', "'float32' (bf16 activations: LLaMA shapes on cuda)", `'${activations}' for ${o.shape} on ${o.device}`);
   o.progress(`building ${o.shape} on ${o.device}`);
-  const model = createModel(configFromHf(cfg), { task: causal ? 'causal-lm' : 'sequence-classification', seed: 0, device: o.device, dtype: o.dtype, checkpointing: o.checkpointing });
+  const model = createModel(configFromHf(cfg), { task: causal ? 'causal-lm' : 'sequence-classification', seed: 0, device: o.device, dtype: o.dtype, checkpointing: o.checkpointing, ...(activations === 'float32' ? {} : { activations }) });
   let peer: Peer | undefined;
   try {
     model.train();
@@ -254,6 +261,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       deviceName: o.device === 'cuda' ? (info?.devices[0]?.name ?? 'cuda (CPU loopback)') : native().info().cpu.brand.trim(),
       optimizer: o.optimizer,
       dtype: o.dtype,
+      activations,
       checkpointing: o.checkpointing,
       batch: B,
       seq: T,

@@ -4,7 +4,7 @@
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { Embedding, Linear } from '../nn/layers.js';
-import type { Module, Parameter } from '../nn/module.js';
+import { type Module, type Parameter, storageOf } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
 import * as F from '../nn/functional.js';
 import { cast } from '../ops/cast.js';
@@ -41,6 +41,14 @@ export interface ModelOptions {
    * Embeddings, norms, heads, GPT-2's Conv1D and adapters stay float32.
    */
   dtype?: 'float32' | 'bfloat16';
+  /**
+   * Storage of the activations (LLaMA family on cuda; default 'float32'): 'bfloat16' keeps the
+   * hidden states, the residual stream, attention's tensors and the logits in bf16 (every sum
+   * and the loss in float32) while LoRA branches, their inputs and gradients, K-FAC factors and
+   * optimizer state stay float32 — as PyTorch autocast runs a bf16 PEFT model. On the CPU a
+   * bf16 activation is a DTypeError naming the op.
+   */
+  activations?: 'float32' | 'bfloat16';
   /** @internal Leave weights uninitialised (they are about to be loaded). */
   uninitialised?: boolean;
 }
@@ -290,7 +298,7 @@ export abstract class TransformerModel extends Container {
   protected headLoss(logits: Tensor, batch: Batch, B: number, T: number): ForwardOutput {
     const labels = batch.labels;
     if (labels === undefined || labels === null) return (this.last = { logits, loss: null, dLogits: null, count: 0 });
-    const d = this.workspace('dlogits', logits.shape);
+    const d = this.workspace('dlogits', logits.shape, storageOf(logits));
     let r: { loss: number; count: number };
     if (this.task === 'causal-lm') {
       // Position t predicts labels[t + 1]; the last position of each row has no target.

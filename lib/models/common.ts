@@ -5,7 +5,7 @@
  */
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
-import { Module, saved } from '../nn/module.js';
+import { Module, saved, storageOf } from '../nn/module.js';
 import { fill } from '../ops/index.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 
@@ -269,10 +269,10 @@ export class SdpaCore extends Module {
     let k = this.view('k', k3, [B, T, Hkv, D]);
     let v = this.view('v', v3, [B, T, Hkv, D]);
     if (this.o.rope) {
-      q = F.ropeForward(q, this.workspace('qr', q.shape), { ...this.o.rope, offset });
-      k = F.ropeForward(k, this.workspace('kr', k.shape), { ...this.o.rope, offset });
+      q = F.ropeForward(q, this.workspace('qr', q.shape, storageOf(q)), { ...this.o.rope, offset });
+      k = F.ropeForward(k, this.workspace('kr', k.shape, storageOf(k)), { ...this.o.rope, offset });
     }
-    const o = this.workspace('o', [B, T, H, D]);
+    const o = this.workspace('o', [B, T, H, D], storageOf(q));
     const lse = this.workspace('lse', [B, H, T]);
     const cache = call.cache;
     if (cache) {
@@ -309,11 +309,12 @@ export class SdpaCore extends Module {
     const { heads: H, kvHeads: Hkv, headDim: D } = this.o;
     const { B, T } = s;
     const dO = this.view('dO', dO3, [B, T, H, D]);
-    const dq = this.workspace('dq', [B, T, H, D]);
-    const dk = this.workspace('dk', [B, T, Hkv, D]);
-    const dv = this.workspace('dv', [B, T, Hkv, D]);
+    const st = storageOf(s.q);
+    const dq = this.workspace('dq', [B, T, H, D], st);
+    const dk = this.workspace('dk', [B, T, Hkv, D], st);
+    const dv = this.workspace('dv', [B, T, Hkv, D], st);
     const n = s.n;
-    const out = this.workspace('o', [B, T, H, D]);
+    const out = this.workspace('o', [B, T, H, D], st);
     const dkf = n ? this.workspace('dkp', [B, n + T, Hkv, D]) : dk;
     const dvf = n ? this.workspace('dvp', [B, n + T, Hkv, D]) : dv;
     F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dkf, dvf, { causal: this.o.causal, scale: this.scale, mask: s.mask, out, ...s.drop });

@@ -11,7 +11,7 @@
 import { invalidArgument } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { type Embedding, type Linear, RMSNorm } from '../nn/layers.js';
-import { type Module, saved } from '../nn/module.js';
+import { type Module, saved, storageOf } from '../nn/module.js';
 import { add, axpy } from '../ops/index.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
@@ -46,7 +46,7 @@ export class LlamaAttention extends Container {
 
   backward(dOut: Tensor): Tensor {
     const { dq, dk, dv } = this.core.backward(this.o_proj.backward(dOut)!);
-    const x = this.workspace('dx', [...dq.shape.slice(0, -1), this.q_proj.inFeatures]);
+    const x = this.workspace('dx', [...dq.shape.slice(0, -1), this.q_proj.inFeatures], storageOf(dq));
     this.q_proj.backward(dq, { dx: x, accumulate: false });
     this.k_proj.backward(dk, { dx: x, accumulate: true });
     this.v_proj.backward(dv, { dx: x, accumulate: true });
@@ -76,17 +76,17 @@ export class LlamaMLP extends Container {
     const u = this.up_proj.forward(x);
     this.#g = g;
     this.#u = u;
-    return this.down_proj.forward(F.swigluForward(g, u, this.workspace('h', g.shape)));
+    return this.down_proj.forward(F.swigluForward(g, u, this.workspace('h', g.shape, storageOf(g))));
   }
 
   backward(dOut: Tensor): Tensor {
     const g = saved(this.#g, 'LlamaMLP');
     const u = saved(this.#u, 'LlamaMLP');
     const dh = this.down_proj.backward(dOut)!;
-    const dg = this.workspace('dg', dh.shape);
-    const du = this.workspace('du', dh.shape);
+    const dg = this.workspace('dg', dh.shape, storageOf(g));
+    const du = this.workspace('du', dh.shape, storageOf(g));
     F.swigluBackward(g, u, dh, dg, du);
-    const dx = this.workspace('dx', [...dh.shape.slice(0, -1), this.gate_proj.inFeatures]);
+    const dx = this.workspace('dx', [...dh.shape.slice(0, -1), this.gate_proj.inFeatures], storageOf(g));
     this.gate_proj.backward(dg, { dx, accumulate: false });
     this.up_proj.backward(du, { dx, accumulate: true });
     return dx;
@@ -110,9 +110,9 @@ export class LlamaDecoderLayer extends Container {
 
   forward(x: Tensor, call: SdpaCall): Tensor {
     const a = this.self_attn.forward(this.input_layernorm.forward(x), call);
-    const h = add(x, a, this.workspace('h', x.shape));
+    const h = add(x, a, this.workspace('h', x.shape, storageOf(x)));
     const m = this.mlp.forward(this.post_attention_layernorm.forward(h));
-    return add(h, m, this.workspace('out', x.shape));
+    return add(h, m, this.workspace('out', x.shape, storageOf(x)));
   }
 
   backward(dOut: Tensor): Tensor {
@@ -151,6 +151,9 @@ export class LlamaModel extends TransformerModel {
     const init = new Init(options);
     this.initCheckpointing(options);
     this.embed_tokens = this.put('model.embed_tokens', init.embedding(c.vocabSize, c.hiddenSize));
+    const act = options.activations ?? 'float32';
+    if (act !== 'float32' && act !== 'bfloat16') invalidArgument('activations', "'float32' or 'bfloat16'", String(act));
+    this.embed_tokens.activations = act; // every later activation takes its input's dtype
     this.layers = [];
     for (let i = 0; i < c.numLayers; i++) this.layers.push(this.put(`model.layers.${i}`, new LlamaDecoderLayer(c, init, (options.seed ?? 0) + 1001 + i)));
     this.norm = this.put('model.norm', new RMSNorm(c.hiddenSize, { eps: c.rmsNormEps }));
@@ -173,7 +176,7 @@ export class LlamaModel extends TransformerModel {
 
   #lmHead(h: Tensor): Tensor {
     if (this.lm_head) return this.lm_head.forward(h);
-    const y = this.workspace('tied_logits', [...h.shape.slice(0, -1), this.config.vocabSize]);
+    const y = this.workspace('tied_logits', [...h.shape.slice(0, -1), this.config.vocabSize], storageOf(h));
     return F.linearForward(h, this.embed_tokens.weight.tensor, null, y);
   }
 
@@ -202,7 +205,7 @@ export class LlamaModel extends TransformerModel {
     if (f.pooled) dh = this.#pick.backward(this.score!.backward(d)!);
     else if (this.lm_head) dh = this.lm_head.backward(d)!;
     else {
-      dh = this.workspace('dh', f.hidden.shape);
+      dh = this.workspace('dh', f.hidden.shape, storageOf(f.hidden));
       F.linearBackward(f.hidden, this.embed_tokens.weight.tensor, d, { dx: dh, dW: this.embed_tokens.weight.gradTarget(), db: null });
     }
     let dx = this.norm.backward(dh);

@@ -63,6 +63,12 @@ export interface LoadOptions {
   device?: DeviceRequest;
   /** Gradient checkpointing per block (ModelOptions.checkpointing). */
   checkpointing?: boolean;
+  /**
+   * Storage of the activations (ModelOptions.activations): 'bfloat16' for a LLaMA-family model
+   * on cuda keeps hidden states, attention tensors and logits in bf16, LoRA branches, K-FAC
+   * factors, optimizer state and the loss in float32. Default 'float32' (docs/CUDA.md says why).
+   */
+  activations?: 'float32' | 'bfloat16';
 }
 
 const HEAD = HEAD_MODULE;
@@ -325,6 +331,9 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   if (options.dtype !== undefined && options.dtype !== 'float32' && options.dtype !== 'bfloat16') invalidArgument('dtype', "'float32' or 'bfloat16'", describe(options.dtype));
   const device = options.device === undefined ? 'cpu' : resolveDevice(options.device).device;
   const checkpointing = options.checkpointing === undefined ? false : checkBoolean(options.checkpointing, 'checkpointing');
+  const act = options.activations ?? 'float32';
+  if (act !== 'float32' && act !== 'bfloat16') invalidArgument('activations', "'float32' or 'bfloat16'", describe(options.activations));
+  if (act === 'bfloat16' && device !== 'cuda') invalidArgument('activations', "'float32' on the CPU (bf16 activations are a cuda storage)", "'bfloat16'");
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
@@ -348,6 +357,7 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
       if (device !== 'cpu') invalidArgument('device', "'cpu' for a T5 model (load it, then move it with model.to(device))", describe(options.device));
       if ((options.dtype ?? 'float32') !== 'float32') invalidArgument('dtype', "'float32' for a T5 model", describe(options.dtype));
       if (checkpointing) invalidArgument('checkpointing', 'false for a T5 model (no checkpointed blocks in the encoder-decoder)', 'true');
+      if (act !== 'float32') invalidArgument('activations', "'float32' for a T5 model", "'bfloat16'");
       return finishLoad(t5c, src, 'seq2seq-lm', undefined, seed, path, options, device, checkpointing);
     }
     const mc = parseModelConfig(json, cfgPath);
@@ -375,7 +385,9 @@ function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, n
   try {
     // On a device the weights are made there in their storage dtype and filled tensor by tensor;
     // on the CPU the bf16 weights are cast after loading (as before).
-    model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true, checkpointing, ...(device === 'cpu' ? {} : { device, dtype }) });
+    const act = options.activations ?? 'float32';
+    if (act !== 'float32' && config.family !== 'llama') invalidArgument('activations', `'float32' for a ${config.family} model (bf16 activations: the LLaMA family)`, `'${act}'`);
+    model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true, checkpointing, ...(device === 'cpu' ? {} : { device, dtype }), ...(act === 'float32' ? {} : { activations: act }) });
     const report = loadWeights(model, src, path, seed);
     model.eval();
     if (device === 'cpu' && dtype === 'bfloat16') freezeLinearsBf16(model);

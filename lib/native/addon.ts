@@ -170,6 +170,8 @@ export interface NativeCudaMemory {
 export interface NativeCuda {
   info(): NativeCudaInfo;
   memory(): NativeCudaMemory;
+  /** Whether bf16 GEMMs use cuBLASLt (`KFAC_CUBLASLT=0` turns it off); a boolean sets it first. Parity checks only. */
+  cublasLt(on?: boolean): boolean;
 }
 
 export interface NativeAddon extends NativeKfacOps {

@@ -8,7 +8,7 @@ import { scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkFinite, checkInteger } from '../util/validate.js';
 import * as F from './functional.js';
-import { expectShape, Module, ParamSlot, saved } from './module.js';
+import { expectShape, Module, ParamSlot, saved, storageOf } from './module.js';
 
 const MAX_DIM = 2 ** 31 - 1;
 
@@ -109,7 +109,7 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     lastDim(x, this.inFeatures, 'x');
-    const y = this.workspace('y', withLast(x.shape, this.outFeatures));
+    const y = this.workspace('y', withLast(x.shape, this.outFeatures), storageOf(x));
     F.linearForward(x, this.weight.tensor, this.bias?.tensor ?? null, y, this.layout);
     this.#x = x;
     this.#adapter?.forward(x, y);
@@ -151,7 +151,7 @@ export class Linear extends Module {
   backward(dy: Tensor, into?: { dx: Tensor; accumulate: boolean }): Tensor | null {
     const x = saved(this.#x, 'Linear');
     lastDim(dy, this.outFeatures, 'dy');
-    const dx = into ? into.dx : this.computeInputGrad ? this.workspace('dx', x.shape) : null;
+    const dx = into ? into.dx : this.computeInputGrad ? this.workspace('dx', x.shape, storageOf(x)) : null;
     this.recordOutputGrad(dy, 1);
     F.linearBackward(x, this.weight.tensor, dy, { dx, dW: this.weight.gradTarget(), db: this.bias?.gradTarget() ?? null, accumulateDx: into?.accumulate ?? false }, this.layout);
     this.#adapter?.backward(dy, dx);
@@ -183,6 +183,11 @@ export class Embedding extends Module {
   readonly numEmbeddings: number;
   readonly dim: number;
   readonly weight: ParamSlot;
+  /**
+   * Storage of the looked-up rows (default float32). 'bfloat16' (cuda only) makes the model's
+   * activations bf16: every later activation takes its input's dtype.
+   */
+  activations: 'float32' | 'bfloat16' = 'float32';
   #ids = new Int32Array(0);
   #n = -1;
   #hook: EmbeddingHook | null = null;
@@ -220,7 +225,7 @@ export class Embedding extends Module {
   /** ids (e.g. B·T tokens) → [...shape, C]; shape defaults to [ids.length]. */
   forward(ids: Int32Array, shape: readonly number[] = [ids.length]): Tensor {
     if (!(ids instanceof Int32Array)) invalidArgument('ids', 'an Int32Array', describe(ids));
-    const out = this.workspace('out', [...shape, this.dim]);
+    const out = this.workspace('out', [...shape, this.dim], this.activations);
     F.embeddingForward(ids, this.weight.tensor, out);
     this.#hook?.forward(out);
     if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
@@ -267,7 +272,7 @@ export class LayerNorm extends Module {
   forward(x: Tensor): Tensor {
     lastDim(x, this.dim, 'x');
     const rows = x.shape.slice(0, -1);
-    const out = this.workspace('out', x.shape);
+    const out = this.workspace('out', x.shape, storageOf(x));
     F.layerNormForward(x, this.weight.tensor, this.bias?.tensor ?? null, this.eps, out, this.workspace('mean', rows), this.workspace('rstd', rows));
     this.#x = x;
     return out;
@@ -276,7 +281,7 @@ export class LayerNorm extends Module {
   backward(dOut: Tensor): Tensor {
     const x = saved(this.#x, 'LayerNorm');
     const rows = x.shape.slice(0, -1);
-    const dx = this.workspace('dx', x.shape);
+    const dx = this.workspace('dx', x.shape, storageOf(x));
     F.layerNormBackward(x, this.weight.tensor, this.workspace('mean', rows), this.workspace('rstd', rows), dOut, { dx, dw: this.weight.gradTarget(), db: this.bias?.gradTarget() ?? null });
     return dx;
   }
@@ -299,7 +304,7 @@ export class RMSNorm extends Module {
 
   forward(x: Tensor): Tensor {
     lastDim(x, this.dim, 'x');
-    const out = this.workspace('out', x.shape);
+    const out = this.workspace('out', x.shape, storageOf(x));
     F.rmsNormForward(x, this.weight.tensor, this.eps, out, this.workspace('rstd', x.shape.slice(0, -1)));
     this.#x = x;
     return out;
@@ -307,7 +312,7 @@ export class RMSNorm extends Module {
 
   backward(dOut: Tensor): Tensor {
     const x = saved(this.#x, 'RMSNorm');
-    const dx = this.workspace('dx', x.shape);
+    const dx = this.workspace('dx', x.shape, storageOf(x));
     F.rmsNormBackward(x, this.weight.tensor, this.workspace('rstd', x.shape.slice(0, -1)), dOut, { dx, dw: this.weight.gradTarget() });
     return dx;
   }
@@ -435,13 +440,13 @@ export class Dropout extends Module {
     const seed = (this.seed + this.calls++) % Number.MAX_SAFE_INTEGER;
     this.#identity = false;
     this.#last = { seed, shape: x.shape };
-    return F.dropoutForward(x, this.workspace('out', x.shape), this.p, seed);
+    return F.dropoutForward(x, this.workspace('out', x.shape, storageOf(x)), this.p, seed);
   }
 
   backward(dOut: Tensor): Tensor {
     const last = saved(this.#last, 'Dropout');
     if (this.#identity) return dOut;
-    return F.dropoutBackward(dOut, this.workspace('dx', last.shape), this.p, last.seed);
+    return F.dropoutBackward(dOut, this.workspace('dx', last.shape, storageOf(dOut)), this.p, last.seed);
   }
 }
 
@@ -656,7 +661,7 @@ export class CrossEntropyLoss extends Module {
   /** logits [..., V], targets Int32Array with one id per row → mean loss. */
   forward(logits: Tensor, targets: Int32Array): number {
     if (!(targets instanceof Int32Array)) invalidArgument('targets', 'an Int32Array', describe(targets));
-    const d = this.training ? this.workspace('dlogits', logits.shape) : null;
+    const d = this.training ? this.workspace('dlogits', logits.shape, storageOf(logits)) : null;
     const r = F.crossEntropy(logits, targets, d, { ignoreIndex: this.ignoreIndex });
     if (this.#targets.length < targets.length) this.#targets = new Int32Array(targets.length);
     this.#targets.set(targets);
@@ -671,7 +676,7 @@ export class CrossEntropyLoss extends Module {
   backward(dLoss = 1): Tensor {
     const logits = saved(this.#logits, 'CrossEntropyLoss');
     checkFinite(dLoss, 'dLoss');
-    const d = this.workspace('dlogits', logits.shape);
+    const d = this.workspace('dlogits', logits.shape, storageOf(logits));
     if (!this.#haveGrad || dLoss !== 1) {
       F.crossEntropy(logits, this.#targets.subarray(0, this.#n), d, { ignoreIndex: this.ignoreIndex, dscale: dLoss });
       this.#haveGrad = dLoss === 1;

@@ -84,6 +84,9 @@ export class ParamSlot {
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** The storage dtype of an activation workspace that follows tensor t (float32 or bfloat16). */
+export const storageOf = (t: Tensor): 'float32' | 'bfloat16' => (t.dtype === 'bfloat16' ? 'bfloat16' : 'float32');
+
 export abstract class Module implements Disposable {
   /** Training mode (dropout active). */
   training = true;
@@ -140,14 +143,16 @@ export abstract class Module implements Disposable {
   }
 
   /**
-   * A workspace tensor for `key` of exactly `shape`: the same tensor while the shape repeats,
-   * a fresh one (the old one disposed) when it changes. Contents are unspecified.
+   * A workspace tensor for `key` of exactly `shape` and `dtype` (default float32; activations
+   * take their input's dtype, bfloat16 where a model stores activations so): the same tensor
+   * while shape and dtype repeat, a fresh one (the old one disposed) when they change.
+   * Contents are unspecified.
    */
-  protected workspace(key: string, shape: readonly number[]): Tensor {
+  protected workspace(key: string, shape: readonly number[], dtype: 'float32' | 'bfloat16' = 'float32'): Tensor {
     const t = this.#work.get(key);
-    if (t && !t.disposed && sameShape(t.shape, shape)) return t;
+    if (t && !t.disposed && t.dtype === dtype && sameShape(t.shape, shape)) return t;
     t?.dispose();
-    const n = Tensor.empty(shape, { device: this.#device });
+    const n = Tensor.empty(shape, { device: this.#device, dtype });
     this.#work.set(key, n);
     return n;
   }

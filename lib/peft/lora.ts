@@ -97,6 +97,7 @@ export class LoraBranch implements LinearAdapter {
   #identity = true;
   #gs: Tensor | null = null;
   #dh: Tensor | null = null;
+  #xf: Tensor | null = null; // the branch's float32 copy of a bf16 input
   #fused = false;
 
   constructor(path: string, base: Linear, r: number, scale: number, init: 'kaiming' | 'gaussian', dropout: number, seed: number) {
@@ -124,10 +125,14 @@ export class LoraBranch implements LinearAdapter {
 
   forward(x: Tensor, y: Tensor): void {
     if (this.#merged) return;
-    const xd = this.dropout.forward(x);
-    this.#identity = xd === x;
+    // bf16 activations (cuda): the branch casts its input to float32 and adds its float32 output
+    // into the bf16 y, so lora_A/lora_B, their K-FAC inputs and gradients stay float32.
+    let xb = x;
+    if (x.dtype === 'bfloat16') xb = scaleOp(x, 1, (this.#xf = sized(this.#xf, x.shape, x)));
+    const xd = this.dropout.forward(xb);
+    this.#identity = xd === xb;
     const h = this.loraA.forward(xd);
-    this.#fused = fusions().lora && fusable(this.loraB);
+    this.#fused = fusions().lora && fusable(this.loraB) && y.dtype === 'float32';
     if (this.#fused) return fusedForward(this.loraB, h, y, this.scale);
     axpy(this.scale, this.loraB.forward(h), y);
   }
@@ -174,6 +179,7 @@ export class LoraBranch implements LinearAdapter {
 
   dispose(): void {
     this.#gs?.dispose();
+    this.#xf?.dispose();
     this.#gs = null;
     this.#dh?.dispose();
     this.#dh = null;

@@ -123,6 +123,9 @@ struct Kernels {
 #define KFAC_KERNEL_SLOT(name, ret, params) ret(*name) params = nullptr;
   KFAC_OP_LIST(KFAC_KERNEL_SLOT)
 #undef KFAC_KERNEL_SLOT
+  // Whether the nn kernels take bfloat16 activations (native/core/nn.cpp lists which arguments
+  // may be): the CUDA kernels and their emulation do, the CPU kernels (and the loopback) do not.
+  bool bf16_activations = false;
 };
 
 // Installs a backend: its memory functions and its kernels. Replaces what was there.

@@ -69,7 +69,12 @@ void check_lambda(float lambda) {
 
 void factor_update(const Tensor& x, const Tensor& F, const FactorUpdateOptions& opt) {
   const Device dev = common_device({{&x, "x"}, {&F, "factor"}});
-  check_input(x, "x");
+  // x may be bfloat16 (a layer's bf16 activations) where the device's kernels store them; the
+  // factor is float32 always.
+  const bool bf16_ok = backend_registered(dev) && kernels_of(dev).bf16_activations;
+  if (x.dtype() == DType::BF16 && !bf16_ok)
+    throw_arg(ErrorCode::DType, "x", "float32 (factor_update takes bfloat16 inputs only on cuda)", "bfloat16");
+  if (x.dtype() != DType::BF16) check_input(x, "x");
   check_rank(x, "x", 1, kMaxRank);
   check_input(F, "factor");
   int64_t d = x.dim(-1);

@@ -24,6 +24,31 @@ void in_opt(const Tensor* t, const char* name, Device dev) {
   if (t) in(*t, name, dev);
 }
 
+// Whether `dev`'s kernels take bfloat16 activations (the cuda kernels and their emulation do;
+// the CPU kernels, and the CPU loopback that poses as cuda, read float32 only).
+bool stores_bf16(Device dev) { return backend_registered(dev) && kernels_of(dev).bf16_activations; }
+
+// An activation of op `op`: float32, or bfloat16 on a device whose kernels store activations so
+// (elsewhere a DTypeError naming the op and the argument).
+void act(const Tensor& t, const char* name, Device dev, const char* op) {
+  check_defined(t, name);
+  if (t.dtype() != DType::BF16 || t.device() != dev) return in(t, name, dev);
+  if (!stores_bf16(dev))
+    throw_arg(ErrorCode::DType, name,
+              std::string("float32 (") + op + " takes bfloat16 activations only on a device whose kernels store them: cuda, not " +
+                  device_name(dev) + ")",
+              "bfloat16");
+}
+// An activation that must share the storage dtype of `ref` (one storage type per call).
+void act_like(const Tensor& t, const char* name, const Tensor& ref, const char* ref_name, Device dev, const char* op) {
+  act(t, name, dev, op);
+  if (t.dtype() != ref.dtype())
+    throw_arg(ErrorCode::DType, name, std::string(dtype_name(ref.dtype())) + " like " + ref_name, dtype_name(t.dtype()));
+}
+void act_like_opt(const Tensor* t, const char* name, const Tensor& ref, const char* ref_name, Device dev, const char* op) {
+  if (t) act_like(*t, name, ref, ref_name, dev, op);
+}
+
 // A Linear weight may be bfloat16 (a frozen base weight, [OUT, IN] layout only).
 bool weight_in(const Tensor& W, bool conv1d, Device dev) {
   if (W.defined() && W.dtype() == DType::BF16 && !conv1d && W.device() == dev) return true;
@@ -90,10 +115,10 @@ void check_eps(float eps) {
 
 void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Tensor& y, bool conv1d) {
   const Device dev = nn_device(x, "x", "linear_forward");
-  in(x, "x", dev);
+  act(x, "x", dev, "linear_forward");
   const bool bf16 = weight_in(W, conv1d, dev);
   in_opt(b, "b", dev);
-  in(y, "y", dev);
+  act(y, "y", dev, "linear_forward");
   check_rank(x, "x", 1, kMaxRank);
   check_rank(W, "W", 2, 2);
   const int64_t IN = x.dim(-1);
@@ -115,10 +140,10 @@ void linear_forward(const Tensor& x, const Tensor& W, const Tensor* b, const Ten
 void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const Tensor* dx, const Tensor* dW,
                      const Tensor* db, bool conv1d, bool accumulate_dx) {
   const Device dev = nn_device(x, "x", "linear_backward");
-  in(x, "x", dev);
+  act(x, "x", dev, "linear_backward");
   const bool bf16 = weight_in(W, conv1d, dev);
-  in(dy, "dy", dev);
-  in_opt(dx, "dx", dev);
+  act(dy, "dy", dev, "linear_backward");
+  if (dx) act(*dx, "dx", dev, "linear_backward");
   in_opt(dW, "dW", dev);
   in_opt(db, "db", dev);
   check_rank(x, "x", 1, kMaxRank);
@@ -148,7 +173,7 @@ void linear_backward(const Tensor& x, const Tensor& W, const Tensor& dy, const T
 void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out) {
   const Device dev = nn_device(W, "W", "embedding_forward");
   in(W, "W", dev);
-  in(out, "out", dev);
+  act(out, "out", dev, "embedding_forward");
   check_rank(W, "W", 2, 2);
   check_rank(out, "out", 1, kMaxRank);
   const int64_t V = W.dim(0), C = W.dim(1);
@@ -162,7 +187,7 @@ void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Ten
 
 void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW) {
   const Device dev = nn_device(dout, "dout", "embedding_backward");
-  in(dout, "dout", dev);
+  act(dout, "dout", dev, "embedding_backward");
   in(dW, "dW", dev);
   check_rank(dW, "dW", 2, 2);
   check_rank(dout, "dout", 1, kMaxRank);
@@ -180,10 +205,10 @@ void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const
 void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
                        const Tensor& mean, const Tensor& rstd) {
   const Device dev = nn_device(x, "x", "layernorm_forward");
-  in(x, "x", dev);
+  act(x, "x", dev, "layernorm_forward");
   in(w, "w", dev);
   in_opt(b, "b", dev);
-  in(out, "out", dev);
+  act_like(out, "out", x, "x", dev, "layernorm_forward");
   in(mean, "mean", dev);
   in(rstd, "rstd", dev);
   check_rank(x, "x", 1, kMaxRank);
@@ -208,12 +233,12 @@ void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float 
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                         const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db) {
   const Device dev = nn_device(x, "x", "layernorm_backward");
-  in(x, "x", dev);
+  act(x, "x", dev, "layernorm_backward");
   in(w, "w", dev);
   in(mean, "mean", dev);
   in(rstd, "rstd", dev);
-  in(dout, "dout", dev);
-  in_opt(dx, "dx", dev);
+  act_like(dout, "dout", x, "x", dev, "layernorm_backward");
+  act_like_opt(dx, "dx", x, "x", dev, "layernorm_backward");
   in_opt(dw, "dw", dev);
   in_opt(db, "db", dev);
   check_rank(x, "x", 1, kMaxRank);
@@ -240,9 +265,9 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
 
 void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
   const Device dev = nn_device(x, "x", "rmsnorm_forward");
-  in(x, "x", dev);
+  act(x, "x", dev, "rmsnorm_forward");
   in(w, "w", dev);
-  in(out, "out", dev);
+  act_like(out, "out", x, "x", dev, "rmsnorm_forward");
   in(rstd, "rstd", dev);
   check_rank(x, "x", 1, kMaxRank);
   check_eps(eps);
@@ -259,11 +284,11 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& 
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
                       const Tensor* dx, const Tensor* dw) {
   const Device dev = nn_device(x, "x", "rmsnorm_backward");
-  in(x, "x", dev);
+  act(x, "x", dev, "rmsnorm_backward");
   in(w, "w", dev);
   in(rstd, "rstd", dev);
-  in(dout, "dout", dev);
-  in_opt(dx, "dx", dev);
+  act_like(dout, "dout", x, "x", dev, "rmsnorm_backward");
+  act_like_opt(dx, "dx", x, "x", dev, "rmsnorm_backward");
   in_opt(dw, "dw", dev);
   check_rank(x, "x", 1, kMaxRank);
   const int64_t C = x.dim(-1), N = rows_of(x);
@@ -285,17 +310,17 @@ void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, cons
 // ---------------------------------------------------------------- activations
 
 namespace {
-void pointwise(const Tensor& x, const char* xn, const Tensor& o, const char* on) {
+void pointwise(const Tensor& x, const char* xn, const Tensor& o, const char* on, const char* op) {
   const Device dev = x.device();
-  in(x, xn, dev);
-  in(o, on, dev);
+  act(x, xn, dev, op);
+  act_like(o, on, x, xn, dev, op);
   check_same_shape(x, xn, o, on);
   same_or_separate(x, xn, o, on);
 }
 void pointwise3(const Tensor& x, const char* xn, const Tensor& g, const char* gn, const Tensor& o,
-                const char* on) {
-  pointwise(x, xn, o, on);
-  in(g, gn, x.device());
+                const char* on, const char* op) {
+  pointwise(x, xn, o, on, op);
+  act_like(g, gn, x, xn, x.device(), op);
   check_same_shape(x, xn, g, gn);
   same_or_separate(g, gn, o, on);
 }
@@ -308,40 +333,40 @@ int gelu_kind(int kind) {
 void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
   const Device dev = nn_device(x, "x", "gelu_forward");
   const int k = gelu_kind(kind);
-  pointwise(x, "x", out, "out");
+  pointwise(x, "x", out, "out", "gelu_forward");
   KFAC_DISPATCH(dev, gelu_forward)(x, out, k);
 }
 
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
   const Device dev = nn_device(x, "x", "gelu_backward");
   const int k = gelu_kind(kind);
-  pointwise3(x, "x", dout, "dout", dx, "dx");
+  pointwise3(x, "x", dout, "dout", dx, "dx", "gelu_backward");
   KFAC_DISPATCH(dev, gelu_backward)(x, dout, dx, k);
 }
 
 void silu_forward(const Tensor& x, const Tensor& out) {
   const Device dev = nn_device(x, "x", "silu_forward");
-  pointwise(x, "x", out, "out");
+  pointwise(x, "x", out, "out", "silu_forward");
   KFAC_DISPATCH(dev, silu_forward)(x, out);
 }
 
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
   const Device dev = nn_device(x, "x", "silu_backward");
-  pointwise3(x, "x", dout, "dout", dx, "dx");
+  pointwise3(x, "x", dout, "dout", dx, "dx", "silu_backward");
   KFAC_DISPATCH(dev, silu_backward)(x, dout, dx);
 }
 
 void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
   const Device dev = nn_device(gate, "gate", "swiglu_forward");
-  pointwise3(gate, "gate", up, "up", out, "out");
+  pointwise3(gate, "gate", up, "up", out, "out", "swiglu_forward");
   KFAC_DISPATCH(dev, swiglu_forward)(gate, up, out);
 }
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
                      const Tensor& dup) {
   const Device dev = nn_device(gate, "gate", "swiglu_backward");
-  pointwise3(gate, "gate", up, "up", dgate, "dgate");
-  pointwise3(gate, "gate", dout, "dout", dup, "dup");
+  pointwise3(gate, "gate", up, "up", dgate, "dgate", "swiglu_backward");
+  pointwise3(gate, "gate", dout, "dout", dup, "dup", "swiglu_backward");
   same_or_separate(up, "up", dup, "dup");
   same_or_separate(dout, "dout", dgate, "dgate");
   no_alias(&dgate, "dgate", &dup, "dup");
@@ -350,13 +375,13 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, c
 
 void relu_forward(const Tensor& x, const Tensor& out) {
   const Device dev = nn_device(x, "x", "relu_forward");
-  pointwise(x, "x", out, "out");
+  pointwise(x, "x", out, "out", "relu_forward");
   KFAC_DISPATCH(dev, relu_forward)(x, out);
 }
 
 void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
   const Device dev = nn_device(x, "x", "relu_backward");
-  pointwise3(x, "x", dout, "dout", dx, "dx");
+  pointwise3(x, "x", dout, "dout", dx, "dx", "relu_backward");
   KFAC_DISPATCH(dev, relu_backward)(x, dout, dx);
 }
 
@@ -371,7 +396,7 @@ int gate_act(int act) {
 void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act) {
   const Device dev = nn_device(gate, "gate", "gated_forward");
   const int a = gate_act(act);
-  pointwise3(gate, "gate", up, "up", out, "out");
+  pointwise3(gate, "gate", up, "up", out, "out", "gated_forward");
   KFAC_DISPATCH(dev, gated_forward)(gate, up, out, a);
 }
 
@@ -379,8 +404,8 @@ void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, co
                     const Tensor& dup, int act) {
   const Device dev = nn_device(gate, "gate", "gated_backward");
   const int a = gate_act(act);
-  pointwise3(gate, "gate", up, "up", dgate, "dgate");
-  pointwise3(gate, "gate", dout, "dout", dup, "dup");
+  pointwise3(gate, "gate", up, "up", dgate, "dgate", "gated_backward");
+  pointwise3(gate, "gate", dout, "dout", dup, "dup", "gated_backward");
   same_or_separate(up, "up", dup, "dup");
   same_or_separate(dout, "dout", dgate, "dgate");
   no_alias(&dgate, "dgate", &dup, "dup");
@@ -392,8 +417,8 @@ void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, co
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
                                  const Tensor* dlogits, int32_t ignore_index, float dscale) {
   const Device dev = nn_device(logits, "logits", "cross_entropy");
-  in(logits, "logits", dev);
-  in_opt(dlogits, "dlogits", dev);
+  act(logits, "logits", dev, "cross_entropy");
+  act_like_opt(dlogits, "dlogits", logits, "logits", dev, "cross_entropy");
   check_rank(logits, "logits", 1, kMaxRank);
   check_finite_scalar(dscale, "dscale");
   const int64_t V = logits.dim(-1), N = rows_of(logits);
@@ -421,11 +446,11 @@ struct AttentionDims {
 };
 
 AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                                  float scale, int64_t kv_len) {
+                                  float scale, int64_t kv_len, const char* op) {
   const Device dev = q.device();
-  in(q, "q", dev);
-  in(k, "k", dev);
-  in(v, "v", dev);
+  act(q, "q", dev, op);
+  act_like(k, "k", q, "q", dev, op);
+  act_like(v, "v", q, "q", dev, op);
   in_opt(mask, "mask", dev);
   check_rank(q, "q", 4, 4);
   check_rank(k, "k", 4, 4);
@@ -470,10 +495,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                        const Tensor& out, const Tensor& lse, bool causal, float scale, int64_t kv_len,
                        float dropout, uint64_t seed, const Tensor* bias) {
   const Device dev = nn_device(q, "q", "attention_forward");
-  AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len, "attention_forward");
   check_attention_dropout(dropout);
   check_attention_bias(bias, nullptr, d, dev);
-  in(out, "out", dev);
+  act_like(out, "out", q, "q", dev, "attention_forward");
   in(lse, "lse", dev);
   check_shape(out, "out", q.shape());
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
@@ -490,17 +515,17 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dv, bool causal, float scale, int64_t kv_len, float dropout,
                         uint64_t seed, const Tensor* out, const Tensor* bias, const Tensor* dbias) {
   const Device dev = nn_device(q, "q", "attention_backward");
-  AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len);
+  AttentionDims d = attention_dims(q, k, v, mask, scale, kv_len, "attention_backward");
   check_attention_dropout(dropout);
   check_attention_bias(bias, dbias, d, dev);
   in(lse, "lse", dev);
-  in(dout, "dout", dev);
-  in(dq, "dq", dev);
-  in(dk, "dk", dev);
-  in(dv, "dv", dev);
+  act_like(dout, "dout", q, "q", dev, "attention_backward");
+  act_like(dq, "dq", q, "q", dev, "attention_backward");
+  act_like(dk, "dk", q, "q", dev, "attention_backward");
+  act_like(dv, "dv", q, "q", dev, "attention_backward");
   check_shape(lse, "lse", {d.B, d.H, d.Tq});
   check_shape(dout, "dout", q.shape());
-  in_opt(out, "out", dev);
+  act_like_opt(out, "out", q, "q", dev, "attention_backward");
   if (out) check_shape(*out, "out", q.shape());
   check_shape(dq, "dq", q.shape());
   check_shape(dk, "dk", k.shape());
@@ -538,10 +563,10 @@ void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
 
 namespace {
 int rope_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, int64_t offset,
-                         double base, int kind) {
+                         double base, int kind, const char* op) {
   const Device dev = x.device();
-  in(x, xn, dev);
-  in(o, on, dev);
+  act(x, xn, dev, op);
+  act_like(o, on, x, xn, dev, op);
   check_rank(x, xn, 4, 4);
   check_same_shape(x, xn, o, on);
   same_or_separate(x, xn, o, on);
@@ -558,21 +583,21 @@ int rope_check(const Tensor& x, const char* xn, const Tensor& o, const char* on,
 
 void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind) {
   const Device dev = nn_device(x, "x", "rope_forward");
-  const int k = rope_check(x, "x", out, "out", offset, base, kind);
+  const int k = rope_check(x, "x", out, "out", offset, base, kind, "rope_forward");
   KFAC_DISPATCH(dev, rope_forward)(x, out, offset, base, k);
 }
 
 void rope_backward(const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind) {
   const Device dev = nn_device(dout, "dout", "rope_backward");
-  const int k = rope_check(dout, "dout", dx, "dx", offset, base, kind);
+  const int k = rope_check(dout, "dout", dx, "dx", offset, base, kind, "rope_backward");
   KFAC_DISPATCH(dev, rope_backward)(dout, dx, offset, base, k);
 }
 
 // ---------------------------------------------------------------- dropout
 
 namespace {
-void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, float p) {
-  pointwise(x, xn, o, on);
+void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char* on, float p, const char* op) {
+  pointwise(x, xn, o, on, op);
   check_finite_scalar(p, "p");
   if (p < 0.f || p > 1.f) throw_arg(ErrorCode::InvalidArgument, "p", "a probability in [0, 1]", std::to_string(p));
 }
@@ -580,13 +605,13 @@ void dropout_check(const Tensor& x, const char* xn, const Tensor& o, const char*
 
 void dropout_forward(const Tensor& x, const Tensor& out, float p, uint64_t seed) {
   const Device dev = nn_device(x, "x", "dropout_forward");
-  dropout_check(x, "x", out, "out", p);
+  dropout_check(x, "x", out, "out", p, "dropout_forward");
   KFAC_DISPATCH(dev, dropout_forward)(x, out, p, seed);
 }
 
 void dropout_backward(const Tensor& dout, const Tensor& dx, float p, uint64_t seed) {
   const Device dev = nn_device(dout, "dout", "dropout_backward");
-  dropout_check(dout, "dout", dx, "dx", p);
+  dropout_check(dout, "dout", dx, "dx", p, "dropout_backward");
   KFAC_DISPATCH(dev, dropout_backward)(dout, dx, p, seed);
 }
 

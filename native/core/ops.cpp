@@ -95,11 +95,22 @@ Tensor cast(const Tensor& src, DType dtype) {
   return out;
 }
 
+// float32, or bfloat16 on a device whose kernels store activations so (add, scale and axpy
+// serve the bf16 residual stream and the casts at a LoRA branch; each operand on its own).
+static void check_f32_or_act(const Tensor& t, const char* name, Device dev, const char* op) {
+  if (t.dtype() == DType::BF16 && backend_registered(dev) && kernels_of(dev).bf16_activations) return;
+  if (t.dtype() == DType::BF16)
+    throw_arg(ErrorCode::DType, name,
+              std::string("float32 (") + op + " takes bfloat16 only on a device whose kernels store activations so: cuda)",
+              "bfloat16");
+  check_f32(t, name);
+}
+
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
   const Device dev = common_device({{&a, "a"}, {&b, "b"}, {&out, "out"}});
-  check_f32(a, "a");
-  check_f32(b, "b");
-  check_f32(out, "out");
+  check_f32_or_act(a, "a", dev, "add");
+  check_f32_or_act(b, "b", dev, "add");
+  check_f32_or_act(out, "out", dev, "add");
   check_same_shape(a, "a", b, "b");
   check_same_shape(a, "a", out, "out");
   KFAC_DISPATCH(dev, add)(a, b, out);
@@ -107,16 +118,16 @@ void add(const Tensor& a, const Tensor& b, const Tensor& out) {
 
 void scale(const Tensor& x, float alpha, const Tensor& out) {
   const Device dev = common_device({{&x, "x"}, {&out, "out"}});
-  check_f32(x, "x");
-  check_f32(out, "out");
+  check_f32_or_act(x, "x", dev, "scale");
+  check_f32_or_act(out, "out", dev, "scale");
   check_same_shape(x, "x", out, "out");
   KFAC_DISPATCH(dev, scale)(x, alpha, out);
 }
 
 void axpy(float alpha, const Tensor& x, const Tensor& y) {
   const Device dev = common_device({{&x, "x"}, {&y, "y"}});
-  check_f32(x, "x");
-  check_f32(y, "y");
+  check_f32_or_act(x, "x", dev, "axpy");
+  check_f32_or_act(y, "y", dev, "axpy");
   check_same_shape(x, "x", y, "y");
   KFAC_DISPATCH(dev, axpy)(alpha, x, y);
 }

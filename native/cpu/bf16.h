@@ -8,23 +8,14 @@
 #include <cstring>
 #include <string>
 
+#include "../core/bf16_round.h"
+
 namespace kfac::cpu {
 
-// Round to nearest even; NaN stays NaN (quiet), ±Inf stays ±Inf.
-inline uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+// Round to nearest even; NaN stays NaN (quiet), ±Inf stays ±Inf (native/core/bf16_round.h, the
+// helper the CUDA kernel bodies use too).
+using bf16r::bf16_to_f32;
+using bf16r::f32_to_bf16;
 
 // Element-wise conversions (threaded for large n).
 void convert_f32_to_bf16(const float* src, uint16_t* dst, int64_t n);

@@ -56,9 +56,15 @@ struct Exec {
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
     cuda::sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
-  // cublasGemmEx with CUDA_R_16BF A and B, float32 C and CUBLAS_COMPUTE_32F (tensor cores).
+  // bf16 A and B, float32 accumulation (tensor cores): cuBLASLt (gemm_lt.cuh, algorithm cached
+  // per shape) unless KFAC_CUBLASLT=0 or Lt has no algorithm, else cublasGemmEx CUDA_R_16BF with
+  // CUBLAS_COMPUTE_32F. gemm_bf16 writes a float32 C; gemm_bf16_bf16c a bf16 C (the float32
+  // result, beta·C included, rounded once).
   static void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                         int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+  static void gemm_bf16_bf16c(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                              const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta, uint16_t* C,
+                              int64_t ldc);
 };
 
 }  // namespace kfac::cuda

@@ -1,10 +1,12 @@
 #include "factor.cuh"
 
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include "../core/check.h"
 #include "context.cuh"
+#include "gemm_lt.cuh"
 #include "util.cuh"
 
 namespace kfac::cuda {
@@ -38,7 +40,15 @@ void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOpti
   const int64_t D = d + (opt.bias ? 1 : 0);
   if (d > 2147483647LL || R > 2147483647LL)
     throw_arg(ErrorCode::Shape, "x", "fewer than 2^31 rows and columns", "shape " + shape_str(x.shape()));
-  if (!all_finite(x.f32(), x.numel())) throw_arg(ErrorCode::NotFinite, "x", "finite values", "NaN or Inf");
+  // A bf16 x (bf16 activations): widened exactly into a float32 copy for the finiteness check
+  // and the bias row; the d×d block is a bf16 GEMM with float32 accumulation through cuBLASLt
+  // (xᵀx, both triangles; mirrored below like syrk's) unless KFAC_CUBLASLT=0, then syrk on the copy.
+  const bool bf16 = x.dtype() == DType::BF16;
+  std::unique_ptr<DeviceBuffer> widened;  // only for a bf16 x: the float32 path allocates nothing
+  if (bf16) widened = std::make_unique<DeviceBuffer>(size_t(x.numel() > 0 ? x.numel() : 1) * sizeof(float));
+  const float* xf = bf16 ? widened->as<float>() : x.f32();
+  if (bf16 && x.numel() > 0) bf16_to_f32(x.raw(), widened->as<float>(), x.numel());
+  if (!all_finite(xf, x.numel())) throw_arg(ErrorCode::NotFinite, "x", "finite values", "NaN or Inf");
   if (D == 0) return;
   Context& c = Context::get();
   const double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);
@@ -47,12 +57,15 @@ void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOpti
   // Row-major lower triangle = column-major upper triangle. With beta = 0 neither syrk
   // nor the bias kernel reads F, so stale NaNs in it cannot leak through.
   if (d > 0) {
-    check(cublasSsyrk(c.blas(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, int(d), int(R), &a32, x.f32(), int(d), &beta,
-                      F.f32(), int(D)),
-          "cublasSsyrk");
+    const bool lt = bf16 && lt_enabled() &&
+                    lt_gemm_bf16(true, false, d, d, R, a32, x.raw(), d, x.raw(), d, beta, F.f32(), D, false);
+    if (!lt)
+      check(cublasSsyrk(c.blas(), CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, int(d), int(R), &a32, xf, int(d), &beta,
+                        F.f32(), int(D)),
+            "cublasSsyrk");
   }
   if (opt.bias) {
-    bias_row_kernel<<<blocks_for(D), kThreads, 0, c.stream()>>>(x.f32(), R, d, beta, alpha, F.f32(), D);
+    bias_row_kernel<<<blocks_for(D), kThreads, 0, c.stream()>>>(xf, R, d, beta, alpha, F.f32(), D);
     check(cudaGetLastError(), "bias row kernel");
   }
   mirror_lower(F.f32(), D, D);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "context.cuh"
+#include "gemm_lt.cuh"
 #include "util.cuh"
 
 namespace kfac::cuda {
@@ -63,6 +64,7 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& C, const ops::Matmul
     float alpha = opt.alpha, beta = opt.beta;
     const uint16_t* ap = static_cast<const uint16_t*>(a.raw()) + i * sa;
     const uint16_t* bp = static_cast<const uint16_t*>(b.raw()) + i * sb;
+    if (lt_enabled() && lt_gemm_bf16(opt.transA, opt.transB, M, N, K, alpha, ap, ac, bp, bc, beta, Ci, N, false)) continue;
     check(cublasGemmEx(c.blas(), ob, oa, to_int(N, "N"), to_int(M, "M"), to_int(K, "K"), &alpha, bp, CUDA_R_16BF,
                        to_int(bc, "ldb"), ap, CUDA_R_16BF, to_int(ac, "lda"), &beta, Ci, CUDA_R_32F, to_int(N, "ldc"),
                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),

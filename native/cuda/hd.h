@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../core/bf16_round.h"
+
 #ifdef __CUDACC__
 #define KFAC_HD __host__ __device__ inline
 #else
@@ -69,19 +71,21 @@ KFAC_HD float sqrtf_(float x) { return ::sqrtf(x); }
 KFAC_HD double exp_(double x) { return ::exp(x); }
 KFAC_HD double log_(double x) { return ::log(x); }
 
-// bfloat16 ↔ float32 (round to nearest even; NaN stays NaN), as native/cpu/bf16.h.
-KFAC_HD float bf16_to_f32(uint16_t b) {
-  uint32_t u = uint32_t(b) << 16;
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-KFAC_HD uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
+// bfloat16 ↔ float32: the one rounding helper of native/core/bf16_round.h (round to nearest
+// even; NaN stays NaN), shared with the CPU (native/cpu/bf16.h).
+using ::kfac::bf16r::bf16_to_f32;
+using ::kfac::bf16r::f32_to_bf16;
+
+// Activation storage. A body templated on its storage type T (float or bf16) reads with ld and
+// writes with st and computes in float32; for T = float both are plain loads and stores, so the
+// float32 instantiation is the code it was. bf16 is the 16 bits of a bfloat16 in a distinct type
+// (not uint16_t, so that an integer buffer cannot be mistaken for activations).
+struct bf16 {
+  uint16_t bits;
+};
+KFAC_HD float ld(const float* p, int64_t i) { return p[i]; }
+KFAC_HD float ld(const bf16* p, int64_t i) { return bf16_to_f32(p[i].bits); }
+KFAC_HD void st(float* p, int64_t i, float v) { p[i] = v; }
+KFAC_HD void st(bf16* p, int64_t i, float v) { p[i].bits = f32_to_bf16(v); }
 
 }  // namespace kfac::hd

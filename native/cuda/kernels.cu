@@ -97,6 +97,7 @@ void register_backend() {
   // The nn families (nn_kernels.h).
 #define KFAC_CUDA_FAMILY(f) f##_kernels(k);
   KFAC_NN_FAMILIES(KFAC_CUDA_FAMILY)
+  k.bf16_activations = true;
 #undef KFAC_CUDA_FAMILY
   kfac::register_backend(Device::CUDA, memory(), k);
 }

@@ -1,7 +1,8 @@
 // GELU (erf / tanh), SiLU, SwiGLU, ReLU and gated units act(gate)·up: pointwise bodies (one grid-stride thread each, in place
 // allowed: an element is read before it is written by the same thread) and their adapters,
 // templates over the executor (native/cuda/exec.cuh on the device, native/emu/exec.h on the
-// host). Float32 math with expf/erff/tanhf.
+// host). Float32 math with expf/erff/tanhf; the activations are stored as T (float, or bf16 on
+// the cuda device: read widened, each result rounded once when it is stored).
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
@@ -46,92 +47,103 @@ KFAC_HD float gate_grad(float x, int kind) {
 
 // op 0 gelu, 1 gelu', 2 silu, 3 silu', 4 swiglu, 5 swiglu' (dgate into out, dup into out2),
 // 6 relu, 7 relu', 8 gated act(a)·b, 9 gated' (as 5, with gate_act of `kind`).
+template <class T>
 struct Pointwise {
-  const float *a, *b, *c;
-  float *out, *out2;
+  const T *a, *b, *c;
+  T *out, *out2;
   int64_t n;
   int op, kind;
   KFAC_HD void operator()(const hd::Idx& i) const {
     for (int64_t j = i.global(); j < n; j += i.stride()) {
-      const float x = a[j];
+      const float x = hd::ld(a, j);
       switch (op) {
-        case 0: out[j] = gelu(x, kind); break;
-        case 1: out[j] = b[j] * gelu_grad(x, kind); break;
-        case 2: out[j] = x * sigmoid(x); break;
+        case 0: hd::st(out, j, gelu(x, kind)); break;
+        case 1: hd::st(out, j, hd::ld(b, j) * gelu_grad(x, kind)); break;
+        case 2: hd::st(out, j, x * sigmoid(x)); break;
         case 3: {
           const float s = sigmoid(x);
-          out[j] = b[j] * s * (1.f + x * (1.f - s));
+          hd::st(out, j, hd::ld(b, j) * s * (1.f + x * (1.f - s)));
           break;
         }
-        case 4: out[j] = x * sigmoid(x) * b[j]; break;
-        case 6: out[j] = x > 0.f ? x : 0.f; break;
-        case 7: out[j] = x > 0.f ? b[j] : 0.f; break;
-        case 8: out[j] = gate_act(x, kind) * b[j]; break;
+        case 4: hd::st(out, j, x * sigmoid(x) * hd::ld(b, j)); break;
+        case 6: hd::st(out, j, x > 0.f ? x : 0.f); break;
+        case 7: hd::st(out, j, x > 0.f ? hd::ld(b, j) : 0.f); break;
+        case 8: hd::st(out, j, gate_act(x, kind) * hd::ld(b, j)); break;
         case 9: {  // gate a, up b, dout c
-          const float up = b[j], d = c[j];
+          const float up = hd::ld(b, j), d = hd::ld(c, j);
           const float act = gate_act(x, kind), da = gate_grad(x, kind);
-          out2[j] = d * act;     // dup (may alias up: up read above)
-          out[j] = d * up * da;  // dgate (may alias dout: read above)
+          hd::st(out2, j, d * act);     // dup (may alias up: up read above)
+          hd::st(out, j, d * up * da);  // dgate (may alias dout: read above)
           break;
         }
         default: {  // gate a, up b, dout c
-          const float s = sigmoid(x), up = b[j], d = c[j];
-          out2[j] = d * x * s;                        // dup (may alias up: up read above)
-          out[j] = d * up * s * (1.f + x * (1.f - s));  // dgate (may alias dout: read above)
+          const float s = sigmoid(x), up = hd::ld(b, j), d = hd::ld(c, j);
+          hd::st(out2, j, d * x * s);                        // dup (may alias up: up read above)
+          hd::st(out, j, d * up * s * (1.f + x * (1.f - s)));  // dgate (may alias dout: read above)
         }
       }
     }
   }
 };
 
+template <class E, class T>
+void run_pointwise_as(const Tensor* a, const Tensor* b, const Tensor* c, const Tensor* out, const Tensor* out2, int op,
+                      int kind) {
+  auto p = [](const Tensor* t) { return t ? static_cast<T*>(t->raw()) : nullptr; };
+  const int64_t n = a->numel();
+  if (n > 0) E::grid(hd::grid_blocks(n), hd::kThreads, Pointwise<T>{p(a), p(b), p(c), p(out), p(out2), n, op, kind});
+}
+
+// All tensors of a call share one storage type (core checks it): that of the first.
 template <class E>
-void run_pointwise(const float* a, const float* b, const float* c, float* out, float* out2, int64_t n, int op,
+void run_pointwise(const Tensor* a, const Tensor* b, const Tensor* c, const Tensor* out, const Tensor* out2, int op,
                    int kind) {
-  if (n > 0) E::grid(hd::grid_blocks(n), hd::kThreads, Pointwise{a, b, c, out, out2, n, op, kind});
+  if (a->dtype() == DType::BF16) run_pointwise_as<E, hd::bf16>(a, b, c, out, out2, op, kind);
+  else run_pointwise_as<E, float>(a, b, c, out, out2, op, kind);
 }
 
 template <class E>
 void gelu_forward(const Tensor& x, const Tensor& out, int kind) {
-  run_pointwise<E>(x.f32(), nullptr, nullptr, out.f32(), nullptr, x.numel(), 0, kind);
+  run_pointwise<E>(&x, nullptr, nullptr, &out, nullptr, 0, kind);
 }
 template <class E>
 void gelu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx, int kind) {
-  run_pointwise<E>(x.f32(), dout.f32(), nullptr, dx.f32(), nullptr, x.numel(), 1, kind);
+  run_pointwise<E>(&x, &dout, nullptr, &dx, nullptr, 1, kind);
 }
 template <class E>
 void silu_forward(const Tensor& x, const Tensor& out) {
-  run_pointwise<E>(x.f32(), nullptr, nullptr, out.f32(), nullptr, x.numel(), 2, 0);
+  run_pointwise<E>(&x, nullptr, nullptr, &out, nullptr, 2, 0);
 }
 template <class E>
 void silu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
-  run_pointwise<E>(x.f32(), dout.f32(), nullptr, dx.f32(), nullptr, x.numel(), 3, 0);
+  run_pointwise<E>(&x, &dout, nullptr, &dx, nullptr, 3, 0);
 }
 template <class E>
 void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  run_pointwise<E>(gate.f32(), up.f32(), nullptr, out.f32(), nullptr, gate.numel(), 4, 0);
+  run_pointwise<E>(&gate, &up, nullptr, &out, nullptr, 4, 0);
 }
 template <class E>
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate,
                      const Tensor& dup) {
-  run_pointwise<E>(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel(), 5, 0);
+  run_pointwise<E>(&gate, &up, &dout, &dgate, &dup, 5, 0);
 }
 
 template <class E>
 void relu_forward(const Tensor& x, const Tensor& out) {
-  run_pointwise<E>(x.f32(), nullptr, nullptr, out.f32(), nullptr, x.numel(), 6, 0);
+  run_pointwise<E>(&x, nullptr, nullptr, &out, nullptr, 6, 0);
 }
 template <class E>
 void relu_backward(const Tensor& x, const Tensor& dout, const Tensor& dx) {
-  run_pointwise<E>(x.f32(), dout.f32(), nullptr, dx.f32(), nullptr, x.numel(), 7, 0);
+  run_pointwise<E>(&x, &dout, nullptr, &dx, nullptr, 7, 0);
 }
 template <class E>
 void gated_forward(const Tensor& gate, const Tensor& up, const Tensor& out, int act) {
-  run_pointwise<E>(gate.f32(), up.f32(), nullptr, out.f32(), nullptr, gate.numel(), 8, act);
+  run_pointwise<E>(&gate, &up, nullptr, &out, nullptr, 8, act);
 }
 template <class E>
 void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, const Tensor& dgate, const Tensor& dup,
                     int act) {
-  run_pointwise<E>(gate.f32(), up.f32(), dout.f32(), dgate.f32(), dup.f32(), gate.numel(), 9, act);
+  run_pointwise<E>(&gate, &up, &dout, &dgate, &dup, 9, act);
 }
 
 template <class E>

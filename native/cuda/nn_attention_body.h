@@ -1,6 +1,9 @@
 // Attention forward and backward in the FlashAttention-2 manner: block bodies (phases between
 // barriers, hd.h) and their adapters, templates over the executor (native/cuda/exec.cuh on the
-// device, native/emu/exec.h on the host). f32, head dimension up to kAttnMaxHeadDim.
+// device, native/emu/exec.h on the host). Head dimension up to kAttnMaxHeadDim. q, k, v, out,
+// dout, dq, dk, dv are stored as T (float, or bf16 on the cuda device): tiles are widened to
+// float32 as they are loaded into shared memory and every sum is float32; results are rounded
+// once when stored. lse, the mask, the bias and dbias are float32.
 //
 // Tiles of kAttnBQ = 32 queries × kAttnBK = 32 keys, kAttnThreads = 128 threads per block.
 //   forward   block (b, h, query tile): Q in shared memory; per key tile: load K, V; S = scale·Q Kᵀ
@@ -27,6 +30,7 @@
 #include "../core/error.h"
 #include "../cpu/nn_dropout.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
@@ -35,12 +39,10 @@ constexpr int kAttnBK = 32;
 constexpr int kAttnThreads = 128;
 constexpr int64_t kAttnMaxHeadDim = 256;
 
+// Geometry, float32 side tensors and dropout; AttnParamsT adds the activations stored as T.
 struct AttnParams {
-  const float *q, *k, *v, *mask;  // mask [B, Tcap] or null
-  const float* out;               // backward: the forward's output, or null
-  const float* dout;
-  float *o, *lse;                 // forward outputs
-  float *dq, *dk, *dv;            // backward outputs
+  const float* mask;              // [B, Tcap] or null
+  float* lse;                     // forward output
   float* drow;                    // backward: D of every query row [B, H, Tq] (scratch)
   const float* bias;              // [H, Tq, Tk] or null
   float* dbias;                   // backward: [B, H, Tq, Tk] or null
@@ -50,6 +52,15 @@ struct AttnParams {
   int dropout;  // keep iff (mix(key + index) >> 40) ≥ threshold, kept values × drop_scale
   uint64_t drop_key, drop_threshold;
   float drop_scale;
+};
+
+template <class T>
+struct AttnParamsT : AttnParams {
+  const T *q = nullptr, *k = nullptr, *v = nullptr;
+  const T* out = nullptr;  // backward: the forward's output, or null
+  const T* dout = nullptr;
+  T* o = nullptr;                               // forward output
+  T *dq = nullptr, *dk = nullptr, *dv = nullptr;  // backward outputs
 };
 
 KFAC_HD float attn_inf() { return __builtin_huge_valf(); }
@@ -92,11 +103,12 @@ KFAC_HD int64_t attn_krow(const AttnParams& p, int64_t b, int64_t t, int64_t g) 
 KFAC_HD int64_t attn_kv_ld(int64_t D) { return D + 1; }
 
 // sX[r·sld + c] ← src[r·ld + c] for r < n, 0 for n ≤ r < rows: thread i's share of a phase.
-KFAC_HD void attn_load(float* sX, int64_t sld, const float* src, int64_t ld, int64_t n, int rows, int64_t D,
+template <class T>
+KFAC_HD void attn_load(float* sX, int64_t sld, const T* src, int64_t ld, int64_t n, int rows, int64_t D,
                        const hd::Idx& i) {
   for (int64_t e = i.thread; e < rows * D; e += i.threads) {
     const int64_t r = e / D, c = e % D;
-    sX[r * sld + c] = r < n ? src[r * ld + c] : 0.f;
+    sX[r * sld + c] = r < n ? hd::ld(src, r * ld + c) : 0.f;
   }
 }
 
@@ -155,8 +167,9 @@ struct AttnQTile {
 
 // ---------------------------------------------------------------- forward
 
+template <class T>
 struct AttnForward {
-  AttnParams p;
+  AttnParamsT<T> p;
   // Shared: Q [BQ, D], K and V [BK, D + 1], S [BQ, BK], O [BQ, D], m, l, alpha [BQ].
   static int64_t shared_floats(int64_t D) {
     return 2 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + kAttnBQ * kAttnBK + 3 * kAttnBQ;
@@ -178,7 +191,7 @@ struct AttnForward {
     if (ph == phases(i.threads) - 1) {
       for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
         const int64_t r = e / D, c = e % D;
-        p.o[attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c] = sM[r] == -attn_inf() ? 0.f : sO[e] / sL[r];
+        hd::st(p.o, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, sM[r] == -attn_inf() ? 0.f : sO[e] / sL[r]);
       }
       for (int r = i.thread; r < tl.m; r += i.threads)
         p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sM[r] == -attn_inf() ? attn_inf() : sM[r] + attn_logf(sL[r]);
@@ -230,8 +243,9 @@ struct AttnForward {
 
 // ---------------------------------------------------------------- backward: dQ pass
 
+template <class T>
 struct AttnDq {
-  AttnParams p;
+  AttnParamsT<T> p;
   // Shared: Q, dO, dQ [BQ, D], K and V [BK, D + 1], S and dP [BQ, BK], lse and D [BQ].
   static int64_t shared_floats(int64_t D) {
     return 3 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ;
@@ -256,7 +270,7 @@ struct AttnDq {
         float d = 0.f;
         if (p.out && r < tl.m) {
           const int64_t o = attn_qrow(p, tl.b, tl.i0 + r, tl.h);
-          for (int64_t c = 0; c < D; ++c) d += p.dout[o + c] * p.out[o + c];
+          for (int64_t c = 0; c < D; ++c) d += hd::ld(p.dout, o + c) * hd::ld(p.out, o + c);
         }
         sDr[r] = d;
       }
@@ -265,7 +279,7 @@ struct AttnDq {
     if (ph == phases(i.threads) - 1) {
       for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
         const int64_t r = e / D, c = e % D;
-        p.dq[attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c] = sdQ[e] * p.scale;
+        hd::st(p.dq, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, sdQ[e] * p.scale);
       }
       for (int r = i.thread; r < tl.m; r += i.threads) p.drow[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sDr[r];
       if (p.dbias)  // keys past the tile's last are never seen: their bias gets no gradient
@@ -316,8 +330,9 @@ struct AttnDq {
 
 // ---------------------------------------------------------------- backward: dK/dV pass
 
+template <class T>
 struct AttnDkv {
-  AttnParams p;
+  AttnParamsT<T> p;
   // Shared: K and V [BK, D + 1], dK and dV [BK, D], Q and dO [BQ, D], P·M and dS [BQ, BK], lse and D [BQ].
   static int64_t shared_floats(int64_t D) {
     return 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBK * D + 2 * kAttnBQ * D + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ;
@@ -341,8 +356,8 @@ struct AttnDkv {
     if (ph == phases(i.threads) - 1) {
       for (int64_t e = i.thread; e < rows * D; e += i.threads) {
         const int64_t j = e / D, c = e % D;
-        p.dk[attn_krow(p, b, j0 + j, g) + c] = j < kb ? sdK[e] * p.scale : 0.f;
-        p.dv[attn_krow(p, b, j0 + j, g) + c] = j < kb ? sdV[e] : 0.f;
+        hd::st(p.dk, attn_krow(p, b, j0 + j, g) + c, j < kb ? sdK[e] * p.scale : 0.f);
+        hd::st(p.dv, attn_krow(p, b, j0 + j, g) + c, j < kb ? sdV[e] : 0.f);
       }
       return;
     }
@@ -413,10 +428,17 @@ template <class E>
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,
                        const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed,
                        TensorOpt bias) {
-  AttnParams p = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
-  p.q = q.f32(), p.k = k.f32(), p.v = v.f32(), p.o = out.f32(), p.lse = lse.f32();
-  p.bias = bias ? bias->f32() : nullptr;
-  if (p.B > 0 && p.H > 0 && p.Tq > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnForward{p});
+  AttnParams base = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
+  base.lse = lse.f32();
+  base.bias = bias ? bias->f32() : nullptr;
+  if (base.B <= 0 || base.H <= 0 || base.Tq <= 0) return;
+  with_storage(q.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    AttnParamsT<S> p;
+    static_cast<AttnParams&>(p) = base;
+    p.q = as<S>(q), p.k = as<S>(k), p.v = as<S>(v), p.o = as<S>(out);
+    attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnForward<S>{p});
+  });
 }
 
 template <class E>
@@ -424,15 +446,21 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
                         TensorOpt out, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
                         bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed, TensorOpt bias,
                         TensorOpt dbias) {
-  AttnParams p = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
-  p.q = q.f32(), p.k = k.f32(), p.v = v.f32(), p.lse = lse.f32(), p.out = out ? out->f32() : nullptr;
-  p.bias = bias ? bias->f32() : nullptr, p.dbias = dbias ? dbias->f32() : nullptr;
-  p.dout = dout.f32(), p.dq = dq.f32(), p.dk = dk.f32(), p.dv = dv.f32();
-  if (p.B <= 0 || p.Hkv <= 0) return;
-  const int64_t rows = p.B * p.H * p.Tq;
-  p.drow = static_cast<float*>(E::scratch(0, size_t(rows > 0 ? rows : 1) * sizeof(float)));
-  if (rows > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnDq{p});
-  attn_launch<E>(p.B * p.Hkv * attn_cap_tiles(p), AttnDkv{p});
+  AttnParams base = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
+  base.lse = lse.f32();
+  base.bias = bias ? bias->f32() : nullptr, base.dbias = dbias ? dbias->f32() : nullptr;
+  if (base.B <= 0 || base.Hkv <= 0) return;
+  const int64_t rows = base.B * base.H * base.Tq;
+  base.drow = static_cast<float*>(E::scratch(0, size_t(rows > 0 ? rows : 1) * sizeof(float)));
+  with_storage(q.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    AttnParamsT<S> p;
+    static_cast<AttnParams&>(p) = base;
+    p.q = as<S>(q), p.k = as<S>(k), p.v = as<S>(v), p.out = as<S>(out);
+    p.dout = as<S>(dout), p.dq = as<S>(dq), p.dk = as<S>(dk), p.dv = as<S>(dv);
+    if (rows > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnDq<S>{p});
+    attn_launch<E>(p.B * p.Hkv * attn_cap_tiles(p), AttnDkv<S>{p});
+  });
 }
 
 template <class E>

@@ -1,31 +1,35 @@
 // Embedding gather/scatter and the KV-cache write: row copies. The token ids arrive as a host
 // array (core checked their range) and are uploaded to scratch. The gradient is deterministic:
 // each thread owns a column c of dW and walks the ids in order n = 0, 1, …, so every element
-// receives its contributions in the CPU's order (bit-identical sums).
+// receives its contributions in the CPU's order (bit-identical sums). The gathered rows (out) and
+// their gradient (dout) are stored as T (float, or bf16 on the cuda device); W and dW are float32.
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
+template <class T>
 struct EmbeddingGather {
   const int32_t* ids;
   const float* W;
-  float* out;
+  T* out;
   int64_t n, C;
   KFAC_HD void operator()(const hd::Idx& i) const {
-    for (int64_t j = i.global(); j < n * C; j += i.stride()) out[j] = W[int64_t(ids[j / C]) * C + j % C];
+    for (int64_t j = i.global(); j < n * C; j += i.stride()) hd::st(out, j, W[int64_t(ids[j / C]) * C + j % C]);
   }
 };
 
+template <class T>
 struct EmbeddingScatter {
   const int32_t* ids;
-  const float* dout;
+  const T* dout;
   float* dW;
   int64_t n, C;
   KFAC_HD void operator()(const hd::Idx& i) const {
     for (int64_t c = i.global(); c < C; c += i.stride())
-      for (int64_t r = 0; r < n; ++r) dW[int64_t(ids[r]) * C + c] += dout[r * C + c];
+      for (int64_t r = 0; r < n; ++r) dW[int64_t(ids[r]) * C + c] += hd::ld(dout, r * C + c);
   }
 };
 
@@ -53,14 +57,22 @@ template <class E>
 void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Tensor& out) {
   const int64_t C = W.dim(1);
   if (n <= 0 || C <= 0) return;
-  E::grid(hd::grid_blocks(n * C), hd::kThreads, EmbeddingGather{upload_ids<E>(ids, n), W.f32(), out.f32(), n, C});
+  const int32_t* d = upload_ids<E>(ids, n);
+  with_storage(out.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    E::grid(hd::grid_blocks(n * C), hd::kThreads, EmbeddingGather<S>{d, W.f32(), as<S>(out), n, C});
+  });
 }
 
 template <class E>
 void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW) {
   const int64_t C = dW.dim(1);
   if (n <= 0 || C <= 0) return;
-  E::grid(hd::grid_blocks(C), hd::kThreads, EmbeddingScatter{upload_ids<E>(ids, n), dout.f32(), dW.f32(), n, C});
+  const int32_t* d = upload_ids<E>(ids, n);
+  with_storage(dout.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    E::grid(hd::grid_blocks(C), hd::kThreads, EmbeddingScatter<S>{d, as<S>(dout), dW.f32(), n, C});
+  });
 }
 
 template <class E>

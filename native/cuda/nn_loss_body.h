@@ -3,19 +3,26 @@
 // dlogits = dscale/count·(softmax − onehot) (0 on ignored rows; may alias logits: the target
 // logit is read into shared memory before any element is written, and each thread rewrites only
 // its own columns). The rows' losses are summed on the host in row order after one download
-// (the one synchronisation); count is known on the host from the targets.
+// (the one synchronisation); count is known on the host from the targets. Logits and dlogits
+// are stored as T (float, or bf16 on the cuda device); the softmax, its sums and the loss are
+// float32/double. With bf16 storage the exponentials are not parked in dlogits between phases
+// (that would round them twice): the last phase recomputes exp(z − max) from the logits it
+// reads (its own columns, so in place stays safe) and rounds the gradient once.
 #pragma once
 #include <vector>
 
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
+template <class T>
 struct CrossEntropyRow {
-  const float* z;
+  static constexpr bool kPark = sizeof(T) == sizeof(float);  // exp parked in d (float32 only)
+  const T* z;
   const int32_t* targets;
-  float* d;          // dlogits or null
+  T* d;              // dlogits or null
   double* row_loss;  // [N]
   int64_t V;
   int32_t ignore;
@@ -28,21 +35,24 @@ struct CrossEntropyRow {
     const int L = hd::log2i(i.threads);
     const int64_t row = i.block;
     const int32_t t = targets[row];
-    const float* zr = z + row * V;
-    float* dr = d ? d + row * V : nullptr;
+    const T* zr = z + row * V;
+    T* dr = d ? d + row * V : nullptr;
     if (t == ignore) {  // the whole block takes this branch in every phase
       if (p == 0) {
         if (dr)
-          for (int64_t v = i.thread; v < V; v += i.threads) dr[v] = 0.f;
+          for (int64_t v = i.thread; v < V; v += i.threads) hd::st(dr, v, 0.f);
         if (i.thread == 0) row_loss[row] = 0.0;
       }
       return;
     }
     if (p == 0) {
       float m = -INFINITY;
-      for (int64_t v = i.thread; v < V; v += i.threads) m = zr[v] > m ? zr[v] : m;
+      for (int64_t v = i.thread; v < V; v += i.threads) {
+        const float zv = hd::ld(zr, v);
+        m = zv > m ? zv : m;
+      }
       mx[i.thread] = m;
-      if (i.thread == 0) zt[0] = zr[t];
+      if (i.thread == 0) zt[0] = hd::ld(zr, t);
       return;
     }
     if (p <= L) {  // max tree (NaN-free inputs are checked after, through the loss)
@@ -54,8 +64,8 @@ struct CrossEntropyRow {
     if (p == L + 1) {  // exp(z − max), summed in double; written to d when asked
       double acc = 0;
       for (int64_t v = i.thread; v < V; v += i.threads) {
-        const float e = hd::expf_(zr[v] - m);
-        if (dr) dr[v] = e;
+        const float e = hd::expf_(hd::ld(zr, v) - m);
+        if (dr && kPark) hd::st(dr, v, e);
         acc += e;
       }
       sum[i.thread] = acc;
@@ -70,8 +80,13 @@ struct CrossEntropyRow {
     if (dr) {
       const float inv = float(double(g) / se);
       for (int64_t v = i.thread; v < V; v += i.threads) {
-        dr[v] *= inv;
-        if (v == t) dr[v] -= g;
+        if constexpr (kPark) {  // float32: the code as it always was (two float roundings, the CPU's)
+          dr[v] *= inv;
+          if (v == t) dr[v] -= g;
+        } else {
+          const float e = hd::expf_(hd::ld(zr, v) - m) * inv;
+          hd::st(dr, v, v == t ? e - g : e);
+        }
       }
     }
   }
@@ -89,8 +104,11 @@ nn::CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* target
   E::upload(t, targets, size_t(n) * sizeof(int32_t));
   double* rl = static_cast<double*>(E::scratch(2, size_t(n) * sizeof(double)));
   const int T = 256;
-  E::block(n, T, size_t(T) * (sizeof(double) + sizeof(float)) + 16,
-           CrossEntropyRow{logits.f32(), t, dlogits ? dlogits->f32() : nullptr, rl, V, ignore_index, g});
+  with_storage(logits.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    E::block(n, T, size_t(T) * (sizeof(double) + sizeof(float)) + 16,
+             CrossEntropyRow<S>{as<S>(logits), t, as<S>(dlogits), rl, V, ignore_index, g});
+  });
   std::vector<double> host(static_cast<size_t>(n));
   E::download(host.data(), rl, size_t(n) * sizeof(double));
   double total = 0;

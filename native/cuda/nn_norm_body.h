@@ -3,10 +3,12 @@
 // columns (so out may alias x and dx may alias dout or x: every element a thread writes was
 // read by that thread only). Parameter gradients (dw, db) are a separate kernel launched before
 // dx, where each thread owns a column and walks the rows in order, in double: deterministic and
-// the CPU's order.
+// the CPU's order. x, out, dout and dx are stored as T (float, or bf16 on the cuda device; read
+// widened, each output rounded once); w, b, mean, rstd and the sums are float32/double.
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
@@ -18,9 +20,13 @@ inline int norm_threads(int64_t C) {
 }
 
 // op: 0 layernorm forward, 1 layernorm dx, 2 rmsnorm forward, 3 rmsnorm dx. Row = block.
+template <class T>
 struct NormRow {
-  const float *x, *w, *b, *g;  // g: dout (backward)
-  float *out, *mean, *rstd;    // out: y (forward) or dx (backward); mean/rstd read in the backward
+  const T* x;
+  const float *w, *b;
+  const T* g;                  // dout (backward)
+  T* out;                      // y (forward) or dx (backward)
+  float *mean, *rstd;          // read in the backward
   int64_t C;
   float eps;
   int op;
@@ -33,24 +39,24 @@ struct NormRow {
     double* s = a + i.threads;
     const int L = hd::log2i(i.threads);
     const int64_t row = i.block;
-    const float* xr = x + row * C;
-    const float* gr = g ? g + row * C : nullptr;
-    float* o = out + row * C;
+    const T* xr = x + row * C;
+    const T* gr = g ? g + row * C : nullptr;
+    T* o = out + row * C;
     if (p == 0) {  // first partial sums
       double acc = 0, acc2 = 0;
       for (int64_t c = i.thread; c < C; c += i.threads) {
         if (op == 0) {
-          acc += xr[c];
+          acc += hd::ld(xr, c);
         } else if (op == 2) {
-          acc += double(xr[c]) * xr[c];
+          acc += double(hd::ld(xr, c)) * hd::ld(xr, c);
         } else if (op == 1) {
           const float m = mean[row], r = rstd[row];
-          const double dh = double(gr[c]) * w[c];
+          const double dh = double(hd::ld(gr, c)) * w[c];
           acc += dh;
-          acc2 += dh * double((xr[c] - m) * r);
+          acc2 += dh * double((hd::ld(xr, c) - m) * r);
         } else {
           const float r = rstd[row];
-          acc += double(gr[c]) * w[c] * double(xr[c] * r);
+          acc += double(hd::ld(gr, c)) * w[c] * double(hd::ld(xr, c) * r);
         }
       }
       a[i.thread] = acc;
@@ -67,7 +73,7 @@ struct NormRow {
       const double m = C > 0 ? a[0] / n : 0.0;
       double acc = 0;
       for (int64_t c = i.thread; c < C; c += i.threads) {
-        const double d = xr[c] - m;
+        const double d = hd::ld(xr, c) - m;
         acc += d * d;
       }
       s[i.thread] = acc;
@@ -81,7 +87,7 @@ struct NormRow {
     if (op == 0) {
       const double m = C > 0 ? a[0] / n : 0.0, v = C > 0 ? s[0] / n : 0.0;
       const float r = float(1.0 / ::sqrt(v + double(eps))), mf = float(m);
-      for (int64_t c = i.thread; c < C; c += i.threads) o[c] = (xr[c] - mf) * r * w[c] + (b ? b[c] : 0.f);
+      for (int64_t c = i.thread; c < C; c += i.threads) hd::st(o, c, (hd::ld(xr, c) - mf) * r * w[c] + (b ? b[c] : 0.f));
       if (i.thread == 0) {
         mean[row] = mf;
         rstd[row] = r;
@@ -89,34 +95,36 @@ struct NormRow {
     } else if (op == 2) {
       const double ms = C > 0 ? a[0] / n : 0.0;
       const float r = float(1.0 / ::sqrt(ms + double(eps)));
-      for (int64_t c = i.thread; c < C; c += i.threads) o[c] = xr[c] * r * w[c];
+      for (int64_t c = i.thread; c < C; c += i.threads) hd::st(o, c, hd::ld(xr, c) * r * w[c]);
       if (i.thread == 0) rstd[row] = r;
     } else if (op == 1) {
       const float m = mean[row], r = rstd[row];
       const float A = float(a[0] / n), B = float(s[0] / n);
       for (int64_t c = i.thread; c < C; c += i.threads) {
-        const float xh = (xr[c] - m) * r;
-        o[c] = r * (gr[c] * w[c] - A - xh * B);
+        const float xh = (hd::ld(xr, c) - m) * r;
+        hd::st(o, c, r * (hd::ld(gr, c) * w[c] - A - xh * B));
       }
     } else {
       const float r = rstd[row];
       const float B = float(a[0] / n);
-      for (int64_t c = i.thread; c < C; c += i.threads) o[c] = r * (gr[c] * w[c] - xr[c] * r * B);
+      for (int64_t c = i.thread; c < C; c += i.threads) hd::st(o, c, r * (hd::ld(gr, c) * w[c] - hd::ld(xr, c) * r * B));
     }
   }
 };
 
 // dw[c] += Σ_n dout·x̂, db[c] += Σ_n dout (a thread per column, rows in order, double).
 // x̂ = (x − mean)·rstd (layernorm, mean given) or x·rstd (rmsnorm, mean null).
+template <class T>
 struct NormParamGrad {
-  const float *x, *g, *mean, *rstd;
+  const T *x, *g;
+  const float *mean, *rstd;
   float *dw, *db;
   int64_t N, C;
   KFAC_HD void operator()(const hd::Idx& i) const {
     for (int64_t c = i.global(); c < C; c += i.stride()) {
       double aw = 0, ab = 0;
       for (int64_t r = 0; r < N; ++r) {
-        const float xv = x[r * C + c], gv = g[r * C + c];
+        const float xv = hd::ld(x, r * C + c), gv = hd::ld(g, r * C + c);
         aw += double(gv) * double(mean ? (xv - mean[r]) * rstd[r] : xv * rstd[r]);
         ab += gv;
       }
@@ -132,8 +140,8 @@ inline int64_t norm_rows(const Tensor& t) {
   return n;
 }
 
-template <class E>
-void norm_rows_run(const NormRow& f, int64_t N, int64_t C) {
+template <class E, class S>
+void norm_rows_run(const NormRow<S>& f, int64_t N, int64_t C) {
   const int T = norm_threads(C);
   if (N > 0) E::block(N, T, size_t(2 * T) * sizeof(double), f);
 }
@@ -142,34 +150,52 @@ template <class E>
 void layernorm_forward(const Tensor& x, const Tensor& w, TensorOpt b, float eps, const Tensor& out,
                        const Tensor& mean, const Tensor& rstd) {
   const int64_t N = norm_rows(x), C = x.dim(-1);
-  norm_rows_run<E>(NormRow{x.f32(), w.f32(), b ? b->f32() : nullptr, nullptr, out.f32(), mean.f32(), rstd.f32(), C, eps, 0},
-                   N, C);
+  with_storage(x.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    norm_rows_run<E>(NormRow<S>{as<S>(x), w.f32(), b ? b->f32() : nullptr, nullptr, as<S>(out), mean.f32(), rstd.f32(),
+                                C, eps, 0},
+                     N, C);
+  });
 }
 
 template <class E>
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Tensor& dout,
                         TensorOpt dx, TensorOpt dw, TensorOpt db) {
   const int64_t N = norm_rows(x), C = x.dim(-1);
-  if ((dw || db) && C > 0)
-    E::grid(hd::grid_blocks(C), hd::kThreads,
-            NormParamGrad{x.f32(), dout.f32(), mean.f32(), rstd.f32(), dw ? dw->f32() : nullptr, db ? db->f32() : nullptr, N, C});
-  if (dx) norm_rows_run<E>(NormRow{x.f32(), w.f32(), nullptr, dout.f32(), dx->f32(), mean.f32(), rstd.f32(), C, 0.f, 1}, N, C);
+  with_storage(x.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    if ((dw || db) && C > 0)
+      E::grid(hd::grid_blocks(C), hd::kThreads,
+              NormParamGrad<S>{as<S>(x), as<S>(dout), mean.f32(), rstd.f32(), dw ? dw->f32() : nullptr,
+                               db ? db->f32() : nullptr, N, C});
+    if (dx)
+      norm_rows_run<E>(
+          NormRow<S>{as<S>(x), w.f32(), nullptr, as<S>(dout), as<S>(dx), mean.f32(), rstd.f32(), C, 0.f, 1}, N, C);
+  });
 }
 
 template <class E>
 void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
   const int64_t N = norm_rows(x), C = x.dim(-1);
-  norm_rows_run<E>(NormRow{x.f32(), w.f32(), nullptr, nullptr, out.f32(), nullptr, rstd.f32(), C, eps, 2}, N, C);
+  with_storage(x.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    norm_rows_run<E>(NormRow<S>{as<S>(x), w.f32(), nullptr, nullptr, as<S>(out), nullptr, rstd.f32(), C, eps, 2}, N, C);
+  });
 }
 
 template <class E>
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout, TensorOpt dx,
                       TensorOpt dw) {
   const int64_t N = norm_rows(x), C = x.dim(-1);
-  if (dw && C > 0)
-    E::grid(hd::grid_blocks(C), hd::kThreads,
-            NormParamGrad{x.f32(), dout.f32(), nullptr, rstd.f32(), dw->f32(), nullptr, N, C});
-  if (dx) norm_rows_run<E>(NormRow{x.f32(), w.f32(), nullptr, dout.f32(), dx->f32(), nullptr, rstd.f32(), C, 0.f, 3}, N, C);
+  with_storage(x.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    if (dw && C > 0)
+      E::grid(hd::grid_blocks(C), hd::kThreads,
+              NormParamGrad<S>{as<S>(x), as<S>(dout), nullptr, rstd.f32(), dw->f32(), nullptr, N, C});
+    if (dx)
+      norm_rows_run<E>(NormRow<S>{as<S>(x), w.f32(), nullptr, as<S>(dout), as<S>(dx), nullptr, rstd.f32(), C, 0.f, 3},
+                       N, C);
+  });
 }
 
 template <class E>

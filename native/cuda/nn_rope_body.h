@@ -1,11 +1,13 @@
 // Rotary position embedding on x [B, T, H, D]: rotate-half (HF) pairs (i, i + D/2) or
 // interleaved (Meta) pairs (2i, 2i + 1). The cos/sin table [T, D/2] is computed on the device
 // in double, exactly as the CPU computes its table (θ_i = base^(−2i/D), angle (offset + t)·θ_i,
-// then rounded to float), so both rotate by the same float32 numbers. The backward is the
+// then rounded to float), so both rotate by the same float32 numbers. x and out are stored as T
+// (float, or bf16 on the cuda device), the rotation computed in float32. The backward is the
 // rotation by −angle. Each thread owns whole pairs: in place is safe.
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
@@ -25,9 +27,10 @@ struct RopeTable {
   }
 };
 
+template <class S>
 struct RopeApply {
-  const float* x;
-  float* out;
+  const S* x;
+  S* out;
   const float *cs, *sn;
   int64_t rows, T, H, half;
   int kind;  // 0 rotate-half, 1 interleaved
@@ -37,9 +40,9 @@ struct RopeApply {
       const int64_t r = j / half, k = j % half, t = (r / H) % T;
       const float c = cs[t * half + k], s = sn[t * half + k];
       const int64_t a = r * D + (kind == 0 ? k : 2 * k), b = a + (kind == 0 ? half : 1);
-      const float x1 = x[a], x2 = x[b];
-      out[a] = x1 * c - x2 * s;
-      out[b] = x1 * s + x2 * c;
+      const float x1 = hd::ld(x, a), x2 = hd::ld(x, b);
+      hd::st(out, a, x1 * c - x2 * s);
+      hd::st(out, b, x1 * s + x2 * c);
     }
   }
 };
@@ -52,7 +55,10 @@ void rope_apply(const Tensor& x, const Tensor& out, int64_t offset, double base,
   float* sn = cs + T * half;
   E::grid(hd::grid_blocks(T * half), hd::kThreads, RopeTable{cs, sn, T, half, D, offset, base, sign});
   const int64_t rows = B * T * H;
-  E::grid(hd::grid_blocks(rows * half), hd::kThreads, RopeApply{x.f32(), out.f32(), cs, sn, rows, T, H, half, kind});
+  with_storage(x.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    E::grid(hd::grid_blocks(rows * half), hd::kThreads, RopeApply<S>{as<S>(x), as<S>(out), cs, sn, rows, T, H, half, kind});
+  });
 }
 
 template <class E>

@@ -54,6 +54,11 @@ struct Exec {
   // device): the products of bf16 values are exact in float32, so the host widens and runs sgemm.
   static void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                         int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+  // The same with a bfloat16 C (cuBLASLt / cublasGemmEx with a CUDA_R_16BF C): the float32
+  // result alpha·AB + beta·C (C widened) rounded once to nearest even, as the device stores it.
+  static void gemm_bf16_bf16c(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+                              const uint16_t* A, int64_t lda, const uint16_t* B, int64_t ldb, float beta, uint16_t* C,
+                              int64_t ldc);
 };
 
 }  // namespace kfac::emu

@@ -38,14 +38,40 @@ void Exec::gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, 
   cpu::sgemm(transA, transB, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, C, ldc);
 }
 
+void Exec::gemm_bf16_bf16c(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                           int64_t lda, const uint16_t* B, int64_t ldb, float beta, uint16_t* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  std::vector<float> c(size_t(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) c[size_t(i * N + j)] = beta != 0.f ? cpu::bf16_to_f32(C[i * ldc + j]) : 0.f;
+  gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, c.data(), N);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = cpu::f32_to_bf16(c[size_t(i * N + j)]);
+}
+
 }  // namespace emu
+
+namespace {
+// factor_update with a bf16 x (bf16 activations): the device's GEMM takes the bf16 values with
+// float32 accumulation; here they are widened (exactly) and the CPU kernel runs on the copy.
+void (*cpu_factor_update)(const Tensor&, const Tensor&, const ops::FactorUpdateOptions&) = nullptr;
+void emu_factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt) {
+  if (x.dtype() != DType::BF16) return cpu_factor_update(x, F, opt);
+  Tensor xf = Tensor::empty(x.shape(), DType::F32, Device::CPU);
+  cpu::convert_bf16_to_f32(static_cast<const uint16_t*>(x.raw()), xf.f32(), x.numel());
+  cpu_factor_update(xf, F, opt);
+}
+}  // namespace
 
 const Kernels& emulated_cuda_kernels() {
   static const Kernels k = [] {
     Kernels t = cpu_kernels();
+    cpu_factor_update = t.factor_update;
+    t.factor_update = emu_factor_update;
 #define KFAC_EMU_FAMILY(f) emu::f##_kernels(t);
     KFAC_NN_FAMILIES(KFAC_EMU_FAMILY)
 #undef KFAC_EMU_FAMILY
+    t.bf16_activations = true;
     return t;
   }();
   return k;

@@ -23,7 +23,7 @@ describe('bench train-step', () => {
     const j = JSON.parse(r.stdout) as Record<string, unknown> & { stepMs: { median: number }; config: Record<string, number>; notMeasured: string[] };
     expect(j['shape']).toBe('llama-1b');
     expect(j.config).toMatchObject({ num_hidden_layers: 2, hidden_size: 64, num_attention_heads: 1, num_key_value_heads: 1, vocab_size: 256 });
-    expect(j).toMatchObject({ device: 'cpu', optimizer: 'kfac', dtype: 'bfloat16', checkpointing: true, batch: 2, seq: 16, peer: null });
+    expect(j).toMatchObject({ device: 'cpu', optimizer: 'kfac', dtype: 'bfloat16', activations: 'float32', checkpointing: true, batch: 2, seq: 16, peer: null });
     expect(j.stepMs.median).toBeGreaterThan(0);
     for (const k of ['tokensPerSecond', 'stepTflops', 'gemmTflops', 'peakBf16Tflops', 'kfacOverAdamw', 'adamwStepMs', 'peakMemoryBytes', 'lastLoss'])
       expect(Number.isFinite(j[k]) && (j[k] as number) > 0, `${k}: ${String(j[k])}`).toBe(true);
@@ -43,5 +43,9 @@ describe('bench train-step', () => {
     const r = cli(['bench', 'train-step', '--device', 'cpu']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--shape: expected llama-125m \| llama-1b \| llama-3b \| bert-base, got nothing/);
+    // bf16 activations are a cuda storage: refused on the CPU, naming the option
+    const a = cli(['bench', 'train-step', '--shape', 'llama-125m', '--device', 'cpu', '--activations', 'bfloat16']);
+    expect(a.code).not.toBe(0);
+    expect(a.stderr).toMatch(/activations/);
   });
 });

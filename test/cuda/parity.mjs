@@ -15,6 +15,7 @@ import { DeviceError, DisposedError, kfac, linalg, NotFiniteError, ops, nn, Tens
 import { attentionCases } from './parity-attention.mjs';
 import { cudaStatus, native } from '../../dist/native/loader.js';
 import { nnCases } from './parity-nn.mjs';
+import { ltCases } from './parity-lt.mjs';
 
 const U = 2 ** -24;
 
@@ -564,6 +565,7 @@ export const deviceCases = [
       assert.equal(read(d).length, 9, 'the device keeps working after the errors');
     },
   },
+  ...ltCases,
 ];
 
 /** Throws unless every op of the op list is covered: a parity case, or listed as CPU-only. */

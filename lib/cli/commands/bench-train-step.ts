@@ -14,6 +14,7 @@ const FLAGS = {
   device: 'string',
   optimizer: 'string',
   dtype: 'string',
+  activations: 'string',
   'gradient-checkpointing': 'boolean',
   batch: 'int',
   seq: 'int',
@@ -28,7 +29,7 @@ const FLAGS = {
 } as const;
 
 export function benchTrainStepHelp(): string {
-  return `usage: kfac-peft bench train-step --shape ${Object.keys(TRAIN_SHAPES).join('|')} [--device cpu|cuda|auto] [--optimizer adamw|kfac] [--seq T] [--batch B] [--dtype float32|bfloat16] [--gradient-checkpointing] [--peer torch] [--json]
+  return `usage: kfac-peft bench train-step --shape ${Object.keys(TRAIN_SHAPES).join('|')} [--device cpu|cuda|auto] [--optimizer adamw|kfac] [--seq T] [--batch B] [--dtype float32|bfloat16] [--activations float32|bfloat16] [--gradient-checkpointing] [--peer torch] [--json]
 
 One LoRA step (r = 16 on every linear layer of the blocks) of a random-init model of a real shape:
 tokens/s, step time, peak memory, share of the step in GEMMs, TFLOP/s of the step and of its GEMMs
@@ -42,6 +43,7 @@ options:
   --optimizer O              adamw (default) | kfac
   --seq T, --batch B         the batch shape (default 512 × 8)
   --dtype D                  float32 (default) | bfloat16 frozen base weights
+  --activations D            float32 (default) | bfloat16 activations (LLaMA shapes on cuda)
   --gradient-checkpointing   recompute each block in the backward
   --layers N, --hidden N, --vocab N
                              shrink the shape (tests, small machines; heads = hidden / 64)
@@ -88,6 +90,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
       device,
       optimizer: oneOf(flags['optimizer'], 'optimizer', ['adamw', 'kfac'] as const, 'adamw'),
       dtype: oneOf(flags['dtype'], 'dtype', ['float32', 'bfloat16'] as const, 'float32'),
+      activations: oneOf(flags['activations'], 'activations', ['float32', 'bfloat16'] as const, 'float32'),
       checkpointing: !!flags['gradient-checkpointing'],
       batch: bounded(flags['batch'], 'batch', 1, 4096, 8)!,
       seq: bounded(flags['seq'], 'seq', 2, 32768, 512)!,
@@ -109,7 +112,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   }
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   process.stdout.write(
-    `one LoRA step (r=16, all linear layers) of ${r.shape} on ${r.device} (${r.deviceName}): ${r.optimizer}, ${r.dtype}${r.checkpointing ? ', gradient checkpointing' : ''}, batch ${r.batch} × seq ${r.seq}; ${r.params} parameters, ${r.trainable} trainable\n`,
+    `one LoRA step (r=16, all linear layers) of ${r.shape} on ${r.device} (${r.deviceName}): ${r.optimizer}, ${r.dtype}${r.activations === 'bfloat16' ? ', bf16 activations' : ''}${r.checkpointing ? ', gradient checkpointing' : ''}, batch ${r.batch} × seq ${r.seq}; ${r.params} parameters, ${r.trainable} trainable\n`,
   );
   const rows: (string | number)[][] = [
     ['step ms (median / mean / min)', `${r.stepMs.median.toFixed(1)} / ${r.stepMs.mean.toFixed(1)} / ${r.stepMs.min.toFixed(1)}`],

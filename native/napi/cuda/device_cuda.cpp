@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../../cuda/context.cuh"
+#include "../../cuda/gemm_lt.cuh"
 #include "../args.h"
 #include "../errors.h"
 #include "../register.h"
@@ -72,9 +73,17 @@ KFAC_BINDING(CudaMemory) {
   return o;
 }
 
+// cublasLt(on?) → whether bf16 GEMMs go through cuBLASLt (after setting it when a boolean is
+// given): the parity checks compare the Lt path against cublasGemmEx (KFAC_CUBLASLT=0).
+KFAC_BINDING(CudaCublasLt) {
+  if (info.Length() > 0 && info[0].IsBoolean()) cuda::set_lt_enabled(info[0].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(info.Env(), cuda::lt_enabled());
+}
+
 const Binding kBindings[] = {
     {"info", CudaInfo},
     {"memory", CudaMemory},
+    {"cublasLt", CudaCublasLt},
 };
 
 }  // namespace

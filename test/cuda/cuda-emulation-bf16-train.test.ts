@@ -1,0 +1,94 @@
+/**
+ * bf16 activations through a whole K-FAC + LoRA step of a tiny LLaMA under the CUDA emulation:
+ * hidden states, the residual stream, attention's tensors and the logits stored in bf16, the
+ * LoRA branches (cast at their input), K-FAC factors, AdamW state and the loss in float32.
+ * Three steps must track the float32 run on the CPU within the bound argued below.
+ */
+import { beforeAll, describe, expect, test } from 'vitest';
+
+import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { createLlama } from '../../lib/models/index.js';
+import { native } from '../../lib/native/loader.js';
+import type { Module } from '../../lib/nn/module.js';
+import { applyLora, kfacLayersForLora, untrackedParameters } from '../../lib/peft/index.js';
+import type { Tensor } from '../../lib/tensor/tensor.js';
+import { emulationPossible } from '../support/emulation.js';
+import { maxRel } from '../support/helpers.js';
+
+type Model = Module & { forward(b: unknown): { loss?: number | null; logits: Tensor }; backward(): void };
+
+function batch(B: number, T: number, V: number, seed: number) {
+  let s = seed;
+  const ids = Int32Array.from({ length: B * T }, () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s % V;
+  });
+  const labels = Int32Array.from(ids, (v, i) => (i % 5 === 0 ? -100 : v));
+  return { inputIds: ids, shape: [B, T] as const, labels, attentionMask: Float32Array.from({ length: B * T }, (_, i) => (i === B * T - 1 ? 0 : 1)) };
+}
+
+function run(device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16', steps: number) {
+  using m = createLlama({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2 }, { seed: 5, activations }) as unknown as Model;
+  if (device === 'cuda') m.to('cuda');
+  applyLora(m, { targetModules: ['v_proj', 'o_proj', 'up_proj', 'down_proj'], r: 4, alpha: 8 });
+  const layers = kfacLayersForLora(m).filter((l) => !l.name.includes('v_proj'));
+  const opt = new KFAC(layers, untrackedParameters(m, layers), { lr: 0.05, momentum: 0.9, inverseEvery: 2 });
+  const b = batch(2, 12, 32, 3);
+  const losses: number[] = [];
+  let logitsDtype = '';
+  for (let i = 0; i < steps; i++) {
+    m.zeroGrad();
+    const o = m.forward(b);
+    losses.push(o.loss!);
+    logitsDtype = o.logits.dtype;
+    m.backward();
+    opt.step({ batchSize: 2 });
+  }
+  opt.dispose();
+  const adapters = new Map<string, Float32Array>();
+  const dtypes = new Set<string>();
+  for (const p of m.parameters()) {
+    if (!p.name.includes('lora_')) continue;
+    dtypes.add(p.tensor.dtype);
+    adapters.set(p.name, device === 'cpu' ? p.tensor.toArray() : p.tensor.to('cpu').toArray());
+  }
+  return { losses, adapters, logitsDtype, adapterDtypes: [...dtypes] };
+}
+
+describe.skipIf(!emulationPossible())('bf16 activations in training (CUDA emulation)', () => {
+  beforeAll(() => native()._cudaEmulation());
+
+  // Bound. Every stored activation is rounded once to bf16 (relative error ≤ u = 2^-8), and a
+  // forward of this model stores each hidden state through ~12 roundings on its way to the
+  // logits (embedding, 2 × (norm, q/k/v, rope, attention, o_proj, residual, norm, gate/up,
+  // swiglu, down, residual), final norm, logits). Independent roundings add in quadrature:
+  // ≈ √12·u/√3 ≈ 2u relative on a logit, so the loss (a softmax cross-entropy of logits of size
+  // O(0.1), whose derivative in the logits is at most 1 per row) moves by ≪ 2u·max|z| ≈ 1e-3;
+  // we allow 2u ≈ 7.8e-3 relative on the loss. The adapters move by lr·(preconditioned
+  // gradient): the gradients carry the same ~2u relative noise (backward roundings too), and
+  // K-FAC's damped preconditioning is Lipschitz in them, so after three steps the adapters may
+  // differ by a few u of their own size; we allow 8u ≈ 3.1e-2 (max |Δ| / max |value| per
+  // tensor). A kernel that read bf16 as float32, or skipped a cast, is off by O(1).
+  test('tiny LLaMA, K-FAC + LoRA, three steps: bf16 activations track the float32 CPU run', () => {
+    const U = 2 ** -8;
+    const c = run('cpu', 'float32', 3), e = run('cuda', 'bfloat16', 3);
+    expect(e.logitsDtype).toBe('bfloat16');
+    expect(c.logitsDtype).toBe('float32');
+    expect(e.adapterDtypes).toEqual(['float32']);
+    expect(e.losses.every(Number.isFinite)).toBe(true);
+    expect(c.losses[2]).not.toBe(c.losses[0]);
+    const rel = e.losses.map((l, i) => Math.abs(l - c.losses[i]!) / Math.abs(c.losses[i]!));
+    console.log(`bf16-activation emulation vs float32 cpu, loss relative difference per step: ${rel.map((r) => r.toExponential(2)).join(', ')}`);
+    for (const r of rel) expect(r).toBeLessThan(2 * U);
+    let worst = 0;
+    for (const [name, a] of c.adapters) worst = Math.max(worst, maxRel(e.adapters.get(name)!, a));
+    console.log(`bf16-activation emulation vs float32 cpu, adapters worst relative difference: ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(8 * U);
+    expect(worst).toBeGreaterThan(0); // the activations really were rounded
+  });
+
+  test('bf16 activations on the CPU are refused with a typed error naming the op', () => {
+    using m = createLlama({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 1, numHeads: 4, numKvHeads: 2 }, { seed: 5, activations: 'bfloat16' }) as unknown as Model;
+    expect(() => m.forward(batch(1, 4, 32, 1))).toThrow(/embedding_forward.*bfloat16|bfloat16 activations only/);
+  });
+});
