@@ -52,10 +52,15 @@ export function resolveDevice(request: DeviceRequest): ResolvedDevice {
   return { device: 'cpu', reason: `no usable GPU (${why})` };
 }
 
-/** Device memory now (null on the CPU, and on the CPU loopback, which has no memory of its own). */
+/**
+ * Device memory now (null on the CPU, and on the CPU loopback and the emulation, which have no
+ * memory of their own — unless a test gave them a limit, when free/total are the limit's).
+ */
 export function deviceMemory(): NativeCudaMemory | null {
-  const c = native().cuda;
-  return c ? c.memory() : null;
+  const n = native();
+  if (n.cuda) return n.cuda.memory();
+  const m = n.deviceMemory('cuda');
+  return m && m.free !== null && m.total !== null ? { ...m, free: m.free, total: m.total } : null;
 }
 
 /**

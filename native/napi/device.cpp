@@ -2,7 +2,9 @@
 // waiting for a device, and the CPU loopback test hook.
 #include <napi.h>
 
+#include "../core/device_cache.h"
 #include "../core/dispatch.h"
+#include "../core/emulated_memory.h"
 #include "args.h"
 #include "errors.h"
 #include "register.h"
@@ -67,7 +69,81 @@ KFAC_BINDING(LoopbackTransferCount) {
   return o;
 }
 
+// deviceMemory(device = 'cuda') → the statistics of the device's caching allocator, or null
+// when the device has none in this process: { caching, allocated, peak, reserved, peakReserved,
+// cached, requested, allocations, cacheHits, rawAllocations, rawFrees, retries, ooms, segments,
+// liveBlocks, free, total } (bytes; free/total null when the device does not say).
+KFAC_BINDING(DeviceMemory) {
+  Napi::Env env = info.Env();
+  Device d = get_device(arg(info, 0), "device", Device::CUDA);
+  CachingAllocator* c = d == Device::CPU ? nullptr : device_cache(d);
+  if (!c) return env.Null();
+  DeviceCacheStats s = c->stats();
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, double(v))); };
+  o.Set("caching", s.caching);
+  num("allocated", s.allocated);
+  num("peak", s.peak_allocated);
+  num("reserved", s.reserved);
+  num("peakReserved", s.peak_reserved);
+  num("cached", s.cached);
+  num("requested", s.requested);
+  num("allocations", s.allocations);
+  num("cacheHits", s.cache_hits);
+  num("rawAllocations", s.raw_allocations);
+  num("rawFrees", s.raw_frees);
+  num("retries", s.retries);
+  num("ooms", s.ooms);
+  num("segments", s.segments);
+  num("liveBlocks", s.live_blocks);
+  size_t free = 0, total = 0;
+  bool known = c->device_info(free, total);
+  o.Set("free", known ? Napi::Value(Napi::Number::New(env, double(free))) : env.Null());
+  o.Set("total", known ? Napi::Value(Napi::Number::New(env, double(total))) : env.Null());
+  return o;
+}
+
+// emptyCache(device = 'cuda') → bytes given back: every cached segment that is entirely free.
+KFAC_BINDING(EmptyCache) {
+  Device d = get_device(arg(info, 0), "device", Device::CUDA);
+  CachingAllocator* c = d == Device::CPU ? nullptr : device_cache(d);
+  return Napi::Number::New(info.Env(), c ? double(c->empty_cache()) : 0.0);
+}
+
+// _setDeviceCaching(on) → the previous setting (tests: KFAC_CUDA_CACHING at run time).
+KFAC_BINDING(SetDeviceCaching) {
+  bool on = get_bool(arg(info, 0), "on");
+  CachingAllocator* c = device_cache(Device::CUDA);
+  if (!c) throw Error(ErrorCode::Device, "no cuda memory in this process", "device", "a cuda device", "none");
+  bool was = c->stats().caching;
+  c->set_caching(on);
+  return Napi::Boolean::New(info.Env(), was);
+}
+
+// _emulatedMemory(limit?) → { allocations, frees, liveBytes, limit, refused }: the raw host
+// memory under the loopback's and the emulation's cache; a number sets the limit (0: none).
+KFAC_BINDING(EmulatedMemory) {
+  Napi::Env env = info.Env();
+  if (!cpu_loopback_enabled() && !cuda_emulation_enabled())
+    throw Error(ErrorCode::Device, "_emulatedMemory needs the CPU loopback or the CUDA emulation", "device",
+                "a host test device", "none");
+  if (info.Length() > 0 && !info[0].IsUndefined())
+    set_emulated_memory_limit(uint64_t(get_int(info[0], "limit", 0, int64_t(1) << 50)));
+  EmulatedMemoryStats s = emulated_memory_stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("allocations", double(s.allocations));
+  o.Set("frees", double(s.frees));
+  o.Set("liveBytes", double(s.live_bytes));
+  o.Set("limit", double(s.limit));
+  o.Set("refused", double(s.refused));
+  return o;
+}
+
 const Binding kBindings[] = {
+    {"deviceMemory", DeviceMemory},
+    {"emptyCache", EmptyCache},
+    {"_setDeviceCaching", SetDeviceCaching},
+    {"_emulatedMemory", EmulatedMemory},
     {"opList", OpList},
     {"synchronize", Synchronize},
     {"deviceAvailable", DeviceAvailable},
