@@ -67,8 +67,9 @@ export function deviceMemory(): NativeCudaMemory | null {
  * Throws an OutOfMemoryError when `bytes` for `what` exceed the device's free memory (read from
  * `memory`, by default the CUDA runtime's; nothing is checked without one).
  */
-export function checkDeviceFits(what: string, bytes: number, memory: Pick<NativeCudaMemory, 'free' | 'total'> | null = deviceMemory()): void {
-  if (memory === null || bytes <= memory.free) return;
+export function checkDeviceFits(what: string, bytes: number, memory: (Pick<NativeCudaMemory, 'free' | 'total'> & { cached?: number }) | null = deviceMemory()): void {
+  // memory the caching allocator holds but no tensor uses is given back before an allocation fails
+  if (memory === null || bytes <= memory.free + (memory.cached ?? 0)) return;
   throw new OutOfMemoryError(`${what} needs at least ${bytes} bytes (${MiB(bytes)}) of device memory; ${memory.free} bytes (${MiB(memory.free)}) of ${MiB(memory.total)} are free`, {
     argument: 'device',
     expected: `${bytes} bytes free`,

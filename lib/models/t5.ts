@@ -190,6 +190,7 @@ export class T5Model extends TransformerModel {
     this.#decBias = new PositionBias(this.decoderBlocks[0]!.self.SelfAttention.put('relative_attention_bias', init.embedding(c.numBuckets, c.numHeads)), false);
     const d = (n: string, s: number): Dropout => this.put(n, new Dropout(c.dropout, { seed: seed + s }));
     this.#drop = { encIn: d('encoder.dropout', 11), encOut: d('encoder.final_dropout', 12), decIn: d('decoder.dropout', 13), decOut: d('decoder.final_dropout', 14) };
+    this.finishInit(init); // the norms made on the host join the weights on options.device
   }
 
   #mask(key: string, B: number, T: number, m: Float32Array | null): Tensor | null {
