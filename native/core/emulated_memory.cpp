@@ -9,7 +9,8 @@ namespace kfac {
 namespace {
 
 std::mutex g_mu;
-std::unordered_map<void*, size_t> g_sizes;
+// Never destroyed: a tensor released while the process exits may still reach raw_free.
+std::unordered_map<void*, size_t>& g_sizes = *new std::unordered_map<void*, size_t>();
 EmulatedMemoryStats g_stats;
 
 void* raw_alloc(size_t bytes) {

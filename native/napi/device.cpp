@@ -139,8 +139,29 @@ KFAC_BINDING(EmulatedMemory) {
   return o;
 }
 
+// _deviceCacheStreams(bytes) → { sameStreamReused, otherStreamReused, rawAllocations }: a fresh
+// caching allocator over host memory (tests): a block freed on stream 1 is asked for again on
+// stream 2, then on stream 1. The allocator itself is the one the devices use.
+KFAC_BINDING(DeviceCacheStreams) {
+  const size_t bytes = size_t(get_int(arg(info, 0), "bytes", 1, int64_t(1) << 30));
+  RawDeviceMemory raw = emulated_raw_memory();
+  CachingAllocator c("test", raw, true);
+  void* a = c.alloc(bytes, 1);
+  c.free(a);
+  void* b = c.alloc(bytes, 2);  // another stream: never the block stream 1 freed
+  void* d = c.alloc(bytes, 1);  // stream 1 again: its own block back
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("otherStreamReused", b == a);
+  o.Set("sameStreamReused", d == a);
+  o.Set("rawAllocations", double(c.stats().raw_allocations));
+  c.free(b);
+  c.free(d);
+  return o;
+}
+
 const Binding kBindings[] = {
     {"deviceMemory", DeviceMemory},
+    {"_deviceCacheStreams", DeviceCacheStreams},
     {"emptyCache", EmptyCache},
     {"_setDeviceCaching", SetDeviceCaching},
     {"_emulatedMemory", EmulatedMemory},

@@ -201,6 +201,12 @@ describe.skipIf(!emulationPossible())('caching device allocator (host-backed cud
     expect(stats().caching).toBe(true);
   });
 
+  test('free blocks are kept per stream: a block freed on one stream is reused on that stream only', () => {
+    for (const bytes of [1000, 3 * MiB]) {
+      expect(native()._deviceCacheStreams(bytes)).toEqual({ otherStreamReused: false, sameStreamReused: true, rawAllocations: 2 });
+    }
+  });
+
   test('KFAC_CUDA_CACHING=0 turns caching off for the process: the plain path', () => {
     const script = `
       import { native } from './dist/native/loader.js';
