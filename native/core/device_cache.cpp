@@ -1,5 +1,6 @@
 #include "device_cache.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>

@@ -33,7 +33,7 @@ type Loaded = T5Model & Disposable;
 describe.skipIf(!emulationPossible())('T5 loaded straight to the device (CUDA emulation)', () => {
   beforeAll(() => native()._cudaEmulation());
 
-  test('every weight on the device, equal to a CPU load; the host never holds the model', () => {
+  test('every weight on the device, equal to a CPU load, uploaded tensor by tensor', () => {
     using cpu = loadModel(DIR) as unknown as Loaded;
     const before = native()._loopbackTransfers();
     using dev = loadModel(DIR, { device: 'cuda' }) as unknown as Loaded;
@@ -46,10 +46,10 @@ describe.skipIf(!emulationPossible())('T5 loaded straight to the device (CUDA em
       bytes += p.tensor.nbytes;
     }
     expect(dev.parameters().length).toBe(cp.size);
-    // one upload per loaded tensor (and none of the whole model at once)
+    // at least one upload per loaded tensor, and every weight byte crossed
     const loaded = (dev as unknown as { loadReport: { loaded: string[] } }).loadReport.loaded.length;
     expect(after.uploads - before.uploads).toBeGreaterThanOrEqual(loaded);
-    expect(after.uploadBytes - before.uploadBytes).toBeGreaterThanOrEqual(bytes - 4 * 64 * 1024); // the weights crossed (norms made on the host may be moved whole)
+    expect(after.uploadBytes - before.uploadBytes).toBeGreaterThanOrEqual(bytes);
   });
 
   test('a checkpoint larger than the free device memory: OutOfMemoryError before anything is allocated', () => {
