@@ -64,13 +64,16 @@ export function deviceMemory(): NativeCudaMemory | null {
 }
 
 /**
- * Throws an OutOfMemoryError when `bytes` for `what` exceed the device's free memory (read from
- * `memory`, by default the CUDA runtime's; nothing is checked without one).
+ * Throws an OutOfMemoryError when `bytes` for `what` exceed the device's free memory and the bytes
+ * the caching allocator holds unused (read from `memory`, by default the device's; nothing is
+ * checked without one).
  */
 export function checkDeviceFits(what: string, bytes: number, memory: (Pick<NativeCudaMemory, 'free' | 'total'> & { cached?: number }) | null = deviceMemory()): void {
   // memory the caching allocator holds but no tensor uses is given back before an allocation fails
-  if (memory === null || bytes <= memory.free + (memory.cached ?? 0)) return;
-  throw new OutOfMemoryError(`${what} needs at least ${bytes} bytes (${MiB(bytes)}) of device memory; ${memory.free} bytes (${MiB(memory.free)}) of ${MiB(memory.total)} are free`, {
+  const cached = memory?.cached ?? 0;
+  if (memory === null || bytes <= memory.free + cached) return;
+  const more = cached > 0 ? `, and ${cached} bytes (${MiB(cached)}) cached for reuse` : '';
+  throw new OutOfMemoryError(`${what} needs at least ${bytes} bytes (${MiB(bytes)}) of device memory; ${memory.free} bytes (${MiB(memory.free)}) of ${MiB(memory.total)} are free${more}`, {
     argument: 'device',
     expected: `${bytes} bytes free`,
     got: `${memory.free} bytes free`,

@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import * as cuda from '../../lib/cuda/index.js';
 import { OutOfMemoryError } from '../../lib/errors.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
-import { captureBlockwise, createLlama } from '../../lib/models/index.js';
+import { captureBlockwise, checkDeviceFits, createLlama } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
 import type { Module } from '../../lib/nn/module.js';
 import { applyLora, kfacLayersForLora, untrackedParameters } from '../../lib/peft/index.js';
@@ -199,6 +199,12 @@ describe.skipIf(!emulationPossible())('caching device allocator (host-backed cud
       native()._setDeviceCaching(true);
     }
     expect(stats().caching).toBe(true);
+  });
+
+  test('the loading pre-check counts cached bytes as available (they are given back before an allocation fails)', () => {
+    expect(() => checkDeviceFits('loading m', 100, { free: 50, total: 200, cached: 60 })).not.toThrow();
+    expect(() => checkDeviceFits('loading m', 100, { free: 50, total: 200, cached: 10 })).toThrow(OutOfMemoryError);
+    expect(() => checkDeviceFits('loading m', 100, { free: 50, total: 200, cached: 10 })).toThrow(/50 bytes .* are free, and 10 bytes .* cached for reuse/);
   });
 
   test('free blocks are kept per stream: a block freed on one stream is reused on that stream only', () => {
