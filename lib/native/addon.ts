@@ -208,6 +208,8 @@ export interface NativeAddon extends NativeKfacOps {
   emptyCache(device?: NativeDevice): number;
   /** Test hook: caching on/off at run time (KFAC_CUDA_CACHING); returns the previous setting. */
   _setDeviceCaching(on: boolean): boolean;
+  /** Test hook: a fresh caching allocator shared by threads that write, check and free their own blocks. */
+  _deviceCacheThreads(threads: number, iterations: number): { overwritten: number; allocated: number; reserved: number; released: number; allocations: number };
   /** Test hook: a fresh caching allocator over host memory; whether a block freed on one stream is reused on another / on its own. */
   _deviceCacheStreams(bytes: number): { sameStreamReused: boolean; otherStreamReused: boolean; rawAllocations: number };
   /** Test hook: the raw host memory under the loopback's/emulation's cache; a number sets its limit in bytes (0: none). */

@@ -319,9 +319,14 @@ void set_device_cache_stream(Device device, uintptr_t (*stream)()) {
 }
 
 void* cuda_cache_alloc(size_t bytes) {
-  CachingAllocator* c = device_cache(Device::CUDA);
+  CachingAllocator* c = nullptr;
+  uintptr_t (*stream)() = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_install_mu);
+    c = g_caches[int(Device::CUDA)];
+    stream = g_streams[int(Device::CUDA)];
+  }
   if (!c) throw Error(ErrorCode::Internal, "no device memory cache installed for cuda");
-  uintptr_t (*stream)() = g_streams[int(Device::CUDA)];
   return c->alloc(bytes, stream ? stream() : 0);
 }
 

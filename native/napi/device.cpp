@@ -2,6 +2,12 @@
 // waiting for a device, and the CPU loopback test hook.
 #include <napi.h>
 
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <utility>
+#include <vector>
+
 #include "../core/device_cache.h"
 #include "../core/dispatch.h"
 #include "../core/emulated_memory.h"
@@ -159,8 +165,59 @@ KFAC_BINDING(DeviceCacheStreams) {
   return o;
 }
 
+// _deviceCacheThreads(threads, iterations) → { overwritten, allocated, reserved, released }: a
+// fresh caching allocator over host memory shared by `threads` threads, each allocating blocks of
+// random sizes (both pools), filling them with its own byte pattern, checking the patterns of its
+// live blocks and freeing them (tests: the mutex's guarantee). overwritten counts bytes found
+// changed; allocated/reserved are read after every block was freed, released by emptying the cache.
+KFAC_BINDING(DeviceCacheThreads) {
+  const int threads = int(get_int(arg(info, 0), "threads", 1, 64));
+  const int iterations = int(get_int(arg(info, 1), "iterations", 1, 1 << 20));
+  CachingAllocator c("test", emulated_raw_memory(), true);
+  std::atomic<int64_t> overwritten{0};
+  std::vector<std::thread> team;
+  for (int t = 0; t < threads; ++t)
+    team.emplace_back([&, t] {
+      uint64_t s = 0x9E3779B97F4A7C15ull * uint64_t(t + 1);
+      auto next = [&] { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s; };
+      std::vector<std::pair<unsigned char*, size_t>> live;
+      const unsigned char mark = static_cast<unsigned char>(t + 1);
+      auto check_free = [&](size_t i) {
+        auto [p, n] = live[i];
+        // blocks start and end on 512-byte steps of their segment, so an overlap spans ≥ 512
+        // bytes: every 256th byte and the last one see it
+        for (size_t k = 0; k < n; k += 256) overwritten += p[k] != mark;
+        overwritten += p[n - 1] != mark;
+        c.free(p);
+        live[i] = live.back();
+        live.pop_back();
+      };
+      for (int it = 0; it < iterations; ++it) {
+        if (!live.empty() && next() % 2 == 0) check_free(size_t(next() % live.size()));
+        else {
+          const size_t n = next() % 16 == 0 ? 1 + size_t(next() % (3u << 20)) : 1 + size_t(next() % 4096);
+          auto* p = static_cast<unsigned char*>(c.alloc(n, 0));
+          std::memset(p, mark, n);
+          live.emplace_back(p, n);
+        }
+      }
+      while (!live.empty()) check_free(live.size() - 1);
+    });
+  for (std::thread& th : team) th.join();
+  DeviceCacheStats st = c.stats();
+  uint64_t released = c.empty_cache();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("overwritten", double(overwritten.load()));
+  o.Set("allocated", double(st.allocated));
+  o.Set("reserved", double(st.reserved));
+  o.Set("released", double(released));
+  o.Set("allocations", double(st.allocations));
+  return o;
+}
+
 const Binding kBindings[] = {
     {"deviceMemory", DeviceMemory},
+    {"_deviceCacheThreads", DeviceCacheThreads},
     {"_deviceCacheStreams", DeviceCacheStreams},
     {"emptyCache", EmptyCache},
     {"_setDeviceCaching", SetDeviceCaching},

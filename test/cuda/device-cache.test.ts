@@ -207,6 +207,14 @@ describe.skipIf(!emulationPossible())('caching device allocator (host-backed cud
     expect(() => checkDeviceFits('loading m', 100, { free: 50, total: 200, cached: 10 })).toThrow(/50 bytes .* are free, and 10 bytes .* cached for reuse/);
   });
 
+  test('threads sharing one allocator never get overlapping blocks, and every byte comes back', () => {
+    const r = native()._deviceCacheThreads(4, 2000);
+    expect(r.overwritten).toBe(0);
+    expect(r.allocations).toBeGreaterThan(4 * 600);
+    expect(r.allocated).toBe(0);
+    expect(r.released).toBe(r.reserved); // all blocks merged back into whole segments
+  });
+
   test('free blocks are kept per stream: a block freed on one stream is reused on that stream only', () => {
     for (const bytes of [1000, 3 * MiB]) {
       expect(native()._deviceCacheStreams(bytes)).toEqual({ otherStreamReused: false, sameStreamReused: true, rawAllocations: 2 });
