@@ -10,6 +10,10 @@
  * the CPU's only in float32 rounding: libm exp, tree sums in double): losses to 1e-6 relative,
  * the prefix parameters (max |Δ| / max |value| per tensor) to 2e-5 after three steps.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { beforeAll, describe, expect, it, test } from 'vitest';
 
 import { InvalidArgumentError, ShapeError } from '../../lib/errors.js';
@@ -18,6 +22,7 @@ import { createGpt2, createLlama } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
 import * as F from '../../lib/nn/functional.js';
 import type { Module } from '../../lib/nn/module.js';
+import { loadPrefixTuning, savePrefixTuning } from '../../lib/peft/prefix-io.js';
 import { applyPrefixTuning } from '../../lib/peft/prefix.js';
 import { kfacLayersForPrefix } from '../../lib/peft/prefix-kfac.js';
 import { emulationPossible, nanT, onBoth, put } from '../support/emulation.js';
@@ -90,5 +95,25 @@ describe.skipIf(!emulationPossible())('prefix tuning under the CUDA emulation', 
     let worst = 0;
     for (const [name, a] of c.params) worst = Math.max(worst, maxRel(e.params.get(name)!, a));
     expect(worst).toBeLessThan(2e-5);
+  });
+
+  test('a prefix on the device is saved in the PEFT format and loads back with the same loss', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kfac-prefix-dev-'));
+    try {
+      const ids = Int32Array.from({ length: 10 }, (_, i) => (i * 5 + 2) % 24);
+      const b = { inputIds: ids, shape: [2, 5], labels: ids };
+      using m = llama();
+      m.to('cuda');
+      const s = applyPrefixTuning(m, { numVirtualTokens: 2, prefixProjection: true, encoderHiddenSize: 6, seed: 9 });
+      const loss = m.forward(b).loss!;
+      const values = s.values();
+      savePrefixTuning(m, dir);
+      using c = llama();
+      const t = loadPrefixTuning(c, dir); // back on the CPU: the projection's output as the table
+      expect(Array.from(t.encoder.embedding.weight.tensor.toArray())).toEqual(Array.from(values));
+      expect(Math.abs(c.forward(b).loss! - loss) / loss).toBeLessThan(1e-5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
