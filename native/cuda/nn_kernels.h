@@ -5,11 +5,12 @@
 // Families: act (gelu, silu, swiglu, relu, gated), linear, embedding (and kv_cache_write), norm (layernorm,
 // rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward), reduce
 // (sum_squares_many, a tensor op of the list written as a body so that the emulation runs it),
-// outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling).
+// outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling),
+// timeslice (time_slice, kv_cache_write's reverse).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(timeslice)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -23,6 +24,7 @@ void attention_kernels(Kernels& k);
 void reduce_kernels(Kernels& k);
 void outact_kernels(Kernels& k);
 void colscale_kernels(Kernels& k);
+void timeslice_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -37,4 +39,5 @@ void attention_kernels(Kernels& k);
 void reduce_kernels(Kernels& k);
 void outact_kernels(Kernels& k);
 void colscale_kernels(Kernels& k);
+void timeslice_kernels(Kernels& k);
 }  // namespace kfac::emu
