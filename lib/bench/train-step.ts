@@ -74,6 +74,11 @@ export interface TrainStepReport {
   tokensPerSecond: number;
   /** Bytes: the device allocator's peak (cuda) or the host allocator's (cpu), since the process started. */
   peakMemoryBytes: number | null;
+  /**
+   * cuda: the caching device allocator over the timed steps of the main run — tensor allocations
+   * and raw device allocations (cudaMalloc) per step, and the bytes reserved at the end (null on the CPU).
+   */
+  deviceCache: null | { caching: boolean; allocationsPerStep: number; rawAllocationsPerStep: number; reservedBytes: number; peakReservedBytes: number };
   /** FLOPs of one step (stepFlops): the linear layers' GEMMs and attention's products. */
   flopsPerStep: { linear: number; attention: number };
   /** Share of the step in GEMM calls (linear, matmul), from a profiled round. */
@@ -185,7 +190,7 @@ function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac', B: numbe
   return { step: () => opt.step(), dispose: () => undefined };
 }
 
-function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number } {
+function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number; cache: TrainStepReport['deviceCache'] } {
   const s = makeStep(model, optimizer, batch.shape[0]);
   let loss = NaN;
   const one = () => {
@@ -198,6 +203,7 @@ function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | '
   try {
     for (let i = 0; i < warmup; i++) one();
     const ms: number[] = [];
+    const m0 = device === 'cuda' ? cudaNs.memory() : null;
     profile?.start();
     for (let i = 0; i < steps; i++) {
       const t0 = process.hrtime.bigint();
@@ -205,7 +211,12 @@ function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | '
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     profile?.stop();
-    return { ms, loss };
+    const m1 = device === 'cuda' ? cudaNs.memory() : null;
+    const cache =
+      m0 && m1 && steps > 0
+        ? { caching: m1.caching, allocationsPerStep: (m1.allocations - m0.allocations) / steps, rawAllocationsPerStep: (m1.rawAllocations - m0.rawAllocations) / steps, reservedBytes: m1.reserved, peakReservedBytes: m1.peakReserved }
+        : null;
+    return { ms, loss, cache };
   } finally {
     s.dispose();
   }
@@ -270,6 +281,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       stepMs: { median: median(main.ms), mean: stepMean, min: Math.min(...main.ms) },
       tokensPerSecond: (B * T * 1000) / median(main.ms),
       peakMemoryBytes: peakMem,
+      deviceCache: main.cache,
       flopsPerStep: flops,
       gemmShare,
       stepTflops: (flops.linear + flops.attention) / (stepMean * 1e-3) / 1e12,

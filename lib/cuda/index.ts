@@ -26,10 +26,27 @@ export function deviceInfo(): NativeCudaInfo | null {
   return cudaStatus().info;
 }
 
-/** Device memory in bytes (null when the CUDA backend is not in use). */
+/**
+ * Device memory in bytes: the caching allocator's allocated / peak / reserved / cached bytes and
+ * its counters, and the device's free/total (null when no cuda device is in use; on the test
+ * devices without a GPU, free/total are 0 unless a limit was set).
+ */
 export function memory(): NativeCudaMemory | null {
-  const c = native().cuda;
-  return c ? c.memory() : null;
+  const n = native();
+  if (n.cuda) return n.cuda.memory();
+  const m = n.deviceMemory('cuda');
+  return m ? { ...m, free: m.free ?? 0, total: m.total ?? 0 } : null;
+}
+
+/**
+ * Gives the device memory that the caching allocator holds but no tensor uses (segments entirely
+ * free) back to the device, as torch.cuda.empty_cache() does; returns the bytes given back (0
+ * without a cuda device). Live tensors are not touched. Caching is on unless KFAC_CUDA_CACHING=0.
+ */
+export function emptyCache(): number {
+  const n = native();
+  if (n.cuda) return n.cuda.emptyCache();
+  return n.emptyCache('cuda');
 }
 
 /** Waits for all queued device work (every op already returns after its work is done). */

@@ -178,14 +178,36 @@ export interface SdpaCall {
 
 /**
  * Learned keys and values attended before a layer's own (prefix tuning, lib/peft): n positions,
- * never masked, not rotated (they stand for keys already in a cache). Host arrays of [B, n, Hkv, D].
+ * never masked, not rotated (they stand for keys already in a cache), [B, n, Hkv, D] each. A
+ * prefix gives them either as tensors on the attention's device (`kvInto` / `backwardFrom`: the
+ * whole join runs in native ops, on a GPU too) or as host arrays (`kv` / `backward`: CPU only).
  */
 export interface AttentionPrefix {
   readonly length: number;
-  /** This forward's prefix keys and values for a batch of B. */
-  kv(B: number): { k: Float32Array; v: Float32Array };
-  /** Adds the gradients of this forward's prefix keys and values. */
-  backward(dk: Float32Array, dv: Float32Array): void;
+  /** Writes this forward's prefix keys and values for a batch of B into k and v [B, n, Hkv, D]. */
+  kvInto?(B: number, k: Tensor, v: Tensor): void;
+  /** Takes the gradients [B, n, Hkv, D] of this forward's prefix keys and values (read during the call). */
+  backwardFrom?(dk: Tensor, dv: Tensor): void;
+  /** This forward's prefix keys and values for a batch of B, as host arrays. */
+  kv?(B: number): { k: Float32Array; v: Float32Array };
+  /** Adds the gradients of this forward's prefix keys and values, as host arrays. */
+  backward?(dk: Float32Array, dv: Float32Array): void;
+}
+
+/** Fills k and v [B, n, Hkv, D] with a prefix's keys and values of a batch of B (kvInto, else the host arrays of kv). */
+export function prefixKvInto(p: AttentionPrefix, B: number, k: Tensor, v: Tensor): void {
+  if (p.kvInto) p.kvInto(B, k, v);
+  else if (p.kv) {
+    const host = p.kv(B);
+    k.set(host.k);
+    v.set(host.v);
+  } else invalidArgument('prefix', 'kvInto or kv', 'neither');
+}
+
+/** Hands a prefix the gradients [B, n, Hkv, D] of its keys and values (backwardFrom, else backward on host arrays). */
+export function prefixBackwardFrom(p: AttentionPrefix, dk: Tensor, dv: Tensor): void {
+  if (p.backwardFrom) p.backwardFrom(dk, dv);
+  else if (p.backward) p.backward(dk.toArray(), dv.toArray());
 }
 
 /**
@@ -225,33 +247,27 @@ export class SdpaCore extends Module {
     this.#prefixNames = [];
   }
 
-  /** [prefix; own] along time: [B, n + T, Hkv, D] from the prefix's host rows and x [B, T, Hkv, D]. */
-  #joined(name: string, pre: Float32Array, x: Tensor, n: number): Tensor {
+  /** [prefix; own] along time: [B, n + T, Hkv, D] from the prefix part pre [B, n, Hkv, D] and x [B, T, Hkv, D] (native ops). */
+  #joined(name: string, pre: Tensor, x: Tensor, n: number): Tensor {
     const [B, T, Hkv, D] = x.shape as [number, number, number, number];
-    const row = Hkv * D;
-    const xa = x.toArray();
-    const out = new Float32Array(B * (n + T) * row);
-    for (let b = 0; b < B; b++) {
-      out.set(pre.subarray(b * n * row, (b + 1) * n * row), b * (n + T) * row);
-      out.set(xa.subarray(b * T * row, (b + 1) * T * row), (b * (n + T) + n) * row);
-    }
-    return this.workspace(name, [B, n + T, Hkv, D]).set(out);
+    const out = this.workspace(name, [B, n + T, Hkv, D]);
+    F.kvCacheWrite(pre, out, 0);
+    F.kvCacheWrite(x, out, n);
+    return out;
   }
 
-  /** Splits a [B, n + T, Hkv, D] gradient: the prefix part (returned) and the own part (into `own`). */
-  #split(full: Tensor, own: Tensor, n: number): Float32Array {
-    const [B, T2, Hkv, D] = full.shape as [number, number, number, number];
-    const T = T2 - n;
-    const row = Hkv * D;
-    const f = full.toArray();
-    const pre = new Float32Array(B * n * row);
-    const o = new Float32Array(B * T * row);
-    for (let b = 0; b < B; b++) {
-      pre.set(f.subarray(b * T2 * row, (b * T2 + n) * row), b * n * row);
-      o.set(f.subarray((b * T2 + n) * row, (b + 1) * T2 * row), b * T * row);
-    }
-    own.set(o);
-    return pre;
+  /** Splits a [B, n + T, Hkv, D] gradient into its prefix part `pre` [B, n, Hkv, D] and its own part `own` [B, T, Hkv, D]. */
+  #split(full: Tensor, pre: Tensor, own: Tensor, n: number): void {
+    F.timeSlice(full, pre, 0);
+    F.timeSlice(full, own, n);
+  }
+
+  /** The prefix keys and values of a batch of B in workspaces on this core's device. */
+  #prefixKv(p: AttentionPrefix, B: number, n: number): { k: Tensor; v: Tensor } {
+    const { kvHeads: Hkv, headDim: D } = this.o;
+    const k = this.workspace('pk', [B, n, Hkv, D]), v = this.workspace('pv', [B, n, Hkv, D]);
+    prefixKvInto(p, B, k, v);
+    return { k, v };
   }
 
   constructor(o: SdpaOptions) {
@@ -287,14 +303,15 @@ export class SdpaCore extends Module {
       const n = p ? p.length : 0;
       let mask = call.mask;
       if (p) {
-        const kv = p.kv(B);
+        const kv = this.#prefixKv(p, B, n);
         k = this.#joined('kp', kv.k, k, n);
         v = this.#joined('vp', kv.v, v, n);
         if (mask) {
-          const m = mask.toArray();
-          const out = new Float32Array(B * (n + T)).fill(1);
-          for (let b = 0; b < B; b++) out.set(m.subarray(b * T, (b + 1) * T), b * (n + T) + n);
-          mask = this.workspace('maskp', [B, n + T]).set(out);
+          // n ones in front of each row's mask, on the mask's device
+          const mp = this.workspace('maskp', [B, n + T]);
+          fill(mp, 1);
+          F.kvCacheWrite(this.view('maskv', mask, [B, T, 1, 1]), this.view('maskpv', mp, [B, n + T, 1, 1]), n);
+          mask = mp;
         }
       }
       F.attentionForward(q, k, v, o, lse, { causal: this.o.causal, scale: this.scale, mask, ...drop });
@@ -321,7 +338,10 @@ export class SdpaCore extends Module {
     if (n) {
       const p = this.#prefix;
       if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
-      p.backward(this.#split(dkf, dk, n), this.#split(dvf, dv, n));
+      const dpk = this.workspace('dpk', [B, n, Hkv, D]), dpv = this.workspace('dpv', [B, n, Hkv, D]);
+      this.#split(dkf, dpk, dk, n);
+      this.#split(dvf, dpv, dv, n);
+      prefixBackwardFrom(p, dpk, dpv);
     }
     if (this.o.rope) {
       F.ropeBackward(dq, dq, { ...this.o.rope, offset: s.offset });

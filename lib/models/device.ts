@@ -52,19 +52,28 @@ export function resolveDevice(request: DeviceRequest): ResolvedDevice {
   return { device: 'cpu', reason: `no usable GPU (${why})` };
 }
 
-/** Device memory now (null on the CPU, and on the CPU loopback, which has no memory of its own). */
+/**
+ * Device memory now (null on the CPU, and on the CPU loopback and the emulation, which have no
+ * memory of their own — unless a test gave them a limit, when free/total are the limit's).
+ */
 export function deviceMemory(): NativeCudaMemory | null {
-  const c = native().cuda;
-  return c ? c.memory() : null;
+  const n = native();
+  if (n.cuda) return n.cuda.memory();
+  const m = n.deviceMemory('cuda');
+  return m && m.free !== null && m.total !== null ? { ...m, free: m.free, total: m.total } : null;
 }
 
 /**
- * Throws an OutOfMemoryError when `bytes` for `what` exceed the device's free memory (read from
- * `memory`, by default the CUDA runtime's; nothing is checked without one).
+ * Throws an OutOfMemoryError when `bytes` for `what` exceed the device's free memory and the bytes
+ * the caching allocator holds unused (read from `memory`, by default the device's; nothing is
+ * checked without one).
  */
-export function checkDeviceFits(what: string, bytes: number, memory: Pick<NativeCudaMemory, 'free' | 'total'> | null = deviceMemory()): void {
-  if (memory === null || bytes <= memory.free) return;
-  throw new OutOfMemoryError(`${what} needs at least ${bytes} bytes (${MiB(bytes)}) of device memory; ${memory.free} bytes (${MiB(memory.free)}) of ${MiB(memory.total)} are free`, {
+export function checkDeviceFits(what: string, bytes: number, memory: (Pick<NativeCudaMemory, 'free' | 'total'> & { cached?: number }) | null = deviceMemory()): void {
+  // memory the caching allocator holds but no tensor uses is given back before an allocation fails
+  const cached = memory?.cached ?? 0;
+  if (memory === null || bytes <= memory.free + cached) return;
+  const more = cached > 0 ? `, and ${cached} bytes (${MiB(cached)}) cached for reuse` : '';
+  throw new OutOfMemoryError(`${what} needs at least ${bytes} bytes (${MiB(bytes)}) of device memory; ${memory.free} bytes (${MiB(memory.free)}) of ${MiB(memory.total)} are free${more}`, {
     argument: 'device',
     expected: `${bytes} bytes free`,
     got: `${memory.free} bytes free`,

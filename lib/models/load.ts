@@ -80,9 +80,10 @@ const EMBEDDING = /(embed_tokens|tok_embeddings|wte|wpe|word_embeddings|position
  * with 2-D weights other than embeddings and heads in bfloat16 under that dtype (GPT-2's Conv1D
  * weights stay float32, so the bound is low there, never high).
  */
-export function deviceBytesOf(src: TensorSource, dtype: 'float32' | 'bfloat16'): number {
+export function deviceBytesOf(src: TensorSource, dtype: 'float32' | 'bfloat16', skip: (name: string) => boolean = () => false): number {
   let n = 0;
   for (const name of src.names) {
+    if (skip(name)) continue; // a key the loader drops (T5's copies of the shared embedding)
     const i = src.info(name);
     const count = i.shape.reduce((a, b) => a * b, 1);
     n += count * (dtype === 'bfloat16' && i.shape.length === 2 && !HEAD.test(name) && !EMBEDDING.test(name) ? 2 : 4);
@@ -353,8 +354,7 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
       src = openSafetensors(path);
       const t5c = t5ConfigFromHf(j, cfgPath, src.names.includes('lm_head.weight'));
       checkT5FitsWeights(t5c, src, cfgPath);
-      // T5 loads on the CPU in float32 without checkpointing; model.to(device) moves it afterwards.
-      if (device !== 'cpu') invalidArgument('device', "'cpu' for a T5 model (load it, then move it with model.to(device))", describe(options.device));
+      // T5 loads in float32 without checkpointing, on the CPU or straight to the device (one tensor at a time).
       if ((options.dtype ?? 'float32') !== 'float32') invalidArgument('dtype', "'float32' for a T5 model", describe(options.dtype));
       if (checkpointing) invalidArgument('checkpointing', 'false for a T5 model (no checkpointed blocks in the encoder-decoder)', 'true');
       if (act !== 'float32') invalidArgument('activations', "'float32' for a T5 model", "'bfloat16'");
@@ -375,11 +375,20 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
   return finishLoad(config, src, task, numLabels, seed, path, options, device, checkpointing);
 }
 
+/** The checkpoint keys loadWeights drops without reading, for the device pre-check's bound (T5's tied copies of the embedding). */
+function droppedKeys(config: ArchitectureConfig, src: TensorSource, task: Task): (key: string) => boolean {
+  if (config.family !== 't5') return () => false;
+  const rules = rulesFor(config, task);
+  // without shared.weight, the encoder's copy is the one loaded as the shared embedding
+  const alias = src.names.includes('shared.weight') ? null : 'encoder.embed_tokens.weight';
+  return (k) => k !== alias && rules.otherHead(k);
+}
+
 function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, numLabels: number | undefined, seed: number, path: string, options: LoadOptions, device: Device, checkpointing: boolean): LoadedModel {
   const dtype = options.dtype ?? 'float32';
   if (device !== 'cpu') {
     checkDeviceDtypes(src, path, device);
-    checkDeviceFits(`loading ${path}`, deviceBytesOf(src, dtype));
+    checkDeviceFits(`loading ${path}`, deviceBytesOf(src, dtype, droppedKeys(config, src, task)));
   }
   let model: TransformerModel | null = null;
   try {

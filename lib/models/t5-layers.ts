@@ -15,7 +15,7 @@ import { invalidArgument } from '../errors.js';
 import { add, axpy, copy } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Init } from './base.js';
-import { type AttentionPrefix, Container, type LayerCache } from './common.js';
+import { type AttentionPrefix, Container, type LayerCache, prefixBackwardFrom, prefixKvInto } from './common.js';
 import type { T5Config } from './t5-config.js';
 
 /** What one attention call needs besides its inputs. */
@@ -36,33 +36,11 @@ export interface T5AttnCall {
   readonly kv: { k: Tensor; v: Tensor } | null;
 }
 
-/** [prefix; own] along time, [B, n + T, H, D], from the prefix's host rows [B, n, H, D] and x [B, T, H, D]. */
-function joinTime(pre: Float32Array, x: Tensor, n: number, out: Tensor): Tensor {
-  const [B, T, H, D] = x.shape as [number, number, number, number];
-  const row = H * D;
-  const xa = x.toArray();
-  const o = new Float32Array(B * (n + T) * row);
-  for (let b = 0; b < B; b++) {
-    o.set(pre.subarray(b * n * row, (b + 1) * n * row), b * (n + T) * row);
-    o.set(xa.subarray(b * T * row, (b + 1) * T * row), (b * (n + T) + n) * row);
-  }
-  return out.set(o);
-}
-
-/** Splits a [B, n + T, H, D] gradient into the prefix part (returned, host) and the own part (into `own` [B, T, H·D]). */
-function splitTime(full: Tensor, n: number, own: Tensor): Float32Array {
-  const [B, T2, H, D] = full.shape as [number, number, number, number];
-  const T = T2 - n;
-  const row = H * D;
-  const f = full.toArray();
-  const pre = new Float32Array(B * n * row);
-  const o = new Float32Array(B * T * row);
-  for (let b = 0; b < B; b++) {
-    pre.set(f.subarray(b * T2 * row, (b * T2 + n) * row), b * n * row);
-    o.set(f.subarray((b * T2 + n) * row, (b + 1) * T2 * row), b * T * row);
-  }
-  own.set(o);
-  return pre;
+/** [prefix; own] along time into `out` [B, n + T, H, D], from pre [B, n, H, D] and x [B, T, H, D] (native ops). */
+function joinTime(pre: Tensor, x: Tensor, n: number, out: Tensor): Tensor {
+  F.kvCacheWrite(pre, out, 0);
+  F.kvCacheWrite(x, out, n);
+  return out;
 }
 
 /** q, k, v, o without biases; softmax(q·kᵀ + bias + mask)·v with no 1/√D scaling. */
@@ -149,9 +127,10 @@ export class T5Attention extends Container {
         kvLength = Tk;
       } else if (this.#prefix) {
         n = this.#prefix.length;
-        const pre = this.#prefix.kv(B);
-        k = joinTime(pre.k, k, n, this.workspace('kp', [B, n + T, H, D]));
-        v = joinTime(pre.v, v, n, this.workspace('vp', [B, n + T, H, D]));
+        const pk = this.workspace('pk', [B, n, H, D]), pv = this.workspace('pv', [B, n, H, D]);
+        prefixKvInto(this.#prefix, B, pk, pv);
+        k = joinTime(pk, k, n, this.workspace('kp', [B, n + T, H, D]));
+        v = joinTime(pv, v, n, this.workspace('vp', [B, n + T, H, D]));
       }
     }
     const o = this.workspace('o', [B, Tq, H, D]);
@@ -189,9 +168,15 @@ export class T5Attention extends Container {
     if (s.n) {
       const p = this.#prefix;
       if (!p || p.length !== s.n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
+      // split [B, n + T, H, D] along time: the prefix part to the prefix, the own part on
       dk3 = this.workspace('dkown', [B, T, H * D]);
       dv3 = this.workspace('dvown', [B, T, H * D]);
-      p.backward(splitTime(dk, s.n, dk3), splitTime(dv, s.n, dv3));
+      const dpk = this.workspace('dpk', [B, s.n, H, D]), dpv = this.workspace('dpv', [B, s.n, H, D]);
+      F.timeSlice(dk, dpk, 0);
+      F.timeSlice(dv, dpv, 0);
+      F.timeSlice(dk, this.view('dkown4', dk3, [B, T, H, D]), s.n);
+      F.timeSlice(dv, this.view('dvown4', dv3, [B, T, H, D]), s.n);
+      prefixBackwardFrom(p, dpk, dpv);
     }
     if (into) {
       this.k.backward(dk3, { dx: into, accumulate: true });

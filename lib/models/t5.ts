@@ -19,7 +19,7 @@ import type { Module } from '../nn/module.js';
 import { axpy, copy, fill, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, TransformerModel } from './base.js';
-import { type Batch, checkBatch, type ForwardOutput, KVCache } from './common.js';
+import { type Batch, checkBatch, type ForwardOutput, KVCache, prefixKvInto } from './common.js';
 import type { Task } from './config.js';
 import { relativePositionBucket, type T5Config, t5Config, type T5ConfigInit } from './t5-config.js';
 import { type T5AttnCall, T5Block } from './t5-layers.js';
@@ -192,6 +192,7 @@ export class T5Model extends TransformerModel {
     this.#decBias = new PositionBias(this.decoderBlocks[0]!.self.SelfAttention.put('relative_attention_bias', init.embedding(c.numBuckets, c.numHeads)), false);
     const d = (n: string, s: number): Dropout => this.put(n, new Dropout(c.dropout, { seed: seed + s }));
     this.#drop = { encIn: d('encoder.dropout', 11), encOut: d('encoder.final_dropout', 12), decIn: d('decoder.dropout', 13), decOut: d('decoder.final_dropout', 14) };
+    this.finishInit(init); // the norms made on the host join the weights on options.device
   }
 
   /** Prefix positions of the decoder's self-attention (prefix tuning), or 0. */
@@ -367,9 +368,8 @@ export class T5Model extends TransformerModel {
     const self = new KVCache(B, n + maxT, c.numDecoderLayers, H, D, this.device);
     if (n) {
       this.decoderBlocks.forEach((blk, i) => {
-        const kv = blk.self.SelfAttention.prefix!.kv(B);
-        using k = Tensor.from(kv.k, [B, n, H, D]).to(this.device);
-        using v = Tensor.from(kv.v, [B, n, H, D]).to(this.device);
+        using k = Tensor.empty([B, n, H, D], { device: this.device }), v = Tensor.empty([B, n, H, D], { device: this.device });
+        prefixKvInto(blk.self.SelfAttention.prefix!, B, k, v);
         F.kvCacheWrite(k, self.layers[i]!.k, 0);
         F.kvCacheWrite(v, self.layers[i]!.v, 0);
       });

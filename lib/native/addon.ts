@@ -158,10 +158,32 @@ export interface NativeCudaInfo {
   devices: { name: string; computeCapability: string; memoryBytes: number; multiprocessors: number }[];
 }
 
-/** Device memory in bytes: held by this process's tensors and scratch now and at peak; free/total of the device. */
-export interface NativeCudaMemory {
+/** The caching device allocator's statistics (bytes, and counts of calls). */
+export interface NativeDeviceCacheStats {
+  /** False when KFAC_CUDA_CACHING=0: one raw allocation per tensor. */
+  caching: boolean;
+  /** Bytes of live blocks (sizes rounded to 512 B) and their peak. */
   allocated: number;
   peak: number;
+  /** Bytes held from the device (segments), their peak, and the part of them free for reuse. */
+  reserved: number;
+  peakReserved: number;
+  cached: number;
+  /** Bytes the live blocks asked for, before rounding. */
+  requested: number;
+  allocations: number;
+  cacheHits: number;
+  rawAllocations: number;
+  rawFrees: number;
+  /** Raw allocations that failed, emptied the cache and were retried; OutOfMemory errors thrown. */
+  retries: number;
+  ooms: number;
+  segments: number;
+  liveBlocks: number;
+}
+
+/** Device memory in bytes: the caching allocator's statistics and free/total of the device. */
+export interface NativeCudaMemory extends NativeDeviceCacheStats {
   free: number;
   total: number;
 }
@@ -172,6 +194,7 @@ export interface NativeCuda {
   memory(): NativeCudaMemory;
   /** Whether bf16 GEMMs use cuBLASLt (`KFAC_CUBLASLT=0` turns it off); a boolean sets it first. Parity checks only. */
   cublasLt(on?: boolean): boolean;
+  emptyCache(): number;
 }
 
 export interface NativeAddon extends NativeKfacOps {
@@ -181,6 +204,18 @@ export interface NativeAddon extends NativeKfacOps {
   opList(): NativeOpEntry[];
   synchronize(device?: NativeDevice): void;
   deviceAvailable(device: NativeDevice): boolean;
+  /** The device's caching allocator (null when it has none in this process); free/total null when the device does not say. */
+  deviceMemory(device?: NativeDevice): (NativeDeviceCacheStats & { free: number | null; total: number | null }) | null;
+  /** Gives the device's cached, entirely free segments back; the bytes given back. */
+  emptyCache(device?: NativeDevice): number;
+  /** Test hook: caching on/off at run time (KFAC_CUDA_CACHING); returns the previous setting. */
+  _setDeviceCaching(on: boolean): boolean;
+  /** Test hook: a fresh caching allocator shared by threads that write, check and free their own blocks. */
+  _deviceCacheThreads(threads: number, iterations: number): { overwritten: number; allocated: number; reserved: number; released: number; allocations: number };
+  /** Test hook: a fresh caching allocator over host memory; whether a block freed on one stream is reused on another / on its own. */
+  _deviceCacheStreams(bytes: number): { sameStreamReused: boolean; otherStreamReused: boolean; rawAllocations: number };
+  /** Test hook: the raw host memory under the loopback's/emulation's cache; a number sets its limit in bytes (0: none). */
+  _emulatedMemory(limit?: number): { allocations: number; frees: number; liveBytes: number; limit: number; refused: number };
   /** Test hook: registers the CPU kernels and host memory under the cuda id (CPU build only). */
   _cpuLoopback(): boolean;
   /** Test hook: the CUDA emulation — host memory under the cuda id, nn ops run by the CUDA kernel bodies on the host (CPU build only). */

@@ -48,6 +48,7 @@ interface NativeNn {
   crossEntropy(logits: NativeTensor, targets: Int32Array, dlogits: NativeTensor | null, o: { ignoreIndex: number; dscale: number }): { loss: number; count: number };
   attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: AttentionNativeOptions, bias: NativeTensor | null): void;
   kvCacheWrite(src: NativeTensor, cache: NativeTensor, offset: number): void;
+  timeSlice(src: NativeTensor, dst: NativeTensor, offset: number): void;
   attentionBackward(
     q: NativeTensor,
     k: NativeTensor,
@@ -337,6 +338,12 @@ function attentionArgs(q: Tensor, k: Tensor, options: AttentionOptions): Attenti
 export function kvCacheWrite(src: Tensor, cache: Tensor, offset: number): Tensor {
   nn().kvCacheWrite(handleOf(src, 'src'), handleOf(cache, 'cache'), checkInteger(offset, 'offset', 0, 2 ** 40));
   return cache;
+}
+
+/** kvCacheWrite's reverse: dst [B, T, H, D] (=) ← time steps offset … offset + T − 1 of src [B, Tsrc, H, D]. */
+export function timeSlice(src: Tensor, dst: Tensor, offset: number): Tensor {
+  nn().timeSlice(handleOf(src, 'src'), handleOf(dst, 'dst'), checkInteger(offset, 'offset', 0, 2 ** 40));
+  return dst;
 }
 
 /**

@@ -21,19 +21,25 @@
  * for the relative position bias and the causal mask, as after a cache of n positions.
  *
  * Mechanics: the encoder is registered under the first attention core (so that backward runs down
- * to it); the model's forward computes the prefix rows for the batch (B·n rows: the MLP sees each
- * sequence's copy, so K-FAC gets per-sequence statistics), each core reads its slice, and its
- * backward adds the slice's gradient; the model's backward then ends with the MLP's backward.
+ * to it, and it moves with the model); the model's forward computes the prefix rows for the batch
+ * (B·n rows, a gather of the table: the MLP sees each sequence's copy, so K-FAC gets per-sequence
+ * statistics), each attention reads its key and value blocks (time_slice, blocks from
+ * targets.blockOf) and joins them in front of its own (kv_cache_write), and its backward adds
+ * their gradients into the blocks' gradient columns (read, add, write back: T5's layout gives two
+ * decoder layers the same block when L is even, and their gradients sum); the model's backward
+ * then ends with the MLP's backward and the table's scatter-add. All of it is native ops on the
+ * encoder's device, so prefix tuning trains on a GPU as on the CPU.
  * Generation: a decoder's cache (createCache) starts with the n prefix positions filled; T5's
  * decoding state (startDecoding) likewise.
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { type AttentionPrefix, type Batch, Container, type ForwardOutput, type KVCache, SdpaCore, SmallActivation } from '../models/common.js';
+import { type AttentionPrefix, type Batch, Container, type ForwardOutput, type KVCache, prefixKvInto, SdpaCore, SmallActivation } from '../models/common.js';
 import { T5Model } from '../models/t5.js';
-import { kvCacheWrite, linearForward } from '../nn/functional.js';
+import { embeddingBackward, embeddingForward, kvCacheWrite, linearForward, timeSlice } from '../nn/functional.js';
+import { axpy, copy, fill } from '../ops/index.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { Tensor } from '../tensor/tensor.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkInteger, checkOptions } from '../util/validate.js';
 import { bitfitState } from './bitfit.js';
 import { bottleneckState } from './bottleneck.js';
@@ -69,6 +75,7 @@ export class PrefixEncoder extends Container {
 
 /** An attention that can take a prefix (SdpaCore; T5Attention for T5's decoder self-attention). */
 export interface PrefixHost {
+  readonly device: Device;
   readonly prefix: AttentionPrefix | null;
   attachPrefix(p: AttentionPrefix, modules?: Readonly<Record<string, Module>>): void;
   detachPrefix(): void;
@@ -87,10 +94,15 @@ export interface PrefixTargets {
   readonly blockOf: (l: number, kv: 0 | 1) => number;
 }
 
-/** The per-model prefix: the encoder, this forward's rows and their gradients. */
+/** The per-model prefix: the encoder, this forward's rows and their gradients (tensors on the encoder's device). */
 export class PrefixState {
-  #rows: Float32Array = new Float32Array(0);
-  #grad: Float32Array = new Float32Array(0);
+  /** This forward's prefix rows [B·n, width] (a buffer of the state, or the MLP's output workspace). */
+  #rows: Tensor | null = null;
+  /** Their gradients [B·n, width]: each layer writes its key and value columns. */
+  #grad: Tensor | null = null;
+  #gather: Tensor | null = null;
+  /** One block's gradient columns [B·n, 1, Hkv, D] while a host adds into them. */
+  #col: Tensor | null = null;
   #B = 0;
   #fresh = false;
   #rowGrads: Tensor | null = null;
@@ -131,90 +143,102 @@ export class PrefixState {
     return this.targets.tableLayers * 2 * this.tokenDim;
   }
 
+  /** Row ids 0 … n−1 repeated for each of B sequences (row r reads the table's row r mod n). */
+  #ids(B: number): Int32Array {
+    return Int32Array.from({ length: B * this.n }, (_, r) => r % this.n);
+  }
+
+  /** A buffer of exactly `shape` on `device`, reused while both repeat. */
+  static #buffer(t: Tensor | null, shape: readonly number[], device: Tensor['device']): Tensor {
+    if (t && !t.disposed && t.device === device && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
+    t?.dispose();
+    return Tensor.empty(shape, { device });
+  }
+
   /** The prefix rows [B·n, width] of a batch of B (the MLP runs over B copies of the embedding). */
   prepare(B: number): void {
     const { n, width } = this;
-    const E = this.encoder.embedding.weight.tensor.toArray();
-    const rep = new Float32Array(B * E.length);
-    for (let b = 0; b < B; b++) rep.set(E, b * E.length);
+    const E = this.encoder.embedding.weight.tensor;
+    const dev = E.device;
+    this.#gather = PrefixState.#buffer(this.#gather, [B * n, E.shape[1]!], dev);
+    embeddingForward(this.#ids(B), E, this.#gather); // B copies of the table, one gather
     const t = this.encoder.transform;
-    if (!t) this.#rows = rep;
-    else {
-      const x = Tensor.from(rep, [B * n, E.length / n]);
-      this.#rows = t.l2.forward(t.act.forward(t.l0.forward(x))).toArray();
-    }
-    this.#grad = new Float32Array(B * n * width);
+    this.#rows = t ? t.l2.forward(t.act.forward(t.l0.forward(this.#gather))) : this.#gather;
+    this.#grad = PrefixState.#buffer(this.#grad, [B * n, width], dev);
+    fill(this.#grad, 0);
     this.#B = B;
     this.#fresh = true;
   }
 
-  /** The prefix's current values [n, width] (computed afresh; the captured rows are left alone). */
+  /** The prefix's current values [n, width] (computed afresh on the host; the captured rows are left alone). */
   values(): Float32Array {
+    const host = (x: Tensor): Float32Array => (x.device === 'cpu' ? x.toArray() : x.to('cpu').toArray());
     const E = this.encoder.embedding.weight.tensor;
     const t = this.encoder.transform;
-    if (!t) return E.toArray();
-    using h = linearForward(E, t.l0.weight.tensor, t.l0.bias?.tensor ?? null, Tensor.empty([this.n, t.l0.outFeatures]));
+    if (!t) return host(E);
+    const cpu = (x: Tensor | undefined | null): Tensor | null => (x ? Tensor.from(host(x), x.shape) : null);
+    using e = cpu(E)!, w0 = cpu(t.l0.weight.tensor)!, w2 = cpu(t.l2.weight.tensor)!;
+    using b0 = cpu(t.l0.bias?.tensor), b2 = cpu(t.l2.bias?.tensor);
+    using h = linearForward(e, w0, b0, Tensor.empty([this.n, t.l0.outFeatures]));
     using a = Tensor.from(h.toArray().map(Math.tanh), h.shape);
-    using y = linearForward(a, t.l2.weight.tensor, t.l2.bias?.tensor ?? null, Tensor.empty([this.n, this.width]));
+    using y = linearForward(a, w2, b2, Tensor.empty([this.n, this.width]));
     return y.toArray();
   }
 
-  /** @internal The AttentionPrefix of layer l. */
+  /** @internal The AttentionPrefix of host l: its key and value blocks of the rows (targets.blockOf), viewed as time steps of [B·n, 2L, Hkv, D]. */
   attention(l: number): AttentionPrefix {
-    const slice = (src: Float32Array, kv: 0 | 1, B: number): Float32Array => {
-      const { n, width, tokenDim } = this;
-      const out = new Float32Array(B * n * tokenDim);
-      const col = this.targets.blockOf(l, kv) * tokenDim;
-      for (let r = 0; r < B * n; r++) out.set(src.subarray(r * width + col, r * width + col + tokenDim), r * tokenDim);
-      return out;
-    };
-    const add = (d: Float32Array, kv: 0 | 1): void => {
-      const { width, tokenDim } = this;
-      const col = this.targets.blockOf(l, kv) * tokenDim;
-      for (let r = 0; r < d.length / tokenDim; r++) for (let i = 0; i < tokenDim; i++) this.#grad[r * width + col + i]! += d[r * tokenDim + i]!;
+    const { kvHeads, headDim } = this;
+    const steps = (x: Tensor): Tensor => x.reshape([x.shape[0]!, 2 * this.targets.tableLayers, kvHeads, headDim]);
+    const one = (x: Tensor): Tensor => x.reshape([this.#B * this.n, 1, kvHeads, headDim]);
+    const kb = this.targets.blockOf(l, 0);
+    const vb = this.targets.blockOf(l, 1);
+    // grad[:, block] += d: another host may already have added into the same block
+    const addInto = (grad: Tensor, d: Tensor, block: number): void => {
+      const col = (this.#col = PrefixState.#buffer(this.#col, d.shape, d.device));
+      timeSlice(grad, col, block);
+      axpy(1, d, col);
+      kvCacheWrite(col, grad, block);
     };
     return {
       length: this.n,
-      kv: (B) => {
-        if (B !== this.#B) invalidArgument('prefix', `rows prepared for a batch of ${B} (call the model's forward)`, `rows for ${this.#B}`);
-        return { k: slice(this.#rows, 0, B), v: slice(this.#rows, 1, B) };
+      kvInto: (B, k, v) => {
+        if (B !== this.#B || !this.#rows) invalidArgument('prefix', `rows prepared for a batch of ${B} (call the model's forward)`, `rows for ${this.#B}`);
+        using rows = steps(this.#rows), k1 = one(k), v1 = one(v);
+        timeSlice(rows, k1, kb);
+        timeSlice(rows, v1, vb);
       },
-      backward: (dk, dv) => {
-        add(dk, 0);
-        add(dv, 1);
+      backwardFrom: (dk, dv) => {
+        if (!this.#grad) invalidArgument('prefix', 'a forward before the backward', 'none');
+        using grad = steps(this.#grad), k1 = one(dk), v1 = one(dv);
+        addInto(grad, k1, kb);
+        addInto(grad, v1, vb);
       },
     };
   }
 
   /** After the model's backward: the gradients of the rows flow into the encoder's parameters. */
   finish(): void {
-    if (!this.#fresh) return;
+    if (!this.#fresh || !this.#grad) return;
     this.#fresh = false;
-    const { n, width } = this;
+    const { n } = this;
     const B = this.#B;
     const t = this.encoder.transform;
-    let dE: Float32Array;
+    let dE: Tensor;
     if (!t) dE = this.#grad;
     else {
-      const g = Tensor.from(this.#grad, [B * n, width]);
       t.l0.computeInputGrad = true;
-      dE = (t.l0.backward(t.act.backward(t.l2.backward(g) as Tensor)) as Tensor).toArray();
+      dE = t.l0.backward(t.act.backward(t.l2.backward(this.#grad) as Tensor)) as Tensor;
     }
-    const C = dE.length / (B * n);
     const slot = this.encoder.embedding.weight;
     const acc = slot.gradTarget();
-    if (acc) {
-      const a = acc.toArray();
-      for (let b = 0; b < B; b++) for (let i = 0; i < n * C; i++) a[i]! += dE[b * n * C + i]!;
-      acc.set(a);
-    }
-    this.#rowGrads?.dispose();
-    this.#rowGrads = Tensor.from(dE, [B * n, C]);
-    if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n) {
+    if (acc) embeddingBackward(this.#ids(B), dE, acc); // dE[v] += Σ_b rows[b, v], sequences in order
+    this.#rowGrads = PrefixState.#buffer(this.#rowGrads, dE.shape, dE.device);
+    copy(dE, this.#rowGrads);
+    if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n || this.#onehot.device !== dE.device) {
       this.#onehot?.dispose();
       const e = new Float32Array(B * n * n);
       for (let r = 0; r < B * n; r++) e[r * n + (r % n)] = 1;
-      this.#onehot = Tensor.from(e, [B * n, n]);
+      this.#onehot = Tensor.from(e, [B * n, n]).to(dE.device);
     }
   }
 
@@ -229,7 +253,10 @@ export class PrefixState {
   dispose(): void {
     this.#rowGrads?.dispose();
     this.#onehot?.dispose();
-    this.#rowGrads = this.#onehot = null;
+    this.#grad?.dispose();
+    this.#gather?.dispose();
+    this.#col?.dispose();
+    this.#rowGrads = this.#onehot = this.#grad = this.#gather = this.#col = this.#rows = null;
     this.encoder.dispose();
   }
 }
@@ -314,6 +341,7 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
   if (base !== undefined && base !== null && typeof base !== 'string') invalidArgument('baseModelNameOrPath', 'a string or null', describe(base));
   const { built: state, counts, summary } = installMethod(model, heads, () => {
     const enc = new PrefixEncoder(n, tokenDim, targets.tableLayers * 2 * tokenDim, proj, hidden, seed);
+    if (cores[0]!.device !== 'cpu') enc.to(cores[0]!.device); // next to the attention it feeds
     const s = new PrefixState(n, targets, enc, heads, [...(config.modulesToSave ?? [])], hidden, (base as string | null | undefined) ?? null, { trainable: 0, total: 0, percent: 0 }, '');
     cores.forEach((c, l) => c.attachPrefix(s.attention(l), l === 0 ? { prompt_encoder: enc } : {}));
     return s;
@@ -349,11 +377,10 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
       try {
         state.prepare(B);
         cores.forEach((core, l) => {
-          const kv = core.prefix!.kv(B);
           const layer = cache.layers[l]!;
           const shape = [B, n, targets.kvHeads, targets.headDim];
-          using k = Tensor.from(kv.k, shape).to(layer.k.device);
-          using v = Tensor.from(kv.v, shape).to(layer.v.device);
+          using k = Tensor.empty(shape, { device: layer.k.device }), v = Tensor.empty(shape, { device: layer.v.device });
+          prefixKvInto(core.prefix!, B, k, v);
           kvCacheWrite(k, layer.k, 0);
           kvCacheWrite(v, layer.v, 0);
         });

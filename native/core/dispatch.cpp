@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "check.h"
+#include "device_cache.h"
+#include "emulated_memory.h"
 
 namespace kfac {
 
@@ -27,13 +29,8 @@ Slot* slots() {
   return s;
 }
 
-// Host memory posing as device memory (the CPU loopback).
-void* host_alloc(size_t bytes) {
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) throw Error(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(bytes) + " bytes");
-  return p;
-}
-void host_release(void* p) { std::free(p); }
+// Host memory posing as device memory (the CPU loopback and the emulation): the caching
+// allocator of the cuda id over counted host blocks (native/core/emulated_memory.h).
 void host_zero(void* p, size_t n) { std::memset(p, 0, n); }
 void host_copy(void* d, const void* s, size_t n) {
   if (n) std::memmove(d, s, n);
@@ -63,9 +60,10 @@ void register_host_cuda(const Kernels& kernels, bool emulation) {
   if (g_host_cuda == HostCuda::None && backend_registered(Device::CUDA))
     throw Error(ErrorCode::Device, std::string(what) + " is for builds without a CUDA backend", "device",
                 "a build without CUDA", "a CUDA backend");
+  install_device_cache(Device::CUDA, "CUDA (host test device)", emulated_raw_memory(), device_caching_from_env());
   DeviceAllocator m;
-  m.alloc = host_alloc;
-  m.release = host_release;
+  m.alloc = cuda_cache_alloc;
+  m.release = cuda_cache_release;
   m.zero = host_zero;
   m.upload = host_upload;
   m.download = host_download;

@@ -110,6 +110,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv, bool causal, float scale, \
      int64_t kv_len, float dropout, uint64_t seed, TensorOpt bias, TensorOpt dbias))                     \
   X(kv_cache_write, void, (const Tensor& src, const Tensor& cache, int64_t offset))                      \
+  X(time_slice, void, (const Tensor& src, const Tensor& dst, int64_t offset))                           \
   X(rope_forward, void, (const Tensor& x, const Tensor& out, int64_t offset, double base, int kind))      \
   X(rope_backward, void, (const Tensor& dout, const Tensor& dx, int64_t offset, double base, int kind))  \
   X(dropout_forward, void, (const Tensor& x, const Tensor& out, float p, uint64_t seed))                 \

@@ -86,6 +86,9 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor* dbias = nullptr);
 // KV cache: cache [B, Tcap, Hkv, D] time steps offset .. offset + T − 1 ← src [B, T, Hkv, D] (=).
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset);
+// Its reverse (native/core/nn_timeslice.cpp): dst [B, T, H, D] (=) ← time steps offset .. offset + T − 1
+// of src [B, Tsrc, H, D] (apart from dst).
+void time_slice(const Tensor& src, const Tensor& dst, int64_t offset);
 
 // x [B, T, H, D], D even → out (=, may alias x). kind: 0 rotate-half (HF), 1 interleaved (Meta).
 void rope_forward(const Tensor& x, const Tensor& out, int64_t offset, double base, int kind);

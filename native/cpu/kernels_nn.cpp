@@ -13,6 +13,7 @@
 #include "nn_norm.h"
 #include "nn_outact.h"
 #include "nn_rope.h"
+#include "nn_timeslice.h"
 
 namespace kfac {
 

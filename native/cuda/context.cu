@@ -5,6 +5,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "../core/device_cache.h"
 #include "../core/tensor.h"
 
 namespace kfac::cuda {
@@ -74,14 +75,20 @@ Context::Context() {
   check(cusolverDnSetStream(solver_, stream_), "cusolverDnSetStream");
 }
 
+namespace {
+void* tracked_alloc(size_t bytes);
+void release(void* p);
+}  // namespace
+
 void* Context::scratch(int slot, size_t bytes) {
   if (bytes > scratch_bytes_[slot]) {
-    synchronize();  // earlier work may still read the old buffer
-    if (scratch_[slot]) cudaFree(scratch_[slot]);
+    // Through the caching allocator: the old buffer is reused only by later work on this
+    // stream, so no synchronisation is needed.
+    if (scratch_[slot]) release(scratch_[slot]);
     scratch_[slot] = nullptr;
     scratch_bytes_[slot] = 0;
     size_t want = bytes + bytes / 4;
-    check(cudaMalloc(&scratch_[slot], want), "cudaMalloc (scratch)");
+    scratch_[slot] = tracked_alloc(want);
     scratch_bytes_[slot] = want;
   }
   return scratch_[slot];
@@ -91,50 +98,50 @@ void Context::synchronize() { check(cudaStreamSynchronize(stream_), "cudaStreamS
 
 namespace {
 
-std::atomic<size_t> g_allocated{0}, g_peak{0};
-
-void* alloc(size_t bytes) {
+// The raw device memory under the caching allocator (native/core/device_cache.h): cudaMalloc,
+// null when the device is full, cudaFree (which waits for the device), cudaMemGetInfo.
+void* raw_alloc(size_t bytes) {
   Context::get();
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, bytes);
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();  // not sticky: clear it so the next call starts clean
-    size_t free = 0, total = 0;
-    cudaMemGetInfo(&free, &total);
-    throw Error(ErrorCode::OutOfMemory,
-                "CUDA out of memory: asked for " + std::to_string(bytes) + " bytes, " + std::to_string(free) +
-                    " of " + std::to_string(total) + " bytes free",
-                "size", "at most " + std::to_string(free) + " bytes", std::to_string(bytes) + " bytes");
+    return nullptr;
   }
   check(e, "cudaMalloc");
-  size_t now = g_allocated += bytes;
-  size_t peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
-  }
   return p;
 }
 
-// Sizes of live allocations, for the statistics (cudaFree does not say).
-std::mutex g_sizes_mutex;
-std::unordered_map<void*, size_t> g_sizes;
+void raw_free(void* p) { cudaFree(p); }
+
+bool raw_info(size_t& free, size_t& total) {
+  if (probe().count == 0) return false;
+  Context::get();
+  return cudaMemGetInfo(&free, &total) == cudaSuccess;
+}
+
+uintptr_t current_stream() { return reinterpret_cast<uintptr_t>(Context::get().stream()); }
+
+CachingAllocator& cache() {
+  static CachingAllocator& c = [] () -> CachingAllocator& {
+    RawDeviceMemory raw;
+    raw.alloc = raw_alloc;
+    raw.free = raw_free;
+    raw.info = raw_info;
+    raw.synchronize = [] { Context::get().synchronize(); };
+    CachingAllocator& a = install_device_cache(Device::CUDA, "CUDA", raw, device_caching_from_env());
+    set_device_cache_stream(Device::CUDA, current_stream);
+    return a;
+  }();
+  return c;
+}
 
 void* tracked_alloc(size_t bytes) {
-  void* p = alloc(bytes);
-  std::lock_guard<std::mutex> lock(g_sizes_mutex);
-  g_sizes[p] = bytes;
-  return p;
+  cache();
+  return cuda_cache_alloc(bytes);
 }
 
-void release(void* p) {
-  // Work queued on the stream may still use the memory; cudaFree waits for the device.
-  cudaFree(p);
-  std::lock_guard<std::mutex> lock(g_sizes_mutex);
-  auto it = g_sizes.find(p);
-  if (it != g_sizes.end()) {
-    g_allocated -= it->second;
-    g_sizes.erase(it);
-  }
-}
+void release(void* p) { cache().free(p); }
 
 void zero(void* p, size_t bytes) {
   Context& c = Context::get();
@@ -148,6 +155,7 @@ bool device_answers() { return probe().count > 0; }
 }  // namespace
 
 DeviceAllocator memory() {
+  cache();  // installed at registration, so the core's deviceMemory/emptyCache see it
   DeviceAllocator a;
   a.alloc = tracked_alloc;
   a.release = release;
@@ -162,14 +170,17 @@ DeviceAllocator memory() {
 
 MemoryStats memory_stats() {
   MemoryStats m;
-  m.allocated = g_allocated.load();
-  m.peak = g_peak.load();
+  m.cache = cache().stats();
+  m.allocated = m.cache.allocated;
+  m.peak = m.cache.peak_allocated;
   if (probe().count > 0) {
     Context::get();
     cudaMemGetInfo(&m.free, &m.total);
   }
   return m;
 }
+
+uint64_t empty_cache() { return cache().empty_cache(); }
 
 DeviceBuffer::DeviceBuffer(size_t bytes) { ptr_ = tracked_alloc(bytes ? bytes : 1); }
 DeviceBuffer::~DeviceBuffer() { release(ptr_); }

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string>
 
+#include "../core/device_cache.h"
 #include "../core/error.h"
 #include "../core/tensor.h"
 
@@ -49,15 +50,20 @@ class Context {
   size_t scratch_bytes_[4] = {0, 0, 0, 0};
 };
 
-// The device memory functions for the core (cudaMalloc/cudaFree/cudaMemcpy on the
-// context's stream). A failed cudaMalloc is an OutOfMemory error naming the bytes asked
-// and the bytes free.
+// The device memory functions for the core: the caching allocator of native/core/device_cache.h
+// over cudaMalloc/cudaFree (KFAC_CUDA_CACHING=0: one cudaMalloc per tensor, one cudaFree per
+// release), cudaMemcpy on the context's stream. An allocation that fails after the cache was
+// emptied is an OutOfMemory error naming the bytes asked, the bytes free, reserved and cached.
 DeviceAllocator memory();
-// Bytes the addon holds on the device now (tensors and scratch), and the peak since start.
+// Bytes the addon's tensors and scratch hold on the device now and at peak (block sizes), the
+// caching allocator's statistics, and the device's free/total bytes.
 struct MemoryStats {
   size_t allocated = 0, peak = 0, free = 0, total = 0;
+  DeviceCacheStats cache;
 };
 MemoryStats memory_stats();
+// Gives every cached, entirely free segment back to the device; the bytes given back.
+uint64_t empty_cache();
 // Registers memory() and the CUDA kernels (kernels.cu) into the op table.
 void register_backend();
 

@@ -6,11 +6,12 @@
 // rmsnorm), loss (cross_entropy), rope, dropout, attention (forward and backward), reduce
 // (sum_squares_many, a tensor op of the list written as a body so that the emulation runs it),
 // outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling), ew
-// (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels).
+// (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels),
+// timeslice (time_slice, kv_cache_write's reverse).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -25,6 +26,7 @@ void reduce_kernels(Kernels& k);
 void outact_kernels(Kernels& k);
 void colscale_kernels(Kernels& k);
 void ew_kernels(Kernels& k);
+void timeslice_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -40,4 +42,5 @@ void reduce_kernels(Kernels& k);
 void outact_kernels(Kernels& k);
 void colscale_kernels(Kernels& k);
 void ew_kernels(Kernels& k);
+void timeslice_kernels(Kernels& k);
 }  // namespace kfac::emu

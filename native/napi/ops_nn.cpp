@@ -341,6 +341,13 @@ KFAC_BINDING(AttentionBackward) {
   return info.Env().Undefined();
 }
 
+// timeSlice(src, dst, offset): dst = src's time steps offset … offset + T − 1
+KFAC_BINDING(TimeSlice) {
+  Tensor src = get_tensor(arg(info, 0), "src"), dst = get_tensor(arg(info, 1), "dst");
+  nn::time_slice(src, dst, get_int(arg(info, 2), "offset", 0, int64_t(1) << 40));
+  return info.Env().Undefined();
+}
+
 // kvCacheWrite(src, cache, offset)
 KFAC_BINDING(KvCacheWrite) {
   Tensor src = get_tensor(arg(info, 0), "src"), cache = get_tensor(arg(info, 1), "cache");
@@ -396,6 +403,7 @@ const Binding kBindings[] = {
     {"attentionBackward", AttentionBackward}, {"ropeForward", RopeForward},
     {"ropeBackward", RopeBackward},           {"dropoutForward", DropoutForward},
     {"dropoutBackward", DropoutBackward},     {"kvCacheWrite", KvCacheWrite},
+    {"timeSlice", TimeSlice},
     {"reluForward", ReluForward},             {"reluBackward", ReluBackward},
     {"gatedForward", GatedForward},           {"gatedBackward", GatedBackward},
 };

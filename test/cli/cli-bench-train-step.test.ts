@@ -37,6 +37,7 @@ describe('bench train-step', () => {
     // LoRA r = 16 on the 7 linear layers of each of the 2 blocks
     expect(j['trainable']).toBe(2 * 16 * (4 * (64 + 64) + 3 * (64 + 176)));
     expect(j.notMeasured).toEqual(['peer: run with --peer torch']);
+    expect(j['deviceCache']).toBeNull(); // the caching device allocator's counts are for cuda runs
   });
 
   test('bad input: a missing or unknown shape is a usage error', () => {

@@ -315,6 +315,16 @@ export const nnCases = [
     },
   },
   {
+    name: 'time_slice: time steps offset … offset + T − 1 read out, every element of dst written',
+    ops: ['time_slice'],
+    run(dev) {
+      const [B, Tn, Ts, H, D, off] = [3, 4, 11, 3, 5, 6], src = uniform(B * Ts * H * D);
+      const want = new Float32Array(B * Tn * H * D);
+      for (let b = 0; b < B; b++) want.set(src.subarray((b * Ts + off) * H * D, (b * Ts + off + Tn) * H * D), b * Tn * H * D);
+      exact(read(F.timeSlice(T(src, [B, Ts, H, D], dev), nan([B, Tn, H, D], dev), off)), want, 'slice');
+    },
+  },
+  {
     name: 'colScale (IA3): x ⊙ (l + shift), = and +=, in place; colScaleBackward: a ⊙ b and Σ rows into dl',
     ops: ['col_scale', 'col_scale_backward'],
     run(dev) {

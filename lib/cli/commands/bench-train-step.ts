@@ -118,6 +118,9 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     ['step ms (median / mean / min)', `${r.stepMs.median.toFixed(1)} / ${r.stepMs.mean.toFixed(1)} / ${r.stepMs.min.toFixed(1)}`],
     ['tokens/s', r.tokensPerSecond.toFixed(0)],
     ['peak memory', gib(r.peakMemoryBytes)],
+    ...(r.deviceCache
+      ? [['device allocations per step: tensors / raw (cudaMalloc)', `${r.deviceCache.allocationsPerStep.toFixed(1)} / ${r.deviceCache.rawAllocationsPerStep.toFixed(1)} (caching ${r.deviceCache.caching ? 'on' : 'off'}; ${gib(r.deviceCache.reservedBytes)} reserved)`]]
+      : []),
     ['GEMM share of the step (linear layers)', r.gemmShare === null ? 'not measured' : `${(100 * r.gemmShare).toFixed(1)} %`],
     ['step TFLOP/s (linear + attention FLOPs / step time)', fmt(r.stepTflops, 3)],
     ['GEMM TFLOP/s (linear FLOPs / time in GEMM calls)', fmt(r.gemmTflops, 3)],

@@ -61,7 +61,8 @@ KFAC_BINDING(CudaInfo) {
   return o;
 }
 
-// memory() → { allocated, peak, free, total } in bytes (free/total 0 without a device).
+// memory() → { allocated, peak, free, total } in bytes (free/total 0 without a device), and the
+// caching allocator's { caching, reserved, peakReserved, cached, … } (native/core/device_cache.h).
 KFAC_BINDING(CudaMemory) {
   Napi::Env env = info.Env();
   cuda::MemoryStats m = cuda::memory_stats();
@@ -70,6 +71,21 @@ KFAC_BINDING(CudaMemory) {
   o.Set("peak", Napi::Number::New(env, double(m.peak)));
   o.Set("free", Napi::Number::New(env, double(m.free)));
   o.Set("total", Napi::Number::New(env, double(m.total)));
+  const DeviceCacheStats& c = m.cache;
+  auto num = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, double(v))); };
+  o.Set("caching", c.caching);
+  num("reserved", c.reserved);
+  num("peakReserved", c.peak_reserved);
+  num("cached", c.cached);
+  num("requested", c.requested);
+  num("allocations", c.allocations);
+  num("cacheHits", c.cache_hits);
+  num("rawAllocations", c.raw_allocations);
+  num("rawFrees", c.raw_frees);
+  num("retries", c.retries);
+  num("ooms", c.ooms);
+  num("segments", c.segments);
+  num("liveBlocks", c.live_blocks);
   return o;
 }
 
@@ -79,11 +95,14 @@ KFAC_BINDING(CudaCublasLt) {
   if (info.Length() > 0 && info[0].IsBoolean()) cuda::set_lt_enabled(info[0].As<Napi::Boolean>().Value());
   return Napi::Boolean::New(info.Env(), cuda::lt_enabled());
 }
+// emptyCache() → bytes given back to the device (cached segments that are entirely free).
+KFAC_BINDING(CudaEmptyCache) { return Napi::Number::New(info.Env(), double(cuda::empty_cache())); }
 
 const Binding kBindings[] = {
     {"info", CudaInfo},
     {"memory", CudaMemory},
     {"cublasLt", CudaCublasLt},
+    {"emptyCache", CudaEmptyCache},
 };
 
 }  // namespace
