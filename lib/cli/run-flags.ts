@@ -132,7 +132,7 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   if (!given.model) throw new UsageError('--model is required');
   if (!given.data) throw new UsageError('--data is required');
   const optimizer: OptimizerName = given.optimizer ?? 'kfac';
-  const { lr: _lr, ...rest } = DEFAULTS;
+  const { lr: _lr, warmupFraction: _warmupFraction, ...rest } = DEFAULTS;
   const c = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] } as RunConfig;
   if (!c.name) c.name = defaultName(c);
   const second = c.optimizer === 'shampoo' || c.optimizer === 'soap';

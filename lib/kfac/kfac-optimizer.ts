@@ -20,7 +20,7 @@ import type { Hyper, Param } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
-import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
+import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, resolveNewtonClip, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
 import { stateLike } from './state.js';
 
@@ -56,6 +56,8 @@ interface Probe {
   model: number;
   sgd: OptimizerState | null;
   adamw: OptimizerState | null;
+  /** The adaptive step length's multiplier before the step (restored with the weights). */
+  trustScale: number;
   tel: KfacTelemetry;
 }
 
@@ -88,27 +90,33 @@ export class KFAC {
     this.#trustLr = trustLr;
     if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
     this.untracked = untracked ?? 'adamw';
-    this.preconditioner = new KfacPreconditioner(layers, pre);
+    // every option is checked before the preconditioner allocates its factors
     this.adaptive = resolveAdaptiveDamping(adaptiveDamping);
-    this.#lambda = at(this.preconditioner.damping, 0, 'damping');
-    if (this.adaptive) this.#lambda = Math.min(this.adaptive.max, Math.max(this.adaptive.min, this.#lambda));
-    const tracked = layers.flatMap((l) => [l.weight, ...(l.bias ? [l.bias] : [])]);
-    this.#trackedCount = tracked.length;
     this.adaptiveTrust = resolveAdaptiveTrust(adaptiveTrust);
-    if (this.adaptiveTrust && this.preconditioner.newtonClip?.kind !== 'trustRatio')
+    if (this.adaptiveTrust && resolveNewtonClip((pre as { newtonClip?: unknown }).newtonClip)?.kind !== 'trustRatio')
       throw new ConfigError('adaptiveTrust adapts the trust ratio κ of the Newton clip: it needs newtonClip: { trustRatio } (the default clip)', { argument: 'adaptiveTrust' });
     for (const p of extraParams)
       if (!p || !(p.tensor instanceof Tensor)) invalidArgument('extraParams', 'parameters { name, tensor, grad }', describe(p));
+    const tracked = layers.flatMap((l) => [l.weight, ...(l.bias ? [l.bias] : [])]);
+    this.#trackedCount = tracked.length;
     this.params = [...tracked, ...extraParams];
-    const byAdam = this.untracked === 'adamw' && extraParams.length > 0;
-    this.adamw = byAdam ? new AdamW(extraParams, { lr: untrackedLr ?? 1e-3, weightDecay: weightDecay ?? 0 }) : null;
-    if (byAdam) this.#extraPrev = extraParams.map((p) => stateLike(p.tensor, p.tensor.shape));
-    this.sgd = new SGD(byAdam ? tracked : this.params, {
-      lr: lr ?? 0.1,
-      momentum: momentum ?? 0.9,
-      weightDecay: weightDecay ?? 0,
-      nesterov: nesterov ?? false,
-    });
+    this.preconditioner = new KfacPreconditioner(layers, pre);
+    try {
+      this.#lambda = at(this.preconditioner.damping, 0, 'damping');
+      if (this.adaptive) this.#lambda = Math.min(this.adaptive.max, Math.max(this.adaptive.min, this.#lambda));
+      const byAdam = this.untracked === 'adamw' && extraParams.length > 0;
+      this.adamw = byAdam ? new AdamW(extraParams, { lr: untrackedLr ?? 1e-3, weightDecay: weightDecay ?? 0 }) : null;
+      this.sgd = new SGD(byAdam ? tracked : this.params, {
+        lr: lr ?? 0.1,
+        momentum: momentum ?? 0.9,
+        weightDecay: weightDecay ?? 0,
+        nesterov: nesterov ?? false,
+      });
+      if (byAdam) this.#extraPrev = extraParams.map((p) => stateLike(p.tensor, p.tensor.shape));
+    } catch (e) {
+      this.preconditioner.dispose(); // a bad option after the factors were allocated: give them back
+      throw e;
+    }
   }
 
   get stepCount(): number {
@@ -147,15 +155,18 @@ export class KFAC {
       adamState = this.adamw?.stateDict() ?? null;
     }
     if (Number.isFinite(lr) && lr > this.#peakLr) this.#peakLr = lr;
-    const trustLr = this.#trustLr ?? (typeof lrH === 'function' ? this.#peakLr : lr);
+    const derived = typeof lrH === 'function' ? this.#peakLr : lr;
+    // without trustLr and no positive lr yet, the preconditioner's check names `lr`
+    const trustLr = this.#trustLr ?? (derived > 0 ? derived : undefined);
+    const trustBefore = this.#trustScale;
     const h = this.adaptiveTrust ? this.#adaptTrust() : NaN;
     this.preconditioner.trustScale = this.#trustScale;
-    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, trustLr });
+    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, ...(trustLr === undefined ? {} : { trustLr }) });
     tel.lr = lr;
     tel.stepAgreement = h;
     if (this.adaptiveTrust && tel.preconditioned) this.#keepStep();
     this.sgd.step();
-    if (this.adamw) this.#stepUntracked(tel, (lr / trustLr) * this.#trustScale);
+    if (this.adamw) this.#stepUntracked(tel, (lr / (trustLr ?? lr)) * this.#trustScale);
     this.last = tel;
     if (!probing) return tel;
     // δ = θ_new − θ_old; θ_old stays in `before` for an undo
@@ -188,7 +199,7 @@ export class KFAC {
     for (const r of raw) r?.dispose();
     tel.quadraticModel = model;
     for (const d of deltas) d.dispose();
-    this.#probe = { before, model, sgd: sgdState, adamw: adamState, tel };
+    this.#probe = { before, model, sgd: sgdState, adamw: adamState, trustScale: trustBefore, tel };
     if (!Number.isFinite(model)) {
       this.#undo();
       tel.rejected = true;
@@ -268,6 +279,10 @@ export class KFAC {
     this.params.forEach((q, i) => ops.copy(p.before[i]!, q.tensor));
     if (p.sgd) this.sgd.loadStateDict(p.sgd);
     if (p.adamw) this.adamw?.loadStateDict(p.adamw);
+    // the adaptive step length forgets the undone step: m as before it, no P_{t−1} (the next h is NaN)
+    this.#trustScale = p.trustScale;
+    for (const t of this.#prevP) t?.dispose();
+    this.#prevP = [];
   }
 
   /** AdamW on the untracked parameters; with the trust-ratio clip, each update is bounded as a K-FAC tensor's. */
@@ -357,7 +372,11 @@ export class KFAC {
         const t = state.tensors[`trust/prev/${i}`];
         if (t && t.size === p.tensor.size) {
           const q = stateLike(p.tensor, p.tensor.shape);
-          ops.copy(t.device === q.device ? t : t.to(q.device), q);
+          if (t.device === q.device) ops.copy(t, q);
+          else {
+            using moved = t.to(q.device);
+            ops.copy(moved, q);
+          }
           this.#prevP[i] = q;
         }
       });

@@ -435,7 +435,7 @@ export async function executeRun(p: PreparedRun, outDir: string, hooks: RunHooks
     const logFile = join(outDir, 'metrics.jsonl');
     if (!resume) rmSync(logFile, { force: true });
     else truncateLog(logFile, resume.step);
-    writeJsonAtomic(join(outDir, 'config.json'), c);
+    writeJsonAtomic(join(outDir, 'config.json'), { ...c, warmup: warmupSteps(c, totalSteps) }); // the warm-up the run used
     const saveMethod = (dir: string) =>
       c.peft === 'ia3' ? saveIa3Adapter(model, dir) : c.peft === 'bitfit' ? saveBitfit(model, dir) : c.peft === 'adapter' ? saveBottleneck(model, dir) : c.peft === 'prompt' ? savePromptTuning(model, dir) : c.peft === 'prefix' ? savePrefixTuning(model, dir) : saveAdapter(model, dir);
     task.save = (dir: string, state: TrainerState) =>

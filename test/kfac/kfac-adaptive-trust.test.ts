@@ -49,7 +49,7 @@ const cos = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 describe('adaptive step length (adaptiveTrust)', () => {
   it('h is the cosine of the new gradient with the previous step, and m follows exp(rate·(h − target)) within its bounds', () => {
     const o = { rate: 0.5, target: 0.05, min: 0.25, max: 4 };
-    const { feed, step } = setup(o);
+    const { feed, step, opt } = setup(o);
     let m = 1;
     let prevStep: Float64Array | null = null;
     for (let t = 0; t < 12; t++) {
@@ -70,6 +70,7 @@ describe('adaptive step length (adaptiveTrust)', () => {
       prevStep = d;
     }
     expect(m).toBeGreaterThan(1.5); // consistent directions lengthened the step
+    opt.dispose();
   });
 
   it('alternating gradients (overshoot) shorten the step down to min; a repeated one lengthens it up to max', () => {
@@ -83,6 +84,7 @@ describe('adaptive step length (adaptiveTrust)', () => {
     const last = flip.step();
     expect(last.tel.trustScale).toBe(0.25);
     expect(last.rel).toBeCloseTo(0.25, 4);
+    flip.opt.dispose();
     const same = setup(true);
     for (let t = 0; t < 12; t++) {
       same.feed(g, t);
@@ -90,6 +92,7 @@ describe('adaptive step length (adaptiveTrust)', () => {
     }
     same.feed(g, 12);
     expect(same.step().tel.trustScale).toBe(4);
+    same.opt.dispose();
   });
 
   it('the state (m and P_{t−1}) round-trips, so a resumed run takes the same steps', () => {
@@ -112,6 +115,36 @@ describe('adaptive step length (adaptiveTrust)', () => {
       expect(sb.tel.stepAgreement).toBeCloseTo(sa.tel.stepAgreement, 6);
     }
     expect(Array.from(b.layer.weight.tensor.toArray())).toEqual(Array.from(a.layer.weight.tensor.toArray()));
+    a.opt.dispose();
+    b.opt.dispose();
+  });
+
+  it('a step that adaptive damping undoes takes its change of m and its P with it', () => {
+    const W0 = randomF32(dout * din, 1);
+    const layer = new DenseLayer('fc', W0, dout, din);
+    const opt = new KFAC([layer], [], { lr: 0.1, momentum: 0, damping: 1e-3, adaptiveTrust: true, adaptiveDamping: { every: 1, reject: true } });
+    const g = Float32Array.from(randomF32(dout * din, 3), (v) => 1e3 * v);
+    const feed = (seed: number) => {
+      layer.setInput(Tensor.from(randomF32(2 * din, seed), [2, din]));
+      layer.setOutputGrad(Tensor.from(randomF32(2 * dout, seed + 1), [2, dout]));
+      layer.setGrads(g);
+    };
+    feed(1);
+    opt.step({ batchSize: 2 });
+    opt.observeLoss({ before: 1, after: 0.9 }); // kept
+    feed(2);
+    const t2 = opt.step({ batchSize: 2 }); // the same gradient: h > 0, m grows
+    expect(t2.stepAgreement).toBeGreaterThan(0.5);
+    expect(t2.trustScale).toBeGreaterThan(1);
+    const after2 = layer.weight.tensor.toArray();
+    expect(opt.observeLoss({ before: 1, after: 1.2 })?.rejected).toBe(true); // the loss rose: undone
+    expect(Array.from(layer.weight.tensor.toArray())).not.toEqual(Array.from(after2));
+    feed(3);
+    const t3 = opt.step({ batchSize: 2 });
+    // m is back to its value before the undone step, and no agreement is measured against its P
+    expect(t3.trustScale).toBe(1);
+    expect(Number.isNaN(t3.stepAgreement)).toBe(true);
+    opt.dispose();
   });
 
   it('needs the trust-ratio clip, and checks its options by name', () => {
