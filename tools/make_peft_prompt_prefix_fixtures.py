@@ -7,6 +7,10 @@
       SEQ_CLS the classifier is perturbed so that the saved head matters), and expected.json:
       the inputs (ids, attention mask) and the float32 eval-mode logits of the adapted model
       (causal LM: [B, n + T, V], virtual positions included, as PEFT returns them).
+  python tools/make_peft_prompt_prefix_fixtures.py --generate
+      test/fixtures/peft/<case>/generate.json for the causal-LM cases: the ids that PEFT's
+      generate() (greedy, 6 new tokens, no end-of-sequence stop) returns for each row of the
+      case's inputs, from the saved adapter as PeftModel.from_pretrained loads it.
   python tools/make_peft_prompt_prefix_fixtures.py --check DIR CASE
       loads DIR (a folder saved by this library, with its expected.json) with peft's
       PeftModel.from_pretrained onto CASE's base model and prints the largest |logit difference|.
@@ -103,8 +107,27 @@ def check(d, case):
     sys.exit(0 if err < 1e-5 else 1)
 
 
+def generate_ids(case):
+    _, task, n, ids, _ = CASES[case]
+    d = os.path.join(OUT, case)
+    model = PeftModel.from_pretrained(base(case), d).eval()
+    rows = []
+    with torch.no_grad():
+        for row in ids:
+            g = model.generate(input_ids=torch.tensor([row]), attention_mask=torch.ones(1, len(row), dtype=torch.long), max_new_tokens=6, do_sample=False,
+                               eos_token_id=None, pad_token_id=0)
+            rows.append({'prompt': row, 'newTokens': g[0, len(row):].tolist()})
+    with open(os.path.join(d, 'generate.json'), 'w') as f:
+        json.dump({'note': f'PEFT generate() on {case}: greedy, 6 new tokens', 'versions': {'transformers': transformers.__version__, 'peft': peft.__version__}, 'rows': rows}, f)
+    print('wrote', d, rows)
+
+
 if __name__ == '__main__':
-    if len(sys.argv) == 4 and sys.argv[1] == '--check':
+    if len(sys.argv) == 2 and sys.argv[1] == '--generate':
+        for c in CASES:
+            if CASES[c][1] == 'CAUSAL_LM':
+                generate_ids(c)
+    elif len(sys.argv) == 4 and sys.argv[1] == '--check':
         check(sys.argv[2], sys.argv[3])
     else:
         for c in CASES:

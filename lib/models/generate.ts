@@ -1,25 +1,32 @@
 /**
  * Autoregressive generation with a KV cache: the prompt runs through the model once, then each
  * new token is one single-position step that attends to the cached keys and values (the prefix
- * is never recomputed). Greedy (argmax, the lowest id on ties) or sampling with temperature and
- * nucleus (top-p) from a seeded generator, so a seed reproduces a sample.
+ * is never recomputed). Greedy (argmax, the lowest id on ties) or sampling with temperature,
+ * top-k and nucleus (top-p) from a seeded generator, so a seed reproduces a sample. The sampler
+ * (makeSampler) is shared with T5's decoding (t5-generate.ts).
  */
 import { describe, invalidArgument } from '../errors.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
 import { hostArray, type TransformerModel } from './base.js';
 import { mulberry32 } from '../util/random.js';
 
-export interface GenerateOptions {
-  /** Tokens to generate after the prompt. */
-  maxNewTokens: number;
+/** How the next token is chosen from a row of logits. */
+export interface SamplingOptions {
   /** Argmax decoding (default true unless a temperature above 0 is given). */
   greedy?: boolean;
   /** Softmax temperature for sampling (> 0). */
   temperature?: number;
   /** Nucleus sampling: keep the smallest set of tokens whose probability reaches topP (default 1). */
   topP?: number;
+  /** Keep only the topK likeliest tokens before top-p (default: all), as transformers orders them. */
+  topK?: number;
   /** Seed of the sampler (default 0). */
   seed?: number;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to generate after the prompt. */
+  maxNewTokens: number;
   /** Stop after generating any of these ids (it is included in the output). */
   stopTokens?: readonly number[];
   /** Called with each new id as soon as it is chosen (for streaming). */
@@ -39,7 +46,7 @@ function argmax(row: Float32Array, off: number, V: number): number {
   return best;
 }
 
-function sample(row: Float32Array, off: number, V: number, temperature: number, topP: number, rand: () => number): number {
+function sample(row: Float32Array, off: number, V: number, temperature: number, topP: number, topK: number, rand: () => number): number {
   let mx = -Infinity;
   for (let i = 0; i < V; i++) mx = Math.max(mx, row[off + i]!);
   const p = new Float64Array(V);
@@ -47,7 +54,7 @@ function sample(row: Float32Array, off: number, V: number, temperature: number, 
   for (let i = 0; i < V; i++) s += p[i] = Math.exp((row[off + i]! - mx) / temperature);
   for (let i = 0; i < V; i++) p[i]! /= s;
   const r = rand();
-  if (topP >= 1) {
+  if (topP >= 1 && topK >= V) {
     let c = 0;
     for (let i = 0; i < V; i++) {
       c += p[i]!;
@@ -55,16 +62,41 @@ function sample(row: Float32Array, off: number, V: number, temperature: number, 
     }
     return V - 1;
   }
+  // Likeliest first (lower id on ties); top-k cuts the list, top-p the renormalised rest.
   const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+  const k = Math.min(topK, V);
+  let kept = 0;
+  for (let j = 0; j < k; j++) kept += p[order[j]!]!;
   let mass = 0;
   let n = 0;
-  while (n < V && mass < topP) mass += p[order[n++]!]!;
+  while (n < k && mass < topP * kept) mass += p[order[n++]!]!;
   let c = 0;
-  for (let k = 0; k < n; k++) {
-    c += p[order[k]!]! / mass;
-    if (r < c) return order[k]!;
+  for (let j = 0; j < n; j++) {
+    c += p[order[j]!]! / mass;
+    if (r < c) return order[j]!;
   }
   return order[n - 1]!;
+}
+
+/** A validated token chooser: argmax, or a seeded sample with temperature, top-k and top-p. */
+export interface Sampler {
+  readonly greedy: boolean;
+  /** The id chosen from logits row[off … off + V). */
+  pick(row: Float32Array, off: number, V: number): number;
+}
+
+/** Checks the sampling options (typed errors naming the option) and returns the chooser. */
+export function makeSampler(options: SamplingOptions): Sampler {
+  const temperature = options.temperature === undefined ? 0 : checkFinite(options.temperature, 'temperature');
+  if (temperature < 0) invalidArgument('temperature', 'a number ≥ 0', describe(temperature));
+  if (options.greedy !== undefined && typeof options.greedy !== 'boolean') invalidArgument('greedy', 'a boolean', describe(options.greedy));
+  const greedy = options.greedy ?? temperature === 0;
+  if (!greedy && !(temperature > 0)) invalidArgument('temperature', 'a number above 0 for sampling (or greedy: true)', describe(options.temperature));
+  const topP = options.topP === undefined ? 1 : checkFinite(options.topP, 'topP');
+  if (!(topP > 0 && topP <= 1)) invalidArgument('topP', 'a number in (0, 1]', describe(topP));
+  const topK = options.topK === undefined ? Infinity : checkInteger(options.topK, 'topK', 1, 2 ** 31 - 1);
+  const rand = mulberry32(options.seed === undefined ? 0 : checkInteger(options.seed, 'seed', 0, 2 ** 32 - 1));
+  return { greedy, pick: (row, off, V) => (greedy ? argmax(row, off, V) : sample(row, off, V, temperature, topP, topK, rand)) };
 }
 
 /**
@@ -76,13 +108,7 @@ export function generate(model: TransformerModel, promptIds: Int32Array | readon
   const maxNew = checkInteger(options.maxNewTokens, 'maxNewTokens', 0, 2 ** 24);
   const prompt = promptIds instanceof Int32Array ? promptIds : Array.isArray(promptIds) ? Int32Array.from(promptIds as number[]) : invalidArgument('promptIds', 'an Int32Array or an array of ids', describe(promptIds));
   if (prompt.length === 0) invalidArgument('promptIds', 'at least one token', 'an empty prompt');
-  const temperature = options.temperature === undefined ? 0 : checkFinite(options.temperature, 'temperature');
-  if (temperature < 0) invalidArgument('temperature', 'a number ≥ 0', describe(temperature));
-  const greedy = options.greedy ?? temperature === 0;
-  if (!greedy && !(temperature > 0)) invalidArgument('temperature', 'a number above 0 for sampling (or greedy: true)', describe(options.temperature));
-  const topP = options.topP === undefined ? 1 : checkFinite(options.topP, 'topP');
-  if (!(topP > 0 && topP <= 1)) invalidArgument('topP', 'a number in (0, 1]', describe(topP));
-  const rand = mulberry32(options.seed === undefined ? 0 : checkInteger(options.seed, 'seed', 0, 2 ** 32 - 1));
+  const sampler = makeSampler(options);
   const stop = new Set(options.stopTokens ?? []);
   const out = new Int32Array(maxNew);
   if (maxNew === 0) return out;
@@ -102,7 +128,7 @@ export function generate(model: TransformerModel, promptIds: Int32Array | readon
       const V = logits.shape[logits.rank - 1]!;
       const row = hostArray(logits); // one download per token on a device
       const off = row.length - V;
-      const next = greedy ? argmax(row, off, V) : sample(row, off, V, temperature, topP, rand);
+      const next = sampler.pick(row, off, V);
       out[n++] = next;
       options.onToken?.(next);
       if (n === maxNew || stop.has(next)) break;

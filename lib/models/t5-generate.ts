@@ -4,12 +4,15 @@
  * from the encoder output. Greedy (batched, rows that finish are padded as transformers does) and
  * beam search with transformers' scoring: accumulated log-probabilities, 2·numBeams candidates per
  * step, finished hypotheses scored by sum / length^lengthPenalty, and its early-stopping rule.
+ * Sampling (temperature, top-k, top-p, seeded) goes through the batched greedy loop with the
+ * decoder-only sampler (generate.ts makeSampler): one generator, rows drawn in order each step.
  */
 import { describe, invalidArgument } from '../errors.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
+import { makeSampler, type Sampler, type SamplingOptions } from './generate.js';
 import { hostValues, type T5Model } from './t5.js';
 
-export interface Seq2SeqGenerateOptions {
+export interface Seq2SeqGenerateOptions extends SamplingOptions {
   /** Tokens to generate after the decoder start token. */
   maxNewTokens: number;
   /** Beams (default 1: greedy). */
@@ -22,7 +25,7 @@ export interface Seq2SeqGenerateOptions {
   eosTokenId?: number | null;
 }
 
-function checkOptions(model: T5Model, o: Seq2SeqGenerateOptions): { maxNew: number; beams: number; lp: number; early: boolean | 'never'; eos: number | null } {
+function checkOptions(model: T5Model, o: Seq2SeqGenerateOptions): { maxNew: number; beams: number; lp: number; early: boolean | 'never'; eos: number | null; sampler: Sampler } {
   if (o === null || typeof o !== 'object') invalidArgument('options', 'an object with maxNewTokens', describe(o));
   const maxNew = checkInteger(o.maxNewTokens, 'maxNewTokens', 0, 2 ** 20);
   const beams = o.numBeams === undefined ? 1 : checkInteger(o.numBeams, 'numBeams', 1, 256);
@@ -30,7 +33,9 @@ function checkOptions(model: T5Model, o: Seq2SeqGenerateOptions): { maxNew: numb
   const early = o.earlyStopping ?? false;
   if (early !== true && early !== false && early !== 'never') invalidArgument('earlyStopping', "true, false or 'never'", describe(early));
   const eos = o.eosTokenId === undefined ? model.config.eosTokenId : o.eosTokenId === null ? null : checkInteger(o.eosTokenId, 'eosTokenId', 0, model.config.vocabSize - 1);
-  return { maxNew, beams, lp, early, eos };
+  const sampler = makeSampler(o);
+  if (!sampler.greedy && beams > 1) invalidArgument('numBeams', '1 when sampling (temperature above 0): beam search is deterministic', `${beams}`);
+  return { maxNew, beams, lp, early, eos, sampler };
 }
 
 function logSoftmaxRow(x: Float32Array, off: number, V: number, out: Float64Array, outOff: number, add: number): void {
@@ -43,12 +48,13 @@ function logSoftmaxRow(x: Float32Array, off: number, V: number, out: Float64Arra
 }
 
 /**
- * Greedy decoding of a batch of sources [B, Ts] (with an optional padding mask): returns each
- * row's new ids (the decoder start token excluded). A row that emits eos keeps it and is padded
- * with the pad id while the others continue; decoding stops when every row has finished.
+ * Greedy decoding, or sampling with a temperature above 0, of a batch of sources [B, Ts] (with an
+ * optional padding mask): returns each row's new ids (the decoder start token excluded). A row
+ * that emits eos keeps it and is padded with the pad id while the others continue; decoding stops
+ * when every row has finished.
  */
 export function greedySeq2Seq(model: T5Model, inputIds: Int32Array, shape: readonly [number, number], attentionMask: ArrayLike<number> | null, options: Seq2SeqGenerateOptions): Int32Array[] {
-  const { maxNew, eos } = checkOptions(model, options);
+  const { maxNew, eos, sampler } = checkOptions(model, options);
   const [B, Ts] = shape;
   const rows = Array.from({ length: B }, () => [] as number[]);
   if (maxNew === 0) return rows.map(() => new Int32Array(0));
@@ -64,9 +70,12 @@ export function greedySeq2Seq(model: T5Model, inputIds: Int32Array, shape: reado
       const V = c.vocabSize;
       ids = new Int32Array(B);
       for (let b = 0; b < B; b++) {
-        let best = 0;
-        for (let i = 1; i < V; i++) if (logits[b * V + i]! > logits[b * V + best]!) best = i;
-        const t = done[b] ? c.padTokenId : best;
+        if (done[b]) {
+          rows[b]!.push(c.padTokenId);
+          ids[b] = c.padTokenId;
+          continue;
+        }
+        const t = sampler.pick(logits, b * V, V);
         rows[b]!.push(t);
         ids[b] = t;
         if (t === eos) done[b] = true;

@@ -10,11 +10,12 @@
  */
 import * as F from '../nn/functional.js';
 import { Dropout, type Linear, RMSNorm } from '../nn/layers.js';
-import { saved } from '../nn/module.js';
+import { type Module, saved } from '../nn/module.js';
+import { invalidArgument } from '../errors.js';
 import { add, axpy, copy } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Init } from './base.js';
-import { Container, type LayerCache } from './common.js';
+import { type AttentionPrefix, Container, type LayerCache } from './common.js';
 import type { T5Config } from './t5-config.js';
 
 /** What one attention call needs besides its inputs. */
@@ -35,6 +36,35 @@ export interface T5AttnCall {
   readonly kv: { k: Tensor; v: Tensor } | null;
 }
 
+/** [prefix; own] along time, [B, n + T, H, D], from the prefix's host rows [B, n, H, D] and x [B, T, H, D]. */
+function joinTime(pre: Float32Array, x: Tensor, n: number, out: Tensor): Tensor {
+  const [B, T, H, D] = x.shape as [number, number, number, number];
+  const row = H * D;
+  const xa = x.toArray();
+  const o = new Float32Array(B * (n + T) * row);
+  for (let b = 0; b < B; b++) {
+    o.set(pre.subarray(b * n * row, (b + 1) * n * row), b * (n + T) * row);
+    o.set(xa.subarray(b * T * row, (b + 1) * T * row), (b * (n + T) + n) * row);
+  }
+  return out.set(o);
+}
+
+/** Splits a [B, n + T, H, D] gradient into the prefix part (returned, host) and the own part (into `own` [B, T, H·D]). */
+function splitTime(full: Tensor, n: number, own: Tensor): Float32Array {
+  const [B, T2, H, D] = full.shape as [number, number, number, number];
+  const T = T2 - n;
+  const row = H * D;
+  const f = full.toArray();
+  const pre = new Float32Array(B * n * row);
+  const o = new Float32Array(B * T * row);
+  for (let b = 0; b < B; b++) {
+    pre.set(f.subarray(b * T2 * row, (b * T2 + n) * row), b * n * row);
+    o.set(f.subarray((b * T2 + n) * row, (b + 1) * T2 * row), b * T * row);
+  }
+  own.set(o);
+  return pre;
+}
+
 /** q, k, v, o without biases; softmax(q·kᵀ + bias + mask)·v with no 1/√D scaling. */
 export class T5Attention extends Container {
   readonly q: Linear;
@@ -47,7 +77,31 @@ export class T5Attention extends Container {
   readonly dropout: number;
   dropoutSeed: number;
   dropoutCalls = 0;
-  #s: { q: Tensor; k: Tensor; v: Tensor; call: T5AttnCall; drop: { dropout: number; seed: number } | null } | null = null;
+  #s: { q: Tensor; k: Tensor; v: Tensor; call: T5AttnCall; drop: { dropout: number; seed: number } | null; n: number } | null = null;
+  #prefix: AttentionPrefix | null = null;
+  #prefixNames: string[] = [];
+
+  /**
+   * Learned keys/values attended before the own ones (prefix tuning on the decoder's
+   * self-attention, lib/peft/prefix.ts). The caller passes Tk, mask and bias for n + T keys;
+   * with a cache, the prefix is already in it (T5Model.startDecoding).
+   */
+  get prefix(): AttentionPrefix | null {
+    return this.#prefix;
+  }
+
+  attachPrefix(p: AttentionPrefix, modules: Readonly<Record<string, Module>> = {}): void {
+    if (this.#prefix) invalidArgument('prefix', 'an attention without a prefix', 'one that already has one');
+    for (const [n, m] of Object.entries(modules)) this.registerModule(n, m);
+    this.#prefix = p;
+    this.#prefixNames = Object.keys(modules);
+  }
+
+  detachPrefix(): void {
+    for (const n of this.#prefixNames) this.removeModule(n);
+    this.#prefix = null;
+    this.#prefixNames = [];
+  }
 
   constructor(c: T5Config, init: Init, causal: boolean, seed: number) {
     super();
@@ -79,6 +133,7 @@ export class T5Attention extends Container {
     let k: Tensor;
     let v: Tensor;
     let kvLength: number | undefined;
+    let n = 0;
     if (call.kv) {
       k = call.kv.k;
       v = call.kv.v;
@@ -92,6 +147,11 @@ export class T5Attention extends Container {
         k = call.cache.layer.k;
         v = call.cache.layer.v;
         kvLength = Tk;
+      } else if (this.#prefix) {
+        n = this.#prefix.length;
+        const pre = this.#prefix.kv(B);
+        k = joinTime(pre.k, k, n, this.workspace('kp', [B, n + T, H, D]));
+        v = joinTime(pre.v, v, n, this.workspace('vp', [B, n + T, H, D]));
       }
     }
     const o = this.workspace('o', [B, Tq, H, D]);
@@ -99,7 +159,7 @@ export class T5Attention extends Container {
     const decoding = call.cache !== null || call.kv !== null;
     const drop = !decoding && this.training && this.dropout > 0 ? { dropout: this.dropout, seed: (this.dropoutSeed + this.dropoutCalls++) % Number.MAX_SAFE_INTEGER } : null;
     F.attentionForward(q, k, v, o, lse, { causal: this.causal, scale: 1, mask: call.mask, bias: call.bias, ...(kvLength === undefined ? {} : { kvLength }), ...drop });
-    this.#s = decoding ? null : { q, k, v, call, drop };
+    this.#s = decoding ? null : { q, k, v, call, drop, n };
     return this.o.forward(this.view('o3', o, [B, Tq, H * D]));
   }
 
@@ -122,10 +182,17 @@ export class T5Attention extends Container {
     F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, Tq]), dO, dq, dk, dv, { causal: this.causal, scale: 1, mask: s.call.mask, bias: s.call.bias, dbias: s.call.dbias, out, ...s.drop });
     const dxq = this.workspace('dxq', [B, Tq, this.q.inFeatures]);
     this.q.backward(this.view('dq3', dq, [B, Tq, H * D]), { dx: dxq, accumulate: false });
-    const T = s.k.shape[1]!;
+    const T = s.k.shape[1]! - s.n;
     const into = dkv === 'self' ? dxq : dkv;
-    const dk3 = this.view('dk3', dk, [B, T, H * D]);
-    const dv3 = this.view('dv3', dv, [B, T, H * D]);
+    let dk3 = this.view('dk3', dk, [B, T + s.n, H * D]);
+    let dv3 = this.view('dv3', dv, [B, T + s.n, H * D]);
+    if (s.n) {
+      const p = this.#prefix;
+      if (!p || p.length !== s.n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
+      dk3 = this.workspace('dkown', [B, T, H * D]);
+      dv3 = this.workspace('dvown', [B, T, H * D]);
+      p.backward(splitTime(dk, s.n, dk3), splitTime(dv, s.n, dv3));
+    }
     if (into) {
       this.k.backward(dk3, { dx: into, accumulate: true });
       this.v.backward(dv3, { dx: into, accumulate: true });

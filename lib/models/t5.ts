@@ -130,13 +130,13 @@ class PositionBias {
     return out.set(v);
   }
 
-  /** Adds Σ_b dbias [B, H, Tq, Tk] into the table's gradient (queries from offset 0). */
-  backward(c: T5Config, dbias: Tensor): void {
+  /** Adds Σ_b dbias [B, H, Tq, Tk] into the table's gradient (queries from `offset`: a decoder prefix's length). */
+  backward(c: T5Config, dbias: Tensor, offset = 0): void {
     const dW = this.table.weight.gradTarget();
     if (!dW) return;
     const [B, H, Tq, Tk] = dbias.shape as [number, number, number, number];
     const d = hostValues(dbias);
-    const b = this.buckets(c, Tq, Tk, 0);
+    const b = this.buckets(c, Tq, Tk, offset);
     const g = hostValues(dW);
     const n = Tq * Tk;
     for (let bb = 0; bb < B; bb++)
@@ -152,6 +152,8 @@ interface StackFwd {
   ids: Int32Array;
   B: number;
   T: number;
+  /** Prefix positions before the own keys (decoder self-attention under prefix tuning), else 0. */
+  n: number;
   bias: Tensor;
   dbias: Tensor | null;
   dbiasSum: Tensor | null;
@@ -192,6 +194,11 @@ export class T5Model extends TransformerModel {
     this.#drop = { encIn: d('encoder.dropout', 11), encOut: d('encoder.final_dropout', 12), decIn: d('decoder.dropout', 13), decOut: d('decoder.final_dropout', 14) };
   }
 
+  /** Prefix positions of the decoder's self-attention (prefix tuning), or 0. */
+  get decoderPrefixLength(): number {
+    return this.decoderBlocks[0]!.self.SelfAttention.prefix?.length ?? 0;
+  }
+
   #mask(key: string, B: number, T: number, m: Float32Array | null): Tensor | null {
     return m === null ? null : this.workspace(key, [B, T]).set(m);
   }
@@ -201,8 +208,11 @@ export class T5Model extends TransformerModel {
     const c = this.config;
     const bias = this.#encBias.fill(c, T, T, 0, this.workspace('encBias', [c.numHeads, T, T]));
     const wantDb = needGrad && this.#encBias.table.weight.trainable;
-    const s: StackFwd = { ids, B, T, bias, dbias: wantDb ? this.workspace('encDbias', [B, c.numHeads, T, T]) : null, dbiasSum: wantDb ? this.workspace('encDbiasSum', [B, c.numHeads, T, T]) : null };
+    const s: StackFwd = { ids, B, T, n: 0, bias, dbias: wantDb ? this.workspace('encDbias', [B, c.numHeads, T, T]) : null, dbiasSum: wantDb ? this.workspace('encDbiasSum', [B, c.numHeads, T, T]) : null };
     let x = F.embeddingForward(ids, this.shared.weight.tensor, this.workspace('encEmb', [B, T, c.hiddenSize]));
+    // Prompt tuning (lib/peft/prompt.ts): the hook on the shared embedding writes the virtual tokens
+    // into the encoder's input; the decoder's embedding is never hooked, as PEFT does it.
+    this.shared.hook?.forward(x);
     x = this.#drop.encIn.forward(x);
     const call: T5AttnCall = { B, Tq: T, Tk: T, mask, bias, dbias: s.dbias, cache: null, kv: null };
     for (const blk of this.encoderBlocks) x = blk.forward(x, call, null, null);
@@ -247,15 +257,24 @@ export class T5Model extends TransformerModel {
     const { B, T: Ts, ids, mask } = checkBatch(batch, c.vocabSize, null);
     const { dec, Tt, labels, decMask } = this.#checkTargets(batch as Seq2SeqBatch, B);
     const encMask = this.#mask('encMask', B, Ts, mask);
-    const needEnc = this.encoderBlocks.some(hasTrainable) || hasTrainable(this.encoderNorm) || this.shared.weight.trainable;
+    const needEnc = this.encoderBlocks.some(hasTrainable) || hasTrainable(this.encoderNorm) || this.shared.weight.trainable || this.shared.hook !== null;
     const enc = this.#encode(ids, B, Ts, encMask, needEnc);
-    // Decoder.
-    const decBias = this.#decBias.fill(c, Tt, Tt, 0, this.workspace('decBias', [c.numHeads, Tt, Tt]));
+    // Decoder. With a prefix (prefix tuning) its n keys come first: queries sit at n … n + Tt − 1
+    // for the position bias and the causal mask, and the prefix is never masked (as transformers
+    // treats a cache of n positions that PEFT fills with the prefix).
+    const n = this.decoderPrefixLength;
+    const Tk = n + Tt;
+    const decBias = this.#decBias.fill(c, Tt, Tk, n, this.workspace('decBias', [c.numHeads, Tt, Tk]));
     const wantDb = this.#decBias.table.weight.trainable;
-    const ds: StackFwd = { ids: dec, B, T: Tt, bias: decBias, dbias: wantDb ? this.workspace('decDbias', [B, c.numHeads, Tt, Tt]) : null, dbiasSum: wantDb ? this.workspace('decDbiasSum', [B, c.numHeads, Tt, Tt]) : null };
+    const ds: StackFwd = { ids: dec, B, T: Tt, n, bias: decBias, dbias: wantDb ? this.workspace('decDbias', [B, c.numHeads, Tt, Tk]) : null, dbiasSum: wantDb ? this.workspace('decDbiasSum', [B, c.numHeads, Tt, Tk]) : null };
     let x = F.embeddingForward(dec, this.shared.weight.tensor, this.workspace('decEmb', [B, Tt, c.hiddenSize]));
     x = this.#drop.decIn.forward(x);
-    const self: T5AttnCall = { B, Tq: Tt, Tk: Tt, mask: this.#mask('decMask', B, Tt, decMask), bias: decBias, dbias: ds.dbias, cache: null, kv: null };
+    let selfMask = decMask;
+    if (selfMask && n) {
+      selfMask = new Float32Array(B * Tk).fill(1);
+      for (let b = 0; b < B; b++) selfMask.set(decMask!.subarray(b * Tt, (b + 1) * Tt), b * Tk + n);
+    }
+    const self: T5AttnCall = { B, Tq: Tt, Tk, mask: this.#mask('decMask', B, Tk, selfMask), bias: decBias, dbias: ds.dbias, cache: null, kv: null };
     const cross: T5AttnCall = { B, Tq: Tt, Tk: Ts, mask: encMask, bias: null, dbias: null, cache: null, kv: null };
     for (const blk of this.decoderBlocks) x = blk.forward(x, self, enc.out, cross);
     const hidden = this.#hidden(x);
@@ -310,10 +329,20 @@ export class T5Model extends TransformerModel {
       dx = blocks[i]!.backward(dx, dEnc);
       if (s.dbiasSum) axpy(1, s.dbias!, s.dbiasSum);
     }
-    if (s.dbiasSum) bias.backward(this.config, s.dbiasSum);
+    if (s.dbiasSum) bias.backward(this.config, s.dbiasSum, s.n);
     if (lowest > 0) return;
     const dW = this.shared.weight.gradTarget();
-    if (dW) F.embeddingBackward(s.ids, dropIn(dx), dW);
+    const hook = bias === this.#encBias ? this.shared.hook : null;
+    if (!hook) {
+      if (dW) F.embeddingBackward(s.ids, dropIn(dx), dW);
+      return;
+    }
+    // The prompt's gradient; the table's rows get the rest (a fresh tensor, when it trains).
+    const d = hook.backward(dropIn(dx), dW !== null);
+    if (dW) {
+      F.embeddingBackward(s.ids, d, dW);
+      d.dispose();
+    }
   }
 
   // ---------------------------------------------------------------- decoding
@@ -333,7 +362,20 @@ export class T5Model extends TransformerModel {
     });
     this.#fwd = null;
     this.last = null;
-    return new Seq2SeqState(B, Ts, new KVCache(B, maxT, c.numDecoderLayers, H, D, this.device), cross, maskT);
+    // Prefix tuning: the prefix keys/values fill the first n positions of each self-attention cache.
+    const n = this.decoderPrefixLength;
+    const self = new KVCache(B, n + maxT, c.numDecoderLayers, H, D, this.device);
+    if (n) {
+      this.decoderBlocks.forEach((blk, i) => {
+        const kv = blk.self.SelfAttention.prefix!.kv(B);
+        using k = Tensor.from(kv.k, [B, n, H, D]).to(this.device);
+        using v = Tensor.from(kv.v, [B, n, H, D]).to(this.device);
+        F.kvCacheWrite(k, self.layers[i]!.k, 0);
+        F.kvCacheWrite(v, self.layers[i]!.v, 0);
+      });
+      self.length = n;
+    }
+    return new Seq2SeqState(B, Ts, self, cross, maskT);
   }
 
   /** Logits [B, T, V] of T new decoder tokens per row, reading and extending the state's caches. */

@@ -38,7 +38,7 @@ export { applyPromptTuning, extendBatch, PromptEmbedding, PromptHook, promptStat
 export type { PromptModel, PromptTuningConfig, PromptTuningState } from './prompt.js';
 export { loadPromptTuning, PROMPT_HEAD_PREFIX, PROMPT_KEY, promptConfigJson, promptHeadParameters, promptTensors, savePromptTuning } from './prompt-io.js';
 export { kfacLayersForPrompt } from './prompt-kfac.js';
-export { applyPrefixTuning, attentionCores, PrefixEncoder, PrefixState, prefixState, removePrefixTuning } from './prefix.js';
-export type { PrefixTuningConfig } from './prefix.js';
+export { applyPrefixTuning, attentionCores, PrefixEncoder, PrefixState, prefixState, prefixTargets, removePrefixTuning } from './prefix.js';
+export type { PrefixHost, PrefixTargets, PrefixTuningConfig } from './prefix.js';
 export { loadPrefixTuning, prefixConfigJson, prefixHeadParameters, prefixTensors, savePrefixTuning } from './prefix-io.js';
 export { kfacLayersForPrefix } from './prefix-kfac.js';

@@ -17,7 +17,7 @@ import type { Module, Parameter } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from './adapter.js';
-import { applyPrefixTuning, attentionCores, type PrefixState, prefixState, removePrefixTuning, requirePrefix } from './prefix.js';
+import { applyPrefixTuning, type PrefixState, prefixTargets, prefixState, removePrefixTuning, requirePrefix } from './prefix.js';
 import { PROMPT_HEAD_PREFIX, PROMPT_KEY, readPromptFolder } from './prompt-io.js';
 import { peftTaskType, sortedJson } from './config-json.js';
 
@@ -41,8 +41,8 @@ export function prefixConfigJson(model: Module): Record<string, unknown> {
     init_weights: null,
     modules_to_save: heads.length ? heads : null,
     num_attention_heads: s.kvHeads,
-    num_layers: s.layers.length,
-    num_transformer_submodules: 1,
+    num_layers: s.targets.tableLayers,
+    num_transformer_submodules: s.targets.submodules,
     num_virtual_tokens: s.n,
     peft_type: 'PREFIX_TUNING',
     prefix_projection: s.encoder.transform !== null,
@@ -75,7 +75,7 @@ export function savePrefixTuning(model: Module, dir: string): void {
 
 /**
  * Reads a PEFT PREFIX_TUNING folder into a model without a PEFT method: the config must fit the
- * model (num_layers attention layers, token_dim = Hkv·D, one transformer submodule),
+ * model (num_layers, token_dim = Hkv·D and num_transformer_submodules as prefixTargets says),
  * `prompt_embeddings` must be [num_virtual_tokens, num_layers·2·token_dim], every other key a
  * parameter of a module to save. On any error the model is left as it came.
  */
@@ -87,11 +87,12 @@ export function loadPrefixTuning(model: Module, dir: string): PrefixState {
   if (raw['peft_type'] !== 'PREFIX_TUNING') throw new ConfigError(`peft_type ${describe(raw['peft_type'])} is not a prefix-tuning adapter (PREFIX_TUNING)`, { file: cfgPath });
   const n = raw['num_virtual_tokens'];
   if (!Number.isInteger(n) || (n as number) < 1) throw new ConfigError(`num_virtual_tokens must be a positive integer, got ${describe(n)}`, { file: cfgPath });
-  const subs = raw['num_transformer_submodules'] ?? 1;
-  if (subs !== 1) throw new ConfigError(`num_transformer_submodules ${describe(subs)}: only decoder-only and encoder-only prefixes (1) are supported`, { file: cfgPath });
-  const cores = attentionCores(model);
-  const { kvHeads, headDim } = cores[0]!.o;
-  const expect = { num_layers: cores.length, token_dim: kvHeads * headDim, num_attention_heads: kvHeads };
+  const targets = prefixTargets(model);
+  const subs = raw['num_transformer_submodules'] ?? targets.submodules;
+  if (subs !== targets.submodules)
+    throw new ConfigError(`num_transformer_submodules ${describe(subs)}: this model takes ${targets.submodules} (${targets.submodules === 2 ? 'encoder-decoder' : 'decoder-only or encoder-only'})`, { file: cfgPath });
+  const { kvHeads, headDim } = targets;
+  const expect = { num_layers: targets.tableLayers, token_dim: kvHeads * headDim, num_attention_heads: kvHeads };
   for (const [k, want] of Object.entries(expect)) {
     const got = raw[k];
     if (got !== undefined && got !== null && got !== want) throw new ConfigError(`${k} ${describe(got)} does not match the model (${want})`, { file: cfgPath });
@@ -102,7 +103,7 @@ export function loadPrefixTuning(model: Module, dir: string): PrefixState {
   const file = SafetensorsFile.open(wpath);
   if (!file.names.includes(PROMPT_KEY)) throw new ConfigError(`${PROMPT_KEY} is missing from the adapter`, { file: wpath });
   const info = file.info(PROMPT_KEY);
-  const want = [n as number, cores.length * 2 * kvHeads * headDim];
+  const want = [n as number, targets.tableLayers * 2 * kvHeads * headDim];
   if (info.shape.length !== 2 || info.shape[0] !== want[0] || info.shape[1] !== want[1])
     throw new ShapeError(`${PROMPT_KEY}: the file has shape [${info.shape.join(', ')}], the model expects [${want.join(', ')}]`, { argument: PROMPT_KEY, expected: `[${want.join(', ')}]`, got: `[${info.shape.join(', ')}]` });
   const flags = model.parameters().map((p) => p.trainable);

@@ -10,15 +10,27 @@
  * Decoders (LLaMA family, GPT-2) and encoders (BERT family) alike: any model whose attention goes
  * through SdpaCore. Only the prefix (and the modules to save) train.
  *
+ * Encoder-decoder models (T5, PEFT's SEQ_2_SEQ_LM with num_transformer_submodules 2): PEFT hands
+ * the prefix to transformers as the decoder's cache, so only the decoder's self-attention sees
+ * it; the encoder and the cross-attention do not (PEFT empties the cross-attention cache). The
+ * table is sized as PEFT sizes it, L = num_layers (the encoder's; the decoder must have as many)
+ * and token_dim = d_model (so heads·d_kv must equal d_model), and read as PEFT's cache layout
+ * reads it: the [n, 2L] key/value blocks are repeated to 4L and cut into L groups of (self key,
+ * self value, cross key, cross value), so decoder layer l's self-attention key is block 4l mod 2L
+ * and its value block 4l + 1 mod 2L. The decoder's queries then sit at positions n … n + T − 1
+ * for the relative position bias and the causal mask, as after a cache of n positions.
+ *
  * Mechanics: the encoder is registered under the first attention core (so that backward runs down
  * to it); the model's forward computes the prefix rows for the batch (B·n rows: the MLP sees each
  * sequence's copy, so K-FAC gets per-sequence statistics), each core reads its slice, and its
  * backward adds the slice's gradient; the model's backward then ends with the MLP's backward.
- * Incremental generation (forwardCached) is refused while prefix tuning is applied.
+ * Generation: a decoder's cache (createCache) starts with the n prefix positions filled; T5's
+ * decoding state (startDecoding) likewise.
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { type AttentionPrefix, type Batch, Container, type ForwardOutput, SdpaCore, SmallActivation } from '../models/common.js';
-import { linearForward } from '../nn/functional.js';
+import { type AttentionPrefix, type Batch, Container, type ForwardOutput, type KVCache, SdpaCore, SmallActivation } from '../models/common.js';
+import { T5Model } from '../models/t5.js';
+import { kvCacheWrite, linearForward } from '../nn/functional.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -55,6 +67,26 @@ export class PrefixEncoder extends Container {
   }
 }
 
+/** An attention that can take a prefix (SdpaCore; T5Attention for T5's decoder self-attention). */
+export interface PrefixHost {
+  readonly prefix: AttentionPrefix | null;
+  attachPrefix(p: AttentionPrefix, modules?: Readonly<Record<string, Module>>): void;
+  detachPrefix(): void;
+}
+
+/** Where a model's prefix goes: the attentions, and how PEFT's table maps onto them. */
+export interface PrefixTargets {
+  readonly hosts: PrefixHost[];
+  readonly kvHeads: number;
+  readonly headDim: number;
+  /** PEFT's num_layers: the table has 2 · tableLayers key/value blocks. */
+  readonly tableLayers: number;
+  /** PEFT's num_transformer_submodules. */
+  readonly submodules: 1 | 2;
+  /** The table block (0 … 2·tableLayers − 1) of host l's keys (kv 0) or values (kv 1). */
+  readonly blockOf: (l: number, kv: 0 | 1) => number;
+}
+
 /** The per-model prefix: the encoder, this forward's rows and their gradients. */
 export class PrefixState {
   #rows: Float32Array = new Float32Array(0);
@@ -69,10 +101,8 @@ export class PrefixState {
   /** @internal Built by applyPrefixTuning. */
   constructor(
     readonly n: number,
-    /** @internal The attention cores, in layer order. */
-    readonly layers: readonly SdpaCore[],
-    readonly kvHeads: number,
-    readonly headDim: number,
+    /** @internal The attentions and the table's layout. */
+    readonly targets: PrefixTargets,
     readonly encoder: PrefixEncoder,
     readonly modulesToSave: string[],
     readonly modulesToSaveNames: readonly string[],
@@ -82,13 +112,23 @@ export class PrefixState {
     public summary: string,
   ) {}
 
+  /** @internal The attentions with the prefix, in layer order. */
+  get layers(): readonly PrefixHost[] {
+    return this.targets.hosts;
+  }
+  get kvHeads(): number {
+    return this.targets.kvHeads;
+  }
+  get headDim(): number {
+    return this.targets.headDim;
+  }
   /** Hkv·D: one layer's key (or value) width, PEFT's token_dim. */
   get tokenDim(): number {
     return this.kvHeads * this.headDim;
   }
-  /** L·2·Hkv·D: the width of a prefix row. */
+  /** L·2·Hkv·D: the width of a prefix row (L = PEFT's num_layers). */
   get width(): number {
-    return this.layers.length * 2 * this.tokenDim;
+    return this.targets.tableLayers * 2 * this.tokenDim;
   }
 
   /** The prefix rows [B·n, width] of a batch of B (the MLP runs over B copies of the embedding). */
@@ -124,13 +164,13 @@ export class PrefixState {
     const slice = (src: Float32Array, kv: 0 | 1, B: number): Float32Array => {
       const { n, width, tokenDim } = this;
       const out = new Float32Array(B * n * tokenDim);
-      const col = (l * 2 + kv) * tokenDim;
+      const col = this.targets.blockOf(l, kv) * tokenDim;
       for (let r = 0; r < B * n; r++) out.set(src.subarray(r * width + col, r * width + col + tokenDim), r * tokenDim);
       return out;
     };
     const add = (d: Float32Array, kv: 0 | 1): void => {
       const { width, tokenDim } = this;
-      const col = (l * 2 + kv) * tokenDim;
+      const col = this.targets.blockOf(l, kv) * tokenDim;
       for (let r = 0; r < d.length / tokenDim; r++) for (let i = 0; i < tokenDim; i++) this.#grad[r * width + col + i]! += d[r * tokenDim + i]!;
     };
     return {
@@ -196,7 +236,7 @@ export class PrefixState {
 
 interface PrefixModel extends Module {
   readonly task: string;
-  positionShift: number;
+  positionShift?: number;
   forward(batch: Batch): ForwardOutput;
   backward(d?: Tensor): void;
 }
@@ -214,6 +254,26 @@ export function requirePrefix(model: Module): PrefixState {
 const CLASSIFIER_HEADS = ['classifier', 'score'];
 const KNOWN = ['numVirtualTokens', 'prefixProjection', 'encoderHiddenSize', 'modulesToSave', 'seed', 'baseModelNameOrPath'];
 
+/**
+ * @internal Where a model's prefix goes: every SdpaCore (block l·2 + kv of the table), or T5's
+ * decoder self-attentions in PEFT's encoder-decoder layout (see the file comment). A ConfigError
+ * when the model has no such attention or a shape PEFT's format cannot hold.
+ */
+export function prefixTargets(model: Module): PrefixTargets {
+  if (model instanceof T5Model) {
+    const c = model.config;
+    if (c.numDecoderLayers !== c.numLayers)
+      throw new ConfigError(`prefix tuning on T5 needs as many decoder as encoder layers (PEFT sizes the prefix by num_layers = ${c.numLayers}); this model has ${c.numDecoderLayers} decoder layers`);
+    if (c.numHeads * c.headDim !== c.hiddenSize)
+      throw new ConfigError(`prefix tuning on T5 needs num_heads · d_kv = d_model (PEFT's token_dim is d_model); this model has ${c.numHeads} · ${c.headDim} ≠ ${c.hiddenSize}`);
+    const L = c.numLayers;
+    return { hosts: model.decoderBlocks.map((b) => b.self.SelfAttention), kvHeads: c.numHeads, headDim: c.headDim, tableLayers: L, submodules: 2, blockOf: (l, kv) => (4 * l + kv) % (2 * L) };
+  }
+  const cores = attentionCores(model);
+  const { kvHeads, headDim } = cores[0]!.o;
+  return { hosts: cores, kvHeads, headDim, tableLayers: cores.length, submodules: 1, blockOf: (l, kv) => l * 2 + kv };
+}
+
 /** @internal The attention cores of a model, in layer order; a ConfigError when it exposes none. */
 export function attentionCores(model: Module): SdpaCore[] {
   const cores = model.namedModules().filter(([, m]) => m instanceof SdpaCore).map(([, m]) => m as SdpaCore);
@@ -228,10 +288,10 @@ export function attentionCores(model: Module): SdpaCore[] {
 /** Adds n learned key/value positions to every attention layer; only they (and the modules to save) train. */
 export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}): PrefixState {
   if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
-  if ((model as { task?: unknown }).task === 'seq2seq-lm')
-    throw new ConfigError(`prefix tuning is not wired for encoder-decoder models (T5): this ${model.constructor.name} is one`, { hint: 'use LoRA, IA3 or bottleneck adapters on T5' });
   const pm = model as PrefixModel;
-  if (typeof pm.positionShift !== 'number' || typeof pm.forward !== 'function') invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT families)', model.constructor.name);
+  const t5 = model instanceof T5Model;
+  if ((typeof pm.positionShift !== 'number' && !t5) || typeof pm.forward !== 'function') invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT, T5 families)', model.constructor.name);
+  const targets = prefixTargets(model);
   if (states.has(model) || loraState(model) || ia3State(model) || bitfitState(model) || bottleneckState(model) || promptState(model))
     invalidArgument('model', 'a model without a PEFT method', 'a model with one already applied');
   const o = checkOptions(config, 'config');
@@ -239,10 +299,9 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
   const n = o['numVirtualTokens'] === undefined ? 8 : checkInteger(o['numVirtualTokens'], 'numVirtualTokens', 1, 1 << 16);
   const proj = o['prefixProjection'] === undefined ? false : checkBoolean(o['prefixProjection'], 'prefixProjection');
   const seed = o['seed'] === undefined ? 0 : checkInteger(o['seed'], 'seed', 0, 2 ** 40);
-  const cores = attentionCores(model);
+  const cores = targets.hosts;
   if (cores.some((c) => c.prefix)) invalidArgument('model', 'attention without a prefix', 'a prefix already attached');
-  const { kvHeads, headDim } = cores[0]!.o;
-  const tokenDim = kvHeads * headDim;
+  const tokenDim = targets.kvHeads * targets.headDim;
   const hidden = o['encoderHiddenSize'] === undefined ? tokenDim : checkInteger(o['encoderHiddenSize'], 'encoderHiddenSize', 1, 1 << 20);
   const mts = o['modulesToSave'];
   if (mts !== undefined && mts !== null && (!Array.isArray(mts) || !mts.every((x) => typeof x === 'string' && x !== ''))) invalidArgument('modulesToSave', 'a list of module names', describe(mts));
@@ -254,14 +313,14 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
   const base = o['baseModelNameOrPath'];
   if (base !== undefined && base !== null && typeof base !== 'string') invalidArgument('baseModelNameOrPath', 'a string or null', describe(base));
   const { built: state, counts, summary } = installMethod(model, heads, () => {
-    const enc = new PrefixEncoder(n, tokenDim, cores.length * 2 * tokenDim, proj, hidden, seed);
-    const s = new PrefixState(n, cores, kvHeads, headDim, enc, heads, [...(config.modulesToSave ?? [])], hidden, (base as string | null | undefined) ?? null, { trainable: 0, total: 0, percent: 0 }, '');
+    const enc = new PrefixEncoder(n, tokenDim, targets.tableLayers * 2 * tokenDim, proj, hidden, seed);
+    const s = new PrefixState(n, targets, enc, heads, [...(config.modulesToSave ?? [])], hidden, (base as string | null | undefined) ?? null, { trainable: 0, total: 0, percent: 0 }, '');
     cores.forEach((c, l) => c.attachPrefix(s.attention(l), l === 0 ? { prompt_encoder: enc } : {}));
     return s;
   });
   state.counts = counts;
   state.summary = summary;
-  pm.positionShift = n;
+  if (!t5) pm.positionShift = n;
   const forward = Object.getPrototypeOf(model).forward as (b: Batch) => ForwardOutput;
   const backward = Object.getPrototypeOf(model).backward as (d?: Tensor) => void;
   const define = (k: string, value: unknown) => Object.defineProperty(model, k, { configurable: true, writable: true, value });
@@ -274,7 +333,38 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
     backward.call(model, d);
     state.finish();
   });
-  define('forwardCached', () => invalidArgument('model', 'a model without prefix tuning for incremental generation', 'a prefix-tuned model (generation with a learned prefix is not implemented)'));
+  if (t5) {
+    // T5 generation: the prefix rows for the batch, then the decoder's caches start with them.
+    const start = T5Model.prototype.startDecoding;
+    define('startDecoding', (ids: Int32Array, B: number, Ts: number, mask: ArrayLike<number> | null, maxT: number) => {
+      if (Number.isInteger(B) && B >= 1) state.prepare(B);
+      return start.call(model as T5Model, ids, B, Ts, mask, maxT);
+    });
+  } else {
+    // Incremental decoding (lib/models/generate.ts): the cache gets n more positions and starts
+    // filled with the prefix keys/values (PEFT's past_key_values), so the tokens sit at n, n + 1, ….
+    const proto = Object.getPrototypeOf(model) as { createCache: (B: number, maxT: number) => KVCache };
+    define('createCache', (B: number, maxT: number): KVCache => {
+      const cache = proto.createCache.call(model, B, maxT + n);
+      try {
+        state.prepare(B);
+        cores.forEach((core, l) => {
+          const kv = core.prefix!.kv(B);
+          const layer = cache.layers[l]!;
+          const shape = [B, n, targets.kvHeads, targets.headDim];
+          using k = Tensor.from(kv.k, shape).to(layer.k.device);
+          using v = Tensor.from(kv.v, shape).to(layer.v.device);
+          kvCacheWrite(k, layer.k, 0);
+          kvCacheWrite(v, layer.v, 0);
+        });
+      } catch (e) {
+        cache.dispose();
+        throw e;
+      }
+      cache.length = n;
+      return cache;
+    });
+  }
   states.set(model, state);
   return state;
 }
@@ -284,7 +374,7 @@ export function removePrefixTuning(model: Module): void {
   const s = requirePrefix(model);
   for (const c of s.layers) c.detachPrefix();
   s.dispose();
-  for (const k of ['forward', 'backward', 'forwardCached']) delete (model as unknown as Record<string, unknown>)[k];
-  (model as PrefixModel).positionShift = 0;
+  for (const k of ['forward', 'backward', 'createCache', 'startDecoding']) delete (model as unknown as Record<string, unknown>)[k];
+  if (!(model instanceof T5Model)) (model as PrefixModel).positionShift = 0;
   states.delete(model);
 }

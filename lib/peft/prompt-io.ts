@@ -1,10 +1,10 @@
 /**
  * Prompt tuning in the Hugging Face PEFT format (PROMPT_TUNING): `adapter_config.json` with
  * PromptTuningConfig's fields (sorted, two-space indented) and `adapter_model.safetensors` with
- * `prompt_embeddings` [n, C] and, for the modules to save, `base_model.<parameter path>` (PEFT's
- * prompt-learning models are not wrapped in a tuner, so the prefix is `base_model.`; the
- * `modules_to_save.default.` wrapper is stripped). Encoder-decoder prompts
- * (num_transformer_submodules 2) are refused. Loading checks the config and every key and shape
+ * `prompt_embeddings` [n·s, C] (s = num_transformer_submodules: 1, or 2 on an encoder-decoder
+ * model as PEFT writes it for SEQ_2_SEQ_LM) and, for the modules to save,
+ * `base_model.<parameter path>` (PEFT's prompt-learning models are not wrapped in a tuner, so the
+ * prefix is `base_model.`; the `modules_to_save.default.` wrapper is stripped). Loading checks the config and every key and shape
  * before anything is applied: a failed load leaves the model as it came.
  */
 import { join } from 'node:path';
@@ -47,7 +47,7 @@ export function promptConfigJson(model: Module): Record<string, unknown> {
     modules_to_save: heads.length ? heads : null,
     num_attention_heads: c.numHeads ?? null,
     num_layers: c.numLayers ?? null,
-    num_transformer_submodules: 1,
+    num_transformer_submodules: s.numTransformerSubmodules,
     num_virtual_tokens: s.numVirtualTokens,
     peft_type: 'PROMPT_TUNING',
     prompt_tuning_init: s.init,
@@ -77,8 +77,8 @@ export function savePromptTuning(model: Module, dir: string): void {
 
 /**
  * Reads a PEFT PROMPT_TUNING folder into a model without a PEFT method: the config must fit the
- * model (token_dim = hidden size, one transformer submodule), `prompt_embeddings` must be
- * [num_virtual_tokens, token_dim], every other key a parameter of a module to save. On any error
+ * model (token_dim = hidden size; two transformer submodules only on an encoder-decoder model),
+ * `prompt_embeddings` must be [num_virtual_tokens · num_transformer_submodules, token_dim], every other key a parameter of a module to save. On any error
  * the model is left as it came.
  */
 export function loadPromptTuning(model: Module, dir: string): PromptTuningState {
@@ -89,8 +89,10 @@ export function loadPromptTuning(model: Module, dir: string): PromptTuningState 
   if (raw['peft_type'] !== 'PROMPT_TUNING') throw new ConfigError(`peft_type ${describe(raw['peft_type'])} is not a prompt-tuning adapter (PROMPT_TUNING)`, { file: cfgPath });
   const n = raw['num_virtual_tokens'];
   if (!Number.isInteger(n) || (n as number) < 1) throw new ConfigError(`num_virtual_tokens must be a positive integer, got ${describe(n)}`, { file: cfgPath });
-  const subs = raw['num_transformer_submodules'] ?? 1;
-  if (subs !== 1) throw new ConfigError(`num_transformer_submodules ${describe(subs)}: only decoder-only and encoder-only prompts (1) are supported`, { file: cfgPath });
+  const seq2seq = (model as ModelShape).task === 'seq2seq-lm';
+  const subs = raw['num_transformer_submodules'] ?? (seq2seq ? 2 : 1);
+  if (!(subs === 1 || (subs === 2 && seq2seq)))
+    throw new ConfigError(`num_transformer_submodules ${describe(subs)}: ${seq2seq ? '1 or 2' : '1 (2 is for encoder-decoder models)'} expected`, { file: cfgPath });
   const [, emb] = wordEmbedding(model);
   const dim = raw['token_dim'];
   if (dim !== undefined && dim !== null && dim !== emb.dim) throw new ConfigError(`token_dim ${describe(dim)} does not match the model's hidden size ${emb.dim}`, { file: cfgPath });
@@ -101,13 +103,14 @@ export function loadPromptTuning(model: Module, dir: string): PromptTuningState 
   const file = SafetensorsFile.open(wpath);
   if (!file.names.includes(PROMPT_KEY)) throw new ConfigError(`${PROMPT_KEY} is missing from the adapter`, { file: wpath });
   const info = file.info(PROMPT_KEY);
-  const want = [n as number, emb.dim];
+  const want = [(n as number) * (subs as number), emb.dim];
   if (info.shape.length !== 2 || info.shape[0] !== want[0] || info.shape[1] !== want[1])
     throw new ShapeError(`${PROMPT_KEY}: the file has shape [${info.shape.join(', ')}], the model expects [${want.join(', ')}]`, { argument: PROMPT_KEY, expected: `[${want.join(', ')}]`, got: `[${info.shape.join(', ')}]` });
   const flags = model.parameters().map((p) => p.trainable);
   const names = [...new Set((mts as string[] | null | undefined) ?? [])];
   const state = applyPromptTuning(model, {
     numVirtualTokens: n as number,
+    ...(seq2seq ? { numTransformerSubmodules: subs as 1 | 2 } : {}),
     modulesToSave: names,
     baseModelNameOrPath: str('base_model_name_or_path'),
     tokenizerNameOrPath: str('tokenizer_name_or_path'),
@@ -124,7 +127,7 @@ export function loadPromptTuning(model: Module, dir: string): PromptTuningState 
   }
 }
 
-/** @internal A tensor [n, C] of the prompt's values on the host (tests, inspection). */
+/** @internal A tensor [n·s, C] of the prompt's values on the host (tests, inspection). */
 export function promptValues(model: Module): Tensor {
   const t = requirePrompt(model).hook.prompt.weight.tensor;
   return t.device === 'cpu' ? t.clone() : t.to('cpu');

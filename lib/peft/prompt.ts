@@ -12,13 +12,20 @@
  * GPT-2 read the last real token — PEFT, passing embeddings, reads position T' − 1, which is the
  * same row unless the batch is right-padded).
  *
+ * Encoder-decoder models (T5, PEFT's SEQ_2_SEQ_LM): the virtual tokens go in front of the
+ * encoder's input only (its mask extended with ones; the position bias sees n + T positions);
+ * the decoder, its labels and logits are unchanged. PEFT's table there has 2n rows (two
+ * "transformer submodules") of which only the first n are read; the rest is kept and saved.
+ *
  * Mechanics: the word Embedding gets a hook (EmbeddingHook) that overwrites the virtual rows
  * with P and, in backward, sums their gradients into ∂P (keeping the per-row gradients for K-FAC,
- * prompt-kfac.ts); the model's forward is wrapped to extend the batch. Incremental generation
- * (forwardCached) is refused while prompt tuning is applied.
+ * prompt-kfac.ts); the model's forward is wrapped to extend the batch (T5: and startDecoding, so
+ * generation reads the virtual tokens too). Incremental generation of decoder-only models
+ * (createCache, forwardCached) gets n more cache positions, and its first step the virtual tokens
+ * in front of the prompt (positions 0 … n − 1, as PEFT's generate() puts them).
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { checkBatch, type Batch, type ForwardOutput } from '../models/common.js';
+import { checkBatch, type Batch, type ForwardOutput, type KVCache } from '../models/common.js';
 import { embeddingBackward, embeddingForward, kvCacheWrite } from '../nn/functional.js';
 import { Embedding, type EmbeddingHook } from '../nn/layers.js';
 import { copy } from '../ops/index.js';
@@ -45,6 +52,12 @@ export interface PromptTuningConfig {
   baseModelNameOrPath?: string | null;
   /** Recorded in adapter_config.json for a text initialisation. */
   tokenizerNameOrPath?: string | null;
+  /**
+   * Encoder-decoder models (T5) only: PEFT's num_transformer_submodules, 2 by default as PEFT
+   * sets it for SEQ_2_SEQ_LM. The table then has 2n rows, of which only the first n are used
+   * (PEFT puts them in front of the encoder's input; the decoder's input is left alone).
+   */
+  numTransformerSubmodules?: 1 | 2;
 }
 
 /** The virtual-token table: parameter `weight` [n, C]. */
@@ -69,12 +82,18 @@ export class PromptHook implements EmbeddingHook {
   #rows: Tensor | null = null;
   #onehot: Tensor | null = null;
 
+  /** Rows of the table (n, or PEFT's 2n for an encoder-decoder model; only the first n are read). */
+  readonly rows: number;
+  /** False while incremental decoding runs steps after the first (their tokens are all real). */
+  active = true;
+
   constructor(
     readonly n: number,
     readonly dim: number,
     init: Tensor,
   ) {
     this.prompt = new PromptEmbedding(init);
+    this.rows = init.shape[0]!;
   }
 
   /** Row ids: v = 0 … n−1 repeated for each of B sequences (the prompt row of each virtual token). */
@@ -83,6 +102,7 @@ export class PromptHook implements EmbeddingHook {
   }
 
   forward(out: Tensor): void {
+    if (!this.active) return;
     const [B, T] = out.shape as [number, number, number];
     if (out.rank !== 3 || T < this.n) invalidArgument('prompt tuning', `an embedding output [B, T ≥ ${this.n}, C]`, `[${out.shape.join(', ')}]`);
     const { n, dim: C } = this;
@@ -109,9 +129,10 @@ export class PromptHook implements EmbeddingHook {
     if (dP) embeddingBackward(this.#virtual(B), rows, dP); // dP[v] += Σ_b rows[b, v], sequences in order
     if (!this.#onehot || this.#onehot.disposed || this.#onehot.shape[0] !== B * n || this.#onehot.device !== dev) {
       this.#onehot?.dispose();
-      const e = new Float32Array(B * n * n);
-      for (let r = 0; r < B * n; r++) e[r * n + (r % n)] = 1;
-      this.#onehot = Tensor.from(e, [B * n, n]).to(dev);
+      const R = this.rows;
+      const e = new Float32Array(B * n * R);
+      for (let r = 0; r < B * n; r++) e[r * R + (r % n)] = 1;
+      this.#onehot = Tensor.from(e, [B * n, R]).to(dev);
     }
     if (!tableTrainable) return dOut;
     // virtual rows have no table row: a copy of dOut with rows 0 … n−1 of each sequence zeroed
@@ -127,7 +148,7 @@ export class PromptHook implements EmbeddingHook {
   get rowGrads(): Tensor | null {
     return this.#rows;
   }
-  /** The one-hot rows e_v matching rowGrads: [B·n, n]. */
+  /** The one-hot rows e_v matching rowGrads: [B·n, rows]. */
   get onehots(): Tensor | null {
     return this.#onehot;
   }
@@ -142,6 +163,8 @@ export class PromptHook implements EmbeddingHook {
 
 export interface PromptTuningState {
   readonly numVirtualTokens: number;
+  /** PEFT's num_transformer_submodules: 2 on encoder-decoder models by default, else 1. */
+  readonly numTransformerSubmodules: 1 | 2;
   readonly hook: PromptHook;
   /** The word embedding the prompt is attached to, and its path. */
   readonly embedding: Embedding;
@@ -177,7 +200,7 @@ export function wordEmbedding(model: Module): [string, Embedding] {
 }
 
 const CLASSIFIER_HEADS = ['classifier', 'score'];
-const KNOWN = ['numVirtualTokens', 'init', 'modulesToSave', 'seed', 'baseModelNameOrPath', 'tokenizerNameOrPath'];
+const KNOWN = ['numVirtualTokens', 'init', 'modulesToSave', 'seed', 'baseModelNameOrPath', 'tokenizerNameOrPath', 'numTransformerSubmodules'];
 
 /** The extended batch the wrapped forward passes on (see the file comment). */
 export function extendBatch(model: PromptModel, n: number, batch: Batch): Batch {
@@ -198,7 +221,8 @@ export function extendBatch(model: PromptModel, n: number, batch: Batch): Batch 
     if (tt2 && tt) tt2.set(tt.subarray(b * T, (b + 1) * T), b * T2 + n);
     if (lab2) lab2.set((labels as Int32Array).subarray(b * T, (b + 1) * T), b * T2 + n);
   }
-  return { inputIds: ids2, shape: [B, T2], attentionMask: mask2, tokenTypeIds: tt2, labels: lab2 ?? labels };
+  // Other fields (an encoder-decoder batch's decoder inputs, mask and labels) pass unchanged.
+  return { ...batch, inputIds: ids2, shape: [B, T2], attentionMask: mask2, tokenTypeIds: tt2, labels: lab2 ?? labels };
 }
 
 function isPromptModel(m: Module): m is PromptModel {
@@ -209,15 +233,19 @@ function isPromptModel(m: Module): m is PromptModel {
 /** Adds n virtual tokens in front of every sequence; only they (and the modules to save) train. */
 export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}): PromptTuningState {
   if (!model || typeof (model as Module).namedModules !== 'function') invalidArgument('model', 'a Module', describe(model));
-  if ((model as { task?: unknown }).task === 'seq2seq-lm')
-    throw new ConfigError(`prompt tuning is not wired for encoder-decoder models (T5): this ${model.constructor.name} is one`, { hint: 'use LoRA, IA3 or bottleneck adapters on T5' });
-  if (!isPromptModel(model)) invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT families)', model.constructor.name);
+  if (!isPromptModel(model)) invalidArgument('model', 'a transformer model (LLaMA, GPT-2, BERT, T5 families)', model.constructor.name);
+  const seq2seq = model.task === 'seq2seq-lm';
   if (states.has(model) || loraState(model) || ia3State(model) || bitfitState(model) || bottleneckState(model))
     invalidArgument('model', 'a model without a PEFT method', 'a model with one already applied');
   const o = checkOptions(config, 'config');
   for (const k of Object.keys(o)) if (!KNOWN.includes(k)) invalidArgument(`config.${k}`, `one of ${KNOWN.join(', ')}`, JSON.stringify(k));
   const n = o['numVirtualTokens'] === undefined ? 8 : checkInteger(o['numVirtualTokens'], 'numVirtualTokens', 1, 1 << 16);
   const seed = o['seed'] === undefined ? 0 : checkInteger(o['seed'], 'seed', 0, 2 ** 40);
+  const subsRaw = o['numTransformerSubmodules'];
+  if (subsRaw !== undefined && !(subsRaw === 1 || (subsRaw === 2 && seq2seq)))
+    invalidArgument('numTransformerSubmodules', seq2seq ? '1 or 2' : '1 (2 is for encoder-decoder models)', describe(subsRaw));
+  const subs = (subsRaw as 1 | 2 | undefined) ?? (seq2seq ? 2 : 1);
+  const rows = n * subs;
   const [embPath, emb] = wordEmbedding(model);
   const C = emb.dim;
   const maxPos = model.config.maxPositions ?? null;
@@ -225,15 +253,15 @@ export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}
   const init = o['init'] ?? 'random';
   let table: Float32Array;
   let initText: string | null = null;
-  if (init === 'random') table = Tensor.randn([n, C], { seed, std: 1 }).toArray();
+  if (init === 'random') table = Tensor.randn([rows, C], { seed, std: 1 }).toArray();
   else if (typeof init === 'object' && init !== null && 'textTokenIds' in init) {
     const ids = Array.from(init.textTokenIds as ArrayLike<number>);
     if (ids.length === 0 || !ids.every((v) => Number.isInteger(v) && v >= 0 && v < emb.numEmbeddings))
       invalidArgument('init.textTokenIds', `a non-empty list of token ids in [0, ${emb.numEmbeddings})`, describe(init.textTokenIds));
-    // PEFT: repeat the ids ⌈n / len⌉ times, keep the first n; P = their word embeddings.
+    // PEFT: repeat the ids ⌈rows / len⌉ times, keep the first rows; P = their word embeddings.
     const W = emb.weight.tensor.device === 'cpu' ? emb.weight.tensor.toArray() : emb.weight.tensor.to('cpu').toArray();
-    table = new Float32Array(n * C);
-    for (let v = 0; v < n; v++) table.set(W.subarray(ids[v % ids.length]! * C, (ids[v % ids.length]! + 1) * C), v * C);
+    table = new Float32Array(rows * C);
+    for (let v = 0; v < rows; v++) table.set(W.subarray(ids[v % ids.length]! * C, (ids[v % ids.length]! + 1) * C), v * C);
     const text = (init as { text?: unknown }).text;
     initText = typeof text === 'string' ? text : null;
   } else return invalidArgument('init', "'random' or { textTokenIds }", describe(init));
@@ -252,20 +280,43 @@ export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}
   const base = str('baseModelNameOrPath');
   const tok = str('tokenizerNameOrPath');
   const { built: hook, counts, summary } = installMethod(model, heads, () => {
-    const h = new PromptHook(n, C, Tensor.from(table, [n, C]));
+    const h = new PromptHook(n, C, Tensor.from(table, [rows, C]));
     if (emb.weight.tensor.device !== 'cpu') h.prompt.to(emb.weight.tensor.device);
     emb.attachHook(h, { prompt_encoder: h.prompt });
     return h;
   });
   const forward = Object.getPrototypeOf(model).forward as (b: Batch) => ForwardOutput;
   Object.defineProperty(model, 'forward', { configurable: true, writable: true, value: (b: Batch) => forward.call(model, extendBatch(model, n, b)) });
-  Object.defineProperty(model, 'forwardCached', {
-    configurable: true,
-    writable: true,
-    value: () => invalidArgument('model', 'a model without prompt tuning for incremental generation', 'a prompt-tuned model (generation with virtual tokens is not implemented)'),
-  });
+  const start = (Object.getPrototypeOf(model) as { startDecoding?: unknown }).startDecoding;
+  if (seq2seq && typeof start === 'function') {
+    // T5 generation: the source gets the virtual tokens before the encoder runs.
+    const value = (ids: Int32Array, B: number, Ts: number, mask: ArrayLike<number> | null, maxT: number): unknown => {
+      const e = extendBatch(model, n, { inputIds: ids, shape: [B, Ts], attentionMask: mask });
+      return start.call(model, e.inputIds, B, n + Ts, e.attentionMask ?? null, maxT);
+    };
+    Object.defineProperty(model, 'startDecoding', { configurable: true, writable: true, value });
+  } else {
+    // Incremental decoding (lib/models/generate.ts): the cache holds n more positions; its first
+    // step runs the virtual tokens in front of the prompt, the later steps only the new tokens.
+    const proto = Object.getPrototypeOf(model) as { createCache: (B: number, maxT: number) => KVCache; forwardCached: (ids: Int32Array, B: number, T: number, cache: KVCache) => Tensor };
+    const define = (k: string, value: unknown) => Object.defineProperty(model, k, { configurable: true, writable: true, value });
+    define('createCache', (B: number, maxT: number) => proto.createCache.call(model, B, maxT + n));
+    define('forwardCached', (ids: Int32Array, B: number, T: number, cache: KVCache): Tensor => {
+      if (cache?.length === 0) {
+        const e = extendBatch(model, n, { inputIds: ids, shape: [B, T] });
+        return proto.forwardCached.call(model, e.inputIds, B, n + T, cache);
+      }
+      hook.active = false;
+      try {
+        return proto.forwardCached.call(model, ids, B, T, cache);
+      } finally {
+        hook.active = true;
+      }
+    });
+  }
   const state: PromptTuningState = {
     numVirtualTokens: n,
+    numTransformerSubmodules: subs,
     hook,
     embedding: emb,
     embeddingPath: embPath,
@@ -288,6 +339,6 @@ export function removePromptTuning(model: Module): void {
   s.embedding.detachHook();
   s.hook.dispose();
   delete (model as { forward?: unknown }).forward;
-  delete (model as { forwardCached?: unknown }).forwardCached;
+  for (const k of ['startDecoding', 'forwardCached', 'createCache']) delete (model as unknown as Record<string, unknown>)[k];
   states.delete(model);
 }

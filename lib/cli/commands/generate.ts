@@ -1,6 +1,6 @@
 /**
  * `kfac-peft generate --model M [--adapter DIR] --prompt P [--max-new-tokens N] [--temperature T]
- * [--top-p P] [--seed S]`: continues a prompt with a causal language model (a Hugging Face folder
+ * [--top-p P] [--top-k K] [--seed S] [--num-beams N]`: continues a prompt with a causal language model (a Hugging Face folder
  * or a llama2.c .bin with its tokenizer), streaming the text to stdout as tokens are chosen.
  * Greedy (argmax) at temperature 0, the default; seeded sampling above it.
  */
@@ -28,11 +28,14 @@ Continues TEXT with a causal language model (LLaMA, Mistral, Qwen2, GPT-2 folder
 options:
   --model PATH           Hugging Face model folder or llama2.c .bin checkpoint (required)
   --prompt TEXT          the text to continue (required)
-  --adapter DIR          a PEFT LoRA adapter folder for this base model
+  --adapter DIR          an adapter folder for this base model, any method (LoRA, IA3, prompt or
+                         prefix tuning, BitFit, bottleneck adapters); virtual tokens and prefixes
+                         are used in generation as PEFT's generate() uses them
   --tokenizer FILE       tokenizer.json or llama2.c tokenizer .bin (default: beside the model)
   --max-new-tokens N     tokens to generate (default: 128, at most what the context leaves)
   --temperature T        0 (greedy, default) or a softmax temperature above 0 for sampling
   --top-p P              nucleus sampling: keep the likeliest tokens up to mass P, in (0, 1] (default 1)
+  --top-k K              sampling from the K likeliest tokens only (default: all; applied before --top-p)
   --seed S               seed of the sampler (default 0)
   --device D             cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason)
   --dtype T              storage of the frozen base weights: float32 (default) | bfloat16
@@ -40,11 +43,12 @@ options:
   --num-beams N          beam search with N beams (encoder-decoder models such as T5; default 1)
   --json                 print {prompt, promptIds, ids, text} as JSON instead of streaming
 
-An encoder-decoder model (T5, Flan-T5) reads TEXT as its source and prints the generated target.
+An encoder-decoder model (T5, Flan-T5) reads TEXT as its source and prints the generated target
+(greedy, sampled with --temperature, or beam search with --num-beams).
 `;
 
 const FLAGS = {
-  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', 'num-beams': 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
+  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', seed: 'string', 'num-beams': 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
 } as const;
 
 function number(flag: string, raw: string | undefined, ok: (v: number) => boolean, what: string): number | undefined {
@@ -106,6 +110,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   const maxNew = number('max-new-tokens', flags['max-new-tokens'] as string | undefined, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1');
   const temperature = number('temperature', flags['temperature'] as string | undefined, (v) => v >= 0 && v <= 100, 'a number in [0, 100]') ?? 0;
   const topP = number('top-p', flags['top-p'] as string | undefined, (v) => v > 0 && v <= 1, 'a number in (0, 1]') ?? 1;
+  const topK = number('top-k', flags['top-k'] as string | undefined, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1');
   const seed = number('seed', flags['seed'] as string | undefined, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)') ?? 0;
   if (flags['threads'] !== undefined) setNumThreads(flags['threads'] as number);
 
@@ -118,15 +123,15 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   const model = loadModel(modelPath, { device, ...(dtype ? { dtype } : {}) });
   try {
     if (model instanceof T5Model) {
-      if (temperature > 0) throw new UsageError('--temperature: an encoder-decoder model decodes greedily or by beam search (--num-beams)');
+      if (temperature > 0 && beams > 1) throw new UsageError('--temperature with --num-beams: sampling takes one beam (beam search is deterministic)');
       const codec = openTextCodec(modelPath, flags['tokenizer'] as string | undefined);
       const adapter = flags['adapter'] as string | undefined;
       if (adapter !== undefined) loadAdapterFor(model, adapter, modelPath);
       const ids = codec.encodeDocument(prompt);
-      const gen = Array.from(generateSeq2Seq(model, ids, { maxNewTokens: maxNew ?? 32, numBeams: beams }));
+      const gen = Array.from(generateSeq2Seq(model, ids, { maxNewTokens: maxNew ?? 32, numBeams: beams, temperature, topP, seed, ...(topK === undefined ? {} : { topK }) }));
       const end = gen.indexOf(model.config.eosTokenId ?? -1);
       const text = codec.decode((end < 0 ? gen : gen.slice(0, end)).filter((id) => id < codec.vocabSize && id !== model.config.padTokenId));
-      process.stdout.write(flags['json'] ? JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: gen, text, numBeams: beams }, null, 2) + '\n' : text + '\n');
+      process.stdout.write(flags['json'] ? JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: gen, text, numBeams: beams, temperature, topP, topK: topK ?? null, seed }, null, 2) + '\n' : text + '\n');
       return 0;
     }
     if (beams > 1) throw new UsageError('--num-beams: beam search is available for encoder-decoder models (T5)');
@@ -154,6 +159,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
       maxNewTokens: n,
       temperature,
       topP,
+      ...(topK === undefined ? {} : { topK }),
       seed,
       stopTokens: stop,
       onToken: (id) => {
@@ -165,7 +171,7 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     if (stream) {
       stream.push(out, true);
       process.stdout.write('\n');
-    } else process.stdout.write(JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: Array.from(gen), text: decode(out), temperature, topP, seed }, null, 2) + '\n');
+    } else process.stdout.write(JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: Array.from(gen), text: decode(out), temperature, topP, topK: topK ?? null, seed }, null, 2) + '\n');
     return 0;
   } finally {
     model.dispose();
