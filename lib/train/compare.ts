@@ -45,16 +45,18 @@ type EvalEvent = Extract<TrainerEvent, { kind: 'eval' }>;
 
 /**
  * Whether a run diverged: a non-finite loss, or a training loss (mean over 10 steps) that rose
- * above 5× its starting value (mean of the first 10 steps) — a blow-up that finite numbers hide.
+ * above 5× its starting value — a blow-up that finite numbers hide. The start is the first
+ * step's loss (at the initial weights, before any update): a mean over the first steps would
+ * already hold a blow-up of the first few updates and hide it.
  */
 export function blewUp(losses: readonly number[], window = 10, factor = 5): boolean {
   if (losses.some((l) => !Number.isFinite(l))) return true;
-  if (losses.length < 2 * window) return false;
-  const start = losses.slice(0, window).reduce((a, b) => a + b, 0) / window;
+  if (losses.length < window) return false;
+  const start = losses[0]!;
   let sum = 0;
   for (let i = 0; i < losses.length; i++) {
     sum += losses[i]! - (i >= window ? losses[i - window]! : 0);
-    if (i >= 2 * window - 1 && sum / window > factor * start) return true;
+    if (i >= window - 1 && sum / window > factor * start) return true;
   }
   return false;
 }

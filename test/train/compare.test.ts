@@ -62,5 +62,8 @@ describe('blewUp', () => {
     // a single spike averages out over the window
     expect(blewUp([...flat, 20, ...flat])).toBe(false);
     expect(blewUp([0.7, 50])).toBe(false); // too short to judge a finite rise
+    // a blow-up in the first updates (3.76 → 26 by step 3, as a K-FAC run without the Newton clip):
+    // a start averaged over the first steps would hide it
+    expect(blewUp([3.76, 9.7, 26.4, 30, 28, 27, 29, 31, 30, 29, 28, 30])).toBe(true);
   });
 });
