@@ -108,17 +108,20 @@ export interface ResolvedAdaptiveDamping {
   reject: boolean;
 }
 
+/** `o[k]` (or `fallback`): a finite number in (lo, hi] (`openLo`) or [lo, hi], else InvalidArgumentError naming `owner.k`. */
+function boundedOption(o: Record<string, unknown>, owner: string, k: string, fallback: number, lo: number, hi: number, openLo: boolean): number {
+  const x = o[k] ?? fallback;
+  if (typeof x !== 'number' || !Number.isFinite(x) || (openLo ? x <= lo : x < lo) || x > hi) invalidArgument(`${owner}.${k}`, `a number in ${openLo ? '(' : '['}${lo}, ${hi}]`, describe(x));
+  return x;
+}
+
 /** `undefined` / false: off; true: the defaults. */
 export function resolveAdaptiveDamping(v: unknown): ResolvedAdaptiveDamping | null {
   if (v === undefined || v === false || v === null) return null;
   const o = v === true ? {} : checkOptions(v, 'adaptiveDamping');
   const every = o['every'] ?? 5;
   if (typeof every !== 'number' || !Number.isInteger(every) || every < 1) invalidArgument('adaptiveDamping.every', 'a positive integer', describe(every));
-  const num = (k: string, fallback: number, lo: number, hi: number, openLo: boolean): number => {
-    const x = o[k] ?? fallback;
-    if (typeof x !== 'number' || !Number.isFinite(x) || (openLo ? x <= lo : x < lo) || x > hi) invalidArgument(`adaptiveDamping.${k}`, `a number in ${openLo ? '(' : '['}${lo}, ${hi}]`, describe(x));
-    return x;
-  };
+  const num = (k: string, fallback: number, lo: number, hi: number, openLo: boolean): number => boundedOption(o, 'adaptiveDamping', k, fallback, lo, hi, openLo);
   const omega = num('omega', (19 / 20) ** every, 0, 1, true);
   const min = num('min', 1e-6, 0, 1e12, true);
   const max = num('max', 1, min, 1e12, false);
@@ -260,11 +263,8 @@ export function resolveAdaptiveTrust(v: unknown): ResolvedAdaptiveTrust | null {
   if (v === undefined || v === false || v === null) return null;
   const o = v === true ? {} : checkOptions(v, 'adaptiveTrust');
   for (const k of Object.keys(o)) if (!['rate', 'target', 'min', 'max'].includes(k)) invalidArgument(`adaptiveTrust.${k}`, 'one of rate, target, min, max', k);
-  const num = (k: string, fallback: number, lo: number, hi: number): number => {
-    const x = o[k] ?? fallback;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x < lo || x > hi) invalidArgument(`adaptiveTrust.${k}`, `a number in [${lo}, ${hi}]`, describe(x));
-    return x;
-  };
+  const num = (k: string, fallback: number, lo: number, hi: number): number => boundedOption(o, 'adaptiveTrust', k, fallback, lo, hi, false);
+
   const rate = num('rate', 0.5, 0, 100);
   const target = num('target', 0.05, -1, 1);
   const min = num('min', 0.25, 1e-6, 1);
