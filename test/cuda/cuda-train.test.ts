@@ -81,8 +81,11 @@ async function run(name: string, over: Partial<RunConfig>): Promise<Counted> {
 describe('a run on the device', () => {
   for (const optimizer of ['adamw', 'kfac'] as const)
     test(`${optimizer}: the CPU run's losses, evaluation and adapter; copies and host synchronisations per step`, async () => {
-      const cpu = await run(`${optimizer}-cpu`, { optimizer });
-      const dev = await run(`${optimizer}-cuda`, { optimizer, device: 'cuda' });
+      // the transfer counts are those of the plain K-FAC step: adaptive damping's probe (every 5th
+      // step, an extra forward and the quadratic model's reductions) is checked separately below
+      const over = optimizer === 'kfac' ? ({ optimizer, adaptiveDamping: 'off' } as const) : { optimizer };
+      const cpu = await run(`${optimizer}-cpu`, over);
+      const dev = await run(`${optimizer}-cuda`, { ...over, device: 'cuda' });
       expect(dev.losses).toEqual(cpu.losses);
       expect(dev.losses.length).toBe(6);
       expect(dev.evalLoss).toBe(cpu.evalLoss);
@@ -101,6 +104,13 @@ describe('a run on the device', () => {
         expect(syncs[2]).toBeGreaterThan(3);
       }
     });
+
+  test('kfac with adaptive damping (the default): the CPU run\'s losses and adapter, the probe steps included', async () => {
+    const cpu = await run('kfac-ad-cpu', { optimizer: 'kfac' });
+    const dev = await run('kfac-ad-cuda', { optimizer: 'kfac', device: 'cuda' });
+    expect(dev.losses).toEqual(cpu.losses);
+    expect(dev.adapter.equals(cpu.adapter)).toBe(true);
+  });
 
   test('gradient checkpointing on the device: the same losses as without it (K-FAC captures block by block)', async () => {
     const plain = await run('ckpt-off', { optimizer: 'kfac', device: 'cuda' });
