@@ -204,6 +204,45 @@ export function prefixKvInto(p: AttentionPrefix, B: number, k: Tensor, v: Tensor
   } else invalidArgument('prefix', 'kvInto or kv', 'neither');
 }
 
+/** [pre; x] along time into out [B, n + T, H, D], from pre [B, n, H, D] and x [B, T, H, D] (native ops). */
+export function joinTime(pre: Tensor, x: Tensor, out: Tensor): Tensor {
+  F.kvCacheWrite(pre, out, 0);
+  F.kvCacheWrite(x, out, pre.shape[1]!);
+  return out;
+}
+
+/** Splits full [B, n + T, H, D] along time into its first n positions `pre` [B, n, H, D] and the rest `own` [B, T, H, D]. */
+export function splitTime(full: Tensor, pre: Tensor, own: Tensor): void {
+  F.timeSlice(full, pre, 0);
+  F.timeSlice(full, own, pre.shape[1]!);
+}
+
+/**
+ * Starts a decoding cache with prefix tuning's keys and values (PEFT's past_key_values): the first
+ * n positions of layer l are prefixes[l]'s for the cache's B sequences, and cache.length becomes n.
+ * On an error, `owner` (the cache, or what holds it) is disposed before the error goes on.
+ */
+export function fillPrefixCache(cache: KVCache, prefixes: readonly (AttentionPrefix | null)[], owner: Disposable = cache): void {
+  try {
+    const n = prefixes[0]?.length ?? 0;
+    if (n === 0) return;
+    cache.reserve(n);
+    prefixes.forEach((p, l) => {
+      if (p?.length !== n) invalidArgument('prefix', `a prefix of ${n} positions in every layer`, `none or another length in layer ${l}`);
+      const layer = cache.layers[l]!;
+      const [B, , H, D] = layer.k.shape as [number, number, number, number];
+      using k = Tensor.empty([B, n, H, D], { device: layer.k.device }), v = Tensor.empty([B, n, H, D], { device: layer.v.device });
+      prefixKvInto(p, B, k, v);
+      F.kvCacheWrite(k, layer.k, 0);
+      F.kvCacheWrite(v, layer.v, 0);
+    });
+    cache.length = n;
+  } catch (e) {
+    owner[Symbol.dispose]();
+    throw e;
+  }
+}
+
 /** Hands a prefix the gradients [B, n, Hkv, D] of its keys and values (backwardFrom, else backward on host arrays). */
 export function prefixBackwardFrom(p: AttentionPrefix, dk: Tensor, dv: Tensor): void {
   if (p.backwardFrom) p.backwardFrom(dk, dv);
@@ -245,21 +284,6 @@ export class SdpaCore extends Module {
     for (const n of this.#prefixNames) this.removeModule(n);
     this.#prefix = null;
     this.#prefixNames = [];
-  }
-
-  /** [prefix; own] along time: [B, n + T, Hkv, D] from the prefix part pre [B, n, Hkv, D] and x [B, T, Hkv, D] (native ops). */
-  #joined(name: string, pre: Tensor, x: Tensor, n: number): Tensor {
-    const [B, T, Hkv, D] = x.shape as [number, number, number, number];
-    const out = this.workspace(name, [B, n + T, Hkv, D]);
-    F.kvCacheWrite(pre, out, 0);
-    F.kvCacheWrite(x, out, n);
-    return out;
-  }
-
-  /** Splits a [B, n + T, Hkv, D] gradient into its prefix part `pre` [B, n, Hkv, D] and its own part `own` [B, T, Hkv, D]. */
-  #split(full: Tensor, pre: Tensor, own: Tensor, n: number): void {
-    F.timeSlice(full, pre, 0);
-    F.timeSlice(full, own, n);
   }
 
   /** The prefix keys and values of a batch of B in workspaces on this core's device. */
@@ -304,8 +328,8 @@ export class SdpaCore extends Module {
       let mask = call.mask;
       if (p) {
         const kv = this.#prefixKv(p, B, n);
-        k = this.#joined('kp', kv.k, k, n);
-        v = this.#joined('vp', kv.v, v, n);
+        k = joinTime(kv.k, k, this.workspace('kp', [B, n + T, Hkv, D]));
+        v = joinTime(kv.v, v, this.workspace('vp', [B, n + T, Hkv, D]));
         if (mask) {
           // n ones in front of each row's mask, on the mask's device
           const mp = this.workspace('maskp', [B, n + T]);
@@ -339,8 +363,8 @@ export class SdpaCore extends Module {
       const p = this.#prefix;
       if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
       const dpk = this.workspace('dpk', [B, n, Hkv, D]), dpv = this.workspace('dpv', [B, n, Hkv, D]);
-      this.#split(dkf, dpk, dk, n);
-      this.#split(dvf, dpv, dv, n);
+      splitTime(dkf, dpk, dk);
+      splitTime(dvf, dpv, dv);
       prefixBackwardFrom(p, dpk, dpv);
     }
     if (this.o.rope) {
