@@ -1,6 +1,6 @@
 /**
  * T5's decoding state: the decoder's self-attention KV cache (its first n positions hold prefix
- * tuning's keys and values, see common.ts fillPrefixCache) and the cross-attention keys/values
+ * tuning's keys and values, see prefix-kv.ts fillPrefixCache) and the cross-attention keys/values
  * computed once from the encoder output (T5Model.startDecoding / decodeStep, t5-generate.ts).
  */
 import { invalidArgument } from '../errors.js';

@@ -15,7 +15,8 @@ import { invalidArgument } from '../errors.js';
 import { add, axpy, copy } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Init } from './base.js';
-import { type AttentionPrefix, Container, joinTime, type LayerCache, prefixBackwardFrom, prefixKvInto, splitTime } from './common.js';
+import { Container, type LayerCache } from './common.js';
+import { type AttentionPrefix, joinTime, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 import type { T5Config } from './t5-config.js';
 
 /** What one attention call needs besides its inputs. */

@@ -33,7 +33,8 @@
  * decoding state (startDecoding) likewise.
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { type AttentionPrefix, type Batch, Container, fillPrefixCache, type ForwardOutput, type KVCache, SdpaCore, SmallActivation } from '../models/common.js';
+import { type Batch, Container, type ForwardOutput, type KVCache, SdpaCore, SmallActivation } from '../models/common.js';
+import { type AttentionPrefix, fillPrefixCache } from '../models/prefix-kv.js';
 import { T5Model } from '../models/t5.js';
 import { embeddingBackward, embeddingForward, kvCacheWrite, linearForward, timeSlice } from '../nn/functional.js';
 import { axpy, copy, fill } from '../ops/index.js';
