@@ -33,7 +33,8 @@ options:
                          prefix tuning, BitFit, bottleneck adapters); virtual tokens and prefixes
                          are used in generation as PEFT's generate() uses them
   --tokenizer FILE       tokenizer.json or llama2.c tokenizer .bin (default: beside the model)
-  --max-new-tokens N     tokens to generate (default: 128, at most what the context leaves)
+  --max-new-tokens N     tokens to generate (default: 128, at most what the context leaves after
+                         the prompt and an adapter's virtual tokens)
   --temperature T        0 (greedy, default) or a softmax temperature above 0 for sampling
   --top-p P              nucleus sampling: keep the likeliest tokens up to mass P, in (0, 1] (default 1)
   --top-k K              sampling from the K likeliest tokens only (default: all; applied before --top-p)
