@@ -4,7 +4,12 @@
       test/fixtures/peft/<case>/ for each case below: adapter_config.json + adapter_model.safetensors
       written by peft's save_pretrained (random init), and expected.json: a source/target batch, the
       float32 eval-mode logits [B, Tt, V] and loss of the adapted model, and the token ids that
-      PEFT's generate() returns for each source row (greedy, and beam search with 3 beams).
+      PEFT's generate() returns for each source row (greedy, and beam search with 3 beams). The
+      seed of each case's initialisation is one whose greedy and beam ids differ from the base
+      model's on at least one source (so that a dropped prompt or prefix shows); the script fails
+      otherwise.
+  python3 tools/make_peft_t5_prompt_prefix_fixtures.py CASE …
+      only those cases.
       prefix-t5-v1_1 brings its own base model (test/fixtures/peft/prefix-t5-v1_1/base): PEFT sizes
       the prefix by d_model and num_layers, so it needs heads·d_kv = d_model and as many decoder as
       encoder layers, which test/fixtures/models/t5-v1_1 deliberately does not have.
@@ -41,12 +46,13 @@ SRC = [[5, 17, 42, 8, 77, 3, 1], [9, 33, 61, 1, 0, 0, 0]]
 SRC_MASK = [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]]
 LABELS = [[12, 40, 7, 90, 1], [23, 4, 1, -100, -100]]
 
-# name: (base folder relative to the repository, num_virtual_tokens, extra config)
+# name: (base folder relative to the repository, num_virtual_tokens, extra config, seed)
 CASES = {
-    'prompt-t5-v1_0': ('test/fixtures/models/t5-v1_0', 3, {}),
-    'prompt-t5-v1_1': ('test/fixtures/models/t5-v1_1', 2, {}),
-    'prefix-t5-v1_0': ('test/fixtures/models/t5-v1_0', 3, {}),
-    'prefix-t5-v1_1': ('test/fixtures/peft/prefix-t5-v1_1/base', 2, {'prefix_projection': True, 'encoder_hidden_size': 10}),
+    # seed 0 gives this case the base model's greedy ids on both sources
+    'prompt-t5-v1_0': ('test/fixtures/models/t5-v1_0', 3, {}, 1),
+    'prompt-t5-v1_1': ('test/fixtures/models/t5-v1_1', 2, {}, 0),
+    'prefix-t5-v1_0': ('test/fixtures/models/t5-v1_0', 3, {}, 0),
+    'prefix-t5-v1_1': ('test/fixtures/peft/prefix-t5-v1_1/base', 2, {'prefix_projection': True, 'encoder_hidden_size': 10}, 0),
 }
 
 
@@ -78,7 +84,7 @@ def base(case):
 
 
 def peft_config(case):
-    _, n, extra = CASES[case]
+    _, n, extra, _ = CASES[case]
     if case.startswith('prompt-'):
         return PromptTuningConfig(task_type='SEQ_2_SEQ_LM', num_virtual_tokens=n, **extra)
     return PrefixTuningConfig(task_type='SEQ_2_SEQ_LM', num_virtual_tokens=n, **extra)
@@ -95,7 +101,7 @@ def make(case):
     shutil.rmtree(out_dir, ignore_errors=True)
     if keep_base:
         v11_base(os.path.join(out_dir, 'base'))
-    torch.manual_seed(0)
+    torch.manual_seed(CASES[case][3])
     model = get_peft_model(base(case), peft_config(case))
     model.peft_config['default'].base_model_name_or_path = CASES[case][0]
     model.save_pretrained(out_dir)
@@ -103,6 +109,8 @@ def make(case):
     model.eval()
     res = forward(model)
     gen = []
+    plain = []
+    plain_model = base(case)
     # t5-v1_1 has more decoder than encoder layers: transformers 5.18 sizes its cache by the encoder
     # and fails, so that prompt case generates without a cache (the same tokens by definition).
     kw = {'use_cache': False} if case == 'prompt-t5-v1_1' else {}
@@ -113,6 +121,10 @@ def make(case):
             g = model.generate(input_ids=ids, max_new_tokens=6, do_sample=False, num_beams=1, **kw)
             b = model.generate(input_ids=ids, max_new_tokens=6, do_sample=False, num_beams=3, **kw)
             gen.append({'source': row[:k], 'greedy': g[0].tolist(), 'beam3': b[0].tolist()})
+            plain.append([plain_model.generate(input_ids=ids, max_new_tokens=6, do_sample=False, num_beams=beams, **kw)[0].tolist() for beams in (1, 3)])
+    for i, what in enumerate(('greedy', 'beam3')):
+        if all(g[what] == p[i] for g, p in zip(gen, plain)):
+            sys.exit(f'{case}: the adapted {what} ids equal the base model\'s on every source; pick another seed')
     exp = {
         'note': f'PEFT {model.peft_config["default"].peft_type.value} ({CASES[case][1]} virtual tokens) on {CASES[case][0]} (SEQ_2_SEQ_LM)',
         'versions': {'torch': torch.__version__, 'transformers': transformers.__version__, 'peft': peft.__version__},
@@ -141,5 +153,5 @@ if __name__ == '__main__':
     if len(sys.argv) == 4 and sys.argv[1] == '--check':
         check(sys.argv[2], sys.argv[3])
     else:
-        for c in CASES:
+        for c in sys.argv[1:] or CASES:
             make(c)

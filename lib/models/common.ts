@@ -8,6 +8,10 @@ import * as F from '../nn/functional.js';
 import { Module, saved, storageOf } from '../nn/module.js';
 import { fill } from '../ops/index.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
+import { type AttentionPrefix, joinTime, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
+
+// Prefix keys and values live in prefix-kv.ts; these were imported from here.
+export { type AttentionPrefix, prefixBackwardFrom, prefixKvInto } from './prefix-kv.js';
 
 // ---------------------------------------------------------------- containers
 
@@ -177,40 +181,6 @@ export interface SdpaCall {
 }
 
 /**
- * Learned keys and values attended before a layer's own (prefix tuning, lib/peft): n positions,
- * never masked, not rotated (they stand for keys already in a cache), [B, n, Hkv, D] each. A
- * prefix gives them either as tensors on the attention's device (`kvInto` / `backwardFrom`: the
- * whole join runs in native ops, on a GPU too) or as host arrays (`kv` / `backward`: CPU only).
- */
-export interface AttentionPrefix {
-  readonly length: number;
-  /** Writes this forward's prefix keys and values for a batch of B into k and v [B, n, Hkv, D]. */
-  kvInto?(B: number, k: Tensor, v: Tensor): void;
-  /** Takes the gradients [B, n, Hkv, D] of this forward's prefix keys and values (read during the call). */
-  backwardFrom?(dk: Tensor, dv: Tensor): void;
-  /** This forward's prefix keys and values for a batch of B, as host arrays. */
-  kv?(B: number): { k: Float32Array; v: Float32Array };
-  /** Adds the gradients of this forward's prefix keys and values, as host arrays. */
-  backward?(dk: Float32Array, dv: Float32Array): void;
-}
-
-/** Fills k and v [B, n, Hkv, D] with a prefix's keys and values of a batch of B (kvInto, else the host arrays of kv). */
-export function prefixKvInto(p: AttentionPrefix, B: number, k: Tensor, v: Tensor): void {
-  if (p.kvInto) p.kvInto(B, k, v);
-  else if (p.kv) {
-    const host = p.kv(B);
-    k.set(host.k);
-    v.set(host.v);
-  } else invalidArgument('prefix', 'kvInto or kv', 'neither');
-}
-
-/** Hands a prefix the gradients [B, n, Hkv, D] of its keys and values (backwardFrom, else backward on host arrays). */
-export function prefixBackwardFrom(p: AttentionPrefix, dk: Tensor, dv: Tensor): void {
-  if (p.backwardFrom) p.backwardFrom(dk, dv);
-  else if (p.backward) p.backward(dk.toArray(), dv.toArray());
-}
-
-/**
  * Scaled dot-product attention of projected q [B, T, H·D], k and v [B, T, Hkv·D]: RoPE on q and
  * k when configured, then softmax(q·kᵀ/√D)·v → [B, T, H·D]. Backward returns dq, dk, dv.
  * With a prefix attached, keys and values are [prefix; own] (n + T positions; query i sees the
@@ -245,21 +215,6 @@ export class SdpaCore extends Module {
     for (const n of this.#prefixNames) this.removeModule(n);
     this.#prefix = null;
     this.#prefixNames = [];
-  }
-
-  /** [prefix; own] along time: [B, n + T, Hkv, D] from the prefix part pre [B, n, Hkv, D] and x [B, T, Hkv, D] (native ops). */
-  #joined(name: string, pre: Tensor, x: Tensor, n: number): Tensor {
-    const [B, T, Hkv, D] = x.shape as [number, number, number, number];
-    const out = this.workspace(name, [B, n + T, Hkv, D]);
-    F.kvCacheWrite(pre, out, 0);
-    F.kvCacheWrite(x, out, n);
-    return out;
-  }
-
-  /** Splits a [B, n + T, Hkv, D] gradient into its prefix part `pre` [B, n, Hkv, D] and its own part `own` [B, T, Hkv, D]. */
-  #split(full: Tensor, pre: Tensor, own: Tensor, n: number): void {
-    F.timeSlice(full, pre, 0);
-    F.timeSlice(full, own, n);
   }
 
   /** The prefix keys and values of a batch of B in workspaces on this core's device. */
@@ -304,8 +259,8 @@ export class SdpaCore extends Module {
       let mask = call.mask;
       if (p) {
         const kv = this.#prefixKv(p, B, n);
-        k = this.#joined('kp', kv.k, k, n);
-        v = this.#joined('vp', kv.v, v, n);
+        k = joinTime(kv.k, k, this.workspace('kp', [B, n + T, Hkv, D]));
+        v = joinTime(kv.v, v, this.workspace('vp', [B, n + T, Hkv, D]));
         if (mask) {
           // n ones in front of each row's mask, on the mask's device
           const mp = this.workspace('maskp', [B, n + T]);
@@ -339,8 +294,8 @@ export class SdpaCore extends Module {
       const p = this.#prefix;
       if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
       const dpk = this.workspace('dpk', [B, n, Hkv, D]), dpv = this.workspace('dpv', [B, n, Hkv, D]);
-      this.#split(dkf, dpk, dk, n);
-      this.#split(dvf, dpv, dv, n);
+      splitTime(dkf, dpk, dk);
+      splitTime(dvf, dpv, dv);
       prefixBackwardFrom(p, dpk, dpv);
     }
     if (this.o.rope) {

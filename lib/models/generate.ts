@@ -100,8 +100,20 @@ export function makeSampler(options: SamplingOptions): Sampler {
 }
 
 /**
+ * Virtual tokens a model's first cached forward puts in front of the prompt (prompt tuning on a
+ * decoder defines `virtualTokens` on the model); 0 for any other model. A prefix (prefix tuning)
+ * is already in the cache that createCache returns: its KVCache.length.
+ */
+export function virtualTokens(model: object): number {
+  const v = (model as { virtualTokens?: unknown }).virtualTokens;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : 0;
+}
+
+/**
  * Continues `promptIds` (one sequence) by up to maxNewTokens tokens and returns the new ids.
- * The model runs in eval mode (dropout off) and is restored afterwards.
+ * The model runs in eval mode (dropout off) and is restored afterwards. The prompt, the new
+ * tokens and an adapter's virtual tokens or prefix must fit the model's positions: checked before
+ * the first token is chosen (an InvalidArgumentError naming maxNewTokens, or promptIds).
  */
 export function generate(model: TransformerModel, promptIds: Int32Array | readonly number[], options: GenerateOptions): Int32Array {
   if (options === null || typeof options !== 'object') invalidArgument('options', 'an object with maxNewTokens', describe(options));
@@ -116,10 +128,15 @@ export function generate(model: TransformerModel, promptIds: Int32Array | readon
   const wasTraining = model.training;
   model.eval();
   const cache = model.createCache(1, prompt.length + maxNew);
-  if (prompt.length + maxNew > cache.maxT) {
+  // Positions already taken (a prefix in the cache) or that the first step adds (virtual tokens).
+  const taken = cache.length + virtualTokens(model);
+  if (taken + prompt.length + maxNew > cache.maxT) {
     cache.dispose();
     model.train(wasTraining);
-    invalidArgument('maxNewTokens', `at most ${cache.maxT - prompt.length} (the model has ${cache.maxT} positions)`, `${maxNew}`);
+    const room = cache.maxT - taken;
+    const of = `the model has ${cache.maxT} positions${taken ? `, ${taken} of them taken by the adapter's virtual tokens` : ''}`;
+    if (prompt.length >= room) invalidArgument('promptIds', `fewer than ${room} tokens (${of})`, `${prompt.length} tokens`);
+    invalidArgument('maxNewTokens', `at most ${room - prompt.length} for this ${prompt.length}-token prompt (${of})`, `${maxNew}`);
   }
   try {
     let logits = model.forwardCached(prompt, 1, prompt.length, cache);

@@ -15,7 +15,8 @@ import { invalidArgument } from '../errors.js';
 import { add, axpy, copy } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Init } from './base.js';
-import { type AttentionPrefix, Container, type LayerCache, prefixBackwardFrom, prefixKvInto } from './common.js';
+import { Container, type LayerCache } from './common.js';
+import { type AttentionPrefix, joinTime, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 import type { T5Config } from './t5-config.js';
 
 /** What one attention call needs besides its inputs. */
@@ -34,13 +35,6 @@ export interface T5AttnCall {
   readonly cache: { layer: LayerCache; offset: number } | null;
   /** Precomputed cross-attention keys/values [B, Tk, H, D] (decoding): k and v are not applied. */
   readonly kv: { k: Tensor; v: Tensor } | null;
-}
-
-/** [prefix; own] along time into `out` [B, n + T, H, D], from pre [B, n, H, D] and x [B, T, H, D] (native ops). */
-function joinTime(pre: Tensor, x: Tensor, n: number, out: Tensor): Tensor {
-  F.kvCacheWrite(pre, out, 0);
-  F.kvCacheWrite(x, out, n);
-  return out;
 }
 
 /** q, k, v, o without biases; softmax(q·kᵀ + bias + mask)·v with no 1/√D scaling. */
@@ -129,8 +123,8 @@ export class T5Attention extends Container {
         n = this.#prefix.length;
         const pk = this.workspace('pk', [B, n, H, D]), pv = this.workspace('pv', [B, n, H, D]);
         prefixKvInto(this.#prefix, B, pk, pv);
-        k = joinTime(pk, k, n, this.workspace('kp', [B, n + T, H, D]));
-        v = joinTime(pv, v, n, this.workspace('vp', [B, n + T, H, D]));
+        k = joinTime(pk, k, this.workspace('kp', [B, n + T, H, D]));
+        v = joinTime(pv, v, this.workspace('vp', [B, n + T, H, D]));
       }
     }
     const o = this.workspace('o', [B, Tq, H, D]);
@@ -172,10 +166,8 @@ export class T5Attention extends Container {
       dk3 = this.workspace('dkown', [B, T, H * D]);
       dv3 = this.workspace('dvown', [B, T, H * D]);
       const dpk = this.workspace('dpk', [B, s.n, H, D]), dpv = this.workspace('dpv', [B, s.n, H, D]);
-      F.timeSlice(dk, dpk, 0);
-      F.timeSlice(dv, dpv, 0);
-      F.timeSlice(dk, this.view('dkown4', dk3, [B, T, H, D]), s.n);
-      F.timeSlice(dv, this.view('dvown4', dv3, [B, T, H, D]), s.n);
+      splitTime(dk, dpk, this.view('dkown4', dk3, [B, T, H, D]));
+      splitTime(dv, dpv, this.view('dvown4', dv3, [B, T, H, D]));
       prefixBackwardFrom(p, dpk, dpv);
     }
     if (into) {

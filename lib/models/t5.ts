@@ -19,19 +19,16 @@ import type { Module } from '../nn/module.js';
 import { axpy, copy, fill, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, TransformerModel } from './base.js';
-import { type Batch, checkBatch, type ForwardOutput, KVCache, prefixKvInto } from './common.js';
+import { type Batch, checkBatch, type ForwardOutput, KVCache } from './common.js';
+import { fillPrefixCache } from './prefix-kv.js';
 import type { Task } from './config.js';
 import { relativePositionBucket, type T5Config, t5Config, type T5ConfigInit } from './t5-config.js';
+import { hostValues, Seq2SeqState } from './t5-decoding.js';
 import { type T5AttnCall, T5Block } from './t5-layers.js';
 
-const hasTrainable = (m: Module): boolean => m.parameters().some((p) => p.trainable);
+export { hostValues, Seq2SeqState };
 
-/** A copy of a tensor's values on the host (a device tensor is downloaded first). */
-export function hostValues(t: Tensor): Float32Array {
-  if (t.device === 'cpu') return t.toArray();
-  using h = t.to('cpu');
-  return h.toArray();
-}
+const hasTrainable = (m: Module): boolean => m.parameters().some((p) => p.trainable);
 
 /** A source/target batch: the encoder reads inputIds, the decoder the targets shifted right. */
 export interface Seq2SeqBatch extends Batch {
@@ -41,60 +38,6 @@ export interface Seq2SeqBatch extends Batch {
   readonly decoderAttentionMask?: ArrayLike<number> | null;
   /** Target ids [B·Tt], −100 where ignored; the loss is the mean over the others (no shift). */
   readonly labels?: Int32Array | null;
-}
-
-/** The encoder output and cached keys/values of a decoding run (see T5Model.startDecoding). */
-export class Seq2SeqState implements Disposable {
-  readonly B: number;
-  readonly Ts: number;
-  /** Self-attention keys/values of the decoder, one layer each. */
-  readonly self: KVCache;
-  /** Cross-attention keys/values [B, Ts, H, D] of each decoder layer (computed once). */
-  readonly cross: { k: Tensor; v: Tensor }[];
-  readonly mask: Tensor | null;
-
-  constructor(B: number, Ts: number, self: KVCache, cross: { k: Tensor; v: Tensor }[], mask: Tensor | null) {
-    this.B = B;
-    this.Ts = Ts;
-    this.self = self;
-    this.cross = cross;
-    this.mask = mask;
-  }
-
-  /** Keeps batch rows `rows` (beam search): row i becomes the old row rows[i]. */
-  reorder(rows: Int32Array): void {
-    if (rows.length !== this.B) invalidArgument('rows', `${this.B} row indices`, `${rows.length}`);
-    const gather = (t: Tensor): void => {
-      const C = t.size / this.B;
-      using v = t.reshape([this.B, C]);
-      using src = Tensor.empty([this.B, C], { device: t.device });
-      copy(v, src);
-      F.embeddingForward(rows, src, v);
-    };
-    for (const l of this.self.layers) {
-      gather(l.k);
-      gather(l.v);
-    }
-    // Cross keys/values and the mask only differ between rows of different sources.
-    for (const c of this.cross) {
-      gather(c.k);
-      gather(c.v);
-    }
-    if (this.mask) gather(this.mask);
-  }
-
-  dispose(): void {
-    this.self.dispose();
-    for (const c of this.cross) {
-      c.k.dispose();
-      c.v.dispose();
-    }
-    this.mask?.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
 }
 
 /** One stack's relative position bias: [H, Tq, Tk] from the first block's bucket table, and its gradient. */
@@ -364,18 +307,9 @@ export class T5Model extends TransformerModel {
     this.#fwd = null;
     this.last = null;
     // Prefix tuning: the prefix keys/values fill the first n positions of each self-attention cache.
-    const n = this.decoderPrefixLength;
-    const self = new KVCache(B, n + maxT, c.numDecoderLayers, H, D, this.device);
-    if (n) {
-      this.decoderBlocks.forEach((blk, i) => {
-        using k = Tensor.empty([B, n, H, D], { device: this.device }), v = Tensor.empty([B, n, H, D], { device: this.device });
-        prefixKvInto(blk.self.SelfAttention.prefix!, B, k, v);
-        F.kvCacheWrite(k, self.layers[i]!.k, 0);
-        F.kvCacheWrite(v, self.layers[i]!.v, 0);
-      });
-      self.length = n;
-    }
-    return new Seq2SeqState(B, Ts, self, cross, maskT);
+    const state = new Seq2SeqState(B, Ts, new KVCache(B, this.decoderPrefixLength + maxT, c.numDecoderLayers, H, D, this.device), cross, maskT);
+    fillPrefixCache(state.self, this.decoderBlocks.map((blk) => blk.self.SelfAttention.prefix), state);
+    return state;
   }
 
   /** Logits [B, T, V] of T new decoder tokens per row, reading and extending the state's caches. */

@@ -33,7 +33,8 @@
  * decoding state (startDecoding) likewise.
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
-import { type AttentionPrefix, type Batch, Container, type ForwardOutput, type KVCache, prefixKvInto, SdpaCore, SmallActivation } from '../models/common.js';
+import { type Batch, Container, type ForwardOutput, type KVCache, SdpaCore, SmallActivation } from '../models/common.js';
+import { type AttentionPrefix, fillPrefixCache } from '../models/prefix-kv.js';
 import { T5Model } from '../models/t5.js';
 import { embeddingBackward, embeddingForward, kvCacheWrite, linearForward, timeSlice } from '../nn/functional.js';
 import { axpy, copy, fill } from '../ops/index.js';
@@ -373,22 +374,9 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
     // filled with the prefix keys/values (PEFT's past_key_values), so the tokens sit at n, n + 1, ….
     const proto = Object.getPrototypeOf(model) as { createCache: (B: number, maxT: number) => KVCache };
     define('createCache', (B: number, maxT: number): KVCache => {
+      state.prepare(B);
       const cache = proto.createCache.call(model, B, maxT + n);
-      try {
-        state.prepare(B);
-        cores.forEach((core, l) => {
-          const layer = cache.layers[l]!;
-          const shape = [B, n, targets.kvHeads, targets.headDim];
-          using k = Tensor.empty(shape, { device: layer.k.device }), v = Tensor.empty(shape, { device: layer.v.device });
-          prefixKvInto(core.prefix!, B, k, v);
-          kvCacheWrite(k, layer.k, 0);
-          kvCacheWrite(v, layer.v, 0);
-        });
-      } catch (e) {
-        cache.dispose();
-        throw e;
-      }
-      cache.length = n;
+      fillPrefixCache(cache, cores.map((c) => c.prefix));
       return cache;
     });
   }

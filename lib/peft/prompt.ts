@@ -301,6 +301,7 @@ export function applyPromptTuning(model: Module, config: PromptTuningConfig = {}
     const proto = Object.getPrototypeOf(model) as { createCache: (B: number, maxT: number) => KVCache; forwardCached: (ids: Int32Array, B: number, T: number, cache: KVCache) => Tensor };
     const define = (k: string, value: unknown) => Object.defineProperty(model, k, { configurable: true, writable: true, value });
     define('createCache', (B: number, maxT: number) => proto.createCache.call(model, B, maxT + n));
+    define('virtualTokens', n); // read by generate() (virtualTokens there) to budget the cache
     define('forwardCached', (ids: Int32Array, B: number, T: number, cache: KVCache): Tensor => {
       if (cache?.length === 0) {
         const e = extendBatch(model, n, { inputIds: ids, shape: [B, T] });
@@ -339,6 +340,6 @@ export function removePromptTuning(model: Module): void {
   s.embedding.detachHook();
   s.hook.dispose();
   delete (model as { forward?: unknown }).forward;
-  for (const k of ['startDecoding', 'forwardCached', 'createCache']) delete (model as unknown as Record<string, unknown>)[k];
+  for (const k of ['startDecoding', 'forwardCached', 'createCache', 'virtualTokens']) delete (model as unknown as Record<string, unknown>)[k];
   states.delete(model);
 }

@@ -3,17 +3,19 @@
  * tools/make_peft_t5_prompt_prefix_fixtures.py load and give PEFT's logits and loss; what we save
  * has PEFT's layout (num_transformer_submodules 2, prompt table [2n, C], prefix table
  * [n, num_layers·2·d_model]) and loads back to the same logits; generation (greedy and beam) uses
- * the virtual tokens / prefix and gives PEFT's generate() ids.
+ * the virtual tokens / prefix and gives PEFT's generate() ids, which differ from the base model's;
+ * decoding is not bounded by the virtual positions, and a failed start with a prefix disposes its
+ * caches.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { ConfigError, KfacError, ShapeError } from '../../lib/errors.js';
 import { createT5, generateSeq2Seq, loadModel, type T5Model } from '../../lib/models/index.js';
-import type { Seq2SeqBatch } from '../../lib/models/t5.js';
+import { type Seq2SeqBatch, Seq2SeqState } from '../../lib/models/t5.js';
 import { SafetensorsFile } from '../../lib/io/safetensors.js';
 import { loadPrefixTuning, savePrefixTuning } from '../../lib/peft/prefix-io.js';
 import { applyPrefixTuning, prefixState } from '../../lib/peft/prefix.js';
@@ -102,14 +104,32 @@ describe.each(CASES)('%s (PEFT fixture)', (name) => {
     }
   });
 
-  it("generates PEFT's greedy and beam-search ids", () => {
-    const { model, exp } = setup(name);
+  it("generates PEFT's greedy and beam-search ids, which differ from the base model's", () => {
+    const { model, exp, cfg } = setup(name);
     try {
+      const plain: { greedy: number[]; beam3: number[] }[] = [];
+      using base = loadModel(join(ROOT, cfg['base_model_name_or_path'] as string)) as unknown as T5Model & Disposable;
       for (const g of exp.generate) {
         const opts = { maxNewTokens: g.greedy.length - 1, eosTokenId: null };
         expect([0, ...generateSeq2Seq(model, g.source, opts)], `greedy ${g.source}`).toEqual(g.greedy);
         expect([0, ...generateSeq2Seq(model, g.source, { ...opts, numBeams: 3 })], `beam ${g.source}`).toEqual(g.beam3);
+        plain.push({ greedy: [0, ...generateSeq2Seq(base, g.source, opts)], beam3: [0, ...generateSeq2Seq(base, g.source, { ...opts, numBeams: 3 })] });
       }
+      // the fixture's seed makes the adapter matter on both paths (a dropped prompt or prefix shows)
+      expect(plain.map((p) => p.greedy), 'greedy: the base model alone decodes differently').not.toEqual(exp.generate.map((g) => g.greedy));
+      expect(plain.map((p) => p.beam3), 'beam: the base model alone decodes differently').not.toEqual(exp.generate.map((g) => g.beam3));
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('decodes past the source and the virtual positions: T5 has no position limit, the decoder cache grows by maxNewTokens', () => {
+    const { model, exp } = setup(name);
+    try {
+      const src = exp.generate[0]!.source;
+      const maxNewTokens = 40;
+      expect(generateSeq2Seq(model, src, { maxNewTokens, eosTokenId: null }).length).toBe(maxNewTokens);
+      expect(generateSeq2Seq(model, src, { maxNewTokens, eosTokenId: null, numBeams: 2 }).length).toBe(maxNewTokens);
     } finally {
       model.dispose();
     }
@@ -159,6 +179,31 @@ describe('prompt and prefix tuning on T5: shapes and refusals', () => {
     expect(() => applyPrefixTuning(model)).toThrow(/decoder/);
     expect(prefixState(model)).toBeUndefined();
     expect(model.parameters().filter((p) => p.trainable).length).toBe(trainable);
+  });
+});
+
+describe('T5 decoding with a prefix: a failed start leaks nothing', () => {
+  it("startDecoding disposes the self-attention cache and the cross-attention keys/values when the prefix cannot be written", () => {
+    using model = loadModel(join(ROOT, 'test', 'fixtures', 'models', 't5-v1_0')) as unknown as T5Model & Disposable;
+    applyPrefixTuning(model, { numVirtualTokens: 3 });
+    const p = model.decoderBlocks[1]!.self.SelfAttention.prefix! as { kvInto?: unknown };
+    const kvInto = p.kvInto;
+    p.kvInto = () => {
+      throw new ShapeError('prefix: a forced failure');
+    };
+    const dispose = vi.spyOn(Seq2SeqState.prototype, 'dispose');
+    try {
+      expect(() => generateSeq2Seq(model, [5, 17, 42, 1], { maxNewTokens: 4 })).toThrow(/a forced failure/);
+      expect(dispose).toHaveBeenCalledTimes(1);
+      const state = dispose.mock.contexts[0] as Seq2SeqState;
+      expect(state.cross.length).toBe(model.decoderBlocks.length);
+      for (const t of [...state.self.layers.flatMap((l) => [l.k, l.v]), ...state.cross.flatMap((c) => [c.k, c.v])]) expect(t.disposed).toBe(true);
+    } finally {
+      dispose.mockRestore();
+      p.kvInto = kvInto;
+    }
+    // the prefix restored, decoding starts again
+    expect(generateSeq2Seq(model, [5, 17, 42, 1], { maxNewTokens: 4, eosTokenId: null }).length).toBe(4);
   });
 });
 
@@ -268,6 +313,7 @@ describe('K-FAC on T5 prompt and prefix tuning', () => {
       opt.step({ batchSize: 2 });
     }
     const last = lossOf(m);
+    opt.dispose();
     expect(last).toBeLessThan(first);
     expect(Array.from(s.hook.prompt.weight.tensor.toArray().slice(n * 12))).toEqual(Array.from(unused));
   });
@@ -288,6 +334,7 @@ describe('K-FAC on T5 prompt and prefix tuning', () => {
       opt.step({ batchSize: 2 });
     }
     const last = lossOf(m);
+    opt.dispose();
     expect(Number.isFinite(last)).toBe(true);
     expect(last).toBeLessThan(first);
   });

@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { FileError, KfacError } from '../../errors.js';
 import { readJsonFile } from '../../io/safetensors.js';
 import type { ArchitectureConfig } from '../../models/config.js';
-import { generate } from '../../models/generate.js';
+import { generate, virtualTokens } from '../../models/generate.js';
 import { generateSeq2Seq, loadModel, T5Model } from '../../models/index.js';
 import { cliDevice } from '../device.js';
 import { loadAdapterFor } from '../load-adapter.js';
+import { prefixState } from '../../peft/prefix.js';
 import { setNumThreads } from '../../runtime.js';
 import { openTextCodec } from '../../train/text.js';
 import { parseArgs, UsageError } from '../args.js';
@@ -32,7 +33,8 @@ options:
                          prefix tuning, BitFit, bottleneck adapters); virtual tokens and prefixes
                          are used in generation as PEFT's generate() uses them
   --tokenizer FILE       tokenizer.json or llama2.c tokenizer .bin (default: beside the model)
-  --max-new-tokens N     tokens to generate (default: 128, at most what the context leaves)
+  --max-new-tokens N     tokens to generate (default: 128, at most what the context leaves after
+                         the prompt and an adapter's virtual tokens)
   --temperature T        0 (greedy, default) or a softmax temperature above 0 for sampling
   --top-p P              nucleus sampling: keep the likeliest tokens up to mass P, in (0, 1] (default 1)
   --top-k K              sampling from the K likeliest tokens only (default: all; applied before --top-p)
@@ -142,11 +144,14 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
     const adapter = flags['adapter'] as string | undefined;
     if (adapter !== undefined) loadAdapterFor(model, adapter, modelPath);
     const ids = codec.encodeDocument(prompt);
-    const ctx = model.config.maxPositions;
+    // Prompt tuning's virtual tokens and prefix tuning's prefix take positions of the context too.
+    const virtual = virtualTokens(model) + (prefixState(model)?.n ?? 0);
+    const ctx = model.config.maxPositions - virtual;
+    const of = `the model ${modelPath} has a context of ${model.config.maxPositions} positions${virtual ? `, ${virtual} of them taken by the adapter's virtual tokens` : ''}`;
     if (ids.length === 0) throw new UsageError('--prompt: the prompt encodes to no tokens');
-    if (ids.length >= ctx) throw new UsageError(`--prompt: the prompt is ${ids.length} tokens; the model ${modelPath} has a context of ${ctx} positions, which leaves no room to generate`);
+    if (ids.length >= ctx) throw new UsageError(`--prompt: the prompt is ${ids.length} tokens; ${of}, which leaves no room to generate`);
     if (maxNew !== undefined && ids.length + maxNew > ctx)
-      throw new UsageError(`--max-new-tokens ${maxNew}: the prompt takes ${ids.length} of the model's ${ctx} positions; at most ${ctx - ids.length} new tokens fit`);
+      throw new UsageError(`--max-new-tokens ${maxNew}: the prompt takes ${ids.length} tokens; ${of}; at most ${ctx - ids.length} new tokens fit`);
     const n = maxNew ?? Math.min(128, ctx - ids.length);
     const stop = stopTokens(modelPath, model.config);
     const json = !!flags['json'];
