@@ -36,7 +36,7 @@ import { ConfigError, describe, invalidArgument } from '../errors.js';
 import { type AttentionPrefix, type Batch, Container, type ForwardOutput, type KVCache, prefixKvInto, SdpaCore, SmallActivation } from '../models/common.js';
 import { T5Model } from '../models/t5.js';
 import { embeddingBackward, embeddingForward, kvCacheWrite, linearForward, timeSlice } from '../nn/functional.js';
-import { axpy, copy, fill } from '../ops/index.js';
+import { axpy, copy, fill, scale } from '../ops/index.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
@@ -381,8 +381,16 @@ export function applyPrefixTuning(model: Module, config: PrefixTuningConfig = {}
           const shape = [B, n, targets.kvHeads, targets.headDim];
           using k = Tensor.empty(shape, { device: layer.k.device }), v = Tensor.empty(shape, { device: layer.v.device });
           prefixKvInto(core.prefix!, B, k, v);
-          kvCacheWrite(k, layer.k, 0);
-          kvCacheWrite(v, layer.v, 0);
+          if (layer.k.dtype === 'bfloat16') {
+            // a bf16 cache (bf16 activations): the float32 prefix rounded once, as the training join does
+            using kb = scale(k, 1, Tensor.empty(shape, { device: layer.k.device, dtype: 'bfloat16' }));
+            using vb = scale(v, 1, Tensor.empty(shape, { device: layer.v.device, dtype: 'bfloat16' }));
+            kvCacheWrite(kb, layer.k, 0);
+            kvCacheWrite(vb, layer.v, 0);
+          } else {
+            kvCacheWrite(k, layer.k, 0);
+            kvCacheWrite(v, layer.v, 0);
+          }
         });
       } catch (e) {
         cache.dispose();

@@ -153,6 +153,20 @@ describe.skipIf(!emulationPossible())('bf16 activations: checkpointing, generati
       opt.step({ batchSize: 2 });
     }
     opt.dispose();
+    // greedy decoding through the cache (prefix: the cache starts with the prefix keys/values;
+    // prompt: its first step runs the virtual tokens) against full forwards of the growing ids
+    m.eval();
+    const tm = m as unknown as TransformerModel;
+    const prompt = [3, 17, 5];
+    const gen = Array.from(generate(tm, prompt, { maxNewTokens: 3 })).slice(-3);
+    const seq = [...prompt];
+    for (let s = 0; s < 3; s++) {
+      const out = m.forward({ inputIds: Int32Array.from(seq), shape: [1, seq.length] }).logits;
+      const l = host(out);
+      const T = out.shape[1]!;
+      const row = l.subarray((T - 1) * cfg.vocabSize, T * cfg.vocabSize);
+      seq.push(row.indexOf(Math.max(...row)));
+    }
     const params = new Map<string, Float32Array>();
     const dtypes = new Set<string>();
     for (const p of m.parameters())
@@ -160,11 +174,13 @@ describe.skipIf(!emulationPossible())('bf16 activations: checkpointing, generati
         params.set(p.name, host(p.tensor));
         dtypes.add(p.tensor.dtype);
       }
-    return { losses, params, logits, dtypes: [...dtypes] };
+    return { losses, params, logits, dtypes: [...dtypes], gen, full: seq.slice(-3) };
   };
 
-  test.each(['prefix', 'prompt'] as const)('%s tuning, three K-FAC steps with bf16 activations track the float32 CPU run (loss 2u, parameters 8u)', (method) => {
+  test.each(['prefix', 'prompt'] as const)('%s tuning, three K-FAC steps with bf16 activations track the float32 CPU run (loss 2u, parameters 8u); greedy decoding equals full forwards', (method) => {
     const c = peftRun('cpu', 'float32', method), e = peftRun('cuda', 'bfloat16', method);
+    expect(c.gen).toEqual(c.full);
+    expect(e.gen).toEqual(e.full);
     expect(e.logits).toBe('bfloat16');
     expect(e.dtypes).toEqual(['float32']);
     expect(c.losses[2]).not.toBe(c.losses[0]);
