@@ -2,7 +2,7 @@
  * The base of every model: task heads' losses, parameter initialisation, and the contract
  * forward(batch) → logits (+ loss and dLogits) / backward(dLogits) → parameter gradients.
  */
-import { describe, invalidArgument, ShapeError } from '../errors.js';
+import { ConfigError, describe, invalidArgument, ShapeError } from '../errors.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { type Module, type Parameter, storageOf } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
@@ -61,7 +61,17 @@ export class Init {
   readonly device: Device;
   readonly linearDtype: 'float32' | 'bfloat16';
 
-  constructor(o: ModelOptions) {
+  /**
+   * `bf16Activations`: whether the family stores activations in bfloat16 (the LLaMA family); for
+   * any other, `activations: 'bfloat16'` is a ConfigError rather than silently float32.
+   */
+  constructor(o: ModelOptions, family: { bf16Activations?: boolean } = {}) {
+    if (o.activations !== undefined && o.activations !== 'float32' && family.bf16Activations !== true)
+      throw new ConfigError(`activations: ${describe(o.activations)} is not supported by this model family (bfloat16 activations: the LLaMA family on cuda); use 'float32' or leave it out`, {
+        argument: 'activations',
+        expected: "'float32' (bfloat16 activations: the LLaMA family)",
+        got: describe(o.activations),
+      });
     this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0, 2 ** 40);
     this.std = o.initStd ?? 0.02;
     this.empty = o.uninitialised === true;

@@ -4,7 +4,8 @@
  * forward again from that input, then its backward, then frees the block again. Peak activation
  * memory is the block inputs plus one block's activations instead of every block's.
  *
- * The recomputation is the same float32 operations on the same values in the same order, so the
+ * The saved inputs and gradients take the activations' storage (float32, or bfloat16 for bf16
+ * activations). The recomputation is the same operations on the same values in the same order, so the
  * loss and the gradients are identical to the plain path, bit for bit: dropout generators (their
  * call counters) are put back to where they stood before the block's first forward, so the
  * recomputed masks are the ones of the original pass.
@@ -69,11 +70,12 @@ export class BlockCheckpoints implements Disposable {
     this.#run = null;
   }
 
+  /** A buffer like `like` (device, shape and dtype: bf16 activations are saved as bf16). */
   #buffer(list: (Tensor | null)[], i: number, like: Tensor): Tensor {
     const t = list[i];
-    if (t && !t.disposed && t.device === like.device && t.shape.length === like.shape.length && t.shape.every((d, k) => d === like.shape[k])) return t;
+    if (t && !t.disposed && t.device === like.device && t.dtype === like.dtype && t.shape.length === like.shape.length && t.shape.every((d, k) => d === like.shape[k])) return t;
     t?.dispose();
-    const n = Tensor.empty(like.shape, { device: like.device });
+    const n = Tensor.empty(like.shape, { device: like.device, dtype: like.dtype === 'bfloat16' ? 'bfloat16' : 'float32' });
     list[i] = n;
     return n;
   }

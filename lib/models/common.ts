@@ -6,7 +6,7 @@
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Module, saved, storageOf } from '../nn/module.js';
-import { fill } from '../ops/index.js';
+import { fill, scale } from '../ops/index.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { type AttentionPrefix, joinTime, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 
@@ -131,11 +131,12 @@ export class KVCache implements Disposable {
   readonly layers: LayerCache[];
   length = 0;
 
-  constructor(B: number, maxT: number, numLayers: number, kvHeads: number, headDim: number, device: Device = 'cpu') {
+  /** `dtype`: the storage of the keys and values, that of the model's activations (bfloat16 for bf16 activations). */
+  constructor(B: number, maxT: number, numLayers: number, kvHeads: number, headDim: number, device: Device = 'cpu', dtype: 'float32' | 'bfloat16' = 'float32') {
     this.B = B;
     this.maxT = maxT;
     const shape = [B, maxT, kvHeads, headDim];
-    this.layers = Array.from({ length: numLayers }, () => ({ k: Tensor.zeros(shape, { device }), v: Tensor.zeros(shape, { device }) }));
+    this.layers = Array.from({ length: numLayers }, () => ({ k: Tensor.zeros(shape, { device, dtype }), v: Tensor.zeros(shape, { device, dtype }) }));
   }
 
   /** Checks that T more positions fit. */
@@ -218,11 +219,13 @@ export class SdpaCore extends Module {
   }
 
   /** The prefix keys and values of a batch of B in workspaces on this core's device. */
-  #prefixKv(p: AttentionPrefix, B: number, n: number): { k: Tensor; v: Tensor } {
+  /** The prefix keys and values of a batch of B in workspaces on this core's device, in `dtype` (rounded once from the prefix's float32 for bf16 activations). */
+  #prefixKv(p: AttentionPrefix, B: number, n: number, dtype: 'float32' | 'bfloat16'): { k: Tensor; v: Tensor } {
     const { kvHeads: Hkv, headDim: D } = this.o;
     const k = this.workspace('pk', [B, n, Hkv, D]), v = this.workspace('pv', [B, n, Hkv, D]);
     prefixKvInto(p, B, k, v);
-    return { k, v };
+    if (dtype === 'float32') return { k, v };
+    return { k: scale(k, 1, this.workspace('pkb', k.shape, dtype)), v: scale(v, 1, this.workspace('pvb', v.shape, dtype)) };
   }
 
   constructor(o: SdpaOptions) {
@@ -258,9 +261,10 @@ export class SdpaCore extends Module {
       const n = p ? p.length : 0;
       let mask = call.mask;
       if (p) {
-        const kv = this.#prefixKv(p, B, n);
-        k = joinTime(kv.k, k, this.workspace('kp', [B, n + T, Hkv, D]));
-        v = joinTime(kv.v, v, this.workspace('vp', [B, n + T, Hkv, D]));
+        const st0 = storageOf(k);
+        const kv = this.#prefixKv(p, B, n, st0);
+        k = joinTime(kv.k, k, this.workspace('kp', [B, n + T, Hkv, D], st0));
+        v = joinTime(kv.v, v, this.workspace('vp', [B, n + T, Hkv, D], st0));
         if (mask) {
           // n ones in front of each row's mask, on the mask's device
           const mp = this.workspace('maskp', [B, n + T]);
@@ -287,16 +291,18 @@ export class SdpaCore extends Module {
     const dv = this.workspace('dv', [B, T, Hkv, D], st);
     const n = s.n;
     const out = this.workspace('o', [B, T, H, D], st);
-    const dkf = n ? this.workspace('dkp', [B, n + T, Hkv, D]) : dk;
-    const dvf = n ? this.workspace('dvp', [B, n + T, Hkv, D]) : dv;
+    const dkf = n ? this.workspace('dkp', [B, n + T, Hkv, D], st) : dk;
+    const dvf = n ? this.workspace('dvp', [B, n + T, Hkv, D], st) : dv;
     F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dkf, dvf, { causal: this.o.causal, scale: this.scale, mask: s.mask, out, ...s.drop });
     if (n) {
       const p = this.#prefix;
       if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
-      const dpk = this.workspace('dpk', [B, n, Hkv, D]), dpv = this.workspace('dpv', [B, n, Hkv, D]);
+      const dpk = this.workspace('dpk', [B, n, Hkv, D], st), dpv = this.workspace('dpv', [B, n, Hkv, D], st);
       splitTime(dkf, dpk, dk);
       splitTime(dvf, dpv, dv);
-      prefixBackwardFrom(p, dpk, dpv);
+      // the prefix takes float32 gradients: bf16 ones are widened (exactly)
+      if (st === 'float32') prefixBackwardFrom(p, dpk, dpv);
+      else prefixBackwardFrom(p, scale(dpk, 1, this.workspace('dpk32', dpk.shape)), scale(dpv, 1, this.workspace('dpv32', dpv.shape)));
     }
     if (this.o.rope) {
       F.ropeBackward(dq, dq, { ...this.o.rope, offset: s.offset });

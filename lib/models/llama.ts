@@ -148,7 +148,7 @@ export class LlamaModel extends TransformerModel {
     const { task, numLabels } = resolveTask(options, 'causal-lm', ['causal-lm', 'sequence-classification', 'regression'], c.modelType);
     this.task = task;
     this.numLabels = numLabels;
-    const init = new Init(options);
+    const init = new Init(options, { bf16Activations: true });
     this.initCheckpointing(options);
     this.embed_tokens = this.put('model.embed_tokens', init.embedding(c.vocabSize, c.hiddenSize));
     const act = options.activations ?? 'float32';
@@ -219,7 +219,7 @@ export class LlamaModel extends TransformerModel {
   override createCache(B: number, maxT: number): KVCache {
     if (this.task !== 'causal-lm') super.createCache(B, maxT);
     const c = this.config;
-    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numKvHeads, c.headDim, this.device);
+    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numKvHeads, c.headDim, this.device, this.embed_tokens.activations);
   }
 
   override forwardCached(ids: Int32Array, B: number, T: number, cache: KVCache): Tensor {

@@ -6,6 +6,7 @@
  */
 import { invalidArgument } from '../errors.js';
 import * as F from '../nn/functional.js';
+import { scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './common.js';
 
@@ -66,8 +67,16 @@ export function fillPrefixCache(cache: KVCache, prefixes: readonly (AttentionPre
       const [B, , H, D] = layer.k.shape as [number, number, number, number];
       using k = Tensor.empty([B, n, H, D], { device: layer.k.device }), v = Tensor.empty([B, n, H, D], { device: layer.v.device });
       prefixKvInto(p, B, k, v);
-      F.kvCacheWrite(k, layer.k, 0);
-      F.kvCacheWrite(v, layer.v, 0);
+      if (layer.k.dtype === 'bfloat16') {
+        // a bf16 cache (bf16 activations): the float32 prefix rounded once, as the training join does
+        using kb = scale(k, 1, Tensor.empty([B, n, H, D], { device: layer.k.device, dtype: 'bfloat16' }));
+        using vb = scale(v, 1, Tensor.empty([B, n, H, D], { device: layer.v.device, dtype: 'bfloat16' }));
+        F.kvCacheWrite(kb, layer.k, 0);
+        F.kvCacheWrite(vb, layer.v, 0);
+      } else {
+        F.kvCacheWrite(k, layer.k, 0);
+        F.kvCacheWrite(v, layer.v, 0);
+      }
     });
     cache.length = n;
   } catch (e) {

@@ -194,6 +194,8 @@ export interface NativeCuda {
   memory(): NativeCudaMemory;
   /** Whether bf16 GEMMs use cuBLASLt (`KFAC_CUBLASLT=0` turns it off); a boolean sets it first. Parity checks only. */
   cublasLt(on?: boolean): boolean;
+  /** bf16 GEMMs cuBLASLt ran (`calls`) and declined to the cublasGemmEx / syrk path (`fallbacks`) since the process started. Parity checks only. */
+  cublasLtCounts(): { calls: number; fallbacks: number };
   emptyCache(): number;
 }
 

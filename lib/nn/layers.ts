@@ -226,8 +226,17 @@ export class Embedding extends Module {
   forward(ids: Int32Array, shape: readonly number[] = [ids.length]): Tensor {
     if (!(ids instanceof Int32Array)) invalidArgument('ids', 'an Int32Array', describe(ids));
     const out = this.workspace('out', [...shape, this.dim], this.activations);
-    F.embeddingForward(ids, this.weight.tensor, out);
-    this.#hook?.forward(out);
+    if (this.#hook && this.activations === 'bfloat16') {
+      // A hook (prompt tuning) writes float32 rows: it works on the float32 lookup, which is then
+      // rounded to bf16 once, as the rows looked up directly would be.
+      const o32 = this.workspace('out32', out.shape);
+      F.embeddingForward(ids, this.weight.tensor, o32);
+      this.#hook.forward(o32);
+      scale(o32, 1, out);
+    } else {
+      F.embeddingForward(ids, this.weight.tensor, out);
+      this.#hook?.forward(out);
+    }
     if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
     this.#ids.set(ids);
     this.#n = ids.length;
@@ -238,7 +247,9 @@ export class Embedding extends Module {
   backward(dOut: Tensor): null {
     if (this.#n < 0) saved(null, 'Embedding');
     const dW = this.weight.gradTarget();
-    const d = this.#hook ? this.#hook.backward(dOut, dW !== null) : dOut;
+    // a hook reads float32 gradients: a bf16 dOut is widened (exactly) first
+    const dh = this.#hook && dOut.dtype === 'bfloat16' ? scale(dOut, 1, this.workspace('dOut32', dOut.shape)) : dOut;
+    const d = this.#hook ? this.#hook.backward(dh, dW !== null) : dOut;
     if (dW) F.embeddingBackward(this.#ids.subarray(0, this.#n), d, dW);
     return null;
   }

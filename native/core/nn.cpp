@@ -542,8 +542,8 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
   const Device dev = nn_device(src, "src", "kv_cache_write");
-  in(src, "src", dev);
-  in(cache, "cache", dev);
+  act(src, "src", dev, "kv_cache_write");
+  act_like(cache, "cache", src, "src", dev, "kv_cache_write");
   check_rank(src, "src", 4, 4);
   check_rank(cache, "cache", 4, 4);
   if (src.dim(0) != cache.dim(0) || src.dim(2) != cache.dim(2) || src.dim(3) != cache.dim(3))

@@ -10,8 +10,15 @@ namespace kfac::nn {
 
 void time_slice(const Tensor& src, const Tensor& dst, int64_t offset) {
   const Device dev = common_device({{&src, "src"}, {&dst, "dst"}});
-  check_f32(src, "src");
-  check_f32(dst, "dst");
+  // float32, or bfloat16 (both alike) on a device whose kernels store activations so
+  const bool bf16_ok = backend_registered(dev) && kernels_of(dev).bf16_activations;
+  if (src.dtype() == DType::BF16 && !bf16_ok)
+    throw_arg(ErrorCode::DType, "src",
+              std::string("float32 (time_slice takes bfloat16 only on a device whose kernels store activations so: cuda)"),
+              "bfloat16");
+  if (src.dtype() != DType::BF16) check_f32(src, "src");
+  if (dst.dtype() != src.dtype())
+    throw_arg(ErrorCode::DType, "dst", std::string(dtype_name(src.dtype())) + " like src", dtype_name(dst.dtype()));
   check_rank(src, "src", 4, 4);
   check_rank(dst, "dst", 4, 4);
   if (src.dim(0) != dst.dim(0) || src.dim(2) != dst.dim(2) || src.dim(3) != dst.dim(3))

@@ -75,10 +75,13 @@ void fill(const Tensor& x, float value) {
   KFAC_DISPATCH(dev, fill)(x, value);
 }
 
+// A copy moves bytes, so it takes bfloat16 as well as float32 on every device (bf16 activations
+// are saved and restored by it); both tensors of one dtype.
 void copy(const Tensor& src, const Tensor& dst) {
   const Device dev = common_device({{&src, "src"}, {&dst, "dst"}});
-  check_f32(src, "src");
-  check_f32(dst, "dst");
+  if (src.dtype() != DType::BF16) check_f32(src, "src");
+  if (dst.dtype() != src.dtype())
+    throw_arg(ErrorCode::DType, "dst", std::string(dtype_name(src.dtype())) + " like src", dtype_name(dst.dtype()));
   if (src.numel() != dst.numel()) check_same_shape(src, "src", dst, "dst");
   if (src.raw() != dst.raw()) check_no_alias(src, "src", dst, "dst");
   KFAC_DISPATCH(dev, copy)(src, dst);

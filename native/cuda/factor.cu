@@ -1,7 +1,6 @@
 #include "factor.cuh"
 
 #include <cmath>
-#include <memory>
 #include <string>
 
 #include "../core/check.h"
@@ -43,14 +42,17 @@ void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOpti
   // A bf16 x (bf16 activations): widened exactly into a float32 copy for the finiteness check
   // and the bias row; the d×d block is a bf16 GEMM with float32 accumulation through cuBLASLt
   // (xᵀx, both triangles; mirrored below like syrk's) unless KFAC_CUBLASLT=0, then syrk on the copy.
+  // The copy lives in the context's scratch slot 0 (grown to the largest x seen, then reused: no
+  // allocation per layer per step; nothing else this op calls uses slot 0). The float32 path
+  // touches no scratch.
   const bool bf16 = x.dtype() == DType::BF16;
-  std::unique_ptr<DeviceBuffer> widened;  // only for a bf16 x: the float32 path allocates nothing
-  if (bf16) widened = std::make_unique<DeviceBuffer>(size_t(x.numel() > 0 ? x.numel() : 1) * sizeof(float));
-  const float* xf = bf16 ? widened->as<float>() : x.f32();
-  if (bf16 && x.numel() > 0) bf16_to_f32(x.raw(), widened->as<float>(), x.numel());
+  Context& c = Context::get();
+  float* widened =
+      bf16 ? static_cast<float*>(c.scratch(0, size_t(x.numel() > 0 ? x.numel() : 1) * sizeof(float))) : nullptr;
+  const float* xf = bf16 ? widened : x.f32();
+  if (bf16 && x.numel() > 0) bf16_to_f32(x.raw(), widened, x.numel());
   if (!all_finite(xf, x.numel())) throw_arg(ErrorCode::NotFinite, "x", "finite values", "NaN or Inf");
   if (D == 0) return;
-  Context& c = Context::get();
   const double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);
   const float a32 = float(alpha), beta = opt.beta;
   // Row-major X [R, d] is column-major Xc [d, R]; X̃ᵀX̃'s top-left block is Xc·Xcᵀ.

@@ -34,9 +34,11 @@ struct EmbeddingScatter {
 };
 
 // cache[b, offset + t, :] = src[b, t, :] with HD = Hkv·D elements per time step.
+// S: the storage type (float or hd::bf16); the write is a copy, so bf16 moves its 16 bits.
+template <class S>
 struct KvCacheWrite {
-  const float* src;
-  float* cache;
+  const S* src;
+  S* cache;
   int64_t B, T, Tcap, HD, offset;
   KFAC_HD void operator()(const hd::Idx& i) const {
     for (int64_t j = i.global(); j < B * T * HD; j += i.stride()) {
@@ -79,7 +81,10 @@ template <class E>
 void kv_cache_write(const Tensor& src, const Tensor& cache, int64_t offset) {
   const int64_t B = src.dim(0), T = src.dim(1), HD = src.dim(2) * src.dim(3);
   if (B * T * HD <= 0) return;
-  E::grid(hd::grid_blocks(B * T * HD), hd::kThreads, KvCacheWrite{src.f32(), cache.f32(), B, T, cache.dim(1), HD, offset});
+  with_storage(src.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    E::grid(hd::grid_blocks(B * T * HD), hd::kThreads, KvCacheWrite<S>{as<S>(src), as<S>(cache), B, T, cache.dim(1), HD, offset});
+  });
 }
 
 template <class E>

@@ -5,12 +5,15 @@
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
+// S: the storage type (float or hd::bf16); a copy, so bf16 moves its 16 bits.
+template <class S>
 struct TimeSlice {
-  const float* src;
-  float* dst;
+  const S* src;
+  S* dst;
   int64_t B, T, Tsrc, HD, offset;
   KFAC_HD void operator()(const hd::Idx& i) const {
     for (int64_t j = i.global(); j < B * T * HD; j += i.stride()) {
@@ -24,7 +27,10 @@ template <class E>
 void time_slice(const Tensor& src, const Tensor& dst, int64_t offset) {
   const int64_t B = dst.dim(0), T = dst.dim(1), HD = dst.dim(2) * dst.dim(3);
   if (B * T * HD <= 0) return;
-  E::grid(hd::grid_blocks(B * T * HD), hd::kThreads, TimeSlice{src.f32(), dst.f32(), B, T, src.dim(1), HD, offset});
+  with_storage(src.dtype(), [&](auto tag) {
+    using S = decltype(tag);
+    E::grid(hd::grid_blocks(B * T * HD), hd::kThreads, TimeSlice<S>{as<S>(src), as<S>(dst), B, T, src.dim(1), HD, offset});
+  });
 }
 
 template <class E>

@@ -95,6 +95,16 @@ KFAC_BINDING(CudaCublasLt) {
   if (info.Length() > 0 && info[0].IsBoolean()) cuda::set_lt_enabled(info[0].As<Napi::Boolean>().Value());
   return Napi::Boolean::New(info.Env(), cuda::lt_enabled());
 }
+// cublasLtCounts() → { calls, fallbacks }: bf16 GEMMs cuBLASLt ran and those it declined (the
+// caller's cublasGemmEx / syrk ran instead), since the process started; parity checks assert
+// that Lt actually ran.
+KFAC_BINDING(CudaCublasLtCounts) {
+  const cuda::LtCounts c = cuda::lt_counts();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("calls", Napi::Number::New(info.Env(), double(c.calls)));
+  o.Set("fallbacks", Napi::Number::New(info.Env(), double(c.fallbacks)));
+  return o;
+}
 // emptyCache() → bytes given back to the device (cached segments that are entirely free).
 KFAC_BINDING(CudaEmptyCache) { return Napi::Number::New(info.Env(), double(cuda::empty_cache())); }
 
@@ -102,6 +112,7 @@ const Binding kBindings[] = {
     {"info", CudaInfo},
     {"memory", CudaMemory},
     {"cublasLt", CudaCublasLt},
+    {"cublasLtCounts", CudaCublasLtCounts},
     {"emptyCache", CudaEmptyCache},
 };
 

@@ -1,0 +1,41 @@
+/**
+ * `activations: 'bfloat16'` is the LLaMA family's storage (on cuda). The other families keep
+ * float32 activations, so asking them for bf16 is a ConfigError naming `activations` rather
+ * than a model that silently runs in float32.
+ */
+import { describe, expect, test } from 'vitest';
+
+import { ConfigError } from '../../lib/errors.js';
+import { gpt2Config } from '../../lib/models/config.js';
+import { createBert, createGpt2, createLlama, createModel, createT5 } from '../../lib/models/index.js';
+
+const gpt2 = { vocabSize: 20, hiddenSize: 8, numLayers: 1, numHeads: 2, maxPositions: 16 };
+const bert = { vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2 };
+const t5 = { vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2, numBuckets: 4, maxDistance: 8 };
+
+describe('activations: bfloat16 outside the LLaMA family', () => {
+  test.each([
+    ['createGpt2', () => createGpt2(gpt2, { activations: 'bfloat16' })],
+    ['createBert', () => createBert(bert, { activations: 'bfloat16' })],
+    ['createT5', () => createT5(t5, { activations: 'bfloat16' })],
+    ['createModel (GPT-2 config)', () => createModel(gpt2Config(gpt2), { activations: 'bfloat16' })],
+  ])('%s: a ConfigError naming activations', (_name, make) => {
+    let err: unknown;
+    try {
+      make();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).argument).toBe('activations');
+    expect((err as Error).message).toMatch(/activations.*bfloat16.*LLaMA/);
+  });
+
+  test("'float32' (or leaving it out) builds every family; LLaMA takes 'bfloat16'", () => {
+    createGpt2(gpt2, { activations: 'float32' }).dispose();
+    createBert(bert, {}).dispose();
+    createT5(t5, { activations: 'float32' }).dispose();
+    using m = createLlama({ vocabSize: 20, hiddenSize: 8, intermediateSize: 12, numLayers: 1, numHeads: 2 }, { activations: 'bfloat16' });
+    expect(m.embed_tokens.activations).toBe('bfloat16');
+  });
+});
