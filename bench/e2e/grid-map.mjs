@@ -3,7 +3,7 @@
 // learning rate across, damping down (K-FAC only; the other families have one row), each cell
 // coloured by the final dev metric on one perceptual (viridis) scale shared by all panels, brighter
 // = better, the value printed in it; diverged cells (lib/train/compare's mark: a non-finite loss,
-// or the training loss above 5× its start) hatched and marked ✗; the optimizer's default setting
+// or the training loss above 2× its start) hatched and marked ✗; the optimizer's default setting
 // outlined. Writes the SVG and an HTML page embedding it; --md prints the same numbers as Markdown
 // tables for BENCHMARKS.md.
 // usage: node bench/e2e/grid-map.mjs <OUT> [--svg file] [--html file] [--md]
@@ -198,7 +198,7 @@ export function gridSvg(grid, { title = 'Robustness map', caption = [] } = {}) {
 export function gridCaption(grid) {
   const lines = [
     `Final dev ${grid.monitor} after ${grid.steps.join('/')} steps, seed${grid.seeds.length > 1 ? 's' : ''} ${grid.seeds.join(', ')}${grid.seeds.length > 1 ? ' (mean; ✗ k/n: k of n seeds diverged)' : ''}.`,
-    'Diverged: a non-finite loss, or the training loss (10-step mean) above 5× its start (lib/train/compare).',
+    'Diverged: a non-finite loss, or the training loss (10-step mean) above 2× the loss of the first step (lib/train/compare).',
   ];
   const lrOnly = grid.families.filter((f) => f.optimizer === 'shampoo' || f.optimizer === 'soap').map((f) => f.label);
   if (lrOnly.length) lines.push(`${lrOnly.join(', ')}: lr axis only, the CLI exposes no damping / epsilon option for ${lrOnly.length > 1 ? 'them' : 'it'}.`);

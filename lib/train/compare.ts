@@ -45,11 +45,12 @@ type EvalEvent = Extract<TrainerEvent, { kind: 'eval' }>;
 
 /**
  * Whether a run diverged: a non-finite loss, or a training loss (mean over 10 steps) that rose
- * above 5× its starting value — a blow-up that finite numbers hide. The start is the first
+ * above 2× its starting value — a blow-up that finite numbers hide (for a log-loss, doubling from
+ * a pretrained model's start is far past any noise: 3.8 → 7.6 nats is perplexity 45 → 2000). The start is the first
  * step's loss (at the initial weights, before any update): a mean over the first steps would
  * already hold a blow-up of the first few updates and hide it.
  */
-export function blewUp(losses: readonly number[], window = 10, factor = 5): boolean {
+export function blewUp(losses: readonly number[], window = 10, factor = 2): boolean {
   if (losses.some((l) => !Number.isFinite(l))) return true;
   if (losses.length < window) return false;
   const start = losses[0]!;
