@@ -6,6 +6,7 @@
 #
 # usage: bench/e2e/methods.sh [OUT_ROOT] [SEEDS] [STEPS] [METHODS]
 #   defaults: runs/methods, seeds 1, 200 steps, methods "lora ia3 bitfit adapter prefix prompt"
+#   RUNS (env) replaces the compared runs (default "adamw:lr=1e-3,adamw:lr=3e-3,adamw:lr=1e-2,kfac")
 # Then: node bench/e2e/methods-table.mjs OUT_ROOT  (the BENCHMARKS.md table)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +20,7 @@ model="$data/llama2c/stories260K.bin"
 mkdir -p "$out"
 run() {
   node bin/kfac-peft.js compare --model "$model" --data "$data/glue/SST-2" --peft "$1" \
-    --runs "adamw:lr=1e-3,adamw:lr=3e-3,adamw:lr=1e-2,kfac" --seeds "$seeds" --steps "$steps" --eval-every 50 \
+    --runs "${RUNS:-adamw:lr=1e-3,adamw:lr=3e-3,adamw:lr=1e-2,kfac}" --seeds "$seeds" --steps "$steps" --eval-every 50 \
     --batch-size 32 --max-length 64 --threads 1 --out "$out/$1" --overwrite --quiet >"$out/$1.log" 2>&1
   echo "$1: exit $?" >>"$out/status.txt"
 }
