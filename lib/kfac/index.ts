@@ -15,7 +15,7 @@ export type { ClipNewtonStepOptions, ClipNewtonStepResult } from './clip.js';
 export { KfacPreconditioner } from './preconditioner.js';
 export type { CaptureContext, KfacPreconditionerOptions, KfacTelemetry, NewtonClip, StepContext } from './preconditioner.js';
 export { DEFAULT_NEWTON_CLIP, DEFAULT_TRUST_RATIO, resolveKfacOptions } from './options.js';
-export type { KfacMethod, ResolvedNewtonClip } from './options.js';
+export type { AdaptiveTrustOptions, KfacMethod, ResolvedAdaptiveTrust, ResolvedNewtonClip } from './options.js';
 export { EigenBlock, InverseBlock, LayerBlock } from './blocks.js';
 export { KFactor } from './kfactor.js';
 export { stateLike } from './state.js';

@@ -3,6 +3,7 @@ export { TransformerModel } from './base.js';
 export type { ModelOptions } from './base.js';
 export { KVCache } from './common.js';
 export type { Batch, ForwardOutput } from './common.js';
+export type { AttentionPrefix } from './prefix-kv.js';
 export { bertConfig, configFromHf, fromModelConfig, gpt2Config, llamaConfig } from './config.js';
 export type { BertConfig, BertConfigInit, BertModelType, Gpt2Config, Gpt2ConfigInit, LlamaConfig, LlamaConfigInit, LlamaModelType, ArchitectureConfig, Task } from './config.js';
 export { createLlama, LlamaModel } from './llama.js';
