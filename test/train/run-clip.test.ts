@@ -30,3 +30,21 @@ describe('kfacNewtonClip', () => {
     expect(() => kfacNewtonClip({ trustRatio: 0.01, newtonClip: 'off', newtonClipMode: 'fisher' })).toThrow(ConfigError);
   });
 });
+
+describe('the run defaults', () => {
+  it('every optimizer: a cosine schedule after a warm-up of 10% of the steps; K-FAC: adaptive damping', async () => {
+    const { completeRun } = await import('../../lib/cli/run-flags.js');
+    const { warmupSteps } = await import('../../lib/train/run.js');
+    for (const optimizer of ['adamw', 'kfac', 'sgd'] as const) {
+      const c = completeRun({ model: 'm', data: 'd', optimizer });
+      expect(c.schedule).toBe('cosine');
+      expect(c.warmup).toBeUndefined();
+      expect(warmupSteps(c, 300)).toBe(30);
+      expect(warmupSteps(c, 7)).toBe(1);
+      expect(warmupSteps({ ...c, warmup: 0 }, 300)).toBe(0);
+      expect(Object.keys(c)).not.toContain('warmupFraction');
+    }
+    expect(completeRun({ model: 'm', data: 'd' }).adaptiveDamping).toBe('on');
+    expect(completeRun({ model: 'm', data: 'd' }).adaptiveTrust).toBe('off');
+  });
+});
