@@ -50,7 +50,7 @@ export interface KfacOptions extends KfacPreconditionerOptions {
 }
 
 interface Probe {
-  /** θ before the step, per parameter (in `params` order). */
+  /** θ before the step, per parameter (in `params` order; the optimizer's buffers, not disposed with the probe). */
   before: Tensor[];
   /** M(δ): the quadratic model's predicted loss change. */
   model: number;
@@ -74,6 +74,7 @@ export class KFAC {
   last: KfacTelemetry | undefined;
   #lambda: number;
   #probe: Probe | null = null;
+  #buffers: { before: Tensor[]; raw: Tensor[]; delta: Tensor[] } | null = null;
   readonly #trustLr: number | undefined;
   #peakLr = 0;
   readonly adaptiveTrust: ResolvedAdaptiveTrust | null;
@@ -140,17 +141,16 @@ export class KFAC {
     const lr = typeof lrH === 'function' ? lrH(this.sgd.stepCount) : lrH;
     const probing = this.adaptive !== null && this.sgd.stepCount % this.adaptive.every === 0;
     if (this.adaptive) this.preconditioner.dampingOverride = this.#lambda;
-    let before: Tensor[] = [];
-    let raw: (Tensor | null)[] = [];
     let sgdState: OptimizerState | null = null;
     let adamState: OptimizerState | null = null;
-    if (probing) {
-      before = this.params.map((p) => {
-        const t = stateLike(p.tensor, p.tensor.shape);
-        ops.copy(p.tensor, t);
-        return t;
+    // the probe's θ_old, raw gradients and δ: buffers kept across probes (allocated once)
+    const buf = probing ? this.#probeBuffers() : null;
+    const hasGrad = this.params.map((p) => p.grad !== null && p.grad !== undefined);
+    if (buf) {
+      this.params.forEach((p, i) => {
+        ops.copy(p.tensor, buf.before[i]!);
+        if (p.grad) ops.copy(p.grad, buf.raw[i]!);
       });
-      raw = this.params.map((p) => (p.grad ? p.grad.clone() : null));
       sgdState = this.sgd.stateDict(); // restored with the weights when the step is undone
       adamState = this.adamw?.stateDict() ?? null;
     }
@@ -168,18 +168,17 @@ export class KFAC {
     this.sgd.step();
     if (this.adamw) this.#stepUntracked(tel, (lr / (trustLr ?? lr)) * this.#trustScale);
     this.last = tel;
-    if (!probing) return tel;
+    if (!buf) return tel;
     // δ = θ_new − θ_old; θ_old stays in `before` for an undo
-    const deltas = this.params.map((p, i) => {
-      const d = stateLike(p.tensor, p.tensor.shape);
-      ops.copy(p.tensor, d);
-      ops.axpy(-1, before[i]!, d);
-      return d;
+    const { before, raw, delta: deltas } = buf;
+    this.params.forEach((p, i) => {
+      ops.copy(p.tensor, deltas[i]!);
+      ops.axpy(-1, before[i]!, deltas[i]!);
     });
     let model = 0;
     let sq = 0;
     this.params.forEach((_, i) => {
-      if (raw[i]) model += ops.dot(deltas[i]!, raw[i]!);
+      if (hasGrad[i]) model += ops.dot(deltas[i]!, raw[i]!);
     });
     const index = new Map(this.params.map((p, i) => [p, i]));
     const pairs = this.preconditioner.blocks.map((b) => {
@@ -196,9 +195,7 @@ export class KFAC {
       sq += w + (db ? dSq[k++]! : 0);
     }
     model += 0.5 * this.#lambda * sq;
-    for (const r of raw) r?.dispose();
     tel.quadraticModel = model;
-    for (const d of deltas) d.dispose();
     this.#probe = { before, model, sgd: sgdState, adamw: adamState, trustScale: trustBefore, tel };
     if (!Number.isFinite(model)) {
       this.#undo();
@@ -319,9 +316,15 @@ export class KFAC {
     });
   }
 
+  /** The probe's buffers, one per parameter (θ_old, raw gradient, δ), made at the first probe. */
+  #probeBuffers(): { before: Tensor[]; raw: Tensor[]; delta: Tensor[] } {
+    const make = () => this.params.map((p) => stateLike(p.tensor, p.tensor.shape));
+    this.#buffers ??= { before: make(), raw: make(), delta: make() };
+    return this.#buffers;
+  }
+
   #dropProbe(): void {
     if (!this.#probe) return;
-    for (const t of this.#probe.before) t.dispose();
     if (this.#probe.sgd) for (const t of Object.values(this.#probe.sgd.tensors)) t.dispose();
     if (this.#probe.adamw) for (const t of Object.values(this.#probe.adamw.tensors)) t.dispose();
     this.#probe = null;
@@ -392,5 +395,7 @@ export class KFAC {
     this.adamw?.dispose();
     for (const t of this.#extraPrev) t.dispose();
     for (const t of this.#prevP) t?.dispose();
+    if (this.#buffers) for (const t of [...this.#buffers.before, ...this.#buffers.raw, ...this.#buffers.delta]) t.dispose();
+    this.#buffers = null;
   }
 }
