@@ -8,7 +8,7 @@ import * as F from '../nn/functional.js';
 import { Module, saved, storageOf } from '../nn/module.js';
 import { fill, scale } from '../ops/index.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
-import { type AttentionPrefix, joinTime, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
+import { type AttentionPrefix, joinTime, PrefixSlot, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 
 // Prefix keys and values live in prefix-kv.ts; these were imported from here.
 export { type AttentionPrefix, prefixBackwardFrom, prefixKvInto } from './prefix-kv.js';
@@ -195,27 +195,21 @@ export class SdpaCore extends Module {
   /** Training forwards so far (the next one's dropout mask uses dropoutSeed + dropoutCalls). */
   dropoutCalls = 0;
   #state: { q: Tensor; k: Tensor; v: Tensor; mask: Tensor | null; offset: number; B: number; T: number; drop: { dropout: number; seed: number } | null; n: number } | null = null;
-  #prefix: AttentionPrefix | null = null;
-  #prefixNames: string[] = [];
+  readonly #slot = new PrefixSlot();
 
   /** The attached prefix, or null. */
   get prefix(): AttentionPrefix | null {
-    return this.#prefix;
+    return this.#slot.prefix;
   }
 
   /** Attaches a prefix; its modules become children of this core. */
   attachPrefix(p: AttentionPrefix, modules: Readonly<Record<string, Module>> = {}): void {
-    if (this.#prefix) invalidArgument('prefix', 'an attention without a prefix', 'one that already has one');
-    for (const [n, m] of Object.entries(modules)) this.registerModule(n, m);
-    this.#prefix = p;
-    this.#prefixNames = Object.keys(modules);
+    this.#slot.attach(p, modules, (n, m) => this.registerModule(n, m));
   }
 
   /** Detaches the prefix (its modules are unregistered, not disposed). */
   detachPrefix(): void {
-    for (const n of this.#prefixNames) this.removeModule(n);
-    this.#prefix = null;
-    this.#prefixNames = [];
+    this.#slot.detach((n) => this.removeModule(n));
   }
 
   /** The prefix keys and values of a batch of B in workspaces on this core's device. */
@@ -257,7 +251,7 @@ export class SdpaCore extends Module {
       this.#state = null;
     } else {
       const drop = this.training && this.dropout > 0 ? { dropout: this.dropout, seed: (this.dropoutSeed + this.dropoutCalls++) % Number.MAX_SAFE_INTEGER } : null;
-      const p = this.#prefix;
+      const p = this.#slot.prefix;
       const n = p ? p.length : 0;
       let mask = call.mask;
       if (p) {
@@ -295,7 +289,7 @@ export class SdpaCore extends Module {
     const dvf = n ? this.workspace('dvp', [B, n + T, Hkv, D], st) : dv;
     F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, T]), dO, dq, dkf, dvf, { causal: this.o.causal, scale: this.scale, mask: s.mask, out, ...s.drop });
     if (n) {
-      const p = this.#prefix;
+      const p = this.#slot.prefix;
       if (!p || p.length !== n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
       const dpk = this.workspace('dpk', [B, n, Hkv, D], st), dpv = this.workspace('dpv', [B, n, Hkv, D], st);
       splitTime(dkf, dpk, dk);

@@ -8,6 +8,7 @@ import { invalidArgument } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
+import type { Module } from '../nn/module.js';
 import type { KVCache } from './common.js';
 
 /**
@@ -89,4 +90,25 @@ export function fillPrefixCache(cache: KVCache, prefixes: readonly (AttentionPre
 export function prefixBackwardFrom(p: AttentionPrefix, dk: Tensor, dv: Tensor): void {
   if (p.backwardFrom) p.backwardFrom(dk, dv);
   else if (p.backward) p.backward(dk.toArray(), dv.toArray());
+}
+
+/** The prefix an attention holds and the modules it registered there (SdpaCore, T5Attention). */
+export class PrefixSlot {
+  prefix: AttentionPrefix | null = null;
+  #names: string[] = [];
+
+  /** Attaches `p`; `register` adds each of its modules to the attention. */
+  attach(p: AttentionPrefix, modules: Readonly<Record<string, Module>>, register: (name: string, m: Module) => void): void {
+    if (this.prefix) invalidArgument('prefix', 'an attention without a prefix', 'one that already has one');
+    for (const [n, m] of Object.entries(modules)) register(n, m);
+    this.prefix = p;
+    this.#names = Object.keys(modules);
+  }
+
+  /** Detaches the prefix; `remove` unregisters its modules (they are not disposed). */
+  detach(remove: (name: string) => void): void {
+    for (const n of this.#names) remove(n);
+    this.prefix = null;
+    this.#names = [];
+  }
 }

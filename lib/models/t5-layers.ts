@@ -16,7 +16,7 @@ import { add, axpy, copy } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Init } from './base.js';
 import { Container, type LayerCache } from './common.js';
-import { type AttentionPrefix, joinTime, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
+import { type AttentionPrefix, joinTime, PrefixSlot, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 import type { T5Config } from './t5-config.js';
 
 /** What one attention call needs besides its inputs. */
@@ -50,8 +50,7 @@ export class T5Attention extends Container {
   dropoutSeed: number;
   dropoutCalls = 0;
   #s: { q: Tensor; k: Tensor; v: Tensor; call: T5AttnCall; drop: { dropout: number; seed: number } | null; n: number } | null = null;
-  #prefix: AttentionPrefix | null = null;
-  #prefixNames: string[] = [];
+  readonly #slot = new PrefixSlot();
 
   /**
    * Learned keys/values attended before the own ones (prefix tuning on the decoder's
@@ -59,20 +58,15 @@ export class T5Attention extends Container {
    * with a cache, the prefix is already in it (T5Model.startDecoding).
    */
   get prefix(): AttentionPrefix | null {
-    return this.#prefix;
+    return this.#slot.prefix;
   }
 
   attachPrefix(p: AttentionPrefix, modules: Readonly<Record<string, Module>> = {}): void {
-    if (this.#prefix) invalidArgument('prefix', 'an attention without a prefix', 'one that already has one');
-    for (const [n, m] of Object.entries(modules)) this.registerModule(n, m);
-    this.#prefix = p;
-    this.#prefixNames = Object.keys(modules);
+    this.#slot.attach(p, modules, (n, m) => this.registerModule(n, m));
   }
 
   detachPrefix(): void {
-    for (const n of this.#prefixNames) this.removeModule(n);
-    this.#prefix = null;
-    this.#prefixNames = [];
+    this.#slot.detach((n) => this.removeModule(n));
   }
 
   constructor(c: T5Config, init: Init, causal: boolean, seed: number) {
@@ -119,10 +113,10 @@ export class T5Attention extends Container {
         k = call.cache.layer.k;
         v = call.cache.layer.v;
         kvLength = Tk;
-      } else if (this.#prefix) {
-        n = this.#prefix.length;
+      } else if (this.#slot.prefix) {
+        n = this.#slot.prefix.length;
         const pk = this.workspace('pk', [B, n, H, D]), pv = this.workspace('pv', [B, n, H, D]);
-        prefixKvInto(this.#prefix, B, pk, pv);
+        prefixKvInto(this.#slot.prefix, B, pk, pv);
         k = joinTime(pk, k, this.workspace('kp', [B, n + T, H, D]));
         v = joinTime(pv, v, this.workspace('vp', [B, n + T, H, D]));
       }
@@ -160,7 +154,7 @@ export class T5Attention extends Container {
     let dk3 = this.view('dk3', dk, [B, T + s.n, H * D]);
     let dv3 = this.view('dv3', dv, [B, T + s.n, H * D]);
     if (s.n) {
-      const p = this.#prefix;
+      const p = this.#slot.prefix;
       if (!p || p.length !== s.n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
       // split [B, n + T, H, D] along time: the prefix part to the prefix, the own part on
       dk3 = this.workspace('dkown', [B, T, H * D]);
