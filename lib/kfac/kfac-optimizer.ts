@@ -16,6 +16,7 @@ import * as ops from '../ops/index.js';
 import type { OptimizerState } from '../optim/optimizer.js';
 import { AdamW } from '../optim/adamw.js';
 import { SGD } from '../optim/sgd.js';
+import { TrustReference } from '../optim/trust-lr.js';
 import type { Hyper, Param } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
@@ -75,8 +76,7 @@ export class KFAC {
   #lambda: number;
   #probe: Probe | null = null;
   #buffers: { before: Tensor[]; raw: Tensor[]; delta: Tensor[] } | null = null;
-  readonly #trustLr: number | undefined;
-  #peakLr = 0;
+  readonly #trust: TrustReference;
   readonly adaptiveTrust: ResolvedAdaptiveTrust | null;
   /** The multiplier m of κ (adaptive step length). */
   #trustScale = 1;
@@ -87,8 +87,7 @@ export class KFAC {
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
     const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, trustLr, adaptiveTrust, ...pre } = o as KfacOptions;
-    if (trustLr !== undefined && (typeof trustLr !== 'number' || !Number.isFinite(trustLr) || trustLr <= 0)) invalidArgument('trustLr', 'a positive learning rate', describe(trustLr));
-    this.#trustLr = trustLr;
+    this.#trust = new TrustReference(trustLr);
     if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
     this.untracked = untracked ?? 'adamw';
     // every option is checked before the preconditioner allocates its factors
@@ -154,10 +153,8 @@ export class KFAC {
       sgdState = this.sgd.stateDict(); // restored with the weights when the step is undone
       adamState = this.adamw?.stateDict() ?? null;
     }
-    if (Number.isFinite(lr) && lr > this.#peakLr) this.#peakLr = lr;
-    const derived = typeof lrH === 'function' ? this.#peakLr : lr;
     // without trustLr and no positive lr yet, the preconditioner's check names `lr`
-    const trustLr = this.#trustLr ?? (derived > 0 ? derived : undefined);
+    const trustLr = this.#trust.at(lr, typeof lrH === 'function');
     const trustBefore = this.#trustScale;
     const h = this.adaptiveTrust ? this.#adaptTrust() : NaN;
     this.preconditioner.trustScale = this.#trustScale;
@@ -348,7 +345,7 @@ export class KFAC {
         sgd: { kind: s.kind, step: s.step, perParam: s.perParam },
         ...(a ? { adamw: { kind: a.kind, step: a.step, perParam: a.perParam } } : {}),
         ...(this.adaptive ? { damping: this.#lambda } : {}),
-        peakLr: this.#peakLr,
+        peakLr: this.#trust.peak,
         ...(this.adaptiveTrust ? { trustScale: this.#trustScale } : {}),
       },
       tensors,
@@ -383,8 +380,7 @@ export class KFAC {
           this.#prevP[i] = q;
         }
       });
-    const pk = state.meta['peakLr'];
-    if (typeof pk === 'number' && Number.isFinite(pk) && pk >= 0) this.#peakLr = pk;
+    this.#trust.restore(state.meta['peakLr']);
     this.#dropProbe();
   }
 

@@ -18,18 +18,18 @@
  * Layers are handled by per-layer blocks (blocks.ts); options and their bounds live in
  * options.ts; every state tensor is allocated by state.ts.
  */
-import { ConfigError, describe, invalidArgument, KfacError, NotFiniteError } from '../errors.js';
+import { ConfigError, describe, invalidArgument, KfacError } from '../errors.js';
 import * as ops from '../ops/index.js';
 import { clipGradNorm } from '../optim/clip.js';
 import type { Hyper } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink } from './blocks.js';
-import { clipNewtonStep } from './clip.js';
 import { EkfacBlock } from './ekfac-block.js';
 import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
+import { clipSteps, normOf } from './step-clip.js';
 import type { KfacTelemetry } from './telemetry.js';
 
 export type { KfacPreconditionerOptions, NewtonClip } from './options.js';
@@ -59,17 +59,9 @@ export interface CaptureContext {
   layers?: string;
 }
 
-/** The floor of ‖θ‖ in the trust-ratio clip, per element (docs/KFAC.md#default-threshold). */
-export const TRUST_FLOOR_RMS = 1e-3;
+export { TRUST_FLOOR_RMS } from './step-clip.js';
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
-
-/** ‖ts‖ over all tensors: one multi-tensor reduction (one host synchronisation on a device). */
-function normOf(ts: readonly Tensor[]): number {
-  let sq = 0;
-  for (const v of ops.sumSquaresMany(ts)) sq += v;
-  return Math.sqrt(sq);
-}
 
 export class KfacPreconditioner {
   readonly layers: readonly KfacLayer[];
@@ -314,7 +306,12 @@ export class KfacPreconditioner {
       tel.timings.preconditionMs = ms(t0);
       t0 = process.hrtime.bigint();
       const steps = live.flatMap((b) => b.steps());
-      this.#clip(steps, grads, c, s, live, tel);
+      const params = live.flatMap((b) => [b.layer.weight.tensor, ...(b.Pb && b.biasGrad && b.layer.bias ? [b.layer.bias.tensor] : [])]);
+      clipSteps(this.newtonClip, { steps, grads, params, names: live.map((b) => b.layer.name) }, s, {
+        lr: (which) => this.#lr(c, which),
+        trustLr: () => this.#trustLr(c),
+        trustScale: this.trustScale,
+      }, tel);
       for (const b of live) {
         ops.copy(b.P, b.grad as Tensor);
         if (b.Pb && b.biasGrad) ops.copy(b.Pb, b.biasGrad);
@@ -327,69 +324,6 @@ export class KfacPreconditioner {
     tel.clipRate = this.#preconditionedSteps ? this.#clippedSteps / this.#preconditionedSteps : 0;
     this.stepCount += 1;
     return tel;
-  }
-
-  #clip(steps: Tensor[], grads: Tensor[], c: Record<string, unknown>, s: number, live: LayerBlock[], tel: KfacTelemetry): void {
-    const nc = this.newtonClip;
-    if (!nc) {
-      tel.preClipNorm = normOf(steps);
-      return;
-    }
-    let r;
-    if (nc.mode === 'fisher') {
-      const cv = at(nc.value, s, 'newtonClip.c');
-      tel.clipThreshold = cv;
-      r = clipNewtonStep(steps, { mode: 'fisher', c: cv, lr: this.#lr(c, 'Fisher-norm'), grads });
-    } else {
-      if (nc.kind === 'trustRatio') {
-        r = this.#trustClip(steps, live, (this.trustScale * at(nc.value, s, 'newtonClip.trustRatio')) / this.#trustLr(c), nc.mode);
-        tel.clipThreshold = r.threshold;
-      } else {
-        const tau = at(nc.value, s, 'newtonClip.maxNorm');
-        tel.clipThreshold = tau;
-        r = clipNewtonStep(steps, { mode: nc.mode, maxNorm: tau });
-      }
-    }
-    tel.preClipNorm = r.norm; // the clip's own reduction: ‖P‖ over all tensors before scaling
-    tel.clipScale = r.scale;
-    tel.clipped = r.clipped;
-  }
-
-  /**
-   * The trust-ratio clip (docs/KFAC.md#default-threshold), with k = κ/η:
-   * global: ‖P‖ ≤ k·max(‖θ‖, θ_min·√n); per-tensor: ‖P_i‖ ≤ k·√n_i·max(rms θ_i, rms θ, θ_min),
-   * θ the tracked weights (and biases) in the order of the step tensors.
-   */
-  #trustClip(steps: Tensor[], live: LayerBlock[], k: number, mode: 'global' | 'per-tensor'): { norm: number; scale: number; clipped: boolean; threshold: number } {
-    const params = live.flatMap((b) => [b.layer.weight.tensor, ...(b.Pb && b.biasGrad && b.layer.bias ? [b.layer.bias.tensor] : [])]);
-    // ‖θ_i‖² and, per tensor, ‖P_i‖²: one multi-tensor reduction (θ does not change in between)
-    const sums = ops.sumSquaresMany(mode === 'global' ? params : [...params, ...steps]);
-    const pSq = sums.slice(0, params.length);
-    const n = params.reduce((acc, t) => acc + t.size, 0);
-    const rmsAll = Math.max(Math.sqrt(pSq.reduce((a, b) => a + b, 0) / n), TRUST_FLOOR_RMS);
-    if (mode === 'global') {
-      const tau = k * rmsAll * Math.sqrt(n);
-      const r = clipNewtonStep(steps, { mode: 'global', maxNorm: tau });
-      return { norm: r.norm, scale: r.scale, clipped: r.clipped, threshold: tau };
-    }
-    const norms = steps.map((_, i) => {
-      const v = sums[params.length + i]!;
-      if (!Number.isFinite(v)) throw new NotFiniteError(`tensors[${i}]: the Newton step of ${live.map((b) => b.layer.name).join(', ')} is not finite`, { argument: `tensors[${i}]` });
-      return Math.sqrt(v);
-    });
-    let scale = 1;
-    let threshold = Infinity;
-    steps.forEach((t, i) => {
-      const ni = params[i]!.size;
-      const tau = k * Math.sqrt(ni) * Math.max(Math.sqrt(pSq[i]! / ni), rmsAll);
-      threshold = Math.min(threshold, tau);
-      if (norms[i]! > tau) {
-        const si = tau / norms[i]!;
-        ops.scale(t, si, t);
-        scale = Math.min(scale, si);
-      }
-    });
-    return { norm: Math.sqrt(norms.reduce((a, b) => a + b * b, 0)), scale, clipped: scale < 1, threshold };
   }
 
   /** η̄ of the trust-ratio clip: `trustLr` when given (a positive number), else the step's lr. */

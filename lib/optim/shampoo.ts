@@ -16,6 +16,7 @@ import { ConfigError, DeviceError, describe, invalidArgument } from '../errors.j
 import { eigh } from '../linalg/eigh.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
+import { TrustReference } from './trust-lr.js';
 import type { Hyper, Param } from './types.js';
 
 export interface ShampooOptions {
@@ -98,8 +99,7 @@ export class Shampoo extends Optimizer {
   readonly trustRatio: number | null;
   #slots = new Map<string, Slot>();
   #clipped = 0;
-  readonly #trustLr: number | undefined;
-  #peakLr = 0;
+  readonly #trust: TrustReference;
   last: ShampooTelemetry | undefined;
 
   constructor(params: readonly Param[], options: ShampooOptions = {}) {
@@ -117,9 +117,7 @@ export class Shampoo extends Optimizer {
     const re = o['refreshEvery'] ?? 10;
     if (typeof re !== 'number' || !Number.isInteger(re) || re < 1) invalidArgument('refreshEvery', 'a positive integer', describe(re));
     this.refreshEvery = re;
-    const tl = o['trustLr'];
-    if (tl !== undefined && (typeof tl !== 'number' || !Number.isFinite(tl) || tl <= 0)) invalidArgument('trustLr', 'a positive learning rate', describe(tl));
-    this.#trustLr = tl as number | undefined;
+    this.#trust = new TrustReference(o['trustLr']);
     const nc = o['newtonClip'];
     if (nc === null) this.trustRatio = null;
     else {
@@ -135,9 +133,8 @@ export class Shampoo extends Optimizer {
 
   step(): ShampooTelemetry {
     const lr = hyperAt(this.lr, this.stepCount, 'lr', 0, 1e6);
-    if (lr > this.#peakLr) this.#peakLr = lr;
-    const ref = this.#trustLr ?? (typeof this.lr === 'function' ? this.#peakLr : lr);
-    const lrScale = ref > 0 ? lr / ref : 1;
+    const ref = this.#trust.at(lr, typeof this.lr === 'function');
+    const lrScale = ref === undefined ? 1 : lr / ref;
     const [b1, b2, bf] = [this.beta1, this.beta2, this.factorDecay];
     const refresh = this.stepCount % this.refreshEvery === 0;
     const live = this.params.filter((p) => this.gradOf(p));
@@ -246,7 +243,7 @@ export class Shampoo extends Optimizer {
         if (a) tensors[`${name}/${k}`] = Tensor.from(Float32Array.from(a));
       }
     }
-    return { kind: this.kind, step: this.stepCount, perParam: { ...perParam, '': { clipped: this.#clipped, peakLr: this.#peakLr } }, tensors };
+    return { kind: this.kind, step: this.stepCount, perParam: { ...perParam, '': { clipped: this.#clipped, peakLr: this.#trust.peak } }, tensors };
   }
 
   loadStateDict(state: OptimizerState): void {
@@ -263,7 +260,8 @@ export class Shampoo extends Optimizer {
       }
     }
     this.#clipped = state.perParam['']?.['clipped'] ?? 0;
-    this.#peakLr = state.perParam['']?.['peakLr'] ?? 0;
+    this.#trust.peak = 0;
+    this.#trust.restore(state.perParam['']?.['peakLr']);
     this.stepCount = state.step;
   }
 
