@@ -139,7 +139,7 @@ export abstract class LayerBlock {
 }
 
 /** Decomposes a (possibly shared) factor once per refresh round. */
-function refreshFactor(f: KFactor, warm: boolean, round: number, sink: RefreshSink): void {
+export function refreshFactor(f: KFactor, warm: boolean, round: number, sink: RefreshSink): void {
   if (f.refreshedIn === round) return;
   f.refreshedIn = round;
   const out = f.decompose(warm);

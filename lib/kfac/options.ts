@@ -42,6 +42,13 @@ export interface KfacPreconditionerOptions {
   eigenvalueCorrection?: boolean;
   /** Refresh eigenbases from the previous basis instead of solving from scratch (default true). */
   warmRefresh?: boolean;
+  /**
+   * Factors of at most this dimension — LoRA's r×r side — are decomposed again at every factor
+   * update, between the `inverseEvery` refreshes, so their eigenbasis is that of the current
+   * factor (docs/KFAC.md#small-factors). Default 64 with method 'ekfac', 0 (off) otherwise; with
+   * 'inverse' a ConfigError.
+   */
+  smallFactorDim?: number;
   /** Steps during which factors accumulate but gradients pass through unchanged (default 0). */
   warmupSteps?: number;
   /** Clip the preconditioned step (default: per-tensor trust ratio 0.01; null: no clipping). */
@@ -74,6 +81,7 @@ export interface ResolvedKfacOptions {
   inverseEvery: Hyper;
   method: KfacMethod;
   warmRefresh: boolean;
+  smallFactorDim: number;
   warmupSteps: number;
   newtonClip: ResolvedNewtonClip | null;
   gradClip: Hyper | null;
@@ -131,6 +139,8 @@ export function resolveAdaptiveDamping(v: unknown): ResolvedAdaptiveDamping | nu
   return { every, omega, min, max, reject };
 }
 
+/** The largest factor EKFAC decomposes at every factor update by default (LoRA ranks up to 64). */
+export const DEFAULT_SMALL_FACTOR_DIM = 64;
 /** The default trust ratio κ of the Newton-step clip (docs/KFAC.md#default-threshold). */
 export const DEFAULT_TRUST_RATIO = 0.01;
 /** The default Newton clip: per-tensor, trust ratio κ. */
@@ -204,7 +214,7 @@ export function resolveNewtonClip(v: unknown): ResolvedNewtonClip | null {
 /** Defaults and validation of every preconditioner option. */
 export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
   const o = checkOptions(options);
-  const known = new Set(['damping', 'factorDecay', 'factorEvery', 'inverseEvery', 'method', 'eigenvalueCorrection', 'warmRefresh', 'warmupSteps', 'newtonClip', 'gradClip', 'lossReduction', 'sequence', 'factorInit']);
+  const known = new Set(['damping', 'factorDecay', 'factorEvery', 'inverseEvery', 'method', 'eigenvalueCorrection', 'warmRefresh', 'smallFactorDim', 'warmupSteps', 'newtonClip', 'gradClip', 'lossReduction', 'sequence', 'factorInit']);
   for (const k of Object.keys(o)) if (!known.has(k) && o[k] !== undefined) invalidArgument(k, `one of the K-FAC options (${[...known].join(', ')})`, 'an unknown option');
   const warm = o['warmRefresh'] ?? true;
   if (typeof warm !== 'boolean') invalidArgument('warmRefresh', 'a boolean', describe(warm));
@@ -217,6 +227,10 @@ export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
   if (ec && method === 'inverse')
     throw new ConfigError("eigenvalueCorrection: EKFAC corrects the eigenvalues of the Kronecker eigenbasis, which the 'inverse' method never computes; use method 'eigen' or 'ekfac'", { argument: 'eigenvalueCorrection' });
   if (ec) method = 'ekfac';
+  const sfd = o['smallFactorDim'] ?? (method === 'ekfac' ? DEFAULT_SMALL_FACTOR_DIM : 0);
+  if (typeof sfd !== 'number' || !Number.isInteger(sfd) || sfd < 0 || sfd > 4096) invalidArgument('smallFactorDim', 'an integer in [0, 4096]', describe(sfd));
+  if (sfd > 0 && method === 'inverse')
+    throw new ConfigError("smallFactorDim: the 'inverse' method keeps inverses, not eigenbases; use method 'eigen' or 'ekfac', or leave smallFactorDim unset", { argument: 'smallFactorDim' });
   return {
     damping: hyper(o['damping'], 'damping', 1e-3),
     factorDecay: hyper(o['factorDecay'], 'factorDecay', 0.95),
@@ -224,6 +238,7 @@ export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
     inverseEvery: hyper(o['inverseEvery'], 'inverseEvery', 10),
     method,
     warmRefresh: warm,
+    smallFactorDim: sfd,
     warmupSteps: warmup,
     newtonClip: resolveNewtonClip(o['newtonClip']),
     gradClip: gc === undefined || gc === null ? null : hyper(gc, 'gradClip', 1),

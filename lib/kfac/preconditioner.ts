@@ -24,7 +24,7 @@ import { clipGradNorm } from '../optim/clip.js';
 import type { Hyper } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
-import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink } from './blocks.js';
+import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink, refreshFactor } from './blocks.js';
 import { EkfacBlock } from './ekfac-block.js';
 import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
@@ -67,6 +67,8 @@ export class KfacPreconditioner {
   readonly layers: readonly KfacLayer[];
   readonly method: KfacMethod;
   readonly warmRefresh: boolean;
+  /** Factors of at most this dimension are decomposed at every factor update (0: off). */
+  readonly smallFactorDim: number;
   readonly warmupSteps: number;
   readonly lossReduction: 'mean' | 'sum';
   readonly sequence: 'per-row' | 'expand';
@@ -104,6 +106,7 @@ export class KfacPreconditioner {
     this.inverseEvery = o.inverseEvery;
     this.method = o.method;
     this.warmRefresh = o.warmRefresh;
+    this.smallFactorDim = o.smallFactorDim;
     this.warmupSteps = o.warmupSteps;
     this.lossReduction = o.lossReduction;
     this.sequence = o.sequence;
@@ -296,6 +299,10 @@ export class KfacPreconditioner {
       for (const b of this.#blocks) b.refresh(damping, this.warmRefresh, this.#refreshRound, sink);
       tel.refreshResidual = sink.residual;
       tel.decomposed = true;
+    } else if (this.smallFactorDim > 0 && tel.factorsUpdated) {
+      // between refreshes: the small factors (LoRA's r×r side) follow the current factor
+      this.#refreshRound += 1;
+      for (const f of this.#factors.values()) if (f.dim <= this.smallFactorDim && f.decomp) refreshFactor(f, this.warmRefresh, this.#refreshRound, sink);
     }
     tel.timings.decompositionsMs = ms(t0);
 

@@ -1,0 +1,83 @@
+/**
+ * Small factors (LoRA's r×r side) decomposed at every factor update (`smallFactorDim`,
+ * docs/KFAC.md#small-factors): between the `inverseEvery` refreshes, a factor of dimension ≤
+ * smallFactorDim has the eigendecomposition of its current EMA, a larger one keeps the basis of
+ * the last refresh. On by default for EKFAC (64), off for the eigen method, a ConfigError with
+ * the inverse method.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError, InvalidArgumentError, Tensor } from '../../lib/index.js';
+import type { KFactor } from '../../lib/kfac/kfactor.js';
+import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
+import { DenseLayer } from '../support/dense-layer.js';
+import { randomF32 } from '../support/helpers.js';
+
+const [dout, din, R] = [3, 70, 9]; // G is 3×3 (small), A is 71×71 with the bias (large)
+
+/** max |Q diag(d) Qᵀ − F| / max |F|, in float64. */
+function reconstructionError(f: KFactor): number {
+  const n = f.dim;
+  const Q = f.decomp!.Q.toArray();
+  const d = f.decomp!.d.toArray();
+  const F = f.ema.toArray();
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let v = 0;
+      for (let k = 0; k < n; k++) v += Q[i * n + k]! * d[k]! * Q[j * n + k]!;
+      err = Math.max(err, Math.abs(v - F[i * n + j]!));
+      scale = Math.max(scale, Math.abs(F[i * n + j]!));
+    }
+  return err / scale;
+}
+
+function run(options: Record<string, unknown>, steps: number) {
+  const l = new DenseLayer('fc', randomF32(dout * din, 5), dout, din, randomF32(dout, 6));
+  const p = new KfacPreconditioner([l], { damping: 1e-2, factorDecay: 0.5, inverseEvery: 10, warmRefresh: false, lossReduction: 'sum', newtonClip: null, ...options });
+  const tels = [];
+  for (let s = 0; s < steps; s++) {
+    l.setInput(Tensor.from(randomF32(R * din, 100 + s), [R, din]));
+    l.setOutputGrad(Tensor.from(randomF32(R * dout, 200 + s), [R, dout]));
+    l.setGrads(randomF32(dout * din, 300 + s), randomF32(dout, 400 + s));
+    tels.push(p.step({ batchSize: R }));
+  }
+  const b = p.blocks[0]!;
+  return { p, a: b.a, g: b.g, tels };
+}
+
+describe('small factors decomposed at every factor update', () => {
+  it('EKFAC (default 64): between refreshes the 3×3 factor is exact, the 71×71 one keeps the refresh-time basis', () => {
+    const { p, a, g, tels } = run({ method: 'ekfac' }, 4);
+    expect(p.smallFactorDim).toBe(64);
+    expect(reconstructionError(g)).toBeLessThan(1e-5); // the current EMA
+    expect(reconstructionError(a)).toBeGreaterThan(1e-2); // three updates after the step-0 refresh
+    // step 0 refreshed both factors (2 cold solves); steps 1–3 re-solve the small one only
+    expect(tels.map((t) => t.decompositions.cold + t.decompositions.warm + t.decompositions.fallback)).toEqual([2, 1, 1, 1]);
+  });
+
+  it('the eigen method leaves it off by default and follows smallFactorDim when given', () => {
+    const off = run({ method: 'eigen' }, 3);
+    expect(off.p.smallFactorDim).toBe(0);
+    expect(reconstructionError(off.g)).toBeGreaterThan(1e-2);
+    const on = run({ method: 'eigen', smallFactorDim: 8 }, 3);
+    expect(reconstructionError(on.g)).toBeLessThan(1e-5);
+    expect(reconstructionError(on.a)).toBeGreaterThan(1e-2);
+    // the step uses the fresh basis: it differs from the stale-basis step of the same data
+    expect(on.tels[2]!.preClipNorm).not.toBeCloseTo(off.tels[2]!.preClipNorm, 6);
+    const all = run({ method: 'eigen', smallFactorDim: 4096 }, 3);
+    expect(reconstructionError(all.a)).toBeLessThan(1e-5);
+  });
+
+  it('refuses a bad smallFactorDim by name, and any with the inverse method', () => {
+    const l = new DenseLayer('fc', randomF32(dout * din, 5), dout, din, randomF32(dout, 6));
+    for (const bad of [-1, 1.5, Number.NaN, '8', 5000]) {
+      expect(() => new KfacPreconditioner([l], { smallFactorDim: bad as number })).toThrow(InvalidArgumentError);
+      expect(() => new KfacPreconditioner([l], { smallFactorDim: bad as number })).toThrow(/smallFactorDim/);
+    }
+    expect(() => new KfacPreconditioner([l], { method: 'inverse', smallFactorDim: 8 })).toThrow(ConfigError);
+    expect(() => new KfacPreconditioner([l], { method: 'inverse', smallFactorDim: 8 })).toThrow(/smallFactorDim/);
+    expect(new KfacPreconditioner([l], { method: 'inverse' }).smallFactorDim).toBe(0);
+  });
+});
