@@ -35,6 +35,22 @@ const labelOf = (u: number): number => (u & 0x800000ff) >>> 0;
 const offsetOf = (u: number): number => (u >>> 10) << ((u & 0x200) >>> 6);
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/**
+ * Cluster boundaries found without the segmenter (which, in Node 20, is slow per call and slows
+ * down faster than linearly with the length of the text it is given). Every Unicode version puts
+ * a boundary after a line feed, before one not preceded by a carriage return, and between two
+ * characters that are both printable ASCII, kana, CJK ideographs or Hangul syllables: none of them
+ * joins a neighbour (UAX #29 rules GB6-GB13 all need a Prepend, a ZWJ, a jamo, a regional
+ * indicator, an Indic linker or an extending mark on one side). So a printable ASCII character
+ * followed by such a character (or by the end) is a cluster of its own, and the text between such
+ * boundaries is segmented piece by piece; a text with no such boundary is segmented whole.
+ */
+const simple = (c: number): boolean =>
+  (c >= 0x20 && c <= 0x7e) || (c >= 0x3041 && c <= 0x3096) || (c >= 0x30a1 && c <= 0x30fa) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7a3);
+const isBoundary = (a: number, b: number): boolean => a === 0x0a || (b === 0x0a && a !== 0x0d) || (simple(a) && simple(b));
+/** Pieces handed to the segmenter end at the first boundary after this many code units. */
+const PIECE = 64;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** UTF-8 of `s` into `out` (from 0); -1 when it holds a lone surrogate (no UTF-8 form) or does not fit. */
@@ -80,6 +96,8 @@ export class PrecompiledCharsmap {
   readonly #decoded = new Map<number, string>();
   readonly #cache = new Map<string, string>();
   readonly #key = new Uint8Array(MAX_KEY);
+  /** Each printable ASCII character normalised alone. */
+  readonly #ascii: string[] = [];
   /** How many keys the trie holds (of at most MAX_KEY bytes: the ones a lookup can reach). */
   readonly keys: number;
 
@@ -87,6 +105,7 @@ export class PrecompiledCharsmap {
     this.#units = units;
     this.#strings = strings;
     this.keys = this.#check(file, field);
+    for (let c = 0x20; c <= 0x7e; c++) this.#ascii.push(this.#cluster(String.fromCharCode(c)));
   }
 
   /**
@@ -205,8 +224,25 @@ export class PrecompiledCharsmap {
 
   /** `text` normalised as the Rust library's Precompiled normalizer does. */
   normalize(text: string): string {
+    const n = text.length;
     let out = '';
-    for (const { segment } of segmenter.segment(text)) out += this.#cluster(segment);
+    // invariant: a cluster boundary lies before i
+    for (let i = 0; i < n; ) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x20 && c <= 0x7e && (i + 1 === n || simple(text.charCodeAt(i + 1)))) {
+        out += this.#ascii[c - 0x20];
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < n) {
+        const b = text.charCodeAt(j);
+        if (isBoundary(text.charCodeAt(j - 1), b) && j - i >= PIECE) break;
+        j++;
+      }
+      for (const { segment } of segmenter.segment(i === 0 && j === n ? text : text.slice(i, j))) out += this.#cluster(segment);
+      i = j;
+    }
     return out;
   }
 }

@@ -81,6 +81,20 @@ describe('Precompiled (nmt_nfkc, the charsmap of T5) against the Rust library', 
   });
 });
 
+describe('long texts (segmented in chunks)', () => {
+  it('give the same as their parts, and no cluster is cut at a chunk end', () => {
+    const texts = exp.cases.map((c) => c.text).filter((t) => t !== '');
+    const long = Array.from({ length: 12 }, () => texts.join(' ')).join('\n');
+    expect(long.length).toBeGreaterThan(8000);
+    const parts = Array.from({ length: 12 }, () => texts.map((t) => nfkc.normalize(t)).join(' ')).join(' ');
+    expect(nfkc.normalize(long)).toBe(parts);
+    for (let k = 250; k < 262; k++) {
+      expect(custom.normalize('A'.repeat(k) + 'e\u0301' + 'A')).toBe('x'.repeat(k) + 'eex');
+      expect(custom.normalize('一'.repeat(k) + 'a\u0301\u0302' + '一')).toBe('二'.repeat(k) + 'Z二');
+    }
+  });
+});
+
 describe('Precompiled with a custom rule table (exact trie walk)', () => {
   it.each(exp.custom.cases.map((c) => [JSON.stringify(c.text), c] as const))('%s', (_, c) => {
     expect(custom.normalize(c.text)).toBe(c.normalized);
