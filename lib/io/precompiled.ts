@@ -23,7 +23,7 @@
  * the field; the trie is checked over every path a lookup can take, so a lookup never reads
  * outside it and never loops.
  */
-import { FormatError, InternalError } from '../errors.js';
+import { describe, FormatError, InternalError, invalidArgument } from '../errors.js';
 
 /** Longest key a lookup can use: a cluster shorter than 6 bytes, or one code point (<= 4 bytes). */
 const MAX_KEY = 5;
@@ -118,7 +118,8 @@ export class PrecompiledCharsmap {
       const b = decodeBase64(data);
       if (b === null) throw new FormatError(file, `${field}: not standard base64 (${data.length} characters)`);
       bytes = b;
-    } else bytes = data;
+    } else if (data instanceof Uint8Array) bytes = data;
+    else return invalidArgument('data', 'a base64 string or a Uint8Array', describe(data));
     if (bytes.length < 4) throw new FormatError(file, `${field}: ${bytes.length} bytes, shorter than the 4-byte trie size`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const trieBytes = view.getUint32(0, true);

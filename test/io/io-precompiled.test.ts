@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
 
-import { FormatError } from '../../lib/errors.js';
+import { FormatError, InvalidArgumentError } from '../../lib/errors.js';
 import { installPrecompiled, PrecompiledCharsmap } from '../../lib/io/precompiled.js';
 import { Tokenizer } from '../../lib/io/tokenizer.js';
 
@@ -148,6 +148,7 @@ describe('corrupt charsmaps', () => {
     view.setUint32(0, bytes.length & ~3, true);
     refuse(bytes, /runs past the end/);
     expect(exp.rustRefuses['bad base64']).toBe(true);
+    expect(() => PrecompiledCharsmap.from(42 as unknown as string, 'f')).toThrow(InvalidArgumentError);
   });
 
   it('offsets and values out of range, strings that are not UTF-8', () => {
