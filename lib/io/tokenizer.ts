@@ -2,7 +2,8 @@
  * Hugging Face `tokenizer.json` tokenizers.
  *
  * Normalisation, pre-tokenisation and the model (WordPiece, BPE, Unigram) come from
- * `@huggingface/tokenizers`; truncation, special tokens, token type ids, padding and attention
+ * `@huggingface/tokenizers`, except that SentencePiece `Precompiled` normalizers apply their charsmap
+ * exactly (lib/io/precompiled.ts); truncation, special tokens, token type ids, padding and attention
  * masks are done here, following the Rust `tokenizers` library: each text is tokenised without
  * special tokens, cut to `maxLength` minus the number of special tokens the post-processor adds
  * (pairs: longest-first, the same split as the reference), then the post-processor adds the
@@ -15,6 +16,7 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 
 import { describe, FileError, FormatError, InternalError, invalidArgument, InvalidArgumentError } from '../errors.js';
 import { checkBoolean, checkInteger, checkOptions } from '../util/validate.js';
+import { installPrecompiled } from './precompiled.js';
 import { readJsonFile } from './safetensors.js';
 
 export interface EncodeOptions {
@@ -114,6 +116,9 @@ export class Tokenizer {
     } catch (e) {
       throw new FormatError(source, `not a tokenizer the library can load (${e instanceof Error ? e.message : String(e)})`, { cause: e });
     }
+    // The package applies a Precompiled normalizer as NFKC plus some clean-up; use the charsmap itself.
+    // (Added tokens marked "normalized" were already normalised the package's way when it was built.)
+    installPrecompiled(json['normalizer'], tk.normalizer, source);
     this.#tk = tk;
     this.path = source;
     const pp = tk.post_processor as unknown as PostProcessorFn | null;
