@@ -252,7 +252,7 @@ const MUTATIONS = [
   {
     id: 'cli-newton-clip-dropped',
     what: 'train --newton-clip is parsed but never reaches the optimizer',
-    file: 'lib/train/run.ts',
+    file: 'lib/train/run-optimizer.ts',
     from: 'newtonClip: kfacNewtonClip(c),',
     to: 'newtonClip: null,',
     tests: ['test/cli/cli-train.test.ts'],

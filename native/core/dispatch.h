@@ -62,7 +62,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      TensorOpt max_exp_avg_sq, const cpu::AdamWParams& p))                                               \
   X(sgd_step, void, (const Tensor& param, const Tensor& grad, TensorOpt momentum_buf, const cpu::SgdParams& p))
 
-// The neural-network ops (native/core/nn.h), after nn.cpp's checks. Same conventions as nn.h:
+// The neural-network ops (native/core/nn.h), after nn_*.cpp's checks. Same conventions as nn.h:
 // activations and input gradients are written (=), parameter gradients accumulate (+=), a
 // null optional is skipped. Token ids and targets stay host arrays (`ids`, `n`): a device
 // kernel uploads them itself. kv_len is resolved (the Tk used, ≥ 0); kinds are the ints of
@@ -124,7 +124,7 @@ struct Kernels {
 #define KFAC_KERNEL_SLOT(name, ret, params) ret(*name) params = nullptr;
   KFAC_OP_LIST(KFAC_KERNEL_SLOT)
 #undef KFAC_KERNEL_SLOT
-  // Whether the nn kernels take bfloat16 activations (native/core/nn.cpp lists which arguments
+  // Whether the nn kernels take bfloat16 activations (native/core/nn_*.cpp list which arguments
   // may be): the CUDA kernels and their emulation do, the CPU kernels (and the loopback) do not.
   bool bf16_activations = false;
 };

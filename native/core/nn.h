@@ -5,6 +5,9 @@
 // gradients are overwritten (=), parameter gradients accumulate (+=). Optional gradients
 // (nullptr) are skipped: a frozen weight costs no work. N = B·T rows; the leading dimensions
 // of row-wise ops may have any shape.
+// Defined one family per file (native/core/nn_linear.cpp, nn_embedding.cpp, nn_norms.cpp,
+// nn_activations.cpp, nn_loss.cpp, nn_attention.cpp, and those named below) over the shared
+// argument checks of native/core/nn_args.h.
 #pragma once
 #include <cstdint>
 

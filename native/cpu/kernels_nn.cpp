@@ -1,5 +1,5 @@
 // The CPU backend's nn entries of the op table (KFAC_NN_OP_LIST in native/core/dispatch.h):
-// adapters from the checked tensor-level arguments of native/core/nn.cpp to the raw kernels
+// adapters from the checked tensor-level arguments of native/core/nn_*.cpp to the raw kernels
 // of this folder (nn_*.cpp). No checks here; core made them.
 #include "../core/dispatch.h"
 #include "nn_activation.h"

@@ -1,0 +1,102 @@
+/**
+ * The optimizer of a run: its lr schedule with warm-up, and AdamW, SGD, Shampoo/SOAP or K-FAC
+ * (over the K-FAC views of the run's PEFT method) with the configured Newton-step and gradient clips.
+ */
+import { ConfigError } from '../errors.js';
+import { KFAC } from '../kfac/kfac-optimizer.js';
+import type { NewtonClip } from '../kfac/options.js';
+import type { TransformerModel } from '../models/index.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { warmupConstant, warmupCosine, warmupLinear } from '../optim/schedule.js';
+import { SGD } from '../optim/sgd.js';
+import { Shampoo } from '../optim/shampoo.js';
+import {
+  kfacLayersForBitfit,
+  kfacLayersForBottleneck,
+  kfacLayersForIa3,
+  kfacLayersForLora,
+  kfacLayersForPrefix,
+  kfacLayersForPrompt,
+  untrackedParameters,
+  untrackedTrainable,
+} from '../peft/index.js';
+import { DEFAULTS, type RunConfig } from './run-config.js';
+
+/** The run's warm-up steps: `warmup`, or 10% of the steps (docs/KFAC.md#schedule). */
+export function warmupSteps(c: Pick<RunConfig, 'warmup'>, totalSteps: number): number {
+  return c.warmup ?? Math.round(DEFAULTS.warmupFraction * totalSteps);
+}
+
+function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
+  const warmup = warmupSteps(c, totalSteps);
+  if (c.schedule === 'constant') return warmupConstant(c.lr, warmup);
+  return c.schedule === 'linear' ? warmupLinear(c.lr, warmup, totalSteps) : warmupCosine(c.lr, warmup, totalSteps);
+}
+
+export type RunOptimizer = {
+  step(ctx: { batchSize: number }): unknown;
+  capture?(ctx: { batchSize: number; layers?: string }): void;
+  wantsLoss?(): boolean;
+  observeLoss?(o: { before: number; after: number }): unknown;
+  inner: AdamW | SGD | KFAC | Shampoo;
+};
+
+/** The K-FAC Newton clip of a run: a norm threshold, off, or the default trust ratio. */
+export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode' | 'trustRatio'>): NewtonClip | null {
+  if (c.newtonClipMode === 'fisher') {
+    if (typeof c.newtonClip !== 'number') throw new ConfigError('--newton-clip-mode fisher needs --newton-clip C (the bound c of the Fisher clip)', { argument: 'newtonClip' });
+    return { mode: 'fisher', c: c.newtonClip };
+  }
+  if (c.newtonClip === 'off') return null;
+  if (c.newtonClip !== undefined) return { mode: c.newtonClipMode ?? 'global', maxNorm: c.newtonClip };
+  return { mode: c.newtonClipMode ?? 'per-tensor', trustRatio: c.trustRatio };
+}
+
+export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
+  const lr = schedule(c, totalSteps);
+  if (c.optimizer === 'kfac') {
+    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : c.peft === 'adapter' ? kfacLayersForBottleneck(model) : c.peft === 'prompt' ? kfacLayersForPrompt(model) : c.peft === 'prefix' ? kfacLayersForPrefix(model) : kfacLayersForLora(model, { heads: true });
+    const extra = c.peft !== undefined && c.peft !== 'lora' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
+    const inner = new KFAC(layers, extra, {
+      lr,
+      momentum: c.momentum,
+      weightDecay: c.weightDecay,
+      damping: c.damping,
+      factorDecay: c.factorDecay,
+      inverseEvery: c.inverseEvery,
+      sequence: c.kfacSequence,
+      newtonClip: kfacNewtonClip(c),
+      adaptiveDamping: c.adaptiveDamping === 'on',
+      adaptiveTrust: c.adaptiveTrust === 'on',
+      method: c.kfacMethod,
+      // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
+      untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
+      // the trust radius is relative to the peak lr, so the schedule shapes the clipped step too
+      trustLr: c.lr,
+      gradClip: c.gradClip ?? null,
+    });
+    return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
+  }
+  const params = model.trainableParameters();
+  if (c.optimizer === 'shampoo' || c.optimizer === 'soap') {
+    if (typeof c.newtonClip === 'number') throw new ConfigError(`--newton-clip ${c.newtonClip}: ${c.optimizer} supports the trust-ratio clip (--trust-ratio) or --newton-clip off`);
+    const inner = new Shampoo(params, { variant: c.optimizer, lr, trustLr: c.lr, newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio } });
+    return {
+      inner,
+      step: () => {
+        if (c.gradClip !== undefined) clipGradNorm(params.map((p) => p.grad), c.gradClip);
+        return inner.step();
+      },
+    };
+  }
+  const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
+  return {
+    inner,
+    step: () => {
+      const clip = c.gradClip === undefined ? undefined : clipGradNorm(params.map((p) => p.grad), c.gradClip);
+      inner.step();
+      return clip ? { gradNorm: clip.norm, clipped: clip.clipped } : {};
+    },
+  };
+}
