@@ -280,8 +280,8 @@ const MUTATIONS = [
     id: 'cuda-swiglu-gate',
     what: "SwiGLU's gate gradient drops the (1 + x(1 − σ)) factor of silu'",
     file: 'native/cuda/nn_act_body.h',
-    from: 'out[j] = d * up * s * (1.f + x * (1.f - s));',
-    to: 'out[j] = d * up * s;',
+    from: 'hd::st(out, j, d * up * s * (1.f + x * (1.f - s)));',
+    to: 'hd::st(out, j, d * up * s);',
     tests: ['test/cuda/cuda-emulation-train.test.ts'],
   },
   {
