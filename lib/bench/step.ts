@@ -56,6 +56,8 @@ export interface StepOptions {
 export interface StepSide {
   name: string;
   medianMs: number;
+  /** Mean over the timed steps: with K-FAC it carries the periodic refresh (every 10 steps) and damping probe (every 5). */
+  meanMs: number;
   minMs: number;
   tokensPerSecond: number;
   loss: number;
@@ -198,7 +200,7 @@ export async function runStep(o: StepOptions): Promise<StepReport> {
     const params = model.parameters().reduce((n, p) => n + p.tensor.size, 0);
     const trainable = model.trainableParameters().reduce((n, p) => n + p.tensor.size, 0);
     const tokens = B * (T + Tt);
-    const side = (name: string, ts: number[], l: number): StepSide => ({ name, medianMs: median(ts), minMs: Math.min(...ts), tokensPerSecond: (tokens * 1000) / median(ts), loss: l });
+    const side = (name: string, ts: number[], l: number): StepSide => ({ name, medianMs: median(ts), meanMs: ts.reduce((a, b) => a + b, 0) / ts.length, minMs: Math.min(...ts), tokensPerSecond: (tokens * 1000) / median(ts), loss: l });
     const report: StepReport = {
       what,
       peft,

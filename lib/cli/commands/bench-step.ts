@@ -114,9 +114,9 @@ export async function benchStepCommand(argv: readonly string[]): Promise<number>
   const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   const sizes = r.targetSeq === null ? `seq ${r.seq}` : `source ${r.seq} + target ${r.targetSeq}`;
   process.stdout.write(`one ${r.peft} step of ${r.what} (${r.task}): ${r.optimizer}, ${r.dtype}, batch ${r.batch} × ${sizes}, ${r.threads} thread(s); ${r.params} parameters, ${r.trainable} trainable${r.peerTrainable !== undefined ? ` (peer: ${r.peerTrainable})` : ''}\n`);
-  const rows = [[r.ours.name, r.ours.medianMs, r.ours.minMs, r.ours.tokensPerSecond, r.ours.loss]];
-  if (r.peer) rows.push([r.peer.name, r.peer.medianMs, r.peer.minMs, r.peer.tokensPerSecond, r.peer.loss]);
-  process.stdout.write(formatTable(['side', 'median ms', 'min ms', 'tokens/s', 'last loss'], rows) + '\n');
+  const rows = [[r.ours.name, r.ours.medianMs, r.ours.meanMs, r.ours.minMs, r.ours.tokensPerSecond, r.ours.loss]];
+  if (r.peer) rows.push([r.peer.name, r.peer.medianMs, r.peer.meanMs, r.peer.minMs, r.peer.tokensPerSecond, r.peer.loss]);
+  process.stdout.write(formatTable(['side', 'median ms', 'mean ms', 'min ms', 'tokens/s', 'last loss'], rows) + '\n');
   if (r.ratio !== undefined) process.stdout.write(`ours/peer speed (peer median / our median): ${r.ratio.toFixed(3)}\n`);
   if (r.peerMissing) process.stdout.write(`no peer row: ${r.peerMissing}\n`);
   process.stdout.write(`load average before: ${load(r.loadBefore)}; after: ${load(r.loadAfter)}\n`);
