@@ -14,7 +14,13 @@ const METHODS = ['lora', 'adapter', 'prefix', 'prompt', 'ia3', 'bitfit'];
 const f = (v, d = 4) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(d)).toString() : '–');
 const read = (name) => {
   const file = join(root, `${name}.json`);
-  if (existsSync(file)) return { r: JSON.parse(readFileSync(file, 'utf8')) };
+  if (existsSync(file)) {
+    try {
+      return { r: JSON.parse(readFileSync(file, 'utf8')) };
+    } catch {
+      return { why: 'no complete report (still running, or cut off)' };
+    }
+  }
   const err = join(root, `${name}.err`);
   const why = existsSync(err) ? (readFileSync(err, 'utf8').split('\n').find((l) => l.trim() && !l.startsWith('\r')) ?? 'no output') : 'not run';
   return { why: why.replace(/^kfac-peft: /, '').replace(/\|/g, '/') };
@@ -34,7 +40,7 @@ for (const shape of SHAPES) {
       header = true;
     }
     if (!a.r && !k.r) {
-      console.log(`| ${shape} | ${method} | – | refused: ${a.why} | | | | |`);
+      console.log(`| ${shape} | ${method} | – | ${a.why} | | | | |`);
       continue;
     }
     const r = a.r ?? k.r;
