@@ -60,6 +60,12 @@ export function stepBatch(task: string, vocab: number, B: number, T: number, Tt:
   return { batch: { inputIds: ids, shape: [B, T], labels }, ids, labels };
 }
 
+/** Why a method has no PyTorch + PEFT peer (PEFT has no equivalent). */
+export const NO_PEER: Partial<Record<StepMethod, string>> = {
+  adapter: 'PEFT has no bottleneck adapters (they are an AdapterHub method)',
+  bitfit: 'PEFT has no BitFit',
+};
+
 /**
  * PEFT's adapter_config.json of the method applied to `model` (training mode), for the peer to
  * build the same method with peft.get_peft_config; or the reason PEFT has no equivalent.
@@ -72,7 +78,6 @@ export function peerMethodConfig(model: TransformerModel, peft: StepMethod): { c
   } else if (peft === 'ia3') c = ia3ConfigJson(ia3State(model)!, model);
   else if (peft === 'prompt') c = promptConfigJson(model);
   else if (peft === 'prefix') c = prefixConfigJson(model);
-  else if (peft === 'adapter') return { missing: 'PEFT has no bottleneck adapters (they are an AdapterHub method)' };
-  else return { missing: 'PEFT has no BitFit' };
+  else return { missing: NO_PEER[peft] ?? `no PEFT equivalent of ${peft}` };
   return { config: { ...c, inference_mode: false } };
 }

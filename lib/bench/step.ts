@@ -25,7 +25,7 @@ import { applyRunPeft, buildOptimizer, type RunConfig } from '../train/run.js';
 import { median } from './timing.js';
 import { Peer } from './peer.js';
 import { OpProfile } from './profile.js';
-import { peerMethodConfig, shapeTask, STEP_SHAPES, stepBatch, type StepMethod } from './step-shapes.js';
+import { NO_PEER, peerMethodConfig, shapeTask, STEP_SHAPES, stepBatch, type StepMethod } from './step-shapes.js';
 
 export { STEP_METHODS, STEP_SHAPES } from './step-shapes.js';
 export type { StepMethod } from './step-shapes.js';
@@ -118,7 +118,9 @@ export async function runStep(o: StepOptions): Promise<StepReport> {
       peer?.close();
       peer = undefined;
     };
-    if (o.peer === 'torch') {
+    // a method PEFT lacks has no peer: say so without starting one (nor writing its weights)
+    if (o.peer === 'torch' && NO_PEER[peft]) peerMissing = NO_PEER[peft];
+    else if (o.peer === 'torch') {
       o.progress('starting the PyTorch peer');
       peer = await Peer.start(o.threads, false, 'peer_step.py');
       if (!peer) peerMissing = 'no python with the peer worker answered (set KFAC_PEER_PYTHON to a python with torch, transformers and peft)';
