@@ -1,43 +1,53 @@
 /**
- * `kfac-peft bench step`: one LoRA training step (zero grad, forward with the loss, backward,
- * optimizer step) on a named shape or a model folder, timed in rounds; with the torch peer,
- * PyTorch + transformers + PEFT (bench/peer_step.py) runs the same step on the same weights
- * (the peer writes them, we load them), rounds alternating between the two sides so both see
- * about the same machine load.
+ * `kfac-peft bench step`: one training step of a PEFT method (zero grad, forward with the loss,
+ * backward, optimizer step) on a named shape or a model folder, timed in rounds. The method is
+ * applied as `train --peft X` applies it (applyRunPeft, the CLI defaults) and the optimizer is
+ * the one `train --optimizer O` builds (buildOptimizer: for K-FAC the method's blocks, Newton-step
+ * clipping and adaptive damping at their defaults), driven as the Trainer drives it (capture after
+ * the backward; the loss at the new weights when adaptive damping asks for it). The learning rate
+ * is constant (the bench has no run length for a schedule). With the torch peer, PyTorch +
+ * transformers + PEFT (bench/peer_step.py) runs the same step on the same weights (the peer
+ * writes them, we load them), rounds alternating between the two sides so both see about the
+ * same machine load.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { KFAC } from '../kfac/kfac-optimizer.js';
-import { configFromHf, createModel, loadModel, type TransformerModel } from '../models/index.js';
+import { completeRun } from '../cli/run-flags.js';
+import { BitfitError } from '../peft/index.js';
+import { invalidArgument } from '../errors.js';
+import { configFromHf, createModel, loadModel, t5ConfigFromHf, type TransformerModel } from '../models/index.js';
 import { freezeLinearsBf16 } from '../models/load.js';
-import type { Batch } from '../models/common.js';
-import { AdamW } from '../optim/adamw.js';
-import { applyLora, kfacLayersForLora, untrackedParameters } from '../peft/index.js';
 import { setNumThreads } from '../runtime.js';
+import { lossOf } from '../train/tasks.js';
+import { applyRunPeft, buildOptimizer, type RunConfig } from '../train/run.js';
 import { median } from './timing.js';
 import { Peer } from './peer.js';
 import { OpProfile } from './profile.js';
+import { NO_PEER, peerMethodConfig, shapeTask, STEP_SHAPES, stepBatch, type StepMethod } from './step-shapes.js';
 
-/** Hugging Face config.json of each named shape (random weights). */
-export const STEP_SHAPES: Record<string, Record<string, unknown>> = {
-  'bert-small': { model_type: 'bert', vocab_size: 30522, hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, intermediate_size: 2048, max_position_embeddings: 512, type_vocab_size: 2 },
-  'bert-base': { model_type: 'bert', vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, max_position_embeddings: 512, type_vocab_size: 2 },
-  'llama-125m': { model_type: 'llama', vocab_size: 32000, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 12, intermediate_size: 3072, max_position_embeddings: 2048, rms_norm_eps: 1e-5, tie_word_embeddings: false },
-  stories260k: { model_type: 'llama', vocab_size: 512, hidden_size: 64, num_hidden_layers: 5, num_attention_heads: 8, num_key_value_heads: 4, intermediate_size: 172, max_position_embeddings: 512, rms_norm_eps: 1e-5, tie_word_embeddings: true },
-};
+export { STEP_METHODS, STEP_SHAPES } from './step-shapes.js';
+export type { StepMethod } from './step-shapes.js';
 
 export interface StepOptions {
   shape?: string;
+  /** A config.json dict in place of a named shape (random weights). */
+  config?: Record<string, unknown>;
   model?: string;
+  /** The PEFT method (default 'lora'). */
+  peft?: StepMethod;
   optimizer: 'adamw' | 'kfac';
   dtype: 'float32' | 'bfloat16';
   threads: number;
   batch: number;
   seq: number;
+  /** Target tokens per example of a seq2seq model (default max(1, round(seq / 4))). */
+  targetSeq?: number;
   rounds: number;
   stepsPerRound: number;
+  /** Untimed steps before the first round (default 2). */
+  warmup?: number;
   peer: 'torch' | undefined;
   profile: boolean;
   progress(message: string): void;
@@ -46,6 +56,8 @@ export interface StepOptions {
 export interface StepSide {
   name: string;
   medianMs: number;
+  /** Mean over the timed steps: with K-FAC it carries the periodic refresh (every 10 steps) and damping probe (every 5). */
+  meanMs: number;
   minMs: number;
   tokensPerSecond: number;
   loss: number;
@@ -53,13 +65,22 @@ export interface StepSide {
 
 export interface StepReport {
   what: string;
+  /** The PEFT method, as `train --peft` names it. */
+  peft: string;
+  task: string;
   optimizer: string;
   dtype: string;
   threads: number;
   batch: number;
   seq: number;
+  /** Target tokens per example (seq2seq), else null; tokens/s count source and target tokens. */
+  targetSeq: number | null;
   params: number;
   trainable: number;
+  /** Trainable parameters of the peer's model (PEFT's count of the same method). */
+  peerTrainable?: number;
+  /** Our loss at every step, warm-up included (one fixed batch). */
+  losses: number[];
   ours: StepSide;
   peer?: StepSide;
   /** Why there is no peer row, when one was asked for. */
@@ -71,86 +92,92 @@ export interface StepReport {
   profile?: { family: string; msPerStep: number; share: number; callsPerStep: number }[];
 }
 
-const TARGETS: Record<string, string[]> = { bert: ['query', 'value'], llama: ['q_proj', 'v_proj'], gpt2: ['c_attn'] };
-
-function seededIds(n: number, vocab: number, seed: number): Int32Array {
-  let s = seed >>> 0;
-  return Int32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s % vocab));
+/** The run configuration `train --peft <peft> --optimizer <optimizer>` would use, at a constant lr. */
+export function stepRunConfig(what: string, peft: StepMethod, optimizer: 'adamw' | 'kfac'): RunConfig {
+  return completeRun({ model: what, data: '-', peft, optimizer, schedule: 'constant', warmup: 0 });
 }
 
 export async function runStep(o: StepOptions): Promise<StepReport> {
-  const hf = o.model ? undefined : STEP_SHAPES[o.shape ?? 'bert-small'];
+  const hf = o.model ? undefined : (o.config ?? STEP_SHAPES[o.shape ?? 'bert-small']!);
+  const what = o.model ?? (o.config ? 'config' : (o.shape ?? 'bert-small'));
+  const peft = o.peft ?? 'lora';
   const tmp = mkdtempSync(join(tmpdir(), 'kfac-bench-step-'));
   let peer: Peer | undefined;
   let model: TransformerModel | undefined;
   const loadBefore = loadavg();
   try {
     setNumThreads(o.threads);
-    const causal = o.model ? undefined : (hf!['model_type'] as string) === 'llama';
     let peerMissing: string | undefined;
     let peerName = '';
+    let peerTrainable: number | undefined;
     const B = o.batch;
     const T = o.seq;
-    // The batch is the same on both sides; the vocabulary is known once the config is.
-    const makeBatch = (m: TransformerModel): { batch: Batch; ids: Int32Array; labels: Int32Array } => {
-      const ids = seededIds(B * T, m.config.vocabSize, 7);
-      const isLm = m.task === 'causal-lm';
-      const labels = isLm ? ids : Int32Array.from({ length: B }, (_, i) => i % 2);
-      return { batch: { inputIds: ids, shape: [B, T], labels }, ids, labels };
-    };
     const dir = o.model ?? tmp;
-    if (o.peer === 'torch') {
+    const dropPeer = (why: string) => {
+      peerMissing = why;
+      peer?.close();
+      peer = undefined;
+    };
+    // a method PEFT lacks has no peer: say so without starting one (nor writing its weights)
+    if (o.peer === 'torch' && NO_PEER[peft]) peerMissing = NO_PEER[peft];
+    else if (o.peer === 'torch') {
       o.progress('starting the PyTorch peer');
       peer = await Peer.start(o.threads, false, 'peer_step.py');
       if (!peer) peerMissing = 'no python with the peer worker answered (set KFAC_PEER_PYTHON to a python with torch, transformers and peft)';
     }
     // Weights: the peer writes them (torch's seeded init) so both sides start equal; alone, ours are random.
-    const task = o.model ? undefined : causal ? 'causal-lm' : 'sequence-classification';
+    const task = hf ? shapeTask(hf) : undefined;
+    // T5 runs in float32 only (loadModel refuses other storage for it)
+    if (task === 'seq2seq-lm' && o.dtype !== 'float32') invalidArgument('dtype', "'float32' for a T5 model", `'${o.dtype}'`);
     let wroteWeights = false;
-    if (peer && !o.model) {
-      // A first init writes the weights; the batch needs the vocabulary, which the shape gives.
-      const vocab = hf!['vocab_size'] as number;
-      const ids = seededIds(B * T, vocab, 7);
-      const labels = causal ? ids : Int32Array.from({ length: B }, (_, i) => i % 2);
-      const r = await peer.call(peerInit(o, dir, hf, task!, hf!['model_type'] as string, ids, labels));
-      if (r?.['ok'] === true) {
-        wroteWeights = true;
-        peerName = describePeer(r);
-      } else {
-        peerMissing = `the peer failed: ${String(r?.['error'] ?? 'no reply')}`;
-        peer.close();
-        peer = undefined;
-      }
+    if (peer && hf) {
+      o.progress('the peer writes the weights');
+      const r = await peer.call({ op: 'create', dir, create: hf, task, threads: o.threads, seed: 0 });
+      if (r?.['ok'] === true) wroteWeights = true;
+      else dropPeer(`the peer failed: ${String(r?.['error'] ?? 'no reply')}`);
     }
     o.progress('building our model');
-    const loadOpts = { ...(task ? { task: task as 'causal-lm' | 'sequence-classification' } : {}) };
-    model = o.model || wroteWeights ? loadModel(dir, { ...loadOpts, dtype: o.dtype }) : createModel(configFromHf(hf), { ...loadOpts, seed: 0 });
+    const loadOpts = task === 'causal-lm' || task === 'sequence-classification' ? { task } : {};
+    model = o.model || wroteWeights ? loadModel(dir, { ...loadOpts, dtype: o.dtype }) : createModel(task === 'seq2seq-lm' ? t5ConfigFromHf(hf!) : configFromHf(hf), { ...loadOpts, seed: 0 });
     if (o.dtype === 'bfloat16' && !(o.model || wroteWeights)) freezeLinearsBf16(model);
     model.train();
-    const family = model.config.family;
-    const targets = TARGETS[family] ?? ['query', 'value'];
-    applyLora(model, { targetModules: targets, r: 8, alpha: 16, dropout: 0 });
-    const { batch, ids, labels } = makeBatch(model);
-    if (peer && o.model) {
-      const r = await peer.call(peerInit(o, dir, undefined, model.task, family, ids, labels));
-      if (r?.['ok'] === true) peerName = describePeer(r);
+    const run = stepRunConfig(what, peft, o.optimizer);
+    try {
+      applyRunPeft(model, run);
+    } catch (e) {
+      // BitFit on a model without biases (LLaMA, T5): the method's own error, named after the flag
+      if (e instanceof BitfitError) throw new BitfitError(`--peft bitfit on ${what}: ${e.message.split('\n')[0]}`, { argument: 'peft', ...(e.hint ? { hint: e.hint } : {}), cause: e });
+      throw e;
+    }
+    const seq2seq = model.task === 'seq2seq-lm';
+    const Tt = seq2seq ? (o.targetSeq ?? Math.max(1, Math.round(T / 4))) : 0;
+    const { batch, ids, labels } = stepBatch(model.task, model.config.vocabSize, B, T, Tt);
+    if (peer) {
+      const method = peerMethodConfig(model, peft);
+      if ('missing' in method) dropPeer(method.missing);
       else {
-        peerMissing = `the peer failed: ${String(r?.['error'] ?? 'no reply')}`;
-        peer.close();
-        peer = undefined;
+        const r = await peer.call({ op: 'init', dir, create: null, task: model.task, peft_config: method.config, optimizer: o.optimizer, dtype: o.dtype, ids: [...ids], labels: [...labels], shape: [B, T], target_shape: seq2seq ? [B, Tt] : null, threads: o.threads, lr: run.lr });
+        if (r?.['ok'] === true) {
+          peerName = describePeer(r);
+          if (typeof r['trainable'] === 'number') peerTrainable = r['trainable'];
+        } else dropPeer(`the peer failed: ${String(r?.['error'] ?? 'no reply')}`);
       }
     }
-    const step = makeStep(model, o.optimizer);
-    let loss = NaN;
+    const opt = buildOptimizer(run, model, 1_000_000);
+    const losses: number[] = [];
     const oneStep = () => {
       model!.zeroGrad();
-      loss = model!.forward(batch).loss!;
+      const loss = model!.forward(batch).loss!;
       model!.backward();
-      step();
+      opt.capture?.({ batchSize: B });
+      opt.step({ batchSize: B });
+      if (opt.wantsLoss?.()) opt.observeLoss?.({ before: loss, after: lossOf(model!, batch) });
+      losses.push(loss);
     };
     o.progress('warming up');
-    for (let i = 0; i < 2; i++) oneStep();
-    if (peer) await peer.call({ op: 'steps', n: 2 });
+    const warmup = o.warmup ?? 2;
+    for (let i = 0; i < warmup; i++) oneStep();
+    if (peer && warmup > 0) await peer.call({ op: 'steps', n: warmup });
     const ours: number[] = [];
     const theirs: number[] = [];
     let peerLoss = NaN;
@@ -169,22 +196,28 @@ export async function runStep(o: StepOptions): Promise<StepReport> {
         if (rep?.['ok'] === true) {
           theirs.push(...(rep['ms'] as number[]));
           peerLoss = rep['loss'] as number;
-        }
+        } else peerMissing = `the peer failed: ${String(rep?.['error'] ?? 'no reply')}`;
       }
     }
     const params = model.parameters().reduce((n, p) => n + p.tensor.size, 0);
     const trainable = model.trainableParameters().reduce((n, p) => n + p.tensor.size, 0);
-    const side = (name: string, ts: number[], l: number): StepSide => ({ name, medianMs: median(ts), minMs: Math.min(...ts), tokensPerSecond: (B * T * 1000) / median(ts), loss: l });
+    const tokens = B * (T + Tt);
+    const side = (name: string, ts: number[], l: number): StepSide => ({ name, medianMs: median(ts), meanMs: ts.reduce((a, b) => a + b, 0) / ts.length, minMs: Math.min(...ts), tokensPerSecond: (tokens * 1000) / median(ts), loss: l });
     const report: StepReport = {
-      what: o.model ?? o.shape ?? 'bert-small',
+      what,
+      peft,
+      task: model.task,
       optimizer: o.optimizer,
       dtype: o.dtype,
       threads: o.threads,
       batch: B,
       seq: T,
+      targetSeq: seq2seq ? Tt : null,
       params,
       trainable,
-      ours: side('kfac-peft', ours, loss),
+      ...(peerTrainable !== undefined ? { peerTrainable } : {}),
+      losses,
+      ours: side('kfac-peft', ours, losses.at(-1) ?? NaN),
       loadBefore,
       loadAfter: loadavg(),
     };
@@ -202,35 +235,7 @@ export async function runStep(o: StepOptions): Promise<StepReport> {
   }
 }
 
-function peerInit(o: StepOptions, dir: string, create: Record<string, unknown> | undefined, task: string, family: string, ids: Int32Array, labels: Int32Array): Record<string, unknown> {
-  return {
-    op: 'init',
-    dir,
-    create: create ?? null,
-    task,
-    targets: TARGETS[family] ?? ['query', 'value'],
-    r: 8,
-    alpha: 16,
-    optimizer: o.optimizer,
-    dtype: o.dtype,
-    ids: [...ids],
-    labels: [...labels],
-    shape: [o.batch, o.seq],
-    threads: o.threads,
-  };
-}
-
 function describePeer(r: Record<string, unknown>): string {
   const k = r['kfac'] ? ` + kfac-pytorch ${String(r['kfac'])}` : '';
   return `PyTorch ${String(r['torch'])} + transformers ${String(r['transformers'])} + PEFT ${String(r['peft'])}${k}`;
-}
-
-function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac'): () => void {
-  if (optimizer === 'kfac') {
-    const layers = kfacLayersForLora(model, { heads: true });
-    const opt = new KFAC(layers, untrackedParameters(model, layers), { lr: 1e-4, damping: 1e-3, newtonClip: { mode: 'global', maxNorm: 1 } } as ConstructorParameters<typeof KFAC>[2]);
-    return () => void opt.step({ batchSize: 1 });
-  }
-  const opt = new AdamW(model.trainableParameters(), { lr: 1e-4 });
-  return () => opt.step();
 }

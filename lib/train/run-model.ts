@@ -43,25 +43,31 @@ export function buildModel(p: PreparedRun): TransformerModel {
     throw new ConfigError(`--model ${c.model}: ${d.kind === 'seq2seq' ? 'source → target data needs an encoder-decoder model' : 'an encoder-decoder model needs source → target data'}`);
   }
   if (model.config.vocabSize < p.codec.vocabSize) throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
+  applyRunPeft(model, c);
+  return model;
+}
+
+/** Applies the run's PEFT method (`c.peft`, default LoRA) with its options and defaults to `model`. */
+export function applyRunPeft(model: TransformerModel, c: RunConfig): void {
   const family = model.config.family;
   const names = new Set(model.namedModules().map(([n]) => n.slice(n.lastIndexOf('.') + 1)));
   const paths = model.namedModules().map(([n]) => n);
   const present = (t: string) => paths.some((p) => p === t || p.endsWith(`.${t}`));
   if (c.peft === 'bitfit') {
     applyBitfit(model, { targetModules: c.targets === 'all-linear' ? null : (c.targets ?? null), baseModelNameOrPath: c.model });
-    return model;
+    return;
   }
   if (c.peft === 'adapter') {
     applyBottleneck(model, { kind: c.adapterKind ?? 'pfeiffer', reductionFactor: c.reductionFactor ?? 16, seed: c.seed, baseModelNameOrPath: c.model });
-    return model;
+    return;
   }
   if (c.peft === 'prefix') {
     applyPrefixTuning(model, { numVirtualTokens: c.numVirtualTokens ?? 8, prefixProjection: c.prefixProjection === 'on', seed: c.seed, baseModelNameOrPath: c.model });
-    return model;
+    return;
   }
   if (c.peft === 'prompt') {
     applyPromptTuning(model, { numVirtualTokens: c.numVirtualTokens ?? 8, seed: c.seed, baseModelNameOrPath: c.model });
-    return model;
+    return;
   }
   if (c.peft === 'ia3') {
     const d = IA3_TARGETS[family]!;
@@ -69,9 +75,8 @@ export function buildModel(p: PreparedRun): TransformerModel {
     const targets = c.targets ?? d.targets.filter(present);
     const ff = c.feedforwardModules ?? d.ff.filter((t) => present(t) && targets.includes(t));
     applyIa3(model, { targetModules: targets, feedforwardModules: ff.length ? ff : null, baseModelNameOrPath: c.model }, c.seed);
-    return model;
+    return;
   }
   const targets = c.targets ?? DEFAULT_TARGETS[family]!.filter((t) => names.has(t));
   applyLora(model, { targetModules: targets, r: c.loraR, alpha: c.loraAlpha, dropout: c.loraDropout, seed: c.seed, baseModelNameOrPath: c.model });
-  return model;
 }

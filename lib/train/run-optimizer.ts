@@ -53,11 +53,17 @@ export function kfacNewtonClip(c: Pick<RunConfig, 'newtonClip' | 'newtonClipMode
   return { mode: c.newtonClipMode ?? 'per-tensor', trustRatio: c.trustRatio };
 }
 
+/** The K-FAC blocks of a PEFT method on `model`, and the trainable parameters they leave to AdamW. */
+export function kfacBlocksOfRun(model: TransformerModel, peft: RunConfig['peft']): { layers: ReturnType<typeof kfacLayersForLora>; extra: ReturnType<typeof untrackedParameters> } {
+  const layers = peft === 'ia3' ? kfacLayersForIa3(model) : peft === 'bitfit' ? kfacLayersForBitfit(model) : peft === 'adapter' ? kfacLayersForBottleneck(model) : peft === 'prompt' ? kfacLayersForPrompt(model) : peft === 'prefix' ? kfacLayersForPrefix(model) : kfacLayersForLora(model, { heads: true });
+  const extra = peft !== undefined && peft !== 'lora' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
+  return { layers, extra };
+}
+
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
   if (c.optimizer === 'kfac') {
-    const layers = c.peft === 'ia3' ? kfacLayersForIa3(model) : c.peft === 'bitfit' ? kfacLayersForBitfit(model) : c.peft === 'adapter' ? kfacLayersForBottleneck(model) : c.peft === 'prompt' ? kfacLayersForPrompt(model) : c.peft === 'prefix' ? kfacLayersForPrefix(model) : kfacLayersForLora(model, { heads: true });
-    const extra = c.peft !== undefined && c.peft !== 'lora' ? untrackedTrainable(model, layers) : untrackedParameters(model, layers);
+    const { layers, extra } = kfacBlocksOfRun(model, c.peft);
     const inner = new KFAC(layers, extra, {
       lr,
       momentum: c.momentum,

@@ -185,7 +185,7 @@ describe('help and version', () => {
     const step = await inProcess('help', 'bench', 'step');
     expect(step.code).toBe(0);
     expect(step.stdout).toMatch(/^usage: kfac-peft bench step/);
-    for (const o of ['--shape', '--optimizer', '--dtype', '--peer torch', '--profile']) expect(step.stdout).toContain(o);
+    for (const o of ['--shape', '--peft', '--target-seq', '--optimizer', '--dtype', '--peer torch', '--profile', 't5-small', 'flan-t5-small']) expect(step.stdout).toContain(o);
     expect((await inProcess('bench', 'step', '--help')).stdout).toBe(step.stdout);
   });
 

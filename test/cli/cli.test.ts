@@ -55,7 +55,8 @@ describe('kfac-peft CLI', () => {
   it('bench step times a LoRA step and profiles it per op family', () => {
     const r = run('bench', 'step', '--shape', 'stories260k', '--batch', '2', '--seq', '16', '--rounds', '1', '--steps', '1', '--threads', '1', '--profile', '--json');
     expect(r.status).toBe(0);
-    const j = JSON.parse(r.stdout) as { ours: { medianMs: number; loss: number; tokensPerSecond: number }; trainable: number; profile: { family: string; msPerStep: number }[] };
+    const j = JSON.parse(r.stdout) as { peft: string; ours: { medianMs: number; loss: number; tokensPerSecond: number }; trainable: number; profile: { family: string; msPerStep: number }[] };
+    expect(j.peft).toBe('lora');
     expect(j.ours.medianMs).toBeGreaterThan(0);
     expect(j.ours.tokensPerSecond).toBeGreaterThan(0);
     expect(Number.isFinite(j.ours.loss)).toBe(true);
@@ -67,6 +68,7 @@ describe('kfac-peft CLI', () => {
     [['nope'], /unknown command/],
     [['bench', 'step', '--shape', 'bert-huge'], /--shape: one of/],
     [['bench', 'step', '--optimizer', 'lion'], /--optimizer: one of/],
+    [['bench', 'step', '--peft', 'dora'], /--peft: one of lora\|adapter\|prefix\|prompt\|ia3\|bitfit, got "dora"/],
     [['bench', 'step', '--model', '/no/such/dir'], /does not exist/],
     [['bench', 'nope'], /unknown bench case/],
     [['bench', 'gemm', '--sizes', 'abc'], /expected positive integers/],
@@ -77,6 +79,13 @@ describe('kfac-peft CLI', () => {
     const r = run(...args);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(msg);
+  });
+
+  it('bench step --peft bitfit on a bias-less model is a one-line error, not a stack trace', () => {
+    const r = run('bench', 'step', '--shape', 'stories260k', '--peft', 'bitfit', '--batch', '1', '--seq', '4', '--rounds', '1', '--steps', '1', '--threads', '1');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^kfac-peft: --peft bitfit on stories260k: the model \(LlamaModel\) has no bias parameters/);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
   it('help and --version', () => {
