@@ -28,7 +28,8 @@ export function placementOf(c: Pick<RunConfig, 'device' | 'dtype' | 'gradientChe
   return { ...(c.device ? { device: c.device } : {}), ...(c.dtype ? { dtype: c.dtype } : {}), ...(c.gradientCheckpointing ? { checkpointing: true } : {}) };
 }
 
-export function buildModel(p: PreparedRun): TransformerModel {
+/** The run's model, placed and checked against its data, without a PEFT method: `buildModel` applies it; `eval` loads an adapter instead. */
+export function loadRunModel(p: PreparedRun): TransformerModel {
   const c = p.config;
   const d = p.data;
   const place = placementOf(c);
@@ -42,8 +43,17 @@ export function buildModel(p: PreparedRun): TransformerModel {
     model.dispose();
     throw new ConfigError(`--model ${c.model}: ${d.kind === 'seq2seq' ? 'source → target data needs an encoder-decoder model' : 'an encoder-decoder model needs source → target data'}`);
   }
-  if (model.config.vocabSize < p.codec.vocabSize) throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
-  applyRunPeft(model, c);
+  if (model.config.vocabSize < p.codec.vocabSize) {
+    model.dispose();
+    throw new ConfigError(`the tokenizer (${p.codec.source}) has ${p.codec.vocabSize} tokens but the model only ${model.config.vocabSize} embeddings`);
+  }
+  return model;
+}
+
+/** The run's model with its PEFT method applied. */
+export function buildModel(p: PreparedRun): TransformerModel {
+  const model = loadRunModel(p);
+  applyRunPeft(model, p.config);
   return model;
 }
 

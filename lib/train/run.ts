@@ -41,7 +41,7 @@ import { runSummary, truncateLog } from './run-log.js';
 
 export { DEFAULTS } from './run-config.js';
 export type { OptimizerName, PreparedRun, RunConfig, RunResult } from './run-config.js';
-export { applyRunPeft, buildModel, placementOf } from './run-model.js';
+export { applyRunPeft, buildModel, loadRunModel, placementOf } from './run-model.js';
 export { buildOptimizer, kfacBlocksOfRun, kfacNewtonClip, warmupSteps } from './run-optimizer.js';
 export type { RunOptimizer } from './run-optimizer.js';
 export { readLog, runSummary } from './run-log.js';

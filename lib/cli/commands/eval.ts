@@ -1,8 +1,7 @@
 /** `kfac-peft eval --model … --data … [--adapter DIR]`: dev loss and metrics of a model (with a PEFT adapter). */
-import { loadModel } from '../../models/index.js';
 import { loadAdapterFor } from '../load-adapter.js';
 import { setNumThreads } from '../../runtime.js';
-import { buildTask, monitorOf, placementOf, prepareRun } from '../../train/run.js';
+import { buildTask, loadRunModel, monitorOf, prepareRun } from '../../train/run.js';
 import { withDevice } from '../device.js';
 import { parseArgs, UsageError } from '../args.js';
 import { completeRun, runOverrides } from '../run-flags.js';
@@ -43,13 +42,7 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
   if (threads !== undefined) setNumThreads(threads as number);
   const p = prepareRun(config);
   const d = p.data;
-  const place = placementOf(config);
-  const model =
-    d.kind === 'seq2seq'
-      ? loadModel(config.model, place)
-      : d.kind === 'causal-lm'
-        ? loadModel(config.model, { task: 'causal-lm', ...place })
-        : loadModel(config.model, { task: d.kind === 'regression' ? 'regression' : 'sequence-classification', numLabels: d.spec.numLabels, seed: config.seed, ...place });
+  const model = loadRunModel(p);
   try {
     if (adapter !== undefined) loadAdapterFor(model, adapter, config.model);
     const task = buildTask(p, model);
