@@ -51,6 +51,8 @@ export interface RunConfig {
   damping: number;
   factorDecay: number;
   inverseEvery: number;
+  /** K-FAC: factors of at most this dimension are decomposed at every step (default: the method's, docs/KFAC.md#small-factors). */
+  smallFactorDim?: number;
   /** K-FAC's G factor over sequences: 'expand' (an example's gradient sums its tokens) or 'per-row'. */
   kfacSequence: 'expand' | 'per-row';
   /**

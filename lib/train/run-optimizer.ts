@@ -71,6 +71,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       damping: c.damping,
       factorDecay: c.factorDecay,
       inverseEvery: c.inverseEvery,
+      ...(c.smallFactorDim !== undefined ? { smallFactorDim: c.smallFactorDim } : {}),
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',

@@ -48,3 +48,33 @@ describe('the run defaults', () => {
     expect(completeRun({ model: 'm', data: 'd' }).adaptiveTrust).toBe('off');
   });
 });
+
+describe('--small-factor-dim', () => {
+  it('reaches the preconditioner; unset, the method decides (64 with ekfac, 0 with eigen); with inverse a ConfigError', async () => {
+    const { completeRun, runOverrides } = await import('../../lib/cli/run-flags.js');
+    const { buildOptimizer } = await import('../../lib/train/run.js');
+    const { configFromHf, createModel } = await import('../../lib/models/index.js');
+    const { applyLora } = await import('../../lib/peft/index.js');
+    const { KFAC } = await import('../../lib/kfac/kfac-optimizer.js');
+    const model = createModel(
+      configFromHf({ model_type: 'llama', vocab_size: 32, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 }),
+      { task: 'causal-lm', seed: 0 },
+    );
+    applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
+    const dimOf = (flags: Record<string, unknown>) => {
+      const opt = buildOptimizer(completeRun({ model: 'm', data: 'd', optimizer: 'kfac', ...flags }), model, 10);
+      try {
+        return (opt.inner as InstanceType<typeof KFAC>).preconditioner.smallFactorDim;
+      } finally {
+        opt.inner.dispose();
+      }
+    };
+    expect(runOverrides({ 'small-factor-dim': '8' })).toMatchObject({ smallFactorDim: 8 });
+    expect(dimOf({ smallFactorDim: 8 })).toBe(8);
+    expect(dimOf({ kfacMethod: 'ekfac' })).toBe(64);
+    expect(dimOf({})).toBe(0);
+    expect(() => dimOf({ kfacMethod: 'inverse', smallFactorDim: 8 })).toThrow(ConfigError);
+    expect(() => dimOf({ kfacMethod: 'inverse', smallFactorDim: 8 })).toThrow(/smallFactorDim/);
+    model.dispose();
+  });
+});
