@@ -18,6 +18,7 @@ import type { Seq2SeqBatch } from '../../lib/models/t5.js';
 import { Dropout } from '../../lib/nn/layers.js';
 import { SafetensorsFile } from '../../lib/io/safetensors.js';
 import { applyLora, loadAdapter, saveAdapter } from '../../lib/peft/index.js';
+import { expectGradsMatchFiniteDifferences } from '../support/fd-grads.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'models');
 
@@ -137,32 +138,9 @@ describe('finite-difference gradients (training mode, dropout on)', () => {
       'decoder.final_layer_norm.weight',
       ...(m.config.gated ? ['lm_head.weight'] : []),
     ];
-    const params = new Map(m.parameters().map((p) => [p.name, p]));
     // Dropout's 1/(1 − p) scaling makes the loss curve enough that h = 2e-3 is off by ~3 % on the
     // largest embedding gradient; 1e-3 keeps the quotient within the bound (and above float32 noise).
-    const h = 1e-3;
-    for (const name of names) {
-      const p = params.get(name)!;
-      expect(p, name).toBeDefined();
-      const g = p.grad!.toArray();
-      const order = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!));
-      const gmax = Math.abs(g[order[0]!]!);
-      expect(gmax, `${name}: a non-zero gradient`).toBeGreaterThan(0);
-      const w = p.tensor.toArray();
-      for (const i of order.slice(0, 2)) {
-        const w0 = w[i]!;
-        w[i] = w0 + h;
-        p.tensor.set(w);
-        const lp = lossOf();
-        w[i] = w0 - h;
-        p.tensor.set(w);
-        const lm = lossOf();
-        w[i] = w0;
-        p.tensor.set(w);
-        const fd = (lp - lm) / (2 * h);
-        expect(Math.abs(fd - g[i]!), `${name}[${i}]: analytic ${g[i]} vs finite difference ${fd}`).toBeLessThan(3e-3 * gmax + 2e-2 * Math.abs(g[i]!));
-      }
-    }
+    expectGradsMatchFiniteDifferences(m.parameters(), names, lossOf, { h: 1e-3 });
   });
 
   test('a frozen model backpropagates nothing; training only the decoder leaves the encoder without gradients', () => {

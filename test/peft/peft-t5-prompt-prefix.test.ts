@@ -25,6 +25,7 @@ import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
 import { kfacLayersForPrefix } from '../../lib/peft/prefix-kfac.js';
 import { kfacLayersForPrompt } from '../../lib/peft/prompt-kfac.js';
+import { expectGradsMatchFiniteDifferences } from '../support/fd-grads.js';
 import { expectClose } from '../support/nn-helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -221,29 +222,7 @@ describe('T5 gradients with a prompt or a prefix, by finite differences', () => 
     m.zeroGrad();
     m.forward(batch);
     m.backward();
-    const params = new Map(m.parameters().map((p) => [p.name, p]));
-    const h = 1e-3;
-    for (const name of names) {
-      const p = params.get(name)!;
-      expect(p, name).toBeDefined();
-      const g = p.grad!.toArray();
-      const order = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!));
-      const gmax = Math.abs(g[order[0]!]!);
-      expect(gmax, `${name}: a non-zero gradient`).toBeGreaterThan(0);
-      const w = p.tensor.toArray();
-      for (const i of [...order.slice(0, 2), order[order.length >> 1]!]) {
-        const w0 = w[i]!;
-        const at = (d: number): number => {
-          w[i] = w0 + d;
-          p.tensor.set(w);
-          return m.forward(batch).loss!;
-        };
-        const fd = (at(h) - at(-h)) / (2 * h);
-        w[i] = w0;
-        p.tensor.set(w);
-        expect(Math.abs(fd - g[i]!), `${name}[${i}]: analytic ${g[i]} vs finite difference ${fd}`).toBeLessThan(3e-3 * gmax + 2e-2 * Math.abs(g[i]!));
-      }
-    }
+    expectGradsMatchFiniteDifferences(m.parameters(), names, () => m.forward(batch).loss!, { median: true });
   };
   const t5 = (extra: object = {}): T5Model =>
     createT5({ vocabSize: 30, hiddenSize: 12, intermediateSize: 16, numLayers: 2, numHeads: 2, numBuckets: 6, maxDistance: 8, dropout: 0, ...extra }, { seed: 5, initStd: 0.3 });
@@ -287,6 +266,20 @@ describe('K-FAC on T5 prompt and prefix tuning', () => {
     m.backward();
     return out.loss!;
   };
+  /** The loss before and after six K-FAC steps at `lr` on the fixed batch (each step after its own backward). */
+  const kfacSteps = (m: T5Model, layers: ConstructorParameters<typeof KFAC>[0], lr: number): { first: number; last: number } => {
+    const opt = new KFAC(layers, [], { lr });
+    try {
+      const first = lossOf(m);
+      for (let i = 0; i < 6; i++) {
+        if (i > 0) lossOf(m);
+        opt.step({ batchSize: 2 });
+      }
+      return { first, last: lossOf(m) };
+    } finally {
+      opt.dispose();
+    }
+  };
 
   it("prompt: the one-hot factor is diagonal with each used row's share and zeros for PEFT's unused n rows; steps lower the loss and leave those rows", () => {
     using m = t5();
@@ -306,14 +299,7 @@ describe('K-FAC on T5 prompt and prefix tuning', () => {
     expect(G[0]).toBeGreaterThan(0);
     pre.dispose();
     const unused = s.hook.prompt.weight.tensor.toArray().slice(n * 12);
-    const opt = new KFAC(layers, [], { lr: 0.5 });
-    const first = lossOf(m);
-    for (let i = 0; i < 6; i++) {
-      if (i > 0) lossOf(m);
-      opt.step({ batchSize: 2 });
-    }
-    const last = lossOf(m);
-    opt.dispose();
+    const { first, last } = kfacSteps(m, layers, 0.5);
     expect(last).toBeLessThan(first);
     expect(Array.from(s.hook.prompt.weight.tensor.toArray().slice(n * 12))).toEqual(Array.from(unused));
   });
@@ -327,14 +313,7 @@ describe('K-FAC on T5 prompt and prefix tuning', () => {
       ['prompt_encoder.transform.0', [8, 12]],
       ['prompt_encoder.transform.2', [2 * 2 * 12, 8]],
     ]);
-    const opt = new KFAC(layers, [], { lr: 0.05 });
-    const first = lossOf(m);
-    for (let i = 0; i < 6; i++) {
-      if (i > 0) lossOf(m);
-      opt.step({ batchSize: 2 });
-    }
-    const last = lossOf(m);
-    opt.dispose();
+    const { first, last } = kfacSteps(m, layers, 0.05);
     expect(Number.isFinite(last)).toBe(true);
     expect(last).toBeLessThan(first);
   });
