@@ -14,9 +14,12 @@
 #   main-demo   the demo's era task on its pretrained model, 300 steps of 16, accuracy every 25
 #   ablation    LM adaptation, seed 0: the Newton clip off / global / Fisher, fixed damping, EKFAC,
 #               the adaptive step length, the constant schedule (against main-lm's defaults)
-# SEEDS (default 0,1,2) picks the seeds of the main-* modes, e.g. SEEDS=2 to run one seed apart.
+#   ekfac-lm, ekfac-sst2, ekfac-demo   the main-* protocol for EKFAC (--kfac-method ekfac) alone
+#   wall-lm, wall-sst2, wall-demo      wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC and
+#               EKFAC, ONE RUN AT A TIME (nothing else may run), each seed of $SEEDS into its own folder
+# SEEDS (default 0,1,2) picks the seeds of the main-*, ekfac-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
 # Tables: node bench/e2e/defaults-table.mjs OUT_ROOT/<task> [more folders of the same task]
-# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-lm|main-sst2|main-demo|ablation> [OUT_ROOT]
+# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|ekfac-*|wall-*|ablation> [OUT_ROOT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:?usage: defaults.sh <sst2|grid|lm|peers|main-lm|main-sst2|main-demo|ablation> [OUT_ROOT]}"
@@ -25,6 +28,17 @@ data="${KFAC_PEFT_DATA:-../shared/data}"
 model="$data/llama2c/stories260K.bin"
 [ -f "$model" ] || { echo "no $model (set KFAC_PEFT_DATA to the shared data folder)" >&2; exit 1; }
 run() { echo "+ $*" >&2; uptime >&2; node bin/kfac-peft.js "$@"; uptime >&2; }
+# the compare options of each task's three-seed protocol (model, data, steps, batch, evaluation)
+task_args() {
+  case "$1" in
+    lm)   node bench/e2e/sotu-text.mjs "$out/sotu-text" >&2
+          TA=(--model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64) ;;
+    sst2) TA=(--model "$model" --data "$data/glue/SST-2" --steps 300 --batch-size 32 --max-length 64 --eval-every 25) ;;
+    demo) local dmodel ddata
+          read -r dmodel ddata < <(node bench/e2e/demo-data.mjs "$out/democache")
+          TA=(--model "$dmodel" --data "$ddata" --steps 300 --batch-size 16 --max-length 128 --eval-every 25) ;;
+  esac
+}
 case "$which" in
   sst2) run compare --model "$model" --data "$data/glue/SST-2" --runs adamw,kfac --seeds "${SEEDS:-0}" --steps 200 --eval-every 50 --out "$out/sst2" --overwrite --quiet --json ;;
   grid) run compare --model "$model" --data "$data/glue/SST-2" --steps 200 --out "$out/grid" --overwrite --quiet --json \
@@ -43,5 +57,16 @@ case "$which" in
   ablation) node bench/e2e/sotu-text.mjs "$out/sotu-text"
         run compare --model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64 --threads 1 --out "$out/lm-ablation" --overwrite --quiet --json \
           --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=ekfac,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
+  ekfac-lm|ekfac-sst2|ekfac-demo) task="${which#ekfac-}"; task_args "$task"
+        run compare "${TA[@]}" --runs kfac:kfac-method=ekfac --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/ekfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
+  wall-lm|wall-sst2|wall-demo) task="${which#wall-}"; task_args "$task"
+        case "$task" in lm) base=adamw:lr=1e-2 ;; *) base=adamw:lr=3e-3 ;; esac
+        for seed in $(echo "${SEEDS:-0,1,2}" | tr , ' '); do
+          for r in "$base" kfac kfac:kfac-method=ekfac; do
+            case "$r" in adamw*) name=adamw ;; kfac) name=kfac ;; *) name=ekfac ;; esac
+            run compare "${TA[@]}" --runs "$r" --seeds "$seed" --threads 1 --out "$out/wall-$task/seed$seed-$name" --overwrite --quiet --json > /dev/null
+          done
+        done
+        echo "table: node bench/e2e/defaults-table.mjs $out/wall-$task/seed*" >&2 ;;
   *) echo "unknown: $which" >&2; exit 2 ;;
 esac
