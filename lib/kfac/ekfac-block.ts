@@ -6,17 +6,17 @@
  * S is captured per micro-batch in the basis of the last refresh; until it has data the block
  * uses the K-FAC eigenvalues d_G d_Aᵀ.
  */
-import { matmul } from '../linalg/matmul.js';
+import { cast } from '../ops/cast.js';
 import * as ops from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { EigenBlock } from './blocks.js';
+import { ekfacMoments } from './factor.js';
+import { preconditionEkfac } from './precondition.js';
 import { stateLike } from './state.js';
 
-function squared(t: Tensor): Tensor {
-  const v = t.toArray();
-  for (let i = 0; i < v.length; i++) v[i] = v[i]! * v[i]!;
-  t.set(v);
-  return t;
+/** t as float32 (bfloat16 activations on a device are widened into a new tensor). */
+function asF32(t: Tensor): { t: Tensor; owned: boolean } {
+  return t.dtype === 'float32' ? { t, owned: false } : { t: cast(t, 'float32'), owned: true };
 }
 
 export class EkfacBlock extends EigenBlock {
@@ -35,36 +35,25 @@ export class EkfacBlock extends EigenBlock {
     this.#acc = stateLike(this.layer.weight.tensor, [this.dout, this.a.dim]);
   }
 
-  /** [X | 1] when the layer has a bias, as [R, Da]. */
-  #withOnes(x: Tensor): Tensor {
-    const din = this.din;
-    const R = x.size / din;
-    const v = x.toArray();
-    if (!this.hasBias) return Tensor.from(v, [R, din]);
-    const out = new Float32Array(R * (din + 1));
-    for (let r = 0; r < R; r++) {
-      out.set(v.subarray(r * din, (r + 1) * din), r * (din + 1));
-      out[r * (din + 1) + din] = 1;
-    }
-    return Tensor.from(out, [R, din + 1]);
-  }
-
   override get capturesRows(): boolean {
     return true;
   }
 
+  /** Adds one micro-batch's rows to the pending moments, on the rows' device (kfac.ekfacMoments). */
   override captureRows(a: Tensor, g: Tensor, w: number, d: number): void {
     const QA = this.a.decomp?.Q;
     const QG = this.g.decomp?.Q;
     if (!QA || !QG) return;
-    const at = this.#withOnes(a);
-    const gt = Tensor.from(g.toArray(), [g.size / this.dout, this.dout]);
-    const ap = squared(matmul(at, QA));
-    const gp = squared(matmul(gt, QG));
+    const x = asF32(a);
+    const gr = asF32(g);
     const D = this.#pendingD + d;
-    // running mean over micro-batches: acc ← (D_prev/D)·acc + (w/D)·gp²ᵀ ap²
-    matmul(gp, ap, { transA: true, alpha: w / D, beta: this.#pendingD / D, out: this.#acc });
-    for (const t of [at, gt, ap, gp]) t.dispose();
+    try {
+      // running mean over micro-batches: acc ← (D_prev/D)·acc + (w/D)·(g Q_G)²ᵀ (x̃ Q_A)²
+      ekfacMoments(this.#acc, x.t, gr.t, { QA, QG, alpha: w / D, beta: this.#pendingD / D, bias: this.hasBias });
+    } finally {
+      if (x.owned) x.t.dispose();
+      if (gr.owned) gr.t.dispose();
+    }
     this.#pendingD = D;
     this.#pending += 1;
   }
@@ -86,37 +75,14 @@ export class EkfacBlock extends EigenBlock {
 
   override precondition(damping: number): void {
     if (this.updates === 0) return super.precondition(damping);
-    const QA = this.a.decomp!.Q;
-    const QG = this.g.decomp!.Q;
-    const Da = this.a.dim;
-    const gw = (this.grad as Tensor).toArray();
-    const gb = this.biasGrad?.toArray();
-    const full = new Float32Array(this.dout * Da);
-    for (let i = 0; i < this.dout; i++) {
-      full.set(gw.subarray(i * this.din, (i + 1) * this.din), i * Da);
-      if (Da > this.din) full[i * Da + this.din] = gb ? gb[i]! : 0;
-    }
-    const V = Tensor.from(full, [this.dout, Da]);
-    const proj = matmul(matmul(QG, V, { transA: true }), QA);
-    const p = proj.toArray();
-    const s = this.S.toArray();
-    const corr = this.weight > 0 ? 1 / this.weight : 1;
-    for (let i = 0; i < p.length; i++) {
-      const den = s[i]! * corr + damping;
-      p[i] = den > 0 ? p[i]! / den : 0;
-    }
-    proj.set(p);
-    const back = matmul(matmul(QG, proj), QA, { transB: true }).toArray();
-    const P = new Float32Array(this.dout * this.din);
-    const Pb = new Float32Array(this.dout);
-    for (let i = 0; i < this.dout; i++) {
-      P.set(back.subarray(i * Da, i * Da + this.din), i * this.din);
-      if (Da > this.din) Pb[i] = back[i * Da + this.din]!;
-    }
-    this.P.set(P);
-    if (this.Pb) this.Pb.set(Pb);
-    V.dispose();
-    proj.dispose();
+    preconditionEkfac({
+      ...this.io(),
+      QA: this.a.decomp!.Q,
+      QG: this.g.decomp!.Q,
+      S: this.S,
+      scale: this.weight > 0 ? 1 / this.weight : 1,
+      damping,
+    });
   }
 
   override stateTensors(): Record<string, Tensor> {

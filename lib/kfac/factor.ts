@@ -43,3 +43,38 @@ export function updateFactor(factor: Tensor, x: Tensor, options: UpdateFactorOpt
   kfacNative().factorUpdate(hx, hf, { beta, scale, bias });
   return factor;
 }
+
+export interface EkfacMomentsOptions {
+  /** The eigenvectors of A [Da, Da] and of G [dout, dout] (in their columns). */
+  QA: Tensor;
+  QG: Tensor;
+  /** Weight of this micro-batch, ≥ 0 (default 1). */
+  alpha?: number;
+  /** Weight of what `acc` holds, in [0, 1] (default 0: replaced, never read). */
+  beta?: number;
+  /** x̃ = [x | 1] (the layer has a bias; Da = din + 1). */
+  bias?: boolean;
+}
+
+/**
+ * EKFAC's second moments of one micro-batch, in place:
+ * `acc ← β·acc + α·(g Q_G)²ᵀ (x̃ Q_A)²` (squares elementwise), x [..., din] a layer's inputs and
+ * g [..., dout] its output gradients, row for row; acc [dout, Da]. With α = w/R this is the mean
+ * over rows of the squared gradients projected into the Kronecker eigenbasis
+ * (docs/KFAC.md#ekfac). Runs where the tensors live. Returns `acc`.
+ */
+export function ekfacMoments(acc: Tensor, x: Tensor, g: Tensor, options: EkfacMomentsOptions): Tensor {
+  const ha = handleOf(acc, 'acc');
+  const hx = handleOf(x, 'x');
+  const hg = handleOf(g, 'g');
+  const o = checkOptions(options);
+  const QA = handleOf(o['QA'], 'QA');
+  const QG = handleOf(o['QG'], 'QG');
+  const alpha = o['alpha'] === undefined ? 1 : checkFinite(o['alpha'], 'alpha');
+  if (alpha < 0) invalidArgument('alpha', 'a number >= 0', describe(alpha));
+  const beta = o['beta'] === undefined ? 0 : checkFinite(o['beta'], 'beta');
+  if (beta < 0 || beta > 1) invalidArgument('beta', 'a number in [0, 1]', describe(beta));
+  const bias = o['bias'] === undefined ? false : checkBoolean(o['bias'], 'bias');
+  kfacNative().ekfacMoments(hx, hg, QA, QG, ha, { alpha, beta, bias });
+  return acc;
+}

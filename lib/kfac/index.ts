@@ -1,11 +1,12 @@
 /** K-FAC curvature kernels: factor updates, preconditioning, Newton-step clipping. */
-export { updateFactor } from './factor.js';
-export type { UpdateFactorOptions } from './factor.js';
-export { preconditionEigen, preconditionInverse, preconditionInverseFactors, piDamping } from './precondition.js';
+export { ekfacMoments, updateFactor } from './factor.js';
+export type { EkfacMomentsOptions, UpdateFactorOptions } from './factor.js';
+export { preconditionEigen, preconditionEkfac, preconditionInverse, preconditionInverseFactors, piDamping } from './precondition.js';
 export type {
   Eigenpairs,
   PreconditionResult,
   PreconditionEigenArgs,
+  PreconditionEkfacArgs,
   PreconditionInverseArgs,
   PreconditionFactorsArgs,
   PiDamping,
@@ -17,6 +18,7 @@ export type { CaptureContext, KfacPreconditionerOptions, KfacTelemetry, NewtonCl
 export { DEFAULT_NEWTON_CLIP, DEFAULT_TRUST_RATIO, resolveKfacOptions } from './options.js';
 export type { AdaptiveTrustOptions, KfacMethod, ResolvedAdaptiveTrust, ResolvedNewtonClip } from './options.js';
 export { EigenBlock, InverseBlock, LayerBlock } from './blocks.js';
+export { EkfacBlock } from './ekfac-block.js';
 export { KFactor } from './kfactor.js';
 export { stateLike } from './state.js';
 export { KFAC } from './kfac-optimizer.js';

@@ -39,6 +39,18 @@ export interface PreconditionEigenArgs extends Common {
   damping: number;
 }
 
+export interface PreconditionEkfacArgs extends Common {
+  /** The eigenvectors of A [Da, Da] and of G [dout, dout] (in their columns). */
+  QA: Tensor;
+  QG: Tensor;
+  /** Running second moments of the projected gradients [dout, Da] (see ekfacMoments). */
+  S: Tensor;
+  /** c ≥ 0 multiplying S: the moving average's bias correction 1/(1 − Πβ) (default 1). */
+  scale?: number;
+  /** λ ≥ 0. */
+  damping: number;
+}
+
 export interface PreconditionInverseArgs extends Common {
   /** (A + π√λ I)⁻¹ [Da, Da], e.g. from linalg.dampedInverse with piDamping's dampA. */
   Ainv: Tensor;
@@ -144,6 +156,24 @@ export function preconditionEigen(args: PreconditionEigenArgs): PreconditionResu
   const [QG, dG] = eigenpairs(o['G'], 'G', io.dout);
   const damping = checkDamping(o['damping']);
   kfacNative().preconditionEigen(io.grad, io.gradBias, QA, dA, QG, dG, damping, handleOf(io.out, 'out'), io.outBias ? handleOf(io.outBias, 'outBias') : null);
+  return result(io);
+}
+
+/**
+ * EKFAC (eigenvalue-corrected K-FAC): the eigen method's Kronecker basis with the products of
+ * eigenvalues replaced by second moments measured in that basis,
+ * `P = Q_G [ (Q_Gᵀ [∇W|∇b] Q_A) ⊘ (c·S + λ) ] Q_Aᵀ`; a component whose denominator is not
+ * positive is 0. Runs where the tensors live (docs/KFAC.md#ekfac).
+ */
+export function preconditionEkfac(args: PreconditionEkfacArgs): PreconditionResult {
+  const { o, io } = common(args);
+  const QA = handleOf(o['QA'], 'QA');
+  const QG = handleOf(o['QG'], 'QG');
+  const S = handleOf(o['S'], 'S');
+  const scale = o['scale'] === undefined ? 1 : checkFinite(o['scale'], 'scale');
+  if (scale < 0) invalidArgument('scale', 'a number >= 0', describe(scale));
+  const damping = checkDamping(o['damping']);
+  kfacNative().preconditionEkfac(io.grad, io.gradBias, QA, QG, S, scale, damping, handleOf(io.out, 'out'), io.outBias ? handleOf(io.outBias, 'outBias') : null);
   return result(io);
 }
 

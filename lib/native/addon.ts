@@ -119,6 +119,18 @@ export interface NativeKfacOps {
     out: NativeTensor,
     outBias: NativeTensor | null,
   ): void;
+  preconditionEkfac(
+    grad: NativeTensor,
+    gradBias: NativeTensor | null,
+    QA: NativeTensor,
+    QG: NativeTensor,
+    S: NativeTensor,
+    scale: number,
+    damping: number,
+    out: NativeTensor,
+    outBias: NativeTensor | null,
+  ): void;
+  ekfacMoments(x: NativeTensor, g: NativeTensor, QA: NativeTensor, QG: NativeTensor, acc: NativeTensor, options: { alpha: number; beta: number; bias: boolean }): void;
   preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
   preconditionInverseFactors(
     grad: NativeTensor,

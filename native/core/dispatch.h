@@ -45,6 +45,12 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(precondition_inverse, void,                                                                          \
     (const Tensor& gW, TensorOpt gb, const Tensor& Ainv, const Tensor& Ginv, const Tensor& PW,           \
      TensorOpt Pb))                                                                                      \
+  X(precondition_ekfac, void,                                                                            \
+    (const Tensor& gW, TensorOpt gb, const Tensor& QA, const Tensor& QG, const Tensor& S, float c,       \
+     float lambda, const Tensor& PW, TensorOpt Pb))                                                      \
+  X(ekfac_moments, void,                                                                                 \
+    (const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,                               \
+     const ops::EkfacMomentsOptions& opt, const Tensor& acc))                                            \
   X(pi_damping, ops::PiDampingResult, (const Tensor& A, const Tensor& G, float lambda))                  \
   X(precondition_inverse_factors, ops::PiDampingResult,                                                  \
     (const Tensor& gW, TensorOpt gb, const Tensor& A, const Tensor& G, float lambda, const Tensor& PW,   \

@@ -130,6 +130,46 @@ void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv
   KFAC_DISPATCH(dev, precondition_inverse)(gW, gb, Ainv, Ginv, PW, Pb);
 }
 
+void precondition_ekfac(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& QG, const Tensor& S,
+                        float c, float lambda, const Tensor& PW, const Tensor* Pb) {
+  const Device dev = common_device({{&gW, "grad"}, {gb, "gradBias"}, {&QA, "QA"}, {&QG, "QG"}, {&S, "S"},
+                                    {&PW, "out"}, {Pb, "outBias"}});
+  int64_t Da = check_precondition_io(gW, gb, PW, Pb);
+  int64_t dout = gW.dim(0);
+  check_square(QA, "QA", Da);
+  check_square(QG, "QG", dout);
+  check_input(S, "S");
+  check_shape(S, "S", {dout, Da});
+  check_unit_range(c, "scale", 0.0, 3.4e38, "a finite number >= 0");
+  check_lambda(lambda);
+  for (auto [t, n] : {std::pair{&QA, "QA"}, {&QG, "QG"}, {&S, "S"}}) check_not_out(*t, n, PW, Pb);
+  KFAC_DISPATCH(dev, precondition_ekfac)(gW, gb, QA, QG, S, c, lambda, PW, Pb);
+}
+
+void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,
+                   const EkfacMomentsOptions& opt, const Tensor& acc) {
+  const Device dev = common_device({{&x, "x"}, {&g, "g"}, {&QA, "QA"}, {&QG, "QG"}, {&acc, "acc"}});
+  check_input(x, "x");
+  check_rank(x, "x", 1, kMaxRank);
+  check_input(g, "g");
+  check_rank(g, "g", 1, kMaxRank);
+  const int64_t din = x.dim(-1), dout = g.dim(-1);
+  if (din == 0) throw_arg(ErrorCode::Shape, "x", "at least one column", "shape " + shape_str(x.shape()));
+  const int64_t R = x.numel() / din;
+  if (R == 0) throw_arg(ErrorCode::Shape, "x", "at least one row", "shape " + shape_str(x.shape()));
+  if (dout == 0 || g.numel() / dout != R)
+    throw_arg(ErrorCode::Shape, "g", std::to_string(R) + " rows like x", "shape " + shape_str(g.shape()));
+  const int64_t Da = din + (opt.bias ? 1 : 0);
+  check_square(QA, "QA", Da);
+  check_square(QG, "QG", dout);
+  check_input(acc, "acc");
+  check_shape(acc, "acc", {dout, Da});
+  for (auto [t, n] : {std::pair{&x, "x"}, {&g, "g"}, {&QA, "QA"}, {&QG, "QG"}}) check_no_alias(*t, n, acc, "acc");
+  check_unit_range(opt.alpha, "alpha", 0.0, 3.4e38, "a finite number >= 0");
+  check_unit_range(opt.beta, "beta", 0.0, 1.0, "a number in [0, 1]");
+  KFAC_DISPATCH(dev, ekfac_moments)(x, g, QA, QG, opt, acc);
+}
+
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {
   const Device dev = common_device({{&A, "A"}, {&G, "G"}});
   check_input(A, "A");

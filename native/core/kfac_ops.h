@@ -40,6 +40,25 @@ void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, co
 void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv,
                           const Tensor& Ginv, const Tensor& PW, const Tensor* Pb);
 
+// EKFAC's denominators: P = Q_G [(Q_Gᵀ [gW|gb] Q_A) ⊘ (c·S + λ)] Q_Aᵀ, S [dout, Da] the running
+// second moments of the projected gradients, c ≥ 0 their bias correction; a component whose
+// denominator is not positive is 0. Shapes and outputs as precondition_eigen.
+void precondition_ekfac(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& QG, const Tensor& S,
+                        float c, float lambda, const Tensor& PW, const Tensor* Pb);
+
+struct EkfacMomentsOptions {
+  float alpha = 1.f;  // weight of this micro-batch (finite, >= 0)
+  float beta = 0.f;   // weight of what acc holds, in [0, 1]; 0 never reads acc
+  bool bias = false;  // x̃ = [x | 1]
+};
+
+// EKFAC's second moments of one micro-batch: acc ← β·acc + α·(g Q_G)²ᵀ (x̃ Q_A)² (squares
+// elementwise). x [..., din] and g [..., dout] float32 with the same number of rows R ≥ 1 (leading
+// dimensions are rows), din ≥ 1; QA [Da, Da] with Da = din (+1 with bias); QG [dout, dout];
+// acc [dout, Da] is overwritten through β and may not overlap an input.
+void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,
+                   const EkfacMomentsOptions& opt, const Tensor& acc);
+
 struct PiDampingResult {
   double pi = 1.0, damp_A = 0.0, damp_G = 0.0;
   bool used_f64 = false;  // one of the inverses needed the float64 retry

@@ -162,6 +162,19 @@ void precondition_inverse(const Tensor& gW, TensorOpt gb, const Tensor& Ainv, co
                             Pb ? Pb->f32() : nullptr);
 }
 
+void precondition_ekfac(const Tensor& gW, TensorOpt gb, const Tensor& QA, const Tensor& QG, const Tensor& S, float c,
+                        float lambda, const Tensor& PW, TensorOpt Pb) {
+  cpu::precondition_ekfac(gW.f32(), f32_or_null(gb), gW.dim(0), gW.dim(1), QA.f32(), QG.f32(), S.f32(), c, lambda,
+                          PW.f32(), Pb ? Pb->f32() : nullptr);
+}
+
+void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,
+                   const ops::EkfacMomentsOptions& opt, const Tensor& acc) {
+  const int64_t din = x.dim(-1), dout = g.dim(-1);
+  cpu::ekfac_moments(x.f32(), g.f32(), x.numel() / din, din, dout, QA.f32(), QG.f32(), opt.bias, opt.alpha, opt.beta,
+                     acc.f32());
+}
+
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {
   cpu::PiDamping p = cpu::pi_damping(A.f32(), A.dim(0), G.f32(), G.dim(0), lambda);
   PiDampingResult r;

@@ -18,6 +18,18 @@ void precondition_eigen(const float* gW, const float* gb, int64_t dout, int64_t 
                         const float* QA, const float* dA, const float* QG, const float* dG,
                         float lambda, float* PW, float* Pb);
 
+// EKFAC (eigenvalue-corrected): the eigen method's basis with the denominators c·S + λ,
+// S [dout×Da] the running second moments of the projected gradients, c their bias correction:
+//   P = Q_G [ (Q_Gᵀ [∇W|∇b] Q_A) ⊘ (c·S + λ) ] Q_Aᵀ   (0 where c·S + λ is not positive).
+void precondition_ekfac(const float* gW, const float* gb, int64_t dout, int64_t din, const float* QA,
+                        const float* QG, const float* S, float c, float lambda, float* PW, float* Pb);
+
+// EKFAC's second moments of one micro-batch: acc[dout×Da] ← β·acc + α·(g Q_G)²ᵀ (x̃ Q_A)²,
+// x[R×din], g[R×dout], x̃ = [x | 1] with `bias` (Da = din + 1), squares elementwise.
+// β = 0 never reads acc.
+void ekfac_moments(const float* x, const float* g, int64_t R, int64_t din, int64_t dout, const float* QA,
+                   const float* QG, bool bias, float alpha, float beta, float* acc);
+
 // Inverse method with precomputed inverses: P = Ginv [∇W|∇b] Ainv.
 void precondition_inverse(const float* gW, const float* gb, int64_t dout, int64_t din,
                           const float* Ainv, const float* Ginv, float* PW, float* Pb);

@@ -7,11 +7,12 @@
 // (sum_squares_many, a tensor op of the list written as a body so that the emulation runs it),
 // outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling), ew
 // (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels),
-// timeslice (time_slice, kv_cache_write's reverse).
+// timeslice (time_slice, kv_cache_write's reverse), ekfac (ekfac_moments and precondition_ekfac, tensor
+// ops of the list written as bodies like reduce).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice) F(ekfac)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -27,6 +28,7 @@ void outact_kernels(Kernels& k);
 void colscale_kernels(Kernels& k);
 void ew_kernels(Kernels& k);
 void timeslice_kernels(Kernels& k);
+void ekfac_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -43,4 +45,5 @@ void outact_kernels(Kernels& k);
 void colscale_kernels(Kernels& k);
 void ew_kernels(Kernels& k);
 void timeslice_kernels(Kernels& k);
+void ekfac_kernels(Kernels& k);
 }  // namespace kfac::emu

@@ -71,6 +71,38 @@ KFAC_BINDING(PreconditionEigen) {
   return info.Env().Undefined();
 }
 
+// preconditionEkfac(grad, gradBias | null, QA, QG, S, scale, damping, out, outBias | null)
+KFAC_BINDING(PreconditionEkfac) {
+  Tensor gW = get_tensor(arg(info, 0), "grad");
+  Tensor gb, Pb;
+  bool has_b = get_optional_tensor(arg(info, 1), "gradBias", gb);
+  Tensor QA = get_tensor(arg(info, 2), "QA");
+  Tensor QG = get_tensor(arg(info, 3), "QG");
+  Tensor S = get_tensor(arg(info, 4), "S");
+  float c = get_float(arg(info, 5), "scale");
+  float lambda = get_float(arg(info, 6), "damping");
+  Tensor PW = get_tensor(arg(info, 7), "out");
+  bool has_pb = get_optional_tensor(arg(info, 8), "outBias", Pb);
+  ops::precondition_ekfac(gW, has_b ? &gb : nullptr, QA, QG, S, c, lambda, PW, has_pb ? &Pb : nullptr);
+  return info.Env().Undefined();
+}
+
+// ekfacMoments(x, g, QA, QG, acc, { alpha, beta, bias }) → undefined; acc is overwritten through beta
+KFAC_BINDING(EkfacMoments) {
+  Tensor x = get_tensor(arg(info, 0), "x");
+  Tensor g = get_tensor(arg(info, 1), "g");
+  Tensor QA = get_tensor(arg(info, 2), "QA");
+  Tensor QG = get_tensor(arg(info, 3), "QG");
+  Tensor acc = get_tensor(arg(info, 4), "acc");
+  Napi::Object o = get_options(arg(info, 5), "options");
+  ops::EkfacMomentsOptions opt;
+  opt.alpha = opt_float(o, "alpha", opt.alpha);
+  opt.beta = opt_float(o, "beta", opt.beta);
+  opt.bias = opt_flag(o, "bias", opt.bias);
+  ops::ekfac_moments(x, g, QA, QG, opt, acc);
+  return info.Env().Undefined();
+}
+
 // preconditionInverse(grad, gradBias | null, Ainv, Ginv, out, outBias | null)
 KFAC_BINDING(PreconditionInverse) {
   Tensor gW = get_tensor(arg(info, 0), "grad");
@@ -142,6 +174,8 @@ const Binding kBindings[] = {
     {"factorUpdate", FactorUpdate},
     {"dampedInverse", DampedInverse},
     {"preconditionEigen", PreconditionEigen},
+    {"preconditionEkfac", PreconditionEkfac},
+    {"ekfacMoments", EkfacMoments},
     {"preconditionInverse", PreconditionInverse},
     {"preconditionInverseFactors", PreconditionInverseFactors},
     {"piDamping", PiDamping},

@@ -408,6 +408,43 @@ export const cases = [
     },
   },
   {
+    name: 'ekfacMoments and preconditionEkfac against float64 formulas (with and without bias; β = 0 never reads acc)',
+    ops: ['ekfac_moments', 'precondition_ekfac'],
+    run(dev) {
+      for (const [R, dout, din, bias] of [[1, 1, 1, false], [37, 7, 33, true], [130, 33, 7, false]]) {
+        const Da = din + (bias ? 1 : 0);
+        const QA = host([Da, Da]), QG = host([dout, dout]);
+        const x = host([R, din]), g = host([R, dout]);
+        // (g Q_G)²ᵀ (x̃ Q_A)² in float64
+        const xt = new Float64Array(R * Da);
+        for (let r = 0; r < R; r++) {
+          for (let j = 0; j < din; j++) xt[r * Da + j] = x.toArray()[r * din + j];
+          if (bias) xt[r * Da + din] = 1;
+        }
+        const xa = gemm64(xt, QA.toArray(), R, Da, Da).c.map((v) => v * v);
+        const gq = gemm64(g.toArray(), QG.toArray(), R, dout, dout).c.map((v) => v * v);
+        const M = gemm64(gq, xa, dout, Da, R, true).c;
+        const alpha = 1 / R;
+        const acc = poisoned([dout, Da], dev);
+        kfac.ekfacMoments(acc, on(x, dev), on(g, dev), { QA: on(QA, dev), QG: on(QG, dev), alpha, beta: 0, bias });
+        // two float32 GEMMs, squares, one GEMM of R non-negative terms: relative 1e-4 of the norm
+        relClose(read(acc), M.map((v) => alpha * v), 1e-4, `moments ${R}x${dout}x${Da}, β = 0`);
+        kfac.ekfacMoments(acc, on(x, dev), on(g, dev), { QA: on(QA, dev), QG: on(QG, dev), alpha: 0.5, beta: 0.25, bias });
+        relClose(read(acc), M.map((v) => 0.25 * alpha * v + 0.5 * v), 1e-4, `moments ${R}x${dout}x${Da}, β = 0.25`);
+        const S = Tensor.from(Float32Array.from({ length: dout * Da }, (_, k) => 0.5 + (k % 7)), [dout, Da]);
+        const grad = host([dout, din]), gb = bias ? host([dout]) : undefined;
+        const c = 1.5, lambda = 0.03;
+        const X = joined(grad.toArray(), gb?.toArray(), dout, din);
+        const t2 = gemm64(QG.toArray(), gemm64(X, QA.toArray(), dout, Da, Da).c, dout, Da, dout, true).c;
+        for (let k = 0; k < t2.length; k++) t2[k] /= c * S.toArray()[k] + lambda;
+        const P = gemm64(gemm64(QG.toArray(), t2, dout, Da, dout).c, QA.toArray(), dout, Da, Da, false, true).c;
+        const r = kfac.preconditionEkfac({ grad: on(grad, dev), gradBias: gb && on(gb, dev), QA: on(QA, dev), QG: on(QG, dev), S: on(S, dev), scale: c, damping: lambda, out: poisoned([dout, din], dev), outBias: bias ? poisoned([dout], dev) : undefined });
+        relClose(read(r.weight), weightPart(P, dout, din, Da), 1e-4, `ekfac P_W ${dout}x${din}`);
+        if (bias) relClose(read(r.bias), biasPart(P, dout, din, Da), 1e-4, 'ekfac P_b');
+      }
+    },
+  },
+  {
     name: 'dampedInverse, piDamping, preconditionInverseFactors against float64 Gauss–Jordan',
     ops: ['damped_inverse', 'pi_damping', 'precondition_inverse_factors'],
     run(dev) {
