@@ -11,29 +11,8 @@ import * as ops from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
-import { piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
+import { kroneckerQuadratic, piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
 import { stateFrom, stateLike } from './state.js';
-
-/** The values of a tensor on any device (a download when it is not on the CPU). */
-function hostValues(t: Tensor): Float32Array {
-  if (t.device === 'cpu') return t.toArray();
-  const h = t.to('cpu');
-  try {
-    return h.toArray();
-  } finally {
-    h.dispose();
-  }
-}
-
-/** `host` moved to `device` (host itself when that is the CPU). */
-function onDevice(host: Tensor, device: Tensor['device']): Tensor {
-  if (device === 'cpu') return host;
-  try {
-    return host.to(device);
-  } finally {
-    host.dispose();
-  }
-}
 
 /** What a refresh reports into the step's telemetry. */
 export interface RefreshSink {
@@ -89,24 +68,17 @@ export abstract class LayerBlock {
    * the Kronecker model's curvature along δ (docs/KFAC.md#adaptive-damping).
    */
   curvature(dW: Tensor, db: Tensor | null): number {
-    const Da = this.a.dim;
-    // [δW | δb] is assembled on the host: on a device this reads δ and writes D across once
-    // per probe (adaptive damping only, every `every` steps).
-    const w = hostValues(dW);
-    const d = new Float32Array(this.dout * Da);
-    const bias = this.hasBias && db ? hostValues(db) : null;
-    for (let i = 0; i < this.dout; i++) {
-      d.set(w.subarray(i * this.din, (i + 1) * this.din), i * Da);
-      if (Da > this.din) d[i * Da + this.din] = bias ? bias[i]! : 0;
-    }
-    const D = onDevice(Tensor.from(d, [this.dout, Da]), dW.device);
     const A = this.a.corrected();
     const G = this.g.corrected();
-    const GD = matmul(G, D);
-    const GDA = matmul(GD, A);
-    const q = ops.dot(D, GDA);
-    for (const t of [D, A, G, GD, GDA]) t.dispose();
-    return q;
+    // a bias without a change (frozen) is a zero last column of D
+    const zero = this.hasBias && !db ? stateLike(dW, [this.dout]) : null;
+    try {
+      return kroneckerQuadratic(dW, this.hasBias ? (db ?? zero) : null, A, G);
+    } finally {
+      A.dispose();
+      G.dispose();
+      zero?.dispose();
+    }
   }
 
   /** Per-row statistics of a block beyond its factors (EKFAC's second moments); rows weighted as G's (w, d). */

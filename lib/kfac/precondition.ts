@@ -177,6 +177,18 @@ export function preconditionEkfac(args: PreconditionEkfacArgs): PreconditionResu
   return result(io);
 }
 
+/**
+ * The Kronecker model's curvature along a change D = [dW | db] of one layer's weights:
+ * `⟨D, G D A⟩ = vec(D)ᵀ (A ⊗ G) vec(D)`, summed in float64 (adaptive damping's quadratic model,
+ * docs/KFAC.md#adaptive-damping). dW [dout, din], db [dout] or null, A [Da, Da] with Da = din (+1
+ * with db), G [dout, dout]; runs where the tensors live and returns one number.
+ */
+export function kroneckerQuadratic(dW: Tensor, db: Tensor | null, A: Tensor, G: Tensor): number {
+  const hW = handleOf(dW, 'dW');
+  const hb = db === null ? null : handleOf(db, 'db');
+  return kfacNative().kronQuadratic(hW, hb, handleOf(A, 'A'), handleOf(G, 'G'));
+}
+
 /** Inverse method with precomputed inverses: `[P_W | P_b] = Ginv [∇W | ∇b] Ainv`. */
 export function preconditionInverse(args: PreconditionInverseArgs): PreconditionResult {
   const { o, io } = common(args);

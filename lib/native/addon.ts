@@ -130,6 +130,7 @@ export interface NativeKfacOps {
     out: NativeTensor,
     outBias: NativeTensor | null,
   ): void;
+  kronQuadratic(dW: NativeTensor, db: NativeTensor | null, A: NativeTensor, G: NativeTensor): number;
   ekfacMoments(x: NativeTensor, g: NativeTensor, QA: NativeTensor, QG: NativeTensor, acc: NativeTensor, options: { alpha: number; beta: number; bias: boolean }): void;
   preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
   preconditionInverseFactors(

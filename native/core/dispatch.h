@@ -51,6 +51,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(ekfac_moments, void,                                                                                 \
     (const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,                               \
      const ops::EkfacMomentsOptions& opt, const Tensor& acc))                                            \
+  X(kron_quadratic, double, (const Tensor& dW, TensorOpt db, const Tensor& A, const Tensor& G))       \
   X(pi_damping, ops::PiDampingResult, (const Tensor& A, const Tensor& G, float lambda))                  \
   X(precondition_inverse_factors, ops::PiDampingResult,                                                  \
     (const Tensor& gW, TensorOpt gb, const Tensor& A, const Tensor& G, float lambda, const Tensor& PW,   \

@@ -170,6 +170,17 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
   KFAC_DISPATCH(dev, ekfac_moments)(x, g, QA, QG, opt, acc);
 }
 
+double kron_quadratic(const Tensor& dW, const Tensor* db, const Tensor& A, const Tensor& G) {
+  const Device dev = common_device({{&dW, "dW"}, {db, "db"}, {&A, "A"}, {&G, "G"}});
+  check_input(dW, "dW");
+  check_rank(dW, "dW", 2, 2);
+  const int64_t dout = dW.dim(0), din = dW.dim(1);
+  if (db) check_vector(*db, "db", dout);
+  check_square(A, "A", din + (db ? 1 : 0));
+  check_square(G, "G", dout);
+  return KFAC_DISPATCH(dev, kron_quadratic)(dW, db, A, G);
+}
+
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {
   const Device dev = common_device({{&A, "A"}, {&G, "G"}});
   check_input(A, "A");

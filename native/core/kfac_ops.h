@@ -59,6 +59,11 @@ struct EkfacMomentsOptions {
 void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,
                    const EkfacMomentsOptions& opt, const Tensor& acc);
 
+// The Kronecker model's curvature along D = [dW | db]: ⟨D, G D A⟩ = vec(D)ᵀ(A ⊗ G)vec(D), summed
+// in float64. dW [dout, din] float32, db [dout] or null, A [Da, Da] with Da = din (+1 with db),
+// G [dout, dout]. Reads only.
+double kron_quadratic(const Tensor& dW, const Tensor* db, const Tensor& A, const Tensor& G);
+
 struct PiDampingResult {
   double pi = 1.0, damp_A = 0.0, damp_G = 0.0;
   bool used_f64 = false;  // one of the inverses needed the float64 retry

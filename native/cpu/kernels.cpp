@@ -175,6 +175,10 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
                      acc.f32());
 }
 
+double kron_quadratic(const Tensor& dW, TensorOpt db, const Tensor& A, const Tensor& G) {
+  return cpu::kron_quadratic(dW.f32(), f32_or_null(db), dW.dim(0), dW.dim(1), A.f32(), G.f32());
+}
+
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {
   cpu::PiDamping p = cpu::pi_damping(A.f32(), A.dim(0), G.f32(), G.dim(0), lambda);
   PiDampingResult r;

@@ -105,6 +105,24 @@ void ekfac_moments(const float* x, const float* g, int64_t R, int64_t din, int64
   sgemm(true, false, dout, Da, R, alpha, GQ, dout, XA, Da, beta, acc, Da);  // β·acc + α·(gQ_G)²ᵀ(x̃Q_A)²
 }
 
+double kron_quadratic(const float* dW, const float* db, int64_t dout, int64_t din, const float* A,
+                      const float* G) {
+  const int64_t Da = din + (db ? 1 : 0);
+  if (dout <= 0 || Da <= 0) return 0.0;
+  float* T1 = scratch(0, size_t(dout * Da));
+  float* T2 = scratch(1, size_t(dout * Da));
+  right_multiply(dW, db, dout, din, A, Da, T1);                           // T1 = [δW|δb] A
+  sgemm(false, false, dout, Da, dout, 1.f, G, dout, T1, Da, 0.f, T2, Da);  // T2 = G T1
+  double q = 0.0;
+  for (int64_t i = 0; i < dout; ++i) {  // rows in order, each in float64 (the device's order)
+    double s = 0.0;
+    for (int64_t j = 0; j < din; ++j) s += double(dW[i * din + j]) * double(T2[i * Da + j]);
+    if (db) s += double(db[i]) * double(T2[i * Da + din]);
+    q += s;
+  }
+  return q;
+}
+
 void precondition_inverse(const float* gW, const float* gb, int64_t dout, int64_t din,
                           const float* Ainv, const float* Ginv, float* PW, float* Pb) {
   const int64_t Da = din + (gb ? 1 : 0);

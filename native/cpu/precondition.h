@@ -30,6 +30,10 @@ void precondition_ekfac(const float* gW, const float* gb, int64_t dout, int64_t 
 void ekfac_moments(const float* x, const float* g, int64_t R, int64_t din, int64_t dout, const float* QA,
                    const float* QG, bool bias, float alpha, float beta, float* acc);
 
+// ⟨D, G D A⟩ for D = [dW | db] (db may be null): T = G (D A), then Σ D∘T in float64.
+double kron_quadratic(const float* dW, const float* db, int64_t dout, int64_t din, const float* A,
+                      const float* G);
+
 // Inverse method with precomputed inverses: P = Ginv [∇W|∇b] Ainv.
 void precondition_inverse(const float* gW, const float* gb, int64_t dout, int64_t din,
                           const float* Ainv, const float* Ginv, float* PW, float* Pb);

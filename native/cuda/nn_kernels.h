@@ -8,11 +8,11 @@
 // outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling), ew
 // (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels),
 // timeslice (time_slice, kv_cache_write's reverse), ekfac (ekfac_moments and precondition_ekfac, tensor
-// ops of the list written as bodies like reduce).
+// ops of the list written as bodies like reduce), quadratic (kron_quadratic, adaptive damping's ⟨D, G D A⟩).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice) F(ekfac)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice) F(ekfac) F(quadratic)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -29,6 +29,7 @@ void colscale_kernels(Kernels& k);
 void ew_kernels(Kernels& k);
 void timeslice_kernels(Kernels& k);
 void ekfac_kernels(Kernels& k);
+void quadratic_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -46,4 +47,5 @@ void colscale_kernels(Kernels& k);
 void ew_kernels(Kernels& k);
 void timeslice_kernels(Kernels& k);
 void ekfac_kernels(Kernels& k);
+void quadratic_kernels(Kernels& k);
 }  // namespace kfac::emu

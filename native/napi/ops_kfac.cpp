@@ -103,6 +103,16 @@ KFAC_BINDING(EkfacMoments) {
   return info.Env().Undefined();
 }
 
+// kronQuadratic(dW, db | null, A, G) → ⟨[dW|db], G [dW|db] A⟩
+KFAC_BINDING(KronQuadratic) {
+  Tensor dW = get_tensor(arg(info, 0), "dW");
+  Tensor db;
+  bool has_b = get_optional_tensor(arg(info, 1), "db", db);
+  Tensor A = get_tensor(arg(info, 2), "A");
+  Tensor G = get_tensor(arg(info, 3), "G");
+  return Napi::Number::New(info.Env(), ops::kron_quadratic(dW, has_b ? &db : nullptr, A, G));
+}
+
 // preconditionInverse(grad, gradBias | null, Ainv, Ginv, out, outBias | null)
 KFAC_BINDING(PreconditionInverse) {
   Tensor gW = get_tensor(arg(info, 0), "grad");
@@ -176,6 +186,7 @@ const Binding kBindings[] = {
     {"preconditionEigen", PreconditionEigen},
     {"preconditionEkfac", PreconditionEkfac},
     {"ekfacMoments", EkfacMoments},
+    {"kronQuadratic", KronQuadratic},
     {"preconditionInverse", PreconditionInverse},
     {"preconditionInverseFactors", PreconditionInverseFactors},
     {"piDamping", PiDamping},

@@ -11,7 +11,8 @@
  *    loss. K-FAC makes three on a step without decompositions, whatever the number of tracked
  *    tensors (asserted exactly): the loss, the telemetry's gradient norm (one sumSquaresMany over
  *    every tracked gradient) and the default trust-ratio clip (one sumSquaresMany over every
- *    weight and every step); a decomposition step adds one read per factor.
+ *    weight and every step); a decomposition step adds one read per factor. Adaptive damping's
+ *    probe step adds the extra forward's mask upload and numbers only (no tensor download).
  * Gradient checkpointing on the device gives the same losses as without it.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,7 +36,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const setup = tinySetup(tmp, 48, 16);
 
 /** Addon functions whose result is a number read from (possibly device) data: each one is a host synchronisation. */
-const SYNC_OPS = ['sum', 'sumSquares', 'sumSquaresMany', 'norm', 'dot', 'crossEntropy', 'clipNewtonStep', 'piDamping', 'eigh', 'eighRefresh', 'eighBatched', 'dampedInverse'] as const;
+const SYNC_OPS = ['sum', 'sumSquares', 'sumSquaresMany', 'norm', 'dot', 'crossEntropy', 'clipNewtonStep', 'piDamping', 'eigh', 'eighRefresh', 'eighBatched', 'dampedInverse', 'kronQuadratic'] as const;
 
 interface Counted {
   losses: number[];
@@ -110,6 +111,13 @@ describe('a run on the device', () => {
     const dev = await run('kfac-ad-cuda', { optimizer: 'kfac', device: 'cuda' });
     expect(dev.losses).toEqual(cpu.losses);
     expect(dev.adapter.equals(cpu.adapter)).toBe(true);
+    if (loop) {
+      // the probe step (step 6) uploads the padding mask twice (its extra forward) and, like every
+      // step, downloads nothing: the quadratic model's curvature is kfac.kroneckerQuadratic where
+      // the tensors live, a number per block
+      expect(dev.perStep.map((s) => s[1])).toEqual([0, 0, 0, 0, 0]);
+      expect(dev.perStep.map((s) => s[0])).toEqual([1, 1, 1, 1, 2]);
+    }
   });
 
   test('gradient checkpointing on the device: the same losses as without it (K-FAC captures block by block)', async () => {

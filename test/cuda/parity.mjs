@@ -445,6 +445,27 @@ export const cases = [
     },
   },
   {
+    name: 'kroneckerQuadratic ⟨D, G D A⟩ against float64 (with and without bias)',
+    ops: ['kron_quadratic'],
+    run(dev) {
+      for (const [dout, din, bias] of [[1, 1, false], [7, 33, true], [33, 7, false]]) {
+        const Da = din + (bias ? 1 : 0);
+        const A = host([Da, Da]), G = host([dout, dout]);
+        const dW = host([dout, din]), db = bias ? host([dout]) : undefined;
+        const D = joined(dW.toArray(), db?.toArray(), dout, din);
+        const T = gemm64(G.toArray(), gemm64(D, A.toArray(), dout, Da, Da).c, dout, Da, dout).c;
+        let q = 0, scale = 0;
+        for (let k = 0; k < D.length; k++) {
+          q += D[k] * T[k];
+          scale += Math.abs(D[k] * T[k]);
+        }
+        const got = kfac.kroneckerQuadratic(on(dW, dev), db ? on(db, dev) : null, on(A, dev), on(G, dev));
+        // two float32 GEMMs (≤ 34 terms each) and a float64 sum: 1e-5 of Σ|D∘T|
+        assert.ok(Math.abs(got - q) <= 1e-5 * scale + 1e-30, `quadratic ${dout}x${din}: ${got} vs ${q}`);
+      }
+    },
+  },
+  {
     name: 'dampedInverse, piDamping, preconditionInverseFactors against float64 Gauss–Jordan',
     ops: ['damped_inverse', 'pi_damping', 'precondition_inverse_factors'],
     run(dev) {

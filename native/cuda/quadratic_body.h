@@ -1,0 +1,53 @@
+// The Kronecker model's curvature along a change of one layer's weights (adaptive damping's
+// quadratic model, docs/KFAC.md#adaptive-damping):
+//   kron_quadratic = ⟨D, G D A⟩ = vec(D)ᵀ (A ⊗ G) vec(D),  D = [δW | δb]
+// T1 = D·A and T2 = G·T1 by SGEMM (the bias column by pointer offsets, as the preconditioning
+// does), then one thread per row of D sums D_ij·T2_ij in float64, and the host adds the rows in
+// order after one download. The CPU kernel (native/cpu/precondition.cpp) is the reference.
+#pragma once
+#include <vector>
+
+#include "../core/dispatch.h"
+#include "hd.h"
+
+namespace kfac::nnk {
+
+// rows[i] = Σ_j<din δW[i, j]·T[i, j] + δb[i]·T[i, din] (δb null: no bias column), in float64.
+struct RowDots {
+  const float *dW, *db, *T;
+  double* rows;
+  int64_t dout, din, Da;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t r = i.global(); r < dout; r += i.stride()) {
+      double s = 0.0;
+      for (int64_t j = 0; j < din; ++j) s += double(dW[r * din + j]) * double(T[r * Da + j]);
+      if (db) s += double(db[r]) * double(T[r * Da + din]);
+      rows[r] = s;
+    }
+  }
+};
+
+template <class E>
+double kron_quadratic(const Tensor& dW, TensorOpt db, const Tensor& A, const Tensor& G) {
+  const int64_t dout = dW.dim(0), din = dW.dim(1), Da = din + (db ? 1 : 0);
+  if (dout == 0 || Da == 0) return 0.0;
+  float* T1 = static_cast<float*>(E::scratch(0, size_t(dout * Da) * sizeof(float)));
+  float* T2 = static_cast<float*>(E::scratch(1, size_t(dout * Da) * sizeof(float)));
+  double* rows = static_cast<double*>(E::scratch(2, size_t(dout) * sizeof(double)));
+  E::sgemm(false, false, dout, Da, din, 1.f, dW.f32(), din, A.f32(), Da, 0.f, T1, Da);  // T1 = [δW|δb] A
+  if (db) E::sgemm(false, false, dout, Da, 1, 1.f, db->f32(), 1, A.f32() + din * Da, Da, 1.f, T1, Da);
+  E::sgemm(false, false, dout, Da, dout, 1.f, G.f32(), dout, T1, Da, 0.f, T2, Da);  // T2 = G T1
+  E::grid(hd::grid_blocks(dout), hd::kThreads, RowDots{dW.f32(), db ? db->f32() : nullptr, T2, rows, dout, din, Da});
+  std::vector<double> host(static_cast<size_t>(dout));
+  E::download(host.data(), rows, size_t(dout) * sizeof(double));
+  double q = 0.0;
+  for (double v : host) q += v;
+  return q;
+}
+
+template <class E>
+void quadratic_kernels(Kernels& k) {
+  k.kron_quadratic = kron_quadratic<E>;
+}
+
+}  // namespace kfac::nnk
