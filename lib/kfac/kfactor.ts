@@ -97,6 +97,20 @@ export class KFactor {
     return out;
   }
 
+  /**
+   * Takes its eigenpairs from a batched solve of its EMA (SmallFactorSolver): vectors [n, n] at
+   * element `vectorsAt` of `vectors`, values [n] at `valuesAt` of `values`, copied where they live.
+   */
+  setDecomposition(vectors: Tensor, vectorsAt: number, values: Tensor, valuesAt: number): void {
+    const n = this.dim;
+    const d = this.decomp ?? { Q: stateLike(this.ema, [n, n]), d: stateLike(this.ema, [n]) };
+    ops.copyRange(vectors, vectorsAt, d.Q, 0, n * n);
+    ops.copyRange(values, valuesAt, d.d, 0, n);
+    this.decomp = d;
+    this.dScaled ??= stateLike(this.ema, [n]);
+    ops.scale(d.d, this.weight > 0 ? 1 / this.weight : 1, this.dScaled);
+  }
+
   stateTensors(): Record<string, Tensor> {
     const t: Record<string, Tensor> = { [`${this.key}/ema`]: this.ema.clone() };
     if (this.decomp) {

@@ -33,19 +33,22 @@ export interface KfacPreconditionerOptions {
   /** Refresh decompositions / inverses every this many steps (default 10). */
   inverseEvery?: Hyper;
   /**
-   * 'eigen' (exact damping of A⊗G, default), 'inverse' (π-damped inverses) or 'ekfac'
-   * (eigenvalue-corrected: the Kronecker eigenbasis with running second moments of the
-   * projected gradients as its eigenvalues).
+   * 'ekfac' (default: eigenvalue-corrected, the Kronecker eigenbasis with running second
+   * moments of the projected gradients as its eigenvalues), 'eigen' (exact damping of A⊗G) or
+   * 'inverse' (π-damped inverses). docs/KFAC.md#ekfac says why EKFAC is the default.
    */
   method?: KfacMethod;
-  /** Eigenvalue correction (EKFAC) on the eigen method: the same as method 'ekfac'; with 'inverse' a ConfigError. */
+  /**
+   * Eigenvalue correction: true is method 'ekfac' (with 'inverse' a ConfigError); false without a
+   * method is 'eigen' (with 'ekfac' a ConfigError).
+   */
   eigenvalueCorrection?: boolean;
   /** Refresh eigenbases from the previous basis instead of solving from scratch (default true). */
   warmRefresh?: boolean;
   /**
    * Factors of at most this dimension — LoRA's r×r side — are decomposed again at every factor
    * update, between the `inverseEvery` refreshes, so their eigenbasis is that of the current
-   * factor (docs/KFAC.md#small-factors). Default 64 with method 'ekfac', 0 (off) otherwise; with
+   * factor (docs/KFAC.md#small-factors). Default 64 with method 'ekfac' (the default), 0 (off) with 'eigen'; with
    * 'inverse' a ConfigError.
    */
   smallFactorDim?: number;
@@ -221,9 +224,11 @@ export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
   const warmup = o['warmupSteps'] ?? 0;
   if (typeof warmup !== 'number' || !Number.isInteger(warmup) || warmup < 0) invalidArgument('warmupSteps', 'a non-negative integer', describe(warmup));
   const gc = o['gradClip'];
-  let method = oneOf(o['method'], 'method', ['eigen', 'inverse', 'ekfac'] as const, 'eigen');
-  const ec = o['eigenvalueCorrection'] ?? false;
-  if (typeof ec !== 'boolean') invalidArgument('eigenvalueCorrection', 'a boolean', describe(ec));
+  const ec = o['eigenvalueCorrection'];
+  if (ec !== undefined && typeof ec !== 'boolean') invalidArgument('eigenvalueCorrection', 'a boolean', describe(ec));
+  let method = oneOf(o['method'], 'method', ['eigen', 'inverse', 'ekfac'] as const, ec === false ? 'eigen' : 'ekfac');
+  if (ec === false && method === 'ekfac')
+    throw new ConfigError("eigenvalueCorrection: false contradicts method 'ekfac'; use method 'eigen' for K-FAC without the correction", { argument: 'eigenvalueCorrection' });
   if (ec && method === 'inverse')
     throw new ConfigError("eigenvalueCorrection: EKFAC corrects the eigenvalues of the Kronecker eigenbasis, which the 'inverse' method never computes; use method 'eigen' or 'ekfac'", { argument: 'eigenvalueCorrection' });
   if (ec) method = 'ekfac';

@@ -1,22 +1,19 @@
 /**
  * The K-FAC preconditioner. It only rewrites gradients — ∇W ← P, the preconditioned step —
  * so any optimizer can apply them afterwards (the KFAC optimizer pairs it with SGD+momentum).
- * Formulas and conventions: docs/KFAC.md.
- *
- * Per step:
+ * Formulas and conventions: docs/KFAC.md. Per step:
  *   0. `capture()` after every backward pushes the layers' (a, g) statistics of that
  *      micro-batch into the blocks' factors, weighted so that n micro-batches of b examples
  *      give the factors of one batch of n·b (docs/KFAC.md#accumulation); `step()` without a
  *      capture since the last step captures once itself (one batch, no accumulation);
  *   1. optional gradient clipping before preconditioning (the ablation);
- *   2. every `factorEvery` steps: the captured statistics are folded into the EMAs
- *      (docs/KFAC.md#factors);
- *   3. every `inverseEvery` steps each block refreshes its decompositions or inverses;
+ *   2. every `factorEvery` steps: the captured statistics are folded into the EMAs;
+ *   3. every `inverseEvery` steps each block refreshes its decompositions or inverses (the
+ *      small factors at every step, batched by small-factors.ts);
  *   4. each block writes its preconditioned step P;
  *   5. Newton-step clipping of P (docs/KFAC.md#newton-step-clipping), on by default;
  *   6. ∇W ← P.
- * Layers are handled by per-layer blocks (blocks.ts); options and their bounds live in
- * options.ts; every state tensor is allocated by state.ts.
+ * Per-layer blocks: blocks.ts; options and bounds: options.ts; state tensors: state.ts.
  */
 import { ConfigError, describe, invalidArgument, KfacError } from '../errors.js';
 import * as ops from '../ops/index.js';
@@ -24,11 +21,12 @@ import { clipGradNorm } from '../optim/clip.js';
 import type { Hyper } from '../optim/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
-import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink, refreshFactor } from './blocks.js';
+import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink } from './blocks.js';
 import { EkfacBlock } from './ekfac-block.js';
 import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
+import { SmallFactorSolver } from './small-factors.js';
 import { clipSteps, normOf } from './step-clip.js';
 import type { KfacTelemetry } from './telemetry.js';
 
@@ -88,6 +86,7 @@ export class KfacPreconditioner {
   #preconditionedSteps = 0;
   #clippedSteps = 0;
   #refreshRound = 0;
+  #small: SmallFactorSolver;
   #factors = new Map<string, KFactor>();
   #blocks: LayerBlock[] = [];
   /** Micro-batches captured since the last step. */
@@ -107,6 +106,7 @@ export class KfacPreconditioner {
     this.method = o.method;
     this.warmRefresh = o.warmRefresh;
     this.smallFactorDim = o.smallFactorDim;
+    this.#small = new SmallFactorSolver(o.smallFactorDim);
     this.warmupSteps = o.warmupSteps;
     this.lossReduction = o.lossReduction;
     this.sequence = o.sequence;
@@ -296,13 +296,14 @@ export class KfacPreconditioner {
     const anyUnready = this.#blocks.some((b) => !b.ready());
     if ((s % inverseEvery === 0 || anyUnready) && [...this.#factors.values()].every((f) => f.updates > 0 || f.weight > 0)) {
       this.#refreshRound += 1;
+      this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink);
       for (const b of this.#blocks) b.refresh(damping, this.warmRefresh, this.#refreshRound, sink);
       tel.refreshResidual = sink.residual;
       tel.decomposed = true;
     } else if (this.smallFactorDim > 0 && tel.factorsUpdated) {
       // between refreshes: the small factors (LoRA's r×r side) follow the current factor
       this.#refreshRound += 1;
-      for (const f of this.#factors.values()) if (f.dim <= this.smallFactorDim && f.decomp) refreshFactor(f, this.warmRefresh, this.#refreshRound, sink);
+      this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink);
     }
     tel.timings.decompositionsMs = ms(t0);
 
@@ -393,6 +394,7 @@ export class KfacPreconditioner {
   }
 
   dispose(): void {
+    this.#small.dispose();
     for (const f of this.#factors.values()) f.dispose();
     for (const b of this.#blocks) b.dispose();
   }

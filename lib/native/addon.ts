@@ -250,6 +250,7 @@ export interface NativeAddon extends NativeKfacOps {
   matmul(a: NativeTensor, b: NativeTensor, out: NativeTensor | null, options: NativeMatmulOptions): NativeTensor;
   fill(x: NativeTensor, value: number): void;
   copy(src: NativeTensor, dst: NativeTensor): void;
+  copyRange(src: NativeTensor, srcOffset: number, dst: NativeTensor, dstOffset: number, count: number): void;
   add(a: NativeTensor, b: NativeTensor, out: NativeTensor): void;
   scale(x: NativeTensor, alpha: number, out: NativeTensor): void;
   axpy(alpha: number, x: NativeTensor, y: NativeTensor): void;

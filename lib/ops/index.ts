@@ -19,6 +19,16 @@ export function copy(src: Tensor, dst: Tensor): Tensor {
   return dst;
 }
 
+/**
+ * dst[dstOffset, dstOffset + count) ← src[srcOffset, srcOffset + count), in elements (flat,
+ * row-major; one dtype). Both ranges must lie inside their tensors and not overlap. Stacks and
+ * unstacks same-shaped tensors where they live, without a host round trip.
+ */
+export function copyRange(src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, count: number): Tensor {
+  native().copyRange(handleOf(src, 'src'), srcOffset, handleOf(dst, 'dst'), dstOffset, count);
+  return dst;
+}
+
 /** out ← a + b (out defaults to a new tensor; it may be a or b). */
 export function add(a: Tensor, b: Tensor, out?: Tensor): Tensor {
   const ha = handleOf(a, 'a');

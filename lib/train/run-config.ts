@@ -110,7 +110,7 @@ export const DEFAULTS = {
   trustRatio: 0.01,
   adaptiveDamping: 'on' as const,
   adaptiveTrust: 'off' as const,
-  kfacMethod: 'eigen' as const,
+  kfacMethod: 'ekfac' as const,
   epochs: 1,
   batchSize: 16,
   gradAccumulation: 1,

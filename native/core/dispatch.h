@@ -28,6 +28,8 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(matmul, void, (const Tensor& a, const Tensor& b, const Tensor& out, const ops::MatmulOptions& opt))   \
   X(fill, void, (const Tensor& x, float value))                                                          \
   X(copy, void, (const Tensor& src, const Tensor& dst))                                                  \
+  X(copy_range, void,                                                                                    \
+    (const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count))       \
   X(cast, void, (const Tensor& src, const Tensor& dst))                                                  \
   X(add, void, (const Tensor& a, const Tensor& b, const Tensor& out))                                    \
   X(scale, void, (const Tensor& x, float alpha, const Tensor& out))                                      \

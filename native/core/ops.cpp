@@ -88,6 +88,31 @@ void copy(const Tensor& src, const Tensor& dst) {
   dst.mark_written();
 }
 
+void copy_range(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count) {
+  const Device dev = common_device({{&src, "src"}, {&dst, "dst"}});
+  if (src.dtype() != DType::BF16) check_f32(src, "src");
+  if (dst.dtype() != src.dtype())
+    throw_arg(ErrorCode::DType, "dst", std::string(dtype_name(src.dtype())) + " like src", dtype_name(dst.dtype()));
+  if (count < 0) throw_arg(ErrorCode::InvalidArgument, "count", "a count >= 0", std::to_string(count));
+  auto in_range = [&](int64_t off, const Tensor& t, const char* name) {
+    if (off < 0 || off > t.numel() - count)
+      throw_arg(ErrorCode::InvalidArgument, name,
+                "an offset in [0, " + std::to_string(t.numel() - count) + "] for " + std::to_string(count) +
+                    " elements of a tensor of " + std::to_string(t.numel()),
+                std::to_string(off));
+  };
+  in_range(src_offset, src, "srcOffset");
+  in_range(dst_offset, dst, "dstOffset");
+  if (count == 0) return;
+  const size_t es = dtype_size(src.dtype());
+  const char* a = static_cast<const char*>(src.raw()) + size_t(src_offset) * es;
+  const char* b = static_cast<const char*>(dst.raw()) + size_t(dst_offset) * es;
+  const size_t n = size_t(count) * es;
+  if (a < b + n && b < a + n) throw_arg(ErrorCode::InvalidArgument, "dst", "a range that does not overlap src's", "an overlapping range");
+  KFAC_DISPATCH(dev, copy_range)(src, src_offset, dst, dst_offset, count);
+  dst.mark_written();
+}
+
 Tensor cast(const Tensor& src, DType dtype) {
   const Device dev = common_device({{&src, "tensor"}});
   for (DType d : {src.dtype(), dtype})

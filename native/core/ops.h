@@ -26,6 +26,11 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulOptions& opt);
 void fill(const Tensor& x, float value);
 // dst = src
 void copy(const Tensor& src, const Tensor& dst);
+// dst[dst_offset .. dst_offset + count) = src[src_offset .. src_offset + count), in elements of
+// one dtype (float32 or bfloat16); both ranges inside their tensors; src and dst may be one
+// tensor when the ranges do not overlap. Stacking and unstacking of same-shaped tensors (the
+// small K-FAC factors' batched decomposition) without a host round trip.
+void copy_range(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count);
 // A new tensor with src's values in `dtype` (float32 ↔ bfloat16, round to nearest even;
 // a copy when src already has that dtype; float16 is a DType error).
 Tensor cast(const Tensor& src, DType dtype);

@@ -93,6 +93,12 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& c, const ops::Matmul
 void fill(const Tensor& x, float value) { cpu::fill(x.f32(), x.numel(), value); }
 void copy(const Tensor& src, const Tensor& dst) { std::memmove(dst.raw(), src.raw(), src.nbytes()); }
 
+void copy_range(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count) {
+  const size_t es = dtype_size(src.dtype());
+  std::memcpy(static_cast<char*>(dst.raw()) + size_t(dst_offset) * es,
+              static_cast<const char*>(src.raw()) + size_t(src_offset) * es, size_t(count) * es);
+}
+
 // float32 ↔ bfloat16 (round to nearest even; NaN stays NaN).
 void cast(const Tensor& src, const Tensor& dst) {
   const int64_t n = src.numel();

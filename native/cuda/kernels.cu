@@ -27,6 +27,13 @@ void copy_t(const Tensor& src, const Tensor& dst) {
   Context::get().synchronize();
 }
 
+// Stream-ordered, no host synchronisation: the copies of a stack/unstack queue behind each other.
+void copy_range_t(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count) {
+  const size_t es = dtype_size(src.dtype());
+  cuda::copy_device(static_cast<char*>(dst.raw()) + size_t(dst_offset) * es,
+                    static_cast<const char*>(src.raw()) + size_t(src_offset) * es, size_t(count) * es);
+}
+
 void cast_t(const Tensor& src, const Tensor& dst) {
   if (src.dtype() == DType::F32) cuda::f32_to_bf16(src.f32(), dst.raw(), src.numel());
   else cuda::bf16_to_f32(src.raw(), dst.f32(), src.numel());
@@ -74,6 +81,7 @@ void register_backend() {
   k.matmul = cuda::matmul;
   k.fill = fill_t;
   k.copy = copy_t;
+  k.copy_range = copy_range_t;
   k.cast = cast_t;
   k.add = add_t;
   k.scale = scale_t;

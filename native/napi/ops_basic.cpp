@@ -1,6 +1,8 @@
 // Bindings of the GEMM, elementwise and reduction op families.
 #include <napi.h>
 
+#include <cstdint>
+
 #include "../core/ops.h"
 #include "args.h"
 #include "errors.h"
@@ -38,6 +40,17 @@ KFAC_BINDING(Copy) {
   Tensor src = get_tensor(arg(info, 0), "src");
   Tensor dst = get_tensor(arg(info, 1), "dst");
   ops::copy(src, dst);
+  return info.Env().Undefined();
+}
+
+// copyRange(src, srcOffset, dst, dstOffset, count)
+KFAC_BINDING(CopyRange) {
+  Tensor src = get_tensor(arg(info, 0), "src");
+  int64_t so = get_int(arg(info, 1), "srcOffset", 0, INT64_MAX);
+  Tensor dst = get_tensor(arg(info, 2), "dst");
+  int64_t doff = get_int(arg(info, 3), "dstOffset", 0, INT64_MAX);
+  int64_t count = get_int(arg(info, 4), "count", 0, INT64_MAX);
+  ops::copy_range(src, so, dst, doff, count);
   return info.Env().Undefined();
 }
 
@@ -100,6 +113,7 @@ const Binding kBindings[] = {
     {"matmul", Matmul},
     {"fill", Fill},
     {"copy", Copy},
+    {"copyRange", CopyRange},
     {"add", Add},
     {"scale", Scale},
     {"axpy", Axpy},

@@ -258,6 +258,30 @@ export const cases = [
     },
   },
   {
+    name: 'copyRange: stacks and unstacks exactly (float32 and bfloat16), touches nothing outside the range',
+    ops: ['copy_range'],
+    run(dev) {
+      for (const dtype of ['float32', 'bfloat16']) {
+        const a = host([3, 5]), b = host([2, 5]);
+        const stack = on(Tensor.from(new Float32Array(40).fill(7), [40]), dev, dtype);
+        ops.copyRange(on(a, dev, dtype), 0, stack, 3, 15);
+        ops.copyRange(on(b, dev, dtype), 0, stack, 20, 10);
+        const r = read(stack);
+        const av = read(on(a, 'cpu', dtype)), bv = read(on(b, 'cpu', dtype));
+        for (let i = 0; i < 40; i++) {
+          const want = i >= 3 && i < 18 ? av[i - 3] : i >= 20 && i < 30 ? bv[i - 20] : 7;
+          assert.equal(r[i], want, `${dtype} stack[${i}]`);
+        }
+        const back = poisoned([2, 5], dev);
+        if (dtype === 'float32') {
+          ops.copyRange(stack, 20, back, 0, 10);
+          assert.deepEqual(Array.from(read(back)), Array.from(bv), 'unstacked');
+        }
+      }
+      assert.throws(() => ops.copyRange(on(host([4]), dev), 0, on(host([4]), dev), 1, 4), /dstOffset/);
+    },
+  },
+  {
     name: 'sum, sumSquares, norm, dot: float64 accumulation (relative 1e-12)',
     ops: ['sum', 'sum_squares', 'dot'],
     run(dev) {

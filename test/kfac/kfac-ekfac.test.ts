@@ -90,10 +90,14 @@ describe('EKFAC', () => {
     expect(l2.weight.grad!.toArray()).toEqual(l1.weight.grad!.toArray());
   });
 
-  it('EKFAC with the inverse method is a ConfigError naming the option', () => {
+  it('EKFAC is the default method; with the inverse method, or eigenvalueCorrection false with it, a ConfigError naming the option', () => {
     const l = new DenseLayer('fc', randomF32(6, 1), 2, 3);
     expect(() => new KfacPreconditioner([l], { method: 'inverse', eigenvalueCorrection: true })).toThrow(ConfigError);
     expect(() => new KfacPreconditioner([l], { method: 'inverse', eigenvalueCorrection: true })).toThrow(/eigenvalueCorrection/);
     expect(new KfacPreconditioner([l], { eigenvalueCorrection: true }).method).toBe('ekfac');
+    expect(new KfacPreconditioner([l]).method).toBe('ekfac');
+    expect(new KfacPreconditioner([l], { eigenvalueCorrection: false }).method).toBe('eigen');
+    expect(new KfacPreconditioner([l], { method: 'inverse' }).method).toBe('inverse');
+    expect(() => new KfacPreconditioner([l], { method: 'ekfac', eigenvalueCorrection: false })).toThrow(/eigenvalueCorrection/);
   });
 });

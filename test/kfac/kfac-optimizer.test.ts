@@ -106,7 +106,7 @@ describe('K-FAC preconditioner', () => {
     const W = randomF32(dout * din, 11);
     const a = new DenseLayer('fc', W, dout, din);
     const b = new DenseLayer('fc', W, dout, din);
-    const kfac = new KFAC([a], [], { lr, momentum: 0, damping: lambda, factorDecay: 0, newtonClip: null });
+    const kfac = new KFAC([a], [], { lr, momentum: 0, damping: lambda, factorDecay: 0, newtonClip: null, method: 'eigen' });
     const sgd = new optim.SGD([b.weight], { lr: lr / (1 + lambda) });
     for (let s = 0; s < 3; s++) {
       const g = randomF32(dout * din, 20 + s);
@@ -390,7 +390,7 @@ describe('KFAC optimizer', () => {
     const traj = (warm: boolean) => {
       const p = problem(13);
       const layer = new DenseLayer('fc', new Float32Array(p.dout * p.din), p.dout, p.din);
-      const k = new KFAC([layer], [], { lr: 0.3, damping: 1e-3, inverseEvery: 1, warmRefresh: warm, newtonClip: null });
+      const k = new KFAC([layer], [], { lr: 0.3, damping: 1e-3, inverseEvery: 1, warmRefresh: warm, newtonClip: null, method: 'eigen' });
       const steps: Float32Array[] = [];
       const kinds = { cold: 0, warm: 0, fallback: 0, kept: 0 };
       for (let s = 0; s < 8; s++) {

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, Tensor } from '../../lib/index.js';
 import type { KFactor } from '../../lib/kfac/kfactor.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
+import { native } from '../../lib/native/loader.js';
 import { DenseLayer } from '../support/dense-layer.js';
 import { randomF32 } from '../support/helpers.js';
 
@@ -68,6 +69,38 @@ describe('small factors decomposed at every factor update', () => {
     expect(on.tels[2]!.preClipNorm).not.toBeCloseTo(off.tels[2]!.preClipNorm, 6);
     const all = run({ method: 'eigen', smallFactorDim: 4096 }, 3);
     expect(reconstructionError(all.a)).toBeLessThan(1e-5);
+  });
+
+  it('the small factors of one dimension are solved together: one batched call per dimension, each factor exact', () => {
+    const layers = [3, 5, 3].map((o, i) => new DenseLayer(`fc${i}`, randomF32(o * din, 5 + i), o, din, randomF32(o, 6 + i)));
+    const p = new KfacPreconditioner(layers, { method: 'ekfac', damping: 1e-2, factorDecay: 0.5, inverseEvery: 10, lossReduction: 'sum', newtonClip: null });
+    const addon = native() as unknown as { eighBatched: (...a: unknown[]) => unknown };
+    const batched = addon.eighBatched;
+    let calls = 0;
+    addon.eighBatched = (...a: unknown[]) => {
+      calls++;
+      return batched.apply(addon, a);
+    };
+    try {
+      for (let s = 0; s < 3; s++) {
+        layers.forEach((l, i) => {
+          l.setInput(Tensor.from(randomF32(R * din, 100 + s), [R, din])); // one input: A is shared
+          l.setOutputGrad(Tensor.from(randomF32(R * l.dout, 200 + 10 * s + i), [R, l.dout]));
+          l.setGrads(randomF32(l.dout * din, 300 + s), randomF32(l.dout, 400 + s));
+        });
+        calls = 0;
+        const t = p.step({ batchSize: R });
+        // step 0: every factor's first solve, alone; then the G factors (3, 5, 3) in two batched calls
+        if (s > 0) {
+          expect(calls).toBe(2);
+          expect(t.decompositions.cold).toBe(3);
+        }
+      }
+    } finally {
+      addon.eighBatched = batched;
+    }
+    for (const b of p.blocks) expect(reconstructionError(b.g)).toBeLessThan(1e-5);
+    p.dispose();
   });
 
   it('refuses a bad smallFactorDim by name, and any with the inverse method', () => {

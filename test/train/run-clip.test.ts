@@ -50,7 +50,7 @@ describe('the run defaults', () => {
 });
 
 describe('--small-factor-dim', () => {
-  it('reaches the preconditioner; unset, the method decides (64 with ekfac, 0 with eigen); with inverse a ConfigError', async () => {
+  it('reaches the preconditioner; unset, the method decides (64 with ekfac, the default; 0 with eigen); with inverse a ConfigError', async () => {
     const { completeRun, runOverrides } = await import('../../lib/cli/run-flags.js');
     const { buildOptimizer } = await import('../../lib/train/run.js');
     const { configFromHf, createModel } = await import('../../lib/models/index.js');
@@ -72,7 +72,8 @@ describe('--small-factor-dim', () => {
     expect(runOverrides({ 'small-factor-dim': '8' })).toMatchObject({ smallFactorDim: 8 });
     expect(dimOf({ smallFactorDim: 8 })).toBe(8);
     expect(dimOf({ kfacMethod: 'ekfac' })).toBe(64);
-    expect(dimOf({})).toBe(0);
+    expect(dimOf({})).toBe(64);
+    expect(dimOf({ kfacMethod: 'eigen' })).toBe(0);
     expect(() => dimOf({ kfacMethod: 'inverse', smallFactorDim: 8 })).toThrow(ConfigError);
     expect(() => dimOf({ kfacMethod: 'inverse', smallFactorDim: 8 })).toThrow(/smallFactorDim/);
     model.dispose();
