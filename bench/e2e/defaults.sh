@@ -3,7 +3,7 @@
 # default settings on the real stories260K model, seed by seed, 200 steps.
 #   sst2    adamw vs kfac (the CLI's default run), seeds from $SEEDS (default 0)
 #   grid    SST-2 seed 0: K-FAC with one setting changed at a time (lr, damping, clip off,
-#           adaptive damping, EKFAC) and AdamW at 3e-3: the robustness cells that fit on 2 vCPUs
+#           adaptive damping) and AdamW at 3e-3: the robustness cells that fit on 2 vCPUs
 #   lm      LM adaptation (State of the Union prose): adamw vs kfac at defaults, eval every 50
 #   peers   SST-2 seed 0: shampoo and soap at their defaults
 # The three-seed protocol (seeds 0, 1, 2; every optimizer at its defaults — the cosine schedule with a
@@ -12,14 +12,16 @@
 #   main-lm     LM adaptation, 200 steps of 16 × 128 tokens, perplexity on 64 held-out blocks every 20
 #   main-sst2   SST-2, 300 steps of 32 sentences ≤ 64 tokens, accuracy on the 872 dev rows every 25
 #   main-demo   the demo's era task on its pretrained model, 300 steps of 16, accuracy every 25
-#   ablation    LM adaptation, seed 0: the Newton clip off / global / Fisher, fixed damping, EKFAC,
+#   ablation    LM adaptation, seed 0: the Newton clip off / global / Fisher, fixed damping, the eigen method,
 #               the adaptive step length, the constant schedule (against main-lm's defaults)
-#   ekfac-lm, ekfac-sst2, ekfac-demo   the main-* protocol for EKFAC (--kfac-method ekfac) alone
-#   wall-lm, wall-sst2, wall-demo      wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC and
-#               EKFAC, ONE RUN AT A TIME (nothing else may run), each seed of $SEEDS into its own folder
-# SEEDS (default 0,1,2) picks the seeds of the main-*, ekfac-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
+#   kfac-lm, kfac-sst2, kfac-demo   the main-* protocol for K-FAC alone: the defaults (EKFAC) and the eigen
+#               method (--kfac-method eigen), to pool with a main-* folder's AdamW rows (AdamW is unchanged by them)
+#   wall-lm, wall-sst2, wall-demo      wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC at its
+#               defaults (EKFAC) and the eigen method, ONE RUN AT A TIME (nothing else may run), each seed of
+#               $SEEDS into its own folder
+# SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
 # Tables: node bench/e2e/defaults-table.mjs OUT_ROOT/<task> [more folders of the same task]
-# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|ekfac-*|wall-*|ablation> [OUT_ROOT]
+# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|kfac-*|wall-*|ablation> [OUT_ROOT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:?usage: defaults.sh <sst2|grid|lm|peers|main-lm|main-sst2|main-demo|ablation> [OUT_ROOT]}"
@@ -45,7 +47,7 @@ case "$which" in
           --runs "kfac:adaptive-damping=on,kfac:lr=0.3,kfac:lr=0.03,kfac:damping=1e-2,kfac:damping=1e-4,kfac:newton-clip=off:damping=1e-2,adamw:lr=3e-3" ;;
   lm)   node bench/e2e/sotu-text.mjs "$out/sotu-text"
         run compare --model "$model" --data "$out/sotu-text" --runs adamw,kfac --steps 200 --eval-every 50 --eval-limit 64 --out "$out/lm" --overwrite --quiet --json ;;
-  peers) run compare --model "$model" --data "$data/glue/SST-2" --runs shampoo,soap,kfac:kfac-method=ekfac --steps 200 --out "$out/peers" --overwrite --quiet --json ;;
+  peers) run compare --model "$model" --data "$data/glue/SST-2" --runs shampoo,soap,kfac:kfac-method=eigen --steps 200 --out "$out/peers" --overwrite --quiet --json ;;
   main-lm) node bench/e2e/sotu-text.mjs "$out/sotu-text"
         run compare --model "$model" --data "$out/sotu-text" --runs kfac,adamw:lr=1e-3,adamw:lr=3e-3,adamw:lr=1e-2 --seeds "${SEEDS:-0,1,2}" \
           --steps 200 --eval-every 20 --eval-limit 64 --threads 1 --out "$out/main-lm${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
@@ -56,14 +58,14 @@ case "$which" in
           --steps 300 --batch-size 16 --max-length 128 --eval-every 25 --threads 1 --out "$out/main-demo${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   ablation) node bench/e2e/sotu-text.mjs "$out/sotu-text"
         run compare --model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64 --threads 1 --out "$out/lm-ablation" --overwrite --quiet --json \
-          --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=ekfac,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
-  ekfac-lm|ekfac-sst2|ekfac-demo) task="${which#ekfac-}"; task_args "$task"
-        run compare "${TA[@]}" --runs kfac:kfac-method=ekfac --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/ekfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
+          --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=eigen,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
+  kfac-lm|kfac-sst2|kfac-demo) task="${which#kfac-}"; task_args "$task"
+        run compare "${TA[@]}" --runs kfac,kfac:kfac-method=eigen --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/kfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   wall-lm|wall-sst2|wall-demo) task="${which#wall-}"; task_args "$task"
         case "$task" in lm) base=adamw:lr=1e-2 ;; *) base=adamw:lr=3e-3 ;; esac
         for seed in $(echo "${SEEDS:-0,1,2}" | tr , ' '); do
-          for r in "$base" kfac kfac:kfac-method=ekfac; do
-            case "$r" in adamw*) name=adamw ;; kfac) name=kfac ;; *) name=ekfac ;; esac
+          for r in "$base" kfac kfac:kfac-method=eigen; do
+            case "$r" in adamw*) name=adamw ;; kfac) name=kfac ;; *) name=eigen ;; esac
             run compare "${TA[@]}" --runs "$r" --seeds "$seed" --threads 1 --out "$out/wall-$task/seed$seed-$name" --overwrite --quiet --json > /dev/null
           done
         done
