@@ -13,6 +13,7 @@
 #   main-sst2   SST-2, 300 steps of 32 sentences ≤ 64 tokens, accuracy on the 872 dev rows every 25
 #   main-demo   the demo's era task on its pretrained model, 300 steps of 16, accuracy every 25
 #   ablation    LM adaptation, seed 0: the Newton clip off / global / Fisher, fixed damping, the eigen method,
+#               the r×r factors refreshed with the others (small-factor-dim 0),
 #               the adaptive step length, the constant schedule (against main-lm's defaults)
 #   kfac-lm, kfac-sst2, kfac-demo   the main-* protocol for K-FAC alone: the defaults (EKFAC) and the eigen
 #               method (--kfac-method eigen), to pool with a main-* folder's AdamW rows (AdamW is unchanged by them)
@@ -58,7 +59,7 @@ case "$which" in
           --steps 300 --batch-size 16 --max-length 128 --eval-every 25 --threads 1 --out "$out/main-demo${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   ablation) node bench/e2e/sotu-text.mjs "$out/sotu-text"
         run compare --model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64 --threads 1 --out "$out/lm-ablation" --overwrite --quiet --json \
-          --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=eigen,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
+          --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=eigen,kfac:small-factor-dim=0,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
   kfac-lm|kfac-sst2|kfac-demo) task="${which#kfac-}"; task_args "$task"
         run compare "${TA[@]}" --runs kfac,kfac:kfac-method=eigen --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/kfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   wall-lm|wall-sst2|wall-demo) task="${which#wall-}"; task_args "$task"
