@@ -45,6 +45,8 @@ const QUICK = [
   'test/nn/nn-norm-act.test.ts',
   'test/nn/nn-attention.test.ts',
   'test/kfac/kfac-kernels.test.ts',
+  'test/kfac/kfac-ekfac-ops.test.ts',
+  'test/kfac/kfac-quadratic.test.ts',
   'test/linalg/eigh.test.ts',
 ];
 const FULL = [

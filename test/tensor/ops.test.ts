@@ -113,3 +113,35 @@ describe('op argument checks', () => {
   });
   setNumThreads(0);
 });
+
+describe('ops.copyRange', () => {
+  it('copies a flat range exactly, touches nothing else, and works as stack and unstack', () => {
+    const a = Tensor.from(randomF32(12, 1), [3, 4]);
+    const b = Tensor.from(randomF32(6, 2), [2, 3]);
+    const stack = Tensor.full([25], 5);
+    ops.copyRange(a, 0, stack, 1, 12);
+    ops.copyRange(b, 2, stack, 15, 4); // b's elements 2..5
+    const s = stack.toArray();
+    const av = a.toArray();
+    const bv = b.toArray();
+    s.forEach((v, i) => expect(v, `stack[${i}]`).toBe(i >= 1 && i < 13 ? av[i - 1]! : i >= 15 && i < 19 ? bv[i - 13]! : 5));
+    const back = poisoned([3, 4]);
+    ops.copyRange(stack, 1, back, 0, 12);
+    expect(back.toArray()).toEqual(av);
+    ops.copyRange(stack, 0, stack, 20, 5); // one tensor, ranges apart
+    expect(stack.toArray().slice(20)).toEqual(s.slice(0, 5));
+    expect(ops.copyRange(a, 12, b, 6, 0)).toBe(b); // an empty range at the very end is a no-op
+  });
+
+  it('refuses ranges outside a tensor, overlapping ranges, negative counts and mixed dtypes, naming the argument', () => {
+    const a = Tensor.full([8], 1);
+    const b = Tensor.full([8], 2);
+    expect(() => ops.copyRange(a, 5, b, 0, 4)).toThrow(/srcOffset/);
+    expect(() => ops.copyRange(a, 0, b, 5, 4)).toThrow(/dstOffset/);
+    expect(() => ops.copyRange(a, -1, b, 0, 1)).toThrow(/srcOffset/);
+    expect(() => ops.copyRange(a, 0, b, 0, -1)).toThrow(/count/);
+    expect(() => ops.copyRange(a, 0, a, 2, 4)).toThrow(/overlap/);
+    expect(() => ops.copyRange(a, 0, a.to('cpu', { dtype: 'bfloat16' }), 0, 4)).toThrow(/dst/);
+    expect(b.toArray()).toEqual(new Float32Array(8).fill(2)); // nothing was written
+  });
+});
