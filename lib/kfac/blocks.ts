@@ -6,8 +6,6 @@
  */
 import { KfacError } from '../errors.js';
 import { dampedInverse } from '../linalg/cholesky.js';
-import { matmul } from '../linalg/matmul.js';
-import * as ops from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';

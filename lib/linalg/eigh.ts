@@ -3,7 +3,7 @@
  * and many small matrices at once (`eighBatched`). float32, CPU. Eigenvalues ascend;
  * eigenvector j is column j of `vectors`, so A = Q·diag(values)·Qᵀ.
  */
-import { describe, DeviceError, DTypeError, invalidArgument, ShapeError } from '../errors.js';
+import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { native } from '../native/loader.js';
 import { handleOf, Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkFinite, checkOptions } from '../util/validate.js';

@@ -16,7 +16,7 @@ import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Dropout, type Embedding, type Linear, RMSNorm } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { axpy, copy, fill, scale } from '../ops/index.js';
+import { axpy, fill, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, TransformerModel } from './base.js';
 import { type Batch, checkBatch, type ForwardOutput, KVCache } from './common.js';

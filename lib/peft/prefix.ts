@@ -37,7 +37,7 @@ import { type Batch, Container, type ForwardOutput, type KVCache, SdpaCore, Smal
 import { type AttentionPrefix, fillPrefixCache } from '../models/prefix-kv.js';
 import { T5Model } from '../models/t5.js';
 import { embeddingBackward, embeddingForward, kvCacheWrite, linearForward, timeSlice } from '../nn/functional.js';
-import { axpy, copy, fill, scale } from '../ops/index.js';
+import { axpy, copy, fill } from '../ops/index.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { type Device, Tensor } from '../tensor/tensor.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, KfacError, ShapeError, Tensor } from '../../lib/index.js';
+import { ConfigError, KfacError, ShapeError } from '../../lib/index.js';
 import { KfacPreconditioner } from '../../lib/kfac/preconditioner.js';
 import { createGpt2, loadModel } from '../../lib/models/index.js';
 import { applyPromptTuning, promptState, removePromptTuning } from '../../lib/peft/prompt.js';

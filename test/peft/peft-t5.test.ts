@@ -5,7 +5,7 @@
  * bit, the method's K-FAC blocks are there. Prefix tuning on a T5 that PEFT's layout cannot hold
  * (t5-v1_1: more decoder than encoder layers) is a ConfigError before the model changes.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
