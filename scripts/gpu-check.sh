@@ -86,7 +86,7 @@ done
 train_step() { # name timeout args…
   local name=$1 limit=$2; shift 2
   timeout "$limit" env KFAC_BACKEND=cuda node bin/kfac-peft.js bench train-step --device cuda --dtype bfloat16 --optimizer kfac "${PEER_ARGS[@]}" --json "$@" > "$OUT/train-step-$name.json" 2> "$OUT/train-step-$name.err"
-  log "bench train-step $name rc=$? ($(node -e "try{const r=JSON.parse(require('fs').readFileSync('$OUT/train-step-$name.json','utf8'));console.log(r.stepMs.median.toFixed(1)+' ms, '+r.tokensPerSecond.toFixed(0)+' tokens/s, kfac/adamw '+(r.kfacOverAdamw??NaN).toFixed(3))}catch{console.log('no report')}"))"
+  log "bench train-step $name rc=$? ($(node -e "try{const r=JSON.parse(require('fs').readFileSync('$OUT/train-step-$name.json','utf8'));console.log(r.stepMs.median.toFixed(1)+' ms, '+r.tokensPerSecond.toFixed(0)+' tokens/s, kfac/adamw '+(r.kfacOverAdamw??NaN).toFixed(3)+', host waits/step '+(r.hostSyncsPerStep?.run??NaN).toFixed(1))}catch{console.log('no report')}"))"
 }
 train_step llama-125m 75 --shape llama-125m --seq 512 --batch 8 --steps 5 --warmup 1
 train_step llama-1b 100 --shape llama-1b --seq 512 --batch 8 --steps 5 --warmup 1

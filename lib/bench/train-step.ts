@@ -79,6 +79,12 @@ export interface TrainStepReport {
    * and raw device allocations (cudaMalloc) per step, and the bytes reserved at the end (null on the CPU).
    */
   deviceCache: null | { caching: boolean; allocationsPerStep: number; rawAllocationsPerStep: number; reservedBytes: number; peakReservedBytes: number };
+  /**
+   * cuda: host waits on the stream per timed step (cuda.synchronizations()), the bench's own wait
+   * at the end of each step included — of the run, and of the AdamW run timed for the ratio (K-FAC
+   * runs); null without the CUDA binary.
+   */
+  hostSyncsPerStep: null | { run: number; adamw: number | null };
   /** FLOPs of one step (stepFlops): the linear layers' GEMMs and attention's products. */
   flopsPerStep: { linear: number; attention: number };
   /** Share of the step in GEMM calls (linear, matmul), from a profiled round. */
@@ -190,7 +196,7 @@ function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac', B: numbe
   return { step: () => opt.step(), dispose: () => undefined };
 }
 
-function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number; cache: TrainStepReport['deviceCache'] } {
+function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number; cache: TrainStepReport['deviceCache']; syncsPerStep: number | null } {
   const s = makeStep(model, optimizer, batch.shape[0]);
   let loss = NaN;
   const one = () => {
@@ -204,6 +210,7 @@ function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | '
     for (let i = 0; i < warmup; i++) one();
     const ms: number[] = [];
     const m0 = device === 'cuda' ? cudaNs.memory() : null;
+    const s0 = device === 'cuda' ? cudaNs.synchronizations() : null;
     profile?.start();
     for (let i = 0; i < steps; i++) {
       const t0 = process.hrtime.bigint();
@@ -211,12 +218,13 @@ function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | '
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     profile?.stop();
+    const s1 = device === 'cuda' ? cudaNs.synchronizations() : null;
     const m1 = device === 'cuda' ? cudaNs.memory() : null;
     const cache =
       m0 && m1 && steps > 0
         ? { caching: m1.caching, allocationsPerStep: (m1.allocations - m0.allocations) / steps, rawAllocationsPerStep: (m1.rawAllocations - m0.rawAllocations) / steps, reservedBytes: m1.reserved, peakReservedBytes: m1.peakReserved }
         : null;
-    return { ms, loss, cache };
+    return { ms, loss, cache, syncsPerStep: s0 !== null && s1 !== null && steps > 0 ? (s1 - s0) / steps : null };
   } finally {
     s.dispose();
   }
@@ -245,9 +253,12 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     o.progress(`timing ${o.optimizer}`);
     const main = timeSteps(model, batch, o.optimizer, o.warmup, o.steps, o.device);
     let adamwMs: number[] | null = null;
+    let adamwSyncs: number | null = null;
     if (o.optimizer === 'kfac') {
       o.progress('timing adamw for the ratio');
-      adamwMs = timeSteps(model, batch, 'adamw', o.warmup, o.steps, o.device).ms;
+      const a = timeSteps(model, batch, 'adamw', o.warmup, o.steps, o.device);
+      adamwMs = a.ms;
+      adamwSyncs = a.syncsPerStep;
     } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
     o.progress('profiling one round');
     const prof = new OpProfile();
@@ -282,6 +293,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       tokensPerSecond: (B * T * 1000) / median(main.ms),
       peakMemoryBytes: peakMem,
       deviceCache: main.cache,
+      hostSyncsPerStep: main.syncsPerStep === null ? null : { run: main.syncsPerStep, adamw: adamwSyncs },
       flopsPerStep: flops,
       gemmShare,
       stepTflops: (flops.linear + flops.attention) / (stepMean * 1e-3) / 1e12,

@@ -49,7 +49,22 @@ export function emptyCache(): number {
   return n.emptyCache('cuda');
 }
 
-/** Waits for all queued device work (every op already returns after its work is done). */
+/**
+ * Waits for all queued device work. An op on cuda tensors queues its kernels on the one stream
+ * and returns; whatever reads a result back (`toArray()`, `to('cpu')`, an op returning a number)
+ * waits for the work queued before it, so results are always those of every earlier op.
+ */
 export function synchronize(): void {
   if (available()) native().synchronize('cuda');
+}
+
+/**
+ * Host waits on the device's stream since the process started — one per result read back and per
+ * `synchronize()` — or null without the CUDA binary (the CPU loopback has no stream). Each wait
+ * empties the device's queue, so a training step should make few: `bench train-step` reports them
+ * per step.
+ */
+export function synchronizations(): number | null {
+  const n = native();
+  return n.cuda ? n.cuda.synchronizations() : null;
 }

@@ -15,6 +15,13 @@ export interface UpdateFactorOptions {
   scale?: number;
   /** Append an implicit column of ones to X (the layer has a bias): the factor is (d+1)×(d+1). */
   bias?: boolean;
+  /**
+   * Refuse rows holding NaN or Inf with a NotFiniteError before the factor changes (default
+   * true). `false` skips that scan: on cuda the scan is a host wait per call (its flag is read
+   * back), which K-FAC's own capture avoids (docs/KFAC.md#factors); a non-finite row then reaches
+   * the factor.
+   */
+  checkFinite?: boolean;
 }
 
 /**
@@ -33,6 +40,7 @@ export function updateFactor(factor: Tensor, x: Tensor, options: UpdateFactorOpt
   const scale = o['scale'] === undefined ? 1 : checkFinite(o['scale'], 'scale');
   if (scale < 0) invalidArgument('scale', 'a number >= 0', describe(scale));
   const bias = o['bias'] === undefined ? false : checkBoolean(o['bias'], 'bias');
+  const checkRows = o['checkFinite'] === undefined ? true : checkBoolean(o['checkFinite'], 'checkFinite');
   if (x.rank < 1)
     throw new ShapeError('x: expected at least 1 dimension (rows × features), got a scalar', { argument: 'x', expected: 'at least 1 dimension', got: '[]' });
   const d = x.shape[x.rank - 1]!;
@@ -40,7 +48,7 @@ export function updateFactor(factor: Tensor, x: Tensor, options: UpdateFactorOpt
     throw new ShapeError(`x: expected at least one row and one feature, got shape [${x.shape.join(', ')}]`, { argument: 'x', expected: 'a non-empty [R, d]', got: `[${x.shape.join(', ')}]` });
   const D = d + (bias ? 1 : 0);
   expectShape(factor, 'factor', [D, D]);
-  kfacNative().factorUpdate(hx, hf, { beta, scale, bias });
+  kfacNative().factorUpdate(hx, hf, { beta, scale, bias, checkFinite: checkRows });
   return factor;
 }
 

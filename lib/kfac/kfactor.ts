@@ -55,8 +55,11 @@ export class KFactor {
     const R = x.size / cols;
     this.#acc ??= stateLike(this.ema, [this.dim, this.dim]);
     const D = this.pendingDenominator + d;
-    // running mean: acc ← (D_prev/D)·acc + (1 − D_prev/D)·(w·R/d)·XᵀX/R
-    updateFactor(this.#acc, x, { beta: this.pendingDenominator / D, scale: (w * R) / d, bias: this.bias });
+    // running mean: acc ← (D_prev/D)·acc + (1 − D_prev/D)·(w·R/d)·XᵀX/R. The rows are not scanned
+    // for NaN/Inf here (on cuda that scan is a host wait per factor and micro-batch): a non-finite
+    // row makes the step's Newton step non-finite, which the step refuses before anything is
+    // applied (docs/KFAC.md#factors, "Non-finite rows").
+    updateFactor(this.#acc, x, { beta: this.pendingDenominator / D, scale: (w * R) / d, bias: this.bias, checkFinite: false });
     this.pendingDenominator = D;
     this.pendingCaptures += 1;
   }
@@ -71,6 +74,11 @@ export class KFactor {
     this.updates += 1;
     this.pendingDenominator = 0;
     this.pendingCaptures = 0;
+  }
+
+  /** The statistics captured since the last commit (undefined when none). */
+  get pending(): Tensor | undefined {
+    return this.pendingCaptures > 0 ? this.#acc : undefined;
   }
 
   /** Drops statistics captured since the last commit. */

@@ -15,7 +15,7 @@
  *   6. ∇W ← P.
  * Per-layer blocks: blocks.ts; options and bounds: options.ts; state tensors: state.ts.
  */
-import { ConfigError, describe, invalidArgument, KfacError } from '../errors.js';
+import { ConfigError, describe, invalidArgument, KfacError, NotFiniteError } from '../errors.js';
 import * as ops from '../ops/index.js';
 import { clipGradNorm } from '../optim/clip.js';
 import type { Hyper } from '../optim/types.js';
@@ -27,8 +27,8 @@ import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
 import { SmallFactorSolver } from './small-factors.js';
-import { clipSteps, normOf } from './step-clip.js';
-import type { KfacTelemetry } from './telemetry.js';
+import { clipSteps } from './step-clip.js';
+import { type KfacTelemetry, startTelemetry } from './telemetry.js';
 
 export type { KfacPreconditionerOptions, NewtonClip } from './options.js';
 export type { KfacTelemetry } from './telemetry.js';
@@ -190,11 +190,7 @@ export class KfacPreconditioner {
         if (!(e instanceof KfacError)) throw e;
         why = e.message;
       }
-      for (const f of this.#factors.values()) f.discard();
-      for (const x of this.#blocks) x.discardRows();
-      this.#captures = 0;
-      this.#partial.clear();
-      this.#partialA.clear();
+      this.#dropPending();
       throw new ConfigError(
         `K-FAC layer ${b.layer.name} captured nothing in micro-batch ${micro + 1} of step ${this.stepCount} (${what === 'input' ? 'its input' : 'its output gradient'}: ${why}); every tracked layer must take part in every forward and backward`,
         { argument: `layers.${b.layer.name}` },
@@ -224,6 +220,15 @@ export class KfacPreconditioner {
     this.#captures += 1;
   }
 
+  /** Drops every statistic captured since the last step. */
+  #dropPending(): void {
+    for (const f of this.#factors.values()) f.discard();
+    for (const x of this.#blocks) x.discardRows();
+    this.#captures = 0;
+    this.#partial.clear();
+    this.#partialA.clear();
+  }
+
   /** Micro-batches captured since the last step. */
   get pendingCaptures(): number {
     return this.#captures;
@@ -239,48 +244,36 @@ export class KfacPreconditioner {
     const beta = at(this.factorDecay, s, 'factorDecay');
     const inverseEvery = Math.max(1, Math.round(at(this.inverseEvery, s, 'inverseEvery')));
     const sink: RefreshSink = { decompositions: { cold: 0, warm: 0, fallback: 0, kept: 0 }, events: [], residual: NaN };
-    const tel: KfacTelemetry = {
-      step: s,
-      preconditioned: false,
-      factorsUpdated: false,
-      decomposed: false,
-      damping,
-      gradNorm: NaN,
-      preClipNorm: NaN,
-      clipScale: 1,
-      clipped: false,
-      clipRate: 0,
-      clipThreshold: NaN,
-      gradClipScale: 1,
-      microBatches: 0,
-      lr: typeof c['lr'] === 'number' ? c['lr'] : NaN,
-      quadraticModel: NaN,
-      rho: NaN,
-      trustScale: this.trustScale,
-      stepAgreement: NaN,
-      rejected: false,
-      untrackedClipped: 0,
-      decompositions: sink.decompositions,
-      refreshResidual: NaN,
-      timings: { factorsMs: 0, decompositionsMs: 0, preconditionMs: 0, clipMs: 0 },
-      events: sink.events,
-    };
+    const tel = startTelemetry(s, damping, typeof c['lr'] === 'number' ? c['lr'] : NaN, this.trustScale, sink);
     const live = this.#blocks.filter((b) => b.grad !== null);
     const grads = live.flatMap((b) => [b.grad as Tensor, ...(b.biasGrad ? [b.biasGrad] : [])]);
 
-    // 1. Gradient clipping before preconditioning (the ablation), and the raw gradient norm.
+    // 1. The raw gradient norm and the captured statistics' check (capturing once now when nothing
+    // was pushed): one reduction, since the rows were not scanned at capture (docs/KFAC.md#factors);
+    // a non-finite factor statistic is refused here, with nothing applied and nothing kept.
+    // Gradient clipping before preconditioning (the ablation) reads its own norm.
+    const due = this.#factorsDue(s);
+    if (due && this.#captures === 0) this.capture({ batchSize: N });
+    const pending = due ? [...this.#factors.values()].filter((f) => f.pending !== undefined) : [];
+    const normed = this.gradClip === null ? grads : [];
+    const sums = normed.length + pending.length > 0 ? ops.sumSquaresMany([...normed, ...pending.map((f) => f.pending as Tensor)]) : [];
+    const bad = pending.findIndex((_, i) => !Number.isFinite(sums[normed.length + i]!));
+    if (bad >= 0) {
+      const key = pending[bad]!.key;
+      this.#dropPending();
+      throw new NotFiniteError(`factor ${key}: the rows captured since the last step hold NaN or Inf; the step was refused and nothing applied`, { argument: `factors.${key}` });
+    }
     if (this.gradClip !== null) {
       const r = clipGradNorm(grads, at(this.gradClip, s, 'gradClip'));
       tel.gradNorm = r.norm;
       tel.gradClipScale = r.scale;
     } else {
-      tel.gradNorm = normOf(grads);
+      tel.gradNorm = Math.sqrt(normed.reduce((acc, _, i) => acc + sums[i]!, 0));
     }
 
-    // 2. Factor updates from the captured statistics (capturing once now when nothing was pushed).
+    // 2. Factor updates from the captured statistics.
     let t0 = process.hrtime.bigint();
-    if (this.#factorsDue(s)) {
-      if (this.#captures === 0) this.capture({ batchSize: N });
+    if (due) {
       tel.microBatches = this.#captures;
       for (const f of this.#factors.values()) f.commit(beta);
       for (const b of this.#blocks) b.commitRows(beta);
@@ -315,7 +308,8 @@ export class KfacPreconditioner {
       t0 = process.hrtime.bigint();
       const steps = live.flatMap((b) => b.steps());
       const params = live.flatMap((b) => [b.layer.weight.tensor, ...(b.Pb && b.biasGrad && b.layer.bias ? [b.layer.bias.tensor] : [])]);
-      clipSteps(this.newtonClip, { steps, grads, params, names: live.map((b) => b.layer.name) }, s, {
+      const names = live.flatMap((b) => [b.layer.name, ...(b.Pb && b.biasGrad && b.layer.bias ? [`${b.layer.name} (bias)`] : [])]);
+      clipSteps(this.newtonClip, { steps, grads, params, names }, s, {
         lr: (which) => this.#lr(c, which),
         trustLr: () => this.#trustLr(c),
         trustScale: this.trustScale,

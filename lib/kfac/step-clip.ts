@@ -27,7 +27,7 @@ export interface StepTensors {
   grads: Tensor[];
   /** θ of each step tensor (the trust ratio reads them). */
   params: Tensor[];
-  /** The layers the steps belong to (for error messages). */
+  /** The layer of each step tensor (for error messages). */
   names: string[];
 }
 
@@ -43,7 +43,10 @@ export interface ClipRates {
 /** Clips `t.steps` in place by `nc` at step `s` and writes preClipNorm, clipScale, clipped, clipThreshold. */
 export function clipSteps(nc: ResolvedNewtonClip | null, t: StepTensors, s: number, rates: ClipRates, tel: KfacTelemetry): void {
   if (!nc) {
-    tel.preClipNorm = normOf(t.steps);
+    // no clip: the norm is telemetry, and a non-finite step is refused here as by every clip
+    const sums = ops.sumSquaresMany(t.steps);
+    notFinite(sums, t);
+    tel.preClipNorm = Math.sqrt(sums.reduce((a, b) => a + b, 0));
     return;
   }
   let r;
@@ -64,6 +67,12 @@ export function clipSteps(nc: ResolvedNewtonClip | null, t: StepTensors, s: numb
   tel.clipped = r.clipped;
 }
 
+/** NotFiniteError naming the first step tensor whose sum of squares is not finite. */
+function notFinite(sums: ArrayLike<number>, t: StepTensors): void {
+  for (let i = 0; i < sums.length; i++)
+    if (!Number.isFinite(sums[i]!)) throw new NotFiniteError(`tensors[${i}]: the Newton step of ${t.names[i] ?? `tensor ${i}`} is not finite`, { argument: `tensors[${i}]` });
+}
+
 /**
  * The trust-ratio clip (docs/KFAC.md#default-threshold), with k = κ/η̄:
  * global: ‖P‖ ≤ k·max(‖θ‖, θ_min·√n); per-tensor: ‖P_i‖ ≤ k·√n_i·max(rms θ_i, rms θ, θ_min),
@@ -81,11 +90,8 @@ export function trustRatioClip(t: StepTensors, k: number, mode: 'global' | 'per-
     const r = clipNewtonStep(steps, { mode: 'global', maxNorm: tau });
     return { norm: r.norm, scale: r.scale, clipped: r.clipped, threshold: tau };
   }
-  const norms = steps.map((_, i) => {
-    const v = sums[params.length + i]!;
-    if (!Number.isFinite(v)) throw new NotFiniteError(`tensors[${i}]: the Newton step of ${t.names.join(', ')} is not finite`, { argument: `tensors[${i}]` });
-    return Math.sqrt(v);
-  });
+  notFinite(sums.slice(params.length), t);
+  const norms = steps.map((_, i) => Math.sqrt(sums[params.length + i]!));
   let scale = 1;
   let threshold = Infinity;
   steps.forEach((p, i) => {

@@ -43,3 +43,33 @@ export interface KfacTelemetry {
   /** Unusual events: decompositions that failed and kept the previous basis, etc. */
   events: string[];
 }
+
+/** A step's telemetry before anything happened: nothing updated, decomposed or clipped yet. */
+export function startTelemetry(step: number, damping: number, lr: number, trustScale: number, sink: { decompositions: KfacTelemetry['decompositions']; events: string[] }): KfacTelemetry {
+  return {
+    step,
+    preconditioned: false,
+    factorsUpdated: false,
+    decomposed: false,
+    damping,
+    gradNorm: NaN,
+    preClipNorm: NaN,
+    clipScale: 1,
+    clipped: false,
+    clipRate: 0,
+    clipThreshold: NaN,
+    gradClipScale: 1,
+    microBatches: 0,
+    lr,
+    quadraticModel: NaN,
+    rho: NaN,
+    trustScale,
+    stepAgreement: NaN,
+    rejected: false,
+    untrackedClipped: 0,
+    decompositions: sink.decompositions,
+    refreshResidual: NaN,
+    timings: { factorsMs: 0, decompositionsMs: 0, preconditionMs: 0, clipMs: 0 },
+    events: sink.events,
+  };
+}

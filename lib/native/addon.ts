@@ -106,7 +106,7 @@ export interface NativeClipResult {
 
 /** The K-FAC kernels (native/napi/ops_kfac.cpp). */
 export interface NativeKfacOps {
-  factorUpdate(x: NativeTensor, factor: NativeTensor, options: { beta: number; scale: number; bias: boolean }): void;
+  factorUpdate(x: NativeTensor, factor: NativeTensor, options: { beta: number; scale: number; bias: boolean; checkFinite: boolean }): void;
   dampedInverse(a: NativeTensor, damping: number, out: NativeTensor | null): { out: NativeTensor; usedFloat64: boolean };
   preconditionEigen(
     grad: NativeTensor,
@@ -210,6 +210,8 @@ export interface NativeCuda {
   /** bf16 GEMMs cuBLASLt ran (`calls`) and declined to the cublasGemmEx / syrk path (`fallbacks`) since the process started. Parity checks only. */
   cublasLtCounts(): { calls: number; fallbacks: number };
   emptyCache(): number;
+  /** Host waits on the stream since the process started: one per download and per explicit synchronize (the ops only queue work). */
+  synchronizations(): number;
 }
 
 export interface NativeAddon extends NativeKfacOps {

@@ -11,6 +11,9 @@ struct FactorUpdateOptions {
   float beta = 0.f;     // EMA decay in [0, 1]; 0 replaces F without reading it
   double scale = 1.0;   // multiplies XᵀX/R (see factor_update)
   bool bias = false;    // append an implicit column of ones to X
+  // Refuse non-finite rows (NotFinite, F untouched). false skips the scan: on cuda it is a host
+  // wait per call (a flag read back), which K-FAC's capture avoids (docs/KFAC.md#factors).
+  bool check_finite = true;
 };
 
 // F ← beta·F + (1−beta)·scale/R · X̃ᵀX̃, X̃ = X or [X | 1] (bias).

@@ -145,7 +145,7 @@ double dot(const Tensor& x, const Tensor& y) { return cpu::dot(x.f32(), y.f32(),
 void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt) {
   const int64_t d = x.dim(-1);
   const int64_t R = x.rank() == 1 ? 1 : x.numel() / d;
-  check_finite_fast(x, "x");
+  if (opt.check_finite) check_finite_fast(x, "x");
   double alpha = (1.0 - double(opt.beta)) * opt.scale / double(R);
   cpu::factor_update(x.f32(), R, d, d, opt.bias, opt.beta, float(alpha), F.f32(), F.dim(0));
 }

@@ -94,7 +94,10 @@ void* Context::scratch(int slot, size_t bytes) {
   return scratch_[slot];
 }
 
-void Context::synchronize() { check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+void Context::synchronize() {
+  ++syncs_;
+  check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
 
 namespace {
 

@@ -7,6 +7,7 @@
 #include <cusolverDn.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "../core/device_cache.h"
@@ -39,7 +40,10 @@ class Context {
   // A scratch buffer of at least `bytes`, reused across calls (grows, never shrinks).
   // Slot 0..3 for ops that need several at once.
   void* scratch(int slot, size_t bytes);
+  // Waits for the stream (cudaStreamSynchronize): only where the host reads a result. Counted.
   void synchronize();
+  // Host waits on the stream since the process started (synchronize() calls, downloads included).
+  uint64_t synchronizations() const { return syncs_; }
 
  private:
   Context();
@@ -48,6 +52,7 @@ class Context {
   cusolverDnHandle_t solver_ = nullptr;
   void* scratch_[4] = {nullptr, nullptr, nullptr, nullptr};
   size_t scratch_bytes_[4] = {0, 0, 0, 0};
+  uint64_t syncs_ = 0;
 };
 
 // The device memory functions for the core: the caching allocator of native/core/device_cache.h

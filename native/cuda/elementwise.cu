@@ -56,7 +56,6 @@ void fill(float* x, int64_t n, float value) {
   Context& c = Context::get();
   fill_kernel<<<grid(n), kThreads, 0, c.stream()>>>(x, n, value);
   check(cudaGetLastError(), "fill kernel");
-  c.synchronize();
 }
 
 void add(const float* a, const float* b, float* out, int64_t n) {
@@ -64,7 +63,6 @@ void add(const float* a, const float* b, float* out, int64_t n) {
   Context& c = Context::get();
   add_kernel<<<grid(n), kThreads, 0, c.stream()>>>(a, b, out, n);
   check(cudaGetLastError(), "add kernel");
-  c.synchronize();
 }
 
 void scale(const float* x, float alpha, float* out, int64_t n) {
@@ -72,7 +70,6 @@ void scale(const float* x, float alpha, float* out, int64_t n) {
   Context& c = Context::get();
   scale_kernel<<<grid(n), kThreads, 0, c.stream()>>>(x, alpha, out, n);
   check(cudaGetLastError(), "scale kernel");
-  c.synchronize();
 }
 
 void axpy(float alpha, const float* x, float* y, int64_t n) {
@@ -80,7 +77,6 @@ void axpy(float alpha, const float* x, float* y, int64_t n) {
   Context& c = Context::get();
   axpy_kernel<<<grid(n), kThreads, 0, c.stream()>>>(alpha, x, y, n);
   check(cudaGetLastError(), "axpy kernel");
-  c.synchronize();
 }
 
 double reduce(const float* x, const float* y, int64_t n, int kind) {

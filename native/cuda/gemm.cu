@@ -70,7 +70,6 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& C, const ops::Matmul
                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
           "cublasGemmEx (bf16)");
   }
-  c.synchronize();
 }
 
 }  // namespace kfac::cuda

@@ -24,7 +24,6 @@ void fill_t(const Tensor& x, float v) { cuda::fill(x.f32(), x.numel(), v); }
 
 void copy_t(const Tensor& src, const Tensor& dst) {
   cuda::copy_device(dst.raw(), src.raw(), src.nbytes());
-  Context::get().synchronize();
 }
 
 // Stream-ordered, no host synchronisation: the copies of a stack/unstack queue behind each other.
@@ -37,7 +36,6 @@ void copy_range_t(const Tensor& src, int64_t src_offset, const Tensor& dst, int6
 void cast_t(const Tensor& src, const Tensor& dst) {
   if (src.dtype() == DType::F32) cuda::f32_to_bf16(src.f32(), dst.raw(), src.numel());
   else cuda::bf16_to_f32(src.raw(), dst.f32(), src.numel());
-  Context::get().synchronize();
 }
 
 void add_t(const Tensor& a, const Tensor& b, const Tensor& out) { cuda::add(a.f32(), b.f32(), out.f32(), a.numel()); }
@@ -48,7 +46,6 @@ void transpose_t(const Tensor& x, const Tensor& out) {
   const int64_t rows = x.dim(-2), cols = x.dim(-1);
   const int64_t batch = (rows != 0 && cols != 0) ? x.numel() / (rows * cols) : 0;
   if (batch) cuda::transpose(x.f32(), out.f32(), batch, rows, cols);
-  Context::get().synchronize();
 }
 
 double sum_t(const Tensor& x) { return cuda::reduce(x.f32(), nullptr, x.numel(), 0); }
@@ -57,7 +54,6 @@ double dot_t(const Tensor& x, const Tensor& y) { return cuda::reduce(x.f32(), y.
 
 void factor_update_t(const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt) {
   cuda::factor_update(x, F, opt);
-  Context::get().synchronize();
 }
 
 bool eigh_t(const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt) {
@@ -71,7 +67,6 @@ int64_t eigh_batched_t(const Tensor& a, const Tensor& values, const Tensor& vect
 void precondition_eigen_t(const Tensor& gW, TensorOpt gb, const Tensor& QA, const Tensor& dA, const Tensor& QG,
                           const Tensor& dG, float lambda, const Tensor& PW, TensorOpt Pb) {
   cuda::precondition_eigen(gW, gb, QA, dA, QG, dG, lambda, PW, Pb);
-  Context::get().synchronize();
 }
 
 }  // namespace

@@ -78,7 +78,6 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   adamw_kernel<<<blocks_for(n), kThreads, 0, c.stream()>>>(param.f32(), grad.f32(), exp_avg.f32(), exp_avg_sq.f32(),
                                                            p.amsgrad ? max_sq->f32() : nullptr, n, s);
   check(cudaGetLastError(), "adamw kernel");
-  c.synchronize();
 }
 
 void sgd_step(const Tensor& param, const Tensor& grad, const Tensor* buf, const cpu::SgdParams& p) {
@@ -98,7 +97,6 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor* buf, const 
   Context& c = Context::get();
   sgd_kernel<<<blocks_for(n), kThreads, 0, c.stream()>>>(param.f32(), grad.f32(), s.use_mom ? buf->f32() : nullptr, n, s);
   check(cudaGetLastError(), "sgd kernel");
-  c.synchronize();
 }
 
 }  // namespace kfac::cuda

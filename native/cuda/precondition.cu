@@ -66,7 +66,6 @@ void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, co
   sgemm(false, false, dout, Da, dout, 1.f, QG.f32(), dout, T2, Da, 0.f, T1, Da);          // T1 = Q_G T2
   sgemm(false, true, dout, din, Da, 1.f, T1, Da, QA.f32(), Da, 0.f, PW.f32(), din);        // P_W = T1 Q_A[:din]ᵀ
   if (gb) sgemm(false, true, dout, 1, Da, 1.f, T1, Da, QA.f32() + din * Da, Da, 0.f, Pb->f32(), 1);
-  c.synchronize();
 }
 
 void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv, const Tensor& Ginv,
@@ -78,7 +77,6 @@ void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv
   right_multiply(gW.f32(), gb ? gb->f32() : nullptr, dout, din, Ainv.f32(), Da, T1);
   sgemm(false, false, dout, din, dout, 1.f, Ginv.f32(), dout, T1, Da, 0.f, PW.f32(), din);
   if (gb) sgemm(false, false, dout, 1, dout, 1.f, Ginv.f32(), dout, T1 + din, Da, 0.f, Pb->f32(), 1);
-  c.synchronize();
 }
 
 namespace {
@@ -164,7 +162,6 @@ bool damped_inverse(const Tensor& a, float delta, const Tensor& out) {
   if (n == 0) return false;
   if (!all_finite(a.f32(), n * n)) throw_arg(ErrorCode::NotFinite, "a", "finite values", "NaN or Inf");
   bool f64 = inverse_or_throw(a.f32(), n, delta, out.f32(), "a") == 1;
-  Context::get().synchronize();
   return f64;
 }
 
@@ -184,7 +181,6 @@ ops::PiDampingResult precondition_inverse_factors(const Tensor& gW, const Tensor
   right_multiply(gW.f32(), gb ? gb->f32() : nullptr, dout, din, Ainv.as<float>(), Da, T1);
   sgemm(false, false, dout, din, dout, 1.f, Ginv.as<float>(), dout, T1, Da, 0.f, PW.f32(), din);
   if (gb) sgemm(false, false, dout, 1, dout, 1.f, Ginv.as<float>(), dout, T1 + din, Da, 0.f, Pb->f32(), 1);
-  c.synchronize();
   return r;
 }
 

@@ -25,7 +25,7 @@ Napi::Object pi_object(Napi::Env env, const ops::PiDampingResult& r) {
   return o;
 }
 
-// factorUpdate(x, factor, { beta, scale, bias }) → undefined; factor is overwritten (EMA)
+// factorUpdate(x, factor, { beta, scale, bias, checkFinite }) → undefined; factor is overwritten (EMA)
 KFAC_BINDING(FactorUpdate) {
   Tensor x = get_tensor(arg(info, 0), "x");
   Tensor F = get_tensor(arg(info, 1), "factor");
@@ -34,6 +34,7 @@ KFAC_BINDING(FactorUpdate) {
   opt.beta = opt_float(o, "beta", opt.beta);
   opt.scale = opt_number(o, "scale", opt.scale);
   opt.bias = opt_flag(o, "bias", opt.bias);
+  opt.check_finite = opt_flag(o, "checkFinite", opt.check_finite);
   ops::factor_update(x, F, opt);
   return info.Env().Undefined();
 }

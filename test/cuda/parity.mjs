@@ -350,7 +350,13 @@ export const cases = [
       kfac.updateFactor(G, on(x.reshape([6, 5]), dev));
       assert.deepEqual(read(F), read(G), 'leading dimensions are rows');
       const bad = on(Tensor.from(new Float32Array([1, NaN, 3, 4]), [2, 2]), dev);
-      assert.throws(() => kfac.updateFactor(Tensor.zeros([2, 2], { device: dev }), bad), NotFiniteError);
+      const F0 = Tensor.zeros([2, 2], { device: dev });
+      assert.throws(() => kfac.updateFactor(F0, bad), NotFiniteError);
+      assert.deepEqual(Array.from(read(F0)), [0, 0, 0, 0], 'a refused update leaves the factor as it was');
+      // checkFinite: false (K-FAC's capture) does not scan: the NaN's products reach the factor
+      kfac.updateFactor(F0, bad, { checkFinite: false });
+      const f = read(F0);
+      assert.ok(Number.isNaN(f[1]) && Number.isNaN(f[3]) && f[0] === (1 + 9) / 2, `unscanned update: ${f}`);
     },
   },
   {

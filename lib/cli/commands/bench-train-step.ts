@@ -121,6 +121,9 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     ...(r.deviceCache
       ? [['device allocations per step: tensors / raw (cudaMalloc)', `${r.deviceCache.allocationsPerStep.toFixed(1)} / ${r.deviceCache.rawAllocationsPerStep.toFixed(1)} (caching ${r.deviceCache.caching ? 'on' : 'off'}; ${gib(r.deviceCache.reservedBytes)} reserved)`]]
       : []),
+    ...(r.hostSyncsPerStep
+      ? [['host waits on the stream per step (the bench\'s own included)', `${r.hostSyncsPerStep.run.toFixed(1)}${r.hostSyncsPerStep.adamw === null ? '' : ` (AdamW ${r.hostSyncsPerStep.adamw.toFixed(1)})`}`]]
+      : []),
     ['GEMM share of the step (linear layers)', r.gemmShare === null ? 'not measured' : `${(100 * r.gemmShare).toFixed(1)} %`],
     ['step TFLOP/s (linear + attention FLOPs / step time)', fmt(r.stepTflops, 3)],
     ['GEMM TFLOP/s (linear FLOPs / time in GEMM calls)', fmt(r.gemmTflops, 3)],

@@ -105,6 +105,13 @@ KFAC_BINDING(CudaCublasLtCounts) {
   o.Set("fallbacks", Napi::Number::New(info.Env(), double(c.fallbacks)));
   return o;
 }
+// synchronizations() → host waits on the stream since the process started: one per result the
+// host reads (a download) and per explicit synchronize(); the ops themselves only queue work.
+// bench train-step reports them per step.
+KFAC_BINDING(CudaSynchronizations) {
+  const bool up = cuda::probe().count > 0;
+  return Napi::Number::New(info.Env(), up ? double(cuda::Context::get().synchronizations()) : 0.0);
+}
 // emptyCache() → bytes given back to the device (cached segments that are entirely free).
 KFAC_BINDING(CudaEmptyCache) { return Napi::Number::New(info.Env(), double(cuda::empty_cache())); }
 
@@ -114,6 +121,7 @@ const Binding kBindings[] = {
     {"cublasLt", CudaCublasLt},
     {"cublasLtCounts", CudaCublasLtCounts},
     {"emptyCache", CudaEmptyCache},
+    {"synchronizations", CudaSynchronizations},
 };
 
 }  // namespace

@@ -1,0 +1,94 @@
+/**
+ * Non-finite rows (docs/KFAC.md#factors): `kfac.updateFactor` refuses them unless asked not to
+ * scan (`checkFinite: false`, what K-FAC's capture passes: on cuda the scan is a host wait per
+ * call). K-FAC checks what it captured at the step instead, in the reduction the step reads anyway:
+ * a non-finite factor statistic is a NotFiniteError naming the factor, nothing is applied and the
+ * captured statistics are dropped — for every method, with the default clip and without one, the
+ * run then goes on exactly as if that micro-batch had never come.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { InvalidArgumentError, NotFiniteError, Tensor } from '../../lib/index.js';
+import { updateFactor } from '../../lib/kfac/factor.js';
+import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { DenseLayer } from '../support/dense-layer.js';
+import { randomF32 } from '../support/helpers.js';
+
+describe('kfac.updateFactor and non-finite rows', () => {
+  const bad = () => Tensor.from(new Float32Array([1, 2, NaN, 4, 5, 6]), [2, 3]);
+
+  it('refuses them by default, leaving the factor as it was', () => {
+    const F = Tensor.from(randomF32(9, 1), [3, 3]);
+    const before = F.toArray();
+    expect(() => updateFactor(F, bad(), { beta: 0.5 })).toThrow(NotFiniteError);
+    expect(F.toArray()).toEqual(before);
+  });
+
+  it('with checkFinite: false the rows are not scanned and reach the factor', () => {
+    const F = Tensor.zeros([3, 3]);
+    updateFactor(F, bad(), { checkFinite: false });
+    const f = F.toArray();
+    // row and column 2 hold the NaN's products; the others are finite
+    expect(Number.isNaN(f[2 * 3 + 2]!)).toBe(true);
+    expect(Number.isNaN(f[0 * 3 + 2]!)).toBe(true);
+    expect(f[0]).toBeCloseTo((1 + 16) / 2, 5);
+  });
+
+  it('checkFinite must be a boolean', () => {
+    expect(() => updateFactor(Tensor.zeros([3, 3]), bad(), { checkFinite: 1 as unknown as boolean })).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('K-FAC with a non-finite row at a capture', () => {
+  const [din, dout, R] = [4, 3, 6];
+  const methods = ['ekfac', 'eigen', 'inverse'] as const;
+  for (const method of methods)
+    for (const clip of ['the default clip', 'no clip'] as const)
+      it(`${method}, ${clip}: the step is refused naming the factor, and the run goes on as if the batch never came`, () => {
+        const make = () => {
+          const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
+          const opt = new KFAC([layer], [], { method, inverseEvery: 3, ...(clip === 'no clip' ? { newtonClip: null } : {}) });
+          const feed = (seed: number, poison: boolean) => {
+            const x = randomF32(R * din, seed);
+            if (poison) x[5] = NaN;
+            layer.setInput(Tensor.from(x, [R, din]));
+            layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
+            layer.setGrads(randomF32(dout * din, seed + 2), randomF32(dout, seed + 3));
+          };
+          return { layer, opt, feed };
+        };
+        const hit = make();
+        const clean = make();
+        for (const r of [hit, clean])
+          for (let s = 0; s < 2; s++) {
+            r.feed(10 + 4 * s, false);
+            r.opt.step({ batchSize: R });
+          }
+        // a micro-batch with a NaN input row (its gradients finite): captured, then refused at the step
+        hit.feed(100, true);
+        hit.opt.capture({ batchSize: R });
+        const W = hit.layer.weight.tensor.toArray();
+        const b = hit.layer.bias!.tensor.toArray();
+        let err: unknown;
+        try {
+          hit.opt.step({ batchSize: R });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(NotFiniteError);
+        expect((err as NotFiniteError).message).toMatch(/factor fc\.A|factor .*fc.*: the rows captured since the last step hold NaN or Inf/);
+        expect(hit.layer.weight.tensor.toArray()).toEqual(W);
+        expect(hit.layer.bias!.tensor.toArray()).toEqual(b);
+        expect(hit.opt.preconditioner.pendingCaptures).toBe(0);
+        // nothing of it was kept: the next clean steps match a run that never saw it, bit for bit
+        for (let s = 0; s < 3; s++)
+          for (const r of [hit, clean]) {
+            r.feed(200 + 4 * s, false);
+            r.opt.step({ batchSize: R });
+          }
+        expect(hit.layer.weight.tensor.toArray()).toEqual(clean.layer.weight.tensor.toArray());
+        expect(hit.layer.bias!.tensor.toArray()).toEqual(clean.layer.bias!.tensor.toArray());
+        hit.opt.dispose();
+        clean.opt.dispose();
+      });
+});
