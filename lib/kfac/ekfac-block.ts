@@ -14,9 +14,14 @@ import { ekfacMoments } from './factor.js';
 import { preconditionEkfac } from './precondition.js';
 import { stateLike } from './state.js';
 
-/** t as float32 (bfloat16 activations on a device are widened into a new tensor). */
-function asF32(t: Tensor): { t: Tensor; owned: boolean } {
-  return t.dtype === 'float32' ? { t, owned: false } : { t: cast(t, 'float32'), owned: true };
+/**
+ * The rows as the moments op takes them: bfloat16 rows (bf16 activations on a device) go as they
+ * are — their projection is a bf16 GEMM (native/cuda/ekfac_body.h) — unless KFAC_EKFAC_BF16=0,
+ * which widens them into a float32 copy first (the float32 projection, the reference path).
+ */
+function rowsFor(t: Tensor): { t: Tensor; owned: boolean } {
+  if (t.dtype === 'float32' || process.env['KFAC_EKFAC_BF16'] !== '0') return { t, owned: false };
+  return { t: cast(t, 'float32'), owned: true };
 }
 
 export class EkfacBlock extends EigenBlock {
@@ -44,8 +49,8 @@ export class EkfacBlock extends EigenBlock {
     const QA = this.a.decomp?.Q;
     const QG = this.g.decomp?.Q;
     if (!QA || !QG) return;
-    const x = asF32(a);
-    const gr = asF32(g);
+    const x = rowsFor(a);
+    const gr = rowsFor(g);
     const D = this.#pendingD + d;
     try {
       // running mean over micro-batches: acc ← (D_prev/D)·acc + (w/D)·(g Q_G)²ᵀ (x̃ Q_A)²

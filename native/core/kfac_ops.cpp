@@ -149,10 +149,15 @@ void precondition_ekfac(const Tensor& gW, const Tensor* gb, const Tensor& QA, co
 void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,
                    const EkfacMomentsOptions& opt, const Tensor& acc) {
   const Device dev = common_device({{&x, "x"}, {&g, "g"}, {&QA, "QA"}, {&QG, "QG"}, {&acc, "acc"}});
-  check_input(x, "x");
-  check_rank(x, "x", 1, kMaxRank);
-  check_input(g, "g");
-  check_rank(g, "g", 1, kMaxRank);
+  // x and g may be bfloat16 (a layer's bf16 activations and gradients) where the device's kernels
+  // store them; Q_A, Q_G and acc are float32 always.
+  const bool bf16_ok = backend_registered(dev) && kernels_of(dev).bf16_activations;
+  for (auto [t, n] : {std::pair{&x, "x"}, {&g, "g"}}) {
+    if (t->dtype() == DType::BF16 && !bf16_ok)
+      throw_arg(ErrorCode::DType, n, "float32 (ekfac_moments takes bfloat16 rows only on cuda)", "bfloat16");
+    if (t->dtype() != DType::BF16) check_input(*t, n);
+    check_rank(*t, n, 1, kMaxRank);
+  }
   const int64_t din = x.dim(-1), dout = g.dim(-1);
   if (din == 0) throw_arg(ErrorCode::Shape, "x", "at least one column", "shape " + shape_str(x.shape()));
   const int64_t R = x.numel() / din;

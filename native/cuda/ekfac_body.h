@@ -6,6 +6,10 @@
 //                       denominator is not positive set to 0 (as the eigen method's pseudo-inverse).
 // Three or four SGEMMs and one elementwise body each, in the order of the CPU kernels
 // (native/cpu/ekfac.cpp), which are the reference; arguments arrive checked (core/kfac_ops.cpp).
+// ekfac_moments takes bf16 rows x and/or g (bf16 activations on the device): their projection is
+// then a bf16 GEMM with float32 accumulation (tensor cores), Q_A[:din] / Q_G rounded to bf16 for it
+// (each entry within 2⁻⁹ relative; the bias row is added in float32), instead of widening the rows
+// to float32 first — the projection x̃ Q_A is EKFAC's largest GEMM (R·Da² per layer and step).
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
@@ -25,6 +29,28 @@ struct AddRowSquare {
     }
   }
 };
+
+// out[k] ← q[k] rounded to bf16 (round to nearest even, as every bf16 store).
+struct RoundBf16 {
+  const float* q;
+  uint16_t* out;
+  int64_t total;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t k = i.global(); k < total; k += i.stride()) out[k] = hd::f32_to_bf16(q[k]);
+  }
+};
+
+// Y [rows, n] = X [rows, k] · Q[:k] (Q row-major with n columns): an SGEMM for float32 rows; for
+// bf16 rows Q[:k] is rounded into `qb` (k·n bf16) and the GEMM is bf16 × bf16 with float32 output.
+template <class E>
+void project(const Tensor& X, const float* Q, int64_t rows, int64_t k, int64_t n, uint16_t* qb, float* Y) {
+  if (X.dtype() != DType::BF16) {
+    E::sgemm(false, false, rows, n, k, 1.f, X.f32(), k, Q, n, 0.f, Y, n);
+    return;
+  }
+  E::grid(hd::grid_blocks(k * n), hd::kThreads, RoundBf16{Q, qb, k * n});
+  E::gemm_bf16(false, false, rows, n, k, 1.f, static_cast<const uint16_t*>(X.raw()), k, qb, n, 0.f, Y, n);
+}
 
 // T[k] ← T[k] / (c·S[k] + λ), 0 where that denominator is not positive.
 struct DivideMoments {
@@ -48,10 +74,13 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
   if (dout == 0) return;
   float* XA = static_cast<float*>(E::scratch(0, size_t(R * Da) * sizeof(float)));
   float* GQ = static_cast<float*>(E::scratch(1, size_t(R * dout) * sizeof(float)));
+  // bf16 copies of Q_A[:din] and Q_G for bf16 rows, side by side in slot 2
+  const int64_t qa_n = x.dtype() == DType::BF16 ? din * Da : 0, qg_n = g.dtype() == DType::BF16 ? dout * dout : 0;
+  uint16_t* qb = qa_n + qg_n ? static_cast<uint16_t*>(E::scratch(2, size_t(qa_n + qg_n) * sizeof(uint16_t))) : nullptr;
   // x̃ Q_A = x Q_A[:din] + 1·Q_A[din] (the bias row added with the square)
-  E::sgemm(false, false, R, Da, din, 1.f, x.f32(), din, QA.f32(), Da, 0.f, XA, Da);
+  project<E>(x, QA.f32(), R, din, Da, qb, XA);
   E::grid(hd::grid_blocks(R * Da), hd::kThreads, AddRowSquare{XA, opt.bias ? QA.f32() + din * Da : nullptr, R * Da, Da});
-  E::sgemm(false, false, R, dout, dout, 1.f, g.f32(), dout, QG.f32(), dout, 0.f, GQ, dout);
+  project<E>(g, QG.f32(), R, dout, dout, qb ? qb + qa_n : nullptr, GQ);
   E::grid(hd::grid_blocks(R * dout), hd::kThreads, AddRowSquare{GQ, nullptr, R * dout, dout});
   E::sgemm(true, false, dout, Da, R, opt.alpha, GQ, dout, XA, Da, opt.beta, acc.f32(), Da);
 }

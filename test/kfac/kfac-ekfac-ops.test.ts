@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { DeviceError, kfac, linalg, ShapeError, Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native/loader.js';
-import { emulationPossible, nanT, onBoth, put, type Dev } from '../support/emulation.js';
+import { bf16Round, emulationPossible, nanT, onBoth, put, type Dev } from '../support/emulation.js';
 import { expectClose, input } from '../support/nn-helpers.js';
 
 const eye = (n: number): Tensor => Tensor.from(Float32Array.from({ length: n * n }, (_, k) => (k % (n + 1) === 0 ? 1 : 0)), [n, n]);
@@ -182,6 +182,70 @@ describe.skipIf(!emulationPossible())('kfac.ekfacMoments and kfac.preconditionEk
       const r = stepOn(dev, din, dout, bias, 1.7, 1e-3, 200 + din);
       return r.outBias ? [r.out, r.outBias] : [r.out];
     }, bias ? [ref.W, ref.b] : [ref.W], 'step', 1e-5, 1e-4);
+  });
+
+  // bf16 rows (bf16 activations): the projection is a bf16 GEMM with Q_A[:din] / Q_G rounded to bf16
+  // (the bias row stays float32). Against float64 with those roundings the only error left is the
+  // float32 accumulation; against the unrounded Q it is bounded per entry by the rounding of Q
+  // (u = 2⁻⁹ per entry, 2⁻⁸ allowed): |p̂ − p| ≤ u·Σ_k |x_k q_k| for each projection p, so
+  // |ĝ²â² − g²a²| ≤ (|g| + e_g)²(|a| + e_a)² − g²a².
+  describe.each([
+    ['x and g', true, true],
+    ['x', true, false],
+    ['g', false, true],
+  ] as const)('bf16 rows (%s)', (_, xb, gb) => {
+    it.each(CASES)('moments, %s: the bf16-rounded Q to float32 accumulation, the exact Q within the rounding bound', (__, R, din, dout, bias) => {
+      const [x0, g0, , , , QA, QG, , alpha, beta, acc0] = momentsArgs(R, din, dout, bias, 0.3, 0.6, 500 + R);
+      const Da = din + (bias ? 1 : 0);
+      const x = xb ? bf16Round(x0) : x0;
+      const g = gb ? bf16Round(g0) : g0;
+      const QAr = xb ? Float32Array.from(QA, (v, k) => (k < din * Da ? bf16Round(Float32Array.of(v))[0]! : v)) : QA;
+      const QGr = gb ? bf16Round(QG) : QG;
+      const acc = put(acc0!, [dout, Da], 'cuda');
+      const rows = (a: Float32Array, shape: number[], b: boolean) => (b ? Tensor.from(a, shape).to('cuda', { dtype: 'bfloat16' }) : put(a, shape, 'cuda'));
+      kfac.ekfacMoments(acc, rows(x, [R, din], xb), rows(g, [R, dout], gb), { QA: put(QA, [Da, Da], 'cuda'), QG: put(QG, [dout, dout], 'cuda'), alpha, beta, bias });
+      const got = acc.to('cpu').toArray();
+      expectClose(got, momentsRef(x, g, R, din, dout, QAr, QGr, bias, alpha, beta, acc0!), 'with the bf16-rounded Q', 1e-5, 1e-5);
+      // the exact Q: the per-entry bound of the rounding
+      const u = 2 ** -8;
+      const want = momentsRef(x, g, R, din, dout, QA, QG, bias, alpha, beta, acc0!);
+      const bound = new Float64Array(dout * Da);
+      for (let r = 0; r < R; r++) {
+        const pa = Array.from({ length: Da }, (_, j) => {
+          let s = bias ? QA[din * Da + j]! : 0;
+          let e = 0;
+          for (let k = 0; k < din; k++) {
+            s += x[r * din + k]! * QA[k * Da + j]!;
+            e += Math.abs(x[r * din + k]! * QA[k * Da + j]!);
+          }
+          return [Math.abs(s), xb ? u * e : 0] as const;
+        });
+        for (let i = 0; i < dout; i++) {
+          let s = 0;
+          let e = 0;
+          for (let k = 0; k < dout; k++) {
+            s += g[r * dout + k]! * QG[k * dout + i]!;
+            e += Math.abs(g[r * dout + k]! * QG[k * dout + i]!);
+          }
+          const [gv, ge] = [Math.abs(s), gb ? u * e : 0];
+          for (let j = 0; j < Da; j++) {
+            const [av, ae] = pa[j]!;
+            bound[i * Da + j]! += alpha * ((gv + ge) ** 2 * (av + ae) ** 2 - gv * gv * av * av);
+          }
+        }
+      }
+      let worst = 0;
+      for (let k = 0; k < want.length; k++) worst = Math.max(worst, Math.abs(got[k]! - want[k]!) / (bound[k]! + 1e-5 * Math.abs(want[k]!) + 1e-30));
+      expect(worst, 'error / (rounding bound + float32 slack)').toBeLessThanOrEqual(1);
+      // and the bound is not vacuous: the rounding moved some entry by more than float32 slack
+      if (xb || gb) expect(Math.max(...got.map((v, k) => Math.abs(v - want[k]!) / (Math.abs(want[k]!) + 1e-30)))).toBeGreaterThan(1e-6);
+    });
+  });
+
+  it('bf16 rows on the CPU are a DTypeError naming them', () => {
+    const x = ones([4, 3]).to('cpu', { dtype: 'bfloat16' });
+    expect(() => kfac.ekfacMoments(Tensor.zeros([2, 3]), x, ones([4, 2]), { QA: eye(3), QG: eye(2) })).toThrow(/\bx\b.*bfloat16|bfloat16.*\bx\b/);
+    expect(() => kfac.ekfacMoments(Tensor.zeros([2, 3]), ones([4, 3]), ones([4, 2]).to('cpu', { dtype: 'bfloat16' }), { QA: eye(3), QG: eye(2) })).toThrow(/\bg\b/);
   });
 
   it('a tensor on the other device is a DeviceError naming it', () => {
