@@ -24,7 +24,7 @@ export type NewtonClip =
 export type KfacMethod = 'eigen' | 'inverse' | 'ekfac';
 
 export interface KfacPreconditionerOptions {
-  /** λ (default 1e-3); the starting value when adaptive damping is on. */
+  /** λ (default 1e-4); the starting value when adaptive damping is on. */
   damping?: Hyper;
   /** β of the factor EMA (default 0.95). */
   factorDecay?: Hyper;
@@ -237,7 +237,7 @@ export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
   if (sfd > 0 && method === 'inverse')
     throw new ConfigError("smallFactorDim: the 'inverse' method keeps inverses, not eigenbases; use method 'eigen' or 'ekfac', or leave smallFactorDim unset", { argument: 'smallFactorDim' });
   return {
-    damping: hyper(o['damping'], 'damping', 1e-3),
+    damping: hyper(o['damping'], 'damping', 1e-4),
     factorDecay: hyper(o['factorDecay'], 'factorDecay', 0.95),
     factorEvery: hyper(o['factorEvery'], 'factorEvery', 1),
     inverseEvery: hyper(o['inverseEvery'], 'inverseEvery', 10),

@@ -103,7 +103,7 @@ export const DEFAULTS = {
   /** The default warm-up as a fraction of the run's steps. */
   warmupFraction: 0.1,
   momentum: 0.9,
-  damping: 1e-3,
+  damping: 1e-4,
   factorDecay: 0.95,
   inverseEvery: 10,
   kfacSequence: 'expand' as const,

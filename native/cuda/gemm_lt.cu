@@ -1,8 +1,8 @@
 // cuBLASLt bf16 GEMMs (gemm_lt.cuh). Row-major C = op(A)·op(B) is the column-major
 // Cᵀ = op(B)ᵀ·op(A)ᵀ, so Lt's "A" is our B and its "B" our A, with m = N, n = M.
 // The handle, the workspace and the per-shape plans (descriptors and the heuristic's algorithm)
-// are made on first use and kept for the process; the workspace is one device block of
-// kLtWorkspace bytes. All of it runs on the context's stream.
+// are made on first use and kept for the process; the workspace is one block of kLtWorkspace
+// bytes from the caching allocator. All of it runs on the context's stream.
 // cuBLASLt assumes 256-byte-aligned operands unless told otherwise: a plan states each operand's
 // alignment (the largest power of two up to 256 dividing its address, part of the plan's key),
 // since batched and offset operands (a.raw() + i·M·K with M·K odd) are only 2-byte aligned.
@@ -65,7 +65,9 @@ LtState& state() {
   static LtState* s = [] {
     auto* st = new LtState();  // kept for the process: handles and plans outlive every caller
     check_lt(cublasLtCreate(&st->handle), "cublasLtCreate");
-    check(cudaMalloc(&st->workspace, kLtWorkspace), "cudaMalloc (cuBLASLt workspace)");
+    // from the caching allocator, so cuda.memory() counts it (an OutOfMemoryError names it as any
+    // allocation); kept for the process like the handle
+    st->workspace = (new DeviceBuffer(kLtWorkspace))->as<void>();
     return st;
   }();
   return *s;

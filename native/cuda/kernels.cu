@@ -64,11 +64,6 @@ int64_t eigh_batched_t(const Tensor& a, const Tensor& values, const Tensor& vect
   return cuda::eigh_batched(a, values, vectors, opt.clamp_nonneg);
 }
 
-void precondition_eigen_t(const Tensor& gW, TensorOpt gb, const Tensor& QA, const Tensor& dA, const Tensor& QG,
-                          const Tensor& dG, float lambda, const Tensor& PW, TensorOpt Pb) {
-  cuda::precondition_eigen(gW, gb, QA, dA, QG, dG, lambda, PW, Pb);
-}
-
 }  // namespace
 
 void register_backend() {
@@ -87,7 +82,6 @@ void register_backend() {
   k.dot = dot_t;
   k.factor_update = factor_update_t;
   k.damped_inverse = cuda::damped_inverse;
-  k.precondition_eigen = precondition_eigen_t;
   k.precondition_inverse = cuda::precondition_inverse;
   k.pi_damping = cuda::pi_damping;
   k.precondition_inverse_factors = cuda::precondition_inverse_factors;

@@ -7,7 +7,7 @@
 // (sum_squares_many, a tensor op of the list written as a body so that the emulation runs it),
 // outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling), ew
 // (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels),
-// timeslice (time_slice, kv_cache_write's reverse), ekfac (ekfac_moments and precondition_ekfac, tensor
+// timeslice (time_slice, kv_cache_write's reverse), ekfac (ekfac_moments, precondition_ekfac and precondition_eigen, tensor
 // ops of the list written as bodies like reduce), quadratic (kron_quadratic, adaptive damping's ⟨D, G D A⟩).
 #pragma once
 #include "../core/dispatch.h"

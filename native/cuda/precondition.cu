@@ -13,16 +13,6 @@ namespace kfac::cuda {
 
 namespace {
 
-// T[i][j] /= max(dG[i], 0)·max(dA[j], 0) + λ (0 where the denominator is not positive).
-// T [dout, Da]
-__global__ void divide_kernel(float* T, const float* dG, const float* dA, int64_t dout, int64_t Da, float lambda) {
-  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < dout * Da; k += int64_t(gridDim.x) * blockDim.x) {
-    int64_t i = k / Da, j = k % Da;
-    float den = fmaxf(dG[i], 0.f) * fmaxf(dA[j], 0.f) + lambda;
-    T[k] = den > 0.f ? T[k] / den : 0.f;
-  }
-}
-
 __global__ void to_f64_kernel(const float* x, double* y, int64_t n) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = double(x[i]);
@@ -51,22 +41,6 @@ void right_multiply(const float* gW, const float* gb, int64_t dout, int64_t din,
 }
 
 }  // namespace
-
-void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& dA, const Tensor& QG,
-                        const Tensor& dG, float lambda, const Tensor& PW, const Tensor* Pb) {
-  const int64_t dout = gW.dim(0), din = gW.dim(1), Da = din + (gb ? 1 : 0);  // checked in core
-  if (dout == 0 || Da == 0) return;
-  Context& c = Context::get();
-  float* T1 = static_cast<float*>(c.scratch(0, size_t(dout * Da) * sizeof(float)));
-  float* T2 = static_cast<float*>(c.scratch(1, size_t(dout * Da) * sizeof(float)));
-  right_multiply(gW.f32(), gb ? gb->f32() : nullptr, dout, din, QA.f32(), Da, T1);       // T1 = [∇W|∇b] Q_A
-  sgemm(true, false, dout, Da, dout, 1.f, QG.f32(), dout, T1, Da, 0.f, T2, Da);           // T2 = Q_Gᵀ T1
-  divide_kernel<<<blocks_for(dout * Da), kThreads, 0, c.stream()>>>(T2, dG.f32(), dA.f32(), dout, Da, lambda);
-  check(cudaGetLastError(), "eigen-damping kernel");
-  sgemm(false, false, dout, Da, dout, 1.f, QG.f32(), dout, T2, Da, 0.f, T1, Da);          // T1 = Q_G T2
-  sgemm(false, true, dout, din, Da, 1.f, T1, Da, QA.f32(), Da, 0.f, PW.f32(), din);        // P_W = T1 Q_A[:din]ᵀ
-  if (gb) sgemm(false, true, dout, 1, Da, 1.f, T1, Da, QA.f32() + din * Da, Da, 0.f, Pb->f32(), 1);
-}
 
 void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv, const Tensor& Ginv,
                           const Tensor& PW, const Tensor* Pb) {

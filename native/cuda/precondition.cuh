@@ -1,15 +1,12 @@
-// K-FAC preconditioning on the GPU (mirrors cpu/precondition.cpp): the eigen method
-// P = Q_G[(Q_Gᵀ [∇W|∇b] Q_A) ⊘ (d_G d_Aᵀ + λ)] Q_Aᵀ, and the inverse method with π
-// damping P = (G + √λ/π I)⁻¹ [∇W|∇b] (A + π√λ I)⁻¹ through cuSOLVER Cholesky (potrf +
-// potrs, float64 retry). Same contracts as ops::precondition_* (see core/kfac_ops.h); arguments arrive checked.
+// K-FAC's inverse method on the GPU (mirrors cpu/precondition.cpp): π damping
+// P = (G + √λ/π I)⁻¹ [∇W|∇b] (A + π√λ I)⁻¹ through cuSOLVER Cholesky (potrf + potrs, float64
+// retry). Same contracts as ops::precondition_* (see core/kfac_ops.h); arguments arrive checked.
+// The eigen method's step and EKFAC's are kernel bodies (ekfac_body.h), run by the emulation too.
 #pragma once
 #include "../core/kfac_ops.h"
 #include "../core/tensor.h"
 
 namespace kfac::cuda {
-
-void precondition_eigen(const Tensor& gW, const Tensor* gb, const Tensor& QA, const Tensor& dA, const Tensor& QG,
-                        const Tensor& dG, float lambda, const Tensor& PW, const Tensor* Pb);
 
 void precondition_inverse(const Tensor& gW, const Tensor* gb, const Tensor& Ainv, const Tensor& Ginv,
                           const Tensor& PW, const Tensor* Pb);

@@ -461,6 +461,23 @@ export const cases = [
         relClose(read(acc), M.map((v) => alpha * v), 1e-4, `moments ${R}x${dout}x${Da}, β = 0`);
         kfac.ekfacMoments(acc, on(x, dev), on(g, dev), { QA: on(QA, dev), QG: on(QG, dev), alpha: 0.5, beta: 0.25, bias });
         relClose(read(acc), M.map((v) => 0.25 * alpha * v + 0.5 * v), 1e-4, `moments ${R}x${dout}x${Da}, β = 0.25`);
+        if (dev !== 'cpu' && gpuStatus().ok) {
+          // bf16 rows (bf16 activations on the GPU): a bf16 GEMM with Q_A[:din] and Q_G rounded to
+          // bf16 (the bias row stays float32), float32 accumulation: against float64 with those
+          // roundings, the float32 tolerance above
+          const xb = on(x, dev, 'bfloat16'), gb16 = on(g, dev, 'bfloat16');
+          const r16 = (a) => Array.from(Tensor.from(Float32Array.from(a), [a.length]).to('cpu', { dtype: 'bfloat16' }).to('cpu', { dtype: 'float32' }).toArray());
+          const QAr = QA.toArray().map((v, k) => (k < din * Da ? r16([v])[0] : v));
+          const xr = r16(x.toArray()), gr = r16(g.toArray());
+          const xt16 = new Float64Array(R * Da);
+          for (let r = 0; r < R; r++) {
+            for (let j = 0; j < din; j++) xt16[r * Da + j] = xr[r * din + j];
+            if (bias) xt16[r * Da + din] = 1;
+          }
+          const M16 = gemm64(gemm64(gr, r16(QG.toArray()), R, dout, dout).c.map((v) => v * v), gemm64(xt16, QAr, R, Da, Da).c.map((v) => v * v), dout, Da, R, true).c;
+          kfac.ekfacMoments(acc, xb, gb16, { QA: on(QA, dev), QG: on(QG, dev), alpha, beta: 0, bias });
+          relClose(read(acc), M16.map((v) => alpha * v), 1e-4, `moments, bf16 rows ${R}x${dout}x${Da}`);
+        }
         const S = Tensor.from(Float32Array.from({ length: dout * Da }, (_, k) => 0.5 + (k % 7)), [dout, Da]);
         const grad = host([dout, din]), gb = bias ? host([dout]) : undefined;
         const c = 1.5, lambda = 0.03;

@@ -78,7 +78,8 @@ describe.skipIf(!emulationPossible())('T5 loaded straight to the device (CUDA em
       using m = loadModel(DIR, { device }) as unknown as Loaded;
       applyLora(m, { targetModules: ['q', 'v', 'wo'], r: 2, alpha: 4, seed: 1 });
       const layers = kfacLayersForLora(m);
-      const opt = new KFAC(layers, untrackedParameters(m, layers), { lr: 0.05, momentum: 0.9, inverseEvery: 1 });
+      // λ = 1e-3, the damping these bounds were set at (the gain 1/λ scales the kernels' rounding differences)
+      const opt = new KFAC(layers, untrackedParameters(m, layers), { lr: 0.05, momentum: 0.9, damping: 1e-3, inverseEvery: 1 });
       const batch = { inputIds: Int32Array.from(exp.inputIds.flat()), shape: [2, 7] as [number, number], attentionMask: Float32Array.from(exp.attentionMask.flat()), labels: Int32Array.from(exp.labels.flat()) };
       const losses: number[] = [];
       for (let i = 0; i < 2; i++) {
