@@ -122,7 +122,11 @@ describe('backend choice without a usable CUDA binary', () => {
       expect(Array.from(d.to('cpu').toArray())).toEqual([1, 2, 3]);
       const m = cuda.memory();
       if (m) expect(m.allocated).toBeGreaterThan(0);
+      // host waits: counted by the CUDA binary (the download above waited at least once), null otherwise
+      const s = cuda.synchronizations();
+      if (s !== null) expect(s).toBeGreaterThan(0);
     } else {
+      expect([null, 0]).toContain(cuda.synchronizations()); // no CUDA binary, or one without a device
       expect(() => t.to('cuda')).toThrow(DeviceError);
       expect(() => Tensor.zeros([2], { device: 'cuda' })).toThrow(/device 'cuda' is not available in this build/);
     }
