@@ -56,9 +56,9 @@ export class KFactor {
     this.#acc ??= stateLike(this.ema, [this.dim, this.dim]);
     const D = this.pendingDenominator + d;
     // running mean: acc ← (D_prev/D)·acc + (1 − D_prev/D)·(w·R/d)·XᵀX/R. The rows are not scanned
-    // for NaN/Inf here (on cuda that scan is a host wait per factor and micro-batch): a non-finite
-    // row makes the step's Newton step non-finite, which the step refuses before anything is
-    // applied (docs/KFAC.md#factors, "Non-finite rows").
+    // for NaN/Inf here (on cuda that scan is a host wait per factor and micro-batch): the step
+    // checks `pending` in its gradient-norm reduction and refuses a non-finite one before anything
+    // is applied (docs/KFAC.md#factors, "Non-finite rows").
     updateFactor(this.#acc, x, { beta: this.pendingDenominator / D, scale: (w * R) / d, bias: this.bias, checkFinite: false });
     this.pendingDenominator = D;
     this.pendingCaptures += 1;

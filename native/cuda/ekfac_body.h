@@ -16,6 +16,7 @@
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
@@ -33,16 +34,6 @@ struct AddRowSquare {
   }
 };
 
-// out[k] ← q[k] rounded to bf16 (round to nearest even, as every bf16 store).
-struct RoundBf16 {
-  const float* q;
-  uint16_t* out;
-  int64_t total;
-  KFAC_HD void operator()(const hd::Idx& i) const {
-    for (int64_t k = i.global(); k < total; k += i.stride()) out[k] = hd::f32_to_bf16(q[k]);
-  }
-};
-
 // Y [rows, n] = X [rows, k] · Q[:k] (Q row-major with n columns): an SGEMM for float32 rows; for
 // bf16 rows Q[:k] is rounded into `qb` (k·n bf16) and the GEMM is bf16 × bf16 with float32 output.
 template <class E>
@@ -51,7 +42,7 @@ void project(const Tensor& X, const float* Q, int64_t rows, int64_t k, int64_t n
     E::sgemm(false, false, rows, n, k, 1.f, X.f32(), k, Q, n, 0.f, Y, n);
     return;
   }
-  E::grid(hd::grid_blocks(k * n), hd::kThreads, RoundBf16{Q, qb, k * n});
+  E::grid(hd::grid_blocks(k * n), hd::kThreads, ToBf16{Q, qb, k * n});
   E::gemm_bf16(false, false, rows, n, k, 1.f, static_cast<const uint16_t*>(X.raw()), k, qb, n, 0.f, Y, n);
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 #include "../core/dispatch.h"
 #include "hd.h"
+#include "nn_storage.h"
 
 namespace kfac::nnk {
 
@@ -46,14 +47,6 @@ struct Zero {
   }
 };
 
-struct ToBf16 {
-  const float* x;
-  uint16_t* y;
-  int64_t n;
-  KFAC_HD void operator()(const hd::Idx& i) const {
-    for (int64_t j = i.global(); j < n; j += i.stride()) y[j] = hd::f32_to_bf16(x[j]);
-  }
-};
 
 struct ToF32 {
   const uint16_t* x;
