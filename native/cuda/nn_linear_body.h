@@ -47,7 +47,6 @@ struct Zero {
   }
 };
 
-
 struct ToF32 {
   const uint16_t* x;
   float* y;
