@@ -188,11 +188,13 @@ uint64_t empty_cache() { return cache().empty_cache(); }
 DeviceBuffer::DeviceBuffer(size_t bytes) { ptr_ = tracked_alloc(bytes ? bytes : 1); }
 DeviceBuffer::~DeviceBuffer() { release(ptr_); }
 
+// No wait: the addon's host memory is pageable (never pinned), and from pageable memory
+// cudaMemcpyAsync returns once the source is staged, so `src` may be reused or freed at once; the
+// copy runs after the work queued before it (which may still read `dst`'s old block).
 void copy_to_device(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
   Context& c = Context::get();
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c.stream()), "cudaMemcpy (upload)");
-  c.synchronize();
 }
 
 void copy_to_host(void* dst, const void* src, size_t bytes) {

@@ -86,7 +86,8 @@ class DeviceBuffer {
   void* ptr_ = nullptr;
 };
 
-// Host ↔ device copies on the context's stream, synchronous for the caller.
+// Host ↔ device copies on the context's stream: an upload returns once its pageable source is
+// staged (no wait for the device), a download waits for the stream (the caller reads the result).
 void copy_to_device(void* dst, const void* src, size_t bytes);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 void copy_device(void* dst, const void* src, size_t bytes);
