@@ -66,15 +66,13 @@ export abstract class LayerBlock {
    * the Kronecker model's curvature along δ (docs/KFAC.md#adaptive-damping).
    */
   curvature(dW: Tensor, db: Tensor | null): number {
-    const A = this.a.corrected();
-    const G = this.g.corrected();
+    // on the EMAs themselves, the bias corrections applied to the number: ⟨D, (G/w_G) D (A/w_A)⟩ =
+    // ⟨D, G D A⟩/(w_A w_G), so no bias-corrected copy of either factor is made per probe
     // a bias without a change (frozen) is a zero last column of D
     const zero = this.hasBias && !db ? stateLike(dW, [this.dout]) : null;
     try {
-      return kroneckerQuadratic(dW, this.hasBias ? (db ?? zero) : null, A, G);
+      return kroneckerQuadratic(dW, this.hasBias ? (db ?? zero) : null, this.a.ema, this.g.ema) * this.a.correction * this.g.correction;
     } finally {
-      A.dispose();
-      G.dispose();
       zero?.dispose();
     }
   }

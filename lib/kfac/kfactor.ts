@@ -87,10 +87,15 @@ export class KFactor {
     this.pendingCaptures = 0;
   }
 
+  /** The bias correction: the factor the step uses is `ema · correction` (1/weight; 1 before any update). */
+  get correction(): number {
+    return this.weight > 0 ? 1 / this.weight : 1;
+  }
+
   /** The bias-corrected factor into `out` (allocated when absent). */
   corrected(out?: Tensor): Tensor {
     const o = out ?? stateLike(this.ema, [this.dim, this.dim]);
-    ops.scale(this.ema, this.weight > 0 ? 1 / this.weight : 1, o);
+    ops.scale(this.ema, this.correction, o);
     return o;
   }
 
@@ -101,7 +106,7 @@ export class KFactor {
     if (this.decomp && this.decomp.d !== out.result.d) this.decomp.d.dispose();
     this.decomp = out.result;
     this.dScaled ??= stateLike(this.ema, [this.dim]);
-    ops.scale(this.decomp.d, this.weight > 0 ? 1 / this.weight : 1, this.dScaled);
+    ops.scale(this.decomp.d, this.correction, this.dScaled);
     return out;
   }
 
@@ -116,7 +121,7 @@ export class KFactor {
     ops.copyRange(values, valuesAt, d.d, 0, n);
     this.decomp = d;
     this.dScaled ??= stateLike(this.ema, [n]);
-    ops.scale(d.d, this.weight > 0 ? 1 / this.weight : 1, this.dScaled);
+    ops.scale(d.d, this.correction, this.dScaled);
   }
 
   stateTensors(): Record<string, Tensor> {
