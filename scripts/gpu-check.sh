@@ -17,9 +17,10 @@
 # (K-FAC + NSC, which also times AdamW on the same model for the ratio; bf16 base weights,
 # seq 512, batch 8 (4 at 3B, with gradient checkpointing); PyTorch + PEFT as the peer when
 # torch imports),
-# runs `kfac-peft bench ceilings|factor|eigh|batched-eigh|precondition|clip --backend cuda`
+# runs `kfac-peft bench ceilings|factor|eigh|batched-eigh|precondition|clip|attention --backend cuda`
 # (GB/s and GFLOP/s against the copy and SGEMM ceilings of the same run; torch.linalg.eigh as
-# eigh's peer when PyTorch imports), and writes $OUT/gpu-check.json with everything and the
+# eigh's and attention's peer when PyTorch imports; attention on tensor cores against the bf16
+# GEMM peak), and writes $OUT/gpu-check.json with everything and the
 # targets met or not. Budget: one 10-minute run (each step has its own timeout).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -97,7 +98,7 @@ train_step llama-125m-bf16act 60 --shape llama-125m --seq 512 --batch 8 --steps 
 PEER_ARGS=("${SAVED_PEER_ARGS[@]}")
 
 # 4. Benchmarks (each writes its JSON report).
-for c in ceilings factor eigh batched-eigh precondition clip; do
+for c in ceilings factor eigh batched-eigh precondition clip attention; do
   timeout 150 env KFAC_BACKEND=cuda node bin/kfac-peft.js bench "$c" --backend cuda --repeats 10 --json --out "$OUT/bench-$c.json" > /dev/null 2> "$OUT/bench-$c.err"
   log "bench $c rc=$?"
 done
@@ -112,7 +113,7 @@ const text = (f) => { try { return fs.readFileSync(path.join(out, f), 'utf8'); }
 const tap = text('parity.tap');
 const count = (k) => Number((tap.match(new RegExp(`^# ${k} (\\d+)`, 'm')) ?? [])[1] ?? NaN);
 const bench = {};
-for (const c of ['ceilings', 'factor', 'eigh', 'batched-eigh', 'precondition', 'clip']) bench[c] = read(`bench-${c}.json`)?.rows ?? { error: text(`bench-${c}.err`).trim().split('\n').slice(-3).join('\n') };
+for (const c of ['ceilings', 'factor', 'eigh', 'batched-eigh', 'precondition', 'clip', 'attention']) bench[c] = read(`bench-${c}.json`)?.rows ?? { error: text(`bench-${c}.err`).trim().split('\n').slice(-3).join('\n') };
 const trainStep = {};
 for (const s of ['llama-125m', 'llama-1b', 'llama-3b', 'llama-125m-bf16act']) trainStep[s] = read(`train-step-${s}.json`) ?? { error: text(`train-step-${s}.err`).trim().split('\n').slice(-3).join('\n') || 'no report (timed out?)' };
 const rows = (c) => (Array.isArray(bench[c]) ? bench[c] : []);
@@ -121,6 +122,7 @@ const targets = {
   'factor EMA ≥ 80% of copy bandwidth (bandwidth-bound R=32)': rows('factor').filter((r) => /R=32 /.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),
   'eigh no slower than torch.linalg.eigh (n = 256…4096)': rows('eigh').map((r) => ({ shape: r.shape, ms: r.ms, torchMs: r.peerMs ?? null, met: r.ratio === undefined ? null : r.ratio >= 1 })),
   'batched 8×8 and 16×16 ≥ 10× a loop': rows('batched-eigh').filter((r) => /x(8|16)x/.test(r.shape)).map((r) => ({ shape: r.shape, speedup: r.ratio, met: r.ratio >= 10 })),
+  'attention fwd+bwd ≥ 50% of the bf16 peak at T = 2048 (tensor cores)': rows('attention').filter((r) => /^fwd\+bwd .*T=2048 .*tensor cores/.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, torchMs: r.peerMs ?? null, met: r.ofCeiling >= 0.5 })),
   '3B K-FAC+NSC step ≤ 1.15× AdamW': trainStep['llama-3b']?.kfacOverAdamw === undefined ? null : { ratio: trainStep['llama-3b'].kfacOverAdamw, met: trainStep['llama-3b'].kfacOverAdamw <= 1.15 },
   '3B GEMMs ≥ 40% of the bf16 peak': trainStep['llama-3b']?.gemmTflops == null || trainStep['llama-3b']?.peakBf16Tflops == null ? null : { ofPeak: trainStep['llama-3b'].gemmTflops / trainStep['llama-3b'].peakBf16Tflops, met: trainStep['llama-3b'].gemmTflops / trainStep['llama-3b'].peakBf16Tflops >= 0.4 },
   '3B tokens/s ≥ PyTorch + PEFT': trainStep['llama-3b']?.peer == null ? null : { ours: trainStep['llama-3b'].tokensPerSecond, torch: trainStep['llama-3b'].peer.tokensPerSecond, met: trainStep['llama-3b'].tokensPerSecond >= trainStep['llama-3b'].peer.tokensPerSecond },

@@ -3,8 +3,9 @@
  * its achieved GB/s or GFLOP/s and the fraction of a ceiling measured in the same run: the
  * device-to-device copy bandwidth, or a large cuBLAS SGEMM. eigh is timed against
  * torch.linalg.eigh on the same GPU when PyTorch with CUDA imports (bench/peer_torch.py).
- * Every op on cuda tensors returns after its device work is done, so host wall time is
- * device time plus launch overhead. The cases call the same functions as the CPU cases.
+ * Ops on cuda tensors return once their work is queued (docs/CUDA.md#stream-order), so every
+ * timed run ends with a wait for the stream (`timeDev`): host wall time is device time plus
+ * launch overhead. The cases call the same functions as the CPU cases.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,8 +19,12 @@ import { matmul } from '../linalg/matmul.js';
 import { copy } from '../ops/index.js';
 import { packageRoot } from '../native/loader.js';
 import { Tensor } from '../tensor/tensor.js';
+import { synchronize } from '../cuda/index.js';
 import { timeMs } from './timing.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
+
+/** timeMs with a wait for the device's stream after the warm-up and inside every timed run. */
+export const timeDev = (fn: () => void, repeats: number, warmup = 2): number => timeMs(fn, repeats, warmup, synchronize);
 
 const dev = (shape: number[], seed: number, std = 1): Tensor => {
   const h = Tensor.randn(shape, { seed, std });
@@ -52,14 +57,14 @@ export function measureCeilings(repeats: number): Ceilings {
   const n = 64 << 20; // 256 MiB of float32
   const a = Tensor.zeros([n], { device: 'cuda' });
   const b = Tensor.zeros([n], { device: 'cuda' });
-  const copyMs = timeMs(() => copy(a, b), repeats, 3);
+  const copyMs = timeDev(() => copy(a, b), repeats, 3);
   a.dispose();
   b.dispose();
   const m = 8192;
   const x = dev([m, m], 1);
   const y = dev([m, m], 2);
   const out = Tensor.zeros([m, m], { device: 'cuda' });
-  const gemmMs = timeMs(() => matmul(x, y, { out }), Math.max(3, Math.min(repeats, 5)), 2);
+  const gemmMs = timeDev(() => matmul(x, y, { out }), Math.max(3, Math.min(repeats, 5)), 2);
   x.dispose();
   y.dispose();
   out.dispose();
@@ -99,7 +104,7 @@ const factorBench: BenchCase = {
         o.progress(`cuda factor d=${d} R=${R}`);
         const x = dev([R, d], 3);
         const F = Tensor.zeros([d + 1, d + 1], { device: 'cuda' });
-        const ms = timeMs(() => updateFactor(F, x, { beta: 0.95, bias: true }), o.repeats);
+        const ms = timeDev(() => updateFactor(F, x, { beta: 0.95, bias: true }), o.repeats);
         const bytes = 4 * (R * d + 2 * (d + 1) ** 2);
         const gbps = bytes / (ms * 1e6);
         const gflops = (R * d * (d + 1)) / (ms * 1e6);
@@ -126,11 +131,11 @@ const clipBench: BenchCase = {
       for (const t of ts) copy(seedT, t);
       seedT.dispose();
       // Reduce only: maxNorm above the norm, so the scale launch skips every chunk.
-      const msNoClip = timeMs(() => clipNewtonStep(ts, { mode: 'global', maxNorm: 1e30 }), o.repeats);
+      const msNoClip = timeDev(() => clipNewtonStep(ts, { mode: 'global', maxNorm: 1e30 }), o.repeats);
       // Clipping every call: maxNorm halves each call (values shrink by 2 per call, far from underflow).
       const n0 = clipNewtonStep(ts, { mode: 'global', maxNorm: 1e30 }).norm;
       let k = 0;
-      const ms = timeMs(() => clipNewtonStep(ts, { mode: 'global', maxNorm: n0 * 0.5 ** ++k }), o.repeats);
+      const ms = timeDev(() => clipNewtonStep(ts, { mode: 'global', maxNorm: n0 * 0.5 ** ++k }), o.repeats);
       const n = per * 64;
       const gbps = (12 * n) / (ms * 1e6); // reduce reads 4n, scale reads and writes 8n
       rows.push(row('clip', `64 tensors, ${n} elements, clipping`, ms, { gbps, ofCeiling: gbps / c.copyGBps }));
@@ -156,10 +161,10 @@ const preconditionBench: BenchCase = {
       const eg = eigh(G, { clampNonNegative: true });
       const grad = dev([n, n], 7);
       const out = Tensor.zeros([n, n], { device: 'cuda' });
-      const ms = timeMs(() => preconditionEigen({ grad, A: { Q: ea.vectors, d: ea.values }, G: { Q: eg.vectors, d: eg.values }, damping: 1e-3, out }), o.repeats);
+      const ms = timeDev(() => preconditionEigen({ grad, A: { Q: ea.vectors, d: ea.values }, G: { Q: eg.vectors, d: eg.values }, damping: 1e-3, out }), o.repeats);
       const gflops = (8 * n ** 3) / (ms * 1e6);
       rows.push(row('precondition', `eigen ${n}x${n}`, ms, { gflops, ofCeiling: gflops / c.sgemmGflops, note: '4 GEMMs + the damping kernel' }));
-      const msInv = timeMs(() => preconditionInverseFactors({ grad, A, G, damping: 1e-3, out }), Math.max(3, Math.min(o.repeats, 5)));
+      const msInv = timeDev(() => preconditionInverseFactors({ grad, A, G, damping: 1e-3, out }), Math.max(3, Math.min(o.repeats, 5)));
       rows.push(row('precondition', `inverse (π, incl. 2 Cholesky inverses) ${n}x${n}`, msInv, { gflops: (4 * n ** 3) / (msInv * 1e6) }));
       for (const t of [A, G, ea.values, ea.vectors, eg.values, eg.vectors, grad, out]) t.dispose();
     }
@@ -197,7 +202,7 @@ const eighBench: BenchCase = {
     for (const n of sizes) {
       o.progress(`cuda eigh n=${n}`);
       const A = spd(n, 8);
-      const ms = timeMs(() => {
+      const ms = timeDev(() => {
         const r = eigh(A);
         r.values.dispose();
         r.vectors.dispose();
@@ -232,7 +237,7 @@ const batchedEighBench: BenchCase = {
       x.dispose();
       const host = Tensor.from(a, [B, r, r]);
       const A = host.to('cuda');
-      const ms = timeMs(() => {
+      const ms = timeDev(() => {
         const res = eighBatched(A);
         res.values.dispose();
         res.vectors.dispose();
@@ -240,7 +245,7 @@ const batchedEighBench: BenchCase = {
       // The loop: L single solves (a slice of the batch), scaled to B.
       const L = 64;
       const singles = Array.from({ length: L }, (_, i) => Tensor.from(a.subarray(i * r * r, (i + 1) * r * r), [r, r]).to('cuda'));
-      const loopMs = (timeMs(() => {
+      const loopMs = (timeDev(() => {
         for (const s of singles) {
           const res = eigh(s);
           res.values.dispose();
@@ -263,4 +268,5 @@ export const cudaBenchCases: Record<string, () => Promise<BenchCase>> = {
   'batched-eigh': async () => batchedEighBench,
   precondition: async () => preconditionBench,
   clip: async () => clipBench,
+  attention: async () => (await import('./cuda-attention.js')).cudaAttentionBench,
 };

@@ -153,7 +153,7 @@ export function stepFlops(m: TransformerModel, B: number, T: number, r: number):
 }
 
 /** Times a square bf16 GEMM on the device: cuda matmul with bf16 operands (cuBLAS, f32 accumulate), cpu the bf16 linear kernel. */
-function measurePeak(device: 'cpu' | 'cuda', n: number): { tflops: number | null; note: string } {
+export function measurePeak(device: 'cpu' | 'cuda', n: number): { tflops: number | null; note: string } {
   try {
     const x = Tensor.randn([n, n], { seed: 1 });
     const w = Tensor.randn([n, n], { seed: 2 });

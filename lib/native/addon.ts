@@ -237,6 +237,8 @@ export interface NativeAddon extends NativeKfacOps {
   _cpuLoopback(): boolean;
   /** Test hook: the CUDA emulation — host memory under the cuda id, nn ops run by the CUDA kernel bodies on the host (CPU build only). */
   _cudaEmulation(): boolean;
+  /** Test hook: whether bf16 attention on cuda runs on tensor cores (KFAC_ATTN_TENSOR_CORES=0 turns it off); a boolean sets it first. */
+  _attentionTensorCores(on?: boolean): boolean;
   /** Host↔device copies made through the CPU loopback since it was enabled (tests only). */
   _loopbackTransfers(): { uploads: number; downloads: number; uploadBytes: number; downloadBytes: number };
   info(): NativeInfo;

@@ -1,5 +1,6 @@
 #include "dispatch.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -99,6 +100,28 @@ void enable_cuda_emulation() {
 bool cuda_emulation_enabled() { return g_host_cuda == HostCuda::Emulation; }
 
 LoopbackTransfers loopback_transfers() { return g_transfers; }
+
+namespace {
+// -1: not yet read from the environment; 0 or 1 after.
+std::atomic<int> g_attention_tc{-1};
+}  // namespace
+
+bool attention_tensor_cores() {
+  int v = g_attention_tc.load();
+  if (v < 0) {
+    const char* e = std::getenv("KFAC_ATTN_TENSOR_CORES");
+    int want = (e && std::strcmp(e, "0") == 0) ? 0 : 1;
+    g_attention_tc.compare_exchange_strong(v, want);
+    v = g_attention_tc.load();
+  }
+  return v == 1;
+}
+
+bool set_attention_tensor_cores(bool on) {
+  const bool prev = attention_tensor_cores();
+  g_attention_tc.store(on ? 1 : 0);
+  return prev;
+}
 
 std::vector<OpEntry> op_list(Device device) {
   std::vector<OpEntry> out;

@@ -165,6 +165,13 @@ struct LoopbackTransfers {
 };
 LoopbackTransfers loopback_transfers();
 
+// Whether bf16 attention on the cuda device (and in its emulation) runs on tensor cores where
+// the head dimension allows (native/cuda/nn_attention_launch.h). On unless the environment says
+// KFAC_ATTN_TENSOR_CORES=0 when first asked; the setter (the parity checks' switch) returns the
+// previous setting.
+bool attention_tensor_cores();
+bool set_attention_tensor_cores(bool on);
+
 // The op list, for the parity suite and the docs: every op's name and whether `device`
 // has a kernel for it.
 struct OpEntry {

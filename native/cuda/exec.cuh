@@ -18,7 +18,7 @@ __global__ void grid_kernel(F f) {
 
 template <class F>
 __global__ void block_kernel(F f) {
-  extern __shared__ __align__(16) unsigned char shared[];
+  extern __shared__ __align__(128) unsigned char shared[];  // 32-byte tiles for wmma (hd_mma.h)
   const hd::Idx i{int64_t(blockIdx.x), int(threadIdx.x), int64_t(gridDim.x), int(blockDim.x)};
   const int phases = f.phases(int(blockDim.x));
   for (int p = 0; p < phases; ++p) {

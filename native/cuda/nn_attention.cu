@@ -3,7 +3,7 @@
 #include <string>
 
 #include "exec.cuh"
-#include "nn_attention_body.h"
+#include "nn_attention_launch.h"
 #include "nn_kernels.h"
 
 namespace kfac::nnk {

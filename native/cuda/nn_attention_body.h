@@ -1,6 +1,7 @@
-// Attention forward and backward in the FlashAttention-2 manner: block bodies (phases between
-// barriers, hd.h) and their adapters, templates over the executor (native/cuda/exec.cuh on the
-// device, native/emu/exec.h on the host). Head dimension up to kAttnMaxHeadDim. q, k, v, out,
+// Attention forward and backward in the FlashAttention-2 manner on CUDA cores: block bodies
+// (phases between barriers, hd.h), launched by the adapters of nn_attention_launch.h over the
+// executor (native/cuda/exec.cuh on the device, native/emu/exec.h on the host); the reference of
+// the tensor-core bodies (nn_attention_tc_body.h). Head dimension up to kAttnMaxHeadDim. q, k, v, out,
 // dout, dq, dk, dv are stored as T (float, or bf16 on the cuda device): tiles are widened to
 // float32 as they are loaded into shared memory and every sum is float32; results are rounded
 // once when stored. lse, the mask, the bias and dbias are float32.
@@ -171,8 +172,8 @@ template <class T>
 struct AttnForward {
   AttnParamsT<T> p;
   // Shared: Q [BQ, D], K and V [BK, D + 1], S [BQ, BK], O [BQ, D], m, l, alpha [BQ].
-  static int64_t shared_floats(int64_t D) {
-    return 2 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + kAttnBQ * kAttnBK + 3 * kAttnBQ;
+  static int64_t shared_bytes(int64_t D) {
+    return int64_t(sizeof(float)) * (2 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + kAttnBQ * kAttnBK + 3 * kAttnBQ);
   }
   // 0: init; 1 + 4·t + s: key tile t, step s (load, scores, softmax, P V); last: write out.
   KFAC_HD int phases(int) const { return int(2 + 4 * attn_key_tiles(p)); }
@@ -247,8 +248,8 @@ template <class T>
 struct AttnDq {
   AttnParamsT<T> p;
   // Shared: Q, dO, dQ [BQ, D], K and V [BK, D + 1], S and dP [BQ, BK], lse and D [BQ].
-  static int64_t shared_floats(int64_t D) {
-    return 3 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ;
+  static int64_t shared_bytes(int64_t D) {
+    return int64_t(sizeof(float)) * (3 * kAttnBQ * D + 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ);
   }
   // 0: init; without `out`, 4 phases per key tile summing D; 4 per key tile (load, scores,
   // dS, dQ += dS K); last: write dq and D.
@@ -334,8 +335,8 @@ template <class T>
 struct AttnDkv {
   AttnParamsT<T> p;
   // Shared: K and V [BK, D + 1], dK and dV [BK, D], Q and dO [BQ, D], P·M and dS [BQ, BK], lse and D [BQ].
-  static int64_t shared_floats(int64_t D) {
-    return 2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBK * D + 2 * kAttnBQ * D + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ;
+  static int64_t shared_bytes(int64_t D) {
+    return int64_t(sizeof(float)) * (2 * kAttnBK * attn_kv_ld(D) + 2 * kAttnBK * D + 2 * kAttnBQ * D + 2 * kAttnBQ * kAttnBK + 2 * kAttnBQ);
   }
   // 0: init; 4 per (query head of the group, query tile) (load, scores, dS, accumulate); last: write.
   KFAC_HD int phases(int) const { return int(2 + 4 * (p.H / p.Hkv) * attn_query_tiles(p)); }
@@ -390,83 +391,5 @@ struct AttnDkv {
     }
   }
 };
-
-// ---------------------------------------------------------------- adapters
-
-// Executor-specific preparation of a block launch needing `bytes` of shared memory (the CUDA
-// build specialises it to opt in above 48 KiB and to refuse what the device cannot give).
-template <class E, class F>
-struct AttnSharedMemory {
-  static void prepare(size_t) {}
-};
-
-template <class E, class F>
-void attn_launch(int64_t blocks, const F& f) {
-  const size_t bytes = size_t(F::shared_floats(f.p.D)) * sizeof(float);
-  AttnSharedMemory<E, F>::prepare(bytes);
-  E::block(blocks, kAttnThreads, bytes, f);
-}
-
-inline AttnParams attn_params(const Tensor& q, const Tensor& k, TensorOpt mask, bool causal, float scale,
-                              int64_t kv_len, float dropout, uint64_t seed) {
-  AttnParams p{};
-  p.B = q.dim(0), p.Tq = q.dim(1), p.H = q.dim(2), p.D = q.dim(3), p.Hkv = k.dim(2), p.Tcap = k.dim(1), p.Tk = kv_len;
-  if (p.D > kAttnMaxHeadDim)
-    throw_arg(ErrorCode::InvalidArgument, "q", "a head dimension of at most " + std::to_string(kAttnMaxHeadDim) + " on cuda",
-              std::to_string(p.D));
-  p.mask = mask ? mask->f32() : nullptr;
-  p.causal = causal ? 1 : 0;
-  p.scale = scale;
-  if (dropout > 0.f) {
-    const cpu::DropoutMask m = cpu::DropoutMask::make(dropout, seed);
-    p.dropout = 1, p.drop_key = m.key, p.drop_threshold = m.threshold, p.drop_scale = m.scale;
-  }
-  return p;
-}
-
-template <class E>
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,
-                       const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed,
-                       TensorOpt bias) {
-  AttnParams base = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
-  base.lse = lse.f32();
-  base.bias = bias ? bias->f32() : nullptr;
-  if (base.B <= 0 || base.H <= 0 || base.Tq <= 0) return;
-  with_storage(q.dtype(), [&](auto tag) {
-    using S = decltype(tag);
-    AttnParamsT<S> p;
-    static_cast<AttnParams&>(p) = base;
-    p.q = as<S>(q), p.k = as<S>(k), p.v = as<S>(v), p.o = as<S>(out);
-    attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnForward<S>{p});
-  });
-}
-
-template <class E>
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& lse,
-                        TensorOpt out, const Tensor& dout, const Tensor& dq, const Tensor& dk, const Tensor& dv,
-                        bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed, TensorOpt bias,
-                        TensorOpt dbias) {
-  AttnParams base = attn_params(q, k, mask, causal, scale, kv_len, dropout, seed);
-  base.lse = lse.f32();
-  base.bias = bias ? bias->f32() : nullptr, base.dbias = dbias ? dbias->f32() : nullptr;
-  if (base.B <= 0 || base.Hkv <= 0) return;
-  const int64_t rows = base.B * base.H * base.Tq;
-  base.drow = static_cast<float*>(E::scratch(0, size_t(rows > 0 ? rows : 1) * sizeof(float)));
-  with_storage(q.dtype(), [&](auto tag) {
-    using S = decltype(tag);
-    AttnParamsT<S> p;
-    static_cast<AttnParams&>(p) = base;
-    p.q = as<S>(q), p.k = as<S>(k), p.v = as<S>(v), p.out = as<S>(out);
-    p.dout = as<S>(dout), p.dq = as<S>(dq), p.dk = as<S>(dk), p.dv = as<S>(dv);
-    if (rows > 0) attn_launch<E>(p.B * p.H * attn_query_tiles(p), AttnDq<S>{p});
-    attn_launch<E>(p.B * p.Hkv * attn_cap_tiles(p), AttnDkv<S>{p});
-  });
-}
-
-template <class E>
-void attention_kernels(Kernels& k) {
-  k.attention_forward = attention_forward<E>;
-  k.attention_backward = attention_backward<E>;
-}
 
 }  // namespace kfac::nnk

@@ -62,6 +62,13 @@ KFAC_BINDING(CudaEmulation) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// _attentionTensorCores(on?) → whether bf16 attention on cuda runs on tensor cores (after
+// setting it when a boolean is given): the parity checks compare it with the CUDA-core bodies.
+KFAC_BINDING(AttentionTensorCores) {
+  if (info.Length() > 0 && !info[0].IsUndefined()) set_attention_tensor_cores(get_bool(info[0], "on"));
+  return Napi::Boolean::New(info.Env(), attention_tensor_cores());
+}
+
 // _loopbackTransfers() → { uploads, downloads, uploadBytes, downloadBytes }: host↔device
 // copies made through the CPU loopback since it was enabled (tests only).
 KFAC_BINDING(LoopbackTransferCount) {
@@ -228,6 +235,7 @@ const Binding kBindings[] = {
     {"_cpuLoopback", CpuLoopback},
     {"_cudaEmulation", CudaEmulation},
     {"_loopbackTransfers", LoopbackTransferCount},
+    {"_attentionTensorCores", AttentionTensorCores},
 };
 
 }  // namespace

@@ -27,13 +27,29 @@ function batch(B: number, T: number, V: number, seed: number) {
   return { inputIds: ids, shape: [B, T] as const, labels, attentionMask: Float32Array.from({ length: B * T }, (_, i) => (i === B * T - 1 ? 0 : 1)) };
 }
 
-function run(device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16', steps: number) {
-  using m = createLlama({ vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2 }, { seed: 5, activations }) as unknown as Model;
+// Head dimension 4 (attention on the CUDA-core bodies) and 16 (bf16 attention on tensor cores,
+// native/cuda/nn_attention_tc_body.h, which also rounds P·M and dS to bf16 before its products).
+// The wider model gets more tokens (3 × 40 against 2 × 12), so its 32×32 input factors are of
+// full rank like the narrower model's, and damping 10⁻²: the damped step's gain 1/λ multiplies
+// the activations' rounding, and at 10⁻³ the wider model's adapters sit at the 8u bound below
+// with either attention body (3.1e-2 CUDA cores, 2.8e-2 tensor cores); at 10⁻² both are at
+// 2.3e-2. The narrower model runs at the class default it was argued at (10⁻⁴).
+const SHAPES = {
+  'head dim 4': { vocabSize: 32, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2 },
+  'head dim 16, tensor-core attention': { vocabSize: 32, hiddenSize: 32, intermediateSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1 },
+};
+const TOKENS: Record<keyof typeof SHAPES, [number, number]> = { 'head dim 4': [2, 12], 'head dim 16, tensor-core attention': [3, 40] };
+const DAMPING: Record<keyof typeof SHAPES, number> = { 'head dim 4': 1e-4, 'head dim 16, tensor-core attention': 1e-2 };
+type Shape = keyof typeof SHAPES;
+
+function run(device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16', steps: number, shape: Shape = 'head dim 4') {
+  using m = createLlama(SHAPES[shape], { seed: 5, activations }) as unknown as Model;
   if (device === 'cuda') m.to('cuda');
   applyLora(m, { targetModules: ['v_proj', 'o_proj', 'up_proj', 'down_proj'], r: 4, alpha: 8 });
   const layers = kfacLayersForLora(m).filter((l) => !l.name.includes('v_proj'));
-  const opt = new KFAC(layers, untrackedParameters(m, layers), { lr: 0.05, momentum: 0.9, inverseEvery: 2 });
-  const b = batch(2, 12, 32, 3);
+  const opt = new KFAC(layers, untrackedParameters(m, layers), { lr: 0.05, momentum: 0.9, inverseEvery: 2, damping: DAMPING[shape] });
+  const [B, T] = TOKENS[shape];
+  const b = batch(B, T, 32, 3);
   const losses: number[] = [];
   let logitsDtype = '';
   for (let i = 0; i < steps; i++) {
@@ -42,7 +58,7 @@ function run(device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16', steps:
     losses.push(o.loss!);
     logitsDtype = o.logits.dtype;
     m.backward();
-    opt.step({ batchSize: 2 });
+    opt.step({ batchSize: B });
   }
   opt.dispose();
   const adapters = new Map<string, Float32Array>();
@@ -68,10 +84,12 @@ describe.skipIf(!emulationPossible())('bf16 activations in training (CUDA emulat
   // gradient): the gradients carry the same ~2u relative noise (backward roundings too), and
   // K-FAC's damped preconditioning is Lipschitz in them, so after three steps the adapters may
   // differ by a few u of their own size; we allow 8u ≈ 3.1e-2 (max |Δ| / max |value| per
-  // tensor). A kernel that read bf16 as float32, or skipped a cast, is off by O(1).
-  test('tiny LLaMA, K-FAC + LoRA, three steps: bf16 activations track the float32 CPU run', () => {
+  // tensor). A kernel that read bf16 as float32, or skipped a cast, is off by O(1). Attention on
+  // tensor cores adds two roundings per layer (P·M and dS): 16 in all, ≈ 2.3u on a logit, and
+  // the same bounds hold with room (the loss moves far less than 2u·max|z|).
+  test.each(Object.keys(SHAPES) as Shape[])('tiny LLaMA (%s), K-FAC + LoRA, three steps: bf16 activations track the float32 CPU run', (shape) => {
     const U = 2 ** -8;
-    const c = run('cpu', 'float32', 3), e = run('cuda', 'bfloat16', 3);
+    const c = run('cpu', 'float32', 3, shape), e = run('cuda', 'bfloat16', 3, shape);
     expect(e.logitsDtype).toBe('bfloat16');
     expect(c.logitsDtype).toBe('float32');
     expect(e.adapterDtypes).toEqual(['float32']);
@@ -85,6 +103,15 @@ describe.skipIf(!emulationPossible())('bf16 activations in training (CUDA emulat
     console.log(`bf16-activation emulation vs float32 cpu, adapters worst relative difference: ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(8 * U);
     expect(worst).toBeGreaterThan(0); // the activations really were rounded
+    if (shape !== 'head dim 4') {
+      // the tensor-core attention ran: with it switched off the bf16 run differs
+      const before = native()._attentionTensorCores(false);
+      try {
+        expect(run('cuda', 'bfloat16', 3, shape).losses).not.toEqual(e.losses);
+      } finally {
+        native()._attentionTensorCores(before);
+      }
+    }
   });
 
   test('bf16 activations on the CPU are refused with a typed error naming the op', () => {

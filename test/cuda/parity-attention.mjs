@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 
 import { nn, Tensor } from '../../dist/index.js';
+import { native } from '../../dist/native/loader.js';
 
 const F = nn.functional;
 const numel = (s) => s.reduce((a, b) => a * b, 1);
@@ -80,6 +81,72 @@ const SIZES = [
   { B: 1, Tq: 33, Tk: 33, H: 2, Hkv: 1, D: 128, causal: false, masked: false, dropout: 0 },
 ];
 
+// bf16 activations (head dimensions multiples of 16, so tensor cores apply): GQA, padding, dropout,
+// Tq < Tk, a score bias, a tile-crossing length.
+const TC_SIZES = [
+  { B: 2, Tq: 77, Tk: 77, H: 4, Hkv: 2, D: 64, causal: true, masked: true, dropout: 0 },
+  { B: 1, Tq: 40, Tk: 150, H: 2, Hkv: 2, D: 128, causal: true, masked: false, dropout: 0.1, bias: true },
+  { B: 1, Tq: 130, Tk: 130, H: 4, Hkv: 1, D: 32, causal: false, masked: true, dropout: 0 },
+];
+
+/**
+ * bf16 attention with the tensor-core bodies and with the CUDA-core bodies (the switch) on `dev`,
+ * each against float64 from the same bf16-rounded inputs; returns the worst relative errors.
+ * Tolerance: each stored bf16 result is rounded once (u = 2⁻⁸ relative) and the tensor-core
+ * bodies round P·M and dS to bf16 before their tile products (u per term, of either sign, so
+ * the norm of their sum grows like √(terms) · u · the terms, not like their sum); 1e-2 of the
+ * norm is 2.6u. Under the emulation these sizes measure at most 2.8e-3 (CUDA cores) and 3.4e-3
+ * (tensor cores).
+ */
+export function tensorCoreAttention(dev) {
+  const bf = (t) => t.to('cpu', { dtype: 'bfloat16' }).to('cpu', { dtype: 'float32' });
+  const worst = { tc: 0, simt: 0 };
+  const previous = native()._attentionTensorCores();
+  let seed = 1900;
+  try {
+    for (const c of TC_SIZES) {
+      const { B, Tq, Tk, H, Hkv, D } = c;
+      const q = bf(Tensor.randn([B, Tq, H, D], { seed: seed++, std: 1.5 })), k = bf(Tensor.randn([B, Tk, Hkv, D], { seed: seed++, std: 1.5 }));
+      const v = bf(Tensor.randn([B, Tk, Hkv, D], { seed: seed++ })), dO = bf(Tensor.randn([B, Tq, H, D], { seed: seed++ }));
+      const mask = c.masked ? Float32Array.from({ length: B * Tk }, (_, i) => (i % Tk === 0 || (i * 7919) % 10 >= 3 ? 1 : 0)) : null;
+      const n = B * H * Tq * Tk, dseed = seed++;
+      const m = c.dropout > 0 ? F.dropoutForward(Tensor.full([n], 1), Tensor.empty([n]), c.dropout, dseed).toArray() : null;
+      const bias = c.bias ? Tensor.randn([H, Tq, Tk], { seed: seed++, std: 2 }) : null;
+      const want = attention64(q.toArray(), k.toArray(), v.toArray(), mask, dO.toArray(), c, m, bias ? bias.toArray() : null);
+      const opts = { causal: c.causal, mask: mask ? Tensor.from(mask, [B, Tk]).to(dev) : null, bias: bias ? bias.to(dev) : null, ...(m ? { dropout: c.dropout, seed: dseed } : {}) };
+      const [qd, kd, vd, dOd] = [q, k, v, dO].map((t) => t.to(dev, { dtype: 'bfloat16' }));
+      const got = {};
+      for (const tc of [true, false]) {
+        native()._attentionTensorCores(tc);
+        const out = poisoned([B, Tq, H, D], dev).to(dev, { dtype: 'bfloat16' }), lse = poisoned([B, H, Tq], dev);
+        F.attentionForward(qd, kd, vd, out, lse, opts);
+        const [dq, dk, dv] = [q.shape, k.shape, v.shape].map((s) => poisoned(s, dev).to(dev, { dtype: 'bfloat16' }));
+        const dbias = bias ? poisoned([B, H, Tq, Tk], dev) : null;
+        F.attentionBackward(qd, kd, vd, lse, dOd, dq, dk, dv, { ...opts, out, dbias });
+        const r = (t) => t.to('cpu', { dtype: 'float32' }).toArray();
+        got[tc ? 'tc' : 'simt'] = { out: r(out), dq: r(dq), dk: r(dk), dv: r(dv), dbias: dbias ? r(dbias) : null };
+      }
+      for (const path of ['tc', 'simt'])
+        for (const key of ['out', 'dq', 'dk', 'dv', 'dbias']) {
+          const g = got[path][key];
+          if (!g) continue;
+          let e2 = 0, w2 = 0;
+          for (let i = 0; i < g.length; i++) {
+            assert.ok(Number.isFinite(g[i]), `${key}[${i}] (${path}) = ${g[i]}`);
+            e2 += (g[i] - want[key][i]) ** 2;
+            w2 += want[key][i] ** 2;
+          }
+          worst[path] = Math.max(worst[path], Math.sqrt(e2 / Math.max(w2, 1e-60)));
+          relClose(g, want[key], 1e-2, `${key} (${path === 'tc' ? 'tensor cores' : 'CUDA cores'}) ${JSON.stringify(c)} on ${dev}`);
+        }
+      assert.ok(got.tc.out.some((x, i) => x !== got.simt.out[i]), 'the tensor-core body ran (its rounding differs from the CUDA-core body)');
+    }
+  } finally {
+    native()._attentionTensorCores(previous);
+  }
+  return worst;
+}
+
 export const attentionCases = [
   {
     name: 'attention forward and backward (with and without the forward output): float64 reference, tiles crossed, GQA, padding, Tq < Tk, dropout, D 8–128, score bias and dbias',
@@ -118,6 +185,14 @@ export const attentionCases = [
           if (dbias) relClose(read(dbias), want.dbias, 1e-5, `dbias ${w}`);
         }
       }
+    },
+  },
+  {
+    name: 'bf16 attention on tensor cores against the CUDA-core bodies and float64 (on a GPU; bf16 activations exist only there)',
+    ops: ['attention_forward', 'attention_backward'],
+    run(dev) {
+      if (dev === 'cpu' || !native().cuda) return;
+      tensorCoreAttention(dev);
     },
   },
 ];
