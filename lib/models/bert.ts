@@ -13,7 +13,7 @@
  */
 import { Dropout, type Embedding, GELU, LayerNorm, type Linear } from '../nn/layers.js';
 import { describe, invalidArgument, ShapeError } from '../errors.js';
-import type { Module } from '../nn/module.js';
+import { type Module, storageOf } from '../nn/module.js';
 import { add, axpy } from '../ops/index.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
@@ -104,9 +104,9 @@ export class BertLayer extends Container {
     const o = this.core.forward(this.query.forward(x), this.key.forward(x), this.value.forward(x), { B, T, mask, offset: 0, cache: null });
     let a = this.attnOut.forward(o);
     if (this.attnDropout) a = this.attnDropout.forward(a);
-    const h = this.ln1.forward(add(x, a, this.workspace('r1', x.shape)));
+    const h = this.ln1.forward(add(x, a, this.workspace('r1', x.shape, storageOf(x))));
     const f = this.ffnDropout.forward(this.down.forward(this.act.forward(this.up.forward(h))));
-    return this.ln2.forward(add(h, f, this.workspace('r2', x.shape)));
+    return this.ln2.forward(add(h, f, this.workspace('r2', x.shape, storageOf(x))));
   }
 
   backward(dOut: Tensor): Tensor {
@@ -116,7 +116,7 @@ export class BertLayer extends Container {
     const d1 = this.ln1.backward(dh); // ∂ of x + a
     const da = this.attnDropout ? this.attnDropout.backward(d1) : d1;
     const { dq, dk, dv } = this.core.backward(this.attnOut.backward(da)!);
-    const dx = this.workspace('dx', [this.#B, this.#T, this.query.inFeatures]);
+    const dx = this.workspace('dx', [this.#B, this.#T, this.query.inFeatures], storageOf(dq));
     this.query.backward(dq, { dx, accumulate: false });
     this.key.backward(dk, { dx, accumulate: true });
     this.value.backward(dv, { dx, accumulate: true });
@@ -163,9 +163,9 @@ export class BertModel extends TransformerModel {
   /** classifier (BERT, DistilBERT) or classifier.out_proj (RoBERTa). */
   readonly classifier: Linear;
   readonly #first = new RowGather();
+  #rows = new Int32Array(0);
   #pos = new Int32Array(0);
   #types = new Int32Array(0);
-  #rows = new Int32Array(0);
 
   constructor(config: BertConfig, options: ModelOptions = {}) {
     super();
@@ -173,7 +173,7 @@ export class BertModel extends TransformerModel {
     const { task, numLabels } = resolveTask(options, 'sequence-classification', ['sequence-classification', 'regression'], c.modelType);
     this.task = task;
     this.numLabels = numLabels;
-    const init = new Init(options);
+    const init = new Init(options, { bf16Activations: true });
     const seed = options.seed ?? 0;
     this.initCheckpointing(options);
     const p = (this.prefix = c.modelType);
@@ -181,6 +181,10 @@ export class BertModel extends TransformerModel {
     this.word_embeddings = this.put(`${p}.embeddings.word_embeddings`, init.embedding(c.vocabSize, C));
     this.position_embeddings = this.put(`${p}.embeddings.position_embeddings`, init.embedding(c.maxPositions, C));
     this.token_type_embeddings = c.typeVocabSize > 0 ? this.put(`${p}.embeddings.token_type_embeddings`, init.embedding(c.typeVocabSize, C)) : null;
+    const act = options.activations ?? 'float32';
+    if (act !== 'float32' && act !== 'bfloat16') invalidArgument('activations', "'float32' or 'bfloat16'", describe(act));
+    // the embeddings write their rows in `act`; every later activation takes its input's dtype
+    for (const e of [this.word_embeddings, this.position_embeddings, this.token_type_embeddings]) if (e) e.activations = act;
     this.embLayerNorm = this.put(`${p}.embeddings.LayerNorm`, new LayerNorm(C, { eps: c.layerNormEps }));
     this.embDropout = this.put(`${p}.embeddings.dropout`, new Dropout(c.hiddenDropout, { seed: seed + 1000 }));
     this.layers = [];
@@ -218,7 +222,8 @@ export class BertModel extends TransformerModel {
         for (let t = 0; t < T; t++) this.#pos[b * T + t] = ids[b * T + t] === c.padTokenId ? c.padTokenId : c.padTokenId + this.positionShift + ++k;
       }
     } else for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#pos[b * T + t] = t + c.positionOffset + this.positionShift;
-    let e = add(this.word_embeddings.forward(ids, [B, T]), this.position_embeddings.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, c.hiddenSize]));
+    const w = this.word_embeddings.forward(ids, [B, T]);
+    let e = add(w, this.position_embeddings.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, c.hiddenSize], storageOf(w)));
     if (this.token_type_embeddings) {
       const tt = batch.tokenTypeIds;
       if (tt === undefined || tt === null) this.#types.fill(0);
@@ -232,7 +237,7 @@ export class BertModel extends TransformerModel {
     x = this.forwardBlocks(this.layers, x, B, (i, y) => this.layers[i]!.forward(y, maskT), false);
     if (this.#rows.length !== B) this.#rows = Int32Array.from({ length: B }, (_, b) => b * T);
     else for (let b = 0; b < B; b++) this.#rows[b] = b * T;
-    const first = this.#first.forward(x, this.#rows);
+    const first = this.#first.forward(x, this.#rows); // float32 rows, also from bf16 activations
     let pooled: Tensor;
     if (this.prefix === 'bert') pooled = this.headDropout.forward(this.poolAct.forward(this.poolDense.forward(first)));
     else if (this.prefix === 'roberta') pooled = this.headDropout.forward(this.poolAct.forward(this.poolDense.forward(this.#preDropout.forward(first))));

@@ -6,7 +6,7 @@
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Module, saved, storageOf } from '../nn/module.js';
-import { fill, scale } from '../ops/index.js';
+import { add, cast, fill, scale } from '../ops/index.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { type AttentionPrefix, joinTime, PrefixSlot, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 
@@ -311,12 +311,18 @@ export class SdpaCore extends Module {
 /**
  * Picks rows of x [N, C] (a gather by the embedding kernel), and scatters their gradient back
  * into a zeroed [N, C]. Used for pooling one token per sequence and for splitting fused q/k/v.
+ * bf16 activations: x is widened to float32 first (one cast of x), so the rows picked are float32
+ * — the heads they feed stay float32 (docs/CUDA.md) — and the gradient goes back to x's dtype,
+ * the picked rows' gradients rounded once.
  */
 export class RowGather extends Module {
   #ids = new Int32Array(0);
   #n = -1;
   #C = 0;
   #shape: readonly number[] = [];
+  #bf16 = false;
+  /** The bf16 gradient the last backward returned (kept alive for the caller, freed at the next). */
+  #narrow: Tensor | null = null;
 
   /**
    * x viewed as [N, C] rows; ids: rows to take → out [ids.length, C]. With `outShape`, C is its
@@ -326,7 +332,13 @@ export class RowGather extends Module {
     const C = outShape ? outShape[outShape.length - 1]! : x.shape[x.rank - 1]!;
     const N = x.size / C;
     const out = this.workspace('out', outShape ?? [ids.length, C]);
-    F.embeddingForward(ids, this.view('x', x, [N, C]), this.view('out2', out, [ids.length, C]));
+    this.#bf16 = x.dtype === 'bfloat16';
+    const wide = this.#bf16 ? cast(x, 'float32') : x;
+    try {
+      F.embeddingForward(ids, this.view('x', wide, [N, C]), this.view('out2', out, [ids.length, C]));
+    } finally {
+      if (wide !== x) wide.dispose();
+    }
     if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
     this.#ids.set(ids);
     this.#n = ids.length;
@@ -335,14 +347,24 @@ export class RowGather extends Module {
     return out;
   }
 
-  /** d(out) → d(x) in x's shape: zero except the gathered rows; `into` (x's shape) is added to instead. */
+  /** d(out) → d(x) in x's shape and dtype: zero except the gathered rows; `into` (x's shape) is added to instead. */
   backward(dOut: Tensor, into?: Tensor): Tensor {
     if (this.#n < 0) saved(null, 'RowGather');
     const C = this.#C;
     const N = this.#shape.reduce((a, b) => a * b, 1) / C;
-    const dx = into ?? fill(this.workspace('dx', this.#shape), 0);
-    F.embeddingBackward(this.#ids.subarray(0, this.#n), this.view('dout2', dOut, [this.#n, C]), this.view(into ? 'into2' : 'dx2', dx, [N, C]));
-    return dx;
+    const wideInto = into && !this.#bf16 ? into : undefined;
+    const dx = wideInto ?? fill(this.workspace('dx', this.#shape), 0);
+    F.embeddingBackward(this.#ids.subarray(0, this.#n), this.view('dout2', dOut, [this.#n, C]), this.view(wideInto ? 'into2' : 'dx2', dx, [N, C]));
+    if (!this.#bf16) return dx;
+    this.#narrow?.dispose();
+    this.#narrow = cast(dx, 'bfloat16');
+    return into ? add(into, this.#narrow, into) : this.#narrow;
+  }
+
+  override dispose(): void {
+    this.#narrow?.dispose();
+    this.#narrow = null;
+    super.dispose();
   }
 }
 

@@ -20,7 +20,7 @@ export class GELU extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.workspace('out', x.shape);
+    const out = this.workspace('out', x.shape, storageOf(x));
     F.geluForward(x, out, this.approximate);
     this.#x = x;
     return out;
@@ -28,7 +28,7 @@ export class GELU extends Module {
 
   backward(dOut: Tensor): Tensor {
     const x = saved(this.#x, 'GELU');
-    return F.geluBackward(x, dOut, this.workspace('dx', x.shape), this.approximate);
+    return F.geluBackward(x, dOut, this.workspace('dx', x.shape, storageOf(x)), this.approximate);
   }
 }
 

@@ -81,9 +81,11 @@ export function kfacLayersForLora(model: Module, options: KfacLoraOptions = {}):
       weight: weightParam(b.loraA, `${aName}.`),
       input: () => {
         const x = need(b.loraA.input, `${aName} input`);
+        // bf16 activations: each branch reads its own float32 copy of the one bf16 input
+        const same = (m: LoraBranch): boolean => m.loraA.input === x || (b.widenedFrom !== null && m.widenedFrom === b.widenedFrom);
         if (leader)
           for (const m of members)
-            if (m.loraA.input !== x)
+            if (!same(m))
               throw new InvalidArgumentError(`${m.path}.lora_A read another input than ${aName}, with which it shares a K-FAC factor`, {
                 argument: 'inputKey',
                 hint: 'pass { shareInputs: false } to kfacLayersForLora',

@@ -98,6 +98,7 @@ export class LoraBranch implements LinearAdapter {
   #gs: Tensor | null = null;
   #dh: Tensor | null = null;
   #xf: Tensor | null = null; // the branch's float32 copy of a bf16 input
+  #widenedFrom: Tensor | null = null;
   #fused = false;
 
   constructor(path: string, base: Linear, r: number, scale: number, init: 'kaiming' | 'gaussian', dropout: number, seed: number) {
@@ -118,6 +119,15 @@ export class LoraBranch implements LinearAdapter {
     if (device !== 'cpu') for (const m of [this.loraA, this.loraB, this.dropout]) m.to(device);
   }
 
+  /**
+   * The bf16 input the last forward widened into the branch's float32 copy (bf16 activations),
+   * else null: branches that widened the same tensor in one forward hold equal copies, so they
+   * can share one K-FAC input factor (lib/peft/kfac.ts).
+   */
+  get widenedFrom(): Tensor | null {
+    return this.#widenedFrom;
+  }
+
   /** Whether the branch is folded into the base weight. */
   get merged(): boolean {
     return this.#merged;
@@ -128,6 +138,7 @@ export class LoraBranch implements LinearAdapter {
     // bf16 activations (cuda): the branch casts its input to float32 and adds its float32 output
     // into the bf16 y, so lora_A/lora_B, their K-FAC inputs and gradients stay float32.
     let xb = x;
+    this.#widenedFrom = x.dtype === 'bfloat16' ? x : null;
     if (x.dtype === 'bfloat16') xb = scaleOp(x, 1, (this.#xf = sized(this.#xf, x.shape, x)));
     const xd = this.dropout.forward(xb);
     this.#identity = xd === xb;

@@ -22,11 +22,12 @@ import { expectClose, input } from '../support/nn-helpers.js';
 type Model = Module & { forward(b: unknown): { loss?: number | null }; backward(): void };
 type Kind = 'bert' | 'roberta' | 'distilbert';
 
-function run(kind: Kind, device: 'cpu' | 'cuda', steps: number): { losses: number[]; adapters: Map<string, Float32Array> } {
+/** `wide`: hidden 32 in 2 heads (head dimension 16: bf16 attention on tensor cores) instead of 16 in 4; `initStd` of the weights. */
+function run(kind: Kind, device: 'cpu' | 'cuda', steps: number, activations: 'float32' | 'bfloat16' = 'float32', wide = false, initStd = 0.2): { losses: number[]; adapters: Map<string, Float32Array> } {
   const regression = kind === 'roberta';
   using m = createBert(
-    { modelType: kind, vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, maxPositions: 24 },
-    { seed: 7, initStd: 0.2, ...(regression ? { task: 'regression' as const } : {}) },
+    { modelType: kind, vocabSize: 40, hiddenSize: wide ? 32 : 16, intermediateSize: 24, numLayers: 2, numHeads: wide ? 2 : 4, maxPositions: 24 },
+    { seed: 7, initStd, activations, ...(regression ? { task: 'regression' as const } : {}) },
   ) as unknown as Model;
   if (device === 'cuda') m.to('cuda');
   applyLora(m, { targetModules: kind === 'distilbert' ? ['q_lin', 'v_lin'] : ['query', 'value'], r: 4, alpha: 8 });
@@ -79,5 +80,37 @@ describe.skipIf(!emulationPossible())('BERT-family classifiers under the CUDA em
     for (const [i, l] of e.losses.entries()) expect(Math.abs(l - c.losses[i]!) / Math.abs(c.losses[i]!), `loss ${i}`).toBeLessThan(1e-6);
     expect(e.adapters.size).toBe(c.adapters.size);
     for (const [name, a] of c.adapters) expect(maxRel(e.adapters.get(name)!, a), name).toBeLessThan(2e-5);
+  });
+
+  // bf16 activations (docs/CUDA.md): the embeddings, the residual stream, LayerNorm, attention,
+  // GELU and the layers' outputs stored in bf16; the first token's rows widened to float32 for the
+  // head, whose pooler, activation, classifier and loss stay float32. Bound as in
+  // cuda-emulation-bf16-train.test.ts (each stored activation rounded once, ≈ 12 roundings on the
+  // way to the pooled row): the loss within 2u relative, the adapters within 8u of their size,
+  // and further from the float32 run than the float32 emulation is (2e-5 above): the rounding
+  // happened. Head dimension 4 runs attention on CUDA cores, 16 on tensor cores. Weights at the
+  // default init (std 0.02, as the LLaMA test): the float32 cases' std 0.2 makes scores ten times
+  // larger, so one rounding of an activation moves the softmax ten times more than the bound
+  // assumes (measured there: adapters 2.3–4.6e-2 over dampings 10⁻⁴…10⁻²; here 1.1–1.5e-2).
+  test.each([
+    ['bert', false],
+    ['roberta', false],
+    ['distilbert', false],
+    ['bert', true],
+  ] as const)('%s (head dimension 16: %s), bf16 activations: three K-FAC + LoRA steps track the float32 CPU run', (kind, wide) => {
+    const U = 2 ** -8;
+    const c = run(kind, 'cpu', 3, 'float32', wide, 0.02), e = run(kind, 'cuda', 3, 'bfloat16', wide, 0.02);
+    expect(e.losses.every(Number.isFinite)).toBe(true);
+    for (const [i, l] of e.losses.entries()) expect(Math.abs(l - c.losses[i]!) / Math.abs(c.losses[i]!), `loss ${i}`).toBeLessThan(2 * U);
+    let worst = 0;
+    for (const [name, a] of c.adapters) worst = Math.max(worst, maxRel(e.adapters.get(name)!, a));
+    console.log(`${kind}${wide ? ' (head dim 16)' : ''} bf16 vs float32: loss ${e.losses.map((l, i) => (Math.abs(l - c.losses[i]!) / Math.abs(c.losses[i]!)).toExponential(2)).join(', ')}; adapters ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(8 * U);
+    expect(worst).toBeGreaterThan(1e-4);
+  });
+
+  test('bf16 activations on the CPU are refused with a typed error naming the op', () => {
+    using m = createBert({ vocabSize: 40, hiddenSize: 16, intermediateSize: 24, numLayers: 1, numHeads: 4, maxPositions: 24 }, { activations: 'bfloat16' }) as unknown as Model;
+    expect(() => m.forward({ inputIds: Int32Array.of(1, 2, 3), shape: [1, 3], labels: Int32Array.of(1) })).toThrow(/bfloat16/);
   });
 });

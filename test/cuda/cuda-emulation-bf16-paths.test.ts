@@ -23,7 +23,7 @@ import * as F from '../../lib/nn/functional.js';
 import type { Module } from '../../lib/nn/module.js';
 import { copy } from '../../lib/ops/index.js';
 import { untrackedTrainable } from '../../lib/peft/bitfit-kfac.js';
-import { applyLora } from '../../lib/peft/index.js';
+import { applyLora, kfacLayersForLora, untrackedParameters } from '../../lib/peft/index.js';
 import { applyPrefixTuning } from '../../lib/peft/prefix.js';
 import { kfacLayersForPrefix } from '../../lib/peft/prefix-kfac.js';
 import { applyPromptTuning } from '../../lib/peft/prompt.js';
@@ -87,6 +87,45 @@ describe.skipIf(!emulationPossible())('bf16 activations: checkpointing, generati
     using cpuCache = Tensor.zeros([B, Tc, H, D], { dtype: 'bfloat16' });
     expect(() => F.kvCacheWrite(cpuSrc, cpuCache, 0)).toThrow(DTypeError);
     src.dispose();
+  });
+
+  // Sequence classification: the pooled rows are picked from the bf16 hidden state widened to
+  // float32 (models/common.ts RowGather), so the score head and the loss stay float32; q_proj and
+  // v_proj read one input and share one K-FAC input factor, though each LoRA branch reads its own
+  // float32 copy of the bf16 input (lib/peft/kfac.ts). Bound as the file's header argues.
+  test('classification with LoRA on q_proj and v_proj (one shared K-FAC factor): three steps track the float32 CPU run', () => {
+    const labels = Int32Array.of(1, 0);
+    const mask = Float32Array.from({ length: 2 * 9 }, (_, i) => (i === 17 ? 0 : 1));
+    const ids = Int32Array.from({ length: 2 * 9 }, (_, i) => (i * 5 + 2) % cfg.vocabSize);
+    const run = (device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16') => {
+      using m = createLlama(cfg, { seed: 4, activations, task: 'sequence-classification', numLabels: 2 }) as unknown as Model;
+      if (device === 'cuda') m.to('cuda');
+      applyLora(m, { targetModules: ['q_proj', 'v_proj'], r: 2, alpha: 4, modulesToSave: ['score'] });
+      const layers = kfacLayersForLora(m, { heads: true });
+      expect(layers.filter((l) => l.inputKey !== undefined).length, 'q/v lora_A share their input factor').toBe(2 * cfg.numLayers);
+      const opt = new KFAC(layers, untrackedParameters(m, layers), { lr: 0.05, momentum: 0.9, inverseEvery: 2, damping: 1e-3 });
+      const losses: number[] = [];
+      let logits = '';
+      for (let i = 0; i < 3; i++) {
+        m.zeroGrad();
+        const o = m.forward({ inputIds: ids, shape: [2, 9], attentionMask: mask, labels });
+        losses.push(o.loss!);
+        logits = o.logits.dtype;
+        m.backward();
+        opt.step({ batchSize: 2 });
+      }
+      opt.dispose();
+      const params = new Map<string, Float32Array>();
+      for (const p of m.parameters()) if (p.trainable) params.set(p.name, host(p.tensor));
+      return { losses, logits, params };
+    };
+    const c = run('cpu', 'float32'), e = run('cuda', 'bfloat16');
+    expect(e.logits, 'the head reads float32 rows').toBe('float32');
+    e.losses.forEach((l, i) => expect(Math.abs(l - c.losses[i]!) / Math.abs(c.losses[i]!), `loss ${i}`).toBeLessThan(2 * U));
+    let worst = 0;
+    for (const [n, a] of c.params) worst = Math.max(worst, maxRel(e.params.get(n)!, a));
+    expect(worst).toBeLessThan(8 * U);
+    expect(worst).toBeGreaterThan(0);
   });
 
   test('gradient checkpointing: loss and LoRA gradients equal the plain bf16 run bit for bit', () => {
