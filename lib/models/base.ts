@@ -42,7 +42,7 @@ export interface ModelOptions {
    */
   dtype?: 'float32' | 'bfloat16';
   /**
-   * Storage of the activations (LLaMA and BERT families on cuda; default 'float32'): 'bfloat16' keeps the
+   * Storage of the activations (LLaMA, GPT-2 and BERT families on cuda; default 'float32'): 'bfloat16' keeps the
    * hidden states, the residual stream, attention's tensors and the logits in bf16 (every sum
    * and the loss in float32) while LoRA branches, their inputs and gradients, K-FAC factors and
    * optimizer state stay float32 — as PyTorch autocast runs a bf16 PEFT model. On the CPU a
@@ -62,14 +62,14 @@ export class Init {
   readonly linearDtype: 'float32' | 'bfloat16';
 
   /**
-   * `bf16Activations`: whether the family stores activations in bfloat16 (the LLaMA and BERT
-   * families); for any other, `activations: 'bfloat16'` is a ConfigError rather than silently float32.
+   * `bf16Activations`: whether the family stores activations in bfloat16 (LLaMA, GPT-2, BERT);
+   * for any other (T5), `activations: 'bfloat16'` is a ConfigError rather than silently float32.
    */
   constructor(o: ModelOptions, family: { bf16Activations?: boolean } = {}) {
     if (o.activations !== undefined && o.activations !== 'float32' && family.bf16Activations !== true)
-      throw new ConfigError(`activations: ${describe(o.activations)} is not supported by this model family (bfloat16 activations: the LLaMA and BERT families on cuda); use 'float32' or leave it out`, {
+      throw new ConfigError(`activations: ${describe(o.activations)} is not supported by this model family (bfloat16 activations: the LLaMA, GPT-2 and BERT families on cuda); use 'float32' or leave it out`, {
         argument: 'activations',
-        expected: "'float32' (bfloat16 activations: the LLaMA and BERT families)",
+        expected: "'float32' (bfloat16 activations: the LLaMA, GPT-2 and BERT families)",
         got: describe(o.activations),
       });
     this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0, 2 ** 40);

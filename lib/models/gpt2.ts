@@ -8,10 +8,11 @@
  * `transformer.h.0.attn.c_attn.weight` ([in, out], Conv1D layout), …, `transformer.ln_f.weight`,
  * `score.weight`.
  */
+import { describe, invalidArgument } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Dropout, type Embedding, GELU, LayerNorm, type Linear } from '../nn/layers.js';
-import type { Module } from '../nn/module.js';
-import { add, axpy, fill } from '../ops/index.js';
+import { type Module, storageOf } from '../nn/module.js';
+import { add, axpy } from '../ops/index.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, resolveTask, TransformerModel } from './base.js';
 import { type Batch, checkBatch, Container, type ForwardOutput, KVCache, RowGather, type SdpaCall, SdpaCore } from './common.js';
@@ -26,8 +27,6 @@ export class Gpt2Attention extends Container {
   readonly c_proj: Linear;
   readonly resid_dropout: Dropout;
   readonly core: SdpaCore;
-  readonly #split = [new RowGather(), new RowGather(), new RowGather()] as const;
-  #ids: Int32Array[] = [];
 
   constructor(c: Gpt2Config, init: Init, seed: number) {
     super();
@@ -42,37 +41,29 @@ export class Gpt2Attention extends Container {
     const { B, T } = call;
     const C = this.c_proj.inFeatures;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]: q | k | v per token
-    if (this.#ids.length === 0 || this.#ids[0]!.length !== B * T)
-      this.#ids = [0, 1, 2].map((j) => Int32Array.from({ length: B * T }, (_, r) => 3 * r + j));
-    const [q, k, v] = this.#split.map((g, j) => g.forward(qkv, this.#ids[j]!, [B, T, C])) as [Tensor, Tensor, Tensor];
+    // the split: each token's row viewed as 3 "time steps" of one C-wide head, and step j sliced
+    // out (a strided copy in qkv's dtype)
+    const rows = this.view('qkv4', qkv, [B * T, 3, 1, C]);
+    const [q, k, v] = (['q', 'k', 'v'] as const).map((n, j) => {
+      const t = this.workspace(n, [B, T, C], storageOf(qkv));
+      F.timeSlice(rows, this.view(`${n}4`, t, [B * T, 1, 1, C]), j);
+      return t;
+    }) as [Tensor, Tensor, Tensor];
     const o = this.core.forward(q, k, v, call);
     return this.resid_dropout.forward(this.c_proj.forward(o));
   }
 
   backward(dOut: Tensor): Tensor {
     const { dq, dk, dv } = this.core.backward(this.c_proj.backward(this.resid_dropout.backward(dOut))!);
-    const dqkv = fill(this.workspace('dqkv', [...dq.shape.slice(0, -1), 3 * dq.shape[dq.rank - 1]!]), 0);
-    this.#split[0].backward(dq, dqkv);
-    this.#split[1].backward(dk, dqkv);
-    this.#split[2].backward(dv, dqkv);
+    const C = dq.shape[dq.rank - 1]!;
+    const N = dq.size / C;
+    const dqkv = this.workspace('dqkv', [...dq.shape.slice(0, -1), 3 * C], storageOf(dq));
+    const rows = this.view('dqkv4', dqkv, [N, 3, 1, C]);
+    // the split's reverse: each gradient written at its step; the three cover dqkv
+    [dq, dk, dv].forEach((d, j) => F.kvCacheWrite(this.view(`d${'qkv'[j]}4`, d, [N, 1, 1, C]), rows, j));
     return this.c_attn.backward(dqkv)!;
   }
 
-  override to(device: Device): this {
-    super.to(device);
-    for (const g of this.#split) g.to(device);
-    return this;
-  }
-
-  override releaseWorkspaces(): void {
-    super.releaseWorkspaces();
-    for (const g of this.#split) g.releaseWorkspaces();
-  }
-
-  override dispose(): void {
-    for (const g of this.#split) g.dispose();
-    super.dispose();
-  }
 }
 
 /** c_fc → GELU → c_proj → dropout. */
@@ -114,8 +105,8 @@ export class Gpt2Block extends Container {
   }
 
   forward(x: Tensor, call: SdpaCall): Tensor {
-    const h = add(x, this.attn.forward(this.ln_1.forward(x), call), this.workspace('h', x.shape));
-    return add(h, this.mlp.forward(this.ln_2.forward(h)), this.workspace('out', x.shape));
+    const h = add(x, this.attn.forward(this.ln_1.forward(x), call), this.workspace('h', x.shape, storageOf(x)));
+    return add(h, this.mlp.forward(this.ln_2.forward(h)), this.workspace('out', x.shape, storageOf(x)));
   }
 
   backward(dOut: Tensor): Tensor {
@@ -148,11 +139,15 @@ export class Gpt2Model extends TransformerModel {
     const { task, numLabels } = resolveTask(options, 'causal-lm', ['causal-lm', 'sequence-classification', 'regression'], 'gpt2');
     this.task = task;
     this.numLabels = numLabels;
-    const init = new Init(options);
+    const init = new Init(options, { bf16Activations: true });
     const seed = options.seed ?? 0;
     this.initCheckpointing(options);
     this.wte = this.put('transformer.wte', init.embedding(c.vocabSize, c.hiddenSize));
     this.wpe = this.put('transformer.wpe', init.embedding(c.maxPositions, c.hiddenSize));
+    const act = options.activations ?? 'float32';
+    if (act !== 'float32' && act !== 'bfloat16') invalidArgument('activations', "'float32' or 'bfloat16'", describe(act));
+    this.wte.activations = act; // the embeddings write their rows in `act`; every later activation takes its input's dtype
+    this.wpe.activations = act;
     this.drop = this.put('transformer.drop', new Dropout(c.embdDropout, { seed: seed + 1000 }));
     this.h = [];
     for (let i = 0; i < c.numLayers; i++) this.h.push(this.put(`transformer.h.${i}`, new Gpt2Block(c, init, seed + 1001 + 2 * i)));
@@ -164,14 +159,15 @@ export class Gpt2Model extends TransformerModel {
   #trunk(ids: Int32Array, B: number, T: number, call: Omit<SdpaCall, 'B' | 'T'>): Tensor {
     if (this.#pos.length !== B * T) this.#pos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#pos[b * T + t] = call.offset + t;
-    const e = add(this.wte.forward(ids, [B, T]), this.wpe.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, this.config.hiddenSize]));
+    const w = this.wte.forward(ids, [B, T]);
+    const e = add(w, this.wpe.forward(this.#pos, [B, T]), this.workspace('emb', [B, T, this.config.hiddenSize], storageOf(w)));
     const x = this.drop.forward(e);
     const run = (i: number, y: Tensor): Tensor => this.h[i]!.forward(y, { ...call, B, T, cache: call.cache ? { layer: call.cache.all.layers[i]!, all: call.cache.all } : null });
     return this.ln_f.forward(this.forwardBlocks(this.h, x, B, run, call.cache !== null));
   }
 
   #lmHead(h: Tensor): Tensor {
-    const y = this.workspace('logits', [...h.shape.slice(0, -1), this.config.vocabSize]);
+    const y = this.workspace('logits', [...h.shape.slice(0, -1), this.config.vocabSize], storageOf(h));
     return F.linearForward(h, this.wte.weight.tensor, null, y);
   }
 
@@ -198,7 +194,7 @@ export class Gpt2Model extends TransformerModel {
     let dh: Tensor;
     if (f.pooled) dh = this.#pick.backward(this.score!.backward(d)!);
     else {
-      dh = this.workspace('dh', f.hidden.shape);
+      dh = this.workspace('dh', f.hidden.shape, storageOf(f.hidden));
       F.linearBackward(f.hidden, this.wte.weight.tensor, d, { dx: dh, dW: this.wte.weight.gradTarget(), db: null });
     }
     let dx = this.ln_f.backward(dh);
@@ -216,7 +212,7 @@ export class Gpt2Model extends TransformerModel {
   override createCache(B: number, maxT: number): KVCache {
     if (this.task !== 'causal-lm') super.createCache(B, maxT);
     const c = this.config;
-    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numHeads, c.hiddenSize / c.numHeads, this.device);
+    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numHeads, c.hiddenSize / c.numHeads, this.device, this.wte.activations);
   }
 
   override forwardCached(ids: Int32Array, B: number, T: number, cache: KVCache): Tensor {

@@ -64,7 +64,7 @@ export interface LoadOptions {
   /** Gradient checkpointing per block (ModelOptions.checkpointing). */
   checkpointing?: boolean;
   /**
-   * Storage of the activations (ModelOptions.activations): 'bfloat16' for a LLaMA- or BERT-family model
+   * Storage of the activations (ModelOptions.activations): 'bfloat16' for a LLaMA-, GPT-2- or BERT-family model
    * on cuda keeps hidden states, attention tensors and logits in bf16, LoRA branches, K-FAC
    * factors, optimizer state and the loss in float32. Default 'float32' (docs/CUDA.md says why).
    */
@@ -395,7 +395,7 @@ function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, n
     // On a device the weights are made there in their storage dtype and filled tensor by tensor;
     // on the CPU the bf16 weights are cast after loading (as before).
     const act = options.activations ?? 'float32';
-    if (act !== 'float32' && config.family !== 'llama' && config.family !== 'bert') invalidArgument('activations', `'float32' for a ${config.family} model (bf16 activations: the LLaMA and BERT families)`, `'${act}'`);
+    if (act !== 'float32' && config.family === 't5') invalidArgument('activations', `'float32' for a ${config.family} model (bf16 activations: the LLaMA, GPT-2 and BERT families)`, `'${act}'`);
     model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true, checkpointing, ...(device === 'cpu' ? {} : { device, dtype }), ...(act === 'float32' ? {} : { activations: act }) });
     const report = loadWeights(model, src, path, seed);
     model.eval();
