@@ -92,9 +92,11 @@ train_step() { # name timeout args…
 train_step llama-125m 75 --shape llama-125m --seq 512 --batch 8 --steps 5 --warmup 1
 train_step llama-1b 100 --shape llama-1b --seq 512 --batch 8 --steps 5 --warmup 1
 train_step llama-3b 130 --shape llama-3b --seq 512 --batch 4 --steps 3 --warmup 1 --gradient-checkpointing
-# bf16 activations (docs/CUDA.md, mixed precision) beside the float32-activation 125M row above; no peer
+# bf16 activations (docs/CUDA.md, mixed precision) beside the float32-activation 125M row above, and
+# BERT-base with them (a bidirectional encoder, its classification head in float32); no peer
 SAVED_PEER_ARGS=("${PEER_ARGS[@]}"); PEER_ARGS=()
 train_step llama-125m-bf16act 60 --shape llama-125m --seq 512 --batch 8 --steps 5 --warmup 1 --activations bfloat16
+train_step bert-base-bf16act 60 --shape bert-base --seq 512 --batch 8 --steps 5 --warmup 1 --activations bfloat16
 PEER_ARGS=("${SAVED_PEER_ARGS[@]}")
 
 # 4. Benchmarks (each writes its JSON report).
@@ -115,7 +117,7 @@ const count = (k) => Number((tap.match(new RegExp(`^# ${k} (\\d+)`, 'm')) ?? [])
 const bench = {};
 for (const c of ['ceilings', 'factor', 'eigh', 'batched-eigh', 'precondition', 'clip', 'attention']) bench[c] = read(`bench-${c}.json`)?.rows ?? { error: text(`bench-${c}.err`).trim().split('\n').slice(-3).join('\n') };
 const trainStep = {};
-for (const s of ['llama-125m', 'llama-1b', 'llama-3b', 'llama-125m-bf16act']) trainStep[s] = read(`train-step-${s}.json`) ?? { error: text(`train-step-${s}.err`).trim().split('\n').slice(-3).join('\n') || 'no report (timed out?)' };
+for (const s of ['llama-125m', 'llama-1b', 'llama-3b', 'llama-125m-bf16act', 'bert-base-bf16act']) trainStep[s] = read(`train-step-${s}.json`) ?? { error: text(`train-step-${s}.err`).trim().split('\n').slice(-3).join('\n') || 'no report (timed out?)' };
 const rows = (c) => (Array.isArray(bench[c]) ? bench[c] : []);
 const targets = {
   'clip ≥ 80% of copy bandwidth': rows('clip').filter((r) => /clipping/.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),

@@ -40,7 +40,7 @@ export interface TrainStepOptions {
   device: 'cpu' | 'cuda';
   optimizer: 'adamw' | 'kfac';
   dtype: 'float32' | 'bfloat16';
-  /** Storage of the activations (ModelOptions.activations; LLaMA shapes on cuda). Default float32. */
+  /** Storage of the activations (ModelOptions.activations; on cuda). Default float32. */
   activations?: 'float32' | 'bfloat16';
   checkpointing: boolean;
   batch: number;
@@ -240,8 +240,8 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
   const T = o.seq;
   const causal = cfg['model_type'] !== 'bert';
   const activations = o.activations ?? 'float32';
-  if (activations !== 'float32' && (cfg['model_type'] !== 'llama' || o.device !== 'cuda'))
-    invalidArgument('activations', "'float32' (bf16 activations: LLaMA shapes on cuda)", `'${activations}' for ${o.shape} on ${o.device}`);
+  if (activations !== 'float32' && o.device !== 'cuda')
+    invalidArgument('activations', "'float32' on the CPU (bf16 activations are a cuda storage)", `'${activations}' for ${o.shape} on ${o.device}`);
   o.progress(`building ${o.shape} on ${o.device}`);
   const model = createModel(configFromHf(cfg), { task: causal ? 'causal-lm' : 'sequence-classification', seed: 0, device: o.device, dtype: o.dtype, checkpointing: o.checkpointing, ...(activations === 'float32' ? {} : { activations }) });
   let peer: Peer | undefined;

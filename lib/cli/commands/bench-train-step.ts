@@ -43,7 +43,7 @@ options:
   --optimizer O              adamw (default) | kfac
   --seq T, --batch B         the batch shape (default 512 × 8)
   --dtype D                  float32 (default) | bfloat16 frozen base weights
-  --activations D            float32 (default) | bfloat16 activations (LLaMA shapes on cuda)
+  --activations D            float32 (default) | bfloat16 activations (on cuda)
   --gradient-checkpointing   recompute each block in the backward
   --layers N, --hidden N, --vocab N
                              shrink the shape (tests, small machines; heads = hidden / 64)
