@@ -248,6 +248,22 @@ const MUTATIONS = [
     tests: ['test/cuda/attention-tc-emulation.test.ts'],
   },
   {
+    id: 'add-norm-cpu-sum',
+    what: 'the CPU norm with a fused residual add normalises x instead of x + residual',
+    file: 'native/cpu/nn_norm.cpp',
+    from: '  return sr;\n}',
+    to: '  return xr;\n}',
+    tests: ['test/nn/nn-add-norm.test.ts'],
+  },
+  {
+    id: 'add-norm-cuda-sum',
+    what: 'the CUDA norm body with a fused residual add reads the row from x, not from the sum it stored',
+    file: 'native/cuda/nn_norm_body.h',
+    from: 'const T* xr = res ? sum + row * C : x + row * C;',
+    to: 'const T* xr = x + row * C;',
+    tests: ['test/nn/nn-add-norm.test.ts'],
+  },
+  {
     id: 'loss-ignore-index',
     what: 'cross-entropy averages over ignored (-100) targets too',
     file: 'native/cpu/nn_loss.cpp',

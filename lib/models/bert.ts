@@ -104,9 +104,9 @@ export class BertLayer extends Container {
     const o = this.core.forward(this.query.forward(x), this.key.forward(x), this.value.forward(x), { B, T, mask, offset: 0, cache: null });
     let a = this.attnOut.forward(o);
     if (this.attnDropout) a = this.attnDropout.forward(a);
-    const h = this.ln1.forward(add(x, a, this.workspace('r1', x.shape, storageOf(x))));
+    const h = this.ln1.forwardAdd(x, a, this.workspace('r1', x.shape, storageOf(x)));
     const f = this.ffnDropout.forward(this.down.forward(this.act.forward(this.up.forward(h))));
-    return this.ln2.forward(add(h, f, this.workspace('r2', x.shape, storageOf(x))));
+    return this.ln2.forwardAdd(h, f, this.workspace('r2', x.shape, storageOf(x)));
   }
 
   backward(dOut: Tensor): Tensor {

@@ -105,8 +105,9 @@ export class Gpt2Block extends Container {
   }
 
   forward(x: Tensor, call: SdpaCall): Tensor {
-    const h = add(x, this.attn.forward(this.ln_1.forward(x), call), this.workspace('h', x.shape, storageOf(x)));
-    return add(h, this.mlp.forward(this.ln_2.forward(h)), this.workspace('out', x.shape, storageOf(x)));
+    const h = this.workspace('h', x.shape, storageOf(x));
+    const m = this.mlp.forward(this.ln_2.forwardAdd(x, this.attn.forward(this.ln_1.forward(x), call), h)); // h = x + attn
+    return add(h, m, this.workspace('out', x.shape, storageOf(x)));
   }
 
   backward(dOut: Tensor): Tensor {

@@ -110,8 +110,8 @@ export class LlamaDecoderLayer extends Container {
 
   forward(x: Tensor, call: SdpaCall): Tensor {
     const a = this.self_attn.forward(this.input_layernorm.forward(x), call);
-    const h = add(x, a, this.workspace('h', x.shape, storageOf(x)));
-    const m = this.mlp.forward(this.post_attention_layernorm.forward(h));
+    const h = this.workspace('h', x.shape, storageOf(x));
+    const m = this.mlp.forward(this.post_attention_layernorm.forwardAdd(x, a, h)); // h = x + a
     return add(h, m, this.workspace('out', x.shape, storageOf(x)));
   }
 

@@ -27,9 +27,9 @@ interface NativeNn {
   ): void;
   embeddingForward(ids: Int32Array, W: NativeTensor, out: NativeTensor): void;
   embeddingBackward(ids: Int32Array, dout: NativeTensor, dW: NativeTensor): void;
-  layerNormForward(x: NativeTensor, w: NativeTensor, b: NativeTensor | null, eps: number, out: NativeTensor, mean: NativeTensor, rstd: NativeTensor): void;
+  layerNormForward(x: NativeTensor, w: NativeTensor, b: NativeTensor | null, eps: number, out: NativeTensor, mean: NativeTensor, rstd: NativeTensor, residual?: NativeTensor | null, sum?: NativeTensor | null): void;
   layerNormBackward(x: NativeTensor, w: NativeTensor, mean: NativeTensor, rstd: NativeTensor, dout: NativeTensor, dx: NativeTensor | null, dw: NativeTensor | null, db: NativeTensor | null): void;
-  rmsNormForward(x: NativeTensor, w: NativeTensor, eps: number, out: NativeTensor, rstd: NativeTensor): void;
+  rmsNormForward(x: NativeTensor, w: NativeTensor, eps: number, out: NativeTensor, rstd: NativeTensor, residual?: NativeTensor | null, sum?: NativeTensor | null): void;
   rmsNormBackward(x: NativeTensor, w: NativeTensor, rstd: NativeTensor, dout: NativeTensor, dx: NativeTensor | null, dw: NativeTensor | null): void;
   geluForward(x: NativeTensor, out: NativeTensor, approximate: string): void;
   geluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor, approximate: string): void;
@@ -146,10 +146,26 @@ export function embeddingBackward(ids: Int32Array, dout: Tensor, dW: Tensor): vo
 
 // ---------------------------------------------------------------- norms
 
+/**
+ * The residual add fused into a norm's forward: the row normalised is x + residual, stored first
+ * into `sum` (x's shape and dtype; it aliases no other argument), the same values as
+ * `add(x, residual, sum)` followed by the norm of `sum` — which is what the backward then reads.
+ */
+export interface NormResidual {
+  residual: Tensor;
+  sum: Tensor;
+}
+
 /** LayerNorm over the last dimension. out (=) may be x; mean and rstd [N] (=) are saved for the backward. */
-export function layerNormForward(x: Tensor, w: Tensor, b: Tensor | null, eps: number, out: Tensor, mean: Tensor, rstd: Tensor): Tensor {
-  nn().layerNormForward(handleOf(x, 'x'), handleOf(w, 'w'), opt(b, 'b'), checkFinite(eps, 'eps'), handleOf(out, 'out'), handleOf(mean, 'mean'), handleOf(rstd, 'rstd'));
+export function layerNormForward(x: Tensor, w: Tensor, b: Tensor | null, eps: number, out: Tensor, mean: Tensor, rstd: Tensor, add?: NormResidual): Tensor {
+  nn().layerNormForward(handleOf(x, 'x'), handleOf(w, 'w'), opt(b, 'b'), checkFinite(eps, 'eps'), handleOf(out, 'out'), handleOf(mean, 'mean'), handleOf(rstd, 'rstd'), ...residualArgs(add));
   return out;
+}
+
+function residualArgs(add: NormResidual | undefined): [NativeTensor | null, NativeTensor | null] {
+  if (add === undefined) return [null, null];
+  if (add === null || typeof add !== 'object') invalidArgument('add', '{ residual, sum }', describe(add));
+  return [handleOf(add.residual, 'residual'), handleOf(add.sum, 'sum')];
 }
 
 /** dx (=), dw (+=), db (+=); null skips one. */
@@ -157,9 +173,9 @@ export function layerNormBackward(x: Tensor, w: Tensor, mean: Tensor, rstd: Tens
   nn().layerNormBackward(handleOf(x, 'x'), handleOf(w, 'w'), handleOf(mean, 'mean'), handleOf(rstd, 'rstd'), handleOf(dout, 'dout'), opt(grads.dx, 'dx'), opt(grads.dw, 'dw'), opt(grads.db, 'db'));
 }
 
-/** RMSNorm over the last dimension: out = x·rstd·w (=), rstd [N] (=). */
-export function rmsNormForward(x: Tensor, w: Tensor, eps: number, out: Tensor, rstd: Tensor): Tensor {
-  nn().rmsNormForward(handleOf(x, 'x'), handleOf(w, 'w'), checkFinite(eps, 'eps'), handleOf(out, 'out'), handleOf(rstd, 'rstd'));
+/** RMSNorm over the last dimension: out = x·rstd·w (=), rstd [N] (=); `add` as layerNormForward's. */
+export function rmsNormForward(x: Tensor, w: Tensor, eps: number, out: Tensor, rstd: Tensor, add?: NormResidual): Tensor {
+  nn().rmsNormForward(handleOf(x, 'x'), handleOf(w, 'w'), checkFinite(eps, 'eps'), handleOf(out, 'out'), handleOf(rstd, 'rstd'), ...residualArgs(add));
   return out;
 }
 

@@ -8,15 +8,23 @@
  * - lora: a LoRA branch's lora_B adds s·(x·Aᵀ)·Bᵀ straight into the base output (the GEMM with
  *   β = 1), and its backward scales inside the GEMMs instead of forming s·g first (formed only
  *   when K-FAC reads lora_B's output gradient). Runs on every device (it is matmul).
+ * - addNorm: a residual add and the norm that reads its result are one kernel (the norm's, with
+ *   `add: { residual, sum }`): the sum is stored and normalised in one pass over the rows
+ *   instead of written by the add and read back by the norm — LLaMA's x + attention before
+ *   post_attention_layernorm, GPT-2's before ln_2, BERT's two post-LayerNorms. The same values
+ *   bit for bit (the sum is rounded to its storage once either way). Runs on every device. The
+ *   add that ends a pre-norm block stays an add: the next block, the unit of gradient
+ *   checkpointing, starts from its result.
  */
 import { describe, invalidArgument } from '../errors.js';
 
 export interface Fusions {
   lora: boolean;
+  addNorm: boolean;
 }
 
-const NAMES: readonly (keyof Fusions)[] = ['lora'];
-const DEFAULTS: Fusions = { lora: true };
+const NAMES: readonly (keyof Fusions)[] = ['lora', 'addNorm'];
+const DEFAULTS: Fusions = { lora: true, addNorm: true };
 
 function fromEnv(v: string | undefined): Fusions {
   if (v === undefined || v === '') return { ...DEFAULTS };

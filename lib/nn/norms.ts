@@ -1,8 +1,10 @@
 /** LayerNorm and RMSNorm over the last dimension. */
 import { describe, invalidArgument } from '../errors.js';
+import { add } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
 import * as F from './functional.js';
+import { fusions } from './fusion.js';
 import { Module, ParamSlot, saved, storageOf } from './module.js';
 import { lastDim, MAX_DIM } from './dims.js';
 
@@ -38,6 +40,20 @@ export class LayerNorm extends Module {
     return out;
   }
 
+  /**
+   * LayerNorm of x + residual, with x + residual written to `sum` (the caller's residual stream,
+   * which the backward reads): one kernel when the `addNorm` fusion is on, else add then forward.
+   */
+  forwardAdd(x: Tensor, residual: Tensor, sum: Tensor): Tensor {
+    if (!fusions().addNorm) return this.forward(add(x, residual, sum));
+    lastDim(x, this.dim, 'x');
+    const rows = x.shape.slice(0, -1);
+    const out = this.workspace('out', x.shape, storageOf(x));
+    F.layerNormForward(x, this.weight.tensor, this.bias?.tensor ?? null, this.eps, out, this.workspace('mean', rows), this.workspace('rstd', rows), { residual, sum });
+    this.#x = sum;
+    return out;
+  }
+
   backward(dOut: Tensor): Tensor {
     const x = saved(this.#x, 'LayerNorm');
     const rows = x.shape.slice(0, -1);
@@ -67,6 +83,16 @@ export class RMSNorm extends Module {
     const out = this.workspace('out', x.shape, storageOf(x));
     F.rmsNormForward(x, this.weight.tensor, this.eps, out, this.workspace('rstd', x.shape.slice(0, -1)));
     this.#x = x;
+    return out;
+  }
+
+  /** RMSNorm of x + residual, with x + residual written to `sum`: as LayerNorm.forwardAdd. */
+  forwardAdd(x: Tensor, residual: Tensor, sum: Tensor): Tensor {
+    if (!fusions().addNorm) return this.forward(add(x, residual, sum));
+    lastDim(x, this.dim, 'x');
+    const out = this.workspace('out', x.shape, storageOf(x));
+    F.rmsNormForward(x, this.weight.tensor, this.eps, out, this.workspace('rstd', x.shape.slice(0, -1)), { residual, sum });
+    this.#x = sum;
     return out;
   }
 

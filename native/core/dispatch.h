@@ -87,11 +87,13 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(embedding_backward, void, (const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW))     \
   X(layernorm_forward, void,                                                                             \
     (const Tensor& x, const Tensor& w, TensorOpt b, float eps, const Tensor& out, const Tensor& mean,    \
-     const Tensor& rstd))                                                                                \
+     const Tensor& rstd, TensorOpt residual, TensorOpt sum))                                             \
   X(layernorm_backward, void,                                                                            \
     (const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Tensor& dout,       \
      TensorOpt dx, TensorOpt dw, TensorOpt db))                                                          \
-  X(rmsnorm_forward, void, (const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd)) \
+  X(rmsnorm_forward, void,                                                                               \
+    (const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd, TensorOpt residual, \
+     TensorOpt sum))                                                                                     \
   X(rmsnorm_backward, void,                                                                              \
     (const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout, TensorOpt dx, TensorOpt dw)) \
   X(gelu_forward, void, (const Tensor& x, const Tensor& out, int kind))                                  \

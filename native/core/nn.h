@@ -27,13 +27,18 @@ void embedding_forward(const int32_t* ids, int64_t n, const Tensor& W, const Ten
 void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const Tensor& dW);
 
 // x [..., C], w [C], b [C] | null → out [..., C] (=, may alias x), mean, rstd [N] (=, any shape of N elements).
+// With `residual` (x's shape and storage) the row normalised is x + residual, stored first into
+// `sum` (=, required then; aliases nothing): the residual add fused with the norm that follows it,
+// the same values as add(x, residual, sum) followed by the norm of sum.
 void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
-                       const Tensor& mean, const Tensor& rstd);
+                       const Tensor& mean, const Tensor& rstd, const Tensor* residual = nullptr,
+                       const Tensor* sum = nullptr);
 // → dx (=, may alias dout), dw (+=), db (+=); each skipped when null.
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                         const Tensor& dout, const Tensor* dx, const Tensor* dw, const Tensor* db);
-// x [..., C], w [C] → out [..., C] (=, may alias x), rstd [N] (=).
-void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd);
+// x [..., C], w [C] → out [..., C] (=, may alias x), rstd [N] (=); `residual` and `sum` as layernorm_forward's.
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd,
+                     const Tensor* residual = nullptr, const Tensor* sum = nullptr);
 // → dx (=, may alias dout), dw (+=); each skipped when null.
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,
                       const Tensor* dx, const Tensor* dw);

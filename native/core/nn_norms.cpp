@@ -1,6 +1,7 @@
 // Checked entry points of layernorm_forward/backward and rmsnorm_forward/backward (native/core/nn.h).
 #include "nn.h"
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -24,10 +25,26 @@ void check_eps(float eps) {
   if (!(eps > 0.f)) throw_arg(ErrorCode::InvalidArgument, "eps", "a positive number", std::to_string(eps));
 }
 
+// The fused residual add of a norm's forward: residual and sum like x, both or neither; sum is
+// written first and read by the norm, so it aliases no other argument.
+void check_residual(const Tensor& x, const Tensor* residual, const Tensor* sum, Device dev, const char* op,
+                    std::initializer_list<const Tensor*> others) {
+  if (!residual && !sum) return;
+  if (!residual) throw_arg(ErrorCode::InvalidArgument, "residual", "a tensor when sum is given", "null");
+  if (!sum) throw_arg(ErrorCode::InvalidArgument, "sum", "a tensor when residual is given (x + residual is stored there)", "null");
+  act_like(*residual, "residual", x, "x", dev, op);
+  act_like(*sum, "sum", x, "x", dev, op);
+  check_shape(*residual, "residual", x.shape());
+  check_shape(*sum, "sum", x.shape());
+  no_alias(&x, "x", sum, "sum");
+  no_alias(residual, "residual", sum, "sum");
+  for (const Tensor* t : others) no_alias(t, "another argument", sum, "sum");
+}
+
 }  // namespace
 
 void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float eps, const Tensor& out,
-                       const Tensor& mean, const Tensor& rstd) {
+                       const Tensor& mean, const Tensor& rstd, const Tensor* residual, const Tensor* sum) {
   const Device dev = nn_device(x, "x", "layernorm_forward");
   act(x, "x", dev, "layernorm_forward");
   in(w, "w", dev);
@@ -51,7 +68,12 @@ void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor* b, float 
     no_alias(t, "an input", &rstd, "rstd");
   }
   no_alias(&mean, "mean", &rstd, "rstd");
-  KFAC_DISPATCH(dev, layernorm_forward)(x, w, b, eps, out, mean, rstd);
+  check_residual(x, residual, sum, dev, "layernorm_forward", {&w, b, &out, &mean, &rstd});
+  if (residual) {
+    no_alias(residual, "residual", &out, "out");
+    for (const Tensor* t : {&mean, &rstd}) no_alias(residual, "residual", t, "mean or rstd");
+  }
+  KFAC_DISPATCH(dev, layernorm_forward)(x, w, b, eps, out, mean, rstd, residual, sum);
 }
 
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
@@ -87,7 +109,8 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
   KFAC_DISPATCH(dev, layernorm_backward)(x, w, mean, rstd, dout, dx, dw, db);
 }
 
-void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd,
+                     const Tensor* residual, const Tensor* sum) {
   const Device dev = nn_device(x, "x", "rmsnorm_forward");
   act(x, "x", dev, "rmsnorm_forward");
   in(w, "w", dev);
@@ -102,7 +125,12 @@ void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& 
   same_or_separate(x, "x", out, "out");
   no_alias(&w, "w", &out, "out");
   for (const Tensor* t : {&x, &w, &out}) no_alias(t, "an input", &rstd, "rstd");
-  KFAC_DISPATCH(dev, rmsnorm_forward)(x, w, eps, out, rstd);
+  check_residual(x, residual, sum, dev, "rmsnorm_forward", {&w, &out, &rstd});
+  if (residual) {
+    no_alias(residual, "residual", &out, "out");
+    no_alias(residual, "residual", &rstd, "rstd");
+  }
+  KFAC_DISPATCH(dev, rmsnorm_forward)(x, w, eps, out, rstd, residual, sum);
 }
 
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout,

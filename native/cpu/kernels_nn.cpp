@@ -55,8 +55,9 @@ void embedding_backward(const int32_t* ids, int64_t n, const Tensor& dout, const
 }
 
 void layernorm_forward(const Tensor& x, const Tensor& w, TensorOpt b, float eps, const Tensor& out,
-                       const Tensor& mean, const Tensor& rstd) {
-  cpu::layernorm_forward(x.f32(), w.f32(), f(b), eps, out.f32(), mean.f32(), rstd.f32(), rows_of(x), x.dim(-1));
+                       const Tensor& mean, const Tensor& rstd, TensorOpt residual, TensorOpt sum) {
+  cpu::layernorm_forward(x.f32(), w.f32(), f(b), eps, out.f32(), mean.f32(), rstd.f32(), rows_of(x), x.dim(-1),
+                         f(residual), f(sum));
 }
 
 void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
@@ -65,8 +66,9 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
                           x.dim(-1));
 }
 
-void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
-  cpu::rmsnorm_forward(x.f32(), w.f32(), eps, out.f32(), rstd.f32(), rows_of(x), x.dim(-1));
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd,
+                     TensorOpt residual, TensorOpt sum) {
+  cpu::rmsnorm_forward(x.f32(), w.f32(), eps, out.f32(), rstd.f32(), rows_of(x), x.dim(-1), f(residual), f(sum));
 }
 
 void rmsnorm_backward(const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dout, TensorOpt dx,

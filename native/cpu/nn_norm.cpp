@@ -94,13 +94,23 @@ void column_reduce(int64_t N, int64_t C, F&& per_row) {
     per_row(-1, s, e, acc0.data(), acc1.data());  // n = −1: flush
   });
 }
+
+// The row a norm reads: x's, or (fused residual add) x + res written to sum's row first.
+const float* norm_input(const float* x, const float* res, float* sum, int64_t n, int64_t C) {
+  const float* xr = x + n * C;
+  if (!res) return xr;
+  const float* rr = res + n * C;
+  float* sr = sum + n * C;
+  for (int64_t c = 0; c < C; ++c) sr[c] = xr[c] + rr[c];
+  return sr;
+}
 }  // namespace
 
 void layernorm_forward(const float* x, const float* w, const float* b, float eps, float* out,
-                       float* mean, float* rstd, int64_t N, int64_t C) {
+                       float* mean, float* rstd, int64_t N, int64_t C, const float* res, float* sum) {
   parallel_for(N, row_grain(C), [=](int64_t s, int64_t e) {
     for (int64_t n = s; n < e; ++n) {
-      const float* xr = x + n * C;
+      const float* xr = norm_input(x, res, sum, n, C);
       double m = row_sum(C, [=](int64_t c) { return double(xr[c]); });
       m = C > 0 ? m / double(C) : 0.0;
       double v = row_sum(C, [=](int64_t c) {
@@ -157,10 +167,10 @@ void layernorm_backward(const float* x, const float* w, const float* mean, const
 }
 
 void rmsnorm_forward(const float* x, const float* w, float eps, float* out, float* rstd, int64_t N,
-                     int64_t C) {
+                     int64_t C, const float* res, float* sum) {
   parallel_for(N, row_grain(C), [=](int64_t s, int64_t e) {
     for (int64_t n = s; n < e; ++n) {
-      const float* xr = x + n * C;
+      const float* xr = norm_input(x, res, sum, n, C);
       const double ss = row_sum(C, [=](int64_t c) { return double(xr[c]) * xr[c]; });
       double ms = C > 0 ? ss / double(C) : 0.0;
       float r = float(1.0 / std::sqrt(ms + double(eps)));

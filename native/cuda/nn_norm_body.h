@@ -20,6 +20,9 @@ inline int norm_threads(int64_t C) {
 }
 
 // op: 0 layernorm forward, 1 layernorm dx, 2 rmsnorm forward, 3 rmsnorm dx. Row = block.
+// Forward with `res`: the fused residual add — phase 0 writes sum = x + res (rounded once, as
+// the add op stores it) and every later phase reads the row from sum; each thread reads back
+// only the columns it wrote itself, so no barrier is needed between the two.
 template <class T>
 struct NormRow {
   const T* x;
@@ -30,6 +33,8 @@ struct NormRow {
   int64_t C;
   float eps;
   int op;
+  const T* res = nullptr;      // forward: the residual added to x, or null
+  T* sum = nullptr;            // forward with res: x + res
   KFAC_HD int phases(int threads) const {
     const int L = hd::log2i(threads);
     return op == 0 ? 2 * L + 3 : L + 2;
@@ -39,12 +44,13 @@ struct NormRow {
     double* s = a + i.threads;
     const int L = hd::log2i(i.threads);
     const int64_t row = i.block;
-    const T* xr = x + row * C;
+    const T* xr = res ? sum + row * C : x + row * C;
     const T* gr = g ? g + row * C : nullptr;
     T* o = out + row * C;
     if (p == 0) {  // first partial sums
       double acc = 0, acc2 = 0;
       for (int64_t c = i.thread; c < C; c += i.threads) {
+        if (res) hd::st(sum + row * C, c, hd::ld(x + row * C, c) + hd::ld(res + row * C, c));
         if (op == 0) {
           acc += hd::ld(xr, c);
         } else if (op == 2) {
@@ -148,12 +154,12 @@ void norm_rows_run(const NormRow<S>& f, int64_t N, int64_t C) {
 
 template <class E>
 void layernorm_forward(const Tensor& x, const Tensor& w, TensorOpt b, float eps, const Tensor& out,
-                       const Tensor& mean, const Tensor& rstd) {
+                       const Tensor& mean, const Tensor& rstd, TensorOpt residual, TensorOpt sum) {
   const int64_t N = norm_rows(x), C = x.dim(-1);
   with_storage(x.dtype(), [&](auto tag) {
     using S = decltype(tag);
     norm_rows_run<E>(NormRow<S>{as<S>(x), w.f32(), b ? b->f32() : nullptr, nullptr, as<S>(out), mean.f32(), rstd.f32(),
-                                C, eps, 0},
+                                C, eps, 0, as<S>(residual), as<S>(sum)},
                      N, C);
   });
 }
@@ -175,11 +181,14 @@ void layernorm_backward(const Tensor& x, const Tensor& w, const Tensor& mean, co
 }
 
 template <class E>
-void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd) {
+void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& out, const Tensor& rstd,
+                     TensorOpt residual, TensorOpt sum) {
   const int64_t N = norm_rows(x), C = x.dim(-1);
   with_storage(x.dtype(), [&](auto tag) {
     using S = decltype(tag);
-    norm_rows_run<E>(NormRow<S>{as<S>(x), w.f32(), nullptr, nullptr, as<S>(out), nullptr, rstd.f32(), C, eps, 2}, N, C);
+    norm_rows_run<E>(NormRow<S>{as<S>(x), w.f32(), nullptr, nullptr, as<S>(out), nullptr, rstd.f32(), C, eps, 2,
+                                as<S>(residual), as<S>(sum)},
+                     N, C);
   });
 }
 

@@ -131,14 +131,14 @@ KFAC_BINDING(EmbeddingBackward) {
   return info.Env().Undefined();
 }
 
-// layerNormForward(x, w, b | null, eps, out, mean, rstd)
+// layerNormForward(x, w, b | null, eps, out, mean, rstd, residual?, sum?)
 KFAC_BINDING(LayerNormForward) {
-  Tensor x = get_tensor(arg(info, 0), "x"), w = get_tensor(arg(info, 1), "w"), bs;
+  Tensor x = get_tensor(arg(info, 0), "x"), w = get_tensor(arg(info, 1), "w"), bs, rs, ss;
   const Tensor* b = opt(arg(info, 2), "b", bs);
   float eps = get_float(arg(info, 3), "eps");
   Tensor out = get_tensor(arg(info, 4), "out"), mean = get_tensor(arg(info, 5), "mean"),
          rstd = get_tensor(arg(info, 6), "rstd");
-  nn::layernorm_forward(x, w, b, eps, out, mean, rstd);
+  nn::layernorm_forward(x, w, b, eps, out, mean, rstd, opt(arg(info, 7), "residual", rs), opt(arg(info, 8), "sum", ss));
   return info.Env().Undefined();
 }
 
@@ -155,12 +155,12 @@ KFAC_BINDING(LayerNormBackward) {
   return info.Env().Undefined();
 }
 
-// rmsNormForward(x, w, eps, out, rstd)
+// rmsNormForward(x, w, eps, out, rstd, residual?, sum?)
 KFAC_BINDING(RmsNormForward) {
-  Tensor x = get_tensor(arg(info, 0), "x"), w = get_tensor(arg(info, 1), "w");
+  Tensor x = get_tensor(arg(info, 0), "x"), w = get_tensor(arg(info, 1), "w"), rs, ss;
   float eps = get_float(arg(info, 2), "eps");
   Tensor out = get_tensor(arg(info, 3), "out"), rstd = get_tensor(arg(info, 4), "rstd");
-  nn::rmsnorm_forward(x, w, eps, out, rstd);
+  nn::rmsnorm_forward(x, w, eps, out, rstd, opt(arg(info, 5), "residual", rs), opt(arg(info, 6), "sum", ss));
   return info.Env().Undefined();
 }
 

@@ -192,6 +192,24 @@ export const nnCases = [
     },
   },
   {
+    name: 'layernorm and rmsnorm with the residual add fused (add: { residual, sum }): the sum exact, the norm of x + r against float64',
+    ops: ['layernorm_forward', 'rmsnorm_forward'],
+    run(dev) {
+      for (const [N, C] of [[7, 1000], [33, 3]]) {
+        const x = uniform(N * C, 2), r = uniform(N * C, 2), w = uniform(C), b = uniform(C), eps = 1e-5;
+        const s32 = Float32Array.from(x, (v, i) => v + r[i]); // the float32 sum the add op stores
+        const ln = norm64(s32, w, b, new Float32Array(N * C), N, C, eps, false), rms = norm64(s32, w, null, new Float32Array(N * C), N, C, eps, true);
+        const xt = T(x, [N, C], dev), rt = T(r, [N, C], dev), wt = T(w, [C], dev);
+        const sum = nan([N, C], dev);
+        rel(read(F.layerNormForward(xt, wt, T(b, [C], dev), eps, nan([N, C], dev), nan([N], dev), nan([N], dev), { residual: rt, sum })), ln.y, 1e-5, `layernorm of x + r, ${C}`);
+        exact(read(sum), s32, `layernorm's sum ${C}`);
+        const sum2 = nan([N, C], dev);
+        rel(read(F.rmsNormForward(xt, wt, eps, nan([N, C], dev), nan([N], dev), { residual: rt, sum: sum2 })), rms.y, 1e-5, `rmsnorm of x + r, ${C}`);
+        exact(read(sum2), s32, `rmsnorm's sum ${C}`);
+      }
+    },
+  },
+  {
     name: 'gelu (erf, tanh), silu, swiglu: forward and backward, in place',
     ops: ['gelu_forward', 'gelu_backward', 'silu_forward', 'silu_backward', 'swiglu_forward', 'swiglu_backward'],
     run(dev) {
