@@ -104,6 +104,8 @@ for c in ceilings factor eigh batched-eigh precondition clip attention; do
   timeout 150 env KFAC_BACKEND=cuda node bin/kfac-peft.js bench "$c" --backend cuda --repeats 10 --json --out "$OUT/bench-$c.json" > /dev/null 2> "$OUT/bench-$c.err"
   log "bench $c rc=$?"
 done
+timeout 60 env KFAC_BACKEND=cuda node bench/add-norm-fusion.mjs 1 cuda > "$OUT/add-norm-fusion.txt" 2>&1
+log "add-norm fusion rc=$?: $(tr '\n' ' ' < "$OUT/add-norm-fusion.txt" | head -c 400)"
 
 # 5. Summary.
 node - "$OUT" "$BUILD_RC" "$BUILD_S" "$PARITY_RC" "$(( $(date +%s) - T0 ))" "$TRAIN_RC" > "$OUT/gpu-check.json" <<'JS'
@@ -140,6 +142,7 @@ console.log(JSON.stringify({
   train: { rc: Number(trainRc), ...(read('train.json') ?? { error: text('train.err').trim().split('\n').slice(-3).join('\n') }) },
   trainStep,
   ceilings: rows('ceilings'),
+  addNormFusion: text('add-norm-fusion.txt').trim().split('\n'),
   bench,
   targets,
 }, null, 2));
