@@ -9,7 +9,7 @@ import { dampedInverse } from '../linalg/cholesky.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
-import { kroneckerQuadratic, piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
+import { type KroneckerTerm, piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
 import { stateFrom, stateLike } from './state.js';
 
 /** What a refresh reports into the step's telemetry. */
@@ -62,19 +62,21 @@ export abstract class LayerBlock {
   abstract precondition(damping: number): void;
 
   /**
-   * ⟨δ̃, G δ̃ A⟩ = vec(δ̃)ᵀ(A ⊗ G)vec(δ̃) for a change δ̃ = [δW | δb] of this layer's weights:
-   * the Kronecker model's curvature along δ (docs/KFAC.md#adaptive-damping).
+   * The term of ⟨δ̃, G δ̃ A⟩ = vec(δ̃)ᵀ(A ⊗ G)vec(δ̃) for a change δ̃ = [δW | δb] of this layer's
+   * weights — the Kronecker model's curvature along δ (docs/KFAC.md#adaptive-damping) — for
+   * `kroneckerQuadraticMany`, which evaluates every block's term in one call: `curvature(value)`
+   * is the curvature. `dispose` frees what the term made (a zero bias column).
    */
-  curvature(dW: Tensor, db: Tensor | null): number {
+  curvatureTerm(dW: Tensor, db: Tensor | null): { term: KroneckerTerm; curvature(value: number): number; dispose(): void } {
     // on the EMAs themselves, the bias corrections applied to the number: ⟨D, (G/w_G) D (A/w_A)⟩ =
     // ⟨D, G D A⟩/(w_A w_G), so no bias-corrected copy of either factor is made per probe
     // a bias without a change (frozen) is a zero last column of D
     const zero = this.hasBias && !db ? stateLike(dW, [this.dout]) : null;
-    try {
-      return kroneckerQuadratic(dW, this.hasBias ? (db ?? zero) : null, this.a.ema, this.g.ema) * this.a.correction * this.g.correction;
-    } finally {
-      zero?.dispose();
-    }
+    return {
+      term: { dW, db: this.hasBias ? (db ?? zero) : null, A: this.a.ema, G: this.g.ema },
+      curvature: (value) => value * this.a.correction * this.g.correction,
+      dispose: () => zero?.dispose(),
+    };
   }
 
   /** Per-row statistics of a block beyond its factors (EKFAC's second moments); rows weighted as G's (w, d). */

@@ -1,7 +1,7 @@
 /** K-FAC curvature kernels: factor updates, preconditioning, Newton-step clipping. */
 export { ekfacMoments, updateFactor } from './factor.js';
 export type { EkfacMomentsOptions, UpdateFactorOptions } from './factor.js';
-export { kroneckerQuadratic, preconditionEigen, preconditionEkfac, preconditionInverse, preconditionInverseFactors, piDamping } from './precondition.js';
+export { type KroneckerTerm, kroneckerQuadratic, kroneckerQuadraticMany, preconditionEigen, preconditionEkfac, preconditionInverse, preconditionInverseFactors, piDamping } from './precondition.js';
 export type {
   Eigenpairs,
   PreconditionResult,

@@ -22,6 +22,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
 import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, resolveNewtonClip, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
+import { kroneckerQuadraticMany } from './precondition.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
 import { stateLike } from './state.js';
 
@@ -174,23 +175,30 @@ export class KFAC {
     });
     let model = 0;
     let sq = 0;
-    this.params.forEach((_, i) => {
-      if (hasGrad[i]) model += ops.dot(deltas[i]!, raw[i]!);
-    });
+    // ⟨δ, ∇⟩ of every parameter with a gradient: one reduction, added in parameter order
+    const withGrad = this.params.flatMap((_, i) => (hasGrad[i] ? [i] : []));
+    for (const d of ops.dotMany(withGrad.map((i) => deltas[i]!), withGrad.map((i) => raw[i]!))) model += d;
     const index = new Map(this.params.map((p, i) => [p, i]));
     const pairs = this.preconditioner.blocks.map((b) => {
       const dW = deltas[index.get(b.layer.weight)!]!;
       const db = b.layer.bias ? (deltas[index.get(b.layer.bias)!] ?? null) : null;
       return { b, dW, db };
     });
-    // every ‖δW‖², ‖δb‖² in one reduction
+    // every ‖δW‖², ‖δb‖² in one reduction, every block's curvature ⟨δ̃, G δ̃ A⟩ in one call
     const dSq = ops.sumSquaresMany(pairs.flatMap(({ dW, db }) => (db ? [dW, db] : [dW])));
+    const terms = pairs.map(({ b, dW, db }) => b.curvatureTerm(dW, db));
+    let curv: number[];
+    try {
+      curv = kroneckerQuadraticMany(terms.map((t) => t.term));
+    } finally {
+      for (const t of terms) t.dispose();
+    }
     let k = 0;
-    for (const { b, dW, db } of pairs) {
-      model += 0.5 * b.curvature(dW, db);
+    pairs.forEach(({ db }, j) => {
+      model += 0.5 * terms[j]!.curvature(curv[j]!);
       const w = dSq[k++]!;
       sq += w + (db ? dSq[k++]! : 0);
-    }
+    });
     model += 0.5 * this.#lambda * sq;
     tel.quadraticModel = model;
     this.#probe = { before, model, sgd: sgdState, adamw: adamState, trustScale: trustBefore, tel };

@@ -186,7 +186,31 @@ export function preconditionEkfac(args: PreconditionEkfacArgs): PreconditionResu
 export function kroneckerQuadratic(dW: Tensor, db: Tensor | null, A: Tensor, G: Tensor): number {
   const hW = handleOf(dW, 'dW');
   const hb = db === null ? null : handleOf(db, 'db');
-  return kfacNative().kronQuadratic(hW, hb, handleOf(A, 'A'), handleOf(G, 'G'));
+  return kfacNative().kronQuadraticMany([hW], [hb], [handleOf(A, 'A')], [handleOf(G, 'G')])[0]!;
+}
+
+/** One term of {@link kroneckerQuadraticMany}: a layer's change [dW | db] and its factors A, G. */
+export interface KroneckerTerm {
+  dW: Tensor;
+  db: Tensor | null;
+  A: Tensor;
+  G: Tensor;
+}
+
+/**
+ * {@link kroneckerQuadratic} of many layers at once (all on one device): one number per term, the
+ * same as one call each; on a device one download for them all, where a loop of
+ * `kroneckerQuadratic` synchronises once per layer.
+ */
+export function kroneckerQuadraticMany(terms: readonly KroneckerTerm[]): number[] {
+  if (terms.length === 0) return [];
+  const r = kfacNative().kronQuadraticMany(
+    terms.map((t, i) => handleOf(t.dW, `terms[${i}].dW`)),
+    terms.map((t, i) => (t.db === null ? null : handleOf(t.db, `terms[${i}].db`))),
+    terms.map((t, i) => handleOf(t.A, `terms[${i}].A`)),
+    terms.map((t, i) => handleOf(t.G, `terms[${i}].G`)),
+  );
+  return Array.from(r);
 }
 
 /** Inverse method with precomputed inverses: `[P_W | P_b] = Ginv [∇W | ∇b] Ainv`. */

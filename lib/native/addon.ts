@@ -130,7 +130,7 @@ export interface NativeKfacOps {
     out: NativeTensor,
     outBias: NativeTensor | null,
   ): void;
-  kronQuadratic(dW: NativeTensor, db: NativeTensor | null, A: NativeTensor, G: NativeTensor): number;
+  kronQuadraticMany(dWs: NativeTensor[], dbs: (NativeTensor | null)[], As: NativeTensor[], Gs: NativeTensor[]): Float64Array;
   ekfacMoments(x: NativeTensor, g: NativeTensor, QA: NativeTensor, QG: NativeTensor, acc: NativeTensor, options: { alpha: number; beta: number; bias: boolean }): void;
   preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
   preconditionInverseFactors(
@@ -262,6 +262,7 @@ export interface NativeAddon extends NativeKfacOps {
   sum(x: NativeTensor): number;
   sumSquares(x: NativeTensor): number;
   sumSquaresMany(tensors: NativeTensor[]): Float64Array;
+  dotMany(xs: NativeTensor[], ys: NativeTensor[]): Float64Array;
   norm(x: NativeTensor): number;
   dot(x: NativeTensor, y: NativeTensor): number;
 

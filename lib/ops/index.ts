@@ -3,6 +3,7 @@
  * accumulates into `y`. Reductions accumulate in float64 and return a JS number. Tensors may
  * live on either device (all on the same one); new outputs are made there.
  */
+import { invalidArgument } from '../errors.js';
 import { native } from '../native/loader.js';
 import { handleOf, Tensor } from '../tensor/tensor.js';
 import { checkFinite } from '../util/validate.js';
@@ -87,5 +88,17 @@ export function norm(x: Tensor): number {
 /** Σ x·y over all elements. */
 export function dot(x: Tensor, y: Tensor): number {
   return native().dot(handleOf(x, 'x'), handleOf(y, 'y'));
+}
+
+/**
+ * ⟨xs[i], ys[i]⟩ of every pair, in list order (all on one device, each pair of one shape). Equal,
+ * pair by pair, to {@link dot} on the CPU; on a device one reduction and one download for the
+ * whole list, where a loop of `dot` synchronises once per pair.
+ */
+export function dotMany(xs: readonly Tensor[], ys: readonly Tensor[]): number[] {
+  const hx = xs.map((t, i) => handleOf(t, `xs[${i}]`));
+  const hy = ys.map((t, i) => handleOf(t, `ys[${i}]`));
+  if (hx.length !== hy.length) invalidArgument('ys', `${hx.length} tensors (one per xs)`, `${hy.length}`);
+  return hx.length === 0 ? [] : Array.from(native().dotMany(hx, hy));
 }
 export { cast } from './cast.js';

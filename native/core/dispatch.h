@@ -39,6 +39,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(sum_squares, double, (const Tensor& x))                                                              \
   X(sum_squares_many, std::vector<double>, (const std::vector<Tensor>& xs))                              \
   X(dot, double, (const Tensor& x, const Tensor& y))                                                     \
+  X(dot_many, std::vector<double>, (const std::vector<Tensor>& xs, const std::vector<Tensor>& ys))        \
   X(factor_update, void, (const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt))        \
   X(damped_inverse, bool, (const Tensor& a, float delta, const Tensor& out))                             \
   X(precondition_eigen, void,                                                                            \
@@ -53,7 +54,9 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
   X(ekfac_moments, void,                                                                                 \
     (const Tensor& x, const Tensor& g, const Tensor& QA, const Tensor& QG,                               \
      const ops::EkfacMomentsOptions& opt, const Tensor& acc))                                            \
-  X(kron_quadratic, double, (const Tensor& dW, TensorOpt db, const Tensor& A, const Tensor& G))       \
+  X(kron_quadratic_many, std::vector<double>,                                                           \
+    (const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs, const std::vector<Tensor>& As,   \
+     const std::vector<Tensor>& Gs))                                                                     \
   X(pi_damping, ops::PiDampingResult, (const Tensor& A, const Tensor& G, float lambda))                  \
   X(precondition_inverse_factors, ops::PiDampingResult,                                                  \
     (const Tensor& gW, TensorOpt gb, const Tensor& A, const Tensor& G, float lambda, const Tensor& PW,   \

@@ -176,14 +176,29 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
 }
 
 double kron_quadratic(const Tensor& dW, const Tensor* db, const Tensor& A, const Tensor& G) {
-  const Device dev = common_device({{&dW, "dW"}, {db, "db"}, {&A, "A"}, {&G, "G"}});
-  check_input(dW, "dW");
-  check_rank(dW, "dW", 2, 2);
-  const int64_t dout = dW.dim(0), din = dW.dim(1);
-  if (db) check_vector(*db, "db", dout);
-  check_square(A, "A", din + (db ? 1 : 0));
-  check_square(G, "G", dout);
-  return KFAC_DISPATCH(dev, kron_quadratic)(dW, db, A, G);
+  return kron_quadratic_many({dW}, {db}, {A}, {G})[0];
+}
+
+std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
+                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+  const size_t n = dWs.size();
+  for (auto [size, name] : {std::pair{dbs.size(), "dbs"}, {As.size(), "As"}, {Gs.size(), "Gs"}})
+    if (size != n) throw_arg(ErrorCode::Shape, name, std::to_string(n) + " entries (one per dWs)", std::to_string(size));
+  if (n == 0) return {};
+  const Device dev = common_device({{&dWs[0], "dWs[0]"}});
+  for (size_t i = 0; i < n; ++i) {
+    // single terms keep the single op's argument names; a list's are indexed
+    const auto nm = [&](const char* s) { return n == 1 ? std::string(s) : std::string(s) + "s[" + std::to_string(i) + "]"; };
+    const std::string w = nm("dW"), b = nm("db"), a = nm("A"), g = nm("G");
+    common_device({{&dWs[0], "dWs[0]"}, {&dWs[i], w.c_str()}, {dbs[i], b.c_str()}, {&As[i], a.c_str()}, {&Gs[i], g.c_str()}});
+    check_input(dWs[i], w.c_str());
+    check_rank(dWs[i], w.c_str(), 2, 2);
+    const int64_t dout = dWs[i].dim(0), din = dWs[i].dim(1);
+    if (dbs[i]) check_vector(*dbs[i], b.c_str(), dout);
+    check_square(As[i], a.c_str(), din + (dbs[i] ? 1 : 0));
+    check_square(Gs[i], g.c_str(), dout);
+  }
+  return KFAC_DISPATCH(dev, kron_quadratic_many)(dWs, dbs, As, Gs);
 }
 
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {

@@ -66,6 +66,10 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
 // in float64. dW [dout, din] float32, db [dout] or null, A [Da, Da] with Da = din (+1 with db),
 // G [dout, dout]. Reads only.
 double kron_quadratic(const Tensor& dW, const Tensor* db, const Tensor& A, const Tensor& G);
+// The same for many layers, term i being (dWs[i], dbs[i] or null, As[i], Gs[i]), all on one
+// device: one number per term, the same as one call each; on a device one download for all.
+std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
+                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs);
 
 struct PiDampingResult {
   double pi = 1.0, damp_A = 0.0, damp_G = 0.0;

@@ -212,4 +212,19 @@ double dot(const Tensor& x, const Tensor& y) {
   return KFAC_DISPATCH(dev, dot)(x, y);
 }
 
+std::vector<double> dot_many(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
+  if (xs.size() != ys.size())
+    throw_arg(ErrorCode::Shape, "ys", std::to_string(xs.size()) + " tensors (one per xs)", std::to_string(ys.size()));
+  if (xs.empty()) return {};
+  const Device dev = common_device({{&xs[0], "xs[0]"}});
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const std::string xn = "xs[" + std::to_string(i) + "]", yn = "ys[" + std::to_string(i) + "]";
+    common_device({{&xs[0], "xs[0]"}, {&xs[i], xn.c_str()}, {&ys[i], yn.c_str()}});
+    check_f32(xs[i], xn.c_str());
+    check_f32(ys[i], yn.c_str());
+    check_same_shape(xs[i], xn.c_str(), ys[i], yn.c_str());
+  }
+  return KFAC_DISPATCH(dev, dot_many)(xs, ys);
+}
+
 }  // namespace kfac::ops

@@ -51,5 +51,8 @@ double sum_squares(const Tensor& x);
 std::vector<double> sum_squares_many(const std::vector<Tensor>& xs);
 double norm(const Tensor& x);
 double dot(const Tensor& x, const Tensor& y);
+// ⟨xs[i], ys[i]⟩ for every pair, in float64 (all on one device; each pair of one shape): on a
+// device one reduction and one download for the whole list.
+std::vector<double> dot_many(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys);
 
 }  // namespace kfac::ops

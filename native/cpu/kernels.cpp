@@ -141,6 +141,13 @@ std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
   return r;
 }
 double dot(const Tensor& x, const Tensor& y) { return cpu::dot(x.f32(), y.f32(), x.numel()); }
+// Pair by pair with the kernel of dot: the same sums, bit for bit, as one call each.
+std::vector<double> dot_many(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
+  std::vector<double> r(xs.size(), 0.0);
+  for (size_t i = 0; i < xs.size(); ++i)
+    if (xs[i].numel() > 0) r[i] = cpu::dot(xs[i].f32(), ys[i].f32(), xs[i].numel());
+  return r;
+}
 
 void factor_update(const Tensor& x, const Tensor& F, const ops::FactorUpdateOptions& opt) {
   const int64_t d = x.dim(-1);
@@ -181,8 +188,12 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
                      acc.f32());
 }
 
-double kron_quadratic(const Tensor& dW, TensorOpt db, const Tensor& A, const Tensor& G) {
-  return cpu::kron_quadratic(dW.f32(), f32_or_null(db), dW.dim(0), dW.dim(1), A.f32(), G.f32());
+std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+  std::vector<double> r(dWs.size(), 0.0);
+  for (size_t i = 0; i < dWs.size(); ++i)
+    r[i] = cpu::kron_quadratic(dWs[i].f32(), f32_or_null(dbs[i]), dWs[i].dim(0), dWs[i].dim(1), As[i].f32(), Gs[i].f32());
+  return r;
 }
 
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {

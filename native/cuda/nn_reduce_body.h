@@ -1,6 +1,7 @@
-// Multi-tensor reductions: sum_squares_many, Σx² of every tensor of a list in float64, with one
-// upload (the pointers and the chunk table), two launches and one download of the sums — the
-// one host synchronisation of a K-FAC step's norms, whatever the number of tensors.
+// Multi-tensor reductions: sum_squares_many, Σx² of every tensor of a list, and dot_many, Σxy of
+// every pair of two lists, in float64, with one upload (the pointers and the chunk table), two
+// launches and one download of the sums — the one host synchronisation of a K-FAC step's norms
+// (or of adaptive damping's ⟨δ, ∇⟩), whatever the number of tensors.
 //
 // Launch 1 (block body): one block per chunk of kChunk elements of one tensor; each thread
 // sums its strided elements' squares in double, a shared-memory tree folds them in a fixed
@@ -21,9 +22,10 @@ struct ReduceChunk {
   int64_t tensor, begin, end;
 };
 
-// Σx² of each chunk → partial[chunk].
+// Σx² (ys null) or Σxy of each chunk → partial[chunk].
 struct ChunkSquares {
   const float* const* xs;
+  const float* const* ys;
   const ReduceChunk* chunks;
   double* partial;
   KFAC_HD int phases(int threads) const { return 2 + hd::log2i(threads); }
@@ -33,8 +35,9 @@ struct ChunkSquares {
     if (p == 0) {
       const ReduceChunk c = chunks[i.block];
       const float* x = xs[c.tensor];
+      const float* y = ys ? ys[c.tensor] : x;
       double a = 0.0;
-      for (int64_t j = c.begin + i.thread; j < c.end; j += i.threads) a += double(x[j]) * double(x[j]);
+      for (int64_t j = c.begin + i.thread; j < c.end; j += i.threads) a += double(x[j]) * double(y[j]);
       sh[i.thread] = a;
     } else if (p <= steps) {
       hd::tree_step(sh, i, p - 1);
@@ -59,17 +62,21 @@ struct TensorTotals {
   }
 };
 
+// Σ xs[t]·ys[t] (ys null: xs[t]²) per tensor t.
 template <class E>
-std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
+std::vector<double> products_many(const std::vector<Tensor>& xs, const std::vector<Tensor>* ys) {
   const int64_t count = int64_t(xs.size());
   std::vector<double> result(static_cast<size_t>(count), 0.0);
-  // The host-side table: pointers, first chunk of each tensor, chunks (empty tensors have none).
-  std::vector<const float*> ptrs(static_cast<size_t>(count), nullptr);
+  // The host-side table: pointers (xs, then ys when given), first chunk of each tensor, chunks
+  // (empty tensors have none).
+  const size_t lists = ys ? 2 : 1;
+  std::vector<const float*> ptrs(static_cast<size_t>(count) * lists, nullptr);
   std::vector<int64_t> first(static_cast<size_t>(count) + 1, 0);
   std::vector<ReduceChunk> chunks;
   for (int64_t t = 0; t < count; ++t) {
     const Tensor& x = xs[size_t(t)];
     ptrs[size_t(t)] = x.numel() > 0 ? x.f32() : nullptr;
+    if (ys) ptrs[size_t(count + t)] = x.numel() > 0 ? (*ys)[size_t(t)].f32() : nullptr;
     first[size_t(t)] = int64_t(chunks.size());
     for (int64_t b = 0; b < x.numel(); b += kReduceChunk)
       chunks.push_back({t, b, b + kReduceChunk < x.numel() ? b + kReduceChunk : x.numel()});
@@ -88,8 +95,9 @@ std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
   double* work = static_cast<double*>(E::scratch(1, (chunks.size() + size_t(count)) * sizeof(double)));
   double* partial = work;
   double* totals = work + chunks.size();
-  const ChunkSquares cs{reinterpret_cast<const float* const*>(meta),
-                        reinterpret_cast<const ReduceChunk*>(meta + b_ptrs + b_first), partial};
+  const float* const* table = reinterpret_cast<const float* const*>(meta);
+  const ChunkSquares cs{table, ys ? table + count : nullptr, reinterpret_cast<const ReduceChunk*>(meta + b_ptrs + b_first),
+                        partial};
   E::block(int64_t(chunks.size()), kReduceThreads, kReduceThreads * sizeof(double), cs);
   const TensorTotals tt{reinterpret_cast<const int64_t*>(meta + b_ptrs), partial, totals, count};
   E::grid(hd::grid_blocks(count), hd::kThreads, tt);
@@ -98,8 +106,19 @@ std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
 }
 
 template <class E>
+std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
+  return products_many<E>(xs, nullptr);
+}
+
+template <class E>
+std::vector<double> dot_many(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys) {
+  return products_many<E>(xs, &ys);
+}
+
+template <class E>
 void reduce_kernels(Kernels& k) {
   k.sum_squares_many = sum_squares_many<E>;
+  k.dot_many = dot_many<E>;
 }
 
 }  // namespace kfac::nnk

@@ -2,8 +2,10 @@
 // quadratic model, docs/KFAC.md#adaptive-damping):
 //   kron_quadratic = ⟨D, G D A⟩ = vec(D)ᵀ (A ⊗ G) vec(D),  D = [δW | δb]
 // T1 = D·A and T2 = G·T1 by SGEMM (the bias column by pointer offsets, as the preconditioning
-// does), then one thread per row of D sums D_ij·T2_ij in float64, and the host adds the rows in
-// order after one download. The CPU kernel (native/cpu/precondition.cpp) is the reference.
+// does), then one thread per row of D sums D_ij·T2_ij in float64 into a row buffer shared by all
+// the terms of a call (kron_quadratic_many: adaptive damping's probe over every tracked layer),
+// and the host adds each term's rows in order after one download for the whole call. The CPU
+// kernel (native/cpu/precondition.cpp) is the reference.
 #pragma once
 #include <vector>
 
@@ -28,26 +30,49 @@ struct RowDots {
 };
 
 template <class E>
-double kron_quadratic(const Tensor& dW, TensorOpt db, const Tensor& A, const Tensor& G) {
-  const int64_t dout = dW.dim(0), din = dW.dim(1), Da = din + (db ? 1 : 0);
-  if (dout == 0 || Da == 0) return 0.0;
-  float* T1 = static_cast<float*>(E::scratch(0, size_t(dout * Da) * sizeof(float)));
-  float* T2 = static_cast<float*>(E::scratch(1, size_t(dout * Da) * sizeof(float)));
-  double* rows = static_cast<double*>(E::scratch(2, size_t(dout) * sizeof(double)));
-  E::sgemm(false, false, dout, Da, din, 1.f, dW.f32(), din, A.f32(), Da, 0.f, T1, Da);  // T1 = [δW|δb] A
-  if (db) E::sgemm(false, false, dout, Da, 1, 1.f, db->f32(), 1, A.f32() + din * Da, Da, 1.f, T1, Da);
-  E::sgemm(false, false, dout, Da, dout, 1.f, G.f32(), dout, T1, Da, 0.f, T2, Da);  // T2 = G T1
-  E::grid(hd::grid_blocks(dout), hd::kThreads, RowDots{dW.f32(), db ? db->f32() : nullptr, T2, rows, dout, din, Da});
-  std::vector<double> host(static_cast<size_t>(dout));
-  E::download(host.data(), rows, size_t(dout) * sizeof(double));
-  double q = 0.0;
-  for (double v : host) q += v;
+std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+  const size_t n = dWs.size();
+  std::vector<double> q(n, 0.0);
+  // scratch: T1, T2 sized for the largest term (reused in stream order), the rows of every term
+  int64_t most = 0, total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t dout = dWs[i].dim(0), Da = dWs[i].dim(1) + (dbs[i] ? 1 : 0);
+    most = dout * Da > most ? dout * Da : most;
+    total += dout;
+  }
+  if (most == 0) return q;
+  float* T1 = static_cast<float*>(E::scratch(0, size_t(most) * sizeof(float)));
+  float* T2 = static_cast<float*>(E::scratch(1, size_t(most) * sizeof(float)));
+  double* rows = static_cast<double*>(E::scratch(2, size_t(total) * sizeof(double)));
+  int64_t off = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor& dW = dWs[i];
+    const TensorOpt db = dbs[i];
+    const int64_t dout = dW.dim(0), din = dW.dim(1), Da = din + (db ? 1 : 0);
+    if (dout > 0 && Da > 0) {
+      const float* A = As[i].f32();
+      E::sgemm(false, false, dout, Da, din, 1.f, dW.f32(), din, A, Da, 0.f, T1, Da);  // T1 = [δW|δb] A
+      if (db) E::sgemm(false, false, dout, Da, 1, 1.f, db->f32(), 1, A + din * Da, Da, 1.f, T1, Da);
+      E::sgemm(false, false, dout, Da, dout, 1.f, Gs[i].f32(), dout, T1, Da, 0.f, T2, Da);  // T2 = G T1
+      E::grid(hd::grid_blocks(dout), hd::kThreads, RowDots{dW.f32(), db ? db->f32() : nullptr, T2, rows + off, dout, din, Da});
+    }
+    off += dout;
+  }
+  std::vector<double> host(static_cast<size_t>(total));
+  E::download(host.data(), rows, size_t(total) * sizeof(double));
+  off = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t dout = dWs[i].dim(0);
+    for (int64_t r = 0; r < dout; ++r) q[i] += host[size_t(off + r)];
+    off += dout;
+  }
   return q;
 }
 
 template <class E>
 void quadratic_kernels(Kernels& k) {
-  k.kron_quadratic = kron_quadratic<E>;
+  k.kron_quadratic_many = kron_quadratic_many<E>;
 }
 
 }  // namespace kfac::nnk

@@ -109,6 +109,13 @@ KFAC_BINDING(Dot) {
   return Napi::Number::New(info.Env(), ops::dot(x, y));
 }
 
+KFAC_BINDING(DotMany) {
+  std::vector<double> r = ops::dot_many(get_tensor_list(arg(info, 0), "xs"), get_tensor_list(arg(info, 1), "ys"));
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), r.size());
+  for (size_t i = 0; i < r.size(); ++i) out[i] = r[i];
+  return out;
+}
+
 const Binding kBindings[] = {
     {"matmul", Matmul},
     {"fill", Fill},
@@ -123,6 +130,7 @@ const Binding kBindings[] = {
     {"sumSquaresMany", SumSquaresMany},
     {"norm", Norm},
     {"dot", Dot},
+    {"dotMany", DotMany},
 };
 
 }  // namespace

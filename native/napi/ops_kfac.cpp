@@ -104,14 +104,22 @@ KFAC_BINDING(EkfacMoments) {
   return info.Env().Undefined();
 }
 
-// kronQuadratic(dW, db | null, A, G) → ⟨[dW|db], G [dW|db] A⟩
-KFAC_BINDING(KronQuadratic) {
-  Tensor dW = get_tensor(arg(info, 0), "dW");
-  Tensor db;
-  bool has_b = get_optional_tensor(arg(info, 1), "db", db);
-  Tensor A = get_tensor(arg(info, 2), "A");
-  Tensor G = get_tensor(arg(info, 3), "G");
-  return Napi::Number::New(info.Env(), ops::kron_quadratic(dW, has_b ? &db : nullptr, A, G));
+// kronQuadraticMany(dWs, dbs (entries null for no bias), As, Gs) → Float64Array of ⟨[dW|db], G [dW|db] A⟩
+KFAC_BINDING(KronQuadraticMany) {
+  std::vector<Tensor> dWs = get_tensor_list(arg(info, 0), "dWs");
+  Napi::Value v = arg(info, 1);
+  if (!v.IsArray()) throw_arg(ErrorCode::InvalidArgument, "dbs", "an array of tensors or nulls", "another value");
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<Tensor> held(arr.Length());
+  std::vector<const Tensor*> dbs(arr.Length(), nullptr);
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string nm = "dbs[" + std::to_string(i) + "]";
+    if (get_optional_tensor(arr.Get(i), nm.c_str(), held[i])) dbs[i] = &held[i];
+  }
+  std::vector<double> r = ops::kron_quadratic_many(dWs, dbs, get_tensor_list(arg(info, 2), "As"), get_tensor_list(arg(info, 3), "Gs"));
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), r.size());
+  for (size_t i = 0; i < r.size(); ++i) out[i] = r[i];
+  return out;
 }
 
 // preconditionInverse(grad, gradBias | null, Ainv, Ginv, out, outBias | null)
@@ -187,7 +195,7 @@ const Binding kBindings[] = {
     {"preconditionEigen", PreconditionEigen},
     {"preconditionEkfac", PreconditionEkfac},
     {"ekfacMoments", EkfacMoments},
-    {"kronQuadratic", KronQuadratic},
+    {"kronQuadraticMany", KronQuadraticMany},
     {"preconditionInverse", PreconditionInverse},
     {"preconditionInverseFactors", PreconditionInverseFactors},
     {"piDamping", PiDamping},

@@ -37,7 +37,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const setup = tinySetup(tmp, 48, 16);
 
 /** Addon functions whose result is a number read from (possibly device) data: each one is a host synchronisation. */
-const SYNC_OPS = ['sum', 'sumSquares', 'sumSquaresMany', 'norm', 'dot', 'crossEntropy', 'clipNewtonStep', 'piDamping', 'eigh', 'eighRefresh', 'eighBatched', 'dampedInverse', 'kronQuadratic'] as const;
+const SYNC_OPS = ['sum', 'sumSquares', 'sumSquaresMany', 'norm', 'dot', 'crossEntropy', 'clipNewtonStep', 'piDamping', 'eigh', 'eighRefresh', 'eighBatched', 'dampedInverse', 'kronQuadraticMany', 'dotMany'] as const;
 
 interface Counted {
   losses: number[];
@@ -138,11 +138,16 @@ describe('a run on the device', () => {
     expect(dev.adapter.equals(cpu.adapter)).toBe(true);
     if (loop) {
       // the probe step (step 6) uploads the padding mask twice (its extra forward) and, like every
-      // step, downloads nothing: the quadratic model's curvature is kfac.kroneckerQuadratic where
-      // the tensors live, a number per block
+      // step, downloads nothing: the quadratic model's curvature is kfac.kroneckerQuadraticMany
+      // where the tensors live, a number per block in one read
       expect(dev.perStep.map((s) => s[1])).toEqual([0, 0, 0, 0, 0]);
       expect(dev.perStep.map((s) => s[0])).toEqual([1, 1, 1, 1, 2]);
     }
+    // the probe step reads four numbers more than the step before it, whatever the number of
+    // layers: its extra forward's loss, ⟨δ, ∇⟩ of every parameter (one dotMany), every ‖δ‖² (one
+    // sumSquaresMany) and every block's curvature (one kronQuadraticMany)
+    const syncs = dev.perStep.map((s) => s[2]);
+    expect(syncs[4]).toBe(syncs[3]! + 4);
   });
 
   test('gradient checkpointing on the device: the same losses as without it (K-FAC captures block by block)', async () => {

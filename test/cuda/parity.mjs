@@ -318,6 +318,25 @@ export const cases = [
     },
   },
   {
+    name: 'dotMany: every pair of two lists, float64 accumulation (relative 1e-12), equal to dot',
+    ops: ['dot_many'],
+    run(dev) {
+      const sizes = [0, 1, 7, 16384 * 3 + 5, 0, 33, ...Array.from({ length: 40 }, (_, i) => 2 * i + 1)];
+      const xs = sizes.map((n) => host([n])), ys = sizes.map((n) => host([n]));
+      const dots = ops.dotMany(xs.map((x) => on(x, dev)), ys.map((y) => on(y, dev)));
+      assert.equal(dots.length, sizes.length);
+      xs.forEach((x, i) => {
+        const a = x.toArray(), b = ys[i].toArray();
+        let d = 0, m = 0;
+        for (let k = 0; k < a.length; k++) (d += a[k] * b[k]), (m += Math.abs(a[k] * b[k]));
+        assert.ok(Math.abs(dots[i] - d) <= 1e-12 * (m + a.length) + 1e-300, `dotMany[${i}] n=${a.length}`);
+      });
+      assert.deepEqual(ops.dotMany([], []), []);
+      assert.throws(() => ops.dotMany([on(host([3]), dev)], []), /ys/);
+      assert.throws(() => ops.dotMany([on(host([3]), dev)], [on(host([4]), dev)]), /ys\[0\]/);
+    },
+  },
+  {
     name: 'factor update: EMA, bias column, scale, folded leading dims; exactly symmetric; β = 0 never reads F',
     ops: ['factor_update'],
     run(dev) {
@@ -492,9 +511,10 @@ export const cases = [
     },
   },
   {
-    name: 'kroneckerQuadratic ⟨D, G D A⟩ against float64 (with and without bias)',
-    ops: ['kron_quadratic'],
+    name: 'kroneckerQuadratic ⟨D, G D A⟩ against float64 (with and without bias), one term and many in one call',
+    ops: ['kron_quadratic_many'],
     run(dev) {
+      const many = [];
       for (const [dout, din, bias] of [[1, 1, false], [7, 33, true], [33, 7, false]]) {
         const Da = din + (bias ? 1 : 0);
         const A = host([Da, Da]), G = host([dout, dout]);
@@ -506,10 +526,16 @@ export const cases = [
           q += D[k] * T[k];
           scale += Math.abs(D[k] * T[k]);
         }
-        const got = kfac.kroneckerQuadratic(on(dW, dev), db ? on(db, dev) : null, on(A, dev), on(G, dev));
+        const term = { dW: on(dW, dev), db: db ? on(db, dev) : null, A: on(A, dev), G: on(G, dev) };
+        const got = kfac.kroneckerQuadratic(term.dW, term.db, term.A, term.G);
         // two float32 GEMMs (≤ 34 terms each) and a float64 sum: 1e-5 of Σ|D∘T|
         assert.ok(Math.abs(got - q) <= 1e-5 * scale + 1e-30, `quadratic ${dout}x${din}: ${got} vs ${q}`);
+        many.push({ term, got });
       }
+      // the terms in one call: each the single call's value, bit for bit (the same GEMMs and row sums)
+      const all = kfac.kroneckerQuadraticMany(many.map((m) => m.term));
+      assert.deepEqual(all, many.map((m) => m.got));
+      assert.deepEqual(kfac.kroneckerQuadraticMany([]), []);
     },
   },
   {
