@@ -69,9 +69,21 @@ Tensor matmul(const Tensor& a, const Tensor& b, const Tensor* out, const MatmulO
   return c;
 }
 
+// float32, or bfloat16 on a device whose kernels store activations so (fill, add, scale
+// and axpy serve the bf16 residual stream, the casts at a LoRA branch and zeroed gradient
+// buffers; each operand on its own).
+static void check_f32_or_act(const Tensor& t, const char* name, Device dev, const char* op) {
+  if (t.dtype() == DType::BF16 && backend_registered(dev) && kernels_of(dev).bf16_activations) return;
+  if (t.dtype() == DType::BF16)
+    throw_arg(ErrorCode::DType, name,
+              std::string("float32 (") + op + " takes bfloat16 only on a device whose kernels store activations so: cuda)",
+              "bfloat16");
+  check_f32(t, name);
+}
+
 void fill(const Tensor& x, float value) {
   const Device dev = common_device({{&x, "x"}});
-  check_f32(x, "x");
+  check_f32_or_act(x, "x", dev, "fill");
   KFAC_DISPATCH(dev, fill)(x, value);
 }
 
@@ -123,16 +135,6 @@ Tensor cast(const Tensor& src, DType dtype) {
   return out;
 }
 
-// float32, or bfloat16 on a device whose kernels store activations so (add, scale and axpy
-// serve the bf16 residual stream and the casts at a LoRA branch; each operand on its own).
-static void check_f32_or_act(const Tensor& t, const char* name, Device dev, const char* op) {
-  if (t.dtype() == DType::BF16 && backend_registered(dev) && kernels_of(dev).bf16_activations) return;
-  if (t.dtype() == DType::BF16)
-    throw_arg(ErrorCode::DType, name,
-              std::string("float32 (") + op + " takes bfloat16 only on a device whose kernels store activations so: cuda)",
-              "bfloat16");
-  check_f32(t, name);
-}
 
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
   const Device dev = common_device({{&a, "a"}, {&b, "b"}, {&out, "out"}});

@@ -1,6 +1,6 @@
-// add, scale and axpy (tensor ops of the list) when an operand is stored in bfloat16 (bf16
+// fill, add, scale and axpy (tensor ops of the list) when an operand is stored in bfloat16 (bf16
 // activations on the cuda device: the residual stream, the LoRA branch's casts at its input and
-// output). Each operand is float32 or bf16 on its own: out = a + b, out = alpha·a (a widening or
+// output, zeroed gradient buffers). Each operand is float32 or bf16 on its own: out = a + b, out = alpha·a (a widening or
 // rounding copy when alpha = 1), y = y + alpha·x, computed in float32 and rounded once when
 // stored. Calls whose operands are all float32 keep the kernels the table had before this family
 // (elementwise.cu on the device, the CPU kernels in the emulation): their results are unchanged.
@@ -30,6 +30,17 @@ struct Elementwise {
   }
 };
 
+// x[j] = value rounded once to T.
+template <class T>
+struct Fill {
+  T* x;
+  int64_t n;
+  float value;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    for (int64_t j = i.global(); j < n; j += i.stride()) hd::st(x, j, value);
+  }
+};
+
 template <class E>
 void ew_run(const Tensor& a, const Tensor* b, const Tensor& out, float alpha, int op) {
   const int64_t n = a.numel();
@@ -53,6 +64,7 @@ struct EwPrevious {
   static inline void (*add)(const Tensor&, const Tensor&, const Tensor&) = nullptr;
   static inline void (*scale)(const Tensor&, float, const Tensor&) = nullptr;
   static inline void (*axpy)(float, const Tensor&, const Tensor&) = nullptr;
+  static inline void (*fill)(const Tensor&, float) = nullptr;
 };
 
 inline bool all_f32(std::initializer_list<const Tensor*> ts) {
@@ -78,13 +90,22 @@ void ew_axpy(float alpha, const Tensor& x, const Tensor& y) {
 }
 
 template <class E>
+void ew_fill(const Tensor& x, float value) {
+  if (all_f32({&x}) && EwPrevious<E>::fill) return EwPrevious<E>::fill(x, value);
+  const int64_t n = x.numel();
+  if (n > 0) E::grid(hd::grid_blocks(n), hd::kThreads, Fill<hd::bf16>{as<hd::bf16>(x), n, value});
+}
+
+template <class E>
 void ew_kernels(Kernels& k) {
   EwPrevious<E>::add = k.add;
   EwPrevious<E>::scale = k.scale;
   EwPrevious<E>::axpy = k.axpy;
+  EwPrevious<E>::fill = k.fill;
   k.add = ew_add<E>;
   k.scale = ew_scale<E>;
   k.axpy = ew_axpy<E>;
+  k.fill = ew_fill<E>;
 }
 
 }  // namespace kfac::nnk

@@ -16,7 +16,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { DTypeError, kfac, nn, Tensor } from '../../lib/index.js';
+import { DTypeError, kfac, nn, ops, Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native/loader.js';
 import { BLOCK_CASES, caseInputs, refAttentionBackward } from '../support/attention-ref.js';
 import { bf16Round, emulationPossible } from '../support/emulation.js';
@@ -257,6 +257,15 @@ describe.skipIf(!emulationPossible())('bf16 activations in the CUDA kernels (emu
         ref[i * D + j] = 0.9 * F0[i * D + j]! + (0.1 * 2 * s) / R;
       }
     expectClose(read(F), ref, 'factor', ATOL, 1e-5);
+  });
+
+  it('fill on bf16: every element the value rounded once to bf16 (zeroing a bf16 gradient buffer); on the CPU a DTypeError', () => {
+    const t = bf(input(1000 + 7, 5).f32, [1007]);
+    ops.fill(t, 0);
+    expect(Array.from(read(t)).every((v) => v === 0 && !Object.is(v, -0))).toBe(true);
+    ops.fill(t, 1 / 3);
+    expect(Array.from(new Set(read(t)))).toEqual(Array.from(bf16Round(Float32Array.of(1 / 3))));
+    expect(() => ops.fill(Tensor.from(new Float32Array(3), [3]).to('cpu', { dtype: 'bfloat16' }), 0)).toThrow(/fill takes bfloat16 only/);
   });
 
   it('bf16 activations on the CPU are a DTypeError naming the op and the argument', () => {
