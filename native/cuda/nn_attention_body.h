@@ -166,6 +166,78 @@ struct AttnQTile {
   }
 };
 
+
+// ---------------------------------------------------------------- phases shared by both bodies
+// (these bodies and the tensor-core ones of nn_attention_tc_body.h): reads and writes of global
+// memory around the tiles; `ld` is the row stride of the caller's shared accumulator.
+
+// Forward, last phase: out = O / l (0 for a row that saw nothing), lse = m + log l (+inf then).
+template <class T>
+KFAC_HD void attn_forward_finish(const AttnParamsT<T>& p, const AttnQTile& tl, const float* O, int64_t ld,
+                                 const float* m, const float* l, const hd::Idx& i) {
+  const int64_t D = p.D;
+  for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
+    const int64_t r = e / D, c = e % D;
+    hd::st(p.o, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, m[r] == -attn_inf() ? 0.f : O[r * ld + c] / l[r]);
+  }
+  for (int r = i.thread; r < tl.m; r += i.threads)
+    p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = m[r] == -attn_inf() ? attn_inf() : m[r] + attn_logf(l[r]);
+}
+
+// dQ pass, first phase's rows: lse of each row (+inf past the tile) and D = rowsum(dO ∘ O) from
+// global memory when the forward's output is given (else 0: the pre-pass sums it).
+template <class T>
+KFAC_HD void attn_dq_rows(const AttnParamsT<T>& p, const AttnQTile& tl, float* lse, float* dr, const hd::Idx& i) {
+  for (int r = i.thread; r < kAttnBQ; r += i.threads) {
+    lse[r] = r < tl.m ? p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] : attn_inf();
+    float d = 0.f;
+    if (p.out && r < tl.m) {
+      const int64_t o = attn_qrow(p, tl.b, tl.i0 + r, tl.h);
+      for (int64_t c = 0; c < p.D; ++c) d += hd::ld(p.dout, o + c) * hd::ld(p.out, o + c);
+    }
+    dr[r] = d;
+  }
+}
+
+// dQ pass, last phase: dq = scale·acc, the rows' D for the dK/dV pass, and zeros of dbias for the
+// keys past the tile's last (never seen: their bias gets no gradient).
+template <class T>
+KFAC_HD void attn_dq_finish(const AttnParamsT<T>& p, const AttnQTile& tl, const float* acc, int64_t ld, const float* dr,
+                            const hd::Idx& i) {
+  const int64_t D = p.D;
+  for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
+    const int64_t r = e / D, c = e % D;
+    hd::st(p.dq, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, acc[r * ld + c] * p.scale);
+  }
+  for (int r = i.thread; r < tl.m; r += i.threads) p.drow[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = dr[r];
+  if (p.dbias)
+    for (int64_t e = i.thread; e < tl.m * (p.Tk - tl.nk); e += i.threads) {
+      const int64_t r = e / (p.Tk - tl.nk), j = tl.nk + e % (p.Tk - tl.nk);
+      p.dbias[((tl.b * p.H + tl.h) * p.Tq + tl.i0 + r) * p.Tk + j] = 0.f;
+    }
+}
+
+// dK/dV pass, the query tile's rows: lse (+inf past the tile) and D saved by the dQ pass.
+KFAC_HD void attn_dkv_rows(const AttnParams& p, int64_t b, int64_t h, int64_t i0, int64_t m, float* lse, float* dr,
+                           const hd::Idx& i) {
+  for (int r = i.thread; r < kAttnBQ; r += i.threads) {
+    lse[r] = r < m ? p.lse[(b * p.H + h) * p.Tq + i0 + r] : attn_inf();
+    dr[r] = r < m ? p.drow[(b * p.H + h) * p.Tq + i0 + r] : 0.f;
+  }
+}
+
+// dK/dV pass, last phase: dk = scale·dK, dv = dV for the tile's keys below Tk, zeros up to Tcap.
+template <class T>
+KFAC_HD void attn_dkv_finish(const AttnParamsT<T>& p, int64_t b, int64_t g, int64_t j0, int64_t kb, int64_t rows,
+                             const float* dK, const float* dV, int64_t ld, const hd::Idx& i) {
+  const int64_t D = p.D;
+  for (int64_t e = i.thread; e < rows * D; e += i.threads) {
+    const int64_t j = e / D, c = e % D;
+    hd::st(p.dk, attn_krow(p, b, j0 + j, g) + c, j < kb ? dK[j * ld + c] * p.scale : 0.f);
+    hd::st(p.dv, attn_krow(p, b, j0 + j, g) + c, j < kb ? dV[j * ld + c] : 0.f);
+  }
+}
+
 // ---------------------------------------------------------------- forward
 
 template <class T>
@@ -189,15 +261,7 @@ struct AttnForward {
       for (int r = i.thread; r < kAttnBQ; r += i.threads) sM[r] = -attn_inf(), sL[r] = 0.f;
       return;
     }
-    if (ph == phases(i.threads) - 1) {
-      for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
-        const int64_t r = e / D, c = e % D;
-        hd::st(p.o, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, sM[r] == -attn_inf() ? 0.f : sO[e] / sL[r]);
-      }
-      for (int r = i.thread; r < tl.m; r += i.threads)
-        p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sM[r] == -attn_inf() ? attn_inf() : sM[r] + attn_logf(sL[r]);
-      return;
-    }
+    if (ph == phases(i.threads) - 1) return attn_forward_finish(p, tl, sO, D, sM, sL, i);
     const int64_t j0 = int64_t((ph - 1) / 4) * kAttnBK;
     if (j0 >= tl.nk) return;  // a causal tile that needs fewer keys
     switch ((ph - 1) % 4) {
@@ -265,31 +329,10 @@ struct AttnDq {
       attn_load(sQ, D, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
       attn_load(sG, D, p.dout + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
       for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) sdQ[e] = 0.f;
-      for (int r = i.thread; r < kAttnBQ; r += i.threads) {
-        sLse[r] = r < tl.m ? p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] : attn_inf();
-        // From global memory: sG is being filled by the other threads in this phase.
-        float d = 0.f;
-        if (p.out && r < tl.m) {
-          const int64_t o = attn_qrow(p, tl.b, tl.i0 + r, tl.h);
-          for (int64_t c = 0; c < D; ++c) d += hd::ld(p.dout, o + c) * hd::ld(p.out, o + c);
-        }
-        sDr[r] = d;
-      }
+      attn_dq_rows(p, tl, sLse, sDr, i);  // from global memory: sG is being filled in this phase
       return;
     }
-    if (ph == phases(i.threads) - 1) {
-      for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
-        const int64_t r = e / D, c = e % D;
-        hd::st(p.dq, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, sdQ[e] * p.scale);
-      }
-      for (int r = i.thread; r < tl.m; r += i.threads) p.drow[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sDr[r];
-      if (p.dbias)  // keys past the tile's last are never seen: their bias gets no gradient
-        for (int64_t e = i.thread; e < tl.m * (p.Tk - tl.nk); e += i.threads) {
-          const int64_t r = e / (p.Tk - tl.nk), j = tl.nk + e % (p.Tk - tl.nk);
-          p.dbias[((tl.b * p.H + tl.h) * p.Tq + tl.i0 + r) * p.Tk + j] = 0.f;
-        }
-      return;
-    }
+    if (ph == phases(i.threads) - 1) return attn_dq_finish(p, tl, sdQ, D, sDr, i);
     const bool pre = ph - 1 < 4 * pre_tiles();
     const int q = pre ? ph - 1 : ph - 1 - 4 * pre_tiles();
     const int64_t j0 = int64_t(q / 4) * kAttnBK;
@@ -354,14 +397,7 @@ struct AttnDkv {
       for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) sdK[e] = 0.f, sdV[e] = 0.f;
       return;
     }
-    if (ph == phases(i.threads) - 1) {
-      for (int64_t e = i.thread; e < rows * D; e += i.threads) {
-        const int64_t j = e / D, c = e % D;
-        hd::st(p.dk, attn_krow(p, b, j0 + j, g) + c, j < kb ? sdK[e] * p.scale : 0.f);
-        hd::st(p.dv, attn_krow(p, b, j0 + j, g) + c, j < kb ? sdV[e] : 0.f);
-      }
-      return;
-    }
+    if (ph == phases(i.threads) - 1) return attn_dkv_finish(p, b, g, j0, kb, rows, sdK, sdV, D, i);
     const int64_t u = (ph - 1) / 4, h = g * (p.H / p.Hkv) + u / nqt, i0 = (u % nqt) * kAttnBQ;
     const int64_t m = attn_min(kAttnBQ, p.Tq - i0);
     // Nothing to add when the tile has no key below Tk, or (causal) no row of the query tile
@@ -371,10 +407,7 @@ struct AttnDkv {
       case 0:
         attn_load(sQ, D, p.q + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
         attn_load(sG, D, p.dout + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
-        for (int r = i.thread; r < kAttnBQ; r += i.threads) {
-          sLse[r] = r < m ? p.lse[(b * p.H + h) * p.Tq + i0 + r] : attn_inf();
-          sDr[r] = r < m ? p.drow[(b * p.H + h) * p.Tq + i0 + r] : 0.f;
-        }
+        attn_dkv_rows(p, b, h, i0, m, sLse, sDr, i);
         break;
       case 1: attn_scores(p, b, h, i0, m, j0, sQ, sK, sS, sG, sV, sP, i); break;
       case 2: attn_softmax_grad(p, b, h, i0, j0, sLse, sDr, sS, sP, false, i); break;

@@ -47,6 +47,14 @@ struct AttnCarve {
   }
 };
 
+// Bytes of a body's shared layout Sh (its constructor carves from a null base and reports them).
+template <class Sh>
+int64_t attn_tc_bytes(int64_t D) {
+  int64_t n = 0;
+  Sh(nullptr, D, &n);
+  return n;
+}
+
 // dst[r·ld + c] ← src[r·lds + c] (bf16 bits) for r < n, 0 for n ≤ r < rows; c < D.
 KFAC_HD void attn_tc_load(hd::bf16* dst, int ld, const hd::bf16* src, int64_t lds, int64_t n, int rows, int64_t D,
                           const hd::Idx& i) {
@@ -96,11 +104,7 @@ struct AttnForwardTc {
       if (bytes) *bytes = c.off;
     }
   };
-  static int64_t shared_bytes(int64_t D) {
-    int64_t n = 0;
-    Sh(nullptr, D, &n);
-    return n;
-  }
+  static int64_t shared_bytes(int64_t D) { return attn_tc_bytes<Sh>(D); }
   // 0: init; 1 + 4·t + s: key tile t, step s (load, S = Q Kᵀ, softmax, O += P V); last: write out.
   KFAC_HD int phases(int) const { return int(2 + 4 * attn_key_tiles(p)); }
   KFAC_HD void phase(int ph, const hd::Idx& i, unsigned char* shared) const {
@@ -114,15 +118,7 @@ struct AttnForwardTc {
       for (int r = i.thread; r < kAttnBQ; r += i.threads) sh.m[r] = -attn_inf(), sh.l[r] = 0.f;
       return;
     }
-    if (ph == phases(i.threads) - 1) {
-      for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
-        const int64_t r = e / D, c = e % D;
-        hd::st(p.o, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, sh.m[r] == -attn_inf() ? 0.f : sh.o[r * lo + c] / sh.l[r]);
-      }
-      for (int r = i.thread; r < tl.m; r += i.threads)
-        p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sh.m[r] == -attn_inf() ? attn_inf() : sh.m[r] + attn_logf(sh.l[r]);
-      return;
-    }
+    if (ph == phases(i.threads) - 1) return attn_forward_finish(p, tl, sh.o, lo, sh.m, sh.l, i);
     const int64_t j0 = int64_t((ph - 1) / 4) * kAttnBK;
     if (j0 >= tl.nk) return;  // a causal tile that needs fewer keys
     switch ((ph - 1) % 4) {
@@ -183,11 +179,7 @@ struct AttnDqTc {
       if (bytes) *bytes = c.off;
     }
   };
-  static int64_t shared_bytes(int64_t D) {
-    int64_t n = 0;
-    Sh(nullptr, D, &n);
-    return n;
-  }
+  static int64_t shared_bytes(int64_t D) { return attn_tc_bytes<Sh>(D); }
   // 0: init; without `out`, 4 phases per key tile summing D; 4 per key tile (load, S and dP,
   // dS, dQ += dS K); last: write dq and D.
   KFAC_HD int pre_tiles() const { return p.out ? 0 : int(attn_key_tiles(p)); }
@@ -201,30 +193,10 @@ struct AttnDqTc {
       attn_tc_load(sh.q, lh, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
       attn_tc_load(sh.g, lh, p.dout + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
       for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) sh.dq[(e / D) * lo + e % D] = 0.f;
-      for (int r = i.thread; r < kAttnBQ; r += i.threads) {
-        sh.lse[r] = r < tl.m ? p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] : attn_inf();
-        float d = 0.f;  // from global memory, as the CUDA-core body
-        if (p.out && r < tl.m) {
-          const int64_t o = attn_qrow(p, tl.b, tl.i0 + r, tl.h);
-          for (int64_t c = 0; c < D; ++c) d += hd::ld(p.dout, o + c) * hd::ld(p.out, o + c);
-        }
-        sh.dr[r] = d;
-      }
+      attn_dq_rows(p, tl, sh.lse, sh.dr, i);
       return;
     }
-    if (ph == phases(i.threads) - 1) {
-      for (int64_t e = i.thread; e < tl.m * D; e += i.threads) {
-        const int64_t r = e / D, c = e % D;
-        hd::st(p.dq, attn_qrow(p, tl.b, tl.i0 + r, tl.h) + c, sh.dq[r * lo + c] * p.scale);
-      }
-      for (int r = i.thread; r < tl.m; r += i.threads) p.drow[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = sh.dr[r];
-      if (p.dbias)  // keys past the tile's last are never seen: their bias gets no gradient
-        for (int64_t e = i.thread; e < tl.m * (p.Tk - tl.nk); e += i.threads) {
-          const int64_t r = e / (p.Tk - tl.nk), j = tl.nk + e % (p.Tk - tl.nk);
-          p.dbias[((tl.b * p.H + tl.h) * p.Tq + tl.i0 + r) * p.Tk + j] = 0.f;
-        }
-      return;
-    }
+    if (ph == phases(i.threads) - 1) return attn_dq_finish(p, tl, sh.dq, lo, sh.dr, i);
     const bool pre = ph - 1 < 4 * pre_tiles();
     const int q = pre ? ph - 1 : ph - 1 - 4 * pre_tiles();
     const int64_t j0 = int64_t(q / 4) * kAttnBK;
@@ -287,11 +259,7 @@ struct AttnDkvTc {
       if (bytes) *bytes = c.off;
     }
   };
-  static int64_t shared_bytes(int64_t D) {
-    int64_t n = 0;
-    Sh(nullptr, D, &n);
-    return n;
-  }
+  static int64_t shared_bytes(int64_t D) { return attn_tc_bytes<Sh>(D); }
   // 0: init; 4 per (query head of the group, query tile) (load, S and dP, P·M and dS,
   // accumulate); last: write.
   KFAC_HD int phases(int) const { return int(2 + 4 * (p.H / p.Hkv) * attn_query_tiles(p)); }
@@ -307,14 +275,7 @@ struct AttnDkvTc {
       for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) sh.dk[(e / D) * lo + e % D] = 0.f, sh.dv[(e / D) * lo + e % D] = 0.f;
       return;
     }
-    if (ph == phases(i.threads) - 1) {
-      for (int64_t e = i.thread; e < rows * D; e += i.threads) {
-        const int64_t j = e / D, c = e % D;
-        hd::st(p.dk, attn_krow(p, b, j0 + j, g) + c, j < kb ? sh.dk[j * lo + c] * p.scale : 0.f);
-        hd::st(p.dv, attn_krow(p, b, j0 + j, g) + c, j < kb ? sh.dv[j * lo + c] : 0.f);
-      }
-      return;
-    }
+    if (ph == phases(i.threads) - 1) return attn_dkv_finish(p, b, g, j0, kb, rows, sh.dk, sh.dv, lo, i);
     const int64_t u = (ph - 1) / 4, h = g * (p.H / p.Hkv) + u / nqt, i0 = (u % nqt) * kAttnBQ;
     const int64_t m = attn_min(kAttnBQ, p.Tq - i0);
     if (kb == 0 || (p.causal && i0 + m - 1 + (p.Tk - p.Tq) < j0)) return;  // as the CUDA-core body
@@ -322,10 +283,7 @@ struct AttnDkvTc {
       case 0:
         attn_tc_load(sh.q, lh, p.q + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
         attn_tc_load(sh.g, lh, p.dout + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
-        for (int r = i.thread; r < kAttnBQ; r += i.threads) {
-          sh.lse[r] = r < m ? p.lse[(b * p.H + h) * p.Tq + i0 + r] : attn_inf();
-          sh.dr[r] = r < m ? p.drow[(b * p.H + h) * p.Tq + i0 + r] : 0.f;
-        }
+        attn_dkv_rows(p, b, h, i0, m, sh.lse, sh.dr, i);
         break;
       case 1:
         attn_tc_gemm<false, true>(sh.s, kAttnTcLdS, sh.q, lh, sh.k, lh, kAttnBQ, kAttnBK, int(D), false, i);
