@@ -5,6 +5,8 @@
 import { expect } from 'vitest';
 
 import { Tensor } from '../../lib/index.js';
+import { generate } from '../../lib/models/generate.js';
+import type { TransformerModel } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
 import { expectClose } from './nn-helpers.js';
 
@@ -42,3 +44,20 @@ export function bf16Round(a: Float32Array): Float32Array {
 
 export const ROWS = [1, 7, 33];
 export const COLS = [1, 3, 129, 1000];
+
+/**
+ * Greedy generation through the model's KV cache against greedy decoding by full forwards (the
+ * argmax of the last row of the logits of the whole sequence, step by step): the ids each way.
+ */
+export function greedyBothWays(m: TransformerModel & { forward(b: unknown): { logits: Tensor } }, vocab: number, prompt: number[], steps: number): { cached: number[]; full: number[] } {
+  const cached = Array.from(generate(m, prompt, { maxNewTokens: steps })).slice(-steps);
+  const ids = [...prompt];
+  for (let s = 0; s < steps; s++) {
+    const t = m.forward({ inputIds: Int32Array.from(ids), shape: [1, ids.length] }).logits;
+    const h = t.to('cpu', { dtype: 'float32' });
+    const row = h.toArray().subarray((ids.length - 1) * vocab, ids.length * vocab);
+    h.dispose();
+    ids.push(row.indexOf(Math.max(...row)));
+  }
+  return { cached, full: ids.slice(-steps) };
+}
