@@ -219,8 +219,8 @@ const MUTATIONS = [
     id: 'attention-cuda-dropout-index',
     what: 'the CUDA forward draws the dropout of key j0 + j from counter j (the tile offset forgotten)',
     file: 'native/cuda/nn_attention_body.h',
-    from: 'row[j] = e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j);',
-    to: 'row[j] = e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j);',
+    from: 'hd::st(prow, j, e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j));',
+    to: 'hd::st(prow, j, e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j));',
     tests: ['test/cuda/attention-emulation.test.ts'],
   },
   {

@@ -184,6 +184,33 @@ KFAC_HD void attn_forward_finish(const AttnParamsT<T>& p, const AttnQTile& tl, c
     p.lse[(tl.b * p.H + tl.h) * p.Tq + tl.i0 + r] = m[r] == -attn_inf() ? attn_inf() : m[r] + attn_logf(l[r]);
 }
 
+// Forward: one row of the online softmax over a key tile (one thread per row). s: the tile's
+// scores (−inf where not seen); the row's running max m and sum l are updated and P is written
+// (hd::st; in place over s for the CUDA-core body) as exp(s − m_new) times the dropout multiplier.
+// Returns alpha = exp(m_old − m_new), the factor of the row's accumulated O (1 while the row has
+// seen nothing, P = 0 then).
+template <class P>
+KFAC_HD float attn_online_row(const AttnParams& p, const AttnQTile& tl, int r, int64_t j0, const float* s, P* prow,
+                              float* m, float* l) {
+  float bm = -attn_inf();
+  for (int j = 0; j < kAttnBK; ++j) bm = s[j] > bm ? s[j] : bm;
+  const float mold = m[r], mnew = mold > bm ? mold : bm;
+  if (mnew == -attn_inf()) {  // nothing visible so far
+    for (int j = 0; j < kAttnBK; ++j) hd::st(prow, j, 0.f);
+    return 1.f;
+  }
+  const float alpha = mold == -attn_inf() ? 0.f : hd::expf_(mold - mnew);
+  float sum = 0.f;
+  for (int j = 0; j < kAttnBK; ++j) {
+    const float e = s[j] == -attn_inf() ? 0.f : hd::expf_(s[j] - mnew);
+    sum += e;
+    hd::st(prow, j, e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j));
+  }
+  l[r] = l[r] * alpha + sum;
+  m[r] = mnew;
+  return alpha;
+}
+
 // dQ pass, first phase's rows: lse of each row (+inf past the tile) and D = rowsum(dO ∘ O) from
 // global memory when the forward's output is given (else 0: the pre-pass sums it).
 template <class T>
@@ -275,24 +302,7 @@ struct AttnForward {
       case 2:  // online softmax, one thread per row
         for (int r = i.thread; r < kAttnBQ; r += i.threads) {
           float* row = sS + r * kAttnBK;
-          float bm = -attn_inf();
-          for (int j = 0; j < kAttnBK; ++j) bm = row[j] > bm ? row[j] : bm;
-          const float mold = sM[r], mnew = mold > bm ? mold : bm;
-          if (mnew == -attn_inf()) {  // nothing visible so far
-            for (int j = 0; j < kAttnBK; ++j) row[j] = 0.f;
-            sA[r] = 1.f;
-            continue;
-          }
-          const float alpha = mold == -attn_inf() ? 0.f : hd::expf_(mold - mnew);
-          float sum = 0.f;
-          for (int j = 0; j < kAttnBK; ++j) {
-            const float e = row[j] == -attn_inf() ? 0.f : hd::expf_(row[j] - mnew);
-            sum += e;
-            row[j] = e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j);
-          }
-          sL[r] = sL[r] * alpha + sum;
-          sA[r] = alpha;
-          sM[r] = mnew;
+          sA[r] = attn_online_row(p, tl, r, j0, row, row, sM, sL);  // P in place over S
         }
         break;
       default:  // O ← alpha·O + P V

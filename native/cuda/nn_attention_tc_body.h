@@ -132,26 +132,9 @@ struct AttnForwardTc {
       case 2:  // online softmax, one thread per row; O's row rescaled by alpha here
         for (int r = i.thread; r < kAttnBQ; r += i.threads) {
           float* row = sh.s + r * kAttnTcLdS;
-          hd::bf16* prow = sh.pm + r * kAttnTcLdP;
-          float bm = -attn_inf();
-          for (int j = 0; j < kAttnBK; ++j) {
-            row[j] = attn_tc_score(p, tl.b, tl.h, tl.i0, tl.m, j0, r, j, row[j]);
-            bm = row[j] > bm ? row[j] : bm;
-          }
-          const float mold = sh.m[r], mnew = mold > bm ? mold : bm;
-          if (mnew == -attn_inf()) {  // nothing visible so far: P = 0, O stays 0
-            for (int j = 0; j < kAttnBK; ++j) hd::st(prow, j, 0.f);
-            continue;
-          }
-          const float alpha = mold == -attn_inf() ? 0.f : hd::expf_(mold - mnew);
-          float sum = 0.f;
-          for (int j = 0; j < kAttnBK; ++j) {
-            const float e = row[j] == -attn_inf() ? 0.f : hd::expf_(row[j] - mnew);
-            sum += e;
-            hd::st(prow, j, e == 0.f ? 0.f : e * attn_keep(p, tl.b, tl.h, tl.i0 + r, j0 + j));
-          }
-          sh.l[r] = sh.l[r] * alpha + sum;
-          sh.m[r] = mnew;
+          for (int j = 0; j < kAttnBK; ++j) row[j] = attn_tc_score(p, tl.b, tl.h, tl.i0, tl.m, j0, r, j, row[j]);
+          // P rounded to bf16 for the tile product; alpha 1 while nothing is visible (O is 0)
+          const float alpha = attn_online_row(p, tl, r, j0, row, sh.pm + r * kAttnTcLdP, sh.m, sh.l);
           for (int64_t c = 0; c < D; ++c) sh.o[r * lo + c] *= alpha;
         }
         break;
