@@ -35,11 +35,16 @@ export class RowGather extends Module {
     const N = x.size / C;
     const out = this.workspace('out', outShape ?? [ids.length, C]);
     this.#bf16 = x.dtype === 'bfloat16';
-    const wide = this.#bf16 ? cast(x, 'float32') : x;
+    // a transient float32 copy (and its view) is freed at once, not kept by the view cache
+    const wide = this.#bf16 ? cast(x, 'float32') : null;
+    const rows = wide ? wide.reshape([N, C]) : this.view('x', x, [N, C]);
     try {
-      F.embeddingForward(ids, this.view('x', wide, [N, C]), this.view('out2', out, [ids.length, C]));
+      F.embeddingForward(ids, rows, this.view('out2', out, [ids.length, C]));
     } finally {
-      if (wide !== x) wide.dispose();
+      if (wide) {
+        rows.dispose();
+        wide.dispose();
+      }
     }
     if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
     this.#ids.set(ids);
