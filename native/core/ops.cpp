@@ -135,7 +135,6 @@ Tensor cast(const Tensor& src, DType dtype) {
   return out;
 }
 
-
 void add(const Tensor& a, const Tensor& b, const Tensor& out) {
   const Device dev = common_device({{&a, "a"}, {&b, "b"}, {&out, "out"}});
   check_f32_or_act(a, "a", dev, "add");
