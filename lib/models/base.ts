@@ -2,7 +2,7 @@
  * The base of every model: task heads' losses, parameter initialisation, and the contract
  * forward(batch) → logits (+ loss and dLogits) / backward(dLogits) → parameter gradients.
  */
-import { ConfigError, describe, invalidArgument, ShapeError } from '../errors.js';
+import { describe, invalidArgument, ShapeError } from '../errors.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { type Module, type Parameter, storageOf } from '../nn/module.js';
 import type { LinearLayout } from '../nn/functional.js';
@@ -42,7 +42,7 @@ export interface ModelOptions {
    */
   dtype?: 'float32' | 'bfloat16';
   /**
-   * Storage of the activations (LLaMA, GPT-2 and BERT families on cuda; default 'float32'): 'bfloat16' keeps the
+   * Storage of the activations (every family, on cuda; default 'float32'): 'bfloat16' keeps the
    * hidden states, the residual stream, attention's tensors and the logits in bf16 (every sum
    * and the loss in float32) while LoRA branches, their inputs and gradients, K-FAC factors and
    * optimizer state stay float32 — as PyTorch autocast runs a bf16 PEFT model. On the CPU a
@@ -61,17 +61,7 @@ export class Init {
   readonly device: Device;
   readonly linearDtype: 'float32' | 'bfloat16';
 
-  /**
-   * `bf16Activations`: whether the family stores activations in bfloat16 (LLaMA, GPT-2, BERT);
-   * for any other (T5), `activations: 'bfloat16'` is a ConfigError rather than silently float32.
-   */
-  constructor(o: ModelOptions, family: { bf16Activations?: boolean } = {}) {
-    if (o.activations !== undefined && o.activations !== 'float32' && family.bf16Activations !== true)
-      throw new ConfigError(`activations: ${describe(o.activations)} is not supported by this model family (bfloat16 activations: the LLaMA, GPT-2 and BERT families on cuda); use 'float32' or leave it out`, {
-        argument: 'activations',
-        expected: "'float32' (bfloat16 activations: the LLaMA, GPT-2 and BERT families)",
-        got: describe(o.activations),
-      });
+  constructor(o: ModelOptions) {
     this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0, 2 ** 40);
     this.std = o.initStd ?? 0.02;
     this.empty = o.uninitialised === true;

@@ -173,7 +173,7 @@ export class BertModel extends TransformerModel {
     const { task, numLabels } = resolveTask(options, 'sequence-classification', ['sequence-classification', 'regression'], c.modelType);
     this.task = task;
     this.numLabels = numLabels;
-    const init = new Init(options, { bf16Activations: true });
+    const init = new Init(options);
     const seed = options.seed ?? 0;
     this.initCheckpointing(options);
     const p = (this.prefix = c.modelType);

@@ -140,7 +140,7 @@ export class Gpt2Model extends TransformerModel {
     const { task, numLabels } = resolveTask(options, 'causal-lm', ['causal-lm', 'sequence-classification', 'regression'], 'gpt2');
     this.task = task;
     this.numLabels = numLabels;
-    const init = new Init(options, { bf16Activations: true });
+    const init = new Init(options);
     const seed = options.seed ?? 0;
     this.initCheckpointing(options);
     this.wte = this.put('transformer.wte', init.embedding(c.vocabSize, c.hiddenSize));

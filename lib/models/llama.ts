@@ -148,7 +148,7 @@ export class LlamaModel extends TransformerModel {
     const { task, numLabels } = resolveTask(options, 'causal-lm', ['causal-lm', 'sequence-classification', 'regression'], c.modelType);
     this.task = task;
     this.numLabels = numLabels;
-    const init = new Init(options, { bf16Activations: true });
+    const init = new Init(options);
     this.initCheckpointing(options);
     this.embed_tokens = this.put('model.embed_tokens', init.embedding(c.vocabSize, c.hiddenSize));
     const act = options.activations ?? 'float32';

@@ -64,7 +64,7 @@ export interface LoadOptions {
   /** Gradient checkpointing per block (ModelOptions.checkpointing). */
   checkpointing?: boolean;
   /**
-   * Storage of the activations (ModelOptions.activations): 'bfloat16' for a LLaMA-, GPT-2- or BERT-family model
+   * Storage of the activations (ModelOptions.activations): 'bfloat16' for a model
    * on cuda keeps hidden states, attention tensors and logits in bf16, LoRA branches, K-FAC
    * factors, optimizer state and the loss in float32. Default 'float32' (docs/CUDA.md says why).
    */
@@ -357,7 +357,6 @@ export function loadModel(path: string, options: LoadOptions = {}): LoadedModel 
       // T5 loads in float32 without checkpointing, on the CPU or straight to the device (one tensor at a time).
       if ((options.dtype ?? 'float32') !== 'float32') invalidArgument('dtype', "'float32' for a T5 model", describe(options.dtype));
       if (checkpointing) invalidArgument('checkpointing', 'false for a T5 model (no checkpointed blocks in the encoder-decoder)', 'true');
-      if (act !== 'float32') invalidArgument('activations', "'float32' for a T5 model", "'bfloat16'");
       return finishLoad(t5c, src, 'seq2seq-lm', undefined, seed, path, options, device, checkpointing);
     }
     const mc = parseModelConfig(json, cfgPath);
@@ -395,7 +394,6 @@ function finishLoad(config: ArchitectureConfig, src: TensorSource, task: Task, n
     // On a device the weights are made there in their storage dtype and filled tensor by tensor;
     // on the CPU the bf16 weights are cast after loading (as before).
     const act = options.activations ?? 'float32';
-    if (act !== 'float32' && config.family === 't5') invalidArgument('activations', `'float32' for a ${config.family} model (bf16 activations: the LLaMA, GPT-2 and BERT families)`, `'${act}'`);
     model = createModel(config, { task, ...(numLabels === undefined ? {} : { numLabels }), seed, uninitialised: true, checkpointing, ...(device === 'cpu' ? {} : { device, dtype }), ...(act === 'float32' ? {} : { activations: act }) });
     const report = loadWeights(model, src, path, seed);
     model.eval();

@@ -9,10 +9,10 @@ import { copy } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from './common.js';
 
-/** A copy of a tensor's values on the host (a device tensor is downloaded first). */
+/** A copy of a tensor's values on the host as float32 (a device tensor is downloaded first, bf16 widened). */
 export function hostValues(t: Tensor): Float32Array {
-  if (t.device === 'cpu') return t.toArray();
-  using h = t.to('cpu');
+  if (t.device === 'cpu' && t.dtype === 'float32') return t.toArray();
+  using h = t.to('cpu', { dtype: 'float32' });
   return h.toArray();
 }
 

@@ -10,9 +10,9 @@
  */
 import * as F from '../nn/functional.js';
 import { Dropout, type Linear, RMSNorm } from '../nn/layers.js';
-import { type Module, saved } from '../nn/module.js';
+import { type Module, saved, storageOf } from '../nn/module.js';
 import { invalidArgument } from '../errors.js';
-import { add, axpy, copy } from '../ops/index.js';
+import { add, axpy, copy, scale } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Init } from './base.js';
 import { Container, type LayerCache } from './common.js';
@@ -115,13 +115,19 @@ export class T5Attention extends Container {
         kvLength = Tk;
       } else if (this.#slot.prefix) {
         n = this.#slot.prefix.length;
-        const pk = this.workspace('pk', [B, n, H, D]), pv = this.workspace('pv', [B, n, H, D]);
+        const st = storageOf(k);
+        let pk = this.workspace('pk', [B, n, H, D]), pv = this.workspace('pv', [B, n, H, D]);
         prefixKvInto(this.#slot.prefix, B, pk, pv);
-        k = joinTime(pk, k, this.workspace('kp', [B, n + T, H, D]));
-        v = joinTime(pv, v, this.workspace('vp', [B, n + T, H, D]));
+        // bf16 activations: the float32 prefix keys/values rounded once before the join
+        if (st !== 'float32') {
+          pk = scale(pk, 1, this.workspace('pkb', pk.shape, st));
+          pv = scale(pv, 1, this.workspace('pvb', pv.shape, st));
+        }
+        k = joinTime(pk, k, this.workspace('kp', [B, n + T, H, D], st));
+        v = joinTime(pv, v, this.workspace('vp', [B, n + T, H, D], st));
       }
     }
-    const o = this.workspace('o', [B, Tq, H, D]);
+    const o = this.workspace('o', [B, Tq, H, D], storageOf(q));
     const lse = this.workspace('lse', [B, H, Tq]);
     const decoding = call.cache !== null || call.kv !== null;
     const drop = !decoding && this.training && this.dropout > 0 ? { dropout: this.dropout, seed: (this.dropoutSeed + this.dropoutCalls++) % Number.MAX_SAFE_INTEGER } : null;
@@ -141,13 +147,14 @@ export class T5Attention extends Container {
     const H = this.heads;
     const D = this.headDim;
     const dO = this.view('dO', this.o.backward(dOut)!, [B, Tq, H, D]);
-    const dq = this.workspace('dq', s.q.shape);
-    const dk = this.workspace('dk', s.k.shape);
-    const dv = this.workspace('dv', s.v.shape);
+    const st = storageOf(s.q);
+    const dq = this.workspace('dq', s.q.shape, st);
+    const dk = this.workspace('dk', s.k.shape, st);
+    const dv = this.workspace('dv', s.v.shape, st);
     // The forward's output (still in its workspace) spares the kernel a pass over the keys.
-    const out = this.workspace('o', [B, Tq, H, D]);
+    const out = this.workspace('o', [B, Tq, H, D], st);
     F.attentionBackward(s.q, s.k, s.v, this.workspace('lse', [B, H, Tq]), dO, dq, dk, dv, { causal: this.causal, scale: 1, mask: s.call.mask, bias: s.call.bias, dbias: s.call.dbias, out, ...s.drop });
-    const dxq = this.workspace('dxq', [B, Tq, this.q.inFeatures]);
+    const dxq = this.workspace('dxq', [B, Tq, this.q.inFeatures], st);
     this.q.backward(this.view('dq3', dq, [B, Tq, H * D]), { dx: dxq, accumulate: false });
     const T = s.k.shape[1]! - s.n;
     const into = dkv === 'self' ? dxq : dkv;
@@ -157,12 +164,14 @@ export class T5Attention extends Container {
       const p = this.#slot.prefix;
       if (!p || p.length !== s.n) invalidArgument('attention backward', 'the prefix of its forward', 'a prefix detached or changed since');
       // split [B, n + T, H, D] along time: the prefix part to the prefix, the own part on
-      dk3 = this.workspace('dkown', [B, T, H * D]);
-      dv3 = this.workspace('dvown', [B, T, H * D]);
-      const dpk = this.workspace('dpk', [B, s.n, H, D]), dpv = this.workspace('dpv', [B, s.n, H, D]);
+      dk3 = this.workspace('dkown', [B, T, H * D], st);
+      dv3 = this.workspace('dvown', [B, T, H * D], st);
+      const dpk = this.workspace('dpk', [B, s.n, H, D], st), dpv = this.workspace('dpv', [B, s.n, H, D], st);
       splitTime(dk, dpk, this.view('dkown4', dk3, [B, T, H, D]));
       splitTime(dv, dpv, this.view('dvown4', dv3, [B, T, H, D]));
-      prefixBackwardFrom(p, dpk, dpv);
+      // the prefix takes float32 gradients: bf16 ones are widened (exactly)
+      if (st === 'float32') prefixBackwardFrom(p, dpk, dpv);
+      else prefixBackwardFrom(p, scale(dpk, 1, this.workspace('dpk32', dpk.shape)), scale(dpv, 1, this.workspace('dpv32', dpv.shape)));
     }
     if (into) {
       this.k.backward(dk3, { dx: into, accumulate: true });
@@ -200,7 +209,7 @@ export class T5DenseActDense extends Container {
     let h: Tensor;
     if (this.wi) {
       const a = this.wi.forward(x);
-      h = this.workspace('h', a.shape);
+      h = this.workspace('h', a.shape, storageOf(a));
       if (this.act === 'relu') F.reluForward(a, h);
       else if (this.act === 'silu') F.siluForward(a, h);
       else F.geluForward(a, h, this.act === 'gelu' ? 'erf' : 'tanh');
@@ -208,7 +217,7 @@ export class T5DenseActDense extends Container {
     } else {
       const a = this.wi_0!.forward(x);
       const b = this.wi_1!.forward(x);
-      h = F.gatedForward(a, b, this.workspace('h', a.shape), this.act);
+      h = F.gatedForward(a, b, this.workspace('h', a.shape, storageOf(a)), this.act);
       this.#h = { a, b };
     }
     return this.wo.forward(this.dropout.forward(h));
@@ -217,15 +226,15 @@ export class T5DenseActDense extends Container {
   backward(dOut: Tensor, _unused: Tensor | 'self' | null = null): Tensor {
     const { a, b } = saved(this.#h, 'T5DenseActDense');
     const dh = this.dropout.backward(this.wo.backward(dOut)!);
-    const da = this.workspace('da', a.shape);
-    const dx = this.workspace('dx', [...a.shape.slice(0, -1), this.wo.outFeatures]);
+    const da = this.workspace('da', a.shape, storageOf(a));
+    const dx = this.workspace('dx', [...a.shape.slice(0, -1), this.wo.outFeatures], storageOf(a));
     if (this.wi) {
       if (this.act === 'relu') F.reluBackward(a, dh, da);
       else if (this.act === 'silu') F.siluBackward(a, dh, da);
       else F.geluBackward(a, dh, da, this.act === 'gelu' ? 'erf' : 'tanh');
       this.wi.backward(da, { dx, accumulate: false });
     } else {
-      const db = this.workspace('db', a.shape);
+      const db = this.workspace('db', a.shape, storageOf(a));
       F.gatedBackward(a, b!, dh, da, db, this.act);
       this.wi_0!.backward(da, { dx, accumulate: false });
       this.wi_1!.backward(db, { dx, accumulate: true });
@@ -246,7 +255,7 @@ class Residual<S extends { backward(d: Tensor, extra: Tensor | 'self' | null): T
   }
 
   finish(x: Tensor, y: Tensor): Tensor {
-    return add(x, this.dropout.forward(y), this.workspace('out', x.shape));
+    return add(x, this.dropout.forward(y), this.workspace('out', x.shape, storageOf(x)));
   }
 
   /** dOut → dx (= dOut + the sublayer's input gradient through the norm). */

@@ -15,7 +15,7 @@
 import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Dropout, type Embedding, type Linear, RMSNorm } from '../nn/layers.js';
-import type { Module } from '../nn/module.js';
+import { type Module, storageOf } from '../nn/module.js';
 import { axpy, fill, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, TransformerModel } from './base.js';
@@ -118,6 +118,8 @@ export class T5Model extends TransformerModel {
   readonly #decBias: PositionBias;
   readonly #drop: Record<'encIn' | 'encOut' | 'decIn' | 'decOut', Dropout>;
   #fwd: { enc: StackFwd; dec: StackFwd; encMask: Tensor | null; hidden: Tensor; needEnc: boolean } | null = null;
+  /** Storage of the activations (ModelOptions.activations). */
+  readonly activations: 'float32' | 'bfloat16';
 
   constructor(config: T5ConfigInit, options: ModelOptions = {}) {
     super();
@@ -125,6 +127,9 @@ export class T5Model extends TransformerModel {
     if (options.task !== undefined && options.task !== 'seq2seq-lm') invalidArgument('task', "'seq2seq-lm' for t5", describe(options.task));
     const init = new Init(options);
     const seed = options.seed ?? 0;
+    const act = options.activations ?? 'float32';
+    if (act !== 'float32' && act !== 'bfloat16') invalidArgument('activations', "'float32' or 'bfloat16'", describe(act));
+    this.activations = act;
     this.shared = this.put('shared', init.embedding(c.vocabSize, c.hiddenSize));
     for (let i = 0; i < c.numLayers; i++) this.encoderBlocks.push(this.put(`encoder.block.${i}`, new T5Block(c, init, false, seed + 1001 + 10000 * i)));
     this.encoderNorm = this.put('encoder.final_layer_norm', new RMSNorm(c.hiddenSize, { eps: c.layerNormEps }));
@@ -147,16 +152,33 @@ export class T5Model extends TransformerModel {
     return m === null ? null : this.workspace(key, [B, T]).set(m);
   }
 
+  /**
+   * The shared embedding's rows of `ids` into the workspace `key` [B, T, C] in the activations'
+   * dtype; `hook`: the shared embedding's hook (prompt tuning, the encoder's input only) rewrites
+   * rows of the float32 lookup, which bf16 activations then round once (as Embedding.forward).
+   */
+  #embed(ids: Int32Array, key: string, B: number, T: number, hook: boolean): Tensor {
+    const shape = [B, T, this.config.hiddenSize];
+    const h = hook ? this.shared.hook : null;
+    if (this.activations === 'float32') {
+      const x = F.embeddingForward(ids, this.shared.weight.tensor, this.workspace(key, shape));
+      h?.forward(x);
+      return x;
+    }
+    const x32 = F.embeddingForward(ids, this.shared.weight.tensor, this.workspace(`${key}32`, shape));
+    h?.forward(x32);
+    return scale(x32, 1, this.workspace(key, shape, 'bfloat16'));
+  }
+
   /** Encoder output [B, Ts, C] (a workspace); saves what backward needs. */
   #encode(ids: Int32Array, B: number, T: number, mask: Tensor | null, needGrad: boolean): { out: Tensor; s: StackFwd } {
     const c = this.config;
     const bias = this.#encBias.fill(c, T, T, 0, this.workspace('encBias', [c.numHeads, T, T]));
     const wantDb = needGrad && this.#encBias.table.weight.trainable;
     const s: StackFwd = { ids, B, T, n: 0, bias, dbias: wantDb ? this.workspace('encDbias', [B, c.numHeads, T, T]) : null, dbiasSum: wantDb ? this.workspace('encDbiasSum', [B, c.numHeads, T, T]) : null };
-    let x = F.embeddingForward(ids, this.shared.weight.tensor, this.workspace('encEmb', [B, T, c.hiddenSize]));
     // Prompt tuning (lib/peft/prompt.ts): the hook on the shared embedding writes the virtual tokens
     // into the encoder's input; the decoder's embedding is never hooked, as PEFT does it.
-    this.shared.hook?.forward(x);
+    let x = this.#embed(ids, 'encEmb', B, T, true);
     x = this.#drop.encIn.forward(x);
     const call: T5AttnCall = { B, Tq: T, Tk: T, mask, bias, dbias: s.dbias, cache: null, kv: null };
     for (const blk of this.encoderBlocks) x = blk.forward(x, call, null, null);
@@ -211,7 +233,7 @@ export class T5Model extends TransformerModel {
     const decBias = this.#decBias.fill(c, Tt, Tk, n, this.workspace('decBias', [c.numHeads, Tt, Tk]));
     const wantDb = this.#decBias.table.weight.trainable;
     const ds: StackFwd = { ids: dec, B, T: Tt, n, bias: decBias, dbias: wantDb ? this.workspace('decDbias', [B, c.numHeads, Tt, Tk]) : null, dbiasSum: wantDb ? this.workspace('decDbiasSum', [B, c.numHeads, Tt, Tk]) : null };
-    let x = F.embeddingForward(dec, this.shared.weight.tensor, this.workspace('decEmb', [B, Tt, c.hiddenSize]));
+    let x = this.#embed(dec, 'decEmb', B, Tt, false);
     x = this.#drop.decIn.forward(x);
     let selfMask = decMask;
     if (selfMask && n) {
@@ -225,7 +247,7 @@ export class T5Model extends TransformerModel {
     const logits = this.#head(hidden);
     this.#fwd = { enc: enc.s, dec: ds, encMask, hidden, needEnc };
     if (labels === null) return (this.last = { logits, loss: null, dLogits: null, count: 0 });
-    const d = this.workspace('dlogits', logits.shape);
+    const d = this.workspace('dlogits', logits.shape, storageOf(logits));
     const r = F.crossEntropy(logits, labels, d);
     return (this.last = { logits, loss: r.loss, dLogits: d, count: r.count });
   }
@@ -234,12 +256,12 @@ export class T5Model extends TransformerModel {
   #hidden(x: Tensor): Tensor {
     const h = this.#drop.decOut.forward(this.decoderNorm.forward(x));
     if (!this.config.scaleDecoderOutputs) return h;
-    return scale(h, this.config.hiddenSize ** -0.5, this.workspace('scaled', h.shape));
+    return scale(h, this.config.hiddenSize ** -0.5, this.workspace('scaled', h.shape, storageOf(h)));
   }
 
   #head(h: Tensor): Tensor {
     if (this.lm_head) return this.lm_head.forward(h);
-    return F.linearForward(h, this.shared.weight.tensor, null, this.workspace('tied_logits', [...h.shape.slice(0, -1), this.config.vocabSize]));
+    return F.linearForward(h, this.shared.weight.tensor, null, this.workspace('tied_logits', [...h.shape.slice(0, -1), this.config.vocabSize], storageOf(h)));
   }
 
   backward(dLogits?: Tensor): void {
@@ -249,12 +271,12 @@ export class T5Model extends TransformerModel {
     let dh: Tensor;
     if (this.lm_head) dh = this.lm_head.backward(d)!;
     else {
-      dh = this.workspace('dh', f.hidden.shape);
+      dh = this.workspace('dh', f.hidden.shape, storageOf(f.hidden));
       F.linearBackward(f.hidden, this.shared.weight.tensor, d, { dx: dh, dW: this.shared.weight.gradTarget(), db: null });
     }
-    if (c.scaleDecoderOutputs) dh = scale(dh, c.hiddenSize ** -0.5, this.workspace('dscaled', dh.shape));
+    if (c.scaleDecoderOutputs) dh = scale(dh, c.hiddenSize ** -0.5, this.workspace('dscaled', dh.shape, storageOf(dh)));
     let dx = this.decoderNorm.backward(this.#drop.decOut.backward(dh));
-    const dEnc = f.needEnc ? fill(this.workspace('dEnc', [f.enc.B, f.enc.T, c.hiddenSize]), 0) : null;
+    const dEnc = f.needEnc ? fill(this.workspace('dEnc', [f.enc.B, f.enc.T, c.hiddenSize], this.activations), 0) : null;
     const sharedTrainable = this.shared.weight.trainable;
     const full = f.needEnc || sharedTrainable || f.dec.dbias !== null;
     let lowest = this.decoderBlocks.length;
@@ -281,8 +303,10 @@ export class T5Model extends TransformerModel {
       if (dW) F.embeddingBackward(s.ids, dropIn(dx), dW);
       return;
     }
-    // The prompt's gradient; the table's rows get the rest (a fresh tensor, when it trains).
-    const d = hook.backward(dropIn(dx), dW !== null);
+    // The prompt's gradient; the table's rows get the rest (a fresh tensor, when it trains). The
+    // hook reads float32 gradients: a bf16 one is widened (exactly) first.
+    const g = dropIn(dx);
+    const d = hook.backward(g.dtype === 'bfloat16' ? scale(g, 1, this.workspace('dEmb32', g.shape)) : g, dW !== null);
     if (dW) {
       F.embeddingBackward(s.ids, d, dW);
       d.dispose();
@@ -300,14 +324,15 @@ export class T5Model extends TransformerModel {
     const H = c.numHeads;
     const D = c.headDim;
     const cross = this.decoderBlocks.map((blk) => {
-      const kv = { k: Tensor.empty([B, Ts, H, D], { device: this.device }), v: Tensor.empty([B, Ts, H, D], { device: this.device }) };
+      const o = { device: this.device, dtype: this.activations };
+      const kv = { k: Tensor.empty([B, Ts, H, D], o), v: Tensor.empty([B, Ts, H, D], o) };
       blk.cross!.EncDecAttention.projectKv(enc.out, B, Ts, kv);
       return kv;
     });
     this.#fwd = null;
     this.last = null;
     // Prefix tuning: the prefix keys/values fill the first n positions of each self-attention cache.
-    const state = new Seq2SeqState(B, Ts, new KVCache(B, this.decoderPrefixLength + maxT, c.numDecoderLayers, H, D, this.device), cross, maskT);
+    const state = new Seq2SeqState(B, Ts, new KVCache(B, this.decoderPrefixLength + maxT, c.numDecoderLayers, H, D, this.device, this.activations), cross, maskT);
     fillPrefixCache(state.self, this.decoderBlocks.map((blk) => blk.self.SelfAttention.prefix), state);
     return state;
   }
@@ -321,7 +346,7 @@ export class T5Model extends TransformerModel {
     state.self.reserve(T);
     const Tk = offset + T;
     const bias = this.#decBias.fill(c, T, Tk, offset, this.workspace('stepBias', [c.numHeads, T, Tk]));
-    let x = F.embeddingForward(ids, this.shared.weight.tensor, this.workspace('stepEmb', [B, T, c.hiddenSize]));
+    let x = this.#embed(ids, 'stepEmb', B, T, false);
     for (let i = 0; i < this.decoderBlocks.length; i++) {
       const self: T5AttnCall = { B, Tq: T, Tk, mask: null, bias, dbias: null, cache: { layer: state.self.layers[i]!, offset }, kv: null };
       const cross: T5AttnCall = { B, Tq: T, Tk: state.Ts, mask: state.mask, bias: null, dbias: null, cache: null, kv: state.cross[i]! };
