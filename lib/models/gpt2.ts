@@ -63,7 +63,6 @@ export class Gpt2Attention extends Container {
     [dq, dk, dv].forEach((d, j) => F.kvCacheWrite(this.view(`d${'qkv'[j]}4`, d, [N, 1, 1, C]), rows, j));
     return this.c_attn.backward(dqkv)!;
   }
-
 }
 
 /** c_fc → GELU → c_proj → dropout. */
