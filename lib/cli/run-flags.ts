@@ -73,6 +73,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   name: { key: 'name', kind: { t: 'string' }, help: 'label of the run in logs and reports' },
   device: { key: 'device', kind: { t: 'enum', values: ['cpu', 'cuda', 'auto'] }, help: 'cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason printed)' },
   dtype: { key: 'dtype', kind: { t: 'enum', values: ['float32', 'bfloat16'] }, help: 'storage of the frozen base weights (default float32; bfloat16 halves their memory)' },
+  activations: { key: 'activations', kind: { t: 'enum', values: ['float32', 'bfloat16'] }, help: 'storage of the activations on cuda (default float32; bfloat16 halves their memory, docs/CUDA.md)' },
   'gradient-checkpointing': { key: 'gradientCheckpointing', kind: { t: 'flag' }, help: 'recompute each block in the backward instead of keeping its activations (in --runs: =on|off)' },
 };
 

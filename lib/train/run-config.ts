@@ -89,6 +89,8 @@ export interface RunConfig {
   device?: DeviceRequest;
   /** Storage of the frozen base Linear weights (default 'float32'; LoadOptions.dtype). */
   dtype?: 'float32' | 'bfloat16';
+  /** Storage of the activations on cuda (default 'float32'; LoadOptions.activations). */
+  activations?: 'float32' | 'bfloat16';
   /** Gradient checkpointing per transformer block (K-FAC captures each block during the backward). */
   gradientCheckpointing?: boolean;
 }

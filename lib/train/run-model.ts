@@ -23,9 +23,9 @@ const IA3_TARGETS: Record<string, { targets: string[]; ff: string[] }> = {
   t5: { targets: ['k', 'v', 'wo'], ff: ['wo'] },
 };
 
-/** loadModel's placement options of a run: device, storage dtype, gradient checkpointing. */
-export function placementOf(c: Pick<RunConfig, 'device' | 'dtype' | 'gradientCheckpointing'>): { device?: DeviceRequest; dtype?: 'float32' | 'bfloat16'; checkpointing?: boolean } {
-  return { ...(c.device ? { device: c.device } : {}), ...(c.dtype ? { dtype: c.dtype } : {}), ...(c.gradientCheckpointing ? { checkpointing: true } : {}) };
+/** loadModel's placement options of a run: device, storage dtypes (weights, activations), gradient checkpointing. */
+export function placementOf(c: Pick<RunConfig, 'device' | 'dtype' | 'activations' | 'gradientCheckpointing'>): { device?: DeviceRequest; dtype?: 'float32' | 'bfloat16'; activations?: 'float32' | 'bfloat16'; checkpointing?: boolean } {
+  return { ...(c.device ? { device: c.device } : {}), ...(c.dtype ? { dtype: c.dtype } : {}), ...(c.activations ? { activations: c.activations } : {}), ...(c.gradientCheckpointing ? { checkpointing: true } : {}) };
 }
 
 /** The run's model, placed and checked against its data, without a PEFT method: `buildModel` applies it; `eval` loads an adapter instead. */

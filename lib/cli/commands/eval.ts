@@ -20,13 +20,14 @@ options:
   --seed N             seed of the hold-out split and of a fresh head (default 0)
   --device D           cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason)
   --dtype T            storage of the frozen base weights: float32 (default) | bfloat16
+  --activations T      storage of the activations on cuda: float32 (default) | bfloat16
   --threads N          CPU threads
   --json               print the result as JSON
 `;
 
 const FLAGS = {
   model: 'string', data: 'string', adapter: 'string', tokenizer: 'string', dev: 'string', 'text-column': 'string', 'text-pair-column': 'string', 'label-column': 'string',
-  'max-length': 'string', 'batch-size': 'string', 'eval-limit': 'string', seed: 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
+  'max-length': 'string', 'batch-size': 'string', 'eval-limit': 'string', seed: 'string', device: 'string', dtype: 'string', activations: 'string', threads: 'int', json: 'boolean',
 } as const;
 
 export async function evalCommand(argv: readonly string[]): Promise<number> {

@@ -41,6 +41,7 @@ options:
   --seed S               seed of the sampler (default 0)
   --device D             cpu (default) | cuda | auto (the GPU when usable, else the CPU with the reason)
   --dtype T              storage of the frozen base weights: float32 (default) | bfloat16
+  --activations T        storage of the activations on cuda: float32 (default) | bfloat16
   --threads N            CPU threads
   --num-beams N          beam search with N beams (encoder-decoder models such as T5; default 1)
   --json                 print {prompt, promptIds, ids, text} as JSON instead of streaming
@@ -50,7 +51,7 @@ An encoder-decoder model (T5, Flan-T5) reads TEXT as its source and prints the g
 `;
 
 const FLAGS = {
-  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', seed: 'string', 'num-beams': 'string', device: 'string', dtype: 'string', threads: 'int', json: 'boolean',
+  model: 'string', prompt: 'string', adapter: 'string', tokenizer: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', seed: 'string', 'num-beams': 'string', device: 'string', dtype: 'string', activations: 'string', threads: 'int', json: 'boolean',
 } as const;
 
 function number(flag: string, raw: string | undefined, ok: (v: number) => boolean, what: string): number | undefined {
@@ -121,8 +122,10 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
   const beams = number('num-beams', flags['num-beams'] as string | undefined, (v) => Number.isInteger(v) && v >= 1 && v <= 64, 'an integer in [1, 64]') ?? 1;
   const dtype = flags['dtype'] as string | undefined;
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'bfloat16') throw new UsageError(`--dtype: expected float32 | bfloat16, got ${JSON.stringify(dtype)}`);
+  const activations = flags['activations'] as string | undefined;
+  if (activations !== undefined && activations !== 'float32' && activations !== 'bfloat16') throw new UsageError(`--activations: expected float32 | bfloat16, got ${JSON.stringify(activations)}`);
   const device = cliDevice(flags['device']);
-  const model = loadModel(modelPath, { device, ...(dtype ? { dtype } : {}) });
+  const model = loadModel(modelPath, { device, ...(dtype ? { dtype } : {}), ...(activations ? { activations } : {}) });
   try {
     if (model instanceof T5Model) {
       if (temperature > 0 && beams > 1) throw new UsageError('--temperature with --num-beams: sampling takes one beam (beam search is deterministic)');
