@@ -226,6 +226,16 @@ KFAC_HD void attn_dq_rows(const AttnParamsT<T>& p, const AttnQTile& tl, float* l
   }
 }
 
+// dQ pass, a key-tile phase ph (after the first): whether it belongs to the pre-pass that sums D
+// (without the forward's output), its place q in the 4-phase tile cycles, the tile's first key.
+struct AttnDqStep {
+  bool pre;
+  int q;
+  int64_t j0;
+  KFAC_HD AttnDqStep(int ph, int pre_tiles)
+      : pre(ph - 1 < 4 * pre_tiles), q(pre ? ph - 1 : ph - 1 - 4 * pre_tiles), j0(int64_t(q / 4) * kAttnBK) {}
+};
+
 // dQ pass, last phase: dq = scale·acc, the rows' D for the dK/dV pass, and zeros of dbias for the
 // keys past the tile's last (never seen: their bias gets no gradient).
 template <class T>
@@ -343,11 +353,11 @@ struct AttnDq {
       return;
     }
     if (ph == phases(i.threads) - 1) return attn_dq_finish(p, tl, sdQ, D, sDr, i);
-    const bool pre = ph - 1 < 4 * pre_tiles();
-    const int q = pre ? ph - 1 : ph - 1 - 4 * pre_tiles();
-    const int64_t j0 = int64_t(q / 4) * kAttnBK;
+    const AttnDqStep at(ph, pre_tiles());
+    const bool pre = at.pre;
+    const int64_t j0 = at.j0;
     if (j0 >= tl.nk) return;
-    switch (q % 4) {
+    switch (at.q % 4) {
       case 0: {
         const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
         attn_load(sK, L, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);

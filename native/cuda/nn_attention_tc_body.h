@@ -180,11 +180,11 @@ struct AttnDqTc {
       return;
     }
     if (ph == phases(i.threads) - 1) return attn_dq_finish(p, tl, sh.dq, lo, sh.dr, i);
-    const bool pre = ph - 1 < 4 * pre_tiles();
-    const int q = pre ? ph - 1 : ph - 1 - 4 * pre_tiles();
-    const int64_t j0 = int64_t(q / 4) * kAttnBK;
+    const AttnDqStep at(ph, pre_tiles());
+    const bool pre = at.pre;
+    const int64_t j0 = at.j0;
     if (j0 >= tl.nk) return;
-    switch (q % 4) {
+    switch (at.q % 4) {
       case 0: {
         const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
         attn_tc_load(sh.k, lh, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);

@@ -19,7 +19,7 @@ import { native } from '../../lib/native/loader.js';
 import type { Module } from '../../lib/nn/module.js';
 import { applyLora, kfacLayersForLora, untrackedParameters } from '../../lib/peft/index.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
-import { emulationPossible, greedyBothWays } from '../support/emulation.js';
+import { emulationPossible, greedyBothWays, readF32 } from '../support/emulation.js';
 import { maxRel } from '../support/helpers.js';
 
 type Model = Module & TransformerModel & { forward(b: unknown): { loss?: number | null; logits: Tensor }; backward(): void };
@@ -27,14 +27,7 @@ const U = 2 ** -8;
 // head dimension 16: attention on tensor cores in bf16
 const cfg = { vocabSize: 32, hiddenSize: 32, numLayers: 2, numHeads: 2, maxPositions: 24 };
 
-const host = (t: Tensor): Float32Array => {
-  const h = t.to('cpu', { dtype: 'float32' });
-  try {
-    return h.toArray();
-  } finally {
-    h.dispose();
-  }
-};
+const host = readF32;
 
 function run(device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16', task: 'causal-lm' | 'sequence-classification') {
   using m = createGpt2(cfg, { seed: 6, activations, task, ...(task === 'causal-lm' ? {} : { numLabels: 3 }) }) as unknown as Model;

@@ -29,21 +29,14 @@ import { kfacLayersForPrefix } from '../../lib/peft/prefix-kfac.js';
 import { applyPromptTuning } from '../../lib/peft/prompt.js';
 import { kfacLayersForPrompt } from '../../lib/peft/prompt-kfac.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
-import { emulationPossible, greedyBothWays } from '../support/emulation.js';
+import { emulationPossible, greedyBothWays, readF32 } from '../support/emulation.js';
 import { maxRel, randomF32 } from '../support/helpers.js';
 
 type Model = Module & { forward(b: unknown): { loss?: number | null; logits: Tensor }; backward(): void };
 const U = 2 ** -8;
 const cfg = { vocabSize: 24, hiddenSize: 16, intermediateSize: 20, numLayers: 2, numHeads: 4, numKvHeads: 2 };
 
-const host = (t: Tensor): Float32Array => {
-  const h = t.to('cpu', { dtype: 'float32' });
-  try {
-    return h.toArray();
-  } finally {
-    h.dispose();
-  }
-};
+const host = readF32;
 const bf16 = (data: Float32Array, shape: number[]): Tensor => {
   using t = Tensor.from(data, shape);
   return t.to('cuda', { dtype: 'bfloat16' });

@@ -19,6 +19,15 @@ export const put = (a: Float32Array, shape: number[], dev: Dev): Tensor => Tenso
 export const nanT = (shape: number[], dev: Dev): Tensor =>
   put(new Float32Array(shape.reduce((p, q) => p * q, 1)).fill(NaN), shape, dev);
 export const read = (t: Tensor): Float32Array => (t.device === 'cpu' ? t.toArray() : t.to('cpu').toArray());
+/** A tensor's values on the host as float32 (bf16 widened), the host copy freed. */
+export const readF32 = (t: Tensor): Float32Array => {
+  const h = t.to('cpu', { dtype: 'float32' });
+  try {
+    return h.toArray();
+  } finally {
+    h.dispose();
+  }
+};
 
 /**
  * Runs `op` on both devices; result i is checked against refs[i] (float64) and against the CPU's.
