@@ -5,7 +5,7 @@
  */
 import * as F from '../nn/functional.js';
 import { Module, saved } from '../nn/module.js';
-import { add, cast, fill } from '../ops/index.js';
+import { axpy, fill, scale } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 // ---------------------------------------------------------------- row gathers
@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor/tensor.js';
 /**
  * Picks rows of x [N, C] (a gather by the embedding kernel), and scatters their gradient back
  * into a zeroed [N, C]. Used for pooling one token per sequence and for splitting fused q/k/v.
- * bf16 activations: x is widened to float32 first (one cast of x), so the rows picked are float32
+ * bf16 activations: x is widened to float32 first (one copy of x), so the rows picked are float32
  * — the heads they feed stay float32 (docs/CUDA.md) — and the gradient goes back to x's dtype,
  * the picked rows' gradients rounded once.
  */
@@ -23,8 +23,6 @@ export class RowGather extends Module {
   #C = 0;
   #shape: readonly number[] = [];
   #bf16 = false;
-  /** The bf16 gradient the last backward returned (kept alive for the caller, freed at the next). */
-  #narrow: Tensor | null = null;
 
   /**
    * x viewed as [N, C] rows; ids: rows to take → out [ids.length, C]. With `outShape`, C is its
@@ -35,17 +33,9 @@ export class RowGather extends Module {
     const N = x.size / C;
     const out = this.workspace('out', outShape ?? [ids.length, C]);
     this.#bf16 = x.dtype === 'bfloat16';
-    // a transient float32 copy (and its view) is freed at once, not kept by the view cache
-    const wide = this.#bf16 ? cast(x, 'float32') : null;
-    const rows = wide ? wide.reshape([N, C]) : this.view('x', x, [N, C]);
-    try {
-      F.embeddingForward(ids, rows, this.view('out2', out, [ids.length, C]));
-    } finally {
-      if (wide) {
-        rows.dispose();
-        wide.dispose();
-      }
-    }
+    // bf16 rows widened into a float32 workspace first (a widening copy, exact)
+    const src = this.#bf16 ? scale(x, 1, this.workspace('x32', x.shape)) : x;
+    F.embeddingForward(ids, this.view('x', src, [N, C]), this.view('out2', out, [ids.length, C]));
     if (this.#ids.length < ids.length) this.#ids = new Int32Array(ids.length);
     this.#ids.set(ids);
     this.#n = ids.length;
@@ -63,15 +53,9 @@ export class RowGather extends Module {
     const dx = wideInto ?? fill(this.workspace('dx', this.#shape), 0);
     F.embeddingBackward(this.#ids.subarray(0, this.#n), this.view('dout2', dOut, [this.#n, C]), this.view(wideInto ? 'into2' : 'dx2', dx, [N, C]));
     if (!this.#bf16) return dx;
-    this.#narrow?.dispose();
-    this.#narrow = cast(dx, 'bfloat16');
-    return into ? add(into, this.#narrow, into) : this.#narrow;
-  }
-
-  override dispose(): void {
-    this.#narrow?.dispose();
-    this.#narrow = null;
-    super.dispose();
+    // back to the stream's bf16, the gathered rows' gradients rounded once
+    if (into) return axpy(1, dx, into);
+    return scale(dx, 1, this.workspace('dx16', this.#shape, 'bfloat16'));
   }
 }
 
