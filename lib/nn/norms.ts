@@ -32,12 +32,7 @@ export class LayerNorm extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    lastDim(x, this.dim, 'x');
-    const rows = x.shape.slice(0, -1);
-    const out = this.workspace('out', x.shape, storageOf(x));
-    F.layerNormForward(x, this.weight.tensor, this.bias?.tensor ?? null, this.eps, out, this.workspace('mean', rows), this.workspace('rstd', rows));
-    this.#x = x;
-    return out;
+    return this.#forward(x);
   }
 
   /**
@@ -45,12 +40,16 @@ export class LayerNorm extends Module {
    * which the backward reads): one kernel when the `addNorm` fusion is on, else add then forward.
    */
   forwardAdd(x: Tensor, residual: Tensor, sum: Tensor): Tensor {
-    if (!fusions().addNorm) return this.forward(add(x, residual, sum));
+    return fusions().addNorm ? this.#forward(x, { residual, sum }) : this.#forward(add(x, residual, sum));
+  }
+
+  /** The norm of x (or of x + residual, stored in `fused.sum`), which the backward then reads. */
+  #forward(x: Tensor, fused?: F.NormResidual): Tensor {
     lastDim(x, this.dim, 'x');
     const rows = x.shape.slice(0, -1);
     const out = this.workspace('out', x.shape, storageOf(x));
-    F.layerNormForward(x, this.weight.tensor, this.bias?.tensor ?? null, this.eps, out, this.workspace('mean', rows), this.workspace('rstd', rows), { residual, sum });
-    this.#x = sum;
+    F.layerNormForward(x, this.weight.tensor, this.bias?.tensor ?? null, this.eps, out, this.workspace('mean', rows), this.workspace('rstd', rows), fused);
+    this.#x = fused ? fused.sum : x;
     return out;
   }
 
@@ -79,20 +78,19 @@ export class RMSNorm extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    lastDim(x, this.dim, 'x');
-    const out = this.workspace('out', x.shape, storageOf(x));
-    F.rmsNormForward(x, this.weight.tensor, this.eps, out, this.workspace('rstd', x.shape.slice(0, -1)));
-    this.#x = x;
-    return out;
+    return this.#forward(x);
   }
 
   /** RMSNorm of x + residual, with x + residual written to `sum`: as LayerNorm.forwardAdd. */
   forwardAdd(x: Tensor, residual: Tensor, sum: Tensor): Tensor {
-    if (!fusions().addNorm) return this.forward(add(x, residual, sum));
+    return fusions().addNorm ? this.#forward(x, { residual, sum }) : this.#forward(add(x, residual, sum));
+  }
+
+  #forward(x: Tensor, fused?: F.NormResidual): Tensor {
     lastDim(x, this.dim, 'x');
     const out = this.workspace('out', x.shape, storageOf(x));
-    F.rmsNormForward(x, this.weight.tensor, this.eps, out, this.workspace('rstd', x.shape.slice(0, -1)), { residual, sum });
-    this.#x = sum;
+    F.rmsNormForward(x, this.weight.tensor, this.eps, out, this.workspace('rstd', x.shape.slice(0, -1)), fused);
+    this.#x = fused ? fused.sum : x;
     return out;
   }
 
