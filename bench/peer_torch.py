@@ -38,16 +38,7 @@ def main() -> int:
     for n in sizes:
         x = torch.randn(max(2 * n, 64), n, device=dev, generator=g)
         a = x.T @ x / x.shape[0]
-        for _ in range(2):
-            torch.linalg.eigh(a)
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            torch.linalg.eigh(a)
-            torch.cuda.synchronize()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        out["eigh"][str(n)] = statistics.median(ts)
+        out["eigh"][str(n)] = timed(torch, lambda: torch.linalg.eigh(a), repeats)
     print(json.dumps(out))
     return 0
 
