@@ -9,14 +9,10 @@
  * torch's scaled_dot_product_attention on the same shape is the peer, as eigh's is.
  * --sizes B,T,C[,H[,Hkv]] (default 4,2048,2048,16,16: D = 128).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
 import * as F from '../nn/functional.js';
-import { native, packageRoot } from '../native/loader.js';
+import { native } from '../native/loader.js';
 import { Tensor } from '../tensor/tensor.js';
-import { timeDev } from './cuda.js';
+import { timeDev, torchPeer } from './cuda.js';
 import { measurePeak } from './train-step.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 
@@ -24,19 +20,6 @@ interface TorchAttention {
   torch: string;
   device: string;
   attention: { fwd: number; bwd: number };
-}
-
-/** torch.nn.functional.scaled_dot_product_attention (causal, bf16) on the same shape, or undefined. */
-function torchAttention(shape: number[], repeats: number): TorchAttention | undefined {
-  const script = join(packageRoot(), 'bench', 'peer_torch.py');
-  if (!existsSync(script)) return undefined;
-  const r = spawnSync(process.env['KFAC_PEER_PYTHON'] ?? 'python3', [script, 'attention', shape.join(','), String(repeats)], { encoding: 'utf8', timeout: 300_000 });
-  if (r.status !== 0) return undefined;
-  try {
-    return JSON.parse(r.stdout) as TorchAttention;
-  } catch {
-    return undefined;
-  }
 }
 
 const bf16 = (shape: number[], seed: number): Tensor => {
@@ -52,7 +35,8 @@ async function run(o: BenchOptions): Promise<BenchRow[]> {
   const repeats = Math.max(3, Math.min(o.repeats, 10));
   o.progress('timing the bf16 GEMM peak');
   const peak = measurePeak('cuda', 8192);
-  const peer = o.peer ? torchAttention([B, T, H, Hkv, D], repeats) : undefined;
+  // torch's scaled_dot_product_attention (causal, bf16) on the same shape
+  const peer = o.peer ? torchPeer<TorchAttention>('attention', [B, T, H, Hkv, D], repeats) : undefined;
   const fwdFlops = (4 * B * H * T * T * D) / 2; // causal: half the score matrix
   const tensors = [bf16([B, T, H, D], 1), bf16([B, T, Hkv, D], 2), bf16([B, T, Hkv, D], 3), bf16([B, T, H, D], 4)];
   const [q, k, v, dO] = tensors as [Tensor, Tensor, Tensor, Tensor];

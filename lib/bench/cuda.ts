@@ -178,15 +178,15 @@ interface TorchPeer {
   eigh: Record<string, number>;
 }
 
-/** torch.linalg.eigh on the GPU at the given sizes, or undefined without PyTorch + CUDA. */
-function torchEigh(sizes: number[], repeats: number): TorchPeer | undefined {
+/** bench/peer_torch.py's report of `op` at `sizes` (KFAC_PEER_PYTHON), or undefined without PyTorch + CUDA. */
+export function torchPeer<R>(op: 'eigh' | 'attention', sizes: number[], repeats: number): R | undefined {
   const script = join(packageRoot(), 'bench', 'peer_torch.py');
   if (!existsSync(script)) return undefined;
   const py = process.env['KFAC_PEER_PYTHON'] ?? 'python3';
-  const r = spawnSync(py, [script, 'eigh', sizes.join(','), String(repeats)], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(py, [script, op, sizes.join(','), String(repeats)], { encoding: 'utf8', timeout: 300_000 });
   if (r.status !== 0) return undefined;
   try {
-    return JSON.parse(r.stdout) as TorchPeer;
+    return JSON.parse(r.stdout) as R;
   } catch {
     return undefined;
   }
@@ -197,7 +197,7 @@ const eighBench: BenchCase = {
   description: 'cuSOLVER syevd against torch.linalg.eigh on the same GPU',
   async run(o: BenchOptions) {
     const sizes = o.sizes ?? [256, 512, 1024, 2048, 4096];
-    const peer = o.peer ? torchEigh(sizes, Math.max(3, Math.min(o.repeats, 10))) : undefined;
+    const peer = o.peer ? torchPeer<TorchPeer>('eigh', sizes, Math.max(3, Math.min(o.repeats, 10))) : undefined;
     const rows: BenchRow[] = [];
     for (const n of sizes) {
       o.progress(`cuda eigh n=${n}`);
