@@ -11,6 +11,7 @@ import type { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { type KroneckerTerm, piDamping, preconditionEigen, preconditionInverse } from './precondition.js';
 import { stateFrom, stateLike } from './state.js';
+import type { StepRecord } from './step-record.js';
 
 /** What a refresh reports into the step's telemetry. */
 export interface RefreshSink {
@@ -81,7 +82,13 @@ export abstract class LayerBlock {
 
   /** Per-row statistics of a block beyond its factors (EKFAC's second moments); rows weighted as G's (w, d). */
   captureRows(_a: Tensor, _g: Tensor, _w: number, _d: number): void {}
-  commitRows(_beta: number): void {}
+  /** The rows' statistics captured since the last step (EKFAC's moments; none otherwise). */
+  get pendingRows(): Tensor | undefined {
+    return undefined;
+  }
+  commitRows(_beta: number, _guard?: { record: StepRecord; slot: number }): void {}
+  /** The counters as before the last `commitRows` (whose guarded update the device skipped). */
+  uncommitRows(): void {}
   discardRows(): void {}
   /** Whether captureRows needs the rows (the preconditioner skips reading them otherwise). */
   get capturesRows(): boolean {

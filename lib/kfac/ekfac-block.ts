@@ -13,6 +13,7 @@ import { EigenBlock } from './blocks.js';
 import { ekfacMoments } from './factor.js';
 import { preconditionEkfac } from './precondition.js';
 import { stateLike } from './state.js';
+import type { StepRecord } from './step-record.js';
 
 /**
  * The rows as the moments op takes them: bfloat16 rows (bf16 activations on a device) go as they
@@ -33,6 +34,7 @@ export class EkfacBlock extends EigenBlock {
   #pending = 0;
   weight = 0;
   updates = 0;
+  #beforeCommit: { weight: number; updates: number } | undefined;
 
   constructor(...args: ConstructorParameters<typeof EigenBlock>) {
     super(...args);
@@ -63,14 +65,29 @@ export class EkfacBlock extends EigenBlock {
     this.#pending += 1;
   }
 
-  override commitRows(beta: number): void {
+  override get pendingRows(): Tensor | undefined {
+    return this.#pending > 0 ? this.#acc : undefined;
+  }
+
+  override commitRows(beta: number, guard?: { record: StepRecord; slot: number }): void {
     if (this.#pending === 0) return;
-    ops.scale(this.S, beta, this.S);
-    ops.axpy(1 - beta, this.#acc, this.S);
+    if (guard) guard.record.emaCommit(this.S, this.#acc, beta, guard.slot);
+    else {
+      ops.scale(this.S, beta, this.S);
+      ops.axpy(1 - beta, this.#acc, this.S);
+    }
+    this.#beforeCommit = { weight: this.weight, updates: this.updates };
     this.weight = 1 - (1 - this.weight) * beta;
     this.updates += 1;
     this.#pendingD = 0;
     this.#pending = 0;
+  }
+
+  override uncommitRows(): void {
+    if (!this.#beforeCommit) return;
+    this.weight = this.#beforeCommit.weight;
+    this.updates = this.#beforeCommit.updates;
+    this.#beforeCommit = undefined;
   }
 
   override discardRows(): void {

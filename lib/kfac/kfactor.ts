@@ -14,6 +14,7 @@ import * as ops from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { decompose, type DecomposeOutcome, type Decomposition } from './decompose.js';
 import { updateFactor } from './factor.js';
+import type { StepRecord } from './step-record.js';
 import { copyInto, identityLike, stateFrom, stateLike } from './state.js';
 
 export class KFactor {
@@ -35,6 +36,7 @@ export class KFactor {
   dScaled: Tensor | undefined;
   /** The refresh round this factor was last decomposed in (shared factors are decomposed once). */
   refreshedIn = -1;
+  #beforeCommit: { weight: number; updates: number } | undefined;
 
   constructor(key: string, dim: number, bias: boolean, like: Tensor, identity: boolean) {
     this.key = key;
@@ -64,16 +66,32 @@ export class KFactor {
     this.pendingCaptures += 1;
   }
 
-  /** Folds the accumulated statistics into the EMA: F ← βF + (1−β)F_batch. */
-  commit(beta: number): void {
+  /**
+   * Folds the accumulated statistics into the EMA: F ← βF + (1−β)F_batch. With `guard` (the
+   * step record and the slot of its all-finite flag) the device skips the update when the flag
+   * is 0; the step then calls `uncommit()` after reading the record.
+   */
+  commit(beta: number, guard?: { record: StepRecord; slot: number }): void {
     if (this.pendingCaptures === 0) return;
     const acc = this.#acc as Tensor;
-    ops.scale(this.ema, beta, this.ema);
-    ops.axpy(1 - beta, acc, this.ema);
+    if (guard) guard.record.emaCommit(this.ema, acc, beta, guard.slot);
+    else {
+      ops.scale(this.ema, beta, this.ema);
+      ops.axpy(1 - beta, acc, this.ema);
+    }
+    this.#beforeCommit = { weight: this.weight, updates: this.updates };
     this.weight = 1 - (1 - this.weight) * beta;
     this.updates += 1;
     this.pendingDenominator = 0;
     this.pendingCaptures = 0;
+  }
+
+  /** The counters as before the last `commit` (whose guarded update the device skipped). */
+  uncommit(): void {
+    if (!this.#beforeCommit) return;
+    this.weight = this.#beforeCommit.weight;
+    this.updates = this.#beforeCommit.updates;
+    this.#beforeCommit = undefined;
   }
 
   /** The statistics captured since the last commit (undefined when none). */
@@ -85,6 +103,11 @@ export class KFactor {
   discard(): void {
     this.pendingDenominator = 0;
     this.pendingCaptures = 0;
+  }
+
+  /** dScaled = d·correction again (after `uncommit`). */
+  rescale(): void {
+    if (this.decomp && this.dScaled) ops.scale(this.decomp.d, this.correction, this.dScaled);
   }
 
   /** The bias correction: the factor the step uses is `ema · correction` (1/weight; 1 before any update). */

@@ -27,7 +27,8 @@ import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
 import { SmallFactorSolver } from './small-factors.js';
-import { clipSteps } from './step-clip.js';
+import { clipsOnRecord, clipSteps, readTrustClip, type StepTensors, trustClipToRecord } from './step-clip.js';
+import { StepRecord, TRUST_CLIP_SLOTS, type TrustClipAt } from './step-record.js';
 import { type KfacTelemetry, startTelemetry } from './telemetry.js';
 
 export type { KfacPreconditionerOptions, NewtonClip } from './options.js';
@@ -87,6 +88,9 @@ export class KfacPreconditioner {
   #clippedSteps = 0;
   #refreshRound = 0;
   #small: SmallFactorSolver;
+  readonly #record = new StepRecord();
+  /** The refresh round when the step began (factors decomposed since have a later one). */
+  #roundAtStep = 0;
   #factors = new Map<string, KFactor>();
   #blocks: LayerBlock[] = [];
   /** Micro-batches captured since the last step. */
@@ -248,35 +252,36 @@ export class KfacPreconditioner {
     const live = this.#blocks.filter((b) => b.grad !== null);
     const grads = live.flatMap((b) => [b.grad as Tensor, ...(b.biasGrad ? [b.biasGrad] : [])]);
 
-    // 1. The raw gradient norm and the captured statistics' check (capturing once now when nothing
-    // was pushed): one reduction, since the rows were not scanned at capture (docs/KFAC.md#factors);
-    // a non-finite factor statistic is refused here, with nothing applied and nothing kept.
-    // Gradient clipping before preconditioning (the ablation) reads its own norm.
+    // 1. The captured statistics' check and the raw gradient norm (capturing once now when
+    // nothing was pushed), written to the step record: the rows were not scanned at capture
+    // (docs/KFAC.md#factors), and the factors' commit below reads the all-finite flag where the
+    // factors live, so statistics with NaN or Inf are never folded in; the step refuses them
+    // after its one read. Gradient clipping before preconditioning (the ablation) reads its own norm.
     const due = this.#factorsDue(s);
     if (due && this.#captures === 0) this.capture({ batchSize: N });
     const pending = due ? [...this.#factors.values()].filter((f) => f.pending !== undefined) : [];
-    const normed = this.gradClip === null ? grads : [];
-    const sums = normed.length + pending.length > 0 ? ops.sumSquaresMany([...normed, ...pending.map((f) => f.pending as Tensor)]) : [];
-    const bad = pending.findIndex((_, i) => !Number.isFinite(sums[normed.length + i]!));
-    if (bad >= 0) {
-      const key = pending[bad]!.key;
-      this.#dropPending();
-      throw new NotFiniteError(`factor ${key}: the rows captured since the last step hold NaN or Inf; the step was refused and nothing applied`, { argument: `factors.${key}` });
-    }
+    const pendingRows = due ? this.#blocks.filter((b) => b.pendingRows !== undefined) : [];
+    this.#roundAtStep = this.#refreshRound;
+    const rec = this.#record;
+    rec.begin(this.#blocks[0]!.layer.weight.tensor, pending.length + pendingRows.length + 1 + grads.length + TRUST_CLIP_SLOTS);
+    const stats = [...pending.map((f) => f.pending as Tensor), ...pendingRows.map((b) => b.pendingRows as Tensor)];
+    const checked = stats.length > 0 ? rec.sums(stats, true) : { at: 0, flag: -1 };
+    const guard = { record: rec, slot: checked.flag };
+    let gradSums: { at: number } | null = null;
     if (this.gradClip !== null) {
       const r = clipGradNorm(grads, at(this.gradClip, s, 'gradClip'));
       tel.gradNorm = r.norm;
       tel.gradClipScale = r.scale;
     } else {
-      tel.gradNorm = Math.sqrt(normed.reduce((acc, _, i) => acc + sums[i]!, 0));
+      gradSums = rec.sums(grads);
     }
 
-    // 2. Factor updates from the captured statistics.
+    // 2. Factor updates from the captured statistics (skipped on the device if the flag is 0).
     let t0 = process.hrtime.bigint();
     if (due) {
       tel.microBatches = this.#captures;
-      for (const f of this.#factors.values()) f.commit(beta);
-      for (const b of this.#blocks) b.commitRows(beta);
+      for (const f of this.#factors.values()) f.commit(beta, guard);
+      for (const b of this.#blocks) b.commitRows(beta, guard);
       tel.factorsUpdated = true;
     }
     this.#captures = 0;
@@ -284,10 +289,12 @@ export class KfacPreconditioner {
     this.#partialA.clear();
     tel.timings.factorsMs = ms(t0);
 
-    // 3. Decompositions / inverses.
+    // 3. Decompositions / inverses. A refresh reads a number per large factor anyway; before it,
+    // the record is read once more, so refused statistics never reach a decomposition.
     t0 = process.hrtime.bigint();
     const anyUnready = this.#blocks.some((b) => !b.ready());
     if ((s % inverseEvery === 0 || anyUnready) && [...this.#factors.values()].every((f) => f.updates > 0 || f.weight > 0)) {
+      if (checked.flag >= 0) this.#checkStatistics(rec.read(), checked, pending, pendingRows);
       this.#refreshRound += 1;
       this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink);
       for (const b of this.#blocks) b.refresh(damping, this.warmRefresh, this.#refreshRound, sink);
@@ -300,8 +307,10 @@ export class KfacPreconditioner {
     }
     tel.timings.decompositionsMs = ms(t0);
 
-    // 4–6. Precondition, clip, write back.
-    if (s >= this.warmupSteps && this.#blocks.every((b) => b.ready())) {
+    // 4–6. Precondition, clip, read the record, write back.
+    const preconditioning = s >= this.warmupSteps && this.#blocks.every((b) => b.ready());
+    let clip: { t: StepTensors; at: TrustClipAt | null } | null = null;
+    if (preconditioning) {
       t0 = process.hrtime.bigint();
       for (const b of live) b.precondition(damping);
       tel.timings.preconditionMs = ms(t0);
@@ -309,16 +318,24 @@ export class KfacPreconditioner {
       const steps = live.flatMap((b) => b.steps());
       const params = live.flatMap((b) => [b.layer.weight.tensor, ...(b.Pb && b.biasGrad && b.layer.bias ? [b.layer.bias.tensor] : [])]);
       const names = live.flatMap((b) => [b.layer.name, ...(b.Pb && b.biasGrad && b.layer.bias ? [`${b.layer.name} (bias)`] : [])]);
-      clipSteps(this.newtonClip, { steps, grads, params, names }, s, {
-        lr: (which) => this.#lr(c, which),
-        trustLr: () => this.#trustLr(c),
-        trustScale: this.trustScale,
-      }, tel);
+      const t = { steps, grads, params, names };
+      const rates = { lr: (which: string) => this.#lr(c, which), trustLr: () => this.#trustLr(c), trustScale: this.trustScale };
+      if (clipsOnRecord(this.newtonClip)) clip = { t, at: trustClipToRecord(this.newtonClip!, t, s, rates, rec) };
+      else clipSteps(this.newtonClip, t, s, rates, tel);
+      tel.timings.clipMs = ms(t0);
+    }
+    // the step's one wait for the device: the statistics' flag, the gradient norm, the clip's outcome
+    const v = rec.read();
+    if (checked.flag >= 0) this.#checkStatistics(v, checked, pending, pendingRows);
+    if (gradSums) tel.gradNorm = Math.sqrt(grads.reduce((acc, _, i) => acc + v[gradSums.at + i]!, 0));
+    if (clip) readTrustClip(v, clip.at, clip.t, tel);
+    if (preconditioning) {
+      t0 = process.hrtime.bigint();
       for (const b of live) {
         ops.copy(b.P, b.grad as Tensor);
         if (b.Pb && b.biasGrad) ops.copy(b.Pb, b.biasGrad);
       }
-      tel.timings.clipMs = ms(t0);
+      tel.timings.clipMs += ms(t0);
       tel.preconditioned = true;
       this.#preconditionedSteps += 1;
       if (tel.clipped) this.#clippedSteps += 1;
@@ -326,6 +343,28 @@ export class KfacPreconditioner {
     tel.clipRate = this.#preconditionedSteps ? this.#clippedSteps / this.#preconditionedSteps : 0;
     this.stepCount += 1;
     return tel;
+  }
+
+  /**
+   * Captured statistics with NaN or Inf (the record's flag is 0): the device skipped their commit
+   * (the guard), so the factors and EKFAC's moments are as before the step; their counters go
+   * back too, and the eigenvalues the small factors' solve of this step scaled with the advanced
+   * counters are scaled again (its eigenpairs are those of the unchanged factors, the same as
+   * before). Nothing is applied, the step is refused naming the first bad factor.
+   */
+  #checkStatistics(v: Float64Array, checked: { at: number; flag: number }, pending: KFactor[], rows: LayerBlock[]): void {
+    if (v[checked.flag] === 1) return;
+    for (const f of this.#factors.values()) {
+      f.uncommit();
+      if (f.refreshedIn > this.#roundAtStep) f.rescale(); // decomposed in this step
+    }
+    for (const b of this.#blocks) b.uncommitRows();
+    const names = [...pending.map((f) => `factor ${f.key}`), ...rows.map((b) => `the EKFAC moments of ${b.layer.name}`)];
+    const i = Math.max(0, names.findIndex((_, j) => !Number.isFinite(v[checked.at + j]!)));
+    const key = pending[i]?.key;
+    throw new NotFiniteError(`${names[i] ?? 'a factor'}: the rows captured since the last step hold NaN or Inf; the step was refused and nothing applied`, {
+      argument: key ? `factors.${key}` : `layers.${rows[i - pending.length]?.layer.name ?? ''}`,
+    });
   }
 
   /** η̄ of the trust-ratio clip: `trustLr` when given (a positive number), else the step's lr. */
@@ -389,6 +428,7 @@ export class KfacPreconditioner {
 
   dispose(): void {
     this.#small.dispose();
+    this.#record.dispose();
     for (const f of this.#factors.values()) f.dispose();
     for (const b of this.#blocks) b.dispose();
   }

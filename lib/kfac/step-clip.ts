@@ -1,24 +1,20 @@
 /**
  * The preconditioner's Newton-step clip (docs/KFAC.md#newton-step-clipping): which bound applies
  * to the step tensors P — the per-tensor or global trust ratio (the default), a norm threshold,
- * or the Fisher bound — and its telemetry. The scaling itself is `clipNewtonStep` (clip.ts).
+ * or the Fisher bound — and its telemetry. The trust ratio is computed and applied where the
+ * tensors live, its outcome read with the step record (step-record.ts); the others scale with
+ * `clipNewtonStep` (clip.ts) and read their norms at once.
  */
 import { NotFiniteError } from '../errors.js';
 import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { clipNewtonStep } from './clip.js';
 import { at, type ResolvedNewtonClip } from './options.js';
+import type { StepRecord, TrustClipAt } from './step-record.js';
 import type { KfacTelemetry } from './telemetry.js';
 
 /** The floor of ‖θ‖ in the trust-ratio clip, per element (docs/KFAC.md#default-threshold). */
 export const TRUST_FLOOR_RMS = 1e-3;
-
-/** ‖ts‖ over all tensors: one multi-tensor reduction (one host synchronisation on a device). */
-export function normOf(ts: readonly Tensor[]): number {
-  let sq = 0;
-  for (const v of ops.sumSquaresMany(ts)) sq += v;
-  return Math.sqrt(sq);
-}
 
 export interface StepTensors {
   /** The step tensors P (scaled in place). */
@@ -40,7 +36,11 @@ export interface ClipRates {
   trustScale: number;
 }
 
-/** Clips `t.steps` in place by `nc` at step `s` and writes preClipNorm, clipScale, clipped, clipThreshold. */
+/**
+ * Clips `t.steps` in place by `nc` at step `s` with host reads (no clip, a norm threshold, the
+ * Fisher bound) and writes preClipNorm, clipScale, clipped, clipThreshold. The trust ratio goes
+ * through the step record instead (`trustClipToRecord`, `readTrustClip`).
+ */
 export function clipSteps(nc: ResolvedNewtonClip | null, t: StepTensors, s: number, rates: ClipRates, tel: KfacTelemetry): void {
   if (!nc) {
     // no clip: the norm is telemetry, and a non-finite step is refused here as by every clip
@@ -54,9 +54,6 @@ export function clipSteps(nc: ResolvedNewtonClip | null, t: StepTensors, s: numb
     const cv = at(nc.value, s, 'newtonClip.c');
     tel.clipThreshold = cv;
     r = clipNewtonStep(t.steps, { mode: 'fisher', c: cv, lr: rates.lr('Fisher-norm'), grads: t.grads });
-  } else if (nc.kind === 'trustRatio') {
-    r = trustRatioClip(t, (rates.trustScale * at(nc.value, s, 'newtonClip.trustRatio')) / rates.trustLr(), nc.mode);
-    tel.clipThreshold = r.threshold;
   } else {
     const tau = at(nc.value, s, 'newtonClip.maxNorm');
     tel.clipThreshold = tau;
@@ -67,42 +64,40 @@ export function clipSteps(nc: ResolvedNewtonClip | null, t: StepTensors, s: numb
   tel.clipped = r.clipped;
 }
 
+/** Whether `nc` is the trust-ratio clip (the default), which runs where the tensors live and reports through the step record. */
+export function clipsOnRecord(nc: ResolvedNewtonClip | null): boolean {
+  return nc !== null && nc.kind === 'trustRatio' && nc.mode !== 'fisher';
+}
+
+/**
+ * The trust-ratio clip (docs/KFAC.md#default-threshold), with k = κ/η̄, queued where the tensors
+ * live (ops trust_clip): global: ‖P‖ ≤ k·max(‖θ‖, θ_min·√n); per-tensor: ‖P_i‖ ≤
+ * k·√n_i·max(rms θ_i, rms θ, θ_min), θ the tracked weights (and biases) in the order of the step
+ * tensors. Its outcome is read with the step record (`readTrustClip`); null when there is no step.
+ */
+export function trustClipToRecord(nc: ResolvedNewtonClip, t: StepTensors, s: number, rates: ClipRates, record: StepRecord): TrustClipAt | null {
+  if (t.steps.length === 0) return null;
+  const k = (rates.trustScale * at(nc.value, s, 'newtonClip.trustRatio')) / rates.trustLr();
+  return record.trustClip(t.steps, t.params, k, TRUST_FLOOR_RMS, nc.mode === 'per-tensor');
+}
+
+/** The trust-ratio clip's outcome from the record's values: a NotFiniteError for a step with NaN or Inf (nothing was scaled), else the telemetry. */
+export function readTrustClip(v: Float64Array, c: TrustClipAt | null, t: StepTensors, tel: KfacTelemetry): void {
+  if (!c) {
+    tel.preClipNorm = 0;
+    tel.clipThreshold = Infinity;
+    return;
+  }
+  const bad = v[c.at + 4]!;
+  if (bad > 0) notFinite(t.steps.map((_, i) => (i === bad - 1 ? NaN : 0)), t);
+  tel.preClipNorm = v[c.at]!;
+  tel.clipScale = v[c.at + 1]!;
+  tel.clipThreshold = v[c.at + 2]!;
+  tel.clipped = v[c.at + 3]! === 1;
+}
+
 /** NotFiniteError naming the first step tensor whose sum of squares is not finite. */
 function notFinite(sums: ArrayLike<number>, t: StepTensors): void {
   for (let i = 0; i < sums.length; i++)
     if (!Number.isFinite(sums[i]!)) throw new NotFiniteError(`tensors[${i}]: the Newton step of ${t.names[i] ?? `tensor ${i}`} is not finite`, { argument: `tensors[${i}]` });
-}
-
-/**
- * The trust-ratio clip (docs/KFAC.md#default-threshold), with k = κ/η̄:
- * global: ‖P‖ ≤ k·max(‖θ‖, θ_min·√n); per-tensor: ‖P_i‖ ≤ k·√n_i·max(rms θ_i, rms θ, θ_min),
- * θ the tracked weights (and biases) in the order of the step tensors.
- */
-export function trustRatioClip(t: StepTensors, k: number, mode: 'global' | 'per-tensor'): { norm: number; scale: number; clipped: boolean; threshold: number } {
-  const { steps, params } = t;
-  // ‖θ_i‖² and, per tensor, ‖P_i‖²: one multi-tensor reduction (θ does not change in between)
-  const sums = ops.sumSquaresMany(mode === 'global' ? params : [...params, ...steps]);
-  const pSq = sums.slice(0, params.length);
-  const n = params.reduce((acc, p) => acc + p.size, 0);
-  const rmsAll = Math.max(Math.sqrt(pSq.reduce((a, b) => a + b, 0) / n), TRUST_FLOOR_RMS);
-  if (mode === 'global') {
-    const tau = k * rmsAll * Math.sqrt(n);
-    const r = clipNewtonStep(steps, { mode: 'global', maxNorm: tau });
-    return { norm: r.norm, scale: r.scale, clipped: r.clipped, threshold: tau };
-  }
-  notFinite(sums.slice(params.length), t);
-  const norms = steps.map((_, i) => Math.sqrt(sums[params.length + i]!));
-  let scale = 1;
-  let threshold = Infinity;
-  steps.forEach((p, i) => {
-    const ni = params[i]!.size;
-    const tau = k * Math.sqrt(ni) * Math.max(Math.sqrt(pSq[i]! / ni), rmsAll);
-    threshold = Math.min(threshold, tau);
-    if (norms[i]! > tau) {
-      const si = tau / norms[i]!;
-      ops.scale(p, si, p);
-      scale = Math.min(scale, si);
-    }
-  });
-  return { norm: Math.sqrt(norms.reduce((a, b) => a + b * b, 0)), scale, clipped: scale < 1, threshold };
 }

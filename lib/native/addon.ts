@@ -131,6 +131,12 @@ export interface NativeKfacOps {
     outBias: NativeTensor | null,
   ): void;
   kronQuadraticMany(dWs: NativeTensor[], dbs: (NativeTensor | null)[], As: NativeTensor[], Gs: NativeTensor[]): Float64Array;
+  /** Σx² of each tensor into the record's value slots from `offset`, the all-finite flag into slot `flag` (−1: none); nothing downloaded. */
+  sumSquaresTo(tensors: NativeTensor[], record: NativeTensor, offset: number, flag: number): void;
+  /** The trust-ratio Newton-step clip in place on `steps`, its outcome into 5 record slots from `offset`; nothing downloaded. */
+  trustClip(steps: NativeTensor[], params: NativeTensor[], options: { k: number; floor: number; perTensor: boolean }, record: NativeTensor, offset: number): void;
+  /** F ← βF + (1 − β)X when the record's slot `slot` is not 0. */
+  emaCommit(F: NativeTensor, X: NativeTensor, beta: number, record: NativeTensor, slot: number): void;
   ekfacMoments(x: NativeTensor, g: NativeTensor, QA: NativeTensor, QG: NativeTensor, acc: NativeTensor, options: { alpha: number; beta: number; bias: boolean }): void;
   preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
   preconditionInverseFactors(

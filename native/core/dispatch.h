@@ -63,6 +63,11 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      TensorOpt Pb))                                                                                      \
   X(clip_newton_step, ops::ClipResult,                                                                   \
     (const std::vector<Tensor>& steps, const std::vector<Tensor>* grads, const ops::ClipOptions& opt))   \
+  X(sum_squares_to, void, (const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag)) \
+  X(trust_clip, void,                                                                                    \
+    (const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const ops::TrustClipOptions& opt, \
+     const Tensor& record, int64_t offset))                                                              \
+  X(ema_commit, void, (const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot)) \
   X(eigh, bool, (const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt)) \
   X(eigh_refresh, cpu::RefreshReport,                                                                    \
     (const Tensor& a, const Tensor& prev_vectors, TensorOpt prev_values, const Tensor& values,            \

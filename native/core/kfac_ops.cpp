@@ -61,6 +61,43 @@ void check_not_out(const Tensor& in, const char* name, const Tensor& PW, const T
   if (Pb) check_no_alias(in, name, *Pb, "outBias");
 }
 
+// No two tensors of a list that is written in place may share memory (each would be scaled twice):
+// sorted by address, neighbours compared.
+void check_disjoint(const std::vector<Tensor>& ts, const char* list) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < ts.size(); ++i)
+    if (ts[i].numel() > 0) order.push_back(i);  // empty tensors hold no memory
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ts[a].raw() < ts[b].raw(); });
+  const auto nm = [&](size_t i) { return std::string(list) + "[" + std::to_string(i) + "]"; };
+  for (size_t k = 1; k < order.size(); ++k) {
+    size_t a = std::min(order[k - 1], order[k]), b = std::max(order[k - 1], order[k]);
+    check_no_alias(ts[a], nm(a).c_str(), ts[b], nm(b).c_str());
+  }
+}
+
+// The step record and its slots: float32, on `dev`, holding value slots [first, first + count).
+void check_record(const Tensor& record, Device dev, int64_t first, int64_t count) {
+  check_input(record, "record");
+  if (record.device() != dev)
+    throw_arg(ErrorCode::Device, "record", std::string("a tensor on ") + device_name(dev) + " like the tensors it records",
+              device_name(record.device()));
+  if (first < 0 || count < 0 || 2 * (first + count) > record.numel())
+    throw_arg(ErrorCode::InvalidArgument, "offset",
+              "value slots inside the record (" + std::to_string(record.numel() / 2) + " slots of two floats)",
+              "slots " + std::to_string(first) + ".." + std::to_string(first + count - 1));
+}
+
+// One device for a list (its first tensor's, any other named), each float32; returns it.
+Device list_device(const std::vector<Tensor>& ts, const char* list) {
+  const auto nm = [&](size_t i) { return std::string(list) + "[" + std::to_string(i) + "]"; };
+  const Device dev = common_device({{&ts[0], nm(0).c_str()}});
+  for (size_t i = 0; i < ts.size(); ++i) {
+    check_input(ts[i], nm(i).c_str());
+    if (i > 0) common_device({{&ts[0], nm(0).c_str()}, {&ts[i], nm(i).c_str()}});
+  }
+  return dev;
+}
+
 void check_lambda(float lambda) {
   check_unit_range(lambda, "damping", 0.0, HUGE_VAL, "a finite number >= 0");
 }
@@ -251,17 +288,7 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
     same_device(t, name("tensors", i));
     sizes[i] = t.numel();
   }
-  // No two steps may share memory (each would be scaled twice): sort by address, compare neighbours.
-  {
-    std::vector<size_t> order;
-    for (size_t i = 0; i < n; ++i)
-      if (sizes[i] > 0) order.push_back(i);  // empty tensors hold no memory
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return steps[a].raw() < steps[b].raw(); });
-    for (size_t k = 1; k < order.size(); ++k) {
-      size_t a = std::min(order[k - 1], order[k]), b = std::max(order[k - 1], order[k]);
-      check_no_alias(steps[a], name("tensors", a).c_str(), steps[b], name("tensors", b).c_str());
-    }
-  }
+  check_disjoint(steps, "tensors");
   if (opt.mode == ClipMode::Fisher) {
     if (!grads) throw_arg(ErrorCode::InvalidArgument, "grads", "one gradient per step tensor", "none");
     if (grads->size() != n)
@@ -282,6 +309,54 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
   }
 
   return KFAC_DISPATCH(dev, clip_newton_step)(steps, opt.mode == ClipMode::Fisher ? grads : nullptr, opt);
+}
+
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag) {
+  if (xs.empty() && flag < 0) return;
+  const Device dev = xs.empty() ? record.device() : list_device(xs, "tensors");
+  check_record(record, dev, offset, int64_t(xs.size()));
+  if (flag >= 0) check_record(record, dev, flag, 1);
+  if (flag >= offset && flag < offset + int64_t(xs.size()))
+    throw_arg(ErrorCode::InvalidArgument, "flag", "a slot outside the sums' slots", std::to_string(flag));
+  for (size_t i = 0; i < xs.size(); ++i) check_no_alias(xs[i], ("tensors[" + std::to_string(i) + "]").c_str(), record, "record");
+  KFAC_DISPATCH(dev, sum_squares_to)(xs, record, offset, flag);
+}
+
+void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const TrustClipOptions& opt,
+                const Tensor& record, int64_t offset) {
+  if (params.size() != steps.size())
+    throw_arg(ErrorCode::InvalidArgument, "params", std::to_string(steps.size()) + " tensors (one per step)",
+              std::to_string(params.size()));
+  if (steps.empty()) throw_arg(ErrorCode::InvalidArgument, "steps", "at least one step tensor", "none");
+  const Device dev = list_device(steps, "steps");
+  list_device(params, "params");
+  common_device({{&steps[0], "steps[0]"}, {&params[0], "params[0]"}});
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string s = "steps[" + std::to_string(i) + "]", p = "params[" + std::to_string(i) + "]";
+    if (params[i].numel() != steps[i].numel())
+      throw_arg(ErrorCode::Shape, p, std::to_string(steps[i].numel()) + " elements like " + s, std::to_string(params[i].numel()));
+    check_no_alias(steps[i], s.c_str(), record, "record");
+    for (size_t j = 0; j < params.size(); ++j)
+      check_no_alias(steps[i], s.c_str(), params[j], ("params[" + std::to_string(j) + "]").c_str());
+  }
+  check_disjoint(steps, "steps");
+  check_record(record, dev, offset, kTrustClipSlots);
+  if (!std::isfinite(opt.k) || opt.k <= 0) throw_arg(ErrorCode::InvalidArgument, "k", "a finite number > 0", std::to_string(opt.k));
+  if (!std::isfinite(opt.floor) || opt.floor < 0)
+    throw_arg(ErrorCode::InvalidArgument, "floor", "a finite number >= 0", std::to_string(opt.floor));
+  KFAC_DISPATCH(dev, trust_clip)(steps, params, opt, record, offset);
+}
+
+void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot) {
+  const Device dev = common_device({{&F, "F"}, {&X, "X"}, {&record, "record"}});
+  check_input(F, "F");
+  check_input(X, "X");
+  check_same_shape(F, "F", X, "X");
+  check_no_alias(F, "F", X, "X");
+  check_no_alias(F, "F", record, "record");
+  check_record(record, dev, slot, 1);
+  check_unit_range(beta, "beta", 0.0, 1.0, "a number in [0, 1]");
+  KFAC_DISPATCH(dev, ema_commit)(F, X, beta, record, slot);
 }
 
 }  // namespace kfac::ops

@@ -115,4 +115,37 @@ struct ClipResult {
 ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<Tensor>* grads,
                             const ClipOptions& opt);
 
+
+// The step record (docs/KFAC.md#one-read-per-step): a float32 tensor of value slots on the
+// device of a step's tensors, where the step's reductions and the clip's outcome are written
+// instead of being downloaded one by one, so a step reads them all in one download. A value v
+// (a float64 on the device) takes two floats, hi = float(v) and lo = float(v − hi), so that the
+// host's hi + lo keeps 48 of its bits; slot s is floats 2s and 2s + 1. Flags are 1 or 0.
+constexpr int64_t kTrustClipSlots = 5;  // ‖P‖, the smallest scale, the smallest τ, clipped, first bad step + 1
+
+// record[offset + i] = Σ xs[i]² (float64 sums, those of sum_squares_many); with flag ≥ 0,
+// record[flag] = 1 when every sum is finite, else 0. Nothing is downloaded.
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag);
+
+struct TrustClipOptions {
+  double k = 0.0;          // κ/η̄ (> 0)
+  double floor = 0.0;      // θ_min, the floor of rms θ (≥ 0)
+  bool per_tensor = true;  // per-tensor, else global
+};
+
+// The trust-ratio Newton-step clip where the tensors live (docs/KFAC.md#default-threshold), in
+// place on `steps`, params[i] being θ of steps[i] (same sizes), n = Σ|θ_i|:
+//   rms = max(sqrt(Σ‖θ_i‖² / n), floor);
+//   global:     τ = k·rms·√n, every step scaled by min(1, τ/‖P‖);
+//   per-tensor: τ_i = k·√|θ_i|·max(‖θ_i‖/√|θ_i|, rms), step i scaled by min(1, τ_i/‖P_i‖).
+// record[offset ..] gets kTrustClipSlots values: ‖P‖ before scaling, the smallest scale, the
+// smallest τ, 1 if any step was scaled, and 1 + the index of the first step with NaN or Inf
+// (then nothing is scaled) or 0. Nothing is downloaded: the caller reads the record.
+void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const TrustClipOptions& opt,
+                const Tensor& record, int64_t offset);
+
+// The guarded EMA: when record[slot] ≠ 0, F ← β·F, then F ← F + (1 − β)·X (the two roundings of
+// scale and axpy); when it is 0, F is left as it is. F, X float32 of one size, not overlapping.
+void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot);
+
 }  // namespace kfac::ops

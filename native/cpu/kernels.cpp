@@ -21,6 +21,7 @@
 #include "gemm.h"
 #include "optim.h"
 #include "precondition.h"
+#include "record.h"
 #include "reduce.h"
 
 namespace kfac {
@@ -28,6 +29,10 @@ namespace kfac {
 namespace {
 
 using ops::PiDampingResult;
+// the step record's kernels (native/cpu/record.cpp)
+using cpu_record::ema_commit;
+using cpu_record::sum_squares_to;
+using cpu_record::trust_clip;
 
 // NaN/Inf scan of a whole tensor: exponent bits all ones. Branch-free inner loop (the
 // compiler vectorises it), an early exit per block; one thread, since a factor update's

@@ -8,11 +8,12 @@
 // outact (tanh, relu with the derivative from the output), colscale (IA3's column scaling), ew
 // (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels),
 // timeslice (time_slice, kv_cache_write's reverse), ekfac (ekfac_moments, precondition_ekfac and precondition_eigen, tensor
-// ops of the list written as bodies like reduce), quadratic (kron_quadratic, adaptive damping's ⟨D, G D A⟩).
+// ops of the list written as bodies like reduce), quadratic (kron_quadratic, adaptive damping's ⟨D, G D A⟩), record (sum_squares_to, trust_clip,
+// ema_commit: the step record, tensor ops written as bodies).
 #pragma once
 #include "../core/dispatch.h"
 
-#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice) F(ekfac) F(quadratic)
+#define KFAC_NN_FAMILIES(F) F(act) F(linear) F(embedding) F(norm) F(loss) F(rope) F(dropout) F(attention) F(reduce) F(outact) F(colscale) F(ew) F(timeslice) F(ekfac) F(quadratic) F(record)
 
 namespace kfac::cuda {
 void act_kernels(Kernels& k);
@@ -30,6 +31,7 @@ void ew_kernels(Kernels& k);
 void timeslice_kernels(Kernels& k);
 void ekfac_kernels(Kernels& k);
 void quadratic_kernels(Kernels& k);
+void record_kernels(Kernels& k);
 }  // namespace kfac::cuda
 
 namespace kfac::emu {
@@ -48,4 +50,5 @@ void ew_kernels(Kernels& k);
 void timeslice_kernels(Kernels& k);
 void ekfac_kernels(Kernels& k);
 void quadratic_kernels(Kernels& k);
+void record_kernels(Kernels& k);
 }  // namespace kfac::emu

@@ -8,6 +8,7 @@
 // order and thread 0 writes the chunk's partial. Launch 2 (grid body): one thread per tensor
 // adds its chunks' partials in chunk order. The result does not depend on scheduling.
 #pragma once
+#include <cstring>
 #include <vector>
 
 #include "../core/dispatch.h"
@@ -62,11 +63,21 @@ struct TensorTotals {
   }
 };
 
-// Σ xs[t]·ys[t] (ys null: xs[t]²) per tensor t.
+// Where the reduction left its sums on the device: totals[t] for each tensor, and the chunk table
+// it made (the tensors' pointers in list order, xs then ys; chunk c covers [begin, end) of tensor
+// chunks[c].tensor), for a body that goes on over the same tensors (record_body.h).
+struct DeviceSums {
+  const double* totals = nullptr;
+  const float* const* table = nullptr;
+  const ReduceChunk* chunks = nullptr;
+  int64_t chunk_count = 0;
+};
+
+// Σ xs[t]·ys[t] (ys null: xs[t]²) per tensor t into device memory (scratch slots 0 and 1), not
+// downloaded: one upload and two launches (empty tensors, and an empty list, sum to 0).
 template <class E>
-std::vector<double> products_many(const std::vector<Tensor>& xs, const std::vector<Tensor>* ys) {
+DeviceSums products_on_device(const std::vector<Tensor>& xs, const std::vector<Tensor>* ys) {
   const int64_t count = int64_t(xs.size());
-  std::vector<double> result(static_cast<size_t>(count), 0.0);
   // The host-side table: pointers (xs, then ys when given), first chunk of each tensor, chunks
   // (empty tensors have none).
   const size_t lists = ys ? 2 : 1;
@@ -82,26 +93,39 @@ std::vector<double> products_many(const std::vector<Tensor>& xs, const std::vect
       chunks.push_back({t, b, b + kReduceChunk < x.numel() ? b + kReduceChunk : x.numel()});
   }
   first[size_t(count)] = int64_t(chunks.size());
-  if (chunks.empty()) return result;
   // One upload of [ptrs | first | chunks], 8-byte aligned pieces.
   const size_t b_ptrs = ptrs.size() * sizeof(const float*), b_first = first.size() * sizeof(int64_t),
                b_chunks = chunks.size() * sizeof(ReduceChunk);
   std::vector<unsigned char> host(b_ptrs + b_first + b_chunks);
-  std::memcpy(host.data(), ptrs.data(), b_ptrs);
+  if (b_ptrs) std::memcpy(host.data(), ptrs.data(), b_ptrs);
   std::memcpy(host.data() + b_ptrs, first.data(), b_first);
-  std::memcpy(host.data() + b_ptrs + b_first, chunks.data(), b_chunks);
+  if (b_chunks) std::memcpy(host.data() + b_ptrs + b_first, chunks.data(), b_chunks);
   unsigned char* meta = static_cast<unsigned char*>(E::scratch(0, host.size()));
   E::upload(meta, host.data(), host.size());
-  double* work = static_cast<double*>(E::scratch(1, (chunks.size() + size_t(count)) * sizeof(double)));
+  double* work = static_cast<double*>(E::scratch(1, (chunks.size() + size_t(count) + 1) * sizeof(double)));
   double* partial = work;
   double* totals = work + chunks.size();
   const float* const* table = reinterpret_cast<const float* const*>(meta);
-  const ChunkSquares cs{table, ys ? table + count : nullptr, reinterpret_cast<const ReduceChunk*>(meta + b_ptrs + b_first),
-                        partial};
-  E::block(int64_t(chunks.size()), kReduceThreads, kReduceThreads * sizeof(double), cs);
-  const TensorTotals tt{reinterpret_cast<const int64_t*>(meta + b_ptrs), partial, totals, count};
-  E::grid(hd::grid_blocks(count), hd::kThreads, tt);
-  E::download(result.data(), totals, size_t(count) * sizeof(double));
+  const ReduceChunk* chunk_table = reinterpret_cast<const ReduceChunk*>(meta + b_ptrs + b_first);
+  if (!chunks.empty()) {
+    const ChunkSquares cs{table, ys ? table + count : nullptr, chunk_table, partial};
+    E::block(int64_t(chunks.size()), kReduceThreads, kReduceThreads * sizeof(double), cs);
+  }
+  if (count > 0) {
+    const TensorTotals tt{reinterpret_cast<const int64_t*>(meta + b_ptrs), partial, totals, count};
+    E::grid(hd::grid_blocks(count), hd::kThreads, tt);
+  }
+  return {totals, table, chunk_table, int64_t(chunks.size())};
+}
+
+// Σ xs[t]·ys[t] (ys null: xs[t]²) per tensor t, downloaded once for the whole list.
+template <class E>
+std::vector<double> products_many(const std::vector<Tensor>& xs, const std::vector<Tensor>* ys) {
+  std::vector<double> result(xs.size(), 0.0);
+  if (xs.empty()) return result;
+  const DeviceSums d = products_on_device<E>(xs, ys);
+  if (d.chunk_count == 0) return result;
+  E::download(result.data(), d.totals, result.size() * sizeof(double));
   return result;
 }
 

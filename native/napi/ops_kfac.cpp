@@ -3,6 +3,7 @@
 // ranges are re-checked natively.
 #include <napi.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -189,8 +190,47 @@ KFAC_BINDING(ClipNewtonStep) {
   return out;
 }
 
+// sumSquaresTo(tensors, record, offset, flag) → undefined: Σx² of each tensor into the record's
+// value slots from `offset`, and the all-finite flag into slot `flag` (−1: none); no download
+KFAC_BINDING(SumSquaresTo) {
+  std::vector<Tensor> xs = get_tensor_list(arg(info, 0), "tensors");
+  Tensor record = get_tensor(arg(info, 1), "record");
+  const int64_t offset = get_int(arg(info, 2), "offset", 0, INT64_MAX / 4);
+  const int64_t flag = get_int(arg(info, 3), "flag", -1, INT64_MAX / 4);
+  ops::sum_squares_to(xs, record, offset, flag);
+  return info.Env().Undefined();
+}
+
+// trustClip(steps, params, { k, floor, perTensor }, record, offset) → undefined: the trust-ratio
+// clip in place on the steps, its outcome into the record's slots from `offset`; no download
+KFAC_BINDING(TrustClip) {
+  std::vector<Tensor> steps = get_tensor_list(arg(info, 0), "steps");
+  std::vector<Tensor> params = get_tensor_list(arg(info, 1), "params");
+  Napi::Object o = get_options(arg(info, 2), "options");
+  ops::TrustClipOptions opt;
+  opt.k = opt_number(o, "k", opt.k);
+  opt.floor = opt_number(o, "floor", opt.floor);
+  opt.per_tensor = opt_flag(o, "perTensor", opt.per_tensor);
+  Tensor record = get_tensor(arg(info, 3), "record");
+  ops::trust_clip(steps, params, opt, record, get_int(arg(info, 4), "offset", 0, INT64_MAX / 4));
+  return info.Env().Undefined();
+}
+
+// emaCommit(F, X, beta, record, slot) → undefined: F ← βF + (1 − β)X when record slot `slot` ≠ 0
+KFAC_BINDING(EmaCommit) {
+  Tensor F = get_tensor(arg(info, 0), "F");
+  Tensor X = get_tensor(arg(info, 1), "X");
+  const double beta = get_finite(arg(info, 2), "beta");
+  Tensor record = get_tensor(arg(info, 3), "record");
+  ops::ema_commit(F, X, beta, record, get_int(arg(info, 4), "slot", 0, INT64_MAX / 4));
+  return info.Env().Undefined();
+}
+
 const Binding kBindings[] = {
     {"factorUpdate", FactorUpdate},
+    {"sumSquaresTo", SumSquaresTo},
+    {"trustClip", TrustClip},
+    {"emaCommit", EmaCommit},
     {"dampedInverse", DampedInverse},
     {"preconditionEigen", PreconditionEigen},
     {"preconditionEkfac", PreconditionEkfac},

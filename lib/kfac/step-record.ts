@@ -1,0 +1,95 @@
+/**
+ * The step record (docs/KFAC.md#one-read-per-step): a small float32 tensor on the device of the
+ * step's tensors where the preconditioner's reductions (the captured statistics' check, the
+ * gradient norm) and the trust-ratio clip's outcome are written in stream order, so a step
+ * waits for the device once — when it reads the record — instead of once per number. A value
+ * takes two floats (hi, lo: 48 bits of its float64); a flag is 1 or 0. The commit of the
+ * factors reads its guard slot on the device (`emaCommit`), so statistics with NaN or Inf are
+ * never folded in, and the step refuses them after the read.
+ */
+import { handleOf, type Tensor } from '../tensor/tensor.js';
+import { kfacNative } from './native.js';
+import { stateLike } from './state.js';
+
+/** Value slots the trust-ratio clip writes: ‖P‖, the smallest scale, the smallest τ, clipped (0/1), 1 + the first non-finite step (0: none). */
+export const TRUST_CLIP_SLOTS = 5;
+
+export interface TrustClipAt {
+  /** The first of its TRUST_CLIP_SLOTS slots. */
+  at: number;
+}
+
+export class StepRecord {
+  #t: Tensor | null = null;
+  #used = 0;
+
+  /** Starts a step that writes at most `slots` values, on the device of `like`. */
+  begin(like: Tensor, slots: number): void {
+    const need = Math.max(1, slots);
+    if (!this.#t || this.#t.device !== like.device || this.#t.size < 2 * need) {
+      this.#t?.dispose();
+      this.#t = stateLike(like, [2 * Math.max(need, 16)]);
+    }
+    this.#used = 0;
+  }
+
+  get tensor(): Tensor {
+    if (!this.#t) throw new Error('StepRecord: begin() first');
+    return this.#t;
+  }
+
+  #take(n: number): number {
+    const at = this.#used;
+    if (2 * (at + n) > this.tensor.size) throw new Error(`StepRecord: ${at + n} slots asked of ${this.tensor.size / 2}`);
+    this.#used += n;
+    return at;
+  }
+
+  /** Σx² of each tensor into consecutive slots (and, with `flag`, a slot that is 1 when every sum is finite). */
+  sums(ts: readonly Tensor[], flag = false): { at: number; flag: number } {
+    const at = this.#take(ts.length);
+    const f = flag ? this.#take(1) : -1;
+    if (ts.length > 0 || f >= 0) kfacNative().sumSquaresTo(ts.map((t, i) => handleOf(t, `tensors[${i}]`)), this.tensor.handle, at, f);
+    return { at, flag: f };
+  }
+
+  /** The trust-ratio clip of `steps` (θ of each in `params`) with k = κ/η̄, in place; its outcome goes to the record. */
+  trustClip(steps: readonly Tensor[], params: readonly Tensor[], k: number, floor: number, perTensor: boolean): TrustClipAt {
+    const at = this.#take(TRUST_CLIP_SLOTS);
+    kfacNative().trustClip(
+      steps.map((t, i) => handleOf(t, `steps[${i}]`)),
+      params.map((t, i) => handleOf(t, `params[${i}]`)),
+      { k, floor, perTensor },
+      this.tensor.handle,
+      at,
+    );
+    return { at };
+  }
+
+  /** F ← βF + (1 − β)X on the device when slot `slot` is not 0 (the guard of `sums(…, true)`). */
+  emaCommit(F: Tensor, X: Tensor, beta: number, slot: number): void {
+    kfacNative().emaCommit(handleOf(F, 'F'), handleOf(X, 'X'), beta, this.tensor.handle, slot);
+  }
+
+  /** Every value written this step: one download (the step's one wait for the device). */
+  read(): Float64Array {
+    const t = this.tensor;
+    const host = t.device === 'cpu' ? t : t.to('cpu');
+    try {
+      const raw = host.toArray();
+      const out = new Float64Array(this.#used);
+      for (let i = 0; i < this.#used; i++) {
+        const hi = raw[2 * i]!;
+        out[i] = Number.isFinite(hi) ? hi + raw[2 * i + 1]! : hi;
+      }
+      return out;
+    } finally {
+      if (host !== t) host.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.#t?.dispose();
+    this.#t = null;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The step record's ops (native/core/kfac_ops.h: sum_squares_to, trust_clip, ema_commit;
+ * lib/kfac/step-record.ts): a K-FAC step leaves its reductions and its trust-ratio clip's outcome
+ * in a record tensor and reads it once.
+ *  - On the CPU they reproduce, bit for bit, what the preconditioner computed on the host before
+ *    (sumSquaresMany and the host's trust-ratio formulas with ops.scale / clipNewtonStep, ported
+ *    here as the reference), so CPU runs did not move.
+ *  - On the emulated cuda device (the bodies of native/cuda/record_body.h) they match a float64
+ *    reference, write their outcome without a download, and a step with NaN or Inf is left as it
+ *    was and reported.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { InvalidArgumentError, ops, ShapeError, Tensor } from '../../lib/index.js';
+import { clipNewtonStep } from '../../lib/kfac/clip.js';
+import { StepRecord } from '../../lib/kfac/step-record.js';
+import { native } from '../../lib/native/loader.js';
+import { emulationPossible } from '../support/emulation.js';
+import { randomF32 } from '../support/helpers.js';
+
+const FLOOR = 1e-3;
+
+/** The host trust-ratio clip the preconditioner ran before the record (the reference on the CPU). */
+function hostTrustClip(steps: Tensor[], params: Tensor[], k: number, mode: 'global' | 'per-tensor'): { norm: number; scale: number; clipped: boolean; threshold: number } {
+  const sums = ops.sumSquaresMany(mode === 'global' ? params : [...params, ...steps]);
+  const pSq = sums.slice(0, params.length);
+  const n = params.reduce((acc, p) => acc + p.size, 0);
+  const rmsAll = Math.max(Math.sqrt(pSq.reduce((a, b) => a + b, 0) / n), FLOOR);
+  if (mode === 'global') {
+    const tau = k * rmsAll * Math.sqrt(n);
+    const r = clipNewtonStep(steps, { mode: 'global', maxNorm: tau });
+    return { norm: r.norm, scale: r.scale, clipped: r.clipped, threshold: tau };
+  }
+  const norms = steps.map((_, i) => Math.sqrt(sums[params.length + i]!));
+  let scale = 1;
+  let threshold = Infinity;
+  steps.forEach((p, i) => {
+    const ni = params[i]!.size;
+    const tau = k * Math.sqrt(ni) * Math.max(Math.sqrt(pSq[i]! / ni), rmsAll);
+    threshold = Math.min(threshold, tau);
+    if (norms[i]! > tau) {
+      const si = tau / norms[i]!;
+      ops.scale(p, si, p);
+      scale = Math.min(scale, si);
+    }
+  });
+  return { norm: Math.sqrt(norms.reduce((a, b) => a + b * b, 0)), scale, clipped: scale < 1, threshold };
+}
+
+/** The same formulas in float64 from float64 sums (the device's reference). */
+function f64TrustClip(steps: Float32Array[], params: Float32Array[], k: number, perTensor: boolean): { out: Float64Array[]; norm: number; scale: number; threshold: number; clipped: boolean } {
+  const sq = (a: Float32Array) => a.reduce((s, v) => s + v * v, 0);
+  const pSq = params.map(sq);
+  const sSq = steps.map(sq);
+  const n = params.reduce((a, p) => a + p.length, 0);
+  const rms = Math.max(Math.sqrt(pSq.reduce((a, b) => a + b, 0) / n), FLOOR);
+  const norm = Math.sqrt(sSq.reduce((a, b) => a + b, 0));
+  let scales: number[];
+  let threshold: number;
+  if (!perTensor) {
+    threshold = k * rms * Math.sqrt(n);
+    scales = steps.map(() => (norm > threshold ? threshold / norm : 1));
+  } else {
+    const taus = params.map((p, i) => k * Math.sqrt(p.length) * Math.max(Math.sqrt(pSq[i]! / p.length), rms));
+    threshold = Math.min(...taus);
+    scales = sSq.map((s, i) => (Math.sqrt(s) > taus[i]! ? taus[i]! / Math.sqrt(s) : 1));
+  }
+  const scale = Math.min(...scales);
+  return { out: steps.map((s, i) => Float64Array.from(s, (v) => v * Math.fround(scales[i]!))), norm, scale, threshold, clipped: scale < 1 };
+}
+
+const SIZES = [7, 165, 1, 129, 40];
+/** Weights of scale ~1 and steps of very different sizes, so that some clip and some do not. */
+function inputs(seed: number): { params: Float32Array[]; steps: Float32Array[] } {
+  const params = SIZES.map((n, i) => randomF32(n, seed + i));
+  const steps = SIZES.map((n, i) => randomF32(n, seed + 50 + i).map((v) => v * 10 ** (i - 2)));
+  return { params, steps };
+}
+
+describe('the step record on the CPU', () => {
+  for (const mode of ['per-tensor', 'global'] as const)
+    for (const k of [1e-3, 0.05, 3, 1e4])
+      it(`trustClip (${mode}, k = ${k}): the host formulas' steps bit for bit, their telemetry to 48 bits`, () => {
+        const { params, steps } = inputs(7);
+        const P = params.map((p, i) => Tensor.from(p, [SIZES[i]!]));
+        const want = steps.map((s, i) => Tensor.from(s, [SIZES[i]!]));
+        const got = steps.map((s, i) => Tensor.from(s, [SIZES[i]!]));
+        const ref = hostTrustClip(want, P, k, mode);
+        const rec = new StepRecord();
+        rec.begin(P[0]!, 8);
+        const { at } = rec.trustClip(got, P, k, FLOOR, mode === 'per-tensor');
+        const v = rec.read();
+        got.forEach((g, i) => expect(g.toArray(), `step ${i}`).toEqual(want[i]!.toArray()));
+        const close = (a: number, b: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(2 ** -46 * Math.abs(b));
+        close(v[at]!, ref.norm);
+        close(v[at + 1]!, ref.scale);
+        close(v[at + 2]!, ref.threshold);
+        expect(v[at + 3]).toBe(ref.clipped ? 1 : 0);
+        expect(v[at + 4]).toBe(0);
+        if (k === 1e-3) expect(ref.clipped).toBe(true);
+        if (k === 1e4) expect(ref.clipped).toBe(false);
+        rec.dispose();
+      });
+
+  it('trustClip with NaN in a step: nothing is scaled, the record names it (1 + its index)', () => {
+    const { params, steps } = inputs(11);
+    steps[3]![5] = NaN;
+    const P = params.map((p, i) => Tensor.from(p, [SIZES[i]!]));
+    for (const perTensor of [true, false]) {
+      const S = steps.map((s, i) => Tensor.from(s, [SIZES[i]!]));
+      const rec = new StepRecord();
+      rec.begin(P[0]!, 8);
+      const { at } = rec.trustClip(S, P, 1e-3, FLOOR, perTensor);
+      const v = rec.read();
+      expect(v[at + 4]).toBe(4);
+      S.forEach((s, i) => expect(Array.from(s.toArray()).map(String)).toEqual(Array.from(steps[i]!).map(String)));
+      rec.dispose();
+    }
+  });
+
+  it('sums: sumSquaresMany to 48 bits, and the flag (1: all finite, 0: not)', () => {
+    const xs = [0, 3, 1000, 17].map((n, i) => Tensor.from(randomF32(n, 30 + i).map((v) => v * 1e3), [n]));
+    const rec = new StepRecord();
+    rec.begin(xs[0]!, 12);
+    const a = rec.sums(xs, true);
+    const bad = Tensor.from(new Float32Array([1, Infinity, 2]), [3]);
+    const b = rec.sums([xs[1]!, bad], true);
+    const c = rec.sums([xs[2]!]);
+    const v = rec.read();
+    const want = ops.sumSquaresMany(xs);
+    want.forEach((w, i) => expect(Math.abs(v[a.at + i]! - w)).toBeLessThanOrEqual(2 ** -46 * w));
+    expect(v[a.flag]).toBe(1);
+    expect(v[b.flag]).toBe(0);
+    expect(v[b.at + 1]).toBe(Infinity);
+    expect(c.flag).toBe(-1);
+    expect(Math.abs(v[c.at]! - want[2]!)).toBeLessThanOrEqual(2 ** -46 * want[2]!);
+    rec.dispose();
+  });
+
+  it('emaCommit: scale then axpy bit for bit when the guard is 1, nothing when it is 0', () => {
+    const F0 = randomF32(37, 3);
+    const X = Tensor.from(randomF32(37, 4), [37]);
+    const rec = new StepRecord();
+    rec.begin(X, 4);
+    const ok = rec.sums([X], true);
+    const no = rec.sums([Tensor.from(new Float32Array([NaN]), [1])], true);
+    const want = Tensor.from(F0, [37]);
+    ops.scale(want, 0.95, want);
+    ops.axpy(1 - 0.95, X, want);
+    const F = Tensor.from(F0, [37]);
+    rec.emaCommit(F, X, 0.95, ok.flag);
+    expect(F.toArray()).toEqual(want.toArray());
+    const G = Tensor.from(F0, [37]);
+    rec.emaCommit(G, X, 0.95, no.flag);
+    expect(G.toArray()).toEqual(F0);
+    rec.dispose();
+  });
+
+  it('bad arguments are typed errors naming them', () => {
+    const a = Tensor.zeros([4]);
+    const b = Tensor.zeros([5]);
+    const rec = new StepRecord();
+    rec.begin(a, 2);
+    const n = native();
+    expect(() => n.trustClip([a.handle], [b.handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(ShapeError);
+    expect(() => n.trustClip([a.handle], [a.handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(/params\[0\]: expected memory separate from steps\[0\]/);
+    expect(() => n.trustClip([a.handle], [Tensor.zeros([4]).handle], { k: 0, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(InvalidArgumentError);
+    expect(() => n.trustClip([a.handle], [Tensor.zeros([4]).handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 100)).toThrow(/offset/);
+    expect(() => n.sumSquaresTo([a.handle], rec.tensor.handle, 0, 0)).toThrow(/flag/);
+    expect(() => n.emaCommit(a.handle, b.handle, 0.5, rec.tensor.handle, 0)).toThrow(ShapeError);
+    expect(() => n.emaCommit(a.handle, Tensor.zeros([4]).handle, 1.5, rec.tensor.handle, 0)).toThrow(/beta/);
+    rec.dispose();
+  });
+});
+
+describe.skipIf(!emulationPossible())('the step record on the emulated cuda device', () => {
+  beforeAll(() => native()._cudaEmulation());
+
+  for (const perTensor of [true, false])
+    it(`trustClip (${perTensor ? 'per-tensor' : 'global'}): float64 reference, no download until the read`, () => {
+      for (const k of [1e-3, 0.05, 1e4]) {
+        const { params, steps } = inputs(21);
+        // a step spanning several chunks of the reduction
+        params.push(randomF32(40000, 90));
+        steps.push(randomF32(40000, 91).map((v) => v * 0.3));
+        const P = params.map((p) => Tensor.from(p, [p.length]).to('cuda'));
+        const S = steps.map((s) => Tensor.from(s, [s.length]).to('cuda'));
+        const ref = f64TrustClip(steps, params, k, perTensor);
+        const rec = new StepRecord();
+        rec.begin(P[0]!, 8);
+        const before = native()._loopbackTransfers().downloads;
+        const { at } = rec.trustClip(S, P, k, FLOOR, perTensor);
+        expect(native()._loopbackTransfers().downloads).toBe(before);
+        const v = rec.read();
+        expect(native()._loopbackTransfers().downloads).toBe(before + 1);
+        const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+        expect(rel(v[at]!, ref.norm)).toBeLessThan(1e-12);
+        expect(rel(v[at + 1]!, ref.scale)).toBeLessThan(1e-12);
+        expect(rel(v[at + 2]!, ref.threshold)).toBeLessThan(1e-12);
+        expect(v[at + 3]).toBe(ref.clipped ? 1 : 0);
+        S.forEach((s, i) => {
+          const host = s.to('cpu').toArray();
+          host.forEach((x, j) => expect(Math.abs(x - ref.out[i]![j]!), `k ${k} step ${i}[${j}]`).toBeLessThanOrEqual(2 ** -23 * Math.abs(ref.out[i]![j]!)));
+        });
+        rec.dispose();
+      }
+    });
+
+  it('trustClip with Inf in a step: nothing scaled, reported', () => {
+    const { params, steps } = inputs(5);
+    steps[1]![0] = -Infinity;
+    const P = params.map((p) => Tensor.from(p, [p.length]).to('cuda'));
+    const S = steps.map((s) => Tensor.from(s, [s.length]).to('cuda'));
+    const rec = new StepRecord();
+    rec.begin(P[0]!, 8);
+    const { at } = rec.trustClip(S, P, 1e-3, FLOOR, true);
+    expect(rec.read()[at + 4]).toBe(2);
+    S.forEach((s, i) => expect(s.to('cpu').toArray()).toEqual(steps[i]!));
+    rec.dispose();
+  });
+
+  it('sums and emaCommit: the CPU values, the guard read where the tensors live', () => {
+    const xs = [0, 5, 16385, 33].map((n, i) => randomF32(n, 60 + i));
+    const D = xs.map((x) => Tensor.from(x, [x.length]).to('cuda'));
+    const rec = new StepRecord();
+    rec.begin(D[0]!, 12);
+    const a = rec.sums(D, true);
+    const b = rec.sums([Tensor.from(new Float32Array([NaN, 1]), [2]).to('cuda')], true);
+    const F0 = randomF32(33, 70);
+    const F = Tensor.from(F0, [33]).to('cuda');
+    const G = Tensor.from(F0, [33]).to('cuda');
+    rec.emaCommit(F, D[3]!, 0.9, a.flag);
+    rec.emaCommit(G, D[3]!, 0.9, b.flag);
+    const v = rec.read();
+    const want = ops.sumSquaresMany(xs.map((x) => Tensor.from(x, [x.length])));
+    want.forEach((w, i) => expect(Math.abs(v[a.at + i]! - w)).toBeLessThanOrEqual(1e-12 * (w + 1)));
+    expect(v[a.flag]).toBe(1);
+    expect(v[b.flag]).toBe(0);
+    const cpu = Tensor.from(F0, [33]);
+    ops.scale(cpu, 0.9, cpu);
+    ops.axpy(1 - 0.9, Tensor.from(xs[3]!, [33]), cpu);
+    expect(F.to('cpu').toArray()).toEqual(cpu.toArray());
+    expect(G.to('cpu').toArray()).toEqual(F0);
+    rec.dispose();
+  });
+});
