@@ -135,13 +135,20 @@ export class KFactor {
 
   /**
    * Takes its eigenpairs from a batched solve of its EMA (SmallFactorSolver): vectors [n, n] at
-   * element `vectorsAt` of `vectors`, values [n] at `valuesAt` of `values`, copied where they live.
+   * element `vectorsAt` of `vectors`, values [n] at `valuesAt` of `values`, copied where they live
+   * (with `guard`, only if the solve's flag in the step record is 1).
    */
-  setDecomposition(vectors: Tensor, vectorsAt: number, values: Tensor, valuesAt: number): void {
+  setDecomposition(vectors: Tensor, vectorsAt: number, values: Tensor, valuesAt: number, guard?: { record: StepRecord; slot: number }): void {
     const n = this.dim;
     const d = this.decomp ?? { Q: stateLike(this.ema, [n, n]), d: stateLike(this.ema, [n]) };
-    ops.copyRange(vectors, vectorsAt, d.Q, 0, n * n);
-    ops.copyRange(values, valuesAt, d.d, 0, n);
+    if (guard) {
+      // a solve that failed (flag 0) leaves the previous eigenpairs, as a refresh that keeps them
+      guard.record.copyRangeIf(vectors, vectorsAt, d.Q, 0, n * n, guard.slot);
+      guard.record.copyRangeIf(values, valuesAt, d.d, 0, n, guard.slot);
+    } else {
+      ops.copyRange(vectors, vectorsAt, d.Q, 0, n * n);
+      ops.copyRange(values, valuesAt, d.d, 0, n);
+    }
     this.decomp = d;
     this.dScaled ??= stateLike(this.ema, [n]);
     ops.scale(d.d, this.correction, this.dScaled);

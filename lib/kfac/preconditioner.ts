@@ -263,7 +263,7 @@ export class KfacPreconditioner {
     const pendingRows = due ? this.#blocks.filter((b) => b.pendingRows !== undefined) : [];
     this.#roundAtStep = this.#refreshRound;
     const rec = this.#record;
-    rec.begin(this.#blocks[0]!.layer.weight.tensor, pending.length + pendingRows.length + 1 + grads.length + TRUST_CLIP_SLOTS);
+    rec.begin(this.#blocks[0]!.layer.weight.tensor, pending.length + pendingRows.length + 1 + grads.length + TRUST_CLIP_SLOTS + this.#factors.size);
     const stats = [...pending.map((f) => f.pending as Tensor), ...pendingRows.map((b) => b.pendingRows as Tensor)];
     const checked = stats.length > 0 ? rec.sums(stats, true) : { at: 0, flag: -1 };
     const guard = { record: rec, slot: checked.flag };
@@ -296,14 +296,14 @@ export class KfacPreconditioner {
     if ((s % inverseEvery === 0 || anyUnready) && [...this.#factors.values()].every((f) => f.updates > 0 || f.weight > 0)) {
       if (checked.flag >= 0) this.#checkStatistics(rec.read(), checked, pending, pendingRows);
       this.#refreshRound += 1;
-      this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink);
+      this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink, rec);
       for (const b of this.#blocks) b.refresh(damping, this.warmRefresh, this.#refreshRound, sink);
       tel.refreshResidual = sink.residual;
       tel.decomposed = true;
     } else if (this.smallFactorDim > 0 && tel.factorsUpdated) {
       // between refreshes: the small factors (LoRA's r×r side) follow the current factor
       this.#refreshRound += 1;
-      this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink);
+      this.#small.refresh(this.#factors.values(), this.warmRefresh, this.#refreshRound, sink, rec);
     }
     tel.timings.decompositionsMs = ms(t0);
 
@@ -324,9 +324,11 @@ export class KfacPreconditioner {
       else clipSteps(this.newtonClip, t, s, rates, tel);
       tel.timings.clipMs = ms(t0);
     }
-    // the step's one wait for the device: the statistics' flag, the gradient norm, the clip's outcome
+    // the step's one wait for the device: the statistics' flag, the gradient norm, the small
+    // factors' solves, the clip's outcome
     const v = rec.read();
     if (checked.flag >= 0) this.#checkStatistics(v, checked, pending, pendingRows);
+    this.#small.checkRecord(v, sink);
     if (gradSums) tel.gradNorm = Math.sqrt(grads.reduce((acc, _, i) => acc + v[gradSums.at + i]!, 0));
     if (clip) readTrustClip(v, clip.at, clip.t, tel);
     if (preconditioning) {

@@ -2,9 +2,11 @@
  * The small factors (dimension ≤ smallFactorDim: LoRA's r×r side, docs/KFAC.md#small-factors)
  * decomposed together. The factors of one dimension are stacked into [k, n, n] with
  * `ops.copyRange`, solved by one `linalg.eighBatched` call and unstacked into each factor's own
- * eigenbasis — where the factors live, one host read per dimension instead of one per factor.
+ * eigenbasis — where the factors live. In a K-FAC step the solve waits for nothing: its flag goes
+ * to the step record (read once per step), and the copies into the factors are guarded by it.
  * A factor joins once it has a decomposition of its own (its first, a cold solve of the refresh);
- * if the batched solve fails, every factor of the group is decomposed alone as before.
+ * if a batched solve fails, the factors keep their eigenpairs that step, and at the next refresh
+ * the group is solved with waits and, failing again, every factor alone as before.
  */
 import { KfacError } from '../errors.js';
 import { eighBatched } from '../linalg/eigh.js';
@@ -12,6 +14,7 @@ import * as ops from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { refreshFactor, type RefreshSink } from './blocks.js';
 import type { KFactor } from './kfactor.js';
+import type { StepRecord } from './step-record.js';
 
 interface Stack {
   k: number;
@@ -22,6 +25,10 @@ interface Stack {
 
 export class SmallFactorSolver {
   readonly #stacks = new Map<number, Stack>();
+  /** This step's solves whose flags are in the step record. */
+  #queued: { n: number; k: number; slot: number }[] = [];
+  /** Dimensions whose last solve failed: solved with waits next time. */
+  readonly #retry = new Set<number>();
 
   constructor(readonly maxDim: number) {}
 
@@ -30,8 +37,14 @@ export class SmallFactorSolver {
     return this.maxDim > 0 && f.dim <= this.maxDim && f.decomp !== undefined;
   }
 
-  /** Decomposes every factor it takes among `factors` for refresh `round` (they are then skipped by refreshFactor). */
-  refresh(factors: Iterable<KFactor>, warm: boolean, round: number, sink: RefreshSink): void {
+  /**
+   * Decomposes every factor it takes among `factors` for refresh `round` (they are then skipped by
+   * refreshFactor). With the step record, each dimension's solve waits for nothing: its flag goes
+   * to the record and the factors take the eigenpairs only if it is 1 (`checkRecord` reports it
+   * after the read); a dimension whose solve failed is solved with waits at its next refresh.
+   */
+  refresh(factors: Iterable<KFactor>, warm: boolean, round: number, sink: RefreshSink, record?: StepRecord): void {
+    this.#queued = [];
     const groups = new Map<number, KFactor[]>();
     for (const f of factors) {
       if (!this.takes(f) || f.refreshedIn === round) continue;
@@ -43,6 +56,17 @@ export class SmallFactorSolver {
       const st = this.#stack(n, fs.length, fs[0]!.ema);
       const nn = n * n;
       fs.forEach((f, i) => ops.copyRange(f.ema, 0, st.A, i * nn, nn));
+      if (record && !this.#retry.has(n)) {
+        const slot = record.eighBatched(st.A, st.values, st.vectors);
+        fs.forEach((f, i) => {
+          f.refreshedIn = round;
+          f.setDecomposition(st.vectors, i * nn, st.values, i * n, { record, slot });
+        });
+        sink.decompositions.cold += fs.length;
+        this.#queued.push({ n, k: fs.length, slot });
+        continue;
+      }
+      this.#retry.delete(n);
       try {
         eighBatched(st.A, { clampNonNegative: true, out: { values: st.values, vectors: st.vectors } });
       } catch (e) {
@@ -57,6 +81,22 @@ export class SmallFactorSolver {
       });
       sink.decompositions.cold += fs.length;
     }
+  }
+
+  /**
+   * After the step record's read: a dimension whose solve failed kept its factors' previous
+   * eigenpairs this step (counted as kept, with an event), and is solved with waits — float64
+   * retries, then factor by factor — at its next refresh.
+   */
+  checkRecord(v: Float64Array, sink: RefreshSink): void {
+    for (const q of this.#queued) {
+      if (v[q.slot] === 1) continue;
+      sink.decompositions.cold -= q.k;
+      sink.decompositions.kept += q.k;
+      sink.events.push(`the batched decomposition of ${q.k} factors of dimension ${q.n} failed; each kept its previous eigenbasis, and the next refresh solves them with retries`);
+      this.#retry.add(q.n);
+    }
+    this.#queued = [];
   }
 
   #stack(n: number, k: number, like: Tensor): Stack {

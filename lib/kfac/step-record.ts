@@ -71,6 +71,21 @@ export class StepRecord {
     kfacNative().emaCommit(handleOf(F, 'F'), handleOf(X, 'X'), beta, this.tensor.handle, slot);
   }
 
+  /**
+   * The batched eigendecomposition of `a` [B, n, n] into `values` [B, n] and `vectors` [B, n, n]
+   * (clamped at 0) without a wait; returns the slot of its flag (1: every matrix solved, finite).
+   */
+  eighBatched(a: Tensor, values: Tensor, vectors: Tensor): number {
+    const slot = this.#take(1);
+    kfacNative().eighBatchedTo(handleOf(a, 'a'), handleOf(values, 'values'), handleOf(vectors, 'vectors'), { clampNonNegative: true }, this.tensor.handle, slot);
+    return slot;
+  }
+
+  /** dst[dstAt..+count) ← src[srcAt..+count) on the device when slot `slot` is not 0. */
+  copyRangeIf(src: Tensor, srcAt: number, dst: Tensor, dstAt: number, count: number, slot: number): void {
+    kfacNative().copyRangeIf(handleOf(src, 'src'), srcAt, handleOf(dst, 'dst'), dstAt, count, this.tensor.handle, slot);
+  }
+
   /** Every value written this step: one download (the step's one wait for the device). */
   read(): Float64Array {
     const t = this.tensor;

@@ -137,6 +137,10 @@ export interface NativeKfacOps {
   trustClip(steps: NativeTensor[], params: NativeTensor[], options: { k: number; floor: number; perTensor: boolean }, record: NativeTensor, offset: number): void;
   /** F ← βF + (1 − β)X when the record's slot `slot` is not 0. */
   emaCommit(F: NativeTensor, X: NativeTensor, beta: number, record: NativeTensor, slot: number): void;
+  /** dst[dstOffset..+count) ← src[srcOffset..+count) when the record's slot `slot` is not 0. */
+  copyRangeIf(src: NativeTensor, srcOffset: number, dst: NativeTensor, dstOffset: number, count: number, record: NativeTensor, slot: number): void;
+  /** eighBatched into `values`, `vectors` without a wait: the record's slot `slot` gets 1 when every matrix was solved with finite results, else 0. */
+  eighBatchedTo(a: NativeTensor, values: NativeTensor, vectors: NativeTensor, options: { clampNonNegative?: boolean }, record: NativeTensor, slot: number): void;
   ekfacMoments(x: NativeTensor, g: NativeTensor, QA: NativeTensor, QG: NativeTensor, acc: NativeTensor, options: { alpha: number; beta: number; bias: boolean }): void;
   preconditionInverse(grad: NativeTensor, gradBias: NativeTensor | null, Ainv: NativeTensor, Ginv: NativeTensor, out: NativeTensor, outBias: NativeTensor | null): void;
   preconditionInverseFactors(
@@ -282,7 +286,7 @@ export interface NativeAddon extends NativeKfacOps {
     options: { clampNonNegative?: boolean; maxResidual?: number; maxOffDiagonal?: number },
   ): NativeEighResult & { residual: number; offDiagonal: number; fellBack: boolean; keptPrevious: boolean; sweeps: number };
   eighBatched(a: NativeTensor, values: NativeTensor | null, vectors: NativeTensor | null, options: { clampNonNegative?: boolean }): { values: NativeTensor; vectors: NativeTensor; retried: number };
-  /** Test hook: 1 makes float32 eigensolves fail, 2 makes the float64 retry fail too, 0 restores. */
+  /** Test hook: 1 makes float32 eigensolves fail, 2 makes the float64 retry fail too, 3 makes batched solves fail, 0 restores. */
   _eighFaultInjection(mode: number): void;
 
   adamwStep(

@@ -68,12 +68,18 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
     (const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const ops::TrustClipOptions& opt, \
      const Tensor& record, int64_t offset))                                                              \
   X(ema_commit, void, (const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot)) \
+  X(copy_range_if, void,                                                                                 \
+    (const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,        \
+     const Tensor& record, int64_t slot))                                                                \
   X(eigh, bool, (const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt)) \
   X(eigh_refresh, cpu::RefreshReport,                                                                    \
     (const Tensor& a, const Tensor& prev_vectors, TensorOpt prev_values, const Tensor& values,            \
      const Tensor& vectors, const cpu::RefreshOptions& opt))                                             \
   X(eigh_batched, int64_t,                                                                               \
     (const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt))         \
+  X(eigh_batched_to, void,                                                                               \
+    (const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt,          \
+     const Tensor& record, int64_t slot))                                                                \
   X(adamw_step, void,                                                                                    \
     (const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,           \
      TensorOpt max_exp_avg_sq, const cpu::AdamWParams& p))                                               \

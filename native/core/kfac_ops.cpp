@@ -359,4 +359,19 @@ void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& rec
   KFAC_DISPATCH(dev, ema_commit)(F, X, beta, record, slot);
 }
 
+void copy_range_if(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,
+                   const Tensor& record, int64_t slot) {
+  const Device dev = common_device({{&src, "src"}, {&dst, "dst"}, {&record, "record"}});
+  check_input(src, "src");
+  check_input(dst, "dst");
+  check_no_alias(src, "src", dst, "dst");
+  check_no_alias(dst, "dst", record, "record");
+  if (count < 0 || src_offset < 0 || dst_offset < 0 || src_offset + count > src.numel() || dst_offset + count > dst.numel())
+    throw_arg(ErrorCode::InvalidArgument, "count",
+              "ranges inside src (" + std::to_string(src.numel()) + ") and dst (" + std::to_string(dst.numel()) + ")",
+              std::to_string(src_offset) + "+" + std::to_string(count) + " → " + std::to_string(dst_offset));
+  check_record(record, dev, slot, 1);
+  if (count > 0) KFAC_DISPATCH(dev, copy_range_if)(src, src_offset, dst, dst_offset, count, record, slot);
+}
+
 }  // namespace kfac::ops

@@ -148,4 +148,9 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
 // scale and axpy); when it is 0, F is left as it is. F, X float32 of one size, not overlapping.
 void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot);
 
+// The guarded copy: dst[dst_offset ..+count) ← src[src_offset ..+count) when record[slot] ≠ 0
+// (float32, ranges inside their tensors, not overlapping).
+void copy_range_if(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,
+                   const Tensor& record, int64_t slot);
+
 }  // namespace kfac::ops

@@ -92,4 +92,24 @@ EighBatchedOut eigh_batched(const Tensor& a, const Tensor* values_out, const Ten
   return r;
 }
 
+void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt,
+                     const Tensor& record, int64_t slot) {
+  const Device dev = common_device({{&a, "a"}, {&values, "values"}, {&vectors, "vectors"}, {&record, "record"}});
+  check_f32(a, "a");
+  check_rank(a, "a", 3, 3);
+  check_square(a, "a");
+  const int64_t b = a.dim(0), n = a.dim(1);
+  check_f32(values, "values");
+  check_shape(values, "values", {b, n});
+  check_f32(vectors, "vectors");
+  check_shape(vectors, "vectors", {b, n, n});
+  check_f32(record, "record");
+  if (slot < 0 || 2 * (slot + 1) > record.numel())
+    throw_arg(ErrorCode::InvalidArgument, "slot", "a value slot inside the record", std::to_string(slot));
+  const std::pair<const Tensor*, const char*> ts[] = {{&a, "a"}, {&values, "values"}, {&vectors, "vectors"}, {&record, "record"}};
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = i + 1; j < 4; ++j) check_no_alias(*ts[i].first, ts[i].second, *ts[j].first, ts[j].second);
+  KFAC_DISPATCH(dev, eigh_batched_to)(a, values, vectors, opt, record, slot);
+}
+
 }  // namespace kfac::ops

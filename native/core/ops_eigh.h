@@ -36,4 +36,11 @@ struct EighBatchedOut {
 EighBatchedOut eigh_batched(const Tensor& a, const Tensor* values_out, const Tensor* vectors_out,
                             const cpu::EighOptions& opt);
 
+// eigh_batched into given outputs without waiting for the device: record value slot `slot` gets 1
+// when every matrix was decomposed with finite results, else 0 (no error is raised for a matrix
+// that does not converge: the caller reads the flag with the step record). values [B, n],
+// vectors [B, n, n] float32 on a's device; record float32 there.
+void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt,
+                     const Tensor& record, int64_t slot);
+
 }  // namespace kfac::ops

@@ -110,6 +110,8 @@ int64_t eigh_batched(int64_t batch, int64_t r, const float* A, float* values, fl
                      const EighOptions& opt) {
   if (batch <= 0 || r <= 0) return 0;
   eig::max_abs_checked(batch * r * r, A, "a");
+  if (eig::fault_injection() == 3)
+    throw_arg(ErrorCode::Numerical, "a", "a batch the solver can decompose", "a failure injected for tests");
   std::atomic<int64_t> retried{0};
   std::atomic<bool> failed{false};
   const int64_t rr = r * r;

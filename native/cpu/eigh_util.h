@@ -21,7 +21,10 @@ bool solve_scaled(int64_t n, const float* A, double scale, std::vector<double>& 
                   std::vector<float>& Zcm, bool& retried);
 
 // For tests of the failure paths: 1 makes every float32 cold solve report failure,
-// 2 makes the float64 retry fail too, 0 restores normal operation.
+// 2 makes the float64 retry fail too, 3 makes every batched solve fail (and nothing else),
+// 0 restores normal operation.
 void set_fault_injection(int mode);
+// The mode set (0 off, 1 float32 solves fail, 2 float64 too, 3 batched solves fail).
+int fault_injection();
 
 }  // namespace kfac::cpu::eig

@@ -12,6 +12,7 @@
 
 #include "../core/check.h"
 #include "../core/dispatch.h"
+#include "../core/record_math.h"
 #include "bf16.h"
 #include "cholesky.h"
 #include "clip.h"
@@ -30,6 +31,7 @@ namespace {
 
 using ops::PiDampingResult;
 // the step record's kernels (native/cpu/record.cpp)
+using cpu_record::copy_range_if;
 using cpu_record::ema_commit;
 using cpu_record::sum_squares_to;
 using cpu_record::trust_clip;
@@ -296,6 +298,20 @@ cpu::RefreshReport eigh_refresh(const Tensor& a, const Tensor& prev, TensorOpt p
 
 int64_t eigh_batched(const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt) {
   return cpu::eigh_batched(a.dim(0), a.dim(1), a.f32(), values.f32(), vectors.f32(), opt);
+}
+
+// eigh_batched that reports instead of raising: the flag is 1 when every matrix was decomposed
+// (float64 retries included) with finite results.
+void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt,
+                     const Tensor& record, int64_t slot) {
+  bool ok = true;
+  try {
+    cpu::eigh_batched(a.dim(0), a.dim(1), a.f32(), values.f32(), vectors.f32(), opt);
+  } catch (const Error&) {
+    ok = false;
+  }
+  ok = ok && cpu::all_finite(values.f32(), values.numel()) && cpu::all_finite(vectors.f32(), vectors.numel());
+  record_math::put(record.f32(), slot, ok ? 1.0 : 0.0);
 }
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, TensorOpt vmax,

@@ -1,6 +1,7 @@
 #include "record.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "../core/record_math.h"
@@ -71,6 +72,12 @@ void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& rec
   if (record.f32()[2 * slot] == 0.f) return;
   cpu::scale(F.f32(), float(beta), F.f32(), F.numel());
   cpu::axpy(float(1.0 - beta), X.f32(), F.f32(), F.numel());
+}
+
+void copy_range_if(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,
+                   const Tensor& record, int64_t slot) {
+  if (record.f32()[2 * slot] == 0.f) return;
+  std::memcpy(dst.f32() + dst_offset, src.f32() + src_offset, size_t(count) * sizeof(float));
 }
 
 }  // namespace kfac::cpu_record

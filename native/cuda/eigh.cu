@@ -197,6 +197,79 @@ int64_t eigh_batched(const Tensor& a, const Tensor& values, const Tensor& vector
 
 namespace {
 
+// flag[0] = 1 when every info[b] is 0 and every value and vector element is finite, else 0
+// (flag[1] = 0: the record's value slot). One block; fixed-order shared-memory AND.
+__global__ void solved_kernel(const int* info, int64_t B, const float* values, int64_t nv, const float* vectors,
+                              int64_t nq, float* flag) {
+  __shared__ int ok[kThreads];
+  int mine = 1;
+  for (int64_t i = threadIdx.x; i < B; i += blockDim.x) mine &= info[i] == 0;
+  for (int64_t i = threadIdx.x; i < nv; i += blockDim.x) mine &= isfinite(values[i]) ? 1 : 0;
+  for (int64_t i = threadIdx.x; i < nq; i += blockDim.x) mine &= isfinite(vectors[i]) ? 1 : 0;
+  ok[threadIdx.x] = mine;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (int(threadIdx.x) < half) ok[threadIdx.x] &= ok[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    flag[0] = ok[0] ? 1.f : 0.f;
+    flag[1] = 0.f;
+  }
+}
+
+}  // namespace
+
+void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vectors, bool clamp, float* flag) {
+  const int64_t B = a.dim(0), n = a.dim(1);  // shapes, devices, aliasing and the slot checked in core
+  Context& c = Context::get();
+  const size_t nn = size_t(n) * size_t(n);
+  DeviceBuffer info(size_t(std::max<int64_t>(B, 1)) * sizeof(int));
+  check(cudaMemsetAsync(info.as<int>(), 0, size_t(std::max<int64_t>(B, 1)) * sizeof(int), c.stream()), "cudaMemset");
+  if (B > 0 && n > 0) {
+    if (B > 2147483647LL / (n * n)) throw_arg(ErrorCode::Shape, "a", "fewer than 2^31 elements", shape_str(a.shape()));
+    DeviceBuffer W(size_t(B) * nn * sizeof(float));
+    copy_device(W.as<float>(), a.f32(), a.nbytes());
+    if (n <= 32) {
+      syevjInfo_t params = nullptr;
+      check(cusolverDnCreateSyevjInfo(&params), "cusolverDnCreateSyevjInfo");
+      struct Guard {
+        syevjInfo_t p;
+        ~Guard() { cusolverDnDestroySyevjInfo(p); }
+      } guard{params};
+      check(cusolverDnXsyevjSetSortEig(params, 1), "cusolverDnXsyevjSetSortEig");
+      int lwork = 0;
+      check(cusolverDnSsyevjBatched_bufferSize(c.solver(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, int(n),
+                                               W.as<float>(), int(n), values.f32(), &lwork, params, int(B)),
+            "cusolverDnSsyevjBatched_bufferSize");
+      DeviceBuffer work(size_t(std::max(lwork, 1)) * sizeof(float));
+      check(cusolverDnSsyevjBatched(c.solver(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, int(n), W.as<float>(),
+                                    int(n), values.f32(), work.as<float>(), lwork, info.as<int>(), params, int(B)),
+            "cusolverDnSsyevjBatched");
+    } else {
+      // one syevd per matrix, each writing its own info (nothing read here)
+      int lwork = 0;
+      check(cusolverDnSsyevd_bufferSize(c.solver(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, int(n),
+                                        W.as<float>(), int(n), values.f32(), &lwork),
+            "cusolverDnSsyevd_bufferSize");
+      DeviceBuffer work(size_t(std::max(lwork, 1)) * sizeof(float));
+      for (int64_t b = 0; b < B; ++b)
+        check(cusolverDnSsyevd(c.solver(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, int(n),
+                               W.as<float>() + size_t(b) * nn, int(n), values.f32() + b * n, work.as<float>(), lwork,
+                               info.as<int>() + b),
+              "cusolverDnSsyevd");
+    }
+    transpose(W.as<float>(), vectors.f32(), B, n, n);
+  }
+  // judged before the clamp (which would turn a NaN value into 0)
+  solved_kernel<<<1, kThreads, 0, c.stream()>>>(info.as<int>(), B, values.f32(), B * n, vectors.f32(), B * int64_t(nn),
+                                                flag);
+  check(cudaGetLastError(), "solved kernel");
+  if (clamp && B > 0 && n > 0) clamp_nonneg(values.f32(), B * n);
+}
+
+namespace {
+
 // ‖A Q − Q Λ‖_F / ‖A‖_F from 16 Gaussian probes (the generator and seed of the CPU code).
 double probe_residual(int64_t n, const float* A, const float* Q, const float* w) {
   Context& c = Context::get();

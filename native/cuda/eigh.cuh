@@ -18,6 +18,9 @@ EighResult eigh(const Tensor& a, const Tensor& values, const Tensor& vectors, bo
 // a [B, r, r] → values [B, r], vectors [B, r, r]. r ≤ 32 goes through syevjBatched, larger
 // r through one syevd per matrix. Returns how many matrices needed the float64 retry.
 int64_t eigh_batched(const Tensor& a, const Tensor& values, const Tensor& vectors, bool clamp_nonneg);
+// eigh_batched without a wait: no retry and no error for a matrix that does not converge;
+// flag[0] = 1 when every matrix converged with finite results, else 0 (flag[1] = 0), on the device.
+void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vectors, bool clamp_nonneg, float* flag);
 
 // Warm refresh: S = Qᵀ A Q (two GEMMs); when S is nearly diagonal (off-diagonal mass ≤
 // maxOffDiagonal) Jacobi (syevj, at most 8 sweeps) finishes it and Q_new = Q·V (one GEMM),

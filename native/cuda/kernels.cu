@@ -64,6 +64,11 @@ int64_t eigh_batched_t(const Tensor& a, const Tensor& values, const Tensor& vect
   return cuda::eigh_batched(a, values, vectors, opt.clamp_nonneg);
 }
 
+void eigh_batched_to_t(const Tensor& a, const Tensor& values, const Tensor& vectors, const cpu::EighOptions& opt,
+                       const Tensor& record, int64_t slot) {
+  cuda::eigh_batched_to(a, values, vectors, opt.clamp_nonneg, record.f32() + 2 * slot);
+}
+
 }  // namespace
 
 void register_backend() {
@@ -89,6 +94,7 @@ void register_backend() {
   k.eigh = eigh_t;
   k.eigh_refresh = cuda::eigh_refresh;
   k.eigh_batched = eigh_batched_t;
+  k.eigh_batched_to = eigh_batched_to_t;
   k.adamw_step = cuda::adamw_step;
   k.sgd_step = cuda::sgd_step;
   // The nn families (nn_kernels.h).

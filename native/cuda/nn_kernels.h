@@ -9,7 +9,7 @@
 // (add / scale / axpy when an operand is bf16: the float32 calls keep the table's kernels),
 // timeslice (time_slice, kv_cache_write's reverse), ekfac (ekfac_moments, precondition_ekfac and precondition_eigen, tensor
 // ops of the list written as bodies like reduce), quadratic (kron_quadratic, adaptive damping's ⟨D, G D A⟩), record (sum_squares_to, trust_clip,
-// ema_commit: the step record, tensor ops written as bodies).
+// ema_commit, copy_range_if: the step record, tensor ops written as bodies).
 #pragma once
 #include "../core/dispatch.h"
 

@@ -1,4 +1,4 @@
-// The step record on the device (ops::sum_squares_to, trust_clip, ema_commit; kfac_ops.h):
+// The step record on the device (ops::sum_squares_to, trust_clip, ema_commit, copy_range_if; kfac_ops.h):
 // a K-FAC step's reductions and its trust-ratio clip leave their results in a record tensor
 // where the tensors live, instead of one download each, and the step reads the record once.
 //
@@ -7,7 +7,8 @@
 // trust_clip: one reduction over [params | steps], one thread computes the scales with the
 // CPU's formulas (record_math::trust_scales) and writes the record, then one block per chunk
 // of a step scales it by its tensor's scale (a scale of 1, or a step with NaN or Inf: nothing).
-// ema_commit: a grid-stride F ← β·F + (1 − β)·X that does nothing when the guard slot is 0.
+// ema_commit: a grid-stride F ← β·F + (1 − β)·X that does nothing when the guard slot is 0;
+// copy_range_if: a grid-stride copy guarded the same way (the small factors' eigenpairs).
 #pragma once
 #include <vector>
 
@@ -88,6 +89,18 @@ struct GuardedEma {
   }
 };
 
+// dst[j] = src[j] for j < n when guard ≠ 0.
+struct GuardedCopy {
+  const float* src;
+  float* dst;
+  const float* guard;
+  int64_t n;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    if (*guard == 0.f) return;
+    for (int64_t j = i.global(); j < n; j += i.stride()) dst[j] = src[j];
+  }
+};
+
 template <class E>
 void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag) {
   const DeviceSums d = products_on_device<E>(xs, nullptr);
@@ -120,7 +133,15 @@ void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& rec
 }
 
 template <class E>
+void copy_range_if(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,
+                   const Tensor& record, int64_t slot) {
+  E::grid(hd::grid_blocks(count), hd::kThreads,
+          GuardedCopy{src.f32() + src_offset, dst.f32() + dst_offset, record.f32() + 2 * slot, count});
+}
+
+template <class E>
 void record_kernels(Kernels& k) {
+  k.copy_range_if = copy_range_if<E>;
   k.sum_squares_to = sum_squares_to<E>;
   k.trust_clip = trust_clip<E>;
   k.ema_commit = ema_commit<E>;

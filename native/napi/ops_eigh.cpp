@@ -87,9 +87,23 @@ KFAC_BINDING(EighBatched) {
   return res;
 }
 
-// _eighFaultInjection(mode): test hook; 1 fails float32 solves, 2 fails float64 too, 0 off.
+// eighBatchedTo(a, values, vectors, { clampNonNegative }, record, slot) → undefined: the flag
+// (1: every matrix solved, finite) into the record's value slot; nothing waits for the device
+KFAC_BINDING(EighBatchedTo) {
+  Tensor a = get_tensor(arg(info, 0), "a");
+  Tensor values = get_tensor(arg(info, 1), "values");
+  Tensor vectors = get_tensor(arg(info, 2), "vectors");
+  cpu::EighOptions opt;
+  opt.clamp_nonneg = read_clamp(get_options(arg(info, 3), "options"));
+  Tensor record = get_tensor(arg(info, 4), "record");
+  ops::eigh_batched_to(a, values, vectors, opt, record, get_int(arg(info, 5), "slot", 0, INT64_MAX / 4));
+  return info.Env().Undefined();
+}
+
+// _eighFaultInjection(mode): test hook; 1 fails float32 solves, 2 fails float64 too, 3 fails
+// batched solves (only), 0 off.
 KFAC_BINDING(EighFaultInjection) {
-  cpu::eig::set_fault_injection(int(get_int(arg(info, 0), "mode", 0, 2)));
+  cpu::eig::set_fault_injection(int(get_int(arg(info, 0), "mode", 0, 3)));
   return info.Env().Undefined();
 }
 
@@ -97,6 +111,7 @@ const Binding kBindings[] = {
     {"eigh", Eigh},
     {"eighRefresh", EighRefresh},
     {"eighBatched", EighBatched},
+    {"eighBatchedTo", EighBatchedTo},
     {"_eighFaultInjection", EighFaultInjection},
 };
 

@@ -216,6 +216,19 @@ KFAC_BINDING(TrustClip) {
   return info.Env().Undefined();
 }
 
+// copyRangeIf(src, srcOffset, dst, dstOffset, count, record, slot) → undefined: the copy when
+// the record's slot `slot` is not 0
+KFAC_BINDING(CopyRangeIf) {
+  Tensor src = get_tensor(arg(info, 0), "src");
+  const int64_t so = get_int(arg(info, 1), "srcOffset", 0, INT64_MAX / 4);
+  Tensor dst = get_tensor(arg(info, 2), "dst");
+  const int64_t dof = get_int(arg(info, 3), "dstOffset", 0, INT64_MAX / 4);
+  const int64_t count = get_int(arg(info, 4), "count", 0, INT64_MAX / 4);
+  Tensor record = get_tensor(arg(info, 5), "record");
+  ops::copy_range_if(src, so, dst, dof, count, record, get_int(arg(info, 6), "slot", 0, INT64_MAX / 4));
+  return info.Env().Undefined();
+}
+
 // emaCommit(F, X, beta, record, slot) → undefined: F ← βF + (1 − β)X when record slot `slot` ≠ 0
 KFAC_BINDING(EmaCommit) {
   Tensor F = get_tensor(arg(info, 0), "F");
@@ -231,6 +244,7 @@ const Binding kBindings[] = {
     {"sumSquaresTo", SumSquaresTo},
     {"trustClip", TrustClip},
     {"emaCommit", EmaCommit},
+    {"copyRangeIf", CopyRangeIf},
     {"dampedInverse", DampedInverse},
     {"preconditionEigen", PreconditionEigen},
     {"preconditionEkfac", PreconditionEkfac},

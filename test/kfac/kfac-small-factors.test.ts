@@ -74,10 +74,11 @@ describe('small factors decomposed at every factor update', () => {
   it('the small factors of one dimension are solved together: one batched call per dimension, each factor exact', () => {
     const layers = [3, 5, 3].map((o, i) => new DenseLayer(`fc${i}`, randomF32(o * din, 5 + i), o, din, randomF32(o, 6 + i)));
     const p = new KfacPreconditioner(layers, { method: 'ekfac', damping: 1e-2, factorDecay: 0.5, inverseEvery: 10, lossReduction: 'sum', newtonClip: null });
-    const addon = native() as unknown as { eighBatched: (...a: unknown[]) => unknown };
-    const batched = addon.eighBatched;
+    // in a K-FAC step the batched solve is eighBatchedTo: its flag goes to the step record
+    const addon = native() as unknown as { eighBatchedTo: (...a: unknown[]) => unknown };
+    const batched = addon.eighBatchedTo;
     let calls = 0;
-    addon.eighBatched = (...a: unknown[]) => {
+    addon.eighBatchedTo = (...a: unknown[]) => {
       calls++;
       return batched.apply(addon, a);
     };
@@ -97,10 +98,64 @@ describe('small factors decomposed at every factor update', () => {
         }
       }
     } finally {
-      addon.eighBatched = batched;
+      addon.eighBatchedTo = batched;
     }
     for (const b of p.blocks) expect(reconstructionError(b.g)).toBeLessThan(1e-5);
     p.dispose();
+  });
+
+  it('a batched solve that fails: the factors keep their eigenpairs that step (reported), the next refresh solves them with waits', () => {
+    const layers = [3, 5, 3].map((o, i) => new DenseLayer(`fc${i}`, randomF32(o * din, 5 + i), o, din, randomF32(o, 6 + i)));
+    const p = new KfacPreconditioner(layers, { method: 'ekfac', damping: 1e-2, factorDecay: 0.5, inverseEvery: 10, lossReduction: 'sum', newtonClip: null });
+    const addon = native() as unknown as Record<string, (...a: unknown[]) => unknown> & { _eighFaultInjection(m: number): void };
+    const calls = { eighBatched: 0, eighBatchedTo: 0 };
+    const saved = { eighBatched: addon['eighBatched']!, eighBatchedTo: addon['eighBatchedTo']! };
+    for (const k of ['eighBatched', 'eighBatchedTo'] as const)
+      addon[k] = (...a: unknown[]) => {
+        calls[k]++;
+        return saved[k].apply(addon, a);
+      };
+    const feed = (s: number) =>
+      layers.forEach((l, i) => {
+        l.setInput(Tensor.from(randomF32(R * din, 100 + s), [R, din]));
+        l.setOutputGrad(Tensor.from(randomF32(R * l.dout, 200 + 10 * s + i), [R, l.dout]));
+        l.setGrads(randomF32(l.dout * din, 300 + s), randomF32(l.dout, 400 + s));
+      });
+    try {
+      for (let s = 0; s < 2; s++) {
+        feed(s);
+        p.step({ batchSize: R });
+      }
+      const before = p.blocks.map((b) => [b.g.decomp!.Q.toArray(), b.g.decomp!.d.toArray()]);
+      addon._eighFaultInjection(3);
+      feed(2);
+      const t = p.step({ batchSize: R });
+      addon._eighFaultInjection(0);
+      expect(t.decompositions.kept).toBe(3);
+      expect(t.decompositions.cold).toBe(0);
+      expect(t.events.join('\n')).toMatch(/batched decomposition of 2 factors of dimension 3 failed; each kept its previous eigenbasis/);
+      expect(t.events.join('\n')).toMatch(/batched decomposition of 1 factors of dimension 5 failed/);
+      p.blocks.forEach((b, i) => {
+        expect(b.g.decomp!.Q.toArray(), `${b.layer.name} Q`).toEqual(before[i]![0]);
+        expect(b.g.decomp!.d.toArray(), `${b.layer.name} d`).toEqual(before[i]![1]);
+      });
+      // the next refresh: the failed dimensions are solved with waits (eighBatched), and exactly
+      calls.eighBatched = calls.eighBatchedTo = 0;
+      feed(3);
+      const t3 = p.step({ batchSize: R });
+      expect(calls).toEqual({ eighBatched: 2, eighBatchedTo: 0 });
+      expect(t3.decompositions.cold).toBe(3);
+      for (const b of p.blocks) expect(reconstructionError(b.g)).toBeLessThan(1e-5);
+      // and then without waits again
+      calls.eighBatched = calls.eighBatchedTo = 0;
+      feed(4);
+      p.step({ batchSize: R });
+      expect(calls).toEqual({ eighBatched: 0, eighBatchedTo: 2 });
+    } finally {
+      addon._eighFaultInjection(0);
+      Object.assign(addon, saved);
+      p.dispose();
+    }
   });
 
   it('refuses a bad smallFactorDim by name, and any with the inverse method', () => {
