@@ -47,6 +47,7 @@ const QUICK = [
   'test/kfac/kfac-kernels.test.ts',
   'test/kfac/kfac-ekfac-ops.test.ts',
   'test/kfac/kfac-quadratic.test.ts',
+  'test/kfac/kfac-step-record.test.ts',
   'test/linalg/eigh.test.ts',
 ];
 const FULL = [

@@ -602,6 +602,87 @@ export const cases = [
     },
   },
   {
+    name: 'the step record: sumSquaresTo (and its flag), trustClip, emaCommit, copyRangeIf, eighBatchedTo against float64',
+    ops: ['sum_squares_to', 'trust_clip', 'ema_commit', 'copy_range_if', 'eigh_batched_to'],
+    run(dev) {
+      const n = native();
+      const rec = on(Tensor.zeros([64]), dev);
+      const values = () => {
+        const raw = read(rec);
+        return Array.from({ length: raw.length / 2 }, (_, i) => (Number.isFinite(raw[2 * i]) ? raw[2 * i] + raw[2 * i + 1] : raw[2 * i]));
+      };
+      const sq = (a) => a.reduce((s, v) => s + v * v, 0);
+      // sums into slots 0..3 and their flag into 4; a NaN list's flag into 6
+      const sizes = [0, 7, 16384 * 2 + 3, 33];
+      const xs = sizes.map((k) => host([k]));
+      n.sumSquaresTo(xs.map((x) => on(x, dev).handle), rec.handle, 0, 4);
+      n.sumSquaresTo([on(Tensor.from(new Float32Array([1, NaN]), [2]), dev).handle], rec.handle, 5, 6);
+      // the trust-ratio clip (per-tensor) into slots 7..11
+      const ps = [host([9]), host([40001]), host([5])], ss = [host([9], 10), host([40001], 0.01), host([5], 3)];
+      const pv = ps.map((t) => t.toArray()), sv = ss.map((t) => t.toArray());
+      const dsteps = ss.map((t) => on(t, dev));
+      const k = 0.2;
+      n.trustClip(dsteps.map((t) => t.handle), ps.map((t) => on(t, dev).handle), { k, floor: 1e-3, perTensor: true }, rec.handle, 7);
+      // the guarded EMA and copy: slot 4 is 1, slot 6 is 0
+      const F = host([37]), X = host([37]);
+      const dF1 = on(F, dev), dF0 = on(F, dev), dX = on(X, dev);
+      n.emaCommit(dF1.handle, dX.handle, 0.9, rec.handle, 4);
+      n.emaCommit(dF0.handle, dX.handle, 0.9, rec.handle, 6);
+      const src = host([50]), dst1 = on(host([20]), dev), dst0 = on(host([20]), dev);
+      const d0 = read(dst0), d1 = read(dst1), dsrc = on(src, dev);
+      n.copyRangeIf(dsrc.handle, 11, dst1.handle, 3, 13, rec.handle, 4);
+      n.copyRangeIf(dsrc.handle, 11, dst0.handle, 3, 13, rec.handle, 6);
+      // the batched solve's flag into slot 12 (three SPD 5×5 and two 40×40 matrices)
+      const stacks = [[3, 5], [2, 40]].map(([b, m]) => {
+        const data = new Float32Array(b * m * m);
+        for (let j = 0; j < b; j++) data.set(spdValues(m), j * m * m);
+        const A = Tensor.from(data, [b, m, m]);
+        return { b, m, A, dA: on(A, dev), dv: on(Tensor.zeros([b, m]), dev), dq: on(Tensor.zeros([b, m, m]), dev) };
+      });
+      stacks.forEach((st, i) => n.eighBatchedTo(st.dA.handle, st.dv.handle, st.dq.handle, { clampNonNegative: true }, rec.handle, 12 + i));
+      const v = values();
+      sizes.forEach((_, i) => {
+        const want = sq(xs[i].toArray());
+        assert.ok(Math.abs(v[i] - want) <= 1e-12 * (want + 1), `sumSquaresTo[${i}]`);
+      });
+      assert.equal(v[4], 1, 'all-finite flag');
+      assert.equal(v[6], 0, 'NaN flag');
+      // trust clip against float64
+      const size = pv.reduce((a, p) => a + p.length, 0);
+      const rms = Math.max(Math.sqrt(pv.reduce((a, p) => a + sq(p), 0) / size), 1e-3);
+      const taus = pv.map((p) => k * Math.sqrt(p.length) * Math.max(Math.sqrt(sq(p) / p.length), rms));
+      const scales = sv.map((x, i) => Math.min(1, taus[i] / Math.sqrt(sq(x))));
+      assert.ok(Math.abs(v[7] - Math.sqrt(sv.reduce((a, x) => a + sq(x), 0))) <= 1e-12 * v[7], 'trustClip norm');
+      assert.ok(Math.abs(v[8] - Math.min(...scales)) <= 1e-12 * v[8], 'trustClip scale');
+      assert.ok(Math.abs(v[9] - Math.min(...taus)) <= 1e-12 * v[9], 'trustClip threshold');
+      assert.equal(v[10], 1, 'the options are chosen so that clipping fires');
+      assert.equal(v[11], 0, 'no bad step');
+      assert.ok(scales.some((x) => x === 1) && scales.some((x) => x < 1), 'some steps clip, some do not');
+      sv.forEach((x, i) => {
+        const f = Math.fround(scales[i]);
+        close(read(dsteps[i]), x.map((e) => Math.fround(e * f)), (j) => Math.abs(x[j] * f) * 2 ** -23 + 1e-30, `trustClip step ${i}`);
+      });
+      // guarded EMA: β·F then + (1 − β)·X (two float32 roundings; a device may fuse them: 2u)
+      const fv = F.toArray(), xv = X.toArray();
+      close(read(dF1), fv.map((f, i) => 0.9 * f + 0.1 * xv[i]), (i) => (Math.abs(0.9 * fv[i]) + Math.abs(0.1 * xv[i])) * 2 * U + 1e-30, 'emaCommit (flag 1)');
+      assert.deepEqual(read(dF0), fv, 'emaCommit (flag 0) leaves F');
+      const s1 = read(dst1);
+      for (let i = 0; i < 20; i++) assert.equal(s1[i], i >= 3 && i < 16 ? src.toArray()[i + 8] : d1[i], `copyRangeIf (flag 1) [${i}]`);
+      assert.deepEqual(read(dst0), d0, 'copyRangeIf (flag 0) leaves dst');
+      stacks.forEach((st, i) => {
+        assert.equal(v[12 + i], 1, `eighBatchedTo flag ${st.m}`);
+        const A = st.A.toArray(), w = read(st.dv), Q = read(st.dq);
+        for (let b = 0; b < st.b; b++) {
+          const m = st.m;
+          const q = eigenQuality(A.subarray(b * m * m, (b + 1) * m * m), Q.subarray(b * m * m, (b + 1) * m * m), w.subarray(b * m, (b + 1) * m), m);
+          assert.ok(q.residual < 1e-5 && q.orth < 1e-5, `eighBatchedTo ${m}×${m} [${b}]: ${JSON.stringify(q)}`);
+        }
+      });
+      assert.throws(() => n.trustClip([dsteps[0].handle], [dsteps[0].handle], { k, floor: 1e-3, perTensor: true }, rec.handle, 7), /params\[0\]/);
+      assert.throws(() => n.sumSquaresTo([dsteps[0].handle], rec.handle, 40, -1), /offset/);
+    },
+  },
+  {
     name: 'AdamW and SGD updates against float64 torch-algorithm references (relative 1e-6)',
     ops: ['adamw_step', 'sgd_step'],
     run(dev) {
