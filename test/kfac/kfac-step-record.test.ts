@@ -219,7 +219,7 @@ describe.skipIf(!emulationPossible())('the step record on the emulated cuda devi
     rec.dispose();
   });
 
-  it('sums and emaCommit: the CPU values, the guard read where the tensors live', () => {
+  it('sums, emaCommit and copyRangeIf: the CPU values, the guard read where the tensors live', () => {
     const xs = [0, 5, 16385, 33].map((n, i) => randomF32(n, 60 + i));
     const D = xs.map((x) => Tensor.from(x, [x.length]).to('cuda'));
     const rec = new StepRecord();
@@ -231,7 +231,15 @@ describe.skipIf(!emulationPossible())('the step record on the emulated cuda devi
     const G = Tensor.from(F0, [33]).to('cuda');
     rec.emaCommit(F, D[3]!, 0.9, a.flag);
     rec.emaCommit(G, D[3]!, 0.9, b.flag);
+    const dst = Tensor.from(F0, [33]).to('cuda');
+    const kept = Tensor.from(F0, [33]).to('cuda');
+    rec.copyRangeIf(D[2]!, 100, dst, 4, 20, a.flag);
+    rec.copyRangeIf(D[2]!, 100, kept, 4, 20, b.flag);
     const v = rec.read();
+    const copied = Float32Array.from(F0);
+    copied.set(xs[2]!.subarray(100, 120), 4);
+    expect(dst.to('cpu').toArray()).toEqual(copied);
+    expect(kept.to('cpu').toArray()).toEqual(F0);
     const want = ops.sumSquaresMany(xs.map((x) => Tensor.from(x, [x.length])));
     want.forEach((w, i) => expect(Math.abs(v[a.at + i]! - w)).toBeLessThanOrEqual(1e-12 * (w + 1)));
     expect(v[a.flag]).toBe(1);
