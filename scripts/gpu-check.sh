@@ -123,7 +123,7 @@ for (const s of ['llama-125m', 'llama-1b', 'llama-3b', 'llama-125m-bf16act', 'be
 const rows = (c) => (Array.isArray(bench[c]) ? bench[c] : []);
 const targets = {
   'clip ≥ 80% of copy bandwidth': rows('clip').filter((r) => /clipping/.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),
-  'factor EMA ≥ 80% of copy bandwidth (bandwidth-bound R=32)': rows('factor').filter((r) => /R=32 /.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),
+  'factor EMA ≥ 80% of copy bandwidth (bandwidth-bound R=32, and the guarded commit)': rows('factor').filter((r) => /R=32 |commit/.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, met: r.ofCeiling >= 0.8 })),
   'eigh no slower than torch.linalg.eigh (n = 256…4096)': rows('eigh').map((r) => ({ shape: r.shape, ms: r.ms, torchMs: r.peerMs ?? null, met: r.ratio === undefined ? null : r.ratio >= 1 })),
   'batched 8×8 and 16×16 ≥ 10× a loop': rows('batched-eigh').filter((r) => /x(8|16)x/.test(r.shape)).map((r) => ({ shape: r.shape, speedup: r.ratio, met: r.ratio >= 10 })),
   'attention fwd+bwd ≥ 50% of the bf16 peak at T = 2048 (tensor cores)': rows('attention').filter((r) => /^fwd\+bwd .*T=2048 .*tensor cores/.test(r.shape)).map((r) => ({ shape: r.shape, ofCeiling: r.ofCeiling, torchMs: r.peerMs ?? null, met: r.ofCeiling >= 0.5 })),

@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { clipNewtonStep } from '../kfac/clip.js';
 import { updateFactor } from '../kfac/factor.js';
 import { preconditionEigen, preconditionInverseFactors } from '../kfac/precondition.js';
+import { StepRecord } from '../kfac/step-record.js';
+import { TRUST_FLOOR_RMS } from '../kfac/step-clip.js';
 import { eigh, eighBatched } from '../linalg/eigh.js';
 import { matmul } from '../linalg/matmul.js';
 import { copy } from '../ops/index.js';
@@ -95,7 +97,7 @@ const ceilingsBench: BenchCase = {
 
 const factorBench: BenchCase = {
   name: 'factor',
-  description: 'factor EMA F ← βF + (1−β)/R·XᵀX (syrk + mirror), GB/s against the copy ceiling',
+  description: 'factor EMA F ← βF + (1−β)/R·XᵀX (syrk + mirror) and the step\'s guarded commit, GB/s against the copy ceiling',
   async run(o: BenchOptions) {
     const c = measureCeilings(o.repeats);
     const rows: BenchRow[] = [];
@@ -112,6 +114,18 @@ const factorBench: BenchCase = {
         x.dispose();
         F.dispose();
       }
+      // the step's commit F ← βF + (1−β)F_batch, guarded by the statistics' flag (ema_commit):
+      // reads F and F_batch, writes F
+      const F = dev([d + 1, d + 1], 5);
+      const X = dev([d + 1, d + 1], 6);
+      const rec = new StepRecord();
+      rec.begin(F, 2);
+      const { flag } = rec.sums([X], true);
+      const ms = timeDev(() => rec.emaCommit(F, X, 0.95, flag), o.repeats);
+      const gbps = (12 * (d + 1) ** 2) / (ms * 1e6);
+      rows.push(row('factor', `d=${d} commit (guarded EMA)`, ms, { gbps, ofCeiling: gbps / c.copyGBps, note: 'bandwidth-bound: of copy GB/s' }));
+      for (const t of [F, X]) t.dispose();
+      rec.dispose();
     }
     return rows;
   },
@@ -119,7 +133,7 @@ const factorBench: BenchCase = {
 
 const clipBench: BenchCase = {
   name: 'clip',
-  description: 'Newton-step clipping over 64 tensors (one reduce + one scale launch), GB/s against the copy ceiling',
+  description: 'Newton-step clipping over 64 tensors (one reduce + one scale launch): by a norm and by the trust ratio (the default), GB/s against the copy ceiling',
   async run(o: BenchOptions) {
     const c = measureCeilings(o.repeats);
     const rows: BenchRow[] = [];
@@ -141,7 +155,24 @@ const clipBench: BenchCase = {
       rows.push(row('clip', `64 tensors, ${n} elements, clipping`, ms, { gbps, ofCeiling: gbps / c.copyGBps }));
       const gbpsRead = (4 * n) / (msNoClip * 1e6);
       rows.push(row('clip', `64 tensors, ${n} elements, reduce only`, msNoClip, { gbps: gbpsRead, ofCeiling: gbpsRead / c.copyGBps, note: 'scale 1: the scale launch skips every chunk' }));
-      for (const t of ts) t.dispose();
+      // The default clip, the trust ratio (trust_clip into the step record): one reduction over
+      // the weights and the steps, the scales on the device, one scaling launch.
+      const ws = Array.from({ length: 64 }, (_, i) => dev([per], 40 + i));
+      const rec = new StepRecord();
+      const trust = (k: number) => {
+        rec.begin(ws[0]!, 8); // a step's record (allocated once)
+        rec.trustClip(ts, ws, k, TRUST_FLOOR_RMS, true);
+      };
+      const msTrustRead = timeDev(() => trust(1e30), o.repeats);
+      // clipping every call: k halves each call (the steps shrink with it, far from underflow)
+      let j = 0;
+      const msTrust = timeDev(() => trust(1e-3 * 0.5 ** ++j), o.repeats);
+      const gbpsTrust = (16 * n) / (msTrust * 1e6); // reads θ and P (8n), scales P (8n)
+      rows.push(row('clip', `trust ratio (default), 64 tensors, ${n} elements, clipping`, msTrust, { gbps: gbpsTrust, ofCeiling: gbpsTrust / c.copyGBps }));
+      const gbpsTrustRead = (8 * n) / (msTrustRead * 1e6);
+      rows.push(row('clip', `trust ratio (default), 64 tensors, ${n} elements, reduce only`, msTrustRead, { gbps: gbpsTrustRead, ofCeiling: gbpsTrustRead / c.copyGBps, note: 'no step clipped: the scaling launch skips every chunk' }));
+      for (const t of [...ts, ...ws]) t.dispose();
+      rec.dispose();
     }
     return rows;
   },
