@@ -22,9 +22,9 @@ import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
 import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, resolveNewtonClip, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
-import { kroneckerQuadraticMany } from './precondition.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
 import { stateLike } from './state.js';
+import { StepRecord } from './step-record.js';
 
 export interface KfacOptions extends KfacPreconditionerOptions {
   /** Learning rate (default 0.1 — K-FAC steps are already curvature-scaled). */
@@ -77,6 +77,8 @@ export class KFAC {
   #lambda: number;
   #probe: Probe | null = null;
   #buffers: { before: Tensor[]; raw: Tensor[]; delta: Tensor[] } | null = null;
+  /** The probe's numbers, written where the tensors live and read once. */
+  readonly #probeRecord = new StepRecord();
   readonly #trust: TrustReference;
   readonly adaptiveTrust: ResolvedAdaptiveTrust | null;
   /** The multiplier m of κ (adaptive step length). */
@@ -173,31 +175,38 @@ export class KFAC {
       ops.copy(p.tensor, deltas[i]!);
       ops.axpy(-1, before[i]!, deltas[i]!);
     });
-    let model = 0;
-    let sq = 0;
-    // ⟨δ, ∇⟩ of every parameter with a gradient: one reduction, added in parameter order
+    // ⟨δ, ∇⟩ of every parameter with a gradient, every ‖δW‖², ‖δb‖² and every block's curvature
+    // ⟨δ̃, G δ̃ A⟩ go to the probe's record where the tensors live and are read once:
+    // M(δ) = Σ⟨δ, ∇⟩ + ½ Σ curvature + ½ λ Σ‖δ‖², added in that order
     const withGrad = this.params.flatMap((_, i) => (hasGrad[i] ? [i] : []));
-    for (const d of ops.dotMany(withGrad.map((i) => deltas[i]!), withGrad.map((i) => raw[i]!))) model += d;
     const index = new Map(this.params.map((p, i) => [p, i]));
     const pairs = this.preconditioner.blocks.map((b) => {
       const dW = deltas[index.get(b.layer.weight)!]!;
       const db = b.layer.bias ? (deltas[index.get(b.layer.bias)!] ?? null) : null;
       return { b, dW, db };
     });
-    // every ‖δW‖², ‖δb‖² in one reduction, every block's curvature ⟨δ̃, G δ̃ A⟩ in one call
-    const dSq = ops.sumSquaresMany(pairs.flatMap(({ dW, db }) => (db ? [dW, db] : [dW])));
+    const squares = pairs.flatMap(({ dW, db }) => (db ? [dW, db] : [dW]));
+    const rec = this.#probeRecord;
+    rec.begin(this.params[0]!.tensor, withGrad.length + squares.length + pairs.length);
+    const dotsAt = rec.dots(withGrad.map((i) => deltas[i]!), withGrad.map((i) => raw[i]!));
+    const sqAt = rec.sums(squares).at;
     const terms = pairs.map(({ b, dW, db }) => b.curvatureTerm(dW, db));
-    let curv: number[];
+    let curvAt: number;
     try {
-      curv = kroneckerQuadraticMany(terms.map((t) => t.term));
+      curvAt = rec.kroneckerQuadratics(terms.map((t) => t.term));
     } finally {
       for (const t of terms) t.dispose();
     }
+    // one read for the three
+    const v = rec.read();
+    let model = 0;
+    for (let i = 0; i < withGrad.length; i++) model += v[dotsAt + i]!;
+    let sq = 0;
     let k = 0;
     pairs.forEach(({ db }, j) => {
-      model += 0.5 * terms[j]!.curvature(curv[j]!);
-      const w = dSq[k++]!;
-      sq += w + (db ? dSq[k++]! : 0);
+      model += 0.5 * terms[j]!.curvature(v[curvAt + j]!);
+      const w = v[sqAt + k++]!;
+      sq += w + (db ? v[sqAt + k++]! : 0);
     });
     model += 0.5 * this.#lambda * sq;
     tel.quadraticModel = model;
@@ -394,6 +403,7 @@ export class KFAC {
 
   dispose(): void {
     this.#dropProbe();
+    this.#probeRecord.dispose();
     this.preconditioner.dispose();
     this.sgd.dispose();
     this.adamw?.dispose();

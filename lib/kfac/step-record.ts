@@ -3,12 +3,13 @@
  * step's tensors where the preconditioner's reductions (the captured statistics' check, the
  * gradient norm) and the trust-ratio clip's outcome are written in stream order, so a step
  * waits for the device once — when it reads the record — instead of once per number. A value
- * takes two floats (hi, lo: 48 bits of its float64); a flag is 1 or 0. The commit of the
+ * is a float64 in two floats (its bytes, read back exactly); a flag is 1 or 0. The commit of the
  * factors reads its guard slot on the device (`emaCommit`), so statistics with NaN or Inf are
  * never folded in, and the step refuses them after the read.
  */
 import { handleOf, type Tensor } from '../tensor/tensor.js';
 import { kfacNative } from './native.js';
+import type { KroneckerTerm } from './precondition.js';
 import { stateLike } from './state.js';
 
 /** Value slots the trust-ratio clip writes: ‖P‖, the smallest scale, the smallest τ, clipped (0/1), 1 + the first non-finite step (0: none). */
@@ -53,6 +54,34 @@ export class StepRecord {
     return { at, flag: f };
   }
 
+  /** Σxy of each pair (xs[i], ys[i]) into consecutive slots; returns the first. */
+  dots(xs: readonly Tensor[], ys: readonly Tensor[]): number {
+    const at = this.#take(xs.length);
+    if (xs.length > 0)
+      kfacNative().dotManyTo(
+        xs.map((t, i) => handleOf(t, `xs[${i}]`)),
+        ys.map((t, i) => handleOf(t, `ys[${i}]`)),
+        this.tensor.handle,
+        at,
+      );
+    return at;
+  }
+
+  /** ⟨D, G D A⟩ of each term (kfac.kroneckerQuadraticMany's numbers) into consecutive slots; returns the first. */
+  kroneckerQuadratics(terms: readonly KroneckerTerm[]): number {
+    const at = this.#take(terms.length);
+    if (terms.length > 0)
+      kfacNative().kronQuadraticManyTo(
+        terms.map((t, i) => handleOf(t.dW, `terms[${i}].dW`)),
+        terms.map((t, i) => (t.db === null ? null : handleOf(t.db, `terms[${i}].db`))),
+        terms.map((t, i) => handleOf(t.A, `terms[${i}].A`)),
+        terms.map((t, i) => handleOf(t.G, `terms[${i}].G`)),
+        this.tensor.handle,
+        at,
+      );
+    return at;
+  }
+
   /** The trust-ratio clip of `steps` (θ of each in `params`) with k = κ/η̄, in place; its outcome goes to the record. */
   trustClip(steps: readonly Tensor[], params: readonly Tensor[], k: number, floor: number, perTensor: boolean): TrustClipAt {
     const at = this.#take(TRUST_CLIP_SLOTS);
@@ -91,13 +120,9 @@ export class StepRecord {
     const t = this.tensor;
     const host = t.device === 'cpu' ? t : t.to('cpu');
     try {
+      // each slot's two floats hold a float64's bytes (native/core/record_math.h)
       const raw = host.toArray();
-      const out = new Float64Array(this.#used);
-      for (let i = 0; i < this.#used; i++) {
-        const hi = raw[2 * i]!;
-        out[i] = Number.isFinite(hi) ? hi + raw[2 * i + 1]! : hi;
-      }
-      return out;
+      return new Float64Array(raw.buffer, raw.byteOffset, this.#used).slice();
     } finally {
       if (host !== t) host.dispose();
     }

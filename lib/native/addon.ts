@@ -137,6 +137,10 @@ export interface NativeKfacOps {
   trustClip(steps: NativeTensor[], params: NativeTensor[], options: { k: number; floor: number; perTensor: boolean }, record: NativeTensor, offset: number): void;
   /** F ← βF + (1 − β)X when the record's slot `slot` is not 0. */
   emaCommit(F: NativeTensor, X: NativeTensor, beta: number, record: NativeTensor, slot: number): void;
+  /** Σxy of each pair into the record's value slots from `offset`; nothing downloaded. */
+  dotManyTo(xs: NativeTensor[], ys: NativeTensor[], record: NativeTensor, offset: number): void;
+  /** The numbers of kronQuadraticMany into the record's value slots from `offset`; nothing downloaded. */
+  kronQuadraticManyTo(dWs: NativeTensor[], dbs: (NativeTensor | null)[], As: NativeTensor[], Gs: NativeTensor[], record: NativeTensor, offset: number): void;
   /** dst[dstOffset..+count) ← src[srcOffset..+count) when the record's slot `slot` is not 0. */
   copyRangeIf(src: NativeTensor, srcOffset: number, dst: NativeTensor, dstOffset: number, count: number, record: NativeTensor, slot: number): void;
   /** eighBatched into `values`, `vectors` without a wait: the record's slot `slot` gets 1 when every matrix was solved with finite results, else 0. */

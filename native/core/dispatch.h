@@ -68,6 +68,11 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
     (const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const ops::TrustClipOptions& opt, \
      const Tensor& record, int64_t offset))                                                              \
   X(ema_commit, void, (const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot)) \
+  X(dot_many_to, void,                                                                                   \
+    (const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset))  \
+  X(kron_quadratic_many_to, void,                                                                        \
+    (const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs, const std::vector<Tensor>& As,   \
+     const std::vector<Tensor>& Gs, const Tensor& record, int64_t offset))                               \
   X(copy_range_if, void,                                                                                 \
     (const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,        \
      const Tensor& record, int64_t slot))                                                                \

@@ -216,12 +216,11 @@ double kron_quadratic(const Tensor& dW, const Tensor* db, const Tensor& A, const
   return kron_quadratic_many({dW}, {db}, {A}, {G})[0];
 }
 
-std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
-                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+namespace {
+// The terms' checks of kron_quadratic_many(_to); returns their device (n ≥ 1).
+Device check_kron_terms(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
+                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
   const size_t n = dWs.size();
-  for (auto [size, name] : {std::pair{dbs.size(), "dbs"}, {As.size(), "As"}, {Gs.size(), "Gs"}})
-    if (size != n) throw_arg(ErrorCode::Shape, name, std::to_string(n) + " entries (one per dWs)", std::to_string(size));
-  if (n == 0) return {};
   const Device dev = common_device({{&dWs[0], "dWs[0]"}});
   for (size_t i = 0; i < n; ++i) {
     // single terms keep the single op's argument names; a list's are indexed
@@ -235,7 +234,32 @@ std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const st
     check_square(As[i], a.c_str(), din + (dbs[i] ? 1 : 0));
     check_square(Gs[i], g.c_str(), dout);
   }
+  return dev;
+}
+
+void check_kron_sizes(size_t n, const std::vector<const Tensor*>& dbs, const std::vector<Tensor>& As,
+                      const std::vector<Tensor>& Gs) {
+  for (auto [size, name] : {std::pair{dbs.size(), "dbs"}, {As.size(), "As"}, {Gs.size(), "Gs"}})
+    if (size != n) throw_arg(ErrorCode::Shape, name, std::to_string(n) + " entries (one per dWs)", std::to_string(size));
+}
+}  // namespace
+
+std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
+                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+  check_kron_sizes(dWs.size(), dbs, As, Gs);
+  if (dWs.empty()) return {};
+  const Device dev = check_kron_terms(dWs, dbs, As, Gs);
   return KFAC_DISPATCH(dev, kron_quadratic_many)(dWs, dbs, As, Gs);
+}
+
+void kron_quadratic_many_to(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
+                            const std::vector<Tensor>& As, const std::vector<Tensor>& Gs, const Tensor& record,
+                            int64_t offset) {
+  check_kron_sizes(dWs.size(), dbs, As, Gs);
+  if (dWs.empty()) return;
+  const Device dev = check_kron_terms(dWs, dbs, As, Gs);
+  check_record(record, dev, offset, int64_t(dWs.size()));
+  KFAC_DISPATCH(dev, kron_quadratic_many_to)(dWs, dbs, As, Gs, record, offset);
 }
 
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {
@@ -320,6 +344,21 @@ void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t
     throw_arg(ErrorCode::InvalidArgument, "flag", "a slot outside the sums' slots", std::to_string(flag));
   for (size_t i = 0; i < xs.size(); ++i) check_no_alias(xs[i], ("tensors[" + std::to_string(i) + "]").c_str(), record, "record");
   KFAC_DISPATCH(dev, sum_squares_to)(xs, record, offset, flag);
+}
+
+void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset) {
+  if (ys.size() != xs.size())
+    throw_arg(ErrorCode::Shape, "ys", std::to_string(xs.size()) + " tensors (one per xs)", std::to_string(ys.size()));
+  if (xs.empty()) return;
+  const Device dev = list_device(xs, "xs");
+  list_device(ys, "ys");
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const std::string x = "xs[" + std::to_string(i) + "]", y = "ys[" + std::to_string(i) + "]";
+    common_device({{&xs[0], "xs[0]"}, {&ys[i], y.c_str()}});
+    check_same_shape(xs[i], x.c_str(), ys[i], y.c_str());
+  }
+  check_record(record, dev, offset, int64_t(xs.size()));
+  KFAC_DISPATCH(dev, dot_many_to)(xs, ys, record, offset);
 }
 
 void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const TrustClipOptions& opt,

@@ -118,14 +118,21 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
 
 // The step record (docs/KFAC.md#one-read-per-step): a float32 tensor of value slots on the
 // device of a step's tensors, where the step's reductions and the clip's outcome are written
-// instead of being downloaded one by one, so a step reads them all in one download. A value v
-// (a float64 on the device) takes two floats, hi = float(v) and lo = float(v − hi), so that the
-// host's hi + lo keeps 48 of its bits; slot s is floats 2s and 2s + 1. Flags are 1 or 0.
+// instead of being downloaded one by one, so a step reads them all in one download. A value (a
+// float64) takes two floats, its 8 bytes (slot s is floats 2s and 2s + 1), and the host reads
+// the downloaded buffer as float64s: exact. Flags are 1 or 0 (record_math.h).
 constexpr int64_t kTrustClipSlots = 5;  // ‖P‖, the smallest scale, the smallest τ, clipped, first bad step + 1
 
 // record[offset + i] = Σ xs[i]² (float64 sums, those of sum_squares_many); with flag ≥ 0,
 // record[flag] = 1 when every sum is finite, else 0. Nothing is downloaded.
 void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag);
+
+// record[offset + i] = Σ xs[i]·ys[i] (float64 sums, those of dot_many); each pair of one shape.
+void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset);
+// record[offset + i] = kron_quadratic of term i (the numbers of kron_quadratic_many), not downloaded.
+void kron_quadratic_many_to(const std::vector<Tensor>& dWs, const std::vector<const Tensor*>& dbs,
+                            const std::vector<Tensor>& As, const std::vector<Tensor>& Gs, const Tensor& record,
+                            int64_t offset);
 
 struct TrustClipOptions {
   double k = 0.0;          // κ/η̄ (> 0)

@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #ifdef __CUDACC__
 #define KFAC_REC_HD __host__ __device__ inline
@@ -20,12 +21,13 @@ KFAC_REC_HD bool finite(double v) { return v - v == 0.0; }
 KFAC_REC_HD double nan_max(double a, double b) { return a != a || b != b ? a + b : (a > b ? a : b); }
 KFAC_REC_HD double nan_min(double a, double b) { return a != a || b != b ? a + b : (a < b ? a : b); }
 
-// Value slot `slot` of a record: hi = float(v), lo = float(v − hi) (0 when hi is not finite).
-KFAC_REC_HD void put(float* record, int64_t slot, double v) {
-  const float hi = float(v);
-  const double rest = finite(double(hi)) ? v - double(hi) : 0.0;
-  record[2 * slot] = hi;
-  record[2 * slot + 1] = float(rest);
+// Value slot `slot` of a record: the float64's 8 bytes in floats 2·slot and 2·slot + 1 (the host
+// reads the downloaded floats' buffer as float64s, so every value arrives exactly).
+KFAC_REC_HD void put(float* record, int64_t slot, double v) { memcpy(record + 2 * slot, &v, sizeof v); }
+KFAC_REC_HD double get(const float* record, int64_t slot) {
+  double v;
+  memcpy(&v, record + 2 * slot, sizeof v);
+  return v;
 }
 
 struct TrustOutcome {

@@ -32,6 +32,7 @@ namespace {
 using ops::PiDampingResult;
 // the step record's kernels (native/cpu/record.cpp)
 using cpu_record::copy_range_if;
+using cpu_record::dot_many_to;
 using cpu_record::ema_commit;
 using cpu_record::sum_squares_to;
 using cpu_record::trust_clip;
@@ -195,12 +196,24 @@ void ekfac_moments(const Tensor& x, const Tensor& g, const Tensor& QA, const Ten
                      acc.f32());
 }
 
+// The terms of kron_quadratic_many into the step record (the same numbers, not returned).
+void kron_quadratic_many_to(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                            const std::vector<Tensor>& As, const std::vector<Tensor>& Gs, const Tensor& record,
+                            int64_t offset);
+
 std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
                                         const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
   std::vector<double> r(dWs.size(), 0.0);
   for (size_t i = 0; i < dWs.size(); ++i)
     r[i] = cpu::kron_quadratic(dWs[i].f32(), f32_or_null(dbs[i]), dWs[i].dim(0), dWs[i].dim(1), As[i].f32(), Gs[i].f32());
   return r;
+}
+
+void kron_quadratic_many_to(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                            const std::vector<Tensor>& As, const std::vector<Tensor>& Gs, const Tensor& record,
+                            int64_t offset) {
+  const std::vector<double> q = kron_quadratic_many(dWs, dbs, As, Gs);
+  for (size_t i = 0; i < q.size(); ++i) record_math::put(record.f32(), offset + int64_t(i), q[i]);
 }
 
 PiDampingResult pi_damping(const Tensor& A, const Tensor& G, float lambda) {

@@ -28,6 +28,11 @@ void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t
   if (flag >= 0) put(record, flag, finite ? 1.0 : 0.0);
 }
 
+void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset) {
+  for (size_t i = 0; i < xs.size(); ++i)  // the kernel of dot_many, pair by pair
+    put(record, offset + int64_t(i), xs[i].numel() > 0 ? cpu::dot(xs[i].f32(), ys[i].f32(), xs[i].numel()) : 0.0);
+}
+
 void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const ops::TrustClipOptions& opt,
                 const Tensor& record, int64_t offset) {
   const size_t n = steps.size();
@@ -69,14 +74,14 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
 }
 
 void ema_commit(const Tensor& F, const Tensor& X, double beta, const Tensor& record, int64_t slot) {
-  if (record.f32()[2 * slot] == 0.f) return;
+  if (record_math::get(record.f32(), slot) == 0.0) return;
   cpu::scale(F.f32(), float(beta), F.f32(), F.numel());
   cpu::axpy(float(1.0 - beta), X.f32(), F.f32(), F.numel());
 }
 
 void copy_range_if(const Tensor& src, int64_t src_offset, const Tensor& dst, int64_t dst_offset, int64_t count,
                    const Tensor& record, int64_t slot) {
-  if (record.f32()[2 * slot] == 0.f) return;
+  if (record_math::get(record.f32(), slot) == 0.0) return;
   std::memcpy(dst.f32() + dst_offset, src.f32() + src_offset, size_t(count) * sizeof(float));
 }
 

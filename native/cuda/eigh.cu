@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../core/check.h"
+#include "../core/record_math.h"
 #include "context.cuh"
 #include "gemm.cuh"
 #include "util.cuh"
@@ -197,8 +198,8 @@ int64_t eigh_batched(const Tensor& a, const Tensor& values, const Tensor& vector
 
 namespace {
 
-// flag[0] = 1 when every info[b] is 0 and every value and vector element is finite, else 0
-// (flag[1] = 0: the record's value slot). One block; fixed-order shared-memory AND.
+// The record's value slot at `flag` = 1 when every info[b] is 0 and every value and vector
+// element is finite, else 0. One block; fixed-order shared-memory AND.
 __global__ void solved_kernel(const int* info, int64_t B, const float* values, int64_t nv, const float* vectors,
                               int64_t nq, float* flag) {
   __shared__ int ok[kThreads];
@@ -212,10 +213,7 @@ __global__ void solved_kernel(const int* info, int64_t B, const float* values, i
     if (int(threadIdx.x) < half) ok[threadIdx.x] &= ok[threadIdx.x + half];
     __syncthreads();
   }
-  if (threadIdx.x == 0) {
-    flag[0] = ok[0] ? 1.f : 0.f;
-    flag[1] = 0.f;
-  }
+  if (threadIdx.x == 0) record_math::put(flag, 0, ok[0] ? 1.0 : 0.0);
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ EighResult eigh(const Tensor& a, const Tensor& values, const Tensor& vectors, bo
 // r through one syevd per matrix. Returns how many matrices needed the float64 retry.
 int64_t eigh_batched(const Tensor& a, const Tensor& values, const Tensor& vectors, bool clamp_nonneg);
 // eigh_batched without a wait: no retry and no error for a matrix that does not converge;
-// flag[0] = 1 when every matrix converged with finite results, else 0 (flag[1] = 0), on the device.
+// the value slot at `flag` (record_math.h) = 1 when every matrix converged with finite results, else 0.
 void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vectors, bool clamp_nonneg, float* flag);
 
 // Warm refresh: S = Qᵀ A Q (two GEMMs); when S is nearly diagonal (off-diagonal mass ≤

@@ -4,12 +4,14 @@
 // T1 = D·A and T2 = G·T1 by SGEMM (the bias column by pointer offsets, as the preconditioning
 // does), then one thread per row of D sums D_ij·T2_ij in float64 into a row buffer shared by all
 // the terms of a call (kron_quadratic_many: adaptive damping's probe over every tracked layer),
-// and the host adds each term's rows in order after one download for the whole call. The CPU
-// kernel (native/cpu/precondition.cpp) is the reference.
+// and the host adds each term's rows in order after one download for the whole call
+// (kron_quadratic_many_to: one thread adds them on the device into the step record instead). The
+// CPU kernel (native/cpu/precondition.cpp) is the reference.
 #pragma once
 #include <vector>
 
 #include "../core/dispatch.h"
+#include "../core/record_math.h"
 #include "hd.h"
 
 namespace kfac::nnk {
@@ -29,11 +31,29 @@ struct RowDots {
   }
 };
 
+// One thread: record[offset + i] = Σ of term i's rows (rows[first[i] .. first[i + 1]), in order).
+struct TermSums {
+  const double* rows;
+  const int64_t* first;
+  int64_t count;
+  float* record;
+  int64_t offset;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    if (i.global() != 0) return;
+    for (int64_t t = 0; t < count; ++t) {
+      double s = 0.0;
+      for (int64_t r = first[t]; r < first[t + 1]; ++r) s += rows[r];
+      record_math::put(record, offset + t, s);
+    }
+  }
+};
+
+// Every term's rows into device memory (scratch slot 2), rows of term i from offset Σ_{j<i} dout_j;
+// returns that memory (null when no term has an element).
 template <class E>
-std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
-                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+double* kron_rows_on_device(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                            const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
   const size_t n = dWs.size();
-  std::vector<double> q(n, 0.0);
   // scratch: T1, T2 sized for the largest term (reused in stream order), the rows of every term
   int64_t most = 0, total = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -41,7 +61,7 @@ std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const st
     most = dout * Da > most ? dout * Da : most;
     total += dout;
   }
-  if (most == 0) return q;
+  if (most == 0) return nullptr;
   float* T1 = static_cast<float*>(E::scratch(0, size_t(most) * sizeof(float)));
   float* T2 = static_cast<float*>(E::scratch(1, size_t(most) * sizeof(float)));
   double* rows = static_cast<double*>(E::scratch(2, size_t(total) * sizeof(double)));
@@ -59,9 +79,21 @@ std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const st
     }
     off += dout;
   }
+  return rows;
+}
+
+template <class E>
+std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                                        const std::vector<Tensor>& As, const std::vector<Tensor>& Gs) {
+  const size_t n = dWs.size();
+  std::vector<double> q(n, 0.0);
+  const double* rows = kron_rows_on_device<E>(dWs, dbs, As, Gs);
+  if (!rows) return q;
+  int64_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += dWs[i].dim(0);
   std::vector<double> host(static_cast<size_t>(total));
   E::download(host.data(), rows, size_t(total) * sizeof(double));
-  off = 0;
+  int64_t off = 0;
   for (size_t i = 0; i < n; ++i) {
     const int64_t dout = dWs[i].dim(0);
     for (int64_t r = 0; r < dout; ++r) q[i] += host[size_t(off + r)];
@@ -70,9 +102,24 @@ std::vector<double> kron_quadratic_many(const std::vector<Tensor>& dWs, const st
   return q;
 }
 
+// The same numbers into the step record: the rows summed per term on the device, nothing downloaded.
+template <class E>
+void kron_quadratic_many_to(const std::vector<Tensor>& dWs, const std::vector<TensorOpt>& dbs,
+                            const std::vector<Tensor>& As, const std::vector<Tensor>& Gs, const Tensor& record,
+                            int64_t offset) {
+  const size_t n = dWs.size();
+  const double* rows = kron_rows_on_device<E>(dWs, dbs, As, Gs);
+  std::vector<int64_t> first(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) first[i + 1] = first[i] + (rows ? dWs[i].dim(0) : 0);
+  int64_t* dev_first = static_cast<int64_t*>(E::scratch(3, first.size() * sizeof(int64_t)));
+  E::upload(dev_first, first.data(), first.size() * sizeof(int64_t));
+  E::grid(1, 1, TermSums{rows, dev_first, int64_t(n), record.f32(), offset});
+}
+
 template <class E>
 void quadratic_kernels(Kernels& k) {
   k.kron_quadratic_many = kron_quadratic_many<E>;
+  k.kron_quadratic_many_to = kron_quadratic_many_to<E>;
 }
 
 }  // namespace kfac::nnk

@@ -1,9 +1,10 @@
-// The step record on the device (ops::sum_squares_to, trust_clip, ema_commit, copy_range_if; kfac_ops.h):
+// The step record on the device (ops::sum_squares_to, dot_many_to, trust_clip, ema_commit, copy_range_if;
+// kfac_ops.h):
 // a K-FAC step's reductions and its trust-ratio clip leave their results in a record tensor
 // where the tensors live, instead of one download each, and the step reads the record once.
 //
-// sum_squares_to: the multi-tensor reduction of nn_reduce_body.h (products_on_device), then one
-// thread writes the sums' value slots and the all-finite flag.
+// sum_squares_to, dot_many_to: the multi-tensor reduction of nn_reduce_body.h
+// (products_on_device), then one thread writes the sums' value slots (and the all-finite flag).
 // trust_clip: one reduction over [params | steps], one thread computes the scales with the
 // CPU's formulas (record_math::trust_scales) and writes the record, then one block per chunk
 // of a step scales it by its tensor's scale (a scale of 1, or a step with NaN or Inf: nothing).
@@ -81,7 +82,7 @@ struct GuardedEma {
   float beta, rest;
   int64_t n;
   KFAC_HD void operator()(const hd::Idx& i) const {
-    if (*guard == 0.f) return;
+    if (record_math::get(guard, 0) == 0.0) return;
     for (int64_t j = i.global(); j < n; j += i.stride()) {
       const float f = beta * F[j];
       F[j] = f + rest * X[j];
@@ -96,7 +97,7 @@ struct GuardedCopy {
   const float* guard;
   int64_t n;
   KFAC_HD void operator()(const hd::Idx& i) const {
-    if (*guard == 0.f) return;
+    if (record_math::get(guard, 0) == 0.0) return;
     for (int64_t j = i.global(); j < n; j += i.stride()) dst[j] = src[j];
   }
 };
@@ -105,6 +106,12 @@ template <class E>
 void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag) {
   const DeviceSums d = products_on_device<E>(xs, nullptr);
   E::grid(1, 1, PutSums{d.totals, int64_t(xs.size()), record.f32(), offset, flag});
+}
+
+template <class E>
+void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset) {
+  const DeviceSums d = products_on_device<E>(xs, &ys);
+  E::grid(1, 1, PutSums{d.totals, int64_t(xs.size()), record.f32(), offset, -1});
 }
 
 template <class E>
@@ -143,6 +150,7 @@ template <class E>
 void record_kernels(Kernels& k) {
   k.copy_range_if = copy_range_if<E>;
   k.sum_squares_to = sum_squares_to<E>;
+  k.dot_many_to = dot_many_to<E>;
   k.trust_clip = trust_clip<E>;
   k.ema_commit = ema_commit<E>;
 }

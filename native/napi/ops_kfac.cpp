@@ -26,6 +26,19 @@ Napi::Object pi_object(Napi::Env env, const ops::PiDampingResult& r) {
   return o;
 }
 
+// A list whose entries are tensors or nulls (`held` keeps the tensors; the pointers are into it).
+std::vector<const Tensor*> optional_list(Napi::Value v, const char* name, std::vector<Tensor>& held) {
+  if (!v.IsArray()) throw_arg(ErrorCode::InvalidArgument, name, "an array of tensors or nulls", "another value");
+  Napi::Array arr = v.As<Napi::Array>();
+  held.assign(arr.Length(), Tensor());
+  std::vector<const Tensor*> out(arr.Length(), nullptr);
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const std::string nm = std::string(name) + "[" + std::to_string(i) + "]";
+    if (get_optional_tensor(arr.Get(i), nm.c_str(), held[i])) out[i] = &held[i];
+  }
+  return out;
+}
+
 // factorUpdate(x, factor, { beta, scale, bias, checkFinite }) → undefined; factor is overwritten (EMA)
 KFAC_BINDING(FactorUpdate) {
   Tensor x = get_tensor(arg(info, 0), "x");
@@ -108,15 +121,8 @@ KFAC_BINDING(EkfacMoments) {
 // kronQuadraticMany(dWs, dbs (entries null for no bias), As, Gs) → Float64Array of ⟨[dW|db], G [dW|db] A⟩
 KFAC_BINDING(KronQuadraticMany) {
   std::vector<Tensor> dWs = get_tensor_list(arg(info, 0), "dWs");
-  Napi::Value v = arg(info, 1);
-  if (!v.IsArray()) throw_arg(ErrorCode::InvalidArgument, "dbs", "an array of tensors or nulls", "another value");
-  Napi::Array arr = v.As<Napi::Array>();
-  std::vector<Tensor> held(arr.Length());
-  std::vector<const Tensor*> dbs(arr.Length(), nullptr);
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    const std::string nm = "dbs[" + std::to_string(i) + "]";
-    if (get_optional_tensor(arr.Get(i), nm.c_str(), held[i])) dbs[i] = &held[i];
-  }
+  std::vector<Tensor> held;
+  std::vector<const Tensor*> dbs = optional_list(arg(info, 1), "dbs", held);
   std::vector<double> r = ops::kron_quadratic_many(dWs, dbs, get_tensor_list(arg(info, 2), "As"), get_tensor_list(arg(info, 3), "Gs"));
   Napi::Float64Array out = Napi::Float64Array::New(info.Env(), r.size());
   for (size_t i = 0; i < r.size(); ++i) out[i] = r[i];
@@ -216,6 +222,26 @@ KFAC_BINDING(TrustClip) {
   return info.Env().Undefined();
 }
 
+// dotManyTo(xs, ys, record, offset) → undefined: Σxy of each pair into the record's slots from `offset`
+KFAC_BINDING(DotManyTo) {
+  std::vector<Tensor> xs = get_tensor_list(arg(info, 0), "xs");
+  std::vector<Tensor> ys = get_tensor_list(arg(info, 1), "ys");
+  Tensor record = get_tensor(arg(info, 2), "record");
+  ops::dot_many_to(xs, ys, record, get_int(arg(info, 3), "offset", 0, INT64_MAX / 4));
+  return info.Env().Undefined();
+}
+
+// kronQuadraticManyTo(dWs, dbs (entries null for no bias), As, Gs, record, offset) → undefined
+KFAC_BINDING(KronQuadraticManyTo) {
+  std::vector<Tensor> dWs = get_tensor_list(arg(info, 0), "dWs");
+  std::vector<Tensor> held;
+  std::vector<const Tensor*> dbs = optional_list(arg(info, 1), "dbs", held);
+  Tensor record = get_tensor(arg(info, 4), "record");
+  ops::kron_quadratic_many_to(dWs, dbs, get_tensor_list(arg(info, 2), "As"), get_tensor_list(arg(info, 3), "Gs"), record,
+                              get_int(arg(info, 5), "offset", 0, INT64_MAX / 4));
+  return info.Env().Undefined();
+}
+
 // copyRangeIf(src, srcOffset, dst, dstOffset, count, record, slot) → undefined: the copy when
 // the record's slot `slot` is not 0
 KFAC_BINDING(CopyRangeIf) {
@@ -245,6 +271,8 @@ const Binding kBindings[] = {
     {"trustClip", TrustClip},
     {"emaCommit", EmaCommit},
     {"copyRangeIf", CopyRangeIf},
+    {"dotManyTo", DotManyTo},
+    {"kronQuadraticManyTo", KronQuadraticManyTo},
     {"dampedInverse", DampedInverse},
     {"preconditionEigen", PreconditionEigen},
     {"preconditionEkfac", PreconditionEkfac},

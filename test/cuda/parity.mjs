@@ -602,14 +602,15 @@ export const cases = [
     },
   },
   {
-    name: 'the step record: sumSquaresTo (and its flag), trustClip, emaCommit, copyRangeIf, eighBatchedTo against float64',
-    ops: ['sum_squares_to', 'trust_clip', 'ema_commit', 'copy_range_if', 'eigh_batched_to'],
+    name: 'the step record: sumSquaresTo (and its flag), dotManyTo, kronQuadraticManyTo, trustClip, emaCommit, copyRangeIf, eighBatchedTo against float64',
+    ops: ['sum_squares_to', 'dot_many_to', 'kron_quadratic_many_to', 'trust_clip', 'ema_commit', 'copy_range_if', 'eigh_batched_to'],
     run(dev) {
       const n = native();
       const rec = on(Tensor.zeros([64]), dev);
+      // a value slot is a float64's bytes in two floats (native/core/record_math.h)
       const values = () => {
         const raw = read(rec);
-        return Array.from({ length: raw.length / 2 }, (_, i) => (Number.isFinite(raw[2 * i]) ? raw[2 * i] + raw[2 * i + 1] : raw[2 * i]));
+        return Array.from(new Float64Array(raw.buffer, raw.byteOffset, raw.length / 2));
       };
       const sq = (a) => a.reduce((s, v) => s + v * v, 0);
       // sums into slots 0..3 and their flag into 4; a NaN list's flag into 6
@@ -640,7 +641,29 @@ export const cases = [
         return { b, m, A, dA: on(A, dev), dv: on(Tensor.zeros([b, m]), dev), dq: on(Tensor.zeros([b, m, m]), dev) };
       });
       stacks.forEach((st, i) => n.eighBatchedTo(st.dA.handle, st.dv.handle, st.dq.handle, { clampNonNegative: true }, rec.handle, 12 + i));
+      // ⟨x, y⟩ of three pairs into slots 14..16; ⟨D, G D A⟩ of two terms (one with a bias) into 17..18
+      const px = [host([0]), host([7]), host([16384 + 9])], py = [host([0]), host([7]), host([16384 + 9])];
+      n.dotManyTo(px.map((t) => on(t, dev).handle), py.map((t) => on(t, dev).handle), rec.handle, 14);
+      const kt = [[5, 3, true], [4, 6, false]].map(([dout, din, bias]) => {
+        const Da = din + (bias ? 1 : 0);
+        const A = Tensor.from(spdValues(Da), [Da, Da]), G = Tensor.from(spdValues(dout), [dout, dout]);
+        return { dW: host([dout, din]), db: bias ? host([dout]) : null, A, G, dout, din, Da };
+      });
+      n.kronQuadraticManyTo(kt.map((t) => on(t.dW, dev).handle), kt.map((t) => (t.db ? on(t.db, dev).handle : null)), kt.map((t) => on(t.A, dev).handle), kt.map((t) => on(t.G, dev).handle), rec.handle, 17);
       const v = values();
+      px.forEach((x, i) => {
+        const a = x.toArray(), b = py[i].toArray();
+        let d = 0, m = 0;
+        for (let k = 0; k < a.length; k++) (d += a[k] * b[k]), (m += Math.abs(a[k] * b[k]));
+        assert.ok(Math.abs(v[14 + i] - d) <= 1e-12 * (m + 1), `dotManyTo[${i}]`);
+      });
+      kt.forEach((t, i) => {
+        const D = joined(t.dW.toArray(), t.db ? t.db.toArray() : null, t.dout, t.din);
+        const DA = gemm64(D, t.A.toArray(), t.dout, t.Da, t.Da).c, GDA = gemm64(t.G.toArray(), DA, t.dout, t.Da, t.dout).c;
+        let q = 0, m = 0;
+        for (let k = 0; k < D.length; k++) (q += D[k] * GDA[k]), (m += Math.abs(D[k] * GDA[k]));
+        assert.ok(Math.abs(v[17 + i] - q) <= 1e-5 * (m + 1e-30), `kronQuadraticManyTo[${i}]: ${v[17 + i]} vs ${q}`);
+      });
       sizes.forEach((_, i) => {
         const want = sq(xs[i].toArray());
         assert.ok(Math.abs(v[i] - want) <= 1e-12 * (want + 1), `sumSquaresTo[${i}]`);

@@ -3,8 +3,9 @@
  * lib/kfac/step-record.ts): a K-FAC step leaves its reductions and its trust-ratio clip's outcome
  * in a record tensor and reads it once.
  *  - On the CPU they reproduce, bit for bit, what the preconditioner computed on the host before
- *    (sumSquaresMany and the host's trust-ratio formulas with ops.scale / clipNewtonStep, ported
- *    here as the reference), so CPU runs did not move.
+ *    (sumSquaresMany, dotMany and the host's trust-ratio formulas with ops.scale / clipNewtonStep,
+ *    ported here as the reference), and the record carries every float64 exactly, so CPU runs did
+ *    not move.
  *  - On the emulated cuda device (the bodies of native/cuda/record_body.h) they match a float64
  *    reference, write their outcome without a download, and a step with NaN or Inf is left as it
  *    was and reported.
@@ -80,7 +81,7 @@ function inputs(seed: number): { params: Float32Array[]; steps: Float32Array[] }
 describe('the step record on the CPU', () => {
   for (const mode of ['per-tensor', 'global'] as const)
     for (const k of [1e-3, 0.05, 3, 1e4])
-      it(`trustClip (${mode}, k = ${k}): the host formulas' steps bit for bit, their telemetry to 48 bits`, () => {
+      it(`trustClip (${mode}, k = ${k}): the host formulas' steps and telemetry bit for bit`, () => {
         const { params, steps } = inputs(7);
         const P = params.map((p, i) => Tensor.from(p, [SIZES[i]!]));
         const want = steps.map((s, i) => Tensor.from(s, [SIZES[i]!]));
@@ -91,10 +92,9 @@ describe('the step record on the CPU', () => {
         const { at } = rec.trustClip(got, P, k, FLOOR, mode === 'per-tensor');
         const v = rec.read();
         got.forEach((g, i) => expect(g.toArray(), `step ${i}`).toEqual(want[i]!.toArray()));
-        const close = (a: number, b: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(2 ** -46 * Math.abs(b));
-        close(v[at]!, ref.norm);
-        close(v[at + 1]!, ref.scale);
-        close(v[at + 2]!, ref.threshold);
+        expect(v[at]).toBe(ref.norm);
+        expect(v[at + 1]).toBe(ref.scale);
+        expect(v[at + 2]).toBe(ref.threshold);
         expect(v[at + 3]).toBe(ref.clipped ? 1 : 0);
         expect(v[at + 4]).toBe(0);
         if (k === 1e-3) expect(ref.clipped).toBe(true);
@@ -118,7 +118,7 @@ describe('the step record on the CPU', () => {
     }
   });
 
-  it('sums: sumSquaresMany to 48 bits, and the flag (1: all finite, 0: not)', () => {
+  it('sums and dots: sumSquaresMany and dotMany bit for bit, and the flag (1: all finite, 0: not)', () => {
     const xs = [0, 3, 1000, 17].map((n, i) => Tensor.from(randomF32(n, 30 + i).map((v) => v * 1e3), [n]));
     const rec = new StepRecord();
     rec.begin(xs[0]!, 12);
@@ -126,14 +126,17 @@ describe('the step record on the CPU', () => {
     const bad = Tensor.from(new Float32Array([1, Infinity, 2]), [3]);
     const b = rec.sums([xs[1]!, bad], true);
     const c = rec.sums([xs[2]!]);
+    const d = rec.dots(xs, xs.map((x) => Tensor.from(randomF32(x.size, 99), x.shape)));
     const v = rec.read();
     const want = ops.sumSquaresMany(xs);
-    want.forEach((w, i) => expect(Math.abs(v[a.at + i]! - w)).toBeLessThanOrEqual(2 ** -46 * w));
+    want.forEach((w, i) => expect(v[a.at + i]).toBe(w));
     expect(v[a.flag]).toBe(1);
     expect(v[b.flag]).toBe(0);
     expect(v[b.at + 1]).toBe(Infinity);
     expect(c.flag).toBe(-1);
-    expect(Math.abs(v[c.at]! - want[2]!)).toBeLessThanOrEqual(2 ** -46 * want[2]!);
+    expect(v[c.at]).toBe(want[2]);
+    const ys = xs.map((x) => Tensor.from(randomF32(x.size, 99), x.shape));
+    expect(Array.from(v.subarray(d, d + xs.length))).toEqual(ops.dotMany(xs, ys));
     rec.dispose();
   });
 
