@@ -297,6 +297,14 @@ const MUTATIONS = [
     tests: ['test/kfac/kfac-step-record.test.ts'],
   },
   {
+    id: 'record-term-sums',
+    what: "the device sum of a curvature term's rows skips its first row",
+    file: 'native/cuda/quadratic_body.h',
+    from: 'for (int64_t r = first[t]; r < first[t + 1]; ++r) s += rows[r];',
+    to: 'for (int64_t r = first[t] + 1; r < first[t + 1]; ++r) s += rows[r];',
+    tests: ['test/kfac/kfac-step-record.test.ts'],
+  },
+  {
     id: 'loss-ignore-index',
     what: 'cross-entropy averages over ignored (-100) targets too',
     file: 'native/cpu/nn_loss.cpp',

@@ -14,6 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, ops, ShapeError, Tensor } from '../../lib/index.js';
 import { clipNewtonStep } from '../../lib/kfac/clip.js';
+import { kroneckerQuadraticMany } from '../../lib/kfac/precondition.js';
 import { StepRecord } from '../../lib/kfac/step-record.js';
 import { native } from '../../lib/native/loader.js';
 import { emulationPossible } from '../support/emulation.js';
@@ -208,6 +209,40 @@ describe.skipIf(!emulationPossible())('the step record on the emulated cuda devi
         rec.dispose();
       }
     });
+
+  it('dots and kroneckerQuadratics (adaptive damping\'s probe): the CPU numbers, written without a download', () => {
+    const sizes = [0, 9, 16384 + 5];
+    const xs = sizes.map((n, i) => randomF32(n, 80 + i));
+    const ys = sizes.map((n, i) => randomF32(n, 90 + i));
+    const terms = [
+      [5, 3, true],
+      [4, 6, false],
+      [7, 2, true],
+    ].map(([dout, din, bias], i) => {
+      const Da = (din as number) + (bias ? 1 : 0);
+      const spd = (n: number, seed: number) => {
+        const r = randomF32(n * n, seed);
+        const a = new Float32Array(n * n);
+        for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) for (let k = 0; k < n; k++) a[p * n + q] += r[p * n + k]! * r[q * n + k]!;
+        return Tensor.from(a, [n, n]);
+      };
+      return { dW: Tensor.from(randomF32((dout as number) * (din as number), 100 + i), [dout as number, din as number]), db: bias ? Tensor.from(randomF32(dout as number, 110 + i), [dout as number]) : null, A: spd(Da, 120 + i), G: spd(dout as number, 130 + i) };
+    });
+    const cpuDots = ops.dotMany(xs.map((x) => Tensor.from(x, [x.length])), ys.map((y) => Tensor.from(y, [y.length])));
+    const cpuCurv = kroneckerQuadraticMany(terms);
+    const on = (t: Tensor | null) => (t ? t.to('cuda') : null);
+    const rec = new StepRecord();
+    rec.begin(Tensor.zeros([1]).to('cuda'), 8);
+    const before = native()._loopbackTransfers().downloads;
+    const d = rec.dots(xs.map((x) => Tensor.from(x, [x.length]).to('cuda')), ys.map((y) => Tensor.from(y, [y.length]).to('cuda')));
+    const q = rec.kroneckerQuadratics(terms.map((t) => ({ dW: on(t.dW)!, db: on(t.db), A: on(t.A)!, G: on(t.G)! })));
+    expect(native()._loopbackTransfers().downloads).toBe(before);
+    const v = rec.read();
+    cpuDots.forEach((w, i) => expect(Math.abs(v[d + i]! - w), `dot ${i}`).toBeLessThanOrEqual(1e-12 * (Math.abs(w) + 1)));
+    // the device sums each term's rows in the order the host added them: the same float64 number
+    cpuCurv.forEach((w, i) => expect(v[q + i], `curvature ${i}`).toBe(w));
+    rec.dispose();
+  });
 
   it('trustClip with Inf in a step: nothing scaled, reported', () => {
     const { params, steps } = inputs(5);
