@@ -115,8 +115,9 @@ export class StepRecord {
     kfacNative().copyRangeIf(handleOf(src, 'src'), srcAt, handleOf(dst, 'dst'), dstAt, count, this.tensor.handle, slot);
   }
 
-  /** Every value written this step: one download (the step's one wait for the device). */
+  /** Every value written this step: one download (the step's one wait for the device); none when nothing was written. */
   read(): Float64Array {
+    if (this.#used === 0) return new Float64Array(0);
     const t = this.tensor;
     const host = t.device === 'cpu' ? t : t.to('cpu');
     try {

@@ -229,13 +229,14 @@ void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vector
     DeviceBuffer W(size_t(B) * nn * sizeof(float));
     copy_device(W.as<float>(), a.f32(), a.nbytes());
     if (n <= 32) {
-      syevjInfo_t params = nullptr;
-      check(cusolverDnCreateSyevjInfo(&params), "cusolverDnCreateSyevjInfo");
-      struct Guard {
-        syevjInfo_t p;
-        ~Guard() { cusolverDnDestroySyevjInfo(p); }
-      } guard{params};
-      check(cusolverDnXsyevjSetSortEig(params, 1), "cusolverDnXsyevjSetSortEig");
+      // the solver's settings (sorted values), made once: the launch below is not waited for, so
+      // they must outlive it
+      static const syevjInfo_t params = [] {
+        syevjInfo_t p = nullptr;
+        check(cusolverDnCreateSyevjInfo(&p), "cusolverDnCreateSyevjInfo");
+        check(cusolverDnXsyevjSetSortEig(p, 1), "cusolverDnXsyevjSetSortEig");
+        return p;
+      }();
       int lwork = 0;
       check(cusolverDnSsyevjBatched_bufferSize(c.solver(), CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_LOWER, int(n),
                                                W.as<float>(), int(n), values.f32(), &lwork, params, int(B)),

@@ -223,7 +223,12 @@ describe.skipIf(!emulationPossible())('the step record on the emulated cuda devi
       const spd = (n: number, seed: number) => {
         const r = randomF32(n * n, seed);
         const a = new Float32Array(n * n);
-        for (let p = 0; p < n; p++) for (let q = 0; q < n; q++) for (let k = 0; k < n; k++) a[p * n + q] += r[p * n + k]! * r[q * n + k]!;
+        for (let p = 0; p < n; p++)
+          for (let q = 0; q < n; q++) {
+            let v = 0;
+            for (let k = 0; k < n; k++) v += r[p * n + k]! * r[q * n + k]!;
+            a[p * n + q] = v;
+          }
         return Tensor.from(a, [n, n]);
       };
       return { dW: Tensor.from(randomF32((dout as number) * (din as number), 100 + i), [dout as number, din as number]), db: bias ? Tensor.from(randomF32(dout as number, 110 + i), [dout as number]) : null, A: spd(Da, 120 + i), G: spd(dout as number, 130 + i) };
