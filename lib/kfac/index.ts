@@ -20,6 +20,8 @@ export type { AdaptiveTrustOptions, KfacMethod, ResolvedAdaptiveTrust, ResolvedN
 export { EigenBlock, InverseBlock, LayerBlock } from './blocks.js';
 export { EkfacBlock } from './ekfac-block.js';
 export { KFactor } from './kfactor.js';
+export { StepRecord, TRUST_CLIP_SLOTS } from './step-record.js';
+export type { TrustClipAt } from './step-record.js';
 export { stateLike } from './state.js';
 export { KFAC } from './kfac-optimizer.js';
 export type { KfacOptions } from './kfac-optimizer.js';
