@@ -71,6 +71,7 @@ export interface TrainStepReport {
   params: number;
   trainable: number;
   stepMs: { median: number; mean: number; min: number };
+  /** Tokens over the mean step time: K-FAC's refresh (every `inverseEvery` steps, one among the timed steps) amortized, as a run pays it. */
   tokensPerSecond: number;
   /** Bytes: the device allocator's peak (cuda) or the host allocator's (cpu), since the process started. */
   peakMemoryBytes: number | null;
@@ -290,7 +291,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       params: model.parameters().reduce((n, p) => n + p.tensor.size, 0),
       trainable: model.trainableParameters().reduce((n, p) => n + p.tensor.size, 0),
       stepMs: { median: median(main.ms), mean: stepMean, min: Math.min(...main.ms) },
-      tokensPerSecond: (B * T * 1000) / median(main.ms),
+      tokensPerSecond: (B * T * 1000) / stepMean,
       peakMemoryBytes: peakMem,
       deviceCache: main.cache,
       hostSyncsPerStep: main.syncsPerStep === null ? null : { run: main.syncsPerStep, adamw: adamwSyncs },
@@ -320,7 +321,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
           await peer.call({ op: 'steps', n: o.warmup });
           const rep = await peer.call({ op: 'steps', n: o.steps });
           if (rep?.['ok'] === true) {
-            const ms = median(rep['ms'] as number[]);
+            const ms = mean(rep['ms'] as number[]); // as ours: the mean step
             report.peer = {
               name: `PyTorch ${String(init['torch'])} + transformers ${String(init['transformers'])} + PEFT ${String(init['peft'])}`,
               optimizer: String(init['optimizer'] ?? o.optimizer),
