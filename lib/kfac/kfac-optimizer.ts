@@ -79,6 +79,8 @@ export class KFAC {
   #buffers: { before: Tensor[]; raw: Tensor[]; delta: Tensor[] } | null = null;
   /** The probe's numbers, written where the tensors live and read once. */
   readonly #probeRecord = new StepRecord();
+  /** The untracked parameters' trust bound's norms, likewise. */
+  readonly #untrackedRecord = new StepRecord();
   readonly #trust: TrustReference;
   readonly adaptiveTrust: ResolvedAdaptiveTrust | null;
   /** The multiplier m of κ (adaptive step length). */
@@ -305,9 +307,18 @@ export class KFAC {
     adamw.params.forEach((p, i) => ops.copy(p.tensor, this.#extraPrev[i]!));
     adamw.step();
     // the same rule as the K-FAC tensors: ‖δ_i‖ ≤ (η/η̄)·κ·√n_i·max(rms θ_i, rms θ_tracked, θ_min)
-    // One reduction for ‖θ_tracked‖² and every ‖θ_old,i‖², one for every ‖δ_i‖² (two host synchronisations).
+    // One reduction for ‖θ_tracked‖² and every ‖θ_old,i‖², one for every ‖δ_i‖², both into a
+    // record read once (one host synchronisation).
     const weights = this.preconditioner.blocks.map((b) => b.layer.weight.tensor);
-    const before = ops.sumSquaresMany([...weights, ...this.#extraPrev]);
+    const params = adamw.params;
+    const rec = this.#untrackedRecord;
+    rec.begin(weights[0] ?? params[0]!.tensor, weights.length + 2 * this.#extraPrev.length);
+    const beforeAt = rec.sums([...weights, ...this.#extraPrev]).at;
+    params.forEach((p, i) => ops.axpy(-1, p.tensor, this.#extraPrev[i]!)); // prev ← θ_old − θ_new = −δ
+    const deltaAt = rec.sums(this.#extraPrev.slice(0, params.length)).at;
+    const v = rec.read();
+    const before = Array.from(v.subarray(beforeAt, beforeAt + weights.length + this.#extraPrev.length));
+    const deltaSq = Array.from(v.subarray(deltaAt, deltaAt + params.length));
     let sq = 0;
     let n = 0;
     weights.forEach((w, i) => {
@@ -315,9 +326,6 @@ export class KFAC {
       n += w.size;
     });
     const rmsAll = Math.max(Math.sqrt(sq / Math.max(1, n)), TRUST_FLOOR_RMS);
-    const params = adamw.params;
-    params.forEach((p, i) => ops.axpy(-1, p.tensor, this.#extraPrev[i]!)); // prev ← θ_old − θ_new = −δ
-    const deltaSq = ops.sumSquaresMany(this.#extraPrev.slice(0, params.length));
     params.forEach((p, i) => {
       const prev = this.#extraPrev[i]!;
       const ni = p.tensor.size;
@@ -404,6 +412,7 @@ export class KFAC {
   dispose(): void {
     this.#dropProbe();
     this.#probeRecord.dispose();
+    this.#untrackedRecord.dispose();
     this.preconditioner.dispose();
     this.sgd.dispose();
     this.adamw?.dispose();

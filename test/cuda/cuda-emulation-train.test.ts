@@ -84,10 +84,10 @@ describe.skipIf(!emulationPossible())('training under the CUDA emulation', () =>
     // per-row losses down. K-FAC's step record (docs/KFAC.md#one-read-per-step): up, the pointer
     // tables of its two sums (the captured statistics, the gradients) and of the trust-ratio clip
     // with its tensors' sizes; down, the record once (twice on step 3, a refresh: once before the
-    // decompositions). The untracked AdamW update's two norms (sumSquaresMany) each upload a table
-    // and download their sums. Nothing else crosses.
+    // decompositions). The untracked AdamW update's trust bound: its two sums each upload a table,
+    // into a record downloaded once. Nothing else crosses.
     const B = 2, T = 12;
-    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 2 * (3 + 4 + 2), downloads: 2 * (1 + 1 + 2) + 1 });
+    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 2 * (3 + 4 + 2), downloads: 2 * (1 + 1 + 1) + 1 });
     expect(e.crossings.uploadBytes).toBeGreaterThan(2 * 3 * B * T * 4);
   });
 
@@ -113,7 +113,7 @@ describe.skipIf(!emulationPossible())('training under the CUDA emulation', () =>
     expect(fromEigen).toBeGreaterThan(2e-2); // the second moments changed the steps
     // as K-FAC's above (steps 2–4, step 3 a refresh); the small factors' batched solve and its
     // guarded copies move nothing
-    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 3 * (3 + 4 + 2), downloads: 3 * (1 + 1 + 2) + 1 });
+    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 3 * (3 + 4 + 2), downloads: 3 * (1 + 1 + 1) + 1 });
     native()._cpuLoopback();
     try {
       const l = run('cuda', 4, 'ekfac');

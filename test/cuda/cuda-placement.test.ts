@@ -5,7 +5,7 @@
  * kernels, nn kernels included, registered under the cuda id), so both runs compute the same
  * float32 operations in the same order and their losses and adapter weights must be identical,
  * bit for bit. The loopback counts host↔device copies: after the first step (which allocates
- * the state) each step uploads its attention mask and downloads K-FAC's step record, and every state tensor (factors, eigenbases, Newton step,
+ * the state) each step uploads its attention mask and downloads K-FAC's two records, and every state tensor (factors, eigenbases, Newton step,
  * SGD momentum, AdamW moments) and every parameter and gradient lives on 'cuda'.
  * On a real GPU every nn op has a cuda kernel: there the device's forward loss must equal the CPU's
  * to float32 summation-order differences.
@@ -101,10 +101,11 @@ function sameStep(make: () => Model, vocab: number, steps: number) {
   expect(Object.keys(cpu.adapters).length).toBeGreaterThan(0);
   for (const k of Object.keys(cpu.adapters)) expect(dev.adapters[k], k).toEqual(cpu.adapters[k]);
   // after the first step: exactly one upload per step, the [B, T] attention mask (the input),
-  // and one download, K-FAC's step record (the loss and the other numbers are scalar results of
-  // ops); a refresh step (inverseEvery 2: steps counted from 0) reads the record once more
+  // and two downloads, K-FAC's step record and the record of the untracked (AdamW) update's trust
+  // bound (the loss and the other numbers are scalar results of ops); a refresh step
+  // (inverseEvery 2: steps counted from 0) reads the step record once more
   const refreshes = Array.from({ length: steps - 1 }, (_, i) => i + 1).filter((s) => s % 2 === 0).length;
-  expect(dev.laterTransfers).toEqual({ uploads: steps - 1, downloads: steps - 1 + refreshes, uploadBytes: (steps - 1) * 2 * 12 * 4 });
+  expect(dev.laterTransfers).toEqual({ uploads: steps - 1, downloads: 2 * (steps - 1) + refreshes, uploadBytes: (steps - 1) * 2 * 12 * 4 });
   return { cpu, dev };
 }
 
@@ -121,7 +122,7 @@ describe.skipIf(gpu.ok)('one code path for both devices (CPU loopback as the sec
     for (const p of m.parameters()) expect(p.tensor.toArray(), p.name).toEqual(before[p.name]);
   });
 
-  test('tiny LLaMA: K-FAC + LoRA steps give identical losses and adapters on cpu and cuda, with one download per step (the step record)', () => {
+  test('tiny LLaMA: K-FAC + LoRA steps give identical losses and adapters on cpu and cuda, with two downloads per step (the records)', () => {
     sameStep(tiny, 32, 4);
   });
 
