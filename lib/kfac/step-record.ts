@@ -7,6 +7,7 @@
  * factors reads its guard slot on the device (`emaCommit`), so statistics with NaN or Inf are
  * never folded in, and the step refuses them after the read.
  */
+import { InvalidArgumentError } from '../errors.js';
 import { handleOf, type Tensor } from '../tensor/tensor.js';
 import { kfacNative } from './native.js';
 import type { KroneckerTerm } from './precondition.js';
@@ -35,13 +36,13 @@ export class StepRecord {
   }
 
   get tensor(): Tensor {
-    if (!this.#t) throw new Error('StepRecord: begin() first');
+    if (!this.#t) throw new InvalidArgumentError('record: begin() comes before the record is written or read', { argument: 'record' });
     return this.#t;
   }
 
   #take(n: number): number {
     const at = this.#used;
-    if (2 * (at + n) > this.tensor.size) throw new Error(`StepRecord: ${at + n} slots asked of ${this.tensor.size / 2}`);
+    if (2 * (at + n) > this.tensor.size) throw new InvalidArgumentError(`record: ${at + n} value slots written, more than the ${this.tensor.size / 2} begin() made room for`, { argument: 'record' });
     this.#used += n;
     return at;
   }

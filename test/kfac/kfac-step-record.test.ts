@@ -173,7 +173,10 @@ describe('the step record on the CPU', () => {
     expect(() => n.sumSquaresTo([a.handle], rec.tensor.handle, 0, 0)).toThrow(/flag/);
     expect(() => n.emaCommit(a.handle, b.handle, 0.5, rec.tensor.handle, 0)).toThrow(ShapeError);
     expect(() => n.emaCommit(a.handle, Tensor.zeros([4]).handle, 1.5, rec.tensor.handle, 0)).toThrow(/beta/);
+    // the record's own checks: room for what is written, begin() first
+    expect(() => rec.sums(Array.from({ length: 40 }, () => a))).toThrow(InvalidArgumentError);
     rec.dispose();
+    expect(() => new StepRecord().sums([a])).toThrow(/begin\(\) comes before/);
   });
 });
 
