@@ -92,3 +92,42 @@ describe('K-FAC with a non-finite row at a capture', () => {
         clean.opt.dispose();
       });
 });
+
+// A Newton step with NaN or Inf (here from a non-finite gradient; the captured statistics are
+// finite): the clip finds it — the trust ratio in the step record, on the device where the tensors
+// live, or the host's norm without a clip — and the step is refused naming the layer before the
+// write-back, so the weights, the momentum and the gradients are as they were.
+describe('K-FAC with a non-finite Newton step', () => {
+  const [din, dout, R] = [4, 3, 6];
+  const clips = [
+    ['the default clip (per-tensor trust ratio)', {}],
+    ['the global trust ratio', { newtonClip: { mode: 'global', trustRatio: 0.01 } }],
+    ['no clip', { newtonClip: null }],
+  ] as const;
+  for (const [what, over] of clips)
+    it(`${what}: a NotFiniteError naming the layer's step; weights, momentum and gradients untouched`, () => {
+      const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
+      const opt = new KFAC([layer], [], { inverseEvery: 3, ...over });
+      const feed = (seed: number, poison: boolean) => {
+        layer.setInput(Tensor.from(randomF32(R * din, seed), [R, din]));
+        layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
+        const gw = randomF32(dout * din, seed + 2);
+        if (poison) gw[7] = NaN;
+        layer.setGrads(gw, randomF32(dout, seed + 3));
+      };
+      for (let s = 0; s < 2; s++) {
+        feed(10 + 4 * s, false);
+        opt.step({ batchSize: R });
+      }
+      feed(100, true);
+      const W = layer.weight.tensor.toArray();
+      const g = Array.from(layer.weight.grad!.toArray()).map(String);
+      const momentum = opt.sgd.stateDict().tensors['fc.weight/momentum_buffer']!.toArray();
+      expect(() => opt.step({ batchSize: R })).toThrow(NotFiniteError);
+      expect(() => opt.step({ batchSize: R })).toThrow(/the Newton step of fc is not finite/);
+      expect(layer.weight.tensor.toArray()).toEqual(W);
+      expect(Array.from(layer.weight.grad!.toArray()).map(String)).toEqual(g);
+      expect(opt.sgd.stateDict().tensors['fc.weight/momentum_buffer']!.toArray()).toEqual(momentum);
+      opt.dispose();
+    });
+});
