@@ -70,6 +70,7 @@ export class EkfacBlock extends EigenBlock {
   }
 
   override commitRows(beta: number, guard?: { record: StepRecord; slot: number }): void {
+    this.#beforeCommit = undefined; // an uncommit undoes this step's commit only
     if (this.#pending === 0) return;
     if (guard) guard.record.emaCommit(this.S, this.#acc, beta, guard.slot);
     else {

@@ -72,6 +72,7 @@ export class KFactor {
    * is 0; the step then calls `uncommit()` after reading the record.
    */
   commit(beta: number, guard?: { record: StepRecord; slot: number }): void {
+    this.#beforeCommit = undefined; // an uncommit undoes this step's commit only
     if (this.pendingCaptures === 0) return;
     const acc = this.#acc as Tensor;
     if (guard) guard.record.emaCommit(this.ema, acc, beta, guard.slot);
