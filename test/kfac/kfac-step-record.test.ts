@@ -168,6 +168,12 @@ describe('the step record on the CPU', () => {
     const n = native();
     expect(() => n.trustClip([a.handle], [b.handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(ShapeError);
     expect(() => n.trustClip([a.handle], [a.handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(/params\[0\]: expected memory separate from steps\[0\]/);
+    // a weight that is another step's memory, anywhere in the lists
+    const s3 = [Tensor.zeros([4]), Tensor.zeros([4]), Tensor.zeros([4])];
+    const p3 = [Tensor.zeros([4]), s3[2]!, Tensor.zeros([4])];
+    expect(() => n.trustClip(s3.map((t) => t.handle), p3.map((t) => t.handle), { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(
+      /params\[1\]: expected memory separate from steps\[2\]/,
+    );
     expect(() => n.trustClip([a.handle], [Tensor.zeros([4]).handle], { k: 0, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(InvalidArgumentError);
     expect(() => n.trustClip([a.handle], [Tensor.zeros([4]).handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 100)).toThrow(/offset/);
     expect(() => n.sumSquaresTo([a.handle], rec.tensor.handle, 0, 0)).toThrow(/flag/);
