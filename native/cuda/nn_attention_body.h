@@ -113,6 +113,24 @@ KFAC_HD void attn_load(float* sX, int64_t sld, const T* src, int64_t ld, int64_t
   }
 }
 
+// sX ← bf16 rows as they are (the tensor-core bodies' operands): the bf16 overload of attn_load.
+KFAC_HD void attn_load(hd::bf16* sX, int64_t sld, const hd::bf16* src, int64_t ld, int64_t n, int rows, int64_t D,
+                       const hd::Idx& i) {
+  for (int64_t e = i.thread; e < rows * D; e += i.threads) {
+    const int64_t r = e / D, c = e % D;
+    sX[r * sld + c].bits = r < n ? src[r * ld + c].bits : uint16_t(0);
+  }
+}
+
+// The key tile from key j0 of batch b, KV head g: its kb rows of K and V into sK, sV (rows of sld,
+// kAttnBK rows, zeros after kb). Every pass of both bodies loads its keys through here.
+template <class S, class T>
+KFAC_HD void attn_load_kv(const AttnParamsT<T>& p, int64_t b, int64_t g, int64_t j0, int64_t kb, S* sK, S* sV,
+                          int64_t sld, const hd::Idx& i) {
+  attn_load(sK, sld, p.k + attn_krow(p, b, j0, g), p.Hkv * p.D, kb, kAttnBK, p.D, i);
+  attn_load(sV, sld, p.v + attn_krow(p, b, j0, g), p.Hkv * p.D, kb, kAttnBK, p.D, i);
+}
+
 // S[r][j] = scale·⟨A_r, K_j⟩ where query i0 + r sees key j0 + j, else −inf; with sP also
 // dP[r][j] = ⟨G_r, V_j⟩ (0 where not seen).
 KFAC_HD void attn_scores(const AttnParams& p, int64_t b, int64_t h, int64_t i0, int64_t m, int64_t j0, const float* sA,
@@ -302,12 +320,7 @@ struct AttnForward {
     const int64_t j0 = int64_t((ph - 1) / 4) * kAttnBK;
     if (j0 >= tl.nk) return;  // a causal tile that needs fewer keys
     switch ((ph - 1) % 4) {
-      case 0: {
-        const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
-        attn_load(sK, L, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        attn_load(sV, L, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        break;
-      }
+      case 0: attn_load_kv(p, tl.b, tl.g, j0, attn_min(kAttnBK, tl.nk - j0), sK, sV, L, i); break;
       case 1: attn_scores(p, tl.b, tl.h, tl.i0, tl.m, j0, sQ, sK, sS, nullptr, nullptr, nullptr, i); break;
       case 2:  // online softmax, one thread per row
         for (int r = i.thread; r < kAttnBQ; r += i.threads) {
@@ -358,12 +371,7 @@ struct AttnDq {
     const int64_t j0 = at.j0;
     if (j0 >= tl.nk) return;
     switch (at.q % 4) {
-      case 0: {
-        const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
-        attn_load(sK, L, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        attn_load(sV, L, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        break;
-      }
+      case 0: attn_load_kv(p, tl.b, tl.g, j0, attn_min(kAttnBK, tl.nk - j0), sK, sV, L, i); break;
       case 1: attn_scores(p, tl.b, tl.h, tl.i0, tl.m, j0, sQ, sK, sS, sG, sV, sP, i); break;
       case 2:
         if (!pre) {
@@ -412,8 +420,7 @@ struct AttnDkv {
     float *sG = sQ + kAttnBQ * D, *sS = sG + kAttnBQ * D, *sP = sS + kAttnBQ * kAttnBK, *sLse = sP + kAttnBQ * kAttnBK;
     float* sDr = sLse + kAttnBQ;
     if (ph == 0) {
-      attn_load(sK, L, p.k + attn_krow(p, b, j0, g), p.Hkv * D, kb, kAttnBK, D, i);
-      attn_load(sV, L, p.v + attn_krow(p, b, j0, g), p.Hkv * D, kb, kAttnBK, D, i);
+      attn_load_kv(p, b, g, j0, kb, sK, sV, L, i);
       for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) sdK[e] = 0.f, sdV[e] = 0.f;
       return;
     }

@@ -55,15 +55,6 @@ int64_t attn_tc_bytes(int64_t D) {
   return n;
 }
 
-// dst[r·ld + c] ← src[r·lds + c] (bf16 bits) for r < n, 0 for n ≤ r < rows; c < D.
-KFAC_HD void attn_tc_load(hd::bf16* dst, int ld, const hd::bf16* src, int64_t lds, int64_t n, int rows, int64_t D,
-                          const hd::Idx& i) {
-  for (int64_t e = i.thread; e < rows * D; e += i.threads) {
-    const int64_t r = e / D, c = e % D;
-    dst[r * ld + c].bits = r < n ? src[r * lds + c].bits : uint16_t(0);
-  }
-}
-
 // C[rows × cols] (+)= A·B by 16×16 tiles over the block's warps (each warp its tiles, in order).
 template <bool TransA, bool TransB>
 KFAC_HD void attn_tc_gemm(float* C, int ldc, const hd::bf16* A, int lda, const hd::bf16* B, int ldb, int rows,
@@ -113,7 +104,7 @@ struct AttnForwardTc {
     const int lh = attn_tc_ldh(D), lo = attn_tc_ldo(D);
     const Sh sh(shared, D);
     if (ph == 0) {
-      attn_tc_load(sh.q, lh, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
+      attn_load(sh.q, lh, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
       for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) sh.o[(e / D) * lo + e % D] = 0.f;
       for (int r = i.thread; r < kAttnBQ; r += i.threads) sh.m[r] = -attn_inf(), sh.l[r] = 0.f;
       return;
@@ -122,12 +113,7 @@ struct AttnForwardTc {
     const int64_t j0 = int64_t((ph - 1) / 4) * kAttnBK;
     if (j0 >= tl.nk) return;  // a causal tile that needs fewer keys
     switch ((ph - 1) % 4) {
-      case 0: {
-        const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
-        attn_tc_load(sh.k, lh, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        attn_tc_load(sh.v, lh, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        break;
-      }
+      case 0: attn_load_kv(p, tl.b, tl.g, j0, attn_min(kAttnBK, tl.nk - j0), sh.k, sh.v, lh, i); break;
       case 1: attn_tc_gemm<false, true>(sh.s, kAttnTcLdS, sh.q, lh, sh.k, lh, kAttnBQ, kAttnBK, int(D), false, i); break;
       case 2:  // online softmax, one thread per row; O's row rescaled by alpha here
         for (int r = i.thread; r < kAttnBQ; r += i.threads) {
@@ -173,8 +159,8 @@ struct AttnDqTc {
     const int lh = attn_tc_ldh(D), lo = attn_tc_ldo(D);
     const Sh sh(shared, D);
     if (ph == 0) {
-      attn_tc_load(sh.q, lh, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
-      attn_tc_load(sh.g, lh, p.dout + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
+      attn_load(sh.q, lh, p.q + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
+      attn_load(sh.g, lh, p.dout + attn_qrow(p, tl.b, tl.i0, tl.h), p.H * D, tl.m, kAttnBQ, D, i);
       for (int64_t e = i.thread; e < kAttnBQ * D; e += i.threads) sh.dq[(e / D) * lo + e % D] = 0.f;
       attn_dq_rows(p, tl, sh.lse, sh.dr, i);
       return;
@@ -185,12 +171,7 @@ struct AttnDqTc {
     const int64_t j0 = at.j0;
     if (j0 >= tl.nk) return;
     switch (at.q % 4) {
-      case 0: {
-        const int64_t kb = attn_min(kAttnBK, tl.nk - j0);
-        attn_tc_load(sh.k, lh, p.k + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        attn_tc_load(sh.v, lh, p.v + attn_krow(p, tl.b, j0, tl.g), p.Hkv * D, kb, kAttnBK, D, i);
-        break;
-      }
+      case 0: attn_load_kv(p, tl.b, tl.g, j0, attn_min(kAttnBK, tl.nk - j0), sh.k, sh.v, lh, i); break;
       case 1:
         attn_tc_gemm<false, true>(sh.s, kAttnTcLdS, sh.q, lh, sh.k, lh, kAttnBQ, kAttnBK, int(D), false, i);
         attn_tc_gemm<false, true>(sh.dp, kAttnTcLdS, sh.g, lh, sh.v, lh, kAttnBQ, kAttnBK, int(D), false, i);
@@ -253,8 +234,7 @@ struct AttnDkvTc {
     const int64_t kb = attn_max(0, attn_min(kAttnBK, p.Tk - j0)), rows = attn_min(kAttnBK, p.Tcap - j0);
     const Sh sh(shared, D);
     if (ph == 0) {
-      attn_tc_load(sh.k, lh, p.k + attn_krow(p, b, j0, g), p.Hkv * D, kb, kAttnBK, D, i);
-      attn_tc_load(sh.v, lh, p.v + attn_krow(p, b, j0, g), p.Hkv * D, kb, kAttnBK, D, i);
+      attn_load_kv(p, b, g, j0, kb, sh.k, sh.v, lh, i);
       for (int64_t e = i.thread; e < kAttnBK * D; e += i.threads) sh.dk[(e / D) * lo + e % D] = 0.f, sh.dv[(e / D) * lo + e % D] = 0.f;
       return;
     }
@@ -264,8 +244,8 @@ struct AttnDkvTc {
     if (kb == 0 || (p.causal && i0 + m - 1 + (p.Tk - p.Tq) < j0)) return;  // as the CUDA-core body
     switch ((ph - 1) % 4) {
       case 0:
-        attn_tc_load(sh.q, lh, p.q + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
-        attn_tc_load(sh.g, lh, p.dout + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
+        attn_load(sh.q, lh, p.q + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
+        attn_load(sh.g, lh, p.dout + attn_qrow(p, b, i0, h), p.H * D, m, kAttnBQ, D, i);
         attn_dkv_rows(p, b, h, i0, m, sh.lse, sh.dr, i);
         break;
       case 1:
