@@ -4,6 +4,7 @@
  */
 export { Tensor } from './tensor/tensor.js';
 export type { DType, Device, NestedArray, RandnOptions, RandOptions } from './tensor/tensor.js';
+export { DeviceValue } from './tensor/device-value.js';
 export * as linalg from './linalg/index.js';
 export * as kfac from './kfac/index.js';
 export * as ops from './ops/index.js';

@@ -130,10 +130,11 @@ const targets = {
   '3B K-FAC+NSC step ≤ 1.15× AdamW': trainStep['llama-3b']?.kfacOverAdamw === undefined ? null : { ratio: trainStep['llama-3b'].kfacOverAdamw, met: trainStep['llama-3b'].kfacOverAdamw <= 1.15 },
   '3B GEMMs ≥ 40% of the bf16 peak': trainStep['llama-3b']?.gemmTflops == null || trainStep['llama-3b']?.peakBf16Tflops == null ? null : { ofPeak: trainStep['llama-3b'].gemmTflops / trainStep['llama-3b'].peakBf16Tflops, met: trainStep['llama-3b'].gemmTflops / trainStep['llama-3b'].peakBf16Tflops >= 0.4 },
   '3B tokens/s ≥ PyTorch + PEFT': trainStep['llama-3b']?.peer == null ? null : { ours: trainStep['llama-3b'].tokensPerSecond, torch: trainStep['llama-3b'].peer.tokensPerSecond, met: trainStep['llama-3b'].tokensPerSecond >= trainStep['llama-3b'].peer.tokensPerSecond },
-  // reported, not a target: counted in the code, a step without a refresh waits 3 times with
-  // K-FAC (the loss, the step record, the bench's own wait) and 2 with AdamW; the mean over the
-  // ten timed steps adds the one refresh's reads (docs/KFAC.md#one-read-per-step)
-  'host waits per step (expected: K-FAC 3 plus the refresh share, AdamW 2)': Object.fromEntries(Object.entries(trainStep).map(([k, r]) => [k, r?.hostSyncsPerStep ?? null])),
+  // reported, not a target: counted in the code, a step without a refresh waits 2 times with
+  // K-FAC (the step record, the loss in it; the bench's own wait) and 2 with AdamW (the loss,
+  // the bench's wait); the mean over the ten timed steps adds the one refresh's reads
+  // (docs/KFAC.md#one-read-per-step)
+  'host waits per step (expected: K-FAC 2 plus the refresh share, AdamW 2)': Object.fromEntries(Object.entries(trainStep).map(([k, r]) => [k, r?.hostSyncsPerStep ?? null])),
 };
 console.log(JSON.stringify({
   when: new Date().toISOString(),

@@ -16,7 +16,7 @@ import * as cudaNs from '../cuda/index.js';
 import { KFAC } from '../kfac/kfac-optimizer.js';
 import * as linalg from '../linalg/index.js';
 import { captureBlockwise, configFromHf, createModel, type TransformerModel } from '../models/index.js';
-import type { Batch } from '../models/common.js';
+import type { Batch, ForwardOutput } from '../models/common.js';
 import * as F from '../nn/functional.js';
 import { native } from '../native/loader.js';
 import { AdamW } from '../optim/adamw.js';
@@ -185,16 +185,18 @@ function peakMemory(device: 'cpu' | 'cuda'): number | null {
   return native().info().memory.peakAllocatedBytes;
 }
 
-function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac', B: number): { step: () => void; dispose: () => void } {
+/** One optimizer step after a forward and backward whose output is `out`; returns the loss (as the Trainer reads it). */
+function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac', B: number): { step: (out: ForwardOutput) => number; dispose: () => void } {
   if (optimizer === 'kfac') {
     const layers = kfacLayersForLora(model);
     const opt = new KFAC(layers, untrackedParameters(model, layers), { lr: 1e-4, momentum: 0.9, damping: DEFAULTS.damping, inverseEvery: DEFAULTS.inverseEvery, newtonClip: kfacNewtonClip(DEFAULTS) });
     captureBlockwise(model, opt);
-    return { step: () => void opt.step({ batchSize: B }), dispose: () => opt.dispose() };
+    // the loss rides in K-FAC's step record: read with it, no wait of its own
+    return { step: (out) => (opt.step({ batchSize: B, ...(out.lossValue ? { losses: [out.lossValue] } : {}) }), out.loss!), dispose: () => opt.dispose() };
   }
   model.onBlockBackward = null;
   const opt = new AdamW(model.trainableParameters(), { lr: 1e-4 });
-  return { step: () => opt.step(), dispose: () => undefined };
+  return { step: (out) => (opt.step(), out.loss!), dispose: () => undefined };
 }
 
 function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number; cache: TrainStepReport['deviceCache']; syncsPerStep: number | null } {
@@ -202,9 +204,9 @@ function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | '
   let loss = NaN;
   const one = () => {
     model.zeroGrad();
-    loss = model.forward(batch).loss!;
+    const out = model.forward(batch);
     model.backward();
-    s.step();
+    loss = s.step(out);
     if (device === 'cuda') cudaNs.synchronize();
   };
   try {

@@ -18,6 +18,7 @@ import { AdamW } from '../optim/adamw.js';
 import { SGD } from '../optim/sgd.js';
 import { TrustReference } from '../optim/trust-lr.js';
 import type { Hyper, Param } from '../optim/types.js';
+import type { DeviceValue } from '../tensor/device-value.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
@@ -138,8 +139,17 @@ export class KFAC {
     this.preconditioner.capture(ctx);
   }
 
-  /** Preconditions the tracked gradients, clips the Newton step, applies SGD. */
-  step(ctx: { batchSize: number }): KfacTelemetry {
+  /** The step reads the micro-batches' losses left on the device with its own record (see `step`). */
+  readsLosses(): boolean {
+    return true;
+  }
+
+  /**
+   * Preconditions the tracked gradients, clips the Newton step, applies SGD. `losses`: the
+   * micro-batches' losses still on the device (a forward's `lossValue`), read with the step's
+   * one wait and resolved; a non-finite one refuses the step (NotFiniteError, nothing applied).
+   */
+  step(ctx: { batchSize: number; losses?: readonly DeviceValue[] }): KfacTelemetry {
     this.#dropProbe();
     const lrH = this.sgd.lr;
     const lr = typeof lrH === 'function' ? lrH(this.sgd.stepCount) : lrH;
@@ -163,7 +173,7 @@ export class KFAC {
     const trustBefore = this.#trustScale;
     const h = this.adaptiveTrust ? this.#adaptTrust() : NaN;
     this.preconditioner.trustScale = this.#trustScale;
-    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, ...(trustLr === undefined ? {} : { trustLr }) });
+    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, ...(trustLr === undefined ? {} : { trustLr }), ...(ctx.losses ? { losses: ctx.losses } : {}) });
     tel.lr = lr;
     tel.stepAgreement = h;
     if (this.adaptiveTrust && tel.preconditioned) this.#keepStep();

@@ -19,6 +19,7 @@ import { ConfigError, describe, invalidArgument, KfacError, NotFiniteError } fro
 import * as ops from '../ops/index.js';
 import { clipGradNorm } from '../optim/clip.js';
 import type { Hyper } from '../optim/types.js';
+import { DeviceValue } from '../tensor/device-value.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink } from './blocks.js';
@@ -45,6 +46,12 @@ export interface StepContext {
    * (warm-up and decay shrink it) instead of staying at κ whatever η is.
    */
   trustLr?: number;
+  /**
+   * The micro-batches' losses still on the device (a forward's `lossValue`): copied into the step
+   * record, read with it and resolved (no wait of their own); a non-finite one refuses the step
+   * before anything is applied, and its statistics are never folded in.
+   */
+  losses?: readonly DeviceValue[];
 }
 
 export interface CaptureContext {
@@ -59,6 +66,14 @@ export interface CaptureContext {
 }
 
 export { TRUST_FLOOR_RMS } from './step-clip.js';
+
+/** The step record's check: the statistics' sums and flag, and the losses copied in before them. */
+interface Checked {
+  at: number;
+  flag: number;
+  losses: readonly DeviceValue[];
+  lossAt: number;
+}
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
@@ -249,6 +264,9 @@ export class KfacPreconditioner {
     const inverseEvery = Math.max(1, Math.round(at(this.inverseEvery, s, 'inverseEvery')));
     const sink: RefreshSink = { decompositions: { cold: 0, warm: 0, fallback: 0, kept: 0 }, events: [], residual: NaN };
     const tel = startTelemetry(s, damping, typeof c['lr'] === 'number' ? c['lr'] : NaN, this.trustScale, sink);
+    const losses = c['losses'] ?? [];
+    if (!Array.isArray(losses) || !losses.every((l) => l instanceof DeviceValue && l.pending))
+      invalidArgument('losses', 'an array of device values not yet read (a forward\'s lossValue)', describe(losses));
     const live = this.#blocks.filter((b) => b.grad !== null);
     const grads = live.flatMap((b) => [b.grad as Tensor, ...(b.biasGrad ? [b.biasGrad] : [])]);
 
@@ -263,9 +281,12 @@ export class KfacPreconditioner {
     const pendingRows = due ? this.#blocks.filter((b) => b.pendingRows !== undefined) : [];
     this.#roundAtStep = this.#refreshRound;
     const rec = this.#record;
-    rec.begin(this.#blocks[0]!.layer.weight.tensor, pending.length + pendingRows.length + 1 + grads.length + TRUST_CLIP_SLOTS + this.#factors.size);
+    rec.begin(this.#blocks[0]!.layer.weight.tensor, losses.length + pending.length + pendingRows.length + 1 + grads.length + TRUST_CLIP_SLOTS + this.#factors.size);
+    // the losses first: the statistics' flag is 1 only when they are finite too
+    const lossAt = rec.values(losses.map((l) => l.tensor));
     const stats = [...pending.map((f) => f.pending as Tensor), ...pendingRows.map((b) => b.pendingRows as Tensor)];
-    const checked = stats.length > 0 ? rec.sums(stats, true) : { at: 0, flag: -1 };
+    const checked: Checked =
+      stats.length > 0 || losses.length > 0 ? { ...rec.sums(stats, true, { at: lossAt, count: losses.length }), losses, lossAt } : { at: 0, flag: -1, losses, lossAt };
     const guard = { record: rec, slot: checked.flag };
     let gradSums: { at: number } | null = null;
     if (this.gradClip !== null) {
@@ -354,13 +375,21 @@ export class KfacPreconditioner {
    * counters are scaled again (its eigenpairs are those of the unchanged factors, the same as
    * before). Nothing is applied, the step is refused naming the first bad factor.
    */
-  #checkStatistics(v: Float64Array, checked: { at: number; flag: number }, pending: KFactor[], rows: LayerBlock[]): void {
+  #checkStatistics(v: Float64Array, checked: Checked, pending: KFactor[], rows: LayerBlock[]): void {
+    checked.losses.forEach((l, i) => {
+      if (l.pending) l.resolve(v[checked.lossAt + i]!);
+    });
     if (v[checked.flag] === 1) return;
     for (const f of this.#factors.values()) {
       f.uncommit();
       if (f.refreshedIn > this.#roundAtStep) f.rescale(); // decomposed in this step
     }
     for (const b of this.#blocks) b.uncommitRows();
+    const bad = checked.losses.findIndex((l) => !Number.isFinite(l.value()));
+    if (bad >= 0) {
+      const m = checked.losses.length > 1 ? ` of micro-batch ${bad + 1}` : '';
+      throw new NotFiniteError(`the loss${m} is ${checked.losses[bad]!.value()}: the step was refused and nothing applied`, { argument: 'loss' });
+    }
     const names = [...pending.map((f) => `factor ${f.key}`), ...rows.map((b) => `the EKFAC moments of ${b.layer.name}`)];
     const i = Math.max(0, names.findIndex((_, j) => !Number.isFinite(v[checked.at + j]!)));
     const key = pending[i]?.key;

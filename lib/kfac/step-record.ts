@@ -8,6 +8,7 @@
  * never folded in, and the step refuses them after the read.
  */
 import { InvalidArgumentError } from '../errors.js';
+import * as ops from '../ops/index.js';
 import { handleOf, type Tensor } from '../tensor/tensor.js';
 import { kfacNative } from './native.js';
 import type { KroneckerTerm } from './precondition.js';
@@ -47,12 +48,26 @@ export class StepRecord {
     return at;
   }
 
-  /** Σx² of each tensor into consecutive slots (and, with `flag`, a slot that is 1 when every sum is finite). */
-  sums(ts: readonly Tensor[], flag = false): { at: number; flag: number } {
+  /**
+   * Σx² of each tensor into consecutive slots (and, with `flag`, a slot that is 1 when every sum
+   * is finite and so is every value already written to the slots of `check`).
+   */
+  sums(ts: readonly Tensor[], flag = false, check?: { at: number; count: number }): { at: number; flag: number } {
     const at = this.#take(ts.length);
     const f = flag ? this.#take(1) : -1;
-    if (ts.length > 0 || f >= 0) kfacNative().sumSquaresTo(ts.map((t, i) => handleOf(t, `tensors[${i}]`)), this.tensor.handle, at, f);
+    const c = check && check.count > 0 ? [check.at, check.count] : [];
+    if (ts.length > 0 || f >= 0) kfacNative().sumSquaresTo(ts.map((t, i) => handleOf(t, `tensors[${i}]`)), this.tensor.handle, at, f, ...c);
     return { at, flag: f };
+  }
+
+  /** Copies values kept as a float64 in two floats (a DeviceValue's tensor: a loss) into consecutive slots; returns the first. */
+  values(ts: readonly Tensor[]): number {
+    const at = this.#take(ts.length);
+    ts.forEach((t, i) => {
+      if (t.size !== 2) throw new InvalidArgumentError(`record: values[${i}] holds ${t.size} floats, not the 2 of one value`, { argument: `values[${i}]` });
+      ops.copyRange(t, 0, this.tensor, 2 * (at + i), 2);
+    });
+    return at;
   }
 
   /** Σxy of each pair (xs[i], ys[i]) into consecutive slots; returns the first. */

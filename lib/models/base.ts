@@ -11,7 +11,7 @@ import { cast } from '../ops/cast.js';
 import { type Device, placement, Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkInteger } from '../util/validate.js';
 import { type BlockBackwardContext, BlockCheckpoints } from './checkpoint.js';
-import { type Batch, Container, type ForwardOutput, type KVCache, mseLoss } from './common.js';
+import { type Batch, Container, crossEntropyOutput, type ForwardOutput, type KVCache, mseLoss } from './common.js';
 import type { ArchitectureConfig, Task } from './config.js';
 
 export interface ModelOptions {
@@ -299,17 +299,14 @@ export abstract class TransformerModel extends Container {
     const labels = batch.labels;
     if (labels === undefined || labels === null) return (this.last = { logits, loss: null, dLogits: null, count: 0 });
     const d = this.workspace('dlogits', logits.shape, storageOf(logits));
-    let r: { loss: number; count: number };
     if (this.task === 'causal-lm') {
       // Position t predicts labels[t + 1]; the last position of each row has no target.
       if (this.#targets.length !== B * T) this.#targets = new Int32Array(B * T);
       for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) this.#targets[b * T + t] = t + 1 < T ? labels[b * T + t + 1]! : -100;
-      r = F.crossEntropy(logits, this.#targets, d);
-    } else if (this.task === 'sequence-classification') {
-      r = F.crossEntropy(logits, labels as Int32Array, d);
-    } else {
-      r = mseLoss(logits, labels as Float32Array, d);
+      return (this.last = crossEntropyOutput(logits, this.#targets, d));
     }
+    if (this.task === 'sequence-classification') return (this.last = crossEntropyOutput(logits, labels as Int32Array, d));
+    const r = mseLoss(logits, labels as Float32Array, d);
     return (this.last = { logits, loss: r.loss, dLogits: d, count: r.count });
   }
 }

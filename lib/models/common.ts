@@ -3,10 +3,11 @@
  * the attention core (RoPE, masks, KV cache), batches and their validation, and the KV cache;
  * the heads' row gathers, activations and regression loss are in heads.ts (re-exported here).
  */
-import { describe, invalidArgument, ShapeError } from '../errors.js';
+import { describe, invalidArgument, NotFiniteError, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Module, saved, storageOf } from '../nn/module.js';
 import { fill, scale } from '../ops/index.js';
+import { DeviceValue } from '../tensor/device-value.js';
 import { type Device, Tensor } from '../tensor/tensor.js';
 import { type AttentionPrefix, joinTime, PrefixSlot, prefixBackwardFrom, prefixKvInto, splitTime } from './prefix-kv.js';
 
@@ -61,12 +62,42 @@ export interface Batch {
 export interface ForwardOutput {
   /** causal-lm: [B, T, V]; classification and regression: [B, numLabels]. */
   readonly logits: Tensor;
-  /** Mean loss over the labelled rows when labels were given, else null. */
+  /**
+   * Mean loss over the labelled rows when labels were given, else null. With a cross-entropy
+   * head it is read from `lossValue` at the first access (on a GPU: one wait for the device);
+   * NotFiniteError when it is NaN or Inf (the weights blew up).
+   */
   readonly loss: number | null;
+  /**
+   * The cross-entropy loss where it was computed, not yet downloaded (null without labels and
+   * for regression): an optimizer that reads it with its own step (K-FAC's step record) spares
+   * the step a wait.
+   */
+  readonly lossValue?: DeviceValue | null;
   /** ∂loss/∂logits when labels were given (pass it to backward), else null. */
   readonly dLogits: Tensor | null;
   /** Rows that entered the loss (non-ignored targets; B·numLabels values for regression). */
   readonly count: number;
+}
+
+/**
+ * The softmax cross-entropy of a head, its loss left where the logits are (`lossValue`) and read
+ * when `loss` is first asked for. dLogits receives ∂loss/∂logits.
+ */
+export function crossEntropyOutput(logits: Tensor, targets: Int32Array, dLogits: Tensor): ForwardOutput {
+  const lossValue = new DeviceValue(logits.device);
+  const r = F.crossEntropy(logits, targets, dLogits, { lossTo: lossValue.tensor });
+  return {
+    logits,
+    dLogits,
+    count: r.count,
+    lossValue,
+    get loss(): number {
+      const v = lossValue.value();
+      if (!Number.isFinite(v)) throw new NotFiniteError(`logits: expected finite values, got a row whose loss is ${v}`, { argument: 'logits', expected: 'finite values', got: String(v) });
+      return v;
+    },
+  };
 }
 
 export interface CheckedBatch {

@@ -19,7 +19,7 @@ import { type Module, storageOf } from '../nn/module.js';
 import { axpy, fill, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, TransformerModel } from './base.js';
-import { type Batch, checkBatch, type ForwardOutput, KVCache } from './common.js';
+import { type Batch, checkBatch, crossEntropyOutput, type ForwardOutput, KVCache } from './common.js';
 import { fillPrefixCache } from './prefix-kv.js';
 import type { Task } from './config.js';
 import { relativePositionBucket, type T5Config, t5Config, type T5ConfigInit } from './t5-config.js';
@@ -248,8 +248,7 @@ export class T5Model extends TransformerModel {
     this.#fwd = { enc: enc.s, dec: ds, encMask, hidden, needEnc };
     if (labels === null) return (this.last = { logits, loss: null, dLogits: null, count: 0 });
     const d = this.workspace('dlogits', logits.shape, storageOf(logits));
-    const r = F.crossEntropy(logits, labels, d);
-    return (this.last = { logits, loss: r.loss, dLogits: d, count: r.count });
+    return (this.last = crossEntropyOutput(logits, labels, d));
   }
 
   /** Final norm, dropout and the tied head's d^-0.5 scaling of the decoder output. */

@@ -132,7 +132,7 @@ export interface NativeKfacOps {
   ): void;
   kronQuadraticMany(dWs: NativeTensor[], dbs: (NativeTensor | null)[], As: NativeTensor[], Gs: NativeTensor[]): Float64Array;
   /** Σx² of each tensor into the record's value slots from `offset`, the all-finite flag into slot `flag` (−1: none); nothing downloaded. */
-  sumSquaresTo(tensors: NativeTensor[], record: NativeTensor, offset: number, flag: number): void;
+  sumSquaresTo(tensors: NativeTensor[], record: NativeTensor, offset: number, flag: number, checkAt?: number, checkCount?: number): void;
   /** The trust-ratio Newton-step clip in place on `steps`, its outcome into 5 record slots from `offset`; nothing downloaded. */
   trustClip(steps: NativeTensor[], params: NativeTensor[], options: { k: number; floor: number; perTensor: boolean }, record: NativeTensor, offset: number): void;
   /** F ← βF + (1 − β)X when the record's slot `slot` is not 0. */

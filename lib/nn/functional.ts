@@ -45,7 +45,7 @@ interface NativeNn {
   reluBackward(x: NativeTensor, dout: NativeTensor, dx: NativeTensor): void;
   gatedForward(gate: NativeTensor, up: NativeTensor, out: NativeTensor, act: GateActivation): void;
   gatedBackward(gate: NativeTensor, up: NativeTensor, dout: NativeTensor, dgate: NativeTensor, dup: NativeTensor, act: GateActivation): void;
-  crossEntropy(logits: NativeTensor, targets: Int32Array, dlogits: NativeTensor | null, o: { ignoreIndex: number; dscale: number }): { loss: number; count: number };
+  crossEntropy(logits: NativeTensor, targets: Int32Array, dlogits: NativeTensor | null, o: { ignoreIndex: number; dscale: number }, lossTo: NativeTensor | null): { loss: number; count: number };
   attentionForward(q: NativeTensor, k: NativeTensor, v: NativeTensor, mask: NativeTensor | null, out: NativeTensor, lse: NativeTensor, o: AttentionNativeOptions, bias: NativeTensor | null): void;
   kvCacheWrite(src: NativeTensor, cache: NativeTensor, offset: number): void;
   timeSlice(src: NativeTensor, dst: NativeTensor, offset: number): void;
@@ -287,6 +287,13 @@ export interface CrossEntropyOptions {
   ignoreIndex?: number;
   /** Scale of the gradient written to dlogits (the upstream ∂L/∂loss; default 1). */
   dscale?: number;
+  /**
+   * A float32 tensor of 2 elements on the logits' device: the loss is written there as a
+   * float64 in two floats (read it with `readValue`, or copy it into a step record) instead of
+   * being downloaded, so the call does not wait for the device. The returned `loss` is then NaN
+   * off the CPU, and a non-finite loss is not an error here: whoever reads it checks.
+   */
+  lossTo?: Tensor | null;
 }
 
 /**
@@ -297,7 +304,7 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Tensor, targets: Int32Array, dlogits: Tensor | null = null, options: CrossEntropyOptions = {}): { loss: number; count: number } {
   const ignoreIndex = options.ignoreIndex === undefined ? -100 : checkInteger(options.ignoreIndex, 'ignoreIndex', -(2 ** 31), 2 ** 31 - 1);
   const dscale = options.dscale === undefined ? 1 : checkFinite(options.dscale, 'dscale');
-  return nn().crossEntropy(handleOf(logits, 'logits'), checkIds(targets, 'targets'), opt(dlogits, 'dlogits'), { ignoreIndex, dscale });
+  return nn().crossEntropy(handleOf(logits, 'logits'), checkIds(targets, 'targets'), opt(dlogits, 'dlogits'), { ignoreIndex, dscale }, opt(options.lossTo ?? null, 'lossTo'));
 }
 
 // ---------------------------------------------------------------- attention

@@ -22,6 +22,7 @@ import {
   untrackedTrainable,
 } from '../peft/index.js';
 import { DEFAULTS, type RunConfig } from './run-config.js';
+import type { StepOptimizer } from './trainer.js';
 
 /** The run's warm-up steps: `warmup`, or 10% of the steps (docs/KFAC.md#schedule). */
 export function warmupSteps(c: Pick<RunConfig, 'warmup'>, totalSteps: number): number {
@@ -34,11 +35,7 @@ function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
   return c.schedule === 'linear' ? warmupLinear(c.lr, warmup, totalSteps) : warmupCosine(c.lr, warmup, totalSteps);
 }
 
-export type RunOptimizer = {
-  step(ctx: { batchSize: number }): unknown;
-  capture?(ctx: { batchSize: number; layers?: string }): void;
-  wantsLoss?(): boolean;
-  observeLoss?(o: { before: number; after: number }): unknown;
+export type RunOptimizer = StepOptimizer & {
   inner: AdamW | SGD | KFAC | Shampoo;
 };
 
@@ -83,7 +80,14 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       trustLr: c.lr,
       gradClip: c.gradClip ?? null,
     });
-    return { inner, step: (ctx) => inner.step(ctx), capture: (ctx) => inner.capture(ctx), wantsLoss: () => inner.wantsLoss(), observeLoss: (o) => inner.observeLoss(o) };
+    return {
+      inner,
+      step: (ctx) => inner.step(ctx),
+      capture: (ctx) => inner.capture(ctx),
+      readsLosses: () => inner.readsLosses(),
+      wantsLoss: () => inner.wantsLoss(),
+      observeLoss: (o) => inner.observeLoss(o),
+    };
   }
   const params = model.trainableParameters();
   if (c.optimizer === 'shampoo' || c.optimizer === 'soap') {

@@ -17,7 +17,7 @@ import { DataError, glueTask, readTable, shuffledIndices, type TaskSpec } from '
 import { type DataOptions, findSplit, formatOf, holdOut, resolveData } from './datasets.js';
 import type { TextCodec } from './text.js';
 import { gradsOf, lossAndBackwardOf, lossOf } from './tasks.js';
-import type { TrainerState, TrainerTask } from './trainer.js';
+import type { MicroBatchLoss, TrainerState, TrainerTask } from './trainer.js';
 
 export interface Seq2SeqExample {
   source: string;
@@ -166,7 +166,7 @@ export class Seq2SeqTask implements TrainerTask<Seq2SeqTaskBatch> {
     }
   }
 
-  lossAndBackward(b: Seq2SeqTaskBatch): { loss: number; batchSize: number } {
+  lossAndBackward(b: Seq2SeqTaskBatch): MicroBatchLoss {
     return lossAndBackwardOf(this.model, b.batch, b.size);
   }
 

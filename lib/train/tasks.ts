@@ -7,18 +7,19 @@ import type { Example, TaskSpec } from './data.js';
 import { shuffledIndices } from './data.js';
 import { argmaxRows, METRICS } from './metrics.js';
 import type { TextCodec } from './text.js';
-import type { TrainerState, TrainerTask } from './trainer.js';
+import type { MicroBatchLoss, TrainerState, TrainerTask } from './trainer.js';
 import { DataError } from './data.js';
 import { NotFiniteError } from '../errors.js';
 import type { Batch, TransformerModel } from '../models/index.js';
 import { hostArray } from '../models/base.js';
+import type { DeviceValue } from '../tensor/device-value.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** What the training tasks need of a model: a forward with a loss, its backward, its trainable parameters. */
 interface LossModel<B> {
   training: boolean;
   train(): unknown;
-  forward(batch: B): { loss?: number | null };
+  forward(batch: B): { loss?: number | null; lossValue?: DeviceValue | null };
   backward(): void;
   trainableParameters(): { grad: Tensor | null }[];
 }
@@ -26,14 +27,26 @@ interface LossModel<B> {
 /**
  * Forward (in train mode: the model is switched to it, since a loaded model starts in eval
  * mode), loss and backward of one batch. A forward pass whose outputs are no longer finite (the
- * weights blew up) reports a NaN loss, which the Trainer records as divergence.
+ * weights blew up) reports a NaN loss, which the Trainer records as divergence. The loss is
+ * read when `loss` is first asked for; `lossValue` is the same loss not yet read (see MicroBatchLoss).
  */
-export function lossAndBackwardOf<B>(model: LossModel<B>, batch: B, size: number): { loss: number; batchSize: number } {
+export function lossAndBackwardOf<B>(model: LossModel<B>, batch: B, size: number): MicroBatchLoss {
   if (!model.training) model.train();
   try {
     const out = model.forward(batch);
     model.backward();
-    return { loss: out.loss!, batchSize: size };
+    return {
+      get loss(): number {
+        try {
+          return out.loss!;
+        } catch (e) {
+          if (e instanceof NotFiniteError) return NaN;
+          throw e;
+        }
+      },
+      batchSize: size,
+      lossValue: out.lossValue ?? null,
+    };
   } catch (e) {
     if (e instanceof NotFiniteError) return { loss: NaN, batchSize: size };
     throw e;
@@ -102,7 +115,7 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
    * mode), loss and backward. A forward pass whose logits are no longer finite (the weights blew
    * up) reports a NaN loss, which the Trainer records as divergence.
    */
-  lossAndBackward(b: TaskBatch): { loss: number; batchSize: number } {
+  lossAndBackward(b: TaskBatch): MicroBatchLoss {
     return lossAndBackwardOf(this.model, b.batch, b.size);
   }
   /** The training loss of a batch, forward only (NaN when the outputs are no longer finite). */

@@ -15,16 +15,30 @@ import { basename, dirname } from 'node:path';
 
 import { describe, invalidArgument, NotFiniteError } from '../errors.js';
 import * as ops from '../ops/index.js';
+import type { DeviceValue } from '../tensor/device-value.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { writeFilesAtomic } from '../util/atomic.js';
 import { checkOptions } from '../util/validate.js';
 import { publishFolder, saveStepCheckpoint } from './checkpoints.js';
 
+/** What a micro-batch's forward and backward report. */
+export interface MicroBatchLoss {
+  /** The loss (mean over the batch); NaN when the outputs were no longer finite. May be read lazily (a wait on a GPU). */
+  readonly loss: number;
+  /** Examples in the micro-batch. */
+  readonly batchSize: number;
+  /**
+   * The same loss not yet downloaded, when the model left it on its device (a cross-entropy
+   * head). An optimizer whose step reads it (`readsLosses`) then spares the step a wait.
+   */
+  readonly lossValue?: DeviceValue | null;
+}
+
 export interface TrainerTask<B> {
   /** Training batches of one epoch in a deterministic order for this seed. */
   batches(epoch: number, seed: number): Iterable<B>;
   /** Forward with the model in train mode (dropout on), loss (mean over the batch) and backward; parameter gradients accumulate (+=). */
-  lossAndBackward(batch: B): { loss: number; batchSize: number };
+  lossAndBackward(batch: B): MicroBatchLoss;
   /** The loss of a batch without a backward pass (for optimizers that probe the step, e.g. adaptive damping). */
   loss?(batch: B): number;
   /** Sets every trainable gradient to zero. */
@@ -41,7 +55,14 @@ export interface TrainerTask<B> {
 }
 
 export interface StepOptimizer {
-  step(ctx: { batchSize: number }): unknown;
+  step(ctx: { batchSize: number; losses?: readonly DeviceValue[] }): unknown;
+  /**
+   * True when step() takes the micro-batches' losses still on the device (`losses`) and reads
+   * them with its own one wait (K-FAC's step record), so the Trainer never waits for a loss
+   * itself. Such a step resolves every value it reads, and refuses a non-finite one with
+   * NotFiniteError before anything is applied.
+   */
+  readsLosses?(): boolean;
   /**
    * Called after every micro-batch's backward, before step(): K-FAC pushes that micro-batch's
    * layer statistics into its factors here (so accumulation sees every micro-batch).
@@ -175,6 +196,7 @@ export class Trainer<B> {
     let stoppedEarly = false;
     let diverged = false;
     let interrupted = false;
+    const readsLosses = this.optimizer.readsLosses?.() === true;
 
     const evaluate = () => {
       const r = this.task.evaluate();
@@ -199,32 +221,42 @@ export class Trainer<B> {
           if (o.maxSteps !== undefined && state.step >= o.maxSteps) break outer;
           const ts = process.hrtime.bigint();
           this.task.zeroGrad();
-          let lossSum = 0;
           let n = 0;
           let micro = 0;
           let batchSize = 0;
           const micros: B[] = [];
+          // each micro-batch's loss: a number, or a value left on the device for the step to read
+          const parts: (number | DeviceValue)[] = [];
           for (; micro < accum; micro++) {
             const next = it.next();
             if (next.done) break;
             state.batchInEpoch += 1;
             micros.push(next.value);
             const r = this.task.lossAndBackward(next.value);
-            if (Number.isFinite(r.loss)) this.optimizer.capture?.({ batchSize: r.batchSize });
-            lossSum += r.loss;
+            const deferred = readsLosses ? (r.lossValue ?? null) : null;
+            // a deferred loss is checked by the step (its statistics' flag covers it), so capture now
+            if (deferred) this.optimizer.capture?.({ batchSize: r.batchSize });
+            else if (Number.isFinite(r.loss)) this.optimizer.capture?.({ batchSize: r.batchSize });
+            parts.push(deferred ?? r.loss);
             batchSize = r.batchSize;
             n += 1;
           }
           if (n === 0) break;
-          if (!Number.isFinite(lossSum)) {
+          const deferred = parts.filter((p): p is DeviceValue => typeof p !== 'number');
+          if (parts.some((p) => typeof p === 'number' && !Number.isFinite(p))) {
             diverged = true;
-            log({ kind: 'step', step: state.step, epoch: state.epoch, loss: lossSum / n, ms: 0, elapsedMs: elapsed(), optimizer: { diverged: true } });
+            log({ kind: 'step', step: state.step, epoch: state.epoch, loss: meanLoss(parts), ms: 0, elapsedMs: elapsed(), optimizer: { diverged: true } });
             break outer;
           }
           if (n > 1) for (const g of this.task.grads()) ops.scale(g, 1 / n, g);
           let telemetry: unknown;
+          let lossSum = NaN;
           try {
-            telemetry = this.optimizer.step({ batchSize });
+            telemetry = this.optimizer.step(deferred.length > 0 ? { batchSize, losses: deferred } : { batchSize });
+            lossSum = sumLosses(parts);
+            // a step that reads the losses refuses a non-finite one itself; this only stops a run
+            // whose optimizer did not keep that promise
+            if (!Number.isFinite(lossSum)) throw new NotFiniteError(`the loss of step ${state.step + 1} is ${lossSum}`, { argument: 'loss' });
             if (this.optimizer.wantsLoss?.()) {
               // the loss at the new weights on the same batch (a forward only when the task offers it)
               let after = 0;
@@ -233,10 +265,10 @@ export class Trainer<B> {
               telemetry = this.optimizer.observeLoss?.({ before: lossSum / n, after: after / micros.length }) ?? telemetry;
             }
           } catch (e) {
-            // the step met non-finite activations or gradients (the weights blew up): a divergence, not a crash
+            // the step met a non-finite loss, activations or gradients (the weights blew up): a divergence, not a crash
             if (!(e instanceof NotFiniteError)) throw e;
             diverged = true;
-            log({ kind: 'step', step: state.step, epoch: state.epoch, loss: lossSum / n, ms: 0, elapsedMs: elapsed(), optimizer: { diverged: true, error: e.message } });
+            log({ kind: 'step', step: state.step, epoch: state.epoch, loss: meanLoss(parts), ms: 0, elapsedMs: elapsed(), optimizer: { diverged: true, error: e.message } });
             break outer;
           }
           state.step += 1;
@@ -268,6 +300,22 @@ export class Trainer<B> {
       this.#stop = null;
     }
     return { state, interrupted, stoppedEarly, diverged, history };
+  }
+}
+
+/** Σ of the micro-batches' losses in their order (a value the step did not read is read here). */
+function sumLosses(parts: readonly (number | DeviceValue)[]): number {
+  let s = 0;
+  for (const p of parts) s += typeof p === 'number' ? p : p.value();
+  return s;
+}
+
+/** Their mean for the log of a step that diverged (a value that cannot be read counts as NaN). */
+function meanLoss(parts: readonly (number | DeviceValue)[]): number {
+  try {
+    return sumLosses(parts) / parts.length;
+  } catch {
+    return NaN;
   }
 }
 

@@ -63,7 +63,9 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      TensorOpt Pb))                                                                                      \
   X(clip_newton_step, ops::ClipResult,                                                                   \
     (const std::vector<Tensor>& steps, const std::vector<Tensor>* grads, const ops::ClipOptions& opt))   \
-  X(sum_squares_to, void, (const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag)) \
+  X(sum_squares_to, void,                                                                                \
+    (const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag, int64_t check_at,   \
+     int64_t check_count))                                                                               \
   X(trust_clip, void,                                                                                    \
     (const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const ops::TrustClipOptions& opt, \
      const Tensor& record, int64_t offset))                                                              \
@@ -130,7 +132,7 @@ using TensorOpt = const Tensor*;  // an optional tensor argument (null when abse
      int act))                                                                                           \
   X(cross_entropy, nn::CrossEntropyResult,                                                               \
     (const Tensor& logits, const int32_t* targets, int64_t n, TensorOpt dlogits, int32_t ignore_index,   \
-     float dscale))                                                                                      \
+     float dscale, TensorOpt loss_to))                                                                   \
   X(attention_forward, void,                                                                             \
     (const Tensor& q, const Tensor& k, const Tensor& v, TensorOpt mask, const Tensor& out,               \
      const Tensor& lse, bool causal, float scale, int64_t kv_len, float dropout, uint64_t seed,          \

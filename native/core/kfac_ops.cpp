@@ -365,15 +365,26 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
   return KFAC_DISPATCH(dev, clip_newton_step)(steps, opt.mode == ClipMode::Fisher ? grads : nullptr, opt);
 }
 
-void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag) {
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag,
+                    int64_t check_at, int64_t check_count) {
+  if (check_count < 0) throw_arg(ErrorCode::InvalidArgument, "checkCount", "a count ≥ 0", std::to_string(check_count));
+  if (check_count > 0 && flag < 0)
+    throw_arg(ErrorCode::InvalidArgument, "flag", "a flag slot (the checked slots only gate the flag)", std::to_string(flag));
   if (xs.empty() && flag < 0) return;
   const Device dev = xs.empty() ? record.device() : list_device(xs, "tensors");
   check_record(record, dev, offset, int64_t(xs.size()));
   if (flag >= 0) check_record(record, dev, flag, 1);
   if (flag >= offset && flag < offset + int64_t(xs.size()))
     throw_arg(ErrorCode::InvalidArgument, "flag", "a slot outside the sums' slots", std::to_string(flag));
+  if (check_count > 0) {
+    check_record(record, dev, check_at, check_count);
+    const auto inside = [&](int64_t s) { return s >= check_at && s < check_at + check_count; };
+    if (inside(flag) || (!xs.empty() && check_at < offset + int64_t(xs.size()) && offset < check_at + check_count))
+      throw_arg(ErrorCode::InvalidArgument, "checkAt", "checked slots apart from the sums' and the flag's",
+                "slots " + std::to_string(check_at) + ".." + std::to_string(check_at + check_count - 1));
+  }
   for (size_t i = 0; i < xs.size(); ++i) check_no_alias(xs[i], ("tensors[" + std::to_string(i) + "]").c_str(), record, "record");
-  KFAC_DISPATCH(dev, sum_squares_to)(xs, record, offset, flag);
+  KFAC_DISPATCH(dev, sum_squares_to)(xs, record, offset, flag, check_count > 0 ? check_at : 0, check_count);
 }
 
 void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset) {

@@ -124,8 +124,11 @@ ClipResult clip_newton_step(const std::vector<Tensor>& steps, const std::vector<
 constexpr int64_t kTrustClipSlots = 5;  // ‖P‖, the smallest scale, the smallest τ, clipped, first bad step + 1
 
 // record[offset + i] = Σ xs[i]² (float64 sums, those of sum_squares_many); with flag ≥ 0,
-// record[flag] = 1 when every sum is finite, else 0. Nothing is downloaded.
-void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag);
+// record[flag] = 1 when every sum is finite and every value already in slots
+// [check_at, check_at + check_count) is finite (the losses a step copied there), else 0.
+// Nothing is downloaded.
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag,
+                    int64_t check_at = -1, int64_t check_count = 0);
 
 // record[offset + i] = Σ xs[i]·ys[i] (float64 sums, those of dot_many); each pair of one shape.
 void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset);

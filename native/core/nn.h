@@ -68,13 +68,17 @@ void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, co
                     const Tensor& dup, int act);
 
 struct CrossEntropyResult {
-  double loss;    // mean over counted rows (0 when none)
+  double loss;    // mean over counted rows (0 when none); NaN when it stayed on the device (loss_to)
   int64_t count;  // rows whose target is not ignore_index
 };
 // logits [..., V] with N rows, targets [N] in [0, V) or ignore_index → loss; dlogits (=) when
-// given: dscale·∂loss/∂logits (may alias logits).
+// given: dscale·∂loss/∂logits (may alias logits). With loss_to (float32, 2 elements, on the
+// logits' device) the loss, as a float64 in two floats (record_math.h), is written there instead
+// of being downloaded: no wait, and no finiteness check (whoever reads it checks); the CPU also
+// returns it.
 CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n,
-                                 const Tensor* dlogits, int32_t ignore_index, float dscale);
+                                 const Tensor* dlogits, int32_t ignore_index, float dscale,
+                                 const Tensor* loss_to = nullptr);
 
 // q [B, Tq, H, D], k, v [B, Tcap, Hkv, D] (Hkv | H) of which the first Tk = kv_len (all when
 // kv_len < 0) are used, mask [B, Tcap] | null (0 = padding) → out [B, Tq, H, D] (=),

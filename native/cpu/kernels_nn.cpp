@@ -2,6 +2,7 @@
 // adapters from the checked tensor-level arguments of native/core/nn_*.cpp to the raw kernels
 // of this folder (nn_*.cpp). No checks here; core made them.
 #include "../core/dispatch.h"
+#include "../core/record_math.h"
 #include "nn_activation.h"
 #include "nn_attention.h"
 #include "nn_dropout.h"
@@ -108,9 +109,10 @@ void gated_backward(const Tensor& gate, const Tensor& up, const Tensor& dout, co
 }
 
 nn::CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n, TensorOpt dlogits,
-                                     int32_t ignore_index, float dscale) {
+                                     int32_t ignore_index, float dscale, TensorOpt loss_to) {
   int64_t count = 0;
   double loss = cpu::cross_entropy(logits.f32(), targets, f(dlogits), n, logits.dim(-1), ignore_index, dscale, &count);
+  if (loss_to) record_math::put(loss_to->f32(), 0, loss);
   return {loss, count};
 }
 

@@ -17,8 +17,11 @@ void put(const Tensor& record, int64_t slot, double v) { record_math::put(record
 
 }  // namespace
 
-void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag) {
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag, int64_t check_at,
+                    int64_t check_count) {
   bool finite = true;
+  for (int64_t s = check_at; s < check_at + check_count; ++s)
+    finite = finite && record_math::finite(record_math::get(record.f32(), s));
   for (size_t i = 0; i < xs.size(); ++i) {
     // the kernel of sum_squares_many, tensor by tensor
     const double s = xs[i].numel() > 0 ? cpu::sum_squares(xs[i].f32(), xs[i].numel()) : 0.0;

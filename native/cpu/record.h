@@ -10,7 +10,8 @@
 
 namespace kfac::cpu_record {
 
-void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag);
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag, int64_t check_at,
+                    int64_t check_count);
 void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset);
 void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& params, const ops::TrustClipOptions& opt,
                 const Tensor& record, int64_t offset);

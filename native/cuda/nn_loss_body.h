@@ -3,13 +3,17 @@
 // dlogits = dscale/count·(softmax − onehot) (0 on ignored rows; may alias logits: the target
 // logit is read into shared memory before any element is written, and each thread rewrites only
 // its own columns). The rows' losses are summed on the host in row order after one download
-// (the one synchronisation); count is known on the host from the targets. Logits and dlogits
+// (the one synchronisation) — or, with loss_to, by one device thread in the same order into a
+// float64 in two floats, with no download; count is known on the host from the targets. Logits and dlogits
 // are stored as T (float, or bf16 on the cuda device); the softmax, its sums and the loss are
 // float32/double. With bf16 storage the exponentials are not parked in dlogits between phases
 // (that would round them twice): the last phase recomputes exp(z − max) from the logits it
 // reads (its own columns, so in place stays safe) and rounds the gradient once.
 #pragma once
+#include <cmath>
 #include <vector>
+
+#include "../core/record_math.h"
 
 #include "../core/dispatch.h"
 #include "hd.h"
@@ -92,13 +96,30 @@ struct CrossEntropyRow {
   }
 };
 
+// One thread: the rows' losses summed in row order (the host's order) and divided by count, into
+// the two floats of out (record_math.h) — the loss without a download.
+struct PutMeanLoss {
+  const double* row_loss;
+  int64_t n, count;
+  float* out;
+  KFAC_HD void operator()(const hd::Idx& i) const {
+    if (i.global() != 0) return;
+    double total = 0;
+    for (int64_t r = 0; r < n; ++r) total += row_loss[r];
+    record_math::put(out, 0, count > 0 ? total / double(count) : 0.0);
+  }
+};
+
 template <class E>
 nn::CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* targets, int64_t n, TensorOpt dlogits,
-                                     int32_t ignore_index, float dscale) {
+                                     int32_t ignore_index, float dscale, TensorOpt loss_to) {
   const int64_t V = logits.dim(-1);
   int64_t count = 0;
   for (int64_t r = 0; r < n; ++r) count += targets[r] != ignore_index;
-  if (n <= 0) return {0.0, 0};
+  if (n <= 0) {
+    if (loss_to) E::grid(1, 1, PutMeanLoss{nullptr, 0, 0, loss_to->f32()});
+    return {0.0, 0};
+  }
   const float g = count > 0 ? float(double(dscale) / double(count)) : 0.f;
   int32_t* t = static_cast<int32_t*>(E::scratch(1, size_t(n) * sizeof(int32_t)));
   E::upload(t, targets, size_t(n) * sizeof(int32_t));
@@ -109,6 +130,10 @@ nn::CrossEntropyResult cross_entropy(const Tensor& logits, const int32_t* target
     E::block(n, T, size_t(T) * (sizeof(double) + sizeof(float)) + 16,
              CrossEntropyRow<S>{as<S>(logits), t, as<S>(dlogits), rl, V, ignore_index, g});
   });
+  if (loss_to) {
+    E::grid(1, 1, PutMeanLoss{rl, n, count, loss_to->f32()});
+    return {std::nan(""), count};
+  }
   std::vector<double> host(static_cast<size_t>(n));
   E::download(host.data(), rl, size_t(n) * sizeof(double));
   double total = 0;

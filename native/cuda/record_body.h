@@ -20,15 +20,17 @@
 
 namespace kfac::nnk {
 
-// One thread: record[offset + t] = totals[t]; record[flag] = every total finite (flag ≥ 0).
+// One thread: record[offset + t] = totals[t]; record[flag] = every total finite and every value
+// in slots [check_at, check_at + check_count) finite (flag ≥ 0).
 struct PutSums {
   const double* totals;
   int64_t count;
   float* record;
-  int64_t offset, flag;
+  int64_t offset, flag, check_at, check_count;
   KFAC_HD void operator()(const hd::Idx& i) const {
     if (i.global() != 0) return;
     bool ok = true;
+    for (int64_t s = check_at; s < check_at + check_count; ++s) ok = ok && record_math::finite(record_math::get(record, s));
     for (int64_t t = 0; t < count; ++t) {
       ok = ok && record_math::finite(totals[t]);
       record_math::put(record, offset + t, totals[t]);
@@ -103,15 +105,16 @@ struct GuardedCopy {
 };
 
 template <class E>
-void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag) {
+void sum_squares_to(const std::vector<Tensor>& xs, const Tensor& record, int64_t offset, int64_t flag, int64_t check_at,
+                    int64_t check_count) {
   const DeviceSums d = products_on_device<E>(xs, nullptr);
-  E::grid(1, 1, PutSums{d.totals, int64_t(xs.size()), record.f32(), offset, flag});
+  E::grid(1, 1, PutSums{d.totals, int64_t(xs.size()), record.f32(), offset, flag, check_at, check_count});
 }
 
 template <class E>
 void dot_many_to(const std::vector<Tensor>& xs, const std::vector<Tensor>& ys, const Tensor& record, int64_t offset) {
   const DeviceSums d = products_on_device<E>(xs, &ys);
-  E::grid(1, 1, PutSums{d.totals, int64_t(xs.size()), record.f32(), offset, -1});
+  E::grid(1, 1, PutSums{d.totals, int64_t(xs.size()), record.f32(), offset, -1, 0, 0});
 }
 
 template <class E>

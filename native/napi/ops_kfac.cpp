@@ -196,14 +196,18 @@ KFAC_BINDING(ClipNewtonStep) {
   return out;
 }
 
-// sumSquaresTo(tensors, record, offset, flag) → undefined: Σx² of each tensor into the record's
-// value slots from `offset`, and the all-finite flag into slot `flag` (−1: none); no download
+// sumSquaresTo(tensors, record, offset, flag, checkAt?, checkCount?) → undefined: Σx² of each
+// tensor into the record's value slots from `offset`, and the all-finite flag into slot `flag`
+// (−1: none), which also needs slots [checkAt, checkAt + checkCount) finite; no download
 KFAC_BINDING(SumSquaresTo) {
   std::vector<Tensor> xs = get_tensor_list(arg(info, 0), "tensors");
   Tensor record = get_tensor(arg(info, 1), "record");
   const int64_t offset = get_int(arg(info, 2), "offset", 0, INT64_MAX / 4);
   const int64_t flag = get_int(arg(info, 3), "flag", -1, INT64_MAX / 4);
-  ops::sum_squares_to(xs, record, offset, flag);
+  const bool checks = info.Length() > 5 && !info[5].IsUndefined();
+  const int64_t check_count = checks ? get_int(info[5], "checkCount", 0, INT64_MAX / 4) : 0;
+  const int64_t check_at = checks ? get_int(arg(info, 4), "checkAt", 0, INT64_MAX / 4) : -1;
+  ops::sum_squares_to(xs, record, offset, flag, check_at, check_count);
   return info.Env().Undefined();
 }
 

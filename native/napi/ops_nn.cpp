@@ -290,7 +290,8 @@ KFAC_BINDING(GatedBackward) {
   return info.Env().Undefined();
 }
 
-// crossEntropy(logits, targets: Int32Array, dlogits | null, { ignoreIndex, dscale }) → { loss, count }
+// crossEntropy(logits, targets: Int32Array, dlogits | null, { ignoreIndex, dscale }, lossTo? | null) →
+// { loss, count } (with lossTo the loss is written there on the device and loss is NaN off the CPU)
 KFAC_BINDING(CrossEntropy) {
   Tensor logits = get_tensor(arg(info, 0), "logits");
   Ids t = get_ids(arg(info, 1), "targets");
@@ -303,7 +304,9 @@ KFAC_BINDING(CrossEntropy) {
   if (!(f = field(o, "ignoreIndex")).IsUndefined())
     ignore = int32_t(get_int(f, "ignoreIndex", INT32_MIN, INT32_MAX));
   if (!(f = field(o, "dscale")).IsUndefined()) dscale = get_float(f, "dscale");
-  nn::CrossEntropyResult r = nn::cross_entropy(logits, t.data, t.n, dlogits, ignore, dscale);
+  Tensor s1;
+  const Tensor* loss_to = info.Length() > 4 ? opt(info[4], "lossTo", s1) : nullptr;
+  nn::CrossEntropyResult r = nn::cross_entropy(logits, t.data, t.n, dlogits, ignore, dscale, loss_to);
   Napi::Object res = Napi::Object::New(info.Env());
   res.Set("loss", Napi::Number::New(info.Env(), r.loss));
   res.Set("count", Napi::Number::New(info.Env(), double(r.count)));

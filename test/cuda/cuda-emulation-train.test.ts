@@ -22,10 +22,11 @@ import { createLlama } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
 import type { Module } from '../../lib/nn/module.js';
 import { applyLora, kfacLayersForLora, untrackedParameters } from '../../lib/peft/index.js';
+import type { DeviceValue } from '../../lib/tensor/device-value.js';
 import { emulationPossible } from '../support/emulation.js';
 import { maxRel } from '../support/helpers.js';
 
-type Model = Module & { forward(b: unknown): { loss?: number | null }; backward(): void };
+type Model = Module & { forward(b: unknown): { loss?: number | null; lossValue?: DeviceValue | null }; backward(): void };
 
 function batch(B: number, T: number, V: number, seed: number) {
   let s = seed;
@@ -51,9 +52,11 @@ function run(device: 'cpu' | 'cuda', steps: number, method: 'eigen' | 'ekfac' = 
   for (let i = 0; i < steps; i++) {
     if (i === 1) before = native()._loopbackTransfers();
     m.zeroGrad();
-    out.push(m.forward(b).loss!);
+    const f = m.forward(b);
     m.backward();
-    opt.step({ batchSize: 2 });
+    // the loss stays on the device and is read with K-FAC's step record
+    opt.step({ batchSize: 2, losses: [f.lossValue!] });
+    out.push(f.loss!);
   }
   const now = native()._loopbackTransfers();
   opt.dispose();
@@ -80,14 +83,15 @@ describe.skipIf(!emulationPossible())('training under the CUDA emulation', () =>
     console.log(`emulated vs cpu adapters, worst relative difference: ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(2e-5);
     // What a step moves between host and device once the state exists (steps 2 and 3): the
-    // attention mask, the token ids (embedding gather) and the targets (cross-entropy) up, the
-    // per-row losses down. K-FAC's step record (docs/KFAC.md#one-read-per-step): up, the pointer
-    // tables of its two sums (the captured statistics, the gradients) and of the trust-ratio clip
-    // with its tensors' sizes; down, the record once (twice on step 3, a refresh: once before the
-    // decompositions). The untracked AdamW update's trust bound: its two sums each upload a table,
-    // into a record downloaded once. Nothing else crosses.
+    // attention mask, the token ids (embedding gather) and the targets (cross-entropy) up; the
+    // loss stays on the device (summed there from the rows' losses) and rides in K-FAC's step
+    // record (docs/KFAC.md#one-read-per-step): up, the pointer tables of its two sums (the
+    // captured statistics, the gradients) and of the trust-ratio clip with its tensors' sizes;
+    // down, the record once (twice on step 3, a refresh: once before the decompositions). The
+    // untracked AdamW update's trust bound: its two sums each upload a table, into a record
+    // downloaded once. Nothing else crosses.
     const B = 2, T = 12;
-    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 2 * (3 + 4 + 2), downloads: 2 * (1 + 1 + 1) + 1 });
+    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 2 * (3 + 4 + 2), downloads: 2 * (1 + 1) + 1 });
     expect(e.crossings.uploadBytes).toBeGreaterThan(2 * 3 * B * T * 4);
   });
 
@@ -113,7 +117,7 @@ describe.skipIf(!emulationPossible())('training under the CUDA emulation', () =>
     expect(fromEigen).toBeGreaterThan(2e-2); // the second moments changed the steps
     // as K-FAC's above (steps 2–4, step 3 a refresh); the small factors' batched solve and its
     // guarded copies move nothing
-    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 3 * (3 + 4 + 2), downloads: 3 * (1 + 1 + 1) + 1 });
+    expect({ uploads: e.crossings.uploads, downloads: e.crossings.downloads }).toEqual({ uploads: 3 * (3 + 4 + 2), downloads: 3 * (1 + 1) + 1 });
     native()._cpuLoopback();
     try {
       const l = run('cuda', 4, 'ekfac');

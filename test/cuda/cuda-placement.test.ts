@@ -17,6 +17,7 @@ import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { createLlama, loadModel } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
 import type { Module } from '../../lib/nn/module.js';
+import type { DeviceValue } from '../../lib/tensor/device-value.js';
 import { Shampoo } from '../../lib/optim/shampoo.js';
 import { applyLora, kfacLayersForLora, untrackedParameters } from '../../lib/peft/index.js';
 import { enableLoopback, gpuStatus } from './parity.mjs';
@@ -26,7 +27,7 @@ const gpu = gpuStatus();
 if (!gpu.ok) enableLoopback();
 const STORIES = sharedData('llama2c/stories260K.bin');
 
-type Model = Module & { forward(b: unknown): { loss?: number | null }; backward(): void; parameters(): ReturnType<Module['parameters']> };
+type Model = Module & { forward(b: unknown): { loss?: number | null; lossValue?: DeviceValue | null }; backward(): void; parameters(): ReturnType<Module['parameters']> };
 
 interface Run {
   losses: number[];
@@ -67,9 +68,12 @@ function train(make: () => Model, device: 'cpu' | 'cuda', vocab: number, steps: 
   let after1 = { uploads: 0, downloads: 0, uploadBytes: 0 };
   for (let i = 0; i < steps; i++) {
     m.zeroGrad();
-    losses.push(m.forward(b).loss!); // the one scalar read of the step (cross-entropy's value)
+    const out = m.forward(b);
     m.backward();
-    opt.step({ batchSize: 2 });
+    // the loss stays on the device and rides in K-FAC's step record (no read of its own)
+    opt.step({ batchSize: 2, losses: [out.lossValue!] });
+    expect(out.lossValue!.pending).toBe(false);
+    losses.push(out.loss!);
     if (i === 0 && device === 'cuda' && !gpu.ok) after1 = native()._loopbackTransfers();
   }
   const now = device === 'cuda' && !gpu.ok ? native()._loopbackTransfers() : after1;
@@ -101,8 +105,8 @@ function sameStep(make: () => Model, vocab: number, steps: number) {
   expect(Object.keys(cpu.adapters).length).toBeGreaterThan(0);
   for (const k of Object.keys(cpu.adapters)) expect(dev.adapters[k], k).toEqual(cpu.adapters[k]);
   // after the first step: exactly one upload per step, the [B, T] attention mask (the input),
-  // and two downloads, K-FAC's step record and the record of the untracked (AdamW) update's trust
-  // bound (the loss and the other numbers are scalar results of ops); a refresh step
+  // and two downloads, K-FAC's step record (the loss in it) and the record of the untracked
+  // (AdamW) update's trust bound; a refresh step
   // (inverseEvery 2: steps counted from 0) reads the step record once more
   const refreshes = Array.from({ length: steps - 1 }, (_, i) => i + 1).filter((s) => s % 2 === 0).length;
   expect(dev.laterTransfers).toEqual({ uploads: steps - 1, downloads: 2 * (steps - 1) + refreshes, uploadBytes: (steps - 1) * 2 * 12 * 4 });

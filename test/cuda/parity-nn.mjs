@@ -262,7 +262,7 @@ export const nnCases = [
     },
   },
   {
-    name: 'cross-entropy with ignored rows: mean loss (double), count, dlogits = dscale·(softmax − onehot)/count, in place',
+    name: 'cross-entropy with ignored rows: mean loss (double), count, dlogits = dscale·(softmax − onehot)/count, in place; the loss left on the device (lossTo) is the same double',
     ops: ['cross_entropy'],
     run(dev) {
       const N = 33, V = 1000, z = uniform(N * V, 5), ignore = -100, dscale = 0.5;
@@ -283,6 +283,15 @@ export const nnCases = [
       assert.equal(r.count, count);
       assert.ok(Math.abs(r.loss - loss) <= 1e-6 * loss, `loss ${r.loss} vs ${loss}`);
       rel(read(zt), dz, 1e-5, 'dlogits in place');
+      // lossTo: the rows summed on the device in the host's order, so the same double bit for bit,
+      // and the same dlogits
+      const zt2 = T(z, [N, V], dev), to = T(new Float32Array(2).fill(NaN), [2], dev);
+      const r2 = F.crossEntropy(zt2, t, zt2, { ignoreIndex: ignore, dscale, lossTo: to });
+      assert.equal(r2.count, count);
+      if (dev === 'cpu') assert.equal(r2.loss, r.loss);
+      const pair = read(to);
+      assert.equal(new Float64Array(pair.buffer, pair.byteOffset, 1)[0], r.loss, 'lossTo');
+      assert.deepEqual(read(zt2), read(zt), 'dlogits with lossTo');
     },
   },
   {

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, NotFiniteError, Tensor } from '../../lib/index.js';
 import { updateFactor } from '../../lib/kfac/factor.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { DeviceValue } from '../../lib/tensor/device-value.js';
 import { DenseLayer } from '../support/dense-layer.js';
 import { randomF32 } from '../support/helpers.js';
 
@@ -130,4 +131,83 @@ describe('K-FAC with a non-finite Newton step', () => {
       expect(opt.sgd.stateDict().tensors['fc.weight/momentum_buffer']!.toArray()).toEqual(momentum);
       opt.dispose();
     });
+});
+
+// The micro-batches' losses left on the device (a forward's lossValue) ride in the step record:
+// the step resolves them with its one read, and a non-finite one refuses the step before the
+// statistics are folded in or anything is applied — on a refresh step (read before the
+// decompositions) and between refreshes alike.
+describe('K-FAC with a non-finite loss left on the device', () => {
+  const [din, dout, R] = [4, 3, 6];
+  const lossOf = (v: number): DeviceValue => {
+    const d = new DeviceValue('cpu');
+    d.tensor.set(new Float32Array(new Float64Array([v]).buffer));
+    return d;
+  };
+  for (const method of ['ekfac', 'eigen', 'inverse'] as const)
+    for (const badAt of [2, 3])
+      it(`${method}, bad loss at step ${badAt}${badAt % 3 === 0 ? ' (a refresh)' : ''}: refused naming the loss, and the run goes on as if the batch never came`, () => {
+        const make = () => {
+          const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
+          const opt = new KFAC([layer], [], { method, inverseEvery: 3 });
+          const feed = (seed: number) => {
+            layer.setInput(Tensor.from(randomF32(R * din, seed), [R, din]));
+            layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
+            layer.setGrads(randomF32(dout * din, seed + 2), randomF32(dout, seed + 3));
+          };
+          return { layer, opt, feed };
+        };
+        const hit = make();
+        const clean = make();
+        for (const r of [hit, clean])
+          for (let s = 0; s < badAt; s++) {
+            r.feed(10 + 4 * s);
+            const l = lossOf(0.6931471805599453 + s);
+            r.opt.step({ batchSize: R, losses: [l] });
+            expect(l.pending).toBe(false);
+            expect(l.value()).toBe(0.6931471805599453 + s); // exact: a float64 through the record
+          }
+        // two micro-batches, the second's loss Inf (statistics and gradients finite)
+        hit.feed(100);
+        hit.opt.capture({ batchSize: R });
+        hit.feed(100);
+        const W = hit.layer.weight.tensor.toArray();
+        const momentum = hit.opt.sgd.stateDict().tensors['fc.weight/momentum_buffer']?.toArray();
+        const losses = [lossOf(1.5), lossOf(Infinity)];
+        let err: unknown;
+        try {
+          hit.opt.step({ batchSize: R, losses });
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(NotFiniteError);
+        expect((err as NotFiniteError).message).toBe('the loss of micro-batch 2 is Infinity: the step was refused and nothing applied');
+        expect((err as NotFiniteError).argument).toBe('loss');
+        expect(losses.map((l) => l.value())).toEqual([1.5, Infinity]);
+        expect(hit.layer.weight.tensor.toArray()).toEqual(W);
+        expect(hit.opt.sgd.stateDict().tensors['fc.weight/momentum_buffer']?.toArray()).toEqual(momentum);
+        expect(hit.opt.preconditioner.pendingCaptures).toBe(0);
+        for (let s = 0; s < 4; s++)
+          for (const r of [hit, clean]) {
+            r.feed(200 + 4 * s);
+            r.opt.step({ batchSize: R, losses: [lossOf(1)] });
+          }
+        expect(hit.layer.weight.tensor.toArray()).toEqual(clean.layer.weight.tensor.toArray());
+        expect(hit.layer.bias!.tensor.toArray()).toEqual(clean.layer.bias!.tensor.toArray());
+        hit.opt.dispose();
+        clean.opt.dispose();
+      });
+
+  it('a loss already read is refused (it cannot ride in the record): InvalidArgumentError naming losses', () => {
+    const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
+    const opt = new KFAC([layer], [], {});
+    layer.setInput(Tensor.from(randomF32(R * din, 1), [R, din]));
+    layer.setOutputGrad(Tensor.from(randomF32(R * dout, 2), [R, dout]));
+    layer.setGrads(randomF32(dout * din, 3), randomF32(dout, 4));
+    const l = lossOf(2);
+    l.value();
+    expect(() => opt.step({ batchSize: R, losses: [l] })).toThrow(InvalidArgumentError);
+    expect(() => opt.step({ batchSize: R, losses: [l] })).toThrow(/losses: expected an array of device values not yet read/);
+    opt.dispose();
+  });
 });

@@ -141,6 +141,27 @@ describe('the step record on the CPU', () => {
     rec.dispose();
   });
 
+  it('values and the flag\'s checked slots: a loss copied in exactly; a NaN or Inf there makes the flag 0', () => {
+    const rec = new StepRecord();
+    const pair = (v: number) => Tensor.from(new Float32Array(new Float64Array([v]).buffer), [2]);
+    for (const [bad, want] of [
+      [0.1, 1],
+      [NaN, 0],
+      [-Infinity, 0],
+    ] as const) {
+      rec.begin(Tensor.zeros([1]), 6);
+      const at = rec.values([pair(2.5), pair(bad)]);
+      const s = rec.sums([Tensor.from(new Float32Array([3, 4]), [2])], true, { at, count: 2 });
+      const v = rec.read();
+      expect([v[at], v[at + 1]]).toEqual([2.5, bad]);
+      expect(v[s.at]).toBe(25);
+      expect(v[s.flag], String(bad)).toBe(want);
+    }
+    rec.begin(Tensor.zeros([1]), 2);
+    expect(() => rec.values([Tensor.zeros([3])])).toThrow(/values\[0\] holds 3 floats/);
+    rec.dispose();
+  });
+
   it('emaCommit: scale then axpy bit for bit when the guard is 1, nothing when it is 0', () => {
     const F0 = randomF32(37, 3);
     const X = Tensor.from(randomF32(37, 4), [37]);
@@ -177,6 +198,11 @@ describe('the step record on the CPU', () => {
     expect(() => n.trustClip([a.handle], [Tensor.zeros([4]).handle], { k: 0, floor: FLOOR, perTensor: true }, rec.tensor.handle, 0)).toThrow(InvalidArgumentError);
     expect(() => n.trustClip([a.handle], [Tensor.zeros([4]).handle], { k: 1, floor: FLOOR, perTensor: true }, rec.tensor.handle, 100)).toThrow(/offset/);
     expect(() => n.sumSquaresTo([a.handle], rec.tensor.handle, 0, 0)).toThrow(/flag/);
+    // the checked slots gate a flag, apart from the sums and the flag
+    expect(() => n.sumSquaresTo([a.handle], rec.tensor.handle, 0, -1, 1, 1)).toThrow(/flag: expected a flag slot/);
+    expect(() => n.sumSquaresTo([a.handle], rec.tensor.handle, 0, 1, 0, 1)).toThrow(/checkAt: expected checked slots apart/);
+    expect(() => n.sumSquaresTo([], rec.tensor.handle, 0, 1, 1, 1)).toThrow(/checkAt/);
+    expect(() => n.sumSquaresTo([], rec.tensor.handle, 0, 0, 1, 40)).toThrow(/offset/);
     expect(() => n.emaCommit(a.handle, b.handle, 0.5, rec.tensor.handle, 0)).toThrow(ShapeError);
     expect(() => n.emaCommit(a.handle, Tensor.zeros([4]).handle, 1.5, rec.tensor.handle, 0)).toThrow(/beta/);
     // the record's own checks: room for what is written, begin() first
@@ -218,6 +244,28 @@ describe.skipIf(!emulationPossible())('the step record on the emulated cuda devi
         rec.dispose();
       }
     });
+
+  it('values and the flag\'s checked slots on the device: a loss copied in exactly, a NaN there makes the flag 0, no download until the read', () => {
+    const rec = new StepRecord();
+    const pair = (v: number) => Tensor.from(new Float32Array(new Float64Array([v]).buffer), [2]).to('cuda');
+    for (const [bad, want] of [
+      [0.1, 1],
+      [NaN, 0],
+      [Infinity, 0],
+    ] as const) {
+      const losses = [pair(2.5), pair(bad)];
+      rec.begin(Tensor.zeros([1]).to('cuda'), 6);
+      const before = native()._loopbackTransfers().downloads;
+      const at = rec.values(losses);
+      const s = rec.sums([Tensor.from(new Float32Array([3, 4]), [2]).to('cuda')], true, { at, count: 2 });
+      expect(native()._loopbackTransfers().downloads).toBe(before);
+      const v = rec.read();
+      expect([v[at], v[at + 1]]).toEqual([2.5, bad]);
+      expect(v[s.at]).toBe(25);
+      expect(v[s.flag], String(bad)).toBe(want);
+    }
+    rec.dispose();
+  });
 
   it('dots and kroneckerQuadratics (adaptive damping\'s probe): the CPU numbers, written without a download', () => {
     const sizes = [0, 9, 16384 + 5];

@@ -1,7 +1,7 @@
 /** Softmax cross-entropy with an ignore index, and the CrossEntropyLoss module. */
 import { describe, expect, it } from 'vitest';
 
-import { InvalidArgumentError, nn, NotFiniteError, Tensor } from '../../lib/index.js';
+import { InvalidArgumentError, nn, NotFiniteError, ShapeError, Tensor } from '../../lib/index.js';
 import { expectClose, fdGrad, input, poisoned, refCrossEntropy, rng } from '../support/nn-helpers.js';
 
 const F = nn.functional;
@@ -63,6 +63,32 @@ describe('cross-entropy', () => {
     expect(d.toArray().every(Number.isFinite)).toBe(true);
     const bad = Tensor.from(new Float32Array([0, Infinity, 1, 2]), [2, 2]);
     expect(() => F.crossEntropy(bad, Int32Array.from([0, 1]))).toThrow(NotFiniteError);
+  });
+
+  it('lossTo: the same float64 in two floats, also returned on the CPU; a non-finite loss is left to the reader; bad lossTo is a typed error', () => {
+    const N = 9, V = 13;
+    const z = input(N * V, 31, 4);
+    const t = targetsFor(N, V, 32);
+    const d1 = poisoned([N, V]), d2 = poisoned([N, V]);
+    const r1 = F.crossEntropy(Tensor.from(z.f32, [N, V]), t, d1);
+    const to = Tensor.from(new Float32Array(2).fill(NaN), [2]);
+    const r2 = F.crossEntropy(Tensor.from(z.f32, [N, V]), t, d2, { lossTo: to });
+    expect(r2).toEqual(r1);
+    const pair = to.toArray();
+    expect(new Float64Array(pair.buffer, pair.byteOffset, 1)[0]).toBe(r1.loss);
+    expect(d2.toArray()).toEqual(d1.toArray());
+    // with lossTo the call does not throw on Inf logits: the value is the reader's to check
+    const bad = Tensor.from(new Float32Array([0, Infinity, 1, 2]), [2, 2]);
+    const r3 = F.crossEntropy(bad, Int32Array.from([0, 1]), null, { lossTo: to });
+    expect(Number.isFinite(r3.loss)).toBe(false);
+    const p3 = to.toArray();
+    expect(Number.isFinite(new Float64Array(p3.buffer, p3.byteOffset, 1)[0]!)).toBe(false);
+    const zz = Tensor.randn([2, 3]);
+    expect(() => F.crossEntropy(zz, Int32Array.from([0, 1]), null, { lossTo: Tensor.zeros([3]) })).toThrow(ShapeError);
+    expect(() => F.crossEntropy(zz, Int32Array.from([0, 1]), null, { lossTo: Tensor.zeros([3]) })).toThrow(/lossTo: expected 2 elements/);
+    const pair6 = Tensor.zeros([2, 3]);
+    expect(() => F.crossEntropy(pair6, Int32Array.from([0, 1]), null, { lossTo: pair6 })).toThrow(/lossTo: expected memory separate from logits|lossTo/);
+    expect(() => F.crossEntropy(zz, Int32Array.from([0, 1]), null, { lossTo: Tensor.zeros([2], { dtype: 'bfloat16' }) })).toThrow(/lossTo/);
   });
 
   it('targets out of range or of the wrong type are typed errors', () => {
