@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 import { InvalidArgumentError, NotFiniteError, Tensor } from '../../lib/index.js';
 import { updateFactor } from '../../lib/kfac/factor.js';
-import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { KFAC, type KfacOptions } from '../../lib/kfac/kfac-optimizer.js';
 import { DeviceValue } from '../../lib/tensor/device-value.js';
 import { DenseLayer } from '../support/dense-layer.js';
 import { randomF32 } from '../support/helpers.js';
@@ -40,33 +40,39 @@ describe('kfac.updateFactor and non-finite rows', () => {
   });
 });
 
+const [din, dout, R] = [4, 3, 6];
+
+/** A dense layer under K-FAC, and a feed of seeded rows and gradients with a NaN in the input rows or the weight gradient when asked. */
+function denseRun(options: KfacOptions) {
+  const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
+  const opt = new KFAC([layer], [], options);
+  const feed = (seed: number, poison: 'input' | 'grad' | null = null) => {
+    const x = randomF32(R * din, seed);
+    if (poison === 'input') x[5] = NaN;
+    layer.setInput(Tensor.from(x, [R, din]));
+    layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
+    const gw = randomF32(dout * din, seed + 2);
+    if (poison === 'grad') gw[7] = NaN;
+    layer.setGrads(gw, randomF32(dout, seed + 3));
+  };
+  return { layer, opt, feed };
+}
+
 describe('K-FAC with a non-finite row at a capture', () => {
-  const [din, dout, R] = [4, 3, 6];
   const methods = ['ekfac', 'eigen', 'inverse'] as const;
   for (const method of methods)
     for (const clip of ['the default clip', 'no clip'] as const)
       it(`${method}, ${clip}: the step is refused naming the factor, and the run goes on as if the batch never came`, () => {
-        const make = () => {
-          const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
-          const opt = new KFAC([layer], [], { method, inverseEvery: 3, ...(clip === 'no clip' ? { newtonClip: null } : {}) });
-          const feed = (seed: number, poison: boolean) => {
-            const x = randomF32(R * din, seed);
-            if (poison) x[5] = NaN;
-            layer.setInput(Tensor.from(x, [R, din]));
-            layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
-            layer.setGrads(randomF32(dout * din, seed + 2), randomF32(dout, seed + 3));
-          };
-          return { layer, opt, feed };
-        };
+        const make = () => denseRun({ method, inverseEvery: 3, ...(clip === 'no clip' ? { newtonClip: null } : {}) });
         const hit = make();
         const clean = make();
         for (const r of [hit, clean])
           for (let s = 0; s < 2; s++) {
-            r.feed(10 + 4 * s, false);
+            r.feed(10 + 4 * s);
             r.opt.step({ batchSize: R });
           }
         // a micro-batch with a NaN input row (its gradients finite): captured, then refused at the step
-        hit.feed(100, true);
+        hit.feed(100, 'input');
         hit.opt.capture({ batchSize: R });
         const W = hit.layer.weight.tensor.toArray();
         const b = hit.layer.bias!.tensor.toArray();
@@ -84,7 +90,7 @@ describe('K-FAC with a non-finite row at a capture', () => {
         // nothing of it was kept: the next clean steps match a run that never saw it, bit for bit
         for (let s = 0; s < 3; s++)
           for (const r of [hit, clean]) {
-            r.feed(200 + 4 * s, false);
+            r.feed(200 + 4 * s);
             r.opt.step({ batchSize: R });
           }
         expect(hit.layer.weight.tensor.toArray()).toEqual(clean.layer.weight.tensor.toArray());
@@ -99,7 +105,6 @@ describe('K-FAC with a non-finite row at a capture', () => {
 // live, or the host's norm without a clip — and the step is refused naming the layer before the
 // write-back, so the weights, the momentum and the gradients are as they were.
 describe('K-FAC with a non-finite Newton step', () => {
-  const [din, dout, R] = [4, 3, 6];
   const clips = [
     ['the default clip (per-tensor trust ratio)', {}],
     ['the global trust ratio', { newtonClip: { mode: 'global', trustRatio: 0.01 } }],
@@ -107,20 +112,12 @@ describe('K-FAC with a non-finite Newton step', () => {
   ] as const;
   for (const [what, over] of clips)
     it(`${what}: a NotFiniteError naming the layer's step; weights, momentum and gradients untouched`, () => {
-      const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
-      const opt = new KFAC([layer], [], { inverseEvery: 3, ...over });
-      const feed = (seed: number, poison: boolean) => {
-        layer.setInput(Tensor.from(randomF32(R * din, seed), [R, din]));
-        layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
-        const gw = randomF32(dout * din, seed + 2);
-        if (poison) gw[7] = NaN;
-        layer.setGrads(gw, randomF32(dout, seed + 3));
-      };
+      const { layer, opt, feed } = denseRun({ inverseEvery: 3, ...over });
       for (let s = 0; s < 2; s++) {
-        feed(10 + 4 * s, false);
+        feed(10 + 4 * s);
         opt.step({ batchSize: R });
       }
-      feed(100, true);
+      feed(100, 'grad');
       const W = layer.weight.tensor.toArray();
       const g = Array.from(layer.weight.grad!.toArray()).map(String);
       const momentum = opt.sgd.stateDict().tensors['fc.weight/momentum_buffer']!.toArray();
@@ -138,7 +135,6 @@ describe('K-FAC with a non-finite Newton step', () => {
 // statistics are folded in or anything is applied — on a refresh step (read before the
 // decompositions) and between refreshes alike.
 describe('K-FAC with a non-finite loss left on the device', () => {
-  const [din, dout, R] = [4, 3, 6];
   const lossOf = (v: number): DeviceValue => {
     const d = new DeviceValue('cpu');
     d.tensor.set(new Float32Array(new Float64Array([v]).buffer));
@@ -147,16 +143,7 @@ describe('K-FAC with a non-finite loss left on the device', () => {
   for (const method of ['ekfac', 'eigen', 'inverse'] as const)
     for (const badAt of [2, 3])
       it(`${method}, bad loss at step ${badAt}${badAt % 3 === 0 ? ' (a refresh)' : ''}: refused naming the loss, and the run goes on as if the batch never came`, () => {
-        const make = () => {
-          const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
-          const opt = new KFAC([layer], [], { method, inverseEvery: 3 });
-          const feed = (seed: number) => {
-            layer.setInput(Tensor.from(randomF32(R * din, seed), [R, din]));
-            layer.setOutputGrad(Tensor.from(randomF32(R * dout, seed + 1), [R, dout]));
-            layer.setGrads(randomF32(dout * din, seed + 2), randomF32(dout, seed + 3));
-          };
-          return { layer, opt, feed };
-        };
+        const make = () => denseRun({ method, inverseEvery: 3 });
         const hit = make();
         const clean = make();
         for (const r of [hit, clean])
@@ -199,11 +186,8 @@ describe('K-FAC with a non-finite loss left on the device', () => {
       });
 
   it('a loss already read is refused (it cannot ride in the record): InvalidArgumentError naming losses', () => {
-    const layer = new DenseLayer('fc', randomF32(dout * din, 3), dout, din, randomF32(dout, 4));
-    const opt = new KFAC([layer], [], {});
-    layer.setInput(Tensor.from(randomF32(R * din, 1), [R, din]));
-    layer.setOutputGrad(Tensor.from(randomF32(R * dout, 2), [R, dout]));
-    layer.setGrads(randomF32(dout * din, 3), randomF32(dout, 4));
+    const { opt, feed } = denseRun({});
+    feed(1);
     const l = lossOf(2);
     l.value();
     expect(() => opt.step({ batchSize: R, losses: [l] })).toThrow(InvalidArgumentError);
