@@ -369,11 +369,12 @@ export class KfacPreconditioner {
   }
 
   /**
-   * Captured statistics with NaN or Inf (the record's flag is 0): the device skipped their commit
-   * (the guard), so the factors and EKFAC's moments are as before the step; their counters go
-   * back too, and the eigenvalues the small factors' solve of this step scaled with the advanced
-   * counters are scaled again (its eigenpairs are those of the unchanged factors, the same as
-   * before). Nothing is applied, the step is refused naming the first bad factor.
+   * Resolves the losses read with the record. Then, when a loss or the captured statistics hold
+   * NaN or Inf (the record's flag is 0): the device skipped the statistics' commit (the guard),
+   * so the factors and EKFAC's moments are as before the step; their counters go back too, and
+   * the eigenvalues the small factors' solve of this step scaled with the advanced counters are
+   * scaled again (its eigenpairs are those of the unchanged factors, the same as before). Nothing
+   * is applied, the step is refused naming the first non-finite loss, else the first bad factor.
    */
   #checkStatistics(v: Float64Array, checked: Checked, pending: KFactor[], rows: LayerBlock[]): void {
     checked.losses.forEach((l, i) => {
