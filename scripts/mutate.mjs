@@ -329,6 +329,14 @@ const MUTATIONS = [
     tests: ['test/cuda/cuda-emulation.test.ts'],
   },
   {
+    id: 'record-fixed-threshold',
+    what: "the norm clip on the record (fixed) bounds by the trust ratio's τ instead of its maxNorm",
+    file: 'native/core/record_math.h',
+    from: 'r.threshold = fixed ? k : k * rms * sqrt(size);',
+    to: 'r.threshold = k * rms * sqrt(size);',
+    tests: ['test/kfac/kfac-step-record.test.ts'],
+  },
+  {
     id: 'loss-ignore-index',
     what: 'cross-entropy averages over ignored (-100) targets too',
     file: 'native/cpu/nn_loss.cpp',

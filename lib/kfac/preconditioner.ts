@@ -28,8 +28,8 @@ import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
 import { SmallFactorSolver } from './small-factors.js';
-import { clipsOnRecord, clipSteps, readTrustClip, type StepTensors, trustClipToRecord } from './step-clip.js';
-import { StepRecord, TRUST_CLIP_SLOTS, type TrustClipAt } from './step-record.js';
+import { type ClipAt, clipsOnRecord, clipToRecord, fisherClip, readClip, type StepTensors } from './step-clip.js';
+import { StepRecord, TRUST_CLIP_SLOTS } from './step-record.js';
 import { type KfacTelemetry, startTelemetry } from './telemetry.js';
 
 export type { KfacPreconditionerOptions, NewtonClip } from './options.js';
@@ -281,7 +281,7 @@ export class KfacPreconditioner {
     const pendingRows = due ? this.#blocks.filter((b) => b.pendingRows !== undefined) : [];
     this.#roundAtStep = this.#refreshRound;
     const rec = this.#record;
-    rec.begin(this.#blocks[0]!.layer.weight.tensor, losses.length + pending.length + pendingRows.length + 1 + grads.length + TRUST_CLIP_SLOTS + this.#factors.size);
+    rec.begin(this.#blocks[0]!.layer.weight.tensor, losses.length + pending.length + pendingRows.length + 1 + grads.length + Math.max(TRUST_CLIP_SLOTS, grads.length) + this.#factors.size);
     // the losses first: the statistics' flag is 1 only when they are finite too
     const lossAt = rec.values(losses.map((l) => l.tensor));
     const stats = [...pending.map((f) => f.pending as Tensor), ...pendingRows.map((b) => b.pendingRows as Tensor)];
@@ -330,7 +330,7 @@ export class KfacPreconditioner {
 
     // 4–6. Precondition, clip, read the record, write back.
     const preconditioning = s >= this.warmupSteps && this.#blocks.every((b) => b.ready());
-    let clip: { t: StepTensors; at: TrustClipAt | null } | null = null;
+    let clip: { t: StepTensors; at: ClipAt } | null = null;
     if (preconditioning) {
       t0 = process.hrtime.bigint();
       for (const b of live) b.precondition(damping);
@@ -341,8 +341,8 @@ export class KfacPreconditioner {
       const names = live.flatMap((b) => [b.layer.name, ...(b.Pb && b.biasGrad && b.layer.bias ? [`${b.layer.name} (bias)`] : [])]);
       const t = { steps, grads, params, names };
       const rates = { lr: (which: string) => this.#lr(c, which), trustLr: () => this.#trustLr(c), trustScale: this.trustScale };
-      if (clipsOnRecord(this.newtonClip)) clip = { t, at: trustClipToRecord(this.newtonClip!, t, s, rates, rec) };
-      else clipSteps(this.newtonClip, t, s, rates, tel);
+      if (clipsOnRecord(this.newtonClip)) clip = { t, at: clipToRecord(this.newtonClip, t, s, rates, rec) };
+      else fisherClip(this.newtonClip!, t, s, rates, tel);
       tel.timings.clipMs = ms(t0);
     }
     // the step's one wait for the device: the statistics' flag, the gradient norm, the small
@@ -351,7 +351,7 @@ export class KfacPreconditioner {
     if (checked.flag >= 0) this.#checkStatistics(v, checked, pending, pendingRows);
     this.#small.checkRecord(v, sink);
     if (gradSums) tel.gradNorm = Math.sqrt(grads.reduce((acc, _, i) => acc + v[gradSums.at + i]!, 0));
-    if (clip) readTrustClip(v, clip.at, clip.t, tel);
+    if (clip) readClip(v, clip.at, clip.t, tel);
     if (preconditioning) {
       t0 = process.hrtime.bigint();
       for (const b of live) {

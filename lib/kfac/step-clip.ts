@@ -1,12 +1,12 @@
 /**
  * The preconditioner's Newton-step clip (docs/KFAC.md#newton-step-clipping): which bound applies
  * to the step tensors P — the per-tensor or global trust ratio (the default), a norm threshold,
- * or the Fisher bound — and its telemetry. The trust ratio is computed and applied where the
- * tensors live, its outcome read with the step record (step-record.ts); the others scale with
- * `clipNewtonStep` (clip.ts) and read their norms at once.
+ * or the Fisher bound — and its telemetry. The trust ratio and the norm threshold are computed
+ * and applied where the tensors live (ops trust_clip), and so is the norm without a clip, their
+ * outcome read with the step record (step-record.ts); the Fisher bound scales with
+ * `clipNewtonStep` (clip.ts) and reads its numbers at once.
  */
 import { NotFiniteError } from '../errors.js';
-import * as ops from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { clipNewtonStep } from './clip.js';
 import { at, type ResolvedNewtonClip } from './options.js';
@@ -37,63 +37,65 @@ export interface ClipRates {
 }
 
 /**
- * Clips `t.steps` in place by `nc` at step `s` with host reads (no clip, a norm threshold, the
- * Fisher bound) and writes preClipNorm, clipScale, clipped, clipThreshold. The trust ratio goes
- * through the step record instead (`trustClipToRecord`, `readTrustClip`).
+ * The Fisher bound (newtonClip: { mode: 'fisher', c }) of `t.steps` in place at step `s`, with
+ * host reads (its ⟨P, ∇W⟩ and norms, clipNewtonStep); writes preClipNorm, clipScale, clipped,
+ * clipThreshold. Every other clip goes through the step record (`clipToRecord`, `readClip`).
  */
-export function clipSteps(nc: ResolvedNewtonClip | null, t: StepTensors, s: number, rates: ClipRates, tel: KfacTelemetry): void {
-  if (!nc) {
-    // no clip: the norm is telemetry, and a non-finite step is refused here as by every clip
-    const sums = ops.sumSquaresMany(t.steps);
-    notFinite(sums, t);
-    tel.preClipNorm = Math.sqrt(sums.reduce((a, b) => a + b, 0));
-    return;
-  }
-  let r;
-  if (nc.mode === 'fisher') {
-    const cv = at(nc.value, s, 'newtonClip.c');
-    tel.clipThreshold = cv;
-    r = clipNewtonStep(t.steps, { mode: 'fisher', c: cv, lr: rates.lr('Fisher-norm'), grads: t.grads });
-  } else {
-    const tau = at(nc.value, s, 'newtonClip.maxNorm');
-    tel.clipThreshold = tau;
-    r = clipNewtonStep(t.steps, { mode: nc.mode, maxNorm: tau });
-  }
+export function fisherClip(nc: ResolvedNewtonClip, t: StepTensors, s: number, rates: ClipRates, tel: KfacTelemetry): void {
+  const cv = at(nc.value, s, 'newtonClip.c');
+  tel.clipThreshold = cv;
+  const r = clipNewtonStep(t.steps, { mode: 'fisher', c: cv, lr: rates.lr('Fisher-norm'), grads: t.grads });
   tel.preClipNorm = r.norm; // the clip's own reduction: ‖P‖ over all tensors before scaling
   tel.clipScale = r.scale;
   tel.clipped = r.clipped;
 }
 
-/** Whether `nc` is the trust-ratio clip (the default), which runs where the tensors live and reports through the step record. */
+/** Whether `nc` runs where the tensors live and reports through the step record: every clip but the Fisher bound, and no clip. */
 export function clipsOnRecord(nc: ResolvedNewtonClip | null): boolean {
-  return nc !== null && nc.kind === 'trustRatio' && nc.mode !== 'fisher';
+  return nc === null || nc.mode !== 'fisher';
 }
+
+/** Where a clip left its outcome in the step record: the clip's slots, or without a clip the steps' Σx² (the telemetry's norm, and the finiteness check). */
+export type ClipAt = { kind: 'clip'; at: TrustClipAt } | { kind: 'sums'; at: number } | null;
 
 /**
- * The trust-ratio clip (docs/KFAC.md#default-threshold), with k = κ/η̄, queued where the tensors
- * live (ops trust_clip): global: ‖P‖ ≤ k·max(‖θ‖, θ_min·√n); per-tensor: ‖P_i‖ ≤
- * k·√n_i·max(rms θ_i, rms θ, θ_min), θ the tracked weights (and biases) in the order of the step
- * tensors. Its outcome is read with the step record (`readTrustClip`); null when there is no step.
+ * Queues the clip of `t.steps` where the tensors live (ops trust_clip), its outcome into the
+ * record: the trust ratio (docs/KFAC.md#default-threshold) with k = κ/η̄ — global: ‖P‖ ≤
+ * k·max(‖θ‖, θ_min·√n); per-tensor: ‖P_i‖ ≤ k·√n_i·max(rms θ_i, rms θ, θ_min), θ the tracked
+ * weights (and biases) in the order of the step tensors — or a norm threshold (`maxNorm`: ‖P‖ ≤
+ * τ, or ‖P_i‖ ≤ τ per tensor, clipNewtonStep's arithmetic). Without a clip only the steps' sums
+ * of squares go to the record. Read back with `readClip`; null when there is no step to clip.
  */
-export function trustClipToRecord(nc: ResolvedNewtonClip, t: StepTensors, s: number, rates: ClipRates, record: StepRecord): TrustClipAt | null {
+export function clipToRecord(nc: ResolvedNewtonClip | null, t: StepTensors, s: number, rates: ClipRates, record: StepRecord): ClipAt {
+  if (!nc) return { kind: 'sums', at: record.sums(t.steps).at };
   if (t.steps.length === 0) return null;
+  const perTensor = nc.mode === 'per-tensor';
+  if (nc.kind === 'maxNorm') return { kind: 'clip', at: record.trustClip(t.steps, t.params, at(nc.value, s, 'newtonClip.maxNorm'), TRUST_FLOOR_RMS, perTensor, true) };
   const k = (rates.trustScale * at(nc.value, s, 'newtonClip.trustRatio')) / rates.trustLr();
-  return record.trustClip(t.steps, t.params, k, TRUST_FLOOR_RMS, nc.mode === 'per-tensor');
+  return { kind: 'clip', at: record.trustClip(t.steps, t.params, k, TRUST_FLOOR_RMS, perTensor) };
 }
 
-/** The trust-ratio clip's outcome from the record's values: a NotFiniteError for a step with NaN or Inf (nothing was scaled), else the telemetry. */
-export function readTrustClip(v: Float64Array, c: TrustClipAt | null, t: StepTensors, tel: KfacTelemetry): void {
+/** The clip's outcome from the record's values: a NotFiniteError for a step with NaN or Inf (nothing was scaled), else the telemetry. */
+export function readClip(v: Float64Array, c: ClipAt, t: StepTensors, tel: KfacTelemetry): void {
   if (!c) {
     tel.preClipNorm = 0;
     tel.clipThreshold = Infinity;
     return;
   }
-  const bad = v[c.at + 4]!;
+  if (c.kind === 'sums') {
+    // no clip: the norm is telemetry, and a non-finite step is refused here as by every clip
+    const sums = t.steps.map((_, i) => v[c.at + i]!);
+    notFinite(sums, t);
+    tel.preClipNorm = Math.sqrt(sums.reduce((a, b) => a + b, 0));
+    return;
+  }
+  const o = c.at.at;
+  const bad = v[o + 4]!;
   if (bad > 0) notFinite(t.steps.map((_, i) => (i === bad - 1 ? NaN : 0)), t);
-  tel.preClipNorm = v[c.at]!;
-  tel.clipScale = v[c.at + 1]!;
-  tel.clipThreshold = v[c.at + 2]!;
-  tel.clipped = v[c.at + 3]! === 1;
+  tel.preClipNorm = v[o]!;
+  tel.clipScale = v[o + 1]!;
+  tel.clipThreshold = v[o + 2]!;
+  tel.clipped = v[o + 3]! === 1;
 }
 
 /** NotFiniteError naming the first step tensor whose sum of squares is not finite. */

@@ -98,13 +98,16 @@ export class StepRecord {
     return at;
   }
 
-  /** The trust-ratio clip of `steps` (θ of each in `params`) with k = κ/η̄, in place; its outcome goes to the record. */
-  trustClip(steps: readonly Tensor[], params: readonly Tensor[], k: number, floor: number, perTensor: boolean): TrustClipAt {
+  /**
+   * The trust-ratio clip of `steps` (θ of each in `params`) with k = κ/η̄, in place; its outcome
+   * goes to the record. With `fixed`, k is the norm bound itself (newtonClip: { maxNorm }).
+   */
+  trustClip(steps: readonly Tensor[], params: readonly Tensor[], k: number, floor: number, perTensor: boolean, fixed = false): TrustClipAt {
     const at = this.#take(TRUST_CLIP_SLOTS);
     kfacNative().trustClip(
       steps.map((t, i) => handleOf(t, `steps[${i}]`)),
       params.map((t, i) => handleOf(t, `params[${i}]`)),
-      { k, floor, perTensor },
+      { k, floor, perTensor, fixed },
       this.tensor.handle,
       at,
     );

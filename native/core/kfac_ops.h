@@ -141,13 +141,15 @@ struct TrustClipOptions {
   double k = 0.0;          // κ/η̄ (> 0)
   double floor = 0.0;      // θ_min, the floor of rms θ (≥ 0)
   bool per_tensor = true;  // per-tensor, else global
+  bool fixed = false;      // k is the threshold itself: ‖P‖ ≤ k (global) or ‖P_i‖ ≤ k (a norm clip)
 };
 
 // The trust-ratio Newton-step clip where the tensors live (docs/KFAC.md#default-threshold), in
 // place on `steps`, params[i] being θ of steps[i] (same sizes), n = Σ|θ_i|:
 //   rms = max(sqrt(Σ‖θ_i‖² / n), floor);
 //   global:     τ = k·rms·√n, every step scaled by min(1, τ/‖P‖);
-//   per-tensor: τ_i = k·√|θ_i|·max(‖θ_i‖/√|θ_i|, rms), step i scaled by min(1, τ_i/‖P_i‖).
+//   per-tensor: τ_i = k·√|θ_i|·max(‖θ_i‖/√|θ_i|, rms), step i scaled by min(1, τ_i/‖P_i‖);
+//   fixed: τ = τ_i = k (clip_newton_step's norm clip, with its arithmetic, on the record).
 // record[offset ..] gets kTrustClipSlots values: ‖P‖ before scaling, the smallest scale, the
 // smallest τ, 1 if any step was scaled, and 1 + the index of the first step with NaN or Inf
 // (then nothing is scaled) or 0. Nothing is downloaded: the caller reads the record.

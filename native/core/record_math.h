@@ -40,9 +40,11 @@ struct TrustOutcome {
 
 // The trust ratio's scales (docs/KFAC.md#default-threshold) from Σθ_i² (pSq), |θ_i| (pSize) and
 // ΣP_i² (sSq) of n tensors: scales[i] (float, 1 when not scaled; untouched when a step is not
-// finite, since nothing is then scaled) and the outcome the record keeps.
+// finite, since nothing is then scaled) and the outcome the record keeps. With `fixed`, k is the
+// threshold itself (the norm clip newtonClip: { maxNorm }: ‖P‖ ≤ k, or ‖P_i‖ ≤ k per tensor, θ
+// unread) and ‖P‖ is summed as clip_newton_step sums it.
 KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, const double* sSq, int64_t n, double k,
-                                      double floor, bool per_tensor, float* scales) {
+                                      double floor, bool per_tensor, bool fixed, float* scales) {
   TrustOutcome r;
   for (int64_t i = 0; i < n && r.bad == 0; ++i)
     if (!finite(sSq[i])) r.bad = i + 1;
@@ -54,7 +56,7 @@ KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, co
     double total = 0.0;
     for (int64_t i = 0; i < n; ++i) total += sSq[i];
     r.norm = sqrt(total);
-    r.threshold = k * rms * sqrt(size);
+    r.threshold = fixed ? k : k * rms * sqrt(size);
     if (r.bad > 0) return r;
     const double s = r.norm > r.threshold ? r.threshold / r.norm : 1.0;
     for (int64_t i = 0; i < n; ++i) scales[i] = float(s);
@@ -62,12 +64,13 @@ KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, co
     r.clipped = s < 1.0;
     return r;
   }
-  double norm_sq = 0.0;
+  double norm_sq = 0.0, total = 0.0;
   double threshold = HUGE_VAL;
   for (int64_t i = 0; i < n; ++i) {
     const double norm = sqrt(sSq[i]);
     norm_sq += norm * norm;
-    const double tau = k * sqrt(pSize[i]) * nan_max(sqrt(pSq[i] / pSize[i]), rms);
+    total += sSq[i];
+    const double tau = fixed ? k : k * sqrt(pSize[i]) * nan_max(sqrt(pSq[i] / pSize[i]), rms);
     threshold = nan_min(threshold, tau);
     if (r.bad == 0 && norm > tau) {
       const double s = tau / norm;
@@ -75,7 +78,7 @@ KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, co
       r.scale = nan_min(r.scale, s);
     }
   }
-  r.norm = sqrt(norm_sq);
+  r.norm = fixed ? sqrt(total) : sqrt(norm_sq);
   r.threshold = threshold;
   r.clipped = r.scale < 1.0;
   return r;

@@ -44,10 +44,10 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
     pSq[i] = params[i].numel() > 0 ? cpu::sum_squares(params[i].f32(), params[i].numel()) : 0.0;
     pSize[i] = double(params[i].numel());
   }
-  if (opt.per_tensor) {
+  if (opt.per_tensor && !opt.fixed) {
     for (size_t i = 0; i < n; ++i) sSq[i] = steps[i].numel() > 0 ? cpu::sum_squares(steps[i].f32(), steps[i].numel()) : 0.0;
   } else {
-    // the sums of clip_newton_step's global mode
+    // the sums of clip_newton_step (the norm clip's, and the trust ratio's global mode)
     std::vector<const float*> xs(n);
     std::vector<int64_t> ns(n);
     for (size_t i = 0; i < n; ++i) {
@@ -58,7 +58,7 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
   }
   std::vector<float> scales(n, 1.f);
   const record_math::TrustOutcome r = record_math::trust_scales(pSq.data(), pSize.data(), sSq.data(), int64_t(n), opt.k,
-                                                                opt.floor, opt.per_tensor, scales.data());
+                                                                opt.floor, opt.per_tensor, opt.fixed, scales.data());
   record_math::put_trust(record.f32(), offset, r);
   if (r.bad > 0) return;  // nothing is scaled
   std::vector<float*> ptrs(n);

@@ -141,6 +141,26 @@ describe('a run on the device', () => {
       }
     });
 
+  test('kfac with the other clips (a norm threshold, global and per tensor; none): the CPU run, and still one wait per step', async () => {
+    const variants = [
+      ['maxnorm-global', { newtonClip: 0.5, newtonClipMode: 'global' }],
+      ['maxnorm-per-tensor', { newtonClip: 0.5, newtonClipMode: 'per-tensor' }],
+      ['no-clip', { newtonClip: 'off', lr: 0.01 }],
+    ] as const;
+    for (const [name, clip] of variants) {
+      const over = { optimizer: 'kfac', adaptiveDamping: 'off', ...clip } as const;
+      const cpu = await run(`${name}-cpu`, over);
+      const dev = await run(`${name}-cuda`, { ...over, device: 'cuda' });
+      expect(dev.losses, name).toEqual(cpu.losses);
+      expect(dev.adapter.equals(cpu.adapter), name).toBe(true);
+      // the clip is queued where the steps live and its outcome read with the step record (no
+      // clip: the steps' norms for the telemetry, and their finiteness), as the default's
+      const dims = factorDims(config(over));
+      const large = dims.all.filter((d) => d > dims.max).length;
+      if (loop) expect(dev.perStep.map((s) => s[2]), name).toEqual([1, 1, 2 + large, 1, 1]);
+    }
+  });
+
   test('kfac with adaptive damping (the default): the CPU run\'s losses and adapter, the probe steps included', async () => {
     const cpu = await run('kfac-ad-cpu', { optimizer: 'kfac' });
     const dev = await run('kfac-ad-cuda', { optimizer: 'kfac', device: 'cuda' });

@@ -103,6 +103,24 @@ describe('the step record on the CPU', () => {
         rec.dispose();
       });
 
+  for (const mode of ['global', 'per-tensor'] as const)
+    it(`trustClip with fixed (newtonClip: { maxNorm }, ${mode}): clipNewtonStep's steps and numbers bit for bit`, () => {
+      for (const tau of [1e-3, 0.7, 1e6]) {
+        const { params, steps } = inputs(17);
+        const S1 = steps.map((s) => Tensor.from(s, [s.length]));
+        const S2 = steps.map((s) => Tensor.from(s, [s.length]));
+        const P = params.map((p) => Tensor.from(p, [p.length]));
+        const want = clipNewtonStep(S1, { mode, maxNorm: tau });
+        const rec = new StepRecord();
+        rec.begin(P[0]!, 8);
+        const { at } = rec.trustClip(S2, P, tau, FLOOR, mode === 'per-tensor', true);
+        const v = rec.read();
+        expect([v[at], v[at + 1], v[at + 2], v[at + 3], v[at + 4]], `τ ${tau}`).toEqual([want.norm, want.scale, tau, want.clipped ? 1 : 0, 0]);
+        S2.forEach((s, i) => expect(s.toArray(), `τ ${tau} step ${i}`).toEqual(S1[i]!.toArray()));
+        rec.dispose();
+      }
+    });
+
   it('trustClip with NaN in a step: nothing is scaled, the record names it (1 + its index)', () => {
     const { params, steps } = inputs(11);
     steps[3]![5] = NaN;
@@ -240,6 +258,39 @@ describe.skipIf(!emulationPossible())('the step record on the emulated cuda devi
         S.forEach((s, i) => {
           const host = s.to('cpu').toArray();
           host.forEach((x, j) => expect(Math.abs(x - ref.out[i]![j]!), `k ${k} step ${i}[${j}]`).toBeLessThanOrEqual(2 ** -23 * Math.abs(ref.out[i]![j]!)));
+        });
+        rec.dispose();
+      }
+    });
+
+  for (const perTensor of [true, false])
+    it(`trustClip with fixed (the norm clip, ${perTensor ? 'per-tensor' : 'global'}): float64 reference, no download until the read`, () => {
+      for (const tau of [1e-3, 0.7, 1e6]) {
+        const { params, steps } = inputs(23);
+        steps.push(randomF32(40000, 92).map((v) => v * 0.3));
+        params.push(randomF32(40000, 93));
+        const sq = steps.map((x) => x.reduce((a, v) => a + v * v, 0));
+        const total = Math.sqrt(sq.reduce((a, b) => a + b, 0));
+        const scales = steps.map((_, i) => Math.min(1, tau / (perTensor ? Math.sqrt(sq[i]!) : total)));
+        const S = steps.map((x) => Tensor.from(x, [x.length]).to('cuda'));
+        const P = params.map((x) => Tensor.from(x, [x.length]).to('cuda'));
+        const rec = new StepRecord();
+        rec.begin(P[0]!, 8);
+        const before = native()._loopbackTransfers().downloads;
+        const { at } = rec.trustClip(S, P, tau, FLOOR, perTensor, true);
+        expect(native()._loopbackTransfers().downloads).toBe(before);
+        const v = rec.read();
+        const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+        expect(rel(v[at]!, total)).toBeLessThan(1e-12);
+        expect(rel(v[at + 1]!, Math.min(...scales))).toBeLessThan(1e-12);
+        expect(v[at + 2]).toBe(tau);
+        expect(v[at + 3]).toBe(Math.min(...scales) < 1 ? 1 : 0);
+        S.forEach((t, i) => {
+          const host = t.to('cpu').toArray();
+          host.forEach((x, j) => {
+            const want = steps[i]![j]! * scales[i]!;
+            expect(Math.abs(x - want), `τ ${tau} step ${i}[${j}]`).toBeLessThanOrEqual(2 ** -23 * Math.abs(want) + 1e-45);
+          });
         });
         rec.dispose();
       }
