@@ -17,7 +17,7 @@
 # (K-FAC + NSC, which also times AdamW on the same model for the ratio; bf16 base weights,
 # seq 512, batch 8 (4 at 3B, with gradient checkpointing); PyTorch + PEFT as the peer when
 # torch imports),
-# runs `kfac-peft bench ceilings|factor|eigh|batched-eigh|precondition|clip|attention --backend cuda`
+# runs `kfac-peft bench ceilings|factor|eigh|batched-eigh|precondition|clip|attention|refresh --backend cuda`
 # (GB/s and GFLOP/s against the copy and SGEMM ceilings of the same run; torch.linalg.eigh as
 # eigh's and attention's peer when PyTorch imports; attention on tensor cores against the bf16
 # GEMM peak), and writes $OUT/gpu-check.json with everything and the
@@ -104,6 +104,10 @@ for c in ceilings factor eigh batched-eigh precondition clip attention; do
   timeout 150 env KFAC_BACKEND=cuda node bin/kfac-peft.js bench "$c" --backend cuda --repeats 10 --json --out "$OUT/bench-$c.json" > /dev/null 2> "$OUT/bench-$c.err"
   log "bench $c rc=$?"
 done
+# the eigenbasis refresh at two 3B all-linear LoRA factor sizes (hidden 2560, MLP 8640): the warm
+# refresh (or its fallback) against the cold syevd, three of each (repeats are at least 3)
+timeout 120 env KFAC_BACKEND=cuda node bin/kfac-peft.js bench refresh --backend cuda --sizes 2560,8640 --repeats 1 --json --out "$OUT/bench-refresh.json" > /dev/null 2> "$OUT/bench-refresh.err"
+log "bench refresh rc=$?"
 timeout 60 env KFAC_BACKEND=cuda node bench/add-norm-fusion.mjs 1 cuda > "$OUT/add-norm-fusion.txt" 2>&1
 log "add-norm fusion rc=$?: $(tr '\n' ' ' < "$OUT/add-norm-fusion.txt" | head -c 400)"
 
@@ -117,7 +121,7 @@ const text = (f) => { try { return fs.readFileSync(path.join(out, f), 'utf8'); }
 const tap = text('parity.tap');
 const count = (k) => Number((tap.match(new RegExp(`^# ${k} (\\d+)`, 'm')) ?? [])[1] ?? NaN);
 const bench = {};
-for (const c of ['ceilings', 'factor', 'eigh', 'batched-eigh', 'precondition', 'clip', 'attention']) bench[c] = read(`bench-${c}.json`)?.rows ?? { error: text(`bench-${c}.err`).trim().split('\n').slice(-3).join('\n') };
+for (const c of ['ceilings', 'factor', 'eigh', 'batched-eigh', 'precondition', 'clip', 'attention', 'refresh']) bench[c] = read(`bench-${c}.json`)?.rows ?? { error: text(`bench-${c}.err`).trim().split('\n').slice(-3).join('\n') };
 const trainStep = {};
 for (const s of ['llama-125m', 'llama-1b', 'llama-3b', 'llama-125m-bf16act', 'bert-base-bf16act']) trainStep[s] = read(`train-step-${s}.json`) ?? { error: text(`train-step-${s}.err`).trim().split('\n').slice(-3).join('\n') || 'no report (timed out?)' };
 const rows = (c) => (Array.isArray(bench[c]) ? bench[c] : []);
@@ -130,6 +134,8 @@ const targets = {
   '3B K-FAC+NSC step ≤ 1.15× AdamW': trainStep['llama-3b']?.kfacOverAdamw === undefined ? null : { ratio: trainStep['llama-3b'].kfacOverAdamw, met: trainStep['llama-3b'].kfacOverAdamw <= 1.15 },
   '3B GEMMs ≥ 40% of the bf16 peak': trainStep['llama-3b']?.gemmTflops == null || trainStep['llama-3b']?.peakBf16Tflops == null ? null : { ofPeak: trainStep['llama-3b'].gemmTflops / trainStep['llama-3b'].peakBf16Tflops, met: trainStep['llama-3b'].gemmTflops / trainStep['llama-3b'].peakBf16Tflops >= 0.4 },
   '3B tokens/s ≥ PyTorch + PEFT': trainStep['llama-3b']?.peer == null ? null : { ours: trainStep['llama-3b'].tokensPerSecond, torch: trainStep['llama-3b'].peer.tokensPerSecond, met: trainStep['llama-3b'].tokensPerSecond >= trainStep['llama-3b'].peer.tokensPerSecond },
+  // reported, not a target: what a refresh of the large factors costs at 3B sizes, warm against cold
+  'eigenbasis refresh at the 3B factor sizes (reported: warm or its fallback vs cold syevd)': rows('refresh').map((r) => ({ shape: r.shape, warmMs: r.ms, coldMs: r.peerMs, note: r.note })),
   // reported, not a target: counted in the code, a step without a refresh waits 2 times with
   // K-FAC (the step record, the loss in it; the bench's own wait) and 2 with AdamW (the loss,
   // the bench's wait); the mean over the ten timed steps adds the one refresh's reads

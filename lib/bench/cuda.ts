@@ -23,6 +23,7 @@ import { packageRoot } from '../native/loader.js';
 import { Tensor } from '../tensor/tensor.js';
 import { synchronize } from '../cuda/index.js';
 import { timeMs } from './timing.js';
+import { runRefresh } from './eigh.js';
 import type { BenchCase, BenchOptions, BenchRow } from './types.js';
 
 /** timeMs with a wait for the device's stream after the warm-up and inside every timed run. */
@@ -297,6 +298,11 @@ export const cudaBenchCases: Record<string, () => Promise<BenchCase>> = {
   factor: async () => factorBench,
   eigh: async () => eighBench,
   'batched-eigh': async () => batchedEighBench,
+  refresh: async () => ({
+    name: 'refresh',
+    description: 'warm eighRefresh (syevj on the rotated factor) vs the cold cuSOLVER syevd, at the 3B all-linear LoRA factor sizes (--sizes n,…)',
+    run: (o: BenchOptions) => runRefresh(o, 'cuda', synchronize),
+  }),
   precondition: async () => preconditionBench,
   clip: async () => clipBench,
   attention: async () => (await import('./cuda-attention.js')).cudaAttentionBench,

@@ -46,21 +46,29 @@ async function runEigh(o: BenchOptions): Promise<BenchRow[]> {
   return rows;
 }
 
-/** XᵀX/R for a fresh Gaussian X [R, n] (a batch curvature factor) into out. */
+/** XᵀX/R for a fresh Gaussian X [R, n] (a batch curvature factor) into out (on out's device). */
 function batchFactor(n: number, R: number, seed: number, out: Tensor): void {
-  using x = Tensor.randn([R, n], { seed });
+  using h = Tensor.randn([R, n], { seed });
+  using moved = out.device === 'cpu' ? null : h.to(out.device);
+  const x = moved ?? h;
   matmul(x, x, { transA: true, alpha: 1 / R, out });
 }
 
-async function runRefresh(o: BenchOptions): Promise<BenchRow[]> {
-  const sizes = o.sizes ?? [256, 512, 1024];
-  const threads = o.threads ?? [2];
+/**
+ * The warm refresh against the cold solve of the same factor, where it lives: on the CPU per
+ * thread count; on cuda (`sync`: the wait for the stream, so a run's time is device time) once,
+ * at the sizes of the large factors of a 3B all-linear LoRA by default.
+ */
+export async function runRefresh(o: BenchOptions, device: 'cpu' | 'cuda' = 'cpu', sync?: () => void): Promise<BenchRow[]> {
+  const onCpu = device === 'cpu';
+  const sizes = o.sizes ?? (onCpu ? [256, 512, 1024] : [1024, 2560, 3200, 8640]);
+  const threads = onCpu ? (o.threads ?? [2]) : [1];
   const rows: BenchRow[] = [];
   try {
     for (const n of sizes) {
       // An EMA factor (β = 0.95) after a few batches, its eigenbasis, then one more step.
-      using A = Tensor.zeros([n, n]);
-      using B = Tensor.zeros([n, n]);
+      using A = Tensor.zeros([n, n], { device });
+      using B = Tensor.zeros([n, n], { device });
       batchFactor(n, n, 1, A);
       for (let s = 0; s < 5; s++) {
         batchFactor(n, n, 10 + s, B);
@@ -71,19 +79,19 @@ async function runRefresh(o: BenchOptions): Promise<BenchRow[]> {
       batchFactor(n, n, 99, B);
       scale(A, 0.95, A);
       axpy(0.05, B, A);
-      using values = Tensor.zeros([n]);
-      using vectors = Tensor.zeros([n, n]);
+      using values = Tensor.zeros([n], { device });
+      using vectors = Tensor.zeros([n, n], { device });
       const repeats = repeatsFor(n, o.repeats);
       for (const t of threads) {
-        o.progress(`refresh ${n}×${n}, ${t} thread${t > 1 ? 's' : ''}`);
-        setNumThreads(t);
+        o.progress(onCpu ? `refresh ${n}×${n}, ${t} thread${t > 1 ? 's' : ''}` : `cuda refresh ${n}×${n}`);
+        if (onCpu) setNumThreads(t);
         let last = eighRefresh(A, prev.vectors, { previousValues: prev.values, out: { values, vectors } });
         // Interleave cold and warm so that machine noise hits both alike.
         const cold: number[] = [];
         const warm: number[] = [];
         for (let r = 0; r < repeats; r++) {
-          cold.push(timeMs(() => eigh(A, { out: { values, vectors } }), 1, 0));
-          warm.push(timeMs(() => (last = eighRefresh(A, prev.vectors, { previousValues: prev.values, out: { values, vectors } })), 1, 0));
+          cold.push(timeMs(() => eigh(A, { out: { values, vectors } }), 1, 0, sync));
+          warm.push(timeMs(() => (last = eighRefresh(A, prev.vectors, { previousValues: prev.values, out: { values, vectors } })), 1, 0, sync));
         }
         const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1] as number;
         const ms = med(warm);
@@ -93,7 +101,7 @@ async function runRefresh(o: BenchOptions): Promise<BenchRow[]> {
           shape: `${n}x${n} EMA β=0.95`,
           threads: t,
           ms,
-          peer: 'our cold eigh',
+          peer: onCpu ? 'our cold eigh' : 'our cold eigh (cuSOLVER syevd)',
           peerMs: coldMs,
           ratio: coldMs / ms,
           note: `fellBack=${last.fellBack} offDiagonal=${last.offDiagonal.toExponential(2)} residual=${last.residual.toExponential(2)}`,
@@ -157,7 +165,7 @@ export const eighBench: BenchCase = {
 export const refreshBench: BenchCase = {
   name: 'refresh',
   description: 'warm eighRefresh vs our cold eigh after one EMA step (β = 0.95) of a fresh batch factor (--sizes n,…)',
-  run: runRefresh,
+  run: (o) => runRefresh(o),
 };
 
 export const batchedEighBench: BenchCase = {
