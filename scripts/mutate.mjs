@@ -337,6 +337,14 @@ const MUTATIONS = [
     tests: ['test/kfac/kfac-step-record.test.ts'],
   },
   {
+    id: 'record-grad-clip-eps',
+    what: "gradient clipping on the record scales by maxNorm/‖∇W‖, without clip_grad_norm_'s 10⁻⁶",
+    file: 'native/core/record_math.h',
+    from: 'const double c = eps > 0 ? r.threshold / (r.norm + eps) : 1.0;',
+    to: 'const double c = eps > 0 ? r.threshold / r.norm : 1.0;',
+    tests: ['test/kfac/kfac-grad-clip.test.ts'],
+  },
+  {
     id: 'loss-ignore-index',
     what: 'cross-entropy averages over ignored (-100) targets too',
     file: 'native/cpu/nn_loss.cpp',

@@ -17,7 +17,6 @@
  */
 import { ConfigError, describe, invalidArgument, KfacError, NotFiniteError } from '../errors.js';
 import * as ops from '../ops/index.js';
-import { clipGradNorm } from '../optim/clip.js';
 import type { Hyper } from '../optim/types.js';
 import { DeviceValue } from '../tensor/device-value.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -28,8 +27,8 @@ import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
 import { at, type KfacMethod, type KfacPreconditionerOptions, type ResolvedNewtonClip, resolveKfacOptions } from './options.js';
 import { SmallFactorSolver } from './small-factors.js';
-import { type ClipAt, clipsOnRecord, clipToRecord, fisherClip, readClip, type StepTensors } from './step-clip.js';
-import { StepRecord, TRUST_CLIP_SLOTS } from './step-record.js';
+import { type ClipAt, clipsOnRecord, clipToRecord, fisherClip, readClip, type StepTensors, TRUST_FLOOR_RMS } from './step-clip.js';
+import { StepRecord, TRUST_CLIP_SLOTS, type TrustClipAt } from './step-record.js';
 import { type KfacTelemetry, startTelemetry } from './telemetry.js';
 
 export type { KfacPreconditionerOptions, NewtonClip } from './options.js';
@@ -281,20 +280,25 @@ export class KfacPreconditioner {
     const pendingRows = due ? this.#blocks.filter((b) => b.pendingRows !== undefined) : [];
     this.#roundAtStep = this.#refreshRound;
     const rec = this.#record;
-    rec.begin(this.#blocks[0]!.layer.weight.tensor, losses.length + pending.length + pendingRows.length + 1 + grads.length + Math.max(TRUST_CLIP_SLOTS, grads.length) + this.#factors.size);
+    rec.begin(this.#blocks[0]!.layer.weight.tensor, losses.length + pending.length + pendingRows.length + 1 + 2 * Math.max(TRUST_CLIP_SLOTS, grads.length) + this.#factors.size);
     // the losses first: the statistics' flag is 1 only when they are finite too
     const lossAt = rec.values(losses.map((l) => l.tensor));
     const stats = [...pending.map((f) => f.pending as Tensor), ...pendingRows.map((b) => b.pendingRows as Tensor)];
     const checked: Checked =
       stats.length > 0 || losses.length > 0 ? { ...rec.sums(stats, true, { at: lossAt, count: losses.length }), losses, lossAt } : { at: 0, flag: -1, losses, lossAt };
     const guard = { record: rec, slot: checked.flag };
+    // ‖∇W‖ for the telemetry, or gradient clipping before preconditioning (the ablation, by the
+    // global norm as clipGradNorm: scale maxNorm/(‖∇W‖ + 10⁻⁶) when below 1), queued where the
+    // gradients live, so the preconditioning below reads the clipped ones
     let gradSums: { at: number } | null = null;
-    if (this.gradClip !== null) {
-      const r = clipGradNorm(grads, at(this.gradClip, s, 'gradClip'));
-      tel.gradNorm = r.norm;
-      tel.gradClipScale = r.scale;
+    let gradClipped: TrustClipAt | null = null;
+    if (this.gradClip === null) gradSums = rec.sums(grads);
+    else if (grads.length > 0) {
+      const gradParams = live.flatMap((b) => [b.layer.weight.tensor, ...(b.biasGrad ? [b.layer.bias!.tensor] : [])]);
+      gradClipped = rec.trustClip(grads, gradParams, at(this.gradClip, s, 'gradClip'), TRUST_FLOOR_RMS, false, true, 1e-6);
     } else {
-      gradSums = rec.sums(grads);
+      tel.gradNorm = 0;
+      tel.gradClipScale = 1;
     }
 
     // 2. Factor updates from the captured statistics (skipped on the device if the flag is 0).
@@ -351,6 +355,12 @@ export class KfacPreconditioner {
     if (checked.flag >= 0) this.#checkStatistics(v, checked, pending, pendingRows);
     this.#small.checkRecord(v, sink);
     if (gradSums) tel.gradNorm = Math.sqrt(grads.reduce((acc, _, i) => acc + v[gradSums.at + i]!, 0));
+    if (gradClipped) {
+      const o = gradClipped.at;
+      if (v[o + 4]! > 0) throw new NotFiniteError(`gradients: expected a finite norm, got ${v[o]}`, { argument: 'grads', expected: 'finite gradients', got: String(v[o]) });
+      tel.gradNorm = v[o]!;
+      tel.gradClipScale = v[o + 1]!;
+    }
     if (clip) readClip(v, clip.at, clip.t, tel);
     if (preconditioning) {
       t0 = process.hrtime.bigint();

@@ -100,14 +100,15 @@ export class StepRecord {
 
   /**
    * The trust-ratio clip of `steps` (θ of each in `params`) with k = κ/η̄, in place; its outcome
-   * goes to the record. With `fixed`, k is the norm bound itself (newtonClip: { maxNorm }).
+   * goes to the record. With `fixed`, k is the norm bound itself (newtonClip: { maxNorm }); with
+   * `eps` as well (global), the scale is k/(‖P‖ + eps) when below 1 (gradient clipping, as torch).
    */
-  trustClip(steps: readonly Tensor[], params: readonly Tensor[], k: number, floor: number, perTensor: boolean, fixed = false): TrustClipAt {
+  trustClip(steps: readonly Tensor[], params: readonly Tensor[], k: number, floor: number, perTensor: boolean, fixed = false, eps = 0): TrustClipAt {
     const at = this.#take(TRUST_CLIP_SLOTS);
     kfacNative().trustClip(
       steps.map((t, i) => handleOf(t, `steps[${i}]`)),
       params.map((t, i) => handleOf(t, `params[${i}]`)),
-      { k, floor, perTensor, fixed },
+      { k, floor, perTensor, fixed, eps },
       this.tensor.handle,
       at,
     );

@@ -134,7 +134,7 @@ export interface NativeKfacOps {
   /** Σx² of each tensor into the record's value slots from `offset`, the all-finite flag into slot `flag` (−1: none); nothing downloaded. */
   sumSquaresTo(tensors: NativeTensor[], record: NativeTensor, offset: number, flag: number, checkAt?: number, checkCount?: number): void;
   /** The trust-ratio Newton-step clip in place on `steps`, its outcome into 5 record slots from `offset`; nothing downloaded. */
-  trustClip(steps: NativeTensor[], params: NativeTensor[], options: { k: number; floor: number; perTensor: boolean; fixed?: boolean }, record: NativeTensor, offset: number): void;
+  trustClip(steps: NativeTensor[], params: NativeTensor[], options: { k: number; floor: number; perTensor: boolean; fixed?: boolean; eps?: number }, record: NativeTensor, offset: number): void;
   /** F ← βF + (1 − β)X when the record's slot `slot` is not 0. */
   emaCommit(F: NativeTensor, X: NativeTensor, beta: number, record: NativeTensor, slot: number): void;
   /** Σxy of each pair into the record's value slots from `offset`; nothing downloaded. */

@@ -423,6 +423,8 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
   if (!std::isfinite(opt.k) || opt.k <= 0) throw_arg(ErrorCode::InvalidArgument, "k", "a finite number > 0", std::to_string(opt.k));
   if (!std::isfinite(opt.floor) || opt.floor < 0)
     throw_arg(ErrorCode::InvalidArgument, "floor", "a finite number >= 0", std::to_string(opt.floor));
+  if (!std::isfinite(opt.eps) || opt.eps < 0 || (opt.eps > 0 && (!opt.fixed || opt.per_tensor)))
+    throw_arg(ErrorCode::InvalidArgument, "eps", "a finite number >= 0, and 0 unless fixed and global", std::to_string(opt.eps));
   KFAC_DISPATCH(dev, trust_clip)(steps, params, opt, record, offset);
 }
 

@@ -142,6 +142,7 @@ struct TrustClipOptions {
   double floor = 0.0;      // θ_min, the floor of rms θ (≥ 0)
   bool per_tensor = true;  // per-tensor, else global
   bool fixed = false;      // k is the threshold itself: ‖P‖ ≤ k (global) or ‖P_i‖ ≤ k (a norm clip)
+  double eps = 0.0;        // fixed, global: scale k/(‖P‖ + eps) when below 1 (torch's clip_grad_norm_, eps 1e-6)
 };
 
 // The trust-ratio Newton-step clip where the tensors live (docs/KFAC.md#default-threshold), in

@@ -42,9 +42,10 @@ struct TrustOutcome {
 // ΣP_i² (sSq) of n tensors: scales[i] (float, 1 when not scaled; untouched when a step is not
 // finite, since nothing is then scaled) and the outcome the record keeps. With `fixed`, k is the
 // threshold itself (the norm clip newtonClip: { maxNorm }: ‖P‖ ≤ k, or ‖P_i‖ ≤ k per tensor, θ
-// unread) and ‖P‖ is summed as clip_newton_step sums it.
+// unread) and ‖P‖ is summed as clip_newton_step sums it; eps > 0 (fixed, global) scales by
+// k/(‖P‖ + eps) when that is below 1, as clip_grad_norm_ does.
 KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, const double* sSq, int64_t n, double k,
-                                      double floor, bool per_tensor, bool fixed, float* scales) {
+                                      double floor, bool per_tensor, bool fixed, double eps, float* scales) {
   TrustOutcome r;
   for (int64_t i = 0; i < n && r.bad == 0; ++i)
     if (!finite(sSq[i])) r.bad = i + 1;
@@ -58,7 +59,8 @@ KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, co
     r.norm = sqrt(total);
     r.threshold = fixed ? k : k * rms * sqrt(size);
     if (r.bad > 0) return r;
-    const double s = r.norm > r.threshold ? r.threshold / r.norm : 1.0;
+    const double c = eps > 0 ? r.threshold / (r.norm + eps) : 1.0;
+    const double s = eps > 0 ? (c < 1.0 ? c : 1.0) : r.norm > r.threshold ? r.threshold / r.norm : 1.0;
     for (int64_t i = 0; i < n; ++i) scales[i] = float(s);
     r.scale = s;
     r.clipped = s < 1.0;

@@ -44,7 +44,9 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
     pSq[i] = params[i].numel() > 0 ? cpu::sum_squares(params[i].f32(), params[i].numel()) : 0.0;
     pSize[i] = double(params[i].numel());
   }
-  if (opt.per_tensor && !opt.fixed) {
+  if ((opt.per_tensor && !opt.fixed) || opt.eps > 0) {
+    // tensor by tensor: the sums of the sum_squares_many op (the per-tensor trust ratio's before
+    // the record, and gradient clipping's, clipGradNorm)
     for (size_t i = 0; i < n; ++i) sSq[i] = steps[i].numel() > 0 ? cpu::sum_squares(steps[i].f32(), steps[i].numel()) : 0.0;
   } else {
     // the sums of clip_newton_step (the norm clip's, and the trust ratio's global mode)
@@ -58,7 +60,7 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
   }
   std::vector<float> scales(n, 1.f);
   const record_math::TrustOutcome r = record_math::trust_scales(pSq.data(), pSize.data(), sSq.data(), int64_t(n), opt.k,
-                                                                opt.floor, opt.per_tensor, opt.fixed, scales.data());
+                                                                opt.floor, opt.per_tensor, opt.fixed, opt.eps, scales.data());
   record_math::put_trust(record.f32(), offset, r);
   if (r.bad > 0) return;  // nothing is scaled
   std::vector<float*> ptrs(n);

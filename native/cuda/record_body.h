@@ -46,6 +46,7 @@ struct TrustScales {
   int64_t count;
   double k, floor;
   bool per_tensor, fixed;
+  double eps;
   float* scales;
   float* record;
   int64_t offset;
@@ -53,7 +54,7 @@ struct TrustScales {
     if (i.global() != 0) return;
     for (int64_t t = 0; t < count; ++t) scales[t] = 1.f;
     const record_math::TrustOutcome r =
-        record_math::trust_scales(totals, sizes, totals + count, count, k, floor, per_tensor, fixed, scales);
+        record_math::trust_scales(totals, sizes, totals + count, count, k, floor, per_tensor, fixed, eps, scales);
     record_math::put_trust(record, offset, r);
   }
 };
@@ -130,7 +131,7 @@ void trust_clip(const std::vector<Tensor>& steps, const std::vector<Tensor>& par
   double* dev_sizes = static_cast<double*>(E::scratch(2, size_t(n) * (sizeof(double) + sizeof(float))));
   float* scales = reinterpret_cast<float*>(dev_sizes + n);
   E::upload(dev_sizes, sizes.data(), sizes.size() * sizeof(double));
-  E::grid(1, 1, TrustScales{d.totals, dev_sizes, n, opt.k, opt.floor, opt.per_tensor, opt.fixed, scales, record.f32(), offset});
+  E::grid(1, 1, TrustScales{d.totals, dev_sizes, n, opt.k, opt.floor, opt.per_tensor, opt.fixed, opt.eps, scales, record.f32(), offset});
   if (d.chunk_count > 0) E::grid(d.chunk_count, kReduceThreads, ScaleChunks{d.table, d.chunks, scales, n});
 }
 

@@ -211,7 +211,7 @@ KFAC_BINDING(SumSquaresTo) {
   return info.Env().Undefined();
 }
 
-// trustClip(steps, params, { k, floor, perTensor, fixed? }, record, offset) → undefined: the trust-ratio
+// trustClip(steps, params, { k, floor, perTensor, fixed?, eps? }, record, offset) → undefined: the trust-ratio
 // clip in place on the steps, its outcome into the record's slots from `offset`; no download
 KFAC_BINDING(TrustClip) {
   std::vector<Tensor> steps = get_tensor_list(arg(info, 0), "steps");
@@ -222,6 +222,7 @@ KFAC_BINDING(TrustClip) {
   opt.floor = opt_number(o, "floor", opt.floor);
   opt.per_tensor = opt_flag(o, "perTensor", opt.per_tensor);
   opt.fixed = opt_flag(o, "fixed", opt.fixed);
+  opt.eps = opt_number(o, "eps", opt.eps);
   Tensor record = get_tensor(arg(info, 3), "record");
   ops::trust_clip(steps, params, opt, record, get_int(arg(info, 4), "offset", 0, INT64_MAX / 4));
   return info.Env().Undefined();

@@ -141,11 +141,12 @@ describe('a run on the device', () => {
       }
     });
 
-  test('kfac with the other clips (a norm threshold, global and per tensor; none): the CPU run, and still one wait per step', async () => {
+  test('kfac with the other clips (a norm threshold, global and per tensor; none; gradient clipping before preconditioning): the CPU run, and still one wait per step', async () => {
     const variants = [
       ['maxnorm-global', { newtonClip: 0.5, newtonClipMode: 'global' }],
       ['maxnorm-per-tensor', { newtonClip: 0.5, newtonClipMode: 'per-tensor' }],
       ['no-clip', { newtonClip: 'off', lr: 0.01 }],
+      ['grad-clip', { gradClip: 0.1 }],
     ] as const;
     for (const [name, clip] of variants) {
       const over = { optimizer: 'kfac', adaptiveDamping: 'off', ...clip } as const;
