@@ -4,18 +4,17 @@
 // logit is read into shared memory before any element is written, and each thread rewrites only
 // its own columns). The rows' losses are summed on the host in row order after one download
 // (the one synchronisation) — or, with loss_to, by one device thread in the same order into a
-// float64 in two floats, with no download; count is known on the host from the targets. Logits and dlogits
-// are stored as T (float, or bf16 on the cuda device); the softmax, its sums and the loss are
-// float32/double. With bf16 storage the exponentials are not parked in dlogits between phases
-// (that would round them twice): the last phase recomputes exp(z − max) from the logits it
-// reads (its own columns, so in place stays safe) and rounds the gradient once.
+// float64 in two floats, with no download; count is known on the host from the targets. Logits
+// and dlogits are stored as T (float, or bf16 on the cuda device); the softmax, its sums and the
+// loss are float32/double. With bf16 storage the exponentials are not parked in dlogits between
+// phases (that would round them twice): the last phase recomputes exp(z − max) from the logits
+// it reads (its own columns, so in place stays safe) and rounds the gradient once.
 #pragma once
 #include <cmath>
 #include <vector>
 
-#include "../core/record_math.h"
-
 #include "../core/dispatch.h"
+#include "../core/record_math.h"
 #include "hd.h"
 #include "nn_storage.h"
 
