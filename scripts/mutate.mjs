@@ -268,8 +268,8 @@ const MUTATIONS = [
     id: 'record-trust-floor',
     what: 'the trust-ratio clip compares each tensor with its own rms only, not with max(rms θ_i, rms θ, θ_min)',
     file: 'native/core/record_math.h',
-    from: 'const double tau = k * sqrt(pSize[i]) * nan_max(sqrt(pSq[i] / pSize[i]), rms);',
-    to: 'const double tau = k * sqrt(pSize[i]) * sqrt(pSq[i] / pSize[i]);',
+    from: 'const double tau = fixed ? k : k * sqrt(pSize[i]) * nan_max(sqrt(pSq[i] / pSize[i]), rms);',
+    to: 'const double tau = fixed ? k : k * sqrt(pSize[i]) * sqrt(pSq[i] / pSize[i]);',
     tests: ['test/kfac/kfac-step-record.test.ts'],
   },
   {
