@@ -82,9 +82,11 @@ function run(device) {
     try {
       for (let s = 0; s < steps; s++) {
         m.zeroGrad();
-        losses.push(m.forward(batch(s)).loss);
+        const out = m.forward(batch(s));
         m.backward();
-        opt.step({ batchSize: B });
+        // the loss rides in K-FAC's step record: the step's one wait for the device
+        opt.step({ batchSize: B, losses: [out.lossValue] });
+        losses.push(out.loss);
       }
     } finally {
       opt.dispose();
