@@ -340,8 +340,8 @@ const MUTATIONS = [
     id: 'record-grad-clip-eps',
     what: "gradient clipping on the record scales by maxNorm/‖∇W‖, without clip_grad_norm_'s 10⁻⁶",
     file: 'native/core/record_math.h',
-    from: 'const double c = eps > 0 ? r.threshold / (r.norm + eps) : 1.0;',
-    to: 'const double c = eps > 0 ? r.threshold / r.norm : 1.0;',
+    from: 'const double c = r.threshold / (r.norm + eps);',
+    to: 'const double c = r.threshold / r.norm;',
     tests: ['test/kfac/kfac-grad-clip.test.ts'],
   },
   {

@@ -233,11 +233,10 @@ export class Trainer<B> {
             state.batchInEpoch += 1;
             micros.push(next.value);
             const r = this.task.lossAndBackward(next.value);
-            const deferred = readsLosses ? (r.lossValue ?? null) : null;
-            // a deferred loss is checked by the step (its statistics' flag covers it), so capture now
-            if (deferred) this.optimizer.capture?.({ batchSize: r.batchSize });
-            else if (Number.isFinite(r.loss)) this.optimizer.capture?.({ batchSize: r.batchSize });
-            parts.push(deferred ?? r.loss);
+            const onDevice = readsLosses ? (r.lossValue ?? null) : null;
+            // a loss left on the device is checked by the step (its statistics' flag covers it), so capture now
+            if (onDevice || Number.isFinite(r.loss)) this.optimizer.capture?.({ batchSize: r.batchSize });
+            parts.push(onDevice ?? r.loss);
             batchSize = r.batchSize;
             n += 1;
           }

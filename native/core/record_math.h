@@ -59,8 +59,11 @@ KFAC_REC_HD TrustOutcome trust_scales(const double* pSq, const double* pSize, co
     r.norm = sqrt(total);
     r.threshold = fixed ? k : k * rms * sqrt(size);
     if (r.bad > 0) return r;
-    const double c = eps > 0 ? r.threshold / (r.norm + eps) : 1.0;
-    const double s = eps > 0 ? (c < 1.0 ? c : 1.0) : r.norm > r.threshold ? r.threshold / r.norm : 1.0;
+    double s = r.norm > r.threshold ? r.threshold / r.norm : 1.0;
+    if (eps > 0) {
+      const double c = r.threshold / (r.norm + eps);
+      s = c < 1.0 ? c : 1.0;
+    }
     for (int64_t i = 0; i < n; ++i) scales[i] = float(s);
     r.scale = s;
     r.clipped = s < 1.0;

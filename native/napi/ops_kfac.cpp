@@ -211,8 +211,9 @@ KFAC_BINDING(SumSquaresTo) {
   return info.Env().Undefined();
 }
 
-// trustClip(steps, params, { k, floor, perTensor, fixed?, eps? }, record, offset) → undefined: the trust-ratio
-// clip in place on the steps, its outcome into the record's slots from `offset`; no download
+// trustClip(steps, params, { k, floor, perTensor, fixed?, eps? }, record, offset) → undefined:
+// the trust-ratio (or, fixed, the norm) clip in place on the steps, its outcome into the
+// record's slots from `offset`; no download
 KFAC_BINDING(TrustClip) {
   std::vector<Tensor> steps = get_tensor_list(arg(info, 0), "steps");
   std::vector<Tensor> params = get_tensor_list(arg(info, 1), "params");

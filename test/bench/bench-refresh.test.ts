@@ -17,11 +17,12 @@ function checkRows(rows: BenchRow[], peer: RegExp): void {
   expect(rows.map((r) => r.shape)).toEqual(['24x24 EMA β=0.95', '40x40 EMA β=0.95']);
   for (const r of rows) {
     expect(r.case).toBe('refresh');
-    expect(r.ms).toBeGreaterThan(0);
-    expect(r.peerMs).toBeGreaterThan(0);
     expect(r.ratio).toBeCloseTo(r.peerMs! / r.ms, 12);
     expect(r.peer).toMatch(peer);
-    expect(r.note).toMatch(/^fellBack=(true|false) offDiagonal=\S+ residual=\S+$/);
+    // the refresh it timed decomposed the factor: ‖FQ − QΛ‖/‖F‖ of its basis is float32 round-off
+    const m = /^fellBack=(true|false) offDiagonal=(\S+) residual=(\S+)$/.exec(r.note!);
+    expect(m, r.note).not.toBeNull();
+    expect(Number(m![3])).toBeLessThan(1e-4);
   }
 }
 
