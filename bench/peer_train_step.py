@@ -4,15 +4,17 @@ step (r on every linear layer of the blocks) of a random-init model of the same 
 same device, in a worker process (one JSON request per line on stdin, one reply per line).
 
   {"op": "init", "create": config.json dict, "task": "causal-lm"|"sequence-classification",
-   "r": 16, "alpha": 32, "optimizer": "adamw"|"kfac", "dtype": "float32"|"bfloat16",
-   "device": "cpu"|"cuda", "checkpointing": bool, "shape": [B, T], "ids": [...], "threads": n}
-      -> {"ok": true, "torch": ..., "transformers": ..., "peft": ..., "kfac": version or null,
-          "optimizer": the one timed, "kfacMissing": why kfac-pytorch did not import, or null}
+   "r": 16, "alpha": 32, "dtype": "float32"|"bfloat16", "device": "cpu"|"cuda",
+   "checkpointing": bool, "shape": [B, T], "ids": [...], "threads": n}
+      -> {"ok": true, "torch": ..., "transformers": ..., "peft": ...}
+      The model with PEFT's LoRA and torch's AdamW, the baseline every run times first.
       bfloat16: the base weights are stored in bfloat16 (the adapters stay float32) and the
-      step runs under autocast to bfloat16. kfac: kfac-pytorch's KFACPreconditioner when it
-      imports; without it the AdamW step is timed and "kfacMissing" says why.
-  {"op": "steps", "n": k} -> {"ok": true, "ms": [k step times], "loss": last loss,
-                              "peak": peak device bytes (cuda) or null}
+      step runs under autocast to bfloat16.
+  {"op": "kfac"} -> {"ok": true, "kfac": version or null, "kfacMissing": why kfac-pytorch did not import, or null}
+      From here on the steps are kfac-pytorch's KFACPreconditioner (factors every step,
+      inverses every 10, as ours) with SGD, when it imports; AdamW's steps otherwise.
+  {"op": "steps", "n": k} -> {"ok": true, "optimizer": "adamw"|"kfac", "ms": [k step times],
+                              "loss": last loss, "peak": peak device bytes (cuda) or null}
 Nothing is written to disk (no weights are shared: this side times the same shape, not the same values).
 """
 import time
@@ -45,25 +47,26 @@ def op_init(p):
         if q.requires_grad:
             q.data = q.data.float()
     params = [q for q in model.parameters() if q.requires_grad]
-    kfac_version = None
-    kfac_missing = None
-    precond = None
-    if p["optimizer"] == "kfac":
-        try:
-            import kfac  # kfac-pytorch
-
-            kfac_version = getattr(kfac, "__version__", "unknown")
-            precond = kfac.preconditioner.KFACPreconditioner(model, factor_update_steps=1, inv_update_steps=10, damping=1e-3)
-        except ImportError as e:  # no K-FAC peer here: PyTorch's AdamW step, the baseline, is timed instead
-            kfac_missing = f"{type(e).__name__}: {e}"
-
-    opt = torch.optim.AdamW(params, lr=1e-4) if precond is None else torch.optim.SGD(params, lr=1e-4, momentum=0.9)
     B, T = p["shape"]
     ids = torch.tensor(p["ids"], dtype=torch.long, device=dev).view(B, T)
     labels = ids if causal else torch.tensor([i % 2 for i in range(B)], dtype=torch.long, device=dev)
-    STATE.update(model=model, opt=opt, precond=precond, ids=ids, labels=labels, bf16=dtype == torch.bfloat16, dev=dev)
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "kfac": kfac_version,
-            "optimizer": "kfac" if precond is not None else "adamw", "kfacMissing": kfac_missing}
+    STATE.update(model=model, params=params, opt=torch.optim.AdamW(params, lr=1e-4), precond=None, ids=ids, labels=labels,
+                 bf16=dtype == torch.bfloat16, dev=dev)
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def op_kfac(p):
+    import torch
+
+    try:
+        import kfac  # kfac-pytorch
+    except ImportError as e:  # no K-FAC peer here: the steps stay AdamW's
+        return {"kfac": None, "kfacMissing": f"{type(e).__name__}: {e}"}
+    precond = kfac.preconditioner.KFACPreconditioner(STATE["model"], factor_update_steps=1, inv_update_steps=10, damping=1e-3)
+    if STATE["dev"].type == "cuda":
+        torch.cuda.reset_peak_memory_stats()  # the K-FAC steps' own peak
+    STATE.update(precond=precond, opt=torch.optim.SGD(STATE["params"], lr=1e-4, momentum=0.9))
+    return {"kfac": getattr(kfac, "__version__", "unknown"), "kfacMissing": None}
 
 
 def one_step():
@@ -93,11 +96,11 @@ def op_steps(p):
             torch.cuda.synchronize()
         ms.append((time.perf_counter() - t0) * 1e3)
     peak = torch.cuda.max_memory_allocated() if STATE["dev"].type == "cuda" else None
-    return {"ms": ms, "loss": loss, "peak": peak}
+    return {"optimizer": "adamw" if STATE["precond"] is None else "kfac", "ms": ms, "loss": loss, "peak": peak}
 
 
 def main():
-    serve({"init": op_init, "steps": op_steps})
+    serve({"init": op_init, "kfac": op_kfac, "steps": op_steps})
 
 
 if __name__ == "__main__":

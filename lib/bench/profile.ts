@@ -2,6 +2,11 @@
  * `bench step --profile`: wall time per op family, measured by wrapping every function of the
  * native addon in a timer for the duration of a run (the wrappers are removed afterwards).
  * Time outside native calls (JavaScript, tensor bookkeeping) is reported as 'other'.
+ *
+ * On a device the calls return once their work is queued, so a call's wall time is its launch:
+ * given `sync` (cuda: wait for the stream), every call waits for its own work inside its timer,
+ * and the device time lands in the family that queued it (the waits slow the profiled round; its
+ * shares, not its total, are what it is for).
  */
 import { native } from '../native/loader.js';
 
@@ -28,20 +33,26 @@ export class OpProfile {
   readonly calls = new Map<string, number>();
   #restore: (() => void) | undefined;
 
+  constructor(readonly sync?: () => void) {}
+
   /** Starts timing every native call. */
   start(): void {
     if (this.#restore) return;
     const addon = native() as unknown as Record<string, unknown>;
     const saved: [string, unknown][] = [];
     for (const [key, value] of Object.entries(addon)) {
-      if (typeof value !== 'function' || /^[A-Z]/.test(key) || key === 'info' || key.startsWith('set')) continue;
+      // the stream's wait is not an op: with `sync` it is what each call does inside its timer
+      if (typeof value !== 'function' || /^[A-Z]/.test(key) || key === 'info' || key === 'synchronize' || key.startsWith('set')) continue;
       const fn = value as (...a: unknown[]) => unknown;
       const family = familyOf(key);
       saved.push([key, value]);
+      const sync = this.sync;
       addon[key] = (...args: unknown[]) => {
         const t0 = process.hrtime.bigint();
         try {
-          return fn(...args);
+          const r = fn(...args);
+          sync?.();
+          return r;
         } finally {
           this.ms.set(family, (this.ms.get(family) ?? 0) + Number(process.hrtime.bigint() - t0) / 1e6);
           this.calls.set(family, (this.calls.get(family) ?? 0) + 1);

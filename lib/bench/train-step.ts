@@ -13,16 +13,14 @@ import { loadavg } from 'node:os';
 
 import { invalidArgument } from '../errors.js';
 import * as cudaNs from '../cuda/index.js';
-import { KFAC } from '../kfac/kfac-optimizer.js';
 import * as linalg from '../linalg/index.js';
 import { captureBlockwise, configFromHf, createModel, type TransformerModel } from '../models/index.js';
-import type { Batch, ForwardOutput } from '../models/common.js';
+import type { Batch } from '../models/common.js';
 import * as F from '../nn/functional.js';
 import { native } from '../native/loader.js';
-import { AdamW } from '../optim/adamw.js';
-import { applyLora, kfacLayersForLora, untrackedParameters } from '../peft/index.js';
+import { applyLora } from '../peft/index.js';
 import { Tensor } from '../tensor/tensor.js';
-import { kfacNewtonClip, DEFAULTS } from '../train/run.js';
+import { buildOptimizer, DEFAULTS, withDefaults } from '../train/run.js';
 import { Peer } from './peer.js';
 import { OpProfile } from './profile.js';
 import { median } from './timing.js';
@@ -71,7 +69,14 @@ export interface TrainStepReport {
   params: number;
   trainable: number;
   stepMs: { median: number; mean: number; min: number };
-  /** Tokens over the mean step time: K-FAC's refresh (every `inverseEvery` steps, one among the timed steps) amortized, as a run pays it. */
+  /** The first warm-up step (K-FAC: every factor decomposed cold, as a run's first step); null without warm-up. */
+  firstStepMs: number | null;
+  /** Mean of the timed steps that refreshed the large factors' eigenbases (K-FAC, every `inverseEvery` steps); null when none did. */
+  refreshStepMs: number | null;
+  /** Timed steps that refreshed the large factors, and that ran the adaptive damping's probe forward (K-FAC: every 5 steps). */
+  refreshesTimed: number;
+  probesTimed: number;
+  /** Tokens over the mean step time: with K-FAC over a multiple of `inverseEvery` timed steps (the default 10), its refreshes and damping probes at a run's rate. */
   tokensPerSecond: number;
   /** Bytes: the device allocator's peak (cuda) or the host allocator's (cpu), since the process started. */
   peakMemoryBytes: number | null;
@@ -99,7 +104,19 @@ export interface TrainStepReport {
   /** K-FAC step mean / AdamW step mean on the same model (K-FAC runs only). */
   kfacOverAdamw: number | null;
   adamwStepMs: number | null;
-  peer: null | { name: string; optimizer: string; stepMs: number; tokensPerSecond: number; peakMemoryBytes: number | null; kfac: string | null; kfacMissing: string | null };
+  /**
+   * PyTorch + PEFT on the same shape and device: its AdamW step (the baseline of the tokens/s
+   * target) and, for K-FAC runs, kfac-pytorch's step when it imports (else `kfacMissing` says why).
+   */
+  peer: null | {
+    name: string;
+    optimizer: 'adamw';
+    stepMs: number;
+    tokensPerSecond: number;
+    peakMemoryBytes: number | null;
+    kfac: null | { version: string; stepMs: number; tokensPerSecond: number; peakMemoryBytes: number | null };
+    kfacMissing: string | null;
+  };
   peerMissing: string | null;
   lastLoss: number;
   loadBefore: number[];
@@ -185,52 +202,95 @@ function peakMemory(device: 'cpu' | 'cuda'): number | null {
   return native().info().memory.peakAllocatedBytes;
 }
 
-/** One optimizer step after a forward and backward whose output is `out`; returns the loss (as the Trainer reads it). */
-function makeStep(model: TransformerModel, optimizer: 'adamw' | 'kfac', B: number): { step: (out: ForwardOutput) => number; dispose: () => void } {
-  if (optimizer === 'kfac') {
-    const layers = kfacLayersForLora(model);
-    const opt = new KFAC(layers, untrackedParameters(model, layers), { lr: 1e-4, momentum: 0.9, damping: DEFAULTS.damping, inverseEvery: DEFAULTS.inverseEvery, newtonClip: kfacNewtonClip(DEFAULTS) });
-    captureBlockwise(model, opt);
-    // the loss rides in K-FAC's step record: read with it, no wait of its own
-    return { step: (out) => (opt.step({ batchSize: B, ...(out.lossValue ? { losses: [out.lossValue] } : {}) }), out.loss!), dispose: () => opt.dispose() };
-  }
-  model.onBlockBackward = null;
-  const opt = new AdamW(model.trainableParameters(), { lr: 1e-4 });
-  return { step: (out) => (opt.step(), out.loss!), dispose: () => undefined };
+/**
+ * One optimizer's step as a run takes it: the run's optimizer at its defaults (buildOptimizer:
+ * K-FAC with its schedule, Newton clip, adaptive damping and its probe; AdamW), capture as the
+ * Trainer drives it, the loss read as the Trainer reads it (riding in K-FAC's step record).
+ */
+interface Stepper {
+  /** Points the model's per-block capture hook at this optimizer (or clears it). */
+  attach(): void;
+  /** One step; whether it refreshed the large factors' eigenbases (K-FAC) and ran the damping probe's extra forward. */
+  one(): { loss: number; refresh: boolean; probe: boolean };
+  dispose(): void;
 }
 
-function timeSteps(model: TransformerModel, batch: Batch, optimizer: 'adamw' | 'kfac', warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile): { ms: number[]; loss: number; cache: TrainStepReport['deviceCache']; syncsPerStep: number | null } {
-  const s = makeStep(model, optimizer, batch.shape[0]);
+/** Steps the schedule is laid over: long enough that no timed step runs at the cosine's end. */
+const SCHEDULE_STEPS = 1000;
+
+function makeStepper(model: TransformerModel, optimizer: 'adamw' | 'kfac', batch: Batch): Stepper {
+  const c = withDefaults({ model: '(random init)', data: '(random ids)', optimizer, targets: 'all-linear', loraR: 16, loraAlpha: 32 });
+  const opt = buildOptimizer(c, model, SCHEDULE_STEPS);
+  const B = batch.shape[0];
+  return {
+    attach: () => {
+      model.onBlockBackward = null;
+      // a checkpointed model frees each block's activations after its backward: K-FAC reads them first (as executeRun)
+      if (model.checkpointing) captureBlockwise(model, opt);
+    },
+    one: () => {
+      model.zeroGrad();
+      const out = model.forward(batch);
+      model.backward();
+      opt.capture?.({ batchSize: B });
+      const deferred = opt.readsLosses?.() && out.lossValue ? [out.lossValue] : null;
+      const tel = opt.step(deferred ? { batchSize: B, losses: deferred } : { batchSize: B });
+      const loss = out.loss!;
+      const probe = opt.wantsLoss?.() ?? false;
+      if (probe) opt.observeLoss?.({ before: loss, after: model.forward(batch).loss! });
+      return { loss, refresh: (tel as { decomposed?: boolean } | undefined)?.decomposed === true, probe };
+    },
+    dispose: () => {
+      model.onBlockBackward = null;
+      if ('dispose' in opt.inner) opt.inner.dispose();
+    },
+  };
+}
+
+interface Timed {
+  ms: number[];
+  /** Which timed steps refreshed the large factors (K-FAC every `inverseEvery` steps). */
+  refresh: boolean[];
+  probes: number;
+  loss: number;
+  cache: TrainStepReport['deviceCache'];
+  syncsPerStep: number | null;
+}
+
+function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile, onWarmup?: (ms: number) => void): Timed {
+  s.attach();
   let loss = NaN;
   const one = () => {
-    model.zeroGrad();
-    const out = model.forward(batch);
-    model.backward();
-    loss = s.step(out);
+    const t0 = process.hrtime.bigint();
+    const r = s.one();
+    loss = r.loss;
     if (device === 'cuda') cudaNs.synchronize();
+    return { ...r, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
   };
+  for (let i = 0; i < warmup; i++) onWarmup?.(one().ms);
+  const ms: number[] = [];
+  const refresh: boolean[] = [];
+  let probes = 0;
+  const m0 = device === 'cuda' ? cudaNs.memory() : null;
+  const s0 = device === 'cuda' ? cudaNs.synchronizations() : null;
+  profile?.start();
   try {
-    for (let i = 0; i < warmup; i++) one();
-    const ms: number[] = [];
-    const m0 = device === 'cuda' ? cudaNs.memory() : null;
-    const s0 = device === 'cuda' ? cudaNs.synchronizations() : null;
-    profile?.start();
     for (let i = 0; i < steps; i++) {
-      const t0 = process.hrtime.bigint();
-      one();
-      ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      const r = one();
+      ms.push(r.ms);
+      refresh.push(r.refresh);
+      if (r.probe) probes += 1;
     }
-    profile?.stop();
-    const s1 = device === 'cuda' ? cudaNs.synchronizations() : null;
-    const m1 = device === 'cuda' ? cudaNs.memory() : null;
-    const cache =
-      m0 && m1 && steps > 0
-        ? { caching: m1.caching, allocationsPerStep: (m1.allocations - m0.allocations) / steps, rawAllocationsPerStep: (m1.rawAllocations - m0.rawAllocations) / steps, reservedBytes: m1.reserved, peakReservedBytes: m1.peakReserved }
-        : null;
-    return { ms, loss, cache, syncsPerStep: s0 !== null && s1 !== null && steps > 0 ? (s1 - s0) / steps : null };
   } finally {
-    s.dispose();
+    profile?.stop();
   }
+  const s1 = device === 'cuda' ? cudaNs.synchronizations() : null;
+  const m1 = device === 'cuda' ? cudaNs.memory() : null;
+  const cache =
+    m0 && m1 && steps > 0
+      ? { caching: m1.caching, allocationsPerStep: (m1.allocations - m0.allocations) / steps, rawAllocationsPerStep: (m1.rawAllocations - m0.rawAllocations) / steps, reservedBytes: m1.reserved, peakReservedBytes: m1.peakReserved }
+      : null;
+  return { ms, refresh, probes, loss, cache, syncsPerStep: s0 !== null && s1 !== null && steps > 0 ? (s1 - s0) / steps : null };
 }
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
@@ -248,28 +308,42 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
   o.progress(`building ${o.shape} on ${o.device}`);
   const model = createModel(configFromHf(cfg), { task: causal ? 'causal-lm' : 'sequence-classification', seed: 0, device: o.device, dtype: o.dtype, checkpointing: o.checkpointing, ...(activations === 'float32' ? {} : { activations }) });
   let peer: Peer | undefined;
+  const steppers: Stepper[] = [];
   try {
     model.train();
     applyLora(model, { targetModules: 'all-linear', r: 16, alpha: 32, dropout: 0 });
     const ids = seededIds(B * T, model.config.vocabSize, 7);
     const batch: Batch = { inputIds: ids, shape: [B, T], labels: causal ? ids : Int32Array.from({ length: B }, (_, i) => i % 2) };
     o.progress(`timing ${o.optimizer}`);
-    const main = timeSteps(model, batch, o.optimizer, o.warmup, o.steps, o.device);
+    const stepper = makeStepper(model, o.optimizer, batch);
+    steppers.push(stepper);
+    const warmupMs: number[] = [];
+    const main = timeSteps(stepper, o.warmup, o.steps, o.device, undefined, (ms) => {
+      warmupMs.push(ms);
+      o.progress(`warm-up step ${warmupMs.length}: ${ms.toFixed(0)} ms${o.optimizer === 'kfac' && warmupMs.length === 1 ? ' (every factor decomposed cold)' : ''}`);
+    });
     let adamwMs: number[] | null = null;
     let adamwSyncs: number | null = null;
     if (o.optimizer === 'kfac') {
-      o.progress('timing adamw for the ratio');
-      const a = timeSteps(model, batch, 'adamw', o.warmup, o.steps, o.device);
+      o.progress(`${o.steps} K-FAC steps: mean ${mean(main.ms).toFixed(1)} ms (${main.refresh.filter(Boolean).length} refresh, ${main.probes} damping probes); timing adamw for the ratio`);
+      const adamw = makeStepper(model, 'adamw', batch);
+      steppers.push(adamw);
+      const a = timeSteps(adamw, o.warmup, o.steps, o.device);
       adamwMs = a.ms;
       adamwSyncs = a.syncsPerStep;
+      // a run's K-FAC pays one refresh of the large factors every inverseEvery steps: the mean over the timed steps is that cost only over whole windows
+      if (o.steps % DEFAULTS.inverseEvery !== 0)
+        notMeasured.push(`kfacOverAdamw over whole refresh windows: ${o.steps} timed steps are not a multiple of inverseEvery (${DEFAULTS.inverseEvery}), so the mean holds ${main.refresh.filter(Boolean).length} refresh(es) where a run pays one per ${DEFAULTS.inverseEvery} steps`);
     } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
-    o.progress('profiling one round');
-    const prof = new OpProfile();
-    const pr = timeSteps(model, batch, o.optimizer, o.warmup, Math.min(3, o.steps), o.device, prof);
+    o.progress('profiling one round (a wait after every native call on cuda)');
+    const prof = new OpProfile(o.device === 'cuda' ? () => cudaNs.synchronize() : undefined);
+    // the same optimizer, so K-FAC's factors are not decomposed cold again; its next steps refresh nothing before step 2·inverseEvery
+    const pr = timeSteps(stepper, 0, Math.min(3, o.steps), o.device, prof);
     const rows = prof.rows(pr.ms.length, mean(pr.ms));
     const gemmRow = rows.find((r) => r.family.startsWith('gemm'));
     const gemmShare = gemmRow ? gemmRow.share : null;
     if (gemmShare === null) notMeasured.push('gemmShare: no GEMM call was profiled');
+    if (pr.refresh.some(Boolean)) notMeasured.push('gemmShare of a plain step: the profiled round held a refresh of the large factors');
     const peakMem = peakMemory(o.device);
     o.progress('timing the bf16 GEMM peak');
     const peak = measurePeak(o.device, o.peakSize);
@@ -293,6 +367,10 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       params: model.parameters().reduce((n, p) => n + p.tensor.size, 0),
       trainable: model.trainableParameters().reduce((n, p) => n + p.tensor.size, 0),
       stepMs: { median: median(main.ms), mean: stepMean, min: Math.min(...main.ms) },
+      firstStepMs: warmupMs[0] ?? null,
+      refreshStepMs: main.refresh.some(Boolean) ? mean(main.ms.filter((_, i) => main.refresh[i])) : null,
+      refreshesTimed: main.refresh.filter(Boolean).length,
+      probesTimed: main.probes,
       tokensPerSecond: (B * T * 1000) / stepMean,
       peakMemoryBytes: peakMem,
       deviceCache: main.cache,
@@ -317,23 +395,34 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       peer = await Peer.start(native().info().cpu.threads, false, 'peer_train_step.py');
       if (!peer) report.peerMissing = 'no python with the peer worker answered (set KFAC_PEER_PYTHON to a python with torch, transformers and peft)';
       else {
-        const init = await peer.call({ op: 'init', create: cfg, task: causal ? 'causal-lm' : 'sequence-classification', r: 16, alpha: 32, optimizer: o.optimizer, dtype: o.dtype, device: o.device, checkpointing: o.checkpointing, shape: [B, T], ids: [...ids], threads: native().info().cpu.threads });
+        const init = await peer.call({ op: 'init', create: cfg, task: causal ? 'causal-lm' : 'sequence-classification', r: 16, alpha: 32, dtype: o.dtype, device: o.device, checkpointing: o.checkpointing, shape: [B, T], ids: [...ids], threads: native().info().cpu.threads });
         if (init?.['ok'] !== true) report.peerMissing = `the peer failed: ${String(init?.['error'] ?? 'no reply')}`;
         else {
-          await peer.call({ op: 'steps', n: o.warmup });
-          const rep = await peer.call({ op: 'steps', n: o.steps });
-          if (rep?.['ok'] === true) {
-            const ms = mean(rep['ms'] as number[]); // as ours: the mean step
-            report.peer = {
-              name: `PyTorch ${String(init['torch'])} + transformers ${String(init['transformers'])} + PEFT ${String(init['peft'])}`,
-              optimizer: String(init['optimizer'] ?? o.optimizer),
-              kfacMissing: typeof init['kfacMissing'] === 'string' ? init['kfacMissing'] : null,
-              stepMs: ms,
-              tokensPerSecond: (B * T * 1000) / ms,
-              peakMemoryBytes: typeof rep['peak'] === 'number' ? rep['peak'] : null,
-              kfac: init['kfac'] === null || init['kfac'] === undefined ? null : String(init['kfac']),
-            };
-          } else report.peerMissing = `the peer failed: ${String(rep?.['error'] ?? 'no reply')}`;
+          // as ours: warm-up steps, then the mean of the timed steps
+          const timed = async (): Promise<{ stepMs: number; tokensPerSecond: number; peakMemoryBytes: number | null } | string> => {
+            await peer!.call({ op: 'steps', n: o.warmup });
+            const rep = await peer!.call({ op: 'steps', n: o.steps });
+            if (rep?.['ok'] !== true) return `the peer failed: ${String(rep?.['error'] ?? 'no reply')}`;
+            const ms = mean(rep['ms'] as number[]);
+            return { stepMs: ms, tokensPerSecond: (B * T * 1000) / ms, peakMemoryBytes: typeof rep['peak'] === 'number' ? rep['peak'] : null };
+          };
+          o.progress('timing the peer: AdamW');
+          const adamw = await timed();
+          if (typeof adamw === 'string') report.peerMissing = adamw;
+          else {
+            report.peer = { name: `PyTorch ${String(init['torch'])} + transformers ${String(init['transformers'])} + PEFT ${String(init['peft'])}`, optimizer: 'adamw', ...adamw, kfac: null, kfacMissing: null };
+            if (o.optimizer === 'kfac') {
+              const k = await peer.call({ op: 'kfac' });
+              if (k?.['ok'] !== true) report.peer.kfacMissing = `the peer failed: ${String(k?.['error'] ?? 'no reply')}`;
+              else if (typeof k['kfacMissing'] === 'string') report.peer.kfacMissing = k['kfacMissing'];
+              else {
+                o.progress('timing the peer: kfac-pytorch');
+                const kr = await timed();
+                if (typeof kr === 'string') report.peer.kfacMissing = kr;
+                else report.peer.kfac = { version: String(k['kfac']), ...kr };
+              }
+            }
+          }
         }
       }
     } else notMeasured.push('peer: run with --peer torch');
@@ -341,6 +430,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     return report;
   } finally {
     peer?.close();
+    for (const st of steppers) st.dispose();
     model.dispose();
   }
 }

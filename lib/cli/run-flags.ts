@@ -3,7 +3,7 @@
  * `--runs` entries override them as `key=value`): flag name → RunConfig field, kind and range.
  * Every value is checked here, before a model or a file is touched.
  */
-import { DEFAULTS, type OptimizerName, type RunConfig } from '../train/run.js';
+import { DEFAULTS, type RunConfig, withDefaults } from '../train/run.js';
 import { UsageError } from './args.js';
 
 type Kind =
@@ -133,9 +133,7 @@ export function runOverrides(flags: Record<string, unknown>): Partial<RunConfig>
 export function completeRun(given: Partial<RunConfig>): RunConfig {
   if (!given.model) throw new UsageError('--model is required');
   if (!given.data) throw new UsageError('--data is required');
-  const optimizer: OptimizerName = given.optimizer ?? 'kfac';
-  const { lr: _lr, warmupFraction: _warmupFraction, ...rest } = DEFAULTS;
-  const c = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] } as RunConfig;
+  const c = withDefaults({ ...given, model: given.model, data: given.data });
   if (!c.name) c.name = defaultName(c);
   const second = c.optimizer === 'shampoo' || c.optimizer === 'soap';
   if (c.newtonClip !== undefined && c.optimizer !== 'kfac' && !(second && c.newtonClip === 'off')) throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);

@@ -60,7 +60,7 @@ export interface RunConfig {
    * trust-ratio clip with `trustRatio` κ (docs/KFAC.md#default-threshold).
    */
   newtonClip?: number | 'off';
-  /** K-FAC preconditioning: 'eigen' (default), 'inverse' or 'ekfac' (eigenvalue-corrected). */
+  /** K-FAC preconditioning: 'ekfac' (eigenvalue-corrected, the default), 'eigen' or 'inverse'. */
   kfacMethod: 'eigen' | 'inverse' | 'ekfac';
   /** K-FAC: Levenberg–Marquardt damping from the reduction ratio (one extra forward every 5 steps). */
   adaptiveDamping: 'on' | 'off';
@@ -119,6 +119,17 @@ export const DEFAULTS = {
   maxLength: 128,
   seed: 0,
 };
+
+/**
+ * A whole configuration from the fields given and the defaults (the optimizer's default lr when
+ * none is given; K-FAC when no optimizer is). Checks nothing: the command line's `completeRun`
+ * checks the combinations, `prepareRun` the inputs.
+ */
+export function withDefaults(given: Partial<RunConfig> & Pick<RunConfig, 'model' | 'data'>): RunConfig {
+  const optimizer: OptimizerName = given.optimizer ?? 'kfac';
+  const { lr: _lr, warmupFraction: _warmupFraction, ...rest } = DEFAULTS;
+  return { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] };
+}
 
 export interface PreparedRun {
   config: RunConfig;

@@ -38,8 +38,32 @@ describe('bench train-step', () => {
     expect(j['gemmShare'] as number).toBeLessThanOrEqual(1);
     // LoRA r = 16 on the 7 linear layers of each of the 2 blocks
     expect(j['trainable']).toBe(2 * 16 * (4 * (64 + 64) + 3 * (64 + 176)));
-    expect(j.notMeasured).toEqual(['peer: run with --peer torch']);
+    // 3 timed steps after 1 warm-up: K-FAC's steps 1–3, no refresh (every 10) and no damping probe (every 5) among them, which the report says
+    expect(j).toMatchObject({ refreshesTimed: 0, probesTimed: 0, refreshStepMs: null });
+    expect(j['firstStepMs'] as number).toBeGreaterThan(0);
+    expect(j.notMeasured).toHaveLength(2);
+    expect(j.notMeasured[0]).toMatch(/^kfacOverAdamw over whole refresh windows: 3 timed steps are not a multiple of inverseEvery \(10\), so the mean holds 0 refresh\(es\)/);
+    expect(j.notMeasured[1]).toBe('peer: run with --peer torch');
     expect(j['deviceCache']).toBeNull(); // the caching device allocator's counts are for cuda runs
+  });
+
+  test('K-FAC over its default 10 timed steps: one refresh and two damping probes, as a run pays them', () => {
+    const r = cli(['bench', 'train-step', '--shape', 'llama-125m', '--layers', '1', '--hidden', '64', '--vocab', '128', '--seq', '8', '--batch', '2', '--warmup', '1', '--peak-size', '64', '--optimizer', 'kfac', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, unknown> & { stepMs: { mean: number }; notMeasured: string[] };
+    expect(j).toMatchObject({ refreshesTimed: 1, probesTimed: 2 });
+    expect(j['refreshStepMs'] as number).toBeGreaterThan(0);
+    expect(j.notMeasured).toEqual(['peer: run with --peer torch']);
+    // the ratio is of the means over the same 10-step window
+    expect(j['kfacOverAdamw'] as number).toBeCloseTo(j.stepMs.mean / (j['adamwStepMs'] as number), 9);
+  });
+
+  test('AdamW: no K-FAC fields measured', () => {
+    const r = cli(['bench', 'train-step', '--shape', 'llama-125m', '--layers', '1', '--hidden', '64', '--vocab', '128', '--seq', '8', '--batch', '2', '--steps', '2', '--warmup', '1', '--peak-size', '64', '--optimizer', 'adamw', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(j).toMatchObject({ optimizer: 'adamw', refreshesTimed: 0, probesTimed: 0, refreshStepMs: null, kfacOverAdamw: null });
+    expect(j['notMeasured']).toEqual(['kfacOverAdamw: run with --optimizer kfac', 'peer: run with --peer torch']);
   });
 
   test('bad input: a missing or unknown shape is a usage error', () => {

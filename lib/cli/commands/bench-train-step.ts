@@ -116,6 +116,12 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   );
   const rows: (string | number)[][] = [
     ['step ms (median / mean / min)', `${r.stepMs.median.toFixed(1)} / ${r.stepMs.mean.toFixed(1)} / ${r.stepMs.min.toFixed(1)}`],
+    ...(r.optimizer === 'kfac'
+      ? [
+          ['K-FAC: refreshes and damping probes among the timed steps', `${r.refreshesTimed} and ${r.probesTimed}${r.refreshStepMs === null ? '' : ` (a refresh step ${r.refreshStepMs.toFixed(1)} ms)`}`],
+          ['first step (every factor decomposed cold)', r.firstStepMs === null ? 'not measured (no warm-up step)' : `${r.firstStepMs.toFixed(1)} ms`],
+        ]
+      : []),
     ['tokens/s', r.tokensPerSecond.toFixed(0)],
     ['peak memory', gib(r.peakMemoryBytes)],
     ...(r.deviceCache
@@ -130,11 +136,21 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     ['bf16 GEMM peak TFLOP/s', `${fmt(r.peakBf16Tflops, 3)} (${r.peakNote})`],
     ['K-FAC / AdamW step (means)', r.kfacOverAdamw === null ? 'not measured' : `${r.kfacOverAdamw.toFixed(3)} (AdamW ${r.adamwStepMs!.toFixed(1)} ms)`],
     [
-      'peer',
+      'peer, AdamW',
       r.peer
-        ? `${r.peer.name}${r.peer.kfac ? ` + kfac-pytorch ${r.peer.kfac}` : ''}, ${r.peer.optimizer}: ${r.peer.stepMs.toFixed(1)} ms, ${r.peer.tokensPerSecond.toFixed(0)} tokens/s, peak ${gib(r.peer.peakMemoryBytes)}${r.peer.kfacMissing ? ` (no K-FAC peer: ${r.peer.kfacMissing})` : ''}`
+        ? `${r.peer.name}: ${r.peer.stepMs.toFixed(1)} ms, ${r.peer.tokensPerSecond.toFixed(0)} tokens/s, peak ${gib(r.peer.peakMemoryBytes)}`
         : `not measured${r.peerMissing ? ` (${r.peerMissing})` : ''}`,
     ],
+    ...(r.peer && r.optimizer === 'kfac'
+      ? [
+          [
+            'peer, kfac-pytorch',
+            r.peer.kfac
+              ? `${r.peer.kfac.version}: ${r.peer.kfac.stepMs.toFixed(1)} ms, ${r.peer.kfac.tokensPerSecond.toFixed(0)} tokens/s, peak ${gib(r.peer.kfac.peakMemoryBytes)}`
+              : `not measured (${r.peer.kfacMissing ?? 'no reason given'})`,
+          ],
+        ]
+      : []),
   ];
   process.stdout.write(formatTable(['', 'value'], rows) + '\n');
   process.stdout.write(`load average before: ${load(r.loadBefore)}; after: ${load(r.loadAfter)}\n`);
