@@ -43,6 +43,24 @@ roots.forEach(visit);
 for (const name of seen) fs.cpSync(path.join('node_modules', name), path.join(dest, name), { recursive: true, dereference: true });
 console.log(`bundled ${seen.size} packages: ${[...seen].sort().join(' ')}`);
 JS
+data=${KFAC_PEFT_DATA:-../shared/data}
+if [ -f "$data/llama2c/stories260K.bin" ]; then
+  mkdir -p "$out/stage/data" && cp "$data/llama2c/stories260K.bin" "$out/stage/data/"
+  echo "bundled the 50-step run's model: $data/llama2c/stories260K.bin"
+else
+  echo "no $data/llama2c/stories260K.bin: the check's 50-step run will need STORIES260K on the GPU machine" >&2
+fi
+addon=build-cuda/Release/kfac_peft_cuda.node
+if [ -f "$addon" ]; then
+  newer=$(find native CMakeLists.txt scripts/build-cuda.mjs -type f -newer "$addon" | head -3)
+  if [ -z "$newer" ]; then
+    mkdir -p "$out/stage/prebuilt" && cp "$addon" "$out/stage/prebuilt/"
+    echo "$(git rev-parse --short HEAD)$(git diff --quiet -- native CMakeLists.txt || echo '+changes'), $(date -u -r "$addon" +%FT%TZ)" > "$out/stage/prebuilt/built.txt"
+    echo "bundled the prebuilt CUDA addon ($(cat "$out/stage/prebuilt/built.txt"))"
+  else
+    echo "not bundling $addon: older than $(echo "$newer" | tr '\n' ' ')(rebuild it, or the check builds on the device)" >&2
+  fi
+fi
 tar -C "$out/stage" -cf - . | xz -T2 -9 > "$out/bundle.tar.xz"
 rm -rf "$out/stage"
 bundle=$(stat -c %s "$out/bundle.tar.xz")
