@@ -2,7 +2,8 @@
  * Loading straight to the device (CPU loopback without a GPU): `loadModel(path, { device:
  * 'cuda', dtype })` makes each weight on the device in its storage dtype and fills it tensor by
  * tensor. Checked here: every parameter is on 'cuda' with the dtype asked for, the logits equal
- * the CPU-loaded model's bit for bit (float32 and bfloat16), the load makes one upload per
+ * the CPU-loaded model's bit for bit (float32 and bfloat16 storage, from F32, F16 and BF16
+ * files), the load makes one upload per
  * weight and no download, and — in a fresh process, whose allocator peak is the load's own —
  * the host memory above the loaded model never exceeds a small multiple of the largest tensor,
  * far below the model's size (a full host copy would add the whole model). Bad input: a weight
@@ -97,6 +98,34 @@ describe('loadModel to the device', () => {
     const b = { inputIds: Int32Array.from({ length: 16 }, (_, i) => (i * 37 + 1) % 512), shape: [2, 8] as [number, number] };
     const l = (m: typeof cpu) => hostValues(m.forward(b).logits);
     expect(l(dev)).toEqual(l(cpu));
+  });
+
+  test('F16 and BF16 checkpoints load to the device with the CPU load\'s values and logits, in float32 and bfloat16 storage', () => {
+    // the llama-gqa fixture rewritten in each half type: the reader widens each tensor on its way to the device
+    using src = loadModel(join(FIX, 'llama-gqa'));
+    const tensors: Record<string, Tensor> = {};
+    for (const p of src.parameters()) tensors[p.name] = p.tensor;
+    for (const fileDtype of ['F16', 'BF16'] as const) {
+      const dir = join(tmp, `half-${fileDtype}`);
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(join(FIX, 'llama-gqa', 'config.json'), join(dir, 'config.json'));
+      saveSafetensors(join(dir, 'model.safetensors'), tensors, { dtype: fileDtype });
+      for (const dtype of ['float32', 'bfloat16'] as const) {
+        using cpu = loadModel(dir, { dtype });
+        using dev = loadModel(dir, { device: 'cuda', dtype });
+        const host = new Map(cpu.parameters().map((p) => [p.name, p.tensor]));
+        for (const p of dev.parameters()) {
+          expect(p.tensor.device, p.name).toBe('cuda');
+          expect(p.tensor.dtype, `${fileDtype} ${dtype} ${p.name}`).toBe(host.get(p.name)!.dtype);
+          expect(hostValues(p.tensor), `${fileDtype} ${dtype} ${p.name}`).toEqual(hostValues(host.get(p.name)!));
+        }
+        expect(logits(dev)).toEqual(logits(cpu));
+      }
+      // the half file really is another model than the float32 one (values rounded to 11 or 8 bits)
+      using half = loadModel(dir);
+      const q = half.parameters().find((p) => p.name.endsWith('q_proj.weight'))!;
+      expect(hostValues(q.tensor)).not.toEqual(hostValues(tensors[q.name]!));
+    }
   });
 
   test.skipIf(!loop)('peak host bytes of a load: a few tensors, never the model (fresh process)', () => {
