@@ -14,6 +14,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 import { describe, invalidArgument, NotFiniteError } from '../errors.js';
+import { withOomContext } from '../models/device.js';
 import * as ops from '../ops/index.js';
 import type { DeviceValue } from '../tensor/device-value.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -198,7 +199,10 @@ export class Trainer<B> {
     let interrupted = false;
     const readsLosses = this.optimizer.readsLosses?.() === true;
 
+    // what an out-of-memory error names: the step or the evaluation it stopped
+    let phase = 'the first step';
     const evaluate = () => {
+      phase = `the evaluation after step ${state.step}`;
       const r = this.task.evaluate();
       const value = monitor === 'loss' ? r.loss : r.metrics[monitor];
       if (value === undefined) invalidArgument('monitor', `'loss' or one of ${Object.keys(r.metrics).join(', ')}`, JSON.stringify(monitor));
@@ -219,6 +223,7 @@ export class Trainer<B> {
         for (let skip = 0; skip < state.batchInEpoch; skip++) if (it.next().done) break;
         for (;;) {
           if (o.maxSteps !== undefined && state.step >= o.maxSteps) break outer;
+          phase = `step ${state.step + 1}`;
           const ts = process.hrtime.bigint();
           this.task.zeroGrad();
           let n = 0;
@@ -289,6 +294,8 @@ export class Trainer<B> {
         }
       }
       if (!interrupted && !stoppedEarly && !diverged && !(o.evalEvery && state.step % o.evalEvery === 0 && history.at(-1)?.kind === 'eval')) evaluate();
+    } catch (e) {
+      throw withOomContext(phase, e);
     } finally {
       if (o.handleSigint !== false) process.off('SIGINT', onSigint);
       state.elapsedMs = elapsed();

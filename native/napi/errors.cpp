@@ -23,6 +23,13 @@ Napi::Error to_js_error(Napi::Env env, const kfac::Error& e) {
   return err;
 }
 
+kfac::Error in_op(const char* op, const kfac::Error& e) {
+  if (!op || !*op) return e;
+  std::string name(op);
+  if (name[0] >= 'A' && name[0] <= 'Z') name[0] = static_cast<char>(name[0] - 'A' + 'a');
+  return kfac::Error(e.code(), name + ": " + e.what(), e.argument(), e.expected(), e.got());
+}
+
 Napi::Value SetErrorFactory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsFunction())

@@ -15,6 +15,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 
 import * as cuda from '../../lib/cuda/index.js';
 import { OutOfMemoryError } from '../../lib/errors.js';
+import * as linalg from '../../lib/linalg/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { captureBlockwise, checkDeviceFits, createLlama } from '../../lib/models/index.js';
 import { native } from '../../lib/native/loader.js';
@@ -169,6 +170,19 @@ describe.skipIf(!emulationPossible())('caching device allocator (host-backed cud
       expect(msg).toMatch(/\d+ allocated and \d+ cached/);
       expect(stats().ooms - after.ooms).toBe(1);
       expect(stats().retries).toBe(after.retries); // nothing was cached: no second retry
+      // an op that allocates inside its call says which op was allocating (its JS name)
+      {
+        using a = Tensor.zeros([2048, 1], { device: 'cuda' });
+        using b = Tensor.zeros([1, 1024], { device: 'cuda' });
+        let opErr: unknown = null;
+        try {
+          linalg.matmul(a, b); // its 8 MiB result: past the limit
+        } catch (e) {
+          opErr = e;
+        }
+        expect(opErr).toBeInstanceOf(OutOfMemoryError);
+        expect((opErr as Error).message).toMatch(new RegExp(`^matmul: .*out of memory: asked for ${8 * MiB} bytes`));
+      }
       y.dispose();
       // the device works again once memory is back
       using z = Tensor.full([2 * MiB], 3, { device: 'cuda' });

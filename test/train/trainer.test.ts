@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+import { OutOfMemoryError } from '../../lib/errors.js';
 import { linalg, ops, optim, Tensor } from '../../lib/index.js';
+import { OOM_HINT } from '../../lib/models/index.js';
 import { loadOptimizerState, saveOptimizerState } from '../../lib/peft/checkpoint.js';
 import { accuracy } from '../../lib/train/metrics.js';
 import { Trainer, type TrainerState, type TrainerTask, writeJsonAtomic } from '../../lib/train/trainer.js';
@@ -184,5 +186,39 @@ describe('Trainer', () => {
     const r = await new Trainer(bad, new optim.SGD([bad.w, bad.b], { lr: 0.1 }), { maxSteps: 10 }).fit();
     expect(r.diverged).toBe(true);
     expect(r.state.step).toBe(2);
+  });
+
+  it('out of memory mid-run: the OutOfMemoryError names the step or the evaluation it stopped, with the hint', async () => {
+    const oom = () => new OutOfMemoryError('matmul: cuda out of memory: asked for 1024 bytes', { argument: 'size' });
+    class Failing extends Blobs {
+      calls = 0;
+      failEval = false;
+      override lossAndBackward(rows: number[]) {
+        if (++this.calls === 3) throw oom();
+        return super.lossAndBackward(rows);
+      }
+      override evaluate() {
+        if (this.failEval) throw oom();
+        return super.evaluate();
+      }
+    }
+    const a = new Failing();
+    const e = await new Trainer(a, new optim.SGD([a.w, a.b], { lr: 0.1 }), { maxSteps: 5 }).fit().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(OutOfMemoryError);
+    expect((e as OutOfMemoryError).message.split('\n')[0]).toBe('step 3: matmul: cuda out of memory: asked for 1024 bytes');
+    expect((e as OutOfMemoryError).hint).toBe(OOM_HINT);
+    const b = new Failing();
+    b.calls = -100;
+    b.failEval = true;
+    const f = await new Trainer(b, new optim.SGD([b.w, b.b], { lr: 0.1 }), { maxSteps: 5, evalEvery: 2 }).fit().catch((x: unknown) => x);
+    expect((f as OutOfMemoryError).message.split('\n')[0]).toBe('the evaluation after step 2: matmul: cuda out of memory: asked for 1024 bytes');
+    // any other error passes through as it was
+    class Other extends Blobs {
+      override lossAndBackward(): never {
+        throw new RangeError('not memory');
+      }
+    }
+    const c = new Other();
+    await expect(new Trainer(c, new optim.SGD([c.w, c.b], { lr: 0.1 }), { maxSteps: 2 }).fit()).rejects.toThrow(/^not memory$/);
   });
 });

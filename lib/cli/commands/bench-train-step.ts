@@ -5,6 +5,7 @@
  */
 import { runTrainStep, TRAIN_SHAPES, type TrainStepReport } from '../../bench/train-step.js';
 import { parseArgs, UsageError } from '../args.js';
+import { withOomContext } from '../../models/index.js';
 import { cliDevice } from '../device.js';
 import { Progress } from '../progress.js';
 import { formatTable } from '../table.js';
@@ -103,6 +104,8 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
       peer: flags['peer'] === undefined ? undefined : oneOf(flags['peer'], 'peer', ['torch'] as const),
       progress: (m) => progress.update(m),
     });
+  } catch (e) {
+    throw withOomContext(`bench train-step ${shape}`, e);
   } finally {
     progress.done();
   }

@@ -1,5 +1,6 @@
 /** `kfac-peft eval --model … --data … [--adapter DIR]`: dev loss and metrics of a model (with a PEFT adapter). */
 import { loadAdapterFor } from '../load-adapter.js';
+import { withOomContext } from '../../models/index.js';
 import { setNumThreads } from '../../runtime.js';
 import { buildTask, loadRunModel, monitorOf, prepareRun } from '../../train/run.js';
 import { withDevice } from '../device.js';
@@ -57,6 +58,8 @@ export async function evalCommand(argv: readonly string[]): Promise<number> {
       process.stdout.write(`${config.model}${adapter ? ` + ${adapter}` : ''} on ${d.source} (dev): loss ${r.loss.toPrecision(4)}  ${m}\n`);
     }
     return 0;
+  } catch (e) {
+    throw withOomContext('evaluating', e);
   } finally {
     model.dispose();
   }

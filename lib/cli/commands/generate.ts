@@ -11,7 +11,7 @@ import { FileError, KfacError } from '../../errors.js';
 import { readJsonFile } from '../../io/safetensors.js';
 import type { ArchitectureConfig } from '../../models/config.js';
 import { generate, virtualTokens } from '../../models/generate.js';
-import { generateSeq2Seq, loadModel, T5Model } from '../../models/index.js';
+import { generateSeq2Seq, loadModel, T5Model, withOomContext } from '../../models/index.js';
 import { cliDevice } from '../device.js';
 import { loadAdapterFor } from '../load-adapter.js';
 import { prefixState } from '../../peft/prefix.js';
@@ -181,6 +181,8 @@ export async function generateCommand(argv: readonly string[]): Promise<number> 
       process.stdout.write('\n');
     } else process.stdout.write(JSON.stringify({ model: modelPath, adapter: adapter ?? null, prompt, promptIds: ids, ids: Array.from(gen), text: decode(out), temperature, topP, topK: topK ?? null, seed }, null, 2) + '\n');
     return 0;
+  } catch (e) {
+    throw withOomContext('generating', e);
   } finally {
     model.dispose();
   }
