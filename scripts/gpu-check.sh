@@ -36,7 +36,8 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/out}
 mkdir -p "$OUT"
 : > "$OUT/steps.jsonl"
-log() { echo "[gpu-check $(date +%H:%M:%S)] $*" | tee -a "$OUT/gpu-check.log"; }
+exec 3>&1 # the check's own output, whatever a step's output is redirected to
+log() { echo "[gpu-check $(date +%H:%M:%S)] $*" | tee -a "$OUT/gpu-check.log" >&3; }
 T0=$(date +%s)
 BUDGET=${GPU_CHECK_BUDGET:-560}
 RESERVE=15 # seconds kept for the last summary
@@ -127,8 +128,8 @@ console.log(JSON.stringify({
   steps,
   build: { rc: num(buildRc), how: buildHow || null, seconds: num(buildS), log: text('build.log').trim().split('\n').slice(-5) },
   doctor: read('doctor.json'),
-  parity: parityRc === '' ? missing('parity', 'parity.tap') : { rc: Number(parityRc), pass: count('pass'), fail: count('fail'), skipped: count('skipped'), failures: tap.split('\n').filter((l) => /^not ok/.test(l)) },
-  train: trainRc === '' ? missing('train', 'train.err') : { rc: Number(trainRc), ...(read('train.json') ?? { error: tail('train.err') }) },
+  parity: parityRc === '' || stepOf('parity')?.skipped ? missing('parity', 'parity.tap') : { rc: Number(parityRc), pass: count('pass'), fail: count('fail'), skipped: count('skipped'), failures: tap.split('\n').filter((l) => /^not ok/.test(l)) },
+  train: trainRc === '' || stepOf('train')?.skipped ? missing('train', 'train.err') : { rc: Number(trainRc), ...(read('train.json') ?? { error: tail('train.err') }) },
   trainStep,
   ceilings: rows('ceilings'),
   addNormFusion: text('add-norm-fusion.txt').trim().split('\n'),
