@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/optim_update.h"
+
 namespace kfac::cpu {
 
 struct AdamWParams {
@@ -34,5 +36,10 @@ struct SgdParams {
 
 // param, grad: n floats; momentum_buf: n floats when momentum != 0, else unused.
 void sgd_step(float* param, const float* grad, float* momentum_buf, int64_t n, const SgdParams& p);
+
+// The per-step scalars of the elementwise updates (native/core/optim_update.h), prepared in
+// float64 and rounded once; the CUDA kernels take the same.
+optim_update::Adam adam_scalars(const AdamWParams& p);
+optim_update::Sgd sgd_scalars(const SgdParams& p);
 
 }  // namespace kfac::cpu

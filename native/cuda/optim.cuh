@@ -1,6 +1,7 @@
-// AdamW and SGD updates on the GPU, elementwise over one parameter tensor, following
-// cpu/optim.cpp operation by operation (float32 arithmetic, scalars prepared in float64,
-// compiled without FMA contraction) so that results match the CPU to rounding.
+// AdamW and SGD updates on the GPU, elementwise over one parameter tensor: the CPU's update code
+// (native/core/optim_update.h, float32 arithmetic, scalars prepared in float64 by
+// cpu::adam_scalars / cpu::sgd_scalars), compiled without FMA contraction, so that results match
+// the CPU's.
 #pragma once
 #include "../core/tensor.h"
 #include "../cpu/optim.h"
