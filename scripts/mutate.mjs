@@ -159,9 +159,9 @@ const MUTATIONS = [
   },
   {
     id: 'sgd-nesterov',
-    what: 'Nesterov momentum applies the plain momentum buffer',
-    file: 'native/cpu/optim.cpp',
-    from: 'd = nesterov ? d + mom * buf : buf;',
+    what: 'Nesterov momentum applies the plain momentum buffer (the update code the CPU and CUDA share)',
+    file: 'native/core/optim_update.h',
+    from: 'd = s.nesterov ? d + s.mom * buf : buf;',
     to: 'd = buf;',
     tests: ['test/optim/optim.test.ts'],
   },
@@ -172,6 +172,43 @@ const MUTATIONS = [
     from: 'if (t) this.#buffers.set(p.name, t.device === p.tensor.device ? t.clone() : t.to(p.tensor.device));',
     to: 'if (t && false) this.#buffers.set(p.name, t.device === p.tensor.device ? t.clone() : t.to(p.tensor.device));',
     tests: ['test/train/trainer.test.ts'],
+  },
+  // Out of memory names what was allocating (native/napi/errors.h, lib/train/trainer.ts)
+  {
+    id: 'oom-op-name',
+    what: "an out-of-memory error inside an op no longer names the op",
+    file: 'native/napi/errors.cpp',
+    from: 'if (!op || !*op) return e;',
+    to: 'return e;',
+    tests: ['test/cuda/device-cache.test.ts'],
+    filter: 'retries once',
+  },
+  {
+    id: 'oom-trainer-phase',
+    what: 'the Trainer rethrows an out-of-memory error without the step it stopped',
+    file: 'lib/train/trainer.ts',
+    from: 'throw withOomContext(phase, e);',
+    to: 'throw e;',
+    tests: ['test/train/trainer.test.ts'],
+    filter: 'out of memory',
+  },
+  // Benchmarks' own arithmetic (lib/bench)
+  {
+    id: 'profile-no-device-wait',
+    what: "the op profile stops waiting for each call's device work (its shares become launch times)",
+    file: 'lib/bench/profile.ts',
+    from: 'sync?.();',
+    to: '',
+    tests: ['test/bench/bench-profile.test.ts'],
+  },
+  {
+    id: 'train-step-no-probe',
+    what: "bench train-step's K-FAC skips adaptive damping's probe forward (a step cheaper than a run's)",
+    file: 'lib/bench/train-step.ts',
+    from: 'const probe = opt.wantsLoss?.() ?? false;',
+    to: 'const probe = false;',
+    tests: ['test/cli/cli-bench-train-step.test.ts'],
+    dist: true,
   },
   // LoRA
   {
