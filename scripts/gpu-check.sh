@@ -19,7 +19,8 @@
 #  3. the CPU-vs-CUDA parity checks with `node --test` (a missing device fails them);
 #  4. 50 steps of K-FAC with Newton-step clipping on LoRA adapters of stories260K on the CPU and
 #     on the device, loaded straight to it (test/cuda/train-check.mjs: losses within 1e-4
-#     relative at step 0 and 1e-2 after, argued there);
+#     relative at step 0 and 1e-2 after, argued there), and the same with bf16 weights and bf16
+#     activations on the device (--bf16: within 2⁻⁷ and 3e-2 of the first loss; reported);
 #  5. `kfac-peft bench train-step` at llama-125m (seq 512, batch 8; float32 and bf16
 #     activations), the kernel benchmarks with targets (attention, clip, factor, ceilings),
 #     llama-3b (batch 4, gradient checkpointing, bf16 activations as the peer's autocast),
@@ -130,6 +131,7 @@ console.log(JSON.stringify({
   doctor: read('doctor.json'),
   parity: parityRc === '' || stepOf('parity')?.skipped ? missing('parity', 'parity.tap') : { rc: Number(parityRc), pass: count('pass'), fail: count('fail'), skipped: count('skipped'), failures: tap.split('\n').filter((l) => /^not ok/.test(l)) },
   train: trainRc === '' || stepOf('train')?.skipped ? missing('train', 'train.err') : { rc: Number(trainRc), ...(read('train.json') ?? { error: tail('train.err') }) },
+  trainBf16: read('train-bf16.json') ?? missing('train-bf16', 'train-bf16.err'),
   trainStep,
   ceilings: rows('ceilings'),
   addNormFusion: text('add-norm-fusion.txt').trim().split('\n'),
@@ -180,6 +182,12 @@ if [ -f "$STORIES" ]; then
 else
   echo "{\"ok\":false,\"reason\":\"no stories260K.bin at $STORIES (the bundle carries it when ../shared/data has it; or set STORIES260K)\"}" > "$OUT/train.json"
   TRAIN_RC=2
+fi
+# the same 50 steps with bf16 weights on both sides and bf16 activations on the device (the
+# mixed precision PEFT users run; opt-in until this run and its speed are measured): reported
+if [ -f "$STORIES" ]; then
+  step train-bf16 90 env KFAC_BACKEND=cuda node test/cuda/train-check.mjs "$STORIES" --steps 50 --bf16 > "$OUT/train-bf16.json" 2> "$OUT/train-bf16.err"
+  log "train-bf16 rc=$? (bf16 weights and activations on the device, 50 steps; reported, not in the verdict)"
 fi
 case $TRAIN_RC in
   0) log "train rc=0: 50 steps on the device, losses within tolerance of the CPU's" ;;
