@@ -257,7 +257,7 @@ interface Timed {
   syncsPerStep: number | null;
 }
 
-function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile, onWarmup?: (ms: number) => void): Timed {
+function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'cuda', profile?: OpProfile, onWarmup?: (ms: number) => void, onStep?: (i: number, ms: number, refresh: boolean) => void): Timed {
   s.attach();
   let loss = NaN;
   const one = () => {
@@ -280,6 +280,7 @@ function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'c
       ms.push(r.ms);
       refresh.push(r.refresh);
       if (r.probe) probes += 1;
+      onStep?.(i, r.ms, r.refresh);
     }
   } finally {
     profile?.stop();
@@ -318,10 +319,18 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     const stepper = makeStepper(model, o.optimizer, batch);
     steppers.push(stepper);
     const warmupMs: number[] = [];
-    const main = timeSteps(stepper, o.warmup, o.steps, o.device, undefined, (ms) => {
-      warmupMs.push(ms);
-      o.progress(`warm-up step ${warmupMs.length}: ${ms.toFixed(0)} ms${o.optimizer === 'kfac' && warmupMs.length === 1 ? ' (every factor decomposed cold)' : ''}`);
-    });
+    const main = timeSteps(
+      stepper,
+      o.warmup,
+      o.steps,
+      o.device,
+      undefined,
+      (ms) => {
+        warmupMs.push(ms);
+        o.progress(`warm-up step ${warmupMs.length}: ${ms.toFixed(0)} ms${o.optimizer === 'kfac' && warmupMs.length === 1 ? ' (every factor decomposed cold)' : ''}`);
+      },
+      (i, ms, refresh) => o.progress(`${o.optimizer} step ${i + 1}/${o.steps}: ${ms.toFixed(1)} ms${refresh ? ' (refreshed the large factors)' : ''}`),
+    );
     let adamwMs: number[] | null = null;
     let adamwSyncs: number | null = null;
     if (o.optimizer === 'kfac') {

@@ -81,6 +81,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   const shape = oneOf(flags['shape'], 'shape', Object.keys(TRAIN_SHAPES));
   const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
   const progress = new Progress();
+  const t0 = Date.now();
   let r: TrainStepReport;
   try {
     const layers = bounded(flags['layers'], 'layers', 1, 256, undefined);
@@ -102,7 +103,9 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
       warmup: bounded(flags['warmup'], 'warmup', 0, 1000, 2)!,
       peakSize: bounded(flags['peak-size'], 'peak-size', 16, 32768, device === 'cuda' ? 8192 : 1024)!,
       peer: flags['peer'] === undefined ? undefined : oneOf(flags['peer'], 'peer', ['torch'] as const),
-      progress: (m) => progress.update(m),
+      // on a terminal a live line; elsewhere (a log, the GPU check) one line per stage with the
+      // time so far, so a run stopped from outside still shows where its time went
+      progress: (m) => (progress.enabled ? progress.update(m) : process.stderr.write(`bench train-step ${shape} [${((Date.now() - t0) / 1000).toFixed(1)} s]: ${m}\n`)),
     });
   } catch (e) {
     throw withOomContext(`bench train-step ${shape}`, e);
