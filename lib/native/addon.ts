@@ -253,6 +253,8 @@ export interface NativeAddon extends NativeKfacOps {
   _cudaEmulation(): boolean;
   /** Test hook: whether bf16 attention on cuda runs on tensor cores (KFAC_ATTN_TENSOR_CORES=0 turns it off); a boolean sets it first. */
   _attentionTensorCores(on?: boolean): boolean;
+  /** Test hook: the CUDA probe's words for a driver too old and for a GPU the build's architectures cannot run ('' when they can). */
+  _cudaProbeReasons(driverVersion: number, runtimeVersion: number, major: number, minor: number, architectures: string, name: string): { driver: string; arch: string };
   /** Host↔device copies made through the CPU loopback since it was enabled (tests only). */
   _loopbackTransfers(): { uploads: number; downloads: number; uploadBytes: number; downloadBytes: number };
   info(): NativeInfo;

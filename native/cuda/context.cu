@@ -5,8 +5,13 @@
 #include <string>
 #include <unordered_map>
 
+#include "../core/cuda_probe.h"
 #include "../core/device_cache.h"
 #include "../core/tensor.h"
+
+#ifndef KFAC_CUDA_ARCHITECTURES
+#define KFAC_CUDA_ARCHITECTURES ""
+#endif
 
 namespace kfac::cuda {
 
@@ -46,11 +51,26 @@ const Probe& probe() {
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
       r.reason = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
-      if (de == cudaSuccess && r.driver_version == 0) r.reason = "no CUDA driver is installed (" + r.reason + ")";
+      if (e == cudaErrorInsufficientDriver || (de == cudaSuccess && r.driver_version == 0))
+        r.reason = cuda_probe::driver_too_old(r.driver_version, r.runtime_version) + " (" + r.reason + ")";
       cudaGetLastError();  // clear the sticky-free error so later calls start clean
       return r;
     }
-    if (n == 0) r.reason = "the CUDA driver reports no device";
+    if (n == 0) {
+      r.reason = "the CUDA driver reports no device";
+      return r;
+    }
+    // A GPU this build has neither machine code nor PTX for would fail at its first kernel: say so now.
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+      std::string why = cuda_probe::arch_unsupported(prop.major, prop.minor, KFAC_CUDA_ARCHITECTURES, prop.name);
+      if (!why.empty()) {
+        r.reason = why;
+        return r;
+      }
+    } else {
+      cudaGetLastError();
+    }
     r.count = n;
     return r;
   }();

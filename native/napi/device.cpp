@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/cuda_probe.h"
 #include "../core/device_cache.h"
 #include "../core/dispatch.h"
 #include "../core/emulated_memory.h"
@@ -60,6 +61,20 @@ KFAC_BINDING(CpuLoopback) {
 KFAC_BINDING(CudaEmulation) {
   enable_cuda_emulation();
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// _cudaProbeReasons(driverVersion, runtimeVersion, major, minor, architectures, name) →
+// { driver, arch }: the words the CUDA build's probe gives for a driver too old and for a GPU
+// the build's architectures cannot run ('' when they can), for tests on any machine.
+KFAC_BINDING(CudaProbeReasons) {
+  Napi::Env env = info.Env();
+  const int driver = int(get_int(arg(info, 0), "driverVersion", 0, 1000000));
+  const int runtime = int(get_int(arg(info, 1), "runtimeVersion", 0, 1000000));
+  const int major = int(get_int(arg(info, 2), "major", 0, 100)), minor = int(get_int(arg(info, 3), "minor", 0, 100));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("driver", cuda_probe::driver_too_old(driver, runtime));
+  o.Set("arch", cuda_probe::arch_unsupported(major, minor, get_string(arg(info, 4), "architectures"), get_string(arg(info, 5), "name")));
+  return o;
 }
 
 // _attentionTensorCores(on?) → whether bf16 attention on cuda runs on tensor cores (after
@@ -236,6 +251,7 @@ const Binding kBindings[] = {
     {"_cudaEmulation", CudaEmulation},
     {"_loopbackTransfers", LoopbackTransferCount},
     {"_attentionTensorCores", AttentionTensorCores},
+    {"_cudaProbeReasons", CudaProbeReasons},
 };
 
 }  // namespace

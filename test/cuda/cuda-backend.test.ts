@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
 import { cuda, DeviceError, info, InvalidArgumentError, setBackend, Tensor } from '../../lib/index.js';
-import { packageRoot } from '../../lib/native/loader.js';
+import { native, packageRoot } from '../../lib/native/loader.js';
 // @ts-expect-error: a plain ESM script without types
 import { findCuda } from '../../scripts/find-cuda.mjs';
 
@@ -136,6 +136,30 @@ describe('backend choice without a usable CUDA binary', () => {
 const local = join(root, 'build-cuda', 'Release', 'kfac_peft_cuda.node');
 const toolkit = findCuda() as { root: string | null; libDir: string | null; reason: string | null };
 const canLoad = existsSync(local) && toolkit.libDir !== null;
+
+describe("the CUDA probe's words for a machine the build cannot use (the build's own functions, checked on any machine)", () => {
+  const reasons = (...a: Parameters<ReturnType<typeof native>['_cudaProbeReasons']>) => native()._cudaProbeReasons(...a);
+  const BUILD = '80-real,90-real,90-virtual'; // CMakeLists.txt's default architectures
+  test('a driver older than the runtime names both CUDA versions and what to do; no driver at all says so', () => {
+    expect(reasons(12040, 13000, 9, 0, BUILD, 'x').driver).toBe(
+      'the NVIDIA driver is too old for this build: it supports CUDA 12.4, the build uses CUDA 13.0 (update the driver to one for CUDA 13.0 or newer)',
+    );
+    expect(reasons(0, 13000, 9, 0, BUILD, 'x').driver).toBe('no CUDA driver is installed (this build needs one for CUDA 13.0)');
+  });
+  test('machine code runs on its major at an equal or higher minor, PTX on any capability at or above it', () => {
+    for (const [major, minor] of [[8, 0], [8, 6], [8, 9], [9, 0], [10, 0], [12, 0]]) expect(reasons(13000, 13000, major!, minor!, BUILD, 'gpu').arch, `${major}.${minor}`).toBe('');
+    expect(reasons(13000, 13000, 7, 5, BUILD, 'Tesla T4').arch).toBe(
+      'GPU 0 (Tesla T4) has compute capability 7.5, which this build cannot run: it carries sm_80, sm_90, compute_90 (build it for this GPU with CMAKE_CUDA_ARCHITECTURES)',
+    );
+    // machine code alone does not cross majors: an sm_80-only build cannot run a 9.0 GPU, nor sm_90 a 10.0
+    expect(reasons(13000, 13000, 9, 0, '80-real', 'H100').arch).toMatch(/^GPU 0 \(H100\) has compute capability 9\.0, which this build cannot run: it carries sm_80 /);
+    expect(reasons(13000, 13000, 10, 0, '90-real', 'B200').arch).toMatch(/compute capability 10\.0/);
+    expect(reasons(13000, 13000, 8, 6, '86-real', 'A10').arch).toBe('');
+    expect(reasons(13000, 13000, 8, 0, '86-real', 'A100').arch).toMatch(/compute capability 8\.0/); // sm_86 code does not run on 8.0
+    // a build that names no architecture leaves it to the first kernel launch
+    expect(reasons(13000, 13000, 7, 0, '', 'V100').arch).toBe('');
+  });
+});
 
 describe(`the local CUDA build${canLoad ? '' : ` (skipped: ${existsSync(local) ? toolkit.reason : 'no build-cuda/Release/kfac_peft_cuda.node; run npm run build:cuda'})`}`, () => {
   test.skipIf(!canLoad)('loads and reports its device state (here: no device), cuBLAS/cuSOLVER versions', () => {
