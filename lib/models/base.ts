@@ -45,8 +45,9 @@ export interface ModelOptions {
    * Storage of the activations (every family, on cuda; default 'float32'): 'bfloat16' keeps the
    * hidden states, the residual stream, attention's tensors and the logits in bf16 (every sum
    * and the loss in float32) while LoRA branches, their inputs and gradients, K-FAC factors and
-   * optimizer state stay float32 — as PyTorch autocast runs a bf16 PEFT model. On the CPU a
-   * bf16 activation is a DTypeError naming the op.
+   * optimizer state stay float32 — as PyTorch autocast runs a bf16 PEFT model. The CPU stores
+   * activations in float32 only: a model asked for bf16 runs there in float32 (after
+   * `to('cpu')`, say), and in bf16 again once back on cuda.
    */
   activations?: 'float32' | 'bfloat16';
   /** @internal Leave weights uninitialised (they are about to be loaded). */

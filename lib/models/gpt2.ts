@@ -212,7 +212,7 @@ export class Gpt2Model extends TransformerModel {
   override createCache(B: number, maxT: number): KVCache {
     if (this.task !== 'causal-lm') super.createCache(B, maxT);
     const c = this.config;
-    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numHeads, c.hiddenSize / c.numHeads, this.device, this.wte.activations);
+    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numHeads, c.hiddenSize / c.numHeads, this.device, this.wte.storage);
   }
 
   override forwardCached(ids: Int32Array, B: number, T: number, cache: KVCache): Tensor {

@@ -219,7 +219,7 @@ export class LlamaModel extends TransformerModel {
   override createCache(B: number, maxT: number): KVCache {
     if (this.task !== 'causal-lm') super.createCache(B, maxT);
     const c = this.config;
-    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numKvHeads, c.headDim, this.device, this.embed_tokens.activations);
+    return new KVCache(B, Math.min(maxT, c.maxPositions), c.numLayers, c.numKvHeads, c.headDim, this.device, this.embed_tokens.storage);
   }
 
   override forwardCached(ids: Int32Array, B: number, T: number, cache: KVCache): Tensor {

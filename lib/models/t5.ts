@@ -16,6 +16,7 @@ import { describe, invalidArgument, ShapeError } from '../errors.js';
 import * as F from '../nn/functional.js';
 import { Dropout, type Embedding, type Linear, RMSNorm } from '../nn/layers.js';
 import { type Module, storageOf } from '../nn/module.js';
+import { activationStorage } from '../nn/embedding.js';
 import { axpy, fill, scale } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Init, type ModelOptions, TransformerModel } from './base.js';
@@ -118,8 +119,12 @@ export class T5Model extends TransformerModel {
   readonly #decBias: PositionBias;
   readonly #drop: Record<'encIn' | 'encOut' | 'decIn' | 'decOut', Dropout>;
   #fwd: { enc: StackFwd; dec: StackFwd; encMask: Tensor | null; hidden: Tensor; needEnc: boolean } | null = null;
-  /** Storage of the activations (ModelOptions.activations). */
+  /** Storage of the activations asked for (ModelOptions.activations). */
   readonly activations: 'float32' | 'bfloat16';
+  /** The storage on the current device: `activations` on cuda, float32 on the CPU (activationStorage). */
+  get storage(): 'float32' | 'bfloat16' {
+    return activationStorage(this.activations, this.device);
+  }
 
   constructor(config: T5ConfigInit, options: ModelOptions = {}) {
     super();
@@ -160,7 +165,7 @@ export class T5Model extends TransformerModel {
   #embed(ids: Int32Array, key: string, B: number, T: number, hook: boolean): Tensor {
     const shape = [B, T, this.config.hiddenSize];
     const h = hook ? this.shared.hook : null;
-    if (this.activations === 'float32') {
+    if (this.storage === 'float32') {
       const x = F.embeddingForward(ids, this.shared.weight.tensor, this.workspace(key, shape));
       h?.forward(x);
       return x;
@@ -275,7 +280,7 @@ export class T5Model extends TransformerModel {
     }
     if (c.scaleDecoderOutputs) dh = scale(dh, c.hiddenSize ** -0.5, this.workspace('dscaled', dh.shape, storageOf(dh)));
     let dx = this.decoderNorm.backward(this.#drop.decOut.backward(dh));
-    const dEnc = f.needEnc ? fill(this.workspace('dEnc', [f.enc.B, f.enc.T, c.hiddenSize], this.activations), 0) : null;
+    const dEnc = f.needEnc ? fill(this.workspace('dEnc', [f.enc.B, f.enc.T, c.hiddenSize], this.storage), 0) : null;
     const sharedTrainable = this.shared.weight.trainable;
     const full = f.needEnc || sharedTrainable || f.dec.dbias !== null;
     let lowest = this.decoderBlocks.length;
@@ -323,7 +328,7 @@ export class T5Model extends TransformerModel {
     const H = c.numHeads;
     const D = c.headDim;
     const cross = this.decoderBlocks.map((blk) => {
-      const o = { device: this.device, dtype: this.activations };
+      const o = { device: this.device, dtype: this.storage };
       const kv = { k: Tensor.empty([B, Ts, H, D], o), v: Tensor.empty([B, Ts, H, D], o) };
       blk.cross!.EncDecAttention.projectKv(enc.out, B, Ts, kv);
       return kv;
@@ -331,7 +336,7 @@ export class T5Model extends TransformerModel {
     this.#fwd = null;
     this.last = null;
     // Prefix tuning: the prefix keys/values fill the first n positions of each self-attention cache.
-    const state = new Seq2SeqState(B, Ts, new KVCache(B, this.decoderPrefixLength + maxT, c.numDecoderLayers, H, D, this.device, this.activations), cross, maskT);
+    const state = new Seq2SeqState(B, Ts, new KVCache(B, this.decoderPrefixLength + maxT, c.numDecoderLayers, H, D, this.device, this.storage), cross, maskT);
     fillPrefixCache(state.self, this.decoderBlocks.map((blk) => blk.self.SelfAttention.prefix), state);
     return state;
   }

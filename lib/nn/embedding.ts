@@ -1,7 +1,7 @@
 /** Embedding: token ids → rows of a table, and the output hook prompt tuning attaches. */
 import { describe, invalidArgument } from '../errors.js';
 import { scale } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import { type Device, Tensor } from '../tensor/tensor.js';
 import { checkFinite, checkInteger } from '../util/validate.js';
 import * as F from './functional.js';
 import { expectShape, Module, ParamSlot, saved } from './module.js';
@@ -24,16 +24,31 @@ export interface EmbeddingHook {
   backward(dOut: Tensor, tableTrainable: boolean): Tensor;
 }
 
+/**
+ * The storage of a model's activations on `device`: the one asked for on cuda, float32 on the CPU
+ * (whose kernels store no bf16 activation).
+ */
+export function activationStorage(asked: 'float32' | 'bfloat16', device: Device): 'float32' | 'bfloat16' {
+  return device === 'cpu' ? 'float32' : asked;
+}
+
 /** Token ids → rows of a [V, C] table. Backward scatter-adds into the table's gradient. */
 export class Embedding extends Module {
   readonly numEmbeddings: number;
   readonly dim: number;
   readonly weight: ParamSlot;
   /**
-   * Storage of the looked-up rows (default float32). 'bfloat16' (cuda only) makes the model's
-   * activations bf16: every later activation takes its input's dtype.
+   * Storage of the looked-up rows asked for (default float32). 'bfloat16' makes the model's
+   * activations bf16 on cuda — every later activation takes its input's dtype — and is set
+   * aside on the CPU, which stores activations in float32 only (`storage`), so a model moved
+   * there with `to('cpu')` runs in float32 and is bf16 again back on cuda.
    */
   activations: 'float32' | 'bfloat16' = 'float32';
+
+  /** The storage the rows are written in on the current device: `activations` on cuda, float32 on the CPU. */
+  get storage(): 'float32' | 'bfloat16' {
+    return activationStorage(this.activations, this.device);
+  }
   #ids = new Int32Array(0);
   #n = -1;
   #hook: EmbeddingHook | null = null;
@@ -71,8 +86,8 @@ export class Embedding extends Module {
   /** ids (e.g. B·T tokens) → [...shape, C]; shape defaults to [ids.length]. */
   forward(ids: Int32Array, shape: readonly number[] = [ids.length]): Tensor {
     if (!(ids instanceof Int32Array)) invalidArgument('ids', 'an Int32Array', describe(ids));
-    const out = this.workspace('out', [...shape, this.dim], this.activations);
-    if (this.#hook && this.activations === 'bfloat16') {
+    const out = this.workspace('out', [...shape, this.dim], this.storage);
+    if (this.#hook && this.storage === 'bfloat16') {
       // A hook (prompt tuning) writes float32 rows: it works on the float32 lookup, which is then
       // rounded to bf16 once, as the rows looked up directly would be.
       const o32 = this.workspace('out32', out.shape);

@@ -73,6 +73,25 @@ function run(device: 'cpu' | 'cuda', activations: 'float32' | 'bfloat16', method
 describe.skipIf(!emulationPossible())('T5 with bf16 activations (CUDA emulation)', () => {
   beforeAll(() => native()._cudaEmulation());
 
+  test('moved to the CPU the model runs in float32 (the float32 model bit for bit), and in bf16 again back on the device', () => {
+    using m = createT5(cfg, { seed: 2, activations: 'bfloat16' }) as T5Model & Disposable;
+    using f = createT5(cfg, { seed: 2 }) as T5Model & Disposable;
+    m.eval(); // no dropout: every forward of a model computes the same thing
+    f.eval();
+    const B = 2, Ts = 6, Tt = 4;
+    const b = { inputIds: Int32Array.from({ length: B * Ts }, (_, i) => (i * 7 + 3) % cfg.vocabSize), shape: [B, Ts] as [number, number], labels: Int32Array.from({ length: B * Tt }, (_, i) => (i * 5 + 1) % cfg.vocabSize) };
+    const loss = (x: T5Model) => x.forward(b).loss!;
+    expect([m.activations, m.storage]).toEqual(['bfloat16', 'float32']);
+    expect(loss(m)).toBe(loss(f));
+    m.to('cuda');
+    expect(m.storage).toBe('bfloat16');
+    const onDevice = loss(m);
+    expect(onDevice).not.toBe(loss(f));
+    expect(Math.abs(onDevice - loss(f)) / loss(f)).toBeLessThan(2 * U);
+    m.to('cpu');
+    expect(loss(m)).toBe(loss(f));
+  });
+
   test.each(['lora', 'prompt', 'prefix'] as const)('%s: three K-FAC steps track the float32 CPU run', (method) => {
     const c = run('cpu', 'float32', method), e = run('cuda', 'bfloat16', method);
     expect(c.losses[2]).not.toBe(c.losses[0]);
