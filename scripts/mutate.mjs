@@ -192,6 +192,16 @@ const MUTATIONS = [
     tests: ['test/train/trainer.test.ts'],
     filter: 'out of memory',
   },
+  // bf16 activations follow the device (lib/nn/embedding.ts)
+  {
+    id: 'bf16-activations-on-cpu',
+    what: 'a model asked for bf16 activations keeps asking for them on the CPU (model.to(\'cpu\') breaks it)',
+    file: 'lib/nn/embedding.ts',
+    from: "return device === 'cpu' ? 'float32' : asked;",
+    to: 'return asked;',
+    tests: ['test/cuda/cuda-emulation-bf16-train.test.ts'],
+    filter: 'on the CPU',
+  },
   // Benchmarks' own arithmetic (lib/bench)
   {
     id: 'profile-no-device-wait',
