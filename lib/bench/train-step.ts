@@ -346,7 +346,8 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
     o.progress('profiling one round (a wait after every native call on cuda)');
     const prof = new OpProfile(o.device === 'cuda' ? () => cudaNs.synchronize() : undefined);
-    // the same optimizer, so K-FAC's factors are not decomposed cold again; its next steps refresh nothing before step 2·inverseEvery
+    // the same optimizer, so K-FAC's factors are not decomposed cold again (after the default
+    // warm-up and 10 timed steps its next three refresh nothing; a profiled refresh is reported)
     const pr = timeSteps(stepper, 0, Math.min(3, o.steps), o.device, prof);
     const rows = prof.rows(pr.ms.length, mean(pr.ms));
     const gemmRow = rows.find((r) => r.family.startsWith('gemm'));

@@ -18,6 +18,7 @@ namespace {
 struct Arch {
   int cc;  // 10·major + minor
   bool real, ptx;
+  bool specific;  // "90a": features of that one capability, run on it alone
 };
 
 std::vector<Arch> parse(const std::string& list) {
@@ -30,10 +31,12 @@ std::vector<Arch> parse(const std::string& list) {
     i = j + 1;
     size_t k = 0;
     while (k < item.size() && std::isdigit(static_cast<unsigned char>(item[k]))) ++k;
-    if (k == 0) continue;
+    if (k == 0 || k > 4) continue;
     const int cc = std::stoi(item.substr(0, k));
-    const std::string kind = item.substr(k);
-    out.push_back({cc, kind != "-virtual", kind != "-real"});
+    std::string kind = item.substr(k);
+    const bool specific = !kind.empty() && std::isalpha(static_cast<unsigned char>(kind[0]));
+    if (specific) kind = kind.substr(1);
+    out.push_back({cc, kind != "-virtual", kind != "-real", specific});
   }
   return out;
 }
@@ -45,9 +48,8 @@ std::string arch_unsupported(int major, int minor, const std::string& architectu
   const int cc = 10 * major + minor;
   std::string have;
   for (const Arch& a : archs) {
-    if (a.real && a.cc / 10 == major && a.cc <= cc) return "";
-    if (a.ptx && a.cc <= cc) return "";
-    have += std::string(have.empty() ? "" : ", ") + (a.real ? "sm_" : "compute_") + std::to_string(a.cc);
+    if (a.specific ? a.cc == cc : ((a.real && a.cc / 10 == major && a.cc <= cc) || (a.ptx && a.cc <= cc))) return "";
+    have += std::string(have.empty() ? "" : ", ") + (a.real ? "sm_" : "compute_") + std::to_string(a.cc) + (a.specific ? "a" : "");
   }
   return "GPU 0 (" + device_name + ") has compute capability " + std::to_string(major) + "." + std::to_string(minor) +
          ", which this build cannot run: it carries " + have + " (build it for this GPU with CMAKE_CUDA_ARCHITECTURES)";

@@ -17,7 +17,8 @@ std::string driver_too_old(int driver_version, int runtime_version);
 // "" when a GPU of compute capability major.minor runs code built for `architectures` (CMake's
 // list, ',' or ';' separated: "80-real,90-real,90-virtual"; a bare number is both), else why
 // not. Machine code (real) runs on the same major at an equal or higher minor; PTX (virtual) is
-// compiled by the driver for any capability at or above it.
+// compiled by the driver for any capability at or above it; an architecture-specific target
+// ("90a") runs on its own capability only.
 std::string arch_unsupported(int major, int minor, const std::string& architectures, const std::string& device_name);
 
 }  // namespace kfac::cuda_probe

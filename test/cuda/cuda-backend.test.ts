@@ -156,6 +156,9 @@ describe("the CUDA probe's words for a machine the build cannot use (the build's
     expect(reasons(13000, 13000, 10, 0, '90-real', 'B200').arch).toMatch(/compute capability 10\.0/);
     expect(reasons(13000, 13000, 8, 6, '86-real', 'A10').arch).toBe('');
     expect(reasons(13000, 13000, 8, 0, '86-real', 'A100').arch).toMatch(/compute capability 8\.0/); // sm_86 code does not run on 8.0
+    // an architecture-specific target runs on its own capability only
+    expect(reasons(13000, 13000, 9, 0, '90a-real', 'H100').arch).toBe('');
+    expect(reasons(13000, 13000, 10, 0, '90a-real,90a-virtual', 'B200').arch).toMatch(/it carries sm_90a, compute_90a /);
     // a build that names no architecture leaves it to the first kernel launch
     expect(reasons(13000, 13000, 7, 0, '', 'V100').arch).toBe('');
   });
