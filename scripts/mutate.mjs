@@ -202,6 +202,15 @@ const MUTATIONS = [
     tests: ['test/cuda/cuda-emulation-bf16-train.test.ts'],
     filter: 'on the CPU',
   },
+  {
+    id: 'probe-loss-apart',
+    what: "adaptive damping's probe reads the loss after the step apart from its record (a second wait)",
+    file: 'lib/kfac/kfac-optimizer.ts',
+    from: 'const at = ride ? rec.values(deferred.map((d) => d.tensor)) : -1;',
+    to: 'const at = ride && false ? rec.values(deferred.map((d) => d.tensor)) : -1;',
+    tests: ['test/cuda/cuda-train.test.ts'],
+    filter: 'adaptive damping',
+  },
   // Benchmarks' own arithmetic (lib/bench)
   {
     id: 'profile-no-device-wait',

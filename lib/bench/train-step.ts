@@ -21,6 +21,7 @@ import { native } from '../native/loader.js';
 import { applyLora } from '../peft/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { buildOptimizer, DEFAULTS, withDefaults } from '../train/run.js';
+import { lossValueOf } from '../train/tasks.js';
 import { Peer } from './peer.js';
 import { OpProfile } from './profile.js';
 import { median } from './timing.js';
@@ -237,7 +238,11 @@ function makeStepper(model: TransformerModel, optimizer: 'adamw' | 'kfac', batch
       const tel = opt.step(deferred ? { batchSize: B, losses: deferred } : { batchSize: B });
       const loss = out.loss!;
       const probe = opt.wantsLoss?.() ?? false;
-      if (probe) opt.observeLoss?.({ before: loss, after: model.forward(batch).loss! });
+      if (probe) {
+        // the loss at the new weights, read with the probe's record (as the Trainer passes it)
+        const after = lossValueOf(model, batch);
+        opt.observeLoss?.({ before: loss, after: typeof after === 'number' ? after : [after] });
+      }
       return { loss, refresh: (tel as { decomposed?: boolean } | undefined)?.decomposed === true, probe };
     },
     dispose: () => {

@@ -55,8 +55,12 @@ export interface KfacOptions extends KfacPreconditionerOptions {
 interface Probe {
   /** θ before the step, per parameter (in `params` order; the optimizer's buffers, not disposed with the probe). */
   before: Tensor[];
-  /** M(δ): the quadratic model's predicted loss change. */
-  model: number;
+  /** M(δ), the quadratic model's predicted loss change, from the values of the probe's record. */
+  modelOf(v: Float64Array): number;
+  /** M(δ) once read; null while the record waits for the losses at the new weights (observeLoss). */
+  model: number | null;
+  /** Slots the probe's record keeps for those losses. */
+  lossSlots: number;
   sgd: OptimizerState | null;
   adamw: OptimizerState | null;
   /** The adaptive step length's multiplier before the step (restored with the weights). */
@@ -199,7 +203,9 @@ export class KFAC {
     });
     const squares = pairs.flatMap(({ dW, db }) => (db ? [dW, db] : [dW]));
     const rec = this.#probeRecord;
-    rec.begin(this.params[0]!.tensor, withGrad.length + squares.length + pairs.length);
+    // room for the losses at the new weights, which observeLoss copies in before the one read
+    const lossSlots = ctx.losses?.length ?? 0;
+    rec.begin(this.params[0]!.tensor, withGrad.length + squares.length + pairs.length + lossSlots);
     const dotsAt = rec.dots(withGrad.map((i) => deltas[i]!), withGrad.map((i) => raw[i]!));
     const sqAt = rec.sums(squares).at;
     const terms = pairs.map(({ b, dW, db }) => b.curvatureTerm(dW, db));
@@ -209,28 +215,37 @@ export class KFAC {
     } finally {
       for (const t of terms) t.dispose();
     }
-    // one read for the three
-    const v = rec.read();
-    let model = 0;
-    for (let i = 0; i < withGrad.length; i++) model += v[dotsAt + i]!;
-    let sq = 0;
-    let k = 0;
-    pairs.forEach(({ db }, j) => {
-      model += 0.5 * terms[j]!.curvature(v[curvAt + j]!);
-      const w = v[sqAt + k++]!;
-      sq += w + (db ? v[sqAt + k++]! : 0);
-    });
-    model += 0.5 * this.#lambda * sq;
-    tel.quadraticModel = model;
-    this.#probe = { before, model, sgd: sgdState, adamw: adamState, trustScale: trustBefore, tel };
-    if (!Number.isFinite(model)) {
-      this.#undo();
-      tel.rejected = true;
-      tel.events.push(`the quadratic model of step ${tel.step} is not finite (${model}): the step was undone`);
-      this.#lambda = Math.min(this.adaptive!.max, this.#lambda / this.adaptive!.omega);
-      this.#dropProbe();
-    }
+    const lambda = this.#lambda;
+    // read later, once, with the loss after the step (observeLoss)
+    const modelOf = (v: Float64Array): number => {
+      let model = 0;
+      for (let i = 0; i < withGrad.length; i++) model += v[dotsAt + i]!;
+      let sq = 0;
+      let k = 0;
+      pairs.forEach(({ db }, j) => {
+        model += 0.5 * terms[j]!.curvature(v[curvAt + j]!);
+        const w = v[sqAt + k++]!;
+        sq += w + (db ? v[sqAt + k++]! : 0);
+      });
+      return model + 0.5 * lambda * sq;
+    };
+    this.#probe = { before, modelOf, model: null, lossSlots, sgd: sgdState, adamw: adamState, trustScale: trustBefore, tel };
+    // a step given its losses on the device (the Trainer's) reads the record with the losses after
+    // it (observeLoss: one wait for both); a caller that reads its losses itself gets M(δ) now
+    if (lossSlots === 0 && !this.#readModel(this.#probe, rec.read())) this.#dropProbe();
     return tel;
+  }
+
+  /** M(δ) from the probe record's values into the probe and its telemetry; a non-finite one undoes the step (false). */
+  #readModel(p: Probe, v: Float64Array): boolean {
+    const model = (p.model = p.modelOf(v));
+    p.tel.quadraticModel = model;
+    if (Number.isFinite(model)) return true;
+    this.#undo();
+    p.tel.rejected = true;
+    p.tel.events.push(`the quadratic model of step ${p.tel.step} is not finite (${model}): the step was undone`);
+    this.#lambda = Math.min(this.adaptive!.max, this.#lambda / this.adaptive!.omega);
+    return false;
   }
 
   /** Whether the last step waits for the loss at the new weights on the same batch. */
@@ -241,18 +256,42 @@ export class KFAC {
   /**
    * The loss on the step's batch before and after the step: ρ = (after − before)/M(δ) adapts λ
    * (ρ > 3/4: λω; ρ < 1/4: λ/ω; bounded); with `reject`, a step whose loss rose is undone, and a
-   * non-finite loss after the step always is. Returns the step's telemetry, updated.
+   * non-finite loss after the step always is, as is a step whose quadratic model is not finite.
+   * `after`: the loss, or the micro-batches' losses at the new weights still on the device (a
+   * forward's `lossValue`, their mean is the loss), which then ride in the probe's record: its
+   * one read gives M(δ) and them (each value resolved). Returns the step's telemetry, updated.
    */
-  observeLoss(o: { before: number; after: number }): KfacTelemetry | undefined {
+  observeLoss(o: { before: number; after: number | readonly DeviceValue[] }): KfacTelemetry | undefined {
     const p = this.#probe;
     if (!p || !this.adaptive) return undefined;
     const a = this.adaptive;
-    const rho = (o.after - o.before) / p.model;
+    const rec = this.#probeRecord;
+    const deferred = typeof o.after === 'number' ? null : o.after;
+    const ride = p.model === null && deferred !== null && deferred.length > 0 && deferred.length <= p.lossSlots && deferred.every((d) => d.pending);
+    const at = ride ? rec.values(deferred.map((d) => d.tensor)) : -1;
+    // the probe's one wait: M(δ)'s terms, and the losses after the step when they ride along
+    const v = p.model === null ? rec.read() : null;
+    let after: number;
+    if (deferred === null) after = o.after as number;
+    else {
+      let sum = 0;
+      deferred.forEach((d, i) => {
+        if (at >= 0) d.resolve(v![at + i]!);
+        sum += d.value();
+      });
+      after = sum / deferred.length;
+    }
+    if (v && !this.#readModel(p, v)) {
+      this.#dropProbe();
+      return p.tel;
+    }
+    const model = p.model!;
+    const rho = (after - o.before) / model;
     p.tel.rho = rho;
-    if (!Number.isFinite(o.after) || (a.reject && o.after > o.before)) {
+    if (!Number.isFinite(after) || (a.reject && after > o.before)) {
       this.#undo();
       p.tel.rejected = true;
-      p.tel.events.push(`step ${p.tel.step} raised the loss from ${o.before} to ${o.after}: undone`);
+      p.tel.events.push(`step ${p.tel.step} raised the loss from ${o.before} to ${after}: undone`);
     }
     if (!(rho >= 0.25)) this.#lambda /= a.omega;
     else if (rho > 0.75) this.#lambda *= a.omega;

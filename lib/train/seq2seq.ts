@@ -13,10 +13,11 @@ import { NotFiniteError } from '../errors.js';
 import { greedySeq2Seq } from '../models/t5-generate.js';
 import type { Seq2SeqBatch, T5Model } from '../models/t5.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { DeviceValue } from '../tensor/device-value.js';
 import { DataError, glueTask, readTable, shuffledIndices, type TaskSpec } from './data.js';
 import { type DataOptions, findSplit, formatOf, holdOut, resolveData } from './datasets.js';
 import type { TextCodec } from './text.js';
-import { gradsOf, lossAndBackwardOf, lossOf } from './tasks.js';
+import { gradsOf, lossAndBackwardOf, lossOf, lossValueOf } from './tasks.js';
 import type { MicroBatchLoss, TrainerState, TrainerTask } from './trainer.js';
 
 export interface Seq2SeqExample {
@@ -172,6 +173,9 @@ export class Seq2SeqTask implements TrainerTask<Seq2SeqTaskBatch> {
 
   loss(b: Seq2SeqTaskBatch): number {
     return lossOf(this.model, b.batch);
+  }
+  lossValue(b: Seq2SeqTaskBatch): number | DeviceValue {
+    return lossValueOf(this.model, b.batch);
   }
 
   zeroGrad(): void {

@@ -63,6 +63,21 @@ export function lossOf<B>(model: LossModel<B>, batch: B): number {
   }
 }
 
+/**
+ * The loss of a batch, forward only, left where the model computed it when its head leaves it
+ * there (a cross-entropy's `lossValue`: no wait for the device), else the number (NaN when the
+ * outputs are no longer finite).
+ */
+export function lossValueOf<B>(model: LossModel<B>, batch: B): number | DeviceValue {
+  try {
+    const out = model.forward(batch);
+    return out.lossValue ?? out.loss!;
+  } catch (e) {
+    if (e instanceof NotFiniteError) return NaN;
+    throw e;
+  }
+}
+
 /** The gradients of the model's trainable parameters that have one. */
 export function gradsOf(model: LossModel<never>): Tensor[] {
   return model.trainableParameters().flatMap((p) => (p.grad ? [p.grad] : []));
@@ -121,6 +136,9 @@ abstract class ModelTask implements TrainerTask<TaskBatch> {
   /** The training loss of a batch, forward only (NaN when the outputs are no longer finite). */
   loss(b: TaskBatch): number {
     return lossOf(this.model, b.batch);
+  }
+  lossValue(b: TaskBatch): number | DeviceValue {
+    return lossValueOf(this.model, b.batch);
   }
   zeroGrad(): void {
     this.model.zeroGrad();

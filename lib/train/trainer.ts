@@ -42,6 +42,12 @@ export interface TrainerTask<B> {
   lossAndBackward(batch: B): MicroBatchLoss;
   /** The loss of a batch without a backward pass (for optimizers that probe the step, e.g. adaptive damping). */
   loss?(batch: B): number;
+  /**
+   * The same loss left on the device when the model leaves it there (a cross-entropy head's
+   * `lossValue`), else the number: an optimizer that reads losses (`readsLosses`) reads it with
+   * its own record, so the probe spares a wait.
+   */
+  lossValue?(batch: B): number | DeviceValue;
   /** Sets every trainable gradient to zero. */
   zeroGrad(): void;
   /** Trainable gradients (for accumulation scaling and norms). */
@@ -71,8 +77,12 @@ export interface StepOptimizer {
   capture?(ctx: { batchSize: number; layers?: string }): void;
   /** True when the step just taken waits for the loss at the new weights on the same batch (adaptive damping). */
   wantsLoss?(): boolean;
-  /** The loss on the step's batch before and after the step; may update and return the step's telemetry. */
-  observeLoss?(o: { before: number; after: number }): unknown;
+  /**
+   * The loss on the step's batch before and after the step; may update and return the step's
+   * telemetry. `after` is the micro-batches' losses still on the device (their mean is the loss)
+   * when the optimizer reads losses and the task leaves them there.
+   */
+  observeLoss?(o: { before: number; after: number | readonly DeviceValue[] }): unknown;
 }
 
 export interface TrainerOptions {
@@ -262,11 +272,15 @@ export class Trainer<B> {
             // whose optimizer did not keep that promise
             if (!Number.isFinite(lossSum)) throw new NotFiniteError(`the loss of step ${state.step + 1} is ${lossSum}`, { argument: 'loss' });
             if (this.optimizer.wantsLoss?.()) {
-              // the loss at the new weights on the same batch (a forward only when the task offers it)
-              let after = 0;
-              for (const mb of micros) after += this.task.loss ? this.task.loss(mb) : this.task.lossAndBackward(mb).loss;
-              if (!this.task.loss) this.task.zeroGrad();
-              telemetry = this.optimizer.observeLoss?.({ before: lossSum / n, after: after / micros.length }) ?? telemetry;
+              // the loss at the new weights on the same batch (a forward only when the task offers
+              // it), left on the device for an optimizer that reads it with its own record
+              const afterParts: (number | DeviceValue)[] = [];
+              for (const mb of micros)
+                afterParts.push(readsLosses && this.task.lossValue ? this.task.lossValue(mb) : this.task.loss ? this.task.loss(mb) : this.task.lossAndBackward(mb).loss);
+              if (!this.task.loss && !(readsLosses && this.task.lossValue)) this.task.zeroGrad();
+              const onDevice = afterParts.filter((p): p is DeviceValue => typeof p !== 'number');
+              const after = onDevice.length === afterParts.length ? onDevice : sumLosses(afterParts) / micros.length;
+              telemetry = this.optimizer.observeLoss?.({ before: lossSum / n, after }) ?? telemetry;
             }
           } catch (e) {
             // the step met a non-finite loss, activations or gradients (the weights blew up): a divergence, not a crash

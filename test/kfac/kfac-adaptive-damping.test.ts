@@ -1,12 +1,14 @@
 /**
  * Adaptive (Levenberg–Marquardt) damping: the quadratic model against its formula, the λ update
  * from ρ with its bounds, step rejection that restores weights and momentum exactly, a
- * non-finite loss after the step undone and reported, and the Trainer driving it.
+ * non-finite loss after the step undone and reported, the losses left on the device (read with
+ * the probe's record: the same ρ, λ and weights as the numbers give), and the Trainer driving it.
  */
 import { describe, expect, it } from 'vitest';
 
-import { ConfigError, InvalidArgumentError, Tensor } from '../../lib/index.js';
+import { ConfigError, InvalidArgumentError, ops, Tensor } from '../../lib/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { DeviceValue } from '../../lib/tensor/device-value.js';
 import { Trainer, type TrainerTask } from '../../lib/train/trainer.js';
 import { DenseGradTask, DenseLayer } from '../support/dense-layer.js';
 import { randomF32 } from '../support/helpers.js';
@@ -71,6 +73,51 @@ describe('adaptive damping', () => {
     opt.dispose();
   });
 
+  it('losses left on the device: M(δ) and the loss after the step come back in one read, with the ρ, λ, rejections and weights the numbers give', () => {
+    // a value as a forward leaves it: a float64's 8 bytes in two floats (exact binary fractions, so no float32 half is a NaN)
+    const dv = (x: number) => {
+      const d = new DeviceValue('cpu');
+      ops.copy(Tensor.from(new Float32Array(new Float64Array([x]).buffer), [2]), d.tensor);
+      return d;
+    };
+    const eager = setup({ every: 1, omega: 0.5, min: 0.01, max: 4, reject: true });
+    const lazy = setup({ every: 1, omega: 0.5, min: 0.01, max: 4, reject: true });
+    const afters = [0.75, 1.5, 0.5, 1.25, 0.875];
+    let rejected = 0;
+    afters.forEach((after, k) => {
+      eager.feed(50 + 3 * k);
+      lazy.feed(50 + 3 * k);
+      const te = eager.opt.step({ batchSize: 2 });
+      const before = dv(1);
+      const tl = lazy.opt.step({ batchSize: 2, losses: [before] });
+      expect(before.pending).toBe(false); // read with the step record
+      expect(Number.isFinite(te.quadraticModel)).toBe(true);
+      expect(tl.quadraticModel).toBeNaN(); // not read yet: it waits for the loss after the step
+      expect(lazy.opt.wantsLoss()).toBe(true);
+      const a = dv(after);
+      const oe = eager.opt.observeLoss({ before: 1, after }) as typeof te;
+      const ol = lazy.opt.observeLoss({ before: 1, after: [a] }) as typeof te;
+      expect(a.pending).toBe(false);
+      expect(a.value()).toBe(after);
+      expect(ol.quadraticModel).toBe(oe.quadraticModel);
+      expect(ol.rho).toBe(oe.rho);
+      expect(ol.rejected).toBe(oe.rejected);
+      if (ol.rejected) rejected += 1;
+      expect(lazy.opt.damping).toBe(eager.opt.damping);
+      expect(lazy.layer.weight.tensor.toArray()).toEqual(eager.layer.weight.tensor.toArray());
+    });
+    expect(rejected).toBe(2); // the two whose loss rose (1.5, 1.25) were undone on both
+    // more losses after the step than the step had: each is read on its own, the mean as before
+    eager.feed(90);
+    lazy.feed(90);
+    eager.opt.step({ batchSize: 2 });
+    lazy.opt.step({ batchSize: 2, losses: [dv(1)] });
+    const oe = eager.opt.observeLoss({ before: 1, after: (0.5 + 0.75) / 2 }) as { rho: number };
+    const ol = lazy.opt.observeLoss({ before: 1, after: [dv(0.5), dv(0.75)] }) as { rho: number };
+    expect(ol.rho).toBe(oe.rho);
+    for (const o of [eager.opt, lazy.opt]) o.dispose();
+  });
+
   it('reject: a step whose loss rose is undone (weights and momentum restored exactly); a non-finite loss is always undone', () => {
     const { opt, feed, layer } = setup({ every: 1, reject: true });
     feed(10);
@@ -112,6 +159,26 @@ describe('adaptive damping', () => {
     expect(layer.weight.tensor.toArray()).toEqual(W0);
     expect(opt.damping).toBeCloseTo(0.25 / 0.95, 12);
     opt.dispose();
+    // with its losses on the device the step learns it at the one read after the extra forward: undone then, the same report
+    const lazy = setup({ every: 1 }, 0.25, 10);
+    lazy.layer.setInput(Tensor.from(randomF32(2 * din, 3), [2, din]));
+    lazy.layer.setOutputGrad(Tensor.from(randomF32(2 * dout, 4), [2, dout]));
+    lazy.layer.setGrads(randomF32(dout * din, 5).map((v) => v * 3e38));
+    const before = new DeviceValue('cpu');
+    ops.copy(Tensor.from(new Float32Array(new Float64Array([1]).buffer), [2]), before.tensor);
+    lazy.opt.step({ batchSize: 2, losses: [before] });
+    expect(lazy.opt.wantsLoss()).toBe(true);
+    const after = new DeviceValue('cpu');
+    ops.copy(Tensor.from(new Float32Array(new Float64Array([0.5]).buffer), [2]), after.tensor);
+    const u = lazy.opt.observeLoss({ before: 1, after: [after] }) as typeof t;
+    expect(Number.isFinite(u.quadraticModel)).toBe(false);
+    expect(u.rejected).toBe(true);
+    expect(u.events.join(' ')).toMatch(/quadratic model .* not finite/);
+    expect(u.rho).toBeNaN(); // no ρ: the step is undone before it
+    expect(lazy.opt.wantsLoss()).toBe(false);
+    expect(lazy.layer.weight.tensor.toArray()).toEqual(lazy.W0);
+    expect(lazy.opt.damping).toBeCloseTo(0.25 / 0.95, 12);
+    lazy.opt.dispose();
   });
 
   it('bad options are typed errors', () => {
