@@ -269,8 +269,25 @@ void eigh_batched_to(const Tensor& a, const Tensor& values, const Tensor& vector
 
 namespace {
 
-// ‖A Q − Q Λ‖_F / ‖A‖_F from 16 Gaussian probes (the generator and seed of the CPU code).
-double probe_residual(int64_t n, const float* A, const float* Q, const float* w) {
+// Σx² of x [nx] and of y [ny] in float64, in one read: out[0], out[1] (NaN or Inf when an
+// element is: a float32's square never overflows float64, so a finite sum means finite values).
+void sum_squares2(const float* x, int64_t nx, const float* y, int64_t ny, double out[2]) {
+  Context& c = Context::get();
+  double* d = static_cast<double*>(c.scratch(3, 4 * sizeof(double)));
+  check(cudaMemsetAsync(d, 0, 4 * sizeof(double), c.stream()), "cudaMemset");
+  if (nx > 0) sq_kernel<<<std::min(blocks_for(nx), 1024u), kThreads, 0, c.stream()>>>(x, nullptr, nx, d);
+  if (ny > 0) sq_kernel<<<std::min(blocks_for(ny), 1024u), kThreads, 0, c.stream()>>>(y, nullptr, ny, d + 2);
+  check(cudaGetLastError(), "sum-of-squares kernel");
+  double h[4];
+  copy_to_host(h, d, sizeof h);
+  out[0] = h[0];
+  out[1] = h[2];
+}
+
+// ‖A Q − Q Λ‖_F / ‖A‖_F from 16 Gaussian probes (the generator and seed of the CPU code), with
+// ‖A‖²_F given (the caller read it): one read. A non-finite Q or Λ makes it NaN, which no bound
+// accepts.
+double probe_residual(int64_t n, const float* A, const float* Q, const float* w, double a_sq) {
   Context& c = Context::get();
   const int64_t p = 16;
   std::mt19937_64 rng(12345);
@@ -285,11 +302,10 @@ double probe_residual(int64_t n, const float* A, const float* Q, const float* w)
   row_scale_kernel<<<blocks_for(n * p), kThreads, 0, c.stream()>>>(G.as<float>(), w, Y.as<float>(), n, p);
   check(cudaGetLastError(), "row scale kernel");
   sgemm(false, false, n, p, n, 1.f, Q, n, Y.as<float>(), p, 0.f, U.as<float>(), p);  // U = Q Λ G
-  double r[2], a[2];
+  double r[2];
   sums(Z.as<float>(), U.as<float>(), n * p, r);
-  sums(A, nullptr, n * n, a);
-  if (a[1] == 0) return std::sqrt(r[0] / double(p));
-  return std::sqrt(r[0] / double(p) / a[1]);
+  if (a_sq == 0) return std::sqrt(r[0] / double(p));
+  return std::sqrt(r[0] / double(p) / a_sq);
 }
 
 }  // namespace
@@ -299,16 +315,19 @@ cpu::RefreshReport eigh_refresh(const Tensor& a, const Tensor& prev, const Tenso
   const int64_t n = a.dim(0);  // shapes, devices, aliasing and options checked in core
   cpu::RefreshReport rep;
   if (n == 0) return rep;
-  if (!all_finite(a.f32(), n * n)) throw_arg(ErrorCode::NotFinite, "a", "finite values", "NaN or Inf");
-  if (!all_finite(prev.f32(), n * n)) throw_arg(ErrorCode::NotFinite, "previousVectors", "finite values", "NaN or Inf");
+  // The host decides here (accept the warm basis or solve cold), so it reads: ‖A‖² and ‖Q‖² (their
+  // finiteness) in one read, the off-diagonal mass, syevj's info, the residual. The results stay
+  // on the device, queued: no wait at the end.
   Context& c = Context::get();
   const size_t nn = size_t(n) * size_t(n);
-  double an[2];
-  sums(a.f32(), nullptr, n * n, an);
-  if (an[1] == 0) {  // A = 0: any basis is an eigenbasis
+  double sq[2];
+  sum_squares2(a.f32(), n * n, prev.f32(), n * n, sq);
+  if (!std::isfinite(sq[0])) throw_arg(ErrorCode::NotFinite, "a", "finite values", "NaN or Inf");
+  if (!std::isfinite(sq[1])) throw_arg(ErrorCode::NotFinite, "previousVectors", "finite values", "NaN or Inf");
+  const double a_sq = sq[0];
+  if (a_sq == 0) {  // A = 0: any basis is an eigenbasis
     if (vectors.raw() != prev.raw()) copy_device(vectors.f32(), prev.f32(), nn * sizeof(float));
     check(cudaMemsetAsync(values.f32(), 0, size_t(n) * sizeof(float), c.stream()), "cudaMemset");
-    c.synchronize();
     return rep;
   }
   DeviceBuffer T(nn * sizeof(float)), S(nn * sizeof(float)), Qn(nn * sizeof(float)), w(size_t(n) * sizeof(float));
@@ -353,15 +372,14 @@ cpu::RefreshReport eigh_refresh(const Tensor& a, const Tensor& prev, const Tenso
     if (warm) {
       // S holds V column-major, i.e. row-major Vᵀ: Q_new = Q · (Vᵀ)ᵀ.
       sgemm(false, true, n, n, n, 1.f, prev.f32(), n, S.as<float>(), n, 0.f, Qn.as<float>(), n);
-      if (all_finite(Qn.as<float>(), int64_t(nn))) {
-        rep.residual = probe_residual(n, a.f32(), Qn.as<float>(), w.as<float>());
-        if (rep.residual <= opt.max_residual) {
-          copy_device(vectors.f32(), Qn.as<float>(), nn * sizeof(float));
-          copy_device(values.f32(), w.as<float>(), size_t(n) * sizeof(float));
-          if (opt.clamp_nonneg) clamp_nonneg(values.f32(), n);
-          c.synchronize();
-          return rep;
-        }
+      // a non-finite Q_new (or w) gives a NaN residual: refused by the bound, solved cold below
+      const double residual = probe_residual(n, a.f32(), Qn.as<float>(), w.as<float>(), a_sq);
+      if (std::isfinite(residual)) rep.residual = residual;
+      if (residual <= opt.max_residual) {
+        copy_device(vectors.f32(), Qn.as<float>(), nn * sizeof(float));
+        copy_device(values.f32(), w.as<float>(), size_t(n) * sizeof(float));
+        if (opt.clamp_nonneg) clamp_nonneg(values.f32(), n);
+        return rep;
       }
     }
   }
@@ -374,8 +392,7 @@ cpu::RefreshReport eigh_refresh(const Tensor& a, const Tensor& prev, const Tenso
     transpose(T.as<float>(), vectors.f32(), 1, n, n);
     copy_device(values.f32(), w.as<float>(), size_t(n) * sizeof(float));
     if (opt.clamp_nonneg) clamp_nonneg(values.f32(), n);
-    rep.residual = probe_residual(n, a.f32(), vectors.f32(), values.f32());
-    c.synchronize();
+    rep.residual = probe_residual(n, a.f32(), vectors.f32(), values.f32(), a_sq);
     return rep;
   }
   // Every solve failed: keep the previous basis, with the previous values or the Rayleigh
@@ -393,8 +410,7 @@ cpu::RefreshReport eigh_refresh(const Tensor& a, const Tensor& prev, const Tenso
   if (vectors.raw() != prev.raw()) copy_device(vectors.f32(), prev.f32(), nn * sizeof(float));
   copy_device(values.f32(), w.as<float>(), size_t(n) * sizeof(float));
   if (opt.clamp_nonneg) clamp_nonneg(values.f32(), n);
-  rep.residual = probe_residual(n, a.f32(), vectors.f32(), values.f32());
-  c.synchronize();
+  rep.residual = probe_residual(n, a.f32(), vectors.f32(), values.f32(), a_sq);
   return rep;
 }
 
