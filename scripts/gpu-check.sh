@@ -227,9 +227,9 @@ train_step llama-1b 100 yes --shape llama-1b --seq 512 --batch 8
 kernel_bench eigh 60 --repeats 10
 kernel_bench batched-eigh 45 --repeats 10
 kernel_bench precondition 45 --repeats 10
-# the eigenbasis refresh at two 3B all-linear LoRA factor sizes (hidden 2560, MLP 8640): the warm
+# the eigenbasis refresh at the two large factor sizes of the llama-3b row (hidden 2560, MLP 6912): the warm
 # refresh (or its fallback) against the cold syevd, three of each (repeats are at least 3)
-kernel_bench refresh 120 --sizes 2560,8640 --repeats 1
+kernel_bench refresh 120 --sizes 2560,6912 --repeats 1
 train_step bert-base-bf16act 60 no --shape bert-base --seq 512 --batch 8 --activations bfloat16
 step add-norm-fusion 60 env KFAC_BACKEND=cuda node bench/add-norm-fusion.mjs 1 cuda > "$OUT/add-norm-fusion.txt" 2>&1
 log "add-norm fusion rc=$?: $(tr '\n' ' ' < "$OUT/add-norm-fusion.txt" | head -c 400)"
