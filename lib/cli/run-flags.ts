@@ -50,6 +50,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default cosine, to 0 at the last step)' },
   warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 10% of the steps)' },
   momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})` },
+  nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default off)' },
   damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})` },
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
   'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: ekfac (default: eigenvalue-corrected), eigen (the Kronecker eigenvalues) or inverse (π-damped inverses)' },
@@ -140,6 +141,8 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   if (given.trustRatio !== undefined && ((c.optimizer !== 'kfac' && !second) || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
     throw new UsageError('--trust-ratio sets the default Newton clip: it needs --optimizer kfac, shampoo or soap and no --newton-clip');
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
+  if (c.nesterov === 'on' && c.optimizer !== 'sgd' && c.optimizer !== 'kfac') throw new UsageError(`--nesterov applies to --optimizer sgd or kfac (got ${c.optimizer})`);
+  if (c.nesterov === 'on' && !(c.momentum > 0)) throw new UsageError(`--nesterov on needs --momentum above 0 (got ${c.momentum})`);
   return c;
 }
 

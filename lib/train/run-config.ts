@@ -48,6 +48,8 @@ export interface RunConfig {
   /** Linear warm-up steps (default: 10% of the run's steps, rounded). */
   warmup?: number;
   momentum: number;
+  /** Nesterov momentum for SGD and K-FAC (default 'off'). */
+  nesterov?: 'on' | 'off';
   damping: number;
   factorDecay: number;
   inverseEvery: number;

@@ -64,6 +64,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
     const inner = new KFAC(layers, extra, {
       lr,
       momentum: c.momentum,
+      nesterov: c.nesterov === 'on',
       weightDecay: c.weightDecay,
       damping: c.damping,
       factorDecay: c.factorDecay,
@@ -101,7 +102,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       },
     };
   }
-  const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, weightDecay: c.weightDecay });
+  const inner = c.optimizer === 'adamw' ? new AdamW(params, { lr, weightDecay: c.weightDecay }) : new SGD(params, { lr, momentum: c.momentum, nesterov: c.nesterov === 'on', weightDecay: c.weightDecay });
   return {
     inner,
     step: () => {

@@ -102,6 +102,25 @@ describe('kfac-peft train / eval', () => {
   }, 120_000);
 });
 
+describe('--nesterov', () => {
+  test('reaches the optimizer: K-FAC and SGD with Nesterov momentum train to another adapter, and the run records it', () => {
+    const run = (name: string, ...extra: string[]) => {
+      const out = join(tmp, `nest-${name}`);
+      const r = cli(['train', '--model', model, '--data', data, '--steps', '4', '--batch-size', '16', '--max-length', '24', '--lora-r', '2', '--quiet', '--out', out, ...extra]);
+      expect(r.code, r.stderr).toBe(0);
+      return { w: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), config: JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> };
+    };
+    for (const opt of ['kfac', 'sgd']) {
+      const plain = run(`${opt}-off`, '--optimizer', opt);
+      const off = run(`${opt}-off2`, '--optimizer', opt, '--nesterov', 'off');
+      const on = run(`${opt}-on`, '--optimizer', opt, '--nesterov', 'on');
+      expect(off.w.equals(plain.w), opt).toBe(true); // off is the default
+      expect(on.w.equals(plain.w), opt).toBe(false);
+      expect(on.config['nesterov']).toBe('on');
+    }
+  }, 120_000);
+});
+
 describe('Ctrl-C and --resume', () => {
   test('SIGINT saves a checkpoint and exits 130; --resume ends with the adapter of an uninterrupted run, byte for byte', async () => {
     const args = (out: string) => ['train', '--model', model, '--data', data, '--optimizer', 'kfac', '--newton-clip', '1', '--damping', '0.01', '--steps', '300', '--batch-size', '8', '--max-length', '24', '--eval-every', '100', '--seed', '5', '--out', out, '--quiet'];
@@ -178,6 +197,9 @@ describe('bad arguments: a clear message, a non-zero exit, nothing written', () 
     ['demo with a bad step count', ['demo', '--steps', '0'], /--steps: expected positive integers/],
     ['demo with a stray argument', ['demo', 'now'], /demo takes no positional arguments/],
     ['unknown baseline', ['compare', '--model', 'M', '--data', 'D', '--runs', 'adamw,kfac', '--baseline', 'sgd'], /not one of the runs/],
+    ['nesterov with adamw', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'adamw', '--nesterov', 'on'], /--nesterov applies to --optimizer sgd or kfac \(got adamw\)/],
+    ['nesterov without momentum', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'sgd', '--momentum', '0', '--nesterov', 'on'], /--nesterov on needs --momentum above 0/],
+    ['nesterov not on or off', ['train', '--model', 'M', '--data', 'D', '--nesterov', 'yes'], /--nesterov: expected on \| off/],
   ];
   test.each(cases)('%s', (_, args, message) => {
     const out = join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
