@@ -336,10 +336,11 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       },
       (i, ms, refresh) => o.progress(`${o.optimizer} step ${i + 1}/${o.steps}: ${ms.toFixed(1)} ms${refresh ? ' (refreshed the large factors)' : ''}`),
     );
+    const refreshes = main.refresh.filter(Boolean).length;
     let adamwMs: number[] | null = null;
     let adamwSyncs: number | null = null;
     if (o.optimizer === 'kfac') {
-      o.progress(`${o.steps} K-FAC steps: mean ${mean(main.ms).toFixed(1)} ms (${main.refresh.filter(Boolean).length} refresh, ${main.probes} damping probes); timing adamw for the ratio`);
+      o.progress(`${o.steps} K-FAC steps: mean ${mean(main.ms).toFixed(1)} ms (${refreshes} refresh, ${main.probes} damping probes); timing adamw for the ratio`);
       const adamw = makeStepper(model, 'adamw', batch);
       steppers.push(adamw);
       const a = timeSteps(adamw, o.warmup, o.steps, o.device);
@@ -347,7 +348,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       adamwSyncs = a.syncsPerStep;
       // a run's K-FAC pays one refresh of the large factors every inverseEvery steps: the mean over the timed steps is that cost only over whole windows
       if (o.steps % DEFAULTS.inverseEvery !== 0)
-        notMeasured.push(`kfacOverAdamw over whole refresh windows: ${o.steps} timed steps are not a multiple of inverseEvery (${DEFAULTS.inverseEvery}), so the mean holds ${main.refresh.filter(Boolean).length} refresh(es) where a run pays one per ${DEFAULTS.inverseEvery} steps`);
+        notMeasured.push(`kfacOverAdamw over whole refresh windows: ${o.steps} timed steps are not a multiple of inverseEvery (${DEFAULTS.inverseEvery}), so the mean holds ${refreshes} refresh(es) where a run pays one per ${DEFAULTS.inverseEvery} steps`);
     } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
     o.progress('profiling one round (a wait after every native call on cuda)');
     const prof = new OpProfile(o.device === 'cuda' ? () => cudaNs.synchronize() : undefined);
@@ -383,8 +384,8 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       trainable: model.trainableParameters().reduce((n, p) => n + p.tensor.size, 0),
       stepMs: { median: median(main.ms), mean: stepMean, min: Math.min(...main.ms) },
       firstStepMs: warmupMs[0] ?? null,
-      refreshStepMs: main.refresh.some(Boolean) ? mean(main.ms.filter((_, i) => main.refresh[i])) : null,
-      refreshesTimed: main.refresh.filter(Boolean).length,
+      refreshStepMs: refreshes > 0 ? mean(main.ms.filter((_, i) => main.refresh[i])) : null,
+      refreshesTimed: refreshes,
       probesTimed: main.probes,
       tokensPerSecond: (B * T * 1000) / stepMean,
       peakMemoryBytes: peakMem,

@@ -55,12 +55,8 @@ export function lossAndBackwardOf<B>(model: LossModel<B>, batch: B, size: number
 
 /** The loss of a batch, forward only (NaN when the outputs are no longer finite). */
 export function lossOf<B>(model: LossModel<B>, batch: B): number {
-  try {
-    return model.forward(batch).loss!;
-  } catch (e) {
-    if (e instanceof NotFiniteError) return NaN;
-    throw e;
-  }
+  const v = lossValueOf(model, batch);
+  return typeof v === 'number' ? v : v.value();
 }
 
 /**

@@ -30,6 +30,13 @@ function setup(adaptive: object, lambda = 0.25, lr = 0.1) {
   return { layer, opt, feed, W0 };
 }
 
+/** A value as a forward leaves it: a float64's 8 bytes in two floats (use exact binary fractions, so no float32 half is a NaN). */
+function dv(x: number): DeviceValue {
+  const d = new DeviceValue('cpu');
+  ops.copy(Tensor.from(new Float32Array(new Float64Array([x]).buffer), [2]), d.tensor);
+  return d;
+}
+
 describe('adaptive damping', () => {
   it('M(δ) = ⟨δ, ∇W⟩ + ½ δᵀ(A⊗G)δ + ½λ‖δ‖², and λ moves by ω from ρ within its bounds', () => {
     const { opt, feed, layer, W0 } = setup({ every: 1, omega: 0.5, min: 0.1, max: 0.8 });
@@ -74,12 +81,6 @@ describe('adaptive damping', () => {
   });
 
   it('losses left on the device: M(δ) and the loss after the step come back in one read, with the ρ, λ, rejections and weights the numbers give', () => {
-    // a value as a forward leaves it: a float64's 8 bytes in two floats (exact binary fractions, so no float32 half is a NaN)
-    const dv = (x: number) => {
-      const d = new DeviceValue('cpu');
-      ops.copy(Tensor.from(new Float32Array(new Float64Array([x]).buffer), [2]), d.tensor);
-      return d;
-    };
     const eager = setup({ every: 1, omega: 0.5, min: 0.01, max: 4, reject: true });
     const lazy = setup({ every: 1, omega: 0.5, min: 0.01, max: 4, reject: true });
     const afters = [0.75, 1.5, 0.5, 1.25, 0.875];
@@ -164,13 +165,9 @@ describe('adaptive damping', () => {
     lazy.layer.setInput(Tensor.from(randomF32(2 * din, 3), [2, din]));
     lazy.layer.setOutputGrad(Tensor.from(randomF32(2 * dout, 4), [2, dout]));
     lazy.layer.setGrads(randomF32(dout * din, 5).map((v) => v * 3e38));
-    const before = new DeviceValue('cpu');
-    ops.copy(Tensor.from(new Float32Array(new Float64Array([1]).buffer), [2]), before.tensor);
-    lazy.opt.step({ batchSize: 2, losses: [before] });
+    lazy.opt.step({ batchSize: 2, losses: [dv(1)] });
     expect(lazy.opt.wantsLoss()).toBe(true);
-    const after = new DeviceValue('cpu');
-    ops.copy(Tensor.from(new Float32Array(new Float64Array([0.5]).buffer), [2]), after.tensor);
-    const u = lazy.opt.observeLoss({ before: 1, after: [after] }) as typeof t;
+    const u = lazy.opt.observeLoss({ before: 1, after: [dv(0.5)] }) as typeof t;
     expect(Number.isFinite(u.quadraticModel)).toBe(false);
     expect(u.rejected).toBe(true);
     expect(u.events.join(' ')).toMatch(/quadratic model .* not finite/);
