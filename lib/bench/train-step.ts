@@ -20,9 +20,11 @@ import * as F from '../nn/functional.js';
 import { native } from '../native/loader.js';
 import { applyLora } from '../peft/index.js';
 import { Tensor } from '../tensor/tensor.js';
-import { buildOptimizer, DEFAULTS, withDefaults } from '../train/run.js';
+import { buildOptimizer, withDefaults } from '../train/run.js';
+import type { RunConfig } from '../train/run-config.js';
 import { lossValueOf } from '../train/tasks.js';
 import { Peer } from './peer.js';
+import { countTrainStep, STEP_LORA, stepFlops, type TrainFlops } from './train-flops.js';
 import { OpProfile } from './profile.js';
 import { median } from './timing.js';
 
@@ -53,6 +55,9 @@ export interface TrainStepOptions {
   /** Side of the square GEMM timed for the bf16 peak. */
   peakSize: number;
   peer: 'torch' | undefined;
+  /** K-FAC's factor and refresh intervals (default: train's, 1 and 10). */
+  factorEvery?: number;
+  inverseEvery?: number;
   progress(message: string): void;
 }
 
@@ -94,6 +99,8 @@ export interface TrainStepReport {
   hostSyncsPerStep: null | { run: number; adamw: number | null };
   /** FLOPs of one step (stepFlops): the linear layers' GEMMs and attention's products. */
   flopsPerStep: { linear: number; attention: number };
+  /** K-FAC runs: its work per step and per refresh, counted from the shape (countTrainStep, docs/KFAC.md#cost); null for AdamW. */
+  kfacFlops: TrainFlops | null;
   /** Share of the step in GEMM calls (linear, matmul), from a profiled round. */
   gemmShare: number | null;
   /** (linear + attention FLOPs) / mean step time. */
@@ -151,26 +158,6 @@ export function shapeConfig(o: Pick<TrainStepOptions, 'shape' | 'layers' | 'hidd
   return c;
 }
 
-/**
- * FLOPs of one LoRA step, from the shape: `linear` — the forward and input-gradient GEMMs of the
- * blocks' linear layers and the LM head (2·tokens·weights each way; frozen weights get no weight
- * gradient) and the adapters' (≈ r·(din + dout) per adapted layer, three GEMMs each way);
- * `attention` — QKᵀ and PV forward (full square, no causal halving) and twice that backward.
- */
-export function stepFlops(m: TransformerModel, B: number, T: number, r: number): { linear: number; attention: number } {
-  const c = m.config as unknown as { hiddenSize: number; numLayers: number; vocabSize: number; family: string };
-  const tok = B * T;
-  let weights = 0;
-  let adapted = 0;
-  for (const p of m.parameters()) {
-    if (p.tensor.rank !== 2 || !/\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|query|key|value|dense|lin1|lin2|q_lin|k_lin|v_lin|out_lin)\.weight$/.test(p.name)) continue;
-    weights += p.tensor.size;
-    adapted += r * (p.tensor.shape[0]! + p.tensor.shape[1]!);
-  }
-  const head = c.family === 'bert' ? 0 : c.vocabSize * c.hiddenSize;
-  return { linear: 4 * tok * (weights + head) + 6 * tok * adapted, attention: 3 * 4 * B * T * T * c.hiddenSize * c.numLayers };
-}
-
 /** Times a square bf16 GEMM on the device: cuda matmul with bf16 operands (cuBLAS, f32 accumulate), cpu the bf16 linear kernel. */
 export function measurePeak(device: 'cpu' | 'cuda', n: number): { tflops: number | null; note: string } {
   try {
@@ -219,8 +206,21 @@ interface Stepper {
 /** Steps the schedule is laid over: long enough that no timed step runs at the cosine's end. */
 const SCHEDULE_STEPS = 1000;
 
-function makeStepper(model: TransformerModel, optimizer: 'adamw' | 'kfac', batch: Batch): Stepper {
-  const c = withDefaults({ model: '(random init)', data: '(random ids)', optimizer, targets: 'all-linear', loraR: 16, loraAlpha: 32 });
+/** The run a train-step row stands for: the optimizer at train's defaults, LoRA r = 16 on every linear layer (K-FAC's intervals as given). */
+export function stepRunConfig(optimizer: 'adamw' | 'kfac', intervals: Pick<TrainStepOptions, 'factorEvery' | 'inverseEvery'> = {}): RunConfig {
+  return withDefaults({
+    model: '(random init)',
+    data: '(random ids)',
+    optimizer,
+    targets: 'all-linear',
+    loraR: STEP_LORA.r,
+    loraAlpha: STEP_LORA.alpha,
+    ...(intervals.factorEvery !== undefined ? { factorEvery: intervals.factorEvery } : {}),
+    ...(intervals.inverseEvery !== undefined ? { inverseEvery: intervals.inverseEvery } : {}),
+  });
+}
+
+function makeStepper(model: TransformerModel, c: RunConfig, batch: Batch): Stepper {
   const opt = buildOptimizer(c, model, SCHEDULE_STEPS);
   const B = batch.shape[0];
   return {
@@ -317,11 +317,11 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
   const steppers: Stepper[] = [];
   try {
     model.train();
-    applyLora(model, { targetModules: 'all-linear', r: 16, alpha: 32, dropout: 0 });
+    applyLora(model, { targetModules: 'all-linear', r: STEP_LORA.r, alpha: STEP_LORA.alpha, dropout: 0 });
     const ids = seededIds(B * T, model.config.vocabSize, 7);
     const batch: Batch = { inputIds: ids, shape: [B, T], labels: causal ? ids : Int32Array.from({ length: B }, (_, i) => i % 2) };
     o.progress(`timing ${o.optimizer}`);
-    const stepper = makeStepper(model, o.optimizer, batch);
+    const stepper = makeStepper(model, stepRunConfig(o.optimizer, o), batch);
     steppers.push(stepper);
     const warmupMs: number[] = [];
     const main = timeSteps(
@@ -341,14 +341,15 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     let adamwSyncs: number | null = null;
     if (o.optimizer === 'kfac') {
       o.progress(`${o.steps} K-FAC steps: mean ${mean(main.ms).toFixed(1)} ms (${refreshes} refresh, ${main.probes} damping probes); timing adamw for the ratio`);
-      const adamw = makeStepper(model, 'adamw', batch);
+      const adamw = makeStepper(model, stepRunConfig('adamw'), batch);
       steppers.push(adamw);
       const a = timeSteps(adamw, o.warmup, o.steps, o.device);
       adamwMs = a.ms;
       adamwSyncs = a.syncsPerStep;
       // a run's K-FAC pays one refresh of the large factors every inverseEvery steps: the mean over the timed steps is that cost only over whole windows
-      if (o.steps % DEFAULTS.inverseEvery !== 0)
-        notMeasured.push(`kfacOverAdamw over whole refresh windows: ${o.steps} timed steps are not a multiple of inverseEvery (${DEFAULTS.inverseEvery}), so the mean holds ${refreshes} refresh(es) where a run pays one per ${DEFAULTS.inverseEvery} steps`);
+      const every = stepRunConfig('kfac', o).inverseEvery;
+      if (o.steps % every !== 0)
+        notMeasured.push(`kfacOverAdamw over whole refresh windows: ${o.steps} timed steps are not a multiple of inverseEvery (${every}), so the mean holds ${refreshes} refresh(es) where a run pays one per ${every} steps`);
     } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
     o.progress('profiling one round (a wait after every native call on cuda)');
     const prof = new OpProfile(o.device === 'cuda' ? () => cudaNs.synchronize() : undefined);
@@ -364,7 +365,8 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     o.progress('timing the bf16 GEMM peak');
     const peak = measurePeak(o.device, o.peakSize);
     if (peak.tflops === null) notMeasured.push(`peakBf16Tflops: ${peak.note}`);
-    const flops = stepFlops(model, B, T, 16);
+    const flops = stepFlops(model, B, T, STEP_LORA.r);
+    const kfacFlops = o.optimizer === 'kfac' ? countTrainStep(cfg, B, T, stepRunConfig('kfac', o)) : null;
     const stepMean = mean(main.ms);
     // the GEMM family of the profile is the linear layers' calls (attention is its own family)
     const gemmTflops = gemmShare ? flops.linear / (gemmShare * mean(pr.ms) * 1e-3) / 1e12 : null;
@@ -392,6 +394,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       deviceCache: main.cache,
       hostSyncsPerStep: main.syncsPerStep === null ? null : { run: main.syncsPerStep, adamw: adamwSyncs },
       flopsPerStep: flops,
+      kfacFlops,
       gemmShare,
       stepTflops: (flops.linear + flops.attention) / (stepMean * 1e-3) / 1e12,
       gemmTflops,

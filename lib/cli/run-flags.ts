@@ -57,6 +57,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'adaptive-trust': { key: 'adaptiveTrust', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt the trust ratio κ to the agreement of each gradient with the previous step (default off)' },
   'adaptive-damping': { key: 'adaptiveDamping', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt λ by Levenberg–Marquardt from the reduction ratio ρ (one extra forward every 5 steps; default on)' },
   'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
+  'factor-every': { key: 'factorEvery', kind: int(1), help: 'K-FAC: steps between factor and EKFAC moment updates (default 1; larger amortizes their cost on large models, docs/KFAC.md#cost)' },
   'small-factor-dim': { key: 'smallFactorDim', kind: int(0), help: 'K-FAC: decompose factors of at most this dimension (LoRA\'s r×r side) at every step (default 64 with --kfac-method ekfac, the default; 0 with eigen)' },
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
   'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)" },

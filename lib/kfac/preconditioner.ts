@@ -22,6 +22,7 @@ import { DeviceValue } from '../tensor/device-value.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import { EigenBlock, InverseBlock, type LayerBlock, type RefreshSink } from './blocks.js';
+import { aFactorKey } from './cost.js';
 import { EkfacBlock } from './ekfac-block.js';
 import { KFactor } from './kfactor.js';
 import type { KfacLayer } from './layer.js';
@@ -143,7 +144,7 @@ export class KfacPreconditioner {
       const hasBias = !!l.bias;
       if (l.bias && (!(l.bias.tensor instanceof Tensor) || l.bias.tensor.rank !== 1 || l.bias.tensor.shape[0] !== dout))
         invalidArgument(`layers[${i}].bias`, `a parameter with a tensor of shape [${dout}]`, describe(l.bias.tensor));
-      const a = this.#factor(`A:${l.inputKey ?? l.name}${hasBias ? '+1' : ''}`, din + (hasBias ? 1 : 0), hasBias, w, `layers[${i}]`);
+      const a = this.#factor(aFactorKey(l), din + (hasBias ? 1 : 0), hasBias, w, `layers[${i}]`);
       const g = this.#factor(`G:${l.name}`, dout, false, w, `layers[${i}]`);
       this.#blocks.push(this.method === 'inverse' ? new InverseBlock(l, a, g) : this.method === 'ekfac' ? new EkfacBlock(l, a, g) : new EigenBlock(l, a, g));
     });

@@ -53,6 +53,8 @@ export interface RunConfig {
   damping: number;
   factorDecay: number;
   inverseEvery: number;
+  /** K-FAC: steps between factor (and EKFAC moment) updates (default 1: every step; docs/KFAC.md#cost). */
+  factorEvery?: number;
   /** K-FAC: factors of at most this dimension are decomposed at every step (default: the method's, docs/KFAC.md#small-factors). */
   smallFactorDim?: number;
   /** K-FAC's G factor over sequences: 'expand' (an example's gradient sums its tokens) or 'per-row'. */

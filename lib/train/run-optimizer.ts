@@ -69,6 +69,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       damping: c.damping,
       factorDecay: c.factorDecay,
       inverseEvery: c.inverseEvery,
+      ...(c.factorEvery !== undefined ? { factorEvery: c.factorEvery } : {}),
       ...(c.smallFactorDim !== undefined ? { smallFactorDim: c.smallFactorDim } : {}),
       sequence: c.kfacSequence,
       newtonClip: kfacNewtonClip(c),

@@ -66,6 +66,35 @@ describe('bench train-step', () => {
     expect(j['notMeasured']).toEqual(['kfacOverAdamw: run with --optimizer kfac', 'peer: run with --peer torch']);
   });
 
+  test('--flops counts without timing; the timed K-FAC report carries the same counts at the intervals given', () => {
+    const small = ['--shape', 'llama-125m', '--layers', '2', '--hidden', '64', '--vocab', '128', '--seq', '8', '--batch', '2'];
+    const c = cli(['bench', 'train-step', ...small, '--flops', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    const f = JSON.parse(c.stdout) as { layers: number; kfac: Record<string, number>; kfacOverModel: number; model: { linear: number; attention: number }; within: unknown };
+    expect(f.layers).toBe(2);
+    expect(f.kfac).toMatchObject({ factorEvery: 1, inverseEvery: 10 });
+    expect(f.kfacOverModel).toBeCloseTo(f.kfac['perStep']! / (f.model.linear + f.model.attention), 12);
+    // the intervals are passed to the count and to the timed optimizer alike
+    const spaced = cli(['bench', 'train-step', ...small, '--flops', '--factor-every', '4', '--inverse-every', '20', '--json']);
+    const g = JSON.parse(spaced.stdout) as { kfac: Record<string, number> };
+    expect(g.kfac).toMatchObject({ factorEvery: 4, inverseEvery: 20 });
+    expect(g.kfac['perStep']).toBeCloseTo((f.kfac['factorUpdates']! + f.kfac['moments']!) / 4 + f.kfac['precondition']! + f.kfac['refreshGemm']! / 20, 3);
+    const timed = cli(['bench', 'train-step', ...small, '--steps', '4', '--warmup', '1', '--peak-size', '64', '--optimizer', 'kfac', '--factor-every', '4', '--inverse-every', '20', '--json']);
+    expect(timed.code, timed.stderr).toBe(0);
+    const t = JSON.parse(timed.stdout) as { kfacFlops: { kfac: Record<string, number> }; notMeasured: string[]; refreshesTimed: number };
+    expect(t.kfacFlops.kfac).toEqual(g.kfac);
+    expect(t.refreshesTimed).toBe(0);
+    expect(t.notMeasured[0]).toMatch(/not a multiple of inverseEvery \(20\)/);
+    // text: the table names its parts
+    const text = cli(['bench', 'train-step', ...small, '--flops']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/EKFAC second moments, per capture/);
+    expect(text.stdout).toMatch(/intervals within 15 % of the model step/);
+    const bad = cli(['bench', 'train-step', ...small, '--flops', '--factor-every', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--factor-every: expected positive integers, got "0"/);
+  });
+
   test('bad input: a missing or unknown shape is a usage error', () => {
     const r = cli(['bench', 'train-step', '--device', 'cpu']);
     expect(r.code).toBe(2);

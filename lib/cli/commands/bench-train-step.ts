@@ -1,9 +1,11 @@
 /**
  * `kfac-peft bench train-step --shape llama-125m|llama-1b|llama-3b|bert-base [--device cuda|cpu]
  *   [--optimizer adamw|kfac] [--seq 512 --batch 8] [--dtype bfloat16] [--gradient-checkpointing]
- *   [--layers N --hidden N --vocab N] [--steps S --warmup W] [--peak-size N] [--peer torch] [--json]`
+ *   [--layers N --hidden N --vocab N] [--steps S --warmup W] [--peak-size N] [--peer torch]
+ *   [--factor-every K --inverse-every M] [--flops] [--json]`
  */
-import { runTrainStep, TRAIN_SHAPES, type TrainStepReport } from '../../bench/train-step.js';
+import { runTrainStep, shapeConfig, stepRunConfig, TRAIN_SHAPES, type TrainStepReport } from '../../bench/train-step.js';
+import { countTrainStep, type TrainFlops } from '../../bench/train-flops.js';
 import { parseArgs, UsageError } from '../args.js';
 import { withOomContext } from '../../models/index.js';
 import { cliDevice } from '../device.js';
@@ -26,11 +28,14 @@ const FLAGS = {
   warmup: 'int',
   'peak-size': 'int',
   peer: 'string',
+  'factor-every': 'int',
+  'inverse-every': 'int',
+  flops: 'boolean',
   json: 'boolean',
 } as const;
 
 export function benchTrainStepHelp(): string {
-  return `usage: kfac-peft bench train-step --shape ${Object.keys(TRAIN_SHAPES).join('|')} [--device cpu|cuda|auto] [--optimizer adamw|kfac] [--seq T] [--batch B] [--dtype float32|bfloat16] [--activations float32|bfloat16] [--gradient-checkpointing] [--peer torch] [--json]
+  return `usage: kfac-peft bench train-step --shape ${Object.keys(TRAIN_SHAPES).join('|')} [--device cpu|cuda|auto] [--optimizer adamw|kfac] [--seq T] [--batch B] [--dtype float32|bfloat16] [--activations float32|bfloat16] [--gradient-checkpointing] [--peer torch] [--factor-every K] [--inverse-every M] [--flops] [--json]
 
 One LoRA step (r = 16 on every linear layer of the blocks) of a random-init model of a real shape:
 tokens/s, step time, peak memory, share of the step in GEMMs, TFLOP/s of the step and of its GEMMs
@@ -51,6 +56,11 @@ options:
   --steps S, --warmup W      timed and warm-up steps (default 10 and 2)
   --peak-size N              side of the square bf16 GEMM of the peak (default 8192 on cuda, 1024 on cpu)
   --peer torch               time PyTorch + PEFT in a worker (KFAC_PEER_PYTHON names the python)
+  --factor-every K, --inverse-every M
+                             K-FAC's factor-update and refresh intervals (default 1 and 10, as train)
+  --flops                    count, do not time: the step's FLOPs and K-FAC's work per step and per
+                             refresh, from a one-layer copy of the shape (seconds, any machine;
+                             docs/KFAC.md#cost)
   --json                     the report as JSON on stdout
 `;
 }
@@ -80,6 +90,10 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   if (positional.length) throw new UsageError(`bench train-step takes no positional arguments, got ${positional.join(' ')}`);
   const shape = oneOf(flags['shape'], 'shape', Object.keys(TRAIN_SHAPES));
   const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
+  const factorEvery = bounded(flags['factor-every'], 'factor-every', 1, 1e6, undefined);
+  const inverseEvery = bounded(flags['inverse-every'], 'inverse-every', 1, 1e6, undefined);
+  const intervals = { ...(factorEvery === undefined ? {} : { factorEvery }), ...(inverseEvery === undefined ? {} : { inverseEvery }) };
+  if (flags['flops']) return countCommand(shape, flags, intervals);
   const progress = new Progress();
   const t0 = Date.now();
   let r: TrainStepReport;
@@ -103,6 +117,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
       warmup: bounded(flags['warmup'], 'warmup', 0, 1000, 2)!,
       peakSize: bounded(flags['peak-size'], 'peak-size', 16, 32768, device === 'cuda' ? 8192 : 1024)!,
       peer: flags['peer'] === undefined ? undefined : oneOf(flags['peer'], 'peer', ['torch'] as const),
+      ...intervals,
       // on a terminal a live line; elsewhere (a log, the GPU check) one line per stage with the
       // time so far, so a run stopped from outside still shows where its time went
       progress: (m) => (progress.enabled ? progress.update(m) : process.stderr.write(`bench train-step ${shape} [${((Date.now() - t0) / 1000).toFixed(1)} s]: ${m}\n`)),
@@ -159,6 +174,49 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
       : []),
   ];
   process.stdout.write(formatTable(['', 'value'], rows) + '\n');
+  if (r.kfacFlops) process.stdout.write('\n' + flopsTable(r.kfacFlops) + '\n');
   process.stdout.write(`load average before: ${load(r.loadBefore)}; after: ${load(r.loadAfter)}\n`);
+  return 0;
+}
+
+const tf = (x: number) => `${(x / 1e12).toFixed(x < 1e10 ? 4 : 2)} TFLOP`;
+
+/** K-FAC's counted work beside the model's step (docs/KFAC.md#cost). */
+export function flopsTable(f: TrainFlops): string {
+  const k = f.kfac;
+  const model = f.model.linear + f.model.attention;
+  const rows: (string | number)[][] = [
+    ['model step: linear + attention (LoRA forward and backward)', `${tf(model)} (${tf(f.model.linear)} + ${tf(f.model.attention)})`],
+    ['K-FAC factors: large (refreshed) / small (every step), largest n', `${k.factors.large} / ${k.factors.small}, n = ${k.factors.largestDim}`],
+    [`factor updates, per capture (every ${k.factorEvery} step${k.factorEvery > 1 ? 's' : ''})`, tf(k.factorUpdates)],
+    ['EKFAC second moments, per capture', tf(k.moments)],
+    ['preconditioning, per step', tf(k.precondition)],
+    [`refresh GEMMs, per refresh (every ${k.inverseEvery} steps)`, tf(k.refreshGemm)],
+    ['refresh decompositions, Σ n³ (not in the ratio)', `${(k.refreshN3 / 1e12).toFixed(2)} × 10¹²`],
+    ['small factors decomposed per step, Σ n³', `${(k.smallN3 / 1e9).toFixed(3)} × 10⁹`],
+    ['K-FAC GEMM FLOPs per step, averaged over the intervals', `${tf(k.perStep)} = ${(100 * f.kfacOverModel).toFixed(1)} % of the model step`],
+    [
+      `intervals within ${(100 * (f.within?.budget ?? 0.15)).toFixed(0)} % of the model step (GEMMs only)`,
+      f.within ? `--factor-every ${f.within.factorEvery} --inverse-every ${f.within.inverseEvery}` : 'none: the preconditioning alone is over half of it',
+    ],
+  ];
+  return formatTable([`K-FAC work, counted (${f.layers} layers, batch ${f.batch} × seq ${f.seq})`, 'FLOPs'], rows);
+}
+
+/** `--flops`: the counts alone, from a one-layer copy of the shape (no step timed). */
+function countCommand(shape: string, flags: Record<string, unknown>, intervals: { factorEvery?: number; inverseEvery?: number }): number {
+  const layers = bounded(flags['layers'], 'layers', 1, 256, undefined);
+  const hidden = bounded(flags['hidden'], 'hidden', 8, 65536, undefined);
+  const vocab = bounded(flags['vocab'], 'vocab', 2, 1 << 20, undefined);
+  const cfg = shapeConfig({ shape, ...(layers === undefined ? {} : { layers }), ...(hidden === undefined ? {} : { hidden }), ...(vocab === undefined ? {} : { vocab }) });
+  const B = bounded(flags['batch'], 'batch', 1, 4096, 8)!;
+  const T = bounded(flags['seq'], 'seq', 2, 32768, 512)!;
+  const f = countTrainStep(cfg, B, T, stepRunConfig('kfac', intervals));
+  if (flags['json']) {
+    process.stdout.write(JSON.stringify({ shape, config: cfg, ...f }, null, 2) + '\n');
+    return 0;
+  }
+  process.stdout.write(`one LoRA step (r=16, all linear layers) of ${shape}, batch ${B} × seq ${T}: K-FAC at train's defaults${intervals.factorEvery || intervals.inverseEvery ? ' but the intervals given' : ''}\n`);
+  process.stdout.write(flopsTable(f) + '\n');
   return 0;
 }
