@@ -79,3 +79,41 @@ describe('--small-factor-dim', () => {
     model.dispose();
   });
 });
+
+describe('--factor-every', () => {
+  it('reaches the preconditioner (unset: every step), and a K-FAC step updates its factors only on its multiples', async () => {
+    const { completeRun, runOverrides } = await import('../../lib/cli/run-flags.js');
+    const { buildOptimizer } = await import('../../lib/train/run.js');
+    const { configFromHf, createModel } = await import('../../lib/models/index.js');
+    const { applyLora } = await import('../../lib/peft/index.js');
+    const { KFAC } = await import('../../lib/kfac/kfac-optimizer.js');
+    const model = createModel(
+      configFromHf({ model_type: 'llama', vocab_size: 32, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 }),
+      { task: 'causal-lm', seed: 0 },
+    );
+    applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
+    expect(runOverrides({ 'factor-every': '3' })).toMatchObject({ factorEvery: 3 });
+    expect(() => runOverrides({ 'factor-every': '0' })).toThrow(/--factor-every/);
+    const updated = (flags: Record<string, unknown>) => {
+      const opt = buildOptimizer(completeRun({ model: 'm', data: 'd', optimizer: 'kfac', adaptiveDamping: 'off', ...flags }), model, 10);
+      const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % 32);
+      try {
+        const k = opt.inner as InstanceType<typeof KFAC>;
+        const seen: boolean[] = [];
+        for (let s = 0; s < 7; s++) {
+          model.zeroGrad();
+          model.forward({ inputIds: ids, shape: [2, 8], labels: ids });
+          model.backward();
+          opt.capture?.({ batchSize: 2 });
+          seen.push((opt.step({ batchSize: 2 }) as { factorsUpdated: boolean }).factorsUpdated);
+        }
+        return { every: k.preconditioner.factorEvery, seen };
+      } finally {
+        opt.inner.dispose();
+      }
+    };
+    expect(updated({})).toEqual({ every: 1, seen: [true, true, true, true, true, true, true] });
+    expect(updated({ factorEvery: 3 })).toEqual({ every: 3, seen: [true, false, false, true, false, false, true] });
+    model.dispose();
+  });
+});
