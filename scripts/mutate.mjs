@@ -229,6 +229,22 @@ const MUTATIONS = [
     tests: ['test/cli/cli-bench-train-step.test.ts'],
     dist: true,
   },
+  {
+    id: 'cost-shared-a-per-layer',
+    what: "K-FAC's cost counts a shared A factor's update once per layer that reads it",
+    file: 'lib/kfac/cost.ts',
+    from: 'if (!factorRows.has(key)) factorRows.set(key, { n: Da, rows: R });',
+    to: 'factorRows.set(`${key}#${l.name}`, { n: Da, rows: R });',
+    tests: ['test/kfac/kfac-cost.test.ts'],
+  },
+  {
+    id: 'train-flops-head-scaled',
+    what: 'the one-layer count multiplies a head outside the blocks by the layer count',
+    file: 'lib/bench/train-flops.ts',
+    from: 'const heads = kl.filter((l) => !inBlock(l.name));',
+    to: 'const heads = kl.filter(() => false);',
+    tests: ['test/kfac/kfac-cost.test.ts'],
+  },
   // LoRA
   {
     id: 'lora-scale',
