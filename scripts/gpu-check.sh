@@ -206,7 +206,7 @@ train_step() { # name timeout peer(yes|no) args…
   local name=$1 limit=$2 peer=$3; shift 3
   local pa=(); [ "$peer" = yes ] && pa=("${PEER_ARGS[@]}")
   step "train-step $name" "$limit" env KFAC_BACKEND=cuda node bin/kfac-peft.js bench train-step --device cuda --dtype bfloat16 --optimizer kfac --steps 10 --warmup 1 "${pa[@]}" --json "$@" > "$OUT/train-step-$name.json" 2> "$OUT/train-step-$name.err"
-  log "bench train-step $name rc=$? ($(node -e "try{const r=JSON.parse(require('fs').readFileSync('$OUT/train-step-$name.json','utf8'));console.log(r.stepMs.mean.toFixed(1)+' ms mean, first step '+(r.firstStepMs??NaN).toFixed(0)+' ms, refresh step '+(r.refreshStepMs??NaN).toFixed(0)+' ms, '+r.tokensPerSecond.toFixed(0)+' tokens/s, kfac/adamw '+(r.kfacOverAdamw??NaN).toFixed(3)+', host waits/step '+(r.hostSyncsPerStep?.run??NaN).toFixed(1))}catch{console.log('no report: '+require('fs').readFileSync('$OUT/train-step-$name.err','utf8').trim().split('\n').slice(-2).join(' | '))}"))"
+  log "bench train-step $name rc=$? ($(node -e "try{const r=JSON.parse(require('fs').readFileSync('$OUT/train-step-$name.json','utf8'));console.log(r.stepMs.mean.toFixed(1)+' ms mean, first step '+(r.firstStepMs??NaN).toFixed(0)+' ms, refresh step '+(r.refreshStepMs??NaN).toFixed(0)+' ms, '+r.tokensPerSecond.toFixed(0)+' tokens/s, kfac/adamw '+(r.kfacOverAdamw??NaN).toFixed(3)+', host waits/step '+(r.hostSyncsPerStep?.run??NaN).toFixed(1)+(r.kfacFlops?', K-FAC GEMMs '+(100*r.kfacFlops.kfacOverModel).toFixed(0)+'% of the model step (counted)':''))}catch{console.log('no report: '+require('fs').readFileSync('$OUT/train-step-$name.err','utf8').trim().split('\n').slice(-2).join(' | '))}"))"
   summarize
 }
 kernel_bench() { # name timeout args…
