@@ -141,6 +141,7 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   if (c.newtonClip !== undefined && c.optimizer !== 'kfac' && !(second && c.newtonClip === 'off')) throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
   if (given.trustRatio !== undefined && ((c.optimizer !== 'kfac' && !second) || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
     throw new UsageError('--trust-ratio sets the default Newton clip: it needs --optimizer kfac, shampoo or soap and no --newton-clip');
+  if (c.factorEvery !== undefined && c.optimizer !== 'kfac') throw new UsageError(`--factor-every applies to --optimizer kfac only (got ${c.optimizer})`);
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
   if (c.nesterov === 'on' && c.optimizer !== 'sgd' && c.optimizer !== 'kfac') throw new UsageError(`--nesterov applies to --optimizer sgd or kfac (got ${c.optimizer})`);
   if (c.nesterov === 'on' && !(c.momentum > 0)) throw new UsageError(`--nesterov on needs --momentum above 0 (got ${c.momentum})`);

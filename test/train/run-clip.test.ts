@@ -94,6 +94,7 @@ describe('--factor-every', () => {
     applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
     expect(runOverrides({ 'factor-every': '3' })).toMatchObject({ factorEvery: 3 });
     expect(() => runOverrides({ 'factor-every': '0' })).toThrow(/--factor-every/);
+    expect(() => completeRun({ model: 'm', data: 'd', optimizer: 'adamw', factorEvery: 2 })).toThrow(/--factor-every applies to --optimizer kfac only \(got adamw\)/);
     const updated = (flags: Record<string, unknown>) => {
       const opt = buildOptimizer(completeRun({ model: 'm', data: 'd', optimizer: 'kfac', adaptiveDamping: 'off', ...flags }), model, 10);
       const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % 32);
