@@ -5,8 +5,22 @@
  */
 import { describe, expect, it } from 'vitest';
 
+import { completeRun, runOverrides } from '../../lib/cli/run-flags.js';
 import { ConfigError } from '../../lib/index.js';
-import { kfacNewtonClip } from '../../lib/train/run.js';
+import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
+import { configFromHf, createModel } from '../../lib/models/index.js';
+import { applyLora } from '../../lib/peft/index.js';
+import { buildOptimizer, kfacNewtonClip, warmupSteps } from '../../lib/train/run.js';
+
+/** A one-layer LLaMA with LoRA on q and v: enough for the options to reach a preconditioner. */
+function tinyLora() {
+  const model = createModel(
+    configFromHf({ model_type: 'llama', vocab_size: 32, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 }),
+    { task: 'causal-lm', seed: 0 },
+  );
+  applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
+  return model;
+}
 
 describe('kfacNewtonClip', () => {
   it('maps the flags to the preconditioner option', () => {
@@ -32,9 +46,7 @@ describe('kfacNewtonClip', () => {
 });
 
 describe('the run defaults', () => {
-  it('every optimizer: a cosine schedule after a warm-up of 10% of the steps; K-FAC: adaptive damping', async () => {
-    const { completeRun } = await import('../../lib/cli/run-flags.js');
-    const { warmupSteps } = await import('../../lib/train/run.js');
+  it('every optimizer: a cosine schedule after a warm-up of 10% of the steps; K-FAC: adaptive damping', () => {
     for (const optimizer of ['adamw', 'kfac', 'sgd'] as const) {
       const c = completeRun({ model: 'm', data: 'd', optimizer });
       expect(c.schedule).toBe('cosine');
@@ -50,17 +62,8 @@ describe('the run defaults', () => {
 });
 
 describe('--small-factor-dim', () => {
-  it('reaches the preconditioner; unset, the method decides (64 with ekfac, the default; 0 with eigen); with inverse a ConfigError', async () => {
-    const { completeRun, runOverrides } = await import('../../lib/cli/run-flags.js');
-    const { buildOptimizer } = await import('../../lib/train/run.js');
-    const { configFromHf, createModel } = await import('../../lib/models/index.js');
-    const { applyLora } = await import('../../lib/peft/index.js');
-    const { KFAC } = await import('../../lib/kfac/kfac-optimizer.js');
-    const model = createModel(
-      configFromHf({ model_type: 'llama', vocab_size: 32, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 }),
-      { task: 'causal-lm', seed: 0 },
-    );
-    applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
+  it('reaches the preconditioner; unset, the method decides (64 with ekfac, the default; 0 with eigen); with inverse a ConfigError', () => {
+    const model = tinyLora();
     const dimOf = (flags: Record<string, unknown>) => {
       const opt = buildOptimizer(completeRun({ model: 'm', data: 'd', optimizer: 'kfac', ...flags }), model, 10);
       try {
@@ -81,17 +84,8 @@ describe('--small-factor-dim', () => {
 });
 
 describe('--factor-every', () => {
-  it('reaches the preconditioner (unset: every step), and a K-FAC step updates its factors only on its multiples', async () => {
-    const { completeRun, runOverrides } = await import('../../lib/cli/run-flags.js');
-    const { buildOptimizer } = await import('../../lib/train/run.js');
-    const { configFromHf, createModel } = await import('../../lib/models/index.js');
-    const { applyLora } = await import('../../lib/peft/index.js');
-    const { KFAC } = await import('../../lib/kfac/kfac-optimizer.js');
-    const model = createModel(
-      configFromHf({ model_type: 'llama', vocab_size: 32, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 }),
-      { task: 'causal-lm', seed: 0 },
-    );
-    applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
+  it('reaches the preconditioner (unset: every step), and a K-FAC step updates its factors only on its multiples', () => {
+    const model = tinyLora();
     expect(runOverrides({ 'factor-every': '3' })).toMatchObject({ factorEvery: 3 });
     expect(() => runOverrides({ 'factor-every': '0' })).toThrow(/--factor-every/);
     expect(() => completeRun({ model: 'm', data: 'd', optimizer: 'adamw', factorEvery: 2 })).toThrow(/--factor-every applies to --optimizer kfac only \(got adamw\)/);
