@@ -89,11 +89,12 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   const { positional, flags } = parseArgs(argv, FLAGS);
   if (positional.length) throw new UsageError(`bench train-step takes no positional arguments, got ${positional.join(' ')}`);
   const shape = oneOf(flags['shape'], 'shape', Object.keys(TRAIN_SHAPES));
-  const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
   const factorEvery = bounded(flags['factor-every'], 'factor-every', 1, 1e6, undefined);
   const inverseEvery = bounded(flags['inverse-every'], 'inverse-every', 1, 1e6, undefined);
   const intervals = { ...(factorEvery === undefined ? {} : { factorEvery }), ...(inverseEvery === undefined ? {} : { inverseEvery }) };
+  // counting needs no device: a count asked for cuda on a machine without one is still a count
   if (flags['flops']) return countCommand(shape, flags, intervals);
+  const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
   const progress = new Progress();
   const t0 = Date.now();
   let r: TrainStepReport;
