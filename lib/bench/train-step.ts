@@ -37,7 +37,10 @@ export const TRAIN_SHAPES: Record<string, Record<string, unknown>> = {
 };
 
 export interface TrainStepOptions {
+  /** A name of TRAIN_SHAPES, or the label of `config`. */
   shape: string;
+  /** A Hugging Face config.json dict (llama or bert) in place of the named shape. */
+  config?: Record<string, unknown>;
   device: 'cpu' | 'cuda';
   optimizer: 'adamw' | 'kfac';
   dtype: 'float32' | 'bfloat16';
@@ -138,8 +141,8 @@ function seededIds(n: number, vocab: number, seed: number): Int32Array {
 }
 
 /** The shape's config with the small-run overrides applied. */
-export function shapeConfig(o: Pick<TrainStepOptions, 'shape' | 'layers' | 'hidden' | 'vocab'>): Record<string, unknown> {
-  const base = TRAIN_SHAPES[o.shape];
+export function shapeConfig(o: Pick<TrainStepOptions, 'shape' | 'config' | 'layers' | 'hidden' | 'vocab'>): Record<string, unknown> {
+  const base = o.config ?? TRAIN_SHAPES[o.shape];
   if (!base) throw new Error(`unknown shape ${o.shape}`);
   const c: Record<string, unknown> = { ...base };
   if (o.layers !== undefined) c['num_hidden_layers'] = o.layers;

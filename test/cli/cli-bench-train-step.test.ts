@@ -4,7 +4,7 @@
  * the bf16 GEMM peak of the same run, and the fields it did not measure (no peer asked for) named
  * in notMeasured rather than filled in. Timings are not asserted (bench/, not a unit test).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -94,6 +94,37 @@ describe('bench train-step', () => {
     const bad = cli(['bench', 'train-step', ...small, '--flops', '--factor-every', '0']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--factor-every: expected positive integers, got "0"/);
+  });
+
+  test('--config counts (and times) a Hugging Face config of its own: GQA and any MLP width', () => {
+    // LLaMA, hidden 64, 2 layers, 2 heads of 32 with 1 key-value head, MLP 100, vocabulary 50
+    const cfg = { model_type: 'llama', vocab_size: 50, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 100, max_position_embeddings: 64, rms_norm_eps: 1e-5, tie_word_embeddings: false };
+    const file = join(tmp, 'config.json');
+    writeFileSync(file, JSON.stringify(cfg));
+    const c = cli(['bench', 'train-step', '--config', file, '--seq', '8', '--batch', '2', '--flops', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    const f = JSON.parse(c.stdout) as { shape: string; layers: number; model: { linear: number; attention: number }; kfac: { factors: { large: number; small: number; largestDim: number } } };
+    expect(f.shape).toBe(file);
+    expect(f.layers).toBe(2);
+    // per block: q, o 64×64; k, v 32×64; gate, up 100×64; down 64×100 — each adapted at r = 16
+    const blockW = 2 * 64 * 64 + 2 * 32 * 64 + 3 * 100 * 64;
+    const adapted = 16 * (2 * 128 + 2 * 96 + 3 * 164);
+    expect(f.model.linear).toBe(4 * (16 * blockW * 2 + 16 * 50 * 64) + 6 * 16 * adapted * 2);
+    expect(f.model.attention).toBe(12 * 2 * 8 * 8 * 64 * 2);
+    // factors ≤ 64 are small: per block the A factors of q|k|v, o, gate|up (64) and the 7 of lora_B's
+    // r×r inputs, the G factors of lora_A (7 of 16) and of q, o, down (64), k, v (32); down's A and
+    // gate's and up's G (100) are large
+    expect(f.kfac.factors).toEqual({ large: 2 * 3, small: 2 * (3 + 7 + 7 + 5), largestDim: 100 });
+    const timed = cli(['bench', 'train-step', '--config', file, '--seq', '8', '--batch', '2', '--steps', '1', '--warmup', '1', '--peak-size', '32', '--json']);
+    expect(timed.code, timed.stderr).toBe(0);
+    expect(JSON.parse(timed.stdout)).toMatchObject({ shape: file, config: cfg });
+    // bad input: both, an unreadable file, another model type
+    expect(cli(['bench', 'train-step', '--config', file, '--shape', 'llama-1b', '--flops']).stderr).toMatch(/--shape and --config: give one/);
+    const none = cli(['bench', 'train-step', '--config', join(tmp, 'none.json'), '--flops']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--config: cannot read .*none\.json/);
+    writeFileSync(join(tmp, 't5.json'), JSON.stringify({ model_type: 't5' }));
+    expect(cli(['bench', 'train-step', '--config', join(tmp, 't5.json'), '--flops']).stderr).toMatch(/builds llama and bert models, .* has model_type "t5"/);
   });
 
   test('bad input: a missing or unknown shape is a usage error', () => {

@@ -1,9 +1,11 @@
 /**
- * `kfac-peft bench train-step --shape llama-125m|llama-1b|llama-3b|bert-base [--device cuda|cpu]
+ * `kfac-peft bench train-step --shape llama-125m|llama-1b|llama-3b|bert-base | --config FILE [--device cuda|cpu]
  *   [--optimizer adamw|kfac] [--seq 512 --batch 8] [--dtype bfloat16] [--gradient-checkpointing]
  *   [--layers N --hidden N --vocab N] [--steps S --warmup W] [--peak-size N] [--peer torch]
  *   [--factor-every K --inverse-every M] [--flops] [--json]`
  */
+import { readFileSync } from 'node:fs';
+
 import { runTrainStep, shapeConfig, stepRunConfig, TRAIN_SHAPES, type TrainStepReport } from '../../bench/train-step.js';
 import { countTrainStep, type TrainFlops } from '../../bench/train-flops.js';
 import { parseArgs, UsageError } from '../args.js';
@@ -14,6 +16,7 @@ import { formatTable } from '../table.js';
 
 const FLAGS = {
   shape: 'string',
+  config: 'string',
   device: 'string',
   optimizer: 'string',
   dtype: 'string',
@@ -35,7 +38,7 @@ const FLAGS = {
 } as const;
 
 export function benchTrainStepHelp(): string {
-  return `usage: kfac-peft bench train-step --shape ${Object.keys(TRAIN_SHAPES).join('|')} [--device cpu|cuda|auto] [--optimizer adamw|kfac] [--seq T] [--batch B] [--dtype float32|bfloat16] [--activations float32|bfloat16] [--gradient-checkpointing] [--peer torch] [--factor-every K] [--inverse-every M] [--flops] [--json]
+  return `usage: kfac-peft bench train-step --shape ${Object.keys(TRAIN_SHAPES).join('|')} | --config FILE [--device cpu|cuda|auto] [--optimizer adamw|kfac] [--seq T] [--batch B] [--dtype float32|bfloat16] [--activations float32|bfloat16] [--gradient-checkpointing] [--peer torch] [--factor-every K] [--inverse-every M] [--flops] [--json]
 
 One LoRA step (r = 16 on every linear layer of the blocks) of a random-init model of a real shape:
 tokens/s, step time, peak memory, share of the step in GEMMs, TFLOP/s of the step and of its GEMMs
@@ -44,7 +47,8 @@ at its default) also AdamW on the same model and the K-FAC/AdamW step ratio. --p
 PyTorch + PEFT (+ kfac-pytorch where it imports) on the same shape and device.
 
 options:
-  --shape S                  ${Object.keys(TRAIN_SHAPES).join(', ')} (required)
+  --shape S                  ${Object.keys(TRAIN_SHAPES).join(', ')} (this or --config)
+  --config FILE              a Hugging Face config.json of a llama or bert model instead of a shape
   --device D                 cpu (default) | cuda | auto
   --optimizer O              adamw (default) | kfac
   --seq T, --batch B         the batch shape (default 512 × 8)
@@ -88,12 +92,18 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   }
   const { positional, flags } = parseArgs(argv, FLAGS);
   if (positional.length) throw new UsageError(`bench train-step takes no positional arguments, got ${positional.join(' ')}`);
-  const shape = oneOf(flags['shape'], 'shape', Object.keys(TRAIN_SHAPES));
+  let shape: string;
+  let config: Record<string, unknown> | undefined;
+  if (flags['config'] !== undefined) {
+    if (flags['shape'] !== undefined) throw new UsageError('--shape and --config: give one (a named shape, or a Hugging Face config.json)');
+    shape = flags['config'] as string;
+    config = readStepConfig(shape);
+  } else shape = oneOf(flags['shape'], 'shape', Object.keys(TRAIN_SHAPES));
   const factorEvery = bounded(flags['factor-every'], 'factor-every', 1, 1e6, undefined);
   const inverseEvery = bounded(flags['inverse-every'], 'inverse-every', 1, 1e6, undefined);
   const intervals = { ...(factorEvery === undefined ? {} : { factorEvery }), ...(inverseEvery === undefined ? {} : { inverseEvery }) };
   // counting needs no device: a count asked for cuda on a machine without one is still a count
-  if (flags['flops']) return countCommand(shape, flags, intervals);
+  if (flags['flops']) return countCommand(shape, config, flags, intervals);
   const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
   const progress = new Progress();
   const t0 = Date.now();
@@ -104,6 +114,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     const vocab = bounded(flags['vocab'], 'vocab', 2, 1 << 20, undefined);
     r = await runTrainStep({
       shape,
+      ...(config ? { config } : {}),
       device,
       optimizer: oneOf(flags['optimizer'], 'optimizer', ['adamw', 'kfac'] as const, 'adamw'),
       dtype: oneOf(flags['dtype'], 'dtype', ['float32', 'bfloat16'] as const, 'float32'),
@@ -204,12 +215,32 @@ export function flopsTable(f: TrainFlops): string {
   return formatTable([`K-FAC work, counted (${f.layers} layers, batch ${f.batch} × seq ${f.seq})`, 'FLOPs'], rows);
 }
 
+/** `--config FILE`: a Hugging Face config.json of a LLaMA or BERT model, for its random-init step. */
+function readStepConfig(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--config: cannot read ${path} (${e instanceof Error ? e.message : String(e)})`);
+  }
+  let c: unknown;
+  try {
+    c = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--config: ${path} is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new UsageError(`--config: ${path} holds no JSON object`);
+  const t = (c as Record<string, unknown>)['model_type'];
+  if (t !== 'llama' && t !== 'bert') throw new UsageError(`--config: bench train-step builds llama and bert models, ${path} has model_type ${JSON.stringify(t)}`);
+  return c as Record<string, unknown>;
+}
+
 /** `--flops`: the counts alone, from a one-layer copy of the shape (no step timed). */
-function countCommand(shape: string, flags: Record<string, unknown>, intervals: { factorEvery?: number; inverseEvery?: number }): number {
+function countCommand(shape: string, config: Record<string, unknown> | undefined, flags: Record<string, unknown>, intervals: { factorEvery?: number; inverseEvery?: number }): number {
   const layers = bounded(flags['layers'], 'layers', 1, 256, undefined);
   const hidden = bounded(flags['hidden'], 'hidden', 8, 65536, undefined);
   const vocab = bounded(flags['vocab'], 'vocab', 2, 1 << 20, undefined);
-  const cfg = shapeConfig({ shape, ...(layers === undefined ? {} : { layers }), ...(hidden === undefined ? {} : { hidden }), ...(vocab === undefined ? {} : { vocab }) });
+  const cfg = shapeConfig({ shape, ...(config ? { config } : {}), ...(layers === undefined ? {} : { layers }), ...(hidden === undefined ? {} : { hidden }), ...(vocab === undefined ? {} : { vocab }) });
   const B = bounded(flags['batch'], 'batch', 1, 4096, 8)!;
   const T = bounded(flags['seq'], 'seq', 2, 32768, 512)!;
   const f = countTrainStep(cfg, B, T, stepRunConfig('kfac', intervals));
