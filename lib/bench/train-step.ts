@@ -85,6 +85,8 @@ export interface TrainStepReport {
   /** Timed steps that refreshed the large factors, and that ran the adaptive damping's probe forward (K-FAC: every 5 steps). */
   refreshesTimed: number;
   probesTimed: number;
+  /** K-FAC: timed steps that updated the factors and EKFAC's moments (every `factorEvery` steps: all of them at the default 1). */
+  capturesTimed: number;
   /** Tokens over the mean step time: with K-FAC over a multiple of `inverseEvery` timed steps (the default 10), its refreshes and damping probes at a run's rate. */
   tokensPerSecond: number;
   /** Bytes: the device allocator's peak (cuda) or the host allocator's (cpu), since the process started. */
@@ -202,7 +204,7 @@ interface Stepper {
   /** Points the model's per-block capture hook at this optimizer (or clears it). */
   attach(): void;
   /** One step; whether it refreshed the large factors' eigenbases (K-FAC) and ran the damping probe's extra forward. */
-  one(): { loss: number; refresh: boolean; probe: boolean };
+  one(): { loss: number; refresh: boolean; probe: boolean; captured: boolean };
   dispose(): void;
 }
 
@@ -246,7 +248,8 @@ function makeStepper(model: TransformerModel, c: RunConfig, batch: Batch): Stepp
         const after = lossValueOf(model, batch);
         opt.observeLoss?.({ before: loss, after: typeof after === 'number' ? after : [after] });
       }
-      return { loss, refresh: (tel as { decomposed?: boolean } | undefined)?.decomposed === true, probe };
+      const t = tel as { decomposed?: boolean; factorsUpdated?: boolean } | undefined;
+      return { loss, refresh: t?.decomposed === true, probe, captured: t?.factorsUpdated === true };
     },
     dispose: () => {
       model.onBlockBackward = null;
@@ -260,6 +263,7 @@ interface Timed {
   /** Which timed steps refreshed the large factors (K-FAC every `inverseEvery` steps). */
   refresh: boolean[];
   probes: number;
+  captures: number;
   loss: number;
   cache: TrainStepReport['deviceCache'];
   syncsPerStep: number | null;
@@ -279,6 +283,7 @@ function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'c
   const ms: number[] = [];
   const refresh: boolean[] = [];
   let probes = 0;
+  let captures = 0;
   const m0 = device === 'cuda' ? cudaNs.memory() : null;
   const s0 = device === 'cuda' ? cudaNs.synchronizations() : null;
   profile?.start();
@@ -288,6 +293,7 @@ function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'c
       ms.push(r.ms);
       refresh.push(r.refresh);
       if (r.probe) probes += 1;
+      if (r.captured) captures += 1;
       onStep?.(i, r.ms, r.refresh);
     }
   } finally {
@@ -299,7 +305,7 @@ function timeSteps(s: Stepper, warmup: number, steps: number, device: 'cpu' | 'c
     m0 && m1 && steps > 0
       ? { caching: m1.caching, allocationsPerStep: (m1.allocations - m0.allocations) / steps, rawAllocationsPerStep: (m1.rawAllocations - m0.rawAllocations) / steps, reservedBytes: m1.reserved, peakReservedBytes: m1.peakReserved }
       : null;
-  return { ms, refresh, probes, loss, cache, syncsPerStep: s0 !== null && s1 !== null && steps > 0 ? (s1 - s0) / steps : null };
+  return { ms, refresh, probes, captures, loss, cache, syncsPerStep: s0 !== null && s1 !== null && steps > 0 ? (s1 - s0) / steps : null };
 }
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
@@ -349,10 +355,15 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       const a = timeSteps(adamw, o.warmup, o.steps, o.device);
       adamwMs = a.ms;
       adamwSyncs = a.syncsPerStep;
-      // a run's K-FAC pays one refresh of the large factors every inverseEvery steps: the mean over the timed steps is that cost only over whole windows
-      const every = stepRunConfig('kfac', o).inverseEvery;
+      // a run's K-FAC pays one refresh of the large factors every inverseEvery steps and one
+      // capture every factorEvery: the mean over the timed steps is that cost only over whole windows
+      const run = stepRunConfig('kfac', o);
+      const every = run.inverseEvery;
+      const fe = run.factorEvery ?? 1;
       if (o.steps % every !== 0)
         notMeasured.push(`kfacOverAdamw over whole refresh windows: ${o.steps} timed steps are not a multiple of inverseEvery (${every}), so the mean holds ${refreshes} refresh(es) where a run pays one per ${every} steps`);
+      if (o.steps % fe !== 0)
+        notMeasured.push(`kfacOverAdamw over whole capture windows: ${o.steps} timed steps are not a multiple of factorEvery (${fe}), so the mean holds ${main.captures} factor update(s) where a run pays one per ${fe} steps`);
     } else notMeasured.push('kfacOverAdamw: run with --optimizer kfac');
     o.progress('profiling one round (a wait after every native call on cuda)');
     const prof = new OpProfile(o.device === 'cuda' ? () => cudaNs.synchronize() : undefined);
@@ -392,6 +403,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       refreshStepMs: refreshes > 0 ? mean(main.ms.filter((_, i) => main.refresh[i])) : null,
       refreshesTimed: refreshes,
       probesTimed: main.probes,
+      capturesTimed: main.captures,
       tokensPerSecond: (B * T * 1000) / stepMean,
       peakMemoryBytes: peakMem,
       deviceCache: main.cache,

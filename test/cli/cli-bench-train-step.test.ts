@@ -51,7 +51,7 @@ describe('bench train-step', () => {
     const r = cli(['bench', 'train-step', '--shape', 'llama-125m', '--layers', '1', '--hidden', '64', '--vocab', '128', '--seq', '8', '--batch', '2', '--warmup', '1', '--peak-size', '64', '--optimizer', 'kfac', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown> & { stepMs: { mean: number }; notMeasured: string[] };
-    expect(j).toMatchObject({ refreshesTimed: 1, probesTimed: 2 });
+    expect(j).toMatchObject({ refreshesTimed: 1, probesTimed: 2, capturesTimed: 10 });
     expect(j['refreshStepMs'] as number).toBeGreaterThan(0);
     expect(j.notMeasured).toEqual(['peer: run with --peer torch']);
     // the ratio is of the means over the same 10-step window
@@ -82,10 +82,18 @@ describe('bench train-step', () => {
     expect(g.kfac['perStep']).toBeCloseTo((f.kfac['factorUpdates']! + f.kfac['moments']!) / 4 + f.kfac['precondition']! + f.kfac['refreshGemm']! / 20, 3);
     const timed = cli(['bench', 'train-step', ...small, '--steps', '4', '--warmup', '1', '--peak-size', '64', '--optimizer', 'kfac', '--factor-every', '4', '--inverse-every', '20', '--json']);
     expect(timed.code, timed.stderr).toBe(0);
-    const t = JSON.parse(timed.stdout) as { kfacFlops: { kfac: Record<string, number> }; notMeasured: string[]; refreshesTimed: number };
+    const t = JSON.parse(timed.stdout) as { kfacFlops: { kfac: Record<string, number> }; notMeasured: string[]; refreshesTimed: number; capturesTimed: number };
     expect(t.kfacFlops.kfac).toEqual(g.kfac);
+    // warm-up step 0 then timed steps 1–4: no refresh (every 20), one factor update (step 4)
     expect(t.refreshesTimed).toBe(0);
+    expect(t.capturesTimed).toBe(1);
     expect(t.notMeasured[0]).toMatch(/not a multiple of inverseEvery \(20\)/);
+    expect(t.notMeasured).toHaveLength(2);
+    const odd = cli(['bench', 'train-step', ...small, '--steps', '3', '--warmup', '1', '--peak-size', '64', '--optimizer', 'kfac', '--factor-every', '2', '--json']);
+    const o = JSON.parse(odd.stdout) as { notMeasured: string[]; capturesTimed: number };
+    // timed steps 1–3: one factor update (step 2), and the mean is not over whole windows of 2
+    expect(o.capturesTimed).toBe(1);
+    expect(o.notMeasured).toContain('kfacOverAdamw over whole capture windows: 3 timed steps are not a multiple of factorEvery (2), so the mean holds 1 factor update(s) where a run pays one per 2 steps');
     // text: the table names its parts
     const text = cli(['bench', 'train-step', ...small, '--flops']);
     expect(text.code, text.stderr).toBe(0);

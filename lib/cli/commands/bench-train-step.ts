@@ -151,7 +151,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     ['step ms (median / mean / min)', `${r.stepMs.median.toFixed(1)} / ${r.stepMs.mean.toFixed(1)} / ${r.stepMs.min.toFixed(1)}`],
     ...(r.optimizer === 'kfac'
       ? [
-          ['K-FAC: refreshes and damping probes among the timed steps', `${r.refreshesTimed} and ${r.probesTimed}${r.refreshStepMs === null ? '' : ` (a refresh step ${r.refreshStepMs.toFixed(1)} ms)`}`],
+          ['K-FAC: refreshes, damping probes and factor updates among the timed steps', `${r.refreshesTimed}, ${r.probesTimed} and ${r.capturesTimed}${r.refreshStepMs === null ? '' : ` (a refresh step ${r.refreshStepMs.toFixed(1)} ms)`}`],
           ['first step (every factor decomposed cold)', r.firstStepMs === null ? 'not measured (no warm-up step)' : `${r.firstStepMs.toFixed(1)} ms`],
         ]
       : []),
