@@ -8,7 +8,7 @@ import { configFromHf, createModel, type TransformerModel } from '../models/inde
 import { applyLora } from '../peft/index.js';
 import { kfacFlops, type KfacFlops } from '../kfac/cost.js';
 import { resolveKfacOptions } from '../kfac/options.js';
-import { kfacBlocksOfRun } from '../train/run-optimizer.js';
+import { kfacBlocksOfRun, kfacCurvatureOptions } from '../train/run-optimizer.js';
 import type { RunConfig } from '../train/run-config.js';
 
 /** LoRA rank and alpha of every train-step row. */
@@ -92,24 +92,17 @@ export function countTrainStep(cfg: Record<string, unknown>, B: number, T: numbe
       if (R !== pb * pt && R !== pb) throw new Error(`K-FAC layer ${l.name} read ${R} rows of a ${pb} × ${pt} batch`);
       rows.set(l.name, R === pb * pt ? B * T : B);
     }
-    const o = resolveKfacOptions({
-      method: run.kfacMethod,
-      inverseEvery: run.inverseEvery,
-      ...(run.factorEvery !== undefined ? { factorEvery: run.factorEvery } : {}),
-      ...(run.smallFactorDim !== undefined ? { smallFactorDim: run.smallFactorDim } : {}),
-    });
+    const o = resolveKfacOptions(kfacCurvatureOptions(run));
     const one = kfacFlops(kl, o, (n) => rows.get(n)!);
-    // the blocks' layers are L times the one block's; a head (outside the blocks) once
     const heads = kl.filter((l) => !inBlock(l.name));
     const headsOnly = heads.length ? kfacFlops(heads, o, (n) => rows.get(n)!) : null;
-    const times = (k: keyof Omit<KfacFlops, 'factors' | 'factorEvery' | 'inverseEvery'>) => {
-      const h = headsOnly ? headsOnly[k] : 0;
-      return (one[k] - h) * layers + h;
-    };
+    // every block's part L times, a head's once
+    const scale = (all: number, head: number) => (all - head) * layers + head;
+    const times = (k: keyof Omit<KfacFlops, 'factors' | 'factorEvery' | 'inverseEvery'>) => scale(one[k], headsOnly?.[k] ?? 0);
     const kfac: KfacFlops = {
       factors: {
-        large: (one.factors.large - (headsOnly?.factors.large ?? 0)) * layers + (headsOnly?.factors.large ?? 0),
-        small: (one.factors.small - (headsOnly?.factors.small ?? 0)) * layers + (headsOnly?.factors.small ?? 0),
+        large: scale(one.factors.large, headsOnly?.factors.large ?? 0),
+        small: scale(one.factors.small, headsOnly?.factors.small ?? 0),
         largestDim: one.factors.largestDim,
       },
       factorUpdates: times('factorUpdates'),

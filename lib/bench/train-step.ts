@@ -330,7 +330,8 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     const ids = seededIds(B * T, model.config.vocabSize, 7);
     const batch: Batch = { inputIds: ids, shape: [B, T], labels: causal ? ids : Int32Array.from({ length: B }, (_, i) => i % 2) };
     o.progress(`timing ${o.optimizer}`);
-    const stepper = makeStepper(model, stepRunConfig(o.optimizer, o), batch);
+    const run = stepRunConfig(o.optimizer, o);
+    const stepper = makeStepper(model, run, batch);
     steppers.push(stepper);
     const warmupMs: number[] = [];
     const main = timeSteps(
@@ -357,7 +358,6 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
       adamwSyncs = a.syncsPerStep;
       // a run's K-FAC pays one refresh of the large factors every inverseEvery steps and one
       // capture every factorEvery: the mean over the timed steps is that cost only over whole windows
-      const run = stepRunConfig('kfac', o);
       const every = run.inverseEvery;
       const fe = run.factorEvery ?? 1;
       if (o.steps % every !== 0)
@@ -380,7 +380,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<TrainStepReport
     const peak = measurePeak(o.device, o.peakSize);
     if (peak.tflops === null) notMeasured.push(`peakBf16Tflops: ${peak.note}`);
     const flops = stepFlops(model, B, T, STEP_LORA.r);
-    const kfacFlops = o.optimizer === 'kfac' ? countTrainStep(cfg, B, T, stepRunConfig('kfac', o)) : null;
+    const kfacFlops = o.optimizer === 'kfac' ? countTrainStep(cfg, B, T, run) : null;
     const stepMean = mean(main.ms);
     // the GEMM family of the profile is the linear layers' calls (attention is its own family)
     const gemmTflops = gemmShare ? flops.linear / (gemmShare * mean(pr.ms) * 1e-3) / 1e12 : null;

@@ -9,25 +9,16 @@
  * Conventions (one multiply-add = 2 FLOPs): a factor update of n×n from R rows is n²·R (syrk
  * computes one triangle); a GEMM m×k by k×n is 2·m·n·k.
  */
-import { at, type KfacMethod } from './options.js';
+import { at, type ResolvedKfacOptions } from './options.js';
 import type { KfacLayer } from './layer.js';
-import type { Hyper } from '../optim/types.js';
 
 /** The key of a layer's A factor: layers with one `inputKey` (and bias or not) share it (KfacPreconditioner). */
 export function aFactorKey(l: Pick<KfacLayer, 'name' | 'inputKey' | 'bias'>): string {
   return `A:${l.inputKey ?? l.name}${l.bias ? '+1' : ''}`;
 }
 
-/** The options of the preconditioner that decide its work. */
-export interface KfacCostOptions {
-  method: KfacMethod;
-  /** Factors of at most this dimension are decomposed at every step (0: none). */
-  smallFactorDim: number;
-  /** The warm eigenbasis refresh (three n×n GEMMs per large factor) rather than a cold solve. */
-  warmRefresh: boolean;
-  factorEvery: Hyper;
-  inverseEvery: Hyper;
-}
+/** The options of the preconditioner that decide its work (as resolveKfacOptions gives them). */
+export type KfacCostOptions = Pick<ResolvedKfacOptions, 'method' | 'smallFactorDim' | 'warmRefresh' | 'factorEvery' | 'inverseEvery'>;
 
 export interface KfacFlops {
   /** Distinct factors: large (refreshed every `inverseEvery` steps) and small (decomposed every step). */

@@ -57,6 +57,19 @@ export function kfacBlocksOfRun(model: TransformerModel, peft: RunConfig['peft']
   return { layers, extra };
 }
 
+/** The run's options of K-FAC's curvature (what its factors, decompositions and their cost follow): buildOptimizer and the cost count (docs/KFAC.md#cost) take the same. */
+export function kfacCurvatureOptions(c: RunConfig) {
+  return {
+    damping: c.damping,
+    factorDecay: c.factorDecay,
+    inverseEvery: c.inverseEvery,
+    ...(c.factorEvery !== undefined ? { factorEvery: c.factorEvery } : {}),
+    ...(c.smallFactorDim !== undefined ? { smallFactorDim: c.smallFactorDim } : {}),
+    sequence: c.kfacSequence,
+    method: c.kfacMethod,
+  };
+}
+
 export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps: number): RunOptimizer {
   const lr = schedule(c, totalSteps);
   if (c.optimizer === 'kfac') {
@@ -66,16 +79,10 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       momentum: c.momentum,
       nesterov: c.nesterov === 'on',
       weightDecay: c.weightDecay,
-      damping: c.damping,
-      factorDecay: c.factorDecay,
-      inverseEvery: c.inverseEvery,
-      ...(c.factorEvery !== undefined ? { factorEvery: c.factorEvery } : {}),
-      ...(c.smallFactorDim !== undefined ? { smallFactorDim: c.smallFactorDim } : {}),
-      sequence: c.kfacSequence,
+      ...kfacCurvatureOptions(c),
       newtonClip: kfacNewtonClip(c),
       adaptiveDamping: c.adaptiveDamping === 'on',
       adaptiveTrust: c.adaptiveTrust === 'on',
-      method: c.kfacMethod,
       // untracked parameters (norms, embedding-like saved modules): AdamW at 1e-3, on the same schedule's shape
       untrackedLr: (step: number) => (lr(step) / c.lr) * 1e-3,
       // the trust radius is relative to the peak lr, so the schedule shapes the clipped step too

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { runTrainStep, shapeConfig, stepRunConfig, TRAIN_SHAPES, type TrainStepReport } from '../../bench/train-step.js';
+import { runTrainStep, shapeConfig, stepRunConfig, TRAIN_SHAPES, type TrainStepOptions, type TrainStepReport } from '../../bench/train-step.js';
 import { countTrainStep, type TrainFlops } from '../../bench/train-flops.js';
 import { parseArgs, UsageError } from '../args.js';
 import { withOomContext } from '../../models/index.js';
@@ -102,29 +102,33 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   const factorEvery = bounded(flags['factor-every'], 'factor-every', 1, 1e6, undefined);
   const inverseEvery = bounded(flags['inverse-every'], 'inverse-every', 1, 1e6, undefined);
   const intervals = { ...(factorEvery === undefined ? {} : { factorEvery }), ...(inverseEvery === undefined ? {} : { inverseEvery }) };
+  // the shape and its batch, shared by the count and the timed run
+  const layers = bounded(flags['layers'], 'layers', 1, 256, undefined);
+  const hidden = bounded(flags['hidden'], 'hidden', 8, 65536, undefined);
+  const vocab = bounded(flags['vocab'], 'vocab', 2, 1 << 20, undefined);
+  const shaped = {
+    shape,
+    ...(config ? { config } : {}),
+    ...(layers === undefined ? {} : { layers }),
+    ...(hidden === undefined ? {} : { hidden }),
+    ...(vocab === undefined ? {} : { vocab }),
+    batch: bounded(flags['batch'], 'batch', 1, 4096, 8)!,
+    seq: bounded(flags['seq'], 'seq', 2, 32768, 512)!,
+  };
   // counting needs no device: a count asked for cuda on a machine without one is still a count
-  if (flags['flops']) return countCommand(shape, config, flags, intervals);
+  if (flags['flops']) return countCommand(shaped, !!flags['json'], intervals);
   const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
   const progress = new Progress();
   const t0 = Date.now();
   let r: TrainStepReport;
   try {
-    const layers = bounded(flags['layers'], 'layers', 1, 256, undefined);
-    const hidden = bounded(flags['hidden'], 'hidden', 8, 65536, undefined);
-    const vocab = bounded(flags['vocab'], 'vocab', 2, 1 << 20, undefined);
     r = await runTrainStep({
-      shape,
-      ...(config ? { config } : {}),
+      ...shaped,
       device,
       optimizer: oneOf(flags['optimizer'], 'optimizer', ['adamw', 'kfac'] as const, 'adamw'),
       dtype: oneOf(flags['dtype'], 'dtype', ['float32', 'bfloat16'] as const, 'float32'),
       activations: oneOf(flags['activations'], 'activations', ['float32', 'bfloat16'] as const, 'float32'),
       checkpointing: !!flags['gradient-checkpointing'],
-      batch: bounded(flags['batch'], 'batch', 1, 4096, 8)!,
-      seq: bounded(flags['seq'], 'seq', 2, 32768, 512)!,
-      ...(layers === undefined ? {} : { layers }),
-      ...(hidden === undefined ? {} : { hidden }),
-      ...(vocab === undefined ? {} : { vocab }),
       steps: bounded(flags['steps'], 'steps', 1, 10000, 10)!,
       warmup: bounded(flags['warmup'], 'warmup', 0, 1000, 2)!,
       peakSize: bounded(flags['peak-size'], 'peak-size', 16, 32768, device === 'cuda' ? 8192 : 1024)!,
@@ -236,15 +240,15 @@ function readStepConfig(path: string): Record<string, unknown> {
 }
 
 /** `--flops`: the counts alone, from a one-layer copy of the shape (no step timed). */
-function countCommand(shape: string, config: Record<string, unknown> | undefined, flags: Record<string, unknown>, intervals: { factorEvery?: number; inverseEvery?: number }): number {
-  const layers = bounded(flags['layers'], 'layers', 1, 256, undefined);
-  const hidden = bounded(flags['hidden'], 'hidden', 8, 65536, undefined);
-  const vocab = bounded(flags['vocab'], 'vocab', 2, 1 << 20, undefined);
-  const cfg = shapeConfig({ shape, ...(config ? { config } : {}), ...(layers === undefined ? {} : { layers }), ...(hidden === undefined ? {} : { hidden }), ...(vocab === undefined ? {} : { vocab }) });
-  const B = bounded(flags['batch'], 'batch', 1, 4096, 8)!;
-  const T = bounded(flags['seq'], 'seq', 2, 32768, 512)!;
+function countCommand(
+  o: Pick<TrainStepOptions, 'shape' | 'config' | 'layers' | 'hidden' | 'vocab' | 'batch' | 'seq'>,
+  json: boolean,
+  intervals: { factorEvery?: number; inverseEvery?: number },
+): number {
+  const cfg = shapeConfig(o);
+  const { shape, batch: B, seq: T } = o;
   const f = countTrainStep(cfg, B, T, stepRunConfig('kfac', intervals));
-  if (flags['json']) {
+  if (json) {
     process.stdout.write(JSON.stringify({ shape, config: cfg, ...f }, null, 2) + '\n');
     return 0;
   }
