@@ -14,7 +14,8 @@
 #   STEPS          [the task's: lm 200, sst2 300, demo 300]     SEEDS [0]      PARALLEL [1]
 #   KFAC_LRS [0.03 0.1 0.3]   KFAC_DAMPINGS [1e-4 1e-3 1e-2]   ADAMW_LRS [3e-4 1e-3 3e-3 1e-2]
 #   SHAMPOO_LRS [3e-4 1e-3 3e-3]   SOAP_LRS [1e-3 3e-3 1e-2]
-#   EXTRA          more compare options for every run, e.g. "--eval-limit 8" for a smoke run
+#   EXTRA          more compare options for every run, e.g. "--eval-limit 8" for a smoke run (an
+#                  optimizer's own option, e.g. --kfac-method, only with FAMILIES that read it)
 # usage: bench/e2e/grid.sh <lm|sst2|demo> [OUT]   (OUT default runs/grid-<task>)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

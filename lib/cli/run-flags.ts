@@ -3,7 +3,7 @@
  * `--runs` entries override them as `key=value`): flag name → RunConfig field, kind and range.
  * Every value is checked here, before a model or a file is touched.
  */
-import { DEFAULTS, type RunConfig, withDefaults } from '../train/run.js';
+import { DEFAULTS, type OptimizerName, type RunConfig, withDefaults } from '../train/run.js';
 import { UsageError } from './args.js';
 
 type Kind =
@@ -15,11 +15,21 @@ type Kind =
   | { t: 'number-or-off'; min: number; max: number }
   | { t: 'flag' };
 
+type PeftName = NonNullable<RunConfig['peft']>;
+
 interface Spec {
   key: keyof RunConfig;
   kind: Kind;
   help: string;
+  /** The optimizers that read the option (absent: every one); given to another, it is a usage error. */
+  optimizers?: readonly OptimizerName[];
+  /** The PEFT methods that read it (absent: every one). */
+  peft?: readonly PeftName[];
 }
+
+const KFAC: readonly OptimizerName[] = ['kfac'];
+/** K-FAC and the Kronecker-factored peers (their factor EMA, refresh interval and trust-ratio clip). */
+const KRONECKER: readonly OptimizerName[] = ['kfac', 'shampoo', 'soap'];
 
 const num = (min: number, max: number, open?: 'min' | 'max' | 'both'): Kind => ({ t: 'number', min, max, ...(open ? { open } : {}) });
 const int = (min: number): Kind => ({ t: 'int', min });
@@ -35,34 +45,34 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'train-limit': { key: 'trainLimit', kind: int(1), help: 'use at most N training examples / documents' },
   'eval-limit': { key: 'evalLimit', kind: int(1), help: 'use at most N dev examples (causal LM: blocks)' },
   peft: { key: 'peft', kind: { t: 'enum', values: ['lora', 'ia3', 'bitfit', 'adapter', 'prefix', 'prompt'] }, help: 'lora (default) | ia3 (scaling vectors) | bitfit (biases only) | adapter (bottleneck adapters) | prefix (prefix tuning) | prompt (prompt tuning)' },
-  'adapter-kind': { key: 'adapterKind', kind: { t: 'enum', values: ['houlsby', 'pfeiffer'] }, help: 'bottleneck adapters: houlsby (after attention and FFN) or pfeiffer (after FFN; default)' },
-  'reduction-factor': { key: 'reductionFactor', kind: int(1), help: 'bottleneck adapters: hidden size / bottleneck size (default 16)' },
-  'num-virtual-tokens': { key: 'numVirtualTokens', kind: int(1), help: 'prompt / prefix tuning: virtual tokens (default 8)' },
-  'prefix-projection': { key: 'prefixProjection', kind: { t: 'enum', values: ['on', 'off'] }, help: "prefix tuning: PEFT's reparameterisation MLP (default off)" },
-  'feedforward-modules': { key: 'feedforwardModules', kind: { t: 'list' }, help: 'IA3: targets whose input is scaled (default: the family\'s FFN output projection)' },
-  'lora-r': { key: 'loraR', kind: int(1), help: `LoRA rank (default ${DEFAULTS.loraR})` },
-  'lora-alpha': { key: 'loraAlpha', kind: num(0, 1e6, 'min'), help: `LoRA alpha (default ${DEFAULTS.loraAlpha})` },
-  'lora-dropout': { key: 'loraDropout', kind: num(0, 1, 'max'), help: 'LoRA dropout (default 0)' },
-  'target-modules': { key: 'targets', kind: { t: 'list' }, help: "comma-separated module names or 'all-linear' (default: query and value projections)" },
+  'adapter-kind': { key: 'adapterKind', kind: { t: 'enum', values: ['houlsby', 'pfeiffer'] }, help: 'bottleneck adapters: houlsby (after attention and FFN) or pfeiffer (after FFN; default)', peft: ['adapter'] },
+  'reduction-factor': { key: 'reductionFactor', kind: int(1), help: 'bottleneck adapters: hidden size / bottleneck size (default 16)', peft: ['adapter'] },
+  'num-virtual-tokens': { key: 'numVirtualTokens', kind: int(1), help: 'prompt / prefix tuning: virtual tokens (default 8)', peft: ['prefix', 'prompt'] },
+  'prefix-projection': { key: 'prefixProjection', kind: { t: 'enum', values: ['on', 'off'] }, help: "prefix tuning: PEFT's reparameterisation MLP (default off)", peft: ['prefix'] },
+  'feedforward-modules': { key: 'feedforwardModules', kind: { t: 'list' }, help: 'IA3: targets whose input is scaled (default: the family\'s FFN output projection)', peft: ['ia3'] },
+  'lora-r': { key: 'loraR', kind: int(1), help: `LoRA rank (default ${DEFAULTS.loraR})`, peft: ['lora'] },
+  'lora-alpha': { key: 'loraAlpha', kind: num(0, 1e6, 'min'), help: `LoRA alpha (default ${DEFAULTS.loraAlpha})`, peft: ['lora'] },
+  'lora-dropout': { key: 'loraDropout', kind: num(0, 1, 'max'), help: 'LoRA dropout (default 0)', peft: ['lora'] },
+  'target-modules': { key: 'targets', kind: { t: 'list' }, help: "comma-separated module names or 'all-linear' (default: query and value projections)", peft: ['lora', 'ia3', 'bitfit'] },
   optimizer: { key: 'optimizer', kind: { t: 'enum', values: ['adamw', 'kfac', 'sgd', 'shampoo', 'soap'] }, help: 'adamw | kfac | sgd | shampoo | soap (default kfac)' },
   lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd}, shampoo ${DEFAULTS.lr.shampoo}, soap ${DEFAULTS.lr.soap})` },
-  'weight-decay': { key: 'weightDecay', kind: num(0, 1e3), help: 'decoupled (AdamW) or L2 weight decay (default 0)' },
+  'weight-decay': { key: 'weightDecay', kind: num(0, 1e3), help: 'decoupled (AdamW) or L2 weight decay (default 0)', optimizers: ['adamw', 'sgd', 'kfac'] },
   schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default cosine, to 0 at the last step)' },
   warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 10% of the steps)' },
-  momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})` },
-  nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default off)' },
-  damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})` },
-  'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC factor EMA β (default ${DEFAULTS.factorDecay})` },
-  'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: ekfac (default: eigenvalue-corrected), eigen (the Kronecker eigenvalues) or inverse (π-damped inverses)' },
-  'adaptive-trust': { key: 'adaptiveTrust', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt the trust ratio κ to the agreement of each gradient with the previous step (default off)' },
-  'adaptive-damping': { key: 'adaptiveDamping', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt λ by Levenberg–Marquardt from the reduction ratio ρ (one extra forward every 5 steps; default on)' },
-  'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC decomposition interval (default ${DEFAULTS.inverseEvery})` },
-  'factor-every': { key: 'factorEvery', kind: int(1), help: 'K-FAC: steps between factor and EKFAC moment updates (default 1; larger amortizes their cost on large models, docs/KFAC.md#cost)' },
-  'small-factor-dim': { key: 'smallFactorDim', kind: int(0), help: 'K-FAC: decompose factors of at most this dimension (LoRA\'s r×r side) at every step (default 64 with --kfac-method ekfac, the default; 0 with eigen)' },
-  'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'" },
-  'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)" },
-  'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})` },
-  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor', 'fisher'] }, help: 'global, per-tensor or fisher (default: per-tensor for the trust ratio, global for --newton-clip N; fisher: --newton-clip is the bound c)' },
+  momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})`, optimizers: ['sgd', 'kfac'] },
+  nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default off)', optimizers: ['sgd', 'kfac'] },
+  damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})`, optimizers: KFAC },
+  'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC, Shampoo, SOAP: factor EMA β (default ${DEFAULTS.factorDecay})`, optimizers: KRONECKER },
+  'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: ekfac (default: eigenvalue-corrected), eigen (the Kronecker eigenvalues) or inverse (π-damped inverses)', optimizers: KFAC },
+  'adaptive-trust': { key: 'adaptiveTrust', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt the trust ratio κ to the agreement of each gradient with the previous step (default off)', optimizers: KFAC },
+  'adaptive-damping': { key: 'adaptiveDamping', kind: { t: 'enum', values: ['on', 'off'] }, help: 'K-FAC: adapt λ by Levenberg–Marquardt from the reduction ratio ρ (one extra forward every 5 steps; default on)', optimizers: KFAC },
+  'inverse-every': { key: 'inverseEvery', kind: int(1), help: `K-FAC, Shampoo, SOAP: decomposition (eigenbasis refresh) interval (default ${DEFAULTS.inverseEvery})`, optimizers: KRONECKER },
+  'factor-every': { key: 'factorEvery', kind: int(1), help: 'K-FAC: steps between factor and EKFAC moment updates (default 1; larger amortizes their cost on large models, docs/KFAC.md#cost)', optimizers: KFAC },
+  'small-factor-dim': { key: 'smallFactorDim', kind: int(0), help: 'K-FAC: decompose factors of at most this dimension (LoRA\'s r×r side) at every step (default 64 with --kfac-method ekfac, the default; 0 with eigen)', optimizers: KFAC },
+  'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'", optimizers: KFAC },
+  'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)", optimizers: KRONECKER },
+  'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})`, optimizers: KRONECKER },
+  'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor', 'fisher'] }, help: 'global, per-tensor or fisher (default: per-tensor for the trust ratio, global for --newton-clip N; fisher: --newton-clip is the bound c)', optimizers: KRONECKER },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
   steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
   epochs: { key: 'epochs', kind: int(1), help: 'epochs when --steps is not given (default 1)' },
@@ -131,19 +141,52 @@ export function runOverrides(flags: Record<string, unknown>): Partial<RunConfig>
   return out as Partial<RunConfig>;
 }
 
-/** A full RunConfig: defaults (the learning rate by optimizer), then the given fields. */
+const FLAG_OF = new Map(Object.entries(RUN_FLAGS).map(([flag, s]) => [s.key, flag]));
+
+const either = (xs: readonly string[]) => (xs.length === 1 ? `${xs[0]} only` : `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`);
+
+/**
+ * Why the option of RunConfig field `key` does not apply to a run of `optimizer` with `peft` (the
+ * optimizer or the PEFT method never reads it), or null when it does: `completeRun` refuses such an
+ * option, and `compare` gives its shared options only to the runs they apply to.
+ */
+export function notApplicable(key: keyof RunConfig, optimizer: OptimizerName, peft: PeftName): string | null {
+  const flag = FLAG_OF.get(key);
+  const s = flag === undefined ? undefined : RUN_FLAGS[flag];
+  if (!s) return null;
+  if (s.optimizers && !s.optimizers.includes(optimizer)) return `${appliesTo(key)} (got ${optimizer})`;
+  if (s.peft && !s.peft.includes(peft)) return `${appliesTo(key)} (got ${peft})`;
+  return null;
+}
+
+/** "--damping applies to --optimizer kfac only", or null for an option every run reads. */
+export function appliesTo(key: keyof RunConfig): string | null {
+  const flag = FLAG_OF.get(key);
+  const s = flag === undefined ? undefined : RUN_FLAGS[flag];
+  if (s?.optimizers) return `--${flag} applies to --optimizer ${either(s.optimizers)}`;
+  if (s?.peft) return `--${flag} applies to --peft ${either(s.peft)}`;
+  return null;
+}
+
+/**
+ * A full RunConfig: defaults (the learning rate by optimizer), then the given fields. A given
+ * option that the run's optimizer or PEFT method does not read is a UsageError naming it.
+ */
 export function completeRun(given: Partial<RunConfig>): RunConfig {
   if (!given.model) throw new UsageError('--model is required');
   if (!given.data) throw new UsageError('--data is required');
   const c = withDefaults({ ...given, model: given.model, data: given.data });
   if (!c.name) c.name = defaultName(c);
-  const second = c.optimizer === 'shampoo' || c.optimizer === 'soap';
-  if (c.newtonClip !== undefined && c.optimizer !== 'kfac' && !(second && c.newtonClip === 'off')) throw new UsageError(`--newton-clip applies to --optimizer kfac only (got ${c.optimizer})`);
-  if (given.trustRatio !== undefined && ((c.optimizer !== 'kfac' && !second) || typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
-    throw new UsageError('--trust-ratio sets the default Newton clip: it needs --optimizer kfac, shampoo or soap and no --newton-clip');
-  if (c.factorEvery !== undefined && c.optimizer !== 'kfac') throw new UsageError(`--factor-every applies to --optimizer kfac only (got ${c.optimizer})`);
+  // what the table below cannot say: a norm threshold is K-FAC's alone (Shampoo and SOAP take the
+  // trust-ratio clip or none)
+  if (typeof c.newtonClip === 'number' && c.optimizer !== 'kfac') throw new UsageError(`--newton-clip applies to --optimizer kfac only as a norm threshold (got ${c.optimizer})`);
+  for (const key of Object.keys(given) as (keyof RunConfig)[]) {
+    const why = given[key] === undefined ? null : notApplicable(key, c.optimizer, c.peft ?? 'lora');
+    if (why) throw new UsageError(why);
+  }
+  if (given.trustRatio !== undefined && (typeof c.newtonClip === 'number' || c.newtonClip === 'off'))
+    throw new UsageError('--trust-ratio sets the default Newton clip: it needs no --newton-clip');
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
-  if (c.nesterov === 'on' && c.optimizer !== 'sgd' && c.optimizer !== 'kfac') throw new UsageError(`--nesterov applies to --optimizer sgd or kfac (got ${c.optimizer})`);
   if (c.nesterov === 'on' && !(c.momentum > 0)) throw new UsageError(`--nesterov on needs --momentum above 0 (got ${c.momentum})`);
   return c;
 }

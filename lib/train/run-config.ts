@@ -124,13 +124,16 @@ export const DEFAULTS = {
   seed: 0,
 };
 
+/** The optimizer of a run that names none. */
+export const DEFAULT_OPTIMIZER: OptimizerName = 'kfac';
+
 /**
  * A whole configuration from the fields given and the defaults (the optimizer's default lr when
  * none is given; K-FAC when no optimizer is). Checks nothing: the command line's `completeRun`
  * checks the combinations, `prepareRun` the inputs.
  */
 export function withDefaults(given: Partial<RunConfig> & Pick<RunConfig, 'model' | 'data'>): RunConfig {
-  const optimizer: OptimizerName = given.optimizer ?? 'kfac';
+  const optimizer: OptimizerName = given.optimizer ?? DEFAULT_OPTIMIZER;
   const { lr: _lr, warmupFraction: _warmupFraction, ...rest } = DEFAULTS;
   return { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] };
 }

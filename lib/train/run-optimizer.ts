@@ -101,7 +101,15 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
   const params = model.trainableParameters();
   if (c.optimizer === 'shampoo' || c.optimizer === 'soap') {
     if (typeof c.newtonClip === 'number') throw new ConfigError(`--newton-clip ${c.newtonClip}: ${c.optimizer} supports the trust-ratio clip (--trust-ratio) or --newton-clip off`);
-    const inner = new Shampoo(params, { variant: c.optimizer, lr, trustLr: c.lr, newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio } });
+    const inner = new Shampoo(params, {
+      variant: c.optimizer,
+      lr,
+      // the Kronecker factors' EMA and refresh interval: K-FAC's options, the same defaults (0.95, 10)
+      factorDecay: c.factorDecay,
+      refreshEvery: c.inverseEvery,
+      trustLr: c.lr,
+      newtonClip: c.newtonClip === 'off' ? null : { trustRatio: c.trustRatio },
+    });
     return {
       inner,
       step: () => {

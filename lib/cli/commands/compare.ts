@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../runtime.js';
 import { compareRun, compareRuns, comparisonTable, type Comparison, meanCurves } from '../../train/compare.js';
 import { writeReport } from '../../train/report.js';
-import { executeRun, monitorOf, prepareRun, type RunConfig } from '../../train/run.js';
+import { DEFAULT_OPTIMIZER, executeRun, monitorOf, prepareRun, type RunConfig } from '../../train/run.js';
 import { writeJsonAtomic } from '../../train/trainer.js';
 import { parseArgs, UsageError } from '../args.js';
 import { checkOutDir, defaultOutDir } from '../run-common.js';
 import { withDevice } from '../device.js';
-import { completeRun, parseRunValue, RUN_FLAGS, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
+import { appliesTo, completeRun, notApplicable, parseRunValue, RUN_FLAGS, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
 import { formatTable } from '../table.js';
 import { TrainDisplay } from '../train-display.js';
 import { checkPeft, COMMON_FLAGS } from './train.js';
@@ -66,7 +66,14 @@ export function parseRunsSpec(spec: string): Record<string, unknown>[] {
 /** Options that define the model and data every run shares (the comparison is on the same model, data and seeds). */
 const SHARED_ONLY = ['model', 'data', 'dev', 'seed', 'tokenizer', 'text-column', 'text-pair-column', 'label-column'];
 
-function runConfigs(shared: Partial<RunConfig>, specs: Record<string, unknown>[]): RunConfig[] {
+/**
+ * The runs' configurations: each run's own options over the shared ones. A shared option goes
+ * only to the runs whose optimizer and PEFT method read it (`--damping` to the K-FAC runs of
+ * `--runs adamw,kfac`); one that no run reads is a UsageError, and so is a run's own option that
+ * its optimizer or method does not read.
+ */
+export function runConfigs(shared: Partial<RunConfig>, specs: Record<string, unknown>[]): RunConfig[] {
+  const used = new Set<keyof RunConfig>();
   const configs = specs.map((s) => {
     const o: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(s)) {
@@ -74,12 +81,25 @@ function runConfigs(shared: Partial<RunConfig>, specs: Record<string, unknown>[]
       if (SHARED_ONLY.includes(k)) throw new UsageError(`--runs: ${k} is shared by all runs; give it once as --${k}`);
       o[RUN_FLAGS[k].key] = parseRunValue(k, String(v));
     }
-    const given = { ...shared, ...o } as Partial<RunConfig>;
+    const own = o as Partial<RunConfig>;
+    const optimizer = own.optimizer ?? shared.optimizer ?? DEFAULT_OPTIMIZER;
+    const peft = own.peft ?? shared.peft ?? 'lora';
+    const given: Partial<RunConfig> = { ...own };
+    for (const key of Object.keys(shared) as (keyof RunConfig)[]) {
+      if (shared[key] === undefined || notApplicable(key, optimizer, peft)) continue;
+      used.add(key);
+      if (!(key in own)) (given as Record<string, unknown>)[key] = shared[key];
+    }
     if (!('name' in o)) delete given.name;
     const c = completeRun(given);
     if (!('name' in o)) c.name = [`${c.optimizer} lr=${c.lr}`, ...Object.entries(s).filter(([k]) => k !== 'optimizer' && k !== 'lr').map(([k, v]) => `${k}=${String(v)}`)].join(' ');
     return c;
   });
+  for (const key of Object.keys(shared) as (keyof RunConfig)[]) {
+    if (shared[key] === undefined || used.has(key)) continue;
+    const why = appliesTo(key);
+    if (why) throw new UsageError(`${why}, and no run of --runs is one`);
+  }
   const names = configs.map((c) => c.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new UsageError(`--runs: two runs are both named ${JSON.stringify(dup)}; give one a name=…`);
