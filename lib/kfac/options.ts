@@ -6,7 +6,7 @@
  */
 import { ConfigError, describe, invalidArgument, NotFiniteError } from '../errors.js';
 import type { Hyper } from '../optim/types.js';
-import { checkOptions } from '../util/validate.js';
+import { checkKnownOptions, checkOptions } from '../util/validate.js';
 
 /**
  * Newton-step clipping (docs/KFAC.md#newton-step-clipping):
@@ -217,8 +217,7 @@ export function resolveNewtonClip(v: unknown): ResolvedNewtonClip | null {
 /** Defaults and validation of every preconditioner option. */
 export function resolveKfacOptions(options: unknown): ResolvedKfacOptions {
   const o = checkOptions(options);
-  const known = new Set(['damping', 'factorDecay', 'factorEvery', 'inverseEvery', 'method', 'eigenvalueCorrection', 'warmRefresh', 'smallFactorDim', 'warmupSteps', 'newtonClip', 'gradClip', 'lossReduction', 'sequence', 'factorInit']);
-  for (const k of Object.keys(o)) if (!known.has(k) && o[k] !== undefined) invalidArgument(k, `one of the K-FAC options (${[...known].join(', ')})`, 'an unknown option');
+  checkKnownOptions(o, ['damping', 'factorDecay', 'factorEvery', 'inverseEvery', 'method', 'eigenvalueCorrection', 'warmRefresh', 'smallFactorDim', 'warmupSteps', 'newtonClip', 'gradClip', 'lossReduction', 'sequence', 'factorInit'], 'K-FAC');
   const warm = o['warmRefresh'] ?? true;
   if (typeof warm !== 'boolean') invalidArgument('warmRefresh', 'a boolean', describe(warm));
   const warmup = o['warmupSteps'] ?? 0;

@@ -7,7 +7,7 @@
 import { invalidArgument, describe } from '../errors.js';
 import { native } from '../native/loader.js';
 import { Tensor } from '../tensor/tensor.js';
-import { boolOption, checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
+import { boolOption, checkKnownOptions, checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
 import type { Hyper, Param } from './types.js';
 
 export interface AdamWOptions {
@@ -40,6 +40,7 @@ export class AdamW extends Optimizer {
   constructor(params: readonly Param[], options: AdamWOptions = {}) {
     super(params);
     const o = checkOptions(options);
+    checkKnownOptions(o, ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize'], 'AdamW');
     this.lr = hyperOption(o, 'lr', 1e-3, 0, 1e6);
     const betas = o['betas'] ?? [0.9, 0.999];
     if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => typeof b === 'number' && b >= 0 && b < 1))

@@ -1,7 +1,7 @@
 /** The base of the first-order optimizers: parameters, per-parameter state, steps. */
 import { describe, invalidArgument, NotFiniteError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkOptions } from '../util/validate.js';
+import { checkKnownOptions, checkOptions } from '../util/validate.js';
 import type { Hyper, Param } from './types.js';
 
 /** A snapshot of an optimizer: named state tensors plus JSON-able scalars. */
@@ -78,4 +78,4 @@ export function hyperAt(h: Hyper, step: number, key: string, lo: number, hi: num
   return v;
 }
 
-export { checkOptions };
+export { checkKnownOptions, checkOptions };

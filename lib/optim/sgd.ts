@@ -6,7 +6,7 @@
 import { describe, invalidArgument } from '../errors.js';
 import { native } from '../native/loader.js';
 import { Tensor } from '../tensor/tensor.js';
-import { boolOption, checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
+import { boolOption, checkKnownOptions, checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
 import type { Hyper, Param } from './types.js';
 
 export interface SGDOptions {
@@ -31,6 +31,7 @@ export class SGD extends Optimizer {
   constructor(params: readonly Param[], options: SGDOptions = {}) {
     super(params);
     const o = checkOptions(options);
+    checkKnownOptions(o, ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize'], 'SGD');
     this.lr = hyperOption(o, 'lr', 1e-3, 0, 1e6);
     this.momentum = hyperOption(o, 'momentum', 0, 0, 1e6);
     this.dampening = hyperAt(hyperOption(o, 'dampening', 0, 0, 1), 0, 'dampening', 0, 1);

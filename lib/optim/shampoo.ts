@@ -15,7 +15,7 @@
 import { ConfigError, DeviceError, describe, invalidArgument } from '../errors.js';
 import { eigh } from '../linalg/eigh.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
+import { checkKnownOptions, checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
 import { TrustReference } from './trust-lr.js';
 import type { Hyper, Param } from './types.js';
 
@@ -105,6 +105,7 @@ export class Shampoo extends Optimizer {
   constructor(params: readonly Param[], options: ShampooOptions = {}) {
     super(params);
     const o = checkOptions(options);
+    checkKnownOptions(o, ['variant', 'lr', 'factorDecay', 'betas', 'eps', 'refreshEvery', 'newtonClip', 'trustLr'], 'Shampoo / SOAP');
     const variant = o['variant'] ?? 'shampoo';
     if (variant !== 'shampoo' && variant !== 'soap') invalidArgument('variant', "'shampoo' or 'soap'", describe(variant));
     this.kind = variant;

@@ -44,3 +44,8 @@ export function checkOptions(v: unknown, name = 'options'): Record<string, unkno
   if (v === null || typeof v !== 'object' || Array.isArray(v)) invalidArgument(name, 'an options object', describe(v));
   return v as Record<string, unknown>;
 }
+
+/** `o` (checked by checkOptions) with no key outside `known` that holds a value: a misspelt option is an InvalidArgumentError naming it, never ignored. */
+export function checkKnownOptions(o: Record<string, unknown>, known: readonly string[], what: string): void {
+  for (const k of Object.keys(o)) if (o[k] !== undefined && !known.includes(k)) invalidArgument(k, `one of the ${what} options (${known.join(', ')})`, 'an unknown option');
+}

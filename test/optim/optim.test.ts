@@ -129,6 +129,26 @@ describe('optimizers match torch.optim', () => {
     const wrong: Param = { name: 'w', tensor: Tensor.zeros([2]), grad: Tensor.zeros([3]) };
     expect(() => new optim.AdamW([wrong]).step()).toThrow(/grad/);
   });
+
+  it('refuses an option it does not have, naming it (a misspelt option is never ignored)', () => {
+    const p: Param = { name: 'w', tensor: Tensor.zeros([2]), grad: Tensor.zeros([2]) };
+    const unknown = (make: () => unknown, key: string) => {
+      let err: unknown;
+      try {
+        make();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, key).toBeInstanceOf(InvalidArgumentError);
+      expect((err as InvalidArgumentError).argument).toBe(key);
+      expect((err as Error).message).toMatch(/an unknown option/);
+    };
+    unknown(() => new optim.AdamW([p], { lr: 1e-3, weight_decay: 0.1 } as never), 'weight_decay');
+    unknown(() => new optim.SGD([p], { lr: 1e-3, damping: 0.1 } as never), 'damping');
+    unknown(() => new optim.Shampoo([p], { variant: 'soap', inverseEvery: 5 } as never), 'inverseEvery');
+    // an option set to undefined is as if absent
+    expect(() => new optim.AdamW([p], { lr: 1e-3, momentum: undefined } as never)).not.toThrow();
+  });
 });
 
 describe('clipGradNorm', () => {
