@@ -3,7 +3,7 @@
  * `--runs` entries override them as `key=value`): flag name → RunConfig field, kind and range.
  * Every value is checked here, before a model or a file is touched.
  */
-import { DEFAULTS, type OptimizerName, type RunConfig, withDefaults } from '../train/run.js';
+import { DEFAULTS, defaultTrustRatio, type OptimizerName, type RunConfig, withDefaults } from '../train/run.js';
 import { UsageError } from './args.js';
 
 type Kind =
@@ -60,7 +60,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default cosine, to 0 at the last step)' },
   warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 10% of the steps)' },
   momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})`, optimizers: ['sgd', 'kfac'] },
-  nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default off)', optimizers: ['sgd', 'kfac'] },
+  nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default: on for K-FAC with momentum, off for SGD)', optimizers: ['sgd', 'kfac'] },
   damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})`, optimizers: KFAC },
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC, Shampoo, SOAP: factor EMA β (default ${DEFAULTS.factorDecay})`, optimizers: KRONECKER },
   'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: ekfac (default: eigenvalue-corrected), eigen (the Kronecker eigenvalues) or inverse (π-damped inverses)', optimizers: KFAC },
@@ -71,7 +71,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'small-factor-dim': { key: 'smallFactorDim', kind: int(0), help: 'K-FAC: decompose factors of at most this dimension (LoRA\'s r×r side) at every step (default 64 with --kfac-method ekfac, the default; 0 with eigen)', optimizers: KFAC },
   'kfac-sequence': { key: 'kfacSequence', kind: { t: 'enum', values: ['expand', 'per-row'] }, help: "K-FAC G factor over tokens: 'expand' (default; sums an example's tokens) or 'per-row'", optimizers: KFAC },
   'newton-clip': { key: 'newtonClip', kind: { t: 'number-or-off', min: 0, max: 1e12 }, help: "clip the K-FAC Newton step to this norm, or 'off' (default: the trust-ratio clip)", optimizers: KRONECKER },
-  'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio})`, optimizers: KRONECKER },
+  'trust-ratio': { key: 'trustRatio', kind: num(0, 1e6, 'min'), help: `K-FAC default Newton clip: applied step ≤ κ × the weights' norm, per tensor (default κ = ${DEFAULTS.trustRatio}; Shampoo, SOAP ${DEFAULTS.shampooTrustRatio})`, optimizers: KRONECKER },
   'newton-clip-mode': { key: 'newtonClipMode', kind: { t: 'enum', values: ['global', 'per-tensor', 'fisher'] }, help: 'global, per-tensor or fisher (default: per-tensor for the trust ratio, global for --newton-clip N; fisher: --newton-clip is the bound c)', optimizers: KRONECKER },
   'grad-clip': { key: 'gradClip', kind: num(0, 1e12, 'min'), help: 'clip gradients by global norm (K-FAC: before preconditioning)' },
   steps: { key: 'steps', kind: int(1), help: 'optimizer steps (default: epochs × batches)' },
@@ -195,7 +195,7 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
 export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'> & { trustRatio?: number }): string {
   let n = `${c.optimizer} lr=${c.lr}`;
   if (c.newtonClip !== undefined) n += ` newton-clip=${c.newtonClip}`;
-  if (c.trustRatio !== undefined && c.trustRatio !== DEFAULTS.trustRatio && c.optimizer !== 'adamw' && c.optimizer !== 'sgd' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
+  if (c.trustRatio !== undefined && c.trustRatio !== defaultTrustRatio(c.optimizer) && c.optimizer !== 'adamw' && c.optimizer !== 'sgd' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
   if (c.gradClip !== undefined) n += ` grad-clip=${c.gradClip}`;
   return n;
 }

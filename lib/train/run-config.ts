@@ -113,7 +113,12 @@ export const DEFAULTS = {
   factorDecay: 0.95,
   inverseEvery: 10,
   kfacSequence: 'expand' as const,
-  trustRatio: 0.01,
+  /** κ of K-FAC's trust-ratio clip in a run (BENCHMARKS.md, "K-FAC at its defaults"); the library's KFAC defaults to 0.01. */
+  trustRatio: 0.0125,
+  /** κ of Shampoo's and SOAP's trust-ratio clip (their own default). */
+  shampooTrustRatio: 0.01,
+  /** K-FAC's momentum in a run is Nesterov's (when momentum > 0); SGD's is plain unless asked. */
+  kfacNesterov: 'on' as const,
   adaptiveDamping: 'on' as const,
   adaptiveTrust: 'off' as const,
   kfacMethod: 'ekfac' as const,
@@ -134,8 +139,15 @@ export const DEFAULT_OPTIMIZER: OptimizerName = 'kfac';
  */
 export function withDefaults(given: Partial<RunConfig> & Pick<RunConfig, 'model' | 'data'>): RunConfig {
   const optimizer: OptimizerName = given.optimizer ?? DEFAULT_OPTIMIZER;
-  const { lr: _lr, warmupFraction: _warmupFraction, ...rest } = DEFAULTS;
-  return { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer] };
+  const { lr: _lr, warmupFraction: _warmupFraction, shampooTrustRatio: _s, kfacNesterov: _n, ...rest } = DEFAULTS;
+  const c: RunConfig = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer], trustRatio: given.trustRatio ?? defaultTrustRatio(optimizer) };
+  if (c.nesterov === undefined && optimizer === 'kfac' && c.momentum > 0) c.nesterov = DEFAULTS.kfacNesterov;
+  return c;
+}
+
+/** κ of the default trust-ratio clip of a run of `optimizer` (K-FAC's, or Shampoo's and SOAP's own). */
+export function defaultTrustRatio(optimizer: OptimizerName): number {
+  return optimizer === 'shampoo' || optimizer === 'soap' ? DEFAULTS.shampooTrustRatio : DEFAULTS.trustRatio;
 }
 
 export interface PreparedRun {

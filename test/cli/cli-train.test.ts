@@ -110,14 +110,21 @@ describe('--nesterov', () => {
       expect(r.code, r.stderr).toBe(0);
       return { w: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), config: JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> };
     };
-    for (const opt of ['kfac', 'sgd']) {
-      const plain = run(`${opt}-off`, '--optimizer', opt);
-      const off = run(`${opt}-off2`, '--optimizer', opt, '--nesterov', 'off');
-      const on = run(`${opt}-on`, '--optimizer', opt, '--nesterov', 'on');
-      expect(off.w.equals(plain.w), opt).toBe(true); // off is the default
-      expect(on.w.equals(plain.w), opt).toBe(false);
-      expect(on.config['nesterov']).toBe('on');
+    // the default: on for K-FAC (with momentum), off for SGD
+    for (const [opt, def, other] of [
+      ['kfac', 'on', 'off'],
+      ['sgd', 'off', 'on'],
+    ] as const) {
+      const plain = run(`${opt}-default`, '--optimizer', opt);
+      const same = run(`${opt}-${def}`, '--optimizer', opt, '--nesterov', def);
+      const changed = run(`${opt}-${other}`, '--optimizer', opt, '--nesterov', other);
+      expect(same.w.equals(plain.w), opt).toBe(true);
+      expect(changed.w.equals(plain.w), opt).toBe(false);
+      expect(plain.config['nesterov'], opt).toBe(def === 'on' ? 'on' : undefined);
+      expect(changed.config['nesterov'], opt).toBe(other);
     }
+    // K-FAC without momentum has no Nesterov step: the default is then off, and asking for it is refused
+    expect(run('kfac-no-momentum', '--optimizer', 'kfac', '--momentum', '0').config['nesterov']).toBeUndefined();
   }, 120_000);
 });
 

@@ -9,6 +9,8 @@ import { UsageError } from '../../lib/cli/args.js';
 import { runConfigs } from '../../lib/cli/commands/compare.js';
 import { appliesTo, completeRun, RUN_FLAGS, runOverrides } from '../../lib/cli/run-flags.js';
 import { configFromHf, createModel } from '../../lib/models/index.js';
+import { applyLora } from '../../lib/peft/index.js';
+import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { Shampoo } from '../../lib/optim/shampoo.js';
 import { buildOptimizer, DEFAULTS, type RunConfig } from '../../lib/train/run.js';
 
@@ -155,6 +157,38 @@ describe('Shampoo and SOAP read --factor-decay and --inverse-every', () => {
         expect([plain.factorDecay, plain.refreshEvery]).toEqual([bare.factorDecay, bare.refreshEvery]);
         for (const o of [set, plain, bare]) o.dispose?.();
       }
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe("a run's defaults by optimizer", () => {
+  it('K-FAC: κ 0.0125 and Nesterov momentum; Shampoo and SOAP: their κ 0.01; SGD: plain momentum', () => {
+    const run = (o: Partial<RunConfig>) => completeRun({ model: 'm', data: 'd', ...o });
+    expect([run({}).trustRatio, run({}).nesterov]).toEqual([0.0125, 'on']);
+    expect([run({ optimizer: 'shampoo' }).trustRatio, run({ optimizer: 'soap' }).trustRatio]).toEqual([0.01, 0.01]);
+    expect(run({ optimizer: 'sgd' }).nesterov).toBeUndefined();
+    expect(run({ optimizer: 'shampoo' }).nesterov).toBeUndefined();
+    expect(run({ momentum: 0 }).nesterov).toBeUndefined(); // no momentum, no Nesterov step
+    expect(run({ trustRatio: 0.02 }).trustRatio).toBe(0.02);
+    expect(run({ nesterov: 'off' }).nesterov).toBe('off');
+  });
+
+  it('reach the built optimizers', () => {
+    const model = createModel(
+      configFromHf({ model_type: 'llama', vocab_size: 32, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, intermediate_size: 24, max_position_embeddings: 16 }),
+      { task: 'causal-lm', seed: 0 },
+    );
+    applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
+    try {
+      const k = buildOptimizer(completeRun({ model: 'm', data: 'd' }), model, 10).inner as KFAC;
+      expect(k.sgd.nesterov).toBe(true);
+      expect(k.preconditioner.newtonClip).toMatchObject({ mode: 'per-tensor', kind: 'trustRatio', value: 0.0125 });
+      k.dispose();
+      const plain = buildOptimizer(completeRun({ model: 'm', data: 'd', nesterov: 'off' }), model, 10).inner as KFAC;
+      expect(plain.sgd.nesterov).toBe(false);
+      plain.dispose();
     } finally {
       model.dispose();
     }
