@@ -102,6 +102,10 @@ describe('bench train-step', () => {
     const bad = cli(['bench', 'train-step', ...small, '--flops', '--factor-every', '0']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--factor-every: expected positive integers, got "0"/);
+    // a timed AdamW row has no K-FAC intervals: refused, not ignored
+    const adamw = cli(['bench', 'train-step', ...small, '--steps', '1', '--inverse-every', '5']);
+    expect(adamw.code).toBe(2);
+    expect(adamw.stderr).toMatch(/--inverse-every applies to --optimizer kfac, shampoo or soap \(got adamw\)/);
   });
 
   test('--config counts (and times) a Hugging Face config of its own: GQA and any MLP width', () => {

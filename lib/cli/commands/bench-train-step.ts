@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { runTrainStep, shapeConfig, stepRunConfig, TRAIN_SHAPES, type TrainStepOptions, type TrainStepReport } from '../../bench/train-step.js';
 import { countTrainStep, type TrainFlops } from '../../bench/train-flops.js';
 import { parseArgs, UsageError } from '../args.js';
+import { notApplicable } from '../run-flags.js';
 import { withOomContext } from '../../models/index.js';
 import { cliDevice } from '../device.js';
 import { Progress } from '../progress.js';
@@ -117,6 +118,12 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
   };
   // counting needs no device: a count asked for cuda on a machine without one is still a count
   if (flags['flops']) return countCommand(shaped, !!flags['json'], intervals);
+  const optimizer = oneOf(flags['optimizer'], 'optimizer', ['adamw', 'kfac'] as const, 'adamw');
+  // K-FAC's intervals time nothing in an AdamW row: refused as train refuses them (the count above takes them with any optimizer)
+  for (const key of Object.keys(intervals) as (keyof typeof intervals)[]) {
+    const why = notApplicable(key, optimizer, 'lora');
+    if (why) throw new UsageError(why);
+  }
   const device = cliDevice(flags['device'] === undefined ? undefined : oneOf(flags['device'], 'device', ['cpu', 'cuda', 'auto'] as const), !!flags['json']);
   const progress = new Progress();
   const t0 = Date.now();
@@ -125,7 +132,7 @@ export async function benchTrainStepCommand(argv: readonly string[]): Promise<nu
     r = await runTrainStep({
       ...shaped,
       device,
-      optimizer: oneOf(flags['optimizer'], 'optimizer', ['adamw', 'kfac'] as const, 'adamw'),
+      optimizer,
       dtype: oneOf(flags['dtype'], 'dtype', ['float32', 'bfloat16'] as const, 'float32'),
       activations: oneOf(flags['activations'], 'activations', ['float32', 'bfloat16'] as const, 'float32'),
       checkpointing: !!flags['gradient-checkpointing'],
