@@ -3,12 +3,15 @@
 // more `compare` output folders (compare.json), measures every configuration against the best
 // AdamW configuration (the tuned baseline, per seed), and prints per configuration the final and
 // best dev metric (mean ± standard deviation over seeds, then each seed's final), the steps and the
-// wall-clock seconds to the baseline's best at the same seed, ms / step and divergences.
+// wall-clock seconds to the baseline's best at the same seed, the same on the seed-averaged curves
+// (the first step at which the configuration's mean curve reached the best of the baseline's mean
+// curve, over the seeds they share, against the baseline's own step and time), ms / step and
+// divergences.
 // usage: node bench/e2e/defaults-table.mjs [--baseline NAME] <compare-out-folder> [more …]
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { compareRuns, curveOf } from '../../dist/train/compare.js';
+import { averagedCell, compareRuns, curveOf } from '../../dist/train/compare.js';
 
 const args = process.argv.slice(2);
 let baseline;
@@ -46,13 +49,14 @@ const hit = (r) => {
   return r.curve.evals.find((e) => (mode === 'max' ? e[1] >= t : e[1] <= t));
 };
 console.log(`\n${args.join(' + ')} — ${monitor} (${mode === 'max' ? 'higher' : 'lower'} is better), baseline ${c.baseline} (the best AdamW by mean best ${monitor})\n`);
-console.log(`| run | final ${monitor} | best ${monitor} | final, per seed | steps to baseline's best, per seed | seconds to it, per seed | ms / step | diverged |`);
-console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log(`| run | final ${monitor} | best ${monitor} | final, per seed | steps to baseline's best, per seed | seconds to it, per seed | seed-averaged: steps (× baseline's, time ×), seconds | ms / step | diverged |`);
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const row of c.rows) {
   const rs = runs.filter((r) => r.name === row.name).sort((a, b) => a.seed - b.seed);
   const finals = rs.map((r) => f(r.summary.final, 3)).join(' / ');
   const steps = rs.map((r) => hit(r)?.[0] ?? 'never').join(' / ');
   const secs = rs.map((r) => { const h = hit(r); return h ? f(h[2] / 1000, 3) : '–'; }).join(' / ');
   const name = `${row.name}${row.name === c.baseline ? ' (baseline)' : ''}`;
-  console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
+  const avg = `${averagedCell(row.averaged)}${row.averaged.ms === undefined ? '' : `, ${f(row.averaged.ms / 1000, 3)} s`}`;
+  console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${avg} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
 }

@@ -1,7 +1,8 @@
 /**
  * Side-by-side optimizer comparisons: several run configurations × seeds on the same model and
  * data. Per seed, every run is measured against the baseline's best metric at that seed (steps
- * to reach it); per configuration, the seeds are summarised (mean ± standard deviation).
+ * to reach it); per configuration, the seeds are summarised (mean ± standard deviation), and the
+ * seed-averaged curves are measured the same way (the eval noise of one seed averages out).
  * The baseline is, unless named, the AdamW configuration with the best mean best-metric — so an
  * AdamW learning-rate grid competes as its tuned best.
  */
@@ -27,9 +28,23 @@ export interface ConfigRow {
   best: { mean: number; std: number };
   /** Per seed: first evaluated step at which the run reached the baseline's best at that seed. */
   stepsToBaseline: (number | undefined)[];
+  /**
+   * On the seed-averaged eval curves, over the seeds this configuration shares with the baseline:
+   * the first evaluated step at which this configuration's mean curve reached the best of the
+   * baseline's mean curve, and the mean elapsed ms there (undefined: never); `baseline*` are the
+   * baseline's own first step at its best and its ms there, over the same seeds.
+   */
+  averaged: AveragedReach;
   msPerStep: number;
   diverged: number;
   clipRate: number | undefined;
+}
+
+export interface AveragedReach {
+  steps: number | undefined;
+  ms: number | undefined;
+  baselineSteps: number | undefined;
+  baselineMs: number | undefined;
 }
 
 export interface Comparison {
@@ -88,17 +103,33 @@ const meanStd = (xs: readonly number[]) => {
   return { mean, std };
 };
 
-function bestOf(c: RunCurve, mode: 'min' | 'max'): number {
+/** The best metric of eval points [step, metric, …]; NaN when none is finite. */
+function bestOf(evals: readonly (readonly [number, number, ...number[]])[], mode: 'min' | 'max'): number {
   let b = mode === 'max' ? -Infinity : Infinity;
-  for (const e of c.evals) if (Number.isFinite(e[1]) && (mode === 'max' ? e[1] > b : e[1] < b)) b = e[1];
+  for (const e of evals) if (Number.isFinite(e[1]) && (mode === 'max' ? e[1] > b : e[1] < b)) b = e[1];
   return Number.isFinite(b) ? b : NaN;
+}
+
+/**
+ * The mean eval curve of runs, [step, metric, elapsed ms]: at the evaluated steps that every run
+ * has (a run that stopped early shortens it), each value the mean over the runs.
+ */
+export function averageEvals(runs: readonly CompareRun[]): [number, number, number][] {
+  if (runs.length === 0) return [];
+  const maps = runs.map((r) => new Map(r.curve.evals.map((e) => [e[0], e] as const)));
+  return runs[0]!.curve.evals
+    .filter((e) => maps.every((m) => m.has(e[0])))
+    .map((e) => {
+      const at = maps.map((m) => m.get(e[0])!);
+      return [e[0], at.reduce((a, x) => a + x[1], 0) / at.length, at.reduce((a, x) => a + x[2], 0) / at.length];
+    });
 }
 
 /** Summarises runs by configuration, against a baseline configuration. */
 export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 'min' | 'max', baseline?: string): Comparison {
   const names = [...new Set(runs.map((r) => r.name))];
   const byName = (n: string) => runs.filter((r) => r.name === n);
-  const meanBest = (n: string) => meanStd(byName(n).map((r) => bestOf(r.curve, mode))).mean;
+  const meanBest = (n: string) => meanStd(byName(n).map((r) => bestOf(r.curve.evals, mode))).mean;
   const better = (a: number, b: number) => (mode === 'max' ? a > b : a < b);
   let base = baseline;
   if (base === undefined) {
@@ -109,9 +140,21 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
   const reach = (r: CompareRun): number | undefined => {
     const b = byName(base!).find((x) => x.seed === r.seed);
     if (!b) return undefined;
-    const target = bestOf(b.curve, mode);
+    const target = bestOf(b.curve.evals, mode);
     if (!Number.isFinite(target)) return undefined;
     return r.curve.evals.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target))?.[0];
+  };
+  const averaged = (rs: readonly CompareRun[]): AveragedReach => {
+    const shared = rs.filter((r) => byName(base!).some((b) => b.seed === r.seed));
+    const none = { steps: undefined, ms: undefined, baselineSteps: undefined, baselineMs: undefined };
+    if (shared.length === 0) return none;
+    const b = averageEvals(byName(base!).filter((x) => shared.some((r) => r.seed === x.seed)));
+    const target = bestOf(b, mode);
+    if (!Number.isFinite(target)) return none;
+    const reached = (c: [number, number, number][]) => c.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target));
+    const own = reached(averageEvals(shared));
+    const theirs = reached(b);
+    return { steps: own?.[0], ms: own?.[2], baselineSteps: theirs?.[0], baselineMs: theirs?.[2] };
   };
   const rows = names.map((n): ConfigRow => {
     const rs = byName(n);
@@ -121,8 +164,9 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
       optimizer: rs[0]!.optimizer,
       seeds: rs.map((r) => r.seed),
       final: meanStd(rs.map((r) => r.summary.final ?? NaN)),
-      best: meanStd(rs.map((r) => bestOf(r.curve, mode))),
+      best: meanStd(rs.map((r) => bestOf(r.curve.evals, mode))),
       stepsToBaseline: rs.map(reach),
+      averaged: averaged(rs),
       msPerStep: meanStd(rs.map((r) => r.curve.msPerStep)).mean,
       diverged: rs.filter((r) => r.summary.diverged || r.curve.diverged).length,
       clipRate: clip.length ? meanStd(clip).mean : undefined,
@@ -134,15 +178,39 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
 const f = (v: number, d = 4) => (Number.isFinite(v) ? Number(v.toPrecision(d)).toString() : '–');
 const pm = (m: { mean: number; std: number }, seeds: number) => (seeds > 1 ? `${f(m.mean)} ± ${f(m.std, 2)}` : f(m.mean));
 
-/** The comparison as table cells (header + rows), for the terminal, Markdown and the report. */
+/**
+ * One cell of the seed-averaged reading: the step at which a configuration's mean curve reached
+ * the baseline's mean best, and the steps and time against the baseline's own ("150 (0.6×, time 0.78×)").
+ */
+export function averagedCell(a: AveragedReach): string {
+  if (a.steps === undefined) return 'never';
+  const ratio = (x: number | undefined, y: number | undefined) => (x !== undefined && y !== undefined && y > 0 ? f(x / y, 2) : '–');
+  return `${a.steps} (${ratio(a.steps, a.baselineSteps)}×, time ${ratio(a.ms, a.baselineMs)}×)`;
+}
+
+/**
+ * The comparison as table cells (header + rows), for the terminal, Markdown and the report. With
+ * several seeds, a column gives the seed-averaged reading (`averagedCell`).
+ */
 export function comparisonTable(c: Comparison): { head: string[]; rows: string[][] } {
+  const seeded = c.rows.some((r) => r.seeds.length > 1);
   return {
-    head: ['run', `final ${c.monitor}`, `best ${c.monitor}`, `steps to ${c.baseline}'s best (per seed)`, 'ms / step', 'diverged', 'Newton-clip rate'],
+    head: [
+      'run',
+      `final ${c.monitor}`,
+      `best ${c.monitor}`,
+      `steps to ${c.baseline}'s best (per seed)`,
+      ...(seeded ? [`steps to its best, seed-averaged curves (against ${c.baseline})`] : []),
+      'ms / step',
+      'diverged',
+      'Newton-clip rate',
+    ],
     rows: c.rows.map((r) => [
       r.name + (r.name === c.baseline ? ' (baseline)' : ''),
       pm(r.final, r.seeds.length),
       pm(r.best, r.seeds.length),
       r.stepsToBaseline.map((s) => (s === undefined ? 'never' : String(s))).join(' / '),
+      ...(seeded ? [averagedCell(r.averaged)] : []),
       f(r.msPerStep, 3),
       `${r.diverged}/${r.seeds.length}`,
       r.clipRate === undefined ? '–' : `${(100 * r.clipRate).toFixed(0)}%`,

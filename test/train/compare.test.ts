@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { blewUp, type CompareRun, compareRuns, comparisonTable } from '../../lib/train/compare.js';
+import { averageEvals, blewUp, type CompareRun, compareRuns, comparisonTable } from '../../lib/train/compare.js';
 
 function run(name: string, optimizer: string, seed: number, evals: [number, number][], losses: number[] = [1, 1]): CompareRun {
   return {
@@ -40,8 +40,10 @@ describe('compareRuns', () => {
     expect(row('kfac').clipRate).toBe(0.5);
     const t = comparisonTable(c);
     // seeds 0.8 and 0.75: mean 0.775, sample std √(2·0.025²) = 0.0354
-    expect(t.rows.find((r) => r[0] === 'adamw lr=1e-2 (baseline)')).toEqual(['adamw lr=1e-2 (baseline)', '0.775 ± 0.035', '0.775 ± 0.035', '20 / 20', '10', '0/2', '–']);
-    expect(t.rows.find((r) => r[0] === 'kfac')).toEqual(['kfac', '0.765 ± 0.035', '0.77 ± 0.042', '10 / never', '10', '0/2', '50%']);
+    expect(t.rows.find((r) => r[0] === 'adamw lr=1e-2 (baseline)')).toEqual(['adamw lr=1e-2 (baseline)', '0.775 ± 0.035', '0.775 ± 0.035', '20 / 20', '20 (1×, time 1×)', '10', '0/2', '–']);
+    expect(t.rows.find((r) => r[0] === 'kfac')).toEqual(['kfac', '0.765 ± 0.035', '0.77 ± 0.042', '10 / never', 'never', '10', '0/2', '50%']);
+    // seed-averaged: the baseline's mean curve 0.65, 0.775; K-FAC's 0.75, 0.765 never reaches 0.775
+    expect(t.head[4]).toBe("steps to its best, seed-averaged curves (against adamw lr=1e-2)");
   });
 
   test('a named baseline and a lower-is-better metric', () => {
@@ -50,6 +52,63 @@ describe('compareRuns', () => {
     expect(c.baseline).toBe('a');
     expect(c.rows[1]!.stepsToBaseline).toEqual([10]);
     expect(c.rows[1]!.best.mean).toBe(19);
+  });
+});
+
+describe('the seed-averaged reading', () => {
+  // [step, metric, elapsed ms] per eval; the eval noise of one seed averages out on the mean curves
+  const timed = (name: string, optimizer: string, seed: number, evals: [number, number, number][]): CompareRun => {
+    const r = run(name, optimizer, seed, evals.map(([s, v]) => [s, v]));
+    r.curve.evals = evals.map(([s, v, ms]) => [s, v, ms, 0.5]);
+    return r;
+  };
+  const runs = [
+    timed('a', 'adamw', 0, [[10, 0.5, 100], [20, 0.6, 200], [30, 0.7, 300]]),
+    timed('a', 'adamw', 1, [[10, 0.6, 110], [20, 0.7, 210], [30, 0.6, 310]]),
+    timed('a', 'adamw', 2, [[10, 0.4, 120], [20, 0.65, 220], [30, 0.62, 320]]),
+    timed('k', 'kfac', 0, [[10, 0.66, 150], [20, 0.6, 300], [30, 0.6, 450]]),
+    timed('k', 'kfac', 1, [[10, 0.6, 160], [20, 0.65, 310], [30, 0.7, 460]]),
+    timed('k', 'kfac', 2, [[10, 0.7, 170], [20, 0.6, 320], [30, 0.6, 470]]),
+    timed('k', 'kfac', 3, [[10, 0.1, 180], [20, 0.1, 330], [30, 0.1, 480]]), // no baseline run at seed 3: left out
+    timed('s', 'sgd', 0, [[10, 0.9, 100], [20, 0.9, 200]]),
+    timed('s', 'sgd', 1, [[10, 0.2, 100]]), // stopped after one eval: the mean curve has step 10 only
+  ];
+
+  test('mean curves over the seeds shared with the baseline: steps and time against its own', () => {
+    const c = compareRuns(runs, 'accuracy', 'max');
+    const row = (n: string) => c.rows.find((r) => r.name === n)!;
+    // baseline mean 0.5, 0.65, 0.64: its best 0.65 first at step 20, mean elapsed 210 ms
+    expect(row('a').averaged).toEqual({ steps: 20, ms: 210, baselineSteps: 20, baselineMs: 210 });
+    // K-FAC over seeds 0–2: 0.6533 at step 10 (mean 160 ms), though per seed it reaches 0.7 / 0.7 / 0.65 at never / 30 / 10
+    expect(row('k').stepsToBaseline).toEqual([undefined, 30, 10, undefined]);
+    const k = row('k').averaged;
+    expect(k.steps).toBe(10);
+    expect(k.ms).toBeCloseTo(160, 12);
+    expect(k.baselineSteps).toBe(20);
+    expect(k.baselineMs).toBeCloseTo(210, 12);
+    // SGD against the baseline over seeds 0 and 1 (best 0.65 first at step 20): its curve stops at step 10 (0.55)
+    expect(row('s').averaged).toEqual({ steps: undefined, ms: undefined, baselineSteps: 20, baselineMs: 205 });
+    const t = comparisonTable(c);
+    expect(t.rows.map((r) => r[4])).toEqual(['20 (1×, time 1×)', '10 (0.5×, time 0.76×)', 'never']);
+  });
+
+  test('a lower-is-better metric; one seed each: no seed-averaged column', () => {
+    const ppl = [
+      timed('a', 'adamw', 0, [[10, 30, 10], [20, 20, 20]]),
+      timed('a', 'adamw', 1, [[10, 28, 10], [20, 22, 20]]),
+      timed('b', 'kfac', 0, [[10, 19, 15], [20, 25, 30]]),
+      timed('b', 'kfac', 1, [[10, 22, 15], [20, 18, 30]]),
+    ];
+    // baseline mean 29, 21 (best 21 at step 20); K-FAC's 20.5 at step 10 is lower: reached
+    expect(compareRuns(ppl, 'perplexity', 'min').rows[1]!.averaged).toEqual({ steps: 10, ms: 15, baselineSteps: 20, baselineMs: 20 });
+    const one = compareRuns([ppl[0]!, ppl[2]!], 'perplexity', 'min');
+    expect(comparisonTable(one).head).toHaveLength(7);
+    expect(one.rows[1]!.averaged.steps).toBe(10);
+  });
+
+  test('averageEvals keeps the steps that every run has', () => {
+    expect(averageEvals([runs[7]!, runs[8]!])).toEqual([[10, 0.55, 100]]);
+    expect(averageEvals([])).toEqual([]);
   });
 });
 
