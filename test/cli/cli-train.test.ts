@@ -163,7 +163,7 @@ describe('kfac-peft compare', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('kfac-nc');
     expect(r.stdout).toContain('(baseline)');
-    const c = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8')) as { baseline: string; rows: { name: string; seeds: number[]; stepsToBaseline: (number | null)[]; best: { mean: number } }[]; runs: unknown[] };
+    const c = JSON.parse(readFileSync(join(out, 'compare.json'), 'utf8')) as { baseline: string; rows: { name: string; seeds: number[]; stepsToBaseline: (number | null)[]; averaged: unknown; best: { mean: number } }[]; runs: unknown[] };
     expect(c.baseline).toBe('adamw lr=0.01');
     expect(c.rows.map((x) => x.name)).toEqual(['adamw lr=0.01', 'kfac-nc']);
     expect(c.rows[0]!.seeds).toEqual([1, 2]);
@@ -178,6 +178,13 @@ describe('kfac-peft compare', () => {
     };
     expect(c.rows[0]!.stepsToBaseline).toEqual([1, 2].map((s) => want(`adamw_lr=0.01-seed${s}`, s)));
     expect(c.rows[1]!.stepsToBaseline).toEqual([1, 2].map((s) => want(`kfac-nc-seed${s}`, s)));
+    // the seed-averaged reading: the K-FAC mean curve against the best of the baseline's mean curve
+    const meanOf = (name: string) => evals(`${name}-seed1`).map(([s], i) => [s, [1, 2].reduce((a, k) => a + evals(`${name}-seed${k}`)[i]![1], 0) / 2] as const);
+    const baseMean = meanOf('adamw_lr=0.01');
+    const target = Math.max(...baseMean.map(([, a]) => a));
+    const averaged = c.rows[1]!.averaged as { steps?: number; baselineSteps?: number };
+    expect(averaged.steps ?? null).toBe(meanOf('kfac-nc').find(([, a]) => a >= target)?.[0] ?? null);
+    expect(averaged.baselineSteps).toBe(baseMean.find(([, a]) => a >= target)![0]);
     const kfacBest = [1, 2].map((s) => Math.max(...evals(`kfac-nc-seed${s}`).map(([, a]) => a)));
     expect(c.rows[1]!.best.mean).toBeCloseTo((kfacBest[0]! + kfacBest[1]!) / 2, 12);
     for (const f of ['report.html', 'loss-steps.svg', 'loss-time.svg', 'metric-steps.svg', 'metric-time.svg', 'runs/kfac-nc-seed2/adapter/adapter_model.safetensors']) expect(existsSync(join(out, f)), f).toBe(true);
