@@ -480,8 +480,16 @@ const MUTATIONS = [
     id: 'compare-own-best',
     what: "steps-to-baseline measures each run against its own best, not the baseline's",
     file: 'lib/train/compare.ts',
-    from: 'const target = bestOf(b.curve, mode);',
-    to: 'const target = bestOf(r.curve, mode);',
+    from: 'const target = bestOf(b.curve.evals, mode);',
+    to: 'const target = bestOf(r.curve.evals, mode);',
+    tests: ['test/train/compare.test.ts'],
+  },
+  {
+    id: 'compare-averaged-all-seeds',
+    what: "the seed-averaged reading averages the baseline over all its seeds, not those it shares with the run",
+    file: 'lib/train/compare.ts',
+    from: 'const b = averageEvals(byName(base!).filter((x) => shared.some((r) => r.seed === x.seed)));',
+    to: 'const b = averageEvals(byName(base!));',
     tests: ['test/train/compare.test.ts'],
   },
   // The nn ops' CUDA kernel bodies, through the host emulation (native/cuda/nn_*_body.h)
