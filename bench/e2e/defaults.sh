@@ -12,6 +12,7 @@
 #   main-lm     LM adaptation, 200 steps of 16 × 128 tokens, perplexity on 64 held-out blocks every 20
 #   main-sst2   SST-2, 300 steps of 32 sentences ≤ 64 tokens, accuracy on the 872 dev rows every 25
 #   main-demo   the demo's era task on its pretrained model, 300 steps of 16, accuracy every 25
+#   main-demo1024  the same on 1024 dev rows (256 per class: bench/e2e/demo-data.mjs --dev-per-class), seeds 0–5
 #   ablation    LM adaptation, seed 0: the Newton clip off / global / Fisher, fixed damping, the eigen method,
 #               the r×r factors refreshed with the others (small-factor-dim 0),
 #               the adaptive step length, the constant schedule (against main-lm's defaults)
@@ -39,8 +40,9 @@ task_args() {
     lm)   node bench/e2e/sotu-text.mjs "$out/sotu-text" >&2
           TA=(--model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64) ;;
     sst2) TA=(--model "$model" --data "$data/glue/SST-2" --steps 300 --batch-size 32 --max-length 64 --eval-every 25) ;;
-    demo) local dmodel ddata
-          read -r dmodel ddata < <(node bench/e2e/demo-data.mjs "$out/democache")
+    demo|demo1024) local dmodel ddata dev=()
+          [ "$1" = demo1024 ] && dev=(--dev-per-class 256)
+          read -r dmodel ddata < <(node bench/e2e/demo-data.mjs "$out/democache" "${dev[@]}")
           TA=(--model "$dmodel" --data "$ddata" --steps 300 --batch-size 16 --max-length 128 --eval-every 25) ;;
   esac
 }
@@ -59,6 +61,10 @@ case "$which" in
   main-demo) read -r dmodel ddata < <(node bench/e2e/demo-data.mjs "$out/democache")
         run compare --model "$dmodel" --data "$ddata" --runs kfac,adamw:lr=1e-3,adamw:lr=3e-3,adamw:lr=1e-2 --seeds "${SEEDS:-0,1,2}" \
           --steps 300 --batch-size 16 --max-length 128 --eval-every 25 --threads 1 --out "$out/main-demo${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
+  main-demo1024) task_args demo1024
+        # the main-demo protocol evaluated on 1024 dev rows (256 per class) instead of 256, seeds 0–5
+        run compare "${TA[@]}" --runs kfac,adamw:lr=1e-3,adamw:lr=3e-3,adamw:lr=1e-2 --seeds "${SEEDS:-0,1,2,3,4,5}" --threads 1 \
+          --out "$out/main-demo1024${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   ablation) node bench/e2e/sotu-text.mjs "$out/sotu-text"
         run compare --model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64 --threads 1 --out "$out/lm-ablation" --overwrite --quiet --json \
           --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=eigen,kfac:small-factor-dim=0,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
