@@ -183,6 +183,7 @@ const pm = (m: { mean: number; std: number }, seeds: number) => (seeds > 1 ? `${
  * the baseline's mean best, and the steps and time against the baseline's own ("150 (0.6×, time 0.78×)").
  */
 export function averagedCell(a: AveragedReach): string {
+  if (a.baselineSteps === undefined) return '–'; // no seed shared with the baseline, or no finite baseline metric
   if (a.steps === undefined) return 'never';
   const ratio = (x: number | undefined, y: number | undefined) => (x !== undefined && y !== undefined && y > 0 ? f(x / y, 2) : '–');
   return `${a.steps} (${ratio(a.steps, a.baselineSteps)}×, time ${ratio(a.ms, a.baselineMs)}×)`;

@@ -106,6 +106,14 @@ describe('the seed-averaged reading', () => {
     expect(one.rows[1]!.averaged.steps).toBe(10);
   });
 
+  test('nothing to measure against: no shared seed, or a baseline without a finite metric', () => {
+    const lone = compareRuns([runs[0]!, timed('x', 'kfac', 7, [[10, 0.9, 100]])], 'accuracy', 'max', 'a');
+    expect(lone.rows[1]!.averaged).toEqual({ steps: undefined, ms: undefined, baselineSteps: undefined, baselineMs: undefined });
+    expect(comparisonTable(lone).head).toHaveLength(7); // one seed each
+    const nan = compareRuns([timed('a', 'adamw', 0, [[10, NaN, 10]]), timed('a', 'adamw', 1, [[10, NaN, 10]]), timed('k', 'kfac', 0, [[10, 0.5, 10]]), timed('k', 'kfac', 1, [[10, 0.6, 10]])], 'accuracy', 'max');
+    expect(comparisonTable(nan).rows.map((r) => r[4])).toEqual(['–', '–']);
+  });
+
   test('averageEvals keeps the steps that every run has', () => {
     expect(averageEvals([runs[7]!, runs[8]!])).toEqual([[10, 0.55, 100]]);
     expect(averageEvals([])).toEqual([]);
