@@ -7,16 +7,24 @@
 // (the first step at which the configuration's mean curve reached the best of the baseline's mean
 // curve, over the seeds they share, against the baseline's own step and time), ms / step and
 // divergences.
-// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] <compare-out-folder> [more …]
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+// With --svg FILE it also draws the seed-averaged eval curves of every configuration, with the
+// baseline's averaged best as a dashed line.
+// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] <compare-out-folder> [more …]
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { averagedCell, compareRuns, curveOf } from '../../dist/train/compare.js';
+import { averageEvals, averagedCell, compareRuns, curveOf } from '../../dist/train/compare.js';
+import { lineChartSvg } from '../../dist/train/plot.js';
 
 const args = process.argv.slice(2);
 let baseline;
-if (args[0] === '--baseline') [, baseline] = args.splice(0, 2);
-if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] <compare-out-folder> [more …]');
+let svg;
+for (;;) {
+  if (args[0] === '--baseline') [, baseline] = args.splice(0, 2);
+  else if (args[0] === '--svg') [, svg] = args.splice(0, 2);
+  else break;
+}
+if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] [--svg FILE] <compare-out-folder> [more …]');
 // Every finished run under <folder>/runs/*: its summary (run.json), configuration (config.json)
 // and curves with wall-clock (metrics.jsonl) — so folders of interrupted comparisons count too.
 const runs = args.flatMap((d) =>
@@ -59,4 +67,16 @@ for (const row of c.rows) {
   const name = `${row.name}${row.name === c.baseline ? ' (baseline)' : ''}`;
   const avg = `${averagedCell(row.averaged)}${row.averaged.ms === undefined ? '' : `, ${f(row.averaged.ms / 1000, 3)} s`}`;
   console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${avg} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
+}
+
+if (svg) {
+  const series = c.rows.map((row) => ({ name: row.name, points: averageEvals(runs.filter((r) => r.name === row.name)).map(([st, v]) => [st, v]) }));
+  const base = series.find((x) => x.name === c.baseline);
+  const values = base.points.map((p) => p[1]).filter(Number.isFinite);
+  const target = mode === 'max' ? Math.max(...values) : Math.min(...values);
+  const steps = series.flatMap((x) => x.points.map((p) => p[0]));
+  series.push({ name: `${c.baseline}: its averaged best`, points: [[Math.min(...steps), target], [Math.max(...steps), target]], dashed: true, color: '#888' });
+  const seeds = [...new Set(runs.map((r) => r.seed))].sort((a, b) => a - b).join(', ');
+  writeFileSync(svg, lineChartSvg({ title: `Dev ${monitor}, averaged over seeds ${seeds}`, xLabel: 'step', yLabel: monitor, series }));
+  console.log(`\nwrote ${svg}`);
 }
