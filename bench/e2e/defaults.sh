@@ -20,7 +20,7 @@
 #               method (--kfac-method eigen), to pool with a main-* folder's AdamW rows (AdamW is unchanged by them)
 #   parts-lm, parts-sst2, parts-demo   the main-* protocol for the parts of the defaults' Nesterov momentum and
 #               κ 0.0125: the previous round's defaults (κ 0.01, heavy-ball momentum), each part alone
-#   wall-lm, wall-sst2, wall-demo      wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC at its
+#   wall-lm, wall-sst2, wall-demo, wall-demo1024   wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC at its
 #               defaults (EKFAC) and the eigen method, ONE RUN AT A TIME (nothing else may run), each seed of
 #               $SEEDS into its own folder
 # SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-*, parts-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
@@ -74,7 +74,7 @@ case "$which" in
           --out "$out/parts-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   kfac-lm|kfac-sst2|kfac-demo) task="${which#kfac-}"; task_args "$task"
         run compare "${TA[@]}" --runs kfac,kfac:kfac-method=eigen --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/kfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
-  wall-lm|wall-sst2|wall-demo) task="${which#wall-}"; task_args "$task"
+  wall-lm|wall-sst2|wall-demo|wall-demo1024) task="${which#wall-}"; task_args "$task"
         case "$task" in lm) base=adamw:lr=1e-2 ;; *) base=adamw:lr=3e-3 ;; esac
         for seed in $(echo "${SEEDS:-0,1,2}" | tr , ' '); do
           for r in "$base" kfac kfac:kfac-method=eigen; do
