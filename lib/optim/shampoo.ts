@@ -15,6 +15,7 @@
 import { ConfigError, DeviceError, describe, invalidArgument } from '../errors.js';
 import { eigh } from '../linalg/eigh.js';
 import { Tensor } from '../tensor/tensor.js';
+import { DEFAULT_TRUST_RATIO } from '../kfac/options.js';
 import { checkKnownOptions, checkOptions, hyperAt, hyperOption, Optimizer, type OptimizerState } from './optimizer.js';
 import { TrustReference } from './trust-lr.js';
 import type { Hyper, Param } from './types.js';
@@ -30,7 +31,7 @@ export interface ShampooOptions {
   eps?: number;
   /** Refresh the eigenbases every this many steps (default 10). */
   refreshEvery?: number;
-  /** Trust-ratio clip κ of the update per tensor (default 0.01); null: off. */
+  /** Trust-ratio clip κ of the update per tensor (default 0.01, K-FAC's library default); null: off. */
   newtonClip?: { trustRatio: number; mode?: 'per-tensor' } | null;
   /**
    * The lr η̄ the trust ratio is relative to: the bound is (η/η̄)·κ·(…), so a schedule shapes the
@@ -122,13 +123,13 @@ export class Shampoo extends Optimizer {
     const nc = o['newtonClip'];
     if (nc === null) this.trustRatio = null;
     else {
-      const c = checkOptions(nc ?? { trustRatio: 0.01 }, 'newtonClip');
+      const c = checkOptions(nc ?? {}, 'newtonClip');
       // Only the per-tensor trust ratio bounds this update; a norm threshold, a Fisher bound or a
       // global mode would be silently ignored, so they are refused by name.
       for (const k of Object.keys(c))
         if (k !== 'trustRatio' && k !== 'mode') throw new ConfigError(`newtonClip.${k}: ${variant} supports the per-tensor trust-ratio clip ({ trustRatio }) or null, not ${k}`, { argument: `newtonClip.${k}` });
       if (c['mode'] !== undefined && c['mode'] !== 'per-tensor') throw new ConfigError(`newtonClip.mode: ${variant} clips per tensor only, got ${describe(c['mode'])}`, { argument: 'newtonClip.mode' });
-      this.trustRatio = hyperAt(hyperOption(c, 'trustRatio', 0.01, 1e-12, 1e6), 0, 'newtonClip.trustRatio', 1e-12, 1e6);
+      this.trustRatio = hyperAt(hyperOption(c, 'trustRatio', DEFAULT_TRUST_RATIO, 1e-12, 1e6), 0, 'newtonClip.trustRatio', 1e-12, 1e6);
     }
   }
 

@@ -2,6 +2,7 @@
  * The shapes of a fine-tuning run (lib/train/run.ts): its configuration with the defaults the
  * command line fills in, the prepared inputs and the result.
  */
+import { DEFAULT_TRUST_RATIO } from '../kfac/options.js';
 import type { DeviceRequest } from '../models/index.js';
 import type { ResolvedData } from './datasets.js';
 import type { TextCodec } from './text.js';
@@ -115,8 +116,8 @@ export const DEFAULTS = {
   kfacSequence: 'expand' as const,
   /** κ of K-FAC's trust-ratio clip in a run (BENCHMARKS.md, "K-FAC at its defaults"); the library's KFAC defaults to 0.01. */
   trustRatio: 0.0125,
-  /** κ of Shampoo's and SOAP's trust-ratio clip (their own default). */
-  shampooTrustRatio: 0.01,
+  /** κ of Shampoo's and SOAP's trust-ratio clip (their own default, the library's K-FAC default). */
+  shampooTrustRatio: DEFAULT_TRUST_RATIO,
   /** K-FAC's momentum in a run is Nesterov's (when momentum > 0); SGD's is plain unless asked. */
   kfacNesterov: 'on' as const,
   adaptiveDamping: 'on' as const,
