@@ -45,16 +45,10 @@ const mode = monitor === 'loss' || monitor === 'perplexity' ? 'min' : 'max';
 const c = compareRuns(runs, monitor, mode, baseline);
 
 const f = (v, d = 4) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(d)).toString() : '–');
-const best = (r) => {
-  const v = r.curve.evals.map((e) => e[1]).filter(Number.isFinite);
-  return v.length ? (mode === 'max' ? Math.max(...v) : Math.min(...v)) : NaN;
-};
-const base = (seed) => runs.find((r) => r.name === c.baseline && r.seed === seed);
-const hit = (r) => {
-  const b = base(r.seed);
-  if (!b) return undefined;
-  const t = best(b);
-  return r.curve.evals.find((e) => (mode === 'max' ? e[1] >= t : e[1] <= t));
+// the evaluation [step, metric, ms] at which a run first reached the baseline's best at its seed (compareRuns' steps)
+const hit = (row, r) => {
+  const step = row.stepsToBaseline[row.seeds.indexOf(r.seed)];
+  return step === undefined ? undefined : r.curve.evals.find((e) => e[0] === step);
 };
 console.log(`\n${args.join(' + ')} — ${monitor} (${mode === 'max' ? 'higher' : 'lower'} is better), baseline ${c.baseline} (the best AdamW by mean best ${monitor})\n`);
 console.log(`| run | final ${monitor} | best ${monitor} | final, per seed | steps to baseline's best, per seed | seconds to it, per seed | seed-averaged: steps (× baseline's, time ×), seconds | ms / step | diverged |`);
@@ -62,8 +56,8 @@ console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const row of c.rows) {
   const rs = runs.filter((r) => r.name === row.name).sort((a, b) => a.seed - b.seed);
   const finals = rs.map((r) => f(r.summary.final, 3)).join(' / ');
-  const steps = rs.map((r) => hit(r)?.[0] ?? 'never').join(' / ');
-  const secs = rs.map((r) => { const h = hit(r); return h ? f(h[2] / 1000, 3) : '–'; }).join(' / ');
+  const steps = rs.map((r) => hit(row, r)?.[0] ?? 'never').join(' / ');
+  const secs = rs.map((r) => { const h = hit(row, r); return h ? f(h[2] / 1000, 3) : '–'; }).join(' / ');
   const name = `${row.name}${row.name === c.baseline ? ' (baseline)' : ''}`;
   const avg = `${averagedCell(row.averaged)}${row.averaged.ms === undefined ? '' : `, ${f(row.averaged.ms / 1000, 3)} s`}`;
   console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${avg} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
