@@ -8,23 +8,32 @@
 // curve, over the seeds they share, against the baseline's own step and time), ms / step and
 // divergences.
 // With --svg FILE it also draws the seed-averaged eval curves of every configuration, with the
-// baseline's averaged best as a dashed line.
-// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] <compare-out-folder> [more …]
+// baseline's averaged best as a dashed line. With --train-window N it also reads the training loss
+// the same way: each run's loss averaged over windows of N steps, then over the seeds a
+// configuration shares with the baseline; per configuration its lowest window and the first window
+// at or below the baseline's lowest (against the baseline's own) — how fast the optimizer fits,
+// apart from how the fit carries to the dev set.
+// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] <compare-out-folder> [more …]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { averageEvals, averagedCell, compareRuns, curveOf } from '../../dist/train/compare.js';
+import { averageEvals, averagedCell, averageTrainWindows, compareRuns, curveOf } from '../../dist/train/compare.js';
 import { lineChartSvg } from '../../dist/train/plot.js';
 
 const args = process.argv.slice(2);
 let baseline;
 let svg;
+let trainWindow;
 for (;;) {
   if (args[0] === '--baseline') [, baseline] = args.splice(0, 2);
   else if (args[0] === '--svg') [, svg] = args.splice(0, 2);
-  else break;
+  else if (args[0] === '--train-window') {
+    trainWindow = Number(args[1]);
+    if (!Number.isInteger(trainWindow) || trainWindow < 1) throw new Error(`--train-window: expected a positive integer, got ${JSON.stringify(args[1])}`);
+    args.splice(0, 2);
+  } else break;
 }
-if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] [--svg FILE] <compare-out-folder> [more …]');
+if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] <compare-out-folder> [more …]');
 // Every finished run under <folder>/runs/*: its summary (run.json), configuration (config.json)
 // and curves with wall-clock (metrics.jsonl) — so folders of interrupted comparisons count too.
 const runs = args.flatMap((d) =>
@@ -61,6 +70,26 @@ for (const row of c.rows) {
   const name = `${row.name}${row.name === c.baseline ? ' (baseline)' : ''}`;
   const avg = `${averagedCell(row.averaged)}${row.averaged.ms === undefined ? '' : `, ${f(row.averaged.ms / 1000, 3)} s`}`;
   console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${avg} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
+}
+
+if (trainWindow !== undefined) {
+  const seedsOf = (name) => new Set(runs.filter((r) => r.name === name).map((r) => r.seed));
+  const baseSeeds = seedsOf(c.baseline);
+  console.log(`\nTraining loss in windows of ${trainWindow} steps, averaged over the seeds shared with the baseline\n`);
+  console.log("| run | lowest window (its last step) | first window at or below the baseline's lowest (× the baseline's) |");
+  console.log('| --- | ---: | ---: |');
+  for (const row of c.rows) {
+    const shared = [...seedsOf(row.name)].filter((s) => baseSeeds.has(s));
+    const windows = (name) => averageTrainWindows(runs.filter((r) => r.name === name && shared.includes(r.seed)), trainWindow);
+    const own = windows(row.name);
+    const base = windows(c.baseline);
+    const lowest = (ws) => ws.reduce((b, p) => (p[1] < b[1] ? p : b), [NaN, Infinity]);
+    const [baseStep, target] = lowest(base);
+    const [step, low] = lowest(own);
+    const reach = own.find((p) => p[1] <= target)?.[0];
+    const cell = reach === undefined ? 'never' : `${reach} (${f(reach / baseStep, 2)}×)`;
+    console.log(`| ${row.name}${row.name === c.baseline ? ' (baseline)' : ''} | ${Number.isFinite(low) ? `${f(low, 4)} (${step})` : '–'} | ${shared.length && Number.isFinite(target) ? cell : '–'} |`);
+  }
 }
 
 if (svg) {

@@ -6,6 +6,7 @@
  * The baseline is, unless named, the AdamW configuration with the best mean best-metric — so an
  * AdamW learning-rate grid competes as its tuned best.
  */
+import { describe, invalidArgument } from '../errors.js';
 import type { RunCurve } from './report.js';
 import type { RunResult, RunSummary } from './run.js';
 import { runSummary } from './run.js';
@@ -123,6 +124,32 @@ export function averageEvals(runs: readonly CompareRun[]): [number, number, numb
       const at = maps.map((m) => m.get(e[0])!);
       return [e[0], at.reduce((a, x) => a + x[1], 0) / at.length, at.reduce((a, x) => a + x[2], 0) / at.length];
     });
+}
+
+/**
+ * The mean training loss of runs in windows of `w` steps, [the window's last step, loss]: each
+ * run's loss averaged over steps (k−1)·w+1 … k·w, then over the runs, for the windows that every
+ * run completed. Training losses are noisy batch by batch; a window shows the trend, and on data
+ * seen for the first time it is a held-out reading.
+ */
+export function averageTrainWindows(runs: readonly CompareRun[], w: number): [number, number][] {
+  if (!Number.isInteger(w) || w < 1) invalidArgument('w', 'a positive integer', describe(w));
+  if (runs.length === 0) return [];
+  const windows = runs.map((r) => {
+    const sums = new Map<number, { sum: number; n: number }>();
+    for (const [step, loss] of r.curve.train) {
+      const k = Math.ceil(step / w);
+      const e = sums.get(k) ?? { sum: 0, n: 0 };
+      e.sum += loss;
+      e.n += 1;
+      sums.set(k, e);
+    }
+    return new Map([...sums].filter(([, e]) => e.n === w).map(([k, e]) => [k, e.sum / w] as const));
+  });
+  return [...windows[0]!.keys()]
+    .filter((k) => windows.every((m) => m.has(k)))
+    .sort((a, b) => a - b)
+    .map((k) => [k * w, windows.reduce((a, m) => a + m.get(k)!, 0) / windows.length]);
 }
 
 /** Summarises runs by configuration, against a baseline configuration. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { averageEvals, blewUp, type CompareRun, compareRuns, comparisonTable } from '../../lib/train/compare.js';
+import { averageEvals, averageTrainWindows, blewUp, type CompareRun, compareRuns, comparisonTable } from '../../lib/train/compare.js';
 
 function run(name: string, optimizer: string, seed: number, evals: [number, number][], losses: number[] = [1, 1]): CompareRun {
   return {
@@ -117,6 +117,25 @@ describe('the seed-averaged reading', () => {
   test('averageEvals keeps the steps that every run has', () => {
     expect(averageEvals([runs[7]!, runs[8]!])).toEqual([[10, 0.55, 100]]);
     expect(averageEvals([])).toEqual([]);
+  });
+});
+
+describe('averageTrainWindows', () => {
+  test('each run\'s loss over windows of w steps, then the mean over runs; only windows every run completed', () => {
+    const a = run('a', 'adamw', 0, [[5, 0.5]], [1, 3, 2, 4, 6]); // windows of 2: (1+3)/2, (2+4)/2; step 5 alone
+    const b = run('a', 'adamw', 1, [[5, 0.5]], [3, 5, 0, 2]);
+    expect(averageTrainWindows([a], 2)).toEqual([[2, 2], [4, 3]]);
+    expect(averageTrainWindows([a, b], 2)).toEqual([[2, 3], [4, 2]]);
+    // a run that stopped before the second window shortens the mean
+    expect(averageTrainWindows([a, run('c', 'kfac', 0, [[5, 0.5]], [1, 1, 1])], 2)).toEqual([[2, 1.5]]);
+    expect(averageTrainWindows([a], 1).map((p) => p[1])).toEqual([1, 3, 2, 4, 6]);
+    expect(averageTrainWindows([], 3)).toEqual([]);
+    // a non-finite loss stays visible in its window
+    expect(averageTrainWindows([run('d', 'kfac', 0, [[2, 0.5]], [1, NaN])], 2)[0]![1]).toBeNaN();
+  });
+
+  test('the window is a positive integer', () => {
+    for (const w of [0, 1.5, -2, NaN]) expect(() => averageTrainWindows([], w)).toThrow(/\bw\b/);
   });
 });
 
