@@ -488,8 +488,8 @@ const MUTATIONS = [
     id: 'compare-averaged-all-seeds',
     what: "the seed-averaged reading averages the baseline over all its seeds, not those it shares with the run",
     file: 'lib/train/compare.ts',
-    from: 'const b = averageEvals(byName(base!).filter((x) => shared.some((r) => r.seed === x.seed)));',
-    to: 'const b = averageEvals(byName(base!));',
+    from: 'return { own, base: baseRuns.filter((b) => own.some((r) => r.seed === b.seed)) };',
+    to: 'return { own, base: baseRuns };',
     tests: ['test/train/compare.test.ts'],
   },
   // The nn ops' CUDA kernel bodies, through the host emulation (native/cuda/nn_*_body.h)

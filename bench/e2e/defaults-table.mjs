@@ -12,12 +12,13 @@
 // the same way: each run's loss averaged over windows of N steps, then over the seeds a
 // configuration shares with the baseline; per configuration its lowest window and the first window
 // at or below the baseline's lowest (against the baseline's own) — how fast the optimizer fits,
-// apart from how the fit carries to the dev set.
+// apart from how the fit carries to the dev set — and each configuration's windows. The
+// seed-averaged eval curves are printed too (step:value).
 // usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] <compare-out-folder> [more …]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { averageEvals, averagedCell, averageTrainWindows, compareRuns, curveOf } from '../../dist/train/compare.js';
+import { averageEvals, averagedCell, averageTrainWindows, compareRuns, curveOf, sharedSeedRuns } from '../../dist/train/compare.js';
 import { lineChartSvg } from '../../dist/train/plot.js';
 
 const args = process.argv.slice(2);
@@ -72,23 +73,32 @@ for (const row of c.rows) {
   console.log(`| ${name} | ${f(row.final.mean)} ± ${f(row.final.std, 2)} | ${f(row.best.mean)} ± ${f(row.best.std, 2)} | ${finals} | ${steps} | ${secs} | ${avg} | ${f(row.msPerStep, 3)} | ${row.diverged}/${rs.length} |`);
 }
 
+// the seed-averaged curves themselves, over the seeds each configuration shares with the baseline
+console.log('\nSeed-averaged curves (step:value), over the seeds shared with the baseline\n');
+for (const row of c.rows) {
+  const shared = sharedSeedRuns(runs, row.name, c.baseline);
+  console.log(`- ${row.name}: ${averageEvals(shared.own).map(([st, v]) => `${st}:${f(v, 3)}`).join(' ')}`);
+}
+
 if (trainWindow !== undefined) {
-  const seedsOf = (name) => new Set(runs.filter((r) => r.name === name).map((r) => r.seed));
-  const baseSeeds = seedsOf(c.baseline);
   console.log(`\nTraining loss in windows of ${trainWindow} steps, averaged over the seeds shared with the baseline\n`);
   console.log("| run | lowest window (its last step) | first window at or below the baseline's lowest (× the baseline's) |");
   console.log('| --- | ---: | ---: |');
   for (const row of c.rows) {
-    const shared = [...seedsOf(row.name)].filter((s) => baseSeeds.has(s));
-    const windows = (name) => averageTrainWindows(runs.filter((r) => r.name === name && shared.includes(r.seed)), trainWindow);
-    const own = windows(row.name);
-    const base = windows(c.baseline);
+    const shared = sharedSeedRuns(runs, row.name, c.baseline);
+    const own = averageTrainWindows(shared.own, trainWindow);
+    const base = averageTrainWindows(shared.base, trainWindow);
     const lowest = (ws) => ws.reduce((b, p) => (p[1] < b[1] ? p : b), [NaN, Infinity]);
     const [baseStep, target] = lowest(base);
     const [step, low] = lowest(own);
     const reach = own.find((p) => p[1] <= target)?.[0];
     const cell = reach === undefined ? 'never' : `${reach} (${f(reach / baseStep, 2)}×)`;
-    console.log(`| ${row.name}${row.name === c.baseline ? ' (baseline)' : ''} | ${Number.isFinite(low) ? `${f(low, 4)} (${step})` : '–'} | ${shared.length && Number.isFinite(target) ? cell : '–'} |`);
+    console.log(`| ${row.name}${row.name === c.baseline ? ' (baseline)' : ''} | ${Number.isFinite(low) ? `${f(low, 4)} (${step})` : '–'} | ${shared.own.length && Number.isFinite(target) ? cell : '–'} |`);
+  }
+  console.log('\nThe windows (last step:loss)\n');
+  for (const row of c.rows) {
+    const shared = sharedSeedRuns(runs, row.name, c.baseline);
+    console.log(`- ${row.name}: ${averageTrainWindows(shared.own, trainWindow).map(([st, v]) => `${st}:${f(v, 4)}`).join(' ')}`);
   }
 }
 

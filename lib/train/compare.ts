@@ -111,19 +111,20 @@ function bestOf(evals: readonly (readonly [number, number, ...number[]])[], mode
   return Number.isFinite(b) ? b : NaN;
 }
 
+/** At the keys every map has, in the first map's order: [key, the mean over the maps of each field]. */
+function meanAtSharedKeys(maps: readonly ReadonlyMap<number, readonly number[]>[]): number[][] {
+  if (maps.length === 0) return [];
+  return [...maps[0]!.keys()]
+    .filter((k) => maps.every((m) => m.has(k)))
+    .map((k) => [k, ...maps[0]!.get(k)!.map((_, i) => maps.reduce((a, m) => a + m.get(k)![i]!, 0) / maps.length)]);
+}
+
 /**
  * The mean eval curve of runs, [step, metric, elapsed ms]: at the evaluated steps that every run
  * has (a run that stopped early shortens it), each value the mean over the runs.
  */
 export function averageEvals(runs: readonly CompareRun[]): [number, number, number][] {
-  if (runs.length === 0) return [];
-  const maps = runs.map((r) => new Map(r.curve.evals.map((e) => [e[0], e] as const)));
-  return runs[0]!.curve.evals
-    .filter((e) => maps.every((m) => m.has(e[0])))
-    .map((e) => {
-      const at = maps.map((m) => m.get(e[0])!);
-      return [e[0], at.reduce((a, x) => a + x[1], 0) / at.length, at.reduce((a, x) => a + x[2], 0) / at.length];
-    });
+  return meanAtSharedKeys(runs.map((r) => new Map(r.curve.evals.map((e) => [e[0], [e[1], e[2]]] as const)))) as [number, number, number][];
 }
 
 /**
@@ -134,22 +135,28 @@ export function averageEvals(runs: readonly CompareRun[]): [number, number, numb
  */
 export function averageTrainWindows(runs: readonly CompareRun[], w: number): [number, number][] {
   if (!Number.isInteger(w) || w < 1) invalidArgument('w', 'a positive integer', describe(w));
-  if (runs.length === 0) return [];
   const windows = runs.map((r) => {
     const sums = new Map<number, { sum: number; n: number }>();
     for (const [step, loss] of r.curve.train) {
-      const k = Math.ceil(step / w);
-      const e = sums.get(k) ?? { sum: 0, n: 0 };
+      const end = Math.ceil(step / w) * w;
+      const e = sums.get(end) ?? { sum: 0, n: 0 };
       e.sum += loss;
       e.n += 1;
-      sums.set(k, e);
+      sums.set(end, e);
     }
-    return new Map([...sums].filter(([, e]) => e.n === w).map(([k, e]) => [k, e.sum / w] as const));
+    return new Map([...sums].filter(([, e]) => e.n === w).map(([end, e]) => [end, [e.sum / w]] as const));
   });
-  return [...windows[0]!.keys()]
-    .filter((k) => windows.every((m) => m.has(k)))
-    .sort((a, b) => a - b)
-    .map((k) => [k * w, windows.reduce((a, m) => a + m.get(k)!, 0) / windows.length]);
+  return meanAtSharedKeys(windows) as [number, number][];
+}
+
+/**
+ * The runs of configuration `name` at the seeds the baseline also ran, and the baseline's runs at
+ * those seeds: what a seed-averaged reading against the baseline averages over.
+ */
+export function sharedSeedRuns(runs: readonly CompareRun[], name: string, baseline: string): { own: CompareRun[]; base: CompareRun[] } {
+  const baseRuns = runs.filter((r) => r.name === baseline);
+  const own = runs.filter((r) => r.name === name && baseRuns.some((b) => b.seed === r.seed));
+  return { own, base: baseRuns.filter((b) => own.some((r) => r.seed === b.seed)) };
 }
 
 /** Summarises runs by configuration, against a baseline configuration. */
@@ -171,15 +178,15 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
     if (!Number.isFinite(target)) return undefined;
     return r.curve.evals.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target))?.[0];
   };
-  const averaged = (rs: readonly CompareRun[]): AveragedReach => {
-    const shared = rs.filter((r) => byName(base!).some((b) => b.seed === r.seed));
+  const averaged = (n: string): AveragedReach => {
+    const shared = sharedSeedRuns(runs, n, base!);
     const none = { steps: undefined, ms: undefined, baselineSteps: undefined, baselineMs: undefined };
-    if (shared.length === 0) return none;
-    const b = averageEvals(byName(base!).filter((x) => shared.some((r) => r.seed === x.seed)));
+    if (shared.own.length === 0) return none;
+    const b = averageEvals(shared.base);
     const target = bestOf(b, mode);
     if (!Number.isFinite(target)) return none;
     const reached = (c: [number, number, number][]) => c.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target));
-    const own = reached(averageEvals(shared));
+    const own = reached(averageEvals(shared.own));
     const theirs = reached(b);
     return { steps: own?.[0], ms: own?.[2], baselineSteps: theirs?.[0], baselineMs: theirs?.[2] };
   };
@@ -193,7 +200,7 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
       final: meanStd(rs.map((r) => r.summary.final ?? NaN)),
       best: meanStd(rs.map((r) => bestOf(r.curve.evals, mode))),
       stepsToBaseline: rs.map(reach),
-      averaged: averaged(rs),
+      averaged: averaged(n),
       msPerStep: meanStd(rs.map((r) => r.curve.msPerStep)).mean,
       diverged: rs.filter((r) => r.summary.diverged || r.curve.diverged).length,
       clipRate: clip.length ? meanStd(clip).mean : undefined,

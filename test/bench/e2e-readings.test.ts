@@ -57,6 +57,10 @@ describe('bench/e2e/defaults-table.mjs --train-window', () => {
     expect(r.stdout).toContain('Training loss in windows of 2 steps');
     expect(r.stdout).toContain('| adamw lr=0.001 (baseline) | 1.5 (6) | 6 (1×) |');
     expect(r.stdout).toContain('| kfac lr=0.1 | 1 (6) | 4 (0.67×) |');
+    // the windows themselves, and the seed-averaged eval curve, over the shared seeds only
+    expect(r.stdout).toContain('- kfac lr=0.1: 2:2.5 4:1.5 6:1\n');
+    expect(r.stdout).toContain('- adamw lr=0.001: 2:3 4:2.2 6:1.5\n');
+    expect(r.stdout).toContain('- kfac lr=0.1: 6:0.5\n');
   });
 
   it('a window that is not a positive integer is refused', () => {
