@@ -13,20 +13,26 @@
 // configuration shares with the baseline; per configuration its lowest window and the first window
 // at or below the baseline's lowest (against the baseline's own) — how fast the optimizer fits,
 // apart from how the fit carries to the dev set — and each configuration's windows. The
-// seed-averaged eval curves are printed too (step:value).
-// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] <compare-out-folder> [more …]
+// seed-averaged eval curves are printed too (step:value). With --bootstrap it also gives, per
+// configuration, the bootstrap over seeds of the seed-averaged steps ratio (lib/train/seed-bootstrap.ts:
+// the seeds drawn again with replacement, the same draw for the configuration and the baseline):
+// its median, its 5–95% interval and the probability of a draw at or below 0.6× (the issue's bar).
+// usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] [--bootstrap] <compare-out-folder> [more …]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { averageEvals, averagedCell, averageTrainWindows, compareRuns, curveOf, sharedSeedRuns } from '../../dist/train/compare.js';
 import { lineChartSvg } from '../../dist/train/plot.js';
+import { bootstrapAveragedSteps, bootstrapQuantile, bootstrapShareAtMost } from '../../dist/train/seed-bootstrap.js';
 
 const args = process.argv.slice(2);
 let baseline;
 let svg;
 let trainWindow;
+let bootstrap = false;
 for (;;) {
   if (args[0] === '--baseline') [, baseline] = args.splice(0, 2);
+  else if (args[0] === '--bootstrap') bootstrap = Boolean(args.splice(0, 1));
   else if (args[0] === '--svg') [, svg] = args.splice(0, 2);
   else if (args[0] === '--train-window') {
     trainWindow = Number(args[1]);
@@ -34,7 +40,7 @@ for (;;) {
     args.splice(0, 2);
   } else break;
 }
-if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] <compare-out-folder> [more …]');
+if (args.length === 0) throw new Error('usage: defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] [--bootstrap] <compare-out-folder> [more …]');
 // Every finished run under <folder>/runs/*: its summary (run.json), configuration (config.json)
 // and curves with wall-clock (metrics.jsonl) — so folders of interrupted comparisons count too.
 const runs = args.flatMap((d) =>
@@ -99,6 +105,21 @@ if (trainWindow !== undefined) {
   for (const row of c.rows) {
     const shared = sharedSeedRuns(runs, row.name, c.baseline);
     console.log(`- ${row.name}: ${averageTrainWindows(shared.own, trainWindow).map(([st, v]) => `${st}:${f(v, 4)}`).join(' ')}`);
+  }
+}
+
+if (bootstrap) {
+  const BAR = 0.6;
+  const x = (v) => (v === Infinity ? 'never' : Number.isFinite(v) ? `${f(v, 2)}×` : '–');
+  console.log(`\nThe seed-averaged steps ratio, bootstrapped over the seeds shared with the baseline\n`);
+  console.log(`| run | seeds | draws | observed | median | 5–95% | P(≤ ${BAR}×) |`);
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const row of c.rows) {
+    if (row.name === c.baseline || row.averaged.baselineSteps === undefined) continue;
+    const b = bootstrapAveragedSteps(runs, row.name, c.baseline, mode);
+    const observed = row.averaged.steps === undefined ? Infinity : row.averaged.steps / row.averaged.baselineSteps;
+    const q = (p) => x(bootstrapQuantile(b, p));
+    console.log(`| ${row.name} | ${b.seeds} | ${b.exact ? `every one (${b.draws} multisets)` : `${b.draws} random`} | ${x(observed)} | ${q(0.5)} | ${q(0.05)} – ${q(0.95)} | ${f(bootstrapShareAtMost(b, BAR), 2)} |`);
   }
 }
 

@@ -159,6 +159,23 @@ export function sharedSeedRuns(runs: readonly CompareRun[], name: string, baseli
   return { own, base: baseRuns.filter((b) => own.some((r) => r.seed === b.seed)) };
 }
 
+/**
+ * The seed-averaged reading of runs against baseline runs (the same seeds, a seed may repeat):
+ * the first evaluated step at which the mean curve of `own` reached the best of the baseline's
+ * mean curve, and the baseline's own first step there, with the mean elapsed ms at both.
+ */
+export function averagedReach(own: readonly CompareRun[], base: readonly CompareRun[], mode: 'min' | 'max'): AveragedReach {
+  const none = { steps: undefined, ms: undefined, baselineSteps: undefined, baselineMs: undefined };
+  if (own.length === 0) return none;
+  const b = averageEvals(base);
+  const target = bestOf(b, mode);
+  if (!Number.isFinite(target)) return none;
+  const reached = (c: [number, number, number][]) => c.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target));
+  const mine = reached(averageEvals(own));
+  const theirs = reached(b);
+  return { steps: mine?.[0], ms: mine?.[2], baselineSteps: theirs?.[0], baselineMs: theirs?.[2] };
+}
+
 /** Summarises runs by configuration, against a baseline configuration. */
 export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 'min' | 'max', baseline?: string): Comparison {
   const names = [...new Set(runs.map((r) => r.name))];
@@ -180,15 +197,7 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
   };
   const averaged = (n: string): AveragedReach => {
     const shared = sharedSeedRuns(runs, n, base!);
-    const none = { steps: undefined, ms: undefined, baselineSteps: undefined, baselineMs: undefined };
-    if (shared.own.length === 0) return none;
-    const b = averageEvals(shared.base);
-    const target = bestOf(b, mode);
-    if (!Number.isFinite(target)) return none;
-    const reached = (c: [number, number, number][]) => c.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target));
-    const own = reached(averageEvals(shared.own));
-    const theirs = reached(b);
-    return { steps: own?.[0], ms: own?.[2], baselineSteps: theirs?.[0], baselineMs: theirs?.[2] };
+    return averagedReach(shared.own, shared.base, mode);
   };
   const rows = names.map((n): ConfigRow => {
     const rs = byName(n);

@@ -1,7 +1,8 @@
 /**
- * Two readings of BENCHMARKS.md's "K-FAC at its defaults", on fake runs written the way `compare`
+ * Three readings of BENCHMARKS.md's "K-FAC at its defaults", on fake runs written the way `compare`
  * and `train --save-every` write them: bench/e2e/defaults-table.mjs --train-window N (the
- * seed-averaged training loss in windows, and the first window at the baseline's lowest) and
+ * seed-averaged training loss in windows, and the first window at the baseline's lowest),
+ * defaults-table.mjs --bootstrap (the seed-averaged steps ratio over seeds drawn again) and
  * bench/e2e/adapter-travel.mjs (the rms of the adapter's tensor groups at each checkpoint, and of
  * their change).
  */
@@ -27,13 +28,13 @@ function script(name: string, ...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A finished run of `compare` at `seed`: its losses per step and one evaluation at the end. */
-function writeRun(folder: string, optimizer: string, lr: number, seed: number, losses: number[]): void {
+/** A finished run of `compare` at `seed`: its losses per step and its evaluations [step, accuracy] (default one at the end). */
+function writeRun(folder: string, optimizer: string, lr: number, seed: number, losses: number[], evals: [number, number][] = [[losses.length, 0.5]]): void {
   const name = `${optimizer} lr=${lr}`;
   const d = join(folder, 'runs', `${name.replace(/ /g, '_')}-seed${seed}`);
   mkdirSync(d, { recursive: true });
   const lines = losses.map((loss, i) => JSON.stringify({ kind: 'step', step: i + 1, epoch: 0, loss, ms: 10, elapsedMs: 10 * (i + 1) }));
-  lines.push(JSON.stringify({ kind: 'eval', step: losses.length, loss: 1, metrics: { accuracy: 0.5 }, best: true, elapsedMs: 10 * losses.length }));
+  for (const [step, accuracy] of evals) lines.push(JSON.stringify({ kind: 'eval', step, loss: 1, metrics: { accuracy }, best: true, elapsedMs: 10 * step }));
   writeFileSync(join(d, 'metrics.jsonl'), lines.join('\n') + '\n');
   writeFileSync(join(d, 'config.json'), JSON.stringify({ optimizer, lr, seed }));
   writeFileSync(join(d, 'run.json'), JSON.stringify({ name, steps: losses.length, monitor: 'accuracy', final: 0.5, best: null, msPerStep: 10, diverged: false, interrupted: false, stoppedEarly: false }));
@@ -71,6 +72,24 @@ describe('bench/e2e/defaults-table.mjs --train-window', () => {
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/--train-window: expected a positive integer/);
     }
+  });
+});
+
+describe('bench/e2e/defaults-table.mjs --bootstrap', () => {
+  it('draws the seeds again, the same draw for both configurations, and reads the seed-averaged steps ratio on each', () => {
+    const a = tmp();
+    const losses = [1, 1];
+    // seed 1 alone: K-FAC reaches AdamW's 0.8 at step 1 of 2 (0.5×); seed 2 alone, and the two
+    // together (AdamW's mean 0.5, 0.7; K-FAC's 0.6, 0.65), never: 0.5× with probability 1/4
+    writeRun(a, 'adamw', 0.001, 1, losses, [[1, 0.5], [2, 0.8]]);
+    writeRun(a, 'adamw', 0.001, 2, losses, [[1, 0.5], [2, 0.6]]);
+    writeRun(a, 'kfac', 0.1, 1, losses, [[1, 0.8], [2, 0.8]]);
+    writeRun(a, 'kfac', 0.1, 2, losses, [[1, 0.4], [2, 0.5]]);
+    const r = script('defaults-table.mjs', '--bootstrap', a);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('| kfac lr=0.1 | 2 | every one (3 multisets) | never | never | 0.5× – never | 0.25 |');
+    expect(r.stdout).not.toMatch(/^\| adamw lr=0.001 \| 2 \|/m); // the baseline has no row of its own
   });
 });
 
