@@ -6,11 +6,14 @@
  * The baseline is, unless named, the AdamW configuration with the best mean best-metric — so an
  * AdamW learning-rate grid competes as its tuned best.
  */
-import { describe, invalidArgument } from '../errors.js';
 import type { RunCurve } from './report.js';
 import type { RunResult, RunSummary } from './run.js';
 import { runSummary } from './run.js';
+import { averagedReach, bestOf, sharedSeedRuns } from './seed-average.js';
+import { bootstrapAveragedSteps, bootstrapQuantile } from './seed-bootstrap.js';
 import type { TrainerEvent } from './trainer.js';
+
+export { averagedReach, averageEvals, averageTrainWindows, sharedSeedRuns } from './seed-average.js';
 
 export interface CompareRun {
   /** Name of the configuration (shared by its seeds). */
@@ -46,6 +49,12 @@ export interface AveragedReach {
   ms: number | undefined;
   baselineSteps: number | undefined;
   baselineMs: number | undefined;
+  /**
+   * With at least 3 seeds shared with the baseline (not on the baseline's own row): the bootstrap
+   * over seeds of steps / baselineSteps (seed-bootstrap.ts) — its 5%, 50% and 95% quantiles
+   * (Infinity, null in JSON: never reached on those draws).
+   */
+  bootstrap?: { seeds: number; lo: number; median: number; hi: number };
 }
 
 export interface Comparison {
@@ -104,77 +113,8 @@ const meanStd = (xs: readonly number[]) => {
   return { mean, std };
 };
 
-/** The best metric of eval points [step, metric, …]; NaN when none is finite. */
-function bestOf(evals: readonly (readonly [number, number, ...number[]])[], mode: 'min' | 'max'): number {
-  let b = mode === 'max' ? -Infinity : Infinity;
-  for (const e of evals) if (Number.isFinite(e[1]) && (mode === 'max' ? e[1] > b : e[1] < b)) b = e[1];
-  return Number.isFinite(b) ? b : NaN;
-}
-
-/** At the keys every map has, in the first map's order: [key, the mean over the maps of each field]. */
-function meanAtSharedKeys(maps: readonly ReadonlyMap<number, readonly number[]>[]): number[][] {
-  if (maps.length === 0) return [];
-  return [...maps[0]!.keys()]
-    .filter((k) => maps.every((m) => m.has(k)))
-    .map((k) => [k, ...maps[0]!.get(k)!.map((_, i) => maps.reduce((a, m) => a + m.get(k)![i]!, 0) / maps.length)]);
-}
-
-/**
- * The mean eval curve of runs, [step, metric, elapsed ms]: at the evaluated steps that every run
- * has (a run that stopped early shortens it), each value the mean over the runs.
- */
-export function averageEvals(runs: readonly CompareRun[]): [number, number, number][] {
-  return meanAtSharedKeys(runs.map((r) => new Map(r.curve.evals.map((e) => [e[0], [e[1], e[2]]] as const)))) as [number, number, number][];
-}
-
-/**
- * The mean training loss of runs in windows of `w` steps, [the window's last step, loss]: each
- * run's loss averaged over steps (k−1)·w+1 … k·w, then over the runs, for the windows that every
- * run completed. Training losses are noisy batch by batch; a window shows the trend, and on data
- * seen for the first time it is a held-out reading.
- */
-export function averageTrainWindows(runs: readonly CompareRun[], w: number): [number, number][] {
-  if (!Number.isInteger(w) || w < 1) invalidArgument('w', 'a positive integer', describe(w));
-  const windows = runs.map((r) => {
-    const sums = new Map<number, { sum: number; n: number }>();
-    for (const [step, loss] of r.curve.train) {
-      const end = Math.ceil(step / w) * w;
-      const e = sums.get(end) ?? { sum: 0, n: 0 };
-      e.sum += loss;
-      e.n += 1;
-      sums.set(end, e);
-    }
-    return new Map([...sums].filter(([, e]) => e.n === w).map(([end, e]) => [end, [e.sum / w]] as const));
-  });
-  return meanAtSharedKeys(windows) as [number, number][];
-}
-
-/**
- * The runs of configuration `name` at the seeds the baseline also ran, and the baseline's runs at
- * those seeds: what a seed-averaged reading against the baseline averages over.
- */
-export function sharedSeedRuns(runs: readonly CompareRun[], name: string, baseline: string): { own: CompareRun[]; base: CompareRun[] } {
-  const baseRuns = runs.filter((r) => r.name === baseline);
-  const own = runs.filter((r) => r.name === name && baseRuns.some((b) => b.seed === r.seed));
-  return { own, base: baseRuns.filter((b) => own.some((r) => r.seed === b.seed)) };
-}
-
-/**
- * The seed-averaged reading of runs against baseline runs (the same seeds, a seed may repeat):
- * the first evaluated step at which the mean curve of `own` reached the best of the baseline's
- * mean curve, and the baseline's own first step there, with the mean elapsed ms at both.
- */
-export function averagedReach(own: readonly CompareRun[], base: readonly CompareRun[], mode: 'min' | 'max'): AveragedReach {
-  const none = { steps: undefined, ms: undefined, baselineSteps: undefined, baselineMs: undefined };
-  if (own.length === 0) return none;
-  const b = averageEvals(base);
-  const target = bestOf(b, mode);
-  if (!Number.isFinite(target)) return none;
-  const reached = (c: [number, number, number][]) => c.find((e) => (mode === 'max' ? e[1] >= target : e[1] <= target));
-  const mine = reached(averageEvals(own));
-  const theirs = reached(b);
-  return { steps: mine?.[0], ms: mine?.[2], baselineSteps: theirs?.[0], baselineMs: theirs?.[2] };
-}
+/** The fewest seeds shared with the baseline for which a row carries the bootstrap over seeds. */
+export const BOOTSTRAP_MIN_SEEDS = 3;
 
 /** Summarises runs by configuration, against a baseline configuration. */
 export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 'min' | 'max', baseline?: string): Comparison {
@@ -197,7 +137,10 @@ export function compareRuns(runs: readonly CompareRun[], monitor: string, mode: 
   };
   const averaged = (n: string): AveragedReach => {
     const shared = sharedSeedRuns(runs, n, base!);
-    return averagedReach(shared.own, shared.base, mode);
+    const a = averagedReach(shared.own, shared.base, mode);
+    if (n === base || a.baselineSteps === undefined || new Set(shared.own.map((r) => r.seed)).size < BOOTSTRAP_MIN_SEEDS) return a;
+    const b = bootstrapAveragedSteps(runs, n, base!, mode);
+    return { ...a, bootstrap: { seeds: b.seeds, lo: bootstrapQuantile(b, 0.05), median: bootstrapQuantile(b, 0.5), hi: bootstrapQuantile(b, 0.95) } };
   };
   const rows = names.map((n): ConfigRow => {
     const rs = byName(n);
@@ -223,13 +166,17 @@ const pm = (m: { mean: number; std: number }, seeds: number) => (seeds > 1 ? `${
 
 /**
  * One cell of the seed-averaged reading: the step at which a configuration's mean curve reached
- * the baseline's mean best, and the steps and time against the baseline's own ("150 (0.6×, time 0.78×)").
+ * the baseline's mean best, and the steps and time against the baseline's own ("150 (0.6×, time 0.78×)");
+ * with the bootstrap over seeds, its 5–95% range of the steps ratio after them ("150 (0.6×, time
+ * 0.78×; bootstrap 5–95%: 0.42×–0.78×)", "never (bootstrap 5–95%: 0.8×–never)").
  */
 export function averagedCell(a: AveragedReach): string {
   if (a.baselineSteps === undefined) return '–'; // no seed shared with the baseline, or no finite baseline metric
-  if (a.steps === undefined) return 'never';
   const ratio = (x: number | undefined, y: number | undefined) => (x !== undefined && y !== undefined && y > 0 ? f(x / y, 2) : '–');
-  return `${a.steps} (${ratio(a.steps, a.baselineSteps)}×, time ${ratio(a.ms, a.baselineMs)}×)`;
+  const x = (v: number) => (v === Infinity ? 'never' : `${f(v, 2)}×`);
+  const spread = a.bootstrap ? `bootstrap 5–95%: ${x(a.bootstrap.lo)}–${x(a.bootstrap.hi)}` : '';
+  if (a.steps === undefined) return spread ? `never (${spread})` : 'never';
+  return `${a.steps} (${ratio(a.steps, a.baselineSteps)}×, time ${ratio(a.ms, a.baselineMs)}×${spread ? `; ${spread}` : ''})`;
 }
 
 /**

@@ -16,7 +16,8 @@
  */
 import { describe, invalidArgument } from '../errors.js';
 import { mulberry32 } from '../util/random.js';
-import { averagedReach, type CompareRun, sharedSeedRuns } from './compare.js';
+import type { CompareRun } from './compare.js';
+import { averagedReach, sharedSeedRuns } from './seed-average.js';
 
 export interface StepsBootstrap {
   /** Seeds the configuration shares with the baseline (the n that are drawn again). */

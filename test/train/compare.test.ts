@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { averageEvals, averageTrainWindows, blewUp, type CompareRun, compareRuns, comparisonTable } from '../../lib/train/compare.js';
+import { averagedCell, averageEvals, averageTrainWindows, blewUp, type CompareRun, compareRuns, comparisonTable } from '../../lib/train/compare.js';
 
 function run(name: string, optimizer: string, seed: number, evals: [number, number][], losses: number[] = [1, 1]): CompareRun {
   return {
@@ -88,8 +88,21 @@ describe('the seed-averaged reading', () => {
     expect(k.baselineMs).toBeCloseTo(210, 12);
     // SGD against the baseline over seeds 0 and 1 (best 0.65 first at step 20): its curve stops at step 10 (0.55)
     expect(row('s').averaged).toEqual({ steps: undefined, ms: undefined, baselineSteps: 20, baselineMs: 205 });
+    // K-FAC shares three seeds with the baseline: the bootstrap over them (seed-bootstrap.ts). The
+    // draws {0,0,0} and {0,0,1} (4/27) never reach the baseline's best (0.7 and 0.667 at step 30);
+    // {0,2,2} (3/27) reaches 0.647 at step 10 against the baseline's 30: 1/3, the smallest ratio there is
+    expect(k.bootstrap).toEqual({ seeds: 3, lo: 1 / 3, median: expect.any(Number), hi: Infinity });
+    expect(row('a').averaged.bootstrap).toBeUndefined(); // the baseline's own row
+    expect(row('s').averaged.bootstrap).toBeUndefined(); // two seeds
     const t = comparisonTable(c);
-    expect(t.rows.map((r) => r[4])).toEqual(['20 (1×, time 1×)', '10 (0.5×, time 0.76×)', 'never']);
+    expect(t.rows.map((r) => r[4])).toEqual(['20 (1×, time 1×)', '10 (0.5×, time 0.76×; bootstrap 5–95%: 0.33×–never)', 'never']);
+  });
+
+  test('a cell that never reached the baseline\'s best, with the bootstrap beside it', () => {
+    const never = { steps: undefined, ms: undefined, baselineSteps: 20, baselineMs: 1 };
+    expect(averagedCell(never)).toBe('never');
+    expect(averagedCell({ ...never, bootstrap: { seeds: 3, lo: 0.8, median: Infinity, hi: Infinity } })).toBe('never (bootstrap 5–95%: 0.8×–never)');
+    expect(averagedCell({ ...never, baselineSteps: undefined })).toBe('–');
   });
 
   test('a lower-is-better metric; one seed each: no seed-averaged column', () => {
