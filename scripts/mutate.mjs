@@ -487,10 +487,26 @@ const MUTATIONS = [
   {
     id: 'compare-averaged-all-seeds',
     what: "the seed-averaged reading averages the baseline over all its seeds, not those it shares with the run",
-    file: 'lib/train/compare.ts',
+    file: 'lib/train/seed-average.ts',
     from: 'return { own, base: baseRuns.filter((b) => own.some((r) => r.seed === b.seed)) };',
     to: 'return { own, base: baseRuns };',
     tests: ['test/train/compare.test.ts'],
+  },
+  {
+    id: 'bootstrap-uniform-multisets',
+    what: 'the exact bootstrap weighs every multiset of seeds alike instead of by its multinomial probability',
+    file: 'lib/train/seed-bootstrap.ts',
+    from: 'weigh(counts, Math.exp(logFact[n]! - logW - logFact[left]! - n * Math.log(n)));',
+    to: 'weigh(counts, 1 / multisets);',
+    tests: ['test/train/seed-bootstrap.test.ts'],
+  },
+  {
+    id: 'bootstrap-unpaired',
+    what: "the bootstrap draws the baseline's seeds apart from the configuration's, breaking the pairing by seed",
+    file: 'lib/train/seed-bootstrap.ts',
+    from: '        b.push(pairs[i]!.base);',
+    to: '        b.push(pairs[(i + 1) % n]!.base);',
+    tests: ['test/train/seed-bootstrap.test.ts'],
   },
   // The nn ops' CUDA kernel bodies, through the host emulation (native/cuda/nn_*_body.h)
   {
