@@ -173,7 +173,7 @@ const pm = (m: { mean: number; std: number }, seeds: number) => (seeds > 1 ? `${
 export function averagedCell(a: AveragedReach): string {
   if (a.baselineSteps === undefined) return '–'; // no seed shared with the baseline, or no finite baseline metric
   const ratio = (x: number | undefined, y: number | undefined) => (x !== undefined && y !== undefined && y > 0 ? f(x / y, 2) : '–');
-  const x = (v: number) => (v === Infinity ? 'never' : `${f(v, 2)}×`);
+  const x = (v: number) => (v === Infinity ? 'never' : Number.isFinite(v) ? `${f(v, 2)}×` : 'n/a'); // NaN: past the draws with a reading
   const spread = a.bootstrap ? `bootstrap 5–95%: ${x(a.bootstrap.lo)}–${x(a.bootstrap.hi)}` : '';
   if (a.steps === undefined) return spread ? `never (${spread})` : 'never';
   return `${a.steps} (${ratio(a.steps, a.baselineSteps)}×, time ${ratio(a.ms, a.baselineMs)}×${spread ? `; ${spread}` : ''})`;

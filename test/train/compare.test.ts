@@ -103,6 +103,8 @@ describe('the seed-averaged reading', () => {
     expect(averagedCell(never)).toBe('never');
     expect(averagedCell({ ...never, bootstrap: { seeds: 3, lo: 0.8, median: Infinity, hi: Infinity } })).toBe('never (bootstrap 5–95%: 0.8×–never)');
     expect(averagedCell({ ...never, baselineSteps: undefined })).toBe('–');
+    // a quantile past the draws that have a reading (the baseline had no finite best on the rest)
+    expect(averagedCell({ ...never, steps: 10, ms: 1, bootstrap: { seeds: 3, lo: 0.5, median: 0.5, hi: NaN } })).toBe('10 (0.5×, time 1×; bootstrap 5–95%: 0.5×–n/a)');
   });
 
   test('a lower-is-better metric; one seed each: no seed-averaged column', () => {
