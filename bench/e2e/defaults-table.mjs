@@ -16,7 +16,8 @@
 // seed-averaged eval curves are printed too (step:value). With --bootstrap it also gives, per
 // configuration, the bootstrap over seeds of the seed-averaged steps ratio (lib/train/seed-bootstrap.ts:
 // the seeds drawn again with replacement, the same draw for the configuration and the baseline):
-// its median, its 5–95% interval and the probability of a draw at or below 0.6× (the bar).
+// its median, its 5–95% interval and the probability of a draw at or below 0.6× (the bar of
+// BENCHMARKS.md's "K-FAC at its defaults").
 // usage: node bench/e2e/defaults-table.mjs [--baseline NAME] [--svg FILE] [--train-window N] [--bootstrap] <compare-out-folder> [more …]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,7 +33,10 @@ let trainWindow;
 let bootstrap = false;
 for (;;) {
   if (args[0] === '--baseline') [, baseline] = args.splice(0, 2);
-  else if (args[0] === '--bootstrap') bootstrap = Boolean(args.splice(0, 1));
+  else if (args[0] === '--bootstrap') {
+    args.shift();
+    bootstrap = true;
+  }
   else if (args[0] === '--svg') [, svg] = args.splice(0, 2);
   else if (args[0] === '--train-window') {
     trainWindow = Number(args[1]);
