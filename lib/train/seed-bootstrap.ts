@@ -45,7 +45,7 @@ export interface StepsBootstrapOptions {
   seed?: number;
 }
 
-/** C(2n−1, n), the number of multisets of size n from n seeds (Infinity past 2⁵³). */
+/** C(2n−1, n), the number of multisets of size n from n seeds (exact up to 2⁵³, a float beyond: enough to compare with a limit). */
 export function multisetCount(n: number): number {
   let c = 1;
   for (let i = 1; i <= n; i++) c = (c * (n - 1 + i)) / i;
@@ -58,6 +58,8 @@ export function bootstrapAveragedSteps(runs: readonly CompareRun[], name: string
   const draws = options.draws ?? 4_000;
   if (!(Number.isInteger(exactLimit) && exactLimit >= 0)) invalidArgument('exactLimit', 'an integer ≥ 0', describe(exactLimit));
   if (!(Number.isInteger(draws) && draws >= 1)) invalidArgument('draws', 'a positive integer', describe(draws));
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed)) invalidArgument('seed', 'an integer', describe(seed));
   const { own, base } = sharedSeedRuns(runs, name, baseline);
   const seeds = [...new Set(own.map((r) => r.seed))].sort((a, b) => a - b);
   if (seeds.length === 0) invalidArgument('name', `a configuration that shares a seed with the baseline '${baseline}'`, JSON.stringify(name));
@@ -102,7 +104,7 @@ export function bootstrapAveragedSteps(runs: readonly CompareRun[], name: string
     };
     walk(0, n, 0);
   } else {
-    const rnd = mulberry32(options.seed ?? 0);
+    const rnd = mulberry32(seed);
     const counts = new Array<number>(n);
     for (let d = 0; d < draws; d++) {
       counts.fill(0);

@@ -106,6 +106,7 @@ describe('bootstrapAveragedSteps', () => {
     expect(() => bootstrapAveragedSteps(runs, 'nobody', 'base', 'max')).toThrow(InvalidArgumentError);
     expect(() => bootstrapAveragedSteps(runs, 'k', 'base', 'max', { draws: 0 })).toThrow(/draws/);
     expect(() => bootstrapAveragedSteps(runs, 'k', 'base', 'max', { exactLimit: -1 })).toThrow(/exactLimit/);
+    expect(() => bootstrapAveragedSteps(runs, 'k', 'base', 'max', { seed: 0.5 })).toThrow(/seed/);
     const b = bootstrapAveragedSteps(runs, 'k', 'base', 'max');
     expect(() => bootstrapQuantile(b, 1.5)).toThrow(/q/);
   });
