@@ -61,6 +61,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 10% of the steps)' },
   momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})`, optimizers: ['sgd', 'kfac'] },
   nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default: on for K-FAC with momentum, off for SGD)', optimizers: ['sgd', 'kfac'] },
+  'momentum-of': { key: 'momentumOf', kind: { t: 'enum', values: ['step', 'gradient'] }, help: `K-FAC: what the momentum averages, the clipped Newton steps (step) or the gradients before preconditioning (gradient; κ default ${DEFAULTS.trustRatioOfGradient}); default ${DEFAULTS.kfacMomentumOf}`, optimizers: KFAC },
   damping: { key: 'damping', kind: num(0, 1e6, 'min'), help: `K-FAC damping λ (default ${DEFAULTS.damping})`, optimizers: KFAC },
   'factor-decay': { key: 'factorDecay', kind: num(0, 1, 'max'), help: `K-FAC, Shampoo, SOAP: factor EMA β (default ${DEFAULTS.factorDecay})`, optimizers: KRONECKER },
   'kfac-method': { key: 'kfacMethod', kind: { t: 'enum', values: ['eigen', 'inverse', 'ekfac'] }, help: 'K-FAC preconditioning: ekfac (default: eigenvalue-corrected), eigen (the Kronecker eigenvalues) or inverse (π-damped inverses)', optimizers: KFAC },
@@ -192,10 +193,10 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
 }
 
 /** e.g. "adamw lr=0.001", "kfac+newton-clip=1". */
-export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'> & { trustRatio?: number }): string {
+export function defaultName(c: Pick<RunConfig, 'optimizer' | 'lr' | 'newtonClip' | 'gradClip'> & { trustRatio?: number; momentumOf?: 'step' | 'gradient' }): string {
   let n = `${c.optimizer} lr=${c.lr}`;
   if (c.newtonClip !== undefined) n += ` newton-clip=${c.newtonClip}`;
-  if (c.trustRatio !== undefined && c.trustRatio !== defaultTrustRatio(c.optimizer) && c.optimizer !== 'adamw' && c.optimizer !== 'sgd' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
+  if (c.trustRatio !== undefined && c.trustRatio !== defaultTrustRatio(c.optimizer, c.momentumOf) && c.optimizer !== 'adamw' && c.optimizer !== 'sgd' && c.newtonClip === undefined) n += ` trust-ratio=${c.trustRatio}`;
   if (c.gradClip !== undefined) n += ` grad-clip=${c.gradClip}`;
   return n;
 }

@@ -25,5 +25,7 @@ export type { TrustClipAt } from './step-record.js';
 export { stateLike } from './state.js';
 export { KFAC } from './kfac-optimizer.js';
 export type { KfacOptions } from './kfac-optimizer.js';
+export { GradientMomentum } from './gradient-momentum.js';
+export type { MomentumOf } from './gradient-momentum.js';
 export type { KfacLayer } from './layer.js';
 export { linearLayer } from './linear-layer.js';

@@ -13,7 +13,7 @@
  */
 import { ConfigError, describe, invalidArgument } from '../errors.js';
 import * as ops from '../ops/index.js';
-import type { OptimizerState } from '../optim/optimizer.js';
+import { hyperAt, type OptimizerState } from '../optim/optimizer.js';
 import { AdamW } from '../optim/adamw.js';
 import { SGD } from '../optim/sgd.js';
 import { TrustReference } from '../optim/trust-lr.js';
@@ -26,15 +26,22 @@ import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdap
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
 import { stateLike } from './state.js';
 import { StepRecord } from './step-record.js';
+import { GradientMomentum, type MomentumOf, resolveMomentumOf } from './gradient-momentum.js';
 
 export interface KfacOptions extends KfacPreconditionerOptions {
   /** Learning rate (default 0.1 — K-FAC steps are already curvature-scaled). */
   lr?: Hyper;
-  /** SGD momentum (default 0.9). */
+  /** Momentum μ (default 0.9): SGD's on the clipped Newton step, or the gradients' (`momentumOf`). */
   momentum?: Hyper;
   /** L2 weight decay added to the preconditioned step (default 0). */
   weightDecay?: Hyper;
   nesterov?: boolean;
+  /**
+   * What the momentum averages (docs/KFAC.md#momentum): 'step' (default; kfac-pytorch's order) the
+   * clipped Newton steps, SGD's momentum after the preconditioner; 'gradient' the gradients, whose
+   * running average the preconditioner and the clip then take (a run's default).
+   */
+  momentumOf?: MomentumOf;
   /** The optimizer of parameters K-FAC does not track: 'adamw' (default) or 'sgd' (the K-FAC SGD on raw gradients). */
   untracked?: 'adamw' | 'sgd';
   /** AdamW's learning rate for untracked parameters (default 1e-3). */
@@ -93,10 +100,14 @@ export class KFAC {
   /** P_{t−1} per tracked parameter (adaptive step length; null where a parameter had no step). */
   #prevP: (Tensor | null)[] = [];
   readonly #trackedCount: number;
+  /** What the momentum averages; with 'gradient', `gradientMomentum` keeps it and SGD has none. */
+  readonly momentumOf: MomentumOf;
+  readonly gradientMomentum: GradientMomentum | null;
 
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
-    const { lr, momentum, weightDecay, nesterov, adaptiveDamping, untracked, untrackedLr, trustLr, adaptiveTrust, ...pre } = o as KfacOptions;
+    const { lr, momentum, weightDecay, nesterov, momentumOf, adaptiveDamping, untracked, untrackedLr, trustLr, adaptiveTrust, ...pre } = o as KfacOptions;
+    this.momentumOf = resolveMomentumOf(momentumOf, 'step');
     this.#trust = new TrustReference(trustLr);
     if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
     this.untracked = untracked ?? 'adamw';
@@ -116,12 +127,18 @@ export class KFAC {
       if (this.adaptive) this.#lambda = Math.min(this.adaptive.max, Math.max(this.adaptive.min, this.#lambda));
       const byAdam = this.untracked === 'adamw' && extraParams.length > 0;
       this.adamw = byAdam ? new AdamW(extraParams, { lr: untrackedLr ?? 1e-3, weightDecay: weightDecay ?? 0 }) : null;
-      this.sgd = new SGD(byAdam ? tracked : this.params, {
+      const sgdParams = byAdam ? tracked : this.params;
+      const ofGradient = this.momentumOf === 'gradient';
+      this.sgd = new SGD(sgdParams, {
         lr: lr ?? 0.1,
-        momentum: momentum ?? 0.9,
+        momentum: ofGradient ? 0 : (momentum ?? 0.9),
         weightDecay: weightDecay ?? 0,
-        nesterov: nesterov ?? false,
+        nesterov: ofGradient ? false : (nesterov ?? false),
       });
+      if (ofGradient && nesterov && typeof momentum === 'number' && momentum <= 0)
+        invalidArgument('nesterov', 'momentum > 0', `momentum ${momentum}`);
+      // SGD's parameters (the untracked ones too under policy 'sgd', for which this is SGD's own momentum)
+      this.gradientMomentum = ofGradient ? new GradientMomentum(sgdParams, momentum ?? 0.9, nesterov ?? false) : null;
       if (byAdam) this.#extraPrev = extraParams.map((p) => stateLike(p.tensor, p.tensor.shape));
     } catch (e) {
       this.preconditioner.dispose(); // a bad option after the factors were allocated: give them back
@@ -177,7 +194,16 @@ export class KFAC {
     const trustBefore = this.#trustScale;
     const h = this.adaptiveTrust ? this.#adaptTrust() : NaN;
     this.preconditioner.trustScale = this.#trustScale;
-    const tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, ...(trustLr === undefined ? {} : { trustLr }), ...(ctx.losses ? { losses: ctx.losses } : {}) });
+    // with momentumOf 'gradient', the preconditioner takes the gradients' momentum; a refused step leaves m and ∇ as they were
+    this.gradientMomentum?.apply((m, s) => hyperAt(m, s, 'momentum', 0, 1e6));
+    let tel: KfacTelemetry;
+    try {
+      tel = this.preconditioner.step({ batchSize: ctx.batchSize, lr, ...(trustLr === undefined ? {} : { trustLr }), ...(ctx.losses ? { losses: ctx.losses } : {}) });
+    } catch (e) {
+      this.gradientMomentum?.revert();
+      throw e;
+    }
+    this.gradientMomentum?.commit();
     tel.lr = lr;
     tel.stepAgreement = h;
     if (this.adaptiveTrust && tel.preconditioned) this.#keepStep();
@@ -341,6 +367,7 @@ export class KFAC {
     this.params.forEach((q, i) => ops.copy(p.before[i]!, q.tensor));
     if (p.sgd) this.sgd.loadStateDict(p.sgd);
     if (p.adamw) this.adamw?.loadStateDict(p.adamw);
+    this.gradientMomentum?.undo();
     // the adaptive step length forgets the undone step: m as before it, no P_{t−1} (the next h is NaN)
     this.#trustScale = p.trustScale;
     for (const t of this.#prevP) t?.dispose();
@@ -412,6 +439,7 @@ export class KFAC {
     this.#prevP.forEach((t, i) => {
       if (t) tensors[`trust/prev/${i}`] = t.clone();
     });
+    for (const { index, m } of this.gradientMomentum?.buffers() ?? []) tensors[`momentum/${index}`] = m.clone();
     return {
       meta: {
         kind: 'kfac',
@@ -421,6 +449,7 @@ export class KFAC {
         ...(this.adaptive ? { damping: this.#lambda } : {}),
         peakLr: this.#trust.peak,
         ...(this.adaptiveTrust ? { trustScale: this.#trustScale } : {}),
+        ...(this.gradientMomentum ? { momentumOf: 'gradient', momentumSteps: this.gradientMomentum.stepCount } : {}),
       },
       tensors,
     };
@@ -428,6 +457,13 @@ export class KFAC {
 
   loadStateDict(state: { meta: Record<string, unknown>; tensors: Record<string, Tensor> }): void {
     if (state.meta['kind'] !== 'kfac') invalidArgument('state.meta.kind', "'kfac'", describe(state.meta['kind']));
+    // before anything is loaded: a momentum buffer of the other kind cannot be carried over
+    const savedOf = state.meta['momentumOf'] ?? 'step';
+    if (savedOf !== this.momentumOf)
+      throw new ConfigError(
+        `the checkpoint's momentum averages ${savedOf === 'gradient' ? 'the gradients' : 'the Newton steps'} and this optimizer's averages ${this.momentumOf === 'gradient' ? 'the gradients' : 'the Newton steps'}: resume with momentumOf: '${String(savedOf)}' (--momentum-of ${String(savedOf)})`,
+        { argument: 'momentumOf' },
+      );
     const pick = (prefix: string) =>
       Object.fromEntries(Object.entries(state.tensors).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
     this.preconditioner.loadStateDict({ meta: state.meta['preconditioner'] as Record<string, unknown>, tensors: pick('preconditioner/') });
@@ -455,6 +491,12 @@ export class KFAC {
         }
       });
     this.#trust.restore(state.meta['peakLr']);
+    if (this.gradientMomentum) {
+      const m = new Map<number, Tensor>();
+      for (const [k, v] of Object.entries(pick('momentum/'))) m.set(Number(k), v);
+      const steps = state.meta['momentumSteps'];
+      this.gradientMomentum.load(m, typeof steps === 'number' && Number.isInteger(steps) && steps >= 0 ? steps : 0);
+    }
     this.#dropProbe();
   }
 
@@ -465,6 +507,7 @@ export class KFAC {
     this.preconditioner.dispose();
     this.sgd.dispose();
     this.adamw?.dispose();
+    this.gradientMomentum?.dispose();
     for (const t of this.#extraPrev) t.dispose();
     for (const t of this.#prevP) t?.dispose();
     if (this.#buffers) for (const t of [...this.#buffers.before, ...this.#buffers.raw, ...this.#buffers.delta]) t.dispose();

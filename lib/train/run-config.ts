@@ -51,6 +51,8 @@ export interface RunConfig {
   momentum: number;
   /** Nesterov momentum for SGD and K-FAC (default 'off'). */
   nesterov?: 'on' | 'off';
+  /** K-FAC: what the momentum averages, the clipped Newton steps or the gradients (docs/KFAC.md#momentum). */
+  momentumOf?: 'step' | 'gradient';
   damping: number;
   factorDecay: number;
   inverseEvery: number;
@@ -116,6 +118,10 @@ export const DEFAULTS = {
   kfacSequence: 'expand' as const,
   /** κ of K-FAC's trust-ratio clip in a run (BENCHMARKS.md, "K-FAC at its defaults"); the library's KFAC defaults to 0.01. */
   trustRatio: 0.0125,
+  /** κ of K-FAC's clip when the momentum averages the gradients: the step is the radius itself (docs/KFAC.md#momentum). */
+  trustRatioOfGradient: 0.035,
+  /** What K-FAC's momentum averages in a run. */
+  kfacMomentumOf: 'step' as const,
   /** κ of Shampoo's and SOAP's trust-ratio clip (their own default, the library's K-FAC default). */
   shampooTrustRatio: DEFAULT_TRUST_RATIO,
   /** K-FAC's momentum in a run is Nesterov's (when momentum > 0); SGD's is plain unless asked. */
@@ -140,15 +146,28 @@ export const DEFAULT_OPTIMIZER: OptimizerName = 'kfac';
  */
 export function withDefaults(given: Partial<RunConfig> & Pick<RunConfig, 'model' | 'data'>): RunConfig {
   const optimizer: OptimizerName = given.optimizer ?? DEFAULT_OPTIMIZER;
-  const { lr: _lr, warmupFraction: _warmupFraction, shampooTrustRatio: _s, kfacNesterov: _n, ...rest } = DEFAULTS;
-  const c: RunConfig = { ...rest, name: '', ...given, optimizer, lr: given.lr ?? DEFAULTS.lr[optimizer], trustRatio: given.trustRatio ?? defaultTrustRatio(optimizer) };
+  const { lr: _lr, warmupFraction: _warmupFraction, shampooTrustRatio: _s, kfacNesterov: _n, trustRatioOfGradient: _g, kfacMomentumOf: _m, ...rest } = DEFAULTS;
+  const momentumOf = optimizer === 'kfac' ? (given.momentumOf ?? DEFAULTS.kfacMomentumOf) : given.momentumOf;
+  const c: RunConfig = {
+    ...rest,
+    name: '',
+    ...given,
+    optimizer,
+    lr: given.lr ?? DEFAULTS.lr[optimizer],
+    trustRatio: given.trustRatio ?? defaultTrustRatio(optimizer, momentumOf),
+    ...(momentumOf === undefined ? {} : { momentumOf }),
+  };
   if (c.nesterov === undefined && optimizer === 'kfac' && c.momentum > 0) c.nesterov = DEFAULTS.kfacNesterov;
   return c;
 }
 
-/** κ of the default trust-ratio clip of a run of `optimizer` (K-FAC's, or Shampoo's and SOAP's own). */
-export function defaultTrustRatio(optimizer: OptimizerName): number {
-  return optimizer === 'shampoo' || optimizer === 'soap' ? DEFAULTS.shampooTrustRatio : DEFAULTS.trustRatio;
+/**
+ * κ of the default trust-ratio clip of a run of `optimizer`: K-FAC's (the step's own length when
+ * its momentum averages the gradients), or Shampoo's and SOAP's.
+ */
+export function defaultTrustRatio(optimizer: OptimizerName, momentumOf?: 'step' | 'gradient'): number {
+  if (optimizer === 'shampoo' || optimizer === 'soap') return DEFAULTS.shampooTrustRatio;
+  return optimizer === 'kfac' && (momentumOf ?? DEFAULTS.kfacMomentumOf) === 'gradient' ? DEFAULTS.trustRatioOfGradient : DEFAULTS.trustRatio;
 }
 
 export interface PreparedRun {

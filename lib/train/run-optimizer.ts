@@ -78,6 +78,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       lr,
       momentum: c.momentum,
       nesterov: c.nesterov === 'on',
+      momentumOf: c.momentumOf ?? 'step',
       weightDecay: c.weightDecay,
       ...kfacCurvatureOptions(c),
       newtonClip: kfacNewtonClip(c),

@@ -128,6 +128,31 @@ describe('--nesterov', () => {
   }, 120_000);
 });
 
+describe('--momentum-of', () => {
+  test("reaches K-FAC: the other order trains to another adapter; the run records it, with its own default κ", () => {
+    const run = (name: string, ...extra: string[]) => {
+      const out = join(tmp, `mo-${name}`);
+      const r = cli(['train', '--model', model, '--data', data, '--steps', '4', '--batch-size', '16', '--max-length', '24', '--lora-r', '2', '--quiet', '--out', out, ...extra]);
+      expect(r.code, r.stderr).toBe(0);
+      return { w: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), config: JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> };
+    };
+    const plain = run('default');
+    const def = plain.config['momentumOf'] as string;
+    expect(['step', 'gradient']).toContain(def);
+    const other = def === 'step' ? 'gradient' : 'step';
+    const same = run(def, '--momentum-of', def);
+    const changed = run(other, '--momentum-of', other);
+    expect(same.w.equals(plain.w)).toBe(true);
+    expect(changed.w.equals(plain.w)).toBe(false);
+    expect(changed.config['momentumOf']).toBe(other);
+    const kappa = { step: 0.0125, gradient: 0.035 } as Record<string, number>;
+    expect(plain.config['trustRatio']).toBe(kappa[def]);
+    expect(changed.config['trustRatio']).toBe(kappa[other]);
+    // an explicit κ wins over either default
+    expect(run('kappa', '--momentum-of', 'gradient', '--trust-ratio', '0.02').config['trustRatio']).toBe(0.02);
+  }, 120_000);
+});
+
 describe('Ctrl-C and --resume', () => {
   test('SIGINT saves a checkpoint and exits 130; --resume ends with the adapter of an uninterrupted run, byte for byte', async () => {
     const args = (out: string) => ['train', '--model', model, '--data', data, '--optimizer', 'kfac', '--newton-clip', '1', '--damping', '0.01', '--steps', '300', '--batch-size', '8', '--max-length', '24', '--eval-every', '100', '--seed', '5', '--out', out, '--quiet'];
@@ -214,6 +239,8 @@ describe('bad arguments: a clear message, a non-zero exit, nothing written', () 
     ['nesterov with adamw', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'adamw', '--nesterov', 'on'], /--nesterov applies to --optimizer sgd or kfac \(got adamw\)/],
     ['nesterov without momentum', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'sgd', '--momentum', '0', '--nesterov', 'on'], /--nesterov on needs --momentum above 0/],
     ['nesterov not on or off', ['train', '--model', 'M', '--data', 'D', '--nesterov', 'yes'], /--nesterov: expected on \| off/],
+    ['momentum-of with adamw', ['train', '--model', 'M', '--data', 'D', '--optimizer', 'adamw', '--momentum-of', 'gradient'], /--momentum-of applies to --optimizer kfac only \(got adamw\)/],
+    ['momentum-of not step or gradient', ['train', '--model', 'M', '--data', 'D', '--momentum-of', 'weights'], /--momentum-of: expected step \| gradient/],
   ];
   test.each(cases)('%s', (_, args, message) => {
     const out = join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
