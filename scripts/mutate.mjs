@@ -508,6 +508,30 @@ const MUTATIONS = [
     to: '        b.push(pairs[(i + 1) % n]!.base);',
     tests: ['test/train/seed-bootstrap.test.ts'],
   },
+  {
+    id: 'gradient-momentum-nesterov-weight',
+    what: "the Nesterov step of the gradients' momentum weighs the history by μ instead of μ²",
+    file: 'lib/kfac/gradient-momentum.ts',
+    from: '          ops.axpy(mu * mu, m, g);',
+    to: '          ops.axpy(mu, m, g);',
+    tests: ['test/kfac/kfac-gradient-momentum.test.ts'],
+  },
+  {
+    id: 'gradient-momentum-kept-on-undo',
+    what: "an undone step keeps its gradient in the momentum",
+    file: 'lib/kfac/gradient-momentum.ts',
+    from: '    for (const i of this.#committed) {',
+    to: '    for (const i of [] as number[]) {',
+    tests: ['test/kfac/kfac-gradient-momentum.test.ts'],
+  },
+  {
+    id: 'gradient-momentum-refused-gradients',
+    what: 'a refused step leaves the momentum-weighted gradients in place of the raw ones',
+    file: 'lib/kfac/gradient-momentum.ts',
+    from: '    for (const i of this.#pending ?? []) ops.copy(this.#other[i]!, this.params[i]!.grad!);',
+    to: '    for (const i of [] as number[]) ops.copy(this.#other[i]!, this.params[i]!.grad!);',
+    tests: ['test/kfac/kfac-gradient-momentum.test.ts'],
+  },
   // The nn ops' CUDA kernel bodies, through the host emulation (native/cuda/nn_*_body.h)
   {
     id: 'cuda-tree-step',
