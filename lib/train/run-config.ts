@@ -121,7 +121,7 @@ export const DEFAULTS = {
   /** κ of K-FAC's clip when the momentum averages the gradients: the step is the radius itself (docs/KFAC.md#momentum). */
   trustRatioOfGradient: 0.035,
   /** What K-FAC's momentum averages in a run. */
-  kfacMomentumOf: 'step' as const,
+  kfacMomentumOf: 'gradient' as const,
   /** κ of Shampoo's and SOAP's trust-ratio clip (their own default, the library's K-FAC default). */
   shampooTrustRatio: DEFAULT_TRUST_RATIO,
   /** K-FAC's momentum in a run is Nesterov's (when momentum > 0); SGD's is plain unless asked. */

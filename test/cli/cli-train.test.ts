@@ -47,7 +47,8 @@ describe('kfac-peft train / eval', () => {
     expect(base.code, base.stderr).toBe(0);
     const before = JSON.parse(base.stdout) as { metrics: { accuracy: number } };
     const out = join(tmp, 'run-kfac');
-    const r = cli(['train', '--model', model, '--data', data, '--optimizer', 'kfac', '--newton-clip', '1', '--lr', '0.1', '--damping', '0.01', '--steps', '60', '--batch-size', '16', '--max-length', '24', '--eval-every', '20', '--seed', '3', '--target-modules', 'q_proj,v_proj', '--out', out, '--json']);
+    // τ = 1 is set for the Newton step of one gradient (the momentum of the steps): some steps clipped, some not
+    const r = cli(['train', '--model', model, '--data', data, '--optimizer', 'kfac', '--momentum-of', 'step', '--newton-clip', '1', '--lr', '0.1', '--damping', '0.01', '--steps', '60', '--batch-size', '16', '--max-length', '24', '--eval-every', '20', '--seed', '3', '--target-modules', 'q_proj,v_proj', '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout) as { steps: number; final: number; diverged: boolean; clipRate: number };
     expect(summary.steps).toBe(60);

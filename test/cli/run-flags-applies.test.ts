@@ -166,9 +166,11 @@ describe('Shampoo and SOAP read --factor-decay and --inverse-every', () => {
 });
 
 describe("a run's defaults by optimizer", () => {
-  it('K-FAC: κ 0.0125 and Nesterov momentum; Shampoo and SOAP: their κ 0.01; SGD: plain momentum', () => {
+  it("K-FAC: the gradients' Nesterov momentum and κ 0.035 (0.0125 when the momentum averages the steps); Shampoo and SOAP: their κ 0.01; SGD: plain momentum", () => {
     const run = (o: Partial<RunConfig>) => completeRun({ model: 'm', data: 'd', ...o });
-    expect([run({}).trustRatio, run({}).nesterov]).toEqual([0.0125, 'on']);
+    expect([run({}).trustRatio, run({}).nesterov, run({}).momentumOf]).toEqual([0.035, 'on', 'gradient']);
+    expect([run({ momentumOf: 'step' }).trustRatio, run({ momentumOf: 'step' }).momentumOf]).toEqual([0.0125, 'step']);
+    expect(run({ optimizer: 'adamw' }).momentumOf).toBeUndefined();
     expect([run({ optimizer: 'shampoo' }).trustRatio, run({ optimizer: 'soap' }).trustRatio]).toEqual([0.01, 0.01]);
     expect(run({ optimizer: 'sgd' }).nesterov).toBeUndefined();
     expect(run({ optimizer: 'shampoo' }).nesterov).toBeUndefined();
@@ -185,12 +187,19 @@ describe("a run's defaults by optimizer", () => {
     applyLora(model, { targetModules: ['q_proj', 'v_proj'], r: 4, alpha: 8 });
     try {
       const k = buildOptimizer(completeRun({ model: 'm', data: 'd' }), model, 10).inner as KFAC;
-      expect(k.sgd.nesterov).toBe(true);
-      expect(k.preconditioner.newtonClip).toMatchObject({ mode: 'per-tensor', kind: 'trustRatio', value: 0.0125 });
+      // the momentum is the gradients' (Nesterov), before the preconditioner: SGD applies the step without one
+      expect(k.momentumOf).toBe('gradient');
+      expect(k.gradientMomentum?.nesterov).toBe(true);
+      expect([k.sgd.nesterov, k.sgd.momentum]).toEqual([false, 0]);
+      expect(k.preconditioner.newtonClip).toMatchObject({ mode: 'per-tensor', kind: 'trustRatio', value: 0.035 });
       k.dispose();
       const plain = buildOptimizer(completeRun({ model: 'm', data: 'd', nesterov: 'off' }), model, 10).inner as KFAC;
-      expect(plain.sgd.nesterov).toBe(false);
+      expect(plain.gradientMomentum?.nesterov).toBe(false);
       plain.dispose();
+      const steps = buildOptimizer(completeRun({ model: 'm', data: 'd', momentumOf: 'step' }), model, 10).inner as KFAC;
+      expect([steps.momentumOf, steps.gradientMomentum, steps.sgd.nesterov, steps.sgd.momentum]).toEqual(['step', null, true, 0.9]);
+      expect(steps.preconditioner.newtonClip).toMatchObject({ kind: 'trustRatio', value: 0.0125 });
+      steps.dispose();
     } finally {
       model.dispose();
     }

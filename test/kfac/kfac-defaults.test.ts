@@ -1,6 +1,6 @@
 /**
  * `kfac-peft train` and `compare` with every option at its default (K-FAC: lr 0.1, Nesterov
- * momentum, damping from 1e-4 adapted, the default trust-ratio Newton clip κ 0.0125), through the real binary, on a tiny LLaMA
+ * momentum of the gradients, damping from 1e-4 adapted, the default trust-ratio Newton clip κ 0.035), through the real binary, on a tiny LLaMA
  * (test/fixtures/models/llama-gqa) and a separable letters task: finite, no divergence, learns.
  * Before the default clip, this K-FAC run blew the loss up within a few steps.
  */
