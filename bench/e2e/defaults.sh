@@ -18,14 +18,17 @@
 #               the adaptive step length, the constant schedule (against main-lm's defaults)
 #   kfac-lm, kfac-sst2, kfac-demo   the main-* protocol for K-FAC alone: the defaults (EKFAC) and the eigen
 #               method (--kfac-method eigen), to pool with a main-* folder's AdamW rows (AdamW is unchanged by them)
-#   parts-lm, parts-sst2, parts-demo   the main-* protocol for the parts of the defaults' Nesterov momentum and
-#               κ 0.0125: the previous round's defaults (κ 0.01, heavy-ball momentum), each part alone
+#   parts-lm, parts-sst2, parts-demo   the main-* protocol for the parts of the Nesterov defaults (Nesterov
+#               momentum of the clipped steps and κ 0.0125): the defaults before them (κ 0.01, heavy-ball), each part alone
+#   momentum-lm, momentum-sst2, momentum-demo, momentum-demo1024   the main-* protocol for today's order of momentum
+#               and preconditioning: the Nesterov defaults (--momentum-of step) and the κ screen of the momentum
+#               of the gradients (0.025, 0.05, 0.1), beside a main-* folder's K-FAC at κ 0.035
 #   wall-lm, wall-sst2, wall-demo, wall-demo1024   wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC at its
 #               defaults (EKFAC) and the eigen method, ONE RUN AT A TIME (nothing else may run), each seed of
 #               $SEEDS into its own folder
 # SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-*, parts-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
 # Tables: node bench/e2e/defaults-table.mjs OUT_ROOT/<task> [more folders of the same task]
-# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|kfac-*|parts-*|wall-*|ablation> [OUT_ROOT]
+# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|kfac-*|parts-*|momentum-*|wall-*|ablation> [OUT_ROOT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:?usage: defaults.sh <sst2|grid|lm|peers|main-lm|main-sst2|main-demo|ablation> [OUT_ROOT]}"
@@ -69,9 +72,13 @@ case "$which" in
         run compare --model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64 --threads 1 --out "$out/lm-ablation" --overwrite --quiet --json \
           --runs "kfac:newton-clip=off,kfac:newton-clip-mode=global,kfac:newton-clip-mode=fisher:newton-clip=1e-3,kfac:adaptive-damping=off,kfac:kfac-method=eigen,kfac:small-factor-dim=0,kfac:adaptive-trust=on,kfac:schedule=constant:warmup=0" ;;
   parts-lm|parts-sst2|parts-demo) task="${which#parts-}"; task_args "$task"
-        # the two parts of this round's defaults apart, and the previous round's defaults
-        run compare "${TA[@]}" --runs kfac:trust-ratio=0.01:nesterov=off,kfac:trust-ratio=0.01,kfac:nesterov=off --seeds "${SEEDS:-0,1,2}" --threads 1 \
+        # the two parts of the Nesterov defaults apart, and the defaults before them (all with the momentum of the steps)
+        run compare "${TA[@]}" --runs kfac:momentum-of=step:trust-ratio=0.01:nesterov=off,kfac:momentum-of=step:trust-ratio=0.01,kfac:momentum-of=step:nesterov=off --seeds "${SEEDS:-0,1,2}" --threads 1 \
           --out "$out/parts-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
+  momentum-lm|momentum-sst2|momentum-demo|momentum-demo1024) task="${which#momentum-}"; task_args "$task"
+        # the Nesterov defaults (the momentum of the clipped steps, κ 0.0125) and κ of the momentum of the gradients
+        run compare "${TA[@]}" --runs kfac:momentum-of=step,kfac:trust-ratio=0.025,kfac:trust-ratio=0.05,kfac:trust-ratio=0.1 --seeds "${SEEDS:-0,1,2}" --threads 1 \
+          --out "$out/momentum-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   kfac-lm|kfac-sst2|kfac-demo) task="${which#kfac-}"; task_args "$task"
         run compare "${TA[@]}" --runs kfac,kfac:kfac-method=eigen --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/kfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   wall-lm|wall-sst2|wall-demo|wall-demo1024) task="${which#wall-}"; task_args "$task"
