@@ -19,7 +19,7 @@ import { invalidArgument } from '../errors.js';
 import * as ops from '../ops/index.js';
 import type { Hyper, Param } from '../optim/types.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { stateLike } from './state.js';
+import { copyInto, stateLike } from './state.js';
 
 export type MomentumOf = 'step' | 'gradient';
 
@@ -132,11 +132,7 @@ export class GradientMomentum {
       if (!t) return;
       if (t.size !== p.tensor.size) invalidArgument(`state.tensors['momentum/${i}']`, `${p.tensor.size} values (${p.name})`, `${t.size}`);
       const q = stateLike(p.tensor, p.tensor.shape);
-      if (t.device === q.device) ops.copy(t, q);
-      else {
-        using moved = t.to(q.device);
-        ops.copy(moved, q);
-      }
+      copyInto(t, q);
       this.#m[i] = q;
     });
     this.#steps = steps;

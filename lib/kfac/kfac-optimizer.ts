@@ -24,7 +24,7 @@ import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
 import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, resolveNewtonClip, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
-import { stateLike } from './state.js';
+import { copyInto, stateLike } from './state.js';
 import { StepRecord } from './step-record.js';
 import { GradientMomentum, type MomentumOf, resolveMomentumOf } from './gradient-momentum.js';
 
@@ -482,11 +482,7 @@ export class KFAC {
         const t = state.tensors[`trust/prev/${i}`];
         if (t && t.size === p.tensor.size) {
           const q = stateLike(p.tensor, p.tensor.shape);
-          if (t.device === q.device) ops.copy(t, q);
-          else {
-            using moved = t.to(q.device);
-            ops.copy(moved, q);
-          }
+          copyInto(t, q);
           this.#prevP[i] = q;
         }
       });

@@ -103,14 +103,19 @@ describe('kfac-peft train / eval', () => {
   }, 120_000);
 });
 
+/** A 4-step `train` into tmp/<prefix>-<name> with `extra` options: its adapter's bytes and its recorded config. */
+const shortRun =
+  (prefix: string) =>
+  (name: string, ...extra: string[]) => {
+    const out = join(tmp, `${prefix}-${name}`);
+    const r = cli(['train', '--model', model, '--data', data, '--steps', '4', '--batch-size', '16', '--max-length', '24', '--lora-r', '2', '--quiet', '--out', out, ...extra]);
+    expect(r.code, r.stderr).toBe(0);
+    return { w: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), config: JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> };
+  };
+
 describe('--nesterov', () => {
   test('reaches the optimizer: K-FAC and SGD with Nesterov momentum train to another adapter, and the run records it', () => {
-    const run = (name: string, ...extra: string[]) => {
-      const out = join(tmp, `nest-${name}`);
-      const r = cli(['train', '--model', model, '--data', data, '--steps', '4', '--batch-size', '16', '--max-length', '24', '--lora-r', '2', '--quiet', '--out', out, ...extra]);
-      expect(r.code, r.stderr).toBe(0);
-      return { w: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), config: JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> };
-    };
+    const run = shortRun('nest');
     // the default: on for K-FAC (with momentum), off for SGD
     for (const [opt, def, other] of [
       ['kfac', 'on', 'off'],
@@ -131,12 +136,7 @@ describe('--nesterov', () => {
 
 describe('--momentum-of', () => {
   test("reaches K-FAC: the other order trains to another adapter; the run records it, with its own default κ", () => {
-    const run = (name: string, ...extra: string[]) => {
-      const out = join(tmp, `mo-${name}`);
-      const r = cli(['train', '--model', model, '--data', data, '--steps', '4', '--batch-size', '16', '--max-length', '24', '--lora-r', '2', '--quiet', '--out', out, ...extra]);
-      expect(r.code, r.stderr).toBe(0);
-      return { w: readFileSync(join(out, 'adapter', 'adapter_model.safetensors')), config: JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown> };
-    };
+    const run = shortRun('mo');
     const plain = run('default');
     const def = plain.config['momentumOf'] as string;
     expect(['step', 'gradient']).toContain(def);
