@@ -63,7 +63,8 @@ export class GradientMomentum {
    * `commit`. μ is `momentum` at `step` (a number, or a function of the step, checked by `muAt`).
    */
   apply(muAt: (h: Hyper, step: number) => number): void {
-    if (this.#pending) this.revert();
+    // a step that neither committed nor reverted left nothing to restore: these gradients are new
+    this.#pending = null;
     const mu = (this.#mu = muAt(this.momentum, this.#steps));
     const pending: number[] = [];
     this.params.forEach((p, i) => {

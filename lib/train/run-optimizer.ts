@@ -78,6 +78,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       lr,
       momentum: c.momentum,
       nesterov: c.nesterov === 'on',
+      // withDefaults sets it; a configuration without it was written before it existed, for the momentum of the steps
       momentumOf: c.momentumOf ?? 'step',
       weightDecay: c.weightDecay,
       ...kfacCurvatureOptions(c),
