@@ -26,7 +26,7 @@
 #   wall-lm, wall-sst2, wall-demo, wall-demo1024   wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC at its
 #               defaults (EKFAC) and the eigen method, ONE RUN AT A TIME (nothing else may run), each seed of
 #               $SEEDS into its own folder
-# SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-*, parts-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
+# SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-*, parts-*, momentum-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
 # Tables: node bench/e2e/defaults-table.mjs OUT_ROOT/<task> [more folders of the same task]
 # usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|kfac-*|parts-*|momentum-*|wall-*|ablation> [OUT_ROOT]
 set -euo pipefail
