@@ -23,13 +23,6 @@ import { copyInto, stateLike } from './state.js';
 
 export type MomentumOf = 'step' | 'gradient';
 
-/** `momentumOf` checked: undefined is `fallback`. */
-export function resolveMomentumOf(v: unknown, fallback: MomentumOf): MomentumOf {
-  if (v === undefined) return fallback;
-  if (v !== 'step' && v !== 'gradient') invalidArgument('momentumOf', "'step' or 'gradient'", typeof v === 'string' ? `'${v}'` : String(v));
-  return v;
-}
-
 export class GradientMomentum {
   readonly params: readonly Param[];
   readonly momentum: Hyper;

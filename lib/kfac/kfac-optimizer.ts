@@ -22,11 +22,11 @@ import type { DeviceValue } from '../tensor/device-value.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkOptions } from '../util/validate.js';
 import type { KfacLayer } from './layer.js';
-import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, resolveAdaptiveDamping, resolveAdaptiveTrust, resolveNewtonClip, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
+import { type AdaptiveDampingOptions, type AdaptiveTrustOptions, at, oneOf, resolveAdaptiveDamping, resolveAdaptiveTrust, resolveNewtonClip, type ResolvedAdaptiveDamping, type ResolvedAdaptiveTrust } from './options.js';
 import { KfacPreconditioner, type KfacPreconditionerOptions, type KfacTelemetry, TRUST_FLOOR_RMS } from './preconditioner.js';
 import { copyInto, stateLike } from './state.js';
 import { StepRecord } from './step-record.js';
-import { GradientMomentum, type MomentumOf, resolveMomentumOf } from './gradient-momentum.js';
+import { GradientMomentum, type MomentumOf } from './gradient-momentum.js';
 
 export interface KfacOptions extends KfacPreconditionerOptions {
   /** Learning rate (default 0.1 — K-FAC steps are already curvature-scaled). */
@@ -107,7 +107,7 @@ export class KFAC {
   constructor(layers: readonly KfacLayer[], extraParams: readonly Param[] = [], options: KfacOptions = {}) {
     const o = checkOptions(options);
     const { lr, momentum, weightDecay, nesterov, momentumOf, adaptiveDamping, untracked, untrackedLr, trustLr, adaptiveTrust, ...pre } = o as KfacOptions;
-    this.momentumOf = resolveMomentumOf(momentumOf, 'step');
+    this.momentumOf = oneOf(momentumOf, 'momentumOf', ['step', 'gradient'] as const, 'step');
     this.#trust = new TrustReference(trustLr);
     if (untracked !== undefined && untracked !== 'adamw' && untracked !== 'sgd') invalidArgument('untracked', "'adamw' or 'sgd'", describe(untracked));
     this.untracked = untracked ?? 'adamw';

@@ -191,7 +191,8 @@ export function at(h: Hyper, step: number, key: BoundedKey): number {
   return checkNumber(typeof h === 'function' ? h(step) : h, key, ` at step ${step}`);
 }
 
-function oneOf<T extends string>(v: unknown, key: string, values: readonly T[], fallback: T): T {
+/** An option that takes one of `values`: undefined is `fallback`, anything else an InvalidArgumentError naming `key`. */
+export function oneOf<T extends string>(v: unknown, key: string, values: readonly T[], fallback: T): T {
   if (v === undefined) return fallback;
   if (!values.includes(v as T)) invalidArgument(key, values.map((x) => `'${x}'`).join(', '), describe(v));
   return v as T;
