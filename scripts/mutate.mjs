@@ -532,6 +532,24 @@ const MUTATIONS = [
     to: '    for (const i of [] as number[]) ops.copy(this.#other[i]!, this.params[i]!.grad!);',
     tests: ['test/kfac/kfac-gradient-momentum.test.ts'],
   },
+  {
+    id: 'resume-completes-defaults',
+    what: "a resumed run fills the fields its config.json lacks with today's defaults",
+    file: 'lib/cli/run-flags.ts',
+    from: '  const c = { ...(s as unknown as RunConfig), ...given };',
+    to: '  const c = withDefaults({ ...(s as unknown as RunConfig), ...given });',
+    tests: ['test/cli/cli-resume.test.ts'],
+    dist: true,
+  },
+  {
+    id: 'resume-unchecked-fields',
+    what: "a resumed run's saved fields are not checked",
+    file: 'lib/cli/run-flags.ts',
+    from: '      parseRunValue(flag, asFlagValue(flag, RUN_FLAGS[flag]!.kind, v));',
+    to: '      void asFlagValue;',
+    tests: ['test/cli/cli-resume.test.ts'],
+    dist: true,
+  },
   // The nn ops' CUDA kernel bodies, through the host emulation (native/cuda/nn_*_body.h)
   {
     id: 'cuda-tree-step',

@@ -1,5 +1,8 @@
 /** Pieces shared by `train`, `compare` and `demo`: the output folder rule and the closing lines. */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { FormatError } from '../errors.js';
 
 import { UsageError } from './args.js';
 
@@ -19,4 +22,18 @@ export function checkOutDir(out: string, o: { overwrite?: boolean; resume?: bool
   if (!statSync(out).isDirectory()) throw new UsageError(`--out ${out} is a file`);
   if (o.resume || o.overwrite) return;
   if (readdirSync(out).length > 0) throw new UsageError(`--out ${out} is not empty (pass --overwrite to write into it, or --resume to continue a run)`);
+}
+
+/**
+ * The configuration a run wrote into `out` (config.json), parsed but not yet checked (`resumedRun`
+ * checks it); undefined when the folder has none, as a run's folder written before it did.
+ */
+export function savedRunConfig(out: string): { config: unknown; file: string } | undefined {
+  const file = join(out, 'config.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return { config: JSON.parse(readFileSync(file, 'utf8')) as unknown, file };
+  } catch (e) {
+    throw new FormatError(file, `not a run configuration: ${(e as Error).message}`);
+  }
 }

@@ -4,6 +4,7 @@
  * Every value is checked here, before a model or a file is touched.
  */
 import { DEFAULTS, defaultTrustRatio, type OptimizerName, type RunConfig, withDefaults } from '../train/run.js';
+import { FormatError } from '../errors.js';
 import { UsageError } from './args.js';
 
 type Kind =
@@ -178,6 +179,12 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
   if (!given.data) throw new UsageError('--data is required');
   const c = withDefaults({ ...given, model: given.model, data: given.data });
   if (!c.name) c.name = defaultName(c);
+  checkRun(c, given);
+  return c;
+}
+
+/** The combinations of a whole configuration `c` that the table cannot refuse one by one; `given` are the options set by hand. */
+function checkRun(c: RunConfig, given: Partial<RunConfig>): void {
   // what the table below cannot say: a norm threshold is K-FAC's alone (Shampoo and SOAP take the
   // trust-ratio clip or none)
   if (typeof c.newtonClip === 'number' && c.optimizer !== 'kfac') throw new UsageError(`--newton-clip applies to --optimizer kfac only as a norm threshold (got ${c.optimizer})`);
@@ -189,7 +196,48 @@ export function completeRun(given: Partial<RunConfig>): RunConfig {
     throw new UsageError('--trust-ratio sets the default Newton clip: it needs no --newton-clip');
   if (c.patience !== undefined && c.evalEvery === undefined) throw new UsageError('--patience needs --eval-every');
   if (c.nesterov === 'on' && !(c.momentum > 0)) throw new UsageError(`--nesterov on needs --momentum above 0 (got ${c.momentum})`);
+}
+
+/**
+ * The configuration a resumed run continues with: `saved`, the run's own (its config.json, read
+ * from `file`), with the options given now over it. The saved fields go through the table's
+ * checks (a FormatError naming the file and the field when one fails) and are not completed with
+ * today's defaults: a field a run did not record keeps the meaning it had when the run started
+ * (docs/CLI.md#resume). `changed` is told each option given now that differs from the run's.
+ */
+export function resumedRun(saved: unknown, file: string, given: Partial<RunConfig>, changed: (line: string) => void = () => {}): RunConfig {
+  if (typeof saved !== 'object' || saved === null || Array.isArray(saved)) throw new FormatError(file, 'expected a JSON object (a run configuration)');
+  // a field saved as null was not set
+  const s = Object.fromEntries(Object.entries(saved).filter(([, v]) => v !== null)) as Record<string, unknown>;
+  for (const [key, v] of Object.entries(s)) {
+    const flag = FLAG_OF.get(key as keyof RunConfig);
+    if (flag === undefined) throw new FormatError(file, `unknown field "${key}" (not an option of a run)`);
+    try {
+      parseRunValue(flag, asFlagValue(flag, RUN_FLAGS[flag]!.kind, v));
+    } catch (e) {
+      if (e instanceof UsageError) throw new FormatError(file, `field "${key}": ${e.message}`);
+      throw e;
+    }
+  }
+  for (const key of ['model', 'data', 'optimizer', 'lr'] as const) if (s[key] === undefined) throw new FormatError(file, `field "${key}" is missing`);
+  for (const [key, v] of Object.entries(given) as [keyof RunConfig, unknown][])
+    if (v !== undefined && JSON.stringify(v) !== JSON.stringify(s[key])) changed(`--${FLAG_OF.get(key)} ${show(v)} replaces the run's ${s[key] === undefined ? 'default' : show(s[key])}`);
+  const c = { ...(s as unknown as RunConfig), ...given };
+  checkRun(c, given);
   return c;
+}
+
+const show = (v: unknown) => (Array.isArray(v) ? v.join(',') : String(v));
+
+/** A saved field's value as its flag would have been written; a value of the wrong JSON type is a UsageError naming the flag. */
+function asFlagValue(flag: string, kind: Kind, v: unknown): string {
+  const ok =
+    kind.t === 'flag' ? typeof v === 'boolean'
+    : kind.t === 'list' ? v === 'all-linear' || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x.length > 0 && !x.includes(',')))
+    : kind.t === 'string' || kind.t === 'enum' ? typeof v === 'string'
+    : typeof v === 'number' || (kind.t === 'number-or-off' && v === 'off');
+  if (!ok) throw new UsageError(`--${flag}: expected ${kind.t === 'flag' ? 'true or false' : kind.t === 'list' ? "'all-linear' or a list of names" : kind.t === 'string' || kind.t === 'enum' ? 'a string' : 'a number'}, got ${JSON.stringify(v)}`);
+  return typeof v === 'boolean' ? (v ? 'on' : 'off') : Array.isArray(v) ? v.join(',') : String(v);
 }
 
 /** e.g. "adamw lr=0.001", "kfac+newton-clip=1". */

@@ -8,8 +8,8 @@ import { runSummary, readLog } from '../../train/run.js';
 import { setNumThreads } from '../../runtime.js';
 import { parseArgs, UsageError } from '../args.js';
 import { withDevice } from '../device.js';
-import { checkOutDir, defaultOutDir } from '../run-common.js';
-import { completeRun, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
+import { checkOutDir, defaultOutDir, savedRunConfig } from '../run-common.js';
+import { completeRun, resumedRun, runFlagKinds, runFlagsHelp, runOverrides } from '../run-flags.js';
 import { formatDuration, TrainDisplay } from '../train-display.js';
 
 export const TRAIN_USAGE = `usage: kfac-peft train --model <dir|file.bin> --data <dir|file> [options]
@@ -18,7 +18,8 @@ Fine-tunes LoRA adapters of the model on the data, with a live display on stderr
 metrics.jsonl (one line per step and evaluation), adapter/ (PEFT format), checkpoint-best/,
 run.json (summary), report.html with SVG plots. Ctrl-C saves checkpoint-interrupted/ (exit 130);
 --save-every N publishes full checkpoints to checkpoints/step-<N>/ (a crash or kill loses at most N
-steps); --resume continues from the newest complete one.
+steps); --resume continues from the newest complete one, with the run's own options (its
+config.json): give only --out, and any option you mean to change (each change is printed).
 
 options:
   --peft lora|ia3|bitfit|adapter|prefix|prompt   the parameter-efficient method (default lora)
@@ -47,15 +48,20 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
   const { positional, flags } = parseArgs(argv, { ...runFlagKinds(), ...COMMON_FLAGS, resume: 'boolean', 'save-every': 'int', 'keep-last': 'int' });
   if (positional.length > 0) throw new UsageError(`train takes no positional arguments, got ${positional.join(' ')}`);
   checkPeft(flags['peft']);
-  const config = withDevice(completeRun(runOverrides(flags)), !!flags['quiet']);
   if (flags['overwrite'] && flags['resume']) throw new UsageError('--overwrite and --resume exclude each other');
   if (flags['keep-last'] !== undefined && flags['save-every'] === undefined) throw new UsageError('--keep-last needs --save-every');
+  if (flags['resume'] && flags['out'] === undefined) throw new UsageError('--resume needs --out, the folder of the run to continue');
   const out = (flags['out'] as string | undefined) ?? defaultOutDir('train');
+  const quiet = !!flags['quiet'];
+  const given = runOverrides(flags);
+  if (!flags['resume']) completeRun(given); // a usage error before the folder is looked at
   checkOutDir(out, { overwrite: !!flags['overwrite'], resume: !!flags['resume'] });
+  const saved = flags['resume'] ? savedRunConfig(out) : undefined;
+  if (flags['resume'] && !saved && (!given.model || !given.data)) throw new UsageError(`--resume: ${out} has no config.json (the run's options): give them again, --model and --data with the rest`);
+  const config = withDevice(saved ? resumedRun(saved.config, saved.file, given, (line) => process.stderr.write(`--resume: ${line}\n`)) : completeRun(given), quiet);
   if (flags['threads'] !== undefined) setNumThreads(flags['threads'] as number);
   const prepared = prepareRun(config);
   const d = prepared.data;
-  const quiet = !!flags['quiet'];
   if (!quiet)
     process.stderr.write(
       `${config.name}: ${config.model} on ${d.source} (${d.kind}, ${Math.min(d.train.length, config.trainLimit ?? Infinity)} train / ${Math.min(d.dev.length, config.evalLimit ?? Infinity)} dev${d.kind === 'causal-lm' ? ' documents' : ''}), LoRA r=${config.loraR}, out ${out}\n`,
