@@ -59,7 +59,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   lr: { key: 'lr', kind: num(0, 1e3, 'min'), help: `learning rate (default adamw ${DEFAULTS.lr.adamw}, kfac ${DEFAULTS.lr.kfac}, sgd ${DEFAULTS.lr.sgd}, shampoo ${DEFAULTS.lr.shampoo}, soap ${DEFAULTS.lr.soap})` },
   'weight-decay': { key: 'weightDecay', kind: num(0, 1e3), help: 'decoupled (AdamW) or L2 weight decay (default 0)', optimizers: ['adamw', 'sgd', 'kfac'] },
   schedule: { key: 'schedule', kind: { t: 'enum', values: ['constant', 'linear', 'cosine'] }, help: 'learning-rate schedule after warm-up (default cosine, to 0 at the last step)' },
-  warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 10% of the steps)' },
+  warmup: { key: 'warmup', kind: int(0), help: 'linear warm-up steps (default 10% of the steps; none for K-FAC with --momentum-of gradient, its default)' },
   momentum: { key: 'momentum', kind: num(0, 1, 'max'), help: `SGD / K-FAC momentum (default ${DEFAULTS.momentum})`, optimizers: ['sgd', 'kfac'] },
   nesterov: { key: 'nesterov', kind: { t: 'enum', values: ['on', 'off'] }, help: 'SGD / K-FAC: Nesterov momentum (default: on for K-FAC with momentum, off for SGD)', optimizers: ['sgd', 'kfac'] },
   'momentum-of': { key: 'momentumOf', kind: { t: 'enum', values: ['step', 'gradient'] }, help: `K-FAC: what the momentum averages, the clipped Newton steps (step) or the gradients before preconditioning (gradient; κ default ${DEFAULTS.trustRatioOfGradient}); default ${DEFAULTS.kfacMomentumOf}`, optimizers: KFAC },

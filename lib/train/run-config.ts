@@ -109,8 +109,10 @@ export const DEFAULTS = {
   lr: { adamw: 1e-3, kfac: 0.1, sgd: 0.01, shampoo: 1e-3, soap: 3e-3 } as Record<OptimizerName, number>,
   weightDecay: 0,
   schedule: 'cosine' as const,
-  /** The default warm-up as a fraction of the run's steps. */
+  /** The default warm-up as a fraction of the run's steps (K-FAC with the momentum of the gradients: none, `kfacWarmupFraction`). */
   warmupFraction: 0.1,
+  /** K-FAC's default warm-up when its momentum averages the gradients: its first step is already the radius (docs/KFAC.md#schedule). */
+  kfacWarmupFraction: 0,
   momentum: 0.9,
   damping: 1e-4,
   factorDecay: 0.95,
@@ -146,7 +148,7 @@ export const DEFAULT_OPTIMIZER: OptimizerName = 'kfac';
  */
 export function withDefaults(given: Partial<RunConfig> & Pick<RunConfig, 'model' | 'data'>): RunConfig {
   const optimizer: OptimizerName = given.optimizer ?? DEFAULT_OPTIMIZER;
-  const { lr: _lr, warmupFraction: _warmupFraction, shampooTrustRatio: _s, kfacNesterov: _n, trustRatioOfGradient: _g, kfacMomentumOf: _m, ...rest } = DEFAULTS;
+  const { lr: _lr, warmupFraction: _warmupFraction, kfacWarmupFraction: _kw, shampooTrustRatio: _s, kfacNesterov: _n, trustRatioOfGradient: _g, kfacMomentumOf: _m, ...rest } = DEFAULTS;
   const momentumOf = optimizer === 'kfac' ? (given.momentumOf ?? DEFAULTS.kfacMomentumOf) : given.momentumOf;
   const c: RunConfig = {
     ...rest,
@@ -168,6 +170,15 @@ export function withDefaults(given: Partial<RunConfig> & Pick<RunConfig, 'model'
 export function defaultTrustRatio(optimizer: OptimizerName, momentumOf?: 'step' | 'gradient'): number {
   if (optimizer === 'shampoo' || optimizer === 'soap') return DEFAULTS.shampooTrustRatio;
   return optimizer === 'kfac' && (momentumOf ?? DEFAULTS.kfacMomentumOf) === 'gradient' ? DEFAULTS.trustRatioOfGradient : DEFAULTS.trustRatio;
+}
+
+/**
+ * The default warm-up of a run of `optimizer`, as a fraction of its steps: none for K-FAC with the
+ * momentum of the gradients (whose every step is the trust radius, docs/KFAC.md#schedule), else
+ * 10%. `momentumOf` absent reads as a run reads it (lib/train/run-optimizer.ts): the step order.
+ */
+export function defaultWarmupFraction(optimizer: OptimizerName, momentumOf?: 'step' | 'gradient'): number {
+  return optimizer === 'kfac' && momentumOf === 'gradient' ? DEFAULTS.kfacWarmupFraction : DEFAULTS.warmupFraction;
 }
 
 export interface PreparedRun {

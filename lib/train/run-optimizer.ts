@@ -21,12 +21,12 @@ import {
   untrackedParameters,
   untrackedTrainable,
 } from '../peft/index.js';
-import { DEFAULTS, type RunConfig } from './run-config.js';
+import { defaultWarmupFraction, type RunConfig } from './run-config.js';
 import type { StepOptimizer } from './trainer.js';
 
-/** The run's warm-up steps: `warmup`, or 10% of the steps (docs/KFAC.md#schedule). */
-export function warmupSteps(c: Pick<RunConfig, 'warmup'>, totalSteps: number): number {
-  return c.warmup ?? Math.round(DEFAULTS.warmupFraction * totalSteps);
+/** The run's warm-up steps: `warmup`, or the optimizer's default share of the steps (`defaultWarmupFraction`, docs/KFAC.md#schedule). */
+export function warmupSteps(c: Pick<RunConfig, 'warmup' | 'optimizer' | 'momentumOf'>, totalSteps: number): number {
+  return c.warmup ?? Math.round(defaultWarmupFraction(c.optimizer, c.momentumOf) * totalSteps);
 }
 
 function schedule(c: RunConfig, totalSteps: number): (s: number) => number {

@@ -39,7 +39,7 @@ import { buildModel } from './run-model.js';
 import { buildOptimizer, kfacNewtonClip, warmupSteps } from './run-optimizer.js';
 import { runSummary, truncateLog } from './run-log.js';
 
-export { DEFAULT_OPTIMIZER, DEFAULTS, defaultTrustRatio, withDefaults } from './run-config.js';
+export { DEFAULT_OPTIMIZER, DEFAULTS, defaultTrustRatio, defaultWarmupFraction, withDefaults } from './run-config.js';
 export type { OptimizerName, PreparedRun, RunConfig, RunResult } from './run-config.js';
 export { applyRunPeft, buildModel, loadRunModel, placementOf } from './run-model.js';
 export { buildOptimizer, kfacBlocksOfRun, kfacNewtonClip, warmupSteps } from './run-optimizer.js';

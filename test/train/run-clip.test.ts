@@ -10,7 +10,7 @@ import { ConfigError } from '../../lib/index.js';
 import { KFAC } from '../../lib/kfac/kfac-optimizer.js';
 import { configFromHf, createModel } from '../../lib/models/index.js';
 import { applyLora } from '../../lib/peft/index.js';
-import { buildOptimizer, kfacNewtonClip, warmupSteps } from '../../lib/train/run.js';
+import { buildOptimizer, kfacNewtonClip, type RunConfig, warmupSteps } from '../../lib/train/run.js';
 
 /** A one-layer LLaMA with LoRA on q and v: enough for the options to reach a preconditioner. */
 function tinyLora() {
@@ -46,16 +46,29 @@ describe('kfacNewtonClip', () => {
 });
 
 describe('the run defaults', () => {
-  it('every optimizer: a cosine schedule after a warm-up of 10% of the steps; K-FAC: adaptive damping', () => {
-    for (const optimizer of ['adamw', 'kfac', 'sgd'] as const) {
-      const c = completeRun({ model: 'm', data: 'd', optimizer });
+  it('a cosine schedule after a warm-up of 10% of the steps, none for K-FAC with the momentum of the gradients; K-FAC: adaptive damping', () => {
+    const runs: [Partial<RunConfig>, number][] = [
+      [{ optimizer: 'adamw' }, 30],
+      [{ optimizer: 'sgd' }, 30],
+      [{ optimizer: 'shampoo' }, 30],
+      [{ optimizer: 'soap' }, 30],
+      [{ optimizer: 'kfac', momentumOf: 'step' }, 30],
+      [{ optimizer: 'kfac' }, 0],
+      [{}, 0],
+    ];
+    for (const [given, steps] of runs) {
+      const c = completeRun({ model: 'm', data: 'd', ...given });
       expect(c.schedule).toBe('cosine');
       expect(c.warmup).toBeUndefined();
-      expect(warmupSteps(c, 300)).toBe(30);
-      expect(warmupSteps(c, 7)).toBe(1);
+      expect(warmupSteps(c, 300), JSON.stringify(given)).toBe(steps);
+      expect(warmupSteps(c, 7)).toBe(steps ? 1 : 0);
       expect(warmupSteps({ ...c, warmup: 0 }, 300)).toBe(0);
+      expect(warmupSteps({ ...c, warmup: 12 }, 300)).toBe(12);
       expect(Object.keys(c)).not.toContain('warmupFraction');
     }
+    // a configuration written before momentumOf existed is the step order, with its warm-up
+    const { momentumOf: _m, ...old } = completeRun({ model: 'm', data: 'd', optimizer: 'kfac' });
+    expect(warmupSteps(old, 300)).toBe(30);
     expect(completeRun({ model: 'm', data: 'd' }).adaptiveDamping).toBe('on');
     expect(completeRun({ model: 'm', data: 'd' }).adaptiveTrust).toBe('off');
   });
