@@ -7,7 +7,7 @@
 #   lm      LM adaptation (State of the Union prose): adamw vs kfac at defaults, eval every 50
 #   peers   SST-2 seed 0: shampoo and soap at their defaults
 # The three-seed protocol (seeds 0, 1, 2; every optimizer at its defaults — the cosine schedule with a
-# 10% warm-up, K-FAC with adaptive damping — against AdamW over its grid {1e-3, 3e-3, 1e-2};
+# 10% warm-up (K-FAC's default: none), K-FAC with adaptive damping — against AdamW over its grid {1e-3, 3e-3, 1e-2};
 # --threads 1 so that runs go side by side):
 #   main-lm     LM adaptation, 200 steps of 16 × 128 tokens, perplexity on 64 held-out blocks every 20
 #   main-sst2   SST-2, 300 steps of 32 sentences ≤ 64 tokens, accuracy on the 872 dev rows every 25
@@ -21,14 +21,16 @@
 #   parts-lm, parts-sst2, parts-demo   the main-* protocol for the parts of the Nesterov defaults (Nesterov
 #               momentum of the clipped steps and κ 0.0125): the defaults before them (κ 0.01, heavy-ball), each part alone
 #   momentum-lm, momentum-sst2, momentum-demo, momentum-demo1024   the main-* protocol for today's order of momentum
-#               and preconditioning: the Nesterov defaults (--momentum-of step) and the κ screen of the momentum
-#               of the gradients (0.025, 0.05, 0.1), beside a main-* folder's K-FAC at κ 0.035
+#               and preconditioning: the Nesterov defaults (--momentum-of step), the momentum of the gradients
+#               with the 10% warm-up it had when it became the default (κ 0.035) and its κ screen (0.025, 0.05, 0.1)
+#   warmup-lm, warmup-sst2, warmup-demo, warmup-demo1024   the main-* protocol for the warm-up: K-FAC with the
+#               10% warm-up (the defaults before it went) and AdamW at the task's tuned rate without one
 #   wall-lm, wall-sst2, wall-demo, wall-demo1024   wall-clock on a quiet machine: AdamW at the task's tuned rate, K-FAC at its
 #               defaults (EKFAC) and the eigen method, ONE RUN AT A TIME (nothing else may run), each seed of
 #               $SEEDS into its own folder
-# SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-*, parts-*, momentum-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
+# SEEDS (default 0,1,2) picks the seeds of the main-*, kfac-*, parts-*, momentum-*, warmup-* and wall-* modes, e.g. SEEDS=2 to run one seed apart.
 # Tables: node bench/e2e/defaults-table.mjs OUT_ROOT/<task> [more folders of the same task]
-# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|kfac-*|parts-*|momentum-*|wall-*|ablation> [OUT_ROOT]
+# usage: bench/e2e/defaults.sh <sst2|grid|lm|peers|main-*|kfac-*|parts-*|momentum-*|warmup-*|wall-*|ablation> [OUT_ROOT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:?usage: defaults.sh <sst2|grid|lm|peers|main-lm|main-sst2|main-demo|ablation> [OUT_ROOT]}"
@@ -37,10 +39,13 @@ data="${KFAC_PEFT_DATA:-../shared/data}"
 model="$data/llama2c/stories260K.bin"
 [ -f "$model" ] || { echo "no $model (set KFAC_PEFT_DATA to the shared data folder)" >&2; exit 1; }
 run() { echo "+ $*" >&2; uptime >&2; node bin/kfac-peft.js "$@"; uptime >&2; }
-# the compare options of each task's three-seed protocol (model, data, steps, batch, evaluation)
+# the compare options of each task's three-seed protocol (model, data, steps, batch, evaluation),
+# W10 its 10% warm-up in steps and BASE AdamW at its tuned rate
 task_args() {
+  W10=30 BASE=adamw:lr=3e-3
   case "$1" in
     lm)   node bench/e2e/sotu-text.mjs "$out/sotu-text" >&2
+          W10=20 BASE=adamw:lr=1e-2
           TA=(--model "$model" --data "$out/sotu-text" --steps 200 --eval-every 20 --eval-limit 64) ;;
     sst2) TA=(--model "$model" --data "$data/glue/SST-2" --steps 300 --batch-size 32 --max-length 64 --eval-every 25) ;;
     demo|demo1024) local dmodel ddata dev=()
@@ -76,13 +81,19 @@ case "$which" in
         run compare "${TA[@]}" --runs kfac:momentum-of=step:trust-ratio=0.01:nesterov=off,kfac:momentum-of=step:trust-ratio=0.01,kfac:momentum-of=step:nesterov=off --seeds "${SEEDS:-0,1,2}" --threads 1 \
           --out "$out/parts-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   momentum-lm|momentum-sst2|momentum-demo|momentum-demo1024) task="${which#momentum-}"; task_args "$task"
-        # the Nesterov defaults (the momentum of the clipped steps, κ 0.0125) and κ of the momentum of the gradients
-        run compare "${TA[@]}" --runs kfac:momentum-of=step,kfac:trust-ratio=0.025,kfac:trust-ratio=0.05,kfac:trust-ratio=0.1 --seeds "${SEEDS:-0,1,2}" --threads 1 \
+        # the Nesterov defaults (the momentum of the clipped steps, κ 0.0125, a 10% warm-up) and κ of the momentum
+        # of the gradients, with the 10% warm-up the defaults had then
+        w=":warmup=$W10"
+        run compare "${TA[@]}" --runs "kfac:momentum-of=step,kfac$w,kfac:trust-ratio=0.025$w,kfac:trust-ratio=0.05$w,kfac:trust-ratio=0.1$w" --seeds "${SEEDS:-0,1,2}" --threads 1 \
           --out "$out/momentum-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
+  warmup-lm|warmup-sst2|warmup-demo|warmup-demo1024) task="${which#warmup-}"; task_args "$task"
+        # K-FAC with the 10% warm-up (the defaults before it went) and AdamW at its tuned rate without a warm-up
+        run compare "${TA[@]}" --runs "kfac:warmup=$W10,$BASE:warmup=0" --seeds "${SEEDS:-0,1,2}" --threads 1 \
+          --out "$out/warmup-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   kfac-lm|kfac-sst2|kfac-demo) task="${which#kfac-}"; task_args "$task"
         run compare "${TA[@]}" --runs kfac,kfac:kfac-method=eigen --seeds "${SEEDS:-0,1,2}" --threads 1 --out "$out/kfac-$task${SEEDS:+-$SEEDS}" --overwrite --quiet --json ;;
   wall-lm|wall-sst2|wall-demo|wall-demo1024) task="${which#wall-}"; task_args "$task"
-        case "$task" in lm) base=adamw:lr=1e-2 ;; *) base=adamw:lr=3e-3 ;; esac
+        base="$BASE"
         for seed in $(echo "${SEEDS:-0,1,2}" | tr , ' '); do
           for r in "$base" kfac kfac:kfac-method=eigen; do
             case "$r" in adamw*) name=adamw ;; kfac) name=kfac ;; *) name=eigen ;; esac
