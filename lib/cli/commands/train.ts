@@ -13,6 +13,7 @@ import { completeRun, resumedRun, runFlagKinds, runFlagsHelp, runOverrides } fro
 import { formatDuration, TrainDisplay } from '../train-display.js';
 
 export const TRAIN_USAGE = `usage: kfac-peft train --model <dir|file.bin> --data <dir|file> [options]
+       kfac-peft train --resume --out DIR [options to change]
 
 Fine-tunes LoRA adapters of the model on the data, with a live display on stderr, and writes to --out:
 metrics.jsonl (one line per step and evaluation), adapter/ (PEFT format), checkpoint-best/,
