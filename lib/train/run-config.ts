@@ -175,10 +175,10 @@ export function defaultTrustRatio(optimizer: OptimizerName, momentumOf?: 'step' 
 /**
  * The default warm-up of a run of `optimizer`, as a fraction of its steps: none for K-FAC with the
  * momentum of the gradients (whose every step is the trust radius, docs/KFAC.md#schedule), else
- * 10%. `momentumOf` absent reads as a run reads it (lib/train/run-optimizer.ts): the step order.
+ * 10%. `momentumOf` absent is today's default, as in `defaultTrustRatio`.
  */
 export function defaultWarmupFraction(optimizer: OptimizerName, momentumOf?: 'step' | 'gradient'): number {
-  return optimizer === 'kfac' && momentumOf === 'gradient' ? DEFAULTS.kfacWarmupFraction : DEFAULTS.warmupFraction;
+  return optimizer === 'kfac' && (momentumOf ?? DEFAULTS.kfacMomentumOf) === 'gradient' ? DEFAULTS.kfacWarmupFraction : DEFAULTS.warmupFraction;
 }
 
 export interface PreparedRun {

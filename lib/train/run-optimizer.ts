@@ -24,9 +24,17 @@ import {
 import { defaultWarmupFraction, type RunConfig } from './run-config.js';
 import type { StepOptimizer } from './trainer.js';
 
+/**
+ * What K-FAC's momentum averages in the run `c`: withDefaults sets it; a configuration without it
+ * was written before it existed, for the momentum of the steps.
+ */
+function momentumOfRun(c: Pick<RunConfig, 'momentumOf'>): 'step' | 'gradient' {
+  return c.momentumOf ?? 'step';
+}
+
 /** The run's warm-up steps: `warmup`, or the optimizer's default share of the steps (`defaultWarmupFraction`, docs/KFAC.md#schedule). */
 export function warmupSteps(c: Pick<RunConfig, 'warmup' | 'optimizer' | 'momentumOf'>, totalSteps: number): number {
-  return c.warmup ?? Math.round(defaultWarmupFraction(c.optimizer, c.momentumOf) * totalSteps);
+  return c.warmup ?? Math.round(defaultWarmupFraction(c.optimizer, momentumOfRun(c)) * totalSteps);
 }
 
 function schedule(c: RunConfig, totalSteps: number): (s: number) => number {
@@ -78,8 +86,7 @@ export function buildOptimizer(c: RunConfig, model: TransformerModel, totalSteps
       lr,
       momentum: c.momentum,
       nesterov: c.nesterov === 'on',
-      // withDefaults sets it; a configuration without it was written before it existed, for the momentum of the steps
-      momentumOf: c.momentumOf ?? 'step',
+      momentumOf: momentumOfRun(c),
       weightDecay: c.weightDecay,
       ...kfacCurvatureOptions(c),
       newtonClip: kfacNewtonClip(c),

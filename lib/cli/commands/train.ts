@@ -55,11 +55,11 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
   const out = (flags['out'] as string | undefined) ?? defaultOutDir('train');
   const quiet = !!flags['quiet'];
   const given = runOverrides(flags);
-  if (!flags['resume']) completeRun(given); // a usage error before the folder is looked at
+  const fresh = flags['resume'] ? undefined : completeRun(given); // a usage error before the folder is looked at
   checkOutDir(out, { overwrite: !!flags['overwrite'], resume: !!flags['resume'] });
   const saved = flags['resume'] ? savedRunConfig(out) : undefined;
   if (flags['resume'] && !saved && (!given.model || !given.data)) throw new UsageError(`--resume: ${out} has no config.json (the run's options): give them again, --model and --data with the rest`);
-  const config = withDevice(saved ? resumedRun(saved.config, saved.file, given, (line) => process.stderr.write(`--resume: ${line}\n`)) : completeRun(given), quiet);
+  const config = withDevice(fresh ?? (saved ? resumedRun(saved.config, saved.file, given, (line) => process.stderr.write(`--resume: ${line}\n`)) : completeRun(given)), quiet);
   if (flags['threads'] !== undefined) setNumThreads(flags['threads'] as number);
   const prepared = prepareRun(config);
   const d = prepared.data;
